@@ -1,0 +1,1 @@
+"""Typer commands (layer 7)."""

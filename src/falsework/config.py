@@ -1,0 +1,157 @@
+"""Settings, read once at the edges (CLI, app factory) and passed down as values.
+
+Sources, highest first: keyword arguments, ``FALSEWORK_*`` environment variables,
+the YAML file named by ``FALSEWORK_CONFIG`` (else ``./falsework.yaml`` when it
+exists), then the defaults below. Unknown keys in the YAML file are an error, not
+silently dropped; the ``auth`` section is kept for the API layer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+# examples/templates/ ships beside src/ in the repository (editable install).
+EXAMPLES_DIR = PACKAGE_ROOT.parent.parent / "examples" / "templates"
+
+DEFAULT_DATA_DIR = Path(".falsework")
+
+
+class TokenConfig(BaseModel):
+    """One bearer token, stored as the hex SHA-256 of the token."""
+
+    sha256: str
+    user: str
+    groups: list[str] = Field(default_factory=list)
+    admin: bool = False
+
+
+class AuthConfig(BaseModel):
+    tokens: list[TokenConfig] = Field(default_factory=list)
+
+
+def _config_file() -> Path | None:
+    named = os.environ.get("FALSEWORK_CONFIG")
+    if named:
+        return Path(named)
+    local = Path("falsework.yaml")
+    return local if local.exists() else None
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = _config_file()
+        data: dict[str, Any] = {}
+        if path is not None:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{path}: the config file must be a YAML mapping")
+            data = {str(k).replace("-", "_"): v for k, v in loaded.items()}
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class Settings(BaseSettings):
+    """Every setting of Falsework, with its default. docs/operations.md lists them."""
+
+    model_config = SettingsConfigDict(env_prefix="FALSEWORK_", extra="forbid")
+
+    # where things live
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy-style URL; empty means SQLite at DATA_DIR/falsework.db. "
+        "postgresql://... selects Postgres.",
+    )
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Local state (SQLite, key).")
+    work_dir: Path = Field(default=Path(""), description="Task workspaces; default DATA_DIR/work.")
+    templates: str = Field(
+        default="",
+        description="Template folders separated by ':'; default ./templates plus the examples.",
+    )
+    config: Path | None = Field(default=None, description="YAML config file (FALSEWORK_CONFIG).")
+
+    # the worker
+    concurrency: int = Field(default=100, ge=0, le=10_000)
+    heartbeat_interval: float = Field(default=2.0, gt=0)
+    stale_timeout: float = Field(default=15.0, gt=0)
+    poll_interval: float = Field(default=1.0, gt=0, description="Idle poll when empty.")
+    max_poll_interval: float = Field(default=5.0, gt=0, description="Poll when full.")
+    max_claim_delay: float = Field(
+        default=0.05, ge=0, description="Delay of a full node's claim after a notify."
+    )
+    janitor_interval: float = Field(default=2.0, gt=0)
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    max_running_per_user: int | None = Field(default=None, ge=1)
+    max_rss_mb: int | None = Field(default=None, ge=1)
+    secret_key: str | None = Field(default=None, description="Fernet key; generated if unset.")
+    secret_retention: float = Field(default=86_400.0, ge=0)
+
+    # the runner
+    step_timeout: float = Field(default=3600.0, gt=0)
+    keep_workspace_on_failure: bool = False
+    render_timeout: float = Field(default=2.0, gt=0)
+    render_max_output: int = Field(default=10_000_000, gt=0)
+
+    # the service
+    host: str = "127.0.0.1"
+    port: int = 7007
+    max_open_tasks_per_user: int | None = Field(default=None, ge=1)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+
+    @field_validator("work_dir", mode="after")
+    @classmethod
+    def _work_dir(cls, v: Path) -> Path:
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    # derived values -------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'falsework.db').resolve()}"
+
+    @property
+    def resolved_work_dir(self) -> Path:
+        return self.work_dir if str(self.work_dir) not in ("", ".") else self.data_dir / "work"
+
+    @property
+    def template_dirs(self) -> list[Path]:
+        if self.templates:
+            return [Path(p) for p in self.templates.split(":") if p]
+        return [Path("templates"), EXAMPLES_DIR]
+
+    @property
+    def local_mode(self) -> bool:
+        """No tokens configured and bound to loopback: unauthenticated access allowed."""
+        return not self.auth.tokens and self.host in ("127.0.0.1", "localhost", "::1")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""falsework.engine"""

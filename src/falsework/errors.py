@@ -1,0 +1,102 @@
+"""One exception root for Falsework.
+
+Each class's docstring is its default message. ``name`` is what the API puts in
+Backstage's error body (``{"error": {"name", "message"}}``); ``status_code`` is the
+HTTP status the API layer maps it to. Lower layers never import the API: they only
+raise these.
+"""
+
+from __future__ import annotations
+
+
+class FalseworkError(Exception):
+    """Falsework failed."""
+
+    status_code: int = 500
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__class__.__doc__ or self.__class__.__name__).strip())
+
+    @property
+    def name(self) -> str:
+        return self.__class__.__name__
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InputError(FalseworkError):
+    """The input is not valid."""
+
+    status_code = 400
+
+
+class NotFoundError(FalseworkError):
+    """Not found."""
+
+    status_code = 404
+
+
+class ConflictError(FalseworkError):
+    """The request conflicts with the current state."""
+
+    status_code = 409
+
+
+class AuthenticationError(FalseworkError):
+    """Missing or unknown credentials."""
+
+    status_code = 401
+
+
+class NotAllowedError(FalseworkError):
+    """Not allowed."""
+
+    status_code = 403
+
+
+class TooManyRequestsError(FalseworkError):
+    """Too many requests."""
+
+    status_code = 429
+
+
+class DatabaseUnavailableError(FalseworkError):
+    """The database cannot be reached."""
+
+    status_code = 503
+
+
+class LeaseLostError(FalseworkError):
+    """This worker no longer owns the task (its claim token was superseded)."""
+
+    status_code = 409
+
+
+class TemplateError(InputError):
+    """The template is not valid."""
+
+
+class TemplateSyntaxError(TemplateError):
+    """A template expression does not parse."""
+
+
+class TemplateSecurityError(TemplateError):
+    """A template expression tried to reach Python internals."""
+
+
+class TemplateRenderError(TemplateError):
+    """A template expression failed to render."""
+
+
+class ActionError(FalseworkError):
+    """An action failed."""
+
+
+class UnsafePathError(ActionError):
+    """A path leaves the workspace."""
+
+
+class StepTimeoutError(ActionError):
+    """A step ran longer than its timeout."""

@@ -1,0 +1,1 @@
+"""Runs one task's steps (layer 4)."""
