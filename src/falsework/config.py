@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7007
     max_open_tasks_per_user: int | None = Field(default=None, ge=1)
+    long_poll_timeout: float = Field(
+        default=30.0, gt=0, description="How long GET .../events waits for a new event."
+    )
+    sse_keepalive: float = Field(
+        default=15.0, gt=0, description="Seconds between keep-alive comments on idle SSE."
+    )
     auth: AuthConfig = Field(default_factory=AuthConfig)
 
     @field_validator("work_dir", mode="after")
