@@ -32,10 +32,14 @@ pytest: setup
 
 test: lint typecheck pytest
 
-bench: setup
+# The peers (PgQueuer, Procrastinate, cookiecutter, copier) live only in .venv-bench.
+# BENCH_ARGS=--quick for a smoke run; --only NAME,... for some of them.
+bench:
 	./scripts/ensure-postgres.sh
-	$(BIN)/python -m pip install -q -e '.[dev,bench]'
-	$(BIN)/python -m bench.run_all
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q --upgrade pip
+	.venv-bench/bin/python -m pip install -q -e '.[bench]'
+	.venv-bench/bin/python -m bench.run_all $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .falsework .mypy_cache .ruff_cache
