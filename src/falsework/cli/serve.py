@@ -1,10 +1,90 @@
-"""`falsework` commands: serve."""
+"""`falsework serve`: the API, the page and one worker in one process."""
 
 from __future__ import annotations
 
+import logging
+import signal
+from typing import Annotated, Any
+
 import typer
+
+from falsework.config import Settings, load_settings
+
+
+def _loop() -> str:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:  # pragma: no cover - uvloop is not on Windows
+        return "asyncio"
+    return "uvloop"
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default 127.0.0.1, FALSEWORK_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default 7007, FALSEWORK_PORT).", min=0, max=65535)
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            help="Tasks this process runs at once (default 100); 0 serves the API only.",
+            min=0,
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the scaffolder API, the page and a worker; SIGTERM drains and exits 0."""
+    import uvicorn
+
+    from falsework.api.app import create_app
+
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if concurrency is not None:
+        overrides["concurrency"] = concurrency
+    settings = load_settings(**overrides)
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    _announce(settings)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop=_loop(),
+        log_level=log_level,
+        lifespan="on",
+        # Event streams stay open for as long as a task runs: give them a moment to
+        # end on shutdown, then close them, so the worker's drain can begin.
+        timeout_graceful_shutdown=3,
+        proxy_headers=True,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the signal it caught once it has shut down; a drained
+    # shutdown is a clean exit, so the re-raised signal must not kill us.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)
+
+
+def _announce(settings: Settings) -> None:
+    url = f"http://{settings.host}:{settings.port}"
+    where = "Postgres" if settings.resolved_database_url.startswith("postgres") else "SQLite"
+    typer.echo(f"Falsework on {url} ({where}, concurrency {settings.concurrency})", err=True)
+    if settings.local_mode:
+        typer.echo("Local mode: no tokens configured, every caller is an admin guest.", err=True)
+    elif not settings.auth.tokens:
+        typer.echo(
+            "No tokens configured and not bound to loopback: every API call will get 401. "
+            "Add auth.tokens to the config file.",
+            err=True,
+        )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (filled in by its owner)."""
-    del app
+    app.command("serve")(serve)

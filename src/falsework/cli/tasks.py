@@ -1,10 +1,307 @@
-"""`falsework` commands: tasks."""
+"""`falsework tasks`: a client of a running server's scaffolder API.
+
+Exit codes: 0 success (for ``logs``: the task completed), 1 the task failed,
+3 the task was cancelled, 4 the server refused the request or is unreachable.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import httpx
 import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+DEFAULT_SERVER = "http://127.0.0.1:7007"
+EXIT_FAILED, EXIT_CANCELLED, EXIT_ERROR = 1, 3, 4
+STATUS_EXIT = {"completed": 0, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
+STATUS_STYLE = {
+    "open": "cyan",
+    "processing": "yellow",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+}
+
+app = typer.Typer(help="List, follow, cancel and retry tasks on a server.", no_args_is_help=True)
+console = Console()
+errors = Console(stderr=True)
+
+Server = Annotated[
+    str,
+    typer.Option("--server", envvar="FALSEWORK_SERVER", help="Base URL of `falsework serve`."),
+]
+Token = Annotated[
+    str | None,
+    typer.Option("--token", envvar="FALSEWORK_TOKEN", help="Bearer token.", show_default=False),
+]
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (filled in by its owner)."""
-    del app
+class Client:
+    """The few API calls the commands make, with errors turned into exit codes."""
+
+    def __init__(self, server: str, token: str | None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(
+            base_url=server.rstrip("/") + "/api/scaffolder",
+            headers=headers,
+            timeout=httpx.Timeout(30.0, read=60.0),
+        )
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            _fail(f"cannot reach {self.http.base_url}: {exc}")
+        if response.status_code >= 400:
+            _fail(_error_message(response))
+        return response.json()
+
+    def stream(self, task_id: str, after: int | None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(type, event JSON) for each SSE message until the server ends the stream."""
+        params = {"after": str(after)} if after is not None else {}
+        timeout = httpx.Timeout(30.0, read=None)
+        try:
+            with self.http.stream(
+                "GET", f"/v2/tasks/{task_id}/eventstream", params=params, timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _fail(_error_message(response))
+                kind, data = "message", []
+                for line in response.iter_lines():
+                    if not line:
+                        if data:
+                            yield kind, json.loads("\n".join(data))
+                        kind, data = "message", []
+                    elif line.startswith("event:"):
+                        kind = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data.append(line[5:].lstrip())
+        except httpx.HTTPError as exc:
+            _fail(f"the event stream broke: {exc}")
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        return f"{err.get('name', 'Error')} ({response.status_code}): {err.get('message', '')}"
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        return "; ".join(str(e.get("stack", e)) for e in body["errors"])
+    return f"HTTP {response.status_code}: {body}"
+
+
+def _fail(message: str) -> Any:
+    errors.print(f"[red]error:[/] {message}", highlight=False)
+    raise typer.Exit(EXIT_ERROR)
+
+
+def _status(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _template(task: dict[str, Any]) -> str:
+    info = task.get("spec", {}).get("templateInfo", {}) or {}
+    return str(info.get("entityRef", ""))
+
+
+@app.command("ls")
+def ls(
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+    status: Annotated[str | None, typer.Option(help="Only tasks with this status.")] = None,
+    created_by: Annotated[str | None, typer.Option(help="Only tasks of this user ref.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+) -> None:
+    """The newest tasks."""
+    params: dict[str, Any] = {"limit": limit, "order": "desc:created_at"}
+    if status:
+        params["status"] = status
+    if created_by:
+        params["createdBy"] = created_by
+    body = Client(server, token).call("GET", "/v2/tasks", params=params)
+    table = Table(title=f"{len(body['tasks'])} of {body['totalTasks']} tasks")
+    for column in ("id", "template", "status", "created by", "created at"):
+        table.add_column(column, no_wrap=column == "id")
+    for task in body["tasks"]:
+        table.add_row(
+            task["id"],
+            _template(task),
+            _status(task["status"]),
+            task.get("createdBy") or "",
+            task.get("createdAt", ""),
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    task_id: Annotated[str, typer.Argument(metavar="ID")],
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+) -> None:
+    """One task: its template, status and the state of each step."""
+    client = Client(server, token)
+    task = client.call("GET", f"/v2/tasks/{task_id}")
+    events = client.call("GET", f"/v2/tasks/{task_id}/events")
+    table = Table(show_header=False, title=f"task {task['id']}")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("template", _template(task))
+    table.add_row("status", _status(task["status"]))
+    for key in ("createdBy", "createdAt", "lastHeartbeatAt", "completedAt"):
+        if task.get(key):
+            table.add_row(key, str(task[key]))
+    console.print(table)
+    states = _step_states(events)
+    steps = Table(title="steps")
+    for column in ("id", "name", "action", "status"):
+        steps.add_column(column)
+    for step in task.get("spec", {}).get("steps", []):
+        state = states.get(step.get("id"), "pending")
+        steps.add_row(
+            str(step.get("id", "")),
+            str(step.get("name", "")),
+            str(step.get("action", "")),
+            _status(state),
+        )
+    console.print(steps)
+    final = _final(events)
+    if final is not None and final[1]:
+        console.print(f"[red]{final[1]}[/]", highlight=False)
+
+
+def _step_states(events: list[dict[str, Any]]) -> dict[str, str]:
+    states: dict[str, str] = {}
+    for event in events:
+        body = event.get("body", {})
+        if body.get("stepId") and body.get("status"):
+            states[body["stepId"]] = body["status"]
+    return states
+
+
+def _final(events: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(status, error message) of the task's final event, if it has one."""
+    for event in reversed(events):
+        if event.get("type") in ("completion", "cancelled"):
+            return _outcome(event)
+    return None
+
+
+def _outcome(event: dict[str, Any]) -> tuple[str, str]:
+    body = event.get("body", {})
+    if event.get("type") == "cancelled":
+        return "cancelled", ""
+    message = str(body.get("message", ""))
+    status = message.rsplit(":", 1)[-1].strip() or "completed"
+    error = body.get("error") or {}
+    return status, f"{error.get('name', '')}: {error.get('message', '')}" if error else ""
+
+
+@app.command("logs")
+def logs(
+    task_id: Annotated[str, typer.Argument(metavar="ID")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+) -> None:
+    """A task's log; with -f, follow it live with a progress line per step.
+
+    The exit code is the task's final status (0 completed, 1 failed, 3 cancelled).
+    """
+    client = Client(server, token)
+    task = client.call("GET", f"/v2/tasks/{task_id}")
+    if not follow:
+        events = client.call("GET", f"/v2/tasks/{task_id}/events")
+        for event in events:
+            _print_event(console, event)
+        final = _final(events)
+        status = final[0] if final else task["status"]
+        raise typer.Exit(STATUS_EXIT.get(status, 0))
+    status = _follow(client, task)
+    raise typer.Exit(STATUS_EXIT.get(status, EXIT_ERROR))
+
+
+def _follow(client: Client, task: dict[str, Any]) -> str:
+    names = {s.get("id"): s.get("name") or s.get("id") for s in task["spec"].get("steps", [])}
+    rows: dict[str, TaskID] = {}
+    status = task["status"]
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.fields[state]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        for step_id, name in names.items():
+            rows[step_id] = progress.add_task(str(name), total=1, state="pending", start=False)
+        for kind, event in client.stream(task["id"], None):
+            _print_event(progress.console, event)
+            body = event.get("body", {})
+            step, state = body.get("stepId"), body.get("status")
+            if step in rows and state:
+                row = rows[step]
+                if state == "processing":
+                    progress.start_task(row)
+                progress.update(
+                    row,
+                    state=_status(state),
+                    completed=1 if state in ("completed", "failed", "skipped", "cancelled") else 0,
+                )
+            if kind in ("completion", "cancelled"):
+                status = _outcome(event)[0]
+                for row in rows.values():
+                    progress.stop_task(row)
+    if status not in STATUS_EXIT:
+        # The stream ended without a final event (server shut down): ask once.
+        status = client.call("GET", f"/v2/tasks/{task['id']}")["status"]
+    console.print(f"task {task['id']}: {_status(status)}", highlight=False)
+    return str(status)
+
+
+def _print_event(out: Console, event: dict[str, Any]) -> None:
+    body = event.get("body", {})
+    step = body.get("stepId")
+    prefix = f"[dim]{event.get('createdAt', '')}[/] " + (f"[bold]{step}[/] " if step else "")
+    out.print(prefix + _escape(str(body.get("message", ""))), highlight=False)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+@app.command("cancel")
+def cancel(
+    task_id: Annotated[str, typer.Argument(metavar="ID")],
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+) -> None:
+    """Cancel an open or running task."""
+    body = Client(server, token).call("POST", f"/v2/tasks/{task_id}/cancel")
+    console.print(f"task {task_id}: {_status(body['status'])}", highlight=False)
+
+
+@app.command("retry")
+def retry(
+    task_id: Annotated[str, typer.Argument(metavar="ID")],
+    server: Server = DEFAULT_SERVER,
+    token: Token = None,
+) -> None:
+    """Re-open a failed or cancelled task from its failed step."""
+    body = Client(server, token).call("POST", f"/v2/tasks/{task_id}/retry")
+    console.print(f"task {body['id']}: re-opened", highlight=False)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="tasks")

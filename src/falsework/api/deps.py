@@ -1,0 +1,64 @@
+"""What every route needs: the services built by create_app() and the caller."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from falsework.actions import ActionRegistry
+from falsework.api.auth import Authenticator, Identity
+from falsework.api.metrics import Metrics
+from falsework.api.sse import EventHub
+from falsework.config import Settings
+from falsework.engine import Broker, TaskWorker
+from falsework.errors import NotFoundError
+from falsework.runner import WorkflowRunner
+from falsework.templates import TemplateCatalog
+
+
+@dataclass
+class Services:
+    """The object graph of one process, built once by create_app()."""
+
+    settings: Settings
+    auth: Authenticator
+    metrics: Metrics
+    catalog: TemplateCatalog
+    registry: ActionRegistry
+    runner: WorkflowRunner
+    broker: Broker
+    hub: EventHub
+    worker: TaskWorker | None
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+# Declared for the OpenAPI document (a bearer security scheme); the header itself
+# is read below so a wrong scheme gets the same 401 as a missing one.
+_bearer = HTTPBearer(auto_error=False, description="A token from auth.tokens")
+
+
+def get_identity(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Identity:
+    return get_services(request).auth.identify(request.headers.get("authorization"))
+
+
+Svc = Annotated[Services, Depends(get_services)]
+Caller = Annotated[Identity, Depends(get_identity)]
+
+
+def task_id(value: str) -> str:
+    """Task ids are UUIDs; anything else cannot name a task (404, not a DB error)."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise NotFoundError(f"No task with id '{value}' found") from None

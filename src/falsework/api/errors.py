@@ -1,0 +1,104 @@
+"""Backstage-shaped error bodies for every failure the API reports.
+
+Backstage answers errors with ``{error: {name, message}, request: {method, url},
+response: {statusCode}}``, where ``url`` is relative to the plugin's mount
+(``/v2/tasks/...``). Parameter validation is the one exception: it answers 400
+with ``{errors: [...]}``, one entry per failing field.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from falsework.errors import FalseworkError
+from falsework.types import JSONObject
+
+log = logging.getLogger("falsework.api")
+
+MOUNT = "/api/scaffolder"
+
+_HTTP_NAMES = {
+    400: "InputError",
+    401: "AuthenticationError",
+    403: "NotAllowedError",
+    404: "NotFoundError",
+    405: "MethodNotAllowedError",
+    409: "ConflictError",
+    413: "PayloadTooLargeError",
+    415: "UnsupportedMediaTypeError",
+    422: "InputError",
+    429: "TooManyRequestsError",
+    503: "ServiceUnavailableError",
+}
+
+
+def _relative_url(path: str, query: str) -> str:
+    url = path[len(MOUNT) :] if path.startswith(MOUNT + "/") else path
+    return f"{url}?{query}" if query else url
+
+
+def error_body(
+    method: str, path: str, query: str, status: int, name: str, message: str
+) -> JSONObject:
+    return {
+        "error": {"name": name, "message": message},
+        "request": {"method": method, "url": _relative_url(path, query)},
+        "response": {"statusCode": status},
+    }
+
+
+def error_response(request: Request, status: int, name: str, message: str) -> JSONResponse:
+    body = error_body(request.method, request.url.path, request.url.query, status, name, message)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _describe(errors: list[Any]) -> str:
+    parts = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg")))
+    return "; ".join(parts) or "The request is malformed."
+
+
+async def _falsework_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FalseworkError)
+    field_errors = getattr(exc, "errors", None)
+    if exc.status_code == 400 and isinstance(field_errors, list):
+        return JSONResponse({"errors": field_errors}, status_code=400)
+    if exc.status_code >= 500:
+        log.error("%s on %s %s: %s", exc.name, request.method, request.url.path, exc.message)
+    return error_response(request, exc.status_code, exc.name, exc.message)
+
+
+async def _malformed(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(request, 422, "InputError", _describe(list(exc.errors())))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    name = _HTTP_NAMES.get(exc.status_code, "Error")
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"No route for {request.method} {request.url.path}"
+    return error_response(request, exc.status_code, name, message)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(request, 500, "Error", "Internal server error")
+
+
+def install(app: FastAPI) -> None:
+    """Route every error through the Backstage shape."""
+    app.add_exception_handler(FalseworkError, _falsework_error)
+    app.add_exception_handler(RequestValidationError, _malformed)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,197 @@
+"""The wire shapes of the API (Backstage's field names), for validation and OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# errors --------------------------------------------------------------------
+class ErrorDetail(_Wire):
+    name: str
+    message: str
+
+
+class ErrorRequest(_Wire):
+    method: str
+    url: str
+
+
+class ErrorResponseStatus(_Wire):
+    statusCode: int
+
+
+class ErrorBody(_Wire):
+    """Backstage's error body."""
+
+    error: ErrorDetail
+    request: ErrorRequest
+    response: ErrorResponseStatus
+
+
+class ValidationErrors(_Wire):
+    """400 for template values that fail the template's JSON Schema."""
+
+    errors: list[dict[str, Any]]
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for the error codes a route can answer."""
+    described = {
+        400: "Invalid input",
+        401: "Missing or unknown bearer token",
+        403: "Not allowed for this identity",
+        404: "Not found",
+        409: "Conflicts with the task's state",
+        413: "Request body over 10 MB",
+        422: "Malformed request",
+        429: "Too many open tasks for this user",
+        503: "Not ready",
+    }
+    return {code: {"model": ErrorBody, "description": described[code]} for code in codes}
+
+
+# tasks ---------------------------------------------------------------------
+class CreateTask(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    templateRef: str = Field(min_length=1, description="e.g. template:default/my-template")
+    values: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, str] | None = Field(
+        default=None, description="Stored encrypted, given to actions, never returned."
+    )
+
+
+class TaskId(_Wire):
+    id: str
+
+
+class TaskModel(_Wire):
+    id: str
+    spec: dict[str, Any]
+    status: Literal["open", "processing", "completed", "failed", "cancelled"]
+    createdAt: str
+    lastHeartbeatAt: str | None = None
+    createdBy: str | None = None
+    completedAt: str | None = None
+
+
+class TaskList(_Wire):
+    tasks: list[TaskModel]
+    totalTasks: int
+
+
+class CancelResult(_Wire):
+    status: Literal["cancelled"]
+
+
+class EventModel(_Wire):
+    id: int
+    isTaskRecoverable: bool = False
+    taskId: str
+    body: dict[str, Any]
+    type: str
+    createdAt: str
+
+
+# templates -----------------------------------------------------------------
+class ParameterStep(_Wire):
+    title: str | None = None
+    description: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class ParameterSchema(_Wire):
+    title: str | None = None
+    description: str | None = None
+    steps: list[ParameterStep]
+    secretsSchema: dict[str, Any] | None = Field(
+        default=None, description="spec.secrets.schema of the template, when it has one."
+    )
+
+
+class TemplateSummary(_Wire):
+    ref: str
+    name: str
+    namespace: str
+    title: str | None = None
+    description: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    owner: str | None = None
+    type: str | None = None
+
+
+class Me(_Wire):
+    user: str | None
+    groups: list[str] = Field(default_factory=list)
+    admin: bool
+    localMode: bool
+    authRequired: bool
+
+
+# actions -------------------------------------------------------------------
+class ActionExample(_Wire):
+    description: str
+    example: str
+
+
+class ActionSchema(_Wire):
+    input: dict[str, Any]
+    output: dict[str, Any] | None = None
+
+
+class ActionModel(_Wire):
+    id: str
+    description: str | None = None
+    examples: list[ActionExample] = Field(default_factory=list)
+    schema_: ActionSchema = Field(alias="schema")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+# dry run -------------------------------------------------------------------
+class FileContent(BaseModel):
+    path: str
+    base64Content: str
+    executable: bool = False
+
+
+class DryRunRequest(BaseModel):
+    template: dict[str, Any] = Field(description="The template document (kind: Template).")
+    values: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, str] | None = None
+    directoryContents: list[FileContent] = Field(default_factory=list)
+
+
+class DryRunResult(_Wire):
+    log: list[dict[str, Any]]
+    directoryContents: list[dict[str, Any]]
+    output: dict[str, Any]
+    steps: list[dict[str, Any]]
+
+
+# workers -------------------------------------------------------------------
+class WorkerModel(_Wire):
+    id: str
+    host: str | None = None
+    pid: int | None = None
+    limit: int
+    running: int
+    heartbeatAt: str | None = None
+
+
+class WorkerLimit(BaseModel):
+    limit: int = Field(ge=0, le=10_000)
+
+
+# health --------------------------------------------------------------------
+class Health(_Wire):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,165 @@
+"""Live event streams: one shared subscription per task per process, fanned out.
+
+However many clients watch a task, this process holds one ``Broker.subscribe``
+for it (a *channel*), keeps the events seen so far, and wakes every watcher when
+new ones arrive. A watcher that joins late, or resumes with ``Last-Event-ID``,
+reads the history from the channel's memory, not from the database. The channel
+ends when the task's final event has been read and goes away with its last
+watcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from falsework.types import JSONObject
+
+log = logging.getLogger("falsework.api.sse")
+
+
+class EventLike(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def type(self) -> str: ...
+
+    def to_json(self) -> JSONObject: ...
+
+
+class Subscribable(Protocol):
+    def subscribe(self, task_id: str, after: int | None = None) -> AsyncIterator[Any]: ...
+
+
+def frame(event: EventLike) -> bytes:
+    """One SSE message: ``event:``, ``data:`` (one line of JSON) and ``id:``."""
+    data = json.dumps(event.to_json(), separators=(",", ":"), ensure_ascii=False)
+    return f"event: {event.type}\ndata: {data}\nid: {event.id}\n\n".encode()
+
+
+KEEPALIVE = b": keep-alive\n\n"
+
+
+class _Channel:
+    def __init__(self, hub: EventHub, task_id: str) -> None:
+        self.hub = hub
+        self.task_id = task_id
+        self.events: list[Any] = []
+        self.ids: list[int] = []
+        self.done = False
+        self.failed = False
+        self.watchers = 0
+        self.changed = asyncio.Event()
+        self.pump = asyncio.create_task(self._pump(), name=f"sse-channel-{task_id}")
+
+    async def _pump(self) -> None:
+        try:
+            async for event in self.hub.broker.subscribe(self.task_id, None):
+                self.events.append(event)
+                self.ids.append(int(event.id))
+                self._wake()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.failed = True
+            log.exception("event subscription for task %s failed", self.task_id)
+        finally:
+            self.done = True
+            self._wake()
+
+    def _wake(self) -> None:
+        # Each wake-up replaces the Event, so a watcher that grabbed the old one
+        # is released exactly once, and later waiters wait for the next change.
+        old, self.changed = self.changed, asyncio.Event()
+        old.set()
+
+
+class EventHub:
+    """Fan-out of ``Broker.subscribe`` to any number of local watchers."""
+
+    def __init__(self, broker: Subscribable, *, keepalive: float = 15.0) -> None:
+        self.broker = broker
+        self.keepalive = keepalive
+        self._channels: dict[str, _Channel] = {}
+
+    def _join(self, task_id: str) -> _Channel:
+        channel = self._channels.get(task_id)
+        if channel is None or channel.failed:
+            channel = _Channel(self, task_id)
+            self._channels[task_id] = channel
+        channel.watchers += 1
+        return channel
+
+    def _leave(self, channel: _Channel) -> None:
+        channel.watchers -= 1
+        if channel.watchers <= 0:
+            if self._channels.get(channel.task_id) is channel:
+                del self._channels[channel.task_id]
+            channel.pump.cancel()
+
+    async def watch(
+        self, task_id: str, after: int | None = None, *, keepalive: bool = True
+    ) -> AsyncIterator[Any | None]:
+        """Every event of a task with id > ``after``, in order, then the end.
+
+        Yields ``None`` as a keep-alive tick after ``self.keepalive`` seconds
+        without events (when ``keepalive`` is true).
+        """
+        channel = self._join(task_id)
+        try:
+            position = bisect.bisect_right(channel.ids, after) if after is not None else 0
+            while True:
+                while position < len(channel.events):
+                    yield channel.events[position]
+                    position += 1
+                if channel.done:
+                    return
+                changed = channel.changed
+                try:
+                    async with asyncio.timeout(self.keepalive if keepalive else None):
+                        await changed.wait()
+                except TimeoutError:
+                    yield None
+        finally:
+            self._leave(channel)
+
+    async def wait(self, task_id: str, after: int | None, within: float) -> list[Any]:
+        """Events after ``after`` at once if there are any, else the first new
+        ones within ``within`` seconds, else ``[]`` (also when the task is over)."""
+        channel = self._join(task_id)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + within
+            while True:
+                position = bisect.bisect_right(channel.ids, after) if after is not None else 0
+                if position < len(channel.events):
+                    return list(channel.events[position:])
+                remaining = deadline - loop.time()
+                if channel.done or remaining <= 0:
+                    return []
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await channel.changed.wait()
+        finally:
+            self._leave(channel)
+
+    @property
+    def channels(self) -> int:
+        return len(self._channels)
+
+    async def close(self) -> None:
+        """End every stream (server shutdown)."""
+        for channel in list(self._channels.values()):
+            channel.pump.cancel()
+            channel.done = True
+            channel._wake()
+        for channel in list(self._channels.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await channel.pump
+        self._channels.clear()

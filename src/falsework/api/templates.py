@@ -1,0 +1,70 @@
+"""Routes of the noun *template*: the gallery, parameter schemas, and who am I."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from falsework.api import auth
+from falsework.api.deps import Caller, Svc
+from falsework.api.models import Me, ParameterSchema, TemplateSummary, errors
+from falsework.types import JSONObject
+
+router = APIRouter(tags=["templates"])
+
+
+def _summary(template: Any) -> JSONObject:
+    return {
+        "ref": template.ref,
+        "name": template.name,
+        "namespace": template.namespace,
+        "title": template.title,
+        "description": template.description,
+        "tags": list(template.tags or []),
+        "owner": template.owner,
+        "type": template.type,
+    }
+
+
+@router.get(
+    "/v2/templates",
+    response_model=list[TemplateSummary],
+    summary="Templates the caller may run",
+    responses=errors(401),
+)
+async def list_templates(svc: Svc, caller: Caller) -> list[JSONObject]:
+    return [_summary(t) for t in svc.catalog.list() if auth.may_run(caller, t.raw)]
+
+
+@router.get(
+    "/v2/templates/{namespace}/{kind}/{name}/parameter-schema",
+    response_model=ParameterSchema,
+    response_model_exclude_none=True,
+    summary="The template's parameter pages as JSON Schemas",
+    responses=errors(401, 403, 404),
+)
+async def parameter_schema(
+    namespace: str, kind: str, name: str, svc: Svc, caller: Caller
+) -> JSONObject:
+    ref = f"{kind.lower()}:{namespace}/{name}"
+    template = svc.catalog.get(ref)
+    auth.check_may_run(caller, template.raw, template.ref)
+    schema: JSONObject = template.parameter_schema()
+    return schema
+
+
+@router.get(
+    "/v2/me",
+    response_model=Me,
+    summary="Who the caller is, and whether the server needs a token",
+    responses=errors(401),
+)
+async def me(svc: Svc, caller: Caller) -> JSONObject:
+    return {
+        "user": caller.ref,
+        "groups": list(caller.groups),
+        "admin": caller.admin,
+        "localMode": svc.auth.local_mode,
+        "authRequired": svc.auth.required,
+    }

@@ -1,0 +1,60 @@
+"""Routes of the noun *worker*: list them, change a limit at runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from falsework.api.deps import Caller, Svc
+from falsework.api.models import WorkerLimit, WorkerModel, errors
+from falsework.errors import NotAllowedError
+from falsework.types import JSONObject
+
+router = APIRouter(tags=["workers"])
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def worker_json(info: Any) -> JSONObject:
+    if hasattr(info, "to_json"):
+        data: JSONObject = info.to_json()
+        return data
+    return {
+        "id": str(info.id),
+        "host": getattr(info, "host", None),
+        "pid": getattr(info, "pid", None),
+        "limit": info.limit,
+        "running": info.running,
+        "heartbeatAt": _iso(getattr(info, "heartbeat_at", None)),
+    }
+
+
+@router.get(
+    "/v2/workers",
+    response_model=list[WorkerModel],
+    summary="Workers of the cluster: limit, running tasks, last heartbeat",
+    responses=errors(401),
+)
+async def list_workers(svc: Svc, caller: Caller) -> list[JSONObject]:
+    del caller
+    return [worker_json(w) for w in await svc.broker.workers()]
+
+
+@router.patch(
+    "/v2/workers/{workerId}",
+    response_model=WorkerModel,
+    summary="Change a worker's concurrency limit at runtime (admin)",
+    responses=errors(401, 403, 404, 422),
+)
+async def set_worker_limit(
+    workerId: str, body: WorkerLimit, svc: Svc, caller: Caller
+) -> JSONObject:
+    if not caller.admin:
+        raise NotAllowedError("Only an admin may change a worker's limit.")
+    info = await svc.broker.set_worker_limit(workerId, body.limit)
+    if svc.worker is not None and svc.worker.worker_id == workerId:
+        svc.worker.set_limit(body.limit)
+    return worker_json(info)
