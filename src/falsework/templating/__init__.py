@@ -1,1 +1,8 @@
-"""falsework.templating"""
+"""falsework.templating: ``${{ }}`` templating in Jinja's sandbox, speaking Nunjucks.
+
+Layer 1: knows no files, database or network. See docs/templates.md.
+"""
+
+from falsework.templating.renderer import Renderer, is_truthy
+
+__all__ = ["Renderer", "is_truthy"]

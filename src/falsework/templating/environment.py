@@ -1,0 +1,245 @@
+"""The sandboxed Jinja environment that speaks enough Nunjucks for Backstage templates.
+
+Jinja's ImmutableSandboxedEnvironment already hides private attributes and
+mutating methods; this subclass turns every refusal into a
+:class:`TemplateSecurityError` (instead of a quiet undefined), allows only a list
+of harmless string methods, checks the size of whatever an operator or method
+could blow up, and adds the JavaScript behaviour Nunjucks templates rely on
+(``'a' + 1``, ``x.length``, ``s.startsWith(...)``, object keys before methods).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import ChainableUndefined, Undefined
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from falsework.errors import TemplateSecurityError
+from falsework.templating import filters as f
+
+# String methods a template may call: none of them can make a string longer
+# than its input. The rest (ljust, zfill, expandtabs, format, encode, ...)
+# either can, or reach beyond plain text.
+_STR_METHODS = frozenset(
+    {
+        "lower", "upper", "strip", "lstrip", "rstrip", "split", "rsplit", "splitlines",
+        "startswith", "endswith", "capitalize", "title", "casefold", "swapcase",
+        "find", "rfind", "index", "rindex", "count", "partition", "rpartition",
+        "removeprefix", "removesuffix", "isdigit", "isalpha", "isalnum", "islower",
+        "isupper", "isspace", "isnumeric", "isdecimal", "isidentifier",
+    }
+)  # fmt: skip
+
+# Number methods that allocate in proportion to an argument.
+_NUMBER_REFUSED = frozenset({"to_bytes", "from_bytes"})
+
+_MAX_POW_BITS = 100_000
+
+
+class SandboxUndefined(ChainableUndefined):
+    """Renders empty and chains (``parameters.a.b.c`` of nothing is nothing), as
+    Backstage renders missing values in step input."""
+
+    __slots__ = ()
+
+
+def _refuse(obj: Any, attribute: str) -> TemplateSecurityError:
+    return TemplateSecurityError(
+        f"template expressions may not access {attribute!r} of a {type(obj).__name__} "
+        "(Python internals are not available in templates)"
+    )
+
+
+def _js_str_member(environment: SandboxEnvironment, text: str, name: str) -> Any:
+    """JavaScript String members that Nunjucks templates call on values."""
+    if name == "length":
+        return len(text)
+    if name == "toLowerCase":
+        return lambda: text.lower()
+    if name == "toUpperCase":
+        return lambda: text.upper()
+    if name == "startsWith":
+        return lambda prefix, position=0: text.startswith(f.js_str(prefix), int(position))
+    if name == "endsWith":
+        return lambda suffix: text.endswith(f.js_str(suffix))
+    if name == "includes":
+        return lambda part, position=0: f.js_str(part) in text[int(position) :]
+    if name == "indexOf":
+        return lambda part: text.find(f.js_str(part))
+    if name == "trim":
+        return lambda: text.strip()
+    if name == "trimStart":
+        return lambda: text.lstrip()
+    if name == "trimEnd":
+        return lambda: text.rstrip()
+    if name == "substring":
+        return lambda start, end=None: text[
+            max(int(start), 0) : (len(text) if end is None else max(int(end), 0))
+        ]
+    if name == "slice":
+        return lambda start=0, end=None: text[int(start) : None if end is None else int(end)]
+    if name == "replace":
+        return lambda old, new, count=-1: f.replace(
+            environment, text, old, new, None if count == -1 else count
+        )
+    if name == "join":
+        return lambda items: f.join(environment, items, text)
+    return None
+
+
+def _js_list_member(
+    environment: SandboxEnvironment, items: list[Any] | tuple[Any, ...], name: str
+) -> Any:
+    if name == "length":
+        return len(items)
+    if name == "includes":
+        return lambda item: item in items
+    if name == "indexOf":
+        return lambda item: items.index(item) if item in items else -1
+    if name == "join":
+        return lambda separator=",": f.join(environment, items, separator)
+    return None
+
+
+class SandboxEnvironment(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"+", "*", "**", "%"})
+
+    def __init__(
+        self,
+        *,
+        variable_start: str = "${{",
+        max_output: int = 10_000_000,
+        trim_blocks: bool = False,
+        lstrip_blocks: bool = False,
+    ) -> None:
+        super().__init__(
+            variable_start_string=variable_start,
+            variable_end_string="}}",
+            block_start_string="{%",
+            block_end_string="%}",
+            comment_start_string="{#",
+            comment_end_string="#}",
+            autoescape=False,
+            undefined=SandboxUndefined,
+            keep_trailing_newline=True,
+            trim_blocks=trim_blocks,
+            lstrip_blocks=lstrip_blocks,
+            finalize=f.js_str,
+            cache_size=0,
+            auto_reload=False,
+        )
+        self.max_output = max_output
+        for name in f.REMOVED_FILTERS:
+            self.filters.pop(name, None)
+        for name in f.REMOVED_GLOBALS:
+            self.globals.pop(name, None)
+        self.filters.update(f.FILTERS)
+        self.tests.update(f.TESTS)
+        self.globals.update(f.GLOBALS)
+        self.policies["truncate.leeway"] = 0
+        self.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
+
+    # -- attribute access ---------------------------------------------------
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
+        raise _refuse(obj, attribute)
+
+    def _check_name(self, obj: Any, name: str) -> Any:
+        """Refusals and JS members shared by ``a.b`` and ``a['b']``; None = go on."""
+        if isinstance(obj, str):
+            if name in _STR_METHODS:
+                return None
+            member = _js_str_member(self, obj, name)
+            if member is not None:
+                return member
+            if hasattr(str, name):
+                raise _refuse(obj, name)
+            return None
+        if isinstance(obj, list | tuple):
+            member = _js_list_member(self, obj, name)
+            if member is not None:
+                return member
+        elif isinstance(obj, int | float) and name in _NUMBER_REFUSED:
+            raise _refuse(obj, name)
+        return None
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # An object's keys come before its methods, as in JavaScript:
+        # ``parameters.values`` is the parameter, not dict.values.
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        if attribute.startswith("_"):
+            raise _refuse(obj, attribute)
+        member = self._check_name(obj, attribute)
+        if member is not None:
+            return member
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(argument, str) and not isinstance(obj, Mapping):
+            if argument.startswith("_"):
+                raise _refuse(obj, argument)
+            member = self._check_name(obj, argument)
+            if member is not None:
+                return member
+        elif isinstance(argument, str) and argument.startswith("_") and argument not in obj:
+            raise _refuse(obj, argument)
+        return super().getitem(obj, argument)
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, str) and attr not in _STR_METHODS:
+            return False
+        if isinstance(obj, int | float) and attr in _NUMBER_REFUSED:
+            return False
+        return bool(super().is_safe_attribute(obj, attr, value))
+
+    # -- operators ----------------------------------------------------------
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "+":
+            return self._add(left, right)
+        if operator == "*":
+            self._check_repeat(left, right)
+        elif operator == "**":
+            self._check_power(left, right)
+        elif operator == "%" and isinstance(left, str):
+            raise TemplateSecurityError("'%' string formatting is not available in templates")
+        return self.binop_table[operator](left, right)
+
+    def _add(self, left: Any, right: Any) -> Any:
+        # Nunjucks is JavaScript: a string on either side makes '+' concatenate.
+        if isinstance(left, str) or isinstance(right, str):
+            a, b = f.js_str(left), f.js_str(right)
+            f.check_size(self, len(a) + len(b), "'+'")
+            return a + b
+        if isinstance(left, Undefined) or isinstance(right, Undefined):
+            return self.undefined(name="+")
+        if isinstance(left, list | tuple) and isinstance(right, list | tuple):
+            if len(left) + len(right) > f.MAX_ITEMS:
+                raise TemplateSecurityError(f"'+' would build a list over {f.MAX_ITEMS:,} items")
+            return list(left) + list(right)
+        return left + right
+
+    def _check_repeat(self, left: Any, right: Any) -> None:
+        for seq, count in ((left, right), (right, left)):
+            if isinstance(seq, str | list | tuple) and isinstance(count, int):
+                if isinstance(seq, str):
+                    f.check_size(self, len(seq) * count, "'*'")
+                elif len(seq) * count > f.MAX_ITEMS:
+                    raise TemplateSecurityError(
+                        f"'*' would build a list over {f.MAX_ITEMS:,} items"
+                    )
+
+    def _check_power(self, base: Any, exponent: Any) -> None:
+        if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
+            if exponent * math.log2(abs(base)) > _MAX_POW_BITS:
+                raise TemplateSecurityError(
+                    f"'**' would compute a number of more than {_MAX_POW_BITS:,} bits"
+                )

@@ -1,0 +1,443 @@
+"""Filters, tests and globals: Nunjucks' behaviour where it differs from Jinja,
+Backstage's own filters, and size checks on the filters that can multiply their
+input (so that one expression cannot ask for gigabytes)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from jinja2 import Undefined, pass_context, pass_environment
+from jinja2.environment import Environment
+from jinja2.filters import do_indent
+from jinja2.runtime import Context
+from markupsafe import Markup
+
+from falsework.errors import TemplateRenderError, TemplateSecurityError
+
+MAX_ITEMS = 100_000
+"""The longest list or range a template may build (Jinja's sandbox uses the same)."""
+
+
+def max_output(environment: Environment) -> int:
+    return int(getattr(environment, "max_output", 10_000_000))
+
+
+def check_size(environment: Environment, size: int, what: str) -> None:
+    limit = max_output(environment)
+    if size > limit:
+        raise TemplateSecurityError(
+            f"{what} would produce {size:,} characters, over the limit of {limit:,}"
+        )
+
+
+# -- JavaScript-style conversions ------------------------------------------
+
+
+def js_str(value: Any) -> str:
+    """A value as Nunjucks prints it: JS's String(), but undefined/null print empty
+    and objects as JSON (more useful than ``[object Object]``)."""
+    if isinstance(value, str):
+        return str(value)
+    if value is None or isinstance(value, Undefined):
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e21:
+            return str(int(value))
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return ",".join(js_str(item) for item in value)
+    if isinstance(value, Mapping):
+        return _json(value, None)
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: Undefined → None, tuples → lists, Markup → str."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items() if not isinstance(v, Undefined)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Undefined):
+        return None
+    if isinstance(value, Markup):
+        return str(value)
+    return value
+
+
+def _json(value: Any, indent: int | str | None) -> str:
+    if isinstance(indent, int | float) and not isinstance(indent, bool):
+        # JSON.stringify clamps the indent to 10 and ignores 0 or less
+        width = min(int(indent), 10)
+        indent = width if width > 0 else None
+    elif isinstance(indent, str):
+        indent = indent[:10] or None
+    else:
+        indent = None
+    separators = (",", ":") if indent is None else (",", ": ")
+    return json.dumps(
+        _plain(value), indent=indent, separators=separators, ensure_ascii=False, default=str
+    )
+
+
+# -- Nunjucks' built-in filters where Jinja's differ ------------------------
+
+
+@pass_environment
+def dump(environment: Environment, value: Any, indent: int | str | None = None) -> str:
+    """JSON.stringify: compact by default, ``dump(2)`` indents; undefined gives ''."""
+    if isinstance(value, Undefined):
+        return ""
+    text = _json(value, indent)
+    check_size(environment, len(text), "dump")
+    return text
+
+
+@pass_environment
+def join(
+    environment: Environment, value: Any, separator: str = ",", attribute: str | None = None
+) -> str:
+    """Nunjucks joins with ',' by default (Jinja with '')."""
+    if isinstance(value, Undefined) or value is None:
+        return ""
+    if isinstance(value, str):
+        items: list[Any] = list(value)
+    elif isinstance(value, Mapping):
+        items = list(value.keys())
+    else:
+        items = list(value)
+    check_size(environment, len(items), "join")
+    if attribute is not None:
+        items = [environment.getitem(item, attribute) for item in items]
+    parts = [js_str(item) for item in items]
+    sep = js_str(separator)
+    check_size(environment, sum(map(len, parts)) + len(sep) * max(len(parts) - 1, 0), "join")
+    return sep.join(parts)
+
+
+@pass_environment
+def replace(
+    environment: Environment, value: Any, old: Any, new: Any, count: int | None = None
+) -> str:
+    text, old_s, new_s = js_str(value), js_str(old), js_str(new)
+    hits = len(text) + 1 if old_s == "" else text.count(old_s)
+    if count is not None and count >= 0:
+        hits = min(hits, int(count))
+    check_size(environment, len(text) + hits * (len(new_s) - len(old_s)), "replace")
+    return text.replace(old_s, new_s, -1 if count is None else int(count))
+
+
+@pass_environment
+def indent(
+    environment: Environment,
+    value: Any,
+    width: int | str = 2,
+    first: bool = False,
+    blank: bool = False,
+) -> str:
+    """Nunjucks' indent: two spaces by default and the first line left alone."""
+    text = js_str(value)
+    pad = len(width) if isinstance(width, str) else int(width)
+    check_size(environment, len(text) + (text.count("\n") + 1) * max(pad, 0), "indent")
+    return str(do_indent(text, width, first, blank))
+
+
+@pass_environment
+def center(environment: Environment, value: Any, width: int = 80) -> str:
+    check_size(environment, int(width), "center")
+    return js_str(value).center(int(width))
+
+
+def reverse(value: Any) -> Any:
+    """A list, not an iterator (a lone ``${{ x | reverse }}`` must keep a value)."""
+    if isinstance(value, str):
+        return value[::-1]
+    if isinstance(value, Undefined) or value is None:
+        return value
+    return list(reversed(list(value)))
+
+
+def urlencode(value: Any) -> str:
+    """encodeURIComponent for strings; ``k=v&...`` for objects and pairs."""
+    safe = "-_.!~*'()"
+    if isinstance(value, Mapping):
+        pairs: Iterable[Any] = value.items()
+    elif isinstance(value, list | tuple) and all(
+        isinstance(p, list | tuple) and len(p) == 2 for p in value
+    ):
+        pairs = value
+    else:
+        return quote(js_str(value), safe=safe)
+    return "&".join(
+        f"{quote(js_str(k), safe=safe)}={quote(js_str(v), safe=safe)}" for k, v in pairs
+    )
+
+
+def truncate(value: Any, length: int = 255, killwords: bool = False, end: str = "...") -> str:
+    """Nunjucks' truncate: cut at the last space before ``length`` (or at
+    ``length`` with killwords), then add ``end``; ``end`` does not count."""
+    text = js_str(value)
+    length = int(length)
+    if len(text) <= length:
+        return text
+    if killwords:
+        cut = length
+    else:
+        cut = text.rfind(" ", 0, length + 1)
+        if cut == -1:
+            cut = length
+    return text[:cut] + js_str(end)
+
+
+def string(value: Any) -> str:
+    return js_str(value)
+
+
+def nl2br(value: Any) -> str:
+    return js_str(value).replace("\r\n", "<br />\n").replace("\n", "<br />\n")
+
+
+@pass_environment
+def batch(
+    environment: Environment, value: Any, size: int, fill_with: Any = None
+) -> list[list[Any]]:
+    items = list(value)
+    size = int(size)
+    if size < 1:
+        raise TemplateRenderError("batch: the size must be at least 1")
+    if fill_with is not None and size > MAX_ITEMS:
+        raise TemplateSecurityError(f"batch: a size over {MAX_ITEMS:,} is not allowed")
+    out = [items[i : i + size] for i in range(0, len(items), size)]
+    if fill_with is not None and out and len(out[-1]) < size:
+        out[-1].extend([fill_with] * (size - len(out[-1])))
+    return out
+
+
+def slice_(value: Any, slices: int, fill_with: Any = None) -> list[list[Any]]:
+    slices = int(slices)
+    if slices < 1:
+        raise TemplateRenderError("slice: the number of slices must be at least 1")
+    if slices > MAX_ITEMS:
+        raise TemplateSecurityError(f"slice: more than {MAX_ITEMS:,} slices is not allowed")
+    items = list(value)
+    per, extra = divmod(len(items), slices)
+    out: list[list[Any]] = []
+    offset = 0
+    for index in range(slices):
+        length = per + (1 if index < extra else 0)
+        part = items[offset : offset + length]
+        offset += length
+        if fill_with is not None and extra and index >= extra:
+            part.append(fill_with)
+        out.append(part)
+    return out
+
+
+@pass_environment
+def concat(environment: Environment, parts: Any) -> str:
+    """Jinja's ``~`` with a size check (the AST pass routes ``~`` here)."""
+    texts = [js_str(p) for p in parts]
+    check_size(environment, sum(map(len, texts)), "'~'")
+    return "".join(texts)
+
+
+def items_pairs(value: Any) -> Any:
+    """``{% for k, v in obj %}`` iterates an object's pairs in Nunjucks."""
+    if isinstance(value, Mapping):
+        return list(value.items())
+    return value
+
+
+# -- Backstage's filters ---------------------------------------------------
+
+
+def parse_repo_url(value: Any) -> dict[str, str]:
+    """``github.com?owner=o&repo=r`` → ``{host, owner, repo, ...}``.
+
+    Backstage checks the host against its SCM integrations; Falsework has none,
+    so the host's name decides which query parameters are required.
+    """
+    url = js_str(value)
+    try:
+        parts = urlsplit(f"https://{url}")
+        host = parts.netloc
+    except ValueError:
+        host = ""
+    if not url or not host:
+        raise TemplateRenderError(f"Invalid repo URL passed to publisher, got {url!r}")
+    query = parse_qs(parts.query)
+    result: dict[str, str] = {"host": host}
+    for key in ("owner", "organization", "workspace", "project", "repo"):
+        if query.get(key):
+            result[key] = query[key][0]
+    if "bitbucket" in host:
+        if host == "bitbucket.org" and "workspace" not in result:
+            raise TemplateRenderError(
+                f"Invalid repo URL passed to publisher: {url}, missing workspace"
+            )
+        if "project" not in result:
+            raise TemplateRenderError(
+                f"Invalid repo URL passed to publisher: {url}, missing project"
+            )
+    elif "dev.azure.com" in host or host.endswith("visualstudio.com"):
+        if "project" not in result:
+            raise TemplateRenderError(
+                f"Invalid repo URL passed to publisher: {url}, missing project"
+            )
+    elif "owner" not in result:
+        raise TemplateRenderError(f"Invalid repo URL passed to publisher: {url}, missing owner")
+    if "repo" not in result:
+        raise TemplateRenderError(f"Invalid repo URL passed to publisher: {url}, missing repo")
+    return result
+
+
+def parse_entity_ref(value: Any, options: Any = None) -> dict[str, str]:
+    """``[kind:][namespace/]name`` → ``{kind, namespace, name}`` as the catalog parses it."""
+    opts = options if isinstance(options, Mapping) else {}
+    if isinstance(value, Mapping):
+        kind = value.get("kind")
+        namespace = value.get("namespace")
+        name = value.get("name")
+        shown = json.dumps(_plain(value))
+    else:
+        ref = js_str(value)
+        shown = ref
+        if not ref:
+            raise TemplateRenderError("Entity reference must not be empty")
+        colon, slash = ref.find(":"), ref.find("/")
+        if slash != -1 and slash < colon:
+            colon = -1  # a ':' after the namespace belongs to the name
+        kind = ref[:colon] if colon != -1 else None
+        namespace = ref[colon + 1 : slash] if slash != -1 else None
+        name = ref[max(colon + 1, slash + 1) :]
+        if kind == "" or namespace == "" or name == "":
+            raise TemplateRenderError(
+                f'Entity reference "{ref}" was not on the form [<kind>:][<namespace>/]<name>'
+            )
+    if not kind:
+        kind = opts.get("defaultKind")
+        if not kind:
+            raise TemplateRenderError(
+                f'Entity reference "{shown}" had missing or empty kind '
+                '(e.g. did not start with "component:" or similar)'
+            )
+    if not namespace:
+        namespace = opts.get("defaultNamespace") or "default"
+    if not name:
+        raise TemplateRenderError(f'Entity reference "{shown}" had missing or empty name')
+    return {"kind": str(kind), "namespace": str(namespace), "name": str(name)}
+
+
+@pass_environment
+def pick(environment: Environment, value: Any, key: Any) -> Any:
+    """lodash ``get``: ``obj | pick('a.b')``; a missing path gives undefined."""
+    current = value
+    for part in js_str(key).replace("[", ".").replace("]", "").split("."):
+        if part == "":
+            continue
+        if part.startswith("_"):
+            raise TemplateSecurityError(f"pick: the key {part!r} is not allowed")
+        if isinstance(current, Mapping):
+            if part not in current:
+                return environment.undefined(name=part)
+            current = current[part]
+        elif isinstance(current, list | tuple) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return environment.undefined(name=part)
+    return current
+
+
+def project_slug(value: Any) -> str:
+    parsed = parse_repo_url(value)
+    return f"{parsed.get('owner', '')}/{parsed['repo']}"
+
+
+# -- tests and globals -----------------------------------------------------
+
+
+def _is_truthy(value: Any) -> bool:
+    return bool(value)
+
+
+def _is_null(value: Any) -> bool:
+    return value is None
+
+
+@pass_context
+def always(context: Context) -> bool:
+    del context
+    return True
+
+
+@pass_context
+def failure(context: Context) -> bool:
+    return bool(context.get("__status") == "failed")
+
+
+@pass_context
+def success(context: Context) -> bool:
+    return bool(context.get("__status", "ok") != "failed")
+
+
+def safe_range(*args: int) -> range:
+    numbers = range(*(int(a) for a in args))
+    if len(numbers) > MAX_ITEMS:
+        raise TemplateSecurityError(
+            f"range() of {len(numbers):,} items is over the limit of {MAX_ITEMS:,}"
+        )
+    return numbers
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "dump": dump,
+    "jsonify": dump,
+    "join": join,
+    "replace": replace,
+    "indent": indent,
+    "center": center,
+    "reverse": reverse,
+    "urlencode": urlencode,
+    "string": string,
+    "truncate": truncate,
+    "nl2br": nl2br,
+    "batch": batch,
+    "slice": slice_,
+    "nunjucks_pairs": items_pairs,
+    "nunjucks_concat": concat,
+    "parseRepoUrl": parse_repo_url,
+    "parseEntityRef": parse_entity_ref,
+    "pick": pick,
+    "projectSlug": project_slug,
+}
+
+# Jinja filters with no Nunjucks counterpart whose output size depends on an
+# argument rather than the input, or that print Python internals.
+REMOVED_FILTERS = ("format", "pprint", "xmlattr", "filesizeformat", "wordwrap")
+
+TESTS: dict[str, Callable[..., bool]] = {
+    "truthy": _is_truthy,
+    "falsy": lambda value: not value,
+    "null": _is_null,
+}
+
+GLOBALS: dict[str, Any] = {
+    "range": safe_range,
+    "always": always,
+    "failure": failure,
+    "success": success,
+    "null": None,
+}
+
+REMOVED_GLOBALS = ("lipsum", "cycler", "joiner", "namespace")

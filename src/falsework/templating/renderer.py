@@ -1,0 +1,272 @@
+"""The Renderer: ``${{ }}`` templating of step input, ``if``, ``each``, output and files."""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from jinja2 import Template, Undefined, nodes
+from jinja2.exceptions import SecurityError as JinjaSecurityError
+from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
+from markupsafe import Markup
+
+from falsework.errors import (
+    TemplateError,
+    TemplateRenderError,
+    TemplateSecurityError,
+    TemplateSyntaxError,
+)
+from falsework.templating import filters as f
+from falsework.templating.environment import SandboxEnvironment
+from falsework.templating.syntax import check_ast, to_jinja
+from falsework.templating.watchdog import WATCHDOG, RenderTimeout
+
+T = TypeVar("T")
+
+_CACHE_SIZE = 4096
+_SNIPPET = 120
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    template: Template
+    lone: bool  # the whole string is one ``${{ expr }}``: evaluate, keep the type
+
+
+def _snippet(source: str) -> str:
+    text = source if len(source) <= _SNIPPET else source[: _SNIPPET - 3] + "..."
+    return repr(text)
+
+
+def is_truthy(value: Any) -> bool:
+    """The runner's ``if``: false, "", 0, None, [] and {} are falsy (undefined too)."""
+    if isinstance(value, Undefined):
+        return False
+    return bool(value)
+
+
+def _plain_value(value: Any) -> Any:
+    """A rendered value as JSON-like data, copied so callers may mutate it."""
+    if isinstance(value, str):
+        return str(value) if isinstance(value, Markup) else value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Undefined):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _plain_value(v) for k, v in value.items() if not isinstance(v, Undefined)}
+    if isinstance(value, list | tuple | range | types.GeneratorType | Iterator):
+        return [_plain_value(v) for v in value]
+    if callable(value):
+        return None  # as JSON.stringify drops functions
+    return f.js_str(value)
+
+
+class _Compiler:
+    """One environment and its LRU cache of compiled sources."""
+
+    def __init__(self, environment: SandboxEnvironment, variable_start: str) -> None:
+        self.environment = environment
+        self.variable_start = variable_start
+        self.compile: Callable[[str, bool], _Compiled] = functools.lru_cache(maxsize=_CACHE_SIZE)(
+            self._compile
+        )
+
+    def _compile(self, source: str, allow_lone: bool) -> _Compiled:
+        env = self.environment
+        try:
+            tree = env.parse(to_jinja(source, self.variable_start))
+            check_ast(tree)
+            body = tree.body
+            if (
+                allow_lone
+                and len(body) == 1
+                and isinstance(body[0], nodes.Output)
+                and len(body[0].nodes) == 1
+                and not isinstance(body[0].nodes[0], nodes.TemplateData)
+            ):
+                expr = body[0].nodes[0]
+                assign = nodes.Assign(nodes.Name("result", "store"), expr, lineno=expr.lineno)
+                return _Compiled(env.from_string(nodes.Template([assign], lineno=1)), True)
+            return _Compiled(env.from_string(tree), False)
+        except JinjaSyntaxError as exc:
+            where = f" (line {exc.lineno})" if exc.lineno and "\n" in source else ""
+            raise TemplateSyntaxError(
+                f"cannot parse template {_snippet(source)}{where}: {exc.message}"
+            ) from None
+
+
+class Renderer:
+    """One per process: compiles each source once (LRU cache) and renders it in
+    Jinja's immutable sandbox with a time and an output-size limit."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 2.0,
+        max_output: int = 10_000_000,
+        cookiecutter_compat: bool = False,
+    ) -> None:
+        self.timeout = timeout
+        self.max_output = max_output
+        self.cookiecutter_compat = cookiecutter_compat
+        self._variable_start = "{{" if cookiecutter_compat else "${{"
+        self._markers = (self._variable_start, "{%", "{#")
+        self._compilers: dict[tuple[bool, bool], _Compiler] = {}
+        self._main = self._compiler(False, False)
+
+    def _compiler(self, trim_blocks: bool, lstrip_blocks: bool) -> _Compiler:
+        key = (trim_blocks, lstrip_blocks)
+        compiler = self._compilers.get(key)
+        if compiler is None:
+            env = SandboxEnvironment(
+                variable_start=self._variable_start,
+                max_output=self.max_output,
+                trim_blocks=trim_blocks,
+                lstrip_blocks=lstrip_blocks,
+            )
+            compiler = self._compilers[key] = _Compiler(env, self._variable_start)
+        return compiler
+
+    def is_template(self, text: str) -> bool:
+        """Whether a string has anything to render (else it is returned as is)."""
+        return any(marker in text for marker in self._markers)
+
+    # -- public API -----------------------------------------------------------
+
+    def render(self, value: Any, context: Mapping[str, Any]) -> Any:
+        """Deep render: every string in dicts/lists is rendered. A string that is
+        one lone ``${{ expr }}`` keeps the expression's type (undefined → None);
+        any other string rendering to "" gives None (undefined)."""
+        if isinstance(value, str) and not self.is_template(value):
+            return value
+        if not isinstance(value, str | dict | list):
+            return value
+        return self._guarded(lambda: self._render_value(value, self._vars(context)))
+
+    def evaluate(self, value: Any, context: Mapping[str, Any]) -> Any:
+        """A step's ``if``: the rendered value (typed); test it with :func:`is_truthy`."""
+        return self.render(value, context)
+
+    def render_string(
+        self,
+        source: str,
+        context: Mapping[str, Any],
+        *,
+        trim_blocks: bool = False,
+        lstrip_blocks: bool = False,
+    ) -> str:
+        """A whole file (fetch:template): always a string, trailing newlines kept."""
+        if not self.is_template(source):
+            return source
+        compiler = self._compiler(trim_blocks, lstrip_blocks)
+
+        def run() -> str:
+            compiled = compiler.compile(source, False)
+            return self._run_text(compiled.template, self._vars(context), source)
+
+        return self._guarded(run)
+
+    def check(self, value: Any) -> list[str]:
+        """Parse (never run) every string in ``value``; one message per problem,
+        prefixed with its path inside ``value`` (``values.name: ...``)."""
+        problems: list[str] = []
+
+        def walk(item: Any, path: str) -> None:
+            if isinstance(item, str):
+                if self.is_template(item):
+                    try:
+                        self._guarded(lambda: self._main.compile(item, True))
+                    except TemplateError as exc:
+                        problems.append(f"{path}: {exc.message}" if path else exc.message)
+            elif isinstance(item, dict):
+                for key, sub in item.items():
+                    walk(sub, f"{path}.{key}" if path else str(key))
+            elif isinstance(item, list):
+                for index, sub in enumerate(item):
+                    walk(sub, f"{path}[{index}]")
+
+        walk(value, "")
+        return problems
+
+    # -- internals ------------------------------------------------------------
+
+    def _vars(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        # Merged once per call so each string renders with a shared context
+        # (Jinja's ``shared=True`` skips its own per-render merge).
+        merged = {**self._main.environment.globals, **context}
+        if self.cookiecutter_compat and "cookiecutter" not in merged and "values" in merged:
+            merged["cookiecutter"] = merged["values"]
+        return merged
+
+    def _guarded(self, run: Callable[[], T]) -> T:
+        token = WATCHDOG.start(self.timeout)
+        try:
+            return run()
+        except RenderTimeout:
+            raise TemplateSecurityError(
+                f"rendering took longer than the limit of {self.timeout:g}s"
+            ) from None
+        except MemoryError:
+            raise TemplateSecurityError("rendering ran out of memory") from None
+        finally:
+            WATCHDOG.stop(token)
+
+    def _render_value(self, value: Any, variables: dict[str, Any]) -> Any:
+        if isinstance(value, str):
+            if not self.is_template(value):
+                return value
+            return self._render_str(value, variables)
+        if isinstance(value, dict):
+            return {k: self._render_value(v, variables) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._render_value(v, variables) for v in value]
+        return value
+
+    def _render_str(self, source: str, variables: dict[str, Any]) -> Any:
+        compiled = self._main.compile(source, True)
+        if compiled.lone:
+            template = compiled.template
+            try:
+                context = template.new_context(variables, shared=True)
+                for _ in template.root_render_func(context):
+                    pass
+                result = context.vars.get("result")
+            except TemplateError:
+                raise
+            except Exception as exc:
+                raise _runtime_error(source, exc) from None
+            return _plain_value(result)
+        text = self._run_text(compiled.template, variables, source)
+        return None if text == "" else text
+
+    def _run_text(self, template: Template, variables: dict[str, Any], source: str) -> str:
+        limit = self.max_output
+        chunks: list[str] = []
+        size = 0
+        try:
+            context = template.new_context(variables, shared=True)
+            for chunk in template.root_render_func(context):
+                size += len(chunk)
+                if size > limit:
+                    raise TemplateSecurityError(
+                        f"the template renders more than the limit of {limit:,} characters"
+                    )
+                chunks.append(chunk)
+        except TemplateError:
+            raise
+        except Exception as exc:
+            raise _runtime_error(source, exc) from None
+        return "".join(chunks)
+
+
+def _runtime_error(source: str, exc: Exception) -> TemplateError:
+    if isinstance(exc, JinjaSecurityError):
+        return TemplateSecurityError(f"{_snippet(source)}: {exc}")
+    if isinstance(exc, RecursionError):
+        return TemplateRenderError(f"cannot render {_snippet(source)}: recursion too deep")
+    message = str(exc) or type(exc).__name__
+    return TemplateRenderError(f"cannot render {_snippet(source)}: {message}")

@@ -1,0 +1,169 @@
+"""From Nunjucks source to a checked Jinja AST.
+
+Two passes, both at compile time (so cached with the compiled template):
+
+* :func:`to_jinja` rewrites the few Nunjucks spellings Jinja cannot parse —
+  ``===``/``!==`` and ``{% elseif %}`` — inside tags only, never inside string
+  literals, comments or ``{% raw %}`` blocks, and never in plain text.
+* :func:`check_ast` refuses what a template must never do (dunder attributes,
+  ``self``, file-reading tags, ...) before anything runs, and adapts two
+  semantics: ``{% for k, v in obj %}`` iterates an object's pairs, and ``~``
+  goes through a size-checked filter.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, cast
+
+from jinja2 import nodes
+
+from falsework.errors import TemplateSecurityError
+
+# Names a template may not read: Jinja's own objects that lead back to Python.
+FORBIDDEN_NAMES = frozenset({"self", "cycler", "joiner", "namespace", "lipsum", "environment"})
+
+_FILE_TAGS: dict[type[nodes.Node], str] = {
+    nodes.Extends: "extends",
+    nodes.Include: "include",
+    nodes.Import: "import",
+    nodes.FromImport: "from ... import",
+}
+
+_RAW_START = re.compile(r"[-+]?\s*raw\s*[-+]?%\}")
+_RAW_END = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
+_ELSEIF = re.compile(r"^([-+]?\s*)elseif\b")
+
+
+def to_jinja(source: str, variable_start: str) -> str:
+    """Nunjucks-only operators and tags rewritten to their Jinja spelling."""
+    if "===" not in source and "!==" not in source and "elseif" not in source:
+        return source
+    out: list[str] = []
+    i, n = 0, len(source)
+    openers = (variable_start, "{%", "{#")
+    while i < n:
+        starts = [(source.find(op, i), op) for op in openers]
+        found = [(pos, op) for pos, op in starts if pos != -1]
+        if not found:
+            out.append(source[i:])
+            break
+        pos, op = min(found)
+        out.append(source[i:pos])
+        body_start = pos + len(op)
+        if op == "{#":
+            end = source.find("#}", body_start)
+            end = n if end == -1 else end + 2
+            out.append(source[pos:end])
+            i = end
+            continue
+        if op == "{%" and _RAW_START.match(source, body_start):
+            match = _RAW_END.search(source, body_start)
+            end = n if match is None else match.end()
+            out.append(source[pos:end])
+            i = end
+            continue
+        body, end = _scan_tag(source, body_start, "}}" if op == variable_start else "%}")
+        if op == "{%":
+            body = _ELSEIF.sub(r"\1elif", body, count=1)
+        out.append(op + body)
+        i = end
+    return "".join(out)
+
+
+def _scan_tag(source: str, start: int, close: str) -> tuple[str, int]:
+    """The tag body from ``start`` through its closing delimiter (included), with
+    ``===``/``!==`` outside string literals made ``==``/``!=``."""
+    out: list[str] = []
+    i, n = start, len(source)
+    quote: str | None = None
+    while i < n:
+        ch = source[i]
+        if quote is not None:
+            out.append(ch)
+            if ch == "\\" and i + 1 < n:
+                out.append(source[i + 1])
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+            i += 1
+            continue
+        if ch in ("'", '"'):
+            quote = ch
+        elif source.startswith(close, i):
+            out.append(close)
+            return "".join(out), i + len(close)
+        elif source.startswith("===", i):
+            out.append("==")
+            i += 3
+            continue
+        elif source.startswith("!==", i):
+            out.append("!=")
+            i += 3
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out), n
+
+
+def check_ast(tree: nodes.Template) -> None:
+    """Refuse unsafe constructs; adapt ``for k, v in obj`` and ``~`` (in place)."""
+    for node in tree.find_all(nodes.Node):
+        _check_node(node)
+    for loop in tree.find_all(nodes.For):
+        target = loop.target
+        if isinstance(target, nodes.Tuple) and len(target.items) == 2:
+            loop.iter = _filter(cast(nodes.Expr, loop.iter), "nunjucks_pairs", loop.lineno)
+    for parent in [tree, *tree.find_all(nodes.Node)]:
+        _replace_concat(parent)
+
+
+def _check_node(node: nodes.Node) -> None:
+    if type(node) in _FILE_TAGS:
+        raise TemplateSecurityError(
+            f"{{% {_FILE_TAGS[type(node)]} %}} is not available: templates cannot load "
+            "other templates"
+        )
+    if isinstance(node, nodes.Getattr) and node.attr.startswith("__"):
+        raise TemplateSecurityError(
+            f"template expressions may not access {node.attr!r} (Python internals are not "
+            "available in templates)"
+        )
+    if (
+        isinstance(node, nodes.Getitem)
+        and isinstance(node.arg, nodes.Const)
+        and isinstance(node.arg.value, str)
+        and node.arg.value.startswith("__")
+    ):
+        raise TemplateSecurityError(
+            f"template expressions may not access {node.arg.value!r} (Python internals are "
+            "not available in templates)"
+        )
+    if isinstance(node, nodes.Name) and node.ctx == "load":
+        if node.name in FORBIDDEN_NAMES or node.name.startswith("__"):
+            raise TemplateSecurityError(f"{node.name!r} is not available in templates")
+    if isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
+        arg = node.args[0]
+        if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+            if arg.value.startswith("_") or arg.value in ("format", "format_map", "mro"):
+                raise TemplateSecurityError(f"attr({arg.value!r}) is not available in templates")
+
+
+def _filter(node: nodes.Expr, name: str, lineno: int) -> nodes.Filter:
+    return nodes.Filter(node, name, [], [], None, None, lineno=lineno)
+
+
+def _replace_concat(parent: nodes.Node) -> None:
+    for field in parent.fields:
+        value: Any = getattr(parent, field, None)
+        if isinstance(value, nodes.Concat):
+            setattr(parent, field, _as_filter(value))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, nodes.Concat):
+                    value[index] = _as_filter(item)
+
+
+def _as_filter(concat: nodes.Concat) -> nodes.Filter:
+    return _filter(nodes.List(concat.nodes, lineno=concat.lineno), "nunjucks_concat", concat.lineno)

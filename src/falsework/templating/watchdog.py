@@ -1,0 +1,89 @@
+"""A time limit for template rendering.
+
+Jinja compiles a template to plain Python, so a loop over a large range runs in
+the caller's thread with nothing to stop it. One daemon thread watches every
+render in progress and, past its deadline, raises :class:`RenderTimeout` inside
+the rendering thread (``PyThreadState_SetAsyncExc``). That works because
+rendering is bytecode; the few C calls that could run long on their own
+(``'a' * n``, ``join``, ``replace`` ...) are size-checked before they run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import threading
+import time
+
+_POLL = 0.05  # how late a deadline may be noticed
+_IDLE_EXIT = 5.0  # the thread ends after this long with nothing to watch
+
+
+class RenderTimeout(BaseException):
+    """Raised inside a render that ran past its time limit.
+
+    A BaseException so that no ``except Exception`` on the way (Jinja's, a
+    filter's) swallows it.
+    """
+
+
+def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc is not None else None
+    )
+
+
+class Watchdog:
+    """Tracks running renders; :meth:`start` / :meth:`stop` bracket each one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: dict[int, tuple[float, int]] = {}
+        self._fired: set[int] = set()
+        self._tokens = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float) -> int:
+        token = next(self._tokens)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._active[token] = (deadline, threading.get_ident())
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="falsework-render-watchdog", daemon=True
+                )
+                self._thread.start()
+        return token
+
+    def stop(self, token: int) -> None:
+        try:
+            with self._lock:
+                _, thread_id = self._active.pop(token)
+                if token in self._fired:
+                    self._fired.discard(token)
+                    # The exception may still be pending: cancel it so it cannot
+                    # surface later in unrelated code.
+                    _raise_in(thread_id, None)
+        except RenderTimeout:
+            # Delivered between the render's end and the lock: the render finished.
+            pass
+
+    def _run(self) -> None:
+        idle_since = time.monotonic()
+        while True:
+            time.sleep(_POLL)
+            now = time.monotonic()
+            with self._lock:
+                if not self._active:
+                    if now - idle_since > _IDLE_EXIT:
+                        self._thread = None
+                        return
+                    continue
+                idle_since = now
+                for token, (deadline, thread_id) in self._active.items():
+                    if deadline <= now and token not in self._fired:
+                        self._fired.add(token)
+                        _raise_in(thread_id, RenderTimeout)
+
+
+WATCHDOG = Watchdog()
