@@ -180,10 +180,11 @@ class DryRunResult(_Wire):
 # workers -------------------------------------------------------------------
 class WorkerModel(_Wire):
     id: str
-    host: str | None = None
-    pid: int | None = None
+    host: str
+    pid: int
     limit: int
     running: int
+    startedAt: str | None = None
     heartbeatAt: str | None = None
 
 

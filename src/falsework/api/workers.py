@@ -14,22 +14,9 @@ from falsework.types import JSONObject
 router = APIRouter(tags=["workers"])
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
 def worker_json(info: Any) -> JSONObject:
-    if hasattr(info, "to_json"):
-        data: JSONObject = info.to_json()
-        return data
-    return {
-        "id": str(info.id),
-        "host": getattr(info, "host", None),
-        "pid": getattr(info, "pid", None),
-        "limit": info.limit,
-        "running": info.running,
-        "heartbeatAt": _iso(getattr(info, "heartbeat_at", None)),
-    }
+    data: JSONObject = info.to_json()
+    return data
 
 
 @router.get(
