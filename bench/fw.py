@@ -1,0 +1,165 @@
+"""Glue for Falsework's own benchmarks: settings, a broker, the real runner, a worker.
+
+Everything goes through the public layer contracts (docs/internals.md): ``Broker``,
+``TaskWorker`` and ``WorkflowRunner`` as a server process wires them, plus the two
+probe actions of ``bench.actions``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.common import fresh_database
+
+SPEC_VERSION = "scaffolder.backstage.io/v1beta3"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _secret_key() -> str:
+    """One Fernet key for this run, shared with every child process (one cluster)."""
+    key = os.environ.get("FALSEWORK_SECRET_KEY")
+    if not key:
+        from cryptography.fernet import Fernet
+
+        key = Fernet.generate_key().decode()
+        os.environ["FALSEWORK_SECRET_KEY"] = key
+    return key
+
+
+def task_spec(steps: list[dict[str, Any]], name: str = "bench") -> dict[str, Any]:
+    """A Backstage TaskSpec as ``Template.task_spec`` builds it, for pre-created tasks."""
+    return {
+        "apiVersion": SPEC_VERSION,
+        "steps": steps,
+        "output": {},
+        "parameters": {},
+        "user": {"ref": "user:default/bench"},
+        "templateInfo": {
+            "entityRef": f"template:default/{name}",
+            "baseUrl": "file:///bench/template.yaml",
+            "entity": {"metadata": {"name": name}},
+        },
+    }
+
+
+def log_step(message: str = "hello") -> dict[str, Any]:
+    return {"id": "log", "name": "Log", "action": "debug:log", "input": {"message": message}}
+
+
+def wait_step(seconds: float) -> dict[str, Any]:
+    return {"id": "wait", "name": "Wait", "action": "debug:wait", "input": {"seconds": seconds}}
+
+
+def settings(url: str, **overrides: Any) -> Any:
+    from falsework.config import Settings
+
+    work = Path(tempfile.mkdtemp(prefix="falsework-bench-"))
+    return Settings(
+        database_url=url,
+        data_dir=work,
+        work_dir=work / "work",
+        secret_key=_secret_key(),
+        **overrides,
+    )
+
+
+async def open_broker(url: str, **overrides: Any) -> Any:
+    from falsework.engine import Broker
+
+    s = settings(url, **overrides)
+    return await Broker.open(s.resolved_database_url, s)
+
+
+def executor(s: Any) -> Any:
+    """The real workflow runner (built-in actions + the bench probes)."""
+    from bench.actions import BENCH_ACTIONS
+    from falsework.actions.registry import ActionRegistry
+    from falsework.runner import WorkflowRunner
+    from falsework.templating import Renderer
+
+    registry = ActionRegistry.default()
+    for item in BENCH_ACTIONS:
+        if item.id not in registry:
+            registry.register(item)
+    renderer = Renderer(timeout=s.render_timeout, max_output=s.render_max_output)
+    return WorkflowRunner(
+        registry,
+        renderer,
+        step_timeout=s.step_timeout,
+        work_dir=s.resolved_work_dir,
+        keep_workspace_on_failure=False,
+    )
+
+
+def new_tasks(spec: dict[str, Any], n: int, created_by: str | None = None) -> list[Any]:
+    from falsework.engine import NewTask
+
+    return [NewTask(spec=spec, created_by=created_by) for _ in range(n)]
+
+
+async def create_many(broker: Any, spec: dict[str, Any], n: int, **kw: Any) -> list[str]:
+    ids: list[str] = []
+    batch = 2_000
+    for start in range(0, n, batch):
+        ids.extend(await broker.create_many(new_tasks(spec, min(batch, n - start), **kw)))
+    return ids
+
+
+@contextlib.asynccontextmanager
+async def database(kind: str, prefix: str) -> AsyncIterator[str]:
+    """A fresh database URL: ``postgres`` (CREATE DATABASE) or ``sqlite`` (new file)."""
+    if kind == "postgres":
+        async with fresh_database(prefix) as dsn:
+            yield dsn
+    else:
+        folder = Path(tempfile.mkdtemp(prefix=f"bench-{prefix}-"))
+        try:
+            yield f"sqlite:///{folder / 'falsework.db'}"
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+async def sql(url: str, query: str) -> list[tuple[Any, ...]]:
+    """Run one read-only query straight on the database (to count, not to drive)."""
+    if url.startswith("postgres"):
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            return [tuple(r) for r in await conn.fetch(query)]
+        finally:
+            await conn.close()
+    path = url.split("sqlite:///", 1)[1]
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return list(conn.execute(query).fetchall())
+
+
+def ts(value: Any) -> float:
+    """A database timestamp (datetime, or SQLite's text) as POSIX seconds; naive = UTC."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def env_for(url: str, **extra: str) -> dict[str, str]:
+    """The environment of a child process on ``url`` (FALSEWORK_* of ours not inherited)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FALSEWORK_")}
+    env.update(
+        {
+            "FALSEWORK_DATABASE_URL": url,
+            "FALSEWORK_SECRET_KEY": _secret_key(),
+            "FALSEWORK_TEMPLATES": str(TEMPLATES),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
