@@ -51,6 +51,7 @@ class _Channel:
         self.hub = hub
         self.task_id = task_id
         self.events: list[Any] = []
+        self.frames: list[bytes] = []  # each event framed once, sent to every watcher
         self.ids: list[int] = []
         self.done = False
         self.failed = False
@@ -62,6 +63,7 @@ class _Channel:
         try:
             async for event in self.hub.broker.subscribe(self.task_id, None):
                 self.events.append(event)
+                self.frames.append(frame(event))
                 self.ids.append(int(event.id))
                 self._wake()
         except asyncio.CancelledError:
@@ -103,29 +105,24 @@ class EventHub:
                 del self._channels[channel.task_id]
             channel.pump.cancel()
 
-    async def watch(
-        self, task_id: str, after: int | None = None, *, keepalive: bool = True
-    ) -> AsyncIterator[Any | None]:
-        """Every event of a task with id > ``after``, in order, then the end.
-
-        Yields ``None`` as a keep-alive tick after ``self.keepalive`` seconds
-        without events (when ``keepalive`` is true).
-        """
+    async def watch(self, task_id: str, after: int | None = None) -> AsyncIterator[bytes]:
+        """Every event of a task with id > ``after`` as an SSE frame, in order,
+        then the end; a keep-alive comment after ``self.keepalive`` idle seconds."""
         channel = self._join(task_id)
         try:
             position = bisect.bisect_right(channel.ids, after) if after is not None else 0
             while True:
-                while position < len(channel.events):
-                    yield channel.events[position]
+                while position < len(channel.frames):
+                    yield channel.frames[position]
                     position += 1
                 if channel.done:
                     return
                 changed = channel.changed
                 try:
-                    async with asyncio.timeout(self.keepalive if keepalive else None):
+                    async with asyncio.timeout(self.keepalive):
                         await changed.wait()
                 except TimeoutError:
-                    yield None
+                    yield KEEPALIVE
         finally:
             self._leave(channel)
 

@@ -20,7 +20,6 @@ from falsework.api.models import (
     ValidationErrors,
     errors,
 )
-from falsework.api.sse import KEEPALIVE, frame
 from falsework.errors import InputError, NotAllowedError, TooManyRequestsError
 from falsework.templates import validate_values
 from falsework.types import JSONObject
@@ -209,7 +208,7 @@ async def _stream(svc: Services, task: str, after: int | None) -> AsyncIterator[
     try:
         # The first bytes go out at once so clients and proxies see the stream open.
         yield b": stream open\n\n"
-        async for event in svc.hub.watch(task, after):
-            yield KEEPALIVE if event is None else frame(event)
+        async for chunk in svc.hub.watch(task, after):
+            yield chunk
     finally:
         gauge.dec()
