@@ -1,0 +1,125 @@
+"""``debug:*`` — write to the task log, list the workspace, wait."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from falsework.actions.context import ActionContext
+from falsework.actions.contract import ActionInput, action
+from falsework.errors import InputError
+
+# ------------------------------------------------------------------ debug:log
+
+
+class LogInput(ActionInput):
+    message: str | None = Field(None, description="Message to output.")
+    list_workspace: bool | Literal["with-filenames", "with-contents"] | None = Field(
+        None,
+        description='List all files in the workspace. If used with "with-contents", also '
+        "the file contents are listed.",
+    )
+
+
+@action(
+    id="debug:log",
+    description="Writes a message into the log and/or lists all files in the workspace.",
+    input=LogInput,
+    dry_run=True,
+    examples=[
+        (
+            "Write a debug message",
+            "steps:\n  - action: debug:log\n    id: write-debug-line\n"
+            '    name: Write "Hello Backstage!" log line\n    input:\n'
+            "      message: Hello Backstage!\n",
+        ),
+        (
+            "List the workspace directory",
+            "steps:\n  - action: debug:log\n    id: write-workspace-directory\n"
+            "    name: List the workspace directory\n    input:\n      listWorkspace: true\n",
+        ),
+        (
+            "List the workspace directory with file contents",
+            "steps:\n  - action: debug:log\n    id: write-workspace-directory\n"
+            "    name: List the workspace directory with file contents\n    input:\n"
+            "      listWorkspace: with-contents\n",
+        ),
+    ],
+)
+async def debug_log(ctx: ActionContext[LogInput]) -> None:
+    # Backstage first logs the whole input as indented JSON; clients rely on the shape.
+    ctx.logger.info(json.dumps(ctx.input.model_dump(by_alias=True, exclude_none=True), indent=2))
+    if ctx.input.message:
+        ctx.logger.info(ctx.input.message)
+    mode = ctx.input.list_workspace
+    if mode:
+        listing = await ctx.in_thread(_listing, ctx.workspace, mode == "with-contents")
+        ctx.logger.info(f"Workspace:\n{listing}")
+
+
+def _listing(workspace: Path, with_contents: bool) -> str:
+    lines: list[str] = []
+    for rel in _files(workspace):
+        if with_contents:
+            content = (workspace / rel).read_text(encoding="utf-8", errors="replace")
+            lines.append(f" - {rel}:\n\n  {content}")
+        else:
+            lines.append(f"  - {rel}")
+    return "\n".join(lines)
+
+
+def _files(root: Path) -> list[str]:
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel = Path(dirpath).relative_to(root)
+        found.extend((rel / name).as_posix() for name in filenames)
+    return sorted(found)
+
+
+# ----------------------------------------------------------------- debug:wait
+
+MAX_WAIT = 600.0
+
+
+class WaitInput(ActionInput):
+    minutes: float | None = Field(None, ge=0, description="Minutes to wait.")
+    seconds: float | None = Field(None, ge=0, description="Seconds to wait.")
+    milliseconds: float | None = Field(None, ge=0, description="Milliseconds to wait.")
+
+
+@action(
+    id="debug:wait",
+    description="Waits for a certain period of time (at most 10 minutes). Waiting costs "
+    "no CPU and holds no thread.",
+    input=WaitInput,
+    dry_run=True,
+    examples=[
+        (
+            "Wait for a short moment (10 ms)",
+            "steps:\n  - action: debug:wait\n    id: wait\n    name: Wait\n"
+            "    input:\n      seconds: 0.01\n",
+        ),
+        (
+            "Combine units: 6 ms plus 1 ms",
+            "steps:\n  - action: debug:wait\n    id: wait\n    name: Wait\n"
+            "    input:\n      minutes: 0.0001\n      milliseconds: 1\n",
+        ),
+    ],
+)
+async def debug_wait(ctx: ActionContext[WaitInput]) -> None:
+    inp = ctx.input
+    total = (inp.minutes or 0) * 60 + (inp.seconds or 0) + (inp.milliseconds or 0) / 1000
+    if total > MAX_WAIT:
+        raise InputError(
+            f"Waiting duration is longer than the maximum of {MAX_WAIT / 60:g} minutes"
+        )
+    if total <= 0:
+        return
+    # A bare sleep: the cheapest wait there is; the runner cancels it on cancel.
+    await asyncio.sleep(total)

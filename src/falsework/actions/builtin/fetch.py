@@ -1,0 +1,429 @@
+"""``fetch:*`` — copy or render content from the template folder, a local
+folder or a git repository into the workspace."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from falsework.actions.context import ActionContext
+from falsework.actions.contract import ActionInput, action
+from falsework.actions.globs import matches_or_under
+from falsework.actions.paths import resolve_safe_path
+from falsework.actions.sources import locate
+from falsework.errors import ActionError, InputError
+
+# ---------------------------------------------------------------- fetch:plain
+
+
+class FetchPlainInput(ActionInput):
+    url: str = Field(
+        description="Where to fetch from: a path relative to the template folder, "
+        "a local folder under an allowed root, or a git URL (file://, https://…/repo.git)."
+    )
+    target_path: str = Field("./", description="Workspace folder to write into.")
+    token: str | None = Field(None, description="Accepted for compatibility; unused.")
+
+
+@action(
+    id="fetch:plain",
+    description="Downloads content and places it in the workspace, or optionally in a "
+    "subdirectory specified by the `targetPath` input option.",
+    input=FetchPlainInput,
+    dry_run=True,
+    examples=[
+        (
+            "Copy the template folder's skeleton into the workspace",
+            "steps:\n  - action: fetch:plain\n    id: fetch-plain\n    name: Fetch plain\n"
+            "    input:\n      url: ./skeleton\n",
+        ),
+        (
+            "Copy into a sub-folder of the workspace",
+            "steps:\n  - action: fetch:plain\n    id: fetch-plain\n    name: Fetch plain\n"
+            "    input:\n      url: ./skeleton\n      targetPath: docs\n",
+        ),
+    ],
+)
+async def fetch_plain(ctx: ActionContext[FetchPlainInput]) -> None:
+    ctx.logger.info("Fetching plain content from remote URL")
+    target = ctx.resolve_path(ctx.input.target_path)
+    source = await locate(ctx, ctx.input.url)
+    if not source.is_dir():
+        raise ActionError(f"{ctx.input.url!r} is not a folder (use fetch:plain:file for a file)")
+    await ctx.in_thread(_copy_tree, source, target)
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True, ignore=_ignore_git)
+
+
+def _ignore_git(folder: str, names: list[str]) -> list[str]:
+    return [".git"] if ".git" in names else []
+
+
+class FetchPlainFileInput(ActionInput):
+    url: str = Field(description="The file to fetch (same forms as fetch:plain).")
+    target_path: str = Field(description="Workspace path of the file to write.")
+    token: str | None = Field(None, description="Accepted for compatibility; unused.")
+
+
+@action(
+    id="fetch:plain:file",
+    description="Downloads a single file and places it in the workspace.",
+    input=FetchPlainFileInput,
+    dry_run=True,
+    examples=[
+        (
+            "Copy one file from the template folder",
+            "steps:\n  - action: fetch:plain:file\n    id: fetch-file\n    name: Fetch file\n"
+            "    input:\n      url: ./skeleton/README.md\n      targetPath: README.md\n",
+        )
+    ],
+)
+async def fetch_plain_file(ctx: ActionContext[FetchPlainFileInput]) -> None:
+    ctx.logger.info("Fetching plain content from remote URL")
+    target = ctx.resolve_path(ctx.input.target_path)
+    source = await locate(ctx, ctx.input.url)
+    if not source.is_file():
+        raise ActionError(f"{ctx.input.url!r} is not a file")
+    await ctx.in_thread(_copy_file, source, target)
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target, follow_symlinks=False)
+
+
+# ------------------------------------------------------------- fetch:template
+
+
+class FetchTemplateInput(ActionInput):
+    url: str = Field(description="The skeleton folder (same forms as fetch:plain).")
+    target_path: str = Field("./", description="Workspace folder to write into.")
+    values: dict[str, Any] = Field(
+        default_factory=dict, description="Values available as `values` in the skeleton."
+    )
+    copy_without_render: list[str] | None = Field(
+        None,
+        description="Deprecated: globs of files/folders copied as-is (names not rendered "
+        "either). Use copyWithoutTemplating.",
+    )
+    copy_without_templating: list[str] | None = Field(
+        None,
+        description="Globs of files/folders whose contents are copied without templating; "
+        "their names are still rendered.",
+    )
+    cookiecutter_compat: bool = Field(
+        False,
+        description="Cookiecutter mode: `{{ }}` delimiters, values as `cookiecutter`, "
+        "the `jsonify` filter.",
+    )
+    template_file_extension: str | bool | None = Field(
+        None,
+        description="Only files with this extension are rendered (and lose it); "
+        "`true` means `.njk`. All names are rendered.",
+    )
+    replace: bool = Field(False, description="Overwrite files already in the workspace.")
+    trim_blocks: bool = Field(False, description="Remove the first newline after a block tag.")
+    lstrip_blocks: bool = Field(
+        False, description="Strip whitespace before a block tag at the start of a line."
+    )
+    token: str | None = Field(None, description="Accepted for compatibility; unused.")
+
+
+SKELETON_EXAMPLE = (
+    "steps:\n  - action: fetch:template\n    id: fetch-template\n    name: Fetch template\n"
+    "    input:\n      url: ./skeleton\n      values:\n        name: my-service\n"
+)
+
+
+@action(
+    id="fetch:template",
+    description="Downloads a skeleton, templates variables into file and directory names "
+    "and content, and places the result in the workspace, or optionally in a subdirectory "
+    "specified by the `targetPath` input option.",
+    input=FetchTemplateInput,
+    dry_run=True,
+    examples=[
+        ("Render the template folder's skeleton into the workspace", SKELETON_EXAMPLE),
+        (
+            "Copy GitHub workflows without templating and render only .njk files elsewhere",
+            "steps:\n  - action: fetch:template\n    id: fetch-template\n"
+            "    name: Fetch template\n    input:\n      url: ./skeleton\n"
+            "      targetPath: service\n      copyWithoutTemplating:\n"
+            "        - .github/workflows/*\n      values:\n        name: my-service\n",
+        ),
+        (
+            "A cookiecutter skeleton",
+            "steps:\n  - action: fetch:template\n    id: fetch-cookiecutter\n"
+            "    name: Fetch cookiecutter skeleton\n    input:\n      url: ./cookiecutter\n"
+            "      cookiecutterCompat: true\n      values:\n        name: my-service\n",
+        ),
+    ],
+)
+async def fetch_template(ctx: ActionContext[FetchTemplateInput]) -> None:
+    inp = ctx.input
+    extension = _extension(inp.template_file_extension)
+    if extension and (inp.copy_without_render or inp.copy_without_templating):
+        raise InputError(
+            "templateFileExtension cannot be combined with copyWithoutRender or "
+            "copyWithoutTemplating"
+        )
+    if extension and inp.cookiecutter_compat:
+        raise InputError("templateFileExtension cannot be combined with cookiecutterCompat")
+    ctx.logger.info("Fetching template content from remote URL")
+    target = ctx.resolve_path(inp.target_path)
+    source = await locate(ctx, inp.url)
+    if not source.is_dir():
+        raise ActionError(f"{inp.url!r} is not a folder (use fetch:template:file for a file)")
+    job = _SkeletonJob(
+        source=source,
+        target=target,
+        values=inp.values,
+        render=_render_fn(ctx, inp.cookiecutter_compat, inp.trim_blocks, inp.lstrip_blocks),
+        context={("cookiecutter" if inp.cookiecutter_compat else "values"): inp.values},
+        without_templating=tuple(inp.copy_without_templating or ()),
+        without_render=tuple(inp.copy_without_render or ()),
+        extension=extension,
+        replace=inp.replace,
+        log=ctx.logger.info,
+        cancelled=ctx.signal.is_set,
+    )
+    await ctx.in_thread(job.run)
+
+
+def _extension(value: str | bool | None) -> str | None:
+    if value is True:
+        return ".njk"
+    if not value:
+        return None
+    text = str(value)
+    return text if text.startswith(".") else "." + text
+
+
+RenderFn = Callable[[str, dict[str, Any]], str]
+
+
+def _render_fn(
+    ctx: ActionContext[Any], cookiecutter: bool, trim_blocks: bool, lstrip_blocks: bool
+) -> RenderFn:
+    renderer = _cookiecutter_renderer(ctx) if cookiecutter else ctx.renderer
+
+    def render(source: str, context: dict[str, Any]) -> str:
+        return renderer.render_string(
+            source, context, trim_blocks=trim_blocks, lstrip_blocks=lstrip_blocks
+        )
+
+    return render
+
+
+_COOKIECUTTER: dict[int, Any] = {}
+
+
+def _cookiecutter_renderer(ctx: ActionContext[Any]) -> Any:
+    # One cookiecutter-mode renderer per runner renderer, so its compile cache is
+    # shared by every task like the main one.
+    key = id(ctx.renderer)
+    found = _COOKIECUTTER.get(key)
+    if found is None:
+        found = type(ctx.renderer)(cookiecutter_compat=True)
+        _COOKIECUTTER[key] = found
+    return found
+
+
+def _has_tags(text: str) -> bool:
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+def _skipped(path: str) -> bool:
+    # A name segment that rendered empty drops the entry (conditional files).
+    return path == "" or path.startswith("/") or "//" in path
+
+
+def _is_binary(data: bytes) -> bool:
+    if b"\x00" in data[:8192]:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+@dataclass
+class _SkeletonJob:
+    """Renders one skeleton folder; runs in a worker thread in one go (one hop
+    for the whole tree, not one per file)."""
+
+    source: Path
+    target: Path
+    values: dict[str, Any]
+    render: RenderFn
+    context: dict[str, Any]
+    without_templating: tuple[str, ...]
+    without_render: tuple[str, ...]
+    extension: str | None
+    replace: bool
+    log: Callable[[str], None]
+    cancelled: Callable[[], bool]
+
+    def run(self) -> None:
+        entries = _walk(self.source)
+        self.log("Listing files and directories in template")
+        values = json.dumps(self.values, sort_keys=True, separators=(",", ":"), default=str)
+        self.log(f"Processing {len(entries)} template files/directories with input values {values}")
+        self.target.mkdir(parents=True, exist_ok=True)
+        for rel, kind in entries:
+            if self.cancelled():
+                return
+            self._one(rel, kind)
+        self.log(f"Template result written to {self.target}")
+
+    def _name(self, rel: str) -> str:
+        return self.render(rel, self.context) if _has_tags(rel) else rel
+
+    def _one(self, rel: str, kind: str) -> None:
+        location = rel + "/" if kind == "dir" else rel
+        if self.extension:
+            render_contents = kind == "file" and rel.endswith(self.extension)
+            out = self._name(rel[: -len(self.extension)] if render_contents else rel)
+        elif self.without_render and matches_or_under(rel, self.without_render):
+            render_contents, out = False, rel
+        else:
+            render_contents = not matches_or_under(rel, self.without_templating)
+            out = self._name(rel)
+        if _skipped(out if kind != "dir" else out + "/"):
+            return
+        dest = resolve_safe_path(self.target, out)
+        if os.path.lexists(dest) and not self.replace:
+            return
+        src = self.source / rel
+        if not render_contents and not self.extension:
+            self.log(f"Copying file/directory {location} without processing.")
+        if kind == "dir":
+            self.log(f"Writing directory {location} to template output path.")
+            dest.mkdir(parents=True, exist_ok=True)
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "link":
+            self.log(
+                f"Copying file binary or symbolic link at {location}, to template output path."
+            )
+            if os.path.lexists(dest):
+                dest.unlink()
+            os.symlink(os.readlink(src), dest)
+            return
+        st = src.stat()
+        data = src.read_bytes()
+        if _is_binary(data):
+            self.log(
+                f"Copying file binary or symbolic link at {location}, to template output path."
+            )
+        else:
+            self.log(f"Writing file {location} to template output path with mode {st.st_mode}.")
+            if render_contents:
+                text = data.decode("utf-8")
+                if _has_tags(text):
+                    data = self.render(text, self.context).encode("utf-8")
+        with open(dest, "wb") as fh:
+            fh.write(data)
+        os.chmod(dest, stat.S_IMODE(st.st_mode))
+
+
+def _walk(root: Path) -> list[tuple[str, str]]:
+    """Every entry under ``root`` as (relative POSIX path, dir|file|link), parents
+    before children, sorted; ``.git`` folders left out; links never followed."""
+    out: list[tuple[str, str]] = []
+    stack = [("", str(root))]
+    while stack:
+        prefix, folder = stack.pop()
+        with os.scandir(folder) as it:
+            for entry in it:
+                if entry.name == ".git":
+                    continue
+                rel = prefix + entry.name
+                if entry.is_symlink():
+                    out.append((rel, "link"))
+                elif entry.is_dir(follow_symlinks=False):
+                    out.append((rel, "dir"))
+                    stack.append((rel + "/", entry.path))
+                else:
+                    out.append((rel, "file"))
+    # Sorting "dir/" style keys puts a folder right before its contents.
+    out.sort(key=lambda e: e[0] + "/" if e[1] == "dir" else e[0])
+    return out
+
+
+# --------------------------------------------------------- fetch:template:file
+
+
+class FetchTemplateFileInput(ActionInput):
+    url: str = Field(description="The template file (same forms as fetch:plain).")
+    target_path: str = Field(description="Workspace path of the rendered file.")
+    values: dict[str, Any] = Field(
+        default_factory=dict, description="Values available as `values` in the file."
+    )
+    cookiecutter_compat: bool = Field(False, description="Cookiecutter mode (see fetch:template).")
+    replace: bool = Field(False, description="Overwrite the file if it exists.")
+    trim_blocks: bool = Field(False, description="Remove the first newline after a block tag.")
+    lstrip_blocks: bool = Field(
+        False, description="Strip whitespace before a block tag at the start of a line."
+    )
+    token: str | None = Field(None, description="Accepted for compatibility; unused.")
+
+
+@action(
+    id="fetch:template:file",
+    description="Downloads a single file and templates variables into it, placing the "
+    "result in the workspace.",
+    input=FetchTemplateFileInput,
+    dry_run=True,
+    examples=[
+        (
+            "Render one file from the template folder",
+            "steps:\n  - action: fetch:template:file\n    id: fetch-template-file\n"
+            "    name: Fetch template file\n    input:\n      url: ./skeleton/README.md\n"
+            "      targetPath: README.md\n      values:\n        name: my-service\n",
+        )
+    ],
+)
+async def fetch_template_file(ctx: ActionContext[FetchTemplateFileInput]) -> None:
+    inp = ctx.input
+    ctx.logger.info("Fetching template file content from remote URL")
+    target = ctx.resolve_path(inp.target_path)
+    source = await locate(ctx, inp.url)
+    if not source.is_file():
+        raise ActionError(f"{inp.url!r} is not a file")
+    render = _render_fn(ctx, inp.cookiecutter_compat, inp.trim_blocks, inp.lstrip_blocks)
+    context = {("cookiecutter" if inp.cookiecutter_compat else "values"): inp.values}
+    written = await ctx.in_thread(_render_file, source, target, render, context, inp.replace)
+    if written:
+        ctx.logger.info(f"Template file {inp.target_path} written")
+    else:
+        ctx.logger.info(f"File {inp.target_path} already exists; not replaced")
+
+
+def _render_file(
+    source: Path, target: Path, render: RenderFn, context: dict[str, Any], replace: bool
+) -> bool:
+    if os.path.lexists(target) and not replace:
+        return False
+    st = source.stat()
+    data = source.read_bytes()
+    if not _is_binary(data):
+        text = data.decode("utf-8")
+        if _has_tags(text):
+            data = render(text, context).encode("utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb") as fh:
+        fh.write(data)
+    os.chmod(target, stat.S_IMODE(st.st_mode))
+    return True

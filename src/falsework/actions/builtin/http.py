@@ -1,0 +1,145 @@
+"""``http:request`` — call an HTTP API, optionally polling until a condition holds.
+
+The seed use case is Argo Workflows: submit a workflow, then poll its status
+until ``${{ response.body.status.phase in ['Succeeded','Failed'] }}``. Waiting
+between polls is a bare ``asyncio.sleep``: an idle poll costs a coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from functools import lru_cache
+from typing import Any, Literal
+
+import certifi
+import httpx
+from pydantic import Field
+
+from falsework.actions.context import ActionContext
+from falsework.actions.contract import ActionInput, action
+from falsework.errors import ActionError
+from falsework.templating import is_truthy
+
+
+class RequestInput(ActionInput):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = Field(
+        "GET", description="The HTTP method."
+    )
+    url: str = Field(description="An http:// or https:// URL.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Request headers.")
+    body: Any = Field(
+        None, description="Request body: an object or list is sent as JSON, a string as-is."
+    )
+    timeout: float = Field(60.0, gt=0, description="Seconds allowed for each request.")
+    until: str | None = Field(
+        None,
+        description="Poll until this template expression over `response` "
+        "(`code`, `headers`, `body`) is truthy.",
+    )
+    interval: float = Field(5.0, gt=0, description="Seconds between polls.")
+    max_wait: float = Field(600.0, gt=0, description="Give up polling after this many seconds.")
+    continue_on_bad_response: bool = Field(
+        False, description="Do not fail on a 4xx/5xx status; report it in the outputs."
+    )
+
+
+@action(
+    id="http:request",
+    description="Sends an HTTP request and outputs the response; can poll until a "
+    "condition over the response holds.",
+    input=RequestInput,
+    output={
+        "type": "object",
+        "properties": {
+            "code": {"type": "integer", "description": "The status code."},
+            "headers": {"type": "object", "description": "Response headers (lower-case)."},
+            "body": {"description": "The JSON body, or the text when it is not JSON."},
+        },
+    },
+    raw_input=["until"],
+    examples=[
+        (
+            "Submit a workflow",
+            "steps:\n  - action: http:request\n    id: submit\n    name: Submit workflow\n"
+            "    input:\n      method: POST\n"
+            "      url: https://argo.example.com/api/v1/workflows/ci\n"
+            "      headers:\n        Authorization: Bearer ${{ secrets.ARGO_TOKEN }}\n"
+            "      body:\n        workflow:\n          metadata:\n"
+            "            generateName: build-\n",
+        ),
+        (
+            "Poll until the workflow has finished",
+            "steps:\n  - action: http:request\n    id: wait\n    name: Wait for the workflow\n"
+            "    input:\n      url: https://argo.example.com/api/v1/workflows/ci/build-x\n"
+            "      until: ${{ response.body.status.phase in ['Succeeded', 'Failed'] }}\n"
+            "      interval: 10\n      maxWait: 1800\n",
+        ),
+    ],
+)
+async def http_request(ctx: ActionContext[RequestInput]) -> None:
+    inp = ctx.input
+    if not inp.url.startswith(("http://", "https://")):
+        raise ActionError(f"url {inp.url!r} is not an http:// or https:// URL")
+    if inp.until is not None:
+        errors = ctx.renderer.check(inp.until)
+        if errors:
+            raise ActionError(f"until does not parse: {'; '.join(errors)}")
+    deadline = time.monotonic() + inp.max_wait
+    attempt = 0
+    async with httpx.AsyncClient(timeout=inp.timeout, verify=_ssl_context()) as client:
+        while True:
+            attempt += 1
+            response = await _send(client, inp)
+            ctx.logger.info(f"{inp.method} {inp.url} -> {response['code']}")
+            if response["code"] >= 400 and not inp.continue_on_bad_response:
+                raise ActionError(
+                    f"{inp.method} {inp.url} answered {response['code']}: "
+                    f"{_preview(response['body'])}"
+                )
+            if inp.until is None or _holds(ctx, inp.until, response):
+                break
+            if time.monotonic() + inp.interval > deadline:
+                raise ActionError(
+                    f"Condition {inp.until!r} still false after {attempt} requests "
+                    f"(maxWait {inp.max_wait:g}s)"
+                )
+            await asyncio.sleep(inp.interval)
+    for name in ("code", "headers", "body"):
+        ctx.output(name, response[name])
+
+
+async def _send(client: httpx.AsyncClient, inp: RequestInput) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"headers": inp.headers}
+    if isinstance(inp.body, dict | list):
+        kwargs["json"] = inp.body
+    elif inp.body is not None:
+        kwargs["content"] = str(inp.body)
+    try:
+        resp = await client.request(inp.method, inp.url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise ActionError(f"{inp.method} {inp.url} failed: {exc or type(exc).__name__}") from exc
+    body: Any = resp.text
+    if "json" in resp.headers.get("content-type", ""):
+        try:
+            body = resp.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = resp.text
+    return {"code": resp.status_code, "headers": dict(resp.headers), "body": body}
+
+
+def _holds(ctx: ActionContext[Any], until: str, response: dict[str, Any]) -> bool:
+    return is_truthy(ctx.renderer.evaluate(until, {**ctx.template_context, "response": response}))
+
+
+def _preview(body: Any) -> str:
+    text = body if isinstance(body, str) else json.dumps(body)
+    return text[:300]
+
+
+@lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    # Built once: creating a TLS context costs milliseconds of CPU per request.
+    return ssl.create_default_context(cafile=certifi.where())

@@ -1,0 +1,179 @@
+"""What an action handler gets: ``ActionContext``.
+
+The runner builds one context per step run (per ``each`` item). Everything an
+action may touch goes through it: the validated input, a logger whose lines
+become the task's events, the workspace (created on first use), outputs,
+secrets, checkpoints for idempotent side effects, temp dirs, and ``signal``,
+set when the step is cancelled or times out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from falsework.actions.paths import resolve_safe_path
+
+if TYPE_CHECKING:
+    from falsework.templating import Renderer
+
+InputT = TypeVar("InputT", bound=BaseModel)
+T = TypeVar("T")
+
+LogSink = Callable[[str, str], None]  # (level, message); safe to call from any thread
+
+
+class CheckpointStore(Protocol):
+    """Where checkpoints live (the runner's ``TaskIO`` fits)."""
+
+    async def checkpoint_get(self, key: str) -> tuple[bool, Any]: ...
+
+    async def checkpoint_set(self, key: str, value: Any) -> None: ...
+
+
+class StepLogger:
+    """``logging.Logger``-like: each call becomes one log event of the step."""
+
+    __slots__ = ("_sink",)
+
+    def __init__(self, sink: LogSink) -> None:
+        self._sink = sink
+
+    def debug(self, message: object) -> None:
+        self._sink("debug", str(message))
+
+    def info(self, message: object) -> None:
+        self._sink("info", str(message))
+
+    def warning(self, message: object) -> None:
+        self._sink("warn", str(message))
+
+    warn = warning
+
+    def error(self, message: object) -> None:
+        self._sink("error", str(message))
+
+
+class Workspace:
+    """A task's working directory, created only when something first needs it:
+    most steps of most tasks never touch disk, and a mkdir per task adds up."""
+
+    __slots__ = ("created", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.created = path.is_dir()
+
+    def ensure(self) -> Path:
+        if not self.created:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.created = True
+        return self.path
+
+
+class ActionContext(Generic[InputT]):
+    """The context of one action run."""
+
+    def __init__(
+        self,
+        *,
+        input: InputT,
+        log: LogSink,
+        workspace: Workspace,
+        secrets: dict[str, str],
+        user: dict[str, Any],
+        task_id: str,
+        step_id: str,
+        checkpoints: CheckpointStore,
+        renderer: Renderer,
+        output: Callable[[str, Any], None],
+        is_dry_run: bool = False,
+        template_dir: Path | None = None,
+        allowed_roots: tuple[Path, ...] = (),
+        signal: asyncio.Event | None = None,
+        temp_root: Path | None = None,
+        template_context: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.input = input
+        self.logger = StepLogger(log)
+        self._workspace = workspace
+        self.secrets = secrets
+        self.user = user
+        self.task_id = task_id
+        self.step_id = step_id
+        self.is_dry_run = is_dry_run
+        self.template_dir = template_dir
+        self.allowed_roots = allowed_roots
+        self.signal = signal if signal is not None else asyncio.Event()
+        self.renderer = renderer
+        self._checkpoints = checkpoints
+        self._output = output
+        self._temp_root = temp_root
+        self._temp_dirs: list[str] = []
+        # What `${{ }}` saw when the step's input was rendered (without secrets),
+        # for actions that evaluate expressions of their own (http:request `until`).
+        self.template_context: Mapping[str, Any] = template_context or {}
+
+    @property
+    def workspace(self) -> Path:
+        return self._workspace.ensure()
+
+    def output(self, name: str, value: Any) -> None:
+        self._output(name, value)
+
+    def resolve_path(self, user_path: str) -> Path:
+        """A path inside the workspace, or ``UnsafePathError``."""
+        return resolve_safe_path(self.workspace, user_path)
+
+    async def checkpoint(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn`` once per task: a retried or recovered task gets the stored
+        value instead of repeating the side effect."""
+        full = f"{self.step_id}:{key}"
+        found, value = await self._checkpoints.checkpoint_get(full)
+        if found:
+            return value  # type: ignore[no-any-return]
+        result = await fn()
+        await self._checkpoints.checkpoint_set(full, result)
+        return result
+
+    def create_temp_dir(self) -> Path:
+        """A fresh directory removed when the step ends."""
+        if self._temp_root is not None:
+            self._temp_root.mkdir(parents=True, exist_ok=True)
+        path = tempfile.mkdtemp(prefix="falsework-", dir=self._temp_root)
+        self._temp_dirs.append(path)
+        return Path(path)
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking work in a thread without blocking the event loop.
+
+        On cancellation the signal is set and the thread is waited for (blocking
+        work here checks ``signal`` between files), so nothing keeps writing into
+        a workspace the runner is about to remove.
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, functools.partial(fn, *args))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self.signal.set()
+            await asyncio.wait([future])
+            raise
+
+    async def aclose(self) -> None:
+        """Remove this step's temp dirs (the runner calls it)."""
+        if self._temp_dirs:
+            dirs, self._temp_dirs = self._temp_dirs, []
+            await asyncio.to_thread(_remove_all, dirs)
+
+
+def _remove_all(paths: list[str]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,138 @@
+"""The Action contract: what one built-in or custom action declares.
+
+An action is a value (``Action``), built by the ``@action`` decorator around an
+async handler. Its input model is a pydantic model whose JSON Schema the API
+publishes under Backstage's field names (camelCase aliases), so one declaration
+serves validation, documentation and ``GET /v2/actions``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from falsework.types import JSONObject
+
+if TYPE_CHECKING:
+    from falsework.actions.context import ActionContext
+
+ACTION_ID = re.compile(r"^[a-z][a-z0-9-]*(:[a-z][a-zA-Z0-9-]*)+$")
+
+
+class ActionInput(BaseModel):
+    """Base of every input model: Backstage's camelCase names, unknown keys refused.
+
+    Refusing unknown keys turns a typo (``targetpath``) into a clear error
+    instead of a silently ignored input, as Backstage's strict schemas do.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+InputT = TypeVar("InputT", bound=BaseModel)
+Handler = Callable[["ActionContext[InputT]"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One documented use: a description and a YAML ``steps:`` snippet."""
+
+    description: str
+    example: str
+
+
+@dataclass(frozen=True, eq=False)
+class Action(Generic[InputT]):
+    """One action. ``raw_input`` names top-level input keys the runner must not
+    render (they are template expressions the action evaluates itself, like
+    ``http:request``'s ``until``)."""
+
+    id: str
+    description: str
+    input_model: type[InputT]
+    handler: Handler[InputT]
+    output_schema: JSONObject = field(default_factory=lambda: {"type": "object"})
+    supports_dry_run: bool = False
+    examples: tuple[Example, ...] = ()
+    raw_input: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not ACTION_ID.match(self.id):
+            raise ValueError(f"action id {self.id!r} is not of the form family:verb")
+
+    @cached_property
+    def input_schema(self) -> JSONObject:
+        schema = self.input_model.model_json_schema(by_alias=True)
+        schema.setdefault("$schema", "http://json-schema.org/draft-07/schema#")
+        return schema
+
+    def to_json(self) -> JSONObject:
+        """Backstage's ``GET /v2/actions`` item."""
+        return {
+            "id": self.id,
+            "description": self.description,
+            "examples": [
+                {"description": e.description, "example": e.example} for e in self.examples
+            ],
+            "schema": {"input": self.input_schema, "output": self.output_schema},
+            "supportsDryRun": self.supports_dry_run,
+        }
+
+
+def action(
+    *,
+    id: str,
+    description: str,
+    input: type[InputT],
+    output: JSONObject | None = None,
+    dry_run: bool = False,
+    examples: Sequence[Example | tuple[str, str]] = (),
+    raw_input: Sequence[str] = (),
+) -> Callable[[Handler[InputT]], Action[InputT]]:
+    """Turn an async handler into an ``Action`` (the decorated name is the Action)."""
+
+    def wrap(handler: Handler[InputT]) -> Action[InputT]:
+        return Action(
+            id=id,
+            description=description,
+            input_model=input,
+            handler=handler,
+            output_schema=output if output is not None else {"type": "object"},
+            supports_dry_run=dry_run,
+            examples=tuple(e if isinstance(e, Example) else Example(*e) for e in examples),
+            raw_input=frozenset(raw_input),
+        )
+
+    return wrap
+
+
+def example_output(schema: JSONObject) -> Any:
+    """A plausible value for an output schema: what a dry run fakes for an action
+    that cannot run without side effects."""
+    if schema.get("examples"):
+        return schema["examples"][0]
+    if "default" in schema:
+        return schema["default"]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        return {name: example_output(sub) for name, sub in props.items()}
+    if kind == "array":
+        return []
+    if kind == "string":
+        return "<example>"
+    if kind in ("number", "integer"):
+        return 0
+    if kind == "boolean":
+        return False
+    return None

@@ -1,0 +1,126 @@
+"""Dry runs: run a template against its own files without side effects.
+
+What ``POST /v2/dry-run`` does: the template folder arrives as a list of
+``{path, base64Content}``; it is written to a temp folder (so ``./skeleton``
+resolves), the steps run with ``is_dry_run`` set, actions that cannot dry-run
+are skipped with outputs faked from their output schema, and the result is the
+log, the workspace's files, the output and the steps. A failing step is
+reported in the log and the steps, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import stat
+import tempfile
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from falsework.actions.paths import resolve_safe_path
+from falsework.runner.memory import LocalTask, MemoryTaskIO
+from falsework.types import JSONObject
+
+if TYPE_CHECKING:
+    from falsework.runner.workflow import WorkflowRunner
+
+
+async def dry_run(
+    runner: WorkflowRunner,
+    template: Any,
+    values: Mapping[str, Any],
+    secrets: Mapping[str, str] | None = None,
+    directory_contents: list[Mapping[str, Any]] | None = None,
+    *,
+    user: Mapping[str, Any] | None = None,
+) -> JSONObject:
+    from falsework.runner.workflow import TaskFailedError
+
+    doc = _document(template)
+    spec_in = doc.get("spec") or {}
+    metadata = doc.get("metadata") or {}
+    root = Path(tempfile.mkdtemp(prefix="falsework-dry-run-"))
+    try:
+        template_dir = root / "template"
+        workspace = root / "workspace"
+        await asyncio.to_thread(_write_files, template_dir, directory_contents or [])
+        workspace.mkdir()
+        ref = f"template:{metadata.get('namespace', 'default')}/{metadata.get('name', 'dry-run')}"
+        spec: JSONObject = {
+            "apiVersion": doc.get("apiVersion", "scaffolder.backstage.io/v1beta3"),
+            "steps": spec_in.get("steps") or [],
+            "output": spec_in.get("output") or {},
+            "parameters": dict(values),
+            "user": dict(user or {}),
+            "templateInfo": {
+                "entityRef": ref,
+                "baseUrl": template_dir.as_uri() + "/",
+                "entity": {"metadata": metadata},
+            },
+        }
+        task = LocalTask(spec=spec, secrets=dict(secrets or {}), id=str(uuid.uuid4()))
+        io = MemoryTaskIO()
+        output: JSONObject = {}
+        error: JSONObject | None = None
+        try:
+            output = await runner.run(task, io, workspace=workspace, dry_run=True)
+        except TaskFailedError as exc:
+            error = {"name": exc.name, "message": exc.message}
+        files = await asyncio.to_thread(_read_files, workspace)
+        steps = []
+        for index, step in enumerate(spec["steps"]):
+            step_id = str(step.get("id") or f"step-{index + 1}")
+            item = {**step, "id": step_id, "name": step.get("name") or step.get("action")}
+            item["status"] = io.steps.get(step_id, {}).get("status", "skipped")
+            steps.append(item)
+        result: JSONObject = {
+            "log": [{"body": body} for _, body in io.events],
+            "directoryContents": files,
+            "output": output,
+            "steps": steps,
+        }
+        if error is not None:
+            result["error"] = error
+        return result
+    finally:
+        await asyncio.to_thread(shutil.rmtree, root, True)
+
+
+def _document(template: Any) -> Mapping[str, Any]:
+    raw = getattr(template, "raw", template)
+    if not isinstance(raw, Mapping):
+        raise TypeError("template must be a Template or its YAML document as a mapping")
+    return raw
+
+
+def _write_files(root: Path, contents: list[Mapping[str, Any]]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for item in contents:
+        path = resolve_safe_path(root, str(item["path"]))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(item.get("base64Content") or ""))
+        if item.get("executable"):
+            path.chmod(0o755)
+
+
+def _read_files(root: Path) -> list[JSONObject]:
+    found: list[JSONObject] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath, name)
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode
+            found.append(
+                {
+                    "path": path.relative_to(root).as_posix(),
+                    "base64Content": base64.b64encode(path.read_bytes()).decode("ascii"),
+                    "executable": bool(mode & stat.S_IXUSR),
+                }
+            )
+    return found

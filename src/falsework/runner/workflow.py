@@ -1,0 +1,483 @@
+"""The workflow runner: one task's steps, in order, with Backstage's events.
+
+``WorkflowRunner`` is the engine's executor (``await runner(task, io)``) and the
+heart of ``falsework run``. Per step: ``if`` → ``each`` → render input →
+validate → run the action under a timeout → collect outputs → save the step's
+state. A failed step fails the task, but later steps whose ``if`` asks for
+``always()`` or ``failure()`` still run. A resumed task skips the steps a
+previous attempt completed, restoring their outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import threading
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from pydantic import ValidationError
+
+from falsework.actions import Action, ActionContext, ActionRegistry, Workspace, example_output
+from falsework.errors import FalseworkError, InputError, StepTimeoutError
+from falsework.runner.io import TaskInput, TaskIO
+from falsework.runner.redaction import Redactor
+from falsework.templating import Renderer, is_truthy
+from falsework.types import JSONObject
+
+if TYPE_CHECKING:
+    from falsework.config import Settings
+
+LEVEL_PREFIX = {
+    "info": "\u001b[32minfo\u001b[39m: ",
+    "warn": "\u001b[33mwarn\u001b[39m: ",
+    "error": "\u001b[31merror\u001b[39m: ",
+    "debug": "\u001b[34mdebug\u001b[39m: ",
+}
+STATUS_CHECK = re.compile(r"\b(always|failure)\s*\(\s*\)")
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+class TaskFailedError(FalseworkError):
+    """The task failed."""
+
+    def __init__(self, message: str | None = None, name: str = "Error") -> None:
+        super().__init__(message)
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+
+class _Emitter:
+    """Writes a task's events in order. Log lines may come from any thread (file
+    rendering runs in one); they are queued on the loop and drained by one task,
+    so they stay in order and never block the action that logged them."""
+
+    def __init__(self, io: TaskIO, redactor: Redactor) -> None:
+        self._io = io
+        self._redactor = redactor
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._pending: deque[JSONObject] = deque()
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def emit(self, body: JSONObject, type: str = "log") -> None:
+        await self.flush()
+        await self._io.emit(self._redactor.deep(body), type)
+
+    def sink(self, step_id: str) -> Any:
+        def log(level: str, message: str) -> None:
+            body = {
+                "message": LEVEL_PREFIX.get(level, LEVEL_PREFIX["info"]) + message,
+                "stepId": step_id,
+            }
+            if threading.get_ident() == self._thread:
+                self._push(body)
+            else:
+                self._loop.call_soon_threadsafe(self._push, body)
+
+        return log
+
+    def _push(self, body: JSONObject) -> None:
+        self._pending.append(body)
+        if self._drainer is None:
+            self._drainer = self._loop.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                await self._io.emit(self._redactor.deep(self._pending.popleft()), "log")
+        finally:
+            self._drainer = None
+
+    async def flush(self) -> None:
+        while self._drainer is not None:
+            await asyncio.shield(self._drainer)
+
+
+class _StepFailed(Exception):
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
+class WorkflowRunner:
+    """Runs tasks' steps. One per process; safe to share between tasks."""
+
+    def __init__(
+        self,
+        registry: ActionRegistry,
+        renderer: Renderer,
+        *,
+        step_timeout: float = 3600.0,
+        work_dir: Path = Path(".falsework/work"),
+        keep_workspace_on_failure: bool = False,
+        allowed_roots: tuple[Path, ...] = (),
+    ) -> None:
+        self.registry = registry
+        self.renderer = renderer
+        self.step_timeout = step_timeout
+        self.work_dir = Path(work_dir)
+        self.keep_workspace_on_failure = keep_workspace_on_failure
+        self.allowed_roots = tuple(Path(p) for p in allowed_roots)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, registry: ActionRegistry | None = None
+    ) -> WorkflowRunner:
+        return cls(
+            registry or ActionRegistry.default(),
+            Renderer(timeout=settings.render_timeout, max_output=settings.render_max_output),
+            step_timeout=settings.step_timeout,
+            work_dir=settings.resolved_work_dir,
+            keep_workspace_on_failure=settings.keep_workspace_on_failure,
+            allowed_roots=tuple(settings.template_dirs),
+        )
+
+    async def __call__(self, task: TaskInput, io: TaskIO) -> JSONObject:
+        return await self.run(task, io)
+
+    async def dry_run(
+        self,
+        template: Any,
+        values: Mapping[str, Any],
+        secrets: Mapping[str, str] | None = None,
+        directory_contents: list[Mapping[str, Any]] | None = None,
+        *,
+        user: Mapping[str, Any] | None = None,
+    ) -> JSONObject:
+        """``POST /v2/dry-run``: see ``falsework.runner.dry_run``."""
+        from falsework.runner.dry_run import dry_run
+
+        return await dry_run(self, template, values, secrets, directory_contents, user=user)
+
+    async def run(
+        self,
+        task: TaskInput,
+        io: TaskIO,
+        *,
+        workspace: Path | None = None,
+        dry_run: bool = False,
+    ) -> JSONObject:
+        """Run ``task``; return its rendered ``spec.output``.
+
+        ``workspace``: use this folder and never remove it (``falsework run``,
+        dry runs); by default ``work_dir/<task id>``, removed at the end.
+        Raises ``TaskFailedError`` (redacted) when a step failed.
+        """
+        spec = task.spec
+        steps: list[JSONObject] = list(spec.get("steps") or [])
+        redactor = Redactor(task.secrets)
+        emitter = _Emitter(io, redactor)
+        ws = Workspace(workspace if workspace is not None else self.work_dir / task.id)
+        failed: _StepFailed | None = None
+        cancelled = False
+        try:
+            await emitter.emit({"message": f"Starting up task with {len(steps)} steps"})
+            user = spec.get("user") or {}
+            context: dict[str, Any] = {
+                "parameters": spec.get("parameters") or {},
+                "steps": {},
+                "user": {"entity": user.get("entity"), "ref": user.get("ref")},
+                "context": {"task": {"id": task.id}},
+                "__status": "ok",
+            }
+            template_dir = _template_dir(spec)
+            for index, step in enumerate(steps):
+                step_id = str(step.get("id") or f"step-{index + 1}")
+                try:
+                    await self._step(
+                        task,
+                        io,
+                        emitter,
+                        redactor,
+                        ws,
+                        context,
+                        step,
+                        step_id,
+                        template_dir,
+                        failed is not None,
+                        dry_run,
+                    )
+                except _StepFailed as exc:
+                    failed = failed or exc
+                    context["__status"] = "failed"
+            if failed is not None:
+                raise TaskFailedError(failed.message, failed.name)
+            output = self._output(spec.get("output") or {}, context)
+            await emitter.flush()
+            return redactor.deep(output)  # type: ignore[no-any-return]
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        finally:
+            if workspace is None and ws.created:
+                keep = failed is not None and not cancelled and self.keep_workspace_on_failure
+                if not keep:
+                    await asyncio.shield(asyncio.to_thread(shutil.rmtree, ws.path, True))
+
+    # ------------------------------------------------------------- one step
+
+    async def _step(
+        self,
+        task: TaskInput,
+        io: TaskIO,
+        emitter: _Emitter,
+        redactor: Redactor,
+        ws: Workspace,
+        context: dict[str, Any],
+        step: JSONObject,
+        step_id: str,
+        template_dir: Path | None,
+        after_failure: bool,
+        dry_run: bool,
+    ) -> None:
+        name = str(step.get("name") or step.get("action") or step_id)
+        saved = task.step_state.get(step_id) if task.step_state else None
+        if saved and saved.get("status") == "completed":
+            context["steps"][step_id] = {"output": saved.get("output") or {}}
+            await emitter.emit(
+                {
+                    "message": f"Skipping step {name}: completed by an earlier attempt",
+                    "stepId": step_id,
+                    "status": "completed",
+                }
+            )
+            return
+        condition = step.get("if", True)
+        if after_failure and not (isinstance(condition, str) and STATUS_CHECK.search(condition)):
+            await emitter.emit(
+                {
+                    "message": f"Skipping step {step_id} because an earlier step failed",
+                    "stepId": step_id,
+                    "status": "skipped",
+                }
+            )
+            await io.save_step(step_id, {"status": "skipped"})
+            return
+        await emitter.emit(
+            {"message": f"Beginning step {name}", "stepId": step_id, "status": "processing"}
+        )
+        signal = asyncio.Event()
+        try:
+            if not self._condition(condition, context):
+                await emitter.emit(
+                    {
+                        "message": f"Skipping step {step_id} because its if condition was false",
+                        "stepId": step_id,
+                        "status": "skipped",
+                    }
+                )
+                await io.save_step(step_id, {"status": "skipped"})
+                return
+            action = self.registry.get(str(step.get("action", "")))
+            timeout = _timeout(step.get("timeout"), self.step_timeout, step_id)
+            output: dict[str, Any] = {}
+            try:
+                async with asyncio.timeout(timeout) as scope:
+                    await self._iterations(
+                        task,
+                        io,
+                        emitter,
+                        ws,
+                        context,
+                        step,
+                        step_id,
+                        action,
+                        output,
+                        template_dir,
+                        signal,
+                        dry_run,
+                    )
+            except TimeoutError:
+                if scope.expired():
+                    signal.set()
+                    raise StepTimeoutError(
+                        f"Step {step_id} ({name}) timed out after {timeout:g} seconds"
+                    ) from None
+                raise
+            context["steps"][step_id] = {"output": output}
+            await emitter.flush()
+            await io.save_step(step_id, {"status": "completed", "output": redactor.deep(output)})
+            await emitter.emit(
+                {"message": f"Finished step {name}", "stepId": step_id, "status": "completed"}
+            )
+        except asyncio.CancelledError:
+            signal.set()
+            await emitter.emit(
+                {
+                    "message": f"Step {step_id} has been cancelled.",
+                    "stepId": step_id,
+                    "status": "cancelled",
+                }
+            )
+            await io.save_step(step_id, {"status": "cancelled"})
+            raise
+        except Exception as exc:
+            err_name = exc.name if isinstance(exc, FalseworkError) else type(exc).__name__
+            message = redactor.text(_message(exc))
+            await emitter.emit(
+                {"message": f"{err_name}: {message}", "stepId": step_id, "status": "failed"}
+            )
+            await io.save_step(
+                step_id, {"status": "failed", "error": {"name": err_name, "message": message}}
+            )
+            raise _StepFailed(err_name, message) from exc
+
+    async def _iterations(
+        self,
+        task: TaskInput,
+        io: TaskIO,
+        emitter: _Emitter,
+        ws: Workspace,
+        context: dict[str, Any],
+        step: JSONObject,
+        step_id: str,
+        action: Action[Any],
+        output: dict[str, Any],
+        template_dir: Path | None,
+        signal: asyncio.Event,
+        dry_run: bool,
+    ) -> None:
+        log = emitter.sink(step_id)
+        secret_context = {**context, "secrets": dict(task.secrets)}
+        items: list[dict[str, Any] | None]
+        if "each" in step:
+            items = _each_items(self.renderer.render(step["each"], secret_context), step_id)
+        else:
+            items = [None]
+        for position, each in enumerate(items):
+            scope = step_id if each is None else f"{step_id}[{position}]"
+            render_context = secret_context if each is None else {**secret_context, "each": each}
+            if each is not None:
+                shown = json.dumps(each, default=str, separators=(",", ":"))
+                log("info", f"Running step each: {shown}")
+
+            def collect(key: str, value: Any, _many: bool = each is not None) -> None:
+                if _many:
+                    output.setdefault(key, []).append(value)
+                else:
+                    output[key] = value
+
+            validated = self._input(action, step, step_id, render_context)
+            if dry_run and not action.supports_dry_run:
+                log("info", f"Skipping because {action.id} does not support dry-run")
+                faked = example_output(action.output_schema)
+                for key, value in (faked if isinstance(faked, dict) else {}).items():
+                    collect(key, value)
+                continue
+            public_context = {**context, "each": each} if each is not None else context
+            ctx: ActionContext[Any] = ActionContext(
+                input=validated,
+                log=log,
+                workspace=ws,
+                secrets=dict(task.secrets),
+                user=context["user"],
+                task_id=task.id,
+                step_id=scope,
+                checkpoints=io,
+                renderer=self.renderer,
+                output=collect,
+                is_dry_run=dry_run,
+                template_dir=template_dir,
+                allowed_roots=self.allowed_roots,
+                signal=signal,
+                template_context=public_context,
+            )
+            try:
+                await action.handler(ctx)
+            finally:
+                await ctx.aclose()
+
+    def _input(
+        self, action: Action[Any], step: JSONObject, step_id: str, context: Mapping[str, Any]
+    ) -> Any:
+        raw = step.get("input") or {}
+        if not isinstance(raw, dict):
+            raise InputError(f"Step {step_id}: input must be an object, not {type(raw).__name__}")
+        kept = {k: v for k, v in raw.items() if k in action.raw_input}
+        todo = {k: v for k, v in raw.items() if k not in action.raw_input} if kept else raw
+        rendered = self.renderer.render(todo, context) if todo else {}
+        # An expression that rendered to nothing means "not given" (Backstage drops
+        # undefined values), so defaults apply.
+        values = {k: v for k, v in (rendered or {}).items() if v is not None}
+        values.update(kept)
+        try:
+            return action.input_model.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"input.{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise InputError(f"Invalid input to step {step_id} ({action.id}): {problems}") from None
+
+    def _condition(self, condition: Any, context: Mapping[str, Any]) -> bool:
+        if isinstance(condition, bool):
+            return condition
+        if isinstance(condition, str):
+            return is_truthy(self.renderer.evaluate(condition, context))
+        return is_truthy(condition)
+
+    def _output(self, spec_output: JSONObject, context: Mapping[str, Any]) -> JSONObject:
+        result: JSONObject = {}
+        for key, value in spec_output.items():
+            if key in ("links", "text") and isinstance(value, list):
+                items = []
+                for item in value:
+                    if isinstance(item, dict) and "if" in item:
+                        if not self._condition(item["if"], context):
+                            continue
+                        item = {k: v for k, v in item.items() if k != "if"}
+                    items.append(self.renderer.render(item, context))
+                result[key] = items
+            else:
+                result[key] = self.renderer.render(value, context)
+        return result
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, FalseworkError):
+        return exc.message
+    return str(exc) or type(exc).__name__
+
+
+def _each_items(value: Any, step_id: str) -> list[dict[str, Any] | None]:
+    if isinstance(value, list):
+        return [{"key": str(i), "value": v} for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return [{"key": k, "value": v} for k, v in value.items()]
+    raise InputError(
+        f"Step {step_id}: each must be a list or an object, not {type(value).__name__}"
+    )
+
+
+def _timeout(value: Any, default: float, step_id: str) -> float:
+    if value is None:
+        return default
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    match = DURATION.match(str(value)) if isinstance(value, str) else None
+    if match:
+        unit = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2) or "s"]
+        seconds = float(match.group(1)) * unit
+        if seconds > 0:
+            return seconds
+    raise InputError(
+        f"Step {step_id}: timeout {value!r} is not a positive duration (30, '30s', '5m')"
+    )
+
+
+def _template_dir(spec: JSONObject) -> Path | None:
+    base = (spec.get("templateInfo") or {}).get("baseUrl")
+    if not isinstance(base, str) or not base.startswith("file:"):
+        return None
+    path = Path(unquote(urlsplit(base).path))
+    return path if base.endswith("/") else path.parent
