@@ -109,7 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
     authenticator = Authenticator(settings)
     catalog = TemplateCatalog(settings.template_dirs)
     registry = ActionRegistry.default()
-    runner = WorkflowRunner.from_settings(settings)
+    runner = WorkflowRunner.from_settings(settings, registry=registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Wire(BaseModel):
@@ -158,9 +159,18 @@ class ActionModel(_Wire):
 
 # dry run -------------------------------------------------------------------
 class FileContent(BaseModel):
-    path: str
+    path: str = Field(min_length=1)
     base64Content: str
     executable: bool = False
+
+    @field_validator("base64Content")
+    @classmethod
+    def _base64(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except ValueError:
+            raise ValueError("not valid base64") from None
+        return value
 
 
 class DryRunRequest(BaseModel):
@@ -172,9 +182,12 @@ class DryRunRequest(BaseModel):
 
 class DryRunResult(_Wire):
     log: list[dict[str, Any]]
-    directoryContents: list[dict[str, Any]]
+    directoryContents: list[FileContent]
     output: dict[str, Any]
     steps: list[dict[str, Any]]
+    error: ErrorDetail | None = Field(
+        default=None, description="Why the run failed, when a step failed."
+    )
 
 
 # workers -------------------------------------------------------------------
