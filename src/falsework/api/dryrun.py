@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from fastapi import APIRouter
 
 from falsework.api.deps import Caller, Svc
@@ -22,7 +25,7 @@ async def dry_run(body: DryRunRequest, svc: Svc, caller: Caller) -> JSONObject:
     template = body.template
     if not isinstance(template.get("spec"), dict):
         raise InputError("template.spec must be the template's spec (an object with steps).")
-    files = [f.model_dump() for f in body.directoryContents]
+    files: list[Mapping[str, Any]] = [f.model_dump() for f in body.directoryContents]
     try:
         result: JSONObject = await svc.runner.dry_run(
             template, body.values, body.secrets, files, user=caller.user_context()

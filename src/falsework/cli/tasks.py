@@ -72,12 +72,12 @@ class Client:
                 if response.status_code >= 400:
                     response.read()
                     _fail(_error_message(response))
-                kind, data = "message", []
+                kind, data = "message", list[str]()
                 for line in response.iter_lines():
                     if not line:
                         if data:
                             yield kind, json.loads("\n".join(data))
-                        kind, data = "message", []
+                        kind, data = "message", list[str]()
                     elif line.startswith("event:"):
                         kind = line[6:].strip()
                     elif line.startswith("data:"):
