@@ -85,20 +85,12 @@ def executor(s: Any) -> Any:
     from bench.actions import BENCH_ACTIONS
     from falsework.actions.registry import ActionRegistry
     from falsework.runner import WorkflowRunner
-    from falsework.templating import Renderer
 
     registry = ActionRegistry.default()
     for item in BENCH_ACTIONS:
         if item.id not in registry:
             registry.register(item)
-    renderer = Renderer(timeout=s.render_timeout, max_output=s.render_max_output)
-    return WorkflowRunner(
-        registry,
-        renderer,
-        step_timeout=s.step_timeout,
-        work_dir=s.resolved_work_dir,
-        keep_workspace_on_failure=False,
-    )
+    return WorkflowRunner.from_settings(s, registry=registry)
 
 
 def new_tasks(spec: dict[str, Any], n: int, created_by: str | None = None) -> list[Any]:

@@ -198,6 +198,13 @@ def main(argv: list[str] | None = None) -> int:
         # a smoke run must not overwrite the documented plots
         for path in plot_all(results, RESULTS_DIR if args.quick else None):
             print(f"# wrote {path}", file=sys.stderr)
+        if not args.quick and not (only or skip):
+            from bench.report import render, write
+
+            doc = REPO_ROOT / "docs" / "benchmarks.md"
+            if doc.exists():
+                write(doc, render(results))
+                print(f"# updated the results in {doc}", file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -1,0 +1,295 @@
+"""Turn result lines into the Markdown tables of docs/benchmarks.md.
+
+    python -m bench.report [bench/results/latest.jsonl] [--write docs/benchmarks.md]
+
+With ``--write`` the block between ``<!-- results:begin -->`` and
+``<!-- results:end -->`` in the document is replaced; the prose around it is not
+touched. Without it the tables go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS_DIR
+from bench.plot import load
+
+Row = Mapping[str, Any]
+BEGIN = "<!-- results:begin -->"
+END = "<!-- results:end -->"
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _ok(row: Row) -> str:
+    if "ok" not in row or row["ok"] is None:
+        return ""
+    return "met" if row["ok"] else "**missed**"
+
+
+def _pair(row: Row, a: str, b: str) -> str:
+    return f"{_fmt(row.get(a), 2)} / {_fmt(row.get(b), 2)}"
+
+
+def _table(header: list[str], lines: Iterable[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return out
+
+
+def _pick(rows: Iterable[Row], bench: str, metric: str | None = None) -> list[Row]:
+    return [
+        r
+        for r in rows
+        if r.get("bench") == bench
+        and r.get("metric") != "error"
+        and (metric is None or r.get("metric") == metric)
+    ]
+
+
+def throughput(rows: list[Row]) -> list[str]:
+    picked = _pick(rows, "throughput")
+    if not picked:
+        return []
+    lines = []
+    for r in picked:
+        runs = ", ".join(_fmt(x, 0) for x in r.get("runs", []))
+        who = r["system"] + (f" {r['version']}" if r.get("version") else "")
+        n = r.get("tasks", r.get("jobs"))
+        lines.append(
+            [
+                who,
+                str(r.get("db", "")),
+                _fmt(n),
+                _fmt(r.get("concurrency")),
+                f"**{_fmt(r.get('value'), 0)}**",
+                runs,
+                _fmt(r.get("events_per_task")),
+                _ok(r),
+            ]
+        )
+    head = ["system", "db", "tasks", "concurrency", "tasks/s (median)", "runs", "events/task", ""]
+    out = ["### 1. Throughput", "", *_table(head, lines), ""]
+    sweep = _pick(rows, "throughput_vs_concurrency")
+    if sweep:
+        dbs = sorted({str(r.get("db")) for r in sweep})
+        cs = sorted({int(r["concurrency"]) for r in sweep})
+        by = {(str(r.get("db")), int(r["concurrency"])): r.get("value") for r in sweep}
+        lines = [[db] + [_fmt(by.get((db, c)), 0) for c in cs] for db in dbs]
+        n = sweep[0].get("tasks")
+        out += [f"Throughput against concurrency ({_fmt(n)} tasks, one run each):", ""]
+        out += _table(["db \\ concurrency"] + [str(c) for c in cs], lines)
+        out += ["", "![throughput against concurrency](benchmarks-throughput.png)", ""]
+    return out
+
+
+def latency(rows: list[Row]) -> list[str]:
+    picked = _pick(rows, "latency")
+    if not picked:
+        return []
+    lines = []
+    for r in picked:
+        who = r["system"] + (f" {r['version']}" if r.get("version") else "")
+        lines.append(
+            [
+                who,
+                str(r.get("db", "")),
+                f"**{_fmt(r.get('value'), 2)}**",
+                _fmt(r.get("p90_ms"), 2),
+                _fmt(r.get("p99_ms"), 2),
+                _fmt(r.get("first_step_p50_ms"), 2),
+                _fmt(r.get("samples")),
+                _ok(r),
+            ]
+        )
+    head = ["system", "db", "p50 ms", "p90 ms", "p99 ms", "first step p50 ms", "samples", ""]
+    return [
+        "### 3. Latency (enqueue → start, idle worker)",
+        "",
+        *_table(head, lines),
+        "",
+        "![latency](benchmarks-latency.png)",
+        "",
+    ]
+
+
+def _simple(
+    title: str, bench: str, cols: list[tuple[str, str | Callable[[Row], Any]]]
+) -> Callable[[list[Row]], list[str]]:
+    def render(rows: list[Row]) -> list[str]:
+        picked = _pick(rows, bench)
+        if not picked:
+            return []
+        lines = []
+        for r in picked:
+            cells = []
+            for _, key in cols:
+                value = key(r) if callable(key) else r.get(key)
+                cells.append(_fmt(value, 2) if isinstance(value, float) else _fmt(value))
+            lines.append([*cells, _ok(r)])
+        return [f"### {title}", "", *_table([c for c, _ in cols] + [""], lines), ""]
+
+    return render
+
+
+concurrency = _simple(
+    "2. Concurrency (10,000 waiting tasks, one process)",
+    "concurrency",
+    [
+        ("tasks", "tasks"),
+        ("wait s", "wait_s"),
+        ("completed", "completed"),
+        ("first start → last completion s", "value"),
+        ("target s", "target_window_s"),
+        ("peak RSS MiB", "peak_rss_mb"),
+        ("recovered events", "recovered_events"),
+    ],
+)
+balance = _simple(
+    "4. Balance (4 processes × limit 50, 2,000 tasks of 200 ms)",
+    "balance",
+    [
+        ("processes", "workers"),
+        ("tasks", "tasks"),
+        ("shares", lambda r: " / ".join(str(s) for s in r.get("shares", []))),
+        ("deviation %", lambda r: " / ".join(f"{d:+.1f}" for d in r.get("deviations_pct", []))),
+        ("max |deviation| %", "value"),
+        ("elapsed s", "elapsed_s"),
+    ],
+)
+fairness = _simple(
+    "5. Fairness (user A floods 5,000 tasks, user B creates 1)",
+    "fairness",
+    [
+        ("measure", "metric"),
+        ("cap per user", "max_running_per_user"),
+        ("A's running tasks when B created", "a_running_when_b_created"),
+        ("B's task started after s", "value"),
+        ("gave up after s", "gave_up_after_s"),
+    ],
+)
+recovery = _simple(
+    "6. Recovery (SIGKILL a worker running 200 tasks)",
+    "recovery",
+    [
+        ("tasks", "tasks"),
+        ("completed", "completed"),
+        ("kill → all completed s", "value"),
+        ("target s", "target_s"),
+        ("recovered events", "recovered_events"),
+        ("double executions", "double_executions"),
+    ],
+)
+api_throughput = _simple(
+    "7. Throughput through the API (8 clients, POST /v2/tasks, until completed)",
+    "api_throughput",
+    [
+        ("db", "db"),
+        ("tasks", "tasks"),
+        ("tasks/s", "value"),
+        ("× Backstage", "times_backstage"),
+        ("Backstage 4.3.0 tasks/s", "backstage_tasks_per_s"),
+        ("POST p50 ms", "post_p50_ms"),
+        ("POST p99 ms", "post_p99_ms"),
+        ("Backstage POST p50 ms", "backstage_post_p50_ms"),
+    ],
+)
+api_sse = _simple(
+    "8. 1,000 SSE clients on one API process (tasks run on another process)",
+    "api_sse",
+    [
+        ("clients", "clients"),
+        ("exact streams", "value"),
+        ("gaps", "streams_with_gaps"),
+        ("duplicates", "streams_with_duplicates"),
+        ("events delivered", "events_delivered"),
+        (
+            "push delay p50 / p99 ms",
+            lambda r: f"{r.get('push_delay_p50_ms')} / {r.get('push_delay_p99_ms')}",
+        ),
+        ("API peak RSS MiB", "api_peak_rss_mb"),
+    ],
+)
+
+
+def figures(rows: list[Row]) -> list[str]:
+    """Issue 3's figures (bench.fetch_template, bench.render): every line as it came."""
+    picked = [r for r in rows if r.get("bench") in ("fetch_template", "render")]
+    picked = [r for r in picked if r.get("metric") != "error"]
+    if not picked:
+        return []
+    keys: list[str] = []
+    for r in picked:
+        for k in r:
+            if k not in keys:
+                keys.append(k)
+    lines = [[_fmt(r.get(k), 2) if isinstance(r.get(k), float) else _fmt(r.get(k)) for k in keys]
+             for r in picked]  # fmt: skip
+    return ["### 9. Templates: fetch:template and input rendering", "", *_table(keys, lines), ""]
+
+
+def errors(rows: list[Row]) -> list[str]:
+    picked = [r for r in rows if r.get("metric") == "error"]
+    if not picked:
+        return []
+    lines = [[str(r.get("bench")), str(r.get("error"))] for r in picked]
+    return ["### Benchmarks that did not finish", "", *_table(["benchmark", "why"], lines), ""]
+
+
+SECTIONS = [throughput, concurrency, latency, balance, fairness, recovery]
+SECTIONS += [api_throughput, api_sse, figures, errors]
+
+
+def render(rows: list[Row]) -> str:
+    meta = next((r for r in rows if r.get("bench") == "meta"), {})
+    out = []
+    if meta:
+        out += [
+            f"Measured {meta.get('started_at', '?')} on {meta.get('cpus', '?')} CPUs, "
+            f"Python {meta.get('python', '?')}, {meta.get('platform', '?')}"
+            + (" (**quick smoke run**)" if meta.get("quick") else "")
+            + ".",
+            "",
+        ]
+    for section in SECTIONS:
+        out += section(rows)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write(doc: Path, text: str) -> None:
+    current = doc.read_text(encoding="utf-8")
+    if BEGIN not in current or END not in current:
+        raise SystemExit(f"{doc} has no {BEGIN} ... {END} block")
+    head, _, rest = current.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    doc.write_text(f"{head}{BEGIN}\n{text}{END}{tail}", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="results → Markdown tables")
+    parser.add_argument("source", nargs="?", type=Path, default=RESULTS_DIR / "latest.jsonl")
+    parser.add_argument("--write", type=Path, default=None)
+    args = parser.parse_args(argv)
+    text = render(load(args.source))
+    if args.write:
+        write(args.write, text)
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()
