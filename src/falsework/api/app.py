@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from falsework.actions import ActionRegistry
@@ -28,16 +29,13 @@ MAX_BODY = 10 * 1024 * 1024
 PREFIX = "/api/scaffolder"
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """413 for request bodies over ``limit`` bytes, declared or streamed."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
         self.app = app
         self.limit = limit
+        self.message = f"The request body is larger than {limit // (1024 * 1024)} MB."
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,7 +54,9 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    # An HTTPException passes through FastAPI's body parsing and
+                    # reaches the error handlers, which give it Backstage's shape.
+                    raise HTTPException(413, self.message)
             return message
 
         async def tracked(message: Message) -> None:
@@ -66,9 +66,10 @@ class BodyLimit:
 
         try:
             await self.app(scope, counted, tracked)
-        except _TooLarge:
-            if not started:
-                await self._refuse(scope, send)
+        except HTTPException as exc:
+            if exc.status_code != 413 or started:
+                raise
+            await self._refuse(scope, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         body = errors.error_body(
@@ -77,7 +78,7 @@ class BodyLimit:
             scope.get("query_string", b"").decode("latin-1"),
             413,
             "PayloadTooLargeError",
-            f"The request body is larger than {self.limit // (1024 * 1024)} MB.",
+            self.message,
         )
         data = json.dumps(body).encode()
         await send(
