@@ -1,0 +1,137 @@
+// The page's entry point: a small history router over Backstage's URL shapes, the identity
+// (who am I, local mode), and the token prompt shown when the API answers 401.
+
+import { api, ApiError, onTokenNeeded, setToken } from './api.js';
+import { clear, h } from './dom.js';
+import { renderTemplateForm } from './form.js';
+import { renderGallery } from './gallery.js';
+import { renderTask } from './task.js';
+import { renderTaskList } from './tasks.js';
+
+const main = document.getElementById('main');
+let dispose = () => {};
+let identity = { user: null, admin: false, localMode: false, authRequired: false };
+let renderId = 0;
+
+const routes = [
+  [/^\/create\/?$/, 'create', (p) => renderGallery(main, p)],
+  [/^\/create\/templates\/([^/]+)\/([^/]+)\/?$/, 'create', (p, m) => {
+    document.title = `${decodeURIComponent(m[2])} · Falsework`;
+    return renderTemplateForm(main, { ...p, namespace: decodeURIComponent(m[1]), name: decodeURIComponent(m[2]) });
+  }],
+  [/^\/create\/tasks\/?$/, 'tasks', (p) => renderTaskList(main, p)],
+  [/^\/create\/tasks\/([^/]+)\/?$/, 'tasks', (p, m) => renderTask(main, { ...p, id: decodeURIComponent(m[1]) })],
+];
+
+export function navigate(url, { replace = false } = {}) {
+  if (replace) history.replaceState(null, '', url);
+  else history.pushState(null, '', url);
+  render();
+}
+
+function queryUpdater(replace) {
+  return (changes) => {
+    const url = new URL(window.location.href);
+    for (const [k, v] of Object.entries(changes)) {
+      if (v === null || v === undefined || v === '') url.searchParams.delete(k);
+      else url.searchParams.set(k, v);
+    }
+    const next = `${url.pathname}${url.search}`;
+    if (next === `${window.location.pathname}${window.location.search}`) return;
+    if (replace) history.replaceState(null, '', next);
+    else navigate(next);
+  };
+}
+
+async function render() {
+  const mine = ++renderId;
+  dispose();
+  dispose = () => {};
+  const path = window.location.pathname;
+  const query = new URLSearchParams(window.location.search);
+  const route = routes.find(([re]) => re.test(path));
+  for (const link of document.querySelectorAll('[data-nav]')) {
+    if (route && link.dataset.nav === route[1]) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  if (!route) {
+    clear(main).append(h('h1', { text: 'Page not found' }), h('p', {}, h('a', { href: '/create', 'data-link': true, text: 'Templates' })));
+    return;
+  }
+  const titles = { create: 'Create · Falsework', tasks: 'Tasks · Falsework' };
+  document.title = titles[route[1]];
+  const params = { query, identity, navigate, replaceQuery: queryUpdater(true), setQuery: queryUpdater(false) };
+  try {
+    const cleanup = await route[2](params, path.match(route[0]));
+    if (mine !== renderId) cleanup?.();
+    else if (typeof cleanup === 'function') dispose = cleanup;
+  } catch (err) {
+    if (mine !== renderId) return;
+    const message = err instanceof ApiError ? `${err.message} (HTTP ${err.status})` : String(err.message || err);
+    clear(main).append(h('h1', { text: 'Something went wrong' }), h('p', { class: 'task-error', role: 'alert', text: message }), h('p', {}, h('a', { href: '/create', 'data-link': true, text: 'Back to the templates' })));
+    console.error(err);
+  }
+  main.dataset.ready = 'true';
+}
+
+document.addEventListener('click', (ev) => {
+  const link = ev.target.closest?.('a[data-link]');
+  if (!link || ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  ev.preventDefault();
+  navigate(link.getAttribute('href'));
+});
+window.addEventListener('popstate', render);
+
+// ----- the token prompt -----------------------------------------------------------------
+const dialog = document.getElementById('token-dialog');
+const tokenForm = document.getElementById('token-form');
+const tokenInput = document.getElementById('token-input');
+const tokenError = document.getElementById('token-error');
+dialog.addEventListener('cancel', (ev) => ev.preventDefault()); // nothing works without it
+
+onTokenNeeded(
+  (reason) =>
+    new Promise((resolve) => {
+      tokenError.textContent = reason;
+      tokenError.hidden = !reason;
+      tokenInput.value = '';
+      const submit = (ev) => {
+        ev.preventDefault();
+        const value = tokenInput.value.trim();
+        if (!value) return;
+        tokenForm.removeEventListener('submit', submit);
+        dialog.close();
+        resolve(value);
+      };
+      tokenForm.addEventListener('submit', submit);
+      if (!dialog.open) dialog.showModal();
+      tokenInput.focus();
+    }),
+);
+
+function showIdentity() {
+  const box = document.getElementById('identity');
+  clear(box);
+  if (identity.user) box.append(h('span', { class: 'muted', text: identity.user }), identity.admin ? h('span', { class: 'badge', text: 'admin' }) : null);
+  if (sessionStorage.getItem('falsework.token')) {
+    box.append(h('button', { type: 'button', class: 'secondary small', text: 'Sign out', onClick: () => { setToken(null); window.location.reload(); } }));
+  }
+  const notice = document.getElementById('notice');
+  if (identity.localMode) {
+    notice.textContent = 'Local mode: this server accepts requests without signing in, from this machine only (it listens on 127.0.0.1 and has no tokens configured).';
+    notice.hidden = false;
+  } else notice.hidden = true;
+}
+
+async function start() {
+  if (window.location.pathname === '/' || window.location.pathname === '') history.replaceState(null, '', '/create');
+  try {
+    identity = { ...identity, ...(await api.me()) };
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 404) console.warn('identity:', err);
+  }
+  showIdentity();
+  await render();
+}
+
+start();

@@ -1,0 +1,415 @@
+// Widgets for one field of the form: the built-in JSON Schema types, `ui:widget` options
+// and Backstage's custom fields (RepoUrlPicker, EntityNamePicker, OwnerPicker,
+// EntityPicker, Secret). Each widget reads and writes its value through `ctx`.
+
+import { h } from './dom.js';
+import { deref, isObject } from './schema.js';
+
+const ENTITY_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+
+export function pathKey(path) {
+  return path.join('\u0000');
+}
+
+export function fieldId(prefix, path) {
+  const safe = path.map((p) => String(p).replace(/[^A-Za-z0-9_-]/g, '_')).join('__');
+  return `${prefix}-${safe || 'root'}`;
+}
+
+/** `[{value, label}]` for an enum-like schema (`enum` + `enumNames`, or `oneOf` of consts). */
+export function enumOptions(schema) {
+  if (Array.isArray(schema.enum)) {
+    const names = schema.enumNames || schema['ui:enumNames'] || [];
+    return schema.enum.map((value, i) => ({ value, label: String(names[i] ?? value) }));
+  }
+  const alts = schema.oneOf || schema.anyOf;
+  if (Array.isArray(alts) && alts.length > 0 && alts.every((s) => isObject(s) && s.const !== undefined)) {
+    return alts.map((s) => ({ value: s.const, label: String(s.title ?? s.const) }));
+  }
+  return null;
+}
+
+/** Parse `host?owner=o&repo=r` into its parts. */
+export function parseRepoUrl(value) {
+  if (typeof value !== 'string' || !value) return { host: '', owner: '', repo: '', extra: {} };
+  const q = value.indexOf('?');
+  const host = q === -1 ? value : value.slice(0, q);
+  const params = new URLSearchParams(q === -1 ? '' : value.slice(q + 1));
+  const extra = {};
+  for (const [k, v] of params) if (k !== 'owner' && k !== 'repo') extra[k] = v;
+  return { host, owner: params.get('owner') || '', repo: params.get('repo') || '', extra };
+}
+
+export function formatRepoUrl({ host, owner, repo, extra = {} }) {
+  if (!owner && !repo) return undefined;
+  const params = new URLSearchParams({ ...extra });
+  if (owner) params.set('owner', owner);
+  if (repo) params.set('repo', repo);
+  return `${host}?${params}`;
+}
+
+/**
+ * Render one field. `ctx` offers: get(path), set(path, value), idPrefix, required(path),
+ * register(path, entry) (entry: {element, errorEl, focus, check?}), secretGet/secretSet,
+ * identity, rerender().
+ */
+export function renderField(ctx, rawSchema, path, { required = false, label } = {}) {
+  const schema = deref(rawSchema, ctx.root);
+  if (!isObject(schema)) return null;
+  const key = path[path.length - 1];
+  const title = label ?? schema.title ?? String(key);
+  const widget = schema['ui:widget'];
+  const field = schema['ui:field'];
+  if (widget === 'hidden') return null;
+
+  const id = fieldId(ctx.idPrefix, path);
+  const helpText = schema['ui:help'] || schema.description;
+  const help = helpText ? h('p', { class: 'help', id: `${id}-help`, text: helpText }) : null;
+  const errorEl = h('p', { class: 'field-error', id: `${id}-error`, hidden: true });
+  const describedBy = [help ? `${id}-help` : null, `${id}-error`].filter(Boolean).join(' ');
+  const common = { id, describedBy, title, required, schema, path, help, errorEl };
+
+  let built;
+  if (field === 'RepoUrlPicker') built = repoUrlPicker(ctx, common);
+  else if (field === 'Secret') built = secretField(ctx, common);
+  else if (field === 'EntityNamePicker') built = entityNamePicker(ctx, common);
+  else if (field === 'OwnerPicker' || field === 'EntityPicker' || field === 'OwnedEntityPicker' || field === 'MyGroupsPicker') {
+    built = entityPicker(ctx, common, field === 'OwnerPicker');
+  } else built = byType(ctx, common);
+  if (!built) return null;
+  ctx.register(path, { element: built.wrapper, errorEl, focus: built.focus, check: built.check, title });
+  return built.wrapper;
+}
+
+function labelFor(common, text = common.title) {
+  // The asterisk sits outside the <label>, so the accessible name is exactly the title.
+  return h(
+    'span',
+    { class: 'label-row' },
+    h('label', { for: common.id, text }),
+    common.required ? h('span', { class: 'required', 'aria-hidden': 'true', text: ' *' }) : null,
+  );
+}
+
+function wrap(common, ...children) {
+  return h('div', { class: 'field', dataset: { path: common.path.join('.') } }, ...children, common.help, common.errorEl);
+}
+
+function legendFor(common) {
+  return h(
+    'legend',
+    {},
+    common.title,
+    common.required ? h('span', { class: 'required', 'aria-hidden': 'true', text: ' *' }) : null,
+  );
+}
+
+function applyUi(input, common) {
+  const s = common.schema;
+  if (s['ui:placeholder']) input.placeholder = s['ui:placeholder'];
+  if (s['ui:autofocus']) input.dataset.autofocus = 'true';
+  if (s['ui:readonly'] || s.readOnly || s.const !== undefined) {
+    if (input.tagName === 'SELECT' || input.type === 'checkbox' || input.type === 'radio') input.disabled = true;
+    else input.readOnly = true;
+  }
+  input.setAttribute('aria-describedby', common.describedBy);
+  if (common.required) input.setAttribute('aria-required', 'true');
+  return input;
+}
+
+function typeOfSchema(schema) {
+  if (Array.isArray(schema.type)) return schema.type.find((t) => t !== 'null') || 'string';
+  if (schema.type) return schema.type;
+  if (isObject(schema.properties)) return 'object';
+  if (schema.items) return 'array';
+  return 'string';
+}
+
+function byType(ctx, common) {
+  const { schema } = common;
+  const type = typeOfSchema(schema);
+  const options = enumOptions(schema);
+  if (type === 'object') return objectField(ctx, common);
+  if (type === 'array') return arrayField(ctx, common);
+  if (options && schema['ui:widget'] === 'radio') return radioGroup(ctx, common, options);
+  if (options) return selectField(ctx, common, options);
+  if (type === 'boolean') {
+    if (schema['ui:widget'] === 'radio' || schema['ui:widget'] === 'select') {
+      const yesNo = [
+        { value: true, label: schema.enumNames?.[0] ?? 'Yes' },
+        { value: false, label: schema.enumNames?.[1] ?? 'No' },
+      ];
+      return schema['ui:widget'] === 'radio' ? radioGroup(ctx, common, yesNo) : selectField(ctx, common, yesNo);
+    }
+    return checkboxField(ctx, common);
+  }
+  if (type === 'number' || type === 'integer') return numberField(ctx, common, type);
+  return textField(ctx, common);
+}
+
+function textField(ctx, common, extra = {}) {
+  const { schema, path } = common;
+  const widget = schema['ui:widget'];
+  const value = ctx.get(path);
+  let input;
+  if (widget === 'textarea') {
+    const rows = schema['ui:options']?.rows ?? 5;
+    input = h('textarea', { id: common.id, name: common.id, rows });
+    input.value = value ?? '';
+  } else {
+    const formats = { email: 'email', uri: 'url', url: 'url', date: 'date', time: 'time' };
+    const type = widget === 'password' ? 'password' : widget === 'email' ? 'email' : formats[schema.format] || 'text';
+    input = h('input', { id: common.id, name: common.id, type, autocomplete: 'off' });
+    input.value = value === undefined || value === null ? '' : String(value);
+    if (extra.list) input.setAttribute('list', extra.list);
+  }
+  if (schema.maxLength !== undefined) input.setAttribute('maxlength', String(schema.maxLength + 1)); // let the message show
+  applyUi(input, common);
+  input.addEventListener('input', () => ctx.set(path, input.value === '' ? undefined : input.value));
+  return { wrapper: wrap(common, labelFor(common), input, extra.after), focus: input, check: extra.check };
+}
+
+function numberField(ctx, common, type) {
+  const { schema, path } = common;
+  const input = h('input', { id: common.id, name: common.id, type: 'number', step: type === 'integer' ? '1' : 'any', inputmode: type === 'integer' ? 'numeric' : 'decimal' });
+  if (typeof schema.minimum === 'number') input.min = String(schema.minimum);
+  if (typeof schema.maximum === 'number') input.max = String(schema.maximum);
+  const value = ctx.get(path);
+  input.value = value === undefined ? '' : String(value);
+  applyUi(input, common);
+  input.addEventListener('input', () => {
+    if (input.value === '') {
+      // an unparseable number also reads as '' (badInput): say so instead of "required"
+      ctx.set(path, input.validity.badInput ? Number.NaN : undefined);
+    } else ctx.set(path, Number(input.value));
+  });
+  const check = () => (input.validity.badInput ? 'Must be a number.' : null);
+  return { wrapper: wrap(common, labelFor(common), input), focus: input, check };
+}
+
+function checkboxField(ctx, common) {
+  const { path } = common;
+  const input = h('input', { id: common.id, name: common.id, type: 'checkbox' });
+  input.checked = ctx.get(path) === true;
+  applyUi(input, common);
+  input.addEventListener('change', () => ctx.set(path, input.checked));
+  const wrapper = h(
+    'div',
+    { class: 'field field-checkbox', dataset: { path: path.join('.') } },
+    h('div', { class: 'checkbox-row' }, input, labelFor(common)),
+    common.help,
+    common.errorEl,
+  );
+  return { wrapper, focus: input };
+}
+
+function selectField(ctx, common, options) {
+  const { schema, path } = common;
+  const select = h('select', { id: common.id, name: common.id });
+  const current = ctx.get(path);
+  const hasDefault = schema.default !== undefined;
+  if (!(common.required && hasDefault)) select.append(h('option', { value: '', text: schema['ui:placeholder'] || '—' }));
+  options.forEach((opt, i) => {
+    const option = h('option', { value: String(i), text: opt.label });
+    if (current !== undefined && JSON.stringify(current) === JSON.stringify(opt.value)) option.selected = true;
+    select.append(option);
+  });
+  applyUi(select, common);
+  select.addEventListener('change', () => ctx.set(path, select.value === '' ? undefined : options[Number(select.value)].value));
+  return { wrapper: wrap(common, labelFor(common), select), focus: select };
+}
+
+function radioGroup(ctx, common, options) {
+  const { path } = common;
+  const current = ctx.get(path);
+  const inputs = [];
+  const items = options.map((opt, i) => {
+    const input = h('input', { type: 'radio', id: `${common.id}-${i}`, name: common.id, value: String(i) });
+    input.checked = current !== undefined && JSON.stringify(current) === JSON.stringify(opt.value);
+    applyUi(input, common);
+    input.addEventListener('change', () => input.checked && ctx.set(path, opt.value));
+    inputs.push(input);
+    return h('div', { class: 'checkbox-row' }, input, h('label', { for: input.id, text: opt.label }));
+  });
+  const fieldset = h('fieldset', { class: 'field group', id: common.id, 'aria-describedby': common.describedBy, dataset: { path: path.join('.') } }, legendFor(common), items, common.help, common.errorEl);
+  return { wrapper: fieldset, focus: inputs.find((i) => i.checked) || inputs[0] };
+}
+
+function objectField(ctx, common) {
+  const { schema, path } = common;
+  const fieldset = h('fieldset', { class: 'field group object', id: common.id, dataset: { path: path.join('.') } }, legendFor(common));
+  if (common.help) fieldset.append(common.help);
+  const body = h('div', { class: 'object-body' });
+  ctx.renderObject(schema, path, body);
+  fieldset.append(body, common.errorEl);
+  return { wrapper: fieldset, focus: fieldset.querySelector('input, select, textarea') };
+}
+
+function arrayField(ctx, common) {
+  const { schema, path } = common;
+  const items = deref(schema.items, ctx.root) || {};
+  const options = isObject(items) ? enumOptions(items) : null;
+  const widget = schema['ui:widget'];
+  if (options && (schema.uniqueItems || widget === 'checkboxes') && widget !== 'select') {
+    return checkboxGroup(ctx, common, options);
+  }
+  if (options && widget === 'select') return multiSelect(ctx, common, options);
+  const list = Array.isArray(ctx.get(path)) ? ctx.get(path) : [];
+  const rows = h('ol', { class: 'array-rows' });
+  list.forEach((_item, i) => {
+    const itemPath = [...path, i];
+    const rendered = renderField(ctx, items, itemPath, { label: `${common.title} ${i + 1}` });
+    const remove = h('button', {
+      type: 'button',
+      class: 'secondary small',
+      'aria-label': `Remove ${common.title} ${i + 1}`,
+      text: 'Remove',
+      onClick: () => {
+        const next = [...ctx.get(path)];
+        next.splice(i, 1);
+        ctx.set(path, next.length ? next : undefined, { rerender: true });
+      },
+    });
+    rows.append(h('li', { class: 'array-row' }, rendered, remove));
+  });
+  const add = h('button', {
+    type: 'button',
+    class: 'secondary small',
+    text: `Add ${common.title}`,
+    onClick: () => {
+      const next = [...(ctx.get(path) || [])];
+      next.push(items.default !== undefined ? structuredClone(items.default) : typeOfSchema(items) === 'object' ? {} : undefined);
+      ctx.set(path, next, { rerender: true, focusLast: fieldId(ctx.idPrefix, [...path, next.length - 1]) });
+    },
+  });
+  const fieldset = h('fieldset', { class: 'field group array', id: common.id, 'aria-describedby': common.describedBy, dataset: { path: path.join('.') } }, legendFor(common), rows, add, common.help, common.errorEl);
+  return { wrapper: fieldset, focus: fieldset.querySelector('input, select, textarea') || add };
+}
+
+function checkboxGroup(ctx, common, options) {
+  const { path } = common;
+  const current = () => (Array.isArray(ctx.get(path)) ? ctx.get(path) : []);
+  const inputs = options.map((opt, i) => {
+    const input = h('input', { type: 'checkbox', id: `${common.id}-${i}`, name: common.id });
+    input.checked = current().some((v) => JSON.stringify(v) === JSON.stringify(opt.value));
+    applyUi(input, { ...common, required: false });
+    input.addEventListener('change', () => {
+      // keep the enum's order, whatever order the boxes were ticked in
+      const chosen = options.filter((o, j) => (j === i ? input.checked : current().some((v) => JSON.stringify(v) === JSON.stringify(o.value))));
+      ctx.set(path, chosen.length ? chosen.map((o) => o.value) : undefined);
+    });
+    return input;
+  });
+  const rows = options.map((opt, i) => h('div', { class: 'checkbox-row' }, inputs[i], h('label', { for: inputs[i].id, text: opt.label })));
+  const fieldset = h('fieldset', { class: 'field group', id: common.id, 'aria-describedby': common.describedBy, dataset: { path: path.join('.') } }, legendFor(common), rows, common.help, common.errorEl);
+  return { wrapper: fieldset, focus: inputs[0] };
+}
+
+function multiSelect(ctx, common, options) {
+  const { path } = common;
+  const select = h('select', { id: common.id, name: common.id, multiple: true });
+  const current = Array.isArray(ctx.get(path)) ? ctx.get(path) : [];
+  options.forEach((opt, i) => {
+    const option = h('option', { value: String(i), text: opt.label });
+    option.selected = current.some((v) => JSON.stringify(v) === JSON.stringify(opt.value));
+    select.append(option);
+  });
+  applyUi(select, common);
+  select.addEventListener('change', () => {
+    const chosen = [...select.selectedOptions].map((o) => options[Number(o.value)].value);
+    ctx.set(path, chosen.length ? chosen : undefined);
+  });
+  return { wrapper: wrap(common, labelFor(common), select), focus: select };
+}
+
+// --- Backstage's custom fields -------------------------------------------------------
+
+function repoUrlPicker(ctx, common) {
+  const { schema, path } = common;
+  const opts = schema['ui:options'] || {};
+  const hosts = Array.isArray(opts.allowedHosts) && opts.allowedHosts.length ? opts.allowedHosts : ['github.com'];
+  const parts = parseRepoUrl(ctx.get(path));
+  if (!parts.host || !hosts.includes(parts.host)) parts.host = hosts[0];
+  const update = () => ctx.set(path, formatRepoUrl(parts));
+
+  const choice = (name, label, allowed, value) => {
+    const id = `${common.id}-${name}`;
+    let control;
+    if (Array.isArray(allowed) && allowed.length) {
+      control = h('select', { id, name: id }, allowed.map((a) => h('option', { value: a, text: a, selected: a === value })));
+      if (!value) parts[name] = allowed[0];
+      control.addEventListener('change', () => {
+        parts[name] = control.value;
+        update();
+      });
+    } else {
+      control = h('input', { id, name: id, type: 'text', autocomplete: 'off' });
+      control.value = value;
+      control.addEventListener('input', () => {
+        parts[name] = control.value.trim();
+        update();
+      });
+    }
+    applyUi(control, common);
+    return { control, row: h('div', { class: 'subfield' }, h('label', { for: id, text: label }), control) };
+  };
+  const host = choice('host', 'Host', hosts, parts.host);
+  const owner = choice('owner', 'Owner', opts.allowedOwners, parts.owner);
+  const repo = choice('repo', 'Repository', opts.allowedRepos, parts.repo);
+  const fieldset = h(
+    'fieldset',
+    { class: 'field group repo-url', id: common.id, 'aria-describedby': common.describedBy, dataset: { path: path.join('.') } },
+    legendFor(common),
+    h('div', { class: 'subfields' }, host.row, owner.row, repo.row),
+    common.help,
+    common.errorEl,
+  );
+  const check = (value) => {
+    if (value === undefined) return null;
+    const p = parseRepoUrl(value);
+    if (!p.owner) return 'Enter the owner of the repository.';
+    if (!p.repo) return 'Enter the name of the repository.';
+    if (!/^[A-Za-z0-9_.-]+$/.test(p.repo)) return 'A repository name may contain letters, digits, "-", "_" and "." only.';
+    return null;
+  };
+  return { wrapper: fieldset, focus: parts.owner ? repo.control : owner.control, check };
+}
+
+function entityNamePicker(ctx, common) {
+  const check = (value) => {
+    if (value === undefined) return null;
+    if (typeof value !== 'string' || value.length > 63 || !ENTITY_NAME.test(value)) {
+      return 'Use letters, digits, "-", "_" and "." (at most 63), starting and ending with a letter or digit.';
+    }
+    return null;
+  };
+  return textField(ctx, common, { check });
+}
+
+function entityPicker(ctx, common, isOwner) {
+  const opts = common.schema['ui:options'] || {};
+  const suggestions = new Set(Array.isArray(opts.suggestions) ? opts.suggestions.map(String) : []);
+  if (isOwner && ctx.identity?.user) suggestions.add(ctx.identity.user);
+  const listId = `${common.id}-suggestions`;
+  const datalist = h('datalist', { id: listId }, [...suggestions].map((s) => h('option', { value: s })));
+  const kinds = Array.isArray(opts.allowedKinds) ? opts.allowedKinds.map((k) => k.toLowerCase()) : null;
+  const check = (value) => {
+    if (value === undefined || opts.allowArbitraryValues !== false || suggestions.size === 0) {
+      if (value !== undefined && kinds && value.includes(':') && !kinds.includes(value.split(':')[0].toLowerCase())) {
+        return `Must be one of the kinds: ${opts.allowedKinds.join(', ')}.`;
+      }
+      return null;
+    }
+    return suggestions.has(value) ? null : 'Choose one of the suggestions.';
+  };
+  return textField(ctx, common, { list: listId, after: datalist, check });
+}
+
+function secretField(ctx, common) {
+  const { path } = common;
+  const input = h('input', { id: common.id, name: common.id, type: 'password', autocomplete: 'off' });
+  input.value = ctx.secretGet(path) ?? '';
+  applyUi(input, common);
+  input.addEventListener('input', () => ctx.secretSet(path, input.value === '' ? undefined : input.value));
+  return { wrapper: wrap(common, labelFor(common), input), focus: input };
+}

@@ -1,0 +1,63 @@
+// The template gallery: a card per template, a search box and a tag filter (kept in the URL).
+
+import { api } from './api.js';
+import { clear, h } from './dom.js';
+
+function matches(t, words) {
+  const hay = [t.title, t.name, t.description, t.owner, t.type, ...(t.tags || [])].join(' ').toLowerCase();
+  return words.every((w) => hay.includes(w));
+}
+
+export async function renderGallery(main, { query, replaceQuery }) {
+  const templates = await api.templates();
+  const tags = [...new Set(templates.flatMap((t) => t.tags || []))].sort();
+  const search = h('input', { id: 'template-search', type: 'search', placeholder: 'Title, description, tag, owner', autocomplete: 'off' });
+  search.value = query.get('q') || '';
+  const tagSelect = h('select', { id: 'template-tag' }, h('option', { value: '', text: 'All tags' }), tags.map((t) => h('option', { value: t, text: t })));
+  tagSelect.value = tags.includes(query.get('tag')) ? query.get('tag') : '';
+  const grid = h('ul', { class: 'gallery', 'aria-label': 'Templates' });
+  const count = h('p', { class: 'muted count', 'aria-live': 'polite' });
+
+  function card(t) {
+    const ns = t.namespace || 'default';
+    const href = `/create/templates/${encodeURIComponent(ns)}/${encodeURIComponent(t.name)}`;
+    const headingId = `tpl-${ns}-${t.name}`.replace(/[^A-Za-z0-9_-]/g, '_');
+    return h(
+      'li',
+      { class: 'card template-card', 'aria-labelledby': headingId },
+      h('div', { class: 'card-top' }, t.type ? h('span', { class: 'type', text: t.type }) : null),
+      h('h2', { id: headingId, text: t.title || t.name }),
+      h('p', { class: 'description', text: t.description || '' }),
+      (t.tags || []).length
+        ? h('ul', { class: 'tags', 'aria-label': 'Tags' }, t.tags.map((tag) => h('li', {}, h('button', { type: 'button', class: 'tag', 'aria-label': `Show templates tagged ${tag}`, text: tag, onClick: () => { tagSelect.value = tag; update(); } }))))
+        : null,
+      h('p', { class: 'owner muted' }, t.owner ? `Owner: ${t.owner}` : ''),
+      h('a', { class: 'button-link primary choose', href, 'data-link': true, 'aria-label': `Choose ${t.title || t.name}`, text: 'Choose' }),
+    );
+  }
+
+  function update() {
+    const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    const tag = tagSelect.value;
+    const shown = templates.filter((t) => matches(t, words) && (!tag || (t.tags || []).includes(tag)));
+    clear(grid).append(...shown.map(card));
+    count.textContent = templates.length === 0 ? 'No templates are loaded. Add a folder with FALSEWORK_TEMPLATES.' : `${shown.length} of ${templates.length} templates`;
+    replaceQuery({ q: search.value || null, tag: tag || null });
+  }
+
+  search.addEventListener('input', update);
+  tagSelect.addEventListener('change', update);
+  clear(main).append(
+    h('div', { class: 'page-head' }, h('h1', { text: 'Create something new' }), h('p', { class: 'muted', text: 'Choose a template: fill in its form and a task builds it.' })),
+    h(
+      'div',
+      { class: 'filters', role: 'search' },
+      h('div', { class: 'filter' }, h('label', { for: 'template-search', text: 'Search' }), search),
+      h('div', { class: 'filter' }, h('label', { for: 'template-tag', text: 'Tag' }), tagSelect),
+    ),
+    count,
+    grid,
+  );
+  update();
+  return () => {};
+}
