@@ -1,0 +1,164 @@
+"""Fixtures for action tests: a real runner over a real template folder and
+workspace, and the in-memory TaskIO (a real implementation)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from falsework.actions import ActionRegistry
+from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
+from falsework.templating import Renderer
+
+
+@dataclass
+class Outcome:
+    io: MemoryTaskIO
+    output: dict[str, Any] | None = None
+    error: TaskFailedError | None = None
+    steps: dict[str, Any] = field(default_factory=dict)
+
+    def logs(self, step_id: str | None = None) -> list[str]:
+        return [
+            str(b["message"])
+            for _, b in self.io.events
+            if step_id is None or b.get("stepId") == step_id
+        ]
+
+
+@dataclass
+class Harness:
+    runner: WorkflowRunner
+    template_dir: Path
+    workspace: Path
+
+    async def run(
+        self,
+        steps: list[dict[str, Any]],
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        output: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        spec = {
+            "apiVersion": "scaffolder.backstage.io/v1beta3",
+            "steps": steps,
+            "output": dict(output or {}),
+            "parameters": dict(parameters or {}),
+            "user": {"ref": "user:default/guest"},
+            "templateInfo": {
+                "entityRef": "template:default/test",
+                "baseUrl": (self.template_dir / "template.yaml").as_uri(),
+            },
+        }
+        io = MemoryTaskIO()
+        task = LocalTask(spec=spec, secrets=dict(secrets or {}))
+        outcome = Outcome(io=io)
+        try:
+            outcome.output = await self.runner.run(task, io, workspace=self.workspace)
+        except TaskFailedError as exc:
+            outcome.error = exc
+        outcome.steps = io.steps
+        return outcome
+
+
+@pytest.fixture(scope="session")
+def renderer() -> Renderer:
+    return Renderer()
+
+
+@pytest.fixture
+def harness(tmp_path: Path, renderer: Renderer) -> Harness:
+    template_dir = tmp_path / "template"
+    template_dir.mkdir()
+    (template_dir / "template.yaml").write_text("kind: Template\n")
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    runner = WorkflowRunner(
+        ActionRegistry.builtin(),
+        renderer,
+        work_dir=tmp_path / "work",
+        step_timeout=30,
+        allowed_roots=(tmp_path / "allowed",),
+    )
+    return Harness(runner=runner, template_dir=template_dir, workspace=workspace)
+
+
+def step(action: str, **input: Any) -> dict[str, Any]:
+    return {"id": "s", "name": action, "action": action, "input": input}
+
+
+@pytest.fixture
+def one_step() -> Any:
+    return step
+
+
+class FakeArgo:
+    """A real HTTP server on loopback speaking a sliver of Argo's API."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict[str, Any]] = []
+        self.polls = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _reply(self, code: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null")
+                outer.requests.append(
+                    {
+                        "method": "POST",
+                        "path": self.path,
+                        "body": body,
+                        "headers": dict(self.headers),
+                    }
+                )
+                self._reply(201, {"metadata": {"name": "build-x"}})
+
+            def do_GET(self) -> None:
+                outer.requests.append(
+                    {"method": "GET", "path": self.path, "headers": dict(self.headers)}
+                )
+                if self.path.endswith("/build-x"):
+                    outer.polls += 1
+                    phase = "Succeeded" if outer.polls >= 3 else "Running"
+                    self._reply(200, {"status": {"phase": phase}})
+                elif self.path.endswith("/never"):
+                    self._reply(200, {"status": {"phase": "Running"}})
+                else:
+                    self._reply(404, {"message": "not found"})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def argo() -> Iterator[FakeArgo]:
+    server = FakeArgo()
+    yield server
+    server.close()
