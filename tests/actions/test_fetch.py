@@ -122,7 +122,9 @@ async def test_cookiecutter_compat(harness: Any, one_step: Any) -> None:
     write_tree(
         harness.template_dir / "cc",
         {
-            "{{ cookiecutter.name }}/README.md": "# {{ cookiecutter.name }} {{ cookiecutter.tags | jsonify }}\n"
+            "{{ cookiecutter.name }}/README.md": (
+                "# {{ cookiecutter.name }} {{ cookiecutter.tags | jsonify }}\n"
+            )
         },
     )
     result = await harness.run(
@@ -156,7 +158,7 @@ async def test_fetch_plain_and_plain_file(harness: Any, skeleton: Path, one_step
     )
     assert result.error is None
     assert (harness.workspace / "plain/README.md").read_text() == SKELETON["README.md"]
-    assert os.path.islink(harness.workspace / "plain/link-to-readme")
+    assert (harness.workspace / "plain/link-to-readme").is_symlink()
     assert (harness.workspace / "x/R.md").read_text() == SKELETON["README.md"]
 
 
@@ -172,7 +174,8 @@ async def test_fetch_template_file(harness: Any, skeleton: Path, one_step: Any) 
     assert (harness.workspace / "R.md").read_text() == "# svc\n\nA service\n\n"
 
 
-async def test_git_source_with_ref_and_path(harness: Any, tmp_path: Path, one_step: Any) -> None:
+@pytest.fixture
+def git_source(tmp_path: Path) -> Path:
     src = tmp_path / "src-repo"
     write_tree(src, {"skel/${{ values.name }}.txt": "hello ${{ values.name }}\n", "top.txt": "t"})
     env = {
@@ -188,6 +191,11 @@ async def test_git_source_with_ref_and_path(harness: Any, tmp_path: Path, one_st
         ["git", "commit", "-qm", "x"],
     ):
         subprocess.run(cmd, cwd=src, check=True, env=env)
+    return src
+
+
+async def test_git_source_with_ref_and_path(harness: Any, git_source: Path, one_step: Any) -> None:
+    src = git_source
     url = f"{src.as_uri()}?path=skel#dev"
     result = await harness.run([one_step("fetch:template", url=url, values=VALUES)])
     assert result.error is None, result.error

@@ -6,6 +6,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 
 async def test_post_then_poll_until_condition(harness: Any, argo: Any, one_step: Any) -> None:
     base = f"{argo.url}/api/v1/workflows/ci"
@@ -78,9 +80,14 @@ def git(*args: str, cwd: Path) -> str:
     ).stdout
 
 
-async def test_publish_git_to_bare_repo(harness: Any, tmp_path: Path, one_step: Any) -> None:
-    bare = tmp_path / "remote.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    path = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True)
+    return path
+
+
+async def test_publish_git_to_bare_repo(harness: Any, bare: Path, one_step: Any) -> None:
     (harness.workspace / "svc").mkdir()
     (harness.workspace / "svc/README.md").write_text("# svc\n")
     (harness.workspace / "other.txt").write_text("not published")
