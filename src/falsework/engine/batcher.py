@@ -1,0 +1,143 @@
+"""The write-behind buffer: every worker write, across tasks, in few statements.
+
+Writers append to the pending batch and (except ``event``) await its flush. One
+flush runs at a time; whatever arrives meanwhile goes into the next one, so under
+load a flush carries the writes of many tasks (group commit) and an idle worker
+still flushes at once. Every write is fenced by the writer's claim token: a
+refused task gets ``LeaseLostError`` now and on every later write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from falsework.engine.notify import Hub
+from falsework.engine.store import Finish, Store, WriteBatch, is_connection_error
+from falsework.errors import LeaseLostError
+
+log = logging.getLogger("falsework.engine")
+
+# Above this many buffered events, emit() waits for a flush (back-pressure).
+HIGH_WATER = 20_000
+
+
+class Batcher:
+    def __init__(self, store: Store, hub: Hub, on_refused: Callable[[set[str]], None]) -> None:
+        self._store = store
+        self._hub = hub
+        self._on_refused = on_refused
+        self._batch = WriteBatch()
+        self._futures: list[tuple[str, asyncio.Future[None]]] = []
+        self._lost: set[tuple[str, str]] = set()
+        self._wake = asyncio.Event()
+        self._flushed = asyncio.Event()
+        self.flushes = 0
+
+    def _check(self, task_id: str, token: str) -> None:
+        if (task_id, token) in self._lost:
+            raise LeaseLostError(f"Task {task_id} is no longer owned by this worker")
+        self._batch.tokens[task_id] = token
+        self._wake.set()
+
+    def _future(self, task_id: str) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._futures.append((task_id, fut))
+        return fut
+
+    def forget(self, task_id: str, token: str) -> None:
+        self._lost.discard((task_id, token))
+
+    # writes ------------------------------------------------------------------
+    def event(self, task_id: str, token: str, type: str, body: str) -> None:
+        self._check(task_id, token)
+        self._batch.events.append((task_id, token, type, body))
+
+    async def backpressure(self) -> None:
+        while len(self._batch.events) > HIGH_WATER:
+            self._flushed.clear()
+            await self._flushed.wait()
+
+    def step(self, task_id: str, token: str, step_id: str, state: str) -> asyncio.Future[None]:
+        self._check(task_id, token)
+        self._batch.steps.setdefault(task_id, {})[step_id] = state
+        return self._future(task_id)
+
+    def checkpoint(self, task_id: str, token: str, key: str, value: str) -> asyncio.Future[None]:
+        self._check(task_id, token)
+        self._batch.checkpoints.setdefault(task_id, {})[key] = value
+        return self._future(task_id)
+
+    def finish(self, finish: Finish) -> asyncio.Future[None]:
+        self._check(finish.task_id, finish.token)
+        self._batch.finishes.append(finish)
+        return self._future(finish.task_id)
+
+    def release(self, task_id: str, token: str) -> asyncio.Future[None]:
+        self._check(task_id, token)
+        self._batch.releases.append(task_id)
+        return self._future(task_id)
+
+    def pending(self) -> bool:
+        return bool(self._batch) or bool(self._futures)
+
+    async def flushed(self) -> None:
+        """Wait until everything buffered so far is written."""
+        while self.pending():
+            self._wake.set()
+            self._flushed.clear()
+            await self._flushed.wait()
+
+    # the flusher side task ---------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self.pending():
+                self._flushed.set()
+                continue
+            batch, futures = self._batch, self._futures
+            self._batch, self._futures = WriteBatch(), []
+            try:
+                refused = await self._apply(batch)
+            except Exception as exc:
+                # Not a connection problem: the batch itself is at fault. Fail
+                # its writers rather than retrying forever.
+                log.exception("could not write a batch of %d task(s)", len(batch.tokens))
+                for _tid, fut in futures:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                self._flushed.set()
+                continue
+            self.flushes += 1
+            for tid in refused:
+                self._lost.add((tid, batch.tokens[tid]))
+            for tid, fut in futures:
+                if fut.done():
+                    continue
+                if tid in refused:
+                    fut.set_exception(
+                        LeaseLostError(f"Task {tid} is no longer owned by this worker")
+                    )
+                else:
+                    fut.set_result(None)
+            # in-process subscribers learn at once; other nodes through NOTIFY
+            self._hub.events(batch.event_task_ids() - refused)
+            if batch.releases:
+                self._hub.new_tasks()
+            if refused:
+                self._on_refused(refused)
+            self._flushed.set()
+
+    async def _apply(self, batch: WriteBatch) -> set[str]:
+        backoff = 0.05
+        while True:
+            try:
+                return await self._store.apply(batch)
+            except Exception as exc:
+                if not is_connection_error(exc):
+                    raise
+                log.warning("database unavailable while flushing (%s); retrying", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)

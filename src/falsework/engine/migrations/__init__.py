@@ -1,0 +1,1 @@
+"""Alembic migrations of the engine's tables (run by ``falsework db upgrade``)."""

@@ -1,0 +1,81 @@
+"""The tables as the store expects them.
+
+The SQL itself lives in ``engine/sql/*.sql``; this metadata is what the Alembic
+migrations must produce (a test compares the migrated database with it).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData()
+
+# jsonb on Postgres (for ``||`` and indexing), JSON text on SQLite.
+JSONB = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+# A bigint on Postgres; SQLite only auto-increments an INTEGER PRIMARY KEY.
+BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+TIMESTAMP = sa.DateTime(timezone=True)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    # strict FIFO within a priority: created_at ties inside one bulk insert
+    sa.Column("seq", BIGINT, sa.Identity(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("spec", sa.JSON(), nullable=False),
+    sa.Column("secrets", sa.Text(), nullable=True),
+    sa.Column("created_by", sa.Text(), nullable=True),
+    sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("run_after", TIMESTAMP, nullable=True),
+    sa.Column("attempt", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("recovery", sa.String(16), nullable=False, server_default="resume"),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    sa.Column("claim_token", sa.String(36), nullable=True),
+    sa.Column("heartbeat_at", TIMESTAMP, nullable=True),
+    sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("step_state", JSONB, nullable=False),
+    sa.Column("checkpoints", JSONB, nullable=False),
+    sa.Column("idempotency_key", sa.Text(), nullable=True),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("finished_at", TIMESTAMP, nullable=True),
+    sa.UniqueConstraint("seq", name="uq_tasks_seq"),
+    sa.UniqueConstraint("idempotency_key", name="uq_tasks_idempotency_key"),
+    sa.Index(
+        "ix_tasks_claim",
+        sa.text("priority DESC"),
+        "seq",
+        postgresql_where=sa.text("status = 'open'"),
+        sqlite_where=sa.text("status = 'open'"),
+    ),
+    sa.Index("ix_tasks_status_heartbeat", "status", "heartbeat_at"),
+    sa.Index("ix_tasks_claimed_by", "claimed_by"),
+    sa.Index("ix_tasks_created_by", "created_by", "status"),
+)
+
+task_events = sa.Table(
+    "task_events",
+    metadata,
+    sa.Column("id", BIGINT, primary_key=True, autoincrement=True),
+    sa.Column(
+        "task_id", sa.String(36), sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("body", sa.JSON(), nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Index("ix_task_events_task", "task_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("host", sa.Text(), nullable=False),
+    sa.Column("pid", sa.Integer(), nullable=False),
+    sa.Column("concurrency_limit", sa.Integer(), nullable=False),
+    sa.Column("running", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("started_at", TIMESTAMP, nullable=False),
+    sa.Column("heartbeat_at", TIMESTAMP, nullable=False),
+)

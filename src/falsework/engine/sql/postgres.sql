@@ -1,0 +1,209 @@
+-- Named queries of the Postgres store. Each block starts with "-- name: NAME".
+-- Batches arrive as one JSON array parameter (:rows / :ids), so every batch is
+-- one statement whatever its size, and the statement text never changes (the
+-- driver's prepared-statement cache keeps working).
+
+-- name: task_insert
+INSERT INTO tasks (id, status, spec, secrets, created_by, priority, run_after, recovery,
+                   step_state, checkpoints, idempotency_key, created_at)
+SELECT a.e->>'id', 'open', a.e->'spec', a.e->>'secrets', a.e->>'created_by',
+       CAST(a.e->>'priority' AS integer), CAST(a.e->>'run_after' AS timestamptz),
+       a.e->>'recovery', '{}', '{}', a.e->>'idempotency_key', now()
+FROM json_array_elements(CAST(CAST(:rows AS text) AS json)) WITH ORDINALITY AS a(e, ord)
+ORDER BY a.ord
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id;
+
+-- name: task_notify
+SELECT pg_notify(:channel, :payload);
+
+-- name: task_get
+SELECT id, status, spec, created_by, created_at, heartbeat_at, attempt, priority, run_after,
+       recovery, claimed_by, cancel_requested, finished_at, step_state, checkpoints
+FROM tasks WHERE id = :id;
+
+-- name: task_get_by_key
+SELECT id FROM tasks WHERE idempotency_key = :key;
+
+-- name: task_list
+SELECT id, status, spec, created_by, created_at, heartbeat_at, attempt, priority, run_after,
+       recovery, claimed_by, cancel_requested, finished_at, step_state, checkpoints
+FROM tasks
+WHERE (CAST(:created_by AS text) IS NULL OR created_by = CAST(:created_by AS text))
+  AND (CAST(:statuses AS text) IS NULL
+       OR status IN (SELECT jsonb_array_elements_text(CAST(CAST(:statuses AS text) AS jsonb))))
+ORDER BY __ORDER__
+LIMIT CAST(:limit AS bigint) OFFSET :offset;
+
+-- name: task_count
+SELECT count(*) FROM tasks
+WHERE (CAST(:created_by AS text) IS NULL OR created_by = CAST(:created_by AS text))
+  AND (CAST(:statuses AS text) IS NULL
+       OR status IN (SELECT jsonb_array_elements_text(CAST(CAST(:statuses AS text) AS jsonb))));
+
+-- name: task_count_active
+SELECT count(*) FROM tasks
+WHERE created_by = :created_by AND status IN ('open', 'processing');
+
+-- name: task_count_claimable
+SELECT count(*) FROM tasks
+WHERE status = 'open' AND (run_after IS NULL OR run_after <= now());
+
+-- name: task_lock
+SELECT status FROM tasks WHERE id = :id FOR UPDATE;
+
+-- name: task_cancel_open
+UPDATE tasks SET status = 'cancelled', finished_at = now(), cancel_requested = false
+WHERE id = :id AND status = 'open';
+
+-- name: task_request_cancel
+UPDATE tasks SET cancel_requested = true WHERE id = :id AND status = 'processing';
+
+-- name: task_retry
+UPDATE tasks
+SET status = 'open', claimed_by = NULL, claim_token = NULL, heartbeat_at = NULL,
+    finished_at = NULL, cancel_requested = false,
+    step_state = (SELECT coalesce(jsonb_object_agg(key, value), '{}')
+                  FROM jsonb_each(tasks.step_state) WHERE value->>'status' = 'completed')
+WHERE id = :id;
+
+-- name: claim_lock
+-- Serialises fair claims so the per-user cap is exact across nodes.
+SELECT pg_advisory_xact_lock(727340001);
+
+-- name: task_claim
+WITH picked AS (
+    SELECT id FROM tasks
+    WHERE status = 'open' AND (run_after IS NULL OR run_after <= now())
+    ORDER BY priority DESC, seq
+    LIMIT :n
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks
+SET status = 'processing', claimed_by = :worker, claim_token = CAST(gen_random_uuid() AS text),
+    attempt = tasks.attempt + 1, heartbeat_at = now()
+FROM picked WHERE tasks.id = picked.id
+RETURNING tasks.id, tasks.spec, tasks.secrets, tasks.created_by, tasks.attempt,
+          tasks.claim_token, tasks.step_state, tasks.checkpoints, tasks.priority,
+          tasks.created_at, tasks.recovery;
+
+-- name: task_claim_fair
+WITH running AS (
+    SELECT created_by, count(*) AS n FROM tasks
+    WHERE status = 'processing' GROUP BY created_by
+), ranked AS (
+    SELECT t.id, t.priority, t.seq, coalesce(r.n, 0) AS n,
+           row_number() OVER (PARTITION BY t.created_by ORDER BY t.priority DESC, t.seq) AS rn
+    FROM tasks t LEFT JOIN running r ON r.created_by IS NOT DISTINCT FROM t.created_by
+    WHERE t.status = 'open' AND (t.run_after IS NULL OR t.run_after <= now())
+), picked AS (
+    SELECT id FROM tasks
+    WHERE id IN (SELECT id FROM ranked WHERE rn + n <= :cap
+                 ORDER BY priority DESC, seq LIMIT :n)
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks
+SET status = 'processing', claimed_by = :worker, claim_token = CAST(gen_random_uuid() AS text),
+    attempt = tasks.attempt + 1, heartbeat_at = now()
+FROM picked WHERE tasks.id = picked.id
+RETURNING tasks.id, tasks.spec, tasks.secrets, tasks.created_by, tasks.attempt,
+          tasks.claim_token, tasks.step_state, tasks.checkpoints, tasks.priority,
+          tasks.created_at, tasks.recovery;
+
+-- name: task_heartbeat
+-- Rows are locked in id order, like every other multi-row writer, so a heartbeat
+-- and a flush of the same worker never deadlock.
+UPDATE tasks SET heartbeat_at = now()
+WHERE id IN (SELECT id FROM tasks
+             WHERE id IN (SELECT jsonb_array_elements_text(CAST(CAST(:ids AS text) AS jsonb)))
+               AND claimed_by = :worker AND status = 'processing'
+             ORDER BY id FOR UPDATE)
+RETURNING id, claim_token, cancel_requested;
+
+-- name: task_lock_owned
+SELECT id, claim_token, status FROM tasks
+WHERE id IN (SELECT jsonb_array_elements_text(CAST(CAST(:ids AS text) AS jsonb)))
+ORDER BY id FOR UPDATE;
+
+-- name: events_insert
+INSERT INTO task_events (task_id, type, body, created_at)
+SELECT a.e->>'task_id', a.e->>'type', a.e->'body', now()
+FROM json_array_elements(CAST(CAST(:rows AS text) AS json)) WITH ORDINALITY AS a(e, ord)
+ORDER BY a.ord;
+
+-- name: task_patch_state
+UPDATE tasks
+SET step_state = tasks.step_state || coalesce(a.e->'steps', '{}'),
+    checkpoints = tasks.checkpoints || coalesce(a.e->'checkpoints', '{}')
+FROM jsonb_array_elements(CAST(CAST(:rows AS text) AS jsonb)) AS a(e)
+WHERE tasks.id = a.e->>'id';
+
+-- name: task_finish
+UPDATE tasks
+SET status = a.e->>'status', finished_at = now(), heartbeat_at = now(), claim_token = NULL,
+    cancel_requested = false,
+    secrets = CASE WHEN CAST(a.e->>'keep_secrets' AS boolean) THEN tasks.secrets END
+FROM jsonb_array_elements(CAST(CAST(:rows AS text) AS jsonb)) AS a(e)
+WHERE tasks.id = a.e->>'id';
+
+-- name: task_release
+UPDATE tasks SET status = 'open', claimed_by = NULL, claim_token = NULL, heartbeat_at = NULL
+WHERE id IN (SELECT jsonb_array_elements_text(CAST(CAST(:ids AS text) AS jsonb)));
+
+-- name: task_select_stale
+SELECT id, recovery, cancel_requested FROM tasks
+WHERE status = 'processing' AND heartbeat_at < now() - make_interval(secs => :stale)
+ORDER BY id LIMIT 500
+FOR UPDATE SKIP LOCKED;
+
+-- name: task_reopen
+UPDATE tasks
+SET status = 'open', claimed_by = NULL, claim_token = NULL, heartbeat_at = NULL,
+    cancel_requested = false,
+    step_state = CASE WHEN recovery = 'startOver' THEN '{}' ELSE
+                 (SELECT coalesce(jsonb_object_agg(key, value), '{}')
+                  FROM jsonb_each(tasks.step_state) WHERE value->>'status' = 'completed') END
+WHERE id IN (SELECT jsonb_array_elements_text(CAST(CAST(:ids AS text) AS jsonb)));
+
+-- name: task_erase_secrets
+UPDATE tasks SET secrets = NULL
+WHERE secrets IS NOT NULL AND status IN ('failed', 'cancelled')
+  AND finished_at < now() - make_interval(secs => :retention);
+
+-- name: task_secrets
+SELECT secrets FROM tasks WHERE id = :id;
+
+-- name: events_list
+SELECT e.id, e.task_id, e.type, e.body, e.created_at, t.recovery
+FROM task_events e JOIN tasks t ON t.id = e.task_id
+WHERE e.task_id = :task_id AND e.id > :after
+ORDER BY e.id LIMIT :limit;
+
+-- name: task_status
+SELECT status FROM tasks WHERE id = :id;
+
+-- name: worker_insert
+INSERT INTO workers (id, host, pid, concurrency_limit, running, started_at, heartbeat_at)
+VALUES (:id, :host, :pid, :limit, 0, now(), now())
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now();
+
+-- name: worker_heartbeat
+UPDATE workers
+SET heartbeat_at = now(), running = :running,
+    concurrency_limit = coalesce(CAST(:new_limit AS integer), concurrency_limit)
+WHERE id = :id
+RETURNING concurrency_limit;
+
+-- name: worker_list
+SELECT id, host, pid, concurrency_limit, running, started_at, heartbeat_at,
+       EXTRACT(EPOCH FROM now() - heartbeat_at) AS age
+FROM workers ORDER BY started_at, id;
+
+-- name: worker_set_limit
+UPDATE workers SET concurrency_limit = :limit WHERE id = :id;
+
+-- name: worker_delete
+DELETE FROM workers WHERE id = :id;
+
+-- name: worker_prune
+DELETE FROM workers WHERE heartbeat_at < now() - make_interval(secs => :age);
