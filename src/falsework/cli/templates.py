@@ -1,10 +1,121 @@
-"""`falsework` commands: templates."""
+"""`falsework templates`: validate template files, list the templates Falsework sees."""
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from falsework.config import load_settings
+from falsework.templates import TemplateCatalog, validate_template_file
+from falsework.templates.catalog import candidate_files
+
+templates_app = typer.Typer(
+    name="templates", help="Validate and list Software Templates.", no_args_is_help=True
+)
+
+
+def _known_actions() -> set[str]:
+    from falsework.actions import ActionRegistry
+
+    return set(ActionRegistry.default().ids())
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(candidate_files(path))
+        else:
+            files.append(path)
+    return files
+
+
+@templates_app.command("validate")
+def validate(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="template.yaml files, or folders searched for templates."),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the problems as JSON.")] = False,
+) -> None:
+    """Report every problem of each template at once (file, line and YAML path)."""
+    files = _files(paths)
+    missing = [p for p in paths if not p.exists()]
+    known = _known_actions()
+    problems = [problem for file in files for problem in validate_template_file(file, known)]
+    out = Console(soft_wrap=True)
+    if as_json:
+        data = [
+            {"file": str(p.file), "line": p.line, "path": p.path, "message": p.message}
+            for p in problems
+        ]
+        data += [
+            {"file": str(p), "line": None, "path": "", "message": "no such file"} for p in missing
+        ]
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        for path in missing:
+            out.print(f"[red]{path}: no such file or folder[/red]", highlight=False)
+        for problem in problems:
+            out.print(str(problem), highlight=False, markup=False)
+        if not files and not missing:
+            out.print("no templates found", highlight=False)
+        bad = {p.file for p in problems}
+        for file in files:
+            if file not in bad:
+                out.print(f"[green]ok[/green] {file}", highlight=False)
+        if problems:
+            out.print(
+                f"{len(problems)} problem(s) in {len(bad)} of {len(files)} file(s)",
+                highlight=False,
+            )
+    if problems or missing or not files:
+        raise typer.Exit(1)
+
+
+@templates_app.command("ls")
+def ls(
+    long: Annotated[
+        bool, typer.Option("--long", "-l", help="Also show owner, tags and file.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List the templates found in the configured folders (FALSEWORK_TEMPLATES)."""
+    settings = load_settings()
+    # The problems are printed below; the catalog's warnings would repeat them.
+    logging.getLogger("falsework.templates").setLevel(logging.ERROR)
+    catalog = TemplateCatalog(settings.template_dirs)
+    templates = catalog.list()
+    if as_json:
+        typer.echo(json.dumps([{**t.summary(), "path": str(t.path)} for t in templates], indent=2))
+        return
+    out = Console(soft_wrap=True)
+    table = Table(box=None, pad_edge=False)
+    for column in ("REF", "TYPE", "TITLE", *(("OWNER", "TAGS", "FILE") if long else ())):
+        table.add_column(column, no_wrap=True)
+    cwd = Path.cwd()
+    for template in templates:
+        row = [template.ref, template.type, template.title]
+        if long:
+            try:
+                shown = template.path.relative_to(cwd)
+            except ValueError:
+                shown = template.path
+            row += [template.owner, ",".join(template.tags), str(shown)]
+        table.add_row(*row)
+    out.print(table)
+    for problem in catalog.problems:
+        out.print(f"[yellow]skipped:[/yellow] {problem}", highlight=False)
+    if not templates:
+        folders = ", ".join(str(d) for d in settings.template_dirs)
+        out.print(f"no templates found in {folders}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (filled in by its owner)."""
-    del app
+    app.add_typer(templates_app)

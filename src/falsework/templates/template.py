@@ -1,0 +1,161 @@
+"""The Template model: one ``scaffolder.backstage.io/v1beta3`` document, loaded from YAML."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from falsework.errors import TemplateError
+
+API_VERSION = "scaffolder.backstage.io/v1beta3"
+DEFAULT_NAMESPACE = "default"
+
+
+@dataclass
+class Template:
+    """A loaded v1beta3 Template; ``raw`` keeps the whole document, unknown keys too."""
+
+    ref: str
+    name: str
+    namespace: str
+    title: str
+    description: str
+    tags: list[str]
+    owner: str
+    type: str
+    path: Path
+    raw: dict[str, Any]
+    parameters: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    output: dict[str, Any] = field(default_factory=dict)
+    secrets_schema: dict[str, Any] | None = None
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any], path: Path) -> Template:
+        """Build from a parsed document; raises TemplateError when it is not a
+        Template at all (``falsework templates validate`` reports the details)."""
+        if not isinstance(document, dict) or document.get("kind") != "Template":
+            raise TemplateError(f"{path}: not a Template (kind: Template expected)")
+        metadata = document.get("metadata")
+        if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
+            raise TemplateError(f"{path}: metadata.name is missing")
+        spec = document.get("spec")
+        spec = spec if isinstance(spec, dict) else {}
+        name = metadata["name"]
+        namespace = str(metadata.get("namespace") or DEFAULT_NAMESPACE)
+        secrets = spec.get("secrets")
+        secrets_schema = secrets.get("schema") if isinstance(secrets, dict) else None
+        tags = metadata.get("tags")
+        return cls(
+            ref=f"template:{namespace}/{name}",
+            name=name,
+            namespace=namespace,
+            title=str(metadata.get("title") or name),
+            description=str(metadata.get("description") or ""),
+            tags=[str(t) for t in tags] if isinstance(tags, list) else [],
+            owner=str(spec.get("owner") or ""),
+            type=str(spec.get("type") or ""),
+            path=path.resolve(),
+            raw=document,
+            parameters=parameter_pages(spec.get("parameters")),
+            steps=[s for s in spec.get("steps") or [] if isinstance(s, dict)]
+            if isinstance(spec.get("steps"), list)
+            else [],
+            output=spec["output"] if isinstance(spec.get("output"), dict) else {},
+            secrets_schema=secrets_schema if isinstance(secrets_schema, dict) else None,
+        )
+
+    @property
+    def directory(self) -> Path:
+        """The folder the template's relative URLs (``./skeleton``) resolve against."""
+        return self.path.parent
+
+    def task_spec(
+        self, values: dict[str, Any], user: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Backstage's TaskSpec for a run of this template with these values."""
+        spec = self.raw.get("spec") or {}
+        metadata = copy.deepcopy(self.raw.get("metadata") or {})
+        metadata = {"namespace": self.namespace, **metadata}
+        task_spec: dict[str, Any] = {
+            "apiVersion": self.raw.get("apiVersion", API_VERSION),
+            "steps": copy.deepcopy(self.steps),
+            "output": copy.deepcopy(self.output),
+            "parameters": copy.deepcopy(values),
+            "user": copy.deepcopy(user) if user else {},
+            "templateInfo": {
+                "entityRef": self.ref,
+                "baseUrl": self.path.as_uri(),
+                "entity": {"metadata": metadata},
+            },
+        }
+        if "EXPERIMENTAL_recovery" in spec:
+            task_spec["EXPERIMENTAL_recovery"] = copy.deepcopy(spec["EXPERIMENTAL_recovery"])
+        return task_spec
+
+    def parameter_schema(self) -> dict[str, Any]:
+        """What the form renders: ``{title, description, steps: [{title, description,
+        schema}]}`` as Backstage's ``/parameter-schema`` returns it."""
+        result: dict[str, Any] = {"title": self.title}
+        metadata = self.raw.get("metadata") or {}
+        if metadata.get("description") is not None:
+            result["description"] = metadata["description"]
+        if "ui:options" in metadata:
+            result["ui:options"] = copy.deepcopy(metadata["ui:options"])
+        steps = []
+        for page in self.parameters:
+            step: dict[str, Any] = {
+                "title": page.get("title", "Please enter the following information")
+            }
+            if page.get("description") is not None:
+                step["description"] = page["description"]
+            step["schema"] = copy.deepcopy(page)
+            steps.append(step)
+        result["steps"] = steps
+        return result
+
+    def summary(self) -> dict[str, Any]:
+        """One gallery card."""
+        return {
+            "ref": self.ref,
+            "name": self.name,
+            "namespace": self.namespace,
+            "title": self.title,
+            "description": self.description,
+            "tags": list(self.tags),
+            "owner": self.owner,
+            "type": self.type,
+        }
+
+
+def parameter_pages(parameters: Any) -> list[dict[str, Any]]:
+    """``spec.parameters`` as a list of pages (one schema is one page)."""
+    if isinstance(parameters, dict):
+        return [parameters]
+    if isinstance(parameters, list):
+        return [p for p in parameters if isinstance(p, dict)]
+    return []
+
+
+def read_documents(path: Path) -> list[Any]:
+    """Every YAML document in a file; raises TemplateError on a YAML error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        return [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"{path}: not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"{path}: cannot read: {exc}") from None
+
+
+def load_templates(path: Path) -> list[Template]:
+    """The Templates in one YAML file (other kinds in it are ignored)."""
+    return [
+        Template.from_document(doc, path)
+        for doc in read_documents(path)
+        if isinstance(doc, dict) and doc.get("kind") == "Template"
+    ]

@@ -1,0 +1,335 @@
+"""``falsework templates validate``: every problem of a template file at once, each
+with the file, line and YAML path."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from falsework.templates.template import API_VERSION
+from falsework.templating import Renderer
+
+PathTokens = tuple[str | int, ...]
+
+# Backstage's catalog rules for names and tags.
+_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_TAG = re.compile(r"^[a-z0-9:+#]+(-[a-z0-9:+#]+)*$")
+_STEP_REF = re.compile(
+    r"\bsteps\s*(?:\.\s*([A-Za-z_$][\w$]*)|\[\s*(?:'([^']*)'|\"([^\"]*)\")\s*\])"
+)
+_RECOVERY_STRATEGIES = ("none", "startOver")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a template file."""
+
+    file: Path
+    path: str  # YAML path, e.g. ``spec.steps[2].action``; "" for the whole file
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else str(self.file)
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+def format_path(tokens: PathTokens) -> str:
+    out = ""
+    for token in tokens:
+        if isinstance(token, int):
+            out += f"[{token}]"
+        elif re.fullmatch(r"[^.\[\]\s]+", token):
+            out += f".{token}" if out else token
+        else:
+            out += f"[{token!r}]"
+    return out
+
+
+def validate_template_file(
+    path: Path, known_actions: Collection[str] | None = None
+) -> list[Problem]:
+    """Every problem in one template file (an empty list when it is valid).
+
+    ``known_actions`` are the action ids steps may use; None skips that check.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [Problem(path, "", f"cannot read the file: {exc}")]
+    try:
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        nodes = [n for n in yaml.compose_all(text) if n is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        return [Problem(path, "", f"not valid YAML: {exc}", line)]
+    if not documents:
+        return [Problem(path, "", "the file is empty")]
+    checker = _Checker(known_actions)
+    problems: list[Problem] = []
+    for index, (document, node) in enumerate(zip(documents, nodes, strict=False)):
+        if len(documents) > 1 and not (
+            isinstance(document, dict) and document.get("kind") == "Template"
+        ):
+            continue  # other catalog entities may share the file
+        for tokens, message in checker.document(document):
+            prefix = f"(document {index + 1}) " if len(documents) > 1 else ""
+            problems.append(
+                Problem(path, prefix + format_path(tokens), message, _line(node, tokens))
+            )
+    return problems
+
+
+def _line(node: yaml.Node, tokens: PathTokens) -> int | None:
+    """The line of the deepest node of ``tokens`` that exists."""
+    current = node
+    for token in tokens:
+        found: yaml.Node | None = None
+        if isinstance(current, yaml.MappingNode) and isinstance(token, str):
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == token:
+                    found = value if not isinstance(value, yaml.ScalarNode) else key
+                    break
+        elif isinstance(current, yaml.SequenceNode) and isinstance(token, int):
+            if 0 <= token < len(current.value):
+                found = current.value[token]
+        if found is None:
+            break
+        current = found
+    return int(current.start_mark.line) + 1
+
+
+class _Checker:
+    def __init__(self, known_actions: Collection[str] | None) -> None:
+        self.known = set(known_actions) if known_actions is not None else None
+        self.renderer = Renderer()
+
+    def document(self, doc: Any) -> Iterator[tuple[PathTokens, str]]:
+        if not isinstance(doc, dict):
+            yield (), "the document is not a mapping"
+            return
+        api = doc.get("apiVersion")
+        if api is None:
+            yield ("apiVersion",), f"missing required field (expected {API_VERSION!r})"
+        elif api != API_VERSION:
+            yield ("apiVersion",), f"expected {API_VERSION!r}, got {api!r}"
+        kind = doc.get("kind")
+        if kind is None:
+            yield ("kind",), "missing required field (expected 'Template')"
+        elif kind != "Template":
+            yield ("kind",), f"expected 'Template', got {kind!r}"
+        yield from self.metadata(doc.get("metadata"))
+        spec = doc.get("spec")
+        if spec is None:
+            yield ("spec",), "missing required field"
+            return
+        if not isinstance(spec, dict):
+            yield ("spec",), "must be a mapping"
+            return
+        yield from self.spec(spec)
+
+    def metadata(self, metadata: Any) -> Iterator[tuple[PathTokens, str]]:
+        if metadata is None:
+            yield ("metadata",), "missing required field"
+            return
+        if not isinstance(metadata, dict):
+            yield ("metadata",), "must be a mapping"
+            return
+        name = metadata.get("name")
+        if name is None:
+            yield ("metadata", "name"), "missing required field"
+        elif not isinstance(name, str) or len(name) > 63 or not _NAME.match(name):
+            yield (
+                ("metadata", "name"),
+                f"{name!r} is not a valid name (letters, digits, '-', '_' and '.', "
+                "at most 63 characters, starting and ending with a letter or digit)",
+            )
+        namespace = metadata.get("namespace")
+        if namespace is not None and (not isinstance(namespace, str) or not _NAME.match(namespace)):
+            yield ("metadata", "namespace"), f"{namespace!r} is not a valid namespace"
+        for key in ("title", "description"):
+            if key in metadata and not isinstance(metadata[key], str):
+                yield ("metadata", key), "must be a string"
+        tags = metadata.get("tags")
+        if tags is not None:
+            if not isinstance(tags, list):
+                yield ("metadata", "tags"), "must be a list of strings"
+            else:
+                for i, tag in enumerate(tags):
+                    if not isinstance(tag, str) or len(tag) > 63 or not _TAG.match(tag):
+                        yield (
+                            ("metadata", "tags", i),
+                            f"{tag!r} is not a valid tag (lowercase letters, digits, "
+                            "':', '+', '#', words joined by '-')",
+                        )
+
+    def spec(self, spec: dict[str, Any]) -> Iterator[tuple[PathTokens, str]]:
+        if "type" not in spec:
+            yield ("spec", "type"), "missing required field"
+        elif not isinstance(spec["type"], str):
+            yield ("spec", "type"), "must be a string"
+        if "owner" in spec and not isinstance(spec["owner"], str):
+            yield ("spec", "owner"), "must be a string"
+        yield from self.parameters(spec.get("parameters"))
+        secrets = spec.get("secrets")
+        if secrets is not None:
+            if not isinstance(secrets, dict):
+                yield ("spec", "secrets"), "must be a mapping with a 'schema'"
+            elif "schema" in secrets:
+                yield from _schema_problems(secrets["schema"], ("spec", "secrets", "schema"))
+        ids: list[str] = []
+        yield from self.steps(spec.get("steps"), ids)
+        output = spec.get("output")
+        if output is not None:
+            yield from self.output(output, ids)
+        recovery = spec.get("EXPERIMENTAL_recovery")
+        if recovery is not None:
+            strategy = recovery.get("EXPERIMENTAL_strategy") if isinstance(recovery, dict) else None
+            if not isinstance(recovery, dict) or (
+                strategy is not None and strategy not in _RECOVERY_STRATEGIES
+            ):
+                yield (
+                    ("spec", "EXPERIMENTAL_recovery"),
+                    f"EXPERIMENTAL_strategy must be one of {', '.join(_RECOVERY_STRATEGIES)}",
+                )
+
+    def parameters(self, parameters: Any) -> Iterator[tuple[PathTokens, str]]:
+        if parameters is None:
+            return
+        if isinstance(parameters, dict):
+            yield from _schema_problems(parameters, ("spec", "parameters"))
+        elif isinstance(parameters, list):
+            for i, page in enumerate(parameters):
+                if not isinstance(page, dict):
+                    yield ("spec", "parameters", i), "a parameter page must be a JSON Schema object"
+                else:
+                    yield from _schema_problems(page, ("spec", "parameters", i))
+        else:
+            yield ("spec", "parameters"), "must be a JSON Schema object or a list of them"
+
+    def steps(self, steps: Any, ids: list[str]) -> Iterator[tuple[PathTokens, str]]:
+        """Problems of spec.steps; the step ids seen are appended to ``ids``."""
+        if steps is None:
+            yield ("spec", "steps"), "missing required field"
+            return
+        if not isinstance(steps, list):
+            yield ("spec", "steps"), "must be a list of steps"
+            return
+        first_seen: dict[str, int] = {}
+        for i, step in enumerate(steps):
+            where: PathTokens = ("spec", "steps", i)
+            if not isinstance(step, dict):
+                yield where, "a step must be a mapping"
+                continue
+            step_id = step.get("id")
+            if step_id is not None:
+                if not isinstance(step_id, str) or not step_id:
+                    yield (*where, "id"), "must be a non-empty string"
+                elif step_id in first_seen:
+                    yield (
+                        (*where, "id"),
+                        f"duplicate step id {step_id!r} (also spec.steps[{first_seen[step_id]}])",
+                    )
+                else:
+                    first_seen[step_id] = i
+            if "name" in step and not isinstance(step["name"], str):
+                yield (*where, "name"), "must be a string"
+            yield from self.action(step.get("action"), (*where, "action"))
+            if (
+                "input" in step
+                and step["input"] is not None
+                and not isinstance(step["input"], dict)
+            ):
+                yield (*where, "input"), "must be a mapping"
+            condition = step.get("if")
+            if condition is not None and not isinstance(condition, bool | str):
+                yield (*where, "if"), "must be a boolean or a template expression"
+            each = step.get("each")
+            if each is not None and not isinstance(each, str | list | dict):
+                yield (*where, "each"), "must be a template expression, a list or a mapping"
+            for key in ("if", "each", "input"):
+                if key in step:
+                    yield from self.expressions(step[key], (*where, key), ids)
+            if isinstance(step_id, str) and step_id:
+                ids.append(step_id)
+
+    def action(self, action: Any, where: PathTokens) -> Iterator[tuple[PathTokens, str]]:
+        if action is None:
+            yield where, "missing required field"
+        elif not isinstance(action, str):
+            yield where, "must be an action id such as 'fetch:template'"
+        elif self.known is not None and action not in self.known:
+            close = difflib.get_close_matches(action, sorted(self.known), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            yield where, f"unknown action {action!r}{hint}"
+
+    def output(self, output: Any, ids: list[str]) -> Iterator[tuple[PathTokens, str]]:
+        where: PathTokens = ("spec", "output")
+        if not isinstance(output, dict):
+            yield where, "must be a mapping"
+            return
+        links = output.get("links")
+        if links is not None:
+            if not isinstance(links, list):
+                yield (*where, "links"), "must be a list"
+            else:
+                for i, link in enumerate(links):
+                    if not isinstance(link, dict):
+                        yield (*where, "links", i), "a link must be a mapping"
+                    elif "url" not in link and "entityRef" not in link:
+                        yield (*where, "links", i), "a link needs a 'url' or an 'entityRef'"
+        text = output.get("text")
+        if text is not None:
+            if not isinstance(text, list):
+                yield (*where, "text"), "must be a list"
+            else:
+                for i, item in enumerate(text):
+                    if not isinstance(item, dict):
+                        yield (*where, "text", i), "a text item must be a mapping"
+                    elif "content" not in item:
+                        yield (*where, "text", i, "content"), "missing required field"
+        yield from self.expressions(output, where, ids)
+
+    def expressions(
+        self, value: Any, where: PathTokens, earlier: list[str]
+    ) -> Iterator[tuple[PathTokens, str]]:
+        """Template expressions that do not parse or name a step that has not run."""
+        if isinstance(value, str):
+            if not self.renderer.is_template(value):
+                return
+            for message in self.renderer.check(value):
+                yield where, message
+            for match in _STEP_REF.finditer(value):
+                ref = next(g for g in match.groups() if g is not None)
+                if ref not in earlier:
+                    yield where, f"refers to steps.{ref}, which is not an earlier step's id"
+        elif isinstance(value, dict):
+            for key, sub in value.items():
+                yield from self.expressions(sub, (*where, str(key)), earlier)
+        elif isinstance(value, list):
+            for i, sub in enumerate(value):
+                yield from self.expressions(sub, (*where, i), earlier)
+
+
+def _schema_problems(schema: Any, where: PathTokens) -> Iterator[tuple[PathTokens, str]]:
+    if not isinstance(schema, dict):
+        yield where, "must be a JSON Schema object"
+        return
+    try:
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    except jsonschema.SchemaError as exc:
+        yield where, str(exc.message)
+        return
+    meta = cls(cls.META_SCHEMA)
+    for error in sorted(meta.iter_errors(schema), key=lambda e: list(map(str, e.path))):
+        tokens = tuple(p if isinstance(p, int) else str(p) for p in error.absolute_path)
+        yield (*where, *tokens), f"not valid JSON Schema: {error.message}"

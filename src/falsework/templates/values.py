@@ -1,0 +1,285 @@
+"""Parameter values: defaults applied, then checked against every page's JSON Schema.
+
+Errors come in the shape Backstage's API returns (that of the ``jsonschema``
+npm package): ``{path, property, message, schema, instance, name, argument,
+stack}`` — one per failing field, across all pages at once (Backstage stops at
+the first failing page).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
+
+from falsework.errors import InputError
+from falsework.templates.template import Template
+
+
+class ParameterValidationError(InputError):
+    """The parameter values do not match the template's parameter schema."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        shown = "; ".join(e["stack"] for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        super().__init__(f"Invalid parameter values: {shown}{more}")
+
+
+def validator_for(schema: Mapping[str, Any]) -> Validator:
+    """A validator of the draft the schema names in ``$schema`` (draft 7 if none)."""
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def validate_values(template: Template, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``values`` with the schema defaults filled in; raises ParameterValidationError
+    listing every failing field."""
+    result: dict[str, Any] = copy.deepcopy(dict(values or {}))
+    for page in template.parameters:
+        result = apply_defaults(page, result, page)
+    errors: list[dict[str, Any]] = []
+    for page in template.parameters:
+        validator = validator_for(page)
+        for error in validator.iter_errors(result):
+            errors.extend(backstage_errors(error))
+    if errors:
+        raise ParameterValidationError(errors)
+    return result
+
+
+# -- defaults ---------------------------------------------------------------
+
+
+def _resolve(schema: Any, root: Mapping[str, Any]) -> Any:
+    """Follow a local ``$ref`` (``#/definitions/x``, ``#/$defs/x``)."""
+    seen = 0
+    while isinstance(schema, Mapping) and isinstance(schema.get("$ref"), str) and seen < 32:
+        ref = schema["$ref"]
+        if not ref.startswith("#"):
+            return schema
+        target: Any = root
+        for part in [p for p in ref[1:].split("/") if p]:
+            part = part.replace("~1", "/").replace("~0", "~")
+            if not isinstance(target, Mapping) or part not in target:
+                return schema
+            target = target[part]
+        schema = target
+        seen += 1
+    return schema
+
+
+def _loosely_valid(schema: Mapping[str, Any], value: Any) -> bool:
+    """Whether a branch fits the value, ignoring ``required`` (the fields a branch
+    requires may be the very ones its defaults are about to fill)."""
+    loose = {k: v for k, v in schema.items() if k != "required"}
+    try:
+        return bool(validator_for(loose).is_valid(value))
+    except jsonschema.SchemaError:
+        return False
+
+
+def _branch_for(branches: Any, value: Any, trigger: str | None, root: Mapping[str, Any]) -> Any:
+    if not isinstance(branches, list):
+        return None
+    for branch in branches:
+        branch = _resolve(branch, root)
+        if not isinstance(branch, Mapping):
+            continue
+        props = branch.get("properties")
+        if trigger is not None and isinstance(props, Mapping) and trigger in props:
+            # A dependency's oneOf picks its branch by the triggering field, as
+            # the form does.
+            if isinstance(value, Mapping) and _loosely_valid(
+                _resolve(props[trigger], root), value.get(trigger)
+            ):
+                return branch
+        elif _loosely_valid(branch, value):
+            return branch
+    return None
+
+
+def apply_defaults(schema: Any, value: Any, root: Mapping[str, Any]) -> Any:
+    """Fill ``default``s into ``value`` (a copy is not made here): object
+    properties, nested objects, array items, ``allOf``, ``dependencies`` and
+    ``if``/``then``/``else``."""
+    schema = _resolve(schema, root)
+    if not isinstance(schema, Mapping):
+        return value
+    if isinstance(value, dict):
+        props = schema.get("properties")
+        if isinstance(props, Mapping):
+            for name, sub in props.items():
+                sub = _resolve(sub, root)
+                if not isinstance(sub, Mapping):
+                    continue
+                if name not in value:
+                    if "default" in sub:
+                        value[name] = copy.deepcopy(sub["default"])
+                    elif isinstance(sub.get("properties"), Mapping):
+                        nested = apply_defaults(sub, {}, root)
+                        if nested:
+                            value[name] = nested
+                if name in value:
+                    value[name] = apply_defaults(sub, value[name], root)
+        for part in schema.get("allOf") or []:
+            value = apply_defaults(part, value, root)
+        deps = schema.get("dependencies")
+        if isinstance(deps, Mapping):
+            for trigger, dep in deps.items():
+                dep = _resolve(dep, root)
+                if trigger not in value or not isinstance(dep, Mapping):
+                    continue
+                value = apply_defaults(
+                    {k: v for k, v in dep.items() if k not in ("oneOf", "anyOf")}, value, root
+                )
+                for key in ("oneOf", "anyOf"):
+                    branch = _branch_for(dep.get(key), value, trigger, root)
+                    if branch is not None:
+                        value = apply_defaults(branch, value, root)
+        for key in ("oneOf", "anyOf"):
+            branch = _branch_for(schema.get(key), value, None, root)
+            if branch is not None:
+                value = apply_defaults(branch, value, root)
+        condition = schema.get("if")
+        if isinstance(condition, Mapping | bool):
+            chosen = "then" if _loosely_valid(_as_schema(condition), value) else "else"
+            if isinstance(schema.get(chosen), Mapping):
+                value = apply_defaults(schema[chosen], value, root)
+    elif isinstance(value, list):
+        items = _resolve(schema.get("items"), root)
+        if isinstance(items, Mapping):
+            value = [apply_defaults(items, item, root) for item in value]
+    return value
+
+
+def _as_schema(condition: Mapping[str, Any] | bool) -> Mapping[str, Any]:
+    if isinstance(condition, bool):
+        return {} if condition else {"not": {}}
+    return condition
+
+
+# -- Backstage's error shape ------------------------------------------------
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+
+
+def _property(path: list[Any]) -> str:
+    out = "instance"
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _IDENTIFIER.match(str(part)):
+            out += f".{part}"
+        else:
+            out += f"[{json.dumps(str(part))}]"
+    return out
+
+
+def _js(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _required_name(error: ValidationError) -> str:
+    suffix = " is a required property"
+    if error.message.endswith(suffix):
+        try:
+            return str(ast.literal_eval(error.message[: -len(suffix)]))
+        except (ValueError, SyntaxError):
+            pass
+    return error.message
+
+
+def _extra_properties(error: ValidationError) -> list[str]:
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    props = schema.get("properties") or {}
+    patterns = schema.get("patternProperties") or {}
+    instance = error.instance if isinstance(error.instance, Mapping) else {}
+    return [
+        str(k)
+        for k in instance
+        if k not in props and not any(re.search(p, str(k)) for p in patterns)
+    ]
+
+
+def _message(name: str, arg: Any, error: ValidationError) -> tuple[str, Any]:
+    if name == "type":
+        types = arg if isinstance(arg, list) else [arg]
+        return f"is not of a type(s) {','.join(map(str, types))}", types
+    if name == "enum":
+        return f"is not one of enum values: {','.join(_js(v) for v in arg)}", arg
+    if name == "const":
+        return f"does not exactly match expected constant: {_js(arg)}", arg
+    if name == "pattern":
+        return f"does not match pattern {json.dumps(arg)}", arg
+    if name == "format":
+        return f'does not conform to the "{arg}" format', arg
+    if name in ("minLength", "minItems"):
+        return f"does not meet minimum length of {arg}", arg
+    if name in ("maxLength", "maxItems"):
+        return f"does not meet maximum length of {arg}", arg
+    if name == "minimum":
+        return f"must be greater than or equal to {arg}", arg
+    if name == "maximum":
+        return f"must be less than or equal to {arg}", arg
+    if name == "exclusiveMinimum":
+        return f"must be greater than {arg}", arg
+    if name == "exclusiveMaximum":
+        return f"must be less than {arg}", arg
+    if name == "multipleOf":
+        return f"is not a multiple of (divisible by) {arg}", arg
+    if name == "uniqueItems":
+        return "contains duplicate item", arg
+    if name in ("minProperties", "maxProperties"):
+        word = "minimum" if name == "minProperties" else "maximum"
+        return f"does not meet {word} property length of {arg}", arg
+    if name == "oneOf":
+        return "is not exactly one from the allowed schemas", [
+            f"[subschema {i}]" for i in range(len(arg))
+        ]
+    if name == "anyOf":
+        return "is not any of the allowed schemas", [f"[subschema {i}]" for i in range(len(arg))]
+    if name == "not":
+        return "is of prohibited type", arg
+    return error.message, arg
+
+
+def backstage_errors(error: ValidationError) -> list[dict[str, Any]]:
+    """One python-jsonschema error as Backstage's error objects (an
+    ``additionalProperties`` error becomes one per extra property)."""
+    path = list(error.absolute_path)
+    prop = _property(path)
+    name = str(error.validator)
+    found: list[tuple[str, Any]] = []
+    if name == "required":
+        missing = _required_name(error)
+        found.append((f'requires property "{missing}"', missing))
+    elif name == "additionalProperties" and error.validator_value is False:
+        for extra in _extra_properties(error) or [""]:
+            found.append((f'is not allowed to have the additional property "{extra}"', extra))
+    elif name in ("dependencies", "dependentRequired"):
+        found.append((error.message, error.validator_value))
+    else:
+        found.append(_message(name, error.validator_value, error))
+    return [
+        {
+            "path": path,
+            "property": prop,
+            "message": message,
+            "schema": error.schema,
+            "instance": error.instance,
+            "name": name,
+            "argument": argument,
+            "stack": f"{prop} {message}",
+        }
+        for message, argument in found
+    ]
