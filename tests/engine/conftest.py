@@ -1,0 +1,61 @@
+"""Fixtures of the engine tests: short timings, a broker and a store on each dialect."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from falsework.config import Settings
+from falsework.engine import Broker
+from falsework.engine.store import Store, open_store
+
+# engine_executors.py is imported by tests and by worker subprocesses alike.
+sys.path.insert(0, str(Path(__file__).parent))
+
+FAST = {
+    "heartbeat_interval": 0.2,
+    "stale_timeout": 2.0,
+    "poll_interval": 0.2,
+    "max_poll_interval": 0.5,
+    "max_claim_delay": 0.01,
+    "janitor_interval": 0.3,
+    "shutdown_grace": 2.0,
+    "concurrency": 20,
+}
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"data_dir": tmp_path / "data", **FAST, **overrides}
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def broker(database_url: str, settings: Settings) -> AsyncIterator[Broker]:
+    b = await Broker.open(database_url, settings)
+    try:
+        yield b
+    finally:
+        await b.close()
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    s = await open_store(database_url)
+    await s.migrate()
+    try:
+        yield s
+    finally:
+        await s.close()
