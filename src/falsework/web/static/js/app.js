@@ -82,32 +82,38 @@ document.addEventListener('click', (ev) => {
 });
 window.addEventListener('popstate', render);
 
-// ----- the token prompt -----------------------------------------------------------------
-const dialog = document.getElementById('token-dialog');
-const tokenForm = document.getElementById('token-form');
-const tokenInput = document.getElementById('token-input');
-const tokenError = document.getElementById('token-error');
-dialog.addEventListener('cancel', (ev) => ev.preventDefault()); // nothing works without it
-
-onTokenNeeded(
-  (reason) =>
-    new Promise((resolve) => {
-      tokenError.textContent = reason;
-      tokenError.hidden = !reason;
-      tokenInput.value = '';
-      const submit = (ev) => {
-        ev.preventDefault();
-        const value = tokenInput.value.trim();
-        if (!value) return;
-        tokenForm.removeEventListener('submit', submit);
-        dialog.close();
-        resolve(value);
-      };
-      tokenForm.addEventListener('submit', submit);
-      if (!dialog.open) dialog.showModal();
-      tokenInput.focus();
-    }),
-);
+// ----- the token prompt -------------------------------------------------------------------
+// Built only when the API asks for a token, so its input never shadows a form field's label.
+function tokenDialog(reason) {
+  return new Promise((resolve) => {
+    const input = h('input', { id: 'token-input', name: 'token', type: 'password', autocomplete: 'off', required: true });
+    const error = h('p', { class: 'error', id: 'token-error', role: 'alert', text: reason, hidden: !reason });
+    const form = h(
+      'form',
+      { method: 'dialog' },
+      h('h2', { id: 'token-title', text: 'Sign in' }),
+      h('p', { text: 'This server needs an access token. It is kept for this browser tab only.' }),
+      h('label', { for: 'token-input', text: 'Access token' }),
+      input,
+      error,
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', text: 'Sign in' })),
+    );
+    const dialog = h('dialog', { id: 'token-dialog', 'aria-labelledby': 'token-title' }, form);
+    dialog.addEventListener('cancel', (ev) => ev.preventDefault()); // nothing works without it
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const value = input.value.trim();
+      if (!value) return;
+      dialog.close();
+      dialog.remove();
+      resolve(value);
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    input.focus();
+  });
+}
+onTokenNeeded(tokenDialog);
 
 function showIdentity() {
   const box = document.getElementById('identity');

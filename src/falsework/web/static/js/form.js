@@ -262,7 +262,7 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     state.shape = shapeKey(p.schema, dataOf(p), p.schema);
     const form = h(
       'form',
-      { class: 'card form', novalidate: true, 'aria-labelledby': 'page-title', onSubmit: (ev) => { ev.preventDefault(); next(); } },
+      { class: 'card form', novalidate: true, onSubmit: (ev) => { ev.preventDefault(); next(); } },
       h('h2', { id: 'page-title', tabindex: '-1', text: p.title }),
       p.description ? h('p', { class: 'muted', text: p.description }) : null,
       p.secret ? h('p', { class: 'hint', text: 'These values are sent to the task as secrets: they are not shown on the review page and not stored by this page.' }) : null,

@@ -73,13 +73,13 @@ export async function renderTask(main, { id, navigate }) {
       buttons,
     ),
     errorEl,
+    outputEl,
     h(
       'div',
       { class: 'task-body' },
       h('nav', { class: 'card step-nav', 'aria-label': 'Task steps' }, stepList),
       h('section', { class: 'card log-card', 'aria-labelledby': 'log-title' }, h('div', { class: 'log-head' }, logTitle, jump), logs),
     ),
-    outputEl,
   );
 
   function addStep(stepId, name) {
