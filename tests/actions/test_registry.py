@@ -14,9 +14,17 @@ from falsework.actions import docs as action_docs
 from falsework.errors import ConflictError, NotFoundError
 
 BACKSTAGE_IDS = {
-    "catalog:write", "debug:log", "debug:wait", "fetch:plain", "fetch:plain:file",
-    "fetch:template", "fetch:template:file", "fs:delete", "fs:readdir", "fs:rename",
-}  # fmt: skip
+    "catalog:write",
+    "debug:log",
+    "debug:wait",
+    "fetch:plain",
+    "fetch:plain:file",
+    "fetch:template",
+    "fetch:template:file",
+    "fs:delete",
+    "fs:readdir",
+    "fs:rename",
+}
 
 
 def test_builtins_cover_backstage_and_the_new_ones() -> None:

@@ -51,6 +51,7 @@ SIGNALS: list[asyncio.Event] = []
 async def block(ctx: ActionContext[BlockInput]) -> None:
     SIGNALS.append(ctx.signal)
     ctx.workspace.joinpath("started").write_text("yes")
+    ctx.logger.info("blocking")
     await asyncio.sleep(ctx.input.seconds)
 
 

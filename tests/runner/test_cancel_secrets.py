@@ -22,10 +22,10 @@ async def test_cancel_marks_the_running_step_and_propagates(harness: Any, tmp_pa
         {"id": "next", "action": "test:echo", "input": {"value": 1}},
     ]
     task = harness.task(steps)
-    io = MemoryTaskIO()
+    blocking = asyncio.Event()
+    io = MemoryTaskIO(on_event=lambda _t, b: blocking.set() if "blocking" in b["message"] else None)
     run = asyncio.create_task(harness.runner(task, io))
-    while not SIGNALS:
-        await asyncio.sleep(0.001)
+    await blocking.wait()
     assert (tmp_path / "work" / task.id / "started").exists()
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -41,10 +41,10 @@ async def test_cancel_marks_the_running_step_and_propagates(harness: Any, tmp_pa
 
 async def test_cancel_during_a_wait_costs_nothing_more(harness: Any) -> None:
     task = harness.task([{"id": "w", "action": "debug:wait", "input": {"minutes": 9}}])
-    io = MemoryTaskIO()
+    waiting = asyncio.Event()
+    io = MemoryTaskIO(on_event=lambda _t, b: waiting.set() if b.get("status") else None)
     run = asyncio.create_task(harness.runner(task, io))
-    while not any(b.get("status") == "processing" for _, b in io.events):
-        await asyncio.sleep(0.001)
+    await waiting.wait()
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
@@ -58,13 +58,23 @@ async def test_secrets_redacted_everywhere(harness: Any) -> None:
     b64 = base64.b64encode(SECRET.encode()).decode()
     url = quote(SECRET, safe="")
     steps = [
-        {"id": "log", "action": "debug:log",
-         "input": {"message": "raw ${{ secrets.PW }} b64 ${{ parameters.b64 }} url ${{ parameters.url }}"}},
+        {
+            "id": "log",
+            "action": "debug:log",
+            "input": {
+                "message": "raw ${{ secrets.PW }} b64 ${{ parameters.b64 }} "
+                "url ${{ parameters.url }}"
+            },
+        },
         {"id": "echo", "action": "test:echo", "input": {"value": "${{ secrets.PW }}"}},
-        {"id": "each", "action": "test:echo", "each": ["${{ secrets.PW }}"],
-         "input": {"value": "${{ each.value }}"}},
+        {
+            "id": "each",
+            "action": "test:echo",
+            "each": ["${{ secrets.PW }}"],
+            "input": {"value": "${{ each.value }}"},
+        },
         {"id": "fail", "action": "test:fail", "input": {"message": "bad ${{ secrets.PW }}"}},
-    ]  # fmt: skip
+    ]
     task = harness.task(steps, {"b64": b64, "url": url}, secrets={"PW": SECRET})
     result = await harness.run(task)
     assert result.error is not None and result.error.message == "bad ***"

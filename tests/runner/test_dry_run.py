@@ -33,7 +33,7 @@ TEMPLATE = {
                 "action": "debug:log",
                 "input": {"message": "at ${{ steps.publish.output.remoteUrl }}"},
             },
-        ],  # fmt: skip
+        ],
         "output": {"links": [{"title": "Repo", "url": "${{ steps.publish.output.remoteUrl }}"}]},
     },
 }
@@ -74,9 +74,11 @@ async def test_dry_run_shape(harness: Any) -> None:
 
 
 async def test_dry_run_reports_a_failing_step(harness: Any) -> None:
-    template = {"metadata": {"name": "x"},
-                "spec": {"steps": [{"id": "f", "action": "fetch:template", "input": {"url": "./nope"}},
-                                   {"id": "n", "action": "debug:log", "input": {"message": "hi"}}]}}  # fmt: skip
+    steps = [
+        {"id": "f", "action": "fetch:template", "input": {"url": "./nope"}},
+        {"id": "n", "action": "debug:log", "input": {"message": "hi"}},
+    ]
+    template = {"metadata": {"name": "x"}, "spec": {"steps": steps}}
     result = await harness.runner.dry_run(template, {}, {}, [])
     assert [s["status"] for s in result["steps"]] == ["failed", "skipped"]
     assert result["error"]["name"] == "ActionError"

@@ -13,8 +13,13 @@ from .conftest import CALLS
 
 
 def echo(step_id: str, value: Any = "x", **extra: Any) -> dict[str, Any]:
-    return {"id": step_id, "name": f"Echo {step_id}", "action": "test:echo",
-            "input": {"value": value}, **extra}  # fmt: skip
+    return {
+        "id": step_id,
+        "name": f"Echo {step_id}",
+        "action": "test:echo",
+        "input": {"value": value},
+        **extra,
+    }
 
 
 @pytest.mark.parametrize("falsy", [False, "", 0, None, []])
@@ -24,9 +29,12 @@ async def test_falsy_if_skips(harness: Any, falsy: Any) -> None:
     assert result.statuses == {"a": "skipped", "b": "completed"}
     assert result.step_events("a") == [
         {"message": "Beginning step Echo a", "stepId": "a", "status": "processing"},
-        {"message": "Skipping step a because its if condition was false", "stepId": "a",
-         "status": "skipped"},
-    ]  # fmt: skip
+        {
+            "message": "Skipping step a because its if condition was false",
+            "stepId": "a",
+            "status": "skipped",
+        },
+    ]
 
 
 @pytest.mark.parametrize("truthy", [True, "yes", 1, ["x"], {"a": 1}])
@@ -74,9 +82,13 @@ async def test_failure_skips_later_steps_unless_always_or_failure(harness: Any) 
     assert result.error is not None
     assert (result.error.name, result.error.message) == ("ActionError", "it broke")
     assert result.statuses == {
-        "a": "completed", "bad": "failed", "skipped": "skipped", "cleanup": "completed",
-        "report": "completed", "on-success": "skipped",
-    }  # fmt: skip
+        "a": "completed",
+        "bad": "failed",
+        "skipped": "skipped",
+        "cleanup": "completed",
+        "report": "completed",
+        "on-success": "skipped",
+    }
     assert result.io.steps["report"]["output"] == {"value": "failed"}
     assert {
         "message": "ActionError: it broke",
@@ -107,8 +119,13 @@ async def test_unknown_action(harness: Any) -> None:
 
 
 async def test_context_exposes_user_task_and_types(harness: Any) -> None:
-    steps = [echo("a", {"n": "${{ parameters.n }}", "who": "${{ user.ref }}",
-                        "name": "${{ user.entity.metadata.name }}", "task": "${{ context.task.id }}"})]  # fmt: skip
+    value = {
+        "n": "${{ parameters.n }}",
+        "who": "${{ user.ref }}",
+        "name": "${{ user.entity.metadata.name }}",
+        "task": "${{ context.task.id }}",
+    }
+    steps = [echo("a", value)]
     task = harness.task(steps, {"n": 3})
     result = await harness.run(task)
     assert result.io.steps["a"]["output"]["value"] == {
@@ -139,8 +156,16 @@ async def test_output_links_and_text_with_if(harness: Any) -> None:
 
 
 async def test_step_timeout(harness: Any) -> None:
-    steps = [{"id": "w", "name": "Wait", "action": "debug:wait", "input": {"seconds": 20},
-              "timeout": 0.05}, echo("next")]  # fmt: skip
+    steps = [
+        {
+            "id": "w",
+            "name": "Wait",
+            "action": "debug:wait",
+            "input": {"seconds": 20},
+            "timeout": 0.05,
+        },
+        echo("next"),
+    ]
     result = await harness.run(harness.task(steps))
     assert result.error is not None and result.error.name == "StepTimeoutError"
     assert "timed out after 0.05 seconds" in result.error.message
@@ -166,7 +191,7 @@ async def test_resume_skips_completed_steps_and_restores_outputs(harness: Any) -
             "action": "test:fail",
             "input": {"message": "${{ parameters.fail }}"},
             "if": "${{ parameters.fail }}",
-        },  # fmt: skip
+        },
         echo("use", "${{ steps.once.output.n }}"),
     ]
     io = MemoryTaskIO()
@@ -179,8 +204,11 @@ async def test_resume_skips_completed_steps_and_restores_outputs(harness: Any) -
     assert second.error is None
     assert CALLS.count("effect") == 1
     assert io.steps["use"]["output"] == {"value": io.steps["once"]["output"]["n"]}
-    assert {"message": "Skipping step test:once: completed by an earlier attempt", "stepId": "once",
-            "status": "completed"} in second.bodies()  # fmt: skip
+    assert {
+        "message": "Skipping step test:once: completed by an earlier attempt",
+        "stepId": "once",
+        "status": "completed",
+    } in second.bodies()
 
 
 async def test_checkpoint_survives_a_failed_step(harness: Any) -> None:
