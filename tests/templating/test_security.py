@@ -1,0 +1,157 @@
+"""Template expressions never reach Python internals, and rendering has a time and
+an output-size limit. Every expression of the corpus must be refused with a
+TemplateSecurityError — none may run."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from falsework.errors import TemplateSecurityError
+from falsework.templating import Renderer
+
+ESCAPES = [
+    # dunder attributes, every spelling
+    "${{ parameters.__class__ }}",
+    "${{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "${{ ''.__class__.mro() }}",
+    "${{ parameters.name.__len__() }}",
+    "${{ (1).__class__.__base__ }}",
+    "${{ parameters['__class__'] }}",
+    "${{ parameters.name['__class__'] }}",
+    "${{ parameters.name['__cl' ~ 'ass__'] }}",
+    "${{ parameters.name[('__cl' + 'ass__')] }}",
+    "${{ [].__class__ }}",
+    "${{ dict.__init__.__globals__ }}",
+    "${{ range.__self__ }}",
+    "${{ always.__globals__ }}",
+    "${{ loop.__class__ }}",
+    "${{ parameters.people[0].__class__ }}",
+    "${{ (parameters | pick('name')).__class__ }}",
+    # attr() and attribute arguments of filters
+    "${{ parameters | attr('__class__') }}",
+    "${{ parameters.name | attr('format') }}",
+    "${{ parameters.name | attr('__cl' ~ 'ass__') }}",
+    "${{ parameters.people | map(attribute='__class__') | list }}",
+    "${{ parameters.people | sort(attribute='__class__') }}",
+    "${{ parameters.people | selectattr('__class__') | list }}",
+    "${{ parameters.people | groupby('__class__') }}",
+    "${{ parameters | pick('__class__') }}",
+    # str.format and friends
+    "${{ '{0.__class__}'.format(parameters) }}",
+    "${{ '{a.__class__}'.format_map(parameters) }}",
+    "${{ parameters.name.format }}",
+    "${{ '%s' % parameters }}",
+    # Jinja's objects that lead back to Python
+    "${{ self._TemplateReference__context }}",
+    "${{ self }}",
+    "${{ cycler.__init__.__globals__ }}",
+    "${{ cycler }}",
+    "${{ joiner() }}",
+    "${{ namespace(a=1) }}",
+    "${{ lipsum.__globals__['os'] }}",
+    "${{ lipsum() }}",
+    "${{ environment }}",
+    "${{ __status }}",
+    # mutation and allocation by method
+    "${{ parameters.pop('name') }}",
+    "${{ parameters.update({'name': 'x'}) }}",
+    "${{ parameters.tags.append('x') }}",
+    "${{ parameters.tags.clear() }}",
+    "${{ parameters.name.encode('utf-8') }}",
+    "${{ parameters.name.ljust(10**9) }}",
+    "${{ parameters.name.zfill(10**9) }}",
+    "${{ parameters.name.expandtabs(10**9) }}",
+    "${{ (1).to_bytes(10**9, 'big') }}",
+    # loading other files
+    "{% include '/etc/passwd' %}",
+    "{% import 'x' as y %}",
+    "{% from 'x' import y %}",
+    "{% extends 'x' %}",
+    # sizes and times
+    "${{ range(10**10) }}",
+    "${{ range(200000) | list }}",
+    "${{ 'a' * 10**9 }}",
+    "${{ [1] * 10**9 }}",
+    "${{ 10 ** (10 ** 10) }}",
+    "${{ parameters.name | center(10**9) }}",
+    "${{ parameters.name | indent(10**9) }}",
+    "${{ parameters.name | replace('', parameters.name * 2000000) }}",
+    "${{ range(100000) | join(parameters.name * 2000000) }}",
+    "${{ (parameters.name * 2000000) ~ (parameters.name * 2000000) }}",
+    "${{ [1] | batch(10**9, 0) | list }}",
+    "${{ [1] | slice(10**9) }}",
+]
+
+
+def test_the_corpus_is_large() -> None:
+    assert len(ESCAPES) >= 20
+
+
+@pytest.mark.parametrize("source", ESCAPES)
+def test_escape_is_refused(renderer: Renderer, ctx: dict[str, Any], source: str) -> None:
+    with pytest.raises(TemplateSecurityError):
+        renderer.render(source, ctx)
+
+
+@pytest.mark.parametrize("source", ESCAPES)
+def test_escape_is_refused_in_whole_files(
+    renderer: Renderer, ctx: dict[str, Any], source: str
+) -> None:
+    with pytest.raises(TemplateSecurityError):
+        renderer.render_string(f"text before\n{source}\n", ctx)
+
+
+def test_refusals_never_mutate_the_context(renderer: Renderer, ctx: dict[str, Any]) -> None:
+    for source in ESCAPES:
+        with pytest.raises(TemplateSecurityError):
+            renderer.render(source, ctx)
+    assert ctx["parameters"]["name"] == "my-svc"
+    assert ctx["parameters"]["tags"] == ["b", "a", "c"]
+
+
+def test_refusal_messages_are_clear(renderer: Renderer, ctx: dict[str, Any]) -> None:
+    with pytest.raises(TemplateSecurityError, match="may not access '__class__'"):
+        renderer.render("${{ parameters.__class__ }}", ctx)
+    with pytest.raises(TemplateSecurityError, match="may not access 'format' of a str"):
+        renderer.render("${{ '{0}'.format(1) }}", ctx)
+    with pytest.raises(TemplateSecurityError, match="'cycler' is not available"):
+        renderer.render("${{ cycler() }}", ctx)
+    with pytest.raises(TemplateSecurityError, match=r"'\*' would produce 1,000,000,000 characters"):
+        renderer.render("${{ 'a' * 10**9 }}", ctx)
+    with pytest.raises(TemplateSecurityError, match="include"):
+        renderer.render("{% include 'x' %}", ctx)
+
+
+def test_static_refusals_are_reported_by_check(renderer: Renderer) -> None:
+    assert renderer.check("${{ x.__class__ }}")
+    assert renderer.check("${{ cycler }}")
+    assert renderer.check("{% include 'x' %}")
+    assert renderer.check("${{ x | attr('_private') }}")
+
+
+def test_a_render_past_its_time_limit_is_stopped(ctx: dict[str, Any]) -> None:
+    quick = Renderer(timeout=0.2)
+    endless = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    with pytest.raises(TemplateSecurityError, match=r"longer than the limit of 0\.2s"):
+        quick.render(endless, ctx)
+    with pytest.raises(TemplateSecurityError, match="longer than the limit"):
+        quick.render_string(endless, ctx)
+    # The stop does not leak: this thread keeps rendering normally afterwards,
+    # also after the watchdog's next rounds.
+    time.sleep(0.15)
+    for _ in range(3):
+        assert quick.render("${{ parameters.count }}", ctx) == 3
+
+
+def test_output_size_limit(ctx: dict[str, Any]) -> None:
+    small = Renderer(max_output=1000)
+    assert len(small.render_string("{% for i in range(99) %}0123456789{% endfor %}", ctx)) == 990
+    with pytest.raises(TemplateSecurityError, match="more than the limit of 1,000 characters"):
+        small.render_string("{% for i in range(101) %}0123456789{% endfor %}", ctx)
+    with pytest.raises(TemplateSecurityError, match="over the limit of 1,000"):
+        small.render("${{ 'x' * 1001 }}", ctx)
+    with pytest.raises(TemplateSecurityError):
+        small.render("${{ parameters.tags | dump(10) * 100 }}", ctx)
