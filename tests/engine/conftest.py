@@ -59,3 +59,33 @@ async def store(database_url: str) -> AsyncIterator[Store]:
         yield s
     finally:
         await s.close()
+
+
+async def wait_final(broker: Broker, task_id: str, timeout: float = 15.0) -> Any:
+    """Follow the task's events until its final one; return the task."""
+    import asyncio
+
+    async def follow() -> None:
+        async for _ in broker.subscribe(task_id):
+            pass
+
+    await asyncio.wait_for(follow(), timeout)
+    return await broker.get(task_id)
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
+    """Poll an async or sync predicate until it is true."""
+    import asyncio
+    import inspect
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
