@@ -80,12 +80,12 @@ async def _clone(ctx: ActionContext[Any], url: str) -> Path:
     if ref:
         args += ["--branch", ref]
     args += ["--", remote, str(dest)]
-    ctx.logger.info(f"Cloning {_safe_url(remote)}" + (f" at {ref}" if ref else ""))
+    ctx.logger.info(f"Cloning {safe_url(remote)}" + (f" at {ref}" if ref else ""))
     await run_git(args, cwd=None)
     return resolve_safe_path(dest, sub) if sub else dest
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password or parts.username:
         host = parts.hostname or ""
@@ -124,7 +124,7 @@ async def run_git(args: list[str], *, cwd: Path | None, env: dict[str, str] | No
             await proc.wait()
         raise
     if proc.returncode != 0:
-        shown = " ".join(a if "://" not in a else _safe_url(a) for a in args[:3])
+        shown = " ".join(a if "://" not in a else safe_url(a) for a in args[:3])
         detail = err.decode("utf-8", "replace").strip()
         raise ActionError(f"{shown} failed (exit {proc.returncode}): {detail}")
     return out.decode("utf-8", "replace")

@@ -1,10 +1,260 @@
-"""`falsework` commands: run."""
+"""`falsework run`: run a template locally, no server or database (like `copier copy`)."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import getpass
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.text import Text
+
+from falsework.config import load_settings
+from falsework.errors import FalseworkError
+from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
+from falsework.templates import (
+    ParameterValidationError,
+    Template,
+    TemplateCatalog,
+    load_templates,
+    validate_values,
+)
+from falsework.templates.catalog import candidate_files
+from falsework.types import JSONObject
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (filled in by its owner)."""
-    del app
+    app.command("run")(run)
+
+
+def run(
+    template: Annotated[
+        str, typer.Argument(help="A template folder, its YAML file, or a ref/name.")
+    ],
+    values_file: Annotated[
+        Path | None, typer.Option("--values", help="A YAML file of parameter values.")
+    ] = None,
+    sets: Annotated[
+        list[str] | None, typer.Option("--set", help="key=value (dotted keys nest); repeatable.")
+    ] = None,
+    secrets: Annotated[
+        list[str] | None, typer.Option("--secret", help="key=value secret; repeatable.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the workspace to this folder.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Skip actions that cannot dry-run; fake outputs.")
+    ] = False,
+) -> None:
+    """Run a template's steps here and now, writing the result to --output."""
+    console = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    settings = load_settings()
+    try:
+        tpl = _find(template, settings.template_dirs)
+        values = _values(tpl, values_file, sets or [])
+        if sys.stdin.isatty():
+            _prompt_missing(tpl, values, console)
+        values = validate_values(tpl, values)
+        secret_values = dict(_pair(s, "--secret") for s in secrets or [])
+    except ParameterValidationError as exc:
+        err.print("[red]Invalid values:[/red]")
+        for item in exc.errors:
+            err.print(f"  - {item.get('stack') or item}")
+        raise typer.Exit(2) from None
+    except (FalseworkError, OSError, yaml.YAMLError, ValueError) as exc:
+        err.print(f"[red]Error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+    runner = WorkflowRunner.from_settings(settings)
+    runner.allowed_roots = (*runner.allowed_roots, tpl.directory)
+    if dry_run:
+        code = asyncio.run(_dry_run(runner, tpl, values, secret_values, output, console))
+    else:
+        code = asyncio.run(_run(runner, tpl, values, secret_values, output, console, err))
+    raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def _find(ref: str, dirs: list[Path]) -> Template:
+    path = Path(ref)
+    if path.exists():
+        files = list(candidate_files(path))
+        found = [t for f in files for t in load_templates(f)]
+        if not found:
+            raise FalseworkError(f"No Template (kind: Template) found in {path}")
+        if len(found) > 1:
+            names = ", ".join(str(t.path) for t in found)
+            raise FalseworkError(f"{path} holds several templates; pick one file: {names}")
+        return found[0]
+    return TemplateCatalog(dirs).get(ref)
+
+
+def _pair(text: str, option: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"{option} {text!r}: expected key=value")
+    return key.strip(), value
+
+
+def _values(tpl: Template, values_file: Path | None, sets: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if values_file is not None:
+        loaded = yaml.safe_load(values_file.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{values_file}: expected a YAML mapping of values")
+        values.update(loaded)
+    types = _property_types(tpl)
+    for item in sets:
+        key, raw = _pair(item, "--set")
+        # A string parameter keeps the text as typed ("007" stays "007").
+        value: Any = raw if types.get(key) == "string" else yaml.safe_load(raw) if raw else ""
+        target = values
+        *parents, last = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = value
+    return values
+
+
+def _property_types(tpl: Template) -> dict[str, str]:
+    types: dict[str, str] = {}
+    for page in tpl.parameters:
+        for name, prop in (page.get("properties") or {}).items():
+            if isinstance(prop, dict) and isinstance(prop.get("type"), str):
+                types[name] = prop["type"]
+    return types
+
+
+def _prompt_missing(tpl: Template, values: dict[str, Any], console: Console) -> None:
+    for page in tpl.parameters:
+        props = page.get("properties") or {}
+        for name in page.get("required") or []:
+            if name in values or "default" in (props.get(name) or {}):
+                continue
+            prop = props.get(name) or {}
+            label = prop.get("title") or name
+            answer = typer.prompt(f"{label} ({name})")
+            values[name] = (
+                answer if prop.get("type", "string") == "string" else yaml.safe_load(answer)
+            )
+
+
+# ---------------------------------------------------------------- running
+
+
+class _Display:
+    """Draws a task's events: a progress bar over the steps, log lines above it."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.progress = progress
+        self.bar = progress.add_task("Starting", total=total)
+
+    def event(self, type: str, body: JSONObject) -> None:
+        message = str(body.get("message", ""))
+        status = body.get("status")
+        console = self.progress.console
+        if status == "processing":
+            self.progress.update(self.bar, description=message)
+        elif status in ("completed", "skipped", "failed", "cancelled"):
+            self.progress.advance(self.bar)
+            style = {"completed": "green", "skipped": "yellow"}.get(str(status), "red")
+            console.print(Text(f"{status:>9} ", style=style) + Text.from_ansi(message))
+        elif body.get("stepId"):
+            console.print(Text("          ") + Text.from_ansi(message))
+
+
+async def _run(
+    runner: WorkflowRunner,
+    tpl: Template,
+    values: dict[str, Any],
+    secrets: dict[str, str],
+    output: Path | None,
+    console: Console,
+    err: Console,
+) -> int:
+    spec = tpl.task_spec(values, {"ref": f"user:default/{getpass.getuser()}"})
+    task = LocalTask(spec=spec, secrets=secrets)
+    workspace = output if output is not None else Path(tempfile.mkdtemp(prefix="falsework-run-"))
+    workspace.mkdir(parents=True, exist_ok=True)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    )
+    display = _Display(progress, len(spec["steps"]))
+    io = MemoryTaskIO(on_event=display.event)
+    try:
+        with progress:
+            result = await runner.run(task, io, workspace=workspace)
+    except TaskFailedError as exc:
+        err.print(f"[red]Failed:[/red] {exc.name}: {exc.message}")
+        return 1
+    finally:
+        if output is None:
+            shutil.rmtree(workspace, ignore_errors=True)
+    _print_output(result, console)
+    if output is not None:
+        console.print(f"[green]Done.[/green] Workspace written to {output}")
+    else:
+        console.print("[green]Done.[/green] (workspace discarded; use --output DIR to keep it)")
+    return 0
+
+
+async def _dry_run(
+    runner: WorkflowRunner,
+    tpl: Template,
+    values: dict[str, Any],
+    secrets: dict[str, str],
+    output: Path | None,
+    console: Console,
+) -> int:
+    files = [
+        {"path": p.relative_to(tpl.directory).as_posix(),
+         "base64Content": base64.b64encode(p.read_bytes()).decode()}
+        for p in sorted(tpl.directory.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(tpl.directory).parts
+    ]  # fmt: skip
+    result = await runner.dry_run(tpl, values, secrets, files)
+    for entry in result["log"]:
+        console.print(Text.from_ansi(str(entry["body"].get("message", ""))))
+    console.print("[bold]Files:[/bold]")
+    for item in result["directoryContents"]:
+        console.print(f"  {item['path']}")
+        if output is not None:
+            path = output / item["path"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(base64.b64decode(item["base64Content"]))
+            if item["executable"]:
+                path.chmod(0o755)
+    _print_output(result["output"], console)
+    if "error" in result:
+        console.print(f"[red]Failed:[/red] {result['error']['name']}: {result['error']['message']}")
+        return 1
+    return 0
+
+
+def _print_output(output: JSONObject, console: Console) -> None:
+    for link in output.get("links") or []:
+        target = link.get("url") or link.get("entityRef") or ""
+        console.print(f"[bold]{link.get('title') or target}[/bold]: {target}")
+    for text in output.get("text") or []:
+        console.print(f"[bold]{text.get('title', '')}[/bold]")
+        console.print(str(text.get("content", "")))

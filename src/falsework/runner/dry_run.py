@@ -17,7 +17,7 @@ import shutil
 import stat
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,7 @@ async def dry_run(
     template: Any,
     values: Mapping[str, Any],
     secrets: Mapping[str, str] | None = None,
-    directory_contents: list[Mapping[str, Any]] | None = None,
+    directory_contents: Sequence[Mapping[str, Any]] | None = None,
     *,
     user: Mapping[str, Any] | None = None,
 ) -> JSONObject:
@@ -97,7 +97,7 @@ def _document(template: Any) -> Mapping[str, Any]:
     return raw
 
 
-def _write_files(root: Path, contents: list[Mapping[str, Any]]) -> None:
+def _write_files(root: Path, contents: Sequence[Mapping[str, Any]]) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for item in contents:
         path = resolve_safe_path(root, str(item["path"]))

@@ -16,7 +16,7 @@ import re
 import shutil
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -150,7 +150,7 @@ class WorkflowRunner:
         template: Any,
         values: Mapping[str, Any],
         secrets: Mapping[str, str] | None = None,
-        directory_contents: list[Mapping[str, Any]] | None = None,
+        directory_contents: Sequence[Mapping[str, Any]] | None = None,
         *,
         user: Mapping[str, Any] | None = None,
     ) -> JSONObject:

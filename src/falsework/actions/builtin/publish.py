@@ -9,20 +9,26 @@ travel in the child's environment as an HTTP header, never on its command line
 from __future__ import annotations
 
 import base64
+import os
+import re
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field
 
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
-from falsework.actions.sources import _safe_url, run_git
+from falsework.actions.sources import run_git, safe_url
 from falsework.errors import ActionError
+
+SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:|^[\w-]+:(?!/)")  # git@host:org/repo.git
 
 
 class PublishGitInput(ActionInput):
     remote_url: str = Field(
-        description="The git remote to push to: https://…, ssh://…, file:///…/repo.git or a path."
+        description="The git remote to push to: https://…, ssh://…, file:///…/repo.git or a "
+        "local path (a local remote that does not exist yet is created as a bare repository)."
     )
     branch: str = Field("main", description="The branch to push (created if missing).")
     source_path: str = Field("./", description="Workspace folder to publish.")
@@ -97,10 +103,19 @@ async def publish_git(ctx: ActionContext[PublishGitInput]) -> None:
         )
         commit = (await run_git(["git", "rev-parse", "HEAD"], cwd=source, env=env)).strip()
         ctx.logger.info(f"Committed {commit} as {inp.git_author_name} <{inp.git_author_email}>")
+        remote = inp.remote_url
+        local = _local_remote(remote)
+        if local is not None:
+            # A local remote is resolved against the process's folder, not the
+            # workspace git runs in, and created (bare) the first time.
+            remote = str(local)
+            if not local.exists():
+                ctx.logger.info(f"Creating bare repository {local}")
+                await run_git(["git", "init", "-q", "--bare", "-b", inp.branch, remote], cwd=None)
         push = ["git", "push", "-q", *(["--force"] if inp.force else [])]
-        push += ["--", inp.remote_url, f"HEAD:refs/heads/{inp.branch}"]
+        push += ["--", remote, f"HEAD:refs/heads/{inp.branch}"]
         await run_git(push, cwd=source, env={**env, **_auth_env(inp)})
-        ctx.logger.info(f"Pushed branch {inp.branch} to {_safe_url(inp.remote_url)}")
+        ctx.logger.info(f"Pushed branch {inp.branch} to {safe_url(inp.remote_url)}")
         return {
             "remoteUrl": inp.remote_url,
             "commitHash": commit,
@@ -111,6 +126,15 @@ async def publish_git(ctx: ActionContext[PublishGitInput]) -> None:
     result: dict[str, Any] = await ctx.checkpoint("push", publish)
     for name, value in result.items():
         ctx.output(name, value)
+
+
+def _local_remote(url: str) -> Path | None:
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path))
+    if parts.scheme or SCP_LIKE.match(url):
+        return None
+    return Path(os.path.abspath(url))
 
 
 def _auth_env(inp: PublishGitInput) -> dict[str, str]:
