@@ -61,7 +61,7 @@ async def store(database_url: str) -> AsyncIterator[Store]:
         await s.close()
 
 
-async def wait_final(broker: Broker, task_id: str, timeout: float = 15.0) -> Any:
+async def wait_final(broker: Broker, task_id: str, within: float = 15.0) -> Any:
     """Follow the task's events until its final one; return the task."""
     import asyncio
 
@@ -69,17 +69,17 @@ async def wait_final(broker: Broker, task_id: str, timeout: float = 15.0) -> Any
         async for _ in broker.subscribe(task_id):
             pass
 
-    await asyncio.wait_for(follow(), timeout)
+    await asyncio.wait_for(follow(), within)
     return await broker.get(task_id)
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
+async def wait_for(predicate: Callable[[], Any], within: float = 10.0) -> None:
     """Poll an async or sync predicate until it is true."""
     import asyncio
     import inspect
 
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         value = predicate()
         if inspect.isawaitable(value):

@@ -111,7 +111,7 @@ async def test_cancel_open_and_running(broker: Broker, settings: Settings) -> No
     assert [e.type for e in await broker.events(open_task.id)] == ["cancelled"]
     blocked = await broker.create(spec({"id": "a", "block": True}))
     async with running(broker, settings):
-        await wait_for(lambda: broker.get(blocked.id), timeout=5)
+        await wait_for(lambda: broker.get(blocked.id), within=5)
         await wait_for(
             lambda: _has_event(broker, blocked.id, "Beginning step a"),
         )
@@ -175,7 +175,7 @@ async def test_failed_task_secrets_erased_after_retention(
         async with running(broker, settings):
             await wait_final(broker, task.id)
             assert await broker.store.raw_secrets(task.id) is not None
-            await wait_for(lambda: _erased(broker, task.id), timeout=10)
+            await wait_for(lambda: _erased(broker, task.id), within=10)
     finally:
         await broker.close()
 
@@ -206,14 +206,14 @@ async def test_limit_changes_at_runtime(broker: Broker, settings: Settings) -> N
         assert [(await broker.get(i)).status for i in ids] == ["open"] * 12
         info = await broker.set_worker_limit(worker.worker_id, 2)
         assert info.limit == 2
-        await wait_for(lambda: worker.limit == 2, timeout=3)
+        await wait_for(lambda: worker.limit == 2, within=3)
         for i in ids:
             await wait_final(broker, i)
         assert peak == 2
         with pytest.raises(InputError):
             await broker.set_worker_limit(worker.worker_id, 10_001)
         worker.set_limit(5)
-        await wait_for(lambda: _limit_stored(broker, worker.worker_id, 5), timeout=3)
+        await wait_for(lambda: _limit_stored(broker, worker.worker_id, 5), within=3)
 
 
 async def _limit_stored(broker: Broker, worker_id: str, limit: int) -> bool:
@@ -235,7 +235,7 @@ async def test_fairness_cap(database_url: str, make_settings: Callable[..., Sett
         flood = [(await broker.create(spec(), created_by="a")).id for _ in range(8)]
         single = await broker.create(spec(), created_by="b")
         async with running(broker, settings, hold):
-            await wait_for(lambda: len(started) == 3, timeout=5)
+            await wait_for(lambda: len(started) == 3, within=5)
             await asyncio.sleep(0.3)
             assert sorted(map(str, started)) == ["a", "a", "b"]
             release.set()
@@ -264,7 +264,7 @@ async def test_graceful_stop_finishes_or_releases(
         stuck = await broker.create(spec({"id": "a", "block": True}))
         worker = TaskWorker(broker, steps, settings)
         loop_task = asyncio.create_task(worker.run())
-        await wait_for(lambda: worker.running == 2, timeout=5)
+        await wait_for(lambda: worker.running == 2, within=5)
         await worker.stop()
         await loop_task
         assert (await broker.get(quick.id)).status == "completed"
@@ -272,7 +272,7 @@ async def test_graceful_stop_finishes_or_releases(
         assert released.status == "open" and released.claimed_by is None
         # another worker picks the released task up
         async with running(broker, settings) as other:
-            await wait_for(lambda: other.claimed_total == 1, timeout=5)
+            await wait_for(lambda: other.claimed_total == 1, within=5)
             await broker.cancel(stuck.id)
             assert (await wait_final(broker, stuck.id)).status == "cancelled"
     finally:
@@ -310,7 +310,7 @@ async def test_recovery_resumes_with_recovered_event(broker: Broker, settings: S
     batch.steps[task.id] = {"a": dumps({"status": "completed", "output": {"attempt": 1}})}
     await broker.store.apply(batch)
     async with running(broker, settings):
-        done = await wait_final(broker, task.id, timeout=20)
+        done = await wait_final(broker, task.id, within=20)
     assert done.status == "completed" and done.attempt == 2
     events = await broker.events(task.id)
     assert events[0].type == "recovered"
@@ -326,7 +326,7 @@ async def test_no_recovery_strategy_fails_the_task(broker: Broker, settings: Set
     )
     await broker.claim("dead-worker", 1)
     async with running(broker, settings):
-        done = await wait_final(broker, task.id, timeout=20)
+        done = await wait_final(broker, task.id, within=20)
     assert done.status == "failed"
     (event,) = await broker.events(task.id)
     assert event.type == "completion" and event.to_json()["isTaskRecoverable"] is False

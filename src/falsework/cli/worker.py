@@ -1,10 +1,66 @@
-"""`falsework` commands: worker."""
+"""`falsework worker`: run tasks from the database until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
+from typing import Annotated, Any
+
 import typer
+
+from falsework.config import Settings, load_settings
+from falsework.errors import FalseworkError
+
+
+async def _work(settings: Settings, burst: bool) -> None:
+    from falsework.engine import Broker, TaskWorker
+    from falsework.runner import WorkflowRunner
+
+    broker = await Broker.open(settings.resolved_database_url, settings)
+    try:
+        worker = TaskWorker(broker, WorkflowRunner.from_settings(settings), settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.request_stop)
+        logging.getLogger("falsework").info(
+            "worker %s: limit %d%s", worker.worker_id, worker.limit, " (burst)" if burst else ""
+        )
+        await worker.run(burst=burst)
+    finally:
+        await broker.close()
+
+
+def _run(coro: Any) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is not on Windows
+        asyncio.run(coro)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coro)
+
+
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Tasks run at once (default 100, FALSEWORK_CONCURRENCY).", min=0),
+    ] = None,
+    burst: Annotated[bool, typer.Option(help="Exit once the queue is empty.")] = False,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Claim and run tasks; SIGTERM/SIGINT stops claiming, drains, and exits 0."""
+    overrides: dict[str, Any] = {}
+    if concurrency is not None:
+        overrides["concurrency"] = concurrency
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(**overrides)
+        _run(_work(settings, burst))
+    except FalseworkError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app (filled in by its owner)."""
-    del app
+    app.command("worker")(worker)

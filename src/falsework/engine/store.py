@@ -184,6 +184,13 @@ class Store:
     async def migrate(self) -> None:
         raise NotImplementedError
 
+    async def schema_revision(self) -> str:
+        async with self.read() as conn:
+            value = (
+                await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+            ).scalar()
+        return str(value)
+
     def ts_param(self, value: datetime | None) -> str | None:
         """A timestamp as this dialect's queries take it inside a JSON row."""
         if value is None:
