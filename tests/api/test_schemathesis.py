@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import not_a_server_error  # type: ignore[attr-defined]
+from schemathesis.checks import not_a_server_error
 
 from .conftest import Server, ServerFactory, auth_config, token_of
 

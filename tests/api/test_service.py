@@ -71,7 +71,7 @@ def test_templates_gallery_and_parameter_schema(server: Server) -> None:
 def test_actions_list_their_schemas(server: Server) -> None:
     actions = {a["id"]: a for a in server.client("bob").get(f"{API}/v2/actions").json()}
     log = actions["debug:log"]
-    assert set(log) == {"id", "description", "examples", "schema"}
+    assert set(log) == {"id", "description", "examples", "schema", "supportsDryRun"}
     assert "properties" in log["schema"]["input"]
     assert all(set(e) == {"description", "example"} for e in log["examples"])
 

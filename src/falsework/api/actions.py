@@ -14,17 +14,8 @@ router = APIRouter(tags=["actions"])
 
 
 def action_json(action: Any) -> JSONObject:
-    model = action.input_model
-    input_schema = model.model_json_schema() if model is not None else {}
-    return {
-        "id": action.id,
-        "description": action.description,
-        "examples": [
-            {"description": str(e.get("description", "")), "example": str(e.get("example", ""))}
-            for e in (action.examples or [])
-        ],
-        "schema": {"input": input_schema, "output": action.output_schema or {}},
-    }
+    data: JSONObject = action.to_json()
+    return data
 
 
 @router.get(

@@ -153,6 +153,7 @@ class ActionModel(_Wire):
     description: str | None = None
     examples: list[ActionExample] = Field(default_factory=list)
     schema_: ActionSchema = Field(alias="schema")
+    supportsDryRun: bool = False
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 

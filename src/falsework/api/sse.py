@@ -110,10 +110,13 @@ class EventHub:
         then the end; a keep-alive comment after ``self.keepalive`` idle seconds."""
         channel = self._join(task_id)
         try:
-            position = bisect.bisect_right(channel.ids, after) if after is not None else 0
+            sent = after
             while True:
+                # The channel may still be loading history: find our place each time.
+                position = bisect.bisect_right(channel.ids, sent) if sent is not None else 0
                 while position < len(channel.frames):
                     yield channel.frames[position]
+                    sent = channel.ids[position]
                     position += 1
                 if channel.done:
                     return

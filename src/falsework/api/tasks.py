@@ -20,6 +20,7 @@ from falsework.api.models import (
     ValidationErrors,
     errors,
 )
+from falsework.engine.models import iso
 from falsework.errors import InputError, NotAllowedError, TooManyRequestsError
 from falsework.templates import validate_values
 from falsework.types import JSONObject
@@ -27,6 +28,15 @@ from falsework.types import JSONObject
 router = APIRouter(tags=["tasks"])
 
 STATUSES = ("open", "processing", "completed", "failed", "cancelled")
+
+
+def task_json(task: Any) -> JSONObject:
+    """Backstage's task shape (the engine's), plus ``completedAt`` once finished."""
+    data: JSONObject = task.to_json()
+    finished = getattr(task, "finished_at", None)
+    if finished is not None:
+        data["completedAt"] = iso(finished)
+    return data
 
 
 async def _owned(svc: Services, caller: auth.Identity, raw_id: str) -> Any:
@@ -81,6 +91,7 @@ async def create_task(
 @router.get(
     "/v2/tasks",
     response_model=TaskList,
+    response_model_exclude_none=True,
     summary="List tasks (a user sees their own, an admin all)",
     responses=errors(401, 403, 422),
 )
@@ -104,19 +115,18 @@ async def list_tasks(
     tasks, total = await svc.broker.list(
         created_by=createdBy, status=status, limit=limit, offset=offset, order=order
     )
-    return {"tasks": [t.to_json() for t in tasks], "totalTasks": total}
+    return {"tasks": [task_json(t) for t in tasks], "totalTasks": total}
 
 
 @router.get(
     "/v2/tasks/{taskId}",
     response_model=TaskModel,
+    response_model_exclude_none=True,
     summary="One task (never its secrets)",
     responses=errors(401, 403, 404),
 )
 async def get_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
-    task = await _owned(svc, caller, taskId)
-    result: JSONObject = task.to_json()
-    return result
+    return task_json(await _owned(svc, caller, taskId))
 
 
 @router.post(
