@@ -69,7 +69,7 @@ class Workspace:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.created = path.is_dir()
+        self.created = False  # no stat here: constructing one must cost no syscall
 
     def ensure(self) -> Path:
         if not self.created:
