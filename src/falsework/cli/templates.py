@@ -31,7 +31,7 @@ def _files(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             files.extend(candidate_files(path))
-        else:
+        elif path.exists():
             files.append(path)
     return files
 
@@ -96,6 +96,9 @@ def ls(
         typer.echo(json.dumps([{**t.summary(), "path": str(t.path)} for t in templates], indent=2))
         return
     out = Console(soft_wrap=True)
+    if not out.is_terminal:
+        # piped or captured: never cut a reference to fit 80 columns
+        out = Console(soft_wrap=True, width=1000)
     table = Table(box=None, pad_edge=False)
     for column in ("REF", "TYPE", "TITLE", *(("OWNER", "TAGS", "FILE") if long else ())):
         table.add_column(column, no_wrap=True)

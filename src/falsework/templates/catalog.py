@@ -99,7 +99,7 @@ class TemplateCatalog:
         self._by_file: dict[Path, list[Template]] = {}
         self._by_key: dict[tuple[str, str], Template] = {}
         self._file_problems: dict[Path, str] = {}
-        self._scanned_at = -1.0
+        self._scanned_at: float | None = None
         self._generation = 0
 
     @property
@@ -125,11 +125,14 @@ class TemplateCatalog:
             self._files.clear()
             self._scan()
 
+    def _stale(self) -> bool:
+        return self._scanned_at is None or time.monotonic() - self._scanned_at >= self.ttl
+
     def _refresh(self) -> None:
-        if time.monotonic() - self._scanned_at < self.ttl:
+        if not self._stale():
             return
         with self._lock:
-            if time.monotonic() - self._scanned_at >= self.ttl:
+            if self._stale():
                 self._scan()
 
     def _scan(self) -> None:

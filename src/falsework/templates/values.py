@@ -150,7 +150,8 @@ def apply_defaults(schema: Any, value: Any, root: Mapping[str, Any]) -> Any:
                 value = apply_defaults(branch, value, root)
         condition = schema.get("if")
         if isinstance(condition, Mapping | bool):
-            chosen = "then" if _loosely_valid(_as_schema(condition), value) else "else"
+            fits = validator_for(_as_schema(condition)).is_valid(value)
+            chosen = "then" if fits else "else"
             if isinstance(schema.get(chosen), Mapping):
                 value = apply_defaults(schema[chosen], value, root)
     elif isinstance(value, list):

@@ -1,0 +1,209 @@
+"""The Template model: loading, TaskSpec, parameter schema, gallery summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from falsework.errors import TemplateError
+from falsework.templates import Template, load_templates
+
+from .conftest import WriteTemplate, template_doc
+
+# Backstage's /parameter-schema answer for this very template (captured from a
+# real Backstage backend, see the reference captures).
+FETCH_TEMPLATE_YAML = """\
+apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: fetch-template
+  title: fetch:template over a local skeleton (oracle)
+  description: fetch:template of ./skeleton, then debug:log listing the workspace with contents.
+spec:
+  owner: user:guest
+  type: service
+  parameters:
+    - title: Input
+      required: [name]
+      properties:
+        name:
+          type: string
+          title: Name
+        description:
+          type: string
+          title: Description
+          default: An example component
+  steps:
+    - id: fetch
+      name: Fetch skeleton
+      action: fetch:template
+      input:
+        url: ./skeleton
+        values:
+          name: ${{ parameters.name }}
+          description: ${{ parameters.description }}
+  output:
+    text:
+      - title: Name
+        content: ${{ parameters.name }}
+"""
+
+BACKSTAGE_PARAMETER_SCHEMA = {
+    "title": "fetch:template over a local skeleton (oracle)",
+    "description": (
+        "fetch:template of ./skeleton, then debug:log listing the workspace with contents."
+    ),
+    "steps": [
+        {
+            "title": "Input",
+            "schema": {
+                "title": "Input",
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string", "title": "Name"},
+                    "description": {
+                        "type": "string",
+                        "title": "Description",
+                        "default": "An example component",
+                    },
+                },
+            },
+        }
+    ],
+}
+
+
+def test_load_reads_metadata_and_spec(write_template: WriteTemplate) -> None:
+    doc = template_doc("demo")
+    doc["metadata"]["tags"] = ["python", "recommended"]
+    doc["spec"]["secrets"] = {"schema": {"properties": {"TOKEN": {"type": "string"}}}}
+    doc["spec"]["x-custom"] = {"kept": True}
+    path = write_template("demo", doc)
+    (template,) = load_templates(path)
+    assert template.ref == "template:default/demo"
+    assert (template.name, template.namespace) == ("demo", "default")
+    assert template.title == "The demo template"
+    assert template.description == "A demo."
+    assert template.tags == ["python", "recommended"]
+    assert (template.owner, template.type) == ("user:guest", "service")
+    assert template.path == path.resolve()
+    assert template.directory == path.parent.resolve()
+    assert [s["id"] for s in template.steps] == ["log"]
+    assert template.output == {"text": [{"title": "Name", "content": "${{ parameters.name }}"}]}
+    assert template.secrets_schema == {"properties": {"TOKEN": {"type": "string"}}}
+    assert template.raw["spec"]["x-custom"] == {"kept": True}
+    assert len(template.parameters) == 1
+
+
+def test_namespace_title_and_single_schema_parameters(write_template: WriteTemplate) -> None:
+    doc = template_doc(
+        "solo", parameters={"required": ["a"], "properties": {"a": {"type": "string"}}}
+    )
+    doc["metadata"] = {"name": "solo", "namespace": "team"}
+    (template,) = load_templates(write_template("solo", doc))
+    assert template.ref == "template:team/solo"
+    assert template.title == "solo"  # no title: the name
+    assert template.description == ""
+    assert template.parameters == [{"required": ["a"], "properties": {"a": {"type": "string"}}}]
+
+
+def test_not_a_template_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(TemplateError, match=r"metadata\.name is missing"):
+        Template.from_document({"kind": "Template", "metadata": {}}, tmp_path / "t.yaml")
+    with pytest.raises(TemplateError, match="not a Template"):
+        Template.from_document({"kind": "Component"}, tmp_path / "t.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("kind: Template\nmetadata: [unclosed\n")
+    with pytest.raises(TemplateError, match="not valid YAML"):
+        load_templates(broken)
+
+
+def test_a_file_may_hold_several_documents(write_template: WriteTemplate) -> None:
+    import yaml
+
+    text = yaml.safe_dump_all(
+        [template_doc("one"), {"kind": "Component", "metadata": {"name": "c"}}, template_doc("two")]
+    )
+    templates = load_templates(write_template("multi", text))
+    assert [t.name for t in templates] == ["one", "two"]
+
+
+def test_parameter_schema_matches_backstage(write_template: WriteTemplate) -> None:
+    (template,) = load_templates(write_template("fetch-template", FETCH_TEMPLATE_YAML))
+    assert template.parameter_schema() == BACKSTAGE_PARAMETER_SCHEMA
+
+
+def test_parameter_schema_pages_keep_ui_keys_and_descriptions(
+    write_template: WriteTemplate,
+) -> None:
+    pages = [
+        {
+            "title": "One",
+            "description": "First",
+            "properties": {"a": {"type": "string", "ui:field": "X"}},
+        },
+        {"properties": {"b": {"type": "string"}}},
+    ]
+    (template,) = load_templates(write_template("paged", template_doc("paged", parameters=pages)))
+    schema = template.parameter_schema()
+    assert schema["steps"][0] == {"title": "One", "description": "First", "schema": pages[0]}
+    assert schema["steps"][1] == {
+        "title": "Please enter the following information",
+        "schema": pages[1],
+    }
+
+
+def test_task_spec_has_backstage_shape(write_template: WriteTemplate) -> None:
+    doc = template_doc("demo", EXPERIMENTAL_recovery={"EXPERIMENTAL_strategy": "startOver"})
+    path = write_template("demo", doc)
+    (template,) = load_templates(path)
+    values = {"name": "svc"}
+    user = {"ref": "user:default/ann", "entity": {"metadata": {"name": "ann"}}}
+    spec = template.task_spec(values, user)
+    assert spec == {
+        "apiVersion": "scaffolder.backstage.io/v1beta3",
+        "steps": doc["spec"]["steps"],
+        "output": doc["spec"]["output"],
+        "parameters": {"name": "svc"},
+        "user": user,
+        "templateInfo": {
+            "entityRef": "template:default/demo",
+            "baseUrl": path.resolve().as_uri(),
+            "entity": {
+                "metadata": {
+                    "namespace": "default",
+                    "name": "demo",
+                    "title": "The demo template",
+                    "description": "A demo.",
+                }
+            },
+        },
+        "EXPERIMENTAL_recovery": {"EXPERIMENTAL_strategy": "startOver"},
+    }
+    assert spec["templateInfo"]["baseUrl"].startswith("file:///")
+    # a copy: changing the spec does not change the template
+    spec["steps"][0]["input"]["message"] = "changed"
+    values["name"] = "other"
+    assert template.steps[0]["input"]["message"] == "Hello ${{ parameters.name }}"
+    assert spec["parameters"] == {"name": "svc"}
+    assert template.task_spec({}, None)["user"] == {}
+    assert "EXPERIMENTAL_recovery" not in load_templates(write_template("plain"))[0].task_spec(
+        {}, {}
+    )
+
+
+def test_summary(write_template: WriteTemplate) -> None:
+    doc = template_doc("demo")
+    doc["metadata"]["tags"] = ["a"]
+    (template,) = load_templates(write_template("demo", doc))
+    assert template.summary() == {
+        "ref": "template:default/demo",
+        "name": "demo",
+        "namespace": "default",
+        "title": "The demo template",
+        "description": "A demo.",
+        "tags": ["a"],
+        "owner": "user:guest",
+        "type": "service",
+    }
