@@ -87,9 +87,7 @@ def test_two_page_form_validates_creates_and_streams(page: Page, server: Server)
     expect(page.locator(".field-error:visible")).to_have_count(2)  # repo location, token
     page.get_by_label("Host").select_option("gitlab.example.com")
     page.get_by_label("Owner", exact=True).fill("acme")
-    expect(page.locator(".repo-url .field-error")).to_have_text(
-        "Enter the name of the repository."
-    )
+    expect(page.locator(".repo-url .field-error")).to_have_text("Enter the name of the repository.")
     page.get_by_label("Repository", exact=True).fill("my-service")
     token = page.get_by_label("Access token")
     expect(token).to_have_attribute("type", "password")
@@ -124,7 +122,7 @@ def test_two_page_form_validates_creates_and_streams(page: Page, server: Server)
     wait_step = page.locator(".steps li", has_text="Wait a moment")
     expect(wait_step.locator(".step-status")).to_have_text("processing")
     expect(page.locator("#task-status")).to_have_text(re.compile("processing"))
-    expect(page.get_by_role("button", name="Cancel")).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel", exact=True)).to_be_visible()
     shot(page, "task-running")
     expect(page.locator("#task-status")).to_have_text(re.compile("completed"))
     for step in ("Announce", "Wait a moment", "Report"):
@@ -135,7 +133,7 @@ def test_two_page_form_validates_creates_and_streams(page: Page, server: Server)
     link = page.get_by_role("link", name="Open the repository")
     expect(link).to_have_attribute("href", "https://example.test/my-service")
     expect(page.locator(".output")).to_contain_text("my-service is owned by group:default/web")
-    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+    expect(page.get_by_role("button", name="Cancel", exact=True)).to_have_count(0)
 
     # the secret reached the task (the step logged it, redacted) but never the page's state
     page.get_by_role("button", name=re.compile("^Report")).click()

@@ -1,0 +1,208 @@
+"""Fixtures for the browser tests: a real `falsework serve` and a real Chromium.
+
+The server runs as a subprocess on a free loopback port with a fresh data dir and the
+templates under ``tests/web/templates/`` (plus a per-session folder tests may write to).
+Chromium is Debian's (``scripts/ensure-chromium.sh``), driven by Playwright's sync API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+TEMPLATES = HERE / "templates"
+SCREENSHOTS = REPO / "docs" / "screenshots"
+FALSEWORK = Path(sys.executable).parent / "falsework"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+# Playwright's default is 30 s; a task step in these templates takes at most a few seconds.
+TIMEOUT_MS = 20_000
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    extra_templates: Path
+    token: str | None = None
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    def client(self) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        client = httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+        self.clients.append(client)
+        return client
+
+    def stop(self) -> None:
+        for client in self.clients:
+            client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(workdir: Path, *, config: dict[str, Any] | None = None) -> Server:
+    workdir.mkdir(parents=True, exist_ok=True)
+    extra = workdir / "templates"
+    extra.mkdir(exist_ok=True)
+    config_file = workdir / "falsework.yaml"
+    config_file.write_text(yaml.safe_dump(config or {}), encoding="utf-8")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FALSEWORK_")}
+    env.update(
+        {
+            "FALSEWORK_DATA_DIR": str(workdir / "data"),
+            "FALSEWORK_TEMPLATES": f"{TEMPLATES}:{extra}",
+            "FALSEWORK_CONFIG": str(config_file),
+            "FALSEWORK_HEARTBEAT_INTERVAL": "0.5",
+            "FALSEWORK_SHUTDOWN_GRACE": "2",
+        }
+    )
+    log = workdir / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(FALSEWORK), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log, extra)
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"falsework serve exited:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1.0).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"falsework serve did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the session, local mode (no tokens, loopback)."""
+    srv = start_server(tmp_path_factory.mktemp("web-server"))
+    yield srv
+    srv.stop()
+
+
+TOKEN = "web-test-token-alice"
+
+
+@pytest.fixture(scope="session")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server that requires a bearer token."""
+    config = {
+        "auth": {
+            "tokens": [
+                {
+                    "sha256": hashlib.sha256(TOKEN.encode()).hexdigest(),
+                    "user": "user:default/alice",
+                    "admin": False,
+                }
+            ]
+        }
+    }
+    srv = start_server(tmp_path_factory.mktemp("web-auth-server"), config=config)
+    srv.token = TOKEN
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    b = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+
+
+@dataclass
+class PageErrors:
+    """JavaScript errors the page raised; a test fails when there are any."""
+
+    messages: list[str] = field(default_factory=list)
+
+
+def new_context(browser: Browser, **kwargs: Any) -> BrowserContext:
+    context = browser.new_context(viewport=kwargs.pop("viewport", DESKTOP), **kwargs)
+    context.set_default_timeout(TIMEOUT_MS)
+    return context
+
+
+def watch(page: Page, errors: PageErrors) -> Page:
+    page.on("pageerror", lambda exc: errors.messages.append(str(exc)))
+    return page
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh desktop-width page; the test fails if the page raised a JavaScript error."""
+    context = new_context(browser)
+    errors = PageErrors()
+    pg = watch(context.new_page(), errors)
+    yield pg
+    context.close()
+    assert errors.messages == [], f"JavaScript errors on the page: {errors.messages}"
+
+
+def shot(page: Page, name: str, *, full_page: bool = True) -> None:
+    """Save a screenshot to docs/screenshots/NAME.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(
+        path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page, animations="disabled"
+    )
