@@ -11,7 +11,7 @@ import logging
 import time
 
 from falsework.engine.notify import Hub
-from falsework.engine.store import Store, dumps
+from falsework.engine.store import Store, dumps, is_connection_error
 
 log = logging.getLogger("falsework.engine")
 
@@ -71,4 +71,9 @@ class Janitor:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            await self.sweep()
+            try:
+                await self.sweep()
+            except Exception as exc:
+                if not is_connection_error(exc):
+                    raise
+                log.warning("database unavailable for the janitor (%s); retrying", exc)

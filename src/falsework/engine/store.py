@@ -10,13 +10,15 @@ and the write batch a worker flushes. Dialect differences are capability flags
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
@@ -79,6 +81,30 @@ def is_connection_error(exc: BaseException) -> bool:
             exc, OperationalError | InterfaceError
         )
     return False
+
+
+_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
+
+
+def retried(fn: _F) -> _F:
+    """Retry a read a few times when its pooled connection turns out to be dead.
+
+    After a database restart every idle pooled connection fails once; reads
+    are safe to repeat, writes are retried by their callers (flusher, loops).
+    """
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for attempt in range(6):
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                if attempt == 5 or not is_connection_error(exc):
+                    raise
+                await asyncio.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return wrapper  # type: ignore[return-value]
 
 
 def dumps(value: Any) -> str:
@@ -184,6 +210,7 @@ class Store:
     async def migrate(self) -> None:
         raise NotImplementedError
 
+    @retried
     async def schema_revision(self) -> str:
         async with self.read() as conn:
             value = (
@@ -232,16 +259,19 @@ class Store:
                 await self.notify(conn, CHANNEL_TASKS, "")
         return ids
 
+    @retried
     async def task_id_by_key(self, key: str) -> str | None:
         async with self.read() as conn:
             value: str | None = (await self.q(conn, "task_get_by_key", key=key)).scalar()
             return value
 
+    @retried
     async def get_task(self, task_id: str) -> Task | None:
         async with self.read() as conn:
             row = (await self.q(conn, "task_get", id=task_id)).first()
         return self.task_from_row(row) if row else None
 
+    @retried
     async def task_status(self, task_id: str) -> str | None:
         async with self.read() as conn:
             value: str | None = (await self.q(conn, "task_status", id=task_id)).scalar()
@@ -260,6 +290,7 @@ class Store:
             self._list_sql[key] = sa.text(sql)
         return self._list_sql[key]
 
+    @retried
     async def list_tasks(
         self,
         *,
@@ -287,12 +318,14 @@ class Store:
             ).scalar_one()
         return tasks, int(total)
 
+    @retried
     async def count_active(self, created_by: str) -> int:
         async with self.read() as conn:
             return int(
                 (await self.q(conn, "task_count_active", created_by=created_by)).scalar_one()
             )
 
+    @retried
     async def count_claimable(self) -> int:
         async with self.read() as conn:
             return int((await self.q(conn, "task_count_claimable")).scalar_one())
@@ -476,6 +509,7 @@ class Store:
             result = await self.q(conn, "task_erase_secrets", retention=retention)
         return int(result.rowcount or 0)
 
+    @retried
     async def raw_secrets(self, task_id: str) -> str | None:
         """The stored (encrypted) secrets column; for the claiming worker only."""
         async with self.read() as conn:
@@ -483,6 +517,7 @@ class Store:
             return value
 
     # -- events -----------------------------------------------------------
+    @retried
     async def events(self, task_id: str, after: int, limit: int = 1000) -> list[Event]:
         async with self.read() as conn:
             rows = await self.q(conn, "events_list", task_id=task_id, after=after, limit=limit)
@@ -503,6 +538,7 @@ class Store:
         async with self.write() as conn:
             await self.q(conn, "worker_insert", id=worker_id, host=host, pid=pid, limit=limit)
 
+    @retried
     async def worker_list(self) -> list[WorkerInfo]:
         async with self.read() as conn:
             rows = await self.q(conn, "worker_list")

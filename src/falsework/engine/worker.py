@@ -372,7 +372,12 @@ class TaskWorker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
-            await self.beat()
+            try:
+                await self.beat()
+            except Exception as exc:
+                if not is_connection_error(exc):
+                    raise
+                log.warning("database unavailable for the heartbeat (%s); retrying", exc)
 
     async def beat(self) -> None:
         """One heartbeat: refresh our tasks' leases, read our limit, spot lost leases."""
