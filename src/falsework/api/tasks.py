@@ -123,7 +123,7 @@ async def list_tasks(
     response_model=TaskModel,
     response_model_exclude_none=True,
     summary="One task (never its secrets)",
-    responses=errors(401, 403, 404),
+    responses=errors(401, 403, 404, 422),
 )
 async def get_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
     return task_json(await _owned(svc, caller, taskId))
@@ -133,7 +133,7 @@ async def get_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
     "/v2/tasks/{taskId}/cancel",
     response_model=CancelResult,
     summary="Cancel an open or running task, on whichever node runs it",
-    responses=errors(401, 403, 404, 409),
+    responses=errors(401, 403, 404, 409, 422),
 )
 async def cancel_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
     task = await _owned(svc, caller, taskId)
@@ -146,7 +146,7 @@ async def cancel_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
     status_code=201,
     response_model=TaskId,
     summary="Re-open a failed or cancelled task from its failed step",
-    responses=errors(401, 403, 404, 409, 429),
+    responses=errors(401, 403, 404, 409, 422, 429),
 )
 async def retry_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
     task = await _owned(svc, caller, taskId)

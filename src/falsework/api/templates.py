@@ -42,7 +42,7 @@ async def list_templates(svc: Svc, caller: Caller) -> list[JSONObject]:
     response_model=ParameterSchema,
     response_model_exclude_none=True,
     summary="The template's parameter pages as JSON Schemas",
-    responses=errors(401, 403, 404),
+    responses=errors(401, 403, 404, 422),
 )
 async def parameter_schema(
     namespace: str, kind: str, name: str, svc: Svc, caller: Caller
