@@ -283,3 +283,27 @@ def test_compiles_each_source_once(renderer: Renderer, ctx: dict[str, Any]) -> N
     after = compile_.cache_info()  # type: ignore[attr-defined]
     assert after.misses - before.misses == 1
     assert after.hits - before.hits == 9
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("${{ parameters.missing > 3 }}", False),
+        ("${{ 3 > parameters.missing }}", False),
+        ("${{ parameters.missing <= 3 }}", False),
+        ("${{ parameters.missing == null }}", True),
+        ("${{ parameters.missing != null }}", False),
+        ("${{ parameters.missing == 'x' }}", False),
+        ("${{ 'a' in parameters.missing }}", False),
+        ("${{ parameters.missing | length }}", 0),
+        ("${{ parameters.missing | int }}", 0),
+        ("${{ parameters.missing | int(5) }}", 5),
+        ("${{ parameters.missing | float }}", 0.0),
+        ("${{ parameters.missing[0] }}", None),
+        ("${{ not parameters.missing }}", True),
+    ],
+)
+def test_undefined_behaves_like_javascripts(
+    renderer: Renderer, ctx: dict[str, Any], source: str, expected: Any
+) -> None:
+    assert renderer.render(source, ctx) == expected

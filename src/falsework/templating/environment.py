@@ -46,6 +46,22 @@ class SandboxUndefined(ChainableUndefined):
 
     __slots__ = ()
 
+    # JavaScript's comparisons: undefined is never greater or smaller than
+    # anything, and loosely equals null (``parameters.x == null``).
+    def __lt__(self, other: Any) -> bool:
+        return False
+
+    __le__ = __gt__ = __ge__ = __lt__
+
+    def __eq__(self, other: Any) -> bool:
+        return other is None or isinstance(other, Undefined)
+
+    def __ne__(self, other: Any) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return id(type(self))
+
 
 def _refuse(obj: Any, attribute: str) -> TemplateSecurityError:
     return TemplateSecurityError(

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from jinja2 import Undefined, pass_context, pass_environment
 from jinja2.environment import Environment
-from jinja2.filters import do_indent
+from jinja2.filters import do_float, do_indent, do_int
 from jinja2.runtime import Context
 from markupsafe import Markup
 
@@ -198,6 +198,19 @@ def truncate(value: Any, length: int = 255, killwords: bool = False, end: str = 
         if cut == -1:
             cut = length
     return text[:cut] + js_str(end)
+
+
+def to_int(value: Any, default: int = 0, base: int = 10) -> int:
+    """parseInt: undefined, null and non-numbers give the default."""
+    if value is None or isinstance(value, Undefined):
+        return default
+    return int(do_int(value, default, base))
+
+
+def to_float(value: Any, default: float = 0.0) -> float:
+    if value is None or isinstance(value, Undefined):
+        return default
+    return float(do_float(value, default))
 
 
 def string(value: Any) -> str:
@@ -410,6 +423,8 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "reverse": reverse,
     "urlencode": urlencode,
     "string": string,
+    "int": to_int,
+    "float": to_float,
     "truncate": truncate,
     "nl2br": nl2br,
     "batch": batch,
