@@ -48,10 +48,18 @@ class SandboxUndefined(ChainableUndefined):
 
     # JavaScript's comparisons: undefined is never greater or smaller than
     # anything, and loosely equals null (``parameters.x == null``).
-    def __lt__(self, other: Any) -> bool:
+    # (Jinja types its failing operators as returning Never, hence the ignores.)
+    def __lt__(self, other: Any) -> bool:  # type: ignore[override]
         return False
 
-    __le__ = __gt__ = __ge__ = __lt__
+    def __le__(self, other: Any) -> bool:  # type: ignore[override]
+        return False
+
+    def __gt__(self, other: Any) -> bool:  # type: ignore[override]
+        return False
+
+    def __ge__(self, other: Any) -> bool:  # type: ignore[override]
+        return False
 
     def __eq__(self, other: Any) -> bool:
         return other is None or isinstance(other, Undefined)
