@@ -26,7 +26,7 @@ from bench.common import emit, latency_summary, log, run
 SQLITE_P50_TARGET_MS = 3.0
 
 
-async def measure_one(kind: str, samples: int) -> tuple[list[float], list[float]]:
+async def measure_one(kind: str, samples: int) -> tuple[list[float], list[float], list[float]]:
     from falsework.engine import TaskWorker
 
     started: asyncio.Queue[float] = asyncio.Queue()
@@ -50,16 +50,19 @@ async def measure_one(kind: str, samples: int) -> tuple[list[float], list[float]
         rng = random.Random(7)
         to_start: list[float] = []
         to_step: list[float] = []
+        create_ms: list[float] = []
         try:
             await asyncio.sleep(1.0)  # listener subscribed, first poll done
             for i in range(samples + 5):
                 t0 = time.perf_counter()
                 await producer.create(spec, created_by="user:default/bench")
+                t_created = time.perf_counter()
                 t1 = await asyncio.wait_for(started.get(), timeout=30)
                 t2 = await asyncio.wait_for(stepped.get(), timeout=30)
                 if i >= 5:  # the first few warm connections and caches
                     to_start.append((t1 - t0) * 1000.0)
                     to_step.append((t2 - t0) * 1000.0)
+                    create_ms.append((t_created - t0) * 1000.0)
                 for _ in range(200):  # let the task finish: the worker is idle again
                     if worker.running == 0:
                         break
@@ -71,12 +74,13 @@ async def measure_one(kind: str, samples: int) -> tuple[list[float], list[float]
             if producer is not broker:
                 await producer.close()
             await broker.close()
-    return to_start, to_step
+    return to_start, to_step, create_ms
 
 
 async def measure(args: argparse.Namespace) -> None:
     for kind in args.db:
-        to_start, to_step = await measure_one(kind, args.samples)
+        to_start, to_step, create_ms = await measure_one(kind, args.samples)
+        create = latency_summary(create_ms)
         start = latency_summary(to_start)
         step = latency_summary(to_step)
         log(f"{kind}: start {start}, first step {step}")
@@ -93,6 +97,7 @@ async def measure(args: argparse.Namespace) -> None:
             **{k: v for k, v in start.items() if k != "p50_ms"},
             first_step_p50_ms=step["p50_ms"],
             first_step_p99_ms=step["p99_ms"],
+            create_call_p50_ms=create["p50_ms"],
             **extra,
         )
 

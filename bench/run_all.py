@@ -56,6 +56,12 @@ def _module_exists(module: str) -> bool:
     return (REPO_ROOT / Path(*module.split("."))).with_suffix(".py").exists()
 
 
+def _accepts_quick(module: str) -> bool:
+    """Every script here takes --quick; one written elsewhere may not."""
+    source = (REPO_ROOT / Path(*module.split("."))).with_suffix(".py")
+    return "--quick" in source.read_text(encoding="utf-8")
+
+
 def run_one(bench: Bench, quick: bool, out: list[dict[str, object]]) -> bool:
     """Run one benchmark subprocess; collect its JSON lines into ``out``."""
     if not _module_exists(bench.module):
@@ -63,7 +69,7 @@ def run_one(bench: Bench, quick: bool, out: list[dict[str, object]]) -> bool:
         return False
     cmd = [sys.executable, "-m", bench.module, *bench.args]
     timeout = max(120.0, bench.timeout / 5) if quick else bench.timeout
-    if quick:
+    if quick and _accepts_quick(bench.module):
         cmd.append("--quick")
     print(f"# {' '.join(cmd[1:])}  (budget {timeout:.0f} s)", file=sys.stderr, flush=True)
     started = time.monotonic()
