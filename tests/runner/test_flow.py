@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from falsework.errors import LeaseLostError
 from falsework.runner import MemoryTaskIO
 
 from .conftest import CALLS
@@ -236,3 +237,31 @@ async def test_workspace_removed_or_kept_on_failure(harness: Any, tmp_path: Path
 async def test_no_workspace_for_steps_without_files(harness: Any, tmp_path: Path) -> None:
     await harness.run(harness.task([echo("a")]))
     assert not (tmp_path / "work").exists()
+
+
+async def test_output_that_fails_to_render_fails_the_task(harness: Any) -> None:
+    output = {"text": [{"title": "t", "content": "${{ parameters.x.__class__ }}"}]}
+    result = await harness.run(harness.task([echo("a")], {"x": 1}, output=output))
+    assert result.error is not None and result.error.name == "TemplateSecurityError"
+    assert result.error.message.startswith("spec.output: ")
+
+
+class LosingIO(MemoryTaskIO):
+    """A TaskIO whose lease is taken over after a number of events, as the
+    engine's fenced writes behave when another worker recovered the task."""
+
+    def __init__(self, allowed: int) -> None:
+        super().__init__()
+        self.allowed = allowed
+
+    async def emit(self, body: dict[str, Any], type: str = "log") -> None:
+        if len(self.events) >= self.allowed:
+            raise LeaseLostError()
+        await super().emit(body, type)
+
+
+async def test_lease_lost_stops_the_run_without_failing_steps(harness: Any) -> None:
+    io = LosingIO(allowed=3)
+    with pytest.raises(LeaseLostError):
+        await harness.runner(harness.task([echo("a"), echo("b")]), io)
+    assert all(s.get("status") != "failed" for s in io.steps.values())

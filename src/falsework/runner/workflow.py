@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import ValidationError
 
 from falsework.actions import Action, ActionContext, ActionRegistry, Workspace, example_output
-from falsework.errors import FalseworkError, InputError, StepTimeoutError
+from falsework.errors import FalseworkError, InputError, LeaseLostError, StepTimeoutError
 from falsework.runner.io import TaskInput, TaskIO
 from falsework.runner.redaction import Redactor
 from falsework.templating import Renderer, is_truthy
@@ -212,7 +212,12 @@ class WorkflowRunner:
                     context["__status"] = "failed"
             if failed is not None:
                 raise TaskFailedError(failed.message, failed.name)
-            output = self._output(spec.get("output") or {}, context)
+            try:
+                output = self._output(spec.get("output") or {}, context)
+            except FalseworkError as exc:
+                raise TaskFailedError(
+                    f"spec.output: {redactor.text(exc.message)}", exc.name
+                ) from None
             await emitter.flush()
             return redactor.deep(output)  # type: ignore[no-any-return]
         except asyncio.CancelledError:
@@ -321,6 +326,8 @@ class WorkflowRunner:
             )
             await io.save_step(step_id, {"status": "cancelled"})
             raise
+        except LeaseLostError:
+            raise  # the task is no longer ours: nothing more may be written for it
         except Exception as exc:
             err_name = exc.name if isinstance(exc, FalseworkError) else type(exc).__name__
             message = redactor.text(_message(exc))
