@@ -122,6 +122,17 @@ def create_app(settings: Settings) -> FastAPI:
             worker = made = TaskWorker(broker, metrics.instrument(runner), settings)
             metrics.watch_worker(lambda: float(made.running), lambda: float(made.limit))
             running = asyncio.create_task(made.run(), name="falsework-worker")
+        loop = asyncio.get_running_loop()
+
+        def begin_shutdown() -> None:
+            hub.end_streams()
+            if worker is not None:
+                worker.request_stop()
+
+        # Called from a signal handler by `falsework serve` as soon as SIGTERM
+        # arrives, so event streams end and the drain starts before uvicorn
+        # waits for open connections.
+        app.state.begin_shutdown = lambda: loop.call_soon_threadsafe(begin_shutdown)
         app.state.services = Services(
             settings=settings,
             auth=authenticator,

@@ -89,10 +89,11 @@ class EventHub:
         self.broker = broker
         self.keepalive = keepalive
         self._channels: dict[str, _Channel] = {}
+        self.closing = False
 
     def _join(self, task_id: str) -> _Channel:
         channel = self._channels.get(task_id)
-        if channel is None or channel.failed:
+        if channel is None or channel.failed or self.closing:
             channel = _Channel(self, task_id)
             self._channels[task_id] = channel
         channel.watchers += 1
@@ -118,7 +119,7 @@ class EventHub:
                     yield channel.frames[position]
                     sent = channel.ids[position]
                     position += 1
-                if channel.done:
+                if channel.done or self.closing:
                     return
                 changed = channel.changed
                 try:
@@ -153,12 +154,18 @@ class EventHub:
     def channels(self) -> int:
         return len(self._channels)
 
-    async def close(self) -> None:
-        """End every stream (server shutdown)."""
+    def end_streams(self) -> None:
+        """End every open stream now (the server is shutting down): clients
+        reconnect, with Last-Event-ID, to a node that stays up."""
+        self.closing = True
         for channel in list(self._channels.values()):
             channel.pump.cancel()
             channel.done = True
             channel._wake()
+
+    async def close(self) -> None:
+        """End every stream and wait for the subscriptions to stop."""
+        self.end_streams()
         for channel in list(self._channels.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await channel.pump

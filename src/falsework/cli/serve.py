@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import signal
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
+from fastapi import FastAPI
 
 from falsework.config import Settings, load_settings
 
@@ -50,8 +52,9 @@ def serve(
     settings = load_settings(**overrides)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     _announce(settings)
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop=_loop(),
@@ -62,7 +65,7 @@ def serve(
         timeout_graceful_shutdown=3,
         proxy_headers=True,
     )
-    server = uvicorn.Server(config)
+    server = _server_class(app)(config)
     # uvicorn re-raises the signal it caught once it has shut down; a drained
     # shutdown is a clean exit, so the re-raised signal must not kill us.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -70,6 +73,21 @@ def serve(
     server.run()
     if not server.started:
         raise typer.Exit(1)
+
+
+def _server_class(app: FastAPI) -> type[Any]:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            # End event streams and start the worker's drain at once, rather
+            # than after uvicorn has waited for those streams to close.
+            begin = getattr(app.state, "begin_shutdown", None)
+            if callable(begin):
+                begin()
+
+    return Server
 
 
 def _announce(settings: Settings) -> None:
