@@ -194,3 +194,47 @@ def test_actions_ls(tmp_path: Path) -> None:
     listed = falsework("actions", "ls", "--json", cwd=tmp_path)
     ids = {a["id"] for a in json.loads(listed.stdout)}
     assert {"publish:git", "debug:log"} <= ids
+
+
+def test_prompts_for_missing_required_values_on_a_terminal(
+    template_dir: Path, tmp_path: Path
+) -> None:
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "FALSEWORK_DATA_DIR": str(tmp_path / ".fw"), "COLUMNS": "120"}
+    exe = Path(sys.executable).parent / "falsework"
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [str(exe), "run", str(template_dir), "--output", str(out)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=tmp_path,
+        env=env,
+    )
+    os.close(slave)
+    seen = b""
+    answered = False
+    try:
+        while proc.poll() is None or select.select([master], [], [], 0)[0]:
+            ready, _, _ = select.select([master], [], [], 30)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if not answered and b"(name)" in seen:
+                os.write(master, b"typed\n")
+                answered = True
+    finally:
+        os.close(master)
+        proc.wait(timeout=30)
+    assert answered, seen.decode(errors="replace")
+    assert proc.returncode == 0, seen.decode(errors="replace")
+    assert (out / "typed.yaml").exists()
