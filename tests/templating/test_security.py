@@ -83,6 +83,15 @@ ESCAPES = [
     "${{ (parameters.name * 2000000) ~ (parameters.name * 2000000) }}",
     "${{ [1] | batch(10**9, 0) | list }}",
     "${{ [1] | slice(10**9) }}",
+    "${{ ([parameters.name * 5000000] * 100000) | dump }}",
+    "${{ ([parameters.name * 5000000] * 100000) | tojson }}",
+    "${{ ([parameters.name * 5000000] * 100000) | string }}",
+    "${{ [parameters.name * 5000000] * 100000 }}",
+    "${{ {'a': [parameters.name * 5000000] * 100000} }}",
+    "${{ ([parameters.name * 5000000] * 100000) | join }}",
+    "${{ 'x' + [parameters.name * 5000000] * 100000 }}",
+    "${{ ([[1] * 100000] * 100000) | sum(start=[]) }}",
+    "${{ (10 ** 30000) * (10 ** 30000) }}",
 ]
 
 
@@ -144,6 +153,15 @@ def test_a_render_past_its_time_limit_is_stopped(ctx: dict[str, Any]) -> None:
     time.sleep(0.15)
     for _ in range(3):
         assert quick.render("${{ parameters.count }}", ctx) == 3
+
+
+def test_printing_a_shared_big_string_many_times_is_refused(
+    renderer: Renderer, ctx: dict[str, Any]
+) -> None:
+    # 100,000 references to one 30 MB string cost little memory; printing them
+    # would not: refused before any conversion runs.
+    with pytest.raises(TemplateSecurityError, match="more than the limit"):
+        renderer.render_string("${{ [parameters.name * 1000000] * 100000 }}", ctx)
 
 
 def test_output_size_limit(ctx: dict[str, Any]) -> None:

@@ -152,7 +152,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             keep_trailing_newline=True,
             trim_blocks=trim_blocks,
             lstrip_blocks=lstrip_blocks,
-            finalize=f.js_str,
+            finalize=f.finalize,
             cache_size=0,
             auto_reload=False,
         )
@@ -228,7 +228,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "+":
-            return self._add(left, right)
+            return self.add(left, right)
         if operator == "*":
             self._check_repeat(left, right)
         elif operator == "**":
@@ -237,10 +237,10 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             raise TemplateSecurityError("'%' string formatting is not available in templates")
         return self.binop_table[operator](left, right)
 
-    def _add(self, left: Any, right: Any) -> Any:
-        # Nunjucks is JavaScript: a string on either side makes '+' concatenate.
+    def add(self, left: Any, right: Any) -> Any:
+        """Nunjucks' '+': JavaScript's, so a string on either side concatenates."""
         if isinstance(left, str) or isinstance(right, str):
-            a, b = f.js_str(left), f.js_str(right)
+            a, b = f.js_str(left, self.max_output), f.js_str(right, self.max_output)
             f.check_size(self, len(a) + len(b), "'+'")
             return a + b
         if isinstance(left, Undefined) or isinstance(right, Undefined):
@@ -252,6 +252,12 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         return left + right
 
     def _check_repeat(self, left: Any, right: Any) -> None:
+        if isinstance(left, int) and isinstance(right, int):
+            if left.bit_length() + right.bit_length() > _MAX_POW_BITS:
+                raise TemplateSecurityError(
+                    f"'*' would compute a number of more than {_MAX_POW_BITS:,} bits"
+                )
+            return
         for seq, count in ((left, right), (right, left)):
             if isinstance(seq, str | list | tuple) and isinstance(count, int):
                 if isinstance(seq, str):

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+import types
+from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping, Set, ValuesView
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -35,13 +36,42 @@ def check_size(environment: Environment, size: int, what: str) -> None:
 
 
 # -- JavaScript-style conversions ------------------------------------------
+#
+# A list may hold the same 10 MB string 100,000 times (it costs only
+# references); printing or dumping it would ask for a terabyte in one C call
+# that no time limit can interrupt. So every conversion of a container to text
+# walks it in Python first, counting, and stops at the output limit.
+
+DEFAULT_LIMIT = 10_000_000
 
 
-def js_str(value: Any) -> str:
+class _Budget:
+    __slots__ = ("left", "limit", "what")
+
+    def __init__(self, limit: int, what: str) -> None:
+        self.left = limit
+        self.limit = limit
+        self.what = what
+
+    def spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise TemplateSecurityError(
+                f"{self.what} would produce more than the limit of {self.limit:,} characters"
+            )
+
+
+def js_str(value: Any, limit: int = DEFAULT_LIMIT) -> str:
     """A value as Nunjucks prints it: JS's String(), but undefined/null print empty
     and objects as JSON (more useful than ``[object Object]``)."""
     if isinstance(value, str):
         return str(value)
+    if isinstance(value, list | tuple | Mapping):
+        return _js_text(value, _Budget(limit, "printing a value"))
+    return _js_scalar(value)
+
+
+def _js_scalar(value: Any) -> str:
     if value is None or isinstance(value, Undefined):
         return ""
     if value is True:
@@ -56,27 +86,67 @@ def js_str(value: Any) -> str:
         if math.isinf(value):
             return "Infinity" if value > 0 else "-Infinity"
         return repr(value)
-    if isinstance(value, list | tuple):
-        return ",".join(js_str(item) for item in value)
-    if isinstance(value, Mapping):
-        return _json(value, None)
     return str(value)
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready copy: Undefined → None, tuples → lists, Markup → str."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items() if not isinstance(v, Undefined)}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, Undefined):
-        return None
-    if isinstance(value, Markup):
+def _js_text(value: Any, budget: _Budget) -> str:
+    if isinstance(value, str):
+        budget.spend(len(value))
         return str(value)
-    return value
+    if isinstance(value, list | tuple):
+        budget.spend(len(value))
+        return ",".join([_js_text(item, budget) for item in value])
+    if isinstance(value, Mapping):
+        return _json(value, None, budget)
+    text = _js_scalar(value)
+    budget.spend(len(text))
+    return text
 
 
-def _json(value: Any, indent: int | str | None) -> str:
+def to_plain(value: Any, limit: int = DEFAULT_LIMIT, what: str = "the value") -> Any:
+    """A JSON-like copy of a rendered value: Undefined → None (dropped from
+    objects, as JSON.stringify does), tuples/ranges/generators → lists, Markup →
+    str, functions → None. Raises when its JSON form would pass ``limit``."""
+    return _plain(value, _Budget(limit, what), 0)
+
+
+def _plain(value: Any, budget: _Budget, depth: int) -> Any:
+    if isinstance(value, str):
+        budget.spend(len(value) + 2)
+        return str(value) if isinstance(value, Markup) else value
+    if value is None or isinstance(value, bool | int | float):
+        budget.spend(8)
+        return value
+    if isinstance(value, Undefined):
+        budget.spend(4)
+        return None
+    # Indentation (dump(10)) costs up to 10 characters per level on each line.
+    per_item = 2 + 10 * (depth + 1)
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, Undefined):
+                continue
+            name = str(key)
+            budget.spend(per_item + len(name) + 4)
+            out[name] = _plain(item, budget, depth + 1)
+        return out
+    if isinstance(
+        value, list | tuple | range | types.GeneratorType | Iterator | Set | KeysView | ValuesView
+    ):
+        items: list[Any] = []
+        for item in value:
+            budget.spend(per_item)
+            items.append(_plain(item, budget, depth + 1))
+        return items
+    if callable(value):
+        return None
+    text = str(value)
+    budget.spend(len(text))
+    return text
+
+
+def _json(value: Any, indent: int | str | None, budget: _Budget) -> str:
     if isinstance(indent, int | float) and not isinstance(indent, bool):
         # JSON.stringify clamps the indent to 10 and ignores 0 or less
         width = min(int(indent), 10)
@@ -86,9 +156,8 @@ def _json(value: Any, indent: int | str | None) -> str:
     else:
         indent = None
     separators = (",", ":") if indent is None else (",", ": ")
-    return json.dumps(
-        _plain(value), indent=indent, separators=separators, ensure_ascii=False, default=str
-    )
+    plain = _plain(value, budget, 0)
+    return json.dumps(plain, indent=indent, separators=separators, ensure_ascii=False)
 
 
 # -- Nunjucks' built-in filters where Jinja's differ ------------------------
@@ -99,9 +168,37 @@ def dump(environment: Environment, value: Any, indent: int | str | None = None) 
     """JSON.stringify: compact by default, ``dump(2)`` indents; undefined gives ''."""
     if isinstance(value, Undefined):
         return ""
-    text = _json(value, indent)
-    check_size(environment, len(text), "dump")
+    return _json(value, indent, _Budget(max_output(environment), "dump"))
+
+
+@pass_environment
+def tojson(environment: Environment, value: Any, indent: int | None = None) -> str:
+    """Jinja's tojson (JSON safe inside HTML) with the size check of dump."""
+    text = _json(value, indent, _Budget(max_output(environment), "tojson"))
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("'", "\\u0027")):
+        text = text.replace(char, escaped)
     return text
+
+
+@pass_environment
+def finalize(environment: Environment, value: Any) -> str:
+    """How an expression prints in text."""
+    if isinstance(value, str):
+        return value
+    return js_str(value, max_output(environment))
+
+
+@pass_environment
+def sum_(environment: Environment, value: Any, attribute: str | None = None, start: Any = 0) -> Any:
+    """Jinja's sum, one checked '+' at a time (summing lists in one C call could
+    build billions of items before any limit could stop it)."""
+    total = start
+    add = getattr(environment, "add", None)
+    for item in value:
+        if attribute is not None:
+            item = environment.getitem(item, attribute)
+        total = add(total, item) if add is not None else total + item
+    return total
 
 
 @pass_environment
@@ -120,7 +217,8 @@ def join(
     check_size(environment, len(items), "join")
     if attribute is not None:
         items = [environment.getitem(item, attribute) for item in items]
-    parts = [js_str(item) for item in items]
+    limit = max_output(environment)
+    parts = [js_str(item, limit) for item in items]
     sep = js_str(separator)
     check_size(environment, sum(map(len, parts)) + len(sep) * max(len(parts) - 1, 0), "join")
     return sep.join(parts)
@@ -260,7 +358,8 @@ def slice_(value: Any, slices: int, fill_with: Any = None) -> list[list[Any]]:
 @pass_environment
 def concat(environment: Environment, parts: Any) -> str:
     """Jinja's ``~`` with a size check (the AST pass routes ``~`` here)."""
-    texts = [js_str(p) for p in parts]
+    limit = max_output(environment)
+    texts = [js_str(p, limit) for p in parts]
     check_size(environment, sum(map(len, texts)), "'~'")
     return "".join(texts)
 
@@ -322,7 +421,7 @@ def parse_entity_ref(value: Any, options: Any = None) -> dict[str, str]:
         kind = value.get("kind")
         namespace = value.get("namespace")
         name = value.get("name")
-        shown = json.dumps(_plain(value))
+        shown = json.dumps(to_plain(value, 10_000))
     else:
         ref = js_str(value)
         shown = ref
@@ -415,6 +514,8 @@ def safe_range(*args: int) -> range:
 
 FILTERS: dict[str, Callable[..., Any]] = {
     "dump": dump,
+    "tojson": tojson,
+    "sum": sum_,
     "jsonify": dump,
     "join": join,
     "replace": replace,
@@ -447,7 +548,7 @@ TESTS: dict[str, Callable[..., bool]] = {
     "null": _is_null,
 }
 
-GLOBALS: dict[str, Any] = {
+GLOBALS: dict[str, Any] = {  # (Jinja's dict() is gone: Nunjucks has none)
     "range": safe_range,
     "always": always,
     "failure": failure,
@@ -455,4 +556,4 @@ GLOBALS: dict[str, Any] = {
     "null": None,
 }
 
-REMOVED_GLOBALS = ("lipsum", "cycler", "joiner", "namespace")
+REMOVED_GLOBALS = ("lipsum", "cycler", "joiner", "namespace", "dict")

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import functools
-import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from jinja2 import Template, Undefined, nodes
 from jinja2.exceptions import SecurityError as JinjaSecurityError
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
-from markupsafe import Markup
 
 from falsework.errors import (
     TemplateError,
@@ -46,23 +44,6 @@ def is_truthy(value: Any) -> bool:
     if isinstance(value, Undefined):
         return False
     return bool(value)
-
-
-def _plain_value(value: Any) -> Any:
-    """A rendered value as JSON-like data, copied so callers may mutate it."""
-    if isinstance(value, str):
-        return str(value) if isinstance(value, Markup) else value
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, Undefined):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _plain_value(v) for k, v in value.items() if not isinstance(v, Undefined)}
-    if isinstance(value, list | tuple | range | types.GeneratorType | Iterator):
-        return [_plain_value(v) for v in value]
-    if callable(value):
-        return None  # as JSON.stringify drops functions
-    return f.js_str(value)
 
 
 class _Compiler:
@@ -239,7 +220,7 @@ class Renderer:
                 raise
             except Exception as exc:
                 raise _runtime_error(source, exc) from None
-            return _plain_value(result)
+            return f.to_plain(result, self.max_output)
         text = self._run_text(compiled.template, variables, source)
         return None if text == "" else text
 
