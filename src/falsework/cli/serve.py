@@ -52,6 +52,7 @@ def serve(
     settings = load_settings(**overrides)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     _announce(settings)
+    _raise_file_limit()
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -73,6 +74,21 @@ def serve(
     server.run()
     if not server.started:
         raise typer.Exit(1)
+
+
+def _raise_file_limit() -> None:
+    """Each event-stream client holds a socket: lift the soft limit to the hard one."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):  # pragma: no cover - a container may refuse
+            pass
 
 
 def _server_class(app: FastAPI) -> type[Any]:

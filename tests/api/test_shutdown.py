@@ -1,0 +1,53 @@
+"""SIGTERM: event streams end, the running task is drained, the process exits 0."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import start_server, wait_for_status
+
+API = "/api/scaffolder"
+pytestmark = pytest.mark.slow
+
+
+def test_sigterm_ends_streams_drains_the_task_and_exits_0(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'falsework.db'}"
+    server = start_server(url, tmp_path / "a")
+    client = server.client()
+    task_id = client.post(
+        f"{API}/v2/tasks", json={"templateRef": "template:default/wait", "values": {"seconds": 2}}
+    ).json()["id"]
+    wait_for_status(client, task_id, ("processing",))
+    received: list[str] = []
+    ended = threading.Event()
+
+    def watch() -> None:
+        with httpx.stream(
+            "GET", f"{server.url}{API}/v2/tasks/{task_id}/eventstream", timeout=60
+        ) as response:
+            for line in response.iter_lines():
+                received.append(line)
+        ended.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    while not any(line.startswith("id:") for line in received):
+        assert watcher.is_alive()
+        ended.wait(0.05)
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=60) == 0
+    assert ended.wait(10), "the event stream outlived the server"
+    # the task ran to its end during the drain: a new server on the same file says so
+    again = start_server(url, tmp_path / "b")
+    try:
+        assert (
+            wait_for_status(again.client(), task_id, ("completed", "failed", "cancelled"))["status"]
+            == "completed"
+        )
+    finally:
+        assert again.stop() == 0
