@@ -108,15 +108,31 @@ def _scan_tag(source: str, start: int, close: str) -> tuple[str, int]:
 
 
 def check_ast(tree: nodes.Template) -> None:
-    """Refuse unsafe constructs; adapt ``for k, v in obj`` and ``~`` (in place)."""
-    for node in tree.find_all(nodes.Node):
+    """Refuse unsafe constructs; adapt ``for k, v in obj`` and ``~`` (in place).
+
+    One walk over the tree: it runs on every compile, so it is kept cheap.
+    """
+    stack: list[nodes.Node] = [tree]
+    while stack:
+        node = stack.pop()
         _check_node(node)
-    for loop in tree.find_all(nodes.For):
-        target = loop.target
-        if isinstance(target, nodes.Tuple) and len(target.items) == 2:
-            loop.iter = _filter(cast(nodes.Expr, loop.iter), "nunjucks_pairs", loop.lineno)
-    for parent in [tree, *tree.find_all(nodes.Node)]:
-        _replace_concat(parent)
+        if isinstance(node, nodes.For):
+            target = node.target
+            if isinstance(target, nodes.Tuple) and len(target.items) == 2:
+                node.iter = _filter(cast(nodes.Expr, node.iter), "nunjucks_pairs", node.lineno)
+        for field in node.fields:
+            value: Any = getattr(node, field, None)
+            if isinstance(value, nodes.Node):
+                if isinstance(value, nodes.Concat):
+                    value = _as_filter(value)
+                    setattr(node, field, value)
+                stack.append(value)
+            elif isinstance(value, list):
+                for index, item in enumerate(value):
+                    if isinstance(item, nodes.Concat):
+                        item = value[index] = _as_filter(item)
+                    if isinstance(item, nodes.Node):
+                        stack.append(item)
 
 
 def _check_node(node: nodes.Node) -> None:
@@ -152,17 +168,6 @@ def _check_node(node: nodes.Node) -> None:
 
 def _filter(node: nodes.Expr, name: str, lineno: int) -> nodes.Filter:
     return nodes.Filter(node, name, [], [], None, None, lineno=lineno)
-
-
-def _replace_concat(parent: nodes.Node) -> None:
-    for field in parent.fields:
-        value: Any = getattr(parent, field, None)
-        if isinstance(value, nodes.Concat):
-            setattr(parent, field, _as_filter(value))
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                if isinstance(item, nodes.Concat):
-                    value[index] = _as_filter(item)
 
 
 def _as_filter(concat: nodes.Concat) -> nodes.Filter:
