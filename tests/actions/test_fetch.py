@@ -176,7 +176,7 @@ async def test_fetch_template_file(harness: Any, skeleton: Path, one_step: Any) 
 
 @pytest.fixture
 def git_source(tmp_path: Path) -> Path:
-    src = tmp_path / "src-repo"
+    src = tmp_path / "allowed" / "src-repo"
     write_tree(src, {"skel/${{ values.name }}.txt": "hello ${{ values.name }}\n", "top.txt": "t"})
     env = {
         **os.environ,
@@ -201,6 +201,19 @@ async def test_git_source_with_ref_and_path(harness: Any, git_source: Path, one_
     assert result.error is None, result.error
     assert (harness.workspace / "svc.txt").read_text() == "hello svc\n"
     assert not (harness.workspace / ".git").exists()
+
+
+@pytest.fixture
+def outside_repo(git_source: Path, tmp_path: Path) -> Path:
+    return git_source.rename(tmp_path / "elsewhere-repo")
+
+
+async def test_git_repo_outside_allowed_roots_refused(
+    harness: Any, outside_repo: Path, one_step: Any
+) -> None:
+    moved = outside_repo
+    result = await harness.run([one_step("fetch:template", url=moved.as_uri() + "#dev")])
+    assert result.error is not None and result.error.name == "UnsafePathError"
 
 
 async def test_local_folder_under_allowed_root(harness: Any, tmp_path: Path, one_step: Any) -> None:

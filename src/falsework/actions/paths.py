@@ -36,4 +36,4 @@ def is_within(root: Path, path: Path) -> bool:
     """True when ``path`` (resolved) is ``root`` or below it."""
     r = os.path.realpath(root)
     p = os.path.realpath(path)
-    return p == r or p.startswith(r + os.sep)
+    return os.path.commonpath([r, p]) == r

@@ -5,8 +5,9 @@ URL forms:
 - ``./skeleton`` — relative to the template folder (must stay inside it);
 - ``/abs/path`` or ``file:///abs/path`` — a local folder under an allowed root;
 - ``git+https://…``, ``https://…/repo.git``, ``ssh://…``, ``git@host:o/r.git`` and
-  ``file:///…`` pointing at a git repository; ``#ref`` picks a branch or tag and
-  ``?path=sub/dir`` a folder inside the repository.
+  ``file:///…`` pointing at a git repository (under an allowed root, like any
+  local folder); ``#ref`` picks a branch or tag and ``?path=sub/dir`` a folder
+  inside the repository.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ def _is_git(url: str) -> bool:
 async def _clone(ctx: ActionContext[Any], url: str) -> Path:
     remote = url[4:] if url.startswith("git+") else url
     parts = urlsplit(remote)
+    if parts.scheme == "file":
+        # A repository on this machine is a local folder like any other: only
+        # under an allowed root, or any readable repo could be copied out.
+        _local(ctx, Path(unquote(parts.path)), url)
     ref = parts.fragment or None
     sub = parse_qs(parts.query).get("path", [""])[0]
     if parts.scheme:

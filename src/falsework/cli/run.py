@@ -79,7 +79,8 @@ def run(
         raise typer.Exit(2) from None
 
     runner = WorkflowRunner.from_settings(settings)
-    runner.allowed_roots = (*runner.allowed_roots, tpl.directory)
+    # Local and run by its user: fetch:* may read any folder that user can.
+    runner.allowed_roots = (Path("/"),)
     if dry_run:
         code = asyncio.run(_dry_run(runner, tpl, values, secret_values, output, console))
     else:
