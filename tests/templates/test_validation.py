@@ -74,6 +74,7 @@ def test_every_problem_is_reported_at_once(write_template: WriteTemplate) -> Non
         "spec.type: missing required field",
         "spec.parameters[0].properties.name.type: not valid JSON Schema",
         "spec.parameters[1]: a parameter page must be a JSON Schema object",
+        "spec.steps[0].input.url: './skeleton': no such folder next to the template",
         "spec.steps[0].input.values.name: cannot parse template",
         "spec.steps[1].id: duplicate step id 'fetch' (also spec.steps[0])",
         "spec.steps[1].if: cannot parse template",
@@ -155,6 +156,47 @@ def test_structural_problems(write_template: WriteTemplate, text: str, expected:
     path = write_template("t", text)
     found = [str(p) for p in validate_template_file(path, KNOWN)]
     assert any(expected in m for m in found), found
+
+
+def test_skeletons_are_checked(write_template: WriteTemplate) -> None:
+    doc = template_doc(
+        "skel",
+        steps=[
+            {
+                "id": "fetch",
+                "action": "fetch:template",
+                "input": {
+                    "url": "./skeleton",
+                    "copyWithoutTemplating": [".github/workflows/*"],
+                    "copyWithoutRender": ["raw/"],
+                },
+            },
+            {"id": "plain", "action": "fetch:plain", "input": {"url": "./nowhere"}},
+            {"id": "file", "action": "fetch:plain:file", "input": {"url": "./skeleton/ok.txt"}},
+            {"id": "remote", "action": "fetch:plain", "input": {"url": "https://x/y.git"}},
+            {"id": "dynamic", "action": "fetch:plain", "input": {"url": "${{ parameters.u }}"}},
+        ],
+    )
+    path = write_template(
+        "skel",
+        doc,
+        files={
+            "skeleton/ok.txt": "Hello ${{ values.name }}\n{% if values.x %}x{% endif %}\n",
+            "skeleton/bad.txt": "Hello ${{ values.name + }}\n",
+            "skeleton/${{ values.name | nosuch }}.txt": "fine\n",
+            "skeleton/.github/workflows/ci.yaml": "run: ${{ github.sha }} ${{ }}\n",
+            "skeleton/raw/${{ broken": "${{ broken\n",
+        },
+    )
+    (path.parent / "skeleton" / "image.bin").write_bytes(bytes(range(256)))
+    found = messages(path)
+    assert found == [
+        "spec.steps[0].input.url: ${{ values.name | nosuch }}.txt: file name: cannot parse "
+        "template '${{ values.name | nosuch }}.txt': No filter named 'nosuch'.",
+        "spec.steps[0].input.url: bad.txt: cannot parse template 'Hello ${{ values.name + }}\\n'"
+        " (line 1): unexpected 'end of print statement'",
+        "spec.steps[1].input.url: './nowhere': no such folder next to the template",
+    ]
 
 
 def test_a_valid_template_has_no_problems(write_template: WriteTemplate) -> None:

@@ -4,6 +4,7 @@ with the file, line and YAML path."""
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ _STEP_REF = re.compile(
     r"\bsteps\s*(?:\.\s*([A-Za-z_$][\w$]*)|\[\s*(?:'([^']*)'|\"([^\"]*)\")\s*\])"
 )
 _RECOVERY_STRATEGIES = ("none", "startOver")
+_LOCAL_SOURCE_ACTIONS = ("fetch:template", "fetch:plain", "fetch:template:file", "fetch:plain:file")
+_MAX_SKELETON_FILES = 5000
+_MAX_SKELETON_FILE = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ def validate_template_file(
         return [Problem(path, "", f"not valid YAML: {exc}", line)]
     if not documents:
         return [Problem(path, "", "the file is empty")]
-    checker = _Checker(known_actions)
+    checker = _Checker(known_actions, path.parent)
     problems: list[Problem] = []
     for index, (document, node) in enumerate(zip(documents, nodes, strict=False)):
         if len(documents) > 1 and not (
@@ -109,9 +113,11 @@ def _line(node: yaml.Node, tokens: PathTokens) -> int | None:
 
 
 class _Checker:
-    def __init__(self, known_actions: Collection[str] | None) -> None:
+    def __init__(self, known_actions: Collection[str] | None, directory: Path) -> None:
         self.known = set(known_actions) if known_actions is not None else None
+        self.directory = directory
         self.renderer = Renderer()
+        self.compat_renderer: Renderer | None = None
 
     def document(self, doc: Any) -> Iterator[tuple[PathTokens, str]]:
         if not isinstance(doc, dict):
@@ -244,6 +250,8 @@ class _Checker:
             if "name" in step and not isinstance(step["name"], str):
                 yield (*where, "name"), "must be a string"
             yield from self.action(step.get("action"), (*where, "action"))
+            if step.get("action") in _LOCAL_SOURCE_ACTIONS and isinstance(step.get("input"), dict):
+                yield from self.local_source(step["action"], step["input"], where)
             if (
                 "input" in step
                 and step["input"] is not None
@@ -271,6 +279,63 @@ class _Checker:
             close = difflib.get_close_matches(action, sorted(self.known), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]}?)" if close else ""
             yield where, f"unknown action {action!r}{hint}"
+
+    def local_source(
+        self, action: str, inp: dict[str, Any], where: PathTokens
+    ) -> Iterator[tuple[PathTokens, str]]:
+        """A fetch step's local ``url`` must exist beside the template, and a
+        fetch:template skeleton's file names and contents must parse."""
+        url = inp.get("url")
+        if not isinstance(url, str) or self.renderer.is_template(url) or "://" in url:
+            return
+        if url.startswith("/") or url.endswith(".git"):
+            return  # an allowed local root or a repository: checked when it runs
+        source = (self.directory / url).resolve()
+        at: PathTokens = (*where, "input", "url")
+        file_action = action.endswith(":file")
+        if not (source.is_file() if file_action else source.is_dir()):
+            kind = "file" if file_action else "folder"
+            yield at, f"{url!r}: no such {kind} next to the template"
+            return
+        if action == "fetch:template":
+            yield from self.skeleton(source, inp, at)
+
+    def skeleton(
+        self, root: Path, inp: dict[str, Any], at: PathTokens
+    ) -> Iterator[tuple[PathTokens, str]]:
+        renderer = self.renderer
+        if inp.get("cookiecutterCompat") is True:
+            if self.compat_renderer is None:
+                self.compat_renderer = Renderer(cookiecutter_compat=True)
+            renderer = self.compat_renderer
+        verbatim = _globs(inp.get("copyWithoutTemplating"))
+        unnamed = _globs(inp.get("copyWithoutRender"))
+        extension = inp.get("templateFileExtension")
+        suffix = ".njk" if extension is True else extension if isinstance(extension, str) else None
+        if suffix is not None and not suffix.startswith("."):
+            suffix = "." + suffix
+        for count, path in enumerate(sorted(root.rglob("*"))):
+            if count >= _MAX_SKELETON_FILES:
+                break
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                continue
+            skip_names = _matches(rel, unnamed)
+            if not skip_names:
+                for message in renderer.check(path.name):
+                    yield at, f"{rel}: file name: {message}"
+            if not path.is_file() or skip_names or _matches(rel, verbatim):
+                continue
+            if suffix is not None and not path.name.endswith(suffix):
+                continue
+            try:
+                if path.stat().st_size > _MAX_SKELETON_FILE:
+                    continue
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue  # binary files are copied untouched
+            for message in renderer.check(text):
+                yield at, f"{rel}: {message}"
 
     def output(self, output: Any, ids: list[str]) -> Iterator[tuple[PathTokens, str]]:
         where: PathTokens = ("spec", "output")
@@ -318,6 +383,23 @@ class _Checker:
         elif isinstance(value, list):
             for i, sub in enumerate(value):
                 yield from self.expressions(sub, (*where, i), earlier)
+
+
+def _globs(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [str(p).removeprefix("./").rstrip("/") for p in value if isinstance(p, str)]
+
+
+def _matches(rel: str, patterns: list[str]) -> bool:
+    """Whether a skeleton path or one of its folders matches a glob (fnmatch's
+    ``*`` crosses '/', so this errs towards skipping a file, never towards a
+    false problem)."""
+    if not patterns:
+        return False
+    parts = rel.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(fnmatch.fnmatchcase(c, p) for c in candidates for p in patterns)
 
 
 def _schema_problems(schema: Any, where: PathTokens) -> Iterator[tuple[PathTokens, str]]:
