@@ -4,6 +4,7 @@ test actions (counting, failing, echoing, waiting on the signal)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,24 @@ async def block(ctx: ActionContext[BlockInput]) -> None:
     ctx.workspace.joinpath("started").write_text("yes")
     ctx.logger.info("blocking")
     await asyncio.sleep(ctx.input.seconds)
+
+
+THREAD_LOG: list[str] = []
+
+
+@action(
+    id="test:thread", description="Blocking work in a thread until signalled.", input=BlockInput
+)
+async def in_thread(ctx: ActionContext[BlockInput]) -> None:
+    def work() -> None:
+        THREAD_LOG.append("started")
+        # blocking work checks the signal between units, as fetch:template does per file
+        while not ctx.signal.is_set():
+            time.sleep(0.001)
+        THREAD_LOG.append("stopped")
+
+    ctx.logger.info("blocking")
+    await ctx.in_thread(work)
 
 
 class OnceInput(ActionInput):
@@ -130,7 +149,7 @@ def renderer() -> Renderer:
 @pytest.fixture
 def registry() -> ActionRegistry:
     reg = ActionRegistry.builtin()
-    for item in (echo, fail, block, once):
+    for item in (echo, fail, block, once, in_thread):
         reg.register(item)
     return reg
 
@@ -139,5 +158,6 @@ def registry() -> ActionRegistry:
 def harness(tmp_path: Path, renderer: Renderer, registry: ActionRegistry) -> Harness:
     CALLS.clear()
     SIGNALS.clear()
+    THREAD_LOG.clear()
     runner = WorkflowRunner(registry, renderer, work_dir=tmp_path / "work", step_timeout=30)
     return Harness(runner=runner, tmp=tmp_path)

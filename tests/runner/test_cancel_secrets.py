@@ -13,7 +13,7 @@ import pytest
 
 from falsework.runner import MemoryTaskIO
 
-from .conftest import SIGNALS
+from .conftest import SIGNALS, THREAD_LOG
 
 
 async def test_cancel_marks_the_running_step_and_propagates(harness: Any, tmp_path: Path) -> None:
@@ -49,6 +49,20 @@ async def test_cancel_during_a_wait_costs_nothing_more(harness: Any) -> None:
     with pytest.raises(asyncio.CancelledError):
         await run
     assert io.steps["w"]["status"] == "cancelled"
+
+
+async def test_cancel_waits_for_blocking_work_in_a_thread(harness: Any) -> None:
+    task = harness.task([{"id": "t", "action": "test:thread", "input": {}}])
+    blocking = asyncio.Event()
+    io = MemoryTaskIO(on_event=lambda _t, b: blocking.set() if "blocking" in b["message"] else None)
+    run = asyncio.create_task(harness.runner(task, io))
+    await blocking.wait()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    # the thread saw the signal and finished before the run gave up the workspace
+    assert THREAD_LOG[-1] == "stopped"
+    assert io.steps == {"t": {"status": "cancelled"}}
 
 
 SECRET = "hunter2&x y/é"
