@@ -199,6 +199,26 @@ def test_skeletons_are_checked(write_template: WriteTemplate) -> None:
     ]
 
 
+def test_secrets_outside_input_and_each(write_template: WriteTemplate) -> None:
+    doc = template_doc(
+        "s",
+        steps=[
+            {
+                "id": "a",
+                "action": "debug:log",
+                "if": "${{ secrets.TOKEN }}",
+                "each": "${{ secrets.LIST }}",
+                "input": {"message": "${{ secrets.TOKEN | length }} secrets in text are fine"},
+            }
+        ],
+        output={"text": [{"title": "t", "content": "${{ secrets.TOKEN }}"}]},
+    )
+    assert messages(write_template("s", doc)) == [
+        "spec.steps[0].if: secrets are only available in a step's input and each",
+        "spec.output.text[0].content: secrets are only available in a step's input and each",
+    ]
+
+
 def test_a_valid_template_has_no_problems(write_template: WriteTemplate) -> None:
     doc = template_doc("ok")
     doc["spec"]["x-unknown-key"] = "kept, not a problem"

@@ -307,3 +307,13 @@ def test_undefined_behaves_like_javascripts(
     renderer: Renderer, ctx: dict[str, Any], source: str, expected: Any
 ) -> None:
     assert renderer.render(source, ctx) == expected
+
+
+def test_variables_lists_the_top_level_names_read(renderer: Renderer) -> None:
+    source = (
+        "${{ parameters.a }} {% for x in steps.s.output.l %}${{ x }}{% endfor %} ${{ secrets.T }}"
+    )
+    assert renderer.variables(source) == {"parameters", "steps", "secrets"}
+    assert renderer.variables("${{ a === b }}") == {"a", "b"}
+    assert renderer.variables("plain") == set()
+    assert renderer.variables("${{ broken( }}") == set()

@@ -266,7 +266,7 @@ class _Checker:
                 yield (*where, "each"), "must be a template expression, a list or a mapping"
             for key in ("if", "each", "input"):
                 if key in step:
-                    yield from self.expressions(step[key], (*where, key), ids)
+                    yield from self.expressions(step[key], (*where, key), ids, key != "if")
             if isinstance(step_id, str) and step_id:
                 ids.append(step_id)
 
@@ -365,24 +365,27 @@ class _Checker:
         yield from self.expressions(output, where, ids)
 
     def expressions(
-        self, value: Any, where: PathTokens, earlier: list[str]
+        self, value: Any, where: PathTokens, earlier: list[str], secrets: bool = False
     ) -> Iterator[tuple[PathTokens, str]]:
-        """Template expressions that do not parse or name a step that has not run."""
+        """Template expressions that do not parse, name a step that has not run,
+        or read ``secrets`` where the runner does not pass them."""
         if isinstance(value, str):
             if not self.renderer.is_template(value):
                 return
             for message in self.renderer.check(value):
                 yield where, message
+            if not secrets and "secrets" in self.renderer.variables(value):
+                yield where, "secrets are only available in a step's input and each"
             for match in _STEP_REF.finditer(value):
                 ref = next(g for g in match.groups() if g is not None)
                 if ref not in earlier:
                     yield where, f"refers to steps.{ref}, which is not an earlier step's id"
         elif isinstance(value, dict):
             for key, sub in value.items():
-                yield from self.expressions(sub, (*where, str(key)), earlier)
+                yield from self.expressions(sub, (*where, str(key)), earlier, secrets)
         elif isinstance(value, list):
             for i, sub in enumerate(value):
-                yield from self.expressions(sub, (*where, i), earlier)
+                yield from self.expressions(sub, (*where, i), earlier, secrets)
 
 
 def _globs(value: Any) -> list[str]:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from jinja2 import Template, Undefined, nodes
+from jinja2 import Template, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError as JinjaSecurityError
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
 
@@ -150,6 +150,18 @@ class Renderer:
             return self._run_text(compiled.template, self._vars(context), source)
 
         return self._guarded(run)
+
+    def variables(self, text: str) -> set[str]:
+        """The top-level names a template reads (``parameters``, ``secrets``...);
+        empty when it does not parse (``check`` reports that)."""
+        if not self.is_template(text):
+            return set()
+        env = self._main.environment
+        try:
+            tree = env.parse(to_jinja(text, self._variable_start))
+        except JinjaSyntaxError:
+            return set()
+        return set(meta.find_undeclared_variables(tree))
 
     def check(self, value: Any) -> list[str]:
         """Parse (never run) every string in ``value``; one message per problem,
