@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import tempfile
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from bench import fw
 from bench.common import emit, latency_summary, log, run
@@ -32,6 +34,10 @@ BACKSTAGE = {"sqlite": 18.5, "postgres": 38.5}  # tasks/s, scaffolder-backend 4.
 BACKSTAGE_POST_P50_MS = {"sqlite": 409.0, "postgres": 128.0}
 FACTOR = 20.0
 TEMPLATE_REF = "template:default/bench-log"
+
+
+def _cpu(times: Any) -> float:
+    return float(times.user + times.system)
 
 
 async def wait_healthy(base: str, within: float = 60.0) -> None:
@@ -67,7 +73,11 @@ async def one_run(kind: str, tasks: int, clients: int, concurrency: int) -> dict
             base = f"http://127.0.0.1:{port}"
             try:
                 await wait_healthy(base)
+                server_cpu0 = _cpu(psutil.Process(server.pid).cpu_times())
+                client_cpu0 = _cpu(os.times())
                 result = await drive(base, url, tasks, clients)
+                result["server_cpu_s"] = _cpu(psutil.Process(server.pid).cpu_times()) - server_cpu0
+                result["client_cpu_s"] = _cpu(os.times()) - client_cpu0
             finally:
                 code = await server.stop(grace=60)
             result["server_exit"] = code
@@ -149,6 +159,8 @@ async def measure(args: argparse.Namespace) -> None:
             http_errors=r["error_count"],
             error_samples=r["errors"],
             server_exit=r["server_exit"],
+            server_cpu_ms_per_task=round(r["server_cpu_s"] * 1000 / max(1, args.tasks), 2),
+            client_cpu_ms_per_task=round(r["client_cpu_s"] * 1000 / max(1, args.tasks), 2),
             backstage_tasks_per_s=BACKSTAGE[kind],
             backstage_post_p50_ms=BACKSTAGE_POST_P50_MS[kind],
             times_backstage=round(value / BACKSTAGE[kind], 1),

@@ -221,27 +221,35 @@ def _version(peer: str) -> str:
     return version(VERSIONS[peer])
 
 
+async def _throughput(peer: str, jobs: int, args: argparse.Namespace) -> None:
+    rates: list[float] = []
+    for i in range(args.repeat):
+        async with fresh_database(f"{peer}_tp") as dsn:
+            rate = await THROUGHPUT[peer](dsn, jobs, args.concurrency)
+        log(f"{peer} throughput ({jobs} jobs) run {i + 1}/{args.repeat}: {rate:.0f} jobs/s")
+        rates.append(rate)
+    emit(
+        "throughput",
+        peer,
+        "jobs_per_s",
+        round(median(rates), 1),
+        db="postgres",
+        version=_version(peer),
+        jobs=jobs,
+        concurrency=args.concurrency,
+        runs=[round(r, 1) for r in rates],
+    )
+
+
 async def measure(args: argparse.Namespace) -> None:
     peers = ["pgqueuer", "procrastinate"] if args.peer == "all" else [args.peer]
     for peer in peers:
         if args.what in ("throughput", "all"):
-            rates: list[float] = []
-            for i in range(args.repeat):
-                async with fresh_database(f"{peer}_tp") as dsn:
-                    rate = await THROUGHPUT[peer](dsn, args.jobs, args.concurrency)
-                log(f"{peer} throughput run {i + 1}/{args.repeat}: {rate:.0f} jobs/s")
-                rates.append(rate)
-            emit(
-                "throughput",
-                peer,
-                "jobs_per_s",
-                round(median(rates), 1),
-                db="postgres",
-                version=_version(peer),
-                jobs=args.jobs,
-                concurrency=args.concurrency,
-                runs=[round(r, 1) for r in rates],
-            )
+            sizes = [args.jobs]
+            if peer == "pgqueuer" and args.big_jobs:
+                sizes.append(args.big_jobs)  # like for like with Falsework's 20,000
+            for jobs in sizes:
+                await _throughput(peer, jobs, args)
         if args.what in ("latency", "all"):
             async with fresh_database(f"{peer}_lat") as dsn:
                 samples = await LATENCY[peer](dsn, args.samples, args.concurrency)
@@ -263,13 +271,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peer", choices=["pgqueuer", "procrastinate", "all"], default="all")
     parser.add_argument("--what", choices=["throughput", "latency", "all"], default="all")
     parser.add_argument("--jobs", type=int, default=5_000)
+    parser.add_argument("--big-jobs", type=int, default=20_000, help="PgQueuer only; 0 = skip")
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     args = parser.parse_args(argv)
     if args.quick:
-        args.jobs, args.repeat, args.samples = 500, 1, 20
+        args.jobs, args.big_jobs, args.repeat, args.samples = 500, 0, 1, 20
     logging.basicConfig(level=logging.WARNING)
     run(lambda: measure(args))
 

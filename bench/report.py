@@ -219,7 +219,7 @@ api_sse = _simple(
         ("events delivered", "events_delivered"),
         (
             "push delay p50 / p99 ms",
-            lambda r: f"{r.get('push_delay_p50_ms')} / {r.get('push_delay_p99_ms')}",
+            lambda r: _pair(r, "push_delay_p50_ms", "push_delay_p99_ms"),
         ),
         ("API peak RSS MiB", "api_peak_rss_mb"),
     ],
@@ -235,7 +235,7 @@ def figures(rows: list[Row]) -> list[str]:
     keys: list[str] = []
     for r in picked:
         for k in r:
-            if k not in keys:
+            if k not in keys and k not in ("bench", "cpus", "python", "platform"):
                 keys.append(k)
     lines = [[_fmt(r.get(k), 2) if isinstance(r.get(k), float) else _fmt(r.get(k)) for k in keys]
              for r in picked]  # fmt: skip
