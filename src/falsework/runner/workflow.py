@@ -173,236 +173,17 @@ class WorkflowRunner:
         dry runs); by default ``work_dir/<task id>``, removed at the end.
         Raises ``TaskFailedError`` (redacted) when a step failed.
         """
-        spec = task.spec
-        steps: list[JSONObject] = list(spec.get("steps") or [])
-        redactor = Redactor(task.secrets)
-        emitter = _Emitter(io, redactor)
-        ws = Workspace(workspace if workspace is not None else self.work_dir / task.id)
-        failed: _StepFailed | None = None
-        cancelled = False
+        run = _TaskRun(self, task, io, workspace, dry_run)
         try:
-            await emitter.emit({"message": f"Starting up task with {len(steps)} steps"})
-            user = spec.get("user") or {}
-            context: dict[str, Any] = {
-                "parameters": spec.get("parameters") or {},
-                "steps": {},
-                "user": {"entity": user.get("entity"), "ref": user.get("ref")},
-                "context": {"task": {"id": task.id}},
-                "__status": "ok",
-            }
-            template_dir = _template_dir(spec)
-            for index, step in enumerate(steps):
-                step_id = str(step.get("id") or f"step-{index + 1}")
-                try:
-                    await self._step(
-                        task,
-                        io,
-                        emitter,
-                        redactor,
-                        ws,
-                        context,
-                        step,
-                        step_id,
-                        template_dir,
-                        failed is not None,
-                        dry_run,
-                    )
-                except _StepFailed as exc:
-                    failed = failed or exc
-                    context["__status"] = "failed"
-            if failed is not None:
-                raise TaskFailedError(failed.message, failed.name)
-            try:
-                output = self._output(spec.get("output") or {}, context)
-            except FalseworkError as exc:
-                raise TaskFailedError(
-                    f"spec.output: {redactor.text(exc.message)}", exc.name
-                ) from None
-            await emitter.flush()
-            return redactor.deep(output)  # type: ignore[no-any-return]
+            return await run.execute()
         except asyncio.CancelledError:
-            cancelled = True
+            run.cancelled = True
             raise
         finally:
-            if workspace is None and ws.created:
-                keep = failed is not None and not cancelled and self.keep_workspace_on_failure
+            if workspace is None and run.ws.created:
+                keep = run.failed and not run.cancelled and self.keep_workspace_on_failure
                 if not keep:
-                    await asyncio.shield(asyncio.to_thread(shutil.rmtree, ws.path, True))
-
-    # ------------------------------------------------------------- one step
-
-    async def _step(
-        self,
-        task: TaskInput,
-        io: TaskIO,
-        emitter: _Emitter,
-        redactor: Redactor,
-        ws: Workspace,
-        context: dict[str, Any],
-        step: JSONObject,
-        step_id: str,
-        template_dir: Path | None,
-        after_failure: bool,
-        dry_run: bool,
-    ) -> None:
-        name = str(step.get("name") or step.get("action") or step_id)
-        saved = task.step_state.get(step_id) if task.step_state else None
-        if saved and saved.get("status") == "completed":
-            context["steps"][step_id] = {"output": saved.get("output") or {}}
-            await emitter.emit(
-                {
-                    "message": f"Skipping step {name}: completed by an earlier attempt",
-                    "stepId": step_id,
-                    "status": "completed",
-                }
-            )
-            return
-        condition = step.get("if", True)
-        if after_failure and not (isinstance(condition, str) and STATUS_CHECK.search(condition)):
-            await emitter.emit(
-                {
-                    "message": f"Skipping step {step_id} because an earlier step failed",
-                    "stepId": step_id,
-                    "status": "skipped",
-                }
-            )
-            await io.save_step(step_id, {"status": "skipped"})
-            return
-        await emitter.emit(
-            {"message": f"Beginning step {name}", "stepId": step_id, "status": "processing"}
-        )
-        signal = asyncio.Event()
-        try:
-            if not self._condition(condition, context):
-                await emitter.emit(
-                    {
-                        "message": f"Skipping step {step_id} because its if condition was false",
-                        "stepId": step_id,
-                        "status": "skipped",
-                    }
-                )
-                await io.save_step(step_id, {"status": "skipped"})
-                return
-            action = self.registry.get(str(step.get("action", "")))
-            timeout = _timeout(step.get("timeout"), self.step_timeout, step_id)
-            output: dict[str, Any] = {}
-            try:
-                async with asyncio.timeout(timeout) as scope:
-                    await self._iterations(
-                        task,
-                        io,
-                        emitter,
-                        ws,
-                        context,
-                        step,
-                        step_id,
-                        action,
-                        output,
-                        template_dir,
-                        signal,
-                        dry_run,
-                    )
-            except TimeoutError:
-                if scope.expired():
-                    signal.set()
-                    raise StepTimeoutError(
-                        f"Step {step_id} ({name}) timed out after {timeout:g} seconds"
-                    ) from None
-                raise
-            context["steps"][step_id] = {"output": output}
-            await emitter.flush()
-            await io.save_step(step_id, {"status": "completed", "output": redactor.deep(output)})
-            await emitter.emit(
-                {"message": f"Finished step {name}", "stepId": step_id, "status": "completed"}
-            )
-        except asyncio.CancelledError:
-            signal.set()
-            await emitter.emit(
-                {
-                    "message": f"Step {step_id} has been cancelled.",
-                    "stepId": step_id,
-                    "status": "cancelled",
-                }
-            )
-            await io.save_step(step_id, {"status": "cancelled"})
-            raise
-        except LeaseLostError:
-            raise  # the task is no longer ours: nothing more may be written for it
-        except Exception as exc:
-            err_name = exc.name if isinstance(exc, FalseworkError) else type(exc).__name__
-            message = redactor.text(_message(exc))
-            await emitter.emit(
-                {"message": f"{err_name}: {message}", "stepId": step_id, "status": "failed"}
-            )
-            await io.save_step(
-                step_id, {"status": "failed", "error": {"name": err_name, "message": message}}
-            )
-            raise _StepFailed(err_name, message) from exc
-
-    async def _iterations(
-        self,
-        task: TaskInput,
-        io: TaskIO,
-        emitter: _Emitter,
-        ws: Workspace,
-        context: dict[str, Any],
-        step: JSONObject,
-        step_id: str,
-        action: Action[Any],
-        output: dict[str, Any],
-        template_dir: Path | None,
-        signal: asyncio.Event,
-        dry_run: bool,
-    ) -> None:
-        log = emitter.sink(step_id)
-        secret_context = {**context, "secrets": dict(task.secrets)}
-        items: list[dict[str, Any] | None]
-        if "each" in step:
-            items = _each_items(self.renderer.render(step["each"], secret_context), step_id)
-        else:
-            items = [None]
-        for position, each in enumerate(items):
-            scope = step_id if each is None else f"{step_id}[{position}]"
-            render_context = secret_context if each is None else {**secret_context, "each": each}
-            if each is not None:
-                shown = json.dumps(each, default=str, separators=(",", ":"))
-                log("info", f"Running step each: {shown}")
-
-            def collect(key: str, value: Any, _many: bool = each is not None) -> None:
-                if _many:
-                    output.setdefault(key, []).append(value)
-                else:
-                    output[key] = value
-
-            validated = self._input(action, step, step_id, render_context)
-            if dry_run and not action.supports_dry_run:
-                log("info", f"Skipping because {action.id} does not support dry-run")
-                faked = example_output(action.output_schema)
-                for key, value in (faked if isinstance(faked, dict) else {}).items():
-                    collect(key, value)
-                continue
-            public_context = {**context, "each": each} if each is not None else context
-            ctx: ActionContext[Any] = ActionContext(
-                input=validated,
-                log=log,
-                workspace=ws,
-                secrets=dict(task.secrets),
-                user=context["user"],
-                task_id=task.id,
-                step_id=scope,
-                checkpoints=io,
-                renderer=self.renderer,
-                output=collect,
-                is_dry_run=dry_run,
-                template_dir=template_dir,
-                allowed_roots=self.allowed_roots,
-                signal=signal,
-                template_context=public_context,
-            )
-            try:
-                await action.handler(ctx)
-            finally:
-                await ctx.aclose()
+                    await asyncio.shield(asyncio.to_thread(shutil.rmtree, run.ws.path, True))
 
     def _input(
         self, action: Action[Any], step: JSONObject, step_id: str, context: Mapping[str, Any]
@@ -448,6 +229,188 @@ class WorkflowRunner:
             else:
                 result[key] = self.renderer.render(value, context)
         return result
+
+
+class _TaskRun:
+    """The state of one run of one task: its context, events and workspace."""
+
+    def __init__(
+        self,
+        runner: WorkflowRunner,
+        task: TaskInput,
+        io: TaskIO,
+        workspace: Path | None,
+        dry_run: bool,
+    ) -> None:
+        self.runner = runner
+        self.task = task
+        self.io = io
+        self.dry_run = dry_run
+        self.redactor = Redactor(task.secrets)
+        self.emitter = _Emitter(io, self.redactor)
+        self.ws = Workspace(workspace if workspace is not None else runner.work_dir / task.id)
+        spec = task.spec
+        user = spec.get("user") or {}
+        self.context: dict[str, Any] = {
+            "parameters": spec.get("parameters") or {},
+            "steps": {},
+            "user": {"entity": user.get("entity"), "ref": user.get("ref")},
+            "context": {"task": {"id": task.id}},
+            "__status": "ok",
+        }
+        self.template_dir = _template_dir(spec)
+        self.failed = False
+        self.cancelled = False
+
+    async def execute(self) -> JSONObject:
+        spec = self.task.spec
+        steps: list[JSONObject] = list(spec.get("steps") or [])
+        first_failure: _StepFailed | None = None
+        await self.emitter.emit({"message": f"Starting up task with {len(steps)} steps"})
+        for index, step in enumerate(steps):
+            step_id = str(step.get("id") or f"step-{index + 1}")
+            try:
+                await self.step(step, step_id)
+            except _StepFailed as exc:
+                first_failure = first_failure or exc
+                self.failed = True
+                self.context["__status"] = "failed"
+        if first_failure is not None:
+            raise TaskFailedError(first_failure.message, first_failure.name)
+        try:
+            output = self.runner._output(spec.get("output") or {}, self.context)
+        except FalseworkError as exc:
+            message = self.redactor.text(exc.message)
+            raise TaskFailedError(f"spec.output: {message}", exc.name) from None
+        await self.emitter.flush()
+        return self.redactor.deep(output)  # type: ignore[no-any-return]
+
+    async def _mark(self, step_id: str, message: str, state: JSONObject) -> None:
+        await self.emitter.emit({"message": message, "stepId": step_id, "status": state["status"]})
+        await self.io.save_step(step_id, state)
+
+    async def step(self, step: JSONObject, step_id: str) -> None:
+        runner, emitter = self.runner, self.emitter
+        name = str(step.get("name") or step.get("action") or step_id)
+        saved = self.task.step_state.get(step_id) if self.task.step_state else None
+        if saved and saved.get("status") == "completed":
+            self.context["steps"][step_id] = {"output": saved.get("output") or {}}
+            await emitter.emit(
+                {
+                    "message": f"Skipping step {name}: completed by an earlier attempt",
+                    "stepId": step_id,
+                    "status": "completed",
+                }
+            )
+            return
+        condition = step.get("if", True)
+        if self.failed and not (isinstance(condition, str) and STATUS_CHECK.search(condition)):
+            message = f"Skipping step {step_id} because an earlier step failed"
+            await self._mark(step_id, message, {"status": "skipped"})
+            return
+        await emitter.emit(
+            {"message": f"Beginning step {name}", "stepId": step_id, "status": "processing"}
+        )
+        signal = asyncio.Event()
+        try:
+            if not runner._condition(condition, self.context):
+                message = f"Skipping step {step_id} because its if condition was false"
+                await self._mark(step_id, message, {"status": "skipped"})
+                return
+            action = runner.registry.get(str(step.get("action", "")))
+            timeout = _timeout(step.get("timeout"), runner.step_timeout, step_id)
+            output: dict[str, Any] = {}
+            try:
+                async with asyncio.timeout(timeout) as scope:
+                    await self._iterations(step, step_id, action, output, signal)
+            except TimeoutError:
+                if scope.expired():
+                    signal.set()
+                    raise StepTimeoutError(
+                        f"Step {step_id} ({name}) timed out after {timeout:g} seconds"
+                    ) from None
+                raise
+            self.context["steps"][step_id] = {"output": output}
+            await emitter.flush()
+            saved_output = self.redactor.deep(output)
+            await self.io.save_step(step_id, {"status": "completed", "output": saved_output})
+            await emitter.emit(
+                {"message": f"Finished step {name}", "stepId": step_id, "status": "completed"}
+            )
+        except asyncio.CancelledError:
+            signal.set()
+            message = f"Step {step_id} has been cancelled."
+            await self._mark(step_id, message, {"status": "cancelled"})
+            raise
+        except LeaseLostError:
+            raise  # the task is no longer ours: nothing more may be written for it
+        except Exception as exc:
+            err_name = exc.name if isinstance(exc, FalseworkError) else type(exc).__name__
+            message = self.redactor.text(_message(exc))
+            error = {"name": err_name, "message": message}
+            await self._mark(
+                step_id, f"{err_name}: {message}", {"status": "failed", "error": error}
+            )
+            raise _StepFailed(err_name, message) from exc
+
+    async def _iterations(
+        self,
+        step: JSONObject,
+        step_id: str,
+        action: Action[Any],
+        output: dict[str, Any],
+        signal: asyncio.Event,
+    ) -> None:
+        runner, task, context = self.runner, self.task, self.context
+        log = self.emitter.sink(step_id)
+        secret_context = {**context, "secrets": dict(task.secrets)}
+        items: list[dict[str, Any] | None]
+        if "each" in step:
+            items = _each_items(runner.renderer.render(step["each"], secret_context), step_id)
+        else:
+            items = [None]
+        for position, each in enumerate(items):
+            scope = step_id if each is None else f"{step_id}[{position}]"
+            render_context = secret_context if each is None else {**secret_context, "each": each}
+            if each is not None:
+                shown = json.dumps(each, default=str, separators=(",", ":"))
+                log("info", f"Running step each: {shown}")
+
+            def collect(key: str, value: Any, _many: bool = each is not None) -> None:
+                if _many:
+                    output.setdefault(key, []).append(value)
+                else:
+                    output[key] = value
+
+            validated = runner._input(action, step, step_id, render_context)
+            if self.dry_run and not action.supports_dry_run:
+                log("info", f"Skipping because {action.id} does not support dry-run")
+                faked = example_output(action.output_schema)
+                for key, value in (faked if isinstance(faked, dict) else {}).items():
+                    collect(key, value)
+                continue
+            public_context = {**context, "each": each} if each is not None else context
+            ctx: ActionContext[Any] = ActionContext(
+                input=validated,
+                log=log,
+                workspace=self.ws,
+                secrets=dict(task.secrets),
+                user=context["user"],
+                task_id=task.id,
+                step_id=scope,
+                checkpoints=self.io,
+                renderer=runner.renderer,
+                output=collect,
+                is_dry_run=self.dry_run,
+                template_dir=self.template_dir,
+                allowed_roots=runner.allowed_roots,
+                signal=signal,
+                template_context=public_context,
+            )
+            try:
+                await action.handler(ctx)
+            finally:
+                await ctx.aclose()
 
 
 def _message(exc: BaseException) -> str:
