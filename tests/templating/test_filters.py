@@ -149,6 +149,16 @@ def test_builtin_filters(
             {"kind": "group", "namespace": "org", "name": "team"},
         ),
         (
+            '${{ parameters.owner | parseEntityRef({ defaultKind:"group", '
+            'defaultNamespace:"another-namespace" }) }}',
+            {"kind": "group", "namespace": "default", "name": "team-a"},
+        ),
+        (
+            "${{ 'techdocs' | parseEntityRef({ defaultKind:\"group\", "
+            'defaultNamespace:"another-namespace" }) }}',
+            {"kind": "group", "namespace": "another-namespace", "name": "techdocs"},
+        ),
+        (
             "${{ 'ns/team' | parseEntityRef({'defaultKind': 'group'}) }}",
             {"kind": "group", "namespace": "ns", "name": "team"},
         ),

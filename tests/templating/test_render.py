@@ -25,6 +25,7 @@ from falsework.templating import Renderer, is_truthy
         ("${{ parameters.count + 1 }}", 4),
         ("${{ [parameters.count, parameters.name] }}", [3, "my-svc"]),
         ("${{ {'a': parameters.count} }}", {"a": 3}),
+        ("${{ {a: parameters.count, self: 1} }}", {"a": 3, "self": 1}),
         ("${{parameters.count}}", 3),
         ("${{- parameters.count -}}", 3),
     ],

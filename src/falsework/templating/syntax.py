@@ -7,8 +7,9 @@ Two passes, both at compile time (so cached with the compiled template):
   literals, comments or ``{% raw %}`` blocks, and never in plain text.
 * :func:`check_ast` refuses what a template must never do (dunder attributes,
   ``self``, file-reading tags, ...) before anything runs, and adapts two
-  semantics: ``{% for k, v in obj %}`` iterates an object's pairs, and ``~``
-  goes through a size-checked filter.
+  semantics: ``{% for k, v in obj %}`` iterates an object's pairs, bare keys of
+  object literals are strings (``{ a: 1 }``), and ``~`` goes through a
+  size-checked filter.
 """
 
 from __future__ import annotations
@@ -116,6 +117,10 @@ def check_ast(tree: nodes.Template) -> None:
     while stack:
         node = stack.pop()
         _check_node(node)
+        if isinstance(node, nodes.Pair) and isinstance(node.key, nodes.Name):
+            # Nunjucks object literals are JavaScript's: `{ defaultKind: "group" }`
+            # has the key "defaultKind", not the value of a variable.
+            node.key = nodes.Const(node.key.name, lineno=node.key.lineno)
         if isinstance(node, nodes.For):
             target = node.target
             if isinstance(target, nodes.Tuple) and len(target.items) == 2:
