@@ -49,8 +49,13 @@ tasks = sa.Table(
         postgresql_where=sa.text("status = 'open'"),
         sqlite_where=sa.text("status = 'open'"),
     ),
-    sa.Index("ix_tasks_status_heartbeat", "status", "heartbeat_at"),
-    sa.Index("ix_tasks_claimed_by", "claimed_by"),
+    # the janitor's scan for stale leases
+    sa.Index(
+        "ix_tasks_heartbeat",
+        "heartbeat_at",
+        postgresql_where=sa.text("status = 'processing'"),
+        sqlite_where=sa.text("status = 'processing'"),
+    ),
     sa.Index("ix_tasks_created_by", "created_by", "status"),
 )
 

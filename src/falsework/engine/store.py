@@ -365,9 +365,7 @@ class Store:
                     conn, "task_claim_fair", worker=worker_id, n=n, cap=per_user_cap
                 )
             rows = list(result)
-        # RETURNING gives no order; hand tasks out in queue order.
-        rows.sort(key=lambda r: (-int(r._mapping["priority"]), _ts(r._mapping["created_at"])))
-        return rows
+        return sort_claimed(rows)
 
     async def before_fair_claim(self, conn: AsyncConnection) -> None:
         """Serialise fair claims where several claimers could race (Postgres)."""
@@ -568,6 +566,12 @@ class Store:
     async def worker_prune(self, age: float) -> None:
         async with self.write() as conn:
             await self.q(conn, "worker_prune", age=age)
+
+
+def sort_claimed(rows: list[Any]) -> list[Any]:
+    """RETURNING gives no order; hand tasks out in queue order."""
+    rows.sort(key=lambda r: (-int(r._mapping["priority"]), int(r._mapping["seq"])))
+    return rows
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

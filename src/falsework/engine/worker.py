@@ -84,6 +84,7 @@ class TaskWorker:
         self._limit = settings.concurrency
         self._pending_limit: int | None = None
         self._runs: dict[str, _Run] = {}
+        self._finishing = 0
         self._wake = asyncio.Event()
         self._notified = False
         self._stopping = asyncio.Event()
@@ -180,16 +181,21 @@ class TaskWorker:
                     await asyncio.sleep(delay)
 
     def _fill(self) -> float:
-        return min(1.0, len(self._runs) / self._limit) if self._limit else 1.0
+        return min(1.0, self._busy() / self._limit) if self._limit else 1.0
 
     def _poll_timeout(self) -> float:
         s = self.settings
         return s.poll_interval + self._fill() * max(0.0, s.max_poll_interval - s.poll_interval)
 
+    def _busy(self) -> int:
+        # A run whose final write is queued no longer holds a slot: the next claim
+        # overlaps that write instead of waiting for it.
+        return len(self._runs) - self._finishing
+
     def _free(self) -> int:
         if self._limit <= 0 or self._above_rss():
             return 0
-        return self._limit - len(self._runs)
+        return self._limit - self._busy()
 
     def _above_rss(self) -> bool:
         ceiling = self.settings.max_rss_mb
@@ -250,6 +256,8 @@ class TaskWorker:
         if old is not None and old.handle is not None:
             # Recovered and claimed again by us while the old run still ran.
             self._cancel_run(old, "lease")
+        if old is not None and old.finishing:
+            self._finishing -= 1
         run = _Run(task)
         self._runs[task.id] = run
         run.handle = asyncio.create_task(self._execute(run), name=f"falsework-task-{task.id}")
@@ -276,7 +284,7 @@ class TaskWorker:
                 if run.reason == "cancel":
                     await self._finish(run, "cancelled", "cancelled", {"message": _CANCELLED})
                 elif run.reason == "shutdown":
-                    run.finishing = True
+                    self._mark_finishing(run)
                     await self._batcher.release(task.id, task.claim_token)
                 return
             except LeaseLostError:
@@ -319,13 +327,21 @@ class TaskWorker:
             self._batcher.forget(task.id, task.claim_token)
             if self._runs.get(task.id) is run:
                 del self._runs[task.id]
+                if run.finishing:
+                    self._finishing -= 1
+            self._wake.set()
+
+    def _mark_finishing(self, run: _Run) -> None:
+        if not run.finishing and self._runs.get(run.task.id) is run:
+            run.finishing = True
+            self._finishing += 1
             self._wake.set()
 
     async def _finish(self, run: _Run, status: str, event_type: str, body: JSONObject) -> None:
         await self._finish_raw(run, status, event_type, dumps(body))
 
     async def _finish_raw(self, run: _Run, status: str, event_type: str, body: str) -> None:
-        run.finishing = True
+        self._mark_finishing(run)
         await self._batcher.finish(
             Finish(
                 task_id=run.task.id,

@@ -85,7 +85,7 @@ SET status = 'processing', claimed_by = :worker, claim_token = CAST(gen_random_u
 FROM picked WHERE tasks.id = picked.id
 RETURNING tasks.id, tasks.spec, tasks.secrets, tasks.created_by, tasks.attempt,
           tasks.claim_token, tasks.step_state, tasks.checkpoints, tasks.priority,
-          tasks.created_at, tasks.recovery;
+          tasks.created_at, tasks.recovery, tasks.seq;
 
 -- name: task_claim_fair
 WITH running AS (
@@ -108,7 +108,7 @@ SET status = 'processing', claimed_by = :worker, claim_token = CAST(gen_random_u
 FROM picked WHERE tasks.id = picked.id
 RETURNING tasks.id, tasks.spec, tasks.secrets, tasks.created_by, tasks.attempt,
           tasks.claim_token, tasks.step_state, tasks.checkpoints, tasks.priority,
-          tasks.created_at, tasks.recovery;
+          tasks.created_at, tasks.recovery, tasks.seq;
 
 -- name: task_heartbeat
 -- Rows are locked in id order, like every other multi-row writer, so a heartbeat
@@ -207,3 +207,52 @@ DELETE FROM workers WHERE id = :id;
 
 -- name: worker_prune
 DELETE FROM workers WHERE heartbeat_at < now() - make_interval(secs => :age);
+
+-- name: flush
+-- A worker's whole write batch in one statement (and so one round trip, run
+-- outside an explicit transaction): lock the batch's tasks that still carry the
+-- writer's claim token, insert their events in order, apply step state,
+-- checkpoints and final status, and NOTIFY subscribers. Returns the tasks
+-- whose writes were accepted; every other task of the batch was refused.
+WITH claims AS (
+    SELECT c->>'id' AS id, c->>'token' AS token
+    FROM json_array_elements(CAST(CAST(:claims AS text) AS json)) AS x(c)
+), owned AS (
+    SELECT t.id FROM tasks t JOIN claims ON claims.id = t.id AND t.claim_token = claims.token
+    WHERE t.status = 'processing'
+    ORDER BY t.id
+    FOR UPDATE OF t
+), ins AS (
+    INSERT INTO task_events (task_id, type, body, created_at)
+    SELECT a.e->>'task_id', a.e->>'type', a.e->'body', now()
+    FROM json_array_elements(CAST(CAST(:events AS text) AS json)) WITH ORDINALITY AS a(e, ord)
+    WHERE a.e->>'task_id' IN (SELECT id FROM owned)
+    ORDER BY a.ord
+    RETURNING task_id
+), upd AS (
+    UPDATE tasks
+    SET step_state = tasks.step_state || coalesce(CAST(u.e->'steps' AS jsonb), '{}'),
+        checkpoints = tasks.checkpoints || coalesce(CAST(u.e->'checkpoints' AS jsonb), '{}'),
+        status = coalesce(u.e->>'status', tasks.status),
+        finished_at = CASE WHEN u.e->>'status' IN ('completed', 'failed', 'cancelled')
+                           THEN now() ELSE tasks.finished_at END,
+        heartbeat_at = CASE WHEN u.e->>'status' IS NULL THEN tasks.heartbeat_at
+                            WHEN u.e->>'status' = 'open' THEN NULL ELSE now() END,
+        claim_token = CASE WHEN u.e->>'status' IS NULL THEN tasks.claim_token END,
+        claimed_by = CASE WHEN u.e->>'status' = 'open' THEN NULL ELSE tasks.claimed_by END,
+        cancel_requested = CASE WHEN u.e->>'status' IS NULL THEN tasks.cancel_requested
+                                ELSE false END,
+        secrets = CASE WHEN u.e->>'status' = 'completed' THEN NULL ELSE tasks.secrets END
+    FROM json_array_elements(CAST(CAST(:updates AS text) AS json)) AS u(e)
+    WHERE tasks.id = u.e->>'id' AND tasks.id IN (SELECT id FROM owned)
+    RETURNING tasks.id, tasks.status
+), note_events AS (
+    SELECT pg_notify('falsework_events', string_agg(task_id, ',')) AS n
+    FROM (SELECT task_id, row_number() OVER () / 150 AS chunk
+          FROM (SELECT DISTINCT task_id FROM ins) AS d) AS c
+    GROUP BY chunk
+), note_tasks AS (
+    SELECT pg_notify('falsework_tasks', '') AS n FROM upd WHERE status = 'open' LIMIT 1
+)
+SELECT id, (SELECT count(*) FROM note_events) + (SELECT count(*) FROM note_tasks) AS notes
+FROM owned;

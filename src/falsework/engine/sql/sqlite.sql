@@ -81,7 +81,7 @@ WHERE id IN (
     LIMIT :n
 )
 RETURNING id, spec, secrets, created_by, attempt, claim_token, step_state, checkpoints,
-          priority, created_at, recovery;
+          priority, created_at, recovery, seq;
 
 -- name: task_claim_fair
 UPDATE tasks
@@ -103,7 +103,7 @@ WHERE id IN (
     LIMIT :n
 )
 RETURNING id, spec, secrets, created_by, attempt, claim_token, step_state, checkpoints,
-          priority, created_at, recovery;
+          priority, created_at, recovery, seq;
 
 -- name: task_heartbeat
 UPDATE tasks SET heartbeat_at = strftime('%Y-%m-%d %H:%M:%f', 'now')

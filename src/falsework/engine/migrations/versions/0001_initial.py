@@ -52,8 +52,13 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'open'"),
         sqlite_where=sa.text("status = 'open'"),
     )
-    op.create_index("ix_tasks_status_heartbeat", "tasks", ["status", "heartbeat_at"])
-    op.create_index("ix_tasks_claimed_by", "tasks", ["claimed_by"])
+    op.create_index(
+        "ix_tasks_heartbeat",
+        "tasks",
+        ["heartbeat_at"],
+        postgresql_where=sa.text("status = 'processing'"),
+        sqlite_where=sa.text("status = 'processing'"),
+    )
     op.create_index("ix_tasks_created_by", "tasks", ["created_by", "status"])
     op.create_table(
         "task_events",
