@@ -44,7 +44,7 @@ def test_phone_width(browser: Browser, server: Server) -> None:
     page = watch(context.new_page(), errors)
     try:
         page.goto(f"{server.url}/create")
-        expect(page.locator(".template-card")).to_have_count(4)
+        expect(page.get_by_role("heading", name="Publish a service")).to_be_visible()
         _no_horizontal_scroll(page)
         shot(page, "phone-gallery")
 
@@ -84,7 +84,7 @@ def test_light_and_dark_schemes(browser: Browser, server: Server) -> None:
         page = watch(context.new_page(), errors)
         try:
             page.goto(f"{server.url}/create")
-            expect(page.locator(".template-card")).to_have_count(4)
+            expect(page.get_by_role("heading", name="Publish a service")).to_be_visible()
             luminance = _background_luminance(page)
             assert (luminance < 0.2) if scheme == "dark" else (luminance > 0.8), luminance
             if scheme == "dark":
@@ -151,7 +151,7 @@ def test_token_prompt(browser: Browser, auth_server: Server) -> None:
         page.get_by_label("Access token").fill(TOKEN)
         dialog.get_by_role("button", name="Sign in").click()
         expect(dialog).to_have_count(0)
-        expect(page.locator(".template-card")).to_have_count(4)
+        expect(page.get_by_role("heading", name="Publish a service")).to_be_visible()
         expect(page.locator("#identity")).to_contain_text("user:default/alice")
 
         # kept for this tab only: not in localStorage, cookies or the URL
@@ -160,7 +160,7 @@ def test_token_prompt(browser: Browser, auth_server: Server) -> None:
         assert context.cookies() == []
         assert TOKEN not in page.url
         page.reload()
-        expect(page.locator(".template-card")).to_have_count(4)
+        expect(page.get_by_role("heading", name="Publish a service")).to_be_visible()
         expect(page.get_by_role("dialog")).to_have_count(0)
 
         # the task list offers only "My tasks" to a non-admin

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -116,8 +118,13 @@ def test_retry_a_failed_task(page: Page, server: Server, endpoint: Endpoint) -> 
     expect(page.get_by_label("Endpoint")).to_have_value(url)
 
 
+def _status(client: httpx.Client, task_id: str) -> str:
+    return str(client.get(f"/api/scaffolder/v2/tasks/{task_id}").json()["status"])
+
+
 def test_task_list_filters_and_pages(page: Page, server: Server) -> None:
     with server.client() as client:
+        ids: list[str] = []
         for i in range(22):
             response = client.post(
                 "/api/scaffolder/v2/tasks",
@@ -127,7 +134,13 @@ def test_task_list_filters_and_pages(page: Page, server: Server) -> None:
                 },
             )
             assert response.status_code == 201, response.text
-            client.post(f"/api/scaffolder/v2/tasks/{response.json()['id']}/cancel")
+            ids.append(response.json()["id"])
+            client.post(f"/api/scaffolder/v2/tasks/{ids[-1]}/cancel")
+        # a running task's cancel lands when its worker stops it: wait until all have
+        deadline = time.monotonic() + 30
+        while any(_status(client, task_id) != "cancelled" for task_id in ids):
+            assert time.monotonic() < deadline, "the cancelled tasks did not stop"
+            time.sleep(0.2)
         total = client.get("/api/scaffolder/v2/tasks", params={"limit": 1}).json()["totalTasks"]
         cancelled = client.get(
             "/api/scaffolder/v2/tasks", params={"limit": 1, "status": "cancelled"}

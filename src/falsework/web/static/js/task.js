@@ -187,7 +187,8 @@ export async function renderTask(main, { id, navigate }) {
       );
     }
     for (const t of texts) {
-      outputEl.append(h('section', { class: 'output-text' }, h('h3', { text: t.title || 'Text' }), h('pre', {}, ansiToFragment(String(t.content ?? '')))));
+      const content = typeof t.content === 'string' ? t.content : JSON.stringify(t.content ?? '', null, 2);
+      outputEl.append(h('section', { class: 'output-text' }, h('h3', { text: t.title || 'Text' }), h('pre', {}, ansiToFragment(content))));
     }
   }
 
