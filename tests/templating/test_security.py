@@ -4,6 +4,7 @@ TemplateSecurityError — none may run."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -173,3 +174,30 @@ def test_output_size_limit(ctx: dict[str, Any]) -> None:
         small.render("${{ 'x' * 1001 }}", ctx)
     with pytest.raises(TemplateSecurityError):
         small.render("${{ parameters.tags | dump(10) * 100 }}", ctx)
+
+
+def test_the_time_limit_stops_only_the_render_that_ran_over(ctx: dict[str, Any]) -> None:
+    quick = Renderer(timeout=0.3)
+    endless = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    results: dict[str, Any] = {}
+
+    def slow() -> None:
+        try:
+            quick.render(endless, ctx)
+            results["slow"] = "finished"
+        except TemplateSecurityError as exc:
+            results["slow"] = exc
+
+    def fast(name: str) -> None:
+        values = [quick.render("${{ parameters.count + 1 }}", ctx) for _ in range(2000)]
+        results[name] = values
+
+    threads = [threading.Thread(target=slow)]
+    threads += [threading.Thread(target=fast, args=(f"fast{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert isinstance(results["slow"], TemplateSecurityError)
+    for i in range(3):
+        assert results[f"fast{i}"] == [4] * 2000
