@@ -60,15 +60,18 @@ def plot_throughput(rows: Iterable[Row], target: Path) -> Path | None:
         ys = [p[1] for p in points]
         ax.plot(xs, ys, marker="o", label=f"Falsework ({db})")
     markers = {"pgqueuer": "s", "procrastinate": "^"}
+    colours = {"pgqueuer": "#444444", "procrastinate": "#9b59b6"}
     for row in peers:
         name = str(row["system"])
+        jobs = int(row.get("jobs", 0))
         ax.scatter(
             [int(row.get("concurrency", 100))],
             [float(row["value"])],
-            marker=markers.get(name, "x"),
+            marker="D" if jobs >= 10_000 else markers.get(name, "x"),
+            color=colours.get(name, "black"),
             s=60,
             zorder=3,
-            label=f"{name} {row.get('version', '')} (postgres)",
+            label=f"{name} {row.get('version', '')} (postgres, {jobs:,} jobs)",
         )
     ax.set_xscale("log")
     all_c = sorted({c for pts in sweep.values() for c, _ in pts})
