@@ -18,7 +18,7 @@ def test_root_redirects_and_gallery_filters(page: Page, server: Server) -> None:
     page.goto(server.url + "/")
     expect(page).to_have_url(re.compile(r"/create$"))
     cards = page.locator(".template-card")
-    expect(cards).to_have_count(4)
+    expect(cards).to_have_count(5)
     expect(page.get_by_role("heading", name="Publish a service")).to_be_visible()
     expect(page.get_by_role("status")).to_contain_text("Local mode")
     shot(page, "gallery")
@@ -27,7 +27,7 @@ def test_root_redirects_and_gallery_filters(page: Page, server: Server) -> None:
     expect(cards).to_have_count(1)
     expect(cards.first).to_contain_text("Call an endpoint")
     page.get_by_label("Search").fill("")
-    expect(cards).to_have_count(4)
+    expect(cards).to_have_count(5)
 
     page.get_by_label("Tag", exact=True).select_option("forms")
     expect(cards).to_have_count(1)
@@ -139,6 +139,9 @@ def test_two_page_form_validates_creates_and_streams(page: Page, server: Server)
     page.get_by_role("button", name=re.compile("^Report")).click()
     report_log = page.get_by_role("log", name="Log of Report")
     expect(report_log).to_contain_text("Pushed with token ***")
+    # the runner's ANSI colour codes are rendered, not shown raw
+    expect(report_log.locator("span.ansi-fg-green", has_text="info").first).to_be_visible()
+    expect(report_log).not_to_contain_text("[32m")
     expect(page.locator("body")).not_to_contain_text(SECRET)
     stored = page.evaluate("() => JSON.stringify([localStorage, sessionStorage, history.state])")
     assert SECRET not in stored

@@ -329,3 +329,23 @@ def test_server_errors_are_shown_next_to_their_fields(page: Page, server: Server
         expect(error).to_be_hidden()
     finally:
         (folder / "server-check" / "template.yaml").unlink()
+
+
+def test_ansi_colours(page: Page, server: Server) -> None:
+    page.goto(f"{server.url}/create")
+    expect(page.locator("main[data-ready=true]")).to_have_count(1)
+    html = page.evaluate(
+        """async () => {
+            const { ansiToFragment } = await import('/static/js/ansi.js');
+            const div = document.createElement('div');
+            div.append(ansiToFragment(
+                '\\u001b[1;31mbad\\u001b[0m plain \\u001b[38;5;208morange\\u001b[39m' +
+                ' \\u001b[42m<b>x</b>\\u001b[49m\\u001b[2K end'));
+            return div.innerHTML;
+        }"""
+    )
+    assert html == (
+        '<span class="ansi-fg-red ansi-bold">bad</span> plain '
+        '<span style="color: rgb(255, 135, 0);">orange</span> '
+        '<span class="ansi-bg-green">&lt;b&gt;x&lt;/b&gt;</span> end'
+    )

@@ -131,3 +131,37 @@ def test_reconnects_without_losing_or_repeating_lines(
     for line, message in zip(shown, expected, strict=True):  # same lines, same order
         assert line == re.sub(r"\x1b\[[0-9;]*m", "", message).strip(), (line, message)
     shot(page, "task-reconnected")
+
+
+def test_log_follows_until_the_user_scrolls_up(page: Page, server: Server) -> None:
+    page.goto(f"{server.url}/create/templates/default/chatty-log")
+    page.get_by_role("button", name="Review").click()
+    page.get_by_role("button", name="Create").click()
+    expect(page).to_have_url(re.compile(r"/create/tasks/[0-9a-f-]{36}$"))
+    page.get_by_role("button", name=re.compile("^All steps")).click()
+    log = page.get_by_role("log", name="Log of All steps")
+    pause = page.locator(".steps li", has_text="Pause")
+    expect(pause.locator(".step-status")).to_have_text("processing")
+
+    # following: the first burst scrolled the panel to its end
+    metrics = "el => [el.scrollTop, el.scrollHeight - el.clientHeight]"
+    top, bottom = log.evaluate(metrics)
+    assert bottom > 0 and top == bottom, (top, bottom)
+    follow = page.get_by_role("button", name="Follow log")
+    expect(follow).to_be_hidden()
+
+    # the user scrolls up: the second burst arrives and the panel stays put
+    log.hover()
+    page.mouse.wheel(0, -400)
+    expect(follow).to_be_visible()
+    held = log.evaluate("el => el.scrollTop")
+    assert held < bottom
+    expect(page.locator("#task-status")).to_have_text(re.compile("completed"))
+    top, new_bottom = log.evaluate(metrics)
+    assert new_bottom > bottom and top == held, (top, held, new_bottom)
+
+    # Follow log jumps to the end and follows again
+    follow.click()
+    expect(follow).to_be_hidden()
+    top, bottom = log.evaluate(metrics)
+    assert top == bottom

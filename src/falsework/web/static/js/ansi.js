@@ -56,7 +56,7 @@ function span(text, style) {
   if (style.dim) classes.push('ansi-dim');
   if (style.italic) classes.push('ansi-italic');
   if (style.underline) classes.push('ansi-underline');
-  el.className = classes.join(' ');
+  if (classes.length) el.className = classes.join(' ');
   if (style.fg?.rgb) el.style.color = style.fg.rgb;
   if (style.bg?.rgb) el.style.backgroundColor = style.bg.rgb;
   el.textContent = text;
