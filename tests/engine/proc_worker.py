@@ -56,6 +56,8 @@ async def main(url: str, data_dir: str, concurrency: int, grace: float) -> None:
         await io.emit({"message": f"running in {pid}"})
         if task.spec.get("block"):
             await asyncio.Event().wait()
+        if task.attempt == 1 and "sleep_first" in task.spec:
+            await asyncio.sleep(float(task.spec["sleep_first"]))
         await asyncio.sleep(float(task.spec.get("sleep", 0.05)))
         await pool.execute(
             "UPDATE test_executions SET ended_at = clock_timestamp() WHERE id = $1", row

@@ -107,7 +107,10 @@ async def test_sigkill_mid_run_recovers_on_the_other_process(
     procs: Procs, pg_broker: Broker
 ) -> None:
     victim = procs.start(30)
-    ids = await pg_broker.create_many([NewTask({"steps": [], "sleep": 1.5}) for _ in range(20)])
+    # the first attempt outlives the victim; the recovered one is quick
+    ids = await pg_broker.create_many(
+        [NewTask({"steps": [], "sleep_first": 60, "sleep": 0.2}) for _ in range(20)]
+    )
     await wait_for(lambda: len(executions(procs.url)) == 20, within=30)
     survivor = procs.start(30)
     victim.send_signal(signal.SIGKILL)
