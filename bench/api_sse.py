@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import math
+import resource
 import shutil
 import tempfile
 import time
@@ -274,6 +275,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.clients, args.seconds = 100, 1.0
+    # 1,000 sockets here and as many in the API process (it inherits the limit)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard, max(soft, args.clients * 2 + 512))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     run(lambda: measure(args))
 
 
