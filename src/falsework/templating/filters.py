@@ -311,8 +311,9 @@ def to_float(value: Any, default: float = 0.0) -> float:
     return float(do_float(value, default))
 
 
-def string(value: Any) -> str:
-    return js_str(value)
+@pass_environment
+def string(environment: Environment, value: Any) -> str:
+    return js_str(value, max_output(environment))
 
 
 def nl2br(value: Any) -> str:
