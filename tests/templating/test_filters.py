@@ -27,6 +27,7 @@ from falsework.templating import Renderer
         ("${{ 'AbC' | upper }}", "ABC"),
         ("${{ 'hello world' | capitalize }}", "Hello world"),
         ("${{ 'hello big world' | title }}", "Hello Big World"),
+        ("${{ 'hELLO my-world' | title }}", "Hello My-world"),
         ("${{ '  x  ' | trim }}", "x"),
         ("${{ 'a-b-c' | replace('-', '_') }}", "a_b_c"),
         ("${{ 'a-b-c' | replace('-', '_', 1) }}", "a_b-c"),
@@ -98,6 +99,16 @@ from falsework.templating import Renderer
         ("${{ parameters.labels | dictsort | first }}", ["app", "web"]),
         ("${{ parameters.labels | items | list | length }}", 2),
         ("${{ parameters.people | groupby('admin') | length }}", 2),
+        (
+            "${{ parameters.people | groupby('admin') | dump }}",
+            '{"true":[{"name":"ann","admin":true,"age":40}],'
+            '"false":[{"name":"bob","admin":false,"age":30}]}',
+        ),
+        (
+            "{% for admin, people in parameters.people | groupby('admin') %}"
+            "${{ admin }}=${{ people | join(',', 'name') }};{% endfor %}",
+            "true=ann;false=bob;",
+        ),
         ("${{ parameters.tags | list }}", ["b", "a", "c"]),
         ("${{ parameters.tags | random in parameters.tags }}", True),
         # default

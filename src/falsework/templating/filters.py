@@ -311,6 +311,25 @@ def to_float(value: Any, default: float = 0.0) -> float:
     return float(do_float(value, default))
 
 
+def title(value: Any) -> str:
+    """Nunjucks' title: each space-separated word capitalised ("hello-world" stays
+    one word: "Hello-world"; Jinja would give "Hello-World")."""
+    return " ".join(word[:1].upper() + word[1:].lower() for word in js_str(value).split(" "))
+
+
+@pass_environment
+def groupby(environment: Environment, value: Any, attribute: str) -> dict[str, list[Any]]:
+    """Nunjucks' groupby: an object of lists keyed by the attribute's value
+    (``{% for key, items in list | groupby('type') %}`` works as in Nunjucks)."""
+    groups: dict[str, list[Any]] = {}
+    for item in value:
+        current = item
+        for part in str(attribute).split("."):
+            current = environment.getitem(current, part)
+        groups.setdefault(js_str(current), []).append(item)
+    return groups
+
+
 @pass_environment
 def string(environment: Environment, value: Any) -> str:
     return js_str(value, max_output(environment))
@@ -528,6 +547,8 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "int": to_int,
     "float": to_float,
     "truncate": truncate,
+    "title": title,
+    "groupby": groupby,
     "nl2br": nl2br,
     "batch": batch,
     "slice": slice_,
