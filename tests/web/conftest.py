@@ -206,3 +206,13 @@ def shot(page: Page, name: str, *, full_page: bool = True) -> None:
     page.screenshot(
         path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page, animations="disabled"
     )
+
+
+def assert_labelled(page: Page) -> None:
+    """Every visible form control has a label (or an aria-label)."""
+    unlabelled = page.locator("main input, main select, main textarea").evaluate_all(
+        """els => els.filter((el) => el.type !== 'hidden' && el.offsetParent !== null)
+            .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+            .map((el) => el.outerHTML)"""
+    )
+    assert unlabelled == [], unlabelled

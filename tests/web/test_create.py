@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import Server, shot
+from .conftest import Server, assert_labelled, shot
 
 pytestmark = pytest.mark.browser
 
@@ -77,6 +77,7 @@ def test_two_page_form_validates_creates_and_streams(page: Page, server: Server)
     page.get_by_label("Description").fill("A service made by the browser test.")
     owner.fill("group:default/web")
     expect(page.locator(".field-error:visible")).to_have_count(0)
+    assert_labelled(page)
     shot(page, "form-page-1")
     page.get_by_role("button", name="Next").click()
 
@@ -95,6 +96,7 @@ def test_two_page_form_validates_creates_and_streams(page: Page, server: Server)
     expect(page.locator(".field", has=token)).to_contain_text("Must be at least 8 characters.")
     token.fill(SECRET)
     expect(page.locator(".field-error:visible")).to_have_count(0)
+    assert_labelled(page)
     shot(page, "form-page-2")
 
     # Back keeps the values

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from falsework.templates.values import validator_for
 
-from .conftest import Server, shot
+from .conftest import Server, assert_labelled, shot
 
 pytestmark = pytest.mark.browser
 
@@ -63,6 +63,7 @@ def test_every_field_kind(page: Page, server: Server) -> None:
     page.get_by_label("Medium").check()
     page.get_by_label("PIN").fill("1234")
     page.get_by_label("Notes").fill("not on the review page")
+    assert_labelled(page)
     page.get_by_role("button", name="Next").click()
 
     # page 2: arrays, checkboxes, nested object, dependencies and if/then
@@ -97,6 +98,7 @@ def test_every_field_kind(page: Page, server: Server) -> None:
     page.get_by_label("Domain").fill("docs.example.test")
     page.get_by_label("Kind").select_option("library")
     expect(page.get_by_label("Domain")).to_have_count(0)
+    assert_labelled(page)
     shot(page, "form-showcase-details")
     page.get_by_role("button", name="Next").click()
 

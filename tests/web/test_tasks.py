@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import Server, shot
+from .conftest import Server, assert_labelled, shot
 
 pytestmark = pytest.mark.browser
 
@@ -62,6 +62,8 @@ def create_from_page(page: Page, server: Server, name: str) -> str:
 def test_cancel_a_running_wait_task(page: Page, server: Server) -> None:
     page.goto(f"{server.url}/create/templates/default/wait-a-minute")
     expect(page.get_by_label("Label")).to_have_value("waiting")
+    assert_labelled(page)
+    page.get_by_label("reason", exact=True).fill("no title: labelled by its key")
     page.get_by_role("button", name="Review").click()
     page.get_by_role("button", name="Create").click()
     expect(page).to_have_url(re.compile(r"/create/tasks/[0-9a-f-]{36}$"))
