@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from falsework.actions import ActionRegistry
 from falsework.api import actions, dryrun, errors, health, tasks, templates, workers
 from falsework.api.auth import Authenticator
+from falsework.api.batch import CreateBatcher
 from falsework.api.deps import Services
 from falsework.api.metrics import Metrics
 from falsework.api.sse import EventHub
@@ -116,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         broker = await Broker.open(settings.resolved_database_url, settings)
         hub = EventHub(broker, keepalive=settings.sse_keepalive)
+        creator = CreateBatcher(broker)
         worker: TaskWorker | None = None
         running: asyncio.Task[None] | None = None
         if settings.concurrency > 0:
@@ -142,12 +144,14 @@ def create_app(settings: Settings) -> FastAPI:
             runner=runner,
             broker=broker,
             hub=hub,
+            creator=creator,
             worker=worker,
         )
         try:
             yield
         finally:
             await hub.close()
+            await creator.close()
             if worker is not None and running is not None:
                 await worker.stop()
                 try:

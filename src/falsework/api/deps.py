@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from falsework.actions import ActionRegistry
 from falsework.api.auth import Authenticator, Identity
+from falsework.api.batch import CreateBatcher
 from falsework.api.metrics import Metrics
 from falsework.api.sse import EventHub
 from falsework.config import Settings
@@ -32,6 +33,7 @@ class Services:
     runner: WorkflowRunner
     broker: Broker
     hub: EventHub
+    creator: CreateBatcher
     worker: TaskWorker | None
 
 

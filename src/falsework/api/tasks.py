@@ -20,6 +20,7 @@ from falsework.api.models import (
     ValidationErrors,
     errors,
 )
+from falsework.engine import NewTask
 from falsework.engine.models import iso
 from falsework.errors import InputError, NotAllowedError, TooManyRequestsError
 from falsework.templates import validate_values
@@ -78,14 +79,16 @@ async def create_task(
     values = validate_values(template, body.values)
     await _check_open_limit(svc, caller)
     spec = template.task_spec(values, caller.user_context())
-    task = await svc.broker.create(
-        spec,
-        created_by=caller.ref,
-        secrets=body.secrets or None,
-        idempotency_key=f"{caller.ref} {idempotency_key}" if idempotency_key else None,
+    created = await svc.creator.create(
+        NewTask(
+            spec,
+            created_by=caller.ref,
+            secrets=body.secrets or None,
+            idempotency_key=f"{caller.ref} {idempotency_key}" if idempotency_key else None,
+        )
     )
     svc.metrics.tasks_created.inc()
-    return {"id": task.id}
+    return {"id": created}
 
 
 @router.get(
