@@ -26,6 +26,10 @@ def test_finds_templates_and_ignores_skeletons(
         },
     )
     write_template("other", filename="other.yml")
+    commented = yaml.safe_dump(template_doc("commented")).replace(
+        "kind: Template", "kind: 'Template'  # a comment"
+    )
+    write_template("commented", commented, filename="commented.yaml")
     write_template("deep", folder="templates/group/sub/deep")
     (tmp_path / "templates" / "notes.yaml").write_text("kind: Component\n")
     (tmp_path / "templates" / ".hidden").mkdir()
@@ -33,7 +37,7 @@ def test_finds_templates_and_ignores_skeletons(
         yaml.safe_dump(template_doc("hidden"))
     )
     catalog = TemplateCatalog([tmp_path / "templates"])
-    assert [t.name for t in catalog.list()] == ["deep", "demo", "other"]
+    assert [t.name for t in catalog.list()] == ["commented", "deep", "demo", "other"]
     assert catalog.problems == []
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from falsework.errors import InputError
+from falsework.errors import InputError, TemplateError
 from falsework.templates import ParameterValidationError, Template, validate_values
 
 from .conftest import template_doc
@@ -282,6 +282,23 @@ def test_no_parameters_accepts_anything() -> None:
     template = make(None)
     assert validate_values(template, {"x": 1}) == {"x": 1}
     assert validate_values(template, None) == {}
+
+
+@pytest.mark.parametrize(
+    ("page", "detail"),
+    [
+        ({"properties": {"a": {"type": "strin"}}}, "Unknown type 'strin'"),
+        ({"properties": {"a": {"$ref": "#/definitions/nope"}}}, "/definitions/nope"),
+    ],
+)
+def test_a_broken_schema_is_a_template_error(page: dict[str, Any], detail: str) -> None:
+    template = make([{"properties": {}}, page])
+    with pytest.raises(
+        TemplateError, match=r"spec\.parameters\[1\] is not a valid JSON Schema"
+    ) as info:
+        validate_values(template, {"a": "x"})
+    assert detail in info.value.message
+    assert not isinstance(info.value, ParameterValidationError)
 
 
 def test_error_message_summarises() -> None:

@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
-from jsonschema.exceptions import ValidationError
+from jsonschema.exceptions import UnknownType, ValidationError
 from jsonschema.protocols import Validator
+from referencing.exceptions import Unresolvable
 
-from falsework.errors import InputError
+from falsework.errors import InputError, TemplateError
 from falsework.templates.template import Template
 
 
@@ -46,13 +47,24 @@ def validate_values(template: Template, values: Mapping[str, Any] | None) -> dic
     for page in template.parameters:
         result = apply_defaults(page, result, page)
     errors: list[dict[str, Any]] = []
-    for page in template.parameters:
-        validator = validator_for(page)
-        for error in validator.iter_errors(result):
-            errors.extend(backstage_errors(error))
+    for index, page in enumerate(template.parameters):
+        try:
+            validator = validator_for(page)
+            for error in validator.iter_errors(result):
+                errors.extend(backstage_errors(error))
+        except (jsonschema.SchemaError, UnknownType, Unresolvable) as exc:
+            raise _broken(template, index, exc) from None
     if errors:
         raise ParameterValidationError(errors)
     return result
+
+
+def _broken(template: Template, index: int, exc: Exception) -> TemplateError:
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return TemplateError(
+        f"{template.ref}: spec.parameters[{index}] is not a valid JSON Schema ({first_line}); "
+        "`falsework templates validate` shows the details"
+    )
 
 
 # -- defaults ---------------------------------------------------------------
