@@ -27,7 +27,9 @@ _MAX_DEPTH = 6
 _SKIP_DIRS = frozenset({"node_modules", "__pycache__", "skeleton", "skeletons"})
 # A cheap test before parsing: skeleton YAML (often not even valid YAML before
 # rendering) is never a Template.
-_KIND_TEMPLATE = re.compile(rb"^kind:[ \t]*['\"]?Template['\"]?[ \t]*(#.*)?$", re.MULTILINE)
+_KIND_TEMPLATE = re.compile(
+    rb"^kind:[ \t]*['\"]?Template['\"]?[ \t]*(#[^\r\n]*)?\r?$", re.MULTILINE
+)
 
 
 def candidate_files(root: Path) -> Iterator[Path]:
