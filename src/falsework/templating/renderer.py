@@ -26,6 +26,7 @@ T = TypeVar("T")
 
 _CACHE_SIZE = 4096
 _SNIPPET = 120
+_RESULT = "__falsework_value"  # where a lone expression leaves its value
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class _Compiler:
                 and not isinstance(body[0].nodes[0], nodes.TemplateData)
             ):
                 expr = body[0].nodes[0]
-                assign = nodes.Assign(nodes.Name("result", "store"), expr, lineno=expr.lineno)
+                assign = nodes.Assign(nodes.Name(_RESULT, "store"), expr, lineno=expr.lineno)
                 return _Compiled(env.from_string(nodes.Template([assign], lineno=1)), True)
             return _Compiled(env.from_string(tree), False)
         except JinjaSyntaxError as exc:
@@ -227,7 +228,7 @@ class Renderer:
                 context = template.new_context(variables, shared=True)
                 for _ in template.root_render_func(context):
                     pass
-                result = context.vars.get("result")
+                result = context.vars.get(_RESULT)
             except TemplateError:
                 raise
             except Exception as exc:
