@@ -40,10 +40,15 @@ def test_metrics_expose_the_documented_names(server: Server) -> None:
         "falsework_eventstream_clients",
     ):
         assert name in text, name
-    created_line = next(
-        line for line in text.splitlines() if line.startswith("falsework_tasks_created_total")
-    )
-    assert float(created_line.split()[-1]) >= 1
+    values = {
+        line.split()[0]: float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("falsework_") and " " in line
+    }
+    assert values["falsework_tasks_created_total"] >= 1
+    assert values["falsework_tasks_claimed_total"] >= 1
+    assert values["falsework_claim_latency_seconds_count"] >= 1
+    assert values['falsework_step_duration_seconds_count{action="debug:log"}'] >= 1
 
 
 def test_templates_gallery_and_parameter_schema(server: Server) -> None:
