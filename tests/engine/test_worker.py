@@ -393,7 +393,9 @@ async def test_heartbeat_detects_lost_lease_and_cancels_the_run(
         return {}
 
     task = await broker.create(spec())
-    async with running(broker, settings, long) as worker:
+    # one slot, held by the run: the worker cannot claim the task back itself
+    single = settings.model_copy(update={"concurrency": 1})
+    async with running(broker, single, long) as worker:
         await wait_for(lambda: worker.running == 1)
         # someone else re-opens and claims it (as a janitor would after a stall)
         await asyncio.sleep(0.01)
