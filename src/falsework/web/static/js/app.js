@@ -26,6 +26,7 @@ const routes = [
 export function navigate(url, { replace = false } = {}) {
   if (replace) history.replaceState(null, '', url);
   else history.pushState(null, '', url);
+  window.scrollTo(0, 0);
   render();
 }
 
@@ -70,6 +71,11 @@ async function render() {
     const message = err instanceof ApiError ? `${err.message} (HTTP ${err.status})` : String(err.message || err);
     clear(main).append(h('h1', { text: 'Something went wrong' }), h('p', { class: 'task-error', role: 'alert', text: message }), h('p', {}, h('a', { href: '/create', 'data-link': true, text: 'Back to the templates' })));
     console.error(err);
+  }
+  // the link that was clicked is gone: put focus at the start of the new content, so
+  // keyboard and screen-reader users continue from there (a view may have focused a field)
+  if (!document.activeElement || document.activeElement === document.body) {
+    main.focus({ preventScroll: true });
   }
   main.dataset.ready = 'true';
 }
