@@ -97,9 +97,10 @@ def start_server(
     config: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     concurrency: int = 20,
+    port: int | None = None,
 ) -> Server:
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     config_file = workdir / "falsework.yaml"
     config_file.write_text(yaml.safe_dump(config or {}), encoding="utf-8")
     environment = {

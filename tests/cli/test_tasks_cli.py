@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,6 +93,39 @@ def test_ls_show_cancel_retry(server: Server) -> None:
     assert retried.returncode == 0, retried.stderr
     assert "re-opened" in retried.stdout
     alice.post(f"{API}/v2/tasks/{task_id}/cancel")
+
+
+def test_logs_follow_resumes_across_a_server_restart(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'falsework.db'}"
+    first = start_server(url, tmp_path / "a", config=auth_config())
+    port = int(first.url.rsplit(":", 1)[1])
+    task_id = create(first.client("alice"), "wait", {"seconds": 3})
+    wait_for_status(first.client("alice"), task_id, ("processing",))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FALSEWORK_")}
+    env["FALSEWORK_TOKEN"] = token_of("alice")
+    follower = subprocess.Popen(
+        [str(FALSEWORK), "tasks", "logs", task_id, "-f", "--server", first.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while "falsework_eventstream_clients 1.0" not in first.client().get("/metrics").text:
+            assert follower.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        assert first.stop() == 0  # drains: the task finishes during shutdown
+        second = start_server(url, tmp_path / "b", config=auth_config(), port=port)
+        out, err = follower.communicate(timeout=60)
+        assert follower.returncode == 0, out + err
+        assert f"task {task_id}: completed" in out
+        assert out.count("Beginning step Before") == 1  # resumed, not replayed
+        assert second.stop() == 0
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
 
 
 def test_errors_exit_4_with_the_server_message(server: Server) -> None:

@@ -7,6 +7,7 @@ Exit codes: 0 success (for ``logs``: the task completed), 1 the task failed,
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from rich.table import Table
 
 DEFAULT_SERVER = "http://127.0.0.1:7007"
 EXIT_FAILED, EXIT_CANCELLED, EXIT_ERROR = 1, 3, 4
+RECONNECTS = 5
 STATUS_EXIT = {"completed": 0, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 STATUS_STYLE = {
     "open": "cyan",
@@ -61,6 +63,14 @@ class Client:
             _fail(_error_message(response))
         return response.json()
 
+    def status(self, task_id: str) -> str | None:
+        """The task's status, or None when the server cannot answer right now."""
+        try:
+            response = self.http.get(f"/v2/tasks/{task_id}")
+        except httpx.HTTPError:
+            return None
+        return str(response.json()["status"]) if response.status_code == 200 else None
+
     def stream(self, task_id: str, after: int | None) -> Iterator[tuple[str, dict[str, Any]]]:
         """(type, event JSON) for each SSE message until the server ends the stream."""
         params = {"after": str(after)} if after is not None else {}
@@ -83,7 +93,11 @@ class Client:
                     elif line.startswith("data:"):
                         data.append(line[5:].lstrip())
         except httpx.HTTPError as exc:
-            _fail(f"the event stream broke: {exc}")
+            raise StreamBroken(str(exc)) from exc
+
+
+class StreamBroken(Exception):
+    """The event stream ended abnormally; resume with the last event id."""
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -244,28 +258,49 @@ def _follow(client: Client, task: dict[str, Any]) -> str:
     ) as progress:
         for step_id, name in names.items():
             rows[step_id] = progress.add_task(str(name), total=1, state="pending", start=False)
-        for kind, event in client.stream(task["id"], None):
-            _print_event(progress.console, event)
-            body = event.get("body", {})
-            step, state = body.get("stepId"), body.get("status")
-            if step in rows and state:
-                row = rows[step]
-                if state == "processing":
-                    progress.start_task(row)
-                progress.update(
-                    row,
-                    state=_status(state),
-                    completed=1 if state in ("completed", "failed", "skipped", "cancelled") else 0,
-                )
-            if kind in ("completion", "cancelled"):
-                status = _outcome(event)[0]
-                for row in rows.values():
-                    progress.stop_task(row)
+        last: int | None = None
+        failures = 0
+        finished = False
+        while not finished:
+            try:
+                for kind, event in client.stream(task["id"], last):
+                    failures = 0
+                    last = int(event.get("id", last or 0))
+                    _print_event(progress.console, event)
+                    _show_step(progress, rows, event)
+                    if kind in ("completion", "cancelled"):
+                        status = _outcome(event)[0]
+                        finished = True
+                        for row in rows.values():
+                            progress.stop_task(row)
+                if not finished:
+                    # The server ended the stream early (it is shutting down).
+                    if client.status(task["id"]) in STATUS_EXIT:
+                        break
+                    raise StreamBroken("the server closed the stream")
+            except StreamBroken as exc:
+                # A node restarting behind a load balancer: resume where we were.
+                failures += 1
+                if failures > RECONNECTS:
+                    _fail(f"the event stream broke: {exc}")
+                time.sleep(min(0.25 * 2**failures, 3.0))
     if status not in STATUS_EXIT:
         # The stream ended without a final event (server shut down): ask once.
         status = client.call("GET", f"/v2/tasks/{task['id']}")["status"]
     console.print(f"task {task['id']}: {_status(status)}", highlight=False)
     return str(status)
+
+
+def _show_step(progress: Progress, rows: dict[str, TaskID], event: dict[str, Any]) -> None:
+    body = event.get("body", {})
+    step, state = body.get("stepId"), body.get("status")
+    if step not in rows or not state:
+        return
+    row = rows[step]
+    if state == "processing":
+        progress.start_task(row)
+    done = state in ("completed", "failed", "skipped", "cancelled")
+    progress.update(row, state=_status(state), completed=1 if done else 0)
 
 
 def _print_event(out: Console, event: dict[str, Any]) -> None:
