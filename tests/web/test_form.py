@@ -60,6 +60,7 @@ def test_every_field_kind(page: Page, server: Server) -> None:
     page.get_by_label("Ratio").fill("0.5")
     page.get_by_label("Public").check()
     page.get_by_label("Language").select_option(label="Go")
+    page.get_by_label("Tier").select_option(label="Silver")
     page.get_by_label("Medium").check()
     page.get_by_label("PIN").fill("1234")
     page.get_by_label("Notes").fill("not on the review page")
@@ -116,6 +117,7 @@ def test_every_field_kind(page: Page, server: Server) -> None:
     expect(main).to_contain_text("Continuous integration, Metrics")
     expect(main).to_contain_text("alpha, gamma")
     expect(main).to_contain_text("Medium")
+    expect(page.locator("dt", has_text="Tier").locator("+ dd")).to_have_text("Silver")
     expect(main).to_contain_text("Database › Engine")
     expect(main).not_to_contain_text("not on the review page")  # review.show: false
     expect(page.locator("dt", has_text="PIN").locator("+ dd")).to_have_text("****")  # mask
@@ -135,6 +137,7 @@ def test_every_field_kind(page: Page, server: Server) -> None:
         "ratio": 0.5,
         "public": True,
         "language": "go",
+        "tier": "silver",
         "size": "m",
         "apiVersion": "v1",
         "internalId": "fixed-42",
