@@ -51,3 +51,26 @@ def test_sigterm_ends_streams_drains_the_task_and_exits_0(tmp_path: Path) -> Non
         )
     finally:
         assert again.stop() == 0
+
+
+def test_readyz_answers_503_when_the_database_is_gone(postgres_url: str, tmp_path: Path) -> None:
+    import psycopg
+
+    server = start_server(postgres_url, tmp_path / "a", concurrency=0)
+    try:
+        assert server.client().get("/readyz").status_code == 200
+        name = postgres_url.rsplit("/", 1)[1]
+        admin = postgres_url.rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        ready = server.client().get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "unavailable"
+        assert ready.json()["checks"]["database"].startswith("unavailable")
+        assert server.client().get("/healthz").status_code == 200
+        listed = server.client().get("/api/scaffolder/v2/tasks")
+        assert listed.status_code == 503, listed.text
+        assert listed.json()["error"]["name"] == "DatabaseUnavailableError"
+    finally:
+        server.process.kill()
+        server.process.wait()

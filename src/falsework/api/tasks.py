@@ -65,7 +65,7 @@ async def _check_open_limit(svc: Services, caller: auth.Identity) -> None:
     summary="Create a task from a template",
     responses={
         400: {"model": ValidationErrors, "description": "Values fail the template's schema"},
-        **errors(401, 403, 404, 413, 422, 429),
+        **errors(401, 403, 404, 413, 422, 429, 503),
     },
 )
 async def create_task(
@@ -96,7 +96,7 @@ async def create_task(
     response_model=TaskList,
     response_model_exclude_none=True,
     summary="List tasks (a user sees their own, an admin all)",
-    responses=errors(401, 403, 422),
+    responses=errors(401, 403, 422, 503),
 )
 async def list_tasks(
     svc: Svc,
@@ -126,7 +126,7 @@ async def list_tasks(
     response_model=TaskModel,
     response_model_exclude_none=True,
     summary="One task (never its secrets)",
-    responses=errors(401, 403, 404, 422),
+    responses=errors(401, 403, 404, 422, 503),
 )
 async def get_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
     return task_json(await _owned(svc, caller, taskId))
@@ -136,7 +136,7 @@ async def get_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
     "/v2/tasks/{taskId}/cancel",
     response_model=CancelResult,
     summary="Cancel an open or running task, on whichever node runs it",
-    responses=errors(401, 403, 404, 409, 422),
+    responses=errors(401, 403, 404, 409, 422, 503),
 )
 async def cancel_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
     task = await _owned(svc, caller, taskId)
@@ -149,7 +149,7 @@ async def cancel_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
     status_code=201,
     response_model=TaskId,
     summary="Re-open a failed or cancelled task from its failed step",
-    responses=errors(401, 403, 404, 409, 422, 429),
+    responses=errors(401, 403, 404, 409, 422, 429, 503),
 )
 async def retry_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
     task = await _owned(svc, caller, taskId)
@@ -162,7 +162,7 @@ async def retry_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
     "/v2/tasks/{taskId}/events",
     response_model=list[EventModel],
     summary="Long-poll: events after `after` at once, else wait up to 30 s for new ones",
-    responses=errors(401, 403, 404, 422),
+    responses=errors(401, 403, 404, 422, 503),
 )
 async def task_events(
     taskId: str,
@@ -195,7 +195,7 @@ def _resume_point(last_event_id: str | None, after: int | None) -> int | None:
             "final event. Resume with `Last-Event-ID` or `?after=`.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **errors(400, 401, 403, 404, 422),
+        **errors(400, 401, 403, 404, 422, 503),
     },
 )
 async def task_eventstream(

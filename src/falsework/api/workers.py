@@ -23,7 +23,7 @@ def worker_json(info: Any) -> JSONObject:
     "/v2/workers",
     response_model=list[WorkerModel],
     summary="Workers of the cluster: limit, running tasks, last heartbeat",
-    responses=errors(401),
+    responses=errors(401, 503),
 )
 async def list_workers(svc: Svc, caller: Caller) -> list[JSONObject]:
     del caller
@@ -34,7 +34,7 @@ async def list_workers(svc: Svc, caller: Caller) -> list[JSONObject]:
     "/v2/workers/{workerId}",
     response_model=WorkerModel,
     summary="Change a worker's concurrency limit at runtime (admin)",
-    responses=errors(401, 403, 404, 422),
+    responses=errors(401, 403, 404, 422, 503),
 )
 async def set_worker_limit(
     workerId: str, body: WorkerLimit, svc: Svc, caller: Caller
