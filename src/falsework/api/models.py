@@ -52,7 +52,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         413: "Request body over 10 MB",
         422: "Malformed request",
         429: "Too many open tasks for this user",
-        503: "Not ready",
+        503: "The database cannot be reached",
     }
     return {code: {"model": ErrorBody, "description": described[code]} for code in codes}
 
