@@ -114,6 +114,14 @@ def test_retry_a_failed_task(page: Page, server: Server, endpoint: Endpoint) -> 
     expect(page.locator(".output")).to_contain_text("ready")
     assert endpoint.calls == 2
 
+    # opened afresh, the page replays both attempts and ends where the task ended
+    page.reload()
+    expect(status).to_have_text(re.compile("completed"))
+    expect(step.locator(".step-status")).to_have_text("completed")
+    expect(page.locator(".task-error")).to_be_hidden()
+    step_log = page.get_by_role("log", name="Log of Call the endpoint")
+    expect(step_log.locator(".line", has_text="Beginning step Call the endpoint")).to_have_count(2)
+
     # Start over goes back to the form with the task's values
     page.get_by_role("button", name="Run again").click()
     expect(page).to_have_url(re.compile(r"/create/templates/default/call-endpoint$"))

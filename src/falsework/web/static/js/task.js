@@ -39,6 +39,7 @@ export async function renderTask(main, { id, navigate }) {
     userSelected: false,
     output: null,
     error: null,
+    ended: false, // the last event seen was the completion
     timer: null,
   };
   document.title = `${templateTitle} · Task ${id.slice(0, 8)} · Falsework`;
@@ -233,15 +234,17 @@ export async function renderTask(main, { id, navigate }) {
       paintStep(step);
     }
     if (type === 'log' || type === 'recovered') {
-      if (!FINAL.has(state.status) || body.message?.startsWith('Starting up task')) {
-        if (state.status !== 'processing') {
-          state.status = 'processing';
-          state.error = null;
-          paintStatus();
-        }
+      // an event after the completion event is a new attempt (a retry or a recovery)
+      const again = state.ended || body.message?.startsWith('Starting up task');
+      if ((!FINAL.has(state.status) || again) && state.status !== 'processing') {
+        state.status = 'processing';
+        state.error = null;
+        paintStatus();
       }
+      state.ended = false;
     }
     if (type === 'completion') {
+      state.ended = true;
       const match = /status: (\w+)/.exec(body.message || '');
       state.status = match ? match[1] : body.error ? 'failed' : 'completed';
       state.error = body.error || null;
