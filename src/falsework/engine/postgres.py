@@ -42,40 +42,46 @@ class PostgresStore(Store):
         return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     async def apply(self, batch: WriteBatch) -> set[str]:
-        """The whole batch in one statement, outside an explicit transaction.
-
-        BEGIN and COMMIT would be two more round trips per flush; one statement
-        is atomic on its own.
-        """
-        claims = dumps([{"id": tid, "token": tok} for tid, tok in sorted(batch.tokens.items())])
-        events = [
-            f'{{"task_id":"{tid}","type":"{typ}","body":{body}}}'
-            for tid, _tok, typ, body in batch.events
-        ]
-        events += [
-            f'{{"task_id":"{f.task_id}","type":"{f.event_type}","body":{f.event_body}}}'
-            for f in batch.finishes
-        ]
-        updates: dict[str, list[str]] = {}
-        for tid, steps in batch.steps.items():
-            updates.setdefault(tid, []).append(f'"steps":{_json_object(steps)}')
-        for tid, cps in batch.checkpoints.items():
-            updates.setdefault(tid, []).append(f'"checkpoints":{_json_object(cps)}')
-        for f in batch.finishes:
-            updates.setdefault(f.task_id, []).append(f'"status":"{f.status}"')
-        for tid in batch.releases:
-            updates.setdefault(tid, []).append('"status":"open"')
-        rows = [f'{{"id":"{tid}",{",".join(parts)}}}' for tid, parts in updates.items()]
-        async with self.autocommit.connect() as conn:
-            result = await self.q(
-                conn,
-                "flush",
-                claims=claims,
-                events="[" + ",".join(events) + "]",
-                updates="[" + ",".join(rows) + "]",
-            )
-            owned = {r[0] for r in result}
-        return set(batch.tokens) - owned
+        """Two statements: lock and check the batch's tasks, then write everything."""
+        ids = sorted(batch.tokens)
+        async with self.write() as conn:
+            rows = await self.q(conn, "task_lock_owned", ids=dumps(ids))
+            current = {r[0]: (r[1], r[2]) for r in rows}
+            refused = {
+                tid for tid, tok in batch.tokens.items() if current.get(tid) != (tok, "processing")
+            }
+            events = [
+                f'{{"task_id":"{tid}","type":"{typ}","body":{body}}}'
+                for tid, _tok, typ, body in batch.events
+                if tid not in refused
+            ]
+            events += [
+                f'{{"task_id":"{f.task_id}","type":"{f.event_type}","body":{f.event_body}}}'
+                for f in batch.finishes
+                if f.task_id not in refused
+            ]
+            updates: dict[str, list[str]] = {}
+            for tid, steps in batch.steps.items():
+                updates.setdefault(tid, []).append(f'"steps":{_json_object(steps)}')
+            for tid, cps in batch.checkpoints.items():
+                updates.setdefault(tid, []).append(f'"checkpoints":{_json_object(cps)}')
+            for f in batch.finishes:
+                updates.setdefault(f.task_id, []).append(f'"status":"{f.status}"')
+            for tid in batch.releases:
+                updates.setdefault(tid, []).append('"status":"open"')
+            rows_json = [
+                f'{{"id":"{tid}",{",".join(parts)}}}'
+                for tid, parts in updates.items()
+                if tid not in refused
+            ]
+            if events or rows_json:
+                await self.q(
+                    conn,
+                    "flush_write",
+                    events="[" + ",".join(events) + "]",
+                    updates="[" + ",".join(rows_json) + "]",
+                )
+        return refused
 
     async def claim(self, worker_id: str, n: int, per_user_cap: int | None) -> list[Any]:
         if per_user_cap is not None:

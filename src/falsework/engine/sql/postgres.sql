@@ -111,19 +111,25 @@ RETURNING tasks.id, tasks.spec, tasks.secrets, tasks.created_by, tasks.attempt,
           tasks.created_at, tasks.recovery, tasks.seq;
 
 -- name: task_heartbeat
--- Rows are locked in id order, like every other multi-row writer, so a heartbeat
--- and a flush of the same worker never deadlock.
+-- Each id drives one primary-key lookup (LATERAL), so the statement stays linear
+-- in the number of running tasks whatever the planner's statistics say; rows
+-- are locked in id order (the ids come sorted), like every multi-row writer, so
+-- a heartbeat and a flush never deadlock.
 UPDATE tasks SET heartbeat_at = now()
-WHERE id IN (SELECT id FROM tasks
-             WHERE id IN (SELECT jsonb_array_elements_text(CAST(CAST(:ids AS text) AS jsonb)))
-               AND claimed_by = :worker AND status = 'processing'
-             ORDER BY id FOR UPDATE)
-RETURNING id, claim_token, cancel_requested;
+FROM (SELECT t.id
+      FROM json_array_elements_text(CAST(CAST(:ids AS text) AS json)) AS x(id)
+      CROSS JOIN LATERAL (SELECT id FROM tasks
+                          WHERE tasks.id = x.id AND claimed_by = :worker
+                            AND status = 'processing'
+                          FOR UPDATE) AS t) AS mine
+WHERE tasks.id = mine.id
+RETURNING tasks.id, tasks.claim_token, tasks.cancel_requested;
 
 -- name: task_lock_owned
-SELECT id, claim_token, status FROM tasks
-WHERE id IN (SELECT jsonb_array_elements_text(CAST(CAST(:ids AS text) AS jsonb)))
-ORDER BY id FOR UPDATE;
+SELECT t.id, t.claim_token, t.status
+FROM json_array_elements_text(CAST(CAST(:ids AS text) AS json)) AS x(id)
+CROSS JOIN LATERAL (SELECT id, claim_token, status FROM tasks
+                    WHERE tasks.id = x.id FOR UPDATE) AS t;
 
 -- name: events_insert
 INSERT INTO task_events (task_id, type, body, created_at)
@@ -208,25 +214,14 @@ DELETE FROM workers WHERE id = :id;
 -- name: worker_prune
 DELETE FROM workers WHERE heartbeat_at < now() - make_interval(secs => :age);
 
--- name: flush
--- A worker's whole write batch in one statement (and so one round trip, run
--- outside an explicit transaction): lock the batch's tasks that still carry the
--- writer's claim token, insert their events in order, apply step state,
--- checkpoints and final status, and NOTIFY subscribers. Returns the tasks
--- whose writes were accepted; every other task of the batch was refused.
-WITH claims AS (
-    SELECT c->>'id' AS id, c->>'token' AS token
-    FROM json_array_elements(CAST(CAST(:claims AS text) AS json)) AS x(c)
-), owned AS (
-    SELECT t.id FROM tasks t JOIN claims ON claims.id = t.id AND t.claim_token = claims.token
-    WHERE t.status = 'processing'
-    ORDER BY t.id
-    FOR UPDATE OF t
-), ins AS (
+-- name: flush_write
+-- The writes of a batch whose tasks are already locked and checked (task_lock_owned,
+-- same transaction): events in order, step state, checkpoints, final status, and
+-- the NOTIFY for subscribers, in one statement.
+WITH ins AS (
     INSERT INTO task_events (task_id, type, body, created_at)
     SELECT a.e->>'task_id', a.e->>'type', a.e->'body', now()
     FROM json_array_elements(CAST(CAST(:events AS text) AS json)) WITH ORDINALITY AS a(e, ord)
-    WHERE a.e->>'task_id' IN (SELECT id FROM owned)
     ORDER BY a.ord
     RETURNING task_id
 ), upd AS (
@@ -244,7 +239,7 @@ WITH claims AS (
                                 ELSE false END,
         secrets = CASE WHEN u.e->>'status' = 'completed' THEN NULL ELSE tasks.secrets END
     FROM json_array_elements(CAST(CAST(:updates AS text) AS json)) AS u(e)
-    WHERE tasks.id = u.e->>'id' AND tasks.id IN (SELECT id FROM owned)
+    WHERE tasks.id = u.e->>'id'
     RETURNING tasks.id, tasks.status
 ), note_events AS (
     SELECT pg_notify('falsework_events', string_agg(task_id, ',')) AS n
@@ -254,5 +249,4 @@ WITH claims AS (
 ), note_tasks AS (
     SELECT pg_notify('falsework_tasks', '') AS n FROM upd WHERE status = 'open' LIMIT 1
 )
-SELECT id, (SELECT count(*) FROM note_events) + (SELECT count(*) FROM note_tasks) AS notes
-FROM owned;
+SELECT (SELECT count(*) FROM note_events) + (SELECT count(*) FROM note_tasks);
