@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from falsework.api.deps import Caller, Svc
@@ -11,11 +9,6 @@ from falsework.api.models import ActionModel, errors
 from falsework.types import JSONObject
 
 router = APIRouter(tags=["actions"])
-
-
-def action_json(action: Any) -> JSONObject:
-    data: JSONObject = action.to_json()
-    return data
 
 
 @router.get(
@@ -26,4 +19,4 @@ def action_json(action: Any) -> JSONObject:
 )
 async def list_actions(svc: Svc, caller: Caller) -> list[JSONObject]:
     del caller
-    return [action_json(a) for a in svc.registry.list()]
+    return [a.to_json() for a in svc.registry.list()]

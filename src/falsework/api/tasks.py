@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
@@ -20,7 +20,7 @@ from falsework.api.models import (
     ValidationErrors,
     errors,
 )
-from falsework.engine import NewTask
+from falsework.engine import NewTask, Task
 from falsework.engine.models import iso
 from falsework.errors import InputError, NotAllowedError, TooManyRequestsError
 from falsework.templates import validate_values
@@ -28,19 +28,16 @@ from falsework.types import JSONObject
 
 router = APIRouter(tags=["tasks"])
 
-STATUSES = ("open", "processing", "completed", "failed", "cancelled")
 
-
-def task_json(task: Any) -> JSONObject:
+def task_json(task: Task) -> JSONObject:
     """Backstage's task shape (the engine's), plus ``completedAt`` once finished."""
-    data: JSONObject = task.to_json()
-    finished = getattr(task, "finished_at", None)
-    if finished is not None:
-        data["completedAt"] = iso(finished)
+    data = task.to_json()
+    if task.finished_at is not None:
+        data["completedAt"] = iso(task.finished_at)
     return data
 
 
-async def _owned(svc: Services, caller: auth.Identity, raw_id: str) -> Any:
+async def _owned(svc: Services, caller: auth.Identity, raw_id: str) -> Task:
     task = await svc.broker.get(task_id(raw_id))
     auth.check_owner(caller, task.id, task.created_by)
     return task

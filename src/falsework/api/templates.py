@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from falsework.api import auth
@@ -14,19 +12,6 @@ from falsework.types import JSONObject
 router = APIRouter(tags=["templates"])
 
 
-def _summary(template: Any) -> JSONObject:
-    return {
-        "ref": template.ref,
-        "name": template.name,
-        "namespace": template.namespace,
-        "title": template.title,
-        "description": template.description,
-        "tags": list(template.tags or []),
-        "owner": template.owner,
-        "type": template.type,
-    }
-
-
 @router.get(
     "/v2/templates",
     response_model=list[TemplateSummary],
@@ -34,7 +19,7 @@ def _summary(template: Any) -> JSONObject:
     responses=errors(401),
 )
 async def list_templates(svc: Svc, caller: Caller) -> list[JSONObject]:
-    return [_summary(t) for t in svc.catalog.list() if auth.may_run(caller, t.raw)]
+    return [t.summary() for t in svc.catalog.list() if auth.may_run(caller, t.raw)]
 
 
 @router.get(

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from falsework.api.deps import Caller, Svc
 from falsework.api.models import WorkerLimit, WorkerModel, errors
+from falsework.engine import WorkerInfo
 from falsework.errors import NotAllowedError
 from falsework.types import JSONObject
 
 router = APIRouter(tags=["workers"])
 
 
-def worker_json(info: Any) -> JSONObject:
-    data: JSONObject = info.to_json()
-    return data
+def worker_json(info: WorkerInfo) -> JSONObject:
+    return info.to_json()
 
 
 @router.get(
