@@ -195,3 +195,11 @@ def test_heartbeat_is_visible_on_a_running_task(server: Server) -> None:
         task = alice.get(f"{API}/v2/tasks/{task_id}").json()
     assert task["lastHeartbeatAt"]
     alice.post(f"{API}/v2/tasks/{task_id}/cancel")
+
+
+def test_the_page_is_served_beside_the_api_without_a_token(server: Server) -> None:
+    client = server.client()
+    assert client.get("/").status_code == 307
+    page = client.get("/create")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")

@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from falsework import web
 from falsework.actions import ActionRegistry
 from falsework.api import actions, dryrun, errors, health, tasks, templates, workers
 from falsework.api.auth import Authenticator
@@ -97,15 +98,6 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": data})
 
 
-def _web_router() -> APIRouter | None:
-    try:
-        from falsework import web
-    except ImportError:  # pragma: no cover - the page ships with the package
-        return None
-    router = getattr(web, "router", None)
-    return router if isinstance(router, APIRouter) else None
-
-
 def create_app(settings: Settings) -> FastAPI:
     """The whole service: API, page and (when concurrency > 0) one worker."""
     metrics = Metrics()
@@ -183,9 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
-    web = _web_router()
-    if web is not None:
-        app.include_router(web)
+    app.include_router(web.router)  # the page: /, /create/..., /static/...
     app.add_middleware(BodyLimit, limit=MAX_BODY)
     return app
 
