@@ -5,6 +5,8 @@ const BASIC = ['black', 'red', 'green', 'yellow', 'blue', 'magenta', 'cyan', 'wh
 // eslint-disable-next-line no-control-regex
 const ESCAPES = /\u001b\[([0-9;]*)([A-Za-z])|\u001b[\]PX^_][^\u0007\u001b]*(?:\u0007|\u001b\\)?|\u001b[@-Z\\-_]/g;
 
+const PLAIN = { fg: null, bg: null, bold: false, dim: false, italic: false, underline: false };
+
 function color256(n) {
   if (n < 16) return { cls: `${n < 8 ? '' : 'bright-'}${BASIC[n % 8]}` };
   if (n < 232) {
@@ -20,7 +22,7 @@ function applyCodes(style, codes) {
   const list = codes.length ? codes : [0];
   for (let i = 0; i < list.length; i += 1) {
     const c = list[i];
-    if (c === 0) Object.assign(style, { fg: null, bg: null, bold: false, dim: false, italic: false, underline: false });
+    if (c === 0) Object.assign(style, PLAIN);
     else if (c === 1) style.bold = true;
     else if (c === 2) style.dim = true;
     else if (c === 3) style.italic = true;
@@ -66,7 +68,7 @@ function span(text, style) {
 /** A fragment rendering `text` with its colours; the escape codes themselves are removed. */
 export function ansiToFragment(text) {
   const fragment = document.createDocumentFragment();
-  const style = { fg: null, bg: null, bold: false, dim: false, italic: false, underline: false };
+  const style = { ...PLAIN };
   let last = 0;
   for (const match of String(text).matchAll(ESCAPES)) {
     if (match.index > last) fragment.append(span(text.slice(last, match.index), style));

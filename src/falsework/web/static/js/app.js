@@ -56,7 +56,10 @@ async function render() {
     else link.removeAttribute('aria-current');
   }
   if (!route) {
-    clear(main).append(h('h1', { text: 'Page not found' }), h('p', {}, h('a', { href: '/create', 'data-link': true, text: 'Templates' })));
+    clear(main).append(
+      h('h1', { text: 'Page not found' }),
+      h('p', {}, h('a', { href: '/create', 'data-link': true, text: 'Templates' })),
+    );
     return;
   }
   const titles = { create: 'Create · Falsework', tasks: 'Tasks · Falsework' };
@@ -69,7 +72,12 @@ async function render() {
   } catch (err) {
     if (mine !== renderId) return;
     const message = err instanceof ApiError ? `${err.message} (HTTP ${err.status})` : String(err.message || err);
-    clear(main).append(h('h1', { text: 'Something went wrong' }), h('p', { class: 'task-error', role: 'alert', text: message }), h('p', {}, h('a', { href: '/create', 'data-link': true, text: 'Back to the templates' })));
+    const home = h('a', { href: '/create', 'data-link': true, text: 'Back to the templates' });
+    clear(main).append(
+      h('h1', { text: 'Something went wrong' }),
+      h('p', { class: 'task-error', role: 'alert', text: message }),
+      h('p', {}, home),
+    );
     console.error(err);
   }
   // the link that was clicked is gone: put focus at the start of the new content, so
@@ -124,13 +132,24 @@ onTokenNeeded(tokenDialog);
 function showIdentity() {
   const box = document.getElementById('identity');
   clear(box);
-  if (identity.user) box.append(h('span', { class: 'muted', text: identity.user }), identity.admin ? h('span', { class: 'badge', text: 'admin' }) : null);
+  if (identity.user) {
+    box.append(
+      h('span', { class: 'muted', text: identity.user }),
+      identity.admin ? h('span', { class: 'badge', text: 'admin' }) : null,
+    );
+  }
   if (sessionStorage.getItem('falsework.token')) {
-    box.append(h('button', { type: 'button', class: 'secondary small', text: 'Sign out', onClick: () => { setToken(null); window.location.reload(); } }));
+    const signOut = () => {
+      setToken(null);
+      window.location.reload();
+    };
+    box.append(h('button', { type: 'button', class: 'secondary small', text: 'Sign out', onClick: signOut }));
   }
   const notice = document.getElementById('notice');
   if (identity.localMode) {
-    notice.textContent = 'Local mode: this server accepts requests without signing in, from this machine only (it listens on 127.0.0.1 and has no tokens configured).';
+    notice.textContent =
+      'Local mode: this server accepts requests without signing in, from this machine only ' +
+      '(it listens on 127.0.0.1 and has no tokens configured).';
     notice.hidden = false;
   } else notice.hidden = true;
 }

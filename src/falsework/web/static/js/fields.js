@@ -6,6 +6,8 @@ import { h } from './dom.js';
 import { deref, isObject } from './schema.js';
 
 const ENTITY_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+const ENTITY_PICKERS = new Set(['OwnerPicker', 'EntityPicker', 'OwnedEntityPicker', 'MyGroupsPicker']);
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
 export function pathKey(path) {
   return path.join('\u0000');
@@ -73,9 +75,8 @@ export function renderField(ctx, rawSchema, path, { required = false, label } = 
   if (field === 'RepoUrlPicker') built = repoUrlPicker(ctx, common);
   else if (field === 'Secret') built = secretField(ctx, common);
   else if (field === 'EntityNamePicker') built = entityNamePicker(ctx, common);
-  else if (field === 'OwnerPicker' || field === 'EntityPicker' || field === 'OwnedEntityPicker' || field === 'MyGroupsPicker') {
-    built = entityPicker(ctx, common, field === 'OwnerPicker');
-  } else built = byType(ctx, common);
+  else if (ENTITY_PICKERS.has(field)) built = entityPicker(ctx, common, field === 'OwnerPicker');
+  else built = byType(ctx, common);
   if (!built) return null;
   ctx.register(path, { element: built.wrapper, errorEl, focus: built.focus, check: built.check, title });
   return built.wrapper;
@@ -92,7 +93,19 @@ function labelFor(common, text = common.title) {
 }
 
 function wrap(common, ...children) {
-  return h('div', { class: 'field', dataset: { path: common.path.join('.') } }, ...children, common.help, common.errorEl);
+  const attrs = { class: 'field', dataset: { path: common.path.join('.') } };
+  return h('div', attrs, ...children, common.help, common.errorEl);
+}
+
+/** A fieldset for a field made of several controls; its legend is the field's title. */
+function group(common, cls, ...children) {
+  const attrs = {
+    class: `field group ${cls}`.trim(),
+    id: common.id,
+    'aria-describedby': common.describedBy,
+    dataset: { path: common.path.join('.') },
+  };
+  return h('fieldset', attrs, legendFor(common), ...children, common.help, common.errorEl);
 }
 
 function legendFor(common) {
@@ -163,7 +176,8 @@ function textField(ctx, common, extra = {}) {
     input.value = value === undefined || value === null ? '' : String(value);
     if (extra.list) input.setAttribute('list', extra.list);
   }
-  if (schema.maxLength !== undefined) input.setAttribute('maxlength', String(schema.maxLength + 1)); // let the message show
+  // one more than allowed, so the message explains the limit instead of the input ignoring keys
+  if (schema.maxLength !== undefined) input.setAttribute('maxlength', String(schema.maxLength + 1));
   applyUi(input, common);
   input.addEventListener('input', () => ctx.set(path, input.value === '' ? undefined : input.value));
   return { wrapper: wrap(common, labelFor(common), input, extra.after), focus: input, check: extra.check };
@@ -171,7 +185,14 @@ function textField(ctx, common, extra = {}) {
 
 function numberField(ctx, common, type) {
   const { schema, path } = common;
-  const input = h('input', { id: common.id, name: common.id, type: 'number', step: type === 'integer' ? '1' : 'any', inputmode: type === 'integer' ? 'numeric' : 'decimal' });
+  const integer = type === 'integer';
+  const input = h('input', {
+    id: common.id,
+    name: common.id,
+    type: 'number',
+    step: integer ? '1' : 'any',
+    inputmode: integer ? 'numeric' : 'decimal',
+  });
   if (typeof schema.minimum === 'number') input.min = String(schema.minimum);
   if (typeof schema.maximum === 'number') input.max = String(schema.maximum);
   const value = ctx.get(path);
@@ -208,14 +229,18 @@ function selectField(ctx, common, options) {
   const select = h('select', { id: common.id, name: common.id });
   const current = ctx.get(path);
   const hasDefault = schema.default !== undefined;
-  if (!(common.required && hasDefault)) select.append(h('option', { value: '', text: schema['ui:placeholder'] || '—' }));
+  if (!(common.required && hasDefault)) {
+    select.append(h('option', { value: '', text: schema['ui:placeholder'] || '—' }));
+  }
   options.forEach((opt, i) => {
     const option = h('option', { value: String(i), text: opt.label });
-    if (current !== undefined && JSON.stringify(current) === JSON.stringify(opt.value)) option.selected = true;
+    if (current !== undefined && same(current, opt.value)) option.selected = true;
     select.append(option);
   });
   applyUi(select, common);
-  select.addEventListener('change', () => ctx.set(path, select.value === '' ? undefined : options[Number(select.value)].value));
+  select.addEventListener('change', () => {
+    ctx.set(path, select.value === '' ? undefined : options[Number(select.value)].value);
+  });
   return { wrapper: wrap(common, labelFor(common), select), focus: select };
 }
 
@@ -225,23 +250,20 @@ function radioGroup(ctx, common, options) {
   const inputs = [];
   const items = options.map((opt, i) => {
     const input = h('input', { type: 'radio', id: `${common.id}-${i}`, name: common.id, value: String(i) });
-    input.checked = current !== undefined && JSON.stringify(current) === JSON.stringify(opt.value);
+    input.checked = current !== undefined && same(current, opt.value);
     applyUi(input, common);
     input.addEventListener('change', () => input.checked && ctx.set(path, opt.value));
     inputs.push(input);
     return h('div', { class: 'checkbox-row' }, input, h('label', { for: input.id, text: opt.label }));
   });
-  const fieldset = h('fieldset', { class: 'field group', id: common.id, 'aria-describedby': common.describedBy, dataset: { path: path.join('.') } }, legendFor(common), items, common.help, common.errorEl);
-  return { wrapper: fieldset, focus: inputs.find((i) => i.checked) || inputs[0] };
+  return { wrapper: group(common, '', items), focus: inputs.find((i) => i.checked) || inputs[0] };
 }
 
 function objectField(ctx, common) {
   const { schema, path } = common;
-  const fieldset = h('fieldset', { class: 'field group object', id: common.id, dataset: { path: path.join('.') } }, legendFor(common));
-  if (common.help) fieldset.append(common.help);
   const body = h('div', { class: 'object-body' });
   ctx.renderObject(schema, path, body);
-  fieldset.append(body, common.errorEl);
+  const fieldset = group(common, 'object', body);
   return { wrapper: fieldset, focus: fieldset.querySelector('input, select, textarea') };
 }
 
@@ -278,11 +300,12 @@ function arrayField(ctx, common) {
     text: `Add ${common.title}`,
     onClick: () => {
       const next = [...(ctx.get(path) || [])];
-      next.push(items.default !== undefined ? structuredClone(items.default) : typeOfSchema(items) === 'object' ? {} : undefined);
+      if (items.default !== undefined) next.push(structuredClone(items.default));
+      else next.push(typeOfSchema(items) === 'object' ? {} : undefined);
       ctx.set(path, next, { rerender: true, focusLast: fieldId(ctx.idPrefix, [...path, next.length - 1]) });
     },
   });
-  const fieldset = h('fieldset', { class: 'field group array', id: common.id, 'aria-describedby': common.describedBy, dataset: { path: path.join('.') } }, legendFor(common), rows, add, common.help, common.errorEl);
+  const fieldset = group(common, 'array', rows, add);
   return { wrapper: fieldset, focus: fieldset.querySelector('input, select, textarea') || add };
 }
 
@@ -291,18 +314,20 @@ function checkboxGroup(ctx, common, options) {
   const current = () => (Array.isArray(ctx.get(path)) ? ctx.get(path) : []);
   const inputs = options.map((opt, i) => {
     const input = h('input', { type: 'checkbox', id: `${common.id}-${i}`, name: common.id });
-    input.checked = current().some((v) => JSON.stringify(v) === JSON.stringify(opt.value));
+    input.checked = current().some((v) => same(v, opt.value));
     applyUi(input, { ...common, required: false });
     input.addEventListener('change', () => {
       // keep the enum's order, whatever order the boxes were ticked in
-      const chosen = options.filter((o, j) => (j === i ? input.checked : current().some((v) => JSON.stringify(v) === JSON.stringify(o.value))));
+      const ticked = (o, j) => (j === i ? input.checked : current().some((v) => same(v, o.value)));
+      const chosen = options.filter(ticked);
       ctx.set(path, chosen.length ? chosen.map((o) => o.value) : undefined);
     });
     return input;
   });
-  const rows = options.map((opt, i) => h('div', { class: 'checkbox-row' }, inputs[i], h('label', { for: inputs[i].id, text: opt.label })));
-  const fieldset = h('fieldset', { class: 'field group', id: common.id, 'aria-describedby': common.describedBy, dataset: { path: path.join('.') } }, legendFor(common), rows, common.help, common.errorEl);
-  return { wrapper: fieldset, focus: inputs[0] };
+  const rows = options.map((opt, i) =>
+    h('div', { class: 'checkbox-row' }, inputs[i], h('label', { for: inputs[i].id, text: opt.label })),
+  );
+  return { wrapper: group(common, '', rows), focus: inputs[0] };
 }
 
 function multiSelect(ctx, common, options) {
@@ -311,7 +336,7 @@ function multiSelect(ctx, common, options) {
   const current = Array.isArray(ctx.get(path)) ? ctx.get(path) : [];
   options.forEach((opt, i) => {
     const option = h('option', { value: String(i), text: opt.label });
-    option.selected = current.some((v) => JSON.stringify(v) === JSON.stringify(opt.value));
+    option.selected = current.some((v) => same(v, opt.value));
     select.append(option);
   });
   applyUi(select, common);
@@ -336,7 +361,8 @@ function repoUrlPicker(ctx, common) {
     const id = `${common.id}-${name}`;
     let control;
     if (Array.isArray(allowed) && allowed.length) {
-      control = h('select', { id, name: id }, allowed.map((a) => h('option', { value: a, text: a, selected: a === value })));
+      const choices = allowed.map((a) => h('option', { value: a, text: a, selected: a === value }));
+      control = h('select', { id, name: id }, choices);
       if (!value) parts[name] = allowed[0];
       control.addEventListener('change', () => {
         parts[name] = control.value;
@@ -356,20 +382,15 @@ function repoUrlPicker(ctx, common) {
   const host = choice('host', 'Host', hosts, parts.host);
   const owner = choice('owner', 'Owner', opts.allowedOwners, parts.owner);
   const repo = choice('repo', 'Repository', opts.allowedRepos, parts.repo);
-  const fieldset = h(
-    'fieldset',
-    { class: 'field group repo-url', id: common.id, 'aria-describedby': common.describedBy, dataset: { path: path.join('.') } },
-    legendFor(common),
-    h('div', { class: 'subfields' }, host.row, owner.row, repo.row),
-    common.help,
-    common.errorEl,
-  );
+  const fieldset = group(common, 'repo-url', h('div', { class: 'subfields' }, host.row, owner.row, repo.row));
   const check = (value) => {
     if (value === undefined) return null;
     const p = parseRepoUrl(value);
     if (!p.owner) return 'Enter the owner of the repository.';
     if (!p.repo) return 'Enter the name of the repository.';
-    if (!/^[A-Za-z0-9_.-]+$/.test(p.repo)) return 'A repository name may contain letters, digits, "-", "_" and "." only.';
+    if (!/^[A-Za-z0-9_.-]+$/.test(p.repo)) {
+      return 'A repository name may contain letters, digits, "-", "_" and "." only.';
+    }
     return null;
   };
   return { wrapper: fieldset, focus: parts.owner ? repo.control : owner.control, check };

@@ -74,6 +74,10 @@ function serverMessage(error) {
   return error.message ? error.message.charAt(0).toUpperCase() + error.message.slice(1) : 'Invalid value.';
 }
 
+const SECRETS_HINT =
+  'These values are sent to the task as secrets: they are not shown on the review page ' +
+  'and not stored by this page.';
+
 export async function renderTemplateForm(main, { namespace, name, identity, navigate }) {
   const schemaDoc = await api.parameterSchema(namespace, name);
   const pages = (schemaDoc.steps || []).map((step) => ({
@@ -84,7 +88,8 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
   }));
   if (isObject(schemaDoc.secretsSchema) && Object.keys(schemaDoc.secretsSchema.properties || {}).length) {
     const s = schemaDoc.secretsSchema;
-    pages.push({ title: s.title || 'Secrets', description: s.description || '', schema: passwordStrings(s), secret: true });
+    const description = s.description || '';
+    pages.push({ title: s.title || 'Secrets', description, schema: passwordStrings(s), secret: true });
   }
   const templateRef = `template:${namespace}/${name}`;
   const state = {
@@ -134,6 +139,9 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     return errors;
   }
 
+  const within = (key, outer) => key === outer || key.startsWith(`${outer}\u0000`);
+  const touched = (key) => [...state.touched].some((t) => within(t, key));
+
   /** Show each error at its field, or the nearest enclosing field, or at the top. */
   function showErrors() {
     const client = pageErrors(state.index);
@@ -146,9 +154,7 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
         const key = parts.join('\u0000');
         const f = state.fields.get(key);
         if (f) {
-          if (force || state.showAll || state.touched.has(key) || [...state.touched].some((t) => t.startsWith(`${key}\u0000`))) {
-            if (!shown.has(key)) shown.set(key, msg);
-          }
+          if ((force || state.showAll || touched(key)) && !shown.has(key)) shown.set(key, msg);
           return;
         }
         parts = parts.slice(0, -1);
@@ -185,7 +191,8 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     const k = pathKey(path);
     state.touched.add(k);
     const errs = state.serverErrors.get(state.index);
-    if (errs) for (const key of [...errs.keys()]) if (key === k || key.startsWith(`${k}\u0000`) || k.startsWith(`${key}\u0000`)) errs.delete(key);
+    // the user changed the value: the server's word on it (or on its parts) is stale
+    for (const key of [...(errs?.keys() || [])]) if (within(key, k) || within(k, key)) errs.delete(key);
     if (value === undefined) state.cleared.add(k);
     else state.cleared.delete(k);
     state.banner = null;
@@ -219,7 +226,8 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
 
   function renderObject(rawSchema, path, container) {
     const p = page();
-    const schema = effectiveSchema(rawSchema, getAt(dataOf(p), path) ?? (path.length ? undefined : dataOf(p)), p.schema);
+    const value = path.length ? getAt(dataOf(p), path) : dataOf(p);
+    const schema = effectiveSchema(rawSchema, value, p.schema);
     const required = new Set(schema.required || []);
     for (const key of orderedKeys(schema)) {
       const el = renderField(ctx, schema.properties[key], [...path, key], { required: required.has(key) });
@@ -229,12 +237,17 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
 
   // ----- rendering -----------------------------------------------------------------------
   function stepper() {
-    const items = pages.map((p, i) => {
-      const current = !state.reviewing && i === state.index;
-      const done = state.reviewing || i < state.index;
-      return h('li', { class: `${current ? 'current' : ''} ${done ? 'done' : ''}`, 'aria-current': current ? 'step' : false }, h('span', { class: 'step-no', 'aria-hidden': 'true', text: String(i + 1) }), h('span', { text: p.title }));
-    });
-    items.push(h('li', { class: state.reviewing ? 'current' : '', 'aria-current': state.reviewing ? 'step' : false }, h('span', { class: 'step-no', 'aria-hidden': 'true', text: String(pages.length + 1) }), h('span', { text: 'Review' })));
+    const item = (i, title, current, done) =>
+      h(
+        'li',
+        { class: `${current ? 'current' : ''} ${done ? 'done' : ''}`, 'aria-current': current ? 'step' : false },
+        h('span', { class: 'step-no', 'aria-hidden': 'true', text: String(i + 1) }),
+        h('span', { text: title }),
+      );
+    const items = pages.map((p, i) =>
+      item(i, p.title, !state.reviewing && i === state.index, state.reviewing || i < state.index),
+    );
+    items.push(item(pages.length, 'Review', state.reviewing, false));
     return h('ol', { class: 'stepper', 'aria-label': 'Steps' }, items);
   }
 
@@ -252,7 +265,8 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
   function renderPage({ keepFocus = false, focusId = null, focusFirstError = false } = {}) {
     const active = document.activeElement;
     const activeId = keepFocus && active?.id ? active.id : null;
-    const selection = activeId && typeof active.selectionStart === 'number' ? [active.selectionStart, active.selectionEnd] : null;
+    const hasSelection = activeId && typeof active.selectionStart === 'number';
+    const selection = hasSelection ? [active.selectionStart, active.selectionEnd] : null;
     state.fields = new Map();
     state.reviewing = false;
     const p = page();
@@ -265,7 +279,7 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
       { class: 'card form', novalidate: true, onSubmit: (ev) => { ev.preventDefault(); next(); } },
       h('h2', { id: 'page-title', tabindex: '-1', text: p.title }),
       p.description ? h('p', { class: 'muted', text: p.description }) : null,
-      p.secret ? h('p', { class: 'hint', text: 'These values are sent to the task as secrets: they are not shown on the review page and not stored by this page.' }) : null,
+      p.secret ? h('p', { class: 'hint', text: SECRETS_HINT }) : null,
       h('div', { class: 'page-errors', role: 'alert', hidden: true }),
       body,
       h(
@@ -348,7 +362,8 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
       const p = parseRepoUrl(v);
       return `${p.host}/${p.owner}/${p.repo}`;
     }
-    const options = enumOptions(schema) || (isObject(deref(schema.items, root)) ? enumOptions(deref(schema.items, root)) : null);
+    const items = deref(schema.items, root);
+    const options = enumOptions(schema) || (isObject(items) ? enumOptions(items) : null);
     const label = (x) => options?.find((o) => JSON.stringify(o.value) === JSON.stringify(x))?.label ?? x;
     if (Array.isArray(v)) return v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : label(x))).join(', ');
     if (typeof v === 'boolean') return v ? 'Yes' : 'No';
@@ -377,9 +392,18 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
       { class: 'card form' },
       h('h2', { id: 'page-title', tabindex: '-1', text: 'Review' }),
       h('p', { class: 'muted', text: 'Check the values, then create the task.' }),
-      h('div', { class: 'page-errors', role: 'alert', hidden: !state.banner }, state.banner ? h('p', { text: state.banner }) : null),
+      h(
+        'div',
+        { class: 'page-errors', role: 'alert', hidden: !state.banner },
+        state.banner ? h('p', { text: state.banner }) : null,
+      ),
       sections,
-      h('div', { class: 'form-actions' }, h('button', { type: 'button', class: 'secondary', onClick: back, text: 'Back' }), createButton),
+      h(
+        'div',
+        { class: 'form-actions' },
+        h('button', { type: 'button', class: 'secondary', onClick: back, text: 'Back' }),
+        createButton,
+      ),
     );
     clear(main).append(header(), view);
     document.getElementById('page-title').focus();
@@ -415,7 +439,11 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     let firstPage = null;
     for (const error of errors) {
       const path = errorPath(error);
-      let index = pages.findIndex((p) => !p.secret && path.length && Object.hasOwn(effectiveSchema(p.schema, state.values, p.schema).properties || {}, path[0]));
+      const holds = (p) => {
+        const props = effectiveSchema(p.schema, state.values, p.schema).properties || {};
+        return !p.secret && path.length > 0 && Object.hasOwn(props, path[0]);
+      };
+      let index = pages.findIndex(holds);
       if (index === -1) index = pages.length - 1;
       if (!state.serverErrors.has(index)) state.serverErrors.set(index, new Map());
       state.serverErrors.get(index).set(pathKey(path), serverMessage(error));

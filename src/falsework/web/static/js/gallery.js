@@ -11,12 +11,31 @@ function matches(t, words) {
 export async function renderGallery(main, { query, replaceQuery }) {
   const templates = await api.templates();
   const tags = [...new Set(templates.flatMap((t) => t.tags || []))].sort();
-  const search = h('input', { id: 'template-search', type: 'search', placeholder: 'Title, description, tag, owner', autocomplete: 'off' });
+  const search = h('input', {
+    id: 'template-search',
+    type: 'search',
+    placeholder: 'Title, description, tag, owner',
+    autocomplete: 'off',
+  });
   search.value = query.get('q') || '';
-  const tagSelect = h('select', { id: 'template-tag' }, h('option', { value: '', text: 'All tags' }), tags.map((t) => h('option', { value: t, text: t })));
+  const tagSelect = h(
+    'select',
+    { id: 'template-tag' },
+    h('option', { value: '', text: 'All tags' }),
+    tags.map((t) => h('option', { value: t, text: t })),
+  );
   tagSelect.value = tags.includes(query.get('tag')) ? query.get('tag') : '';
   const grid = h('ul', { class: 'gallery', 'aria-label': 'Templates' });
   const count = h('p', { class: 'muted count', 'aria-live': 'polite' });
+
+  function tagButton(tag) {
+    const choose = () => {
+      tagSelect.value = tag;
+      update();
+    };
+    const label = `Show templates tagged ${tag}`;
+    return h('button', { type: 'button', class: 'tag', 'aria-label': label, text: tag, onClick: choose });
+  }
 
   function card(t) {
     const ns = t.namespace || 'default';
@@ -29,10 +48,16 @@ export async function renderGallery(main, { query, replaceQuery }) {
       h('h2', { id: headingId, text: t.title || t.name }),
       h('p', { class: 'description', text: t.description || '' }),
       (t.tags || []).length
-        ? h('ul', { class: 'tags', 'aria-label': 'Tags' }, t.tags.map((tag) => h('li', {}, h('button', { type: 'button', class: 'tag', 'aria-label': `Show templates tagged ${tag}`, text: tag, onClick: () => { tagSelect.value = tag; update(); } }))))
+          ? h('ul', { class: 'tags', 'aria-label': 'Tags' }, t.tags.map((tag) => h('li', {}, tagButton(tag))))
         : null,
       h('p', { class: 'owner muted' }, t.owner ? `Owner: ${t.owner}` : ''),
-      h('a', { class: 'button-link primary choose', href, 'data-link': true, 'aria-label': `Choose ${t.title || t.name}`, text: 'Choose' }),
+      h('a', {
+        class: 'button-link primary choose',
+        href,
+        'data-link': true,
+        'aria-label': `Choose ${t.title || t.name}`,
+        text: 'Choose',
+      }),
     );
   }
 
@@ -41,14 +66,22 @@ export async function renderGallery(main, { query, replaceQuery }) {
     const tag = tagSelect.value;
     const shown = templates.filter((t) => matches(t, words) && (!tag || (t.tags || []).includes(tag)));
     clear(grid).append(...shown.map(card));
-    count.textContent = templates.length === 0 ? 'No templates are loaded. Add a folder with FALSEWORK_TEMPLATES.' : `${shown.length} of ${templates.length} templates`;
+    count.textContent =
+      templates.length === 0
+        ? 'No templates are loaded. Add a folder with FALSEWORK_TEMPLATES.'
+        : `${shown.length} of ${templates.length} templates`;
     replaceQuery({ q: search.value || null, tag: tag || null });
   }
 
   search.addEventListener('input', update);
   tagSelect.addEventListener('change', update);
   clear(main).append(
-    h('div', { class: 'page-head' }, h('h1', { text: 'Create something new' }), h('p', { class: 'muted', text: 'Choose a template: fill in its form and a task builds it.' })),
+    h(
+      'div',
+      { class: 'page-head' },
+      h('h1', { text: 'Create something new' }),
+      h('p', { class: 'muted', text: 'Choose a template: fill in its form and a task builds it.' }),
+    ),
     h(
       'div',
       { class: 'filters', role: 'search' },

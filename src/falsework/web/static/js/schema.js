@@ -98,6 +98,15 @@ function isRegex(s) {
   }
 }
 
+const FORMAT_NAMES = {
+  email: 'an email address',
+  'idn-email': 'an email address',
+  date: 'a date (YYYY-MM-DD)',
+  ipv4: 'an IPv4 address',
+  ipv6: 'an IPv6 address',
+  regex: 'a regular expression',
+};
+
 const FORMATS = {
   email: (s) => s.includes('@'),
   'idn-email': (s) => s.includes('@'),
@@ -193,7 +202,8 @@ function check(rawSchema, value, root, path, errors) {
 function checkString(schema, value, push) {
   const length = [...value].length;
   if (schema.minLength !== undefined && length < schema.minLength) {
-    push('minLength', schema.minLength === 1 ? 'Must not be empty.' : `Must be at least ${plural(schema.minLength, 'character')}.`);
+    const least = `Must be at least ${plural(schema.minLength, 'character')}.`;
+    push('minLength', schema.minLength === 1 ? 'Must not be empty.' : least);
   }
   if (schema.maxLength !== undefined && length > schema.maxLength) {
     push('maxLength', `Must be at most ${plural(schema.maxLength, 'character')}.`);
@@ -203,22 +213,17 @@ function checkString(schema, value, push) {
     if (re && !re.test(value)) push('pattern', `Must match the pattern ${schema.pattern}`);
   }
   if (typeof schema.format === 'string' && FORMATS[schema.format] && !FORMATS[schema.format](value)) {
-    const names = { email: 'an email address', 'idn-email': 'an email address', date: 'a date (YYYY-MM-DD)', ipv4: 'an IPv4 address', ipv6: 'an IPv6 address', regex: 'a regular expression' };
-    push('format', `Must be ${names[schema.format] || `a valid ${schema.format}`}.`);
+    push('format', `Must be ${FORMAT_NAMES[schema.format]}.`);
   }
 }
 
 function checkNumber(schema, value, push) {
-  const exclusive = (bound, flag) => (typeof flag === 'boolean' ? flag : false);
-  if (typeof schema.minimum === 'number') {
-    if (exclusive(schema.minimum, schema.exclusiveMinimum) ? value <= schema.minimum : value < schema.minimum) {
-      push('minimum', `Must be ${exclusive(0, schema.exclusiveMinimum) ? 'greater than' : 'at least'} ${schema.minimum}.`);
-    }
+  // draft 7: exclusiveMinimum / exclusiveMaximum are numbers of their own
+  if (typeof schema.minimum === 'number' && value < schema.minimum) {
+    push('minimum', `Must be at least ${schema.minimum}.`);
   }
-  if (typeof schema.maximum === 'number') {
-    if (exclusive(schema.maximum, schema.exclusiveMaximum) ? value >= schema.maximum : value > schema.maximum) {
-      push('maximum', `Must be ${exclusive(0, schema.exclusiveMaximum) ? 'less than' : 'at most'} ${schema.maximum}.`);
-    }
+  if (typeof schema.maximum === 'number' && value > schema.maximum) {
+    push('maximum', `Must be at most ${schema.maximum}.`);
   }
   if (typeof schema.exclusiveMinimum === 'number' && value <= schema.exclusiveMinimum) {
     push('exclusiveMinimum', `Must be greater than ${schema.exclusiveMinimum}.`);
@@ -243,11 +248,13 @@ function checkArray(schema, value, root, path, errors, push) {
     const dup = value.some((x, i) => value.slice(0, i).some((y) => jsonEqual(x, y)));
     if (dup) push('uniqueItems', 'Must not contain the same item twice.');
   }
-  const tuple = Array.isArray(schema.prefixItems) ? schema.prefixItems : Array.isArray(schema.items) ? schema.items : null;
+  // a tuple: `prefixItems` (2020-12, then `items` for the rest) or an `items` list (draft 7,
+  // then `additionalItems`)
+  const itemsList = Array.isArray(schema.items);
+  const tuple = Array.isArray(schema.prefixItems) ? schema.prefixItems : itemsList ? schema.items : null;
+  const rest = itemsList ? schema.additionalItems : schema.items;
   value.forEach((item, i) => {
-    let sub;
-    if (tuple) sub = i < tuple.length ? tuple[i] : Array.isArray(schema.items) ? schema.additionalItems : schema.items;
-    else sub = schema.items;
+    const sub = tuple && i < tuple.length ? tuple[i] : rest;
     if (sub !== undefined) check(sub, item, root, [...path, i], errors);
   });
   if (schema.contains !== undefined && !value.some((item) => validate(schema.contains, item, root).length === 0)) {
@@ -326,6 +333,8 @@ function checkDependency(key, sub, value, root, path, errors) {
 // ---------------------------------------------------------------------------------------
 // The effective schema of an object: what the form shows for the current values.
 
+const CONDITIONAL = new Set(['allOf', 'oneOf', 'anyOf', 'if', 'then', 'else', 'dependencies']);
+
 function mergeInto(base, extra) {
   const out = { ...base };
   for (const [key, value] of Object.entries(extra)) {
@@ -337,7 +346,7 @@ function mergeInto(base, extra) {
       out.properties = props;
     } else if (key === 'required') {
       out.required = [...new Set([...(out.required || []), ...value])];
-    } else if (key === 'allOf' || key === 'oneOf' || key === 'anyOf' || key === 'if' || key === 'then' || key === 'else' || key === 'dependencies') {
+    } else if (CONDITIONAL.has(key)) {
       // conditional parts are resolved by effectiveSchema, not copied
     } else if (out[key] === undefined) {
       out[key] = value;

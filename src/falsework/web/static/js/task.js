@@ -13,7 +13,12 @@ const ICONS = { pending: '○', open: '○', processing: '◔', completed: '✓'
 const ALL = '__all__';
 
 function statusBadge(status) {
-  return h('span', { class: `status status-${status}` }, h('span', { class: 'status-icon', 'aria-hidden': 'true', text: ICONS[status] || '•' }), h('span', { class: 'status-word', text: status }));
+  return h(
+    'span',
+    { class: `status status-${status}` },
+    h('span', { class: 'status-icon', 'aria-hidden': 'true', text: ICONS[status] || '•' }),
+    h('span', { class: 'status-word', text: status }),
+  );
 }
 
 export async function renderTask(main, { id, navigate }) {
@@ -22,7 +27,11 @@ export async function renderTask(main, { id, navigate }) {
     task = await api.task(id);
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) {
-      clear(main).append(h('h1', { text: 'Task not found' }), h('p', { text: err.message }), h('p', {}, h('a', { href: '/create/tasks', 'data-link': true, text: 'All tasks' })));
+      clear(main).append(
+        h('h1', { text: 'Task not found' }),
+        h('p', { text: err.message }),
+        h('p', {}, h('a', { href: '/create/tasks', 'data-link': true, text: 'All tasks' })),
+      );
       return () => {};
     }
     throw err;
@@ -59,7 +68,13 @@ export async function renderTask(main, { id, navigate }) {
     h(
       'div',
       { class: 'page-head task-head' },
-      h('p', { class: 'crumbs' }, h('a', { href: '/create/tasks', 'data-link': true, text: 'Tasks' }), ' / ', h('code', { text: id })),
+      h(
+        'p',
+        { class: 'crumbs' },
+        h('a', { href: '/create/tasks', 'data-link': true, text: 'Tasks' }),
+        ' / ',
+        h('code', { text: id }),
+      ),
       h('h1', { text: templateTitle }),
       h(
         'p',
@@ -79,12 +94,24 @@ export async function renderTask(main, { id, navigate }) {
       'div',
       { class: 'task-body' },
       h('nav', { class: 'card step-nav', 'aria-label': 'Task steps' }, stepList),
-      h('section', { class: 'card log-card', 'aria-labelledby': 'log-title' }, h('div', { class: 'log-head' }, logTitle, jump), logs),
+      h(
+        'section',
+        { class: 'card log-card', 'aria-labelledby': 'log-title' },
+        h('div', { class: 'log-head' }, logTitle, jump),
+        logs,
+      ),
     ),
   );
 
   function addStep(stepId, name) {
-    const panel = h('div', { class: 'log', role: 'log', tabindex: '0', 'aria-label': `Log of ${name}`, hidden: true, dataset: { follow: 'true' } });
+    const panel = h('div', {
+      class: 'log',
+      role: 'log',
+      tabindex: '0',
+      'aria-label': `Log of ${name}`,
+      hidden: true,
+      dataset: { follow: 'true' },
+    });
     panel.addEventListener('scroll', () => {
       const atBottom = panel.scrollTop + panel.clientHeight >= panel.scrollHeight - 8;
       panel.dataset.follow = atBottom ? 'true' : 'false';
@@ -94,10 +121,18 @@ export async function renderTask(main, { id, navigate }) {
     const icon = h('span', { class: 'status-icon', 'aria-hidden': 'true' });
     const word = h('span', { class: 'step-status' });
     const duration = h('span', { class: 'duration muted' });
-    const button = h('button', { type: 'button', class: 'step', onClick: () => select(stepId, true) }, icon, h('span', { class: 'step-name', text: name }), word, duration);
+    const button = h(
+      'button',
+      { type: 'button', class: 'step', onClick: () => select(stepId, true) },
+      icon,
+      h('span', { class: 'step-name', text: name }),
+      word,
+      duration,
+    );
     const item = h('li', { dataset: { step: stepId } }, button);
     stepList.append(item);
-    const step = { id: stepId, name, status: 'pending', startedAt: null, endedAt: null, panel, item, icon, word, duration, button, lines: 0 };
+    const step = { id: stepId, name, status: 'pending', startedAt: null, endedAt: null };
+    Object.assign(step, { panel, item, icon, word, duration, button });
     state.steps.set(stepId, step);
     paintStep(step);
     return step;
@@ -139,11 +174,13 @@ export async function renderTask(main, { id, navigate }) {
 
   function appendLine(step, message, createdAt) {
     const line = h('div', { class: 'line' });
-    if (createdAt) line.append(h('span', { class: 'ts', 'aria-hidden': 'true', text: new Date(createdAt).toLocaleTimeString() }), ' ');
+    if (createdAt) {
+      const time = new Date(createdAt).toLocaleTimeString();
+      line.append(h('span', { class: 'ts', 'aria-hidden': 'true', text: time }), ' ');
+    }
     line.append(ansiToFragment(String(message)));
     const follow = step.panel.dataset.follow !== 'false';
     step.panel.append(line);
-    step.lines += 1;
     if (follow && !step.panel.hidden) step.panel.scrollTop = step.panel.scrollHeight;
   }
 
@@ -163,7 +200,10 @@ export async function renderTask(main, { id, navigate }) {
       buttons.append(h('button', { type: 'button', class: 'secondary', onClick: startOver, text: 'Run again' }));
     }
     if (state.error) {
-      clear(errorEl).append(h('strong', { text: `${state.error.name || 'Error'}: ` }), ansiToFragment(state.error.message || ''));
+      clear(errorEl).append(
+        h('strong', { text: `${state.error.name || 'Error'}: ` }),
+        ansiToFragment(state.error.message || ''),
+      );
       errorEl.hidden = false;
     } else errorEl.hidden = true;
   }
@@ -181,16 +221,32 @@ export async function renderTask(main, { id, navigate }) {
         h(
           'ul',
           { class: 'output-links' },
-          links.map((link) =>
-            h('li', {}, link.url ? h('a', { href: safeUrl(link.url), target: '_blank', rel: 'noopener noreferrer', class: 'button-link', text: link.title || link.url }) : h('span', { text: `${link.title || ''} ${link.entityRef || ''}`.trim() })),
-          ),
+          links.map((link) => h('li', {}, outputLink(link))),
         ),
       );
     }
     for (const t of texts) {
       const content = typeof t.content === 'string' ? t.content : JSON.stringify(t.content ?? '', null, 2);
-      outputEl.append(h('section', { class: 'output-text' }, h('h3', { text: t.title || 'Text' }), h('pre', {}, ansiToFragment(content))));
+      outputEl.append(
+        h(
+          'section',
+          { class: 'output-text' },
+          h('h3', { text: t.title || 'Text' }),
+          h('pre', {}, ansiToFragment(content)),
+        ),
+      );
     }
+  }
+
+  function outputLink(link) {
+    if (!link.url) return h('span', { text: `${link.title || ''} ${link.entityRef || ''}`.trim() });
+    return h('a', {
+      href: safeUrl(link.url),
+      target: '_blank',
+      rel: 'noopener noreferrer',
+      class: 'button-link',
+      text: link.title || link.url,
+    });
   }
 
   function safeUrl(url) {
@@ -253,7 +309,13 @@ export async function renderTask(main, { id, navigate }) {
         paintOutput();
       }
       appendLine(all, body.message || `Run completed with status: ${state.status}`, data.createdAt);
-      for (const s of state.steps.values()) if (s.status === 'processing') { s.status = state.status === 'completed' ? 'completed' : state.status; s.endedAt = at; paintStep(s); }
+      // a step still marked running ends with the task
+      for (const s of state.steps.values()) {
+        if (s.status !== 'processing') continue;
+        s.status = state.status;
+        s.endedAt = at;
+        paintStep(s);
+      }
       paintStatus();
     }
     if (type === 'cancelled' && !body.stepId) {
@@ -263,7 +325,8 @@ export async function renderTask(main, { id, navigate }) {
   }
 
   const setConnection = (status) => {
-    connection.textContent = status === 'reconnecting' ? '· reconnecting…' : status === 'error' ? '· the live view stopped' : '';
+    const words = { reconnecting: '· reconnecting…', error: '· the live view stopped' };
+    connection.textContent = words[status] || '';
   };
   const stream = followEvents(api.eventStreamUrl(id), {
     onEvent: apply,

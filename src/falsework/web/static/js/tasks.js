@@ -6,6 +6,7 @@ import { clear, formatTime, h } from './dom.js';
 
 const PAGE = 20;
 const STATUSES = ['open', 'processing', 'completed', 'failed', 'cancelled'];
+const COLUMNS = ['Task', 'Template', 'Status', 'Created by', 'Created', 'Last update'];
 
 export async function renderTaskList(main, { query, setQuery, identity }) {
   const canSeeAll = Boolean(identity.admin || identity.localMode || !identity.user);
@@ -36,28 +37,46 @@ export async function renderTaskList(main, { query, setQuery, identity }) {
         return h('span', { class: 'segment' }, input, h('label', { for: `owner-${value}`, text: label }));
       }),
   );
-  const statusSelect = h('select', { id: 'status-filter' }, h('option', { value: '', text: 'Any status' }), STATUSES.map((s) => h('option', { value: s, text: s, selected: s === status })));
+  const statusSelect = h(
+    'select',
+    { id: 'status-filter' },
+    h('option', { value: '', text: 'Any status' }),
+    STATUSES.map((s) => h('option', { value: s, text: s, selected: s === status })),
+  );
   statusSelect.addEventListener('change', () => setQuery({ status: statusSelect.value || null, page: null }));
 
   const rows = tasks.map((t) => {
     const meta = t.spec?.templateInfo?.entity?.metadata || {};
     const title = meta.title || meta.name || t.spec?.templateInfo?.entityRef || '';
+    const updated = t.completedAt || t.lastHeartbeatAt;
     return h(
       'tr',
       {},
-      h('td', { 'data-label': 'Task' }, h('a', { href: `/create/tasks/${encodeURIComponent(t.id)}`, 'data-link': true, class: 'task-id', title: t.id, 'aria-label': `Task ${t.id.slice(0, 8)}`, text: t.id.slice(0, 8) })),
+      h('td', { 'data-label': 'Task' }, h('a', {
+        href: `/create/tasks/${encodeURIComponent(t.id)}`,
+        'data-link': true,
+        class: 'task-id',
+        title: t.id,
+        'aria-label': `Task ${t.id.slice(0, 8)}`,
+        text: t.id.slice(0, 8),
+      })),
       h('td', { 'data-label': 'Template', text: title }),
       h('td', { 'data-label': 'Status' }, h('span', { class: `status status-${t.status}`, text: t.status })),
       h('td', { 'data-label': 'Created by', text: t.createdBy || '—' }),
       h('td', { 'data-label': 'Created' }, h('time', { datetime: t.createdAt || '', text: formatTime(t.createdAt) })),
-      h('td', { 'data-label': 'Last update' }, h('time', { datetime: t.completedAt || t.lastHeartbeatAt || '', text: formatTime(t.completedAt || t.lastHeartbeatAt) })),
+      h('td', { 'data-label': 'Last update' }, h('time', { datetime: updated || '', text: formatTime(updated) })),
     );
   });
   const first = total === 0 ? 0 : (page - 1) * PAGE + 1;
   const last = Math.min(total, page * PAGE);
   clear(main).append(
     h('div', { class: 'page-head' }, h('h1', { text: 'Tasks' })),
-    h('div', { class: 'filters' }, ownerGroup, h('div', { class: 'filter' }, h('label', { for: 'status-filter', text: 'Status' }), statusSelect)),
+    h(
+      'div',
+      { class: 'filters' },
+      ownerGroup,
+      h('div', { class: 'filter' }, h('label', { for: 'status-filter', text: 'Status' }), statusSelect),
+    ),
     tasks.length
       ? h(
           'div',
@@ -66,7 +85,7 @@ export async function renderTaskList(main, { query, setQuery, identity }) {
             'table',
             { class: 'tasks' },
             h('caption', { class: 'visually-hidden', text: 'Tasks, newest first' }),
-            h('thead', {}, h('tr', {}, ['Task', 'Template', 'Status', 'Created by', 'Created', 'Last update'].map((c) => h('th', { scope: 'col', text: c })))),
+            h('thead', {}, h('tr', {}, COLUMNS.map((c) => h('th', { scope: 'col', text: c })))),
             h('tbody', {}, rows),
           ),
         )
@@ -74,9 +93,21 @@ export async function renderTaskList(main, { query, setQuery, identity }) {
     h(
       'nav',
       { class: 'pager', 'aria-label': 'Pages' },
-      h('button', { type: 'button', class: 'secondary', disabled: page <= 1, text: 'Previous', onClick: () => setQuery({ page: page - 1 > 1 ? String(page - 1) : null }) }),
+      h('button', {
+        type: 'button',
+        class: 'secondary',
+        disabled: page <= 1,
+        text: 'Previous',
+        onClick: () => setQuery({ page: page - 1 > 1 ? String(page - 1) : null }),
+      }),
       h('span', { class: 'muted', text: `${first}–${last} of ${total}` }),
-      h('button', { type: 'button', class: 'secondary', disabled: last >= total, text: 'Next page', onClick: () => setQuery({ page: String(page + 1) }) }),
+      h('button', {
+        type: 'button',
+        class: 'secondary',
+        disabled: last >= total,
+        text: 'Next page',
+        onClick: () => setQuery({ page: String(page + 1) }),
+      }),
     ),
   );
   return () => {};
