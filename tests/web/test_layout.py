@@ -168,6 +168,18 @@ def test_token_prompt(browser: Browser, auth_server: Server) -> None:
         expect(page.get_by_label("My tasks")).to_be_checked()
         expect(page.get_by_label("All tasks")).to_have_count(0)
 
+        # the live view sends the token too (fetch streaming, not EventSource)
+        with auth_server.client() as client:
+            created = client.post(
+                "/api/scaffolder/v2/tasks",
+                json={"templateRef": "template:default/chatty-log", "values": {"lines": 2}},
+            )
+        assert created.status_code == 201, created.text
+        page.goto(f"{auth_server.url}/create/tasks/{created.json()['id']}")
+        expect(page.locator("#task-status")).to_have_text(re.compile("completed"))
+        expect(page.locator(".steps li", has_text="Second burst")).to_contain_text("completed")
+        expect(page.get_by_role("dialog")).to_have_count(0)
+
         page.get_by_role("button", name="Sign out").click()
         expect(page.get_by_role("dialog", name="Sign in")).to_be_visible()
     finally:
