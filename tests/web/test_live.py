@@ -160,6 +160,10 @@ def test_log_follows_until_the_user_scrolls_up(page: Page, server: Server) -> No
     top, new_bottom = log.evaluate(metrics)
     assert new_bottom > bottom and top == held, (top, held, new_bottom)
 
+    # output links: only web URLs become links; an entity ref without a URL is text
+    expect(page.get_by_role("link", name="Not a web link")).to_have_attribute("href", "#")
+    expect(page.locator(".output")).to_contain_text("Catalog entry component:default/chatty")
+
     # Follow log jumps to the end and follows again
     follow.click()
     expect(follow).to_be_hidden()
