@@ -110,8 +110,16 @@ def test_restricted_template_runs_only_for_its_groups(server: Server) -> None:
     assert bob.get(schema).status_code == 403
     assert "restricted" not in {t["name"] for t in bob.get(f"{API}/v2/templates").json()}
     assert "restricted" in {t["name"] for t in alice.get(f"{API}/v2/templates").json()}
-    assert alice.post(f"{API}/v2/tasks", json=body).status_code == 201
+    created = alice.post(f"{API}/v2/tasks", json=body)
+    assert created.status_code == 201
     assert admin.post(f"{API}/v2/tasks", json=body).status_code == 201
+    # the identity reaches the template context as user.ref
+    task_id = created.json()["id"]
+    wait_for_status(alice, task_id, ("completed",))
+    messages = [
+        e["body"].get("message", "") for e in alice.get(f"{API}/v2/tasks/{task_id}/events").json()
+    ]
+    assert any("run by user:default/alice" in m for m in messages), messages
 
 
 def test_secrets_never_appear_in_any_response(server: Server) -> None:
