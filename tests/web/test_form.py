@@ -332,6 +332,13 @@ def test_server_errors_are_shown_next_to_their_fields(page: Page, server: Server
         shot(page, "form-server-error")
         project.fill("ok")
         expect(error).to_be_hidden()
+
+        # fixed, the task is created
+        page.get_by_role("button", name="Next").click()
+        page.get_by_role("button", name="Review").click()
+        expect(page.locator(".page-errors")).to_be_hidden()
+        page.get_by_role("button", name="Create").click()
+        expect(page.locator("#task-status")).to_have_text(re.compile("completed"))
     finally:
         (folder / "server-check" / "template.yaml").unlink()
 

@@ -180,7 +180,7 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
       top.hidden = messages.length === 0;
       for (const m of messages) top.append(h('p', { text: m }));
     }
-    return { count: client.size + server.size, shown };
+    return { count: client.size, shown };
   }
 
   // ----- the field context -------------------------------------------------------------
@@ -327,6 +327,9 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
       renderPage({ focusFirstError: true });
       return;
     }
+    // the page is valid by the schema: the server's older word on it is checked again on Create
+    state.serverErrors.delete(state.index);
+    state.banner = null;
     state.showAll = false;
     if (state.index < pages.length - 1) {
       state.index += 1;
