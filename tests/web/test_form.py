@@ -361,3 +361,35 @@ def test_ansi_colours(page: Page, server: Server) -> None:
         '<span style="color: rgb(255, 135, 0);">orange</span> '
         '<span class="ansi-bg-green">&lt;b&gt;x&lt;/b&gt;</span> end'
     )
+
+
+def test_a_template_without_parameters_goes_straight_to_review(page: Page, server: Server) -> None:
+    doc = {
+        "apiVersion": "scaffolder.backstage.io/v1beta3",
+        "kind": "Template",
+        "metadata": {"name": "no-parameters", "title": "No parameters"},
+        "spec": {
+            "owner": "group:default/platform",
+            "type": "tool",
+            "steps": [
+                {"id": "log", "name": "Log", "action": "debug:log", "input": {"message": "hi"}}
+            ],
+        },
+    }
+    path = server.extra_templates / "no-parameters" / "template.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    url = "/api/scaffolder/v2/templates/default/template/no-parameters/parameter-schema"
+    deadline = time.monotonic() + 15
+    with server.client() as client:
+        while client.get(url).status_code != 200:
+            assert time.monotonic() < deadline, "the server did not pick up the new template"
+            time.sleep(0.2)
+    try:
+        page.goto(f"{server.url}/create/templates/default/no-parameters")
+        expect(page.get_by_role("heading", name="Review", exact=True)).to_be_visible()
+        expect(page.locator("main")).to_contain_text("Check the values")
+        page.get_by_role("button", name="Create").click()
+        expect(page.locator("#task-status")).to_have_text(re.compile("completed"))
+    finally:
+        path.unlink()

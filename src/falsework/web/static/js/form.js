@@ -458,5 +458,6 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     renderPage({ focusFirstError: true });
   }
 
-  renderPage();
+  if (pages.length) renderPage();
+  else renderReview(); // a template without parameters: straight to Create
 }
