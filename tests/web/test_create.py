@@ -132,6 +132,7 @@ def test_two_page_form_validates_creates_and_streams(page: Page, server: Server)
             "completed"
         )
     expect(wait_step.locator(".duration")).to_have_text(re.compile(r"^\d+ s$"))
+    expect(page.locator(".task-meta .took")).to_have_text(re.compile(r"^ · took \d+ s$"))
     link = page.get_by_role("link", name="Open the repository")
     expect(link).to_have_attribute("href", "https://example.test/my-service")
     expect(page.locator(".output")).to_contain_text("my-service is owned by group:default/web")

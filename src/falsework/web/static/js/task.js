@@ -55,6 +55,7 @@ export async function renderTask(main, { id, navigate }) {
 
   // ----- layout ----------------------------------------------------------------------------
   const statusEl = h('span', { class: 'task-status', id: 'task-status', 'aria-live': 'polite' });
+  const took = h('span', { class: 'took' });
   const connection = h('span', { class: 'connection muted', 'aria-live': 'polite' });
   const buttons = h('div', { class: 'task-actions' });
   const stepList = h('ol', { class: 'steps', 'aria-label': 'Steps' });
@@ -83,6 +84,7 @@ export async function renderTask(main, { id, navigate }) {
         statusEl,
         task.createdBy ? ` · created by ${task.createdBy}` : '',
         task.createdAt ? ` · ${formatTime(task.createdAt)}` : '',
+        took,
         ' ',
         connection,
       ),
@@ -295,6 +297,7 @@ export async function renderTask(main, { id, navigate }) {
       if ((!FINAL.has(state.status) || again) && state.status !== 'processing') {
         state.status = 'processing';
         state.error = null;
+        took.textContent = '';
         paintStatus();
       }
       state.ended = false;
@@ -309,6 +312,8 @@ export async function renderTask(main, { id, navigate }) {
         paintOutput();
       }
       appendLine(all, body.message || `Run completed with status: ${state.status}`, data.createdAt);
+      const started = Date.parse(task.createdAt);
+      took.textContent = Number.isNaN(started) ? '' : ` · took ${formatDuration(at - started)}`;
       // a step still marked running ends with the task
       for (const s of state.steps.values()) {
         if (s.status !== 'processing') continue;
@@ -343,6 +348,12 @@ export async function renderTask(main, { id, navigate }) {
     ev.currentTarget.disabled = true;
     try {
       await api.cancel(id);
+      // a task no worker had claimed yet is cancelled at once, maybe without an event
+      const fresh = await api.task(id);
+      if (FINAL.has(fresh.status) && fresh.status !== state.status) {
+        state.status = fresh.status;
+        paintStatus();
+      }
     } catch (err) {
       showActionError('Cancel', err);
     }
