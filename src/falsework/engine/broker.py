@@ -126,10 +126,10 @@ class Broker:
     ) -> Task:
         """Insert an open task; a second create with the same key returns the first."""
         item = NewTask(spec, created_by, secrets, priority, run_after, idempotency_key)
-        ids = await self.store.insert_tasks([self._row(item)])
-        if ids:
+        task = await self.store.create_task(self._row(item))
+        if task is not None:
             self.hub.new_tasks()
-            return await self.get(ids[0])
+            return task
         assert idempotency_key is not None
         existing = await self.store.task_id_by_key(idempotency_key)
         if existing is None:  # pragma: no cover - the key row vanished meanwhile

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -86,10 +88,15 @@ class PostgresStore(Store):
     async def claim(self, worker_id: str, n: int, per_user_cap: int | None) -> list[Any]:
         if per_user_cap is not None:
             return await super().claim(worker_id, n, per_user_cap)
-        # One statement: no explicit transaction, no BEGIN/COMMIT round trips.
-        async with self.autocommit.connect() as conn:
+        async with self.single() as conn:
             rows = list(await self.q(conn, "task_claim", worker=worker_id, n=n))
         return sort_claimed(rows)
+
+    @asynccontextmanager
+    async def single(self) -> AsyncIterator[AsyncConnection]:
+        # One statement is atomic on its own: no BEGIN/COMMIT round trips.
+        async with self.autocommit.connect() as conn:
+            yield conn
 
     async def notify(self, conn: AsyncConnection, channel: str, payload: str) -> None:
         await self.q(conn, "task_notify", channel=channel, payload=payload)

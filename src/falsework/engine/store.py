@@ -194,6 +194,12 @@ class Store:
         async with self.engine.begin() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def single(self) -> AsyncIterator[AsyncConnection]:
+        """For one writing statement: its cheapest safe mode (Postgres: autocommit)."""
+        async with self.write() as conn:
+            yield conn
+
     async def q(self, conn: AsyncConnection, name: str, **params: Any) -> Any:
         return await conn.execute(self._sql[name], params)
 
@@ -258,6 +264,14 @@ class Store:
             if ids:
                 await self.notify(conn, CHANNEL_TASKS, "")
         return ids
+
+    @retried
+    async def create_task(self, row: dict[str, Any]) -> Task | None:
+        """Insert one open task and return it; None when its idempotency key exists."""
+        row["run_after"] = self.ts_param(row["run_after"])
+        async with self.single() as conn:
+            found = (await self.q(conn, "task_create", rows=dumps([row]))).first()
+        return self.task_from_row(found) if found else None
 
     @retried
     async def task_id_by_key(self, key: str) -> str | None:

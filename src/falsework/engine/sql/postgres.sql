@@ -14,6 +14,24 @@ ORDER BY a.ord
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id;
 
+-- name: task_create
+-- One task in one statement (one round trip): insert, NOTIFY, return the row.
+WITH ins AS (
+    INSERT INTO tasks (id, status, spec, secrets, created_by, priority, run_after, recovery,
+                       step_state, checkpoints, idempotency_key, created_at)
+    SELECT a.e->>'id', 'open', a.e->'spec', a.e->>'secrets', a.e->>'created_by',
+           CAST(a.e->>'priority' AS integer), CAST(a.e->>'run_after' AS timestamptz),
+           a.e->>'recovery', '{}', '{}', a.e->>'idempotency_key', now()
+    FROM json_array_elements(CAST(CAST(:rows AS text) AS json)) AS a(e)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, status, spec, created_by, created_at, heartbeat_at, attempt, priority,
+              run_after, recovery, claimed_by, cancel_requested, finished_at, step_state,
+              checkpoints
+), note AS (
+    SELECT pg_notify('falsework_tasks', '') AS n FROM ins LIMIT 1
+)
+SELECT ins.*, (SELECT count(*) FROM note) AS notes FROM ins;
+
 -- name: task_notify
 SELECT pg_notify(:channel, :payload);
 

@@ -18,6 +18,22 @@ ORDER BY key
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id;
 
+-- name: task_create
+INSERT INTO tasks (id, seq, status, spec, secrets, created_by, priority, run_after, recovery,
+                   step_state, checkpoints, idempotency_key, created_at)
+SELECT json_extract(value, '$.id'),
+       (SELECT coalesce(max(seq), 0) FROM tasks) + 1,
+       'open', json_extract(value, '$.spec'), json_extract(value, '$.secrets'),
+       json_extract(value, '$.created_by'), json_extract(value, '$.priority'),
+       json_extract(value, '$.run_after'), json_extract(value, '$.recovery'), '{}', '{}',
+       json_extract(value, '$.idempotency_key'), strftime('%Y-%m-%d %H:%M:%f', 'now')
+FROM json_each(:rows)
+WHERE true
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id, status, spec, created_by, created_at, heartbeat_at, attempt, priority,
+          run_after, recovery, claimed_by, cancel_requested, finished_at, step_state,
+          checkpoints;
+
 -- name: task_get
 SELECT id, status, spec, created_by, created_at, heartbeat_at, attempt, priority, run_after,
        recovery, claimed_by, cancel_requested, finished_at, step_state, checkpoints
