@@ -107,12 +107,19 @@ def _server_class(app: FastAPI) -> type[Any]:
 
 
 def _announce(settings: Settings) -> None:
+    from falsework.api.auth import Authenticator
+
     url = f"http://{settings.host}:{settings.port}"
     where = "Postgres" if settings.resolved_database_url.startswith("postgres") else "SQLite"
     typer.echo(f"Falsework on {url} ({where}, concurrency {settings.concurrency})", err=True)
     if settings.local_mode:
         typer.echo("Local mode: no tokens configured, every caller is an admin guest.", err=True)
-    elif not settings.auth.tokens:
+    for user in Authenticator(settings).malformed():
+        typer.echo(
+            f"The token of {user} is not a hex SHA-256 (64 digits): it can never match.",
+            err=True,
+        )
+    if not settings.local_mode and not settings.auth.tokens:
         typer.echo(
             "No tokens configured and not bound to loopback: every API call will get 401. "
             "Add auth.tokens to the config file.",
