@@ -137,9 +137,10 @@ async def test_retry_resumes_after_completed_steps(broker: Broker, settings: Set
         assert (await wait_final(broker, task.id)).status == "failed"
         # the failed task keeps its (encrypted) secrets for the retry
         assert await broker.store.raw_secrets(task.id) is not None
-        retried = await broker.retry(task.id)
-        assert retried.status == "open"
-        assert retried.step_state == {"a": {"status": "completed", "output": {"attempt": 1}}}
+    retried = await broker.retry(task.id)
+    assert retried.status == "open"
+    assert retried.step_state == {"a": {"status": "completed", "output": {"attempt": 1}}}
+    async with running(broker, settings):
         assert (await wait_final(broker, task.id)).status == "failed"
     events = await broker.events(task.id)
     begun = [e.body["message"] for e in events if e.body.get("status") == "processing"]
