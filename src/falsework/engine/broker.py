@@ -215,7 +215,7 @@ class Broker:
             if len(page) < 1000:
                 break
             cursor = page[-1].id
-        if not out and after is None:
+        if not out:
             await self.get(task_id)  # NotFoundError for an unknown task
         return out
 
@@ -235,9 +235,10 @@ class Broker:
                 if len(page) >= 1000:
                     continue
                 # The final event commits with the final status: once the status
-                # is final, one more read has everything.
-                status = await self.store.task_status(task_id)
-                if status in FINAL_STATUSES:
+                # is final, one more read has everything. Only an empty page or
+                # one holding a possible final event needs that check.
+                maybe_final = not page or any(e.type in ("completion", "cancelled") for e in page)
+                if maybe_final and await self.store.task_status(task_id) in FINAL_STATUSES:
                     for event in await self.events(task_id, cursor):
                         yield event
                     return
