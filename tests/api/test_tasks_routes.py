@@ -175,9 +175,22 @@ def test_eventstream_frames_orders_and_ends(server: Server) -> None:
         data = json.loads(message["data"])
         assert data["id"] == int(message["id"])
         assert data["type"] == message["event"]
-    assert any(m.get("comment") == "keep-alive" for m in sse_messages(response.text))
     events = alice.get(f"{API}/v2/tasks/{task_id}/events").json()
     assert [e["id"] for e in events] == ids
+
+
+def test_eventstream_sends_keepalives_while_idle_and_ends_on_cancel(server: Server) -> None:
+    alice = server.client("alice")
+    task_id = create(alice, "wait", {"seconds": 60})
+    lines: list[str] = []
+    with alice.stream("GET", f"{API}/v2/tasks/{task_id}/eventstream") as response:
+        for line in response.iter_lines():
+            lines.append(line)
+            if line == ": keep-alive" and lines.count(line) == 1:
+                assert alice.post(f"{API}/v2/tasks/{task_id}/cancel").status_code == 200
+    events = [line.split(":", 1)[1].strip() for line in lines if line.startswith("event:")]
+    assert ": keep-alive" in lines
+    assert events[-1] in ("cancelled", "completion")
 
 
 def test_eventstream_resumes_after_last_event_id_and_after(server: Server) -> None:
