@@ -25,6 +25,7 @@ import yaml
 from playwright.sync_api import (
     Browser,
     BrowserContext,
+    ConsoleMessage,
     Page,
     Playwright,
     expect,
@@ -185,13 +186,22 @@ def new_context(browser: Browser, **kwargs: Any) -> BrowserContext:
 
 
 def watch(page: Page, errors: PageErrors) -> Page:
+    """Collect the page's uncaught exceptions and the errors its code logs. Chromium's own
+    "Failed to load resource" lines (a 400 or 401 the page handles, a dropped stream) are
+    responses the tests provoke on purpose, not errors of the page."""
+
+    def on_console(msg: ConsoleMessage) -> None:
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            errors.messages.append(msg.text)
+
     page.on("pageerror", lambda exc: errors.messages.append(str(exc)))
+    page.on("console", on_console)
     return page
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A fresh desktop-width page; the test fails if the page raised a JavaScript error."""
+    """A fresh desktop-width page; the test fails if the page logged or raised an error."""
     context = new_context(browser)
     errors = PageErrors()
     pg = watch(context.new_page(), errors)
