@@ -36,6 +36,9 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (costs CPU under load).")
+    ] = False,
 ) -> None:
     """Serve the scaffolder API, the page and a worker; SIGTERM drains and exits 0."""
     import uvicorn
@@ -60,6 +63,7 @@ def serve(
         port=settings.port,
         loop=_loop(),
         log_level=log_level,
+        access_log=access_log,
         lifespan="on",
         # Event streams stay open for as long as a task runs: give them a moment to
         # end on shutdown, then close them, so the worker's drain can begin.
