@@ -6,10 +6,14 @@ import { authFetch } from './api.js';
 
 /**
  * Follow `url`. `onEvent({type, id, data})` gets each event once, in order. `isDone()` tells
- * whether a closed stream is the normal end (no reconnect). Returns `{close(), resume()}`.
+ * whether a closed stream is the normal end (no reconnect); `isSettled()` whether the source
+ * has finished anyway, so a reconnection that brought nothing new is the last one.
+ * Returns `{close(), resume()}`.
  */
-export function followEvents(url, { onEvent, onStatus = () => {}, isDone = () => false, lastEventId = null }) {
-  let lastId = lastEventId;
+export function followEvents(url, options) {
+  const { onEvent, onStatus = () => {}, isDone = () => false, isSettled = () => false } = options;
+  let lastId = options.lastEventId ?? null;
+  let delivered = 0; // events delivered by the current connection
   let controller = null;
   let closed = false;
   let running = false;
@@ -17,6 +21,7 @@ export function followEvents(url, { onEvent, onStatus = () => {}, isDone = () =>
 
   async function readOnce() {
     controller = new AbortController();
+    delivered = 0;
     const headers = { Accept: 'text/event-stream' };
     if (lastId !== null) headers['Last-Event-ID'] = String(lastId);
     const response = await authFetch(url, { headers, signal: controller.signal, cache: 'no-store' });
@@ -66,6 +71,7 @@ export function followEvents(url, { onEvent, onStatus = () => {}, isDone = () =>
       if (lastId !== null && id <= lastId) return; // already delivered before a reconnect
       lastId = id;
     }
+    delivered += 1;
     onEvent({ type: raw.type, id, data });
   }
 
@@ -75,7 +81,7 @@ export function followEvents(url, { onEvent, onStatus = () => {}, isDone = () =>
     while (!closed) {
       try {
         await readOnce();
-        if (closed || isDone()) break;
+        if (closed || isDone() || (delivered === 0 && isSettled())) break;
         onStatus('reconnecting');
       } catch (err) {
         if (closed) break;

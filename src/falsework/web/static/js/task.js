@@ -329,14 +329,31 @@ export async function renderTask(main, { id, navigate }) {
     }
   }
 
+  // A stream that ends before the task's final event is resumed; meanwhile the task is read
+  // again, and when it has ended without a final event (nothing left to stream) the page
+  // takes its status from there.
+  let settled = null;
   const setConnection = (status) => {
     const words = { reconnecting: '· reconnecting…', error: '· the live view stopped' };
     connection.textContent = words[status] || '';
+    if (status === 'reconnecting') {
+      api.task(id).then(
+        (fresh) => {
+          settled = FINAL.has(fresh.status) ? fresh.status : null;
+        },
+        () => {},
+      );
+    }
+    if (status === 'ended' && settled && !FINAL.has(state.status)) {
+      state.status = settled;
+      paintStatus();
+    }
   };
   const stream = followEvents(api.eventStreamUrl(id), {
     onEvent: apply,
     onStatus: setConnection,
     isDone: () => FINAL.has(state.status),
+    isSettled: () => settled !== null,
   });
 
   state.timer = setInterval(() => {
@@ -372,6 +389,7 @@ export async function renderTask(main, { id, navigate }) {
       state.error = null;
       state.output = null;
       state.userSelected = false;
+      settled = null;
       paintOutput();
       paintStatus();
       stream.resume();
