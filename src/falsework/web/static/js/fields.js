@@ -415,13 +415,16 @@ function entityPicker(ctx, common, isOwner) {
   const datalist = h('datalist', { id: listId }, [...suggestions].map((s) => h('option', { value: s })));
   const kinds = Array.isArray(opts.allowedKinds) ? opts.allowedKinds.map((k) => k.toLowerCase()) : null;
   const check = (value) => {
-    if (value === undefined || opts.allowArbitraryValues !== false || suggestions.size === 0) {
-      if (value !== undefined && kinds && value.includes(':') && !kinds.includes(value.split(':')[0].toLowerCase())) {
-        return `Must be one of the kinds: ${opts.allowedKinds.join(', ')}.`;
-      }
-      return null;
+    if (value === undefined) return null;
+    // Backstage's allowArbitraryValues: false limits the value to the offered entities
+    if (opts.allowArbitraryValues === false && suggestions.size > 0 && !suggestions.has(value)) {
+      return 'Choose one of the suggestions.';
     }
-    return suggestions.has(value) ? null : 'Choose one of the suggestions.';
+    const kind = value.includes(':') ? value.split(':')[0].toLowerCase() : null;
+    if (kinds && kind && !kinds.includes(kind)) {
+      return `Must be one of the kinds: ${opts.allowedKinds.join(', ')}.`;
+    }
+    return null;
   };
   return textField(ctx, common, { list: listId, after: datalist, check });
 }
