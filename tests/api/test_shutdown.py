@@ -74,3 +74,34 @@ def test_readyz_answers_503_when_the_database_is_gone(postgres_url: str, tmp_pat
     finally:
         server.process.kill()
         server.process.wait()
+
+
+def test_serve_refuses_a_bad_config_or_database_in_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from .conftest import FALSEWORK
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FALSEWORK_")}
+    missing = subprocess.run(
+        [str(FALSEWORK), "serve", "--port", "1"],
+        env={**env, "FALSEWORK_CONFIG": str(tmp_path / "nope.yaml")},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert missing.returncode == 2
+    assert "nope.yaml" in missing.stderr
+    unreachable = subprocess.run(
+        [str(FALSEWORK), "serve", "--port", "1"],
+        env={**env, "FALSEWORK_DATABASE_URL": "postgresql://nobody:secret@127.0.0.1:1/x"},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert unreachable.returncode == 2
+    assert "Cannot reach the database" in unreachable.stderr
+    assert "secret" not in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr

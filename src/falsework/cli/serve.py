@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 from types import FrameType
@@ -11,6 +12,7 @@ import typer
 from fastapi import FastAPI
 
 from falsework.config import Settings, load_settings
+from falsework.errors import FalseworkError
 
 
 def _loop() -> str:
@@ -52,10 +54,23 @@ def serve(
         overrides["port"] = port
     if concurrency is not None:
         overrides["concurrency"] = concurrency
-    settings = load_settings(**overrides)
+    try:
+        settings = load_settings(**overrides)
+    except (OSError, ValueError) as exc:  # a missing or invalid config file
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if log_level.lower() != "debug":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     _announce(settings)
     _raise_file_limit()
+    try:
+        # Migrate and check the database once, so a wrong URL is one clear line
+        # rather than a failed application startup.
+        asyncio.run(_preflight(settings))
+    except FalseworkError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -78,6 +93,13 @@ def serve(
     server.run()
     if not server.started:
         raise typer.Exit(1)
+
+
+async def _preflight(settings: Settings) -> None:
+    from falsework.engine import Broker
+
+    broker = await Broker.open(settings.resolved_database_url, settings)
+    await broker.close()
 
 
 def _raise_file_limit() -> None:
