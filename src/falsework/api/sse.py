@@ -54,7 +54,6 @@ class _Channel:
         self.frames: list[bytes] = []  # each event framed once, sent to every watcher
         self.ids: list[int] = []
         self.done = False
-        self.failed = False
         self.watchers = 0
         self.changed = asyncio.Event()
         self.pump = asyncio.create_task(self._pump(), name=f"sse-channel-{task_id}")
@@ -69,7 +68,6 @@ class _Channel:
         except asyncio.CancelledError:
             raise
         except Exception:
-            self.failed = True
             log.exception("event subscription for task %s failed", self.task_id)
         finally:
             self.done = True
@@ -93,7 +91,9 @@ class EventHub:
 
     def _join(self, task_id: str) -> _Channel:
         channel = self._channels.get(task_id)
-        if channel is None or channel.failed or self.closing:
+        # A finished channel is not reused: the task may have been retried since,
+        # and a new subscription reads its new events.
+        if channel is None or channel.done or self.closing:
             channel = _Channel(self, task_id)
             self._channels[task_id] = channel
         channel.watchers += 1
