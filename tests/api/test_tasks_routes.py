@@ -225,3 +225,19 @@ def test_list_filters_paginates_and_counts(server: Server) -> None:
     assert completed["totalTasks"] == 3
     none = bob.get(f"{API}/v2/tasks", params={"status": "open"}).json()
     assert none == {"tasks": [], "totalTasks": 0}
+
+
+def test_a_retried_task_streams_its_new_run_after_the_old_one(server: Server) -> None:
+    alice = server.client("alice")
+    task_id = create(alice, "wait", {"seconds": "not-a-number"})
+    wait_for_status(alice, task_id, ("failed",))
+    first_run = alice.get(f"{API}/v2/tasks/{task_id}/eventstream")
+    first_ids = [int(m["id"]) for m in sse_messages(first_run.text) if "id" in m]
+    assert alice.post(f"{API}/v2/tasks/{task_id}/retry").status_code == 201
+    second_run = alice.get(
+        f"{API}/v2/tasks/{task_id}/eventstream", headers={"Last-Event-ID": str(first_ids[-1])}
+    )
+    messages = [m for m in sse_messages(second_run.text) if "id" in m]
+    assert messages, second_run.text
+    assert all(int(m["id"]) > first_ids[-1] for m in messages)
+    assert messages[-1]["event"] == "completion"
