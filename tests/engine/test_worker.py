@@ -341,7 +341,9 @@ async def test_lease_fencing_stops_a_stale_run(broker: Broker, settings: Setting
         await io.emit({"message": "before"})
         await gate.wait()
         try:
+            # buffered: refused with the flush that carries the awaited checkpoint
             await io.save_step("a", {"status": "completed", "output": {}})
+            await io.checkpoint_set("k", 1)
         except LeaseLostError:
             outcome.append("refused")
             raise
@@ -367,6 +369,8 @@ async def test_lease_fencing_stops_a_stale_run(broker: Broker, settings: Setting
     worker._batcher_task.cancel()
     fresh = await broker.get(task.id)
     assert fresh.claimed_by == "new-owner" and fresh.step_state == {}
+    with pytest.raises(LeaseLostError):  # and every later write of that run
+        await _channel(worker, claimed).emit({"message": "late"})
 
 
 def _channel(worker: TaskWorker, claimed: ClaimedTask) -> TaskIO:

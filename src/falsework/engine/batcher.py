@@ -59,10 +59,9 @@ class Batcher:
             self._flushed.clear()
             await self._flushed.wait()
 
-    def step(self, task_id: str, token: str, step_id: str, state: str) -> asyncio.Future[None]:
+    def step(self, task_id: str, token: str, step_id: str, state: str) -> None:
         self._check(task_id, token)
         self._batch.steps.setdefault(task_id, {})[step_id] = state
-        return self._future(task_id)
 
     def checkpoint(self, task_id: str, token: str, key: str, value: str) -> asyncio.Future[None]:
         self._check(task_id, token)

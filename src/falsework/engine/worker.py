@@ -53,7 +53,11 @@ class TaskChannel:
         await self._batcher.backpressure()
 
     async def save_step(self, step_id: str, state: JSONObject) -> None:
-        await self._batcher.step(self._id, self._token, step_id, dumps(state))
+        # Buffered like emit: it reaches the database with the next flush, before
+        # the task's final write. A crash in between re-runs the step on recovery
+        # (actions make that safe with checkpoints, which do wait).
+        self._batcher.step(self._id, self._token, step_id, dumps(state))
+        await self._batcher.backpressure()
 
     async def checkpoint_get(self, key: str) -> tuple[bool, Any]:
         if key in self._checkpoints:
@@ -188,9 +192,10 @@ class TaskWorker:
         return s.poll_interval + self._fill() * max(0.0, s.max_poll_interval - s.poll_interval)
 
     def _busy(self) -> int:
-        # A run whose final write is queued no longer holds a slot: the next claim
-        # overlaps that write instead of waiting for it.
-        return len(self._runs) - self._finishing
+        # A run whose final write is queued no longer holds a slot, so the next
+        # claim overlaps that write instead of waiting for it; at most 10 × `limit`
+        # such runs are let off, so a slow database still throttles claiming.
+        return len(self._runs) - min(self._finishing, 10 * self._limit)
 
     def _free(self) -> int:
         if self._limit <= 0 or self._above_rss():
