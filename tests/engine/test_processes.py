@@ -218,3 +218,38 @@ async def test_worker_survives_its_connections_being_killed(
     finally:
         await broker.close()
     assert os.getpid()
+
+
+async def test_subscribe_is_pushed_from_another_node(
+    postgres_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    from engine_executors import steps
+
+    from falsework.engine import TaskWorker
+
+    # polling so slow that only NOTIFY can end the subscription in time
+    settings = make_settings(poll_interval=60.0, max_poll_interval=60.0)
+    api_node = await Broker.open(postgres_url, settings)
+    worker_node = await Broker.open(postgres_url, settings)
+    try:
+        assert api_node.listener is not None and worker_node.listener is not None
+        await asyncio.wait_for(api_node.listener.connected.wait(), 10)
+        await asyncio.wait_for(worker_node.listener.connected.wait(), 10)
+        worker = TaskWorker(worker_node, steps, settings)
+        run = asyncio.create_task(worker.run())
+        await wait_for(lambda: worker.alive)
+        task = await api_node.create({"steps": [{"id": "a", "sleep": 0.2, "log": "x"}]})
+        seen = []
+
+        async def follow() -> None:
+            async for event in api_node.subscribe(task.id):
+                seen.append(event.id)
+
+        await asyncio.wait_for(follow(), 10)
+        events = await api_node.events(task.id)
+        assert seen == [e.id for e in events] and events[-1].type == "completion"
+        await worker.stop()
+        await run
+    finally:
+        await worker_node.close()
+        await api_node.close()
