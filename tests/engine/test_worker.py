@@ -410,3 +410,22 @@ async def test_heartbeat_detects_lost_lease_and_cancels_the_run(
         await wait_for(lambda: worker.running == 0)
     fresh = await broker.get(task.id)
     assert fresh.status == "processing" and fresh.claimed_by == "thief"
+
+
+async def test_memory_ceiling_stops_claiming(
+    database_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    # every Python process is above 1 MB resident: this worker must not claim
+    tight = make_settings(max_rss_mb=1)
+    roomy = make_settings(max_rss_mb=1_000_000)
+    broker = await Broker.open(database_url, tight)
+    try:
+        task = await broker.create(spec({"id": "a"}))
+        async with running(broker, tight) as worker:
+            await asyncio.sleep(0.6)
+            assert worker.claimed_total == 0
+            assert (await broker.get(task.id)).status == "open"
+        async with running(broker, roomy):
+            assert (await wait_final(broker, task.id)).status == "completed"
+    finally:
+        await broker.close()
