@@ -84,6 +84,7 @@ def harness(tmp_path: Path, renderer: Renderer) -> Harness:
         work_dir=tmp_path / "work",
         step_timeout=30,
         allowed_roots=(tmp_path / "allowed",),
+        remotes_dir=tmp_path / "remotes",
     )
     return Harness(runner=runner, template_dir=template_dir, workspace=workspace)
 

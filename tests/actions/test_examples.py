@@ -1,7 +1,8 @@
 """Every documented example of every built-in action runs, for real.
 
 Placeholder hosts in the examples are pointed at real loopback stand-ins: the
-Argo URL at a local HTTP server, git remotes at a local bare repository.
+Argo URL at a local HTTP server, git remotes at a local bare repository (in the
+harness's remotes folder).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def world(harness: Any, tmp_path: Path) -> dict[str, Path]:
     for rel in ("file1.txt", "file2.txt", "file2-renamed.txt", "x.log", "docs/a.md", "service/b"):
         (ws / rel).parent.mkdir(parents=True, exist_ok=True)
         (ws / rel).write_text(rel)
-    bare = tmp_path / "remote.git"
+    bare = tmp_path / "remotes" / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
     return {"bare": bare}
 
@@ -51,10 +52,8 @@ async def test_example_runs(
 ) -> None:
     example = ActionRegistry.builtin().get(action_id).examples[index]
     argo = request.getfixturevalue("argo") if action_id == "http:request" else None
-    text = (
-        example.example.replace("https://argo.example.com", argo.url if argo else "")
-        .replace("file:///srv/git/my-service.git", world["bare"].as_uri())
-        .replace("https://git.example.com/team/my-service.git", world["bare"].as_uri())
+    text = example.example.replace("https://argo.example.com", argo.url if argo else "").replace(
+        "https://git.example.com/team/my-service.git", world["bare"].as_uri()
     )
     steps = yaml.safe_load(text)["steps"]
     if argo is not None and "until" in steps[0]["input"]:

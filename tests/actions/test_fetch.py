@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import subprocess
@@ -263,3 +264,53 @@ async def test_rendered_name_cannot_escape(harness: Any, one_step: Any) -> None:
     )
     assert result.error is not None and result.error.name == "UnsafePathError"
     assert not (harness.workspace.parent.parent / "escaped.txt").exists()
+
+
+@pytest.fixture
+def limited(harness: Any, tmp_path: Path) -> Any:
+    """The harness with a runner whose renderer has small, configured limits."""
+    from falsework.actions import ActionRegistry
+    from falsework.runner import WorkflowRunner
+    from falsework.templating import Renderer
+
+    runner = WorkflowRunner(
+        ActionRegistry.builtin(),
+        Renderer(timeout=0.1, max_output=1_000),
+        work_dir=tmp_path / "work",
+    )
+    return dataclasses.replace(harness, runner=runner)
+
+
+@pytest.mark.parametrize("cookiecutter", [False, True])
+async def test_skeleton_rendering_uses_the_configured_limits(
+    limited: Any, one_step: Any, cookiecutter: bool
+) -> None:
+    """Both the `${{ }}` and the cookiecutter-mode renderer use the runner's
+    render_timeout / render_max_output, not the defaults (2 s, 10 MB)."""
+    write_tree(
+        limited.template_dir / "big",
+        {"big.txt": "{% for i in range(300) %}0123456789{% endfor %}\n"},
+    )
+    write_tree(
+        limited.template_dir / "slow",
+        {
+            "slow.txt": "{% for i in range(100000) %}{% for j in range(100000) %}"
+            "{% endfor %}{% endfor %}\n"
+        },
+    )
+    write_tree(limited.template_dir / "small", {"ok.txt": "{% for i in range(3) %}x{% endfor %}"})
+    for folder, expected in (
+        ("big", "more than the limit of 1,000 characters"),
+        ("slow", "longer than the limit of 0.1s"),
+    ):
+        result = await limited.run(
+            [one_step("fetch:template", url=f"./{folder}", cookiecutterCompat=cookiecutter)]
+        )
+        assert result.error is not None, folder
+        assert result.error.name == "TemplateSecurityError"
+        assert expected in result.error.message
+    fine = await limited.run(
+        [one_step("fetch:template", url="./small", cookiecutterCompat=cookiecutter)]
+    )
+    assert fine.error is None, fine.error
+    assert (limited.workspace / "ok.txt").read_text() == "xxx"

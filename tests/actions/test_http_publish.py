@@ -82,7 +82,7 @@ def git(*args: str, cwd: Path) -> str:
 
 @pytest.fixture
 def bare(tmp_path: Path) -> Path:
-    path = tmp_path / "remote.git"
+    path = tmp_path / "remotes" / "remote.git"  # the harness runner's remotes folder
     subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True)
     return path
 

@@ -16,7 +16,7 @@ from falsework.templating import Renderer
 
 
 async def run_example(
-    name: str, values: dict[str, Any], tmp_path: Path
+    name: str, values: dict[str, Any], tmp_path: Path, *, remotes: Path | None = None
 ) -> tuple[dict[str, Any] | TaskFailedError, MemoryTaskIO, Path]:
     template = TemplateCatalog([EXAMPLES_DIR]).get(name)
     spec = template.task_spec(validate_values(template, values), {})
@@ -25,10 +25,11 @@ async def run_example(
         Renderer(),
         work_dir=tmp_path / "work",
         allowed_roots=(EXAMPLES_DIR,),
+        remotes_dir=remotes or tmp_path / "remotes",
     )
     io = MemoryTaskIO()
     workspace = tmp_path / "workspace"
-    workspace.mkdir()
+    workspace.mkdir(parents=True)
     try:
         result: dict[str, Any] | TaskFailedError = await runner.run(
             LocalTask(spec=spec), io, workspace=workspace
@@ -40,8 +41,8 @@ async def run_example(
 
 @pytest.fixture
 def remote(tmp_path: Path) -> Path:
-    """A bare repository to push to."""
-    path = tmp_path / "remote.git"
+    """A bare repository to push to, in the runner's remotes folder."""
+    path = tmp_path / "remotes" / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True)
     return path
 
@@ -143,3 +144,27 @@ async def test_python_service_without_docker(tmp_path: Path, remote: Path) -> No
     assert not (workspace / "Dockerfile").exists()
     assert "container" not in (workspace / "service.yaml").read_text()
     assert "docker" not in output["text"][0]["content"]
+
+
+async def test_python_service_default_remote_twice(tmp_path: Path) -> None:
+    """Without remoteUrl the service lands in the remotes folder as <name>.git; a
+    second run with the same name fails with a message saying what to do."""
+    values = {
+        "name": "twice",
+        "owner": "group:default/team",
+        "repoUrl": "github.com?owner=acme&repo=twice",
+    }
+    remotes = tmp_path / "remotes"
+    output, _, _ = await run_example("python-service", values, tmp_path / "a", remotes=remotes)
+    assert isinstance(output, dict), output
+    repo = remotes / "twice.git"
+    assert 'name = "twice"' in show(repo, "pyproject.toml")
+    assert f"git clone {repo} twice" in output["text"][0]["content"]
+
+    again = {**values, "description": "Another one."}
+    result, io, _ = await run_example("python-service", again, tmp_path / "b", remotes=remotes)
+    assert isinstance(result, TaskFailedError)
+    assert result.name == "ActionError"
+    assert result.message.startswith(f"Branch 'main' of {repo} already has commits")
+    assert statuses(io)["publish"] == "failed"
+    assert "A Python service." in show(repo, "service.yaml")

@@ -97,6 +97,7 @@ class ActionContext(Generic[InputT]):
         is_dry_run: bool = False,
         template_dir: Path | None = None,
         allowed_roots: tuple[Path, ...] = (),
+        remotes_dir: Path | None = None,
         signal: asyncio.Event | None = None,
         temp_root: Path | None = None,
         template_context: Mapping[str, Any] | None = None,
@@ -111,6 +112,8 @@ class ActionContext(Generic[InputT]):
         self.is_dry_run = is_dry_run
         self.template_dir = template_dir
         self.allowed_roots = allowed_roots
+        # Where publish:git keeps local remotes (relative remote paths land here).
+        self.remotes_dir = remotes_dir
         self.signal = signal if signal is not None else asyncio.Event()
         self.renderer = renderer
         self._checkpoints = checkpoints

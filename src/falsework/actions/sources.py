@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -112,6 +113,16 @@ async def run_git(args: list[str], *, cwd: Path | None, env: dict[str, str] | No
 
     Returns stdout; a failure raises ``ActionError`` with git's stderr.
     """
+    code, out, err = await git_result(args, cwd=cwd, env=env)
+    if code != 0:
+        raise ActionError(f"{git_command(args)} failed (exit {code}): {redact_urls(err.strip())}")
+    return out
+
+
+async def git_result(
+    args: list[str], *, cwd: Path | None, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """Run git like :func:`run_git` but return ``(exit code, stdout, stderr)``."""
     full_env = {**os.environ, **GIT_ENV, **(env or {})}
     proc = await asyncio.create_subprocess_exec(
         *args,
@@ -128,8 +139,21 @@ async def run_git(args: list[str], *, cwd: Path | None, env: dict[str, str] | No
             proc.kill()
             await proc.wait()
         raise
-    if proc.returncode != 0:
-        shown = " ".join(a if "://" not in a else safe_url(a) for a in args[:3])
-        detail = err.decode("utf-8", "replace").strip()
-        raise ActionError(f"{shown} failed (exit {proc.returncode}): {detail}")
-    return out.decode("utf-8", "replace")
+    code = proc.returncode if proc.returncode is not None else -1
+    return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+def git_command(args: list[str]) -> str:
+    """The start of a git command line for a message (``git push -q``), without
+    options that carry values (``-c key=value``) or credentials."""
+    shown = [a for i, a in enumerate(args) if a != "-c" and (not i or args[i - 1] != "-c")]
+    words = [safe_url(a) for a in shown if "=" not in a or "://" in a]
+    return " ".join(words[:3])
+
+
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact_urls(text: str) -> str:
+    """``https://user:token@host/…`` → ``https://***@host/…`` anywhere in ``text``."""
+    return _USERINFO.sub(r"\1***@", text)

@@ -79,7 +79,8 @@ def run(
         raise typer.Exit(2) from None
 
     runner = WorkflowRunner.from_settings(settings)
-    # Local and run by its user: fetch:* may read any folder that user can.
+    # Local and run by its user: fetch:* may read any folder that user can, and
+    # publish:git may push to any local path (a relative one lands in DATA_DIR/remotes).
     runner.allowed_roots = (Path("/"),)
     if dry_run:
         code = asyncio.run(_dry_run(runner, tpl, values, secret_values, output, console))

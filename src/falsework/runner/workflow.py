@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import threading
@@ -121,6 +122,7 @@ class WorkflowRunner:
         work_dir: Path = Path(".falsework/work"),
         keep_workspace_on_failure: bool = False,
         allowed_roots: tuple[Path, ...] = (),
+        remotes_dir: Path | None = None,
     ) -> None:
         self.registry = registry
         self.renderer = renderer
@@ -128,6 +130,9 @@ class WorkflowRunner:
         self.work_dir = Path(work_dir)
         self.keep_workspace_on_failure = keep_workspace_on_failure
         self.allowed_roots = tuple(Path(p) for p in allowed_roots)
+        # publish:git may create and push to local repositories here (and under
+        # allowed_roots); a relative local remote path is taken from this folder.
+        self.remotes_dir = Path(os.path.abspath(remotes_dir)) if remotes_dir else None
 
     @classmethod
     def from_settings(
@@ -140,6 +145,7 @@ class WorkflowRunner:
             work_dir=settings.resolved_work_dir,
             keep_workspace_on_failure=settings.keep_workspace_on_failure,
             allowed_roots=tuple(settings.template_dirs),
+            remotes_dir=settings.data_dir / "remotes",
         )
 
     async def __call__(self, task: TaskInput, io: TaskIO) -> JSONObject:
@@ -404,6 +410,7 @@ class _TaskRun:
                 is_dry_run=self.dry_run,
                 template_dir=self.template_dir,
                 allowed_roots=runner.allowed_roots,
+                remotes_dir=runner.remotes_dir,
                 signal=signal,
                 template_context=public_context,
             )

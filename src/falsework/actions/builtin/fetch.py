@@ -7,10 +7,11 @@ import json
 import os
 import shutil
 import stat
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -20,6 +21,9 @@ from falsework.actions.globs import matches_or_under
 from falsework.actions.paths import resolve_safe_path
 from falsework.actions.sources import locate
 from falsework.errors import ActionError, InputError
+
+if TYPE_CHECKING:
+    from falsework.templating import Renderer
 
 # ---------------------------------------------------------------- fetch:plain
 
@@ -225,17 +229,19 @@ def _render_fn(
     return render
 
 
-_COOKIECUTTER: dict[int, Any] = {}
+_COOKIECUTTER: weakref.WeakKeyDictionary[Renderer, Renderer] = weakref.WeakKeyDictionary()
 
 
-def _cookiecutter_renderer(ctx: ActionContext[Any]) -> Any:
+def _cookiecutter_renderer(ctx: ActionContext[Any]) -> Renderer:
     # One cookiecutter-mode renderer per runner renderer, so its compile cache is
-    # shared by every task like the main one.
-    key = id(ctx.renderer)
-    found = _COOKIECUTTER.get(key)
+    # shared by every task like the main one, with the same time and size limits.
+    main = ctx.renderer
+    found = _COOKIECUTTER.get(main)
     if found is None:
-        found = type(ctx.renderer)(cookiecutter_compat=True)
-        _COOKIECUTTER[key] = found
+        found = type(main)(
+            timeout=main.timeout, max_output=main.max_output, cookiecutter_compat=True
+        )
+        _COOKIECUTTER[main] = found
     return found
 
 

@@ -4,6 +4,12 @@ The portable form of Backstage's ``publish:github``: no provider API, just git,
 so it works with GitHub, GitLab, Gitea or a bare repository on disk. Credentials
 travel in the child's environment as an HTTP header, never on its command line
 (visible in ``ps``) and never in a log line.
+
+A local remote (a path or a ``file://`` URL) must lie in the remotes folder
+(``ctx.remotes_dir``, ``DATA_DIR/remotes`` on a server) or under an allowed root
+(the template folders; ``/`` for ``falsework run``); a relative path is taken
+from the remotes folder, never from the process's working folder. Anything else
+raises ``UnsafePathError`` naming ``remoteUrl`` and the path, before any git runs.
 """
 
 from __future__ import annotations
@@ -19,16 +25,21 @@ from pydantic import Field
 
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
-from falsework.actions.sources import run_git, safe_url
-from falsework.errors import ActionError
+from falsework.actions.paths import is_within
+from falsework.actions.sources import git_result, redact_urls, run_git, safe_url
+from falsework.errors import ActionError, UnsafePathError
 
 SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:|^[\w-]+:(?!/)")  # git@host:org/repo.git
 
 
 class PublishGitInput(ActionInput):
     remote_url: str = Field(
-        description="The git remote to push to: https://…, ssh://…, file:///…/repo.git or a "
-        "local path (a local remote that does not exist yet is created as a bare repository)."
+        description="The git remote to push to: https://…, ssh://…, git@host:org/repo.git, or "
+        "a repository on this machine given as a path or a file:// URL. A relative path is "
+        "taken inside the remotes folder (`DATA_DIR/remotes`, by default "
+        "`.falsework/remotes/`). A local remote must lie in the remotes folder or an allowed "
+        "template folder (`falsework run` allows any path); one that does not exist yet is "
+        "created there as a bare repository. Any other local path is refused."
     )
     branch: str = Field("main", description="The branch to push (created if missing).")
     source_path: str = Field("./", description="Workspace folder to publish.")
@@ -48,13 +59,20 @@ class PublishGitInput(ActionInput):
 
 @action(
     id="publish:git",
-    description="Initialises a git repository in the workspace (or a sub-folder), commits "
-    "its contents and pushes them to a remote branch.",
+    description="Commits the workspace (or a sub-folder) to a new git repository and pushes "
+    "it to a remote branch. Local remotes live in the remotes folder (`DATA_DIR/remotes`): "
+    "`remoteUrl: my-service.git` creates and fills `DATA_DIR/remotes/my-service.git`. "
+    "Pushing onto a branch that already has other commits fails unless `force` is set. "
+    "The repository is kept outside the workspace, so a `.git` folder in the workspace is "
+    "neither used nor published.",
     input=PublishGitInput,
     output={
         "type": "object",
         "properties": {
-            "remoteUrl": {"type": "string", "description": "The remote pushed to."},
+            "remoteUrl": {
+                "type": "string",
+                "description": "The remote pushed to (a relative local path made absolute).",
+            },
             "commitHash": {"type": "string", "description": "The commit pushed."},
             "repoContentsUrl": {
                 "type": "string",
@@ -64,9 +82,9 @@ class PublishGitInput(ActionInput):
     },
     examples=[
         (
-            "Publish the workspace to a repository",
+            "Publish the workspace to a new repository in the remotes folder",
             "steps:\n  - action: publish:git\n    id: publish\n    name: Publish\n"
-            "    input:\n      remoteUrl: file:///srv/git/my-service.git\n"
+            "    input:\n      remoteUrl: my-service.git\n"
             "      gitCommitMessage: Initial commit from Falsework\n",
         ),
         (
@@ -83,6 +101,11 @@ async def publish_git(ctx: ActionContext[PublishGitInput]) -> None:
     source = ctx.resolve_path(inp.source_path)
     if not source.is_dir():
         raise ActionError(f"sourcePath {inp.source_path!r} is not a folder in the workspace")
+    local = _local_remote(ctx, inp.remote_url)
+    remote = str(local) if local is not None else inp.remote_url
+    shown = remote if local is not None else safe_url(remote)
+    # A relative local path is reported as the folder it became (cloneable anywhere).
+    remote_out = remote if local is not None and not _is_absolute(inp.remote_url) else None
 
     async def publish() -> dict[str, str]:
         env = {
@@ -91,35 +114,43 @@ async def publish_git(ctx: ActionContext[PublishGitInput]) -> None:
             "GIT_COMMITTER_NAME": inp.git_author_name,
             "GIT_COMMITTER_EMAIL": inp.git_author_email,
         }
-        cfg = ["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"]
-        ctx.logger.info(f"Initialising git repository in {inp.source_path}")
-        await run_git(["git", "init", "-q", "-b", inp.branch], cwd=source, env=env)
-        await run_git(["git", "checkout", "-q", "-B", inp.branch], cwd=source, env=env)
-        await run_git(["git", "add", "-A"], cwd=source, env=env)
+        # The repository's own files live in a fresh temp folder, never in the
+        # workspace: a `.git` a skeleton or an earlier step left there could
+        # otherwise configure git (core.fsmonitor, hooks, filters run commands).
+        repo = ctx.create_temp_dir() / "repo.git"
+        git = ["git", f"--git-dir={repo}", f"--work-tree={source}", *SAFE_CONFIG]
+        ctx.logger.info(f"Initialising git repository for {inp.source_path}")
+        await run_git([*git, "init", "-q", "-b", inp.branch], cwd=source, env=env)
+        await run_git([*git, "add", "-A"], cwd=source, env=env)
         await run_git(
-            ["git", *cfg, "commit", "-q", "--allow-empty", "-m", inp.git_commit_message],
+            [*git, "commit", "-q", "--allow-empty", "-m", inp.git_commit_message],
             cwd=source,
             env=env,
         )
-        commit = (await run_git(["git", "rev-parse", "HEAD"], cwd=source, env=env)).strip()
+        commit = (await run_git([*git, "rev-parse", "HEAD"], cwd=source, env=env)).strip()
         ctx.logger.info(f"Committed {commit} as {inp.git_author_name} <{inp.git_author_email}>")
-        remote = inp.remote_url
-        local = _local_remote(remote)
-        if local is not None:
-            # A local remote is resolved against the process's folder, not the
-            # workspace git runs in, and created (bare) the first time.
-            remote = str(local)
-            if not local.exists():
-                ctx.logger.info(f"Creating bare repository {local}")
-                await run_git(["git", "init", "-q", "--bare", "-b", inp.branch, remote], cwd=None)
-        push = ["git", "push", "-q", *(["--force"] if inp.force else [])]
+        if local is not None and not local.exists():
+            ctx.logger.info(f"Creating bare repository {local}")
+            await run_git(["git", "init", "-q", "--bare", "-b", inp.branch, remote], cwd=None)
+        elif local is not None and not _is_repository(local):
+            raise ActionError(
+                f"remoteUrl {inp.remote_url!r} is an existing {_kind(local)} that is not a git "
+                "repository, so nothing was pushed; give a new path (it is created as a bare "
+                "repository) or an existing repository"
+            )
+        push = [*git, "push", "--porcelain", *(["--force"] if inp.force else [])]
         push += ["--", remote, f"HEAD:refs/heads/{inp.branch}"]
-        await run_git(push, cwd=source, env={**env, **_auth_env(inp)})
-        ctx.logger.info(f"Pushed branch {inp.branch} to {safe_url(inp.remote_url)}")
+        code, out, err = await git_result(
+            push, cwd=source, env={**env, **PUSH_ENV, **_auth_env(inp)}
+        )
+        if code != 0:
+            raise ActionError(_push_failure(out, err, code, shown, inp.branch))
+        ctx.logger.info(f"Pushed branch {inp.branch} to {shown}")
+        url = remote_out or inp.remote_url
         return {
-            "remoteUrl": inp.remote_url,
+            "remoteUrl": url,
             "commitHash": commit,
-            "repoContentsUrl": _contents_url(inp.remote_url, inp.branch),
+            "repoContentsUrl": _contents_url(url, inp.branch),
         }
 
     # Checkpointed: a retried task reports the earlier push instead of pushing again.
@@ -128,13 +159,102 @@ async def publish_git(ctx: ActionContext[PublishGitInput]) -> None:
         ctx.output(name, value)
 
 
-def _local_remote(url: str) -> Path | None:
+# Command-line config beats any file: no signing prompt, no hooks, no fsmonitor.
+SAFE_CONFIG = (
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+)
+# Transports a push may use (git's ext:: and fd:: run commands; never allowed).
+PUSH_ENV = {"GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh"}
+
+
+def _is_absolute(url: str) -> bool:
+    parts = urlsplit(url)
+    return os.path.isabs(unquote(parts.path) if parts.scheme == "file" else url)
+
+
+def _local_remote(ctx: ActionContext[PublishGitInput], url: str) -> Path | None:
+    """The folder a local remote (a path or a file:// URL) names, or None for a
+    network remote. A local remote must lie inside the remotes folder or an
+    allowed root: anything else is refused, so a template cannot create or push
+    into an arbitrary folder the worker can write."""
+    if not url.strip():
+        raise ActionError("The remoteUrl input is empty")
     parts = urlsplit(url)
     if parts.scheme == "file":
-        return Path(unquote(parts.path))
-    if parts.scheme or SCP_LIKE.match(url):
+        if parts.netloc not in ("", "localhost"):
+            raise ActionError(
+                f"remoteUrl {url!r}: a file:// URL names a folder on this machine; "
+                f"host {parts.netloc!r} is not supported"
+            )
+        text = unquote(parts.path)
+    elif parts.scheme or SCP_LIKE.match(url):
         return None
-    return Path(os.path.abspath(url))
+    else:
+        text = url
+    if "\x00" in text:
+        raise UnsafePathError(f"remoteUrl {url!r} contains a NUL byte")
+    if os.path.isabs(text):
+        path = Path(os.path.normpath(text))
+    elif ctx.remotes_dir is not None:
+        path = Path(os.path.normpath(os.path.join(ctx.remotes_dir, text)))
+    else:
+        raise UnsafePathError(
+            f"remoteUrl {url!r} is a relative path, but no remotes folder is configured "
+            "to take it from; give a URL or an absolute path"
+        )
+    roots = [*ctx.allowed_roots, *([ctx.remotes_dir] if ctx.remotes_dir else [])]
+    if not any(is_within(root, path) for root in roots):
+        raise UnsafePathError(
+            f"remoteUrl {url!r} is a folder on this machine ({path}) outside the folders "
+            "publish:git may write to; give a path inside the remotes folder (a relative "
+            "path such as 'my-service.git' lands there) or a URL of a git server"
+        )
+    if any(os.path.realpath(root) == os.path.realpath(path) for root in roots):
+        raise UnsafePathError(
+            f"remoteUrl {url!r} names an allowed folder itself ({path}), not a repository "
+            "inside it; give a path such as 'my-service.git'"
+        )
+    return path
+
+
+def _is_repository(path: Path) -> bool:
+    bare = (path / "HEAD").is_file() and (path / "objects").is_dir()
+    return bare or (path / ".git").exists()
+
+
+def _kind(path: Path) -> str:
+    return "folder" if path.is_dir() else "file"
+
+
+def _push_failure(out: str, err: str, code: int, remote: str, branch: str) -> str:
+    """A push failure in words: what happened and what to do (never git's dump)."""
+    for line in out.splitlines():
+        fields = line.split("\t")
+        if len(fields) < 3 or fields[0] != "!":
+            continue
+        summary = fields[2]
+        if summary.startswith("[rejected]") and (
+            "fetch first" in summary or "non-fast-forward" in summary
+        ):
+            return (
+                f"Branch {branch!r} of {remote} already has commits that are not part of "
+                "this push (often: an earlier run published to the same repository), so "
+                "nothing was pushed. Choose another remoteUrl or branch, remove the "
+                "existing repository, or set force: true to replace the branch's history."
+            )
+        if summary.startswith("[remote rejected]"):
+            reason = summary.removeprefix("[remote rejected]").strip(" ()")
+            return (
+                f"{remote} refused the push to branch {branch!r}: {redact_urls(reason)}. "
+                "Nothing was pushed."
+            )
+    detail = redact_urls(err.strip())
+    return f"Pushing branch {branch!r} to {remote} failed (git exit {code}): {detail}"
 
 
 def _auth_env(inp: PublishGitInput) -> dict[str, str]:

@@ -1,0 +1,270 @@
+"""publish:git with local remotes: only inside the remotes folder or an allowed
+root, relative paths taken from the remotes folder, clear failures. Real git,
+real folders; every pushed result is read back with git."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def git(*args: str, cwd: Path) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def exists(path: Path) -> bool:
+    return path.exists()
+
+
+def make_dirs(*paths: Path) -> tuple[Path, ...]:
+    for path in paths:
+        path.mkdir(parents=True)
+    return paths
+
+
+@pytest.fixture
+def remotes(tmp_path: Path) -> Path:
+    return tmp_path / "remotes"  # the harness runner's remotes folder
+
+
+@pytest.fixture
+def cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The process's working folder: relative remotes must never land here."""
+    folder = tmp_path / "cwd"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+async def test_relative_remote_is_created_in_the_remotes_folder(
+    harness: Any, remotes: Path, cwd: Path, one_step: Any
+) -> None:
+    (harness.workspace / "README.md").write_text("# svc\n")
+    result = await harness.run([one_step("publish:git", remoteUrl="team/svc.git")])
+    assert result.error is None, result.error
+    repo = remotes / "team" / "svc.git"
+    assert git("rev-parse", "--is-bare-repository", cwd=repo).strip() == "true"
+    out = result.steps["s"]["output"]
+    assert git("rev-parse", "main", cwd=repo).strip() == out["commitHash"]
+    assert git("show", "main:README.md", cwd=repo) == "# svc\n"
+    # Reported as the folder it became, so `git clone` works from anywhere.
+    assert out["remoteUrl"] == str(repo)
+    assert out["repoContentsUrl"] == f"{repo}#main"
+    assert listing(cwd) == []
+    git("clone", "-q", out["remoteUrl"], "clone", cwd=cwd)
+    assert (cwd / "clone" / "README.md").read_text() == "# svc\n"
+
+
+async def test_absolute_path_and_file_url_inside_the_remotes_folder(
+    harness: Any, remotes: Path, one_step: Any
+) -> None:
+    (harness.workspace / "a.txt").write_text("a")
+    first, second = remotes / "abs.git", remotes / "nested" / "url.git"
+    result = await harness.run(
+        [
+            {**one_step("publish:git", remoteUrl=str(first)), "id": "one"},
+            {**one_step("publish:git", remoteUrl=second.as_uri()), "id": "two"},
+        ]
+    )
+    assert result.error is None, result.error
+    for repo in (first, second):
+        assert git("show", "main:a.txt", cwd=repo) == "a"
+    # Absolute forms are reported as given.
+    assert result.steps["one"]["output"]["remoteUrl"] == str(first)
+    assert result.steps["two"]["output"]["remoteUrl"] == second.as_uri()
+
+
+async def test_allowed_root_accepts_a_new_repository(
+    harness: Any, tmp_path: Path, one_step: Any
+) -> None:
+    (harness.workspace / "a.txt").write_text("a")
+    repo = tmp_path / "allowed" / "team.git"  # the harness's allowed root
+    result = await harness.run([one_step("publish:git", remoteUrl=str(repo))])
+    assert result.error is None, result.error
+    assert git("show", "main:a.txt", cwd=repo) == "a"
+
+
+def outside_remotes(tmp_path: Path) -> list[str]:
+    elsewhere = tmp_path / "elsewhere" / "evil.git"
+    return [
+        "../escape.git",
+        "team/../../escape.git",
+        "./../escape.git",
+        str(elsewhere),
+        elsewhere.as_uri(),
+        "file://" + str(tmp_path / "remotes" / ".." / "escape.git"),
+        "file:../escape.git",
+        str(tmp_path / "workspace" / "inner.git"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(8))
+async def test_local_remote_outside_the_allowed_folders_is_refused(
+    harness: Any, tmp_path: Path, cwd: Path, index: int, one_step: Any
+) -> None:
+    url = outside_remotes(tmp_path)[index]
+    (harness.workspace / "a.txt").write_text("a")
+    before = listing(tmp_path)
+    result = await harness.run([one_step("publish:git", remoteUrl=url)])
+    assert result.error is not None
+    assert result.error.name == "UnsafePathError"
+    message = result.error.message
+    assert "remoteUrl" in message and repr(url) in message
+    assert "outside the folders publish:git may write to" in message
+    # The step's failure event says the same, on the failing step.
+    assert f"UnsafePathError: {message}" in result.logs("s")
+    # Nothing was created anywhere: not the target, not the remotes folder.
+    assert listing(tmp_path) == before
+    assert listing(cwd) == []
+    assert not (tmp_path / "elsewhere").exists()
+    assert not (harness.workspace / "inner.git").exists()
+
+
+async def test_absolute_system_path_is_refused(harness: Any, one_step: Any) -> None:
+    (harness.workspace / "a.txt").write_text("a")
+    for url in ("/etc/falsework-test.git", "file:///etc/falsework-test.git"):
+        result = await harness.run([one_step("publish:git", remoteUrl=url)])
+        assert result.error is not None and result.error.name == "UnsafePathError"
+        assert "/etc/falsework-test.git" in result.error.message
+    assert not exists(Path("/etc/falsework-test.git"))
+
+
+async def test_symlink_out_of_the_remotes_folder_is_refused(
+    harness: Any, tmp_path: Path, remotes: Path, one_step: Any
+) -> None:
+    outside = make_dirs(tmp_path / "outside", remotes)[0]
+    (remotes / "link").symlink_to(outside)
+    (harness.workspace / "a.txt").write_text("a")
+    result = await harness.run([one_step("publish:git", remoteUrl="link/svc.git")])
+    assert result.error is not None and result.error.name == "UnsafePathError"
+    assert listing(outside) == []
+
+
+async def test_the_remotes_folder_itself_is_not_a_repository(
+    harness: Any, remotes: Path, one_step: Any
+) -> None:
+    (harness.workspace / "a.txt").write_text("a")
+    for url in (".", str(remotes), "team/.."):
+        result = await harness.run([one_step("publish:git", remoteUrl=url)])
+        assert result.error is not None and result.error.name == "UnsafePathError"
+        assert "names an allowed folder itself" in result.error.message
+    empty = await harness.run([one_step("publish:git", remoteUrl="")])
+    assert empty.error is not None and "remoteUrl input is empty" in empty.error.message
+    assert not exists(remotes)
+
+
+async def test_second_push_of_unrelated_history_fails_clearly(
+    harness: Any, remotes: Path, one_step: Any
+) -> None:
+    (harness.workspace / "a.txt").write_text("first run")
+    first = await harness.run([one_step("publish:git", remoteUrl="svc.git")])
+    assert first.error is None, first.error
+    repo = remotes / "svc.git"
+    pushed = first.steps["s"]["output"]["commitHash"]
+
+    (harness.workspace / "a.txt").write_text("second run")
+    second = await harness.run([one_step("publish:git", remoteUrl="svc.git")])
+    assert second.error is not None and second.error.name == "ActionError"
+    message = second.error.message
+    assert message.startswith(f"Branch 'main' of {repo} already has commits")
+    assert "nothing was pushed" in message and "force: true" in message
+    assert "hint:" not in message and "error:" not in message and "[rejected]" not in message
+    # The remote is untouched.
+    assert git("rev-parse", "main", cwd=repo).strip() == pushed
+    assert git("show", "main:a.txt", cwd=repo) == "first run"
+
+    forced = await harness.run([one_step("publish:git", remoteUrl="svc.git", force=True)])
+    assert forced.error is None, forced.error
+    assert git("show", "main:a.txt", cwd=repo) == "second run"
+    assert git("rev-list", "--count", "main", cwd=repo).strip() == "1"
+
+
+async def test_another_branch_of_an_existing_repository(
+    harness: Any, remotes: Path, one_step: Any
+) -> None:
+    (harness.workspace / "a.txt").write_text("a")
+    first = await harness.run([one_step("publish:git", remoteUrl="svc.git")])
+    assert first.error is None, first.error
+    second = await harness.run([one_step("publish:git", remoteUrl="svc.git", branch="dev")])
+    assert second.error is None, second.error
+    repo = remotes / "svc.git"
+    assert git("branch", "--format=%(refname:short)", cwd=repo).split() == ["dev", "main"]
+
+
+async def test_remote_hook_refusal_is_explained(harness: Any, remotes: Path, one_step: Any) -> None:
+    repo = remotes / "guarded.git"
+    git("init", "-q", "--bare", str(repo), cwd=harness.workspace)
+    hook = repo / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'pushes are frozen' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    (harness.workspace / "a.txt").write_text("a")
+    result = await harness.run([one_step("publish:git", remoteUrl="guarded.git")])
+    assert result.error is not None and result.error.name == "ActionError"
+    assert result.error.message.startswith(f"{repo} refused the push to branch 'main'")
+    assert "Nothing was pushed" in result.error.message
+    assert git("branch", cwd=repo) == ""
+
+
+async def test_failed_push_hides_credentials_in_the_url(harness: Any, one_step: Any) -> None:
+    (harness.workspace / "a.txt").write_text("a")
+    url = "http://bob:hunter2@127.0.0.1:9/team/svc.git"
+    result = await harness.run([one_step("publish:git", remoteUrl=url)])
+    assert result.error is not None and result.error.name == "ActionError"
+    assert "http://***@127.0.0.1:9/team/svc.git" in result.error.message
+    everything = repr(result.io.events) + repr(result.io.steps) + result.error.message
+    assert "hunter2" not in everything
+
+
+async def test_a_git_folder_in_the_workspace_configures_nothing(
+    harness: Any, tmp_path: Path, remotes: Path, one_step: Any
+) -> None:
+    """A `.git` left in the workspace (a skeleton folder named `${{ '.git' }}`,
+    an fs:rename) must not run commands: git reads its own temp repository."""
+    marker = tmp_path / "ran"
+    planted = harness.workspace / ".git"
+    (planted / "hooks").mkdir(parents=True)
+    (planted / "config").write_text(
+        f'[core]\n\tfsmonitor = "touch {marker}; false"\n\thooksPath = hooks\n'
+    )
+    hook = planted / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    hook.chmod(0o755)
+    (harness.workspace / "a.txt").write_text("a")
+    result = await harness.run([one_step("publish:git", remoteUrl="svc.git")])
+    assert result.error is None, result.error
+    assert not marker.exists()
+    repo = remotes / "svc.git"
+    assert git("ls-tree", "-r", "--name-only", "main", cwd=repo).split() == ["a.txt"]
+    # The workspace's files are left as they were.
+    assert (planted / "config").read_text().startswith("[core]")
+
+
+async def test_ext_transport_is_never_used(harness: Any, tmp_path: Path, one_step: Any) -> None:
+    marker = tmp_path / "ran"
+    (harness.workspace / "a.txt").write_text("a")
+    result = await harness.run([one_step("publish:git", remoteUrl=f"ext::sh -c touch% {marker}")])
+    assert result.error is not None and result.error.name == "ActionError"
+    assert not marker.exists()
+
+
+async def test_existing_folder_that_is_not_a_repository(
+    harness: Any, remotes: Path, one_step: Any
+) -> None:
+    make_dirs(remotes / "notes")
+    (remotes / "notes" / "keep.txt").write_text("mine")
+    (harness.workspace / "a.txt").write_text("a")
+    result = await harness.run([one_step("publish:git", remoteUrl="notes")])
+    assert result.error is not None and result.error.name == "ActionError"
+    assert result.error.message.startswith(
+        "remoteUrl 'notes' is an existing folder that is not a git repository"
+    )
+    assert listing(remotes / "notes") == ["keep.txt"]
