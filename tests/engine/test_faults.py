@@ -67,7 +67,7 @@ async def test_supervisor_restarts_a_dying_side_task(caplog: pytest.LogCaptureFi
     async def flaky() -> None:
         runs.append(len(runs))
         if len(runs) < 3:
-            raise ConnectionError("dropped")
+            raise RuntimeError("a bug")
         steady.set()
         await asyncio.Event().wait()
 

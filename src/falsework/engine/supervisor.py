@@ -11,6 +11,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from falsework.engine.store import is_connection_error
+
 log = logging.getLogger("falsework.engine")
 
 
@@ -38,8 +40,12 @@ class Supervisor:
                 log.warning("side task %s returned; restarting it", name)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("side task %s died; restarting in %.1fs", name, backoff)
+            except Exception as exc:
+                if is_connection_error(exc):
+                    # expected while the database is away: one line, no traceback
+                    log.warning("side task %s lost the database (%s); restarting", name, exc)
+                else:
+                    log.exception("side task %s died; restarting in %.1fs", name, backoff)
             if time.monotonic() - started > 30:
                 backoff = self._min
             self.restarts[name] += 1
