@@ -429,3 +429,25 @@ async def test_memory_ceiling_stops_claiming(
             assert (await wait_final(broker, task.id)).status == "completed"
     finally:
         await broker.close()
+
+
+async def test_awkward_json_is_stored_or_refused_cleanly(
+    broker: Broker, settings: Settings
+) -> None:
+    async def awkward(task: ClaimedTask, io: TaskIO) -> dict[str, Any]:
+        await io.emit({"message": "nul\x00byte"})
+        await io.save_step("a", {"status": "completed", "output": {"v": "x\x00"}})
+        with pytest.raises(ValueError):
+            await io.emit({"message": "nan", "value": float("nan")})
+        return {"out": "\x00"}
+
+    with pytest.raises(InputError):
+        await broker.create({"steps": [], "bad": float("inf")})
+    task = await broker.create(spec())
+    async with running(broker, settings, awkward):
+        done = await wait_final(broker, task.id)
+    assert done.status == "completed"
+    events = await broker.events(task.id)
+    assert events[0].body == {"message": "nul\ufffdbyte"}
+    assert events[-1].body["output"] == {"out": "\ufffd"}
+    assert done.step_state == {"a": {"status": "completed", "output": {"v": "x\ufffd"}}}

@@ -126,7 +126,10 @@ class Broker:
     ) -> Task:
         """Insert an open task; a second create with the same key returns the first."""
         item = NewTask(spec, created_by, secrets, priority, run_after, idempotency_key)
-        task = await self.store.create_task(self._row(item))
+        try:
+            task = await self.store.create_task(self._row(item))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"The task spec is not JSON: {exc}") from exc
         if task is not None:
             self.hub.new_tasks()
             return task
@@ -142,7 +145,10 @@ class Broker:
         for start in range(0, len(items), 5000):
             chunk = items[start : start + 5000]
             rows = [self._row(item) for item in chunk]
-            inserted = set(await self.store.insert_tasks(rows))
+            try:
+                inserted = set(await self.store.insert_tasks(rows))
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"A task spec is not JSON: {exc}") from exc
             for row, item in zip(rows, chunk, strict=True):
                 if row["id"] in inserted:
                     out.append(row["id"])

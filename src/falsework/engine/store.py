@@ -108,7 +108,23 @@ def retried(fn: _F) -> _F:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON the database accepts: no NaN/Infinity (ValueError here, in the
+    writer, rather than a failed flush), and NUL characters, which Postgres jsonb
+    refuses, replaced by U+FFFD."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if "\\u0000" in text:
+        text = json.dumps(_without_nul(value), separators=(",", ":"), ensure_ascii=False)
+    return text
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _json(value: Any) -> Any:
