@@ -6,7 +6,6 @@ No branch here looks at the dialect: differences are the store's business.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -143,7 +142,7 @@ async def test_retry_keeps_completed_steps(store: Store) -> None:
     assert await store.retry(r["id"]) == "open"
     (again,) = await store.claim("w", 1, None)
     assert again._mapping["attempt"] == 2
-    assert json.loads(json.dumps(again._mapping["claim_token"])) != token
+    assert again._mapping["claim_token"] != token
 
 
 async def test_cancel_open_processing_final_and_unknown(store: Store) -> None:
