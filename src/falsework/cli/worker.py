@@ -54,6 +54,7 @@ def worker(
     if concurrency is not None:
         overrides["concurrency"] = concurrency
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per start is enough
     try:
         settings = load_settings(**overrides)
         _run(_work(settings, burst))
