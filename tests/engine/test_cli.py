@@ -60,3 +60,59 @@ async def test_db_upgrade_worker_burst_and_workers(database_url: str, tmp_path: 
         assert missing.returncode == 1 and "No worker" in missing.stderr
     finally:
         await broker.close()
+
+
+async def test_worker_sigterm_releases_and_exits_zero(database_url: str, tmp_path: Path) -> None:
+    import asyncio
+    import signal
+
+    from conftest import wait_for
+
+    settings = Settings(data_dir=tmp_path / "data")
+    broker = await Broker.open(database_url, settings)
+    env = {
+        **os.environ,
+        "FALSEWORK_DATABASE_URL": database_url,
+        "FALSEWORK_DATA_DIR": str(tmp_path / "data"),
+        "FALSEWORK_TEMPLATES": str(tmp_path),
+        "FALSEWORK_SHUTDOWN_GRACE": "0.5",
+        "FALSEWORK_POLL_INTERVAL": "0.2",
+    }
+    proc = _start_worker(env, tmp_path)
+    try:
+        task = await broker.create(
+            {
+                "apiVersion": "scaffolder.backstage.io/v1beta3",
+                "steps": [
+                    {"id": "w", "name": "W", "action": "debug:wait", "input": {"seconds": 60}}
+                ],
+                "output": {},
+                "parameters": {},
+            }
+        )
+
+        async def started() -> bool:
+            return (await broker.get(task.id)).status == "processing"
+
+        await wait_for(started, within=30)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+        released = await broker.get(task.id)
+        assert released.status == "open" and released.claimed_by is None
+        assert await broker.workers() == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        await broker.close()
+
+
+def _start_worker(env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    with (cwd / "worker.log").open("wb") as log:
+        return subprocess.Popen(
+            [str(Path(sys.executable).with_name("falsework")), "worker", "--concurrency", "2"],
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
