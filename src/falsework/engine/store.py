@@ -274,12 +274,10 @@ class Store:
         """Insert open tasks; rows whose idempotency key exists are skipped."""
         for row in rows:
             row["run_after"] = self.ts_param(row["run_after"])
-        async with self.write() as conn:
+        async with self.single() as conn:
+            # (Postgres NOTIFYs inside the statement; SQLite wakes in-process.)
             result = await self.q(conn, "task_insert", rows=dumps(rows))
-            ids = [r[0] for r in result]
-            if ids:
-                await self.notify(conn, CHANNEL_TASKS, "")
-        return ids
+            return [r[0] for r in result]
 
     @retried
     async def create_task(self, row: dict[str, Any]) -> Task | None:

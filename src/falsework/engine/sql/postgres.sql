@@ -4,15 +4,21 @@
 -- driver's prepared-statement cache keeps working).
 
 -- name: task_insert
-INSERT INTO tasks (id, status, spec, secrets, created_by, priority, run_after, recovery,
-                   step_state, checkpoints, idempotency_key, created_at)
-SELECT a.e->>'id', 'open', a.e->'spec', a.e->>'secrets', a.e->>'created_by',
-       CAST(a.e->>'priority' AS integer), CAST(a.e->>'run_after' AS timestamptz),
-       a.e->>'recovery', '{}', '{}', a.e->>'idempotency_key', now()
-FROM json_array_elements(CAST(CAST(:rows AS text) AS json)) WITH ORDINALITY AS a(e, ord)
-ORDER BY a.ord
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id;
+-- Bulk insert and its NOTIFY in one statement (one round trip).
+WITH ins AS (
+    INSERT INTO tasks (id, status, spec, secrets, created_by, priority, run_after, recovery,
+                       step_state, checkpoints, idempotency_key, created_at)
+    SELECT a.e->>'id', 'open', a.e->'spec', a.e->>'secrets', a.e->>'created_by',
+           CAST(a.e->>'priority' AS integer), CAST(a.e->>'run_after' AS timestamptz),
+           a.e->>'recovery', '{}', '{}', a.e->>'idempotency_key', now()
+    FROM json_array_elements(CAST(CAST(:rows AS text) AS json)) WITH ORDINALITY AS a(e, ord)
+    ORDER BY a.ord
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+), note AS (
+    SELECT pg_notify('falsework_tasks', '') AS n FROM ins LIMIT 1
+)
+SELECT id, (SELECT count(*) FROM note) AS notes FROM ins;
 
 -- name: task_create
 -- One task in one statement (one round trip): insert, NOTIFY, return the row.
