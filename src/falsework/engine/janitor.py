@@ -55,9 +55,13 @@ class Janitor:
         """One pass: recover stale tasks; now and then erase old secrets."""
         outcome = await self._store.recover_stale(self._stale, BODIES)
         if outcome:
+            counts: dict[str, int] = {}
+            for _tid, o in outcome:
+                counts[o] = counts.get(o, 0) + 1
             log.warning(
-                "janitor: %s",
-                ", ".join(f"{o} {tid}" for tid, o in outcome[:20]),
+                "janitor: stale leases: %s (first: %s)",
+                ", ".join(f"{n} {o}" for o, n in sorted(counts.items())),
+                ", ".join(tid for tid, _ in outcome[:3]),
             )
             self._hub.events([tid for tid, _ in outcome])
             self._hub.new_tasks()
