@@ -68,6 +68,9 @@ def test_templates_gallery_and_parameter_schema(server: Server) -> None:
     assert schema["title"] == "Hello"
     assert schema["steps"][0]["title"] == "Input"
     assert schema["steps"][0]["schema"]["required"] == ["name"]
+    assert "secretsSchema" not in schema
+    with_secrets = alice.get(f"{API}/v2/templates/default/template/secret/parameter-schema")
+    assert with_secrets.json()["secretsSchema"]["properties"]["password"]["title"] == "Password"
     missing = alice.get(f"{API}/v2/templates/default/template/nope/parameter-schema")
     assert missing.status_code == 404
     assert missing.json()["error"]["name"] == "NotFoundError"

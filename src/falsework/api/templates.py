@@ -36,6 +36,9 @@ async def parameter_schema(
     template = svc.catalog.get(ref)
     auth.check_may_run(caller, template.raw, template.ref)
     schema: JSONObject = template.parameter_schema()
+    if template.secrets_schema is not None:
+        # Falsework's addition: the page renders spec.secrets.schema as its own page.
+        schema["secretsSchema"] = template.secrets_schema
     return schema
 
 
