@@ -321,6 +321,14 @@ async def test_recovery_resumes_with_recovered_event(broker: Broker, settings: S
     assert events[-1].body["output"] == {"done": ["a", "b"], "secrets": [], "attempt": 2}
 
 
+async def test_claimed_task_carries_its_creation_time(broker: Broker) -> None:
+    task = await broker.create(spec({"id": "a"}), created_by="user:default/al")
+    (claimed,) = await broker.claim("w", 1)
+    assert claimed.id == task.id
+    assert claimed.created_at == task.created_at
+    assert claimed.created_at is not None and claimed.created_at.tzinfo is not None
+
+
 async def test_no_recovery_strategy_fails_the_task(broker: Broker, settings: Settings) -> None:
     task = await broker.create(
         spec({"id": "a"}, EXPERIMENTAL_recovery={"EXPERIMENTAL_strategy": "none"})

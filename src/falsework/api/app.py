@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
 
 from fastapi import APIRouter, FastAPI
 from starlette.exceptions import HTTPException
@@ -114,11 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
         worker: TaskWorker | None = None
         running: asyncio.Task[None] | None = None
         if settings.concurrency > 0:
-
-            async def created_at(task_id: str) -> datetime:
-                return (await broker.get(task_id)).created_at
-
-            executor = metrics.instrument(runner, created_at)
+            executor = metrics.instrument(runner)
             worker = made = TaskWorker(broker, executor, settings)
             metrics.watch_worker(lambda: float(made.running), lambda: float(made.limit))
             running = asyncio.create_task(made.run(), name="falsework-worker")

@@ -37,7 +37,9 @@ class Services:
     worker: TaskWorker | None
 
 
-def get_services(request: Request) -> Services:
+# Dependencies are coroutines: FastAPI runs a plain function dependency in a
+# thread pool, a hand-off that cost more than the whole dependency.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -47,11 +49,12 @@ def get_services(request: Request) -> Services:
 _bearer = HTTPBearer(auto_error=False, description="A token from auth.tokens")
 
 
-def get_identity(
+async def get_identity(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Identity:
-    return get_services(request).auth.identify(request.headers.get("authorization"))
+    services: Services = request.app.state.services
+    return services.auth.identify(request.headers.get("authorization"))
 
 
 Svc = Annotated[Services, Depends(get_services)]

@@ -19,7 +19,6 @@ from falsework.runner.io import TaskIO
 from falsework.types import JSONObject
 
 Executor = Callable[[Any, TaskIO], Awaitable[JSONObject]]
-CreatedAt = Callable[[str], Awaitable[datetime | None]]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -70,27 +69,17 @@ class Metrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
-    def instrument(self, executor: Executor, created_at: CreatedAt | None = None) -> Executor:
+    def instrument(self, executor: Executor) -> Executor:
         """Wrap the worker's executor to count claims, outcomes and step durations.
 
-        ``created_at`` looks up a task's creation time when the claimed task does
-        not carry it; the lookup runs beside the task, never delaying it.
+        Claim latency is measured from the claimed task's ``created_at`` (the
+        engine's ClaimedTask carries it), so no lookup is needed.
         """
-        pending: set[asyncio.Task[None]] = set()
 
         def observe(created: datetime, claimed: datetime) -> None:
             if created.tzinfo is None:
                 created = created.replace(tzinfo=UTC)
             self.claim_latency.observe(max(0.0, (claimed - created).total_seconds()))
-
-        async def look_up(task_id: str, claimed: datetime) -> None:
-            assert created_at is not None
-            try:
-                created = await created_at(task_id)
-            except Exception:  # a metric must never fail a task
-                return
-            if created is not None:
-                observe(created, claimed)
 
         async def run(task: Any, io: TaskIO) -> JSONObject:
             self.tasks_claimed.inc()
@@ -98,10 +87,6 @@ class Metrics:
             created = getattr(task, "created_at", None)
             if isinstance(created, datetime):
                 observe(created, claimed)
-            elif created_at is not None:
-                lookup = asyncio.create_task(look_up(str(task.id), claimed))
-                pending.add(lookup)
-                lookup.add_done_callback(pending.discard)
             try:
                 output = await executor(task, _TimedIO(io, _actions(task.spec), self))
             except asyncio.CancelledError:

@@ -25,6 +25,7 @@ from falsework.engine.notify import Hub, Listener, shared_hub
 from falsework.engine.store import (
     Store,
     _json,
+    _ts,
     dumps,
     hide_password,
     is_connection_error,
@@ -321,6 +322,7 @@ class Broker:
                     checkpoints=_json(m["checkpoints"]),
                     priority=int(m["priority"]),
                     recovery=m["recovery"],
+                    created_at=_ts(m["created_at"]),
                 )
             )
         return out

@@ -117,6 +117,7 @@ class ClaimedTask:
     checkpoints: dict[str, Any]
     priority: int = 0
     recovery: str = "resume"
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
