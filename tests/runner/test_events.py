@@ -10,7 +10,10 @@ from typing import Any
 
 import yaml
 
-REFERENCE = Path("/work/shared/reference/backstage-api")
+# shared/ lies beside the repository (CI clones it elsewhere with a copy of shared/
+# beside it); the developers' machine keeps it at /work/shared.
+_BESIDE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "backstage-api"
+REFERENCE = _BESIDE if _BESIDE.is_dir() else Path("/work/shared/reference/backstage-api")
 
 
 def recorded(name: str) -> list[dict[str, Any]]:
