@@ -226,6 +226,23 @@ class Broker:
             await self.get(task_id)  # NotFoundError for an unknown task
         return out
 
+    def event_poll_interval(self) -> float:
+        """How long a waiter for a task's events sleeps between safety-net reads.
+
+        While the Postgres listener is connected, every event write reaches it as
+        a NOTIFY, so the re-read is a slow backstop (``max_poll_interval``): an
+        idle subscriber costs a query every few seconds, not two a second. When
+        the listener is down or reconnecting, and always on SQLite (writers in
+        other processes cannot signal this one), it is ``poll_interval``. The
+        listener wakes every waiter when it is lost (so they switch to the fast
+        poll) and again when it is back (a catch-up read of what it missed).
+        """
+        s = self.settings
+        listener = self.listener
+        if listener is not None and listener.connected.is_set():
+            return max(s.poll_interval, s.max_poll_interval)
+        return s.poll_interval
+
     async def subscribe(self, task_id: str, after: int | None = None) -> AsyncIterator[Event]:
         """Every event after ``after`` in id order, pushed; ends after the final one."""
         await self.get(task_id)
@@ -250,7 +267,7 @@ class Broker:
                         yield event
                     return
                 try:
-                    await asyncio.wait_for(waiter.wait(), timeout=self.settings.poll_interval)
+                    await asyncio.wait_for(waiter.wait(), timeout=self.event_poll_interval())
                 except TimeoutError:
                     pass
         finally:
@@ -280,7 +297,7 @@ class Broker:
                     return await self.store.events(task_id, after or 0)
                 try:
                     await asyncio.wait_for(
-                        waiter.wait(), timeout=min(remaining, self.settings.poll_interval)
+                        waiter.wait(), timeout=min(remaining, self.event_poll_interval())
                     )
                 except TimeoutError:
                     pass

@@ -1,8 +1,9 @@
 """Wake-ups: the in-process hub, and the Postgres LISTEN connection that feeds it.
 
-A wake-up is a hint, the table is the truth: every waiter also polls, and after
-the listener reconnects everyone is woken once (notifications may have been
-missed while it was away).
+A wake-up is a hint, the table is the truth: every waiter also polls (slowly
+while the listener is connected, fast while it is away), and everyone is woken
+once when the listener is lost and again when it reconnects (notifications may
+have been missed while it was away).
 """
 
 from __future__ import annotations
@@ -131,3 +132,6 @@ class Listener:
             self.connected.clear()
             if not conn.is_closed():
                 conn.terminate()
+            # Waiters sleeping on the slow poll of a healthy listener re-read now
+            # and poll fast until it is back (see Broker.event_poll_interval).
+            self._hub.wake_all()

@@ -18,13 +18,22 @@ class TaskIO(Protocol):
     async def emit(self, body: JSONObject, type: str = "log") -> None:
         """Append one event (Backstage shape: ``{"message", "stepId"?, "status"?}``).
 
-        The body is already redacted by the runner. The engine fences it by the
-        claim token and raises ``LeaseLostError`` when the task is no longer ours.
+        The body is already redacted by the runner. The engine buffers it: the
+        call returns before the event is written, the write lands with its next
+        flush (always before the task's final write), fenced by the claim token.
+        A refused write (the task is no longer ours) raises ``LeaseLostError`` on
+        the next call.
         """
         ...
 
     async def save_step(self, step_id: str, state: JSONObject) -> None:
-        """Persist one step's state: ``{"status": ..., "output": {...}}`` (redacted)."""
+        """Record one step's final state: ``{"status": ..., "output": {...}}`` (redacted).
+
+        Buffered like ``emit`` by the engine: written with its next flush, always
+        before the task's final write, not durable when the call returns. A crash
+        in between re-runs the step on recovery (actions that must not repeat
+        work use checkpoints, whose ``checkpoint_set`` does wait until durable).
+        """
         ...
 
     async def checkpoint_get(self, key: str) -> tuple[bool, Any]:
@@ -32,7 +41,8 @@ class TaskIO(Protocol):
         ...
 
     async def checkpoint_set(self, key: str, value: Any) -> None:
-        """Store an action checkpoint (JSON-serialisable) for idempotent retries."""
+        """Store an action checkpoint (JSON-serialisable) for idempotent retries;
+        returns once it is durable."""
         ...
 
 

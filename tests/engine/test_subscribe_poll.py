@@ -1,0 +1,156 @@
+"""Subscribers' safety-net poll: slow while the Postgres listener is healthy, fast
+while it is away, and a catch-up read when it is lost and when it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import event
+
+from conftest import wait_for
+from falsework.config import Settings
+from falsework.engine import Broker, Event
+from falsework.engine.store import WriteBatch, dumps
+
+# A fast poll would re-read an idle task's events every 50 ms; the slow one
+# (the listener is healthy) never fires within a test.
+FAST, SLOW = 0.05, 600.0
+
+
+@contextlib.asynccontextmanager
+async def following(broker: Broker, task_id: str) -> AsyncIterator[list[Event]]:
+    received: list[Event] = []
+
+    async def follow() -> None:
+        async for item in broker.subscribe(task_id):
+            received.append(item)
+
+    runner = asyncio.create_task(follow())
+    try:
+        yield received
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+
+
+def count_event_reads(broker: Broker) -> list[int]:
+    """Counts this broker's reads of task_events (one per subscriber poll)."""
+    reads = [0]
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM task_events" in statement:
+            reads[0] += 1
+
+    event.listen(broker.store.engine.sync_engine, "before_cursor_execute", before)
+    return reads
+
+
+@pytest.fixture
+async def pg_pair(
+    postgres_url: str, make_settings: Callable[..., Settings]
+) -> AsyncIterator[tuple[Broker, Broker]]:
+    settings = make_settings(poll_interval=FAST, max_poll_interval=SLOW)
+    node = await Broker.open(postgres_url, settings)
+    writer = await Broker.open(postgres_url, settings)
+    try:
+        assert node.listener is not None
+        await asyncio.wait_for(node.listener.connected.wait(), 10)
+        yield node, writer
+    finally:
+        await writer.close()
+        await node.close()
+
+
+async def write_event(broker: Broker, task_id: str, token: str, message: str) -> None:
+    """One log event written the way a worker's flush writes it (with its NOTIFY)."""
+    batch = WriteBatch(tokens={task_id: token})
+    batch.events.append((task_id, token, "log", dumps({"message": message})))
+    assert await broker.store.apply(batch) == set()
+
+
+@pytest.mark.postgres
+async def test_idle_subscriber_polls_slowly_and_gets_events_pushed(
+    pg_pair: tuple[Broker, Broker],
+) -> None:
+    node, writer = pg_pair
+    assert node.event_poll_interval() == SLOW
+    task = await writer.create({"steps": []})
+    (claimed,) = await writer.claim("w", 1)
+    reads = count_event_reads(node)
+    async with following(node, task.id) as received:
+        await wait_for(lambda: reads[0] >= 1)  # the first read happened
+        # Idle for a second: a fast poll would have read about 20 more times.
+        await asyncio.sleep(1.0)
+        assert reads[0] <= 3
+        # Written by another broker: only its NOTIFY can reach this one in time.
+        await write_event(writer, task.id, claimed.claim_token, "pushed")
+        await wait_for(lambda: len(received) == 1, within=10)
+    assert received[0].body == {"message": "pushed"}
+
+
+@pytest.mark.postgres
+async def test_losing_the_listener_polls_fast_and_catches_up(
+    pg_pair: tuple[Broker, Broker], postgres_url: str
+) -> None:
+    node, writer = pg_pair
+    assert node.listener is not None
+    task = await writer.create({"steps": []})
+    (claimed,) = await writer.claim("w", 1)
+    async with following(node, task.id) as received:
+        await write_event(writer, task.id, claimed.claim_token, "first")
+        await wait_for(lambda: len(received) == 1, within=10)
+        # An event with no NOTIFY at all: nothing pushes it, and the slow poll
+        # would not read it for ten minutes.
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO task_events (task_id, type, body, created_at) "
+                "VALUES (%s, 'log', %s, now())",
+                (task.id, json.dumps({"message": "silent"})),
+            )
+            conn.execute("SELECT pg_terminate_backend(%s)", (node.listener.backend_pid,))
+        # Losing the listener wakes every subscriber for a catch-up read.
+        await wait_for(lambda: len(received) == 2, within=10)
+        assert received[1].body == {"message": "silent"}
+        await wait_for(lambda: node.listener.connects == 2, within=20)  # type: ignore[union-attr]
+        await asyncio.wait_for(node.listener.connected.wait(), 10)
+        assert node.event_poll_interval() == SLOW
+        # Pushed again through the new listener connection.
+        await write_event(writer, task.id, claimed.claim_token, "after")
+        await wait_for(lambda: len(received) == 3, within=10)
+    assert [e.body["message"] for e in received] == ["first", "silent", "after"]
+
+
+@pytest.mark.postgres
+async def test_a_listener_that_is_down_means_the_fast_poll(
+    postgres_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    node = await Broker.open(
+        postgres_url, make_settings(poll_interval=FAST, max_poll_interval=SLOW)
+    )
+    try:
+        assert node.listener is not None
+        await asyncio.wait_for(node.listener.connected.wait(), 10)
+        await node._supervisor.stop("listener")  # the listener is gone for good
+        assert not node.listener.connected.is_set()
+        assert node.event_poll_interval() == FAST
+    finally:
+        await node.close()
+
+
+async def test_sqlite_always_polls_fast(
+    sqlite_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    # Writers in other processes on the same file cannot signal this one.
+    node = await Broker.open(sqlite_url, make_settings(poll_interval=FAST, max_poll_interval=SLOW))
+    try:
+        assert node.listener is None
+        assert node.event_poll_interval() == FAST
+    finally:
+        await node.close()
