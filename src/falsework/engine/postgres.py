@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from falsework.engine import migrate
-from falsework.engine.store import Store, WriteBatch, _json_object, dumps, sort_claimed
+from falsework.engine import migrate, queries
+from falsework.engine.store import Row, Store, WriteBatch, _json_object, dumps, sort_claimed
 
 # Any constant shared by every Falsework process; only migrations take it.
 _MIGRATION_LOCK = 727340000
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+# asyncpg's errors that mean the connection is gone (pg_terminate_backend, a
+# restart, a network drop): retried by the callers like SQLAlchemy's.
+_LOST = (
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    OSError,
+)
+
+
+def positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``:name`` parameters as asyncpg's ``$n``, and the names in that order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return _NAMED.sub(number, sql), tuple(names)
 
 
 class PostgresStore(Store):
@@ -37,6 +61,34 @@ class PostgresStore(Store):
     def __init__(self, url: URL, engine: AsyncEngine) -> None:
         super().__init__(url, engine)
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._raw = {name: positional(q) for name, q in queries.load(self.dialect).items()}
+
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """The asyncpg connection under a pooled autocommit connection.
+
+        The hot statements of the worker and the API (create, claim, flush) run
+        on it directly: SQLAlchemy's per-statement machinery cost more CPU than
+        the round trip itself. A lost connection is dropped from the pool and
+        raised as ``ConnectionError``, which callers retry.
+        """
+        async with self.autocommit.connect() as conn:
+            raw = await conn.get_raw_connection()
+            try:
+                yield raw.driver_connection
+            except _LOST as exc:
+                await conn.invalidate()
+                raise ConnectionError(f"the database connection was lost: {exc}") from exc
+
+    async def fetch(self, driver: Any, name: str, **params: Any) -> list[Any]:
+        sql, names = self._raw[name]
+        return list(await driver.fetch(sql, *(params[n] for n in names)))
+
+    async def insert_tasks(self, rows: list[dict[str, Any]]) -> list[str]:
+        for row in rows:
+            row["run_after"] = self.ts_param(row["run_after"])
+        async with self.driver() as driver:
+            return [r[0] for r in await self.fetch(driver, "task_insert", rows=dumps(rows))]
 
     @property
     def listen_dsn(self) -> str:
@@ -46,8 +98,8 @@ class PostgresStore(Store):
     async def apply(self, batch: WriteBatch) -> set[str]:
         """Two statements: lock and check the batch's tasks, then write everything."""
         ids = sorted(batch.tokens)
-        async with self.write() as conn:
-            rows = await self.q(conn, "task_lock_owned", ids=dumps(ids))
+        async with self.driver() as driver, driver.transaction():
+            rows = await self.fetch(driver, "task_lock_owned", ids=dumps(ids))
             current = {r[0]: (r[1], r[2]) for r in rows}
             refused = {
                 tid for tid, tok in batch.tokens.items() if current.get(tid) != (tok, "processing")
@@ -77,8 +129,8 @@ class PostgresStore(Store):
                 if tid not in refused
             ]
             if events or rows_json:
-                await self.q(
-                    conn,
+                await self.fetch(
+                    driver,
                     "flush_write",
                     events="[" + ",".join(events) + "]",
                     updates="[" + ",".join(rows_json) + "]",
@@ -88,9 +140,9 @@ class PostgresStore(Store):
     async def claim(self, worker_id: str, n: int, per_user_cap: int | None) -> list[Any]:
         if per_user_cap is not None:
             return await super().claim(worker_id, n, per_user_cap)
-        async with self.single() as conn:
-            rows = list(await self.q(conn, "task_claim", worker=worker_id, n=n))
-        return sort_claimed(rows)
+        async with self.driver() as driver:
+            rows = await self.fetch(driver, "task_claim", worker=worker_id, n=n)
+        return sort_claimed([Row.of(r) for r in rows])
 
     @asynccontextmanager
     async def single(self) -> AsyncIterator[AsyncConnection]:

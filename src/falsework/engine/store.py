@@ -180,6 +180,19 @@ def _json_object(items: dict[str, str]) -> str:
     return "{" + ",".join(f"{dumps(k)}:{v}" for k, v in items.items()) + "}"
 
 
+class Row(tuple[Any, ...]):
+    """A result row by position and, through ``_mapping``, by name (as SQLAlchemy's
+    rows), for rows read straight from the driver."""
+
+    _mapping: dict[str, Any]
+
+    @classmethod
+    def of(cls, record: Any) -> Row:
+        row = cls(record.values())
+        row._mapping = dict(record.items())
+        return row
+
+
 @dataclass
 class StaleTask:
     id: str
