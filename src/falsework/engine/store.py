@@ -14,6 +14,7 @@ import asyncio
 import functools
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -76,6 +77,9 @@ def is_connection_error(exc: BaseException) -> bool:
     """True when retrying on a fresh connection may succeed."""
     if isinstance(exc, OSError | ConnectionError | TimeoutError):
         return True
+    if isinstance(exc, sqlite3.OperationalError):
+        # raw from the driver; SQLAlchemy would have wrapped it as OperationalError
+        return True
     if isinstance(exc, DBAPIError):
         return bool(exc.connection_invalidated) or isinstance(
             exc, OperationalError | InterfaceError
@@ -84,6 +88,8 @@ def is_connection_error(exc: BaseException) -> bool:
 
 
 _F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
+# Runs one named query of the store's dialect and returns its rows.
+Runner = Callable[..., Awaitable[list[Any]]]
 
 
 def retried(fn: _F) -> _F:
@@ -443,57 +449,63 @@ class Store:
         A write is refused when the task's claim token is not the one the writer
         holds or the task is no longer processing: another worker owns it now.
         """
-        ids = sorted(batch.tokens)
         async with self.write() as conn:
-            rows = await self.q(conn, "task_lock_owned", ids=dumps(ids))
-            current = {r[0]: (r[1], r[2]) for r in rows}
-            refused = {
-                tid
-                for tid, token in batch.tokens.items()
-                if current.get(tid) != (token, "processing")
-            }
-            events = [e for e in batch.events if e[0] not in refused]
-            finishes = [f for f in batch.finishes if f.task_id not in refused]
-            rows_json = [
-                f'{{"task_id":"{tid}","type":"{typ}","body":{body}}}'
-                for tid, _tok, typ, body in events
-            ]
-            rows_json += [
-                f'{{"task_id":"{f.task_id}","type":"{f.event_type}","body":{f.event_body}}}'
-                for f in finishes
-            ]
-            if rows_json:
-                await self.q(conn, "events_insert", rows="[" + ",".join(rows_json) + "]")
-            state_ids = (set(batch.steps) | set(batch.checkpoints)) - refused
-            if state_ids:
-                await self.patch_state(conn, batch, sorted(state_ids))
-            if finishes:
-                await self.q(
-                    conn,
-                    "task_finish",
-                    rows=dumps(
-                        [
-                            {"id": f.task_id, "status": f.status, "keep_secrets": f.keep_secrets}
-                            for f in finishes
-                        ]
-                    ),
-                )
-            releases = [tid for tid in batch.releases if tid not in refused]
-            if releases:
-                await self.q(conn, "task_release", ids=dumps(releases))
-                await self.notify(conn, CHANNEL_TASKS, "")
+
+            async def run(name: str, **params: Any) -> list[Any]:
+                return list(await self.q(conn, name, **params))
+
+            return await self.apply_with(run, batch)
+
+    async def apply_with(self, run: Runner, batch: WriteBatch) -> set[str]:
+        """``apply`` inside a transaction, through ``run(query name, **params) -> rows``."""
+        ids = sorted(batch.tokens)
+        rows = await run("task_lock_owned", ids=dumps(ids))
+        current = {r[0]: (r[1], r[2]) for r in rows}
+        refused = {
+            tid for tid, token in batch.tokens.items() if current.get(tid) != (token, "processing")
+        }
+        events = [e for e in batch.events if e[0] not in refused]
+        finishes = [f for f in batch.finishes if f.task_id not in refused]
+        rows_json = [
+            f'{{"task_id":"{tid}","type":"{typ}","body":{body}}}' for tid, _tok, typ, body in events
+        ]
+        rows_json += [
+            f'{{"task_id":"{f.task_id}","type":"{f.event_type}","body":{f.event_body}}}'
+            for f in finishes
+        ]
+        if rows_json:
+            await run("events_insert", rows="[" + ",".join(rows_json) + "]")
+        state_ids = (set(batch.steps) | set(batch.checkpoints)) - refused
+        if state_ids:
+            await self.patch_state(run, batch, sorted(state_ids))
+        if finishes:
+            await run(
+                "task_finish",
+                rows=dumps(
+                    [
+                        {"id": f.task_id, "status": f.status, "keep_secrets": f.keep_secrets}
+                        for f in finishes
+                    ]
+                ),
+            )
+        releases = [tid for tid in batch.releases if tid not in refused]
+        if releases:
+            await run("task_release", ids=dumps(releases))
+            if self.supports_listen:
+                await run("task_notify", channel=CHANNEL_TASKS, payload="")
+        if self.supports_listen:
             touched = sorted({e[0] for e in events} | {f.task_id for f in finishes})
             for chunk in _chunks(touched, 200):
-                await self.notify(conn, CHANNEL_EVENTS, ",".join(chunk))
+                await run("task_notify", channel=CHANNEL_EVENTS, payload=",".join(chunk))
         return refused
 
-    async def patch_state(self, conn: AsyncConnection, batch: WriteBatch, ids: list[str]) -> None:
+    async def patch_state(self, run: Runner, batch: WriteBatch, ids: list[str]) -> None:
         rows = []
         for tid in ids:
             steps = _json_object(batch.steps.get(tid, {}))
             cps = _json_object(batch.checkpoints.get(tid, {}))
             rows.append(f'{{"id":"{tid}","steps":{steps},"checkpoints":{cps}}}')
-        await self.q(conn, "task_patch_state", rows="[" + ",".join(rows) + "]")
+        await run("task_patch_state", rows="[" + ",".join(rows) + "]")
 
     # -- janitor ----------------------------------------------------------
     async def recover_stale(
