@@ -13,7 +13,15 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from falsework.engine import migrate, queries
-from falsework.engine.store import Row, Store, WriteBatch, _json_object, dumps, sort_claimed
+from falsework.engine.store import (
+    Row,
+    Runner,
+    Store,
+    WriteBatch,
+    _json_object,
+    dumps,
+    sort_claimed,
+)
 
 # Any constant shared by every Falsework process; only migrations take it.
 _MIGRATION_LOCK = 727340000
@@ -63,32 +71,53 @@ class PostgresStore(Store):
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._raw = {name: positional(q) for name, q in queries.load(self.dialect).items()}
 
-    @asynccontextmanager
-    async def driver(self) -> AsyncIterator[Any]:
-        """The asyncpg connection under a pooled autocommit connection.
+    @property
+    def direct(self) -> bool:
+        """Whether the hot statements run on the asyncpg connection directly."""
+        return self.url.get_driver_name() == "asyncpg"
 
-        The hot statements of the worker and the API (create, claim, flush) run
-        on it directly: SQLAlchemy's per-statement machinery cost more CPU than
-        the round trip itself. A lost connection is dropped from the pool and
-        raised as ``ConnectionError``, which callers retry.
+    @asynccontextmanager
+    async def runner(self, *, transaction: bool) -> AsyncIterator[Runner]:
+        """``run(query name, **params) -> rows`` on a pooled connection.
+
+        With asyncpg (the default driver) the hot statements of the worker and the
+        API (create, claim, flush) run on the driver's connection directly:
+        SQLAlchemy's per-statement machinery cost more CPU than the round trip
+        itself. A lost connection is dropped from the pool and raised as
+        ``ConnectionError``, which callers retry. Other drivers (psycopg) go
+        through SQLAlchemy.
         """
+        if not self.direct:
+            async with self.write() if transaction else self.single() as sa_conn:
+
+                async def through_sqlalchemy(name: str, **params: Any) -> list[Any]:
+                    return list(await self.q(sa_conn, name, **params))
+
+                yield through_sqlalchemy
+            return
         async with self.autocommit.connect() as conn:
             raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+
+            async def on_driver(name: str, **params: Any) -> list[Any]:
+                sql, names = self._raw[name]
+                return [Row.of(r) for r in await driver.fetch(sql, *(params[n] for n in names))]
+
             try:
-                yield raw.driver_connection
+                if transaction:
+                    async with driver.transaction():
+                        yield on_driver
+                else:
+                    yield on_driver
             except _LOST as exc:
                 await conn.invalidate()
                 raise ConnectionError(f"the database connection was lost: {exc}") from exc
 
-    async def fetch(self, driver: Any, name: str, **params: Any) -> list[Any]:
-        sql, names = self._raw[name]
-        return list(await driver.fetch(sql, *(params[n] for n in names)))
-
     async def insert_tasks(self, rows: list[dict[str, Any]]) -> list[str]:
         for row in rows:
             row["run_after"] = self.ts_param(row["run_after"])
-        async with self.driver() as driver:
-            return [r[0] for r in await self.fetch(driver, "task_insert", rows=dumps(rows))]
+        async with self.runner(transaction=False) as run:
+            return [r[0] for r in await run("task_insert", rows=dumps(rows))]
 
     @property
     def listen_dsn(self) -> str:
@@ -98,8 +127,8 @@ class PostgresStore(Store):
     async def apply(self, batch: WriteBatch) -> set[str]:
         """Two statements: lock and check the batch's tasks, then write everything."""
         ids = sorted(batch.tokens)
-        async with self.driver() as driver, driver.transaction():
-            rows = await self.fetch(driver, "task_lock_owned", ids=dumps(ids))
+        async with self.runner(transaction=True) as run:
+            rows = await run("task_lock_owned", ids=dumps(ids))
             current = {r[0]: (r[1], r[2]) for r in rows}
             refused = {
                 tid for tid, tok in batch.tokens.items() if current.get(tid) != (tok, "processing")
@@ -129,8 +158,7 @@ class PostgresStore(Store):
                 if tid not in refused
             ]
             if events or rows_json:
-                await self.fetch(
-                    driver,
+                await run(
                     "flush_write",
                     events="[" + ",".join(events) + "]",
                     updates="[" + ",".join(rows_json) + "]",
@@ -140,9 +168,9 @@ class PostgresStore(Store):
     async def claim(self, worker_id: str, n: int, per_user_cap: int | None) -> list[Any]:
         if per_user_cap is not None:
             return await super().claim(worker_id, n, per_user_cap)
-        async with self.driver() as driver:
-            rows = await self.fetch(driver, "task_claim", worker=worker_id, n=n)
-        return sort_claimed([Row.of(r) for r in rows])
+        async with self.runner(transaction=False) as run:
+            rows = await run("task_claim", worker=worker_id, n=n)
+        return sort_claimed(rows)
 
     @asynccontextmanager
     async def single(self) -> AsyncIterator[AsyncConnection]:
