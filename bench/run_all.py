@@ -191,7 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         if not run_one(bench, args.quick, results):
             failures += 1
 
-    output = args.output or RESULTS_DIR / ("quick.jsonl" if args.quick else "latest.jsonl")
+    # only a complete full run replaces latest.jsonl (the record the docs are built from)
+    partial = args.quick or bool(only or skip)
+    output = args.output or RESULTS_DIR / ("quick.jsonl" if partial else "latest.jsonl")
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", encoding="utf-8") as fh:
         for row in results:
@@ -202,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         from bench.plot import plot_all
 
         # a smoke run must not overwrite the documented plots
-        for path in plot_all(results, RESULTS_DIR if args.quick else None):
+        for path in plot_all(results, RESULTS_DIR if partial else None):
             print(f"# wrote {path}", file=sys.stderr)
-        if not args.quick and not (only or skip):
+        if not partial:
             from bench.report import render, write
 
             doc = REPO_ROOT / "docs" / "benchmarks.md"
