@@ -79,11 +79,24 @@ def throughput(rows: list[Row]) -> list[str]:
                 f"**{_fmt(r.get('value'), 0)}**",
                 runs,
                 _fmt(r.get("events_per_task")),
-                _ok(r),
+                {True: "floor 1,500 met", False: "**floor 1,500 missed**"}.get(r.get("ok"), ""),
             ]
         )
     head = ["system", "db", "tasks", "concurrency", "tasks/s (median)", "runs", "events/task", ""]
     out = ["### 1. Throughput", "", *_table(head, lines), ""]
+    ours = next(
+        (r for r in picked if r["system"] == "falsework" and r.get("db") == "postgres"), None
+    )
+    if ours and ours.get("value"):
+        ratios = []
+        for r in picked:
+            if r["system"] != "falsework" and r.get("value"):
+                ratios.append(
+                    f"{float(ours['value']) / float(r['value']):.2f}× {r['system']} "
+                    f"({_fmt(r.get('jobs'))} jobs)"
+                )
+        if ratios:
+            out += ["Falsework on Postgres against the peers: " + ", ".join(ratios) + ".", ""]
     sweep = _pick(rows, "throughput_vs_concurrency")
     if sweep:
         dbs = sorted({str(r.get("db")) for r in sweep})
