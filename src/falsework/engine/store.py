@@ -113,13 +113,18 @@ def retried(fn: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
+# Built once: json.dumps with these options would build an encoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_ENCODE_NAN = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def dumps(value: Any) -> str:
     """Compact JSON the database accepts: no NaN/Infinity (ValueError here, in the
     writer, rather than a failed flush), and NUL characters, which Postgres jsonb
     refuses, replaced by U+FFFD."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = _ENCODE(value)
     if "\\u0000" in text:
-        text = json.dumps(_without_nul(value), separators=(",", ":"), ensure_ascii=False)
+        text = _ENCODE_NAN(_without_nul(value))
     return text
 
 

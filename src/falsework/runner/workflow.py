@@ -11,6 +11,7 @@ previous attempt completed, restoring their outputs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -456,5 +457,10 @@ def _template_dir(spec: JSONObject) -> Path | None:
     base = (spec.get("templateInfo") or {}).get("baseUrl")
     if not isinstance(base, str) or not base.startswith("file:"):
         return None
+    return _template_dir_of(base)
+
+
+@functools.lru_cache(maxsize=256)
+def _template_dir_of(base: str) -> Path:
     path = Path(unquote(urlsplit(base).path))
     return path if base.endswith("/") else path.parent

@@ -127,6 +127,10 @@ class Renderer:
             return value
         if not isinstance(value, str | dict | list):
             return value
+        if not isinstance(value, str) and not self._has_template(value):
+            # Nothing to render: the same fresh copy, without the context merge
+            # and the watchdog.
+            return self._render_value(value, {})
         return self._guarded(lambda: self._render_value(value, self._vars(context)))
 
     def evaluate(self, value: Any, context: Mapping[str, Any]) -> Any:
@@ -208,6 +212,15 @@ class Renderer:
             raise TemplateSecurityError("rendering ran out of memory") from None
         finally:
             WATCHDOG.stop(token)
+
+    def _has_template(self, value: Any) -> bool:
+        if isinstance(value, str):
+            return self.is_template(value)
+        if isinstance(value, dict):
+            return any(self._has_template(v) for v in value.values())
+        if isinstance(value, list):
+            return any(self._has_template(v) for v in value)
+        return False
 
     def _render_value(self, value: Any, variables: dict[str, Any]) -> Any:
         if isinstance(value, str):

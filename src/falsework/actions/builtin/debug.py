@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -53,13 +53,28 @@ class LogInput(ActionInput):
 )
 async def debug_log(ctx: ActionContext[LogInput]) -> None:
     # Backstage first logs the whole input as indented JSON; clients rely on the shape.
-    ctx.logger.info(json.dumps(ctx.input.model_dump(by_alias=True, exclude_none=True), indent=2))
+    ctx.logger.info(_indented(ctx.input.model_dump(by_alias=True, exclude_none=True)))
     if ctx.input.message:
         ctx.logger.info(ctx.input.message)
     mode = ctx.input.list_workspace
     if mode:
         listing = await ctx.in_thread(_listing, ctx.workspace, mode == "with-contents")
         ctx.logger.info(f"Workspace:\n{listing}")
+
+
+_SCALAR = (str, int, float, bool)
+
+
+def _indented(value: dict[str, Any]) -> str:
+    """``json.dumps(value, indent=2)``, built directly for a flat object (the
+    stdlib's indented encoder is pure Python and costs more than the rest of the
+    step)."""
+    if not value:
+        return "{}"
+    if not all(isinstance(k, str) and type(v) in _SCALAR for k, v in value.items()):
+        return json.dumps(value, indent=2)
+    dump = json.dumps
+    return "{\n" + ",\n".join(f"  {dump(k)}: {dump(v)}" for k, v in value.items()) + "\n}"
 
 
 def _listing(workspace: Path, with_contents: bool) -> str:
