@@ -34,6 +34,9 @@ class Redactor:
     __slots__ = ("_pattern",)
 
     def __init__(self, secrets: Mapping[str, Any]) -> None:
+        if not secrets:
+            self._pattern: re.Pattern[str] | None = None
+            return
         forms: set[str] = set()
         for value in secrets.values():
             if isinstance(value, str) and value:

@@ -115,7 +115,8 @@ class Renderer:
 
     def is_template(self, text: str) -> bool:
         """Whether a string has anything to render (else it is returned as is)."""
-        return any(marker in text for marker in self._markers)
+        start, block, comment = self._markers
+        return start in text or block in text or comment in text
 
     # -- public API -----------------------------------------------------------
 
