@@ -65,11 +65,19 @@ class Workspace:
     """A task's working directory, created only when something first needs it:
     most steps of most tasks never touch disk, and a mkdir per task adds up."""
 
-    __slots__ = ("created", "path")
+    __slots__ = ("_name", "_path", "created")
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, name: str | None = None) -> None:
+        # ``path / name`` is joined when first asked for: most tasks never ask.
+        self._path = path
+        self._name = name
         self.created = False  # no stat here: constructing one must cost no syscall
+
+    @property
+    def path(self) -> Path:
+        if self._name is not None:
+            self._path, self._name = self._path / self._name, None
+        return self._path
 
     def ensure(self) -> Path:
         if not self.created:

@@ -113,16 +113,30 @@ def retried(fn: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-# Built once: json.dumps with these options would build an encoder per call.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+# json.dumps with these options would build a JSONEncoder per call; the C encoder
+# it ends up in is called directly (same output, same errors, a fresh circular
+# reference check per call). The stdlib encoder where the C one is missing.
+_DEFAULT = json.JSONEncoder().default
+_C_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_ENCODE_STR: Callable[[str], str] = json.encoder.encode_basestring
+_ENCODE_SLOW = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _ENCODE_NAN = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _encode(value: Any) -> str:
+    if _C_ENCODER is None:  # pragma: no cover
+        return _ENCODE_SLOW(value)
+    if isinstance(value, str):
+        return _ENCODE_STR(value)
+    encode = _C_ENCODER({}, _DEFAULT, _ENCODE_STR, None, ":", ",", False, False, False)
+    return "".join(encode(value, 0))
 
 
 def dumps(value: Any) -> str:
     """Compact JSON the database accepts: no NaN/Infinity (ValueError here, in the
     writer, rather than a failed flush), and NUL characters, which Postgres jsonb
     refuses, replaced by U+FFFD."""
-    text = _ENCODE(value)
+    text = _encode(value)
     if "\\u0000" in text:
         text = _ENCODE_NAN(_without_nul(value))
     return text

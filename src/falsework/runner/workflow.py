@@ -255,7 +255,9 @@ class _TaskRun:
         self.dry_run = dry_run
         self.redactor = Redactor(task.secrets)
         self.emitter = _Emitter(io, self.redactor)
-        self.ws = Workspace(workspace if workspace is not None else runner.work_dir / task.id)
+        self.ws = (
+            Workspace(workspace) if workspace is not None else Workspace(runner.work_dir, task.id)
+        )
         spec = task.spec
         user = spec.get("user") or {}
         self.context: dict[str, Any] = {
