@@ -20,6 +20,7 @@ from falsework.engine.store import (
     WriteBatch,
     _json_object,
     dumps,
+    loads,
     sort_claimed,
 )
 
@@ -60,6 +61,7 @@ class PostgresStore(Store):
             pool_size=10,
             max_overflow=20,
             pool_timeout=60,
+            json_deserializer=loads,
             connect_args={"server_settings": {"application_name": "falsework"}}
             if url.get_driver_name() == "asyncpg"
             else {"application_name": "falsework"},
