@@ -10,10 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,8 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+
+from support.serve import free_port, wait_healthy
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -51,12 +51,6 @@ PHONE = {"width": 390, "height": 844}
 # Playwright's default is 30 s; a task step in these templates takes at most a few seconds.
 TIMEOUT_MS = 20_000
 expect.set_options(timeout=TIMEOUT_MS)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -113,19 +107,8 @@ def start_server(workdir: Path, *, config: dict[str, Any] | None = None) -> Serv
             stderr=subprocess.STDOUT,
         )
     server = Server(f"http://127.0.0.1:{port}", process, log, extra)
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"falsework serve exited:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=1.0).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"falsework serve did not start:\n{log.read_text()}")
-        time.sleep(0.1)
+    wait_healthy(server.url, process, log, stop=server.stop)
+    return server
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,42 @@
+"""Starting a real ``falsework serve`` process: a free port, and waiting for health."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(
+    url: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    *,
+    stop: Callable[[], object],
+    timeout: float = 60.0,
+) -> None:
+    """Return once ``url``/healthz answers 200; raise with the server's log otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"falsework serve exited:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            stop()
+            raise RuntimeError(f"falsework serve did not start:\n{log.read_text()}")
+        time.sleep(0.1)
