@@ -54,6 +54,11 @@ class Batcher:
         self._check(task_id, token)
         self._batch.events.append((task_id, token, type, body))
 
+    def over_high_water(self) -> bool:
+        """Whether a writer must wait in :meth:`backpressure` (checked first, so
+        the common case costs no coroutine)."""
+        return len(self._batch.events) > HIGH_WATER
+
     async def backpressure(self) -> None:
         while len(self._batch.events) > HIGH_WATER:
             self._flushed.clear()

@@ -50,14 +50,16 @@ class TaskChannel:
         if type not in _RUNNER_EVENT_TYPES:
             raise InputError(f"A task cannot emit an event of type {type!r}")
         self._batcher.event(self._id, self._token, type, dumps(body))
-        await self._batcher.backpressure()
+        if self._batcher.over_high_water():
+            await self._batcher.backpressure()
 
     async def save_step(self, step_id: str, state: JSONObject) -> None:
         # Buffered like emit: it reaches the database with the next flush, before
         # the task's final write. A crash in between re-runs the step on recovery
         # (actions make that safe with checkpoints, which do wait).
         self._batcher.step(self._id, self._token, step_id, dumps(state))
-        await self._batcher.backpressure()
+        if self._batcher.over_high_water():
+            await self._batcher.backpressure()
 
     async def checkpoint_get(self, key: str) -> tuple[bool, Any]:
         if key in self._checkpoints:

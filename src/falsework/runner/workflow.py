@@ -71,7 +71,8 @@ class _Emitter:
         self._drainer: asyncio.Task[None] | None = None
 
     async def emit(self, body: JSONObject, type: str = "log") -> None:
-        await self.flush()
+        if self._drainer is not None:
+            await self.flush()
         await self._io.emit(self._redactor.deep(body), type)
 
     def sink(self, step_id: str) -> Any:
