@@ -8,6 +8,7 @@ balance formula and every setting.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -70,6 +71,21 @@ class TaskChannel:
         text = dumps(value)
         self._checkpoints[key] = value
         await self._batcher.checkpoint(self._id, self._token, key, text)
+
+
+_frozen = False
+
+
+def _freeze_startup_heap() -> None:
+    """Once per process, when the first worker starts: move everything alive now
+    (modules, settings, the engine's pools) out of the cyclic GC's reach. A full
+    collection would otherwise walk that whole heap again and again while tasks
+    churn through short-lived objects (a third of the worker's CPU at 20,000
+    small tasks). Garbage made later is collected as before."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
 
 
 @dataclass
@@ -145,6 +161,7 @@ class TaskWorker:
     async def run(self, *, burst: bool = False) -> None:
         """Work until stopped (or, in burst mode, until the queue is empty)."""
         self._running_loop = True
+        _freeze_startup_heap()
         await self._register()
         hub = self.broker.hub
         hub.watch_tasks(self._on_new_tasks)
