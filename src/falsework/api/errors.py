@@ -14,10 +14,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from falsework.engine.store import is_connection_error
+from falsework.engine.store import is_unavailable
 from falsework.errors import FalseworkError
 from falsework.types import JSONObject
 
@@ -93,14 +92,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, exc.status_code, name, message)
 
 
-def _database_unreachable(exc: BaseException) -> bool:
-    # A DBAPIError without a statement was raised while connecting.
-    connecting = isinstance(exc, DBAPIError) and not exc.statement
-    return connecting or is_connection_error(exc)
-
-
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    if _database_unreachable(exc):
+    if is_unavailable(exc):
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
         return error_response(
             request, 503, "DatabaseUnavailableError", "The database cannot be reached."

@@ -87,6 +87,16 @@ def is_connection_error(exc: BaseException) -> bool:
     return False
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """True when the database cannot be reached: connecting failed or the connection was lost.
+
+    Higher layers ask this instead of knowing the drivers' or SQLAlchemy's error types.
+    """
+    # A DBAPIError without a statement was raised while connecting.
+    connecting = isinstance(exc, DBAPIError) and not exc.statement
+    return connecting or is_connection_error(exc)
+
+
 _F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
 # Runs one named query of the store's dialect and returns its rows.
 Runner = Callable[..., Awaitable[list[Any]]]
