@@ -132,7 +132,7 @@ def test_retry_a_failed_task(page: Page, server: Server, endpoint: Endpoint) -> 
     # Start over goes back to the form with the task's values
     page.get_by_role("button", name="Run again").click()
     expect(page).to_have_url(re.compile(r"/create/templates/default/call-endpoint$"))
-    expect(page.get_by_label("Endpoint")).to_have_value(url)
+    expect(page.get_by_label("Endpoint", exact=True)).to_have_value(url)
 
 
 def _status(client: httpx.Client, task_id: str) -> str:
