@@ -97,6 +97,49 @@ class _Run:
     started: float = field(default_factory=time.monotonic)
 
 
+class _Wake:
+    """A one-waiter wake-up flag, cheaper than ``wait_for(Event.wait())``.
+
+    ``set`` resolves the sleeping loop's future directly, so a notify reaches the
+    claim in one turn of the event loop (``wait_for`` wraps the wait in a task:
+    two more turns, each running whatever else is ready first).
+    """
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._flag = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def clear(self) -> None:
+        self._flag = False
+
+    async def wait(self, seconds: float) -> None:
+        """Return when set, or after ``seconds``."""
+        if self._flag:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(seconds, _release, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class TaskWorker:
     def __init__(self, broker: Broker, executor: Executor, settings: Settings) -> None:
         self.broker = broker
@@ -107,7 +150,7 @@ class TaskWorker:
         self._pending_limit: int | None = None
         self._runs: dict[str, _Run] = {}
         self._finishing = 0
-        self._wake = asyncio.Event()
+        self._wake = _Wake()
         self._notified = False
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -241,16 +284,14 @@ class TaskWorker:
 
     async def _sleep(self, seconds: float) -> bool:
         """Wait for a wake-up or ``seconds``; True when a notify woke us."""
-        if not self._wake.is_set():
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-            except TimeoutError:
-                pass
+        await self._wake.wait(seconds)
         self._wake.clear()
-        # Runs finishing in one flush wake us one after the other: let them all
-        # land so the next claim takes the freed slots in one batch.
-        for _ in range(3):
-            await asyncio.sleep(0)
+        if self._runs:
+            # Runs finishing in one flush wake us one after the other: let them
+            # all land so the next claim takes the freed slots in one batch. (An
+            # idle worker has nothing to wait for: it claims at once.)
+            for _ in range(3):
+                await asyncio.sleep(0)
         notified, self._notified = self._notified, False
         return notified
 
