@@ -124,12 +124,23 @@ def latency(rows: list[Row]) -> list[str]:
                 f"**{_fmt(r.get('value'), 2)}**",
                 _fmt(r.get("p90_ms"), 2),
                 _fmt(r.get("p99_ms"), 2),
+                ", ".join(_fmt(x, 2) for x in r.get("round_p99_ms", [])),
                 _fmt(r.get("first_step_p50_ms"), 2),
                 _fmt(r.get("samples")),
                 _ok(r),
             ]
         )
-    head = ["system", "db", "p50 ms", "p90 ms", "p99 ms", "first step p50 ms", "samples", ""]
+    head = [
+        "system",
+        "db",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99 per round",
+        "first step p50 ms",
+        "samples",
+        "",
+    ]
     return [
         "### 3. Latency (enqueue → start, idle worker)",
         "",

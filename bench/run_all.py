@@ -37,9 +37,11 @@ class Bench:
 # The order matters a little: the peers first, so Falsework's throughput runs right
 # after them on a machine in the same state.
 BENCHES: list[Bench] = [
-    Bench("peers", "bench.peers", timeout=600),
+    Bench("peers", "bench.peers", ["--what", "throughput"], timeout=600),
     Bench("throughput", "bench.throughput", timeout=900),
-    Bench("latency", "bench.latency", timeout=300),
+    # Postgres latency: the three systems in rotated rounds; SQLite: Falsework alone
+    Bench("latency_side", "bench.latency_side", timeout=600),
+    Bench("latency", "bench.latency", ["--db", "sqlite"], timeout=300),
     Bench("concurrency", "bench.concurrency", timeout=300),
     Bench("balance", "bench.balance", timeout=300),
     Bench("fairness", "bench.fairness", timeout=300),

@@ -7,11 +7,9 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event
 
 from conftest import wait_for
 from falsework.config import Settings
@@ -43,12 +41,14 @@ async def following(broker: Broker, task_id: str) -> AsyncIterator[list[Event]]:
 def count_event_reads(broker: Broker) -> list[int]:
     """Counts this broker's reads of task_events (one per subscriber poll)."""
     reads = [0]
+    store = broker.store
+    read = store.events
 
-    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "FROM task_events" in statement:
-            reads[0] += 1
+    async def counted(task_id: str, after: int, limit: int = 1000) -> list[Event]:
+        reads[0] += 1
+        return await read(task_id, after, limit)
 
-    event.listen(broker.store.engine.sync_engine, "before_cursor_execute", before)
+    store.events = counted  # type: ignore[method-assign]
     return reads
 
 

@@ -1,4 +1,5 @@
-"""The Postgres store: asyncpg through SQLAlchemy, NOTIFY in the writing transaction."""
+"""The Postgres store: SQLAlchemy for the schema and cold paths, an asyncpg pool for
+the hot ones (create, claim, flush, event reads); NOTIFY in the writing transaction."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from falsework.engine import migrate, queries
+from falsework.engine.models import Event
 from falsework.engine.store import (
     Row,
     Runner,
@@ -21,7 +23,9 @@ from falsework.engine.store import (
     WriteBatch,
     _json_object,
     dumps,
+    event_of,
     loads,
+    retried,
     sort_claimed,
 )
 
@@ -152,6 +156,24 @@ class PostgresStore(Store):
         if pool is not None:
             await pool.close()
         await super().close()
+
+    # The event reads behind every live stream: a thousand streams woken by one
+    # NOTIFY batch read a thousand times, so they take the driver path too.
+    @retried
+    async def events(self, task_id: str, after: int, limit: int = 1000) -> list[Event]:
+        if not self.direct:
+            return await super().events(task_id, after, limit)
+        async with self.runner(transaction=False) as run:
+            rows = await run("events_list", task_id=task_id, after=after, limit=limit)
+        return [event_of(r) for r in rows]
+
+    @retried
+    async def task_status(self, task_id: str) -> str | None:
+        if not self.direct:
+            return await super().task_status(task_id)
+        async with self.runner(transaction=False) as run:
+            rows = await run("task_status", id=task_id)
+        return str(rows[0][0]) if rows else None
 
     async def insert_tasks(self, rows: list[dict[str, Any]]) -> list[str]:
         for row in rows:

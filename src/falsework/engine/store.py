@@ -223,6 +223,18 @@ def _json_object(items: dict[str, str]) -> str:
     return "{" + ",".join(f"{dumps(k)}:{v}" for k, v in items.items()) + "}"
 
 
+def event_of(r: Any) -> Event:
+    """An ``events_list`` row as an Event."""
+    return Event(
+        id=int(r[0]),
+        task_id=r[1],
+        type=r[2],
+        body=_json(r[3]),
+        created_at=_ts(r[4]) or datetime.now(UTC),
+        is_task_recoverable=r[5] != "none",
+    )
+
+
 class Row(tuple[Any, ...]):
     """A result row by position and, through ``_mapping``, by name (as SQLAlchemy's
     rows), for rows read straight from the driver."""
@@ -609,17 +621,7 @@ class Store:
     async def events(self, task_id: str, after: int, limit: int = 1000) -> list[Event]:
         async with self.read() as conn:
             rows = await self.q(conn, "events_list", task_id=task_id, after=after, limit=limit)
-            return [
-                Event(
-                    id=int(r[0]),
-                    task_id=r[1],
-                    type=r[2],
-                    body=_json(r[3]),
-                    created_at=_ts(r[4]) or datetime.now(UTC),
-                    is_task_recoverable=r[5] != "none",
-                )
-                for r in rows
-            ]
+            return [event_of(r) for r in rows]
 
     # -- workers ----------------------------------------------------------
     async def worker_register(self, worker_id: str, host: str, pid: int, limit: int) -> None:
