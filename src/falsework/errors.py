@@ -74,6 +74,10 @@ class LeaseLostError(FalseworkError):
     status_code = 409
 
 
+class TaskWriteError(FalseworkError):
+    """The database refused this task's writes (events, step state or checkpoints)."""
+
+
 class TemplateError(InputError):
     """The template is not valid."""
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from falsework.engine.notify import Hub
 from falsework.engine.store import Finish, Store, WriteBatch, is_connection_error
-from falsework.errors import LeaseLostError
+from falsework.errors import LeaseLostError, TaskWriteError
 
 log = logging.getLogger("falsework.engine")
 
@@ -31,13 +31,19 @@ class Batcher:
         self._batch = WriteBatch()
         self._futures: list[tuple[str, asyncio.Future[None]]] = []
         self._lost: set[tuple[str, str]] = set()
+        self._broken: dict[tuple[str, str], TaskWriteError] = {}
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
         self.flushes = 0
 
-    def _check(self, task_id: str, token: str) -> None:
+    def _check(self, task_id: str, token: str, *, final: bool = False) -> None:
         if (task_id, token) in self._lost:
             raise LeaseLostError(f"Task {task_id} is no longer owned by this worker")
+        # A task whose writes the database refused fails at its next write; its
+        # final write (the failure, with this error) is still let through.
+        broken = self._broken.get((task_id, token))
+        if broken is not None and not final:
+            raise broken
         self._batch.tokens[task_id] = token
         self._wake.set()
 
@@ -48,6 +54,7 @@ class Batcher:
 
     def forget(self, task_id: str, token: str) -> None:
         self._lost.discard((task_id, token))
+        self._broken.pop((task_id, token), None)
 
     # writes ------------------------------------------------------------------
     def event(self, task_id: str, token: str, type: str, body: str) -> None:
@@ -74,7 +81,7 @@ class Batcher:
         return self._future(task_id)
 
     def finish(self, finish: Finish) -> asyncio.Future[None]:
-        self._check(finish.task_id, finish.token)
+        self._check(finish.task_id, finish.token, final=True)
         self._batch.finishes.append(finish)
         return self._future(finish.task_id)
 
@@ -103,36 +110,56 @@ class Batcher:
                 continue
             batch, futures = self._batch, self._futures
             self._batch, self._futures = WriteBatch(), []
+            failed: dict[str, Exception] = {}
             try:
                 refused = await self._apply(batch)
             except Exception as exc:
-                # Not a connection problem: the batch itself is at fault. Fail
-                # its writers rather than retrying forever.
-                log.exception("could not write a batch of %d task(s)", len(batch.tokens))
-                for _tid, fut in futures:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                self._flushed.set()
-                continue
+                # Not a connection problem: something in the batch is at fault.
+                refused, failed = await self._isolate(batch, exc)
             self.flushes += 1
             for tid in refused:
                 self._lost.add((tid, batch.tokens[tid]))
+            for tid, error in failed.items():
+                self._broken[(tid, batch.tokens[tid])] = TaskWriteError(
+                    f"The database refused this task's writes: {error}"
+                )
             for tid, fut in futures:
                 if fut.done():
                     continue
-                if tid in refused:
+                if tid in failed:
+                    fut.set_exception(self._broken[(tid, batch.tokens[tid])])
+                elif tid in refused:
                     fut.set_exception(
                         LeaseLostError(f"Task {tid} is no longer owned by this worker")
                     )
                 else:
                     fut.set_result(None)
             # in-process subscribers learn at once; other nodes through NOTIFY
-            self._hub.events(batch.event_task_ids() - refused)
+            self._hub.events(batch.event_task_ids() - refused - failed.keys())
             if batch.releases:
                 self._hub.new_tasks()
             if refused:
                 self._on_refused(refused)
             self._flushed.set()
+
+    async def _isolate(
+        self, batch: WriteBatch, exc: Exception
+    ) -> tuple[set[str], dict[str, Exception]]:
+        """Write each task's part of a failed batch alone, so that one task's bad
+        write fails that task's writers only (their runs end with the error) and
+        every other task's writes land. Returns the refused and the failed ids."""
+        if len(batch.tokens) <= 1:
+            log.error("could not write the writes of task(s) %s: %s", ", ".join(batch.tokens), exc)
+            return set(), dict.fromkeys(batch.tokens, exc)
+        refused: set[str] = set()
+        failed: dict[str, Exception] = {}
+        for tid, part in batch.split().items():
+            try:
+                refused |= await self._apply(part)
+            except Exception as part_exc:
+                log.error("could not write the writes of task %s: %s", tid, part_exc)
+                failed[tid] = part_exc
+        return refused, failed
 
     async def _apply(self, batch: WriteBatch) -> set[str]:
         backoff = 0.05

@@ -217,6 +217,21 @@ class WriteBatch:
     def event_task_ids(self) -> set[str]:
         return {e[0] for e in self.events} | {f.task_id for f in self.finishes}
 
+    def split(self) -> dict[str, WriteBatch]:
+        """One batch per task, each task's writes in their order."""
+        parts = {tid: WriteBatch(tokens={tid: token}) for tid, token in self.tokens.items()}
+        for event in self.events:
+            parts[event[0]].events.append(event)
+        for tid, steps in self.steps.items():
+            parts[tid].steps[tid] = steps
+        for tid, cps in self.checkpoints.items():
+            parts[tid].checkpoints[tid] = cps
+        for finish in self.finishes:
+            parts[finish.task_id].finishes.append(finish)
+        for tid in self.releases:
+            parts[tid].releases.append(tid)
+        return parts
+
 
 def _json_object(items: dict[str, str]) -> str:
     """``{key: <already-serialised JSON>}`` without parsing the values again."""
