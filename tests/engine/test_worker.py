@@ -255,6 +255,23 @@ async def test_burst_mode_drains_the_queue(broker: Broker, settings: Settings) -
     assert await broker.workers() == []
 
 
+async def test_burst_worker_with_limit_zero_exits_and_leaves_the_queue(
+    database_url: str, make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(concurrency=0)
+    broker = await Broker.open(database_url, settings)
+    try:
+        task = await broker.create(spec({"id": "a"}))
+        worker = TaskWorker(broker, steps, settings)
+        with caplog.at_level(logging.WARNING, logger="falsework.engine"):
+            await asyncio.wait_for(worker.run(burst=True), 10)
+        assert "limit 0" in caplog.text
+        assert (await broker.get(task.id)).status == "open"
+        assert worker.claimed_total == 0
+    finally:
+        await broker.close()
+
+
 async def test_graceful_stop_finishes_or_releases(
     database_url: str, make_settings: Callable[..., Settings]
 ) -> None:

@@ -227,6 +227,9 @@ class TaskWorker:
         while not self._stopping.is_set():
             free = self._free()
             if free <= 0:
+                if burst and self._limit <= 0 and not self._runs:
+                    log.warning("burst worker with limit 0: nothing can run here; exiting")
+                    return
                 await self._sleep(self._poll_timeout())
                 continue
             claimed = await self._claim(free)
