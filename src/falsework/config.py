@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         description="Template folders separated by ':'; default ./templates plus the examples.",
     )
     config: Path | None = Field(default=None, description="YAML config file (FALSEWORK_CONFIG).")
+    publish_roots: str = Field(
+        default="",
+        description="Folders separated by ':' where publish:git may create or push to "
+        "repositories on this machine, besides DATA_DIR/remotes.",
+    )
 
     # the worker
     concurrency: int = Field(default=100, ge=0, le=10_000)
@@ -152,6 +157,10 @@ class Settings(BaseSettings):
         if self.templates:
             return [Path(p) for p in self.templates.split(":") if p]
         return [Path("templates"), EXAMPLES_DIR]
+
+    @property
+    def publish_dirs(self) -> list[Path]:
+        return [Path(p) for p in self.publish_roots.split(":") if p]
 
     @property
     def local_mode(self) -> bool:

@@ -85,6 +85,7 @@ def harness(tmp_path: Path, renderer: Renderer) -> Harness:
         step_timeout=30,
         allowed_roots=(tmp_path / "allowed",),
         remotes_dir=tmp_path / "remotes",
+        publish_roots=(tmp_path / "allowed",),
     )
     return Harness(runner=runner, template_dir=template_dir, workspace=workspace)
 

@@ -1,4 +1,4 @@
-"""publish:git with local remotes: only inside the remotes folder or an allowed
+"""publish:git with local remotes: only inside the remotes folder or a publish
 root, relative paths taken from the remotes folder, clear failures. Real git,
 real folders; every pushed result is read back with git."""
 
@@ -83,14 +83,29 @@ async def test_absolute_path_and_file_url_inside_the_remotes_folder(
     assert result.steps["two"]["output"]["remoteUrl"] == second.as_uri()
 
 
-async def test_allowed_root_accepts_a_new_repository(
+async def test_publish_root_accepts_a_new_repository(
     harness: Any, tmp_path: Path, one_step: Any
 ) -> None:
     (harness.workspace / "a.txt").write_text("a")
-    repo = tmp_path / "allowed" / "team.git"  # the harness's allowed root
+    repo = tmp_path / "allowed" / "team.git"  # the harness's publish root
     result = await harness.run([one_step("publish:git", remoteUrl=str(repo))])
     assert result.error is None, result.error
     assert git("show", "main:a.txt", cwd=repo) == "a"
+
+
+async def test_a_fetch_root_is_not_a_publish_root(
+    harness: Any, tmp_path: Path, one_step: Any
+) -> None:
+    # fetch:* may read the allowed roots (on a server: the template folders);
+    # publish:git writes only to the remotes folder and the publish roots
+    harness.runner.publish_roots = ()
+    assert harness.runner.allowed_roots == (tmp_path / "allowed",)
+    (harness.workspace / "a.txt").write_text("a")
+    url = str(tmp_path / "allowed" / "sneaky.git")
+    result = await harness.run([one_step("publish:git", remoteUrl=url)])
+    assert result.error is not None and result.error.name == "UnsafePathError"
+    assert "outside the folders publish:git may write to" in result.error.message
+    assert not (tmp_path / "allowed" / "sneaky.git").exists()
 
 
 def outside_remotes(tmp_path: Path) -> list[str]:

@@ -106,6 +106,7 @@ class ActionContext(Generic[InputT]):
         template_dir: Path | None = None,
         allowed_roots: tuple[Path, ...] = (),
         remotes_dir: Path | None = None,
+        publish_roots: tuple[Path, ...] = (),
         signal: asyncio.Event | None = None,
         temp_root: Path | None = None,
         template_context: Mapping[str, Any] | None = None,
@@ -122,6 +123,8 @@ class ActionContext(Generic[InputT]):
         self.allowed_roots = allowed_roots
         # Where publish:git keeps local remotes (relative remote paths land here).
         self.remotes_dir = remotes_dir
+        # Other folders where publish:git may create or push to local repositories.
+        self.publish_roots = publish_roots
         self.signal = signal if signal is not None else asyncio.Event()
         self.renderer = renderer
         self._checkpoints = checkpoints

@@ -82,6 +82,7 @@ def run(
     # Local and run by its user: fetch:* may read any folder that user can, and
     # publish:git may push to any local path (a relative one lands in DATA_DIR/remotes).
     runner.allowed_roots = (Path("/"),)
+    runner.publish_roots = (Path("/"),)
     if dry_run:
         code = asyncio.run(_dry_run(runner, tpl, values, secret_values, output, console))
     else:

@@ -125,16 +125,20 @@ class WorkflowRunner:
         keep_workspace_on_failure: bool = False,
         allowed_roots: tuple[Path, ...] = (),
         remotes_dir: Path | None = None,
+        publish_roots: tuple[Path, ...] = (),
     ) -> None:
         self.registry = registry
         self.renderer = renderer
         self.step_timeout = step_timeout
         self.work_dir = Path(work_dir)
         self.keep_workspace_on_failure = keep_workspace_on_failure
+        # fetch:* may read local sources here (the template folders)
         self.allowed_roots = tuple(Path(p) for p in allowed_roots)
-        # publish:git may create and push to local repositories here (and under
-        # allowed_roots); a relative local remote path is taken from this folder.
+        # publish:git may create and push to local repositories here and under
+        # publish_roots (never the template folders, unless listed there); a
+        # relative local remote path is taken from this folder.
         self.remotes_dir = Path(os.path.abspath(remotes_dir)) if remotes_dir else None
+        self.publish_roots = tuple(Path(p) for p in publish_roots)
 
     @classmethod
     def from_settings(
@@ -148,6 +152,7 @@ class WorkflowRunner:
             keep_workspace_on_failure=settings.keep_workspace_on_failure,
             allowed_roots=tuple(settings.template_dirs),
             remotes_dir=settings.data_dir / "remotes",
+            publish_roots=tuple(settings.publish_dirs),
         )
 
     async def __call__(self, task: TaskInput, io: TaskIO) -> JSONObject:
@@ -415,6 +420,7 @@ class _TaskRun:
                 template_dir=self.template_dir,
                 allowed_roots=runner.allowed_roots,
                 remotes_dir=runner.remotes_dir,
+                publish_roots=runner.publish_roots,
                 signal=signal,
                 template_context=public_context,
             )

@@ -6,8 +6,8 @@ travel in the child's environment as an HTTP header, never on its command line
 (visible in ``ps``) and never in a log line.
 
 A local remote (a path or a ``file://`` URL) must lie in the remotes folder
-(``ctx.remotes_dir``, ``DATA_DIR/remotes`` on a server) or under an allowed root
-(the template folders; ``/`` for ``falsework run``); a relative path is taken
+(``ctx.remotes_dir``, ``DATA_DIR/remotes`` on a server) or under a publish root
+(``FALSEWORK_PUBLISH_ROOTS``; ``/`` for ``falsework run``); a relative path is taken
 from the remotes folder, never from the process's working folder. Anything else
 raises ``UnsafePathError`` naming ``remoteUrl`` and the path, before any git runs.
 """
@@ -37,8 +37,9 @@ class PublishGitInput(ActionInput):
         description="The git remote to push to: https://…, ssh://…, git@host:org/repo.git, or "
         "a repository on this machine given as a path or a file:// URL. A relative path is "
         "taken inside the remotes folder (`DATA_DIR/remotes`, by default "
-        "`.falsework/remotes/`). A local remote must lie in the remotes folder or an allowed "
-        "template folder (`falsework run` allows any path); one that does not exist yet is "
+        "`.falsework/remotes/`). A local remote must lie in the remotes folder or a folder "
+        "listed in `FALSEWORK_PUBLISH_ROOTS` (`falsework run` allows any path); one that "
+        "does not exist yet is "
         "created there as a bare repository. Any other local path is refused."
     )
     branch: str = Field("main", description="The branch to push (created if missing).")
@@ -179,8 +180,8 @@ def _is_absolute(url: str) -> bool:
 
 def _local_remote(ctx: ActionContext[PublishGitInput], url: str) -> Path | None:
     """The folder a local remote (a path or a file:// URL) names, or None for a
-    network remote. A local remote must lie inside the remotes folder or an
-    allowed root: anything else is refused, so a template cannot create or push
+    network remote. A local remote must lie inside the remotes folder or a
+    publish root: anything else is refused, so a template cannot create or push
     into an arbitrary folder the worker can write."""
     if not url.strip():
         raise ActionError("The remoteUrl input is empty")
@@ -207,7 +208,7 @@ def _local_remote(ctx: ActionContext[PublishGitInput], url: str) -> Path | None:
             f"remoteUrl {url!r} is a relative path, but no remotes folder is configured "
             "to take it from; give a URL or an absolute path"
         )
-    roots = [*ctx.allowed_roots, *([ctx.remotes_dir] if ctx.remotes_dir else [])]
+    roots = [*ctx.publish_roots, *([ctx.remotes_dir] if ctx.remotes_dir else [])]
     if not any(is_within(root, path) for root in roots):
         raise UnsafePathError(
             f"remoteUrl {url!r} is a folder on this machine ({path}) outside the folders "
