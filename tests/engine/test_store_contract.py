@@ -123,6 +123,30 @@ async def test_apply_writes_and_fencing(store: Store) -> None:
     assert await store.apply(late) == {r["id"]}
 
 
+async def test_events_many_reads_each_pair_after_its_cursor(store: Store) -> None:
+    a, b, quiet = row(), row(), row()
+    await store.insert_tasks([a, b, quiet])
+    claims = {c._mapping["id"]: c._mapping["claim_token"] for c in await store.claim("w", 3, None)}
+    batch = WriteBatch(tokens=claims)
+    for i in range(5):  # interleaved, as a flush of several tasks writes them
+        for r in (a, b):
+            batch.events.append((r["id"], claims[r["id"]], "log", dumps({"message": f"{i}"})))
+    assert await store.apply(batch) == set()
+    a_events, b_events = await store.events(a["id"], 0), await store.events(b["id"], 0)
+    wanted = [
+        (b["id"], b_events[1].id),
+        (a["id"], 0),
+        (quiet["id"], 0),
+        (a["id"], a_events[3].id),  # the same task twice, another cursor
+        (str(uuid.uuid4()), 0),  # no such task
+    ]
+    got = await store.events_many(wanted)
+    assert got == [b_events[2:], a_events, [], a_events[4:], []]
+    limited = await store.events_many([(a["id"], 0), (b["id"], 0)], limit=2)
+    assert limited == [a_events[:2], b_events[:2]]
+    assert await store.events_many([]) == []
+
+
 async def test_retry_keeps_completed_steps(store: Store) -> None:
     r = row()
     await store.insert_tasks([r])

@@ -39,16 +39,22 @@ async def following(broker: Broker, task_id: str) -> AsyncIterator[list[Event]]:
 
 
 def count_event_reads(broker: Broker) -> list[int]:
-    """Counts this broker's reads of task_events (one per subscriber poll)."""
+    """Counts this broker's reads of task_events (one per subscriber poll; the
+    subscribers woken together share one)."""
     reads = [0]
     store = broker.store
-    read = store.events
+    read, read_many = store.events, store.events_many
 
     async def counted(task_id: str, after: int, limit: int = 1000) -> list[Event]:
         reads[0] += 1
         return await read(task_id, after, limit)
 
+    async def counted_many(wanted: list[tuple[str, int]], limit: int = 1000) -> list[list[Event]]:
+        reads[0] += 1
+        return await read_many(wanted, limit)
+
     store.events = counted  # type: ignore[method-assign]
+    store.events_many = counted_many  # type: ignore[method-assign]
     return reads
 
 
@@ -154,3 +160,40 @@ async def test_sqlite_always_polls_fast(
         assert node.event_poll_interval() == FAST
     finally:
         await node.close()
+
+
+@pytest.mark.postgres
+async def test_subscribers_woken_together_read_in_one_statement(
+    pg_pair: tuple[Broker, Broker],
+) -> None:
+    node, writer = pg_pair
+    tasks = [await writer.create({"steps": []}) for _ in range(30)]
+    claims = {t.id: t.claim_token for t in await writer.claim("w", 30)}
+    reads = count_event_reads(node)
+    asked: set[str] = set()
+    read_many = node.store.events_many
+
+    async def noting(wanted: list[tuple[str, int]], limit: int = 1000) -> list[list[Event]]:
+        asked.update(task_id for task_id, _after in wanted)
+        return await read_many(wanted, limit)
+
+    node.store.events_many = noting  # type: ignore[method-assign]
+    followers = [following(node, t.id) for t in tasks]
+    streams = [await f.__aenter__() for f in followers]
+    try:
+        # every subscriber has made its first read (nothing yet) and waits
+        await wait_for(lambda: asked == {t.id for t in tasks})
+        await asyncio.sleep(0.1)
+        before = reads[0]
+        # One flush by another node writes an event for each task: one NOTIFY
+        # carrying thirty ids wakes thirty subscribers here.
+        batch = WriteBatch(tokens=claims)
+        for t in tasks:
+            batch.events.append((t.id, claims[t.id], "log", dumps({"message": t.id})))
+        assert await writer.store.apply(batch) == set()
+        await wait_for(lambda: all(len(s) == 1 for s in streams), within=10)
+        assert reads[0] - before <= 5  # not thirty reads
+        assert [s[0].body["message"] for s in streams] == [t.id for t in tasks]
+    finally:
+        for f in reversed(followers):
+            await f.__aexit__(None, None, None)

@@ -22,6 +22,7 @@ from falsework.engine.models import (
     recovery_of,
 )
 from falsework.engine.notify import Hub, Listener, shared_hub
+from falsework.engine.reads import EventReads
 from falsework.engine.store import (
     Store,
     _json,
@@ -58,6 +59,8 @@ class Broker:
         self.hub = hub
         self._supervisor = Supervisor()
         self.listener: Listener | None = None
+        # subscribers woken together read their events in one statement
+        self.reads = EventReads(store)
 
     @classmethod
     async def open(cls, url: str, settings: Settings) -> Broker:
@@ -89,6 +92,7 @@ class Broker:
 
     async def close(self) -> None:
         await self._supervisor.stop()
+        await self.reads.close()
         await self.store.close()
 
     async def ping(self) -> None:
@@ -252,7 +256,7 @@ class Broker:
         try:
             while True:
                 waiter.clear()
-                page = await self.store.events(task_id, cursor)
+                page = await self.reads.read(task_id, cursor)
                 for event in page:
                     cursor = event.id
                     yield event
@@ -289,7 +293,7 @@ class Broker:
         try:
             while True:
                 waiter.clear()
-                page = await self.store.events(task_id, after or 0)
+                page = await self.reads.read(task_id, after or 0)
                 remaining = deadline - loop.time()
                 if page or remaining <= 0:
                     return page

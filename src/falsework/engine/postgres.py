@@ -168,6 +168,19 @@ class PostgresStore(Store):
         return [event_of(r) for r in rows]
 
     @retried
+    async def events_many(
+        self, wanted: list[tuple[str, int]], limit: int = 1000
+    ) -> list[list[Event]]:
+        if not self.direct:
+            return await super().events_many(wanted, limit)
+        out: list[list[Event]] = [[] for _ in wanted]
+        async with self.runner(transaction=False) as run:
+            rows = await run("events_many", wanted=dumps(wanted), limit=limit)
+        for r in rows:
+            out[int(r[0]) - 1].append(event_of(r[1:]))
+        return out
+
+    @retried
     async def task_status(self, task_id: str) -> str | None:
         if not self.direct:
             return await super().task_status(task_id)

@@ -638,6 +638,14 @@ class Store:
             rows = await self.q(conn, "events_list", task_id=task_id, after=after, limit=limit)
             return [event_of(r) for r in rows]
 
+    async def events_many(
+        self, wanted: list[tuple[str, int]], limit: int = 1000
+    ) -> list[list[Event]]:
+        """For each ``(task_id, after)``: up to ``limit`` of its events after
+        ``after``, in id order. Here one read per pair; Postgres reads them all in
+        one statement."""
+        return [await self.events(task_id, after, limit) for task_id, after in wanted]
+
     # -- workers ----------------------------------------------------------
     async def worker_register(self, worker_id: str, host: str, pid: int, limit: int) -> None:
         async with self.write() as conn:

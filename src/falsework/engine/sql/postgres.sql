@@ -274,3 +274,17 @@ WITH ins AS (
     SELECT pg_notify('falsework_tasks', '') AS n FROM upd WHERE status = 'open' LIMIT 1
 )
 SELECT (SELECT count(*) FROM note_events) + (SELECT count(*) FROM note_tasks);
+
+-- name: events_many
+-- The events after a cursor for many (task, cursor) pairs in one statement: the
+-- live streams a NOTIFY batch wakes together read together. ``ord`` is the
+-- pair's 1-based position in :wanted, a JSON list of [task_id, after].
+SELECT c.ord, e.id, e.task_id, e.type, e.body, e.created_at, t.recovery
+FROM json_array_elements(CAST(CAST(:wanted AS text) AS json)) WITH ORDINALITY AS c(w, ord)
+CROSS JOIN LATERAL (
+    SELECT id, task_id, type, body, created_at FROM task_events
+    WHERE task_id = c.w->>0 AND id > CAST(c.w->>1 AS bigint)
+    ORDER BY id LIMIT :limit
+) AS e
+JOIN tasks t ON t.id = e.task_id
+ORDER BY c.ord, e.id;
