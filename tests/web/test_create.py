@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from .conftest import Server, assert_labelled, shot
 
@@ -156,3 +156,28 @@ def test_two_page_form_validates_creates_and_streams(page: Page, server: Server)
     row = page.locator("tr", has=page.get_by_role("link", name=f"Task {task_id[:8]}"))
     expect(row).to_contain_text("Publish a service")
     expect(row).to_contain_text("completed")
+
+
+def test_the_old_view_is_busy_until_the_next_one_has_its_data(page: Page, server: Server) -> None:
+    page.goto(server.url + "/create")
+    expect(page.locator(".template-card")).to_have_count(5)
+    held: list[Route] = []
+    # hold the form's schema request: the gallery must stay, dimmed and inert
+    page.route("**/parameter-schema", lambda route: held.append(route))
+    page.locator(".template-card", has_text="Call an endpoint").get_by_role("link").first.click()
+    expect(page).to_have_url(re.compile(r"/create/templates/default/call-endpoint$"))
+    main = page.locator("main")
+    expect(main).to_have_attribute("aria-busy", "true")
+    expect(main).to_have_attribute("data-ready", "false")
+    expect(page.locator(".template-card")).to_have_count(5)
+    assert main.evaluate("m => getComputedStyle(m).pointerEvents") == "none"
+    for _ in range(250):  # Playwright hands the held request over while we wait
+        if held:
+            break
+        page.wait_for_timeout(20)
+    assert held, "the schema request was not made"
+    held[0].continue_()
+    expect(main).to_have_attribute("data-ready", "true")
+    expect(main).not_to_have_attribute("aria-busy", "true")
+    expect(page.get_by_label("Endpoint", exact=True)).to_be_visible()
+    assert main.evaluate("m => getComputedStyle(m).pointerEvents") == "auto"

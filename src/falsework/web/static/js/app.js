@@ -48,6 +48,10 @@ async function render() {
   const mine = ++renderId;
   dispose();
   dispose = () => {};
+  // The previous view stays until the next one has its data: dimmed, not clickable,
+  // and announced as busy, so nobody acts on a page that is going away.
+  main.setAttribute('aria-busy', 'true');
+  main.dataset.ready = 'false';
   const path = window.location.pathname;
   const query = new URLSearchParams(window.location.search);
   const route = routes.find(([re]) => re.test(path));
@@ -56,10 +60,12 @@ async function render() {
     else link.removeAttribute('aria-current');
   }
   if (!route) {
+    main.removeAttribute('aria-busy');
     clear(main).append(
       h('h1', { text: 'Page not found' }),
       h('p', {}, h('a', { href: '/create', 'data-link': true, text: 'Templates' })),
     );
+    main.dataset.ready = 'true';
     return;
   }
   const titles = { create: 'Create · Falsework', tasks: 'Tasks · Falsework' };
@@ -71,6 +77,7 @@ async function render() {
     else if (typeof cleanup === 'function') dispose = cleanup;
   } catch (err) {
     if (mine !== renderId) return;
+    main.removeAttribute('aria-busy');
     const message = err instanceof ApiError ? `${err.message} (HTTP ${err.status})` : String(err.message || err);
     const home = h('a', { href: '/create', 'data-link': true, text: 'Back to the templates' });
     clear(main).append(
@@ -85,6 +92,8 @@ async function render() {
   if (!document.activeElement || document.activeElement === document.body) {
     main.focus({ preventScroll: true });
   }
+  if (mine !== renderId) return; // a newer view is loading
+  main.removeAttribute('aria-busy');
   main.dataset.ready = 'true';
 }
 
