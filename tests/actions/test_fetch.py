@@ -119,6 +119,28 @@ async def test_template_file_extension(harness: Any, one_step: Any) -> None:
     assert (harness.workspace / "svc.md").read_text() == "x"
 
 
+async def test_skeleton_files_use_regex_literals(harness: Any, one_step: Any) -> None:
+    # the shape of published data-product skeletons: Nunjucks regex literals in
+    # file contents and in {% set %}
+    write_tree(
+        harness.template_dir / "rx",
+        {
+            "catalog-info.yaml": (
+                '{%- set slug = values.name | replace(r/[^a-z0-9]/gi, "") %}\n'
+                "name: ${{ slug }}\n"
+                "upper: ${{ values.name | replace(r/^(\\w)/, (values.name[0] | upper)) }}\n"
+                "{% if r/^s/.test(values.name) %}starts: s{% endif %}\n"
+            ),
+        },
+    )
+    result = await harness.run([one_step("fetch:template", url="./rx", values={"name": "s-v.c"})])
+    assert result.error is None, result.error
+    # (the newline after `%}` stays, as in Nunjucks without trimBlocks)
+    assert (harness.workspace / "catalog-info.yaml").read_text() == (
+        "\nname: svc\nupper: S-v.c\nstarts: s\n"
+    )
+
+
 async def test_cookiecutter_compat(harness: Any, one_step: Any) -> None:
     write_tree(
         harness.template_dir / "cc",

@@ -18,6 +18,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup
 
 from falsework.errors import TemplateRenderError, TemplateSecurityError
+from falsework.templating.regex import JsRegExp, nunjucks_regex
 
 MAX_ITEMS = 100_000
 """The longest list or range a template may build (Jinja's sandbox uses the same)."""
@@ -228,6 +229,10 @@ def join(
 def replace(
     environment: Environment, value: Any, old: Any, new: Any, count: int | None = None
 ) -> str:
+    if isinstance(old, JsRegExp):  # `replace(r/…/g, "x")`, JavaScript's semantics
+        result = old.sub(js_str(value), js_str(new))
+        check_size(environment, len(result), "replace")
+        return result
     text, old_s, new_s = js_str(value), js_str(old), js_str(new)
     hits = len(text) + 1 if old_s == "" else text.count(old_s)
     if count is not None and count >= 0:
@@ -576,6 +581,7 @@ GLOBALS: dict[str, Any] = {  # (Jinja's dict() is gone: Nunjucks has none)
     "failure": failure,
     "success": success,
     "null": None,
+    "nunjucks_regex": nunjucks_regex,
 }
 
 REMOVED_GLOBALS = ("lipsum", "cycler", "joiner", "namespace", "dict")

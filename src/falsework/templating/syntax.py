@@ -3,8 +3,10 @@
 Two passes, both at compile time (so cached with the compiled template):
 
 * :func:`to_jinja` rewrites the few Nunjucks spellings Jinja cannot parse —
-  ``===``/``!==`` and ``{% elseif %}`` — inside tags only, never inside string
-  literals, comments or ``{% raw %}`` blocks, and never in plain text.
+  ``===``/``!==``, ``{% elseif %}`` and regular-expression literals
+  ``r/…/flags`` (made ``nunjucks_regex("…", "flags")``, see ``regex.py``) —
+  inside tags only, never inside string literals, comments or ``{% raw %}``
+  blocks, and never in plain text.
 * :func:`check_ast` refuses what a template must never do (dunder attributes,
   ``self``, file-reading tags, ...) before anything runs, and adapts two
   semantics: ``{% for k, v in obj %}`` iterates an object's pairs, bare keys of
@@ -20,6 +22,7 @@ from typing import Any, cast
 from jinja2 import nodes
 
 from falsework.errors import TemplateSecurityError
+from falsework.templating.regex import _compile as _compile_regex
 
 # Names a template may not read: Jinja's own objects that lead back to Python.
 FORBIDDEN_NAMES = frozenset({"self", "cycler", "joiner", "namespace", "lipsum", "environment"})
@@ -39,7 +42,8 @@ _ELSEIF = re.compile(r"^([-+]?\s*)elseif\b")
 def to_jinja(source: str, variable_start: str) -> str:
     """Nunjucks-only operators and tags rewritten to their Jinja spelling."""
     if "===" not in source and "!==" not in source and "elseif" not in source:
-        return source
+        if "r/" not in source:
+            return source
     out: list[str] = []
     i, n = 0, len(source)
     openers = (variable_start, "{%", "{#")
@@ -95,6 +99,13 @@ def _scan_tag(source: str, start: int, close: str) -> tuple[str, int]:
         elif source.startswith(close, i):
             out.append(close)
             return "".join(out), i + len(close)
+        elif ch == "r" and source.startswith("r/", i) and _starts_token(source, i, start):
+            literal = _regex_literal(source, i + 2, close)
+            if literal is not None:
+                pattern, flags, i = literal
+                _compile_regex(pattern, flags)  # a bad pattern fails at compile time
+                out.append(f'nunjucks_regex({_jinja_string(pattern)}, "{flags}")')
+                continue
         elif source.startswith("===", i):
             out.append("==")
             i += 3
@@ -106,6 +117,44 @@ def _scan_tag(source: str, start: int, close: str) -> tuple[str, int]:
         out.append(ch)
         i += 1
     return "".join(out), n
+
+
+def _starts_token(source: str, i: int, start: int) -> bool:
+    """Whether the ``r`` at ``i`` begins a token (not the end of a name, not
+    after a value where ``/`` would be a division)."""
+    if i == start:
+        return True
+    before = source[i - 1]
+    return not (before.isalnum() or before in "_.)]'\"")
+
+
+def _regex_literal(source: str, i: int, close: str) -> tuple[str, str, int] | None:
+    """The pattern, the flags and the end of a regex literal whose pattern starts
+    at ``i``; None when no closing ``/`` comes before the tag's end (then it was
+    a name ``r`` and a division, and is left alone)."""
+    n = len(source)
+    j = i
+    while j < n:
+        ch = source[j]
+        if ch == "\\":
+            j += 2
+            continue
+        if ch == "/":
+            break
+        if ch == "\n" or source.startswith(close, j):
+            return None
+        j += 1
+    else:
+        return None
+    k = j + 1
+    while k < n and source[k].isalpha():
+        k += 1
+    return source[i:j], source[j + 1 : k], k
+
+
+def _jinja_string(text: str) -> str:
+    """``text`` as a Jinja string literal (Jinja unescapes backslashes in them)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def check_ast(tree: nodes.Template) -> None:
