@@ -7,7 +7,13 @@ URL forms:
 - ``git+https://…``, ``https://…/repo.git``, ``ssh://…``, ``git@host:o/r.git`` and
   ``file:///…`` pointing at a git repository (under an allowed root, like any
   local folder); ``#ref`` picks a branch or tag and ``?path=sub/dir`` a folder
-  inside the repository.
+  inside the repository;
+- the page of a folder or file on a git host, as people copy it from the browser:
+  ``https://github.com/o/r/tree/<ref>/<path>`` (and ``/blob/``), GitLab's
+  ``…/-/tree/<ref>/<path>``, Gitea's ``…/src/branch/<ref>/<path>``, Bitbucket's
+  ``…/src/<ref>/<path>`` — on any host of that shape, self-hosted ones too. The
+  repository ``…/o/r.git`` is cloned; which leading part of the rest is the ref
+  (a branch may contain ``/``) is read from ``git ls-remote``; a commit id works too.
 """
 
 from __future__ import annotations
@@ -34,9 +40,13 @@ async def locate(ctx: ActionContext[Any], url: str) -> Path:
     if parts.scheme == "file":
         return _local(ctx, Path(unquote(parts.path)), url)
     if parts.scheme in ("http", "https"):
+        browse = browse_url(url)
+        if browse is not None:
+            return await _clone_browsed(ctx, url, *browse)
         raise ActionError(
-            f"Cannot fetch {url!r}: only template-relative paths, local folders and git "
-            "repositories (…/repo.git, git+https://…) are supported"
+            f"Cannot fetch {url!r}: only template-relative paths, local folders, git "
+            "repositories (…/repo.git, git+https://…) and a git host's folder or file "
+            "pages (…/tree/<ref>/<path>, …/-/tree/…, …/src/…) are supported"
         )
     if os.path.isabs(url):
         return _local(ctx, Path(url), url)
@@ -81,6 +91,12 @@ async def _clone(ctx: ActionContext[Any], url: str) -> Path:
         remote = parts._replace(fragment="", query="").geturl()
     else:
         remote = remote.split("#", 1)[0]
+    return await _checkout(ctx, remote, ref, sub)
+
+
+async def _checkout(ctx: ActionContext[Any], remote: str, ref: str | None, sub: str) -> Path:
+    """A shallow clone of ``remote`` at the branch or tag ``ref``; the path ``sub``
+    inside it (kept inside it)."""
     dest = ctx.create_temp_dir() / "repo"
     args = ["git", "clone", "--quiet", "--depth", "1"]
     if ref:
@@ -89,6 +105,62 @@ async def _clone(ctx: ActionContext[Any], url: str) -> Path:
     ctx.logger.info(f"Cloning {safe_url(remote)}" + (f" at {ref}" if ref else ""))
     await run_git(args, cwd=None)
     return resolve_safe_path(dest, sub) if sub else dest
+
+
+# Where a git host shows a folder or a file: the repository, then what follows
+# the view's keyword (ref and path, to be told apart with the remote's refs).
+_BROWSE = (
+    re.compile(r"^(?P<repo>/.+?)/-/(?:tree|blob|raw)/(?P<rest>.+)$"),  # GitLab
+    re.compile(r"^(?P<repo>/[^/]+/[^/]+)/src/(?:branch|tag|commit)/(?P<rest>.+)$"),  # Gitea
+    re.compile(r"^(?P<repo>/[^/]+/[^/]+)/(?:tree|blob)/(?P<rest>.+)$"),  # GitHub
+    re.compile(r"^(?P<repo>/[^/]+/[^/]+)/src/(?P<rest>.+)$"),  # Bitbucket Cloud
+)
+_COMMIT = re.compile(r"[0-9a-f]{7,40}")
+
+
+def browse_url(url: str) -> tuple[str, list[str]] | None:
+    """``(clone URL, [ref and path segments])`` for a git host's folder or file
+    page, else None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return None
+    path = parts.path.rstrip("/")
+    for pattern in _BROWSE:
+        match = pattern.match(path)
+        if match:
+            repo = match["repo"] if match["repo"].endswith(".git") else match["repo"] + ".git"
+            remote = parts._replace(path=repo, query="", fragment="").geturl()
+            return remote, [unquote(p) for p in match["rest"].split("/") if p]
+    return None
+
+
+async def _clone_browsed(
+    ctx: ActionContext[Any], url: str, remote: str, segments: list[str]
+) -> Path:
+    listing = await run_git(["git", "ls-remote", "--heads", "--tags", "--", remote], cwd=None)
+    refs = set()
+    for line in listing.splitlines():
+        name = line.partition("\t")[2].removesuffix("^{}")
+        for prefix in ("refs/heads/", "refs/tags/"):
+            if name.startswith(prefix):
+                refs.add(name[len(prefix) :])
+    # the longest leading part that names a branch or tag is the ref
+    for k in range(len(segments), 0, -1):
+        ref = "/".join(segments[:k])
+        if ref in refs:
+            return await _checkout(ctx, remote, ref, "/".join(segments[k:]))
+    if segments and _COMMIT.fullmatch(segments[0]):
+        dest = ctx.create_temp_dir() / "repo"
+        ctx.logger.info(f"Cloning {safe_url(remote)} at commit {segments[0]}")
+        clone = ["git", "clone", "--quiet", "--no-checkout", "--", remote, str(dest)]
+        await run_git(clone, cwd=None)
+        await run_git(["git", "checkout", "--quiet", segments[0]], cwd=dest)
+        sub = "/".join(segments[1:])
+        return resolve_safe_path(dest, sub) if sub else dest
+    raise ActionError(
+        f"Cannot fetch {url!r}: no branch or tag of {safe_url(remote)} is named by the "
+        f"start of {'/'.join(segments)!r}, and it does not start with a commit id"
+    )
 
 
 def safe_url(url: str) -> str:

@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 class FetchPlainInput(ActionInput):
     url: str = Field(
         description="Where to fetch from: a path relative to the template folder, "
-        "a local folder under an allowed root, or a git URL (file://, https://…/repo.git)."
+        "a local folder under an allowed root, a git URL (file://, https://…/repo.git, "
+        "`#ref`, `?path=sub/dir`), or a git host's folder or file page as a browser shows "
+        "it (https://github.com/o/r/tree/<ref>/<path>, GitLab's …/-/tree/…, Gitea's "
+        "…/src/branch/…, Bitbucket's …/src/…; public repositories)."
     )
     target_path: str = Field("./", description="Workspace folder to write into.")
     token: str | None = Field(None, description="Accepted for compatibility; unused.")
