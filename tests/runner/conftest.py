@@ -92,6 +92,25 @@ async def once(ctx: ActionContext[OnceInput]) -> None:
     ctx.output("n", await ctx.checkpoint(ctx.input.key, effect))
 
 
+class ReadInput(ActionInput):
+    path: str = Field(description="A workspace file to read.")
+    fail_first: bool = Field(False, description="Fail the first attempt of each task.")
+
+
+FAILED_ONCE: set[str] = set()
+
+
+@action(id="test:read", description="Outputs a workspace file's text.", input=ReadInput)
+async def read(ctx: ActionContext[ReadInput]) -> None:
+    if ctx.input.fail_first and ctx.task_id not in FAILED_ONCE:
+        FAILED_ONCE.add(ctx.task_id)
+        raise ActionError("not this time")
+    target = ctx.workspace / ctx.input.path
+    if not target.is_file():
+        raise ActionError(f"{ctx.input.path} is not in the workspace")
+    ctx.output("text", target.read_text())
+
+
 @dataclass
 class Outcome:
     io: MemoryTaskIO
@@ -149,7 +168,7 @@ def renderer() -> Renderer:
 @pytest.fixture
 def registry() -> ActionRegistry:
     reg = ActionRegistry.builtin()
-    for item in (echo, fail, block, once, in_thread):
+    for item in (echo, fail, block, once, in_thread, read):
         reg.register(item)
     return reg
 

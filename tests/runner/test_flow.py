@@ -223,6 +223,45 @@ async def test_checkpoint_survives_a_failed_step(harness: Any) -> None:
     assert CALLS.count("effect") == 1
 
 
+async def test_a_resumed_task_rebuilds_its_workspace(harness: Any, tmp_path: Path) -> None:
+    entity = {"kind": "Component", "metadata": {"name": "svc"}}
+    steps = [
+        {"id": "w", "name": "Write", "action": "catalog:write", "input": {"entity": entity}},
+        {"id": "e", "name": "Echo", "action": "test:echo", "input": {"value": 1}},
+        {
+            "id": "r",
+            "action": "test:read",
+            "input": {"path": "catalog-info.yaml", "failFirst": True},
+        },
+    ]
+    io = MemoryTaskIO()
+    task = harness.task(steps)
+    first = await harness.run(task, io)
+    assert first.error is not None
+    assert first.statuses == {"w": "completed", "e": "completed", "r": "failed"}
+    assert not (tmp_path / "work" / task.id).exists()  # gone with the failed attempt
+
+    # the retry (or a recovery on another node) starts from an empty workspace:
+    # the workspace-building step runs again, the others are skipped
+    CALLS.clear()
+    retried = io.resumed(task)
+    second = await harness.run(retried, MemoryTaskIO())
+    assert second.error is None, second.error
+    assert "kind: Component" in second.io.steps["r"]["output"]["text"]
+    assert CALLS == []  # test:echo was not run again
+    messages = [b["message"] for b in second.bodies()]
+    again = (
+        "Running step Write again: an earlier attempt completed it, and this attempt's "
+        "workspace needs its files"
+    )
+    assert again in messages
+    assert "Skipping step Echo: completed by an earlier attempt" in messages
+    assert "e" not in second.io.steps  # skipped: its saved state stays as it was
+    assert second.io.steps["w"]["status"] == "completed"
+    # each attempt had its own folder, and this one is removed too
+    assert not (tmp_path / "work" / f"{task.id}.2").exists()
+
+
 async def test_workspace_removed_or_kept_on_failure(harness: Any, tmp_path: Path) -> None:
     write = {"id": "w", "action": "catalog:write", "input": {"entity": {"kind": "X"}}}
     ok = harness.task([write])

@@ -63,6 +63,10 @@ class Action(Generic[InputT]):
     supports_dry_run: bool = False
     examples: tuple[Example, ...] = ()
     raw_input: frozenset[str] = frozenset()
+    # Its only effect is on the workspace, and running it again gives the same
+    # files: a resumed task (recovered elsewhere, or retried) runs it again to
+    # rebuild the workspace instead of skipping it (fetch:*, fs:*, catalog:write).
+    rebuilds_workspace: bool = False
 
     def __post_init__(self) -> None:
         if not ACTION_ID.match(self.id):
@@ -96,6 +100,7 @@ def action(
     dry_run: bool = False,
     examples: Sequence[Example | tuple[str, str]] = (),
     raw_input: Sequence[str] = (),
+    rebuilds_workspace: bool = False,
 ) -> Callable[[Handler[InputT]], Action[InputT]]:
     """Turn an async handler into an ``Action`` (the decorated name is the Action)."""
 
@@ -109,6 +114,7 @@ def action(
             supports_dry_run=dry_run,
             examples=tuple(e if isinstance(e, Example) else Example(*e) for e in examples),
             raw_input=frozenset(raw_input),
+            rebuilds_workspace=rebuilds_workspace,
         )
 
     return wrap

@@ -5,7 +5,11 @@ heart of ``falsework run``. Per step: ``if`` → ``each`` → render input →
 validate → run the action under a timeout → collect outputs → save the step's
 state. A failed step fails the task, but later steps whose ``if`` asks for
 ``always()`` or ``failure()`` still run. A resumed task skips the steps a
-previous attempt completed, restoring their outputs.
+previous attempt completed, restoring their outputs — except the steps whose
+action only builds the workspace (``rebuilds_workspace``: fetch:*, fs:*,
+catalog:write), which run again: the earlier attempt's workspace is gone (it
+ran on another node, or was removed when the task failed), and the steps after
+them need its files.
 """
 
 from __future__ import annotations
@@ -183,7 +187,9 @@ class WorkflowRunner:
         """Run ``task``; return its rendered ``spec.output``.
 
         ``workspace``: use this folder and never remove it (``falsework run``,
-        dry runs); by default ``work_dir/<task id>``, removed at the end.
+        dry runs); by default ``work_dir/<task id>`` (``<task id>.<attempt>`` from
+        the second attempt on, so a stale run of an earlier attempt on this host
+        never shares it), removed at the end.
         Raises ``TaskFailedError`` (redacted) when a step failed.
         """
         run = _TaskRun(self, task, io, workspace, dry_run)
@@ -261,9 +267,14 @@ class _TaskRun:
         self.dry_run = dry_run
         self.redactor = Redactor(task.secrets)
         self.emitter = _Emitter(io, self.redactor)
-        self.ws = (
-            Workspace(workspace) if workspace is not None else Workspace(runner.work_dir, task.id)
-        )
+        # a caller's own folder (falsework run, dry runs) outlives the attempt
+        self.kept_workspace = workspace is not None
+        if workspace is not None:
+            self.ws = Workspace(workspace)
+        else:
+            attempt = int(getattr(task, "attempt", 1) or 1)
+            name = task.id if attempt <= 1 else f"{task.id}.{attempt}"
+            self.ws = Workspace(runner.work_dir, name)
         spec = task.spec
         user = spec.get("user") or {}
         self.context: dict[str, Any] = {
@@ -300,6 +311,17 @@ class _TaskRun:
         await self.emitter.flush()
         return self.redactor.deep(output)  # type: ignore[no-any-return]
 
+    def _rebuilds_workspace(self, step: JSONObject) -> bool:
+        """Whether a step completed by an earlier attempt runs again (see the
+        module's docstring); never with a workspace the caller keeps."""
+        if self.kept_workspace:
+            return False
+        try:
+            action = self.runner.registry.get(str(step.get("action", "")))
+        except FalseworkError:
+            return False
+        return action.rebuilds_workspace
+
     async def _mark(self, step_id: str, message: str, state: JSONObject) -> None:
         await self.emitter.emit({"message": message, "stepId": step_id, "status": state["status"]})
         await self.io.save_step(step_id, state)
@@ -309,15 +331,24 @@ class _TaskRun:
         name = str(step.get("name") or step.get("action") or step_id)
         saved = self.task.step_state.get(step_id) if self.task.step_state else None
         if saved and saved.get("status") == "completed":
-            self.context["steps"][step_id] = {"output": saved.get("output") or {}}
-            await emitter.emit(
-                {
-                    "message": f"Skipping step {name}: completed by an earlier attempt",
-                    "stepId": step_id,
-                    "status": "completed",
-                }
-            )
-            return
+            if self._rebuilds_workspace(step):
+                await emitter.emit(
+                    {
+                        "message": f"Running step {name} again: an earlier attempt completed "
+                        "it, and this attempt's workspace needs its files",
+                        "stepId": step_id,
+                    }
+                )
+            else:
+                self.context["steps"][step_id] = {"output": saved.get("output") or {}}
+                await emitter.emit(
+                    {
+                        "message": f"Skipping step {name}: completed by an earlier attempt",
+                        "stepId": step_id,
+                        "status": "completed",
+                    }
+                )
+                return
         condition = step.get("if", True)
         if self.failed and not (isinstance(condition, str) and STATUS_CHECK.search(condition)):
             message = f"Skipping step {step_id} because an earlier step failed"

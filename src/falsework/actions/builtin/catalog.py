@@ -19,6 +19,7 @@ class WriteInput(ActionInput):
 
 @action(
     id="catalog:write",
+    rebuilds_workspace=True,
     description="Writes the catalog-info.yaml for your template",
     input=WriteInput,
     dry_run=True,

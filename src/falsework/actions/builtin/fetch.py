@@ -42,6 +42,7 @@ class FetchPlainInput(ActionInput):
 
 @action(
     id="fetch:plain",
+    rebuilds_workspace=True,
     description="Downloads content and places it in the workspace, or optionally in a "
     "subdirectory specified by the `targetPath` input option.",
     input=FetchPlainInput,
@@ -84,6 +85,7 @@ class FetchPlainFileInput(ActionInput):
 
 @action(
     id="fetch:plain:file",
+    rebuilds_workspace=True,
     description="Downloads a single file and places it in the workspace.",
     input=FetchPlainFileInput,
     dry_run=True,
@@ -154,6 +156,7 @@ SKELETON_EXAMPLE = (
 
 @action(
     id="fetch:template",
+    rebuilds_workspace=True,
     description="Downloads a skeleton, templates variables into file and directory names "
     "and content, and places the result in the workspace, or optionally in a subdirectory "
     "specified by the `targetPath` input option.",
@@ -391,6 +394,7 @@ class FetchTemplateFileInput(ActionInput):
 
 @action(
     id="fetch:template:file",
+    rebuilds_workspace=True,
     description="Downloads a single file and templates variables into it, placing the "
     "result in the workspace.",
     input=FetchTemplateFileInput,

@@ -31,6 +31,7 @@ class RenameInput(ActionInput):
 
 @action(
     id="fs:rename",
+    rebuilds_workspace=True,
     description="Renames files and directories within the workspace.",
     input=RenameInput,
     dry_run=True,
@@ -87,6 +88,7 @@ class DeleteInput(ActionInput):
 
 @action(
     id="fs:delete",
+    rebuilds_workspace=True,
     description="Deletes files and directories from the workspace.",
     input=DeleteInput,
     dry_run=True,
