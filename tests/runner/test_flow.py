@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +261,22 @@ async def test_a_resumed_task_rebuilds_its_workspace(harness: Any, tmp_path: Pat
     assert second.io.steps["w"]["status"] == "completed"
     # each attempt had its own folder, and this one is removed too
     assert not (tmp_path / "work" / f"{task.id}.2").exists()
+
+
+async def test_a_later_attempt_removes_what_crashed_attempts_left(
+    harness: Any, tmp_path: Path
+) -> None:
+    task = harness.task([{"id": "e", "action": "test:echo", "input": {"value": 1}}])
+    left = [tmp_path / "work" / task.id, tmp_path / "work" / f"{task.id}.2"]
+    for folder in left:  # as a SIGKILLed worker leaves them
+        (folder / "half").mkdir(parents=True)
+    other = tmp_path / "work" / "another-task"
+    other.mkdir()
+    third = dataclasses.replace(task, attempt=3)
+    result = await harness.run(third)
+    assert result.error is None
+    assert not any(folder.exists() for folder in left)
+    assert other.exists()  # only this task's earlier attempts
 
 
 async def test_workspace_removed_or_kept_on_failure(harness: Any, tmp_path: Path) -> None:

@@ -193,6 +193,10 @@ class WorkflowRunner:
         Raises ``TaskFailedError`` (redacted) when a step failed.
         """
         run = _TaskRun(self, task, io, workspace, dry_run)
+        attempt = int(getattr(task, "attempt", 1) or 1)
+        if workspace is None and attempt > 1 and not self.keep_workspace_on_failure:
+            # what earlier attempts left on this host (a crashed worker removes nothing)
+            await asyncio.to_thread(self._remove_earlier_workspaces, task.id, attempt)
         try:
             return await run.execute()
         except asyncio.CancelledError:
@@ -203,6 +207,11 @@ class WorkflowRunner:
                 keep = run.failed and not run.cancelled and self.keep_workspace_on_failure
                 if not keep:
                     await asyncio.shield(asyncio.to_thread(shutil.rmtree, run.ws.path, True))
+
+    def _remove_earlier_workspaces(self, task_id: str, attempt: int) -> None:
+        for earlier in range(1, attempt):
+            name = task_id if earlier == 1 else f"{task_id}.{earlier}"
+            shutil.rmtree(self.work_dir / name, ignore_errors=True)
 
     def _input(
         self, action: Action[Any], step: JSONObject, step_id: str, context: Mapping[str, Any]
