@@ -5,6 +5,7 @@ the CGI program behind most self-hosted git web servers)."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import threading
@@ -19,6 +20,8 @@ import pytest
 from falsework.actions.sources import browse_url
 
 VALUES = {"name": "svc"}
+TOKEN = "tok-3f9a-private"
+PRIVATE_AUTH = "Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
 ENV = {
     **os.environ,
     "GIT_AUTHOR_NAME": "t",
@@ -40,6 +43,12 @@ class GitHttp(BaseHTTPRequestHandler):
 
     def _cgi(self) -> None:
         path, _, query = self.path.partition("?")
+        if path.startswith("/private/") and self.headers.get("Authorization") != PRIVATE_AUTH:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         length = int(self.headers.get("Content-Length") or 0)
         env = {
             **os.environ,
@@ -105,6 +114,9 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
     bare = root / "site" / "team" / "tools.git"
     bare.parent.mkdir(parents=True)
     git("clone", "-q", "--bare", str(work), str(bare), cwd=root)
+    private = root / "site" / "private" / "tools.git"
+    private.parent.mkdir(parents=True)
+    git("clone", "-q", "--bare", str(work), str(private), cwd=root)
     server = ThreadingHTTPServer(("127.0.0.1", 0), GitHttp)
     server.root = root / "site"  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -183,3 +195,31 @@ async def test_an_unknown_ref_and_an_escaping_path_are_refused(
         [one_step("fetch:plain", url=f"{base}/team/tools/tree/main/..%2F..%2Fetc", targetPath="x")]
     )
     assert result.error is not None and result.error.name == "UnsafePathError"
+
+
+async def test_a_private_repository_takes_the_token_input(
+    harness: Any, one_step: Any, host: tuple[str, dict[str, str]]
+) -> None:
+    base, _ = host
+    url = f"{base}/private/tools/tree/main/skel"
+    refused = await harness.run([one_step("fetch:template", url=url, values=VALUES)])
+    assert refused.error is not None and "git ls-remote" in refused.error.message
+    result = await harness.run([one_step("fetch:template", url=url, values=VALUES, token=TOKEN)])
+    assert result.error is None, result.error
+    assert (harness.workspace / "svc.txt").read_text() == "main2 svc\n"
+    # a .git URL too, and the token is in no event
+    result = await harness.run(
+        [
+            one_step(
+                "fetch:plain",
+                url=f"{base}/private/tools.git?path=skel#v1",
+                targetPath="plain",
+                token=TOKEN,
+            )
+        ]
+    )
+    assert result.error is None, result.error
+    assert (harness.workspace / "plain" / "${{ values.name }}.txt").read_text() == (
+        "main ${{ values.name }}\n"
+    )
+    assert TOKEN not in repr(result.io.events) and TOKEN not in repr(refused.io.events)

@@ -19,6 +19,7 @@ URL forms:
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import re
 from pathlib import Path
@@ -30,19 +31,32 @@ from falsework.actions.paths import is_within, resolve_safe_path
 from falsework.errors import ActionError, UnsafePathError
 
 
-async def locate(ctx: ActionContext[Any], url: str) -> Path:
-    """A local path holding the content ``url`` names (cloned when it is git)."""
+async def locate(ctx: ActionContext[Any], url: str, token: str | None = None) -> Path:
+    """A local path holding the content ``url`` names (cloned when it is git).
+
+    ``token`` authenticates git over http(s) (sent as a Basic authorization header
+    in git's environment, never on its command line or in a log line)."""
     if not url:
         raise ActionError("The url input is empty")
+    auth = (
+        http_auth_env(token)
+        if token
+        and urlsplit(url.removeprefix("git+")).scheme
+        in (
+            "http",
+            "https",
+        )
+        else {}
+    )
     if _is_git(url):
-        return await _clone(ctx, url)
+        return await _clone(ctx, url, auth)
     parts = urlsplit(url)
     if parts.scheme == "file":
         return _local(ctx, Path(unquote(parts.path)), url)
     if parts.scheme in ("http", "https"):
         browse = browse_url(url)
         if browse is not None:
-            return await _clone_browsed(ctx, url, *browse)
+            return await _clone_browsed(ctx, url, *browse, auth)
         raise ActionError(
             f"Cannot fetch {url!r}: only template-relative paths, local folders, git "
             "repositories (…/repo.git, git+https://…) and a git host's folder or file "
@@ -78,7 +92,18 @@ def _is_git(url: str) -> bool:
     return False
 
 
-async def _clone(ctx: ActionContext[Any], url: str) -> Path:
+def http_auth_env(token: str, username: str = "x-access-token") -> dict[str, str]:
+    """git's environment for HTTP authentication with ``token`` (GitHub, GitLab,
+    Gitea and Bitbucket all take a token as the password of Basic auth)."""
+    basic = base64.b64encode(f"{username}:{token}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.extraHeader",
+        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+    }
+
+
+async def _clone(ctx: ActionContext[Any], url: str, auth: dict[str, str]) -> Path:
     remote = url[4:] if url.startswith("git+") else url
     parts = urlsplit(remote)
     if parts.scheme == "file":
@@ -91,10 +116,12 @@ async def _clone(ctx: ActionContext[Any], url: str) -> Path:
         remote = parts._replace(fragment="", query="").geturl()
     else:
         remote = remote.split("#", 1)[0]
-    return await _checkout(ctx, remote, ref, sub)
+    return await _checkout(ctx, remote, ref, sub, auth)
 
 
-async def _checkout(ctx: ActionContext[Any], remote: str, ref: str | None, sub: str) -> Path:
+async def _checkout(
+    ctx: ActionContext[Any], remote: str, ref: str | None, sub: str, auth: dict[str, str]
+) -> Path:
     """A shallow clone of ``remote`` at the branch or tag ``ref``; the path ``sub``
     inside it (kept inside it)."""
     dest = ctx.create_temp_dir() / "repo"
@@ -103,7 +130,7 @@ async def _checkout(ctx: ActionContext[Any], remote: str, ref: str | None, sub: 
         args += ["--branch", ref]
     args += ["--", remote, str(dest)]
     ctx.logger.info(f"Cloning {safe_url(remote)}" + (f" at {ref}" if ref else ""))
-    await run_git(args, cwd=None)
+    await run_git(args, cwd=None, env=auth)
     return resolve_safe_path(dest, sub) if sub else dest
 
 
@@ -135,9 +162,10 @@ def browse_url(url: str) -> tuple[str, list[str]] | None:
 
 
 async def _clone_browsed(
-    ctx: ActionContext[Any], url: str, remote: str, segments: list[str]
+    ctx: ActionContext[Any], url: str, remote: str, segments: list[str], auth: dict[str, str]
 ) -> Path:
-    listing = await run_git(["git", "ls-remote", "--heads", "--tags", "--", remote], cwd=None)
+    ls_remote = ["git", "ls-remote", "--heads", "--tags", "--", remote]
+    listing = await run_git(ls_remote, cwd=None, env=auth)
     refs = set()
     for line in listing.splitlines():
         name = line.partition("\t")[2].removesuffix("^{}")
@@ -148,12 +176,12 @@ async def _clone_browsed(
     for k in range(len(segments), 0, -1):
         ref = "/".join(segments[:k])
         if ref in refs:
-            return await _checkout(ctx, remote, ref, "/".join(segments[k:]))
+            return await _checkout(ctx, remote, ref, "/".join(segments[k:]), auth)
     if segments and _COMMIT.fullmatch(segments[0]):
         dest = ctx.create_temp_dir() / "repo"
         ctx.logger.info(f"Cloning {safe_url(remote)} at commit {segments[0]}")
         clone = ["git", "clone", "--quiet", "--no-checkout", "--", remote, str(dest)]
-        await run_git(clone, cwd=None)
+        await run_git(clone, cwd=None, env=auth)
         await run_git(["git", "checkout", "--quiet", segments[0]], cwd=dest)
         sub = "/".join(segments[1:])
         return resolve_safe_path(dest, sub) if sub else dest

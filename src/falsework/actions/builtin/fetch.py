@@ -37,7 +37,12 @@ class FetchPlainInput(ActionInput):
         "…/src/branch/…, Bitbucket's …/src/…; public repositories)."
     )
     target_path: str = Field("./", description="Workspace folder to write into.")
-    token: str | None = Field(None, description="Accepted for compatibility; unused.")
+    token: str | None = Field(
+        None,
+        description="A token for a git repository over http(s) (e.g. "
+        "`${{ secrets.GITHUB_TOKEN }}`): sent as the password of Basic authentication "
+        "in git's environment, never on its command line or in a log line.",
+    )
 
 
 @action(
@@ -63,7 +68,7 @@ class FetchPlainInput(ActionInput):
 async def fetch_plain(ctx: ActionContext[FetchPlainInput]) -> None:
     ctx.logger.info("Fetching plain content from remote URL")
     target = ctx.resolve_path(ctx.input.target_path)
-    source = await locate(ctx, ctx.input.url)
+    source = await locate(ctx, ctx.input.url, ctx.input.token)
     if not source.is_dir():
         raise ActionError(f"{ctx.input.url!r} is not a folder (use fetch:plain:file for a file)")
     await ctx.in_thread(_copy_tree, source, target)
@@ -80,7 +85,12 @@ def _ignore_git(folder: str, names: list[str]) -> list[str]:
 class FetchPlainFileInput(ActionInput):
     url: str = Field(description="The file to fetch (same forms as fetch:plain).")
     target_path: str = Field(description="Workspace path of the file to write.")
-    token: str | None = Field(None, description="Accepted for compatibility; unused.")
+    token: str | None = Field(
+        None,
+        description="A token for a git repository over http(s) (e.g. "
+        "`${{ secrets.GITHUB_TOKEN }}`): sent as the password of Basic authentication "
+        "in git's environment, never on its command line or in a log line.",
+    )
 
 
 @action(
@@ -100,7 +110,7 @@ class FetchPlainFileInput(ActionInput):
 async def fetch_plain_file(ctx: ActionContext[FetchPlainFileInput]) -> None:
     ctx.logger.info("Fetching plain content from remote URL")
     target = ctx.resolve_path(ctx.input.target_path)
-    source = await locate(ctx, ctx.input.url)
+    source = await locate(ctx, ctx.input.url, ctx.input.token)
     if not source.is_file():
         raise ActionError(f"{ctx.input.url!r} is not a file")
     await ctx.in_thread(_copy_file, source, target)
@@ -145,7 +155,12 @@ class FetchTemplateInput(ActionInput):
     lstrip_blocks: bool = Field(
         False, description="Strip whitespace before a block tag at the start of a line."
     )
-    token: str | None = Field(None, description="Accepted for compatibility; unused.")
+    token: str | None = Field(
+        None,
+        description="A token for a git repository over http(s) (e.g. "
+        "`${{ secrets.GITHUB_TOKEN }}`): sent as the password of Basic authentication "
+        "in git's environment, never on its command line or in a log line.",
+    )
 
 
 SKELETON_EXAMPLE = (
@@ -191,7 +206,7 @@ async def fetch_template(ctx: ActionContext[FetchTemplateInput]) -> None:
         raise InputError("templateFileExtension cannot be combined with cookiecutterCompat")
     ctx.logger.info("Fetching template content from remote URL")
     target = ctx.resolve_path(inp.target_path)
-    source = await locate(ctx, inp.url)
+    source = await locate(ctx, inp.url, inp.token)
     if not source.is_dir():
         raise ActionError(f"{inp.url!r} is not a folder (use fetch:template:file for a file)")
     job = _SkeletonJob(
@@ -389,7 +404,12 @@ class FetchTemplateFileInput(ActionInput):
     lstrip_blocks: bool = Field(
         False, description="Strip whitespace before a block tag at the start of a line."
     )
-    token: str | None = Field(None, description="Accepted for compatibility; unused.")
+    token: str | None = Field(
+        None,
+        description="A token for a git repository over http(s) (e.g. "
+        "`${{ secrets.GITHUB_TOKEN }}`): sent as the password of Basic authentication "
+        "in git's environment, never on its command line or in a log line.",
+    )
 
 
 @action(
@@ -412,7 +432,7 @@ async def fetch_template_file(ctx: ActionContext[FetchTemplateFileInput]) -> Non
     inp = ctx.input
     ctx.logger.info("Fetching template file content from remote URL")
     target = ctx.resolve_path(inp.target_path)
-    source = await locate(ctx, inp.url)
+    source = await locate(ctx, inp.url, inp.token)
     if not source.is_file():
         raise ActionError(f"{inp.url!r} is not a file")
     render = _render_fn(ctx, inp.cookiecutter_compat, inp.trim_blocks, inp.lstrip_blocks)

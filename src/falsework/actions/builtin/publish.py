@@ -14,7 +14,6 @@ raises ``UnsafePathError`` naming ``remoteUrl`` and the path, before any git run
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 from pathlib import Path
@@ -26,7 +25,7 @@ from pydantic import Field
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
 from falsework.actions.paths import is_within
-from falsework.actions.sources import git_result, redact_urls, run_git, safe_url
+from falsework.actions.sources import git_result, http_auth_env, redact_urls, run_git, safe_url
 from falsework.errors import ActionError, UnsafePathError
 
 SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:|^[\w-]+:(?!/)")  # git@host:org/repo.git
@@ -261,12 +260,7 @@ def _push_failure(out: str, err: str, code: int, remote: str, branch: str) -> st
 def _auth_env(inp: PublishGitInput) -> dict[str, str]:
     if not inp.token or urlsplit(inp.remote_url).scheme not in ("http", "https"):
         return {}
-    basic = base64.b64encode(f"{inp.username}:{inp.token}".encode()).decode()
-    return {
-        "GIT_CONFIG_COUNT": "1",
-        "GIT_CONFIG_KEY_0": "http.extraHeader",
-        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
-    }
+    return http_auth_env(inp.token, inp.username)
 
 
 def _contents_url(remote: str, branch: str) -> str:
