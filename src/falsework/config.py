@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -38,6 +38,20 @@ class TokenConfig(BaseModel):
 
 class AuthConfig(BaseModel):
     tokens: list[TokenConfig] = Field(default_factory=list)
+
+
+class GitCredential(BaseModel):
+    """A token for git over http(s) to one host (fetch:* and publish:git use it
+    when a step gives no ``token`` of its own)."""
+
+    host: str  # as in the URL: `github.com`, `git.example.com:8443`
+    token_env: str | None = None  # the environment variable holding the token
+    token: SecretStr | None = None  # or the token itself (keep such a file private)
+    username: str = "x-access-token"
+
+
+class IntegrationsConfig(BaseModel):
+    git: list[GitCredential] = Field(default_factory=list)
 
 
 def _config_file() -> Path | None:
@@ -124,6 +138,7 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="Seconds between keep-alive comments on idle SSE."
     )
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    integrations: IntegrationsConfig = Field(default_factory=IntegrationsConfig)
 
     @field_validator("work_dir", mode="after")
     @classmethod
@@ -161,6 +176,19 @@ class Settings(BaseSettings):
     @property
     def publish_dirs(self) -> list[Path]:
         return [Path(p) for p in self.publish_roots.split(":") if p]
+
+    def git_credentials(self) -> dict[str, tuple[str, str]]:
+        """``{host: (username, token)}`` of the configured integrations whose token
+        is set (read from the environment now)."""
+        found: dict[str, tuple[str, str]] = {}
+        for item in self.integrations.git:
+            if item.token_env:
+                token = os.environ.get(item.token_env, "")
+            else:
+                token = item.token.get_secret_value() if item.token else ""
+            if token:
+                found[item.host.lower()] = (item.username, token)
+        return found
 
     @property
     def local_mode(self) -> bool:

@@ -223,3 +223,21 @@ async def test_a_private_repository_takes_the_token_input(
         "main ${{ values.name }}\n"
     )
     assert TOKEN not in repr(result.io.events) and TOKEN not in repr(refused.io.events)
+
+
+async def test_a_configured_host_credential_is_used_without_a_token_input(
+    harness: Any, one_step: Any, host: tuple[str, dict[str, str]]
+) -> None:
+    base, _ = host
+    netloc = base.removeprefix("http://")
+    harness.runner.git_credentials = {netloc: ("x-access-token", TOKEN)}
+    url = f"{base}/private/tools/tree/feature/x/skel"
+    result = await harness.run([one_step("fetch:template", url=url, values=VALUES)])
+    assert result.error is None, result.error
+    assert (harness.workspace / "svc.txt").read_text() == "feature svc\n"
+    harness.runner.git_credentials = {netloc: ("x-access-token", "wrong")}
+    refused = await harness.run([one_step("fetch:template", url=url, values=VALUES)])
+    assert refused.error is not None
+    # the step's own token wins over the configured one
+    result = await harness.run([one_step("fetch:template", url=url, values=VALUES, token=TOKEN)])
+    assert result.error is None, result.error

@@ -35,3 +35,28 @@ def test_relative_data_dir_is_fixed_at_start(
     runner = WorkflowRunner.from_settings(Settings(data_dir=Path(".fw")))
     monkeypatch.chdir(os.sep)
     assert runner.remotes_dir == tmp_path / ".fw" / "remotes"
+
+
+def test_git_credentials_come_from_the_config_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "falsework.yaml"
+    config.write_text(
+        "integrations:\n"
+        "  git:\n"
+        "    - host: GitHub.com\n"
+        "      token_env: FW_TEST_GH_TOKEN\n"
+        "    - host: git.example.com:8443\n"
+        "      token: inline-token\n"
+        "      username: bot\n"
+        "    - host: unset.example.com\n"
+        "      token_env: FW_TEST_UNSET_TOKEN\n"
+    )
+    monkeypatch.setenv("FALSEWORK_CONFIG", str(config))
+    monkeypatch.setenv("FW_TEST_GH_TOKEN", "gh-token")
+    monkeypatch.delenv("FW_TEST_UNSET_TOKEN", raising=False)
+    runner = WorkflowRunner.from_settings(Settings(data_dir=tmp_path / "data"))
+    assert runner.git_credentials == {
+        "github.com": ("x-access-token", "gh-token"),
+        "git.example.com:8443": ("bot", "inline-token"),
+    }

@@ -107,6 +107,7 @@ class ActionContext(Generic[InputT]):
         allowed_roots: tuple[Path, ...] = (),
         remotes_dir: Path | None = None,
         publish_roots: tuple[Path, ...] = (),
+        git_credentials: Mapping[str, tuple[str, str]] | None = None,
         signal: asyncio.Event | None = None,
         temp_root: Path | None = None,
         template_context: Mapping[str, Any] | None = None,
@@ -125,6 +126,8 @@ class ActionContext(Generic[InputT]):
         self.remotes_dir = remotes_dir
         # Other folders where publish:git may create or push to local repositories.
         self.publish_roots = publish_roots
+        # {host: (username, token)} for git over http(s), from the server's config
+        self.git_credentials: Mapping[str, tuple[str, str]] = git_credentials or {}
         self.signal = signal if signal is not None else asyncio.Event()
         self.renderer = renderer
         self._checkpoints = checkpoints

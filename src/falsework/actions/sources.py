@@ -38,16 +38,7 @@ async def locate(ctx: ActionContext[Any], url: str, token: str | None = None) ->
     in git's environment, never on its command line or in a log line)."""
     if not url:
         raise ActionError("The url input is empty")
-    auth = (
-        http_auth_env(token)
-        if token
-        and urlsplit(url.removeprefix("git+")).scheme
-        in (
-            "http",
-            "https",
-        )
-        else {}
-    )
+    auth = git_auth_env(ctx, url.removeprefix("git+"), token)
     if _is_git(url):
         return await _clone(ctx, url, auth)
     parts = urlsplit(url)
@@ -101,6 +92,23 @@ def http_auth_env(token: str, username: str = "x-access-token") -> dict[str, str
         "GIT_CONFIG_KEY_0": "http.extraHeader",
         "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
     }
+
+
+def git_auth_env(
+    ctx: ActionContext[Any], url: str, token: str | None, username: str | None = None
+) -> dict[str, str]:
+    """Authentication for git over http(s) to ``url``: the step's ``token``, else
+    the server's configured credential for the URL's host, else none."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return {}
+    if token:
+        return http_auth_env(token, username or "x-access-token")
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    configured = ctx.git_credentials.get(host.lower())
+    if configured is None:
+        return {}
+    return http_auth_env(configured[1], configured[0])
 
 
 async def _clone(ctx: ActionContext[Any], url: str, auth: dict[str, str]) -> Path:

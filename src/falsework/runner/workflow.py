@@ -130,6 +130,7 @@ class WorkflowRunner:
         allowed_roots: tuple[Path, ...] = (),
         remotes_dir: Path | None = None,
         publish_roots: tuple[Path, ...] = (),
+        git_credentials: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self.registry = registry
         self.renderer = renderer
@@ -143,6 +144,8 @@ class WorkflowRunner:
         # relative local remote path is taken from this folder.
         self.remotes_dir = Path(os.path.abspath(remotes_dir)) if remotes_dir else None
         self.publish_roots = tuple(Path(p) for p in publish_roots)
+        # {host: (username, token)}: git over http(s) when a step gives no token
+        self.git_credentials = dict(git_credentials or {})
 
     @classmethod
     def from_settings(
@@ -157,6 +160,7 @@ class WorkflowRunner:
             allowed_roots=tuple(settings.template_dirs),
             remotes_dir=settings.data_dir / "remotes",
             publish_roots=tuple(settings.publish_dirs),
+            git_credentials=settings.git_credentials(),
         )
 
     async def __call__(self, task: TaskInput, io: TaskIO) -> JSONObject:
@@ -461,6 +465,7 @@ class _TaskRun:
                 allowed_roots=runner.allowed_roots,
                 remotes_dir=runner.remotes_dir,
                 publish_roots=runner.publish_roots,
+                git_credentials=runner.git_credentials,
                 signal=signal,
                 template_context=public_context,
             )

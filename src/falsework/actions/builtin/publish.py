@@ -25,7 +25,7 @@ from pydantic import Field
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
 from falsework.actions.paths import is_within
-from falsework.actions.sources import git_result, http_auth_env, redact_urls, run_git, safe_url
+from falsework.actions.sources import git_auth_env, git_result, redact_urls, run_git, safe_url
 from falsework.errors import ActionError, UnsafePathError
 
 SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:|^[\w-]+:(?!/)")  # git@host:org/repo.git
@@ -141,7 +141,7 @@ async def publish_git(ctx: ActionContext[PublishGitInput]) -> None:
         push = [*git, "push", "--porcelain", *(["--force"] if inp.force else [])]
         push += ["--", remote, f"HEAD:refs/heads/{inp.branch}"]
         code, out, err = await git_result(
-            push, cwd=source, env={**env, **PUSH_ENV, **_auth_env(inp)}
+            push, cwd=source, env={**env, **PUSH_ENV, **_auth_env(ctx)}
         )
         if code != 0:
             raise ActionError(_push_failure(out, err, code, shown, inp.branch))
@@ -257,10 +257,9 @@ def _push_failure(out: str, err: str, code: int, remote: str, branch: str) -> st
     return f"Pushing branch {branch!r} to {remote} failed (git exit {code}): {detail}"
 
 
-def _auth_env(inp: PublishGitInput) -> dict[str, str]:
-    if not inp.token or urlsplit(inp.remote_url).scheme not in ("http", "https"):
-        return {}
-    return http_auth_env(inp.token, inp.username)
+def _auth_env(ctx: ActionContext[PublishGitInput]) -> dict[str, str]:
+    inp = ctx.input
+    return git_auth_env(ctx, inp.remote_url, inp.token, inp.username)
 
 
 def _contents_url(remote: str, branch: str) -> str:
