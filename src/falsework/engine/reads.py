@@ -11,12 +11,9 @@ commit, but for reads: a lone request still goes out on the next turn.
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from falsework.engine.models import Event
 from falsework.engine.store import Store
-
-log = logging.getLogger("falsework.engine")
 
 # Pairs per statement: the statement's JSON argument and plan stay small.
 MAX_PAIRS = 500
@@ -36,6 +33,8 @@ class EventReads:
         future = self._pending.get(key)
         if future is None:
             future = asyncio.get_running_loop().create_future()
+            # a reader that gave up leaves nobody to look at a failure: look here
+            future.add_done_callback(_retrieve)
             self._pending[key] = future
             if not self._scheduled:
                 self._scheduled = True
@@ -59,10 +58,12 @@ class EventReads:
             except BaseException as exc:
                 for key in keys[start:]:
                     future = pending[key]
-                    if not future.done():
-                        future.set_exception(
-                            exc if isinstance(exc, Exception) else asyncio.CancelledError()
-                        )
+                    if future.done():
+                        continue
+                    if isinstance(exc, Exception):
+                        future.set_exception(exc)
+                    else:
+                        future.cancel()
                 if not isinstance(exc, Exception):
                     raise
                 return
@@ -75,3 +76,8 @@ class EventReads:
         for task in list(self._inflight):
             task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
+
+
+def _retrieve(future: asyncio.Future[list[Event]]) -> None:
+    if not future.cancelled():
+        future.exception()
