@@ -147,6 +147,24 @@ async def test_events_many_reads_each_pair_after_its_cursor(store: Store) -> Non
     assert await store.events_many([]) == []
 
 
+async def test_release_reopens_and_keeps_a_cancel_request(store: Store) -> None:
+    r = row(secrets="sealed")
+    await store.insert_tasks([r])
+    (claim,) = await store.claim("w", 1, None)
+    token = claim._mapping["claim_token"]
+    assert await store.cancel(r["id"], dumps({})) == "processing"  # cancel requested
+    batch = WriteBatch(tokens={r["id"]: token})
+    batch.releases.append(r["id"])  # the worker shuts down before it saw the request
+    assert await store.apply(batch) == set()
+    task = await store.get_task(r["id"])
+    assert task is not None and task.status == "open"
+    # the request survives, so the next claimer cancels the run (not runs it)
+    assert task.cancel_requested is True
+    assert await store.raw_secrets(r["id"]) == "sealed"
+    (again,) = await store.claim("w2", 1, None)
+    assert again._mapping["claim_token"] != token
+
+
 async def test_retry_keeps_completed_steps(store: Store) -> None:
     r = row()
     await store.insert_tasks([r])

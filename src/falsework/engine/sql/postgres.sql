@@ -259,8 +259,9 @@ WITH ins AS (
                             WHEN u.e->>'status' = 'open' THEN NULL ELSE now() END,
         claim_token = CASE WHEN u.e->>'status' IS NULL THEN tasks.claim_token END,
         claimed_by = CASE WHEN u.e->>'status' = 'open' THEN NULL ELSE tasks.claimed_by END,
-        cancel_requested = CASE WHEN u.e->>'status' IS NULL THEN tasks.cancel_requested
-                                ELSE false END,
+        -- a release keeps a pending cancel request: the next claimer honours it
+        cancel_requested = CASE WHEN u.e->>'status' IS NULL OR u.e->>'status' = 'open'
+                                THEN tasks.cancel_requested ELSE false END,
         secrets = CASE WHEN u.e->>'status' = 'completed' THEN NULL ELSE tasks.secrets END
     FROM json_array_elements(CAST(CAST(:updates AS text) AS json)) AS u(e)
     WHERE tasks.id = u.e->>'id'
