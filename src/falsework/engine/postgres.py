@@ -157,36 +157,21 @@ class PostgresStore(Store):
             await pool.close()
         await super().close()
 
-    # The event reads behind every live stream: a thousand streams woken by one
-    # NOTIFY batch read a thousand times, so they take the driver path too.
-    @retried
-    async def events(self, task_id: str, after: int, limit: int = 1000) -> list[Event]:
+    async def read_rows(self, name: str, **params: Any) -> list[Any]:
         if not self.direct:
-            return await super().events(task_id, after, limit)
+            return await super().read_rows(name, **params)
         async with self.runner(transaction=False) as run:
-            rows = await run("events_list", task_id=task_id, after=after, limit=limit)
-        return [event_of(r) for r in rows]
+            return await run(name, **params)
 
     @retried
     async def events_many(
         self, wanted: list[tuple[str, int]], limit: int = 1000
     ) -> list[list[Event]]:
-        if not self.direct:
-            return await super().events_many(wanted, limit)
+        # one statement for every pair (a LATERAL join), where SQLite reads per pair
         out: list[list[Event]] = [[] for _ in wanted]
-        async with self.runner(transaction=False) as run:
-            rows = await run("events_many", wanted=dumps(wanted), limit=limit)
-        for r in rows:
+        for r in await self.read_rows("events_many", wanted=dumps(wanted), limit=limit):
             out[int(r[0]) - 1].append(event_of(r[1:]))
         return out
-
-    @retried
-    async def task_status(self, task_id: str) -> str | None:
-        if not self.direct:
-            return await super().task_status(task_id)
-        async with self.runner(transaction=False) as run:
-            rows = await run("task_status", id=task_id)
-        return str(rows[0][0]) if rows else None
 
     async def insert_tasks(self, rows: list[dict[str, Any]]) -> list[str]:
         for row in rows:

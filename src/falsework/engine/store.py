@@ -384,9 +384,14 @@ class Store:
 
     @retried
     async def task_status(self, task_id: str) -> str | None:
+        rows = await self.read_rows("task_status", id=task_id)
+        return str(rows[0][0]) if rows else None
+
+    async def read_rows(self, name: str, **params: Any) -> list[Any]:
+        """The rows of one read-only named query. Postgres runs it on its asyncpg
+        pool: the reads behind live streams are as hot as create and claim."""
         async with self.read() as conn:
-            value: str | None = (await self.q(conn, "task_status", id=task_id)).scalar()
-            return value
+            return list(await self.q(conn, name, **params))
 
     def _list_query(self, order: str) -> sa.TextClause:
         direction, _, name = order.partition(":")
@@ -634,9 +639,8 @@ class Store:
     # -- events -----------------------------------------------------------
     @retried
     async def events(self, task_id: str, after: int, limit: int = 1000) -> list[Event]:
-        async with self.read() as conn:
-            rows = await self.q(conn, "events_list", task_id=task_id, after=after, limit=limit)
-            return [event_of(r) for r in rows]
+        rows = await self.read_rows("events_list", task_id=task_id, after=after, limit=limit)
+        return [event_of(r) for r in rows]
 
     async def events_many(
         self, wanted: list[tuple[str, int]], limit: int = 1000
