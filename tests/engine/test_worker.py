@@ -377,7 +377,7 @@ async def test_lease_fencing_stops_a_stale_run(broker: Broker, settings: Setting
     task = await broker.create(spec())
     worker = TaskWorker(broker, stale, settings)
     (claimed,) = await broker.claim(worker.worker_id, 1)
-    worker._batcher_task = asyncio.create_task(worker._batcher.run())  # flusher only
+    flusher = asyncio.create_task(worker._batcher.run())  # the flusher only
     run = asyncio.create_task(stale(claimed, _channel(worker, claimed)))
     await wait_for(lambda: _has_event(broker, task.id, "before"))
     # the lease expires and another worker takes the task over
@@ -391,7 +391,7 @@ async def test_lease_fencing_stops_a_stale_run(broker: Broker, settings: Setting
     with pytest.raises(LeaseLostError):
         await run
     assert outcome == ["refused"]
-    worker._batcher_task.cancel()
+    flusher.cancel()
     fresh = await broker.get(task.id)
     assert fresh.claimed_by == "new-owner" and fresh.step_state == {}
     with pytest.raises(LeaseLostError):  # and every later write of that run

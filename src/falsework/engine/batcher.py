@@ -34,7 +34,6 @@ class Batcher:
         self._broken: dict[tuple[str, str], TaskWriteError] = {}
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
-        self.flushes = 0
 
     def _check(self, task_id: str, token: str, *, final: bool = False) -> None:
         if (task_id, token) in self._lost:
@@ -116,7 +115,6 @@ class Batcher:
             except Exception as exc:
                 # Not a connection problem: something in the batch is at fault.
                 refused, failed = await self._isolate(batch, exc)
-            self.flushes += 1
             for tid in refused:
                 self._lost.add((tid, batch.tokens[tid]))
             for tid, error in failed.items():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -39,8 +38,6 @@ from falsework.errors import (
     InputError,
     NotFoundError,
 )
-
-log = logging.getLogger("falsework.engine")
 
 MAX_LIMIT = 10_000
 CANCELLED_BODY = dumps({"message": "Run completed with status: cancelled"})

@@ -25,7 +25,6 @@ class EventReads:
         self._pending: dict[tuple[str, int], asyncio.Future[list[Event]]] = {}
         self._scheduled = False
         self._inflight: set[asyncio.Task[None]] = set()
-        self.statements = 0  # for tests and metrics: reads sent to the database
 
     async def read(self, task_id: str, after: int) -> list[Event]:
         """The events of ``task_id`` after ``after`` (at most 1,000), in id order."""
@@ -53,7 +52,6 @@ class EventReads:
         for start in range(0, len(keys), MAX_PAIRS):
             chunk = keys[start : start + MAX_PAIRS]
             try:
-                self.statements += 1
                 pages = await self._store.events_many(chunk)
             except BaseException as exc:
                 for key in keys[start:]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -29,8 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from falsework.engine import queries
 from falsework.engine.models import Event, Task, WorkerInfo
 from falsework.errors import InputError
-
-log = logging.getLogger("falsework.engine")
 
 # Task list orders the API may ask for ("desc:created_at"); values are SQL.
 ORDER_FIELDS = {

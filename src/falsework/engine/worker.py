@@ -15,7 +15,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
@@ -94,7 +94,6 @@ class _Run:
     handle: asyncio.Task[None] | None = None
     reason: str | None = None  # why we cancelled it: cancel, lease, shutdown
     finishing: bool = False
-    started: float = field(default_factory=time.monotonic)
 
 
 class _Wake:
@@ -114,9 +113,6 @@ class _Wake:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-    def is_set(self) -> bool:
-        return self._flag
 
     def clear(self) -> None:
         self._flag = False
@@ -363,28 +359,16 @@ class TaskWorker:
                     await self._finish(run, "cancelled", "cancelled", {"message": _CANCELLED})
                     return
                 if isinstance(exc, FalseworkError):
-                    error = {"name": exc.name, "message": exc.message}
+                    await self._fail(run, exc.name, exc.message)
                 else:
                     log.exception("task %s: the executor raised", task.id)
-                    error = {"name": "Error", "message": str(exc)}
-                await self._finish(
-                    run,
-                    "failed",
-                    "completion",
-                    {"message": "Run completed with status: failed", "error": error},
-                )
+                    await self._fail(run, "Error", str(exc))
                 return
             try:
                 body = dumps({"message": "Run completed with status: completed", "output": output})
             except (TypeError, ValueError) as exc:
                 log.exception("task %s: its output is not JSON", task.id)
-                error = {"name": "Error", "message": f"The task output is not JSON: {exc}"}
-                await self._finish(
-                    run,
-                    "failed",
-                    "completion",
-                    {"message": "Run completed with status: failed", "error": error},
-                )
+                await self._fail(run, "Error", f"The task output is not JSON: {exc}")
                 return
             await self._finish_raw(run, "completed", "completion", body)
         except LeaseLostError:
@@ -404,6 +388,11 @@ class TaskWorker:
             run.finishing = True
             self._finishing += 1
             self._wake.set()
+
+    async def _fail(self, run: _Run, name: str, message: str) -> None:
+        error = {"name": name, "message": message}
+        body = {"message": "Run completed with status: failed", "error": error}
+        await self._finish(run, "failed", "completion", body)
 
     async def _finish(self, run: _Run, status: str, event_type: str, body: JSONObject) -> None:
         await self._finish_raw(run, status, event_type, dumps(body))
