@@ -42,9 +42,13 @@ class CreateBatcher:
                 ids = await self._broker.create_many([item for item, _ in batch])
             except BaseException as exc:
                 for _, future in batch:
-                    if not future.done():
+                    if future.done():
+                        continue
+                    if isinstance(exc, Exception):
                         future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
+                    else:  # the writer itself is cancelled: so are its requests
+                        future.cancel()
+                if not isinstance(exc, Exception):
                     raise
                 continue
             for (_, future), task_id in zip(batch, ids, strict=True):
@@ -52,7 +56,11 @@ class CreateBatcher:
                     future.set_result(task_id)
 
     async def close(self) -> None:
+        """Stop writing; requests not yet written are cancelled, not left waiting."""
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._writer
+        pending, self._pending = self._pending, []
+        for _, future in pending:
+            future.cancel()
