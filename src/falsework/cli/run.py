@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import getpass
 import re
 import shutil
@@ -21,6 +20,7 @@ from rich.text import Text
 from falsework.config import load_settings
 from falsework.errors import FalseworkError
 from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
+from falsework.runner.dry_run import read_files, write_files
 from falsework.templates import (
     ParameterValidationError,
     Template,
@@ -229,24 +229,15 @@ async def _dry_run(
     output: Path | None,
     console: Console,
 ) -> int:
-    files = [
-        {"path": p.relative_to(tpl.directory).as_posix(),
-         "base64Content": base64.b64encode(p.read_bytes()).decode()}
-        for p in sorted(tpl.directory.rglob("*"))
-        if p.is_file() and ".git" not in p.relative_to(tpl.directory).parts
-    ]  # fmt: skip
+    files = read_files(tpl.directory, skip_dirs=frozenset({".git"}))
     result = await runner.dry_run(tpl, values, secrets, files)
     for entry in result["log"]:
         console.print(Text.from_ansi(str(entry["body"].get("message", ""))))
     console.print("[bold]Files:[/bold]")
     for item in result["directoryContents"]:
         console.print(f"  {item['path']}")
-        if output is not None:
-            path = output / item["path"]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(base64.b64decode(item["base64Content"]))
-            if item["executable"]:
-                path.chmod(0o755)
+    if output is not None:
+        write_files(output, result["directoryContents"])
     _print_output(result["output"], console)
     if "error" in result:
         console.print(f"[red]Failed:[/red] {result['error']['name']}: {result['error']['message']}")

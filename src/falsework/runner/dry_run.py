@@ -47,7 +47,7 @@ async def dry_run(
     try:
         template_dir = root / "template"
         workspace = root / "workspace"
-        await asyncio.to_thread(_write_files, template_dir, directory_contents or [])
+        await asyncio.to_thread(write_files, template_dir, directory_contents or [])
         workspace.mkdir()
         ref = f"template:{metadata.get('namespace', 'default')}/{metadata.get('name', 'dry-run')}"
         spec: JSONObject = {
@@ -70,7 +70,7 @@ async def dry_run(
             output = await runner.run(task, io, workspace=workspace, dry_run=True)
         except TaskFailedError as exc:
             error = {"name": exc.name, "message": exc.message}
-        files = await asyncio.to_thread(_read_files, workspace)
+        files = await asyncio.to_thread(read_files, workspace)
         steps = []
         for index, step in enumerate(spec["steps"]):
             step_id = str(step.get("id") or f"step-{index + 1}")
@@ -97,7 +97,9 @@ def _document(template: Any) -> Mapping[str, Any]:
     return raw
 
 
-def _write_files(root: Path, contents: Sequence[Mapping[str, Any]]) -> None:
+def write_files(root: Path, contents: Sequence[Mapping[str, Any]]) -> None:
+    """``[{path, base64Content, executable?}]`` written under ``root`` (a path
+    leaving it raises ``UnsafePathError``)."""
     root.mkdir(parents=True, exist_ok=True)
     for item in contents:
         path = resolve_safe_path(root, str(item["path"]))
@@ -107,10 +109,12 @@ def _write_files(root: Path, contents: Sequence[Mapping[str, Any]]) -> None:
             path.chmod(0o755)
 
 
-def _read_files(root: Path) -> list[JSONObject]:
+def read_files(root: Path, *, skip_dirs: frozenset[str] = frozenset()) -> list[JSONObject]:
+    """Every regular file under ``root`` as ``{path, base64Content, executable}``,
+    in path order; symlinks and folders named in ``skip_dirs`` are left out."""
     found: list[JSONObject] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs)
         for name in sorted(filenames):
             path = Path(dirpath, name)
             if path.is_symlink():
