@@ -98,10 +98,12 @@ class ReadInput(ActionInput):
 
 
 FAILED_ONCE: set[str] = set()
+READ_IN: list[Path] = []  # the workspace each test:read ran in
 
 
 @action(id="test:read", description="Outputs a workspace file's text.", input=ReadInput)
 async def read(ctx: ActionContext[ReadInput]) -> None:
+    READ_IN.append(ctx.workspace)
     if ctx.input.fail_first and ctx.task_id not in FAILED_ONCE:
         FAILED_ONCE.add(ctx.task_id)
         raise ActionError("not this time")
@@ -178,5 +180,6 @@ def harness(tmp_path: Path, renderer: Renderer, registry: ActionRegistry) -> Har
     CALLS.clear()
     SIGNALS.clear()
     THREAD_LOG.clear()
+    READ_IN.clear()
     runner = WorkflowRunner(registry, renderer, work_dir=tmp_path / "work", step_timeout=30)
     return Harness(runner=runner, tmp=tmp_path)

@@ -11,7 +11,7 @@ import pytest
 from falsework.errors import LeaseLostError
 from falsework.runner import MemoryTaskIO
 
-from .conftest import CALLS
+from .conftest import CALLS, READ_IN
 
 
 def echo(step_id: str, value: Any = "x", **extra: Any) -> dict[str, Any]:
@@ -240,7 +240,8 @@ async def test_a_resumed_task_rebuilds_its_workspace(harness: Any, tmp_path: Pat
     first = await harness.run(task, io)
     assert first.error is not None
     assert first.statuses == {"w": "completed", "e": "completed", "r": "failed"}
-    assert not (tmp_path / "work" / task.id).exists()  # gone with the failed attempt
+    assert READ_IN == [tmp_path / "work" / task.id]
+    assert not READ_IN[0].exists()  # gone with the failed attempt
 
     # the retry (or a recovery on another node) starts from an empty workspace:
     # the workspace-building step runs again, the others are skipped
@@ -260,7 +261,8 @@ async def test_a_resumed_task_rebuilds_its_workspace(harness: Any, tmp_path: Pat
     assert "e" not in second.io.steps  # skipped: its saved state stays as it was
     assert second.io.steps["w"]["status"] == "completed"
     # each attempt had its own folder, and this one is removed too
-    assert not (tmp_path / "work" / f"{task.id}.2").exists()
+    assert READ_IN[1:] == [tmp_path / "work" / f"{task.id}.2"]
+    assert not READ_IN[1].exists()
 
 
 async def test_a_later_attempt_removes_what_crashed_attempts_left(

@@ -197,10 +197,9 @@ class WorkflowRunner:
         Raises ``TaskFailedError`` (redacted) when a step failed.
         """
         run = _TaskRun(self, task, io, workspace, dry_run)
-        attempt = int(getattr(task, "attempt", 1) or 1)
-        if workspace is None and attempt > 1 and not self.keep_workspace_on_failure:
+        if workspace is None and task.attempt > 1 and not self.keep_workspace_on_failure:
             # what earlier attempts left on this host (a crashed worker removes nothing)
-            await asyncio.to_thread(self._remove_earlier_workspaces, task.id, attempt)
+            await asyncio.to_thread(self._remove_earlier_workspaces, task.id, task.attempt)
         try:
             return await run.execute()
         except asyncio.CancelledError:
@@ -214,8 +213,7 @@ class WorkflowRunner:
 
     def _remove_earlier_workspaces(self, task_id: str, attempt: int) -> None:
         for earlier in range(1, attempt):
-            name = task_id if earlier == 1 else f"{task_id}.{earlier}"
-            shutil.rmtree(self.work_dir / name, ignore_errors=True)
+            shutil.rmtree(self.work_dir / workspace_name(task_id, earlier), ignore_errors=True)
 
     def _input(
         self, action: Action[Any], step: JSONObject, step_id: str, context: Mapping[str, Any]
@@ -263,6 +261,12 @@ class WorkflowRunner:
         return result
 
 
+def workspace_name(task_id: str, attempt: int) -> str:
+    """A task's workspace folder under ``work_dir``: ``<id>`` for its first
+    attempt (and for 0, the engine's "never claimed"), ``<id>.<attempt>`` after."""
+    return task_id if attempt <= 1 else f"{task_id}.{attempt}"
+
+
 class _TaskRun:
     """The state of one run of one task: its context, events and workspace."""
 
@@ -285,9 +289,7 @@ class _TaskRun:
         if workspace is not None:
             self.ws = Workspace(workspace)
         else:
-            attempt = int(getattr(task, "attempt", 1) or 1)
-            name = task.id if attempt <= 1 else f"{task.id}.{attempt}"
-            self.ws = Workspace(runner.work_dir, name)
+            self.ws = Workspace(runner.work_dir, workspace_name(task.id, task.attempt))
         spec = task.spec
         user = spec.get("user") or {}
         self.context: dict[str, Any] = {
