@@ -83,7 +83,7 @@ def _is_git(url: str) -> bool:
     return False
 
 
-def http_auth_env(token: str, username: str = "x-access-token") -> dict[str, str]:
+def _http_auth_env(token: str, username: str) -> dict[str, str]:
     """git's environment for HTTP authentication with ``token`` (GitHub, GitLab,
     Gitea and Bitbucket all take a token as the password of Basic auth)."""
     basic = base64.b64encode(f"{username}:{token}".encode()).decode()
@@ -103,12 +103,11 @@ def git_auth_env(
     if parts.scheme not in ("http", "https"):
         return {}
     if token:
-        return http_auth_env(token, username or "x-access-token")
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    configured = ctx.git_credentials.get(host.lower())
+        return _http_auth_env(token, username or "x-access-token")
+    configured = ctx.git_credentials.get(host_port(url).lower())
     if configured is None:
         return {}
-    return http_auth_env(configured[1], configured[0])
+    return _http_auth_env(configured[1], configured[0])
 
 
 async def _clone(ctx: ActionContext[Any], url: str, auth: dict[str, str]) -> Path:
@@ -202,10 +201,14 @@ async def _clone_browsed(
 def safe_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password or parts.username:
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return parts._replace(netloc=f"***@{host}{port}").geturl()
+        return parts._replace(netloc=f"***@{host_port(url)}").geturl()
     return url
+
+
+def host_port(url: str) -> str:
+    """``host`` or ``host:port`` of a URL, without any credentials."""
+    parts = urlsplit(url)
+    return (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
 
 
 GIT_ENV = {

@@ -28,21 +28,25 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------- fetch:plain
 
 
+TOKEN_HELP = (
+    "A token for a git repository over http(s) (e.g. `${{ secrets.GITHUB_TOKEN }}`): sent "
+    "as the password of Basic authentication in git's environment, never on its command "
+    "line or in a log line. Without it, the server's configured credential for the host "
+    "is used, if any."
+)
+
+
 class FetchPlainInput(ActionInput):
     url: str = Field(
         description="Where to fetch from: a path relative to the template folder, "
         "a local folder under an allowed root, a git URL (file://, https://…/repo.git, "
         "`#ref`, `?path=sub/dir`), or a git host's folder or file page as a browser shows "
         "it (https://github.com/o/r/tree/<ref>/<path>, GitLab's …/-/tree/…, Gitea's "
-        "…/src/branch/…, Bitbucket's …/src/…; public repositories)."
+        "…/src/branch/…, Bitbucket's …/src/…; a private repository needs `token` or a "
+        "configured credential)."
     )
     target_path: str = Field("./", description="Workspace folder to write into.")
-    token: str | None = Field(
-        None,
-        description="A token for a git repository over http(s) (e.g. "
-        "`${{ secrets.GITHUB_TOKEN }}`): sent as the password of Basic authentication "
-        "in git's environment, never on its command line or in a log line.",
-    )
+    token: str | None = Field(None, description=TOKEN_HELP)
 
 
 @action(
@@ -85,12 +89,7 @@ def _ignore_git(folder: str, names: list[str]) -> list[str]:
 class FetchPlainFileInput(ActionInput):
     url: str = Field(description="The file to fetch (same forms as fetch:plain).")
     target_path: str = Field(description="Workspace path of the file to write.")
-    token: str | None = Field(
-        None,
-        description="A token for a git repository over http(s) (e.g. "
-        "`${{ secrets.GITHUB_TOKEN }}`): sent as the password of Basic authentication "
-        "in git's environment, never on its command line or in a log line.",
-    )
+    token: str | None = Field(None, description=TOKEN_HELP)
 
 
 @action(
@@ -155,12 +154,7 @@ class FetchTemplateInput(ActionInput):
     lstrip_blocks: bool = Field(
         False, description="Strip whitespace before a block tag at the start of a line."
     )
-    token: str | None = Field(
-        None,
-        description="A token for a git repository over http(s) (e.g. "
-        "`${{ secrets.GITHUB_TOKEN }}`): sent as the password of Basic authentication "
-        "in git's environment, never on its command line or in a log line.",
-    )
+    token: str | None = Field(None, description=TOKEN_HELP)
 
 
 SKELETON_EXAMPLE = (
@@ -404,12 +398,7 @@ class FetchTemplateFileInput(ActionInput):
     lstrip_blocks: bool = Field(
         False, description="Strip whitespace before a block tag at the start of a line."
     )
-    token: str | None = Field(
-        None,
-        description="A token for a git repository over http(s) (e.g. "
-        "`${{ secrets.GITHUB_TOKEN }}`): sent as the password of Basic authentication "
-        "in git's environment, never on its command line or in a log line.",
-    )
+    token: str | None = Field(None, description=TOKEN_HELP)
 
 
 @action(

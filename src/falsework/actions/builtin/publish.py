@@ -25,7 +25,14 @@ from pydantic import Field
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
 from falsework.actions.paths import is_within
-from falsework.actions.sources import git_auth_env, git_result, redact_urls, run_git, safe_url
+from falsework.actions.sources import (
+    git_auth_env,
+    git_result,
+    host_port,
+    redact_urls,
+    run_git,
+    safe_url,
+)
 from falsework.errors import ActionError, UnsafePathError
 
 SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:|^[\w-]+:(?!/)")  # git@host:org/repo.git
@@ -140,9 +147,8 @@ async def publish_git(ctx: ActionContext[PublishGitInput]) -> None:
             )
         push = [*git, "push", "--porcelain", *(["--force"] if inp.force else [])]
         push += ["--", remote, f"HEAD:refs/heads/{inp.branch}"]
-        code, out, err = await git_result(
-            push, cwd=source, env={**env, **PUSH_ENV, **_auth_env(ctx)}
-        )
+        auth = git_auth_env(ctx, inp.remote_url, inp.token, inp.username)
+        code, out, err = await git_result(push, cwd=source, env={**env, **PUSH_ENV, **auth})
         if code != 0:
             raise ActionError(_push_failure(out, err, code, shown, inp.branch))
         ctx.logger.info(f"Pushed branch {inp.branch} to {shown}")
@@ -257,15 +263,9 @@ def _push_failure(out: str, err: str, code: int, remote: str, branch: str) -> st
     return f"Pushing branch {branch!r} to {remote} failed (git exit {code}): {detail}"
 
 
-def _auth_env(ctx: ActionContext[PublishGitInput]) -> dict[str, str]:
-    inp = ctx.input
-    return git_auth_env(ctx, inp.remote_url, inp.token, inp.username)
-
-
 def _contents_url(remote: str, branch: str) -> str:
     parts = urlsplit(remote)
     if parts.scheme in ("http", "https"):
-        netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-        base = parts._replace(netloc=netloc, query="", fragment="").geturl()
+        base = parts._replace(netloc=host_port(remote), query="", fragment="").geturl()
         return f"{base.removesuffix('/').removesuffix('.git')}/tree/{branch}"
     return f"{remote}#{branch}"
