@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,7 +27,13 @@ EXAMPLES_DIR = PACKAGE_ROOT.parent.parent / "examples" / "templates"
 DEFAULT_DATA_DIR = Path(".falsework")
 
 
-class TokenConfig(BaseModel):
+class _Section(BaseModel):
+    """A section of the YAML file: a misspelt key is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenConfig(_Section):
     """One bearer token, stored as the hex SHA-256 of the token."""
 
     sha256: str
@@ -36,11 +42,11 @@ class TokenConfig(BaseModel):
     admin: bool = False
 
 
-class AuthConfig(BaseModel):
+class AuthConfig(_Section):
     tokens: list[TokenConfig] = Field(default_factory=list)
 
 
-class GitCredential(BaseModel):
+class GitCredential(_Section):
     """A token for git over http(s) to one host (fetch:* and publish:git use it
     when a step gives no ``token`` of its own)."""
 
@@ -49,8 +55,14 @@ class GitCredential(BaseModel):
     token: SecretStr | None = None  # or the token itself (keep such a file private)
     username: str = "x-access-token"
 
+    @model_validator(mode="after")
+    def _one_token(self) -> GitCredential:
+        if (self.token_env is None) == (self.token is None):
+            raise ValueError(f"integrations.git host {self.host!r}: give token_env or token")
+        return self
 
-class IntegrationsConfig(BaseModel):
+
+class IntegrationsConfig(_Section):
     git: list[GitCredential] = Field(default_factory=list)
 
 
@@ -140,11 +152,6 @@ class Settings(BaseSettings):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     integrations: IntegrationsConfig = Field(default_factory=IntegrationsConfig)
 
-    @field_validator("work_dir", mode="after")
-    @classmethod
-    def _work_dir(cls, v: Path) -> Path:
-        return v
-
     @classmethod
     def settings_customise_sources(
         cls,
@@ -169,13 +176,11 @@ class Settings(BaseSettings):
 
     @property
     def template_dirs(self) -> list[Path]:
-        if self.templates:
-            return [Path(p) for p in self.templates.split(":") if p]
-        return [Path("templates"), EXAMPLES_DIR]
+        return _paths(self.templates) or [Path("templates"), EXAMPLES_DIR]
 
     @property
     def publish_dirs(self) -> list[Path]:
-        return [Path(p) for p in self.publish_roots.split(":") if p]
+        return _paths(self.publish_roots)
 
     def git_credentials(self) -> dict[str, tuple[str, str]]:
         """``{host: (username, token)}`` of the configured integrations whose token
@@ -198,3 +203,8 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: Any) -> Settings:
     return Settings(**overrides)
+
+
+def _paths(value: str) -> list[Path]:
+    """A ``:``-separated list of folders (empty entries skipped)."""
+    return [Path(p) for p in value.split(":") if p]

@@ -93,6 +93,21 @@ def test_serve_refuses_a_bad_config_or_database_in_one_line(tmp_path: Path) -> N
     )
     assert missing.returncode == 2
     assert "nope.yaml" in missing.stderr
+    misspelt = tmp_path / "misspelt.yaml"
+    misspelt.write_text(
+        "auth:\n  tokens:\n    - sha256: ab\n      user: user:default/a\n      amdin: true\n"
+    )
+    refused = subprocess.run(
+        [str(FALSEWORK), "serve", "--port", "1"],
+        env={**env, "FALSEWORK_CONFIG": str(misspelt)},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert refused.returncode == 2  # a misspelt key is an error, not an ignored line
+    assert "auth.tokens.0.amdin" in refused.stderr
+    assert "Traceback" not in refused.stderr
     unreachable = subprocess.run(
         [str(FALSEWORK), "serve", "--port", "1"],
         env={**env, "FALSEWORK_DATABASE_URL": "postgresql://nobody:secret@127.0.0.1:1/x"},

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from falsework.config import Settings
 from falsework.runner import WorkflowRunner
@@ -60,3 +61,21 @@ def test_git_credentials_come_from_the_config_and_the_environment(
         "github.com": ("x-access-token", "gh-token"),
         "git.example.com:8443": ("bot", "inline-token"),
     }
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("    - host: h\n", "give token_env or token"),
+        ("    - host: h\n      token: a\n      token_env: B\n", "give token_env or token"),
+        ("    - host: h\n      token_env: B\n      tokenenv: C\n", "tokenenv"),
+    ],
+)
+def test_a_git_credential_needs_exactly_one_token_and_known_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry: str, problem: str
+) -> None:
+    config = tmp_path / "falsework.yaml"
+    config.write_text("integrations:\n  git:\n" + entry)
+    monkeypatch.setenv("FALSEWORK_CONFIG", str(config))
+    with pytest.raises(ValidationError, match=problem):
+        Settings(data_dir=tmp_path / "data")
