@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from falsework.engine.store import is_unavailable
+from falsework.engine import is_unavailable
 from falsework.errors import FalseworkError
 from falsework.types import JSONObject
 

@@ -5,6 +5,7 @@ See docs/engine.md for the protocol, the tables and every setting.
 
 from falsework.engine.broker import Broker
 from falsework.engine.models import ClaimedTask, Event, NewTask, Task, WorkerInfo
+from falsework.engine.store import is_unavailable
 from falsework.engine.worker import Executor, TaskChannel, TaskWorker
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "TaskChannel",
     "TaskWorker",
     "WorkerInfo",
+    "is_unavailable",
 ]

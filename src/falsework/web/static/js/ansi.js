@@ -81,8 +81,3 @@ export function ansiToFragment(text) {
   if (last < text.length) fragment.append(span(text.slice(last), style));
   return fragment;
 }
-
-/** The text without escape codes. */
-export function stripAnsi(text) {
-  return String(text).replace(ESCAPES, '');
-}

@@ -44,14 +44,37 @@ function queryUpdater(replace) {
   };
 }
 
+// The previous view stays until the next one has its data: dimmed, not clickable,
+// and announced as busy, so nobody acts on a page that is going away.
+function setBusy(busy) {
+  if (busy) main.setAttribute('aria-busy', 'true');
+  else main.removeAttribute('aria-busy');
+  main.dataset.ready = busy ? 'false' : 'true';
+}
+
+function showNotFound() {
+  clear(main).append(
+    h('h1', { text: 'Page not found' }),
+    h('p', {}, h('a', { href: '/create', 'data-link': true, text: 'Templates' })),
+  );
+}
+
+function showError(err) {
+  const message = err instanceof ApiError ? `${err.message} (HTTP ${err.status})` : String(err.message || err);
+  const home = h('a', { href: '/create', 'data-link': true, text: 'Back to the templates' });
+  clear(main).append(
+    h('h1', { text: 'Something went wrong' }),
+    h('p', { class: 'task-error', role: 'alert', text: message }),
+    h('p', {}, home),
+  );
+  console.error(err);
+}
+
 async function render() {
   const mine = ++renderId;
   dispose();
   dispose = () => {};
-  // The previous view stays until the next one has its data: dimmed, not clickable,
-  // and announced as busy, so nobody acts on a page that is going away.
-  main.setAttribute('aria-busy', 'true');
-  main.dataset.ready = 'false';
+  setBusy(true);
   const path = window.location.pathname;
   const query = new URLSearchParams(window.location.search);
   const route = routes.find(([re]) => re.test(path));
@@ -59,42 +82,27 @@ async function render() {
     if (route && link.dataset.nav === route[1]) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  if (!route) {
-    main.removeAttribute('aria-busy');
-    clear(main).append(
-      h('h1', { text: 'Page not found' }),
-      h('p', {}, h('a', { href: '/create', 'data-link': true, text: 'Templates' })),
-    );
-    main.dataset.ready = 'true';
-    return;
-  }
-  const titles = { create: 'Create · Falsework', tasks: 'Tasks · Falsework' };
-  document.title = titles[route[1]];
-  const params = { query, identity, navigate, replaceQuery: queryUpdater(true), setQuery: queryUpdater(false) };
   try {
-    const cleanup = await route[2](params, path.match(route[0]));
-    if (mine !== renderId) cleanup?.();
-    else if (typeof cleanup === 'function') dispose = cleanup;
+    if (!route) {
+      showNotFound();
+    } else {
+      const titles = { create: 'Create · Falsework', tasks: 'Tasks · Falsework' };
+      document.title = titles[route[1]];
+      const params = { query, identity, navigate, replaceQuery: queryUpdater(true), setQuery: queryUpdater(false) };
+      const cleanup = await route[2](params, path.match(route[0]));
+      if (mine !== renderId) cleanup?.();
+      else if (typeof cleanup === 'function') dispose = cleanup;
+    }
   } catch (err) {
-    if (mine !== renderId) return;
-    main.removeAttribute('aria-busy');
-    const message = err instanceof ApiError ? `${err.message} (HTTP ${err.status})` : String(err.message || err);
-    const home = h('a', { href: '/create', 'data-link': true, text: 'Back to the templates' });
-    clear(main).append(
-      h('h1', { text: 'Something went wrong' }),
-      h('p', { class: 'task-error', role: 'alert', text: message }),
-      h('p', {}, home),
-    );
-    console.error(err);
+    if (mine === renderId) showError(err);
   }
+  if (mine !== renderId) return; // a newer view is loading: it owns focus and the busy state
   // the link that was clicked is gone: put focus at the start of the new content, so
   // keyboard and screen-reader users continue from there (a view may have focused a field)
   if (!document.activeElement || document.activeElement === document.body) {
     main.focus({ preventScroll: true });
   }
-  if (mine !== renderId) return; // a newer view is loading
-  main.removeAttribute('aria-busy');
-  main.dataset.ready = 'true';
+  setBusy(false);
 }
 
 document.addEventListener('click', (ev) => {

@@ -34,13 +34,6 @@ export function clear(el) {
   return el;
 }
 
-let counter = 0;
-/** A document-unique id with a readable prefix. */
-export function uid(prefix = 'id') {
-  counter += 1;
-  return `${prefix}-${counter}`;
-}
-
 /** "3 s", "1 min 4 s", "2 h 5 min" for a duration in milliseconds. */
 export function formatDuration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms) || ms < 0) return '';
