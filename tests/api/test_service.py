@@ -192,11 +192,15 @@ def test_heartbeat_is_visible_on_a_running_task(server: Server) -> None:
         f"{API}/v2/tasks", json={"templateRef": "template:default/wait", "values": {"seconds": 30}}
     ).json()["id"]
     task = wait_for_status(alice, task_id, ("processing",))
+    claimed_at = task["lastHeartbeatAt"]  # set by the claim itself
+    assert claimed_at
+    # a heartbeat (every 2 s by default) moves it on while the task runs
     deadline = time.monotonic() + 10
-    while not task.get("lastHeartbeatAt") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    while task["lastHeartbeatAt"] == claimed_at and time.monotonic() < deadline:
+        time.sleep(0.2)
         task = alice.get(f"{API}/v2/tasks/{task_id}").json()
-    assert task["lastHeartbeatAt"]
+    assert task["lastHeartbeatAt"] > claimed_at
+    assert task["status"] == "processing"
     alice.post(f"{API}/v2/tasks/{task_id}/cancel")
 
 
