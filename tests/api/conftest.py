@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import psycopg
 import pytest
 import yaml
 
-from support.serve import free_port, wait_healthy
+from support.serve import clean_env, free_port, stop_process, wait_healthy
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -74,15 +73,7 @@ class Server:
     def stop(self) -> int:
         for client in self.clients:
             client.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                return -9
-        return int(self.process.returncode)
+        return stop_process(self.process, 60)
 
 
 def start_server(
@@ -98,11 +89,7 @@ def start_server(
     port = port or free_port()
     config_file = workdir / "falsework.yaml"
     config_file.write_text(yaml.safe_dump(config or {}), encoding="utf-8")
-    environment = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("FALSEWORK_") or k.endswith("_TEST_DATABASE_URL")
-    }
+    environment = clean_env(keep=("_TEST_DATABASE_URL",))
     environment.update(
         {
             "FALSEWORK_DATABASE_URL": database_url,

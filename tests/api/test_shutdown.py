@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .conftest import start_server, wait_for_status
+from support.serve import clean_env
+
+from .conftest import FALSEWORK, start_server, wait_for_status
 
 API = "/api/scaffolder"
 pytestmark = pytest.mark.slow
@@ -76,45 +79,32 @@ def test_readyz_answers_503_when_the_database_is_gone(postgres_url: str, tmp_pat
         server.process.wait()
 
 
-def test_serve_refuses_a_bad_config_or_database_in_one_line(tmp_path: Path) -> None:
-    import os
-    import subprocess
-
-    from .conftest import FALSEWORK
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FALSEWORK_")}
-    missing = subprocess.run(
+def _serve_once(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``falsework serve`` with only ``env`` as its settings; it must not start."""
+    return subprocess.run(
         [str(FALSEWORK), "serve", "--port", "1"],
-        env={**env, "FALSEWORK_CONFIG": str(tmp_path / "nope.yaml")},
+        env={**clean_env(), **env},
         capture_output=True,
         text=True,
         cwd=tmp_path,
         timeout=60,
     )
+
+
+def test_serve_refuses_a_bad_config_or_database_in_one_line(tmp_path: Path) -> None:
+    missing = _serve_once(tmp_path, FALSEWORK_CONFIG=str(tmp_path / "nope.yaml"))
     assert missing.returncode == 2
     assert "nope.yaml" in missing.stderr
     misspelt = tmp_path / "misspelt.yaml"
     misspelt.write_text(
         "auth:\n  tokens:\n    - sha256: ab\n      user: user:default/a\n      amdin: true\n"
     )
-    refused = subprocess.run(
-        [str(FALSEWORK), "serve", "--port", "1"],
-        env={**env, "FALSEWORK_CONFIG": str(misspelt)},
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-    )
+    refused = _serve_once(tmp_path, FALSEWORK_CONFIG=str(misspelt))
     assert refused.returncode == 2  # a misspelt key is an error, not an ignored line
     assert "auth.tokens.0.amdin" in refused.stderr
     assert "Traceback" not in refused.stderr
-    unreachable = subprocess.run(
-        [str(FALSEWORK), "serve", "--port", "1"],
-        env={**env, "FALSEWORK_DATABASE_URL": "postgresql://nobody:secret@127.0.0.1:1/x"},
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
+    unreachable = _serve_once(
+        tmp_path, FALSEWORK_DATABASE_URL="postgresql://nobody:secret@127.0.0.1:1/x"
     )
     assert unreachable.returncode == 2
     assert "Cannot reach the database" in unreachable.stderr

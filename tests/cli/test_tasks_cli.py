@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from support.serve import clean_env
 
 from ..api.conftest import Server, auth_config, start_server, token_of, wait_for_status
 
@@ -32,7 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def cli(
     server: Server, *args: str, token: str | None = "alice"
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FALSEWORK_")}
+    env = clean_env()
     env["COLUMNS"] = "200"
     if token:
         env["FALSEWORK_TOKEN"] = token_of(token)
@@ -101,7 +102,7 @@ def test_logs_follow_resumes_across_a_server_restart(tmp_path: Path) -> None:
     port = int(first.url.rsplit(":", 1)[1])
     task_id = create(first.client("alice"), "wait", {"seconds": 3})
     wait_for_status(first.client("alice"), task_id, ("processing",))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FALSEWORK_")}
+    env = clean_env()
     env["FALSEWORK_TOKEN"] = token_of("alice")
     follower = subprocess.Popen(
         [str(FALSEWORK), "tasks", "logs", task_id, "-f", "--server", first.url],

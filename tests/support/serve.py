@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -40,3 +42,26 @@ def wait_healthy(
             stop()
             raise RuntimeError(f"falsework serve did not start:\n{log.read_text()}")
         time.sleep(0.1)
+
+
+def clean_env(*, keep: tuple[str, ...] = ()) -> dict[str, str]:
+    """This process's environment without ``FALSEWORK_*`` settings (but those
+    ending with one of ``keep``), so a child reads only what a test gives it."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("FALSEWORK_") or (keep and k.endswith(keep))
+    }
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """SIGTERM, wait up to ``timeout``, then SIGKILL; the exit code (-9 if killed)."""
+    if process.poll() is not None:
+        return int(process.returncode)
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return -9

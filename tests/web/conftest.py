@@ -8,8 +8,6 @@ Chromium is Debian's (``scripts/ensure-chromium.sh``), driven by Playwright's sy
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,7 +28,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from support.serve import free_port, wait_healthy
+from support.serve import clean_env, free_port, stop_process, wait_healthy
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -71,13 +69,7 @@ class Server:
     def stop(self) -> None:
         for client in self.clients:
             client.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 30)
 
 
 def start_server(workdir: Path, *, config: dict[str, Any] | None = None) -> Server:
@@ -87,7 +79,7 @@ def start_server(workdir: Path, *, config: dict[str, Any] | None = None) -> Serv
     config_file = workdir / "falsework.yaml"
     config_file.write_text(yaml.safe_dump(config or {}), encoding="utf-8")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FALSEWORK_")}
+    env = clean_env()
     env.update(
         {
             "FALSEWORK_DATA_DIR": str(workdir / "data"),
