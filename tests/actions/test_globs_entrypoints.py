@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from falsework.actions import ActionRegistry
-from falsework.actions.globs import matches, matches_or_under
+from falsework.globs import matches, matches_or_under
 
 
 @pytest.mark.parametrize(

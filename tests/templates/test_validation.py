@@ -199,6 +199,28 @@ def test_skeletons_are_checked(write_template: WriteTemplate) -> None:
     ]
 
 
+def test_skeleton_globs_match_as_fetch_template_does(write_template: WriteTemplate) -> None:
+    # globby's `*.txt` is top-level only: fetch:template renders sub/b.txt, so
+    # validation checks it too (and skips the top-level a.txt, copied verbatim)
+    doc = template_doc(
+        "globs",
+        steps=[
+            {
+                "id": "fetch",
+                "action": "fetch:template",
+                "input": {"url": "./skeleton", "copyWithoutTemplating": ["*.txt"]},
+            }
+        ],
+    )
+    path = write_template(
+        "globs",
+        doc,
+        files={"skeleton/a.txt": "${{ a + }}\n", "skeleton/sub/b.txt": "${{ b + }}\n"},
+    )
+    found = messages(path)
+    assert len(found) == 1 and found[0].startswith("spec.steps[0].input.url: sub/b.txt: ")
+
+
 def test_secrets_outside_input_and_each(write_template: WriteTemplate) -> None:
     doc = template_doc(
         "s",

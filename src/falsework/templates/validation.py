@@ -4,7 +4,6 @@ with the file, line and YAML path."""
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from falsework.globs import matches_or_under
 from falsework.templates.template import API_VERSION
 from falsework.templating import Renderer
 
@@ -320,11 +320,11 @@ class _Checker:
             rel = path.relative_to(root).as_posix()
             if path.is_symlink():
                 continue
-            skip_names = _matches(rel, unnamed)
+            skip_names = matches_or_under(rel, unnamed)
             if not skip_names:
                 for message in renderer.check(path.name):
                     yield at, f"{rel}: file name: {message}"
-            if not path.is_file() or skip_names or _matches(rel, verbatim):
+            if not path.is_file() or skip_names or matches_or_under(rel, verbatim):
                 continue
             if suffix is not None and not path.name.endswith(suffix):
                 continue
@@ -392,17 +392,6 @@ def _globs(value: Any) -> list[str]:
     if not isinstance(value, list):
         return []
     return [str(p).removeprefix("./").rstrip("/") for p in value if isinstance(p, str)]
-
-
-def _matches(rel: str, patterns: list[str]) -> bool:
-    """Whether a skeleton path or one of its folders matches a glob (fnmatch's
-    ``*`` crosses '/', so this errs towards skipping a file, never towards a
-    false problem)."""
-    if not patterns:
-        return False
-    parts = rel.split("/")
-    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    return any(fnmatch.fnmatchcase(c, p) for c in candidates for p in patterns)
 
 
 def _schema_problems(schema: Any, where: PathTokens) -> Iterator[tuple[PathTokens, str]]:

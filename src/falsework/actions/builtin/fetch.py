@@ -17,10 +17,10 @@ from pydantic import Field
 
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
-from falsework.actions.globs import matches_or_under
 from falsework.actions.paths import resolve_safe_path
 from falsework.actions.sources import locate
 from falsework.errors import ActionError, InputError
+from falsework.globs import matches_or_under
 
 if TYPE_CHECKING:
     from falsework.templating import Renderer

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
-from falsework.actions.globs import compile_glob, has_magic
 from falsework.actions.paths import resolve_safe_path
 from falsework.errors import ActionError
+from falsework.globs import compile_glob, has_magic
 
 # ----------------------------------------------------------------- fs:rename
 

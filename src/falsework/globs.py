@@ -1,7 +1,10 @@
 """Glob patterns as Backstage's globby reads them, matched against relative
 POSIX paths: ``**`` spans directories, ``*`` and ``?`` stay inside one name,
 ``[...]`` classes and ``{a,b}`` alternatives. A leading ``./`` is ignored, and a
-pattern matches from the root (``*.png`` is top-level only, as in globby)."""
+pattern matches from the root (``*.png`` is top-level only, as in globby).
+
+Shared by ``fetch:template`` (which files to copy without templating) and
+``templates validate`` (which skeleton files to check), so the two agree."""
 
 from __future__ import annotations
 
