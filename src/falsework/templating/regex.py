@@ -36,7 +36,7 @@ class JsRegExp:
     def __init__(self, source: str, flags: str) -> None:
         self.source = source
         self.flags = flags
-        self._compiled = _compile(source, flags)
+        self._compiled = compile_literal(source, flags)
 
     @property
     def is_global(self) -> bool:
@@ -88,7 +88,9 @@ def nunjucks_regex(source: str, flags: str = "") -> JsRegExp:
 
 
 @functools.lru_cache(maxsize=256)
-def _compile(source: str, flags: str) -> Any:
+def compile_literal(source: str, flags: str) -> Any:
+    """The compiled pattern of ``r/source/flags`` (cached); ``TemplateSyntaxError``
+    naming the literal when the pattern or a flag is not valid."""
     unknown = set(flags) - SUPPORTED_FLAGS
     if unknown:
         raise TemplateSyntaxError(

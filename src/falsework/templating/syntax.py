@@ -22,7 +22,7 @@ from typing import Any, cast
 from jinja2 import nodes
 
 from falsework.errors import TemplateSecurityError
-from falsework.templating.regex import _compile as _compile_regex
+from falsework.templating.regex import compile_literal
 
 # Names a template may not read: Jinja's own objects that lead back to Python.
 FORBIDDEN_NAMES = frozenset({"self", "cycler", "joiner", "namespace", "lipsum", "environment"})
@@ -103,7 +103,7 @@ def _scan_tag(source: str, start: int, close: str) -> tuple[str, int]:
             literal = _regex_literal(source, i + 2, close)
             if literal is not None:
                 pattern, flags, i = literal
-                _compile_regex(pattern, flags)  # a bad pattern fails at compile time
+                compile_literal(pattern, flags)  # a bad pattern fails at compile time
                 out.append(f'nunjucks_regex({_jinja_string(pattern)}, "{flags}")')
                 continue
         elif source.startswith("===", i):
