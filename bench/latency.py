@@ -10,8 +10,8 @@ first step's handler running (``bench:stamp``, after the runner's first events).
 * SQLite: created through the worker's own Broker (the in-process signal).
 
 The task is inserted with ``Broker.create_many([task])``: one INSERT that returns
-the id, like the peers' enqueue (``Broker.create``, the API's, is one statement too
-but returns the whole row; the insert call alone is reported as
+the id, like the peers' enqueue (the API's ``POST /v2/tasks`` goes through a group
+commit of ``create_many`` too; the insert call alone is reported as
 ``insert_call_p50_ms``).
 
     python -m bench.latency [--samples 200] [--db postgres,sqlite] [--quick]
