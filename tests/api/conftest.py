@@ -2,212 +2,44 @@
 
 A server module gets one server per database dialect (a fresh SQLite file or a
 fresh Postgres database per module), started as a subprocess and stopped with
-SIGTERM, which must end it with exit code 0.
+SIGTERM, which must end it with exit code 0. They live in support.servers, shared
+with the security tests.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
-import httpx
-import psycopg
-import pytest
-import yaml
-
-from support.serve import clean_env, free_port, stop_process, wait_healthy
-
-HERE = Path(__file__).resolve().parent
-TEMPLATES = HERE / "templates"
-FALSEWORK = Path(sys.executable).with_name("falsework")
-PG_URL = os.environ.get(
-    "FALSEWORK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/falsework_test"
+from support.servers import (
+    FALSEWORK,
+    SECRET_KEY,
+    TEMPLATES,
+    TOKENS,
+    Server,
+    ServerFactory,
+    auth_config,
+    module_database,
+    pg_database,
+    server,
+    servers,
+    sse_messages,
+    start_server,
+    token_of,
+    wait_for_status,
 )
-# A fixed Fernet key: every node of a cluster must share it to read the secrets.
-SECRET_KEY = "q0WZ3v0n1Fv7d9b5Qm1mKc5V4r6Hn3bJ8yq2tF3pG0E="
 
-TOKENS = {
-    "alice": {"user": "user:default/alice", "groups": ["group:default/team-a"], "admin": False},
-    "bob": {"user": "user:default/bob", "groups": ["group:default/team-b"], "admin": False},
-    "admin": {"user": "user:default/root", "groups": [], "admin": True},
-}
-
-
-def token_of(name: str) -> str:
-    return f"{name}-token-0123456789"
-
-
-def auth_config() -> dict[str, Any]:
-    return {
-        "auth": {
-            "tokens": [
-                {"sha256": hashlib.sha256(token_of(name).encode()).hexdigest(), **identity}
-                for name, identity in TOKENS.items()
-            ]
-        }
-    }
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    clients: list[httpx.Client] = field(default_factory=list)
-
-    def client(self, who: str | None = None, **kwargs: Any) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token_of(who)}"} if who else {}
-        client = httpx.Client(base_url=self.url, headers=headers, timeout=30.0, **kwargs)
-        self.clients.append(client)
-        return client
-
-    def stop(self) -> int:
-        for client in self.clients:
-            client.close()
-        return stop_process(self.process, 60)
-
-
-def start_server(
-    database_url: str,
-    workdir: Path,
-    *,
-    config: dict[str, Any] | None = None,
-    env: dict[str, str] | None = None,
-    concurrency: int = 20,
-    port: int | None = None,
-) -> Server:
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = port or free_port()
-    config_file = workdir / "falsework.yaml"
-    config_file.write_text(yaml.safe_dump(config or {}), encoding="utf-8")
-    environment = clean_env(keep=("_TEST_DATABASE_URL",))
-    environment.update(
-        {
-            "FALSEWORK_DATABASE_URL": database_url,
-            "FALSEWORK_TEMPLATES": str(TEMPLATES),
-            "FALSEWORK_DATA_DIR": str(workdir / "data"),
-            "FALSEWORK_CONFIG": str(config_file),
-            "FALSEWORK_SECRET_KEY": SECRET_KEY,
-            "FALSEWORK_LONG_POLL_TIMEOUT": "1.5",
-            "FALSEWORK_SSE_KEEPALIVE": "0.5",
-            "FALSEWORK_HEARTBEAT_INTERVAL": "0.5",
-            "FALSEWORK_SHUTDOWN_GRACE": "5",
-            **(env or {}),
-        }
-    )
-    log = workdir / f"server-{port}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(FALSEWORK),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--concurrency",
-                str(concurrency),
-                "--log-level",
-                "warning",
-            ],
-            env=environment,
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    wait_healthy(server.url, process, log, stop=server.stop)
-    return server
-
-
-def _pg_admin() -> str:
-    return urlunsplit(urlsplit(PG_URL)._replace(path="/postgres"))
-
-
-@pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    """A fresh Postgres database for one test module."""
-    name = f"fw_api_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_pg_admin(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(PG_URL)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(_pg_admin(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def module_database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> str:
-    """A fresh database of each dialect for one test module."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'falsework.db'}"
-    return str(request.getfixturevalue("pg_database"))
-
-
-ServerFactory = Callable[..., Server]
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
-    """Start servers for a module; all stop at its end, and each must exit 0."""
-    started: list[Server] = []
-
-    def start(database_url: str, **kwargs: Any) -> Server:
-        server = start_server(database_url, tmp_path_factory.mktemp("server"), **kwargs)
-        started.append(server)
-        return server
-
-    yield start
-    codes = {s.url: s.stop() for s in started}
-    bad = {url: code for url, code in codes.items() if code != 0}
-    logs = "\n".join(s.log.read_text() for s in started if s.url in bad)
-    assert not bad, f"servers did not exit 0 on SIGTERM: {bad}\n{logs}"
-
-
-@pytest.fixture(scope="module")
-def server(module_database: str, servers: ServerFactory) -> Server:
-    """One authenticated server (tokens alice, bob, admin) per module and dialect."""
-    return servers(module_database, config=auth_config())
-
-
-def wait_for_status(
-    client: httpx.Client, task_id: str, statuses: tuple[str, ...], timeout: float = 30.0
-) -> dict[str, Any]:
-    """Poll a task until it reaches one of ``statuses`` (a test helper, not a timing check)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        task = client.get(f"/api/scaffolder/v2/tasks/{task_id}").json()
-        if task.get("status") in statuses:
-            return dict(task)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"task {task_id} stayed {task.get('status')}: {task}")
-        time.sleep(0.05)
-
-
-def sse_messages(text: str) -> list[dict[str, str]]:
-    """Parse an SSE body into messages ({event, data, id}); comments kept as {comment}."""
-    messages = []
-    for block in text.split("\n\n"):
-        if not block.strip():
-            continue
-        message: dict[str, str] = {}
-        for line in block.split("\n"):
-            if line.startswith(":"):
-                message["comment"] = line[1:].strip()
-            else:
-                key, _, value = line.partition(":")
-                message[key] = value[1:] if value.startswith(" ") else value
-        messages.append(message)
-    return messages
+__all__ = [
+    "FALSEWORK",
+    "SECRET_KEY",
+    "TEMPLATES",
+    "TOKENS",
+    "Server",
+    "ServerFactory",
+    "auth_config",
+    "module_database",
+    "pg_database",
+    "server",
+    "servers",
+    "sse_messages",
+    "start_server",
+    "token_of",
+    "wait_for_status",
+]

@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from support.serve import clean_env
-
-from ..api.conftest import Server, auth_config, start_server, token_of, wait_for_status
+from support.servers import Server, auth_config, start_server, token_of, wait_for_status
 
 FALSEWORK = Path(sys.executable).with_name("falsework")
 API = "/api/scaffolder"
