@@ -86,7 +86,7 @@ def executor(s: Any) -> Any:
     from falsework.actions.registry import ActionRegistry
     from falsework.runner import WorkflowRunner
 
-    registry = ActionRegistry.default()
+    registry = ActionRegistry.default(s.action_policies())
     for item in BENCH_ACTIONS:
         if item.id not in registry:
             registry.register(item)

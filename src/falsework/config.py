@@ -13,11 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+)
+
+from falsework.actions.egress import Rule
+from falsework.actions.policies import (
+    EgressPolicy,
+    GitCredential,
+    GitPolicy,
+    PublishPolicy,
+    SourcePolicy,
 )
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -46,24 +55,58 @@ class AuthConfig(_Section):
     tokens: list[TokenConfig] = Field(default_factory=list)
 
 
-class GitCredential(_Section):
-    """A token for git over http(s) to one host (fetch:* and publish:git use it
-    when a step gives no ``token`` of its own)."""
+class GitCredentialConfig(_Section):
+    """A credential for git to one host (fetch:* and publish:git use it when a
+    step gives no ``token`` of its own), for the repositories its scope names:
+    ``allowed_owners`` (the first segment of the repository path) and/or
+    ``paths`` (globs over the path: ``acme/*``; ``**`` means every repository on
+    the host, which must then be said). A token for http(s), or an ssh key."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     host: str  # as in the URL: `github.com`, `git.example.com:8443`
     token_env: str | None = None  # the environment variable holding the token
     token: SecretStr | None = None  # or the token itself (keep such a file private)
+    ssh_key_file: Path | None = None  # or a private key for ssh:// and git@host: remotes
     username: str = "x-access-token"
+    allowed_owners: list[str] = Field(default_factory=list, alias="allowedOwners")
+    paths: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _one_token(self) -> GitCredential:
-        if (self.token_env is None) == (self.token is None):
-            raise ValueError(f"integrations.git host {self.host!r}: give token_env or token")
+    def _one_credential_and_a_scope(self) -> GitCredentialConfig:
+        given = [self.token_env, self.token, self.ssh_key_file]
+        if sum(item is not None for item in given) != 1:
+            raise ValueError(
+                f"integrations.git host {self.host!r}: give token_env or token (http/https) "
+                "or ssh_key_file (ssh)"
+            )
+        if not self.allowed_owners and not self.paths:
+            raise ValueError(
+                f"integrations.git host {self.host!r}: say which repositories the credential "
+                "is for: allowed_owners (e.g. [acme]) and/or paths (e.g. ['acme/*']; '**' "
+                "is every repository on the host)"
+            )
         return self
 
 
 class IntegrationsConfig(_Section):
-    git: list[GitCredential] = Field(default_factory=list)
+    git: list[GitCredentialConfig] = Field(default_factory=list)
+
+
+class EgressConfig(_Section):
+    """Outbound connections (http:request, git): ``allow`` and ``deny`` take
+    networks (``10.20.0.0/16``, ``127.0.0.1``, ``fd00::/8``) and host names
+    (``git.internal.example.com``, ``*.corp.example.com``)."""
+
+    allow: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list)
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _rules(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            Rule.parse(entry)  # a ValueError names the entry
+        return value
 
 
 def _config_file() -> Path | None:
@@ -116,6 +159,15 @@ class Settings(BaseSettings):
         description="Folders separated by ':' where publish:git may create or push to "
         "repositories on this machine, besides DATA_DIR/remotes.",
     )
+
+    # outbound connections of actions
+    git_timeout: float = Field(
+        default=120.0, gt=0, description="Seconds one git command may run before it is killed."
+    )
+    git_allow_http: bool = Field(
+        default=False, description="Allow git over plain http:// (https and ssh always are)."
+    )
+    egress: EgressConfig = Field(default_factory=EgressConfig)
 
     # the worker
     concurrency: int = Field(default=100, ge=0, le=10_000)
@@ -182,18 +234,58 @@ class Settings(BaseSettings):
     def publish_dirs(self) -> list[Path]:
         return _paths(self.publish_roots)
 
-    def git_credentials(self) -> dict[str, tuple[str, str]]:
-        """``{host: (username, token)}`` of the configured integrations whose token
-        is set (read from the environment now)."""
-        found: dict[str, tuple[str, str]] = {}
+    def git_credentials(self) -> tuple[GitCredential, ...]:
+        """The configured git credentials that are usable: a token set (read from
+        the environment now) or an ssh key file, each with its scope."""
+        found: list[GitCredential] = []
         for item in self.integrations.git:
             if item.token_env:
                 token = os.environ.get(item.token_env, "")
             else:
                 token = item.token.get_secret_value() if item.token else ""
-            if token:
-                found[item.host.lower()] = (item.username, token)
-        return found
+            if not token and item.ssh_key_file is None:
+                continue
+            found.append(
+                GitCredential(
+                    host=item.host.lower(),
+                    username=item.username,
+                    token=token or None,
+                    ssh_key=item.ssh_key_file.resolve() if item.ssh_key_file else None,
+                    owners=tuple(item.allowed_owners),
+                    paths=tuple(item.paths),
+                )
+            )
+        return tuple(found)
+
+    def action_policies(self, *, local: bool = False) -> tuple[object, ...]:
+        """The action families' settings (``falsework.actions.policies``) for a
+        server, or with ``local`` for ``falsework run``: the user's own machine,
+        where fetch:* reads and publish:git writes any folder the user can, and no
+        egress policy applies (git uses the user's own configuration)."""
+        remotes = Path(os.path.abspath(self.data_dir / "remotes"))
+        if local:
+            egress = EgressPolicy.unrestricted()
+            git = GitPolicy.local(timeout=self.git_timeout, credentials=self.git_credentials())
+            everywhere = (Path("/"),)
+            return (
+                egress,
+                git,
+                SourcePolicy(roots=everywhere, git=git),
+                PublishPolicy(remotes_dir=remotes, roots=everywhere, git=git),
+            )
+        egress = EgressPolicy.from_lists(self.egress.allow, self.egress.deny)
+        git = GitPolicy(
+            timeout=self.git_timeout,
+            allow_http=self.git_allow_http,
+            egress=egress,
+            credentials=self.git_credentials(),
+        )
+        return (
+            egress,
+            git,
+            SourcePolicy(roots=tuple(self.template_dirs), git=git),
+            PublishPolicy(remotes_dir=remotes, roots=tuple(self.publish_dirs), git=git),
+        )
 
     @property
     def local_mode(self) -> bool:

@@ -104,3 +104,11 @@ class UnsafePathError(ActionError):
 
 class StepTimeoutError(ActionError):
     """A step ran longer than its timeout."""
+
+
+class UnreachableError(ActionError):
+    """A host could not be reached.
+
+    One message for every reason (refused by the egress policy, no such name,
+    connection refused, reset or timed out), so a failure never tells a user
+    whether a port is open or a name resolves; the reason goes to the log."""

@@ -11,8 +11,13 @@ from typing import Any
 import pytest
 
 from falsework.actions import ActionRegistry
+from falsework.actions.policies import EgressPolicy, GitPolicy, PublishPolicy, SourcePolicy
 from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
 from falsework.templating import Renderer
+
+# The loopback servers of these tests are reached only because the policy says
+# so, as an operator's `egress.allow` would.
+LOOPBACK = EgressPolicy.from_lists(allow=["127.0.0.0/8", "::1"])
 
 
 @dataclass
@@ -35,6 +40,17 @@ class Harness:
     runner: WorkflowRunner
     template_dir: Path
     workspace: Path
+    policies: tuple[object, ...] = ()
+
+    def configure(self, *changed: object) -> None:
+        """Rebuild the runner's registry with ``changed`` replacing the policies
+        of the same types (what a server's config would give)."""
+        kinds = {type(c) for c in changed}
+        self.policies = (*(p for p in self.policies if type(p) not in kinds), *changed)
+        self.runner = make_runner(self.runner.work_dir, self.runner.renderer, self.policies)
+
+    def policy(self, kind: type[Any]) -> Any:
+        return next(p for p in self.policies if isinstance(p, kind))
 
     async def run(
         self,
@@ -71,6 +87,23 @@ def renderer() -> Renderer:
     return Renderer()
 
 
+def make_runner(work_dir: Path, renderer: Renderer, policies: tuple[object, ...]) -> WorkflowRunner:
+    registry = ActionRegistry.builtin(policies)
+    return WorkflowRunner(registry, renderer, work_dir=work_dir, step_timeout=30)
+
+
+def harness_policies(tmp_path: Path) -> tuple[object, ...]:
+    """fetch:* reads under tmp/allowed, publish:git writes to tmp/remotes and
+    tmp/allowed; git (http allowed) and http:request reach loopback."""
+    git = GitPolicy(allow_http=True, egress=LOOPBACK, timeout=30)
+    return (
+        LOOPBACK,
+        git,
+        SourcePolicy(roots=(tmp_path / "allowed",), git=git),
+        PublishPolicy(remotes_dir=tmp_path / "remotes", roots=(tmp_path / "allowed",), git=git),
+    )
+
+
 @pytest.fixture
 def harness(tmp_path: Path, renderer: Renderer) -> Harness:
     template_dir = tmp_path / "template"
@@ -78,16 +111,9 @@ def harness(tmp_path: Path, renderer: Renderer) -> Harness:
     (template_dir / "template.yaml").write_text("kind: Template\n")
     workspace = tmp_path / "workspace"
     workspace.mkdir()
-    runner = WorkflowRunner(
-        ActionRegistry.builtin(),
-        renderer,
-        work_dir=tmp_path / "work",
-        step_timeout=30,
-        allowed_roots=(tmp_path / "allowed",),
-        remotes_dir=tmp_path / "remotes",
-        publish_roots=(tmp_path / "allowed",),
-    )
-    return Harness(runner=runner, template_dir=template_dir, workspace=workspace)
+    policies = harness_policies(tmp_path)
+    runner = make_runner(tmp_path / "work", renderer, policies)
+    return Harness(runner=runner, template_dir=template_dir, workspace=workspace, policies=policies)
 
 
 def step(action: str, **input: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ the CGI program behind most self-hosted git web servers)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import subprocess
 import threading
@@ -17,6 +18,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from falsework.actions.policies import GitCredential, GitPolicy, SourcePolicy
 from falsework.actions.sources import browse_url
 
 VALUES = {"name": "svc"}
@@ -230,12 +232,22 @@ async def test_a_configured_host_credential_is_used_without_a_token_input(
 ) -> None:
     base, _ = host
     netloc = base.removeprefix("http://")
-    harness.runner.git_credentials = {netloc: ("x-access-token", TOKEN)}
+    git = harness.policy(GitPolicy)
+
+    def credential(token: str) -> None:
+        item = GitCredential(host=netloc, token=token, owners=("private",))
+        with_credential = dataclasses.replace(git, credentials=(item,))
+        harness.configure(
+            with_credential,
+            dataclasses.replace(harness.policy(SourcePolicy), git=with_credential),
+        )
+
+    credential(TOKEN)
     url = f"{base}/private/tools/tree/feature/x/skel"
     result = await harness.run([one_step("fetch:template", url=url, values=VALUES)])
     assert result.error is None, result.error
     assert (harness.workspace / "svc.txt").read_text() == "feature svc\n"
-    harness.runner.git_credentials = {netloc: ("x-access-token", "wrong")}
+    credential("wrong")
     refused = await harness.run([one_step("fetch:template", url=url, values=VALUES)])
     assert refused.error is not None
     # the step's own token wins over the configured one

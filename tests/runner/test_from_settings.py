@@ -1,23 +1,42 @@
-"""WorkflowRunner.from_settings: the folders a server's tasks may touch."""
+"""Settings.action_policies / WorkflowRunner.from_settings: the folders, hosts and
+credentials a server's tasks may use, given to the action families once."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from falsework.actions.policies import (
+    EgressPolicy,
+    GitCredential,
+    GitPolicy,
+    PublishPolicy,
+    SourcePolicy,
+)
 from falsework.config import Settings
 from falsework.runner import WorkflowRunner
+
+
+def policy(settings: Settings, kind: type[Any], *, local: bool = False) -> Any:
+    return next(p for p in settings.action_policies(local=local) if isinstance(p, kind))
+
+
+def configured(runner: WorkflowRunner, action_id: str) -> Any:
+    return runner.registry.get(action_id).settings
 
 
 def test_remotes_folder_is_under_the_data_dir(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", templates=str(tmp_path / "tpl"))
     runner = WorkflowRunner.from_settings(settings)
-    assert runner.remotes_dir == tmp_path / "data" / "remotes"
-    assert runner.allowed_roots == (tmp_path / "tpl",)
-    assert runner.publish_roots == ()  # the template folders are for reading only
+    publish = configured(runner, "publish:git")
+    assert publish.remotes_dir == tmp_path / "data" / "remotes"
+    assert configured(runner, "fetch:plain").roots == (tmp_path / "tpl",)
+    assert publish.roots == ()  # the template folders are for reading only
+    assert configured(runner, "http:request") == policy(settings, EgressPolicy)
     assert not (tmp_path / "data").exists()  # nothing is created up front
 
 
@@ -26,7 +45,7 @@ def test_publish_roots_come_from_the_setting(
 ) -> None:
     monkeypatch.setenv("FALSEWORK_PUBLISH_ROOTS", f"{tmp_path / 'a'}:{tmp_path / 'b'}")
     runner = WorkflowRunner.from_settings(Settings(data_dir=tmp_path / "data"))
-    assert runner.publish_roots == (tmp_path / "a", tmp_path / "b")
+    assert configured(runner, "publish:git").roots == (tmp_path / "a", tmp_path / "b")
 
 
 def test_relative_data_dir_is_fixed_at_start(
@@ -35,7 +54,47 @@ def test_relative_data_dir_is_fixed_at_start(
     monkeypatch.chdir(tmp_path)
     runner = WorkflowRunner.from_settings(Settings(data_dir=Path(".fw")))
     monkeypatch.chdir(os.sep)
-    assert runner.remotes_dir == tmp_path / ".fw" / "remotes"
+    assert configured(runner, "publish:git").remotes_dir == tmp_path / ".fw" / "remotes"
+
+
+def test_one_git_and_egress_policy_is_shared_by_every_family(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        git_timeout=7,
+        git_allow_http=True,
+        egress={"allow": ["10.1.0.0/16", "git.corp.example"], "deny": ["*.evil.example"]},
+    )
+    runner = WorkflowRunner.from_settings(settings)
+    egress = configured(runner, "http:request")
+    assert egress.enforced
+    assert [r.text for r in egress.allow] == ["10.1.0.0/16", "git.corp.example"]
+    assert [r.text for r in egress.deny] == ["*.evil.example"]
+    for action_id in ("fetch:plain", "fetch:template:file", "publish:git"):
+        git = configured(runner, action_id).git
+        assert git == GitPolicy(timeout=7, allow_http=True, egress=egress)
+        assert git.isolated
+
+
+def test_falsework_run_is_the_users_own_machine(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    runner = WorkflowRunner.from_settings(settings, local=True)
+    assert configured(runner, "fetch:plain").roots == (Path("/"),)
+    assert configured(runner, "publish:git").roots == (Path("/"),)
+    assert not configured(runner, "http:request").enforced
+    git = configured(runner, "publish:git").git
+    assert not git.egress.enforced and not git.isolated and git.allow_http
+    assert policy(settings, SourcePolicy, local=True).git == git
+    assert policy(settings, PublishPolicy).git.isolated  # a server is isolated
+
+
+@pytest.mark.parametrize("entry", ["not a host!", "10.0.0.0/33", "127.1", ""])
+def test_an_egress_entry_that_is_neither_a_network_nor_a_host_is_refused(
+    tmp_path: Path, entry: str
+) -> None:
+    with pytest.raises(ValidationError, match="neither an address or network"):
+        Settings(data_dir=tmp_path / "data", egress={"allow": [entry]})
+    with pytest.raises(ValidationError, match="allwo"):
+        Settings(data_dir=tmp_path / "data", egress={"allwo": ["10.0.0.0/8"]})
 
 
 def test_git_credentials_come_from_the_config_and_the_environment(
@@ -47,28 +106,52 @@ def test_git_credentials_come_from_the_config_and_the_environment(
         "  git:\n"
         "    - host: GitHub.com\n"
         "      token_env: FW_TEST_GH_TOKEN\n"
+        "      allowedOwners: [acme]\n"
         "    - host: git.example.com:8443\n"
         "      token: inline-token\n"
         "      username: bot\n"
+        "      paths: ['platform/*', '**/templates']\n"
+        "    - host: ssh.example.com\n"
+        "      ssh_key_file: keys/deploy\n"
+        "      allowed_owners: [ops]\n"
         "    - host: unset.example.com\n"
         "      token_env: FW_TEST_UNSET_TOKEN\n"
+        "      paths: ['**']\n"
     )
     monkeypatch.setenv("FALSEWORK_CONFIG", str(config))
     monkeypatch.setenv("FW_TEST_GH_TOKEN", "gh-token")
     monkeypatch.delenv("FW_TEST_UNSET_TOKEN", raising=False)
-    runner = WorkflowRunner.from_settings(Settings(data_dir=tmp_path / "data"))
-    assert runner.git_credentials == {
-        "github.com": ("x-access-token", "gh-token"),
-        "git.example.com:8443": ("bot", "inline-token"),
-    }
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(data_dir=tmp_path / "data")
+    assert settings.git_credentials() == (
+        GitCredential(host="github.com", token="gh-token", owners=("acme",)),
+        GitCredential(
+            host="git.example.com:8443",
+            username="bot",
+            token="inline-token",
+            paths=("platform/*", "**/templates"),
+        ),
+        GitCredential(host="ssh.example.com", ssh_key=tmp_path / "keys/deploy", owners=("ops",)),
+    )
+    runner = WorkflowRunner.from_settings(settings)
+    assert configured(runner, "fetch:plain").git.credentials == settings.git_credentials()
 
 
 @pytest.mark.parametrize(
     ("entry", "problem"),
     [
-        ("    - host: h\n", "give token_env or token"),
-        ("    - host: h\n      token: a\n      token_env: B\n", "give token_env or token"),
+        ("    - host: h\n      paths: ['**']\n", "give token_env or token"),
+        (
+            "    - host: h\n      token: a\n      token_env: B\n      paths: ['**']\n",
+            "give token_env or token",
+        ),
+        (
+            "    - host: h\n      token: a\n      ssh_key_file: k\n      paths: ['**']\n",
+            "give token_env or token",
+        ),
         ("    - host: h\n      token_env: B\n      tokenenv: C\n", "tokenenv"),
+        # no scope: a server credential never goes to every repository by default
+        ("    - host: h\n      token_env: B\n", "say which repositories"),
     ],
 )
 def test_a_git_credential_needs_exactly_one_token_and_known_keys(

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from falsework.actions import ActionRegistry
+from falsework.actions.policies import PublishPolicy, SourcePolicy
 from falsework.config import EXAMPLES_DIR
 from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
 from falsework.templates import TemplateCatalog, validate_values
@@ -20,12 +21,12 @@ async def run_example(
 ) -> tuple[dict[str, Any] | TaskFailedError, MemoryTaskIO, Path]:
     template = TemplateCatalog([EXAMPLES_DIR]).get(name)
     spec = template.task_spec(validate_values(template, values), {})
+    policies = (
+        SourcePolicy(roots=(EXAMPLES_DIR,)),
+        PublishPolicy(remotes_dir=remotes or tmp_path / "remotes"),
+    )
     runner = WorkflowRunner(
-        ActionRegistry.default(),
-        Renderer(),
-        work_dir=tmp_path / "work",
-        allowed_roots=(EXAMPLES_DIR,),
-        remotes_dir=remotes or tmp_path / "remotes",
+        ActionRegistry.default(policies), Renderer(), work_dir=tmp_path / "work"
     )
     io = MemoryTaskIO()
     workspace = tmp_path / "workspace"

@@ -105,8 +105,11 @@ def start_server(workdir: Path, *, config: dict[str, Any] | None = None) -> Serv
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the session, local mode (no tokens, loopback)."""
-    srv = start_server(tmp_path_factory.mktemp("web-server"))
+    """One server for the session, local mode (no tokens, loopback). Its tasks may
+    call the tests' endpoints on loopback because its egress policy says so."""
+    srv = start_server(
+        tmp_path_factory.mktemp("web-server"), config={"egress": {"allow": ["127.0.0.1"]}}
+    )
     yield srv
     srv.stop()
 

@@ -5,6 +5,11 @@ action may touch goes through it: the validated input, a logger whose lines
 become the task's events, the workspace (created on first use), outputs,
 secrets, checkpoints for idempotent side effects, temp dirs, and ``signal``,
 set when the step is cancelled or times out.
+
+It carries only the run's own data. What a server configures for an action
+family (the folders fetch may read, where publish may push, the egress policy)
+is given to the action once, when the registry is built: see
+``falsework.actions.policies``.
 """
 
 from __future__ import annotations
@@ -104,10 +109,6 @@ class ActionContext(Generic[InputT]):
         output: Callable[[str, Any], None],
         is_dry_run: bool = False,
         template_dir: Path | None = None,
-        allowed_roots: tuple[Path, ...] = (),
-        remotes_dir: Path | None = None,
-        publish_roots: tuple[Path, ...] = (),
-        git_credentials: Mapping[str, tuple[str, str]] | None = None,
         signal: asyncio.Event | None = None,
         temp_root: Path | None = None,
         template_context: Mapping[str, Any] | None = None,
@@ -121,13 +122,6 @@ class ActionContext(Generic[InputT]):
         self.step_id = step_id
         self.is_dry_run = is_dry_run
         self.template_dir = template_dir
-        self.allowed_roots = allowed_roots
-        # Where publish:git keeps local remotes (relative remote paths land here).
-        self.remotes_dir = remotes_dir
-        # Other folders where publish:git may create or push to local repositories.
-        self.publish_roots = publish_roots
-        # {host: (username, token)} for git over http(s), from the server's config
-        self.git_credentials: Mapping[str, tuple[str, str]] = git_credentials or {}
         self.signal = signal if signal is not None else asyncio.Event()
         self.renderer = renderer
         self._checkpoints = checkpoints

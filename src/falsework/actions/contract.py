@@ -8,11 +8,12 @@ serves validation, documentation and ``GET /v2/actions``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -38,7 +39,10 @@ class ActionInput(BaseModel):
 
 
 InputT = TypeVar("InputT", bound=BaseModel)
+SettingsT = TypeVar("SettingsT")
 Handler = Callable[["ActionContext[InputT]"], Awaitable[None]]
+# The handler of an action whose family has settings (``@action(settings=…)``).
+ConfiguredHandler = Callable[["ActionContext[InputT]", SettingsT], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -53,12 +57,17 @@ class Example:
 class Action(Generic[InputT]):
     """One action. ``raw_input`` names top-level input keys the runner must not
     render (they are template expressions the action evaluates itself, like
-    ``http:request``'s ``until``)."""
+    ``http:request``'s ``until``).
+
+    ``settings_type`` names the settings of the action's family (a frozen value
+    such as ``SourcePolicy``); the registry hands the configured one to
+    ``configured()`` when it is built, and ``run`` passes it to the handler
+    beside the per-run context. Until then the type's defaults apply."""
 
     id: str
     description: str
     input_model: type[InputT]
-    handler: Handler[InputT]
+    handler: Callable[..., Awaitable[None]]
     output_schema: JSONObject = field(default_factory=lambda: {"type": "object"})
     supports_dry_run: bool = False
     examples: tuple[Example, ...] = ()
@@ -67,10 +76,27 @@ class Action(Generic[InputT]):
     # files: a resumed task (recovered elsewhere, or retried) runs it again to
     # rebuild the workspace instead of skipping it (fetch:*, fs:*, catalog:write).
     rebuilds_workspace: bool = False
+    settings_type: type[Any] | None = None
+    settings: Any = None
 
     def __post_init__(self) -> None:
         if not ACTION_ID.match(self.id):
             raise ValueError(f"action id {self.id!r} is not of the form family:verb")
+        if self.settings_type is not None and self.settings is None:
+            object.__setattr__(self, "settings", self.settings_type())
+
+    async def run(self, ctx: ActionContext[InputT]) -> None:
+        """Run the handler for one step (with its family's settings, if any)."""
+        if self.settings_type is None:
+            await self.handler(ctx)
+        else:
+            await self.handler(ctx, self.settings)
+
+    def configured(self, settings: object) -> Action[InputT]:
+        """This action with its family's ``settings`` (of ``settings_type``)."""
+        if self.settings_type is None or not isinstance(settings, self.settings_type):
+            raise TypeError(f"{self.id} takes no settings of type {type(settings).__name__}")
+        return dataclasses.replace(self, settings=settings)
 
     @cached_property
     def input_schema(self) -> JSONObject:
@@ -91,6 +117,7 @@ class Action(Generic[InputT]):
         }
 
 
+@overload
 def action(
     *,
     id: str,
@@ -101,10 +128,43 @@ def action(
     examples: Sequence[Example | tuple[str, str]] = (),
     raw_input: Sequence[str] = (),
     rebuilds_workspace: bool = False,
-) -> Callable[[Handler[InputT]], Action[InputT]]:
-    """Turn an async handler into an ``Action`` (the decorated name is the Action)."""
+    settings: None = None,
+) -> Callable[[Handler[InputT]], Action[InputT]]: ...
 
-    def wrap(handler: Handler[InputT]) -> Action[InputT]:
+
+@overload
+def action(
+    *,
+    id: str,
+    description: str,
+    input: type[InputT],
+    output: JSONObject | None = None,
+    dry_run: bool = False,
+    examples: Sequence[Example | tuple[str, str]] = (),
+    raw_input: Sequence[str] = (),
+    rebuilds_workspace: bool = False,
+    settings: type[SettingsT],
+) -> Callable[[ConfiguredHandler[InputT, SettingsT]], Action[InputT]]: ...
+
+
+def action(
+    *,
+    id: str,
+    description: str,
+    input: type[InputT],
+    output: JSONObject | None = None,
+    dry_run: bool = False,
+    examples: Sequence[Example | tuple[str, str]] = (),
+    raw_input: Sequence[str] = (),
+    rebuilds_workspace: bool = False,
+    settings: type[Any] | None = None,
+) -> Callable[[Callable[..., Awaitable[None]]], Action[InputT]]:
+    """Turn an async handler into an ``Action`` (the decorated name is the Action).
+
+    With ``settings=SomePolicy`` the handler takes ``(ctx, policy)``: the
+    family's configuration, given once when the registry is built."""
+
+    def wrap(handler: Callable[..., Awaitable[None]]) -> Action[InputT]:
         return Action(
             id=id,
             description=description,
@@ -115,6 +175,7 @@ def action(
             examples=tuple(e if isinstance(e, Example) else Example(*e) for e in examples),
             raw_input=frozenset(raw_input),
             rebuilds_workspace=rebuilds_workspace,
+            settings_type=settings,
         )
 
     return wrap

@@ -14,26 +14,34 @@ ENTRY_POINT_GROUP = "falsework.actions"
 
 
 class ActionRegistry:
-    """Actions by id. ``default()`` is what a server or ``falsework run`` uses."""
+    """Actions by id. ``default()`` is what a server or ``falsework run`` uses.
 
-    def __init__(self, actions: Iterable[Action[Any]] = ()) -> None:
+    ``settings`` are the action families' frozen settings (``SourcePolicy``,
+    ``PublishPolicy``, ``EgressPolicy``…): every action registered here whose
+    family declares one of their types gets it (see ``Action.settings_type``);
+    the others keep their type's safe defaults."""
+
+    def __init__(
+        self, actions: Iterable[Action[Any]] = (), *, settings: Iterable[object] = ()
+    ) -> None:
         self._actions: dict[str, Action[Any]] = {}
+        self._settings: dict[type[Any], object] = {type(s): s for s in settings}
         for item in actions:
             self.register(item)
 
     @classmethod
-    def builtin(cls) -> ActionRegistry:
+    def builtin(cls, settings: Iterable[object] = ()) -> ActionRegistry:
         from falsework.actions.builtin import BUILTIN_ACTIONS
 
-        return cls(BUILTIN_ACTIONS)
+        return cls(BUILTIN_ACTIONS, settings=settings)
 
     @classmethod
-    def default(cls) -> ActionRegistry:
+    def default(cls, settings: Iterable[object] = ()) -> ActionRegistry:
         """Built-ins, then every action published under the entry-point group.
 
         An entry point may name one ``Action`` or an iterable of them.
         """
-        registry = cls.builtin()
+        registry = cls.builtin(settings)
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             loaded = ep.load()
             items = [loaded] if isinstance(loaded, Action) else list(loaded)
@@ -46,6 +54,8 @@ class ActionRegistry:
     def register(self, item: Action[Any]) -> None:
         if item.id in self._actions:
             raise ConflictError(f"Action {item.id!r} is already registered")
+        if item.settings_type is not None and item.settings_type in self._settings:
+            item = item.configured(self._settings[item.settings_type])
         self._actions[item.id] = item
 
     def get(self, action_id: str) -> Action[Any]:

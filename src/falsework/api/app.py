@@ -102,7 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
     authenticator = Authenticator(settings)
     catalog = TemplateCatalog(settings.template_dirs)
-    registry = ActionRegistry.default()
+    registry = ActionRegistry.default(settings.action_policies())
     runner = WorkflowRunner.from_settings(settings, registry=registry)
 
     @contextlib.asynccontextmanager

@@ -78,11 +78,11 @@ def run(
         err.print(f"[red]Error:[/red] {exc}")
         raise typer.Exit(2) from None
 
-    runner = WorkflowRunner.from_settings(settings)
-    # Local and run by its user: fetch:* may read any folder that user can, and
-    # publish:git may push to any local path (a relative one lands in DATA_DIR/remotes).
-    runner.allowed_roots = (Path("/"),)
-    runner.publish_roots = (Path("/"),)
+    # Local and run by its user: fetch:* may read any folder that user can,
+    # publish:git may push to any local path (a relative one lands in
+    # DATA_DIR/remotes), and git and http:request reach what the user's machine
+    # reaches, with the user's git and ssh configuration (no egress policy).
+    runner = WorkflowRunner.from_settings(settings, local=True)
     if dry_run:
         code = asyncio.run(_dry_run(runner, tpl, values, secret_values, output, console))
     else:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import re
 import shutil
 import threading
@@ -127,40 +126,26 @@ class WorkflowRunner:
         step_timeout: float = 3600.0,
         work_dir: Path = Path(".falsework/work"),
         keep_workspace_on_failure: bool = False,
-        allowed_roots: tuple[Path, ...] = (),
-        remotes_dir: Path | None = None,
-        publish_roots: tuple[Path, ...] = (),
-        git_credentials: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self.registry = registry
         self.renderer = renderer
         self.step_timeout = step_timeout
         self.work_dir = Path(work_dir)
         self.keep_workspace_on_failure = keep_workspace_on_failure
-        # fetch:* may read local sources here (the template folders)
-        self.allowed_roots = tuple(Path(p) for p in allowed_roots)
-        # publish:git may create and push to local repositories here and under
-        # publish_roots (never the template folders, unless listed there); a
-        # relative local remote path is taken from this folder.
-        self.remotes_dir = Path(os.path.abspath(remotes_dir)) if remotes_dir else None
-        self.publish_roots = tuple(Path(p) for p in publish_roots)
-        # {host: (username, token)}: git over http(s) when a step gives no token
-        self.git_credentials = dict(git_credentials or {})
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, registry: ActionRegistry | None = None
+        cls, settings: Settings, *, registry: ActionRegistry | None = None, local: bool = False
     ) -> WorkflowRunner:
+        """The runner of a server (or, with ``local``, of ``falsework run``): the
+        default registry, its action families configured from ``settings``
+        (``Settings.action_policies``) unless a ``registry`` is given."""
         return cls(
-            registry or ActionRegistry.default(),
+            registry or ActionRegistry.default(settings.action_policies(local=local)),
             Renderer(timeout=settings.render_timeout, max_output=settings.render_max_output),
             step_timeout=settings.step_timeout,
             work_dir=settings.resolved_work_dir,
             keep_workspace_on_failure=settings.keep_workspace_on_failure,
-            allowed_roots=tuple(settings.template_dirs),
-            remotes_dir=settings.data_dir / "remotes",
-            publish_roots=tuple(settings.publish_dirs),
-            git_credentials=settings.git_credentials(),
         )
 
     async def __call__(self, task: TaskInput, io: TaskIO) -> JSONObject:
@@ -464,15 +449,11 @@ class _TaskRun:
                 output=collect,
                 is_dry_run=self.dry_run,
                 template_dir=self.template_dir,
-                allowed_roots=runner.allowed_roots,
-                remotes_dir=runner.remotes_dir,
-                publish_roots=runner.publish_roots,
-                git_credentials=runner.git_credentials,
                 signal=signal,
                 template_context=public_context,
             )
             try:
-                await action.handler(ctx)
+                await action.run(ctx)
             finally:
                 await ctx.aclose()
 

@@ -18,6 +18,7 @@ from pydantic import Field
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
 from falsework.actions.paths import resolve_safe_path
+from falsework.actions.policies import SourcePolicy
 from falsework.actions.sources import locate
 from falsework.errors import ActionError, InputError
 from falsework.globs import matches_or_under
@@ -56,6 +57,7 @@ class FetchPlainInput(ActionInput):
     "subdirectory specified by the `targetPath` input option.",
     input=FetchPlainInput,
     dry_run=True,
+    settings=SourcePolicy,
     examples=[
         (
             "Copy the template folder's skeleton into the workspace",
@@ -69,10 +71,10 @@ class FetchPlainInput(ActionInput):
         ),
     ],
 )
-async def fetch_plain(ctx: ActionContext[FetchPlainInput]) -> None:
+async def fetch_plain(ctx: ActionContext[FetchPlainInput], sources: SourcePolicy) -> None:
     ctx.logger.info("Fetching plain content from remote URL")
     target = ctx.resolve_path(ctx.input.target_path)
-    source = await locate(ctx, ctx.input.url, ctx.input.token)
+    source = await locate(ctx, sources, ctx.input.url, ctx.input.token)
     if not source.is_dir():
         raise ActionError(f"{ctx.input.url!r} is not a folder (use fetch:plain:file for a file)")
     await ctx.in_thread(_copy_tree, source, target)
@@ -98,6 +100,7 @@ class FetchPlainFileInput(ActionInput):
     description="Downloads a single file and places it in the workspace.",
     input=FetchPlainFileInput,
     dry_run=True,
+    settings=SourcePolicy,
     examples=[
         (
             "Copy one file from the template folder",
@@ -106,10 +109,10 @@ class FetchPlainFileInput(ActionInput):
         )
     ],
 )
-async def fetch_plain_file(ctx: ActionContext[FetchPlainFileInput]) -> None:
+async def fetch_plain_file(ctx: ActionContext[FetchPlainFileInput], sources: SourcePolicy) -> None:
     ctx.logger.info("Fetching plain content from remote URL")
     target = ctx.resolve_path(ctx.input.target_path)
-    source = await locate(ctx, ctx.input.url, ctx.input.token)
+    source = await locate(ctx, sources, ctx.input.url, ctx.input.token)
     if not source.is_file():
         raise ActionError(f"{ctx.input.url!r} is not a file")
     await ctx.in_thread(_copy_file, source, target)
@@ -171,6 +174,7 @@ SKELETON_EXAMPLE = (
     "specified by the `targetPath` input option.",
     input=FetchTemplateInput,
     dry_run=True,
+    settings=SourcePolicy,
     examples=[
         ("Render the template folder's skeleton into the workspace", SKELETON_EXAMPLE),
         (
@@ -188,7 +192,7 @@ SKELETON_EXAMPLE = (
         ),
     ],
 )
-async def fetch_template(ctx: ActionContext[FetchTemplateInput]) -> None:
+async def fetch_template(ctx: ActionContext[FetchTemplateInput], sources: SourcePolicy) -> None:
     inp = ctx.input
     extension = _extension(inp.template_file_extension)
     if extension and (inp.copy_without_render or inp.copy_without_templating):
@@ -200,7 +204,7 @@ async def fetch_template(ctx: ActionContext[FetchTemplateInput]) -> None:
         raise InputError("templateFileExtension cannot be combined with cookiecutterCompat")
     ctx.logger.info("Fetching template content from remote URL")
     target = ctx.resolve_path(inp.target_path)
-    source = await locate(ctx, inp.url, inp.token)
+    source = await locate(ctx, sources, inp.url, inp.token)
     if not source.is_dir():
         raise ActionError(f"{inp.url!r} is not a folder (use fetch:template:file for a file)")
     job = _SkeletonJob(
@@ -408,6 +412,7 @@ class FetchTemplateFileInput(ActionInput):
     "result in the workspace.",
     input=FetchTemplateFileInput,
     dry_run=True,
+    settings=SourcePolicy,
     examples=[
         (
             "Render one file from the template folder",
@@ -417,11 +422,13 @@ class FetchTemplateFileInput(ActionInput):
         )
     ],
 )
-async def fetch_template_file(ctx: ActionContext[FetchTemplateFileInput]) -> None:
+async def fetch_template_file(
+    ctx: ActionContext[FetchTemplateFileInput], sources: SourcePolicy
+) -> None:
     inp = ctx.input
     ctx.logger.info("Fetching template file content from remote URL")
     target = ctx.resolve_path(inp.target_path)
-    source = await locate(ctx, inp.url, inp.token)
+    source = await locate(ctx, sources, inp.url, inp.token)
     if not source.is_file():
         raise ActionError(f"{inp.url!r} is not a file")
     render = _render_fn(ctx, inp.cookiecutter_compat, inp.trim_blocks, inp.lstrip_blocks)

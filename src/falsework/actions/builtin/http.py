@@ -3,6 +3,11 @@
 The seed use case is Argo Workflows: submit a workflow, then poll its status
 until ``${{ response.body.status.phase in ['Succeeded','Failed'] }}``. Waiting
 between polls is a bare ``asyncio.sleep``: an idle poll costs a coroutine.
+
+Every connection, redirects included, goes through the server's egress policy
+(``falsework.actions.egress``); a host that cannot be reached, for whatever
+reason, gives the one ``UnreachableError``. Proxy variables of the environment
+are not used: a proxy would resolve the name again, past the policy's check.
 """
 
 from __future__ import annotations
@@ -20,7 +25,13 @@ from pydantic import Field
 
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
-from falsework.errors import ActionError
+from falsework.actions.egress import (
+    EgressPolicy,
+    EgressTransport,
+    unreachable,
+    unreachable_message,
+)
+from falsework.errors import ActionError, UnreachableError
 from falsework.templating import is_truthy
 
 
@@ -44,6 +55,11 @@ class RequestInput(ActionInput):
     continue_on_bad_response: bool = Field(
         False, description="Do not fail on a 4xx/5xx status; report it in the outputs."
     )
+    follow_redirects: bool = Field(
+        False,
+        description="Follow 3xx redirects (each hop is checked by the server's egress "
+        "policy); otherwise a redirect is the response.",
+    )
 
 
 @action(
@@ -51,6 +67,7 @@ class RequestInput(ActionInput):
     description="Sends an HTTP request and outputs the response; can poll until a "
     "condition over the response holds.",
     input=RequestInput,
+    settings=EgressPolicy,
     output={
         "type": "object",
         "properties": {
@@ -79,20 +96,31 @@ class RequestInput(ActionInput):
         ),
     ],
 )
-async def http_request(ctx: ActionContext[RequestInput]) -> None:
+async def http_request(ctx: ActionContext[RequestInput], egress: EgressPolicy) -> None:
     inp = ctx.input
     if not inp.url.startswith(("http://", "https://")):
         raise ActionError(f"url {inp.url!r} is not an http:// or https:// URL")
+    try:
+        url = httpx.URL(inp.url)
+    except httpx.InvalidURL as exc:
+        raise ActionError(f"url {inp.url!r} is not a valid URL: {exc}") from None
+    where = f"{url.host}:{url.port}" if url.port else url.host
     if inp.until is not None:
         errors = ctx.renderer.check(inp.until)
         if errors:
             raise ActionError(f"until does not parse: {'; '.join(errors)}")
     deadline = time.monotonic() + inp.max_wait
     attempt = 0
-    async with httpx.AsyncClient(timeout=inp.timeout, verify=_ssl_context()) as client:
+    transport = EgressTransport(egress, verify=_ssl_context())
+    async with httpx.AsyncClient(
+        timeout=inp.timeout,
+        transport=transport,
+        trust_env=False,
+        follow_redirects=inp.follow_redirects,
+    ) as client:
         while True:
             attempt += 1
-            response = await _send(client, inp)
+            response = await _send(client, inp, where)
             ctx.logger.info(f"{inp.method} {inp.url} -> {response['code']}")
             if response["code"] >= 400 and not inp.continue_on_bad_response:
                 raise ActionError(
@@ -111,7 +139,7 @@ async def http_request(ctx: ActionContext[RequestInput]) -> None:
         ctx.output(name, response[name])
 
 
-async def _send(client: httpx.AsyncClient, inp: RequestInput) -> dict[str, Any]:
+async def _send(client: httpx.AsyncClient, inp: RequestInput, where: str) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"headers": inp.headers}
     if isinstance(inp.body, dict | list):
         kwargs["json"] = inp.body
@@ -119,6 +147,12 @@ async def _send(client: httpx.AsyncClient, inp: RequestInput) -> dict[str, Any]:
         kwargs["content"] = str(inp.body)
     try:
         resp = await client.request(inp.method, inp.url, **kwargs)
+    except httpx.TransportError as exc:
+        # refused, reset, timed out, not HTTP: one message, so no port scan
+        raise unreachable(where, None, f"{type(exc).__name__}: {exc}") from None
+    except UnreachableError:
+        # refused by the egress policy (maybe at a redirect's hop, logged there)
+        raise UnreachableError(unreachable_message(where)) from None
     except httpx.HTTPError as exc:
         raise ActionError(f"{inp.method} {inp.url} failed: {exc or type(exc).__name__}") from exc
     body: Any = resp.text

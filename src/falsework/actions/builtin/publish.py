@@ -6,16 +6,17 @@ travel in the child's environment as an HTTP header, never on its command line
 (visible in ``ps``) and never in a log line.
 
 A local remote (a path or a ``file://`` URL) must lie in the remotes folder
-(``ctx.remotes_dir``, ``DATA_DIR/remotes`` on a server) or under a publish root
-(``FALSEWORK_PUBLISH_ROOTS``; ``/`` for ``falsework run``); a relative path is taken
-from the remotes folder, never from the process's working folder. Anything else
-raises ``UnsafePathError`` naming ``remoteUrl`` and the path, before any git runs.
+(``PublishPolicy.remotes_dir``, ``DATA_DIR/remotes`` on a server) or under a
+publish root (``FALSEWORK_PUBLISH_ROOTS``; ``/`` for ``falsework run``); a relative
+path is taken from the remotes folder, never from the process's working folder.
+Anything else raises ``UnsafePathError`` naming ``remoteUrl`` and the path, before
+any git runs. A network remote goes through the git policy (transports, egress,
+scoped credentials: ``falsework.actions.git``).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -24,18 +25,20 @@ from pydantic import Field
 
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
-from falsework.actions.paths import is_within
-from falsework.actions.sources import (
-    git_auth_env,
+from falsework.actions.git import (
+    Remote,
+    failure,
     git_result,
     host_port,
+    local_remote,
+    open_remote,
     redact_urls,
+    remote_kind,
     run_git,
-    safe_url,
 )
+from falsework.actions.paths import is_within
+from falsework.actions.policies import PublishPolicy
 from falsework.errors import ActionError, UnsafePathError
-
-SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:|^[\w-]+:(?!/)")  # git@host:org/repo.git
 
 
 class PublishGitInput(ActionInput):
@@ -73,6 +76,7 @@ class PublishGitInput(ActionInput):
     "The repository is kept outside the workspace, so a `.git` folder in the workspace is "
     "neither used nor published.",
     input=PublishGitInput,
+    settings=PublishPolicy,
     output={
         "type": "object",
         "properties": {
@@ -103,16 +107,15 @@ class PublishGitInput(ActionInput):
         ),
     ],
 )
-async def publish_git(ctx: ActionContext[PublishGitInput]) -> None:
+async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy) -> None:
     inp = ctx.input
     source = ctx.resolve_path(inp.source_path)
     if not source.is_dir():
         raise ActionError(f"sourcePath {inp.source_path!r} is not a folder in the workspace")
-    local = _local_remote(ctx, inp.remote_url)
-    remote = str(local) if local is not None else inp.remote_url
-    shown = remote if local is not None else safe_url(remote)
+    local = _local_remote(policy, inp.remote_url)
+    git_policy = policy.git
     # A relative local path is reported as the folder it became (cloneable anywhere).
-    remote_out = remote if local is not None and not _is_absolute(inp.remote_url) else None
+    remote_out = str(local) if local is not None and not _is_absolute(inp.remote_url) else None
 
     async def publish() -> dict[str, str]:
         env = {
@@ -125,33 +128,45 @@ async def publish_git(ctx: ActionContext[PublishGitInput]) -> None:
         # workspace: a `.git` a skeleton or an earlier step left there could
         # otherwise configure git (core.fsmonitor, hooks, filters run commands).
         repo = ctx.create_temp_dir() / "repo.git"
-        git = ["git", f"--git-dir={repo}", f"--work-tree={source}", *SAFE_CONFIG]
+        git = [f"--git-dir={repo}", f"--work-tree={source}"]
         ctx.logger.info(f"Initialising git repository for {inp.source_path}")
-        await run_git([*git, "init", "-q", "-b", inp.branch], cwd=source, env=env)
-        await run_git([*git, "add", "-A"], cwd=source, env=env)
+        await run_git(git_policy, [*git, "init", "-q", "-b", inp.branch], cwd=source, env=env)
+        await run_git(git_policy, [*git, "add", "-A"], cwd=source, env=env)
         await run_git(
+            git_policy,
             [*git, "commit", "-q", "--allow-empty", "-m", inp.git_commit_message],
             cwd=source,
             env=env,
         )
-        commit = (await run_git([*git, "rev-parse", "HEAD"], cwd=source, env=env)).strip()
+        head = await run_git(git_policy, [*git, "rev-parse", "HEAD"], cwd=source, env=env)
+        commit = head.strip()
         ctx.logger.info(f"Committed {commit} as {inp.git_author_name} <{inp.git_author_email}>")
-        if local is not None and not local.exists():
-            ctx.logger.info(f"Creating bare repository {local}")
-            await run_git(["git", "init", "-q", "--bare", "-b", inp.branch, remote], cwd=None)
-        elif local is not None and not _is_repository(local):
-            raise ActionError(
-                f"remoteUrl {inp.remote_url!r} is an existing {_kind(local)} that is not a git "
-                "repository, so nothing was pushed; give a new path (it is created as a bare "
-                "repository) or an existing repository"
+        remote: Remote
+        if local is not None:
+            if not local.exists():
+                ctx.logger.info(f"Creating bare repository {local}")
+                init = ["init", "-q", "--bare", "-b", inp.branch, str(local)]
+                await run_git(git_policy, init)
+            elif not _is_repository(local):
+                raise ActionError(
+                    f"remoteUrl {inp.remote_url!r} is an existing {_kind(local)} that is not "
+                    "a git repository, so nothing was pushed; give a new path (it is created "
+                    "as a bare repository) or an existing repository"
+                )
+            remote = local_remote(local)
+        else:
+            remote = await open_remote(
+                git_policy, inp.remote_url, token=inp.token, username=inp.username
             )
         push = [*git, "push", "--porcelain", *(["--force"] if inp.force else [])]
-        push += ["--", remote, f"HEAD:refs/heads/{inp.branch}"]
-        auth = git_auth_env(ctx, inp.remote_url, inp.token, inp.username)
-        code, out, err = await git_result(push, cwd=source, env={**env, **PUSH_ENV, **auth})
-        if code != 0:
-            raise ActionError(_push_failure(out, err, code, shown, inp.branch))
-        ctx.logger.info(f"Pushed branch {inp.branch} to {shown}")
+        push += ["--", remote.url, f"HEAD:refs/heads/{inp.branch}"]
+        result = await git_result(git_policy, push, cwd=source, env=env, remote=remote)
+        if result.code != 0:
+            rejected = _rejection(result.out, remote.shown, inp.branch)
+            if rejected is not None:
+                raise ActionError(rejected)
+            raise failure(push, result, remote)
+        ctx.logger.info(f"Pushed branch {inp.branch} to {remote.shown}")
         url = remote_out or inp.remote_url
         return {
             "remoteUrl": url,
@@ -165,32 +180,22 @@ async def publish_git(ctx: ActionContext[PublishGitInput]) -> None:
         ctx.output(name, value)
 
 
-# Command-line config beats any file: no signing prompt, no hooks, no fsmonitor.
-SAFE_CONFIG = (
-    "-c",
-    "commit.gpgsign=false",
-    "-c",
-    "core.hooksPath=/dev/null",
-    "-c",
-    "core.fsmonitor=false",
-)
-# Transports a push may use (git's ext:: and fd:: run commands; never allowed).
-PUSH_ENV = {"GIT_ALLOW_PROTOCOL": "file:git:http:https:ssh"}
-
-
 def _is_absolute(url: str) -> bool:
     parts = urlsplit(url)
     return os.path.isabs(unquote(parts.path) if parts.scheme == "file" else url)
 
 
-def _local_remote(ctx: ActionContext[PublishGitInput], url: str) -> Path | None:
+def _local_remote(policy: PublishPolicy, url: str) -> Path | None:
     """The folder a local remote (a path or a file:// URL) names, or None for a
     network remote. A local remote must lie inside the remotes folder or a
     publish root: anything else is refused, so a template cannot create or push
-    into an arbitrary folder the worker can write."""
+    into an arbitrary folder the worker can write. A transport git may not use
+    (``ext::``, ``fd::``, ``git://``…) raises ``ActionError``."""
     if not url.strip():
         raise ActionError("The remoteUrl input is empty")
     parts = urlsplit(url)
+    if remote_kind(policy.git, url) != "local":
+        return None
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise ActionError(
@@ -198,22 +203,20 @@ def _local_remote(ctx: ActionContext[PublishGitInput], url: str) -> Path | None:
                 f"host {parts.netloc!r} is not supported"
             )
         text = unquote(parts.path)
-    elif parts.scheme or SCP_LIKE.match(url):
-        return None
     else:
         text = url
     if "\x00" in text:
         raise UnsafePathError(f"remoteUrl {url!r} contains a NUL byte")
     if os.path.isabs(text):
         path = Path(os.path.normpath(text))
-    elif ctx.remotes_dir is not None:
-        path = Path(os.path.normpath(os.path.join(ctx.remotes_dir, text)))
+    elif policy.remotes_dir is not None:
+        path = Path(os.path.normpath(os.path.join(policy.remotes_dir, text)))
     else:
         raise UnsafePathError(
             f"remoteUrl {url!r} is a relative path, but no remotes folder is configured "
             "to take it from; give a URL or an absolute path"
         )
-    roots = [*ctx.publish_roots, *([ctx.remotes_dir] if ctx.remotes_dir else [])]
+    roots = [*policy.roots, *([policy.remotes_dir] if policy.remotes_dir else [])]
     if not any(is_within(root, path) for root in roots):
         raise UnsafePathError(
             f"remoteUrl {url!r} is a folder on this machine ({path}) outside the folders "
@@ -237,8 +240,9 @@ def _kind(path: Path) -> str:
     return "folder" if path.is_dir() else "file"
 
 
-def _push_failure(out: str, err: str, code: int, remote: str, branch: str) -> str:
-    """A push failure in words: what happened and what to do (never git's dump)."""
+def _rejection(out: str, remote: str, branch: str) -> str | None:
+    """A push the remote rejected, in words: what happened and what to do
+    (never git's dump); None when the porcelain output shows no rejection."""
     for line in out.splitlines():
         fields = line.split("\t")
         if len(fields) < 3 or fields[0] != "!":
@@ -259,8 +263,7 @@ def _push_failure(out: str, err: str, code: int, remote: str, branch: str) -> st
                 f"{remote} refused the push to branch {branch!r}: {redact_urls(reason)}. "
                 "Nothing was pushed."
             )
-    detail = redact_urls(err.strip())
-    return f"Pushing branch {branch!r} to {remote} failed (git exit {code}): {detail}"
+    return None
 
 
 def _contents_url(remote: str, branch: str) -> str:

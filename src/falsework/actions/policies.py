@@ -1,0 +1,42 @@
+"""The settings of the action families, as frozen values built once at the edge
+(``Settings.action_policies()`` for a server, ``local=True`` for ``falsework run``)
+and handed to the registry, which gives each action the one its family declares
+(``@action(settings=…)``). A handler sees them next to its per-run context; they
+never travel through a task's run.
+
+Each has safe defaults, so a registry built without them (a test, a plugin host)
+reads only the task's own template folder, publishes nowhere on disk, and reaches
+no loopback, private or metadata address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from falsework.actions.egress import EgressPolicy
+from falsework.actions.git import GitCredential, GitPolicy
+
+
+@dataclass(frozen=True)
+class SourcePolicy:
+    """Where ``fetch:*`` may read: local folders and repositories under ``roots``
+    (on a server, the template folders; the task's own template folder always),
+    and git remotes as ``git`` allows."""
+
+    roots: tuple[Path, ...] = ()
+    git: GitPolicy = field(default_factory=GitPolicy)
+
+
+@dataclass(frozen=True)
+class PublishPolicy:
+    """Where ``publish:git`` may push: local repositories inside ``remotes_dir``
+    (where a relative remote path lands) or under ``roots``, and git remotes as
+    ``git`` allows."""
+
+    remotes_dir: Path | None = None
+    roots: tuple[Path, ...] = ()
+    git: GitPolicy = field(default_factory=GitPolicy)
+
+
+__all__ = ["EgressPolicy", "GitCredential", "GitPolicy", "PublishPolicy", "SourcePolicy"]
