@@ -1,95 +1,23 @@
 """fetch:* from a git host's folder and file pages (…/tree/<ref>/<path> and the
 GitLab, Gitea and Bitbucket shapes), against a real git repository served over
-HTTP on loopback by git's own smart-HTTP server program (``git http-backend``,
-the CGI program behind most self-hosted git web servers)."""
+HTTP on loopback by git's own smart-HTTP server program (support.githttp)."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-import os
-import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import pytest
 
 from falsework.actions.policies import GitCredential, GitPolicy, SourcePolicy
 from falsework.actions.sources import browse_url
+from support.githttp import git, serve_git
 
 VALUES = {"name": "svc"}
 TOKEN = "tok-3f9a-private"
 PRIVATE_AUTH = "Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
-ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@t",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@t",
-}
-
-
-def git(*args: str, cwd: Path) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, env=ENV, check=True, capture_output=True)
-    return done.stdout.decode().strip()
-
-
-class GitHttp(BaseHTTPRequestHandler):
-    """A minimal CGI bridge to ``git http-backend`` for the folder ``server.root``."""
-
-    server: Any
-
-    def _cgi(self) -> None:
-        path, _, query = self.path.partition("?")
-        if path.startswith("/private/") and self.headers.get("Authorization") != PRIVATE_AUTH:
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="git"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        env = {
-            **os.environ,
-            "GIT_PROJECT_ROOT": str(self.server.root),
-            "GIT_HTTP_EXPORT_ALL": "1",
-            "PATH_INFO": unquote(path),
-            "QUERY_STRING": query,
-            "REQUEST_METHOD": self.command,
-            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-            "CONTENT_LENGTH": str(length),
-            "REMOTE_ADDR": "127.0.0.1",
-            "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
-            "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
-        }
-        body = self.rfile.read(length) if length else b""
-        out = subprocess.run(
-            ["git", "http-backend"], input=body, env=env, capture_output=True, check=False
-        ).stdout
-        head, sep, payload = out.partition(b"\r\n\r\n")
-        if not sep:
-            head, _, payload = out.partition(b"\n\n")
-        status, headers = 200, []
-        for line in head.decode().splitlines():
-            name, _, value = line.partition(":")
-            if name.lower() == "status":
-                status = int(value.split()[0])
-            elif name:
-                headers.append((name, value.strip()))
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = _cgi
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -119,15 +47,13 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
     private = root / "site" / "private" / "tools.git"
     private.parent.mkdir(parents=True)
     git("clone", "-q", "--bare", str(work), str(private), cwd=root)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), GitHttp)
-    server.root = root / "site"  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    site = serve_git(
+        root / "site", lambda path, auth: not path.startswith("/private/") or auth == PRIVATE_AUTH
+    )
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", {"first": first}
+        yield site.url, {"first": first}
     finally:
-        server.shutdown()
-        server.server_close()
+        site.close()
 
 
 def test_browse_urls_are_recognised() -> None:

@@ -166,7 +166,7 @@ def repository_path(path: str) -> str | None:
     could mean another repository to the server (``..``, encoded slashes)."""
     if re.search(r"%2f|%5c", path, re.IGNORECASE):
         return None
-    text = unquote(path).strip("/").removesuffix(".git")
+    text = unquote(path).removeprefix("/").rstrip("/").removesuffix(".git")
     segments = text.split("/")
     if "\\" in text or any(s in ("", ".", "..") for s in segments):
         return None
