@@ -14,6 +14,11 @@ URL forms:
   ``…/src/<ref>/<path>`` — on any host of that shape, self-hosted ones too. The
   repository ``…/o/r.git`` is cloned; which leading part of the rest is the ref
   (a branch may contain ``/``) is read from ``git ls-remote``; a commit id works too.
+
+Local folders and repositories, however written (``git+/abs/path`` too), are read
+only under ``SourcePolicy.roots`` or the task's own template folder. Git runs as
+``falsework.actions.git`` says: https, ssh (and http when allowed) through the
+egress policy, never a remote helper (``ext::``, ``fd::``), time-limited.
 """
 
 from __future__ import annotations
@@ -147,7 +152,9 @@ async def _checkout(
     """A shallow clone of ``remote`` at the branch or tag ``ref``; the path ``sub``
     inside it (kept inside it)."""
     dest = ctx.create_temp_dir() / "repo"
-    args = ["clone", "--quiet", "--depth", "1"]
+    # --no-local: a local repository is read through git's transport like any
+    # other (no hardlinks or copies of its object folder), so --depth holds too.
+    args = ["clone", "--quiet", "--no-local", "--depth", "1"]
     if ref:
         args += ["--branch", ref]
     args += ["--", remote.url, str(dest)]

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 TOKEN_HELP = (
     "A token for a git repository over http(s) (e.g. `${{ secrets.GITHUB_TOKEN }}`): sent "
     "as the password of Basic authentication in git's environment, never on its command "
-    "line or in a log line. Without it, the server's configured credential for the host "
-    "is used, if any."
+    "line or in a log line. Without it, a credential the server configures for the host is "
+    "used if its scope names the repository (e.g. its owner)."
 )
 
 
