@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
-import logging
 import os
 import re
 import shlex
@@ -38,8 +37,6 @@ from urllib.parse import unquote, urlsplit
 from falsework.actions.egress import EgressPolicy, unreachable
 from falsework.errors import ActionError, FalseworkError, UnsafePathError
 from falsework.globs import matches
-
-log = logging.getLogger("falsework.git")
 
 Kind = Literal["local", "https", "http", "ssh"]
 DEFAULT_PORTS = {"https": 443, "http": 80, "ssh": 22}
