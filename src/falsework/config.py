@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -42,6 +42,12 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# What an identity may do beyond running the templates it may run; an admin holds
+# every role. docs/operations.md has the table of who may do what.
+Role = Literal["templates:author", "workers:read"]
+ROLES: tuple[Role, ...] = ("templates:author", "workers:read")
+
+
 class TokenConfig(_Section):
     """One bearer token, stored as the hex SHA-256 of the token."""
 
@@ -49,10 +55,14 @@ class TokenConfig(_Section):
     user: str
     groups: list[str] = Field(default_factory=list)
     admin: bool = False
+    roles: list[Role] = Field(default_factory=list)
 
 
 class AuthConfig(_Section):
     tokens: list[TokenConfig] = Field(default_factory=list)
+    # role → the user and group refs holding it, e.g.
+    # {"templates:author": ["group:default/platform", "user:default/carol"]}
+    roles: dict[Role, list[str]] = Field(default_factory=dict)
 
 
 class GitCredentialConfig(_Section):
@@ -200,6 +210,48 @@ class Settings(BaseSettings):
     )
     sse_keepalive: float = Field(
         default=15.0, gt=0, description="Seconds between keep-alive comments on idle SSE."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names (no port) the server answers to besides 127.0.0.1, "
+        "localhost and ::1. Local mode always checks the Host header; with tokens it is "
+        "checked only when this list is set.",
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a client has to send a request's headers."
+    )
+    body_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds a client has to send a request's body."
+    )
+    max_json_depth: int = Field(
+        default=64,
+        ge=4,
+        le=200,
+        description="Deepest nesting of objects and arrays a JSON request body may have.",
+    )
+    max_streams_per_user: int = Field(
+        default=20, ge=1, description="Event streams and long polls one user holds per process."
+    )
+    dry_run_workers: int = Field(
+        default=2, ge=1, le=64, description="Child processes that run dry-runs."
+    )
+    dry_run_queue: int = Field(
+        default=8, ge=0, description="Dry-runs waiting for a child before 429."
+    )
+    dry_run_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds one dry-run may take before it is killed."
+    )
+    dry_run_memory_mb: int = Field(
+        default=1024, ge=64, description="Address space of a dry-run child, in MiB."
+    )
+    dry_run_max_result: int = Field(
+        default=10_000_000, gt=0, description="Largest dry-run result (JSON bytes)."
+    )
+    dry_runs_per_user: int = Field(
+        default=2, ge=1, description="Dry-runs one user runs at once (per process)."
+    )
+    dry_runs_per_minute: int = Field(
+        default=30, ge=1, description="Dry-runs one user may start per minute (per process)."
     )
     auth: AuthConfig = Field(default_factory=AuthConfig)
     integrations: IntegrationsConfig = Field(default_factory=IntegrationsConfig)

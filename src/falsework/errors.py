@@ -61,6 +61,11 @@ class TooManyRequestsError(FalseworkError):
 
     status_code = 429
 
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        # seconds after which trying again may succeed (the API's Retry-After)
+        self.retry_after = retry_after
+
 
 class DatabaseUnavailableError(FalseworkError):
     """The database cannot be reached."""

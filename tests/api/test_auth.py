@@ -103,11 +103,18 @@ def test_restricted_template_runs_only_for_its_groups(server: Server) -> None:
     alice, bob, admin = server.client("alice"), server.client("bob"), server.client("admin")
     ref = "template:default/restricted"
     body = {"templateRef": ref, "values": {"name": "x"}}
+    # to bob the template does not exist: the answers of an unknown one, word for word
+    unknown = bob.post(f"{API}/v2/tasks", json={**body, "templateRef": "template:default/nope"})
     refused = bob.post(f"{API}/v2/tasks", json=body)
-    assert refused.status_code == 403
-    assert refused.json()["error"]["name"] == "NotAllowedError"
+    assert refused.status_code == unknown.status_code == 404
+    assert refused.json()["error"] == {
+        "name": "NotFoundError",
+        "message": "Template template:default/restricted not found",
+    }
+    assert unknown.json()["error"]["message"] == "Template template:default/nope not found"
     schema = f"{API}/v2/templates/default/template/restricted/parameter-schema"
-    assert bob.get(schema).status_code == 403
+    assert bob.get(schema).status_code == 404
+    assert bob.get(schema).json()["error"]["name"] == "NotFoundError"
     assert "restricted" not in {t["name"] for t in bob.get(f"{API}/v2/templates").json()}
     assert "restricted" in {t["name"] for t in alice.get(f"{API}/v2/templates").json()}
     created = alice.post(f"{API}/v2/tasks", json=body)

@@ -22,6 +22,7 @@ def test_local_mode_callers_are_an_admin_guest(local: Server) -> None:
         "user": "user:default/guest",
         "groups": [],
         "admin": True,
+        "roles": ["templates:author", "workers:read"],
         "localMode": True,
         "authRequired": False,
     }

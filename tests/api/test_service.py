@@ -86,7 +86,11 @@ def test_actions_list_their_schemas(server: Server) -> None:
 
 def test_workers_list_and_admin_only_limit(server: Server) -> None:
     admin, alice = server.client("admin"), server.client("alice")
-    workers = alice.get(f"{API}/v2/workers").json()
+    # host names and pids are for admins (and the workers:read role) only
+    hidden = alice.get(f"{API}/v2/workers")
+    assert hidden.status_code == 403
+    assert "workers:read" in hidden.json()["error"]["message"]
+    workers = admin.get(f"{API}/v2/workers").json()
     assert len(workers) >= 1
     worker = workers[0]
     assert worker["limit"] == 20
@@ -124,10 +128,10 @@ DRY_TEMPLATE = {
 
 
 def test_dry_run_renders_files_and_writes_nothing(server: Server) -> None:
-    alice = server.client("alice")
-    before = alice.get(f"{API}/v2/tasks").json()["totalTasks"]
+    author = server.client("admin")  # a template body needs the templates:author role
+    before = author.get(f"{API}/v2/tasks").json()["totalTasks"]
     readme = base64.b64encode(b"# ${{ values.name }}\n").decode()
-    response = alice.post(
+    response = author.post(
         f"{API}/v2/dry-run",
         json={
             "template": DRY_TEMPLATE,
@@ -142,7 +146,7 @@ def test_dry_run_renders_files_and_writes_nothing(server: Server) -> None:
     files = {f["path"]: base64.b64decode(f["base64Content"]) for f in body["directoryContents"]}
     assert files["README.md"] == b"# dry-svc\n"
     assert body["output"] == {"text": [{"title": "Name", "content": "dry-svc"}]}
-    assert alice.get(f"{API}/v2/tasks").json()["totalTasks"] == before
+    assert author.get(f"{API}/v2/tasks").json()["totalTasks"] == before
 
 
 def test_dry_run_reports_a_failing_step_without_5xx(server: Server) -> None:
@@ -150,7 +154,7 @@ def test_dry_run_reports_a_failing_step_without_5xx(server: Server) -> None:
     broken["spec"]["steps"] = [
         {"id": "wait", "name": "Wait", "action": "debug:wait", "input": {"seconds": "x"}}
     ]
-    response = server.client("alice").post(
+    response = server.client("admin").post(
         f"{API}/v2/dry-run", json={"template": broken, "values": {}}
     )
     assert response.status_code == 200, response.text
@@ -182,7 +186,11 @@ def test_openapi_document_lists_every_route(server: Server) -> None:
     for path, methods in expected.items():
         assert methods <= set(paths[path]), path
     create = paths[f"{API}/v2/tasks"]["post"]["responses"]
-    assert {"201", "400", "401", "403", "404", "413", "422", "429"} <= set(create)
+    # a template the caller may not run answers 404, like an unknown one
+    assert {"201", "400", "401", "404", "413", "422", "429"} <= set(create)
+    dry_run = paths[f"{API}/v2/dry-run"]["post"]
+    assert {"200", "400", "401", "403", "404", "422", "429"} <= set(dry_run["responses"])
+    assert "templateRef" in str(document["components"]["schemas"]["DryRunRequest"])
     assert "text/event-stream" in str(paths[f"{API}/v2/tasks/{{taskId}}/eventstream"])
 
 

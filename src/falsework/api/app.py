@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
-from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from falsework import web
 from falsework.actions import ActionRegistry
@@ -18,83 +15,20 @@ from falsework.api import actions, dryrun, errors, health, tasks, templates, wor
 from falsework.api.auth import Authenticator
 from falsework.api.batch import CreateBatcher
 from falsework.api.deps import Services
+from falsework.api.edge import Edge, allowed_host_names
 from falsework.api.metrics import Metrics
+from falsework.api.quota import UserRate, UserSlots
 from falsework.api.sse import EventHub
 from falsework.config import Settings
 from falsework.engine import Broker, TaskWorker
 from falsework.runner import WorkflowRunner
+from falsework.runner.isolation import DryRunPool
 from falsework.templates import TemplateCatalog
 
 log = logging.getLogger("falsework.api")
 
 MAX_BODY = 10 * 1024 * 1024
 PREFIX = "/api/scaffolder"
-
-
-class BodyLimit:
-    """413 for request bodies over ``limit`` bytes, declared or streamed."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
-        self.app = app
-        self.limit = limit
-        self.message = f"The request body is larger than {limit // (1024 * 1024)} MB."
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, send)
-            return
-        seen = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    # An HTTPException passes through FastAPI's body parsing and
-                    # reaches the error handlers, which give it Backstage's shape.
-                    raise HTTPException(413, self.message)
-            return message
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked)
-        except HTTPException as exc:
-            if exc.status_code != 413 or started:
-                raise
-            await self._refuse(scope, send)
-
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = errors.error_body(
-            scope["method"],
-            scope["path"],
-            scope.get("query_string", b"").decode("latin-1"),
-            413,
-            "PayloadTooLargeError",
-            self.message,
-        )
-        data = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(data)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -109,6 +43,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         broker = await Broker.open(settings.resolved_database_url, settings)
         hub = EventHub(broker, keepalive=settings.sse_keepalive)
+        dry_runs = DryRunPool(
+            settings,
+            workers=settings.dry_run_workers,
+            queue=settings.dry_run_queue,
+            timeout=settings.dry_run_timeout,
+            memory_mb=settings.dry_run_memory_mb,
+            max_result=settings.dry_run_max_result,
+        )
         creator = CreateBatcher(broker)
         worker: TaskWorker | None = None
         running: asyncio.Task[None] | None = None
@@ -139,10 +81,15 @@ def create_app(settings: Settings) -> FastAPI:
             hub=hub,
             creator=creator,
             worker=worker,
+            dry_runs=dry_runs,
+            dry_run_slots=UserSlots(settings.dry_runs_per_user, "dry-runs"),
+            dry_run_rate=UserRate(settings.dry_runs_per_minute, "dry-runs"),
+            stream_slots=UserSlots(settings.max_streams_per_user, "event streams and long polls"),
         )
         try:
             yield
         finally:
+            await dry_runs.close()
             await hub.close()
             await creator.close()
             if worker is not None and running is not None:
@@ -160,7 +107,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=_version(),
         description="Backstage-compatible scaffolder API (`/api/scaffolder/v2/...`).",
         openapi_url=f"{PREFIX}/openapi.json",
-        docs_url=f"{PREFIX}/docs",
+        # No Swagger page: FastAPI's loads its scripts from a CDN. docs/api.md and
+        # the OpenAPI document describe the API; the page at / runs templates.
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -171,7 +120,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(web.router)  # the page: /, /create/..., /static/...
-    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    app.add_middleware(
+        Edge,
+        hosts=allowed_host_names(settings.local_mode, settings.allowed_hosts),
+        max_body=MAX_BODY,
+        body_timeout=settings.body_timeout,
+        max_depth=settings.max_json_depth,
+    )
     return app
 
 

@@ -4,10 +4,17 @@ Tokens are configured as the hex SHA-256 of the secret (``auth.tokens`` in the
 config file), so the file never holds a usable credential. In local mode (bound to
 loopback, no tokens configured) every caller is ``user:default/guest``, an admin.
 
+Roles say what an identity may do beyond running templates (``auth.roles`` maps a
+role to user and group refs; a token may list ``roles`` of its own; an admin holds
+them all): ``templates:author`` may dry-run any template body, ``workers:read`` may
+list the workers.
+
 Templates restrict who may run them with the annotation
 ``falsework.dev/allowed-groups``: a comma-separated list of group (or user) refs.
 A caller whose ref or one of whose groups is listed may run the template; admins
-always may; a template without the annotation is open to every caller.
+always may; a template without the annotation is open to every caller. To everyone
+else a restricted template does not exist: every route answers as for an unknown
+one (404), so its name is no hint either.
 """
 
 from __future__ import annotations
@@ -17,11 +24,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from falsework.config import Settings, TokenConfig
-from falsework.errors import AuthenticationError, NotAllowedError
+from falsework.config import ROLES, Role, Settings, TokenConfig
+from falsework.errors import AuthenticationError, NotAllowedError, NotFoundError
+from falsework.templates import Template, TemplateCatalog
 
 GUEST = "user:default/guest"
 ALLOWED_GROUPS = "falsework.dev/allowed-groups"
+AUTHOR: Role = "templates:author"
+WORKERS_READ: Role = "workers:read"
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,7 @@ class Identity:
     ref: str
     groups: tuple[str, ...] = field(default=())
     admin: bool = False
+    roles: frozenset[Role] = field(default=frozenset())
 
     def user_context(self) -> dict[str, Any]:
         """What a template sees as ``user`` (Backstage: ``spec.user``)."""
@@ -36,6 +47,13 @@ class Identity:
 
     def owns(self, created_by: str | None) -> bool:
         return self.admin or created_by == self.ref
+
+    def has(self, role: Role) -> bool:
+        return self.admin or role in self.roles
+
+    @property
+    def all_roles(self) -> list[Role]:
+        return [role for role in ROLES if self.has(role)]
 
 
 class Authenticator:
@@ -46,6 +64,8 @@ class Authenticator:
         self._tokens: dict[str, TokenConfig] = {
             t.sha256.strip().lower(): t for t in settings.auth.tokens
         }
+        self._holders = {role: frozenset(refs) for role, refs in settings.auth.roles.items()}
+        self._identities: dict[str, Identity] = {}
 
     def malformed(self) -> list[str]:
         """Users whose configured sha256 is not 64 hex digits (so never matches)."""
@@ -61,7 +81,7 @@ class Authenticator:
 
     def identify(self, authorization: str | None) -> Identity:
         if self.local_mode:
-            return Identity(GUEST, (), True)
+            return Identity(GUEST, (), True, frozenset(ROLES))
         if not authorization:
             raise AuthenticationError("Missing credentials: send 'Authorization: Bearer <token>'.")
         scheme, _, token = authorization.partition(" ")
@@ -72,10 +92,22 @@ class Authenticator:
             )
         # Looking up the hash of the token (not the token) leaks nothing useful
         # through timing: an attacker cannot steer the hash's prefix.
-        found = self._tokens.get(hashlib.sha256(token.encode()).hexdigest())
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        known = self._identities.get(digest)
+        if known is not None:
+            return known
+        found = self._tokens.get(digest)
         if found is None:
             raise AuthenticationError("Unknown token.")
-        return Identity(found.user, tuple(found.groups), found.admin)
+        identity = self._identity(found)
+        self._identities[digest] = identity
+        return identity
+
+    def _identity(self, token: TokenConfig) -> Identity:
+        refs = {token.user, *token.groups}
+        roles = set(token.roles)
+        roles.update(role for role, holders in self._holders.items() if refs & holders)
+        return Identity(token.user, tuple(token.groups), token.admin, frozenset(roles))
 
 
 def allowed_groups(raw_template: Mapping[str, Any]) -> list[str] | None:
@@ -99,9 +131,23 @@ def may_run(identity: Identity, raw_template: Mapping[str, Any]) -> bool:
     return identity.ref in allowed or any(g in allowed for g in identity.groups)
 
 
-def check_may_run(identity: Identity, raw_template: Mapping[str, Any], ref: str) -> None:
-    if not may_run(identity, raw_template):
-        raise NotAllowedError(f"{identity.ref} may not run {ref}: it is restricted to some groups.")
+def runnable_template(identity: Identity, catalog: TemplateCatalog, ref: str) -> Template:
+    """The catalog template ``ref`` if the caller may run it. One they may not run
+    is, to them, one that does not exist: the same 404 and message as an unknown ref."""
+    template = catalog.get(ref)
+    if not may_run(identity, template.raw):
+        raise NotFoundError(
+            f"Template template:{template.namespace.lower()}/{template.name.lower()} not found"
+        )
+    return template
+
+
+def check_role(identity: Identity, role: Role, what: str) -> None:
+    if not identity.has(role):
+        raise NotAllowedError(
+            f"{identity.ref} may not {what}: that needs the {role} role "
+            "(an admin grants it with auth.roles in the config)."
+        )
 
 
 def check_owner(identity: Identity, task_id: str, created_by: str | None) -> None:

@@ -13,11 +13,13 @@ from falsework.actions import ActionRegistry
 from falsework.api.auth import Authenticator, Identity
 from falsework.api.batch import CreateBatcher
 from falsework.api.metrics import Metrics
+from falsework.api.quota import UserRate, UserSlots
 from falsework.api.sse import EventHub
 from falsework.config import Settings
 from falsework.engine import Broker, TaskWorker
 from falsework.errors import NotFoundError
 from falsework.runner import WorkflowRunner
+from falsework.runner.isolation import DryRunPool
 from falsework.templates import TemplateCatalog
 
 
@@ -35,6 +37,10 @@ class Services:
     hub: EventHub
     creator: CreateBatcher
     worker: TaskWorker | None
+    dry_runs: DryRunPool
+    dry_run_slots: UserSlots
+    dry_run_rate: UserRate
+    stream_slots: UserSlots
 
 
 # Dependencies are coroutines: FastAPI runs a plain function dependency in a

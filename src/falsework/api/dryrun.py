@@ -1,37 +1,121 @@
-"""The dry-run route: run a template against its own files, write nothing."""
+"""The dry-run route: run a template's steps without side effects, in a child process.
+
+Two request shapes:
+
+- ``{"templateRef": "template:default/x", "values": {...}}`` (Falsework's): a
+  catalog template the caller may run, with its own folder. A restricted template
+  the caller may not run is not found, as everywhere else.
+- Backstage's ``{"template": {...}, "values": {...}, "directoryContents": [...]}``:
+  any template body with any files. That is a template author's power (any action,
+  any expression), so it needs the ``templates:author`` role.
+
+Every dry-run runs in the dry-run pool (``runner.isolation``): bounded in time,
+memory, result size and number, and killed when the client goes away. Per user, a
+few at once and a rate per minute (429 with ``Retry-After`` beyond).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import asyncio
+import contextlib
+from collections.abc import Awaitable
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
-from falsework.api.deps import Caller, Svc
-from falsework.api.models import DryRunRequest, DryRunResult, errors
-from falsework.errors import ActionError, InputError
-from falsework.types import JSONObject
+from falsework.api import auth
+from falsework.api.deps import Caller, Services, Svc
+from falsework.api.models import DryRunRequest, DryRunResult, ValidationErrors, errors
+from falsework.errors import InputError, NotAllowedError
+from falsework.runner.isolation import DryRunJob
 
 router = APIRouter(tags=["templates"])
 
 
 @router.post(
     "/v2/dry-run",
-    response_model=DryRunResult,
-    summary="Run a template's steps in dry-run mode against the files sent with it",
-    responses=errors(400, 401, 413, 422),
+    summary="Run a template's steps in dry-run mode: a catalog template by `templateRef`, "
+    "or (templates:author) a template body with its files",
+    response_class=Response,
+    responses={
+        200: {"model": DryRunResult, "description": "The log, files, output and steps"},
+        400: {"model": ValidationErrors, "description": "Values fail the template's schema"},
+        **errors(401, 403, 404, 413, 422, 429),
+    },
 )
-async def dry_run(body: DryRunRequest, svc: Svc, caller: Caller) -> JSONObject:
-    template = body.template
-    if not isinstance(template.get("spec"), dict):
-        raise InputError("template.spec must be the template's spec (an object with steps).")
-    files: list[Mapping[str, Any]] = [f.model_dump() for f in body.directoryContents]
+async def dry_run(body: DryRunRequest, request: Request, svc: Svc, caller: Caller) -> Response:
+    job = _job(body, svc, caller)
+    release = svc.dry_run_slots.take(caller.ref, retry_after=5.0)
     try:
-        result: JSONObject = await svc.runner.dry_run(
-            template, body.values, body.secrets, files, user=caller.user_context()
+        svc.dry_run_rate.take(caller.ref)
+        data = await _unless_disconnected(request, svc.dry_runs.run(job))
+    finally:
+        release()
+    if data is None:
+        return Response(status_code=499)  # nobody is listening any more
+    return Response(data, media_type="application/json")
+
+
+def _job(body: DryRunRequest, svc: Services, caller: auth.Identity) -> DryRunJob:
+    user = caller.user_context()
+    secrets = dict(body.secrets or {})
+    if body.templateRef is not None:
+        if body.template is not None or body.directoryContents:
+            raise InputError(
+                "Send either templateRef (a catalog template, run with its own files) or "
+                "template with directoryContents, not both."
+            )
+        template = auth.runnable_template(caller, svc.catalog, body.templateRef)
+        return DryRunJob(
+            template=template.raw,
+            values=body.values,
+            secrets=secrets,
+            user=user,
+            template_dir=str(template.directory),
         )
-    except ActionError as exc:
-        # Only the upload itself can fail here (a path leaving the template
-        # folder); failing steps are reported inside the result.
-        raise InputError(f"directoryContents: {exc.message}") from exc
-    return result
+    if body.template is None:
+        raise InputError(
+            "Send templateRef (a catalog template you may run) or template (a template "
+            "body with its directoryContents)."
+        )
+    if not caller.has(auth.AUTHOR):
+        raise NotAllowedError(
+            f"{caller.ref} may not dry-run a template body: that needs the {auth.AUTHOR} "
+            "role (an admin grants it with auth.roles in the config). To dry-run a catalog "
+            'template you may run, send {"templateRef": "template:<namespace>/<name>", '
+            '"values": {...}} instead.'
+        )
+    if not isinstance(body.template.get("spec"), dict):
+        raise InputError("template.spec must be the template's spec (an object with steps).")
+    return DryRunJob(
+        template=body.template,
+        values=body.values,
+        secrets=secrets,
+        files=[f.model_dump() for f in body.directoryContents],
+        user=user,
+    )
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[bytes]) -> bytes | None:
+    """``work``'s result, or None when the client went away first (``work`` is then
+    cancelled, which kills the dry-run's child)."""
+    job = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if job.done():
+            return job.result()
+        job.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await job
+        return None
+    finally:
+        gone.cancel()
+        if not job.done():
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await job
+
+
+async def _disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -8,7 +8,9 @@ with ``{errors: [...]}``, one entry per failing field.
 
 from __future__ import annotations
 
+import errno
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from falsework.engine import is_unavailable
-from falsework.errors import FalseworkError
+from falsework.errors import FalseworkError, TooManyRequestsError
 from falsework.types import JSONObject
 
 log = logging.getLogger("falsework.api")
@@ -30,9 +32,11 @@ _HTTP_NAMES = {
     403: "NotAllowedError",
     404: "NotFoundError",
     405: "MethodNotAllowedError",
+    408: "RequestTimeoutError",
     409: "ConflictError",
     413: "PayloadTooLargeError",
     415: "UnsupportedMediaTypeError",
+    421: "MisdirectedRequestError",
     422: "InputError",
     429: "TooManyRequestsError",
     503: "ServiceUnavailableError",
@@ -54,9 +58,16 @@ def error_body(
     }
 
 
-def error_response(request: Request, status: int, name: str, message: str) -> JSONResponse:
+def error_response(
+    request: Request,
+    status: int,
+    name: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body = error_body(request.method, request.url.path, request.url.query, status, name, message)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -75,7 +86,10 @@ async def _falsework_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"errors": field_errors}, status_code=400)
     if exc.status_code >= 500:
         log.error("%s on %s %s: %s", exc.name, request.method, request.url.path, exc.message)
-    return error_response(request, exc.status_code, exc.name, exc.message)
+    headers = None
+    if isinstance(exc, TooManyRequestsError) and exc.retry_after is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    return error_response(request, exc.status_code, exc.name, exc.message, headers)
 
 
 async def _malformed(request: Request, exc: Exception) -> JSONResponse:
@@ -92,7 +106,48 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, exc.status_code, name, message)
 
 
+# errno values of a file operation failing (a name too long, a full disk): no
+# database outage, though the engine's is_unavailable counts every OSError as one.
+_FILE_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ENAMETOOLONG",
+        "ENOENT",
+        "EACCES",
+        "EPERM",
+        "ENOSPC",
+        "EDQUOT",
+        "EROFS",
+        "EEXIST",
+        "ENOTDIR",
+        "EISDIR",
+        "ELOOP",
+        "ENOTEMPTY",
+        "EFBIG",
+        "EXDEV",
+        "EMFILE",
+        "ENFILE",
+    )
+    if hasattr(errno, name)
+)
+
+
+def is_file_error(exc: BaseException) -> bool:
+    """An OSError of the file system, not of a connection."""
+    if not isinstance(exc, OSError) or isinstance(exc, ConnectionError | TimeoutError):
+        return False
+    return exc.filename is not None or exc.errno in _FILE_ERRNOS
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if is_file_error(exc):
+        assert isinstance(exc, OSError)
+        # Logged with its path for the operator; the caller learns only the kind.
+        log.error("file error on %s %s: %s", request.method, request.url.path, exc)
+        reason = exc.strerror or type(exc).__name__
+        return error_response(
+            request, 500, "FileSystemError", f"A file operation on the server failed: {reason}."
+        )
     if is_unavailable(exc):
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
         return error_response(

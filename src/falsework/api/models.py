@@ -50,8 +50,8 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found",
         409: "Conflicts with the task's state",
         413: "Request body over 10 MB",
-        422: "Malformed request",
-        429: "Too many open tasks for this user",
+        422: "Malformed request (or JSON nested deeper than the server's limit)",
+        429: "A per-user limit was reached (the message names it; `Retry-After` when known)",
         503: "The database cannot be reached",
     }
     return {code: {"model": ErrorBody, "description": described[code]} for code in codes}
@@ -133,6 +133,9 @@ class Me(_Wire):
     user: str | None
     groups: list[str] = Field(default_factory=list)
     admin: bool
+    roles: list[str] = Field(
+        default_factory=list, description="Roles the caller holds (an admin holds all)."
+    )
     localMode: bool
     authRequired: bool
 
@@ -175,7 +178,21 @@ class FileContent(BaseModel):
 
 
 class DryRunRequest(BaseModel):
-    template: dict[str, Any] = Field(description="The template document (kind: Template).")
+    """Backstage's dry-run request (``template`` + ``directoryContents``, which needs
+    the ``templates:author`` role), or Falsework's ``templateRef``: dry-run a catalog
+    template the caller may run, with its own files."""
+
+    templateRef: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A catalog template to dry-run (e.g. template:default/my-template); "
+        "needs only the right to run it. Leave out `template` and `directoryContents`.",
+    )
+    template: dict[str, Any] | None = Field(
+        default=None,
+        description="A template document (kind: Template) to dry-run with the files of "
+        "`directoryContents`; needs the templates:author role.",
+    )
     values: dict[str, Any] = Field(default_factory=dict)
     secrets: dict[str, str] | None = None
     directoryContents: list[FileContent] = Field(default_factory=list)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Annotated
+from urllib.parse import unquote, urlsplit
 
+import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from falsework.api import auth
 from falsework.api.deps import Caller, Services, Svc, task_id
@@ -29,12 +34,40 @@ from falsework.types import JSONObject
 router = APIRouter(tags=["tasks"])
 
 
-def task_json(task: Task) -> JSONObject:
-    """Backstage's task shape (the engine's), plus ``completedAt`` once finished."""
+def task_json(task: Task, hide_paths: Sequence[Path] | None = None) -> JSONObject:
+    """Backstage's task shape (the engine's), plus ``completedAt`` once finished.
+
+    ``hide_paths``: the template folders; the template's location
+    (``templateInfo.baseUrl``, a ``file:`` URL on this server) is then shown
+    relative to the one holding it, not as an absolute path of the server."""
     data = task.to_json()
     if task.finished_at is not None:
         data["completedAt"] = iso(task.finished_at)
+    if hide_paths is not None:
+        spec = data.get("spec")
+        info = spec.get("templateInfo") if isinstance(spec, dict) else None
+        base = info.get("baseUrl") if isinstance(info, dict) else None
+        if isinstance(spec, dict) and isinstance(info, dict) and isinstance(base, str):
+            if base.startswith("file:"):
+                hidden = {**info, "baseUrl": _relative_location(base, hide_paths)}
+                data["spec"] = {**spec, "templateInfo": hidden}
     return data
+
+
+def _relative_location(base: str, roots: Sequence[Path]) -> str:
+    path = unquote(urlsplit(base).path)
+    for root in roots:
+        prefix = str(root).rstrip(os.sep) + os.sep
+        if path.startswith(prefix):
+            return path[len(prefix) :]
+    return os.path.basename(path)
+
+
+def _hidden_paths(svc: Services, caller: auth.Identity) -> list[Path] | None:
+    """What task_json hides from this caller: server paths, from all but admins."""
+    if caller.admin:
+        return None
+    return [Path(os.path.abspath(d)) for d in svc.settings.template_dirs]
 
 
 async def _owned(svc: Services, caller: auth.Identity, raw_id: str) -> Task:
@@ -62,7 +95,7 @@ async def _check_open_limit(svc: Services, caller: auth.Identity) -> None:
     summary="Create a task from a template",
     responses={
         400: {"model": ValidationErrors, "description": "Values fail the template's schema"},
-        **errors(401, 403, 404, 413, 422, 429, 503),
+        **errors(401, 404, 413, 422, 429, 503),
     },
 )
 async def create_task(
@@ -71,9 +104,9 @@ async def create_task(
     caller: Caller,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONObject:
-    template = svc.catalog.get(body.templateRef)
-    auth.check_may_run(caller, template.raw, template.ref)
-    values = validate_values(template, body.values)
+    template = auth.runnable_template(caller, svc.catalog, body.templateRef)
+    # A schema check may take long (a pattern, a big value): never on the event loop.
+    values = await anyio.to_thread.run_sync(validate_values, template, body.values)
     await _check_open_limit(svc, caller)
     spec = template.task_spec(values, caller.user_context())
     created = await svc.creator.create(
@@ -115,7 +148,8 @@ async def list_tasks(
     tasks, total = await svc.broker.list(
         created_by=createdBy, status=status, limit=limit, offset=offset, order=order
     )
-    return {"tasks": [task_json(t) for t in tasks], "totalTasks": total}
+    hide = _hidden_paths(svc, caller)
+    return {"tasks": [task_json(t, hide) for t in tasks], "totalTasks": total}
 
 
 @router.get(
@@ -126,7 +160,7 @@ async def list_tasks(
     responses=errors(401, 403, 404, 422, 503),
 )
 async def get_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
-    return task_json(await _owned(svc, caller, taskId))
+    return task_json(await _owned(svc, caller, taskId), _hidden_paths(svc, caller))
 
 
 @router.post(
@@ -159,7 +193,7 @@ async def retry_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
     "/v2/tasks/{taskId}/events",
     response_model=list[EventModel],
     summary="Long-poll: events after `after` at once, else wait up to 30 s for new ones",
-    responses=errors(401, 403, 404, 422, 503),
+    responses=errors(401, 403, 404, 422, 429, 503),
 )
 async def task_events(
     taskId: str,
@@ -168,7 +202,11 @@ async def task_events(
     after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
 ) -> list[JSONObject]:
     task = await _owned(svc, caller, taskId)
-    events = await svc.hub.wait(task.id, after, svc.settings.long_poll_timeout)
+    release = svc.stream_slots.take(caller.ref, retry_after=svc.settings.long_poll_timeout)
+    try:
+        events = await svc.hub.wait(task.id, after, svc.settings.long_poll_timeout)
+    finally:
+        release()
     return [event.to_json() for event in events]
 
 
@@ -192,7 +230,7 @@ def _resume_point(last_event_id: str | None, after: int | None) -> int | None:
             "final event. Resume with `Last-Event-ID` or `?after=`.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **errors(400, 401, 403, 404, 422, 503),
+        **errors(400, 401, 403, 404, 422, 429, 503),
     },
 )
 async def task_eventstream(
@@ -205,11 +243,30 @@ async def task_eventstream(
 ) -> StreamingResponse:
     task = await _owned(svc, caller, taskId)
     start = _resume_point(last_event_id, after)
-    return StreamingResponse(
+    release = svc.stream_slots.take(caller.ref)
+    return _HeldStream(
         _stream(svc, task.id, start),
+        release,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class _HeldStream(StreamingResponse):
+    """A stream holding one of its user's stream slots until it ends, however it
+    ends (a generator that never started would never run its ``finally``)."""
+
+    def __init__(
+        self, content: AsyncIterator[bytes], release: Callable[[], None], **kwargs: object
+    ) -> None:
+        super().__init__(content, **kwargs)  # type: ignore[arg-type]
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 async def _stream(svc: Services, task: str, after: int | None) -> AsyncIterator[bytes]:

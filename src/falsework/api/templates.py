@@ -27,14 +27,13 @@ async def list_templates(svc: Svc, caller: Caller) -> list[JSONObject]:
     response_model=ParameterSchema,
     response_model_exclude_none=True,
     summary="The template's parameter pages as JSON Schemas",
-    responses=errors(401, 403, 404, 422),
+    responses=errors(401, 404, 422),
 )
 async def parameter_schema(
     namespace: str, kind: str, name: str, svc: Svc, caller: Caller
 ) -> JSONObject:
     ref = f"{kind.lower()}:{namespace}/{name}"
-    template = svc.catalog.get(ref)
-    auth.check_may_run(caller, template.raw, template.ref)
+    template = auth.runnable_template(caller, svc.catalog, ref)
     schema: JSONObject = template.parameter_schema()
     if template.secrets_schema is not None:
         # Falsework's addition: the page renders spec.secrets.schema as its own page.
@@ -53,6 +52,7 @@ async def me(svc: Svc, caller: Caller) -> JSONObject:
         "user": caller.ref,
         "groups": list(caller.groups),
         "admin": caller.admin,
+        "roles": caller.all_roles,
         "localMode": svc.auth.local_mode,
         "authRequired": svc.auth.required,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from falsework.api import auth
 from falsework.api.deps import Caller, Svc
 from falsework.api.models import WorkerLimit, WorkerModel, errors
 from falsework.engine import WorkerInfo
@@ -20,11 +21,13 @@ def worker_json(info: WorkerInfo) -> JSONObject:
 @router.get(
     "/v2/workers",
     response_model=list[WorkerModel],
-    summary="Workers of the cluster: limit, running tasks, last heartbeat",
-    responses=errors(401, 503),
+    summary="Workers of the cluster: host, pid, limit, running tasks, last heartbeat "
+    "(admins and the workers:read role)",
+    responses=errors(401, 403, 503),
 )
 async def list_workers(svc: Svc, caller: Caller) -> list[JSONObject]:
-    del caller
+    # Host names and pids map the deployment: not for every signed-in user.
+    auth.check_role(caller, auth.WORKERS_READ, "list the workers")
     return [worker_json(w) for w in await svc.broker.workers()]
 
 

@@ -37,7 +37,11 @@ async def dry_run(
     directory_contents: Sequence[Mapping[str, Any]] | None = None,
     *,
     user: Mapping[str, Any] | None = None,
+    template_dir: Path | None = None,
 ) -> JSONObject:
+    """``template_dir``: the template's own folder (a catalog template's), used
+    as it is; without it the folder is ``directory_contents``, written to a temp
+    folder."""
     from falsework.runner.workflow import TaskFailedError
 
     doc = _document(template)
@@ -45,9 +49,10 @@ async def dry_run(
     metadata = doc.get("metadata") or {}
     root = Path(tempfile.mkdtemp(prefix="falsework-dry-run-"))
     try:
-        template_dir = root / "template"
         workspace = root / "workspace"
-        await asyncio.to_thread(write_files, template_dir, directory_contents or [])
+        if template_dir is None:
+            template_dir = root / "template"
+            await asyncio.to_thread(write_files, template_dir, directory_contents or [])
         workspace.mkdir()
         ref = f"template:{metadata.get('namespace', 'default')}/{metadata.get('name', 'dry-run')}"
         spec: JSONObject = {

@@ -159,11 +159,20 @@ class WorkflowRunner:
         directory_contents: Sequence[Mapping[str, Any]] | None = None,
         *,
         user: Mapping[str, Any] | None = None,
+        template_dir: Path | None = None,
     ) -> JSONObject:
         """``POST /v2/dry-run``: see ``falsework.runner.dry_run``."""
         from falsework.runner.dry_run import dry_run
 
-        return await dry_run(self, template, values, secrets, directory_contents, user=user)
+        return await dry_run(
+            self,
+            template,
+            values,
+            secrets,
+            directory_contents,
+            user=user,
+            template_dir=template_dir,
+        )
 
     async def run(
         self,
