@@ -48,6 +48,7 @@ def test_me_names_the_caller(server: Server) -> None:
         "user": "user:default/alice",
         "groups": ["group:default/team-a"],
         "admin": False,
+        "roles": [],
         "localMode": False,
         "authRequired": True,
     }
