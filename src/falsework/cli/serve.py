@@ -84,6 +84,9 @@ def serve(
         # end on shutdown, then close them, so the worker's drain can begin.
         timeout_graceful_shutdown=3,
         proxy_headers=True,
+        http=_http_protocol(settings.header_timeout),
+        # request heads over 64 KiB are refused (h11's limit; httptools has its own)
+        h11_max_incomplete_event_size=64 * 1024,
     )
     server = _server_class(app)(config)
     # uvicorn re-raises the signal it caught once it has shut down; a drained
@@ -115,6 +118,56 @@ def _raise_file_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError):  # pragma: no cover - a container may refuse
             pass
+
+
+def _http_protocol(header_timeout: float) -> Any:
+    """uvicorn's HTTP protocol with a time limit on each request's head.
+
+    uvicorn waits for a request's headers for as long as the client likes: a client
+    sending a byte now and then holds a connection (and a file descriptor) forever,
+    before any authentication. Here a connection whose request head is not complete
+    ``header_timeout`` seconds after the connection (or after the request's first
+    byte) is closed. (The body has its own limit in the API's edge.)
+    """
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
+        return "auto"
+
+    class HeadTimeoutProtocol(HttpToolsProtocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def _arm(self) -> None:
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(header_timeout, self._head_too_slow)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_too_slow(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadTimeoutProtocol
 
 
 def _server_class(app: FastAPI) -> type[Any]:

@@ -27,7 +27,9 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,6 +203,9 @@ def _start_child(settings: Settings, memory_mb: int) -> None:
     from falsework.runner.workflow import WorkflowRunner
 
     _RUNNER = WorkflowRunner.from_settings(settings)
+    # A dry-run reads local sources only from its own template folder: never from
+    # the other templates' folders (restricted ones among them).
+    _RUNNER.allowed_roots = ()
     _few_malloc_arenas()
     import resource
 
@@ -228,6 +233,7 @@ def run_in_child(job: DryRunJob, max_result: int) -> tuple[Any, ...]:
     try:
         result = asyncio.run(_dry_run(job))
         data = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode()
+        data = _hide_paths(data, job.template_dir)
         if len(data) > max_result:
             raise DryRunLimitError(
                 f"The dry-run's result is {len(data) / 1e6:.1f} MB, over the limit of "
@@ -249,6 +255,22 @@ def run_in_child(job: DryRunJob, max_result: int) -> tuple[Any, ...]:
     except Exception as exc:
         log.exception("a dry-run failed")
         return ("error", "Error", 500, f"The dry-run failed: {type(exc).__name__}", None)
+
+
+_DRY_RUN_ROOT = re.compile(
+    re.escape(tempfile.gettempdir().encode())
+    + rb"/falsework-dry-run-[A-Za-z0-9_]+/(workspace|template)"
+)
+
+
+def _hide_paths(data: bytes, template_dir: str | None) -> bytes:
+    """The server's folders in log lines (``Template result written to …``) as
+    names: the workspace is ``.``, the template folder ``<template>``."""
+    data = _DRY_RUN_ROOT.sub(lambda m: b"." if m[1] == b"workspace" else b"<template>", data)
+    if template_dir:
+        encoded = json.dumps(template_dir, ensure_ascii=False)[1:-1].encode()
+        data = data.replace(encoded, b"<template>")
+    return data
 
 
 async def _dry_run(job: DryRunJob) -> Any:
