@@ -122,8 +122,13 @@ class DryRunPool:
             )
         self._pending += 1
         try:
-            future = self._started().schedule(
-                run_in_child, args=(job, self.max_result), timeout=self.timeout
+            # In a thread: the first call starts the fork server and the children,
+            # which takes a moment the event loop must not wait for.
+            future = await asyncio.to_thread(
+                self._started().schedule,
+                run_in_child,
+                args=(job, self.max_result),
+                timeout=self.timeout,
             )
             # Cancelling the awaiting task (the client went away) cancels the
             # future, and pebble then kills the child running it.
@@ -190,6 +195,11 @@ class ChildError(FalseworkError):
 # -- in the child ---------------------------------------------------------------
 
 _RUNNER: WorkflowRunner | None = None
+_BUSY = False  # a dry-run is running in this child
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived during a dry-run (a BaseException: nothing may catch it)."""
 
 
 def _start_child(settings: Settings, memory_mb: int) -> None:
@@ -214,7 +224,11 @@ def _start_child(settings: Settings, memory_mb: int) -> None:
 
 
 def _exit_on_term(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
+    if not _BUSY:
+        os._exit(128 + signum)
+    # Unwinds asyncio.run (cancelling the dry-run, which kills its git processes);
+    # run_in_child then exits. pebble would catch a SystemExit and carry on.
+    raise _Terminated
 
 
 def _few_malloc_arenas() -> None:
@@ -230,6 +244,8 @@ def _few_malloc_arenas() -> None:
 def run_in_child(job: DryRunJob, max_result: int) -> tuple[Any, ...]:
     """One dry-run, in a child: ``("ok", json bytes)`` or ``("error", name, status,
     message, field errors)``; a MemoryError ends the child (``MEMORY_EXIT``)."""
+    global _BUSY
+    _BUSY = True
     try:
         result = asyncio.run(_dry_run(job))
         data = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode()
@@ -243,6 +259,8 @@ def run_in_child(job: DryRunJob, max_result: int) -> tuple[Any, ...]:
         return ("ok", data)
     except MemoryError:
         os._exit(MEMORY_EXIT)
+    except _Terminated:
+        os._exit(128 + signal.SIGTERM)
     except FalseworkError as exc:
         return ("error", exc.name, exc.status_code, exc.message, getattr(exc, "errors", None))
     except OSError as exc:
@@ -255,6 +273,8 @@ def run_in_child(job: DryRunJob, max_result: int) -> tuple[Any, ...]:
     except Exception as exc:
         log.exception("a dry-run failed")
         return ("error", "Error", 500, f"The dry-run failed: {type(exc).__name__}", None)
+    finally:
+        _BUSY = False
 
 
 _DRY_RUN_ROOT = re.compile(
