@@ -32,7 +32,17 @@ Errors use Backstage's body:
 
 except invalid template values, which answer 400 with `{"errors": [...]}`, one
 entry per failing field (`path`, `property`, `message`, `name`, `argument`, ...).
-Request bodies over 10 MB answer 413; malformed requests 422.
+Request bodies over 10 MB answer 413, a body not sent within `body_timeout`
+408, malformed requests and JSON nested deeper than `max_json_depth` (64) 422;
+a per-user limit answers 429 with `Retry-After` when waiting helps. In local mode
+a `Host` other than `127.0.0.1`, `localhost`, `[::1]` or an `allowed_hosts` name
+answers 421.
+
+`POST /v2/dry-run` takes Backstage's body (`template` and `directoryContents`),
+which needs the `templates:author` role, or `{"templateRef", "values"}`: a
+catalog template the caller may run, with its own files. Either runs in a child
+process, bounded in time, memory and result size (422 `DryRunLimitError` past a
+limit). Who may do what: [operations](operations.md#who-may-do-what).
 
 The event stream (`…/eventstream`) sends one message per event:
 
