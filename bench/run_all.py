@@ -51,6 +51,8 @@ BENCHES: list[Bench] = [
     # issue 3's figures (written with the runner): fetch:template and input rendering
     Bench("fetch_template", "bench.fetch_template", timeout=600),
     Bench("render", "bench.render", timeout=300),
+    # issue 8: /healthz while hostile dry-runs run, server RSS after hostile requests
+    Bench("security", "bench.security", timeout=600),
 ]
 
 
