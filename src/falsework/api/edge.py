@@ -18,6 +18,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -35,6 +37,12 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Bodies above this are parsed for the depth check in a thread.
 _INLINE_PARSE = 256 * 1024
 _API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+_TRIM_AFTER = 1024 * 1024
+
+
+def _trim_heap() -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def allowed_host_names(local_mode: bool, configured: Iterable[str]) -> frozenset[str] | None:
@@ -129,6 +137,7 @@ class Edge:
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope.get("headers") or []}
+        body_size = 0
         try:
             self._check_host(scope, headers)
             declared = headers.get(b"content-length")
@@ -138,6 +147,7 @@ class Edge:
                 body = await self._read_body(receive)
                 if body is None:
                     return  # the client went away
+                body_size = len(body)
                 content_type = headers.get(b"content-type", b"").decode("latin-1")
                 if body and _is_json(content_type) and await self._too_deep(body):
                     raise _Refused(
@@ -150,7 +160,13 @@ class Edge:
         except _Refused as refused:
             await self._refuse(scope, send, refused)
             return
-        await self.app(scope, receive, _with_headers(send))
+        try:
+            await self.app(scope, receive, _with_headers(send))
+        finally:
+            if body_size > _TRIM_AFTER:
+                # A big body leaves megabytes of freed heap that glibc keeps: give
+                # them back, so hostile uploads do not ratchet the server's RSS up.
+                await anyio.to_thread.run_sync(_trim_heap)
 
     def _check_host(self, scope: Scope, headers: dict[bytes, bytes]) -> None:
         if self.hosts is None or scope["path"] in UNCHECKED_PATHS:
