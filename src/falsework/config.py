@@ -335,7 +335,9 @@ class Settings(BaseSettings):
         return (
             egress,
             git,
-            SourcePolicy(roots=tuple(self.template_dirs), git=git),
+            # Only the task's own template folder: another template's folder (a
+            # restricted one among them) is as out of reach as any server path.
+            SourcePolicy(roots=(), git=git),
             PublishPolicy(remotes_dir=remotes, roots=tuple(self.publish_dirs), git=git),
         )
 

@@ -34,7 +34,8 @@ def test_remotes_folder_is_under_the_data_dir(tmp_path: Path) -> None:
     runner = WorkflowRunner.from_settings(settings)
     publish = configured(runner, "publish:git")
     assert publish.remotes_dir == tmp_path / "data" / "remotes"
-    assert configured(runner, "fetch:plain").roots == (tmp_path / "tpl",)
+    # a task reads its own template folder, never the other template folders
+    assert configured(runner, "fetch:plain").roots == ()
     assert publish.roots == ()  # the template folders are for reading only
     assert configured(runner, "http:request") == policy(settings, EgressPolicy)
     assert not (tmp_path / "data").exists()  # nothing is created up front

@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from support.servers import TEMPLATES, Server, ServerFactory, auth_config, token_of
+from support.servers import (
+    TEMPLATES,
+    Server,
+    ServerFactory,
+    auth_config,
+    token_of,
+    wait_for_status,
+)
 
 API = "/api/scaffolder"
 SECURITY_TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -214,3 +221,18 @@ def test_task_json_shows_no_server_path_to_a_user(server: Server) -> None:
         .json()["spec"]["templateInfo"]["baseUrl"]
         .startswith("file:///")
     )
+
+
+@pytest.mark.parametrize("source", [str(VAULT), VAULT.as_uri(), f"git+{VAULT}", "../api-vault"])
+def test_a_task_never_reads_another_templates_folder(server: Server, source: str) -> None:
+    alice = server.client("alice")
+    created = alice.post(
+        f"{API}/v2/tasks",
+        json={"templateRef": "template:default/api-open", "values": {"source": source}},
+    )
+    assert created.status_code == 201, created.text
+    task = wait_for_status(alice, created.json()["id"], ("completed", "failed"))
+    assert task["status"] == "failed", task
+    events = alice.get(f"{API}/v2/tasks/{task['id']}/events").text
+    assert CANARY not in events
+    assert "UnsafePathError" in events or "outside" in events or "allowed" in events, events

@@ -212,10 +212,9 @@ def _start_child(settings: Settings, memory_mb: int) -> None:
     signal.signal(signal.SIGTERM, _exit_on_term)
     from falsework.runner.workflow import WorkflowRunner
 
+    # Like every task on a server, a dry-run reads local sources only from its own
+    # template folder (SourcePolicy of Settings.action_policies).
     _RUNNER = WorkflowRunner.from_settings(settings)
-    # A dry-run reads local sources only from its own template folder: never from
-    # the other templates' folders (restricted ones among them).
-    _RUNNER.allowed_roots = ()
     _few_malloc_arenas()
     import resource
 
