@@ -28,6 +28,7 @@ typecheck: setup
 pytest: setup
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-chromium.sh
+	./scripts/ensure-forges.sh
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test: lint typecheck pytest

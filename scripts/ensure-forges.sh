@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the forge and catalog tests need into a cache folder (never into the
+# repository): GitHub's official OpenAPI description (npm @octokit/openapi, pinned) and a
+# real Backstage catalog backend (npm, versions pinned in tests/support/backstage/).
+# Used by `make test` / `.ci/run`, and by the test fixtures when the cache is missing.
+# Safe to run again; FORCE_INSTALL=1 reinstalls.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${FALSEWORK_TEST_CACHE:-$HOME/.cache/falsework-tests}"
+OCTOKIT_OPENAPI=23.0.2
+specs="$CACHE/forge-specs"
+if [ ! -f "$specs/node_modules/@octokit/openapi/generated/api.github.com.json" ] \
+  || [ "$(node -p "require('$specs/node_modules/@octokit/openapi/package.json').version" 2>/dev/null)" != "$OCTOKIT_OPENAPI" ] \
+  || [ "${FORCE_INSTALL:-0}" = 1 ]; then
+  echo "installing @octokit/openapi@$OCTOKIT_OPENAPI into $specs"
+  mkdir -p "$specs"
+  npm install --prefix "$specs" --no-audit --no-fund --no-save --ignore-scripts \
+    "@octokit/openapi@$OCTOKIT_OPENAPI" >/dev/null
+fi
+catalog="$CACHE/backstage-catalog"
+mkdir -p "$catalog"
+if ! cmp -s "$HERE/tests/support/backstage/package.json" "$catalog/package.json" \
+  || [ ! -d "$catalog/node_modules/@backstage/plugin-catalog-backend" ] \
+  || [ "${FORCE_INSTALL:-0}" = 1 ]; then
+  echo "installing the Backstage catalog backend into $catalog (a few minutes)"
+  cp "$HERE/tests/support/backstage/package.json" "$catalog/package.json"
+  # better-sqlite3 builds from source with node-gyp when no prebuilt binary can be fetched.
+  (cd "$catalog" && npm install --no-audit --no-fund >/dev/null)
+fi
+node -e "require('$catalog/node_modules/better-sqlite3')(':memory:').prepare('select 1').get()"
+echo "forge specs and Backstage catalog ready in $CACHE"
