@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -99,8 +100,123 @@ class GitCredentialConfig(_Section):
         return self
 
 
+# Forge integrations, shaped like Backstage's app-config `integrations:` so that section
+# ports with a rename: camelCase keys as there (snake_case works too), and a secret given
+# as `${ENV_VAR}` is read from the environment, as Backstage does.
+class _Ported(_Section):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class _Secret(_Ported):
+    """A credential: `token` (or `${VAR}`), `tokenEnv` (a variable) or `tokenFile`."""
+
+    token: SecretStr | None = None
+    token_env: str | None = None
+    token_file: Path | None = None
+
+    def secret(self, where: str) -> str | None:
+        return read_secret(self.token, self.token_env, self.token_file, where)
+
+
+def read_secret(
+    value: SecretStr | None, env: str | None, file: Path | None, where: str
+) -> str | None:
+    """The secret a section names, read now (never logged)."""
+    if value is not None:
+        text = value.get_secret_value()
+        if text.startswith("${") and text.endswith("}"):
+            return os.environ.get(text[2:-1]) or None
+        return text or None
+    if env:
+        return os.environ.get(env) or None
+    if file is not None:
+        try:
+            return file.read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise ValueError(f"{where}: cannot read {file}: {exc.strerror}") from None
+    return None
+
+
+class GithubAppConfig(_Ported):
+    app_id: int | str
+    private_key: SecretStr | None = None
+    private_key_file: Path | None = None
+    private_key_env: str | None = None
+    allowed_installation_owners: list[str] = Field(default_factory=list)
+    # kept so a Backstage section ports as is (Falsework does not use them)
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_url: str | None = None
+
+
+class GithubIntegration(_Secret):
+    host: str = "github.com"
+    api_base_url: str | None = None  # default: https://api.github.com for github.com
+    raw_base_url: str | None = None
+    apps: list[GithubAppConfig] = Field(default_factory=list)
+
+
+class GitlabIntegration(_Secret):
+    host: str = "gitlab.com"
+    api_base_url: str | None = None  # default: https://HOST/api/v4
+    base_url: str | None = None
+
+
+class GiteaIntegration(_Ported):
+    host: str
+    base_url: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None  # a password or an access token, as in Backstage
+    password_env: str | None = None
+    password_file: Path | None = None
+
+
+class BitbucketCloudIntegration(_Ported):
+    username: str | None = None
+    app_password: SecretStr | None = None
+    token: SecretStr | None = None
+    token_env: str | None = None
+    token_file: Path | None = None
+
+
+class BitbucketServerIntegration(_Secret):
+    host: str
+    api_base_url: str | None = None  # default: https://HOST/rest/api/1.0
+    username: str | None = None
+    password: SecretStr | None = None
+
+
+class AzureCredential(_Ported):
+    organizations: list[str] = Field(default_factory=list)
+    personal_access_token: SecretStr | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    tenant_id: str | None = None
+
+
+class AzureIntegration(_Ported):
+    host: str = "dev.azure.com"
+    credentials: list[AzureCredential] = Field(default_factory=list)
+
+
+class BackstageConfig(_Secret):
+    """The Backstage instance catalog:register, catalog:fetch and http:backstage:request
+    talk to; `token` is a static external-access token of that instance."""
+
+    base_url: str
+
+
 class IntegrationsConfig(_Section):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
     git: list[GitCredentialConfig] = Field(default_factory=list)
+    github: list[GithubIntegration] = Field(default_factory=list)
+    gitlab: list[GitlabIntegration] = Field(default_factory=list)
+    gitea: list[GiteaIntegration] = Field(default_factory=list)
+    bitbucket_cloud: list[BitbucketCloudIntegration] = Field(default_factory=list)
+    bitbucket_server: list[BitbucketServerIntegration] = Field(default_factory=list)
+    azure: list[AzureIntegration] = Field(default_factory=list)
 
 
 class EgressConfig(_Section):
@@ -255,6 +371,7 @@ class Settings(BaseSettings):
     )
     auth: AuthConfig = Field(default_factory=AuthConfig)
     integrations: IntegrationsConfig = Field(default_factory=IntegrationsConfig)
+    backstage: BackstageConfig | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -140,8 +140,11 @@ class Contract:
             return self.fill(merged, state, depth + 1)
         for key in ("oneOf", "anyOf"):
             if key in schema:
-                options = [self.resolve(o) for o in schema[key]]
-                return self.fill(_best_option(options, state), state, depth + 1)
+                chosen = self._discriminated(schema, state)
+                if chosen is None:
+                    options = [self.resolve(o) for o in schema[key]]
+                    chosen = _best_option(options, state)
+                return self.fill(chosen, state, depth + 1)
         if state is None:
             return self._placeholder(schema, depth)
         kind = schema.get("type")
@@ -158,6 +161,15 @@ class Contract:
             items = schema.get("items", {})
             return [self.fill(items, item, depth + 1) for item in state]
         return state
+
+    def _discriminated(self, schema: dict[str, Any], state: Any) -> Any:
+        """The branch a ``discriminator`` names for ``state``'s value of its property."""
+        rule = schema.get("discriminator") or {}
+        name = rule.get("propertyName")
+        if not name or not isinstance(state, dict) or name not in state:
+            return None
+        target = (rule.get("mapping") or {}).get(state[name])
+        return self.resolve({"$ref": target}) if target else None
 
     def _placeholder(self, schema: dict[str, Any], depth: int) -> Any:
         if schema.get("nullable") or schema.get("type") == "null":

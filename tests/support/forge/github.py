@@ -160,6 +160,7 @@ class GitHub:
             "login": login,
             "id": abs(hash(login)) % 100000,
             "type": self.owners.get(login, "User"),
+            "user_view_type": "public",
             "html_url": f"{self.url}/{login}",
             "url": f"{self.url}{self.api_prefix}/users/{login}",
         }
@@ -489,7 +490,7 @@ def _seed(bare: Path, branch: str, files: dict[str, str], message: str) -> None:
         "PATH": "/usr/bin:/bin",
     }
     git = ["git", f"--git-dir={bare}"]
-    entries = []
+    index = {**env, "GIT_INDEX_FILE": str(bare / "seed.index")}
     for name, text in files.items():
         blob = (
             subprocess.run(
@@ -501,14 +502,15 @@ def _seed(bare: Path, branch: str, files: dict[str, str], message: str) -> None:
             .stdout.decode()
             .strip()
         )
-        entries.append(f"100644 blob {blob}\t{name}")
+        subprocess.run(
+            [*git, "update-index", "--add", "--cacheinfo", f"100644,{blob},{name}"],
+            check=True,
+            env=index,
+        )
     tree = subprocess.run(
-        [*git, "mktree"],
-        input="\n".join(entries) + "\n",
-        capture_output=True,
-        text=True,
-        check=True,
+        [*git, "write-tree"], capture_output=True, text=True, check=True, env=index
     ).stdout.strip()
+    (bare / "seed.index").unlink()
     commit = subprocess.run(
         [*git, "commit-tree", tree, "-m", message],
         capture_output=True,

@@ -1,0 +1,144 @@
+"""The forges and the Backstage instance the publish and catalog actions talk to.
+
+Built once at the edge from the server's configuration (``integrations.github[]``,
+``gitlab[]``, ... and ``backstage:``, see docs/operations.md) and handed to the action
+families when the registry is made; a handler sees only the values it needs.
+
+Two hooks are the seam with the server's egress policy: ``http_transport`` makes the
+transport of every HTTP client an action opens (the REST calls of the forge actions and
+``http:backstage:request``), and ``credential`` decides which configured token applies
+to a repository. Both default to the plain behaviour (direct connections; a host's token
+for every repository of that host) until the egress policy supplies its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
+
+from falsework.errors import InputError
+
+Kind = Literal["github", "gitlab", "gitea", "bitbucketCloud", "bitbucketServer", "azure"]
+
+
+@dataclass(frozen=True)
+class GithubApp:
+    """A GitHub App: its installations' tokens are used for the owners it is installed
+    on (and only ``allowed_installation_owners`` when that list is given)."""
+
+    app_id: str
+    private_key: str
+    allowed_installation_owners: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ForgeHost:
+    """One configured host of a forge: where its API is and the server's credential."""
+
+    kind: Kind
+    host: str  # as in URLs: `github.com`, `git.example.com:8443`
+    api_base_url: str
+    token: str | None = None
+    username: str | None = None  # Bitbucket and Gitea take a user name with the token
+    apps: tuple[GithubApp, ...] = ()
+
+
+@dataclass(frozen=True)
+class BackstageTarget:
+    """A Backstage instance: catalog:register, catalog:fetch, http:backstage:request."""
+
+    base_url: str
+    token: str | None = None
+
+
+def default_transport() -> httpx.AsyncBaseTransport:
+    return httpx.AsyncHTTPTransport(retries=0)
+
+
+@dataclass(frozen=True)
+class Integrations:
+    hosts: tuple[ForgeHost, ...] = ()
+    backstage: BackstageTarget | None = None
+    # The egress seam: every HTTP client of these actions gets its transport here.
+    http_transport: Callable[[], httpx.AsyncBaseTransport] = field(default=default_transport)
+
+    def host(self, kind: Kind, host: str) -> ForgeHost | None:
+        wanted = host.lower()
+        for item in self.hosts:
+            if item.kind == kind and item.host.lower() == wanted:
+                return item
+        if kind == "github" and wanted == "github.com":
+            # Like Backstage: github.com is always known, without a credential.
+            return ForgeHost("github", "github.com", "https://api.github.com")
+        if kind == "gitlab" and wanted == "gitlab.com":
+            return ForgeHost("gitlab", "gitlab.com", "https://gitlab.com/api/v4")
+        if kind == "bitbucketCloud" and wanted == "bitbucket.org":
+            return ForgeHost("bitbucketCloud", "bitbucket.org", "https://api.bitbucket.org/2.0")
+        return None
+
+    def require(self, kind: Kind, host: str, what: str) -> ForgeHost:
+        found = self.host(kind, host)
+        if found is None:
+            raise InputError(
+                f"{what}: no {kind} integration is configured for host {host!r}; add it to "
+                f"integrations.{kind} in the server's configuration"
+            )
+        return found
+
+    def client(
+        self, base_url: str, headers: dict[str, str], timeout: float = 60.0
+    ) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=base_url,
+            headers=headers,
+            timeout=timeout,
+            transport=self.http_transport(),
+            follow_redirects=False,
+        )
+
+
+@dataclass(frozen=True)
+class RepoUrl:
+    """Backstage's ``repoUrl``: ``host?owner=o&repo=r`` (``organization``, ``workspace``,
+    ``project`` for the forges that have them)."""
+
+    host: str
+    repo: str
+    owner: str | None = None
+    organization: str | None = None
+    workspace: str | None = None
+    project: str | None = None
+
+    @classmethod
+    def parse(cls, value: str, input_name: str = "repoUrl") -> RepoUrl:
+        parts = urlsplit(f"https://{value}")
+        query = {k: v[0] for k, v in parse_qs(parts.query).items() if v and v[0]}
+        host = parts.netloc
+        if not host or parts.path not in ("", "/") or "@" in host:
+            raise InputError(
+                f"{input_name} {value!r} is not of the form host?owner=OWNER&repo=REPO "
+                "(for example github.com?owner=acme&repo=my-service)"
+            )
+        repo = query.get("repo")
+        if not repo:
+            raise InputError(f"{input_name} {value!r} has no repo= parameter")
+        return cls(
+            host=host,
+            repo=repo,
+            owner=query.get("owner"),
+            organization=query.get("organization"),
+            workspace=query.get("workspace"),
+            project=query.get("project"),
+        )
+
+    def need_owner(self, input_name: str = "repoUrl") -> str:
+        if not self.owner:
+            raise InputError(f"Invalid repository owner provided in {input_name}")
+        return self.owner
+
+    def path(self) -> str:
+        return "/".join(quote(p, safe="") for p in (self.owner or "", self.repo) if p)

@@ -1,0 +1,122 @@
+"""Running template steps against a forge server: a real WorkflowRunner built with the
+forge as a configured integration, a workspace to fill, and helpers to read back what
+landed in the forge's git repositories."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from falsework.actions import ActionRegistry
+from falsework.actions.integrations import BackstageTarget, ForgeHost, Integrations
+from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
+from falsework.templating import Renderer
+from support.forge.server import ForgeServer
+
+
+@dataclass
+class Run:
+    io: MemoryTaskIO
+    output: dict[str, Any] | None = None
+    error: TaskFailedError | None = None
+
+    def logs(self) -> list[str]:
+        return [str(b.get("message")) for _, b in self.io.events]
+
+    def step_output(self, step_id: str) -> dict[str, Any]:
+        return dict(self.io.steps.get(step_id, {}).get("output") or {})
+
+
+@dataclass
+class ForgeRunner:
+    runner: WorkflowRunner
+    workspace: Path
+    tmp: Path
+    template_dir: Path
+    runs: list[Run] = field(default_factory=list)
+
+    async def run(
+        self,
+        steps: list[dict[str, Any]],
+        *,
+        output: dict[str, Any] | None = None,
+        secrets: dict[str, str] | None = None,
+        dry_run: bool = False,
+    ) -> Run:
+        spec = {
+            "apiVersion": "scaffolder.backstage.io/v1beta3",
+            "steps": steps,
+            "output": output or {},
+            "parameters": {},
+            "user": {"ref": "user:default/guest"},
+            "templateInfo": {
+                "entityRef": "template:default/forge-test",
+                "baseUrl": (self.template_dir / "template.yaml").as_uri(),
+            },
+        }
+        io = MemoryTaskIO()
+        run = Run(io)
+        task = LocalTask(spec=spec, secrets=dict(secrets or {}))
+        try:
+            run.output = await self.runner.run(task, io, workspace=self.workspace, dry_run=dry_run)
+        except TaskFailedError as exc:
+            run.error = exc
+        self.runs.append(run)
+        return run
+
+    def write(self, files: dict[str, str]) -> None:
+        for name, text in files.items():
+            path = self.workspace / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+
+
+def forge_runner(
+    tmp: Path,
+    forge: ForgeServer | None,
+    *,
+    kind: str = "github",
+    token: str | None = None,
+    backstage: BackstageTarget | None = None,
+    username: str | None = None,
+    host: str | None = None,
+) -> ForgeRunner:
+    """A runner whose integration for ``kind`` at ``host`` (default: the forge's own
+    host:port) is the forge."""
+    hosts = ()
+    if forge is not None:
+        api = forge.url + forge.host.api_prefix
+        name = host or forge.netloc
+        hosts = (ForgeHost(kind, name, api, token, username),)  # type: ignore[arg-type]
+    integrations = Integrations(hosts=hosts, backstage=backstage)
+    template_dir = tmp / "template"
+    template_dir.mkdir(parents=True, exist_ok=True)
+    (template_dir / "template.yaml").write_text("kind: Template\n")
+    workspace = tmp / "workspace"
+    workspace.mkdir(parents=True, exist_ok=True)
+    runner = WorkflowRunner(
+        ActionRegistry.builtin(integrations),
+        Renderer(),
+        work_dir=tmp / "work",
+        step_timeout=60,
+        remotes_dir=tmp / "remotes",
+    )
+    return ForgeRunner(runner, workspace, tmp, template_dir)
+
+
+def step(action: str, step_id: str = "s", **input: Any) -> dict[str, Any]:
+    return {"id": step_id, "name": action, "action": action, "input": input}
+
+
+def git(bare: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", f"--git-dir={bare}", *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def clone(bare: Path, dest: Path, branch: str | None = None) -> Path:
+    args = ["git", "clone", "-q", *(["--branch", branch] if branch else []), str(bare), str(dest)]
+    subprocess.run(args, check=True, capture_output=True)
+    return dest
