@@ -117,3 +117,8 @@ class UnreachableError(ActionError):
     One message for every reason (refused by the egress policy, no such name,
     connection refused, reset or timed out), so a failure never tells a user
     whether a port is open or a name resolves; the reason goes to the log."""
+
+
+class ActionSkipped(FalseworkError):
+    """The action had nothing to do here; the step ends ``skipped`` with this message as a
+    warning (catalog:register with no Backstage configured)."""

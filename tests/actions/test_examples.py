@@ -16,9 +16,15 @@ import yaml
 
 from falsework.actions import ActionRegistry
 
-# The forge families' examples run against a loopback forge in their own test modules
-# (tests/actions/test_github.py ...).
-FORGE_FAMILIES = ("github:", "publish:github")
+# The forge and Backstage families' examples run against a loopback forge and a real
+# Backstage catalog in their own test modules (test_github.py, test_catalog_backstage.py).
+FORGE_FAMILIES = (
+    "github:",
+    "publish:github",
+    "catalog:register",
+    "catalog:fetch",
+    "http:backstage:",
+)
 EXAMPLES = [
     pytest.param(item.id, index, id=f"{item.id}#{index}")
     for item in ActionRegistry.builtin().list()

@@ -29,7 +29,13 @@ from urllib.parse import unquote, urlsplit
 from pydantic import ValidationError
 
 from falsework.actions import Action, ActionContext, ActionRegistry, Workspace, example_output
-from falsework.errors import FalseworkError, InputError, LeaseLostError, StepTimeoutError
+from falsework.errors import (
+    ActionSkipped,
+    FalseworkError,
+    InputError,
+    LeaseLostError,
+    StepTimeoutError,
+)
 from falsework.runner.io import TaskInput, TaskIO
 from falsework.runner.redaction import Redactor
 from falsework.templating import Renderer, is_truthy
@@ -399,6 +405,13 @@ class _TaskRun:
             raise
         except LeaseLostError:
             raise  # the task is no longer ours: nothing more may be written for it
+        except ActionSkipped as exc:
+            # The action chose not to act (and said why): a warning, never silence.
+            self.emitter.sink(step_id)("warn", self.redactor.text(exc.message))
+            await emitter.flush()
+            self.context["steps"][step_id] = {"output": {}}
+            message = f"Skipping step {step_id}: {self.redactor.text(exc.message)}"
+            await self._mark(step_id, message, {"status": "skipped"})
         except Exception as exc:
             err_name = exc.name if isinstance(exc, FalseworkError) else type(exc).__name__
             message = self.redactor.text(_message(exc))

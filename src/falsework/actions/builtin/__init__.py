@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from falsework.actions.builtin.catalog import catalog_write
+from falsework.actions.builtin.catalog import catalog_actions, catalog_write
 from falsework.actions.builtin.debug import debug_log, debug_wait
 from falsework.actions.builtin.fetch import (
     fetch_plain,
@@ -39,7 +39,7 @@ def builtin_actions(integrations: Integrations | None = None) -> tuple[Action[An
     """Every built-in action; the forge and catalog families are built with the
     server's integrations (none configured: only a step's own token works)."""
     forges = integrations or Integrations()
-    return (*_PLAIN, *github_actions(forges))
+    return (*_PLAIN, *github_actions(forges), *catalog_actions(forges))
 
 
 BUILTIN_ACTIONS: tuple[Action[Any], ...] = builtin_actions()

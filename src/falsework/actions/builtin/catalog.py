@@ -1,15 +1,27 @@
-"""``catalog:write`` — write a catalog-info.yaml from an entity object."""
+"""The catalog actions: ``catalog:write`` (a catalog-info.yaml from an entity object),
+and, against the configured Backstage instance, ``catalog:register`` and
+``catalog:fetch`` (Backstage's ids, inputs and outputs)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import yaml
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from falsework.actions.builtin.backstage import (
+    Backstage,
+    http_backstage_request,
+    parse_entity_ref,
+)
+from falsework.actions.builtin.backstage import require as require_backstage
 from falsework.actions.context import ActionContext
-from falsework.actions.contract import ActionInput, action
+from falsework.actions.contract import Action, ActionInput, action
+from falsework.actions.integrations import Integrations
+from falsework.errors import ActionError, ActionSkipped, InputError
 
 
 class WriteInput(ActionInput):
@@ -52,3 +64,195 @@ async def catalog_write(ctx: ActionContext[WriteInput]) -> None:
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+# -- catalog:register and catalog:fetch (need a Backstage instance) ----------------
+class RegisterInput(ActionInput):
+    catalog_info_url: str | None = Field(
+        None, description="An absolute URL pointing to the catalog info file location"
+    )
+    repo_contents_url: str | None = Field(
+        None, description="An absolute URL pointing to the root of a repository directory tree"
+    )
+    catalog_info_path: str | None = Field(
+        None,
+        description="A relative path from the repo root pointing to the catalog info file, "
+        "defaults to /catalog-info.yaml",
+    )
+    optional: bool | None = Field(
+        None, description="Permit the registered location to optionally exist. Default: false"
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> RegisterInput:
+        if (self.catalog_info_url is None) == (self.repo_contents_url is None):
+            raise ValueError("give exactly one of catalogInfoUrl or repoContentsUrl")
+        if self.catalog_info_url is not None and self.catalog_info_path is not None:
+            raise ValueError("catalogInfoPath goes with repoContentsUrl, not catalogInfoUrl")
+        return self
+
+
+# Where a forge's file pages keep the ref: the part of the URL up to and including it.
+_VIEW = re.compile(r"^(?P<root>.*?/(?:-/)?(?:blob|tree|src/branch|src/tag|src)/[^/]+)(?:/.*)?$")
+
+
+def resolve_url(base: str, path: str) -> str:
+    """``path`` against a repository contents URL, as Backstage's integrations resolve
+    it: an absolute path from the repository's root at the same ref, else relative."""
+    if path.startswith("/"):
+        match = _VIEW.match(base.split("?", 1)[0])
+        if match:
+            return f"{match['root']}{path}"
+        return urljoin(base, path)
+    return urljoin(base.rstrip("/") + "/", path)
+
+
+def catalog_register(integrations: Integrations) -> Action[RegisterInput]:
+    @action(
+        id="catalog:register",
+        description="Registers entities from a catalog descriptor file in the workspace into "
+        "the software catalog. With no Backstage instance configured the step ends skipped "
+        "with a warning.",
+        input=RegisterInput,
+        output={
+            "type": "object",
+            "properties": {
+                "entityRef": {"type": "string", "description": "The registered entity"},
+                "catalogInfoUrl": {"type": "string", "description": "The registered file"},
+            },
+        },
+        examples=[
+            (
+                "Register the catalog-info.yaml of the published repository",
+                "steps:\n  - id: register\n    name: Register\n    action: catalog:register\n"
+                "    input:\n      repoContentsUrl: ${{ steps.publish.output.repoContentsUrl }}\n"
+                "      catalogInfoPath: /catalog-info.yaml\n",
+            ),
+            (
+                "Register a file by its URL, which may not exist yet",
+                "steps:\n  - id: register\n    name: Register\n    action: catalog:register\n"
+                "    input:\n      catalogInfoUrl: "
+                "https://github.com/acme/my-service/blob/main/catalog-info.yaml\n"
+                "      optional: true\n",
+            ),
+        ],
+    )
+    async def handler(ctx: ActionContext[RegisterInput]) -> None:
+        inp = ctx.input
+        if inp.catalog_info_url is not None:
+            url = inp.catalog_info_url
+        else:
+            base = inp.repo_contents_url or ""
+            host = urlsplit(base).netloc
+            if not any(h.host.lower() == host.lower() for h in integrations.hosts) and host not in (
+                "github.com",
+                "gitlab.com",
+                "bitbucket.org",
+            ):
+                raise InputError(f"No integration found for host {base}")
+            url = resolve_url(base, inp.catalog_info_path or "/catalog-info.yaml")
+        if integrations.backstage is None:
+            raise ActionSkipped(
+                f"catalog:register did not register {url}: no Backstage instance is "
+                "configured (set backstage.baseUrl and a token in the server's configuration)"
+            )
+        ctx.logger.info(f"Registering {url} in the catalog")
+        async with Backstage(integrations.backstage, integrations) as catalog:
+            try:
+                await catalog.add_location(url)
+            except ActionError:
+                if not inp.optional:
+                    raise
+            try:
+                found = (await catalog.add_location(url, dry_run=True)).get("entities") or []
+                if found:
+                    ctx.output("entityRef", _ref(_pick(found)))
+            except ActionError:
+                if not inp.optional:
+                    raise
+        ctx.output("catalogInfoUrl", url)
+
+    return handler
+
+
+def _pick(entities: list[dict[str, Any]]) -> dict[str, Any]:
+    named = [e for e in entities if not e["metadata"]["name"].startswith("generated-")]
+    for entity in named:
+        if entity.get("kind") == "Component":
+            return entity
+    return named[0] if named else entities[0]
+
+
+def _ref(entity: dict[str, Any]) -> str:
+    meta = entity["metadata"]
+    return f"{entity['kind'].lower()}:{meta.get('namespace', 'default')}/{meta['name']}"
+
+
+class FetchInput(ActionInput):
+    entity_ref: str | None = Field(None, description="Entity reference of the entity to get")
+    entity_refs: list[str] | None = Field(
+        None, description="Entity references of the entities to get"
+    )
+    optional: bool | None = Field(
+        None, description="Allow the entity or entities to optionally exist. Default: false"
+    )
+    default_kind: str | None = Field(None, description="The default kind")
+    default_namespace: str | None = Field(None, description="The default namespace")
+
+
+def catalog_fetch(integrations: Integrations) -> Action[FetchInput]:
+    @action(
+        id="catalog:fetch",
+        description="Returns entity or entities from the catalog by entity reference(s)",
+        input=FetchInput,
+        dry_run=True,
+        output={
+            "type": "object",
+            "properties": {
+                "entity": {"description": "The entity (with `entityRef`)"},
+                "entities": {"type": "array", "description": "The entities (with `entityRefs`)"},
+            },
+        },
+        examples=[
+            (
+                "Fetch the owner group of a service",
+                "steps:\n  - id: owner\n    name: Fetch owner\n    action: catalog:fetch\n"
+                "    input:\n      entityRef: team-a\n      defaultKind: group\n"
+                "      optional: true\n",
+            )
+        ],
+    )
+    async def handler(ctx: ActionContext[FetchInput]) -> None:
+        inp = ctx.input
+        if not inp.entity_ref and not inp.entity_refs:
+            if inp.optional:
+                return
+            raise InputError("Missing entity reference or references")
+        target = require_backstage(integrations, "catalog:fetch")
+        async with Backstage(target, integrations) as catalog:
+            if inp.entity_ref:
+                ref = parse_entity_ref(inp.entity_ref, inp.default_kind, inp.default_namespace)
+                entity = await catalog.entity(ref)
+                if entity is None and not inp.optional:
+                    raise ActionError(f"Entity {inp.entity_ref} not found")
+                ctx.output("entity", entity)
+            if inp.entity_refs:
+                refs = [
+                    parse_entity_ref(r, inp.default_kind, inp.default_namespace)
+                    for r in inp.entity_refs
+                ]
+                items = await catalog.entities(refs)
+                for given, item in zip(inp.entity_refs, items, strict=True):
+                    if item is None and not inp.optional:
+                        raise ActionError(f"Entity {given} not found")
+                ctx.output("entities", items)
+
+    return handler
+
+
+def catalog_actions(integrations: Integrations) -> tuple[Action[Any], ...]:
+    return (
+        catalog_register(integrations),
+        catalog_fetch(integrations),
+        http_backstage_request(integrations),
+    )
