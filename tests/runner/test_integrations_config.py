@@ -1,0 +1,101 @@
+"""The `integrations` and `backstage` sections: Backstage's app-config section ports with
+a rename (camelCase keys, `${VAR}` secrets), secrets come from the environment or a
+file, a misspelt key is an error, and the runner's forge actions get what was set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from falsework.actions.integrations import ForgeHost
+from falsework.config import Settings
+from falsework.runner.integrations import integrations_from_settings
+
+APP_CONFIG = """
+integrations:
+  github:
+    - host: github.com
+      token: ${GITHUB_TOKEN}
+    - host: ghe.example.com
+      apiBaseUrl: https://ghe.example.com/api/v3
+      apps:
+        - appId: 12
+          privateKey: ${GHE_APP_KEY}
+          clientId: abc
+          clientSecret: ${GHE_APP_SECRET}
+          webhookSecret: hook
+          allowedInstallationOwners: [acme]
+  gitlab:
+    - host: gitlab.example.com
+      token: ${GITLAB_TOKEN}
+  bitbucketCloud:
+    - username: bot
+      appPassword: ${BB_PASSWORD}
+"""
+
+
+def load(tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    path = tmp_path / "falsework.yaml"
+    path.write_text(text)
+    monkeypatch.setenv("FALSEWORK_CONFIG", str(path))
+    return Settings()
+
+
+def test_backstages_section_ports_as_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "gh-secret")
+    monkeypatch.setenv("GHE_APP_KEY", "-----BEGIN KEY-----")
+    monkeypatch.setenv("GITLAB_TOKEN", "gl-secret")
+    monkeypatch.setenv("BB_PASSWORD", "bb-secret")
+    settings = load(tmp_path, APP_CONFIG, monkeypatch)
+    found = integrations_from_settings(settings)
+    assert found.hosts[0] == ForgeHost(
+        "github", "github.com", "https://api.github.com", "gh-secret"
+    )
+    ghe = found.hosts[1]
+    assert (ghe.api_base_url, ghe.token) == ("https://ghe.example.com/api/v3", None)
+    assert ghe.apps[0].app_id == "12" and ghe.apps[0].private_key == "-----BEGIN KEY-----"
+    assert ghe.apps[0].allowed_installation_owners == ("acme",)
+    gitlab = found.host("gitlab", "gitlab.example.com")
+    assert gitlab is not None and gitlab.api_base_url == "https://gitlab.example.com/api/v4"
+    assert gitlab.token == "gl-secret"
+    bitbucket = found.host("bitbucketCloud", "bitbucket.org")
+    assert bitbucket is not None and (bitbucket.username, bitbucket.token) == ("bot", "bb-secret")
+    assert found.backstage is None
+    # secrets are never shown by the settings object
+    assert "gh-secret" not in repr(settings) and "gl-secret" not in str(settings)
+
+
+def test_secrets_from_env_names_and_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "token").write_text("from-a-file\n")
+    monkeypatch.setenv("BACKSTAGE_TOKEN", "bs-secret")
+    text = yaml.safe_dump(
+        {
+            "integrations": {"github": [{"host": "g.test", "tokenFile": str(tmp_path / "token")}]},
+            "backstage": {"baseUrl": "https://backstage.test/", "tokenEnv": "BACKSTAGE_TOKEN"},
+        }
+    )
+    found = integrations_from_settings(load(tmp_path, text, monkeypatch))
+    assert found.hosts[0].token == "from-a-file"
+    assert found.hosts[0].api_base_url == "https://g.test/api/v3"
+    assert found.backstage is not None
+    assert (found.backstage.base_url, found.backstage.token) == (
+        "https://backstage.test",
+        "bs-secret",
+    )
+
+
+def test_a_misspelt_key_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "integrations:\n  github:\n    - host: github.com\n      apiBaseURL: https://x\n"
+    with pytest.raises(ValidationError, match="apiBaseURL"):
+        load(tmp_path, text, monkeypatch)
+
+
+def test_an_unreadable_token_file_names_the_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = f"integrations:\n  github:\n    - host: g.test\n      tokenFile: {tmp_path / 'no'}\n"
+    with pytest.raises(ValueError, match=r"integrations\.github host g\.test: cannot read"):
+        integrations_from_settings(load(tmp_path, text, monkeypatch))
