@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from falsework.actions import ActionRegistry
+from falsework.actions.integrations import ForgeHost, GithubApp, Integrations
 from support.forge import ForgeServer, GitHub, seed
 from support.forge.harness import ForgeRunner, clone, forge_runner, git, step
 
@@ -406,3 +407,55 @@ async def test_every_documented_example_runs_against_the_forge(
     example = ActionRegistry.builtin().get(action_id).examples[index]
     run = await runner.run(yaml.safe_load(example.example)["steps"])
     assert run.error is None, run.logs()
+
+
+def _app_key() -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+async def test_a_github_app_installation_token_is_used_for_allowed_owners(
+    tmp_path: Path,
+) -> None:
+    private, public = _app_key()
+    host = GitHub(
+        tmp_path / "forge",
+        tokens={},
+        owners={"acme": "Organization", "other": "Organization"},
+        apps={"4242": (public, ["acme", "other"])},
+    )
+    forge = ForgeServer(host).start()
+    try:
+        app = GithubApp("4242", private, allowed_installation_owners=("acme",))
+        target = ForgeHost("github", forge.netloc, f"{forge.url}/api/v3", None, None, (app,))
+        runner = forge_runner(tmp_path / "run", None)
+        runner.runner.registry = ActionRegistry.builtin(Integrations(hosts=(target,)))
+        runner.write({"a.txt": "a\n"})
+        run = await runner.run(
+            [step("publish:github", repoUrl=f"{forge.netloc}?owner=acme&repo=by-app")]
+        )
+        assert run.error is None, run.logs()
+        assert forge.pushes == [("acme/by-app", "app-4242[bot]")]
+        assert forge.calls_to("apps/create-installation-access-token")[0].user == "app:4242"
+        refused = await runner.run(
+            [step("publish:github", repoUrl=f"{forge.netloc}?owner=other&repo=x")]
+        )
+        assert refused.error is not None
+        assert "not in allowedInstallationOwners" in str(refused.error)
+        assert "other/x" not in str(host.repos)
+    finally:
+        forge.stop()
+    assert forge.take_violations() == []

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jwt
 from nacl.public import PrivateKey, SealedBox
 
 from support.forge.contract import Contract
@@ -118,7 +119,9 @@ class GitHub:
         owners: dict[str, str],
         teams: dict[str, list[str]] | None = None,
         users: list[str] = (),  # type: ignore[assignment]
+        apps: dict[str, tuple[str, list[str]]] | None = None,
     ) -> None:
+        """``apps``: app id -> (its public key in PEM, the owners it is installed on)."""
         self.contract = github_contract()
         self.root = root
         self.tokens = tokens
@@ -127,6 +130,8 @@ class GitHub:
         self.users = set(users) | {o for o, kind in owners.items() if kind == "User"}
         self.repos: dict[str, Repo] = {}
         self.url = "http://forge.invalid"
+        self.apps = apps or {}
+        self.installation_tokens: dict[str, str] = {}
         self._ids = itertools.count(1000)
         self._lock = threading.RLock()
 
@@ -134,7 +139,16 @@ class GitHub:
         self.url = url
 
     def user_of(self, token: str) -> str | None:
-        return self.tokens.get(token)
+        if token.count(".") == 2:  # a GitHub App's JWT, signed with its private key
+            for app_id, (public_pem, _) in self.apps.items():
+                try:
+                    claims = jwt.decode(token, public_pem, algorithms=["RS256"])
+                except jwt.PyJWTError:
+                    continue
+                if str(claims.get("iss")) == app_id:
+                    return f"app:{app_id}"
+            return None
+        return self.tokens.get(token) or self.installation_tokens.get(token)
 
     def repo_dir(self, owner: str, repo: str) -> Path | None:
         found = self.repos.get(f"{owner}/{repo}".lower())
@@ -250,7 +264,41 @@ class GitHub:
             "pulls/update": self.update_pull,
             "pulls/request-reviewers": self.request_reviewers,
             "repos/get-content": self.get_content,
+            "apps/list-installations": self.list_installations,
+            "apps/create-installation-access-token": self.installation_token,
         }
+
+    def _app(self, call: Call) -> str:
+        if not (call.user or "").startswith("app:"):
+            raise HttpError(401, "A JSON web token could not be decoded")
+        return (call.user or "")[4:]
+
+    def list_installations(self, call: Call, p: dict[str, str]) -> Reply:
+        app_id = self._app(call)
+        owners = self.apps[app_id][1]
+        return Reply(
+            200,
+            [
+                {
+                    "id": int(app_id) * 100 + i,
+                    "app_id": int(app_id),
+                    "account": self._owner(owner),
+                    "target_type": self.owners.get(owner, "User"),
+                    "repository_selection": "all",
+                }
+                for i, owner in enumerate(owners)
+            ],
+        )
+
+    def installation_token(self, call: Call, p: dict[str, str]) -> Reply:
+        app_id = self._app(call)
+        number = int(p["installation_id"]) - int(app_id) * 100
+        owners = self.apps[app_id][1]
+        if not 0 <= number < len(owners):
+            raise HttpError(404, "Not Found")
+        token = f"ghs_installation_{app_id}_{number}_{len(self.installation_tokens)}"
+        self.installation_tokens[token] = f"app-{app_id}[bot]"
+        return Reply(201, {"token": token, "expires_at": "2099-01-01T00:00:00Z"})
 
     def get_user(self, call: Call, p: dict[str, str]) -> Reply:
         if p["username"] not in self.owners and p["username"] not in self.users:

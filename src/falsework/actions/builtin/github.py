@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from githubkit import GitHub, TokenAuthStrategy
+from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
 from githubkit.exception import GitHubException, RequestFailed
 from nacl.public import PublicKey, SealedBox
 from pydantic import Field, model_validator
@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from falsework.actions.builtin.gitpush import Author, push_changes, push_folder, source_folder
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
-from falsework.actions.integrations import ForgeHost, Integrations, RepoUrl
+from falsework.actions.integrations import ForgeHost, GithubApp, Integrations, RepoUrl
 from falsework.actions.sources import git_auth_env
 from falsework.errors import ActionError, InputError
 
@@ -174,37 +174,68 @@ class _Client:
     def __init__(self, host: ForgeHost, token: str, integrations: Integrations) -> None:
         self.host = host
         self.token = token
-        self.github = GitHub(
-            TokenAuthStrategy(token),
-            base_url=host.api_base_url.rstrip("/") + "/",
-            http_cache=False,
-            auto_retry=False,
-            follow_redirects=False,
-            timeout=60.0,
-            async_transport=integrations.http_transport(),
-            user_agent="falsework",
-            # The host judges the body: `internal` visibility, for one, is valid on
-            # GitHub Enterprise but not in api.github.com's schema githubkit carries.
-            rest_api_validate_body=False,
-        )
+        self.github = _github(host, TokenAuthStrategy(token), integrations)
         self.rest: Any = self.github.rest
 
     def auth_env(self, ctx: ActionContext[Any], remote: str) -> dict[str, str]:
         return git_auth_env(ctx, remote, self.token, "x-access-token")
 
 
+def _github(host: ForgeHost, auth: Any, integrations: Integrations) -> GitHub[Any]:
+    return GitHub(
+        auth,
+        base_url=host.api_base_url.rstrip("/") + "/",
+        http_cache=False,
+        auto_retry=False,
+        follow_redirects=False,
+        timeout=60.0,
+        async_transport=integrations.http_transport(),
+        user_agent="falsework",
+        # The host judges the body: `internal` visibility, for one, is valid on
+        # GitHub Enterprise but not in api.github.com's schema githubkit carries.
+        rest_api_validate_body=False,
+    )
+
+
+async def _app_token(
+    host: ForgeHost, owner: str, integrations: Integrations, what: str
+) -> str | None:
+    """An installation token of a configured GitHub App installed on ``owner`` (only
+    apps whose allowedInstallationOwners, when given, list ``owner``)."""
+    refused: list[GithubApp] = []
+    for app in host.apps:
+        allowed = [o.lower() for o in app.allowed_installation_owners]
+        if allowed and owner.lower() not in allowed:
+            refused.append(app)
+            continue
+        async with _github(host, AppAuthStrategy(app.app_id, app.private_key), integrations) as gh:
+            installs = (await gh.rest.apps.async_list_installations()).json()
+            for item in installs:
+                if str((item.get("account") or {}).get("login", "")).lower() == owner.lower():
+                    made = await gh.rest.apps.async_create_installation_access_token(item["id"])
+                    return str(made.json()["token"])
+    if refused and len(refused) == len(host.apps):
+        raise InputError(
+            f"{what}: the GitHub App configured for {host.host} may not act for {owner!r} "
+            "(it is not in allowedInstallationOwners)"
+        )
+    return None
+
+
 @asynccontextmanager
 async def _client(integrations: Integrations, repo: RepoUrl, token: str | None, what: str) -> Any:
     host = integrations.require("github", repo.host, what)
-    chosen = token or host.token
-    if not chosen:
-        raise InputError(
-            f"{what}: no token available for host {repo.host} (owner {repo.owner}, repo "
-            f"{repo.repo}); give the step a token input or configure integrations.github "
-            "with a token"
-        )
-    client = _Client(host, chosen, integrations)
     try:
+        chosen = token or host.token
+        if not chosen and host.apps and repo.owner:
+            chosen = await _app_token(host, repo.owner, integrations, what)
+        if not chosen:
+            raise InputError(
+                f"{what}: no token available for host {repo.host} (owner {repo.owner}, repo "
+                f"{repo.repo}); give the step a token input, or configure integrations.github "
+                "with a token or a GitHub App installed on that owner"
+            )
+        client = _Client(host, chosen, integrations)
         async with client.github:
             yield client
     except RequestFailed as exc:
