@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from falsework.actions.egress import Rule
+from falsework.actions.integrations import BackstageTarget, ForgeHost, GithubApp, Integrations
 from falsework.actions.policies import (
     EgressPolicy,
     GitCredential,
@@ -152,6 +153,9 @@ class GithubAppConfig(_Ported):
 
 class GithubIntegration(_Secret):
     host: str = "github.com"
+    # Falsework's own: the owners the token may act for (default: the whole host, as
+    # in Backstage); a GitHub App's allowedInstallationOwners scopes the app.
+    allowed_owners: list[str] = Field(default_factory=list)
     api_base_url: str | None = None  # default: https://api.github.com for github.com
     raw_base_url: str | None = None
     apps: list[GithubAppConfig] = Field(default_factory=list)
@@ -441,6 +445,7 @@ class Settings(BaseSettings):
                 git,
                 SourcePolicy(roots=everywhere, git=git),
                 PublishPolicy(remotes_dir=remotes, roots=everywhere, git=git),
+                self.forge_integrations(egress, git),
             )
         egress = EgressPolicy.from_lists(self.egress.allow, self.egress.deny)
         git = GitPolicy(
@@ -456,7 +461,67 @@ class Settings(BaseSettings):
             # restricted one among them) is as out of reach as any server path.
             SourcePolicy(roots=(), git=git),
             PublishPolicy(remotes_dir=remotes, roots=tuple(self.publish_dirs), git=git),
+            self.forge_integrations(egress, git),
         )
+
+    def forge_integrations(self, egress: EgressPolicy, git: GitPolicy) -> Integrations:
+        """The settings of the forge and catalog action families: the `integrations`
+        forges and the `backstage` instance (secrets read now), and the policies every
+        outbound call of theirs passes."""
+        section = self.integrations
+        hosts: list[ForgeHost] = []
+        for gh in section.github:
+            where = f"integrations.github host {gh.host}"
+            default_api = "https://api.github.com" if gh.host == "github.com" else None
+            api = gh.api_base_url or default_api or f"https://{gh.host}/api/v3"
+            apps = tuple(
+                GithubApp(
+                    app_id=str(app.app_id),
+                    private_key=read_secret(
+                        app.private_key, app.private_key_env, app.private_key_file, where
+                    )
+                    or "",
+                    allowed_installation_owners=tuple(app.allowed_installation_owners),
+                )
+                for app in gh.apps
+            )
+            hosts.append(
+                ForgeHost(
+                    "github", gh.host, api, gh.secret(where), None, apps, tuple(gh.allowed_owners)
+                )
+            )
+        for gl in section.gitlab:
+            where = f"integrations.gitlab host {gl.host}"
+            base = (gl.base_url or f"https://{gl.host}").rstrip("/")
+            api = gl.api_base_url or f"{base}/api/v4"
+            hosts.append(ForgeHost("gitlab", gl.host, api, gl.secret(where)))
+        for gt in section.gitea:
+            where = f"integrations.gitea host {gt.host}"
+            base = (gt.base_url or f"https://{gt.host}").rstrip("/")
+            password = read_secret(gt.password, gt.password_env, gt.password_file, where)
+            hosts.append(ForgeHost("gitea", gt.host, f"{base}/api/v1", password, gt.username))
+        for bc in section.bitbucket_cloud:
+            where = "integrations.bitbucketCloud"
+            secret = read_secret(bc.token or bc.app_password, bc.token_env, bc.token_file, where)
+            hosts.append(
+                ForgeHost(
+                    "bitbucketCloud",
+                    "bitbucket.org",
+                    "https://api.bitbucket.org/2.0",
+                    secret,
+                    bc.username,
+                )
+            )
+        for bs in section.bitbucket_server:
+            where = f"integrations.bitbucketServer host {bs.host}"
+            api = bs.api_base_url or f"https://{bs.host}/rest/api/1.0"
+            secret = bs.secret(where) or read_secret(bs.password, None, None, where)
+            hosts.append(ForgeHost("bitbucketServer", bs.host, api, secret, bs.username))
+        backstage = None
+        if self.backstage is not None:
+            token = self.backstage.secret("backstage")
+            backstage = BackstageTarget(self.backstage.base_url.rstrip("/"), token)
+        return Integrations(hosts=tuple(hosts), backstage=backstage, egress=egress, git=git)
 
     @property
     def local_mode(self) -> bool:

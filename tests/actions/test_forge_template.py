@@ -65,6 +65,8 @@ def test_skeleton_publish_register_through_the_api(
             ]
         },
         "backstage": {"baseUrl": catalog.url, "tokenEnv": "BACKSTAGE_TOKEN"},
+        # the forge and the catalog are on loopback, refused unless allowed
+        "egress": {"allow": ["127.0.0.1"]},
     }
     database = f"sqlite:///{tmp_path_factory.mktemp('db') / 'falsework.db'}"
     server = servers(
@@ -72,6 +74,7 @@ def test_skeleton_publish_register_through_the_api(
         config=config,
         env={
             "FALSEWORK_TEMPLATES": str(TEMPLATES),
+            "FALSEWORK_GIT_ALLOW_HTTP": "true",
             "GITHUB_TOKEN": TOKEN,
             "BACKSTAGE_TOKEN": catalog.token,
         },

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from falsework.actions import ActionRegistry
-from falsework.actions.integrations import ForgeHost, GithubApp, Integrations
+from falsework.actions.integrations import GithubApp
 from support.forge import ForgeServer, GitHub, seed
 from support.forge.harness import ForgeRunner, clone, forge_runner, git, step
 
@@ -440,9 +440,7 @@ async def test_a_github_app_installation_token_is_used_for_allowed_owners(
     forge = ForgeServer(host).start()
     try:
         app = GithubApp("4242", private, allowed_installation_owners=("acme",))
-        target = ForgeHost("github", forge.netloc, f"{forge.url}/api/v3", None, None, (app,))
-        runner = forge_runner(tmp_path / "run", None)
-        runner.runner.registry = ActionRegistry.builtin(Integrations(hosts=(target,)))
+        runner = forge_runner(tmp_path / "run", forge, apps=(app,))
         runner.write({"a.txt": "a\n"})
         run = await runner.run(
             [step("publish:github", repoUrl=f"{forge.netloc}?owner=acme&repo=by-app")]
@@ -459,3 +457,35 @@ async def test_a_github_app_installation_token_is_used_for_allowed_owners(
     finally:
         forge.stop()
     assert forge.take_violations() == []
+
+
+async def test_the_egress_policy_holds_for_the_forge_actions(
+    forge: ForgeServer, tmp_path: Path
+) -> None:
+    """A forge on a denied address (loopback, not allowed) is never contacted: not by
+    the REST client, not by git; the message does not tell an open port from a closed
+    one."""
+    from falsework.actions.integrations import ForgeHost, Integrations
+    from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
+    from falsework.templating import Renderer
+
+    host = ForgeHost("github", forge.netloc, f"{forge.url}/api/v3", TOKEN)
+    strict = Integrations(hosts=(host,))  # the default policies: loopback refused
+    runner = WorkflowRunner(
+        ActionRegistry.builtin(settings=[strict]), Renderer(), work_dir=tmp_path / "w"
+    )
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "a.txt").write_text("a")
+    for action_id, extra in [
+        ("publish:github", {}),
+        ("github:issues:label", {"number": 1, "labels": ["x"]}),
+    ]:
+        spec = {
+            "steps": [step(action_id, repoUrl=f"{forge.netloc}?owner=acme&repo=x", **extra)],
+            "parameters": {},
+            "output": {},
+        }
+        with pytest.raises(TaskFailedError) as failed:
+            await runner.run(LocalTask(spec=spec), MemoryTaskIO(), workspace=tmp_path / "ws")
+        assert "could not reach" in str(failed.value).lower() or "reach" in str(failed.value)
+    assert forge.calls == [] and forge.pushes == []

@@ -10,9 +10,14 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from falsework.actions.integrations import ForgeHost
+from falsework.actions.integrations import ForgeHost, Integrations
 from falsework.config import Settings
-from falsework.runner.integrations import integrations_from_settings
+
+
+def integrations_from_settings(settings: Settings) -> Integrations:
+    (found,) = [p for p in settings.action_policies() if isinstance(p, Integrations)]
+    return found
+
 
 APP_CONFIG = """
 integrations:

@@ -4,22 +4,26 @@ Built once at the edge from the server's configuration (``integrations.github[]`
 ``gitlab[]``, ... and ``backstage:``, see docs/operations.md) and handed to the action
 families when the registry is made; a handler sees only the values it needs.
 
-Two hooks are the seam with the server's egress policy: ``http_transport`` makes the
-transport of every HTTP client an action opens (the REST calls of the forge actions and
-``http:backstage:request``), and ``credential`` decides which configured token applies
-to a repository. Both default to the plain behaviour (direct connections; a host's token
-for every repository of that host) until the egress policy supplies its own.
+Every outbound connection goes through the server's policies: the REST calls of the
+forge actions and the Backstage calls through ``EgressPolicy`` (an httpx transport that
+checks the resolved address and pins it), git through ``GitPolicy`` (transports, time
+limits, the same egress check). Built without them (a test, a plugin host), the safe
+defaults apply: no loopback, private or metadata address.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ssl
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
+import certifi
 import httpx
 
+from falsework.actions.egress import EgressPolicy, EgressTransport
+from falsework.actions.git import GitPolicy
 from falsework.errors import InputError
 
 Kind = Literal["github", "gitlab", "gitea", "bitbucketCloud", "bitbucketServer", "azure"]
@@ -45,6 +49,15 @@ class ForgeHost:
     token: str | None = None
     username: str | None = None  # Bitbucket and Gitea take a user name with the token
     apps: tuple[GithubApp, ...] = ()
+    # The owners (organizations, users, groups) the configured token may act for;
+    # empty: every repository of the host, as in Backstage.
+    owners: tuple[str, ...] = ()
+
+    def token_for(self, owner: str | None) -> str | None:
+        if not self.owners:
+            return self.token
+        wanted = (owner or "").lower()
+        return self.token if wanted in (o.lower() for o in self.owners) else None
 
 
 @dataclass(frozen=True)
@@ -55,16 +68,23 @@ class BackstageTarget:
     token: str | None = None
 
 
-def default_transport() -> httpx.AsyncBaseTransport:
-    return httpx.AsyncHTTPTransport(retries=0)
+@lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 @dataclass(frozen=True)
 class Integrations:
+    """The settings of the forge and catalog action families (``@action(settings=…)``)."""
+
     hosts: tuple[ForgeHost, ...] = ()
     backstage: BackstageTarget | None = None
-    # The egress seam: every HTTP client of these actions gets its transport here.
-    http_transport: Callable[[], httpx.AsyncBaseTransport] = field(default=default_transport)
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+    git: GitPolicy = field(default_factory=GitPolicy)
+
+    def http_transport(self) -> httpx.AsyncBaseTransport:
+        """Every HTTP client of these actions connects through the egress policy."""
+        return EgressTransport(self.egress, verify=_ssl_context())
 
     def host(self, kind: Kind, host: str) -> ForgeHost | None:
         wanted = host.lower()

@@ -10,10 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from falsework.actions import ActionRegistry
-from falsework.actions.integrations import BackstageTarget, ForgeHost, Integrations
+from falsework.actions.egress import EgressPolicy
+from falsework.actions.git import GitPolicy
+from falsework.actions.integrations import BackstageTarget, ForgeHost, GithubApp, Integrations
 from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
 from falsework.templating import Renderer
 from support.forge.server import ForgeServer
+
+LOOPBACK = EgressPolicy.from_lists(allow=["127.0.0.0/8"])
+GIT = GitPolicy(allow_http=True, egress=LOOPBACK, timeout=60)
 
 
 @dataclass
@@ -82,26 +87,30 @@ def forge_runner(
     backstage: BackstageTarget | None = None,
     username: str | None = None,
     host: str | None = None,
+    apps: tuple[GithubApp, ...] = (),
+    owners: tuple[str, ...] = (),
 ) -> ForgeRunner:
     """A runner whose integration for ``kind`` at ``host`` (default: the forge's own
-    host:port) is the forge."""
+    host:port) is the forge. The forge is on loopback, which the egress policy
+    refuses by default: these runners allow loopback explicitly (and git over http),
+    as a server's configuration would for a forge on its own network."""
     hosts = ()
     if forge is not None:
         api = forge.url + forge.host.api_prefix
         name = host or forge.netloc
-        hosts = (ForgeHost(kind, name, api, token, username),)  # type: ignore[arg-type]
-    integrations = Integrations(hosts=hosts, backstage=backstage)
+        forge_host = ForgeHost(kind, name, api, token, username, apps, owners)  # type: ignore[arg-type]
+        hosts = (forge_host,)
+    integrations = Integrations(hosts=hosts, backstage=backstage, egress=LOOPBACK, git=GIT)
     template_dir = tmp / "template"
     template_dir.mkdir(parents=True, exist_ok=True)
     (template_dir / "template.yaml").write_text("kind: Template\n")
     workspace = tmp / "workspace"
     workspace.mkdir(parents=True, exist_ok=True)
     runner = WorkflowRunner(
-        ActionRegistry.builtin(integrations),
+        ActionRegistry.builtin(settings=[integrations, LOOPBACK, GIT]),
         Renderer(),
         work_dir=tmp / "work",
         step_timeout=60,
-        remotes_dir=tmp / "remotes",
     )
     return ForgeRunner(runner, workspace, tmp, template_dir)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from falsework.actions.builtin.catalog import catalog_actions, catalog_write
+from falsework.actions.builtin.catalog import CATALOG_ACTIONS, catalog_write
 from falsework.actions.builtin.debug import debug_log, debug_wait
 from falsework.actions.builtin.fetch import (
     fetch_plain,
@@ -13,13 +13,12 @@ from falsework.actions.builtin.fetch import (
     fetch_template_file,
 )
 from falsework.actions.builtin.fs import fs_delete, fs_readdir, fs_rename
-from falsework.actions.builtin.github import github_actions
+from falsework.actions.builtin.github import GITHUB_ACTIONS
 from falsework.actions.builtin.http import http_request
 from falsework.actions.builtin.publish import publish_git
 from falsework.actions.contract import Action
-from falsework.actions.integrations import Integrations
 
-_PLAIN: tuple[Action[Any], ...] = (
+BUILTIN_ACTIONS: tuple[Action[Any], ...] = (
     catalog_write,
     debug_log,
     debug_wait,
@@ -32,14 +31,8 @@ _PLAIN: tuple[Action[Any], ...] = (
     fs_rename,
     http_request,
     publish_git,
+    # the forge and catalog families: settings=Integrations (the server's
+    # `integrations` and `backstage` sections, its egress and git policies)
+    *GITHUB_ACTIONS,
+    *CATALOG_ACTIONS,
 )
-
-
-def builtin_actions(integrations: Integrations | None = None) -> tuple[Action[Any], ...]:
-    """Every built-in action; the forge and catalog families are built with the
-    server's integrations (none configured: only a step's own token works)."""
-    forges = integrations or Integrations()
-    return (*_PLAIN, *github_actions(forges), *catalog_actions(forges))
-
-
-BUILTIN_ACTIONS: tuple[Action[Any], ...] = builtin_actions()

@@ -12,7 +12,7 @@ import httpx
 from pydantic import Field
 
 from falsework.actions.context import ActionContext
-from falsework.actions.contract import Action, ActionInput, action
+from falsework.actions.contract import ActionInput, action
 from falsework.actions.integrations import BackstageTarget, Integrations
 from falsework.errors import ActionError, InputError
 
@@ -134,83 +134,83 @@ class BackstageRequestInput(ActionInput):
     )
 
 
-def http_backstage_request(integrations: Integrations) -> Action[BackstageRequestInput]:
-    @action(
-        id="http:backstage:request",
-        description="Sends an HTTP request to the configured Backstage instance's API "
-        "(`/<plugin>/<path>` under its `/api`), with its configured token.",
-        input=BackstageRequestInput,
-        dry_run=True,
-        output={
-            "type": "object",
-            "properties": {
-                "code": {"type": "string", "description": "The response code"},
-                "headers": {"type": "object", "description": "The response headers"},
-                "body": {"description": "The response body"},
-            },
+@action(
+    settings=Integrations,
+    id="http:backstage:request",
+    description="Sends an HTTP request to the configured Backstage instance's API "
+    "(`/<plugin>/<path>` under its `/api`), with its configured token.",
+    input=BackstageRequestInput,
+    dry_run=True,
+    output={
+        "type": "object",
+        "properties": {
+            "code": {"type": "string", "description": "The response code"},
+            "headers": {"type": "object", "description": "The response headers"},
+            "body": {"description": "The response body"},
         },
-        examples=[
-            (
-                "Count the catalog's entities by kind",
-                "steps:\n  - id: kinds\n    name: Kinds\n    action: http:backstage:request\n"
-                "    input:\n      method: GET\n      path: /catalog/entity-facets\n"
-                "      params:\n        facet: kind\n",
+    },
+    examples=[
+        (
+            "Count the catalog's entities by kind",
+            "steps:\n  - id: kinds\n    name: Kinds\n    action: http:backstage:request\n"
+            "    input:\n      method: GET\n      path: /catalog/entity-facets\n"
+            "      params:\n        facet: kind\n",
+        )
+    ],
+)
+async def http_backstage_request(
+    ctx: ActionContext[BackstageRequestInput], integrations: Integrations
+) -> None:
+    inp = ctx.input
+    target = require(integrations, "http:backstage:request")
+    plugin, _, rest = inp.path.lstrip("/").partition("/")
+    if not plugin or "://" in inp.path or ".." in inp.path.split("/"):
+        raise InputError(f"path {inp.path!r} is not of the form /<plugin>/<path>")
+    query = f"?{urlencode(inp.params, doseq=True)}" if inp.params else ""
+    shown = f"{inp.path}{query}"
+    if inp.log_request_path is False:
+        ctx.logger.info(f"Creating {inp.method} request with http:backstage:request")
+    else:
+        ctx.logger.info(
+            f"Creating {inp.method} request with http:backstage:request against {shown}"
+        )
+    if ctx.is_dry_run and inp.method not in ("GET", "HEAD", "OPTIONS"):
+        ctx.logger.info(f"Dry run mode. Skipping non dry-run safe method '{inp.method}'")
+        return
+    headers = {str(k): str(v) for k, v in (inp.headers or {}).items()}
+    token = ctx.secrets.get("backstageToken") if inp.use_backstage_token else None
+    token = token or target.token
+    if token and not any(k.lower() == "authorization" for k in headers):
+        headers["Authorization"] = f"Bearer {token}"
+    content: str | bytes | None = None
+    if isinstance(inp.body, dict | list):
+        content = json.dumps(inp.body)
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+    elif inp.body is not None:
+        content = str(inp.body)
+    url = f"/api/{plugin}/{rest}{query}"
+
+    async def send() -> dict[str, Any]:
+        async with Backstage(BackstageTarget(target.base_url, None), integrations) as api:
+            api.http.timeout = httpx.Timeout(inp.timeout / 1000)
+            answer = await api.call(inp.method, url, headers=headers, content=content)
+        body: Any = answer.text
+        if "application/json" in answer.headers.get("content-type", ""):
+            try:
+                body = answer.json()
+            except ValueError:
+                body = answer.text
+        if answer.status_code >= 400 and not inp.continue_on_bad_response:
+            raise ActionError(
+                f"{inp.method} {shown} on Backstage answered {answer.status_code}: "
+                f"{str(body)[:300]}"
             )
-        ],
-    )
-    async def handler(ctx: ActionContext[BackstageRequestInput]) -> None:
-        inp = ctx.input
-        target = require(integrations, "http:backstage:request")
-        plugin, _, rest = inp.path.lstrip("/").partition("/")
-        if not plugin or "://" in inp.path or ".." in inp.path.split("/"):
-            raise InputError(f"path {inp.path!r} is not of the form /<plugin>/<path>")
-        query = f"?{urlencode(inp.params, doseq=True)}" if inp.params else ""
-        shown = f"{inp.path}{query}"
-        if inp.log_request_path is False:
-            ctx.logger.info(f"Creating {inp.method} request with http:backstage:request")
-        else:
-            ctx.logger.info(
-                f"Creating {inp.method} request with http:backstage:request against {shown}"
-            )
-        if ctx.is_dry_run and inp.method not in ("GET", "HEAD", "OPTIONS"):
-            ctx.logger.info(f"Dry run mode. Skipping non dry-run safe method '{inp.method}'")
-            return
-        headers = {str(k): str(v) for k, v in (inp.headers or {}).items()}
-        token = ctx.secrets.get("backstageToken") if inp.use_backstage_token else None
-        token = token or target.token
-        if token and not any(k.lower() == "authorization" for k in headers):
-            headers["Authorization"] = f"Bearer {token}"
-        content: str | bytes | None = None
-        if isinstance(inp.body, dict | list):
-            content = json.dumps(inp.body)
-            if not any(k.lower() == "content-type" for k in headers):
-                headers["Content-Type"] = "application/json"
-        elif inp.body is not None:
-            content = str(inp.body)
-        url = f"/api/{plugin}/{rest}{query}"
+        return {"code": str(answer.status_code), "headers": dict(answer.headers), "body": body}
 
-        async def send() -> dict[str, Any]:
-            async with Backstage(BackstageTarget(target.base_url, None), integrations) as api:
-                api.http.timeout = httpx.Timeout(inp.timeout / 1000)
-                answer = await api.call(inp.method, url, headers=headers, content=content)
-            body: Any = answer.text
-            if "application/json" in answer.headers.get("content-type", ""):
-                try:
-                    body = answer.json()
-                except ValueError:
-                    body = answer.text
-            if answer.status_code >= 400 and not inp.continue_on_bad_response:
-                raise ActionError(
-                    f"{inp.method} {shown} on Backstage answered {answer.status_code}: "
-                    f"{str(body)[:300]}"
-                )
-            return {"code": str(answer.status_code), "headers": dict(answer.headers), "body": body}
-
-        if inp.idempotency_key:
-            result = await ctx.checkpoint(inp.idempotency_key, send)
-        else:
-            result = await send()
-        for name, value in result.items():
-            ctx.output(name, value)
-
-    return handler
+    if inp.idempotency_key:
+        result = await ctx.checkpoint(inp.idempotency_key, send)
+    else:
+        result = await send()
+    for name, value in result.items():
+        ctx.output(name, value)

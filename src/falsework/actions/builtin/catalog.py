@@ -107,72 +107,70 @@ def resolve_url(base: str, path: str) -> str:
     return urljoin(base.rstrip("/") + "/", path)
 
 
-def catalog_register(integrations: Integrations) -> Action[RegisterInput]:
-    @action(
-        id="catalog:register",
-        description="Registers entities from a catalog descriptor file in the workspace into "
-        "the software catalog. With no Backstage instance configured the step ends skipped "
-        "with a warning.",
-        input=RegisterInput,
-        output={
-            "type": "object",
-            "properties": {
-                "entityRef": {"type": "string", "description": "The registered entity"},
-                "catalogInfoUrl": {"type": "string", "description": "The registered file"},
-            },
+@action(
+    settings=Integrations,
+    id="catalog:register",
+    description="Registers entities from a catalog descriptor file in the workspace into "
+    "the software catalog. With no Backstage instance configured the step ends skipped "
+    "with a warning.",
+    input=RegisterInput,
+    output={
+        "type": "object",
+        "properties": {
+            "entityRef": {"type": "string", "description": "The registered entity"},
+            "catalogInfoUrl": {"type": "string", "description": "The registered file"},
         },
-        examples=[
-            (
-                "Register the catalog-info.yaml of the published repository",
-                "steps:\n  - id: register\n    name: Register\n    action: catalog:register\n"
-                "    input:\n      repoContentsUrl: ${{ steps.publish.output.repoContentsUrl }}\n"
-                "      catalogInfoPath: /catalog-info.yaml\n",
-            ),
-            (
-                "Register a file by its URL, which may not exist yet",
-                "steps:\n  - id: register\n    name: Register\n    action: catalog:register\n"
-                "    input:\n      catalogInfoUrl: "
-                "https://github.com/acme/my-service/blob/main/catalog-info.yaml\n"
-                "      optional: true\n",
-            ),
-        ],
-    )
-    async def handler(ctx: ActionContext[RegisterInput]) -> None:
-        inp = ctx.input
-        if inp.catalog_info_url is not None:
-            url = inp.catalog_info_url
-        else:
-            base = inp.repo_contents_url or ""
-            host = urlsplit(base).netloc
-            if not any(h.host.lower() == host.lower() for h in integrations.hosts) and host not in (
-                "github.com",
-                "gitlab.com",
-                "bitbucket.org",
-            ):
-                raise InputError(f"No integration found for host {base}")
-            url = resolve_url(base, inp.catalog_info_path or "/catalog-info.yaml")
-        if integrations.backstage is None:
-            raise ActionSkipped(
-                f"catalog:register did not register {url}: no Backstage instance is "
-                "configured (set backstage.baseUrl and a token in the server's configuration)"
-            )
-        ctx.logger.info(f"Registering {url} in the catalog")
-        async with Backstage(integrations.backstage, integrations) as catalog:
-            try:
-                await catalog.add_location(url)
-            except ActionError:
-                if not inp.optional:
-                    raise
-            try:
-                found = (await catalog.add_location(url, dry_run=True)).get("entities") or []
-                if found:
-                    ctx.output("entityRef", _ref(_pick(found)))
-            except ActionError:
-                if not inp.optional:
-                    raise
-        ctx.output("catalogInfoUrl", url)
-
-    return handler
+    },
+    examples=[
+        (
+            "Register the catalog-info.yaml of the published repository",
+            "steps:\n  - id: register\n    name: Register\n    action: catalog:register\n"
+            "    input:\n      repoContentsUrl: ${{ steps.publish.output.repoContentsUrl }}\n"
+            "      catalogInfoPath: /catalog-info.yaml\n",
+        ),
+        (
+            "Register a file by its URL, which may not exist yet",
+            "steps:\n  - id: register\n    name: Register\n    action: catalog:register\n"
+            "    input:\n      catalogInfoUrl: "
+            "https://github.com/acme/my-service/blob/main/catalog-info.yaml\n"
+            "      optional: true\n",
+        ),
+    ],
+)
+async def catalog_register(ctx: ActionContext[RegisterInput], integrations: Integrations) -> None:
+    inp = ctx.input
+    if inp.catalog_info_url is not None:
+        url = inp.catalog_info_url
+    else:
+        base = inp.repo_contents_url or ""
+        host = urlsplit(base).netloc
+        if not any(h.host.lower() == host.lower() for h in integrations.hosts) and host not in (
+            "github.com",
+            "gitlab.com",
+            "bitbucket.org",
+        ):
+            raise InputError(f"No integration found for host {base}")
+        url = resolve_url(base, inp.catalog_info_path or "/catalog-info.yaml")
+    if integrations.backstage is None:
+        raise ActionSkipped(
+            f"catalog:register did not register {url}: no Backstage instance is "
+            "configured (set backstage.baseUrl and a token in the server's configuration)"
+        )
+    ctx.logger.info(f"Registering {url} in the catalog")
+    async with Backstage(integrations.backstage, integrations) as catalog:
+        try:
+            await catalog.add_location(url)
+        except ActionError:
+            if not inp.optional:
+                raise
+        try:
+            found = (await catalog.add_location(url, dry_run=True)).get("entities") or []
+            if found:
+                ctx.output("entityRef", _ref(_pick(found)))
+        except ActionError:
+            if not inp.optional:
+                raise
+    ctx.output("catalogInfoUrl", url)
 
 
 def _pick(entities: list[dict[str, Any]]) -> dict[str, Any]:
@@ -200,59 +198,52 @@ class FetchInput(ActionInput):
     default_namespace: str | None = Field(None, description="The default namespace")
 
 
-def catalog_fetch(integrations: Integrations) -> Action[FetchInput]:
-    @action(
-        id="catalog:fetch",
-        description="Returns entity or entities from the catalog by entity reference(s)",
-        input=FetchInput,
-        dry_run=True,
-        output={
-            "type": "object",
-            "properties": {
-                "entity": {"description": "The entity (with `entityRef`)"},
-                "entities": {"type": "array", "description": "The entities (with `entityRefs`)"},
-            },
+@action(
+    settings=Integrations,
+    id="catalog:fetch",
+    description="Returns entity or entities from the catalog by entity reference(s)",
+    input=FetchInput,
+    dry_run=True,
+    output={
+        "type": "object",
+        "properties": {
+            "entity": {"description": "The entity (with `entityRef`)"},
+            "entities": {"type": "array", "description": "The entities (with `entityRefs`)"},
         },
-        examples=[
-            (
-                "Fetch the owner group of a service",
-                "steps:\n  - id: owner\n    name: Fetch owner\n    action: catalog:fetch\n"
-                "    input:\n      entityRef: team-a\n      defaultKind: group\n"
-                "      optional: true\n",
-            )
-        ],
-    )
-    async def handler(ctx: ActionContext[FetchInput]) -> None:
-        inp = ctx.input
-        if not inp.entity_ref and not inp.entity_refs:
-            if inp.optional:
-                return
-            raise InputError("Missing entity reference or references")
-        target = require_backstage(integrations, "catalog:fetch")
-        async with Backstage(target, integrations) as catalog:
-            if inp.entity_ref:
-                ref = parse_entity_ref(inp.entity_ref, inp.default_kind, inp.default_namespace)
-                entity = await catalog.entity(ref)
-                if entity is None and not inp.optional:
-                    raise ActionError(f"Entity {inp.entity_ref} not found")
-                ctx.output("entity", entity)
-            if inp.entity_refs:
-                refs = [
-                    parse_entity_ref(r, inp.default_kind, inp.default_namespace)
-                    for r in inp.entity_refs
-                ]
-                items = await catalog.entities(refs)
-                for given, item in zip(inp.entity_refs, items, strict=True):
-                    if item is None and not inp.optional:
-                        raise ActionError(f"Entity {given} not found")
-                ctx.output("entities", items)
+    },
+    examples=[
+        (
+            "Fetch the owner group of a service",
+            "steps:\n  - id: owner\n    name: Fetch owner\n    action: catalog:fetch\n"
+            "    input:\n      entityRef: team-a\n      defaultKind: group\n"
+            "      optional: true\n",
+        )
+    ],
+)
+async def catalog_fetch(ctx: ActionContext[FetchInput], integrations: Integrations) -> None:
+    inp = ctx.input
+    if not inp.entity_ref and not inp.entity_refs:
+        if inp.optional:
+            return
+        raise InputError("Missing entity reference or references")
+    target = require_backstage(integrations, "catalog:fetch")
+    async with Backstage(target, integrations) as catalog:
+        if inp.entity_ref:
+            ref = parse_entity_ref(inp.entity_ref, inp.default_kind, inp.default_namespace)
+            entity = await catalog.entity(ref)
+            if entity is None and not inp.optional:
+                raise ActionError(f"Entity {inp.entity_ref} not found")
+            ctx.output("entity", entity)
+        if inp.entity_refs:
+            refs = [
+                parse_entity_ref(r, inp.default_kind, inp.default_namespace)
+                for r in inp.entity_refs
+            ]
+            items = await catalog.entities(refs)
+            for given, item in zip(inp.entity_refs, items, strict=True):
+                if item is None and not inp.optional:
+                    raise ActionError(f"Entity {given} not found")
+            ctx.output("entities", items)
 
-    return handler
 
-
-def catalog_actions(integrations: Integrations) -> tuple[Action[Any], ...]:
-    return (
-        catalog_register(integrations),
-        catalog_fetch(integrations),
-        http_backstage_request(integrations),
-    )
+CATALOG_ACTIONS: tuple[Action[Any], ...] = (catalog_register, catalog_fetch, http_backstage_request)

@@ -26,7 +26,6 @@ from falsework.actions.builtin.gitpush import Author, push_changes, push_folder,
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
 from falsework.actions.integrations import ForgeHost, GithubApp, Integrations, RepoUrl
-from falsework.actions.sources import git_auth_env
 from falsework.errors import ActionError, InputError
 
 REPO_URL = (
@@ -177,9 +176,6 @@ class _Client:
         self.github = _github(host, TokenAuthStrategy(token), integrations)
         self.rest: Any = self.github.rest
 
-    def auth_env(self, ctx: ActionContext[Any], remote: str) -> dict[str, str]:
-        return git_auth_env(ctx, remote, self.token, "x-access-token")
-
 
 def _github(host: ForgeHost, auth: Any, integrations: Integrations) -> GitHub[Any]:
     return GitHub(
@@ -226,7 +222,7 @@ async def _app_token(
 async def _client(integrations: Integrations, repo: RepoUrl, token: str | None, what: str) -> Any:
     host = integrations.require("github", repo.host, what)
     try:
-        chosen = token or host.token
+        chosen = token or host.token_for(repo.owner)
         if not chosen and host.apps and repo.owner:
             chosen = await _app_token(host, repo.owner, integrations, what)
         if not chosen:
@@ -391,6 +387,7 @@ async def _create_repository(
 async def _push_and_protect(
     ctx: ActionContext[Any],
     client: _Client,
+    integrations: Integrations,
     owner: str,
     name: str,
     remote: str,
@@ -403,7 +400,8 @@ async def _push_and_protect(
         branch=inp.default_branch,
         message=inp.git_commit_message or "initial commit",
         author=Author(inp.git_author_name, inp.git_author_email),
-        auth=client.auth_env(ctx, remote),
+        policy=integrations.git,
+        token=client.token,
     )
     if inp.protect_default_branch:
         try:
@@ -452,125 +450,121 @@ def _outputs(*names: str) -> dict[str, Any]:
 
 
 # -- publish:github ---------------------------------------------------------------
-def publish_github(integrations: Integrations) -> Action[PublishInput]:
-    @action(
-        id="publish:github",
-        description="Initializes a git repository of the workspace's contents and publishes "
-        "it to GitHub: creates the repository (visibility, description, topics, "
-        "collaborators and team access, Actions variables and secrets), pushes the first "
-        "commit and protects the default branch.",
-        input=PublishInput,
-        output=_outputs("remoteUrl", "repoContentsUrl", "commitHash"),
-        examples=[
-            (
-                "Publish the workspace to a new private repository",
-                "steps:\n  - id: publish\n    name: Publish\n    action: publish:github\n"
-                "    input:\n      repoUrl: github.com?owner=acme&repo=my-service\n"
-                "      description: My new service\n      topics: [service, python]\n",
-            ),
-            (
-                "A public repository with required checks and a team as admin",
-                "steps:\n  - id: publish\n    name: Publish\n    action: publish:github\n"
-                "    input:\n      repoUrl: github.com?owner=acme&repo=my-service\n"
-                "      repoVisibility: public\n      access: acme/platform\n"
-                "      requiredStatusCheckContexts: [ci/build]\n",
-            ),
-        ],
-    )
-    async def handler(ctx: ActionContext[PublishInput]) -> None:
-        inp = ctx.input
-        repo = RepoUrl.parse(inp.repo_url)
-        owner = repo.need_owner()
-        async with _client(integrations, repo, inp.token, "publish:github") as client:
+@action(
+    settings=Integrations,
+    id="publish:github",
+    description="Initializes a git repository of the workspace's contents and publishes "
+    "it to GitHub: creates the repository (visibility, description, topics, "
+    "collaborators and team access, Actions variables and secrets), pushes the first "
+    "commit and protects the default branch.",
+    input=PublishInput,
+    output=_outputs("remoteUrl", "repoContentsUrl", "commitHash"),
+    examples=[
+        (
+            "Publish the workspace to a new private repository",
+            "steps:\n  - id: publish\n    name: Publish\n    action: publish:github\n"
+            "    input:\n      repoUrl: github.com?owner=acme&repo=my-service\n"
+            "      description: My new service\n      topics: [service, python]\n",
+        ),
+        (
+            "A public repository with required checks and a team as admin",
+            "steps:\n  - id: publish\n    name: Publish\n    action: publish:github\n"
+            "    input:\n      repoUrl: github.com?owner=acme&repo=my-service\n"
+            "      repoVisibility: public\n      access: acme/platform\n"
+            "      requiredStatusCheckContexts: [ci/build]\n",
+        ),
+    ],
+)
+async def publish_github(ctx: ActionContext[PublishInput], integrations: Integrations) -> None:
+    inp = ctx.input
+    repo = RepoUrl.parse(inp.repo_url)
+    owner = repo.need_owner()
+    async with _client(integrations, repo, inp.token, "publish:github") as client:
 
-            async def create() -> dict[str, str]:
-                made = await _create_repository(ctx, client, owner, repo.repo, inp)
-                return {
-                    "remoteUrl": made["clone_url"],
-                    "repoContentsUrl": f"{made['html_url']}/blob/{inp.default_branch}",
-                }
+        async def create() -> dict[str, str]:
+            made = await _create_repository(ctx, client, owner, repo.repo, inp)
+            return {
+                "remoteUrl": made["clone_url"],
+                "repoContentsUrl": f"{made['html_url']}/blob/{inp.default_branch}",
+            }
 
-            created = await ctx.checkpoint(f"create.github.repo.{owner}.{repo.repo}", create)
+        created = await ctx.checkpoint(f"create.github.repo.{owner}.{repo.repo}", create)
 
-            async def push() -> str:
-                return await _push_and_protect(
-                    ctx, client, owner, repo.repo, created["remoteUrl"], inp
-                )
+        async def push() -> str:
+            return await _push_and_protect(
+                ctx, client, integrations, owner, repo.repo, created["remoteUrl"], inp
+            )
 
-            commit = await ctx.checkpoint("push", push)
-        ctx.output("remoteUrl", created["remoteUrl"])
-        ctx.output("repoContentsUrl", created["repoContentsUrl"])
-        ctx.output("commitHash", commit)
-
-    return handler
+        commit = await ctx.checkpoint("push", push)
+    ctx.output("remoteUrl", created["remoteUrl"])
+    ctx.output("repoContentsUrl", created["repoContentsUrl"])
+    ctx.output("commitHash", commit)
 
 
 # -- github:repo:create -------------------------------------------------------------
-def github_repo_create(integrations: Integrations) -> Action[RepoCreateInput]:
-    @action(
-        id="github:repo:create",
-        description="Creates a GitHub repository (without pushing anything to it).",
-        input=RepoCreateInput,
-        output=_outputs("remoteUrl", "repoContentsUrl"),
-        examples=[
-            (
-                "Create a repository",
-                "steps:\n  - id: create\n    name: Create\n    action: github:repo:create\n"
-                "    input:\n      repoUrl: github.com?owner=acme&repo=my-service\n",
+@action(
+    settings=Integrations,
+    id="github:repo:create",
+    description="Creates a GitHub repository (without pushing anything to it).",
+    input=RepoCreateInput,
+    output=_outputs("remoteUrl", "repoContentsUrl"),
+    examples=[
+        (
+            "Create a repository",
+            "steps:\n  - id: create\n    name: Create\n    action: github:repo:create\n"
+            "    input:\n      repoUrl: github.com?owner=acme&repo=my-service\n",
+        )
+    ],
+)
+async def github_repo_create(
+    ctx: ActionContext[RepoCreateInput], integrations: Integrations
+) -> None:
+    inp = ctx.input
+    repo = RepoUrl.parse(inp.repo_url)
+    owner = repo.need_owner()
+    async with _client(integrations, repo, inp.token, "github:repo:create") as client:
+
+        async def create() -> str:
+            made = await _create_repository(
+                ctx, client, owner, repo.repo, inp, inp.auto_init, inp.workflow_access
             )
-        ],
-    )
-    async def handler(ctx: ActionContext[RepoCreateInput]) -> None:
-        inp = ctx.input
-        repo = RepoUrl.parse(inp.repo_url)
-        owner = repo.need_owner()
-        async with _client(integrations, repo, inp.token, "github:repo:create") as client:
+            return str(made["clone_url"])
 
-            async def create() -> str:
-                made = await _create_repository(
-                    ctx, client, owner, repo.repo, inp, inp.auto_init, inp.workflow_access
-                )
-                return str(made["clone_url"])
-
-            remote = await ctx.checkpoint(f"create.repo.and.topics.{owner}.{repo.repo}", create)
-        ctx.output("remoteUrl", remote)
-
-    return handler
+        remote = await ctx.checkpoint(f"create.repo.and.topics.{owner}.{repo.repo}", create)
+    ctx.output("remoteUrl", remote)
 
 
 # -- github:repo:push ---------------------------------------------------------------
-def github_repo_push(integrations: Integrations) -> Action[RepoPushInput]:
-    @action(
-        id="github:repo:push",
-        description="Initializes a git repository of the workspace's contents and pushes it "
-        "to an existing GitHub repository, then protects its default branch.",
-        input=RepoPushInput,
-        output=_outputs("remoteUrl", "repoContentsUrl", "commitHash"),
-        examples=[
-            (
-                "Push to a repository created by github:repo:create",
-                "steps:\n  - id: push\n    name: Push\n    action: github:repo:push\n"
-                "    input:\n      repoUrl: github.com?owner=acme&repo=my-service\n",
-            )
-        ],
-    )
-    async def handler(ctx: ActionContext[RepoPushInput]) -> None:
-        inp = ctx.input
-        repo = RepoUrl.parse(inp.repo_url)
-        owner = repo.need_owner()
-        async with _client(integrations, repo, inp.token, "github:repo:push") as client:
-            found = (await client.rest.repos.async_get(owner, repo.repo)).json()
-            remote = str(found["clone_url"])
+@action(
+    settings=Integrations,
+    id="github:repo:push",
+    description="Initializes a git repository of the workspace's contents and pushes it "
+    "to an existing GitHub repository, then protects its default branch.",
+    input=RepoPushInput,
+    output=_outputs("remoteUrl", "repoContentsUrl", "commitHash"),
+    examples=[
+        (
+            "Push to a repository created by github:repo:create",
+            "steps:\n  - id: push\n    name: Push\n    action: github:repo:push\n"
+            "    input:\n      repoUrl: github.com?owner=acme&repo=my-service\n",
+        )
+    ],
+)
+async def github_repo_push(ctx: ActionContext[RepoPushInput], integrations: Integrations) -> None:
+    inp = ctx.input
+    repo = RepoUrl.parse(inp.repo_url)
+    owner = repo.need_owner()
+    async with _client(integrations, repo, inp.token, "github:repo:push") as client:
+        found = (await client.rest.repos.async_get(owner, repo.repo)).json()
+        remote = str(found["clone_url"])
 
-            async def push() -> str:
-                return await _push_and_protect(ctx, client, owner, repo.repo, remote, inp)
+        async def push() -> str:
+            return await _push_and_protect(ctx, client, integrations, owner, repo.repo, remote, inp)
 
-            commit = await ctx.checkpoint(f"init.repo.publish.{owner}.{repo.repo}", push)
-        ctx.output("remoteUrl", remote)
-        ctx.output("repoContentsUrl", f"{found['html_url']}/blob/{inp.default_branch}")
-        ctx.output("commitHash", commit)
-
-    return handler
+        commit = await ctx.checkpoint(f"init.repo.publish.{owner}.{repo.repo}", push)
+    ctx.output("remoteUrl", remote)
+    ctx.output("repoContentsUrl", f"{found['html_url']}/blob/{inp.default_branch}")
+    ctx.output("commitHash", commit)
 
 
 # -- publish:github:pull-request ------------------------------------------------------
@@ -621,151 +615,150 @@ class PullRequestInput(ActionInput):
         return self
 
 
-def publish_github_pull_request(integrations: Integrations) -> Action[PullRequestInput]:
-    @action(
-        id="publish:github:pull-request",
-        description="Creates a pull request on a GitHub repository with the workspace's "
-        "contents laid over its target branch (or updates it with `update: true`).",
-        input=PullRequestInput,
-        dry_run=True,
-        output={
-            "type": "object",
-            "properties": {
-                "targetBranchName": {
-                    "type": "string",
-                    "description": "Target branch name of the merge request",
-                },
-                "remoteUrl": {"type": "string", "description": "Link to the pull request"},
-                "pullRequestNumber": {"type": "number", "description": "The pull request number"},
+@action(
+    settings=Integrations,
+    id="publish:github:pull-request",
+    description="Creates a pull request on a GitHub repository with the workspace's "
+    "contents laid over its target branch (or updates it with `update: true`).",
+    input=PullRequestInput,
+    dry_run=True,
+    output={
+        "type": "object",
+        "properties": {
+            "targetBranchName": {
+                "type": "string",
+                "description": "Target branch name of the merge request",
             },
+            "remoteUrl": {"type": "string", "description": "Link to the pull request"},
+            "pullRequestNumber": {"type": "number", "description": "The pull request number"},
         },
-        examples=[
-            (
-                "Open a pull request with the workspace's files",
-                "steps:\n  - id: pr\n    name: Pull request\n"
-                "    action: publish:github:pull-request\n"
-                "    input:\n      repoUrl: github.com?owner=acme&repo=catalog\n"
-                "      branchName: add-my-service\n      title: Add my-service\n"
-                "      description: Registers my-service\n      targetPath: services\n",
+    },
+    examples=[
+        (
+            "Open a pull request with the workspace's files",
+            "steps:\n  - id: pr\n    name: Pull request\n"
+            "    action: publish:github:pull-request\n"
+            "    input:\n      repoUrl: github.com?owner=acme&repo=catalog\n"
+            "      branchName: add-my-service\n      title: Add my-service\n"
+            "      description: Registers my-service\n      targetPath: services\n",
+        )
+    ],
+)
+async def publish_github_pull_request(
+    ctx: ActionContext[PullRequestInput], integrations: Integrations
+) -> None:
+    inp = ctx.input
+    repo = RepoUrl.parse(inp.repo_url)
+    owner = repo.need_owner()
+    if inp.force_fork:
+        raise InputError("publish:github:pull-request: forceFork is not supported yet")
+    source = source_folder(ctx, inp.source_path)
+    if ctx.is_dry_run:
+        ctx.logger.info("Performing dry run of creating pull request")
+        ctx.output("targetBranchName", inp.branch_name)
+        ctx.output("remoteUrl", inp.repo_url)
+        ctx.output("pullRequestNumber", 43)
+        return
+    async with _client(integrations, repo, inp.token, "publish:github:pull-request") as gh:
+        rest = gh.rest
+
+        async def create() -> dict[str, Any] | None:
+            found = (await rest.repos.async_get(owner, repo.repo)).json()
+            remote = str(found["clone_url"])
+            if inp.force_empty_git_author:
+                author = Author("Scaffolder", DEFAULT_AUTHOR_EMAIL)
+            else:
+                author = Author(
+                    inp.git_author_name or "Scaffolder",
+                    inp.git_author_email or DEFAULT_AUTHOR_EMAIL,
+                )
+            commit, base = await push_changes(
+                ctx,
+                source=source,
+                remote=remote,
+                base=inp.target_branch_name or str(found["default_branch"]),
+                branch=inp.branch_name,
+                target_path=inp.target_path,
+                delete=list(inp.files_to_delete or []),
+                message=inp.commit_message or inp.title,
+                author=author,
+                policy=integrations.git,
+                token=gh.token,
+                update=bool(inp.update),
             )
-        ],
-    )
-    async def handler(ctx: ActionContext[PullRequestInput]) -> None:
-        inp = ctx.input
-        repo = RepoUrl.parse(inp.repo_url)
-        owner = repo.need_owner()
-        if inp.force_fork:
-            raise InputError("publish:github:pull-request: forceFork is not supported yet")
-        source = source_folder(ctx, inp.source_path)
-        if ctx.is_dry_run:
-            ctx.logger.info("Performing dry run of creating pull request")
-            ctx.output("targetBranchName", inp.branch_name)
-            ctx.output("remoteUrl", inp.repo_url)
-            ctx.output("pullRequestNumber", 43)
+            if commit is None and inp.create_when_empty is False:
+                return None
+            head = f"{owner}:{inp.branch_name}"
+            open_ = await rest.pulls.async_list(owner, repo.repo, head=head, state="open")
+            existing = open_.json()
+            if existing and inp.update:
+                number = existing[0]["number"]
+                pr = await rest.pulls.async_update(
+                    owner,
+                    repo.repo,
+                    number,
+                    data={"title": inp.title, "body": inp.description},
+                )
+                ctx.logger.info(f"Updated pull request #{number}")
+            else:
+                data = _compact(
+                    {
+                        "title": inp.title,
+                        "head": inp.branch_name,
+                        "base": base,
+                        "body": inp.description,
+                        "draft": inp.draft,
+                    }
+                )
+                pr = await rest.pulls.async_create(owner, repo.repo, data=data)
+            made = pr.json()
+            ctx.logger.info(f"Pull request #{made['number']}: {made['html_url']}")
+            return {
+                "base": made["base"]["ref"],
+                "html_url": made["html_url"],
+                "number": made["number"],
+            }
+
+        key = f"create.pr.{owner}.{repo.repo}.{inp.branch_name}"
+        pr = await ctx.checkpoint(key, create)
+        if pr is None:
+            ctx.logger.info("No changes to commit, pull request was not created")
             return
-        async with _client(integrations, repo, inp.token, "publish:github:pull-request") as gh:
-            rest = gh.rest
-
-            async def create() -> dict[str, Any] | None:
-                found = (await rest.repos.async_get(owner, repo.repo)).json()
-                remote = str(found["clone_url"])
-                if inp.force_empty_git_author:
-                    author = Author("Scaffolder", DEFAULT_AUTHOR_EMAIL)
-                else:
-                    author = Author(
-                        inp.git_author_name or "Scaffolder",
-                        inp.git_author_email or DEFAULT_AUTHOR_EMAIL,
-                    )
-                commit, base = await push_changes(
-                    ctx,
-                    source=source,
-                    remote=remote,
-                    base=inp.target_branch_name or str(found["default_branch"]),
-                    branch=inp.branch_name,
-                    target_path=inp.target_path,
-                    delete=list(inp.files_to_delete or []),
-                    message=inp.commit_message or inp.title,
-                    author=author,
-                    auth=gh.auth_env(ctx, remote),
-                    update=bool(inp.update),
-                )
-                if commit is None and inp.create_when_empty is False:
-                    return None
-                head = f"{owner}:{inp.branch_name}"
-                open_ = await rest.pulls.async_list(owner, repo.repo, head=head, state="open")
-                existing = open_.json()
-                if existing and inp.update:
-                    number = existing[0]["number"]
-                    pr = await rest.pulls.async_update(
-                        owner,
-                        repo.repo,
-                        number,
-                        data={"title": inp.title, "body": inp.description},
-                    )
-                    ctx.logger.info(f"Updated pull request #{number}")
-                else:
-                    data = _compact(
+        number = int(pr["number"])
+        if inp.reviewers or inp.team_reviewers:
+            await _best_effort(
+                ctx,
+                f"adding reviewers to pull request {number}",
+                lambda: rest.pulls.async_request_reviewers(
+                    owner,
+                    repo.repo,
+                    number,
+                    data=_compact(
                         {
-                            "title": inp.title,
-                            "head": inp.branch_name,
-                            "base": base,
-                            "body": inp.description,
-                            "draft": inp.draft,
+                            "reviewers": inp.reviewers,
+                            "team_reviewers": (
+                                list(dict.fromkeys(inp.team_reviewers))
+                                if inp.team_reviewers
+                                else None
+                            ),
                         }
-                    )
-                    pr = await rest.pulls.async_create(owner, repo.repo, data=data)
-                made = pr.json()
-                ctx.logger.info(f"Pull request #{made['number']}: {made['html_url']}")
-                return {
-                    "base": made["base"]["ref"],
-                    "html_url": made["html_url"],
-                    "number": made["number"],
-                }
-
-            key = f"create.pr.{owner}.{repo.repo}.{inp.branch_name}"
-            pr = await ctx.checkpoint(key, create)
-            if pr is None:
-                ctx.logger.info("No changes to commit, pull request was not created")
-                return
-            number = int(pr["number"])
-            if inp.reviewers or inp.team_reviewers:
-                await _best_effort(
-                    ctx,
-                    f"adding reviewers to pull request {number}",
-                    lambda: rest.pulls.async_request_reviewers(
-                        owner,
-                        repo.repo,
-                        number,
-                        data=_compact(
-                            {
-                                "reviewers": inp.reviewers,
-                                "team_reviewers": (
-                                    list(dict.fromkeys(inp.team_reviewers))
-                                    if inp.team_reviewers
-                                    else None
-                                ),
-                            }
-                        ),
                     ),
-                )
-            assignees = inp.assignees or []
-            if assignees:
-                if len(assignees) > 10:
-                    ctx.logger.warning(
-                        "Assignees list is too long, only the first 10 will be used."
-                    )
-                await _best_effort(
-                    ctx,
-                    f"adding assignees to pull request {number}",
-                    lambda: rest.issues.async_add_assignees(
-                        owner, repo.repo, number, data={"assignees": assignees[:10]}
-                    ),
-                )
-        ctx.output("targetBranchName", pr["base"])
-        ctx.output("remoteUrl", pr["html_url"])
-        ctx.output("pullRequestNumber", number)
-
-    return handler
+                ),
+            )
+        assignees = inp.assignees or []
+        if assignees:
+            if len(assignees) > 10:
+                ctx.logger.warning("Assignees list is too long, only the first 10 will be used.")
+            await _best_effort(
+                ctx,
+                f"adding assignees to pull request {number}",
+                lambda: rest.issues.async_add_assignees(
+                    owner, repo.repo, number, data={"assignees": assignees[:10]}
+                ),
+            )
+    ctx.output("targetBranchName", pr["base"])
+    ctx.output("remoteUrl", pr["html_url"])
+    ctx.output("pullRequestNumber", number)
 
 
 async def _best_effort(
@@ -793,65 +786,65 @@ class DispatchInput(ActionInput):
     token: str | None = Field(None, description=TOKEN)
 
 
-def github_actions_dispatch(integrations: Integrations) -> Action[DispatchInput]:
-    @action(
-        id="github:actions:dispatch",
-        description="Dispatches a GitHub Action workflow for a given branch or tag",
-        input=DispatchInput,
-        output={
-            "type": "object",
-            "properties": {
-                "workflowRunId": {"type": "number", "description": "The run's id"},
-                "workflowRunUrl": {"type": "string", "description": "API URL of the run"},
-                "workflowRunHtmlUrl": {"type": "string", "description": "HTML URL of the run"},
-            },
+@action(
+    settings=Integrations,
+    id="github:actions:dispatch",
+    description="Dispatches a GitHub Action workflow for a given branch or tag",
+    input=DispatchInput,
+    output={
+        "type": "object",
+        "properties": {
+            "workflowRunId": {"type": "number", "description": "The run's id"},
+            "workflowRunUrl": {"type": "string", "description": "API URL of the run"},
+            "workflowRunHtmlUrl": {"type": "string", "description": "HTML URL of the run"},
         },
-        examples=[
-            (
-                "Dispatch a workflow on main",
-                "steps:\n  - id: dispatch\n    name: Dispatch\n"
-                "    action: github:actions:dispatch\n"
-                "    input:\n      repoUrl: github.com?owner=acme&repo=my-service\n"
-                "      workflowId: ci.yaml\n      branchOrTagName: main\n",
-            )
-        ],
-    )
-    async def handler(ctx: ActionContext[DispatchInput]) -> None:
-        inp = ctx.input
-        repo = RepoUrl.parse(inp.repo_url)
-        owner = repo.need_owner()
-        ctx.logger.info(
-            f"Dispatching workflow {inp.workflow_id} for repo {inp.repo_url} on "
-            f"{inp.branch_or_tag_name}"
+    },
+    examples=[
+        (
+            "Dispatch a workflow on main",
+            "steps:\n  - id: dispatch\n    name: Dispatch\n"
+            "    action: github:actions:dispatch\n"
+            "    input:\n      repoUrl: github.com?owner=acme&repo=my-service\n"
+            "      workflowId: ci.yaml\n      branchOrTagName: main\n",
         )
-        async with _client(integrations, repo, inp.token, "github:actions:dispatch") as gh:
+    ],
+)
+async def github_actions_dispatch(
+    ctx: ActionContext[DispatchInput], integrations: Integrations
+) -> None:
+    inp = ctx.input
+    repo = RepoUrl.parse(inp.repo_url)
+    owner = repo.need_owner()
+    ctx.logger.info(
+        f"Dispatching workflow {inp.workflow_id} for repo {inp.repo_url} on "
+        f"{inp.branch_or_tag_name}"
+    )
+    async with _client(integrations, repo, inp.token, "github:actions:dispatch") as gh:
 
-            async def dispatch() -> dict[str, Any] | None:
-                data: dict[str, Any] = {"ref": inp.branch_or_tag_name}
-                if inp.workflow_inputs is not None:
-                    data["inputs"] = inp.workflow_inputs
-                if inp.return_workflow_run_details:
-                    data["return_run_details"] = True
-                answer = await gh.rest.actions.async_create_workflow_dispatch(
-                    owner, repo.repo, inp.workflow_id, data=data
-                )
-                ctx.logger.info(f"Workflow {inp.workflow_id} dispatched successfully")
-                if inp.return_workflow_run_details and answer.status_code == 200:
-                    run = answer.json()
-                    return {
-                        "workflowRunId": run.get("workflow_run_id"),
-                        "workflowRunUrl": run.get("run_url"),
-                        "workflowRunHtmlUrl": run.get("html_url"),
-                    }
-                return None
+        async def dispatch() -> dict[str, Any] | None:
+            data: dict[str, Any] = {"ref": inp.branch_or_tag_name}
+            if inp.workflow_inputs is not None:
+                data["inputs"] = inp.workflow_inputs
+            if inp.return_workflow_run_details:
+                data["return_run_details"] = True
+            answer = await gh.rest.actions.async_create_workflow_dispatch(
+                owner, repo.repo, inp.workflow_id, data=data
+            )
+            ctx.logger.info(f"Workflow {inp.workflow_id} dispatched successfully")
+            if inp.return_workflow_run_details and answer.status_code == 200:
+                run = answer.json()
+                return {
+                    "workflowRunId": run.get("workflow_run_id"),
+                    "workflowRunUrl": run.get("run_url"),
+                    "workflowRunHtmlUrl": run.get("html_url"),
+                }
+            return None
 
-            key = f"create.workflow.dispatch.{owner}.{repo.repo}.{inp.workflow_id}"
-            details = await ctx.checkpoint(key, dispatch)
-        for name, value in (details or {}).items():
-            if value is not None:
-                ctx.output(name, value)
-
-    return handler
+        key = f"create.workflow.dispatch.{owner}.{repo.repo}.{inp.workflow_id}"
+        details = await ctx.checkpoint(key, dispatch)
+    for name, value in (details or {}).items():
+        if value is not None:
+            ctx.output(name, value)
 
 
 # -- github:webhook -----------------------------------------------------------------
@@ -868,61 +861,55 @@ class WebhookInput(ActionInput):
     token: str | None = Field(None, description=TOKEN)
 
 
-def github_webhook(
-    integrations: Integrations, default_secret: str | None = None
-) -> Action[WebhookInput]:
-    @action(
-        id="github:webhook",
-        description="Creates a webhook for a repository on GitHub",
-        input=WebhookInput,
-        dry_run=True,
-        examples=[
-            (
-                "Deliver push events as JSON",
-                "steps:\n  - id: webhook\n    name: Webhook\n    action: github:webhook\n"
-                "    input:\n      repoUrl: github.com?owner=acme&repo=my-service\n"
-                "      webhookUrl: https://ci.example.com/hook\n      contentType: json\n"
-                "      webhookSecret: ${{ secrets.HOOK_SECRET }}\n",
+@action(
+    settings=Integrations,
+    id="github:webhook",
+    description="Creates a webhook for a repository on GitHub",
+    input=WebhookInput,
+    dry_run=True,
+    examples=[
+        (
+            "Deliver push events as JSON",
+            "steps:\n  - id: webhook\n    name: Webhook\n    action: github:webhook\n"
+            "    input:\n      repoUrl: github.com?owner=acme&repo=my-service\n"
+            "      webhookUrl: https://ci.example.com/hook\n      contentType: json\n"
+            "      webhookSecret: ${{ secrets.HOOK_SECRET }}\n",
+        )
+    ],
+)
+async def github_webhook(ctx: ActionContext[WebhookInput], integrations: Integrations) -> None:
+    inp = ctx.input
+    ctx.logger.info(f"Creating webhook {inp.webhook_url} for repo {inp.repo_url}")
+    repo = RepoUrl.parse(inp.repo_url)
+    owner = repo.need_owner()
+    async with _client(integrations, repo, inp.token, "github:webhook") as gh:
+        if ctx.is_dry_run:
+            ctx.logger.info("Dry run complete")
+            return
+        config = _compact(
+            {
+                "url": inp.webhook_url,
+                "content_type": inp.content_type,
+                "secret": inp.webhook_secret,
+                "insecure_ssl": "1" if inp.insecure_ssl else "0",
+            }
+        )
+
+        async def create() -> None:
+            await gh.rest.repos.async_create_webhook(
+                owner,
+                repo.repo,
+                data={"config": config, "events": inp.events, "active": inp.active},
             )
-        ],
-    )
-    async def handler(ctx: ActionContext[WebhookInput]) -> None:
-        inp = ctx.input
-        ctx.logger.info(f"Creating webhook {inp.webhook_url} for repo {inp.repo_url}")
-        repo = RepoUrl.parse(inp.repo_url)
-        owner = repo.need_owner()
-        async with _client(integrations, repo, inp.token, "github:webhook") as gh:
-            if ctx.is_dry_run:
-                ctx.logger.info("Dry run complete")
-                return
-            config = _compact(
-                {
-                    "url": inp.webhook_url,
-                    "content_type": inp.content_type,
-                    "secret": inp.webhook_secret or default_secret,
-                    "insecure_ssl": "1" if inp.insecure_ssl else "0",
-                }
+
+        try:
+            await ctx.checkpoint(f"create.webhook.{owner}.{repo.repo}.{inp.webhook_url}", create)
+            ctx.logger.info(f"Webhook '{inp.webhook_url}' created successfully")
+        except RequestFailed as exc:
+            ctx.logger.warning(
+                f"Failed: create webhook '{inp.webhook_url}' on repo: '{repo.repo}', "
+                f"{_failure(exc)}"
             )
-
-            async def create() -> None:
-                await gh.rest.repos.async_create_webhook(
-                    owner,
-                    repo.repo,
-                    data={"config": config, "events": inp.events, "active": inp.active},
-                )
-
-            try:
-                await ctx.checkpoint(
-                    f"create.webhook.{owner}.{repo.repo}.{inp.webhook_url}", create
-                )
-                ctx.logger.info(f"Webhook '{inp.webhook_url}' created successfully")
-            except RequestFailed as exc:
-                ctx.logger.warning(
-                    f"Failed: create webhook '{inp.webhook_url}' on repo: '{repo.repo}', "
-                    f"{_failure(exc)}"
-                )
-
-    return handler
 
 
 # -- github:issues:label ----------------------------------------------------------
@@ -933,53 +920,48 @@ class LabelInput(ActionInput):
     token: str | None = Field(None, description=TOKEN)
 
 
-def github_issues_label(integrations: Integrations) -> Action[LabelInput]:
-    @action(
-        id="github:issues:label",
-        description="Adds labels to a pull request or issue on GitHub.",
-        input=LabelInput,
-        examples=[
-            (
-                "Label pull request 1 (a number from an earlier step works too: "
-                "`${{ steps.pr.output.pullRequestNumber }}`)",
-                "steps:\n  - id: label\n    name: Label\n    action: github:issues:label\n"
-                "    input:\n      repoUrl: github.com?owner=acme&repo=catalog\n"
-                "      number: 1\n      labels: [scaffolder]\n",
+@action(
+    settings=Integrations,
+    id="github:issues:label",
+    description="Adds labels to a pull request or issue on GitHub.",
+    input=LabelInput,
+    examples=[
+        (
+            "Label pull request 1 (a number from an earlier step works too: "
+            "`${{ steps.pr.output.pullRequestNumber }}`)",
+            "steps:\n  - id: label\n    name: Label\n    action: github:issues:label\n"
+            "    input:\n      repoUrl: github.com?owner=acme&repo=catalog\n"
+            "      number: 1\n      labels: [scaffolder]\n",
+        )
+    ],
+)
+async def github_issues_label(ctx: ActionContext[LabelInput], integrations: Integrations) -> None:
+    inp = ctx.input
+    repo = RepoUrl.parse(inp.repo_url)
+    owner = repo.need_owner()
+    ctx.logger.info(f"Adding labels to {inp.number} issue on repo {repo.repo}")
+    async with _client(integrations, repo, inp.token, "github:issues:label") as gh:
+
+        async def label() -> None:
+            await gh.rest.issues.async_add_labels(
+                owner, repo.repo, inp.number, data={"labels": inp.labels}
             )
-        ],
-    )
-    async def handler(ctx: ActionContext[LabelInput]) -> None:
-        inp = ctx.input
-        repo = RepoUrl.parse(inp.repo_url)
-        owner = repo.need_owner()
-        ctx.logger.info(f"Adding labels to {inp.number} issue on repo {repo.repo}")
-        async with _client(integrations, repo, inp.token, "github:issues:label") as gh:
 
-            async def label() -> None:
-                await gh.rest.issues.async_add_labels(
-                    owner, repo.repo, inp.number, data={"labels": inp.labels}
-                )
-
-            try:
-                await ctx.checkpoint(
-                    f"github.issues.add.label.{owner}.{repo.repo}.{inp.number}", label
-                )
-            except RequestFailed as exc:
-                ctx.logger.warning(
-                    f"Failed: adding labels to issue: '{inp.number}' on repo: '{repo.repo}', "
-                    f"{_failure(exc)}"
-                )
-
-    return handler
+        try:
+            await ctx.checkpoint(f"github.issues.add.label.{owner}.{repo.repo}.{inp.number}", label)
+        except RequestFailed as exc:
+            ctx.logger.warning(
+                f"Failed: adding labels to issue: '{inp.number}' on repo: '{repo.repo}', "
+                f"{_failure(exc)}"
+            )
 
 
-def github_actions(integrations: Integrations) -> tuple[Action[Any], ...]:
-    return (
-        publish_github(integrations),
-        publish_github_pull_request(integrations),
-        github_repo_create(integrations),
-        github_repo_push(integrations),
-        github_actions_dispatch(integrations),
-        github_webhook(integrations),
-        github_issues_label(integrations),
-    )
+GITHUB_ACTIONS: tuple[Action[Any], ...] = (
+    publish_github,
+    publish_github_pull_request,
+    github_repo_create,
+    github_repo_push,
+    github_actions_dispatch,
+    github_webhook,
+    github_issues_label,
+)

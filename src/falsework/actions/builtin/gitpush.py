@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from falsework.actions.builtin.publish import PUSH_ENV, SAFE_CONFIG, _push_failure
+from falsework.actions.builtin.publish import _rejection
 from falsework.actions.context import ActionContext
+from falsework.actions.git import GitPolicy, failure, git_result, open_remote, run_git
 from falsework.actions.paths import resolve_safe_path
-from falsework.actions.sources import git_result, run_git, safe_url
 from falsework.errors import ActionError
 
 
@@ -52,22 +52,28 @@ async def push_folder(
     branch: str,
     message: str,
     author: Author,
-    auth: dict[str, str],
+    policy: GitPolicy,
+    token: str | None,
 ) -> str:
     """Commit ``source`` as one commit on ``branch`` and push it; the commit's id."""
     env = author.env()
     repo = ctx.create_temp_dir() / "repo.git"
-    git = ["git", f"--git-dir={repo}", f"--work-tree={source}", *SAFE_CONFIG]
-    await run_git([*git, "init", "-q", "-b", branch], cwd=source, env=env)
-    await run_git([*git, "add", "-A"], cwd=source, env=env)
-    await run_git([*git, "commit", "-q", "--allow-empty", "-m", message], cwd=source, env=env)
-    commit = (await run_git([*git, "rev-parse", "HEAD"], cwd=source, env=env)).strip()
+    git = [f"--git-dir={repo}", f"--work-tree={source}"]
+    await run_git(policy, [*git, "init", "-q", "-b", branch], cwd=source, env=env)
+    await run_git(policy, [*git, "add", "-A"], cwd=source, env=env)
+    commit_args = [*git, "commit", "-q", "--allow-empty", "-m", message]
+    await run_git(policy, commit_args, cwd=source, env=env)
+    commit = (await run_git(policy, [*git, "rev-parse", "HEAD"], cwd=source, env=env)).strip()
     ctx.logger.info(f"Committed {commit} as {author.name} <{author.email}>")
-    push = [*git, "push", "--porcelain", "--", remote, f"HEAD:refs/heads/{branch}"]
-    code, out, err = await git_result(push, cwd=source, env={**env, **PUSH_ENV, **auth})
-    if code != 0:
-        raise ActionError(_push_failure(out, err, code, safe_url(remote), branch))
-    ctx.logger.info(f"Pushed branch {branch} to {safe_url(remote)}")
+    target = await open_remote(policy, remote, token=token, username="x-access-token")
+    push = [*git, "push", "--porcelain", "--", target.url, f"HEAD:refs/heads/{branch}"]
+    result = await git_result(policy, push, cwd=source, env=env, remote=target)
+    if result.code != 0:
+        rejected = _rejection(result.out, target.shown, branch)
+        if rejected is not None:
+            raise ActionError(rejected)
+        raise failure(push, result, target)
+    ctx.logger.info(f"Pushed branch {branch} to {target.shown}")
     return commit
 
 
@@ -82,53 +88,58 @@ async def push_changes(
     delete: list[str],
     message: str,
     author: Author,
-    auth: dict[str, str],
+    policy: GitPolicy,
+    token: str | None,
     update: bool,
 ) -> tuple[str | None, str]:
     """Lay ``source`` over ``base`` (the remote's default branch when None), or over
     ``branch`` itself when it exists and ``update`` is set, and push the commit to
     ``branch``. Returns ``(commit or None when nothing changed, the base branch)``."""
-    env = {**author.env(), **PUSH_ENV, **auth}
+    env = author.env()
+    target = await open_remote(policy, remote, token=token, username="x-access-token")
     work = ctx.create_temp_dir() / "repo"
-    clone = ["git", *SAFE_CONFIG, "clone", "--quiet", "--no-tags", "--single-branch"]
+    clone = ["clone", "--quiet", "--no-tags", "--single-branch"]
     if base:
         clone += ["--branch", base]
-    await run_git([*clone, "--", remote, str(work)], cwd=None, env=env)
-    git = ["git", "-C", str(work), *SAFE_CONFIG]
+    await run_git(policy, [*clone, "--", target.url, str(work)], env=env, remote=target)
+    git = ["-C", str(work)]
     if not base:
-        base = (await run_git([*git, "symbolic-ref", "--short", "HEAD"], cwd=None)).strip()
-    listing = await run_git([*git, "ls-remote", "--heads", "origin", branch], cwd=None, env=env)
-    exists = bool(listing.strip())
+        base = (await run_git(policy, [*git, "symbolic-ref", "--short", "HEAD"])).strip()
+    heads = [*git, "ls-remote", "--heads", target.url, branch]
+    exists = bool((await run_git(policy, heads, env=env, remote=target)).strip())
     if exists and update:
-        await run_git([*git, "fetch", "--quiet", "origin", branch], cwd=None, env=env)
-        await run_git([*git, "checkout", "--quiet", "-B", branch, "FETCH_HEAD"], cwd=None)
+        fetch = [*git, "fetch", "--quiet", target.url, branch]
+        await run_git(policy, fetch, env=env, remote=target)
+        await run_git(policy, [*git, "checkout", "--quiet", "-B", branch, "FETCH_HEAD"])
     elif exists:
         raise ActionError(
-            f"Branch {branch!r} already exists in {safe_url(remote)}; choose another branch "
+            f"Branch {branch!r} already exists in {target.shown}; choose another branch "
             "name, or set update: true to add a commit to it and update its request"
         )
     else:
-        await run_git([*git, "checkout", "--quiet", "-b", branch], cwd=None)
-    target = resolve_safe_path(work, target_path) if target_path else work
-    await ctx.in_thread(_overlay, source, target)
+        await run_git(policy, [*git, "checkout", "--quiet", "-b", branch])
+    folder = resolve_safe_path(work, target_path) if target_path else work
+    await ctx.in_thread(_overlay, source, folder)
     for item in delete:
-        path = resolve_safe_path(target, item)
+        path = resolve_safe_path(folder, item)
         if path.is_dir() and not path.is_symlink():
             await ctx.in_thread(shutil.rmtree, path)
         elif path.exists() or path.is_symlink():
             path.unlink()
-    await run_git([*git, "add", "-A"], cwd=None)
-    code, _, _ = await git_result([*git, "diff", "--cached", "--quiet"], cwd=None)
-    if code == 0:
+    await run_git(policy, [*git, "add", "-A"])
+    if (await git_result(policy, [*git, "diff", "--cached", "--quiet"])).code == 0:
         ctx.logger.info(f"No changes to commit onto {branch}")
         return None, base
-    await run_git([*git, "commit", "-q", "-m", message], cwd=None, env=env)
-    commit = (await run_git([*git, "rev-parse", "HEAD"], cwd=None)).strip()
-    push = [*git, "push", "--porcelain", "--", "origin", f"HEAD:refs/heads/{branch}"]
-    code, out, err = await git_result(push, cwd=None, env=env)
-    if code != 0:
-        raise ActionError(_push_failure(out, err, code, safe_url(remote), branch))
-    ctx.logger.info(f"Pushed {commit} to branch {branch} of {safe_url(remote)}")
+    await run_git(policy, [*git, "commit", "-q", "-m", message], env=env)
+    commit = (await run_git(policy, [*git, "rev-parse", "HEAD"])).strip()
+    push = [*git, "push", "--porcelain", "--", target.url, f"HEAD:refs/heads/{branch}"]
+    result = await git_result(policy, push, env=env, remote=target)
+    if result.code != 0:
+        rejected = _rejection(result.out, target.shown, branch)
+        if rejected is not None:
+            raise ActionError(rejected)
+        raise failure(push, result, target)
+    ctx.logger.info(f"Pushed {commit} to branch {branch} of {target.shown}")
     return commit, base
 
 
