@@ -153,12 +153,25 @@ class GithubAppConfig(_Ported):
 
 class GithubIntegration(_Secret):
     host: str = "github.com"
-    # Falsework's own: the owners the token may act for (default: the whole host, as
-    # in Backstage); a GitHub App's allowedInstallationOwners scopes the app.
+    # Falsework's own, required with a token: the owners (organisations, users) the
+    # token may act for, or ["*"] for every repository the token reaches. Backstage
+    # uses a token for the whole host; here a user's template must not push to an
+    # owner nobody meant it for. A GitHub App is scoped by its installations (and
+    # allowedInstallationOwners).
     allowed_owners: list[str] = Field(default_factory=list)
     api_base_url: str | None = None  # default: https://api.github.com for github.com
     raw_base_url: str | None = None
     apps: list[GithubAppConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _scoped_token(self) -> GithubIntegration:
+        has_token = any(x is not None for x in (self.token, self.token_env, self.token_file))
+        if has_token and not self.allowed_owners:
+            raise ValueError(
+                f"integrations.github host {self.host!r}: say which owners the token is for: "
+                "allowedOwners (e.g. [acme]; ['*'] for every repository the token reaches)"
+            )
+        return self
 
 
 class GitlabIntegration(_Secret):

@@ -54,13 +54,15 @@ def test_skeleton_publish_register_through_the_api(
 ) -> None:
     config = {
         **auth_config(),
-        # Backstage's app-config `integrations:` section, pasted as is
+        # Backstage's app-config `integrations:` section, pasted, plus the token's scope
         "integrations": {
             "github": [
                 {
                     "host": forge.netloc,
                     "apiBaseUrl": f"{forge.url}/api/v3",
                     "token": "${GITHUB_TOKEN}",
+                    # the one line Falsework adds to it: whom the token is for
+                    "allowedOwners": ["acme"],
                 }
             ]
         },

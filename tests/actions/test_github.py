@@ -469,7 +469,7 @@ async def test_the_egress_policy_holds_for_the_forge_actions(
     from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
     from falsework.templating import Renderer
 
-    host = ForgeHost("github", forge.netloc, f"{forge.url}/api/v3", TOKEN)
+    host = ForgeHost("github", forge.netloc, f"{forge.url}/api/v3", TOKEN, owners=("*",))
     strict = Integrations(hosts=(host,))  # the default policies: loopback refused
     runner = WorkflowRunner(
         ActionRegistry.builtin(settings=[strict]), Renderer(), work_dir=tmp_path / "w"

@@ -24,6 +24,7 @@ integrations:
   github:
     - host: github.com
       token: ${GITHUB_TOKEN}
+      allowedOwners: [acme, platform]
     - host: ghe.example.com
       apiBaseUrl: https://ghe.example.com/api/v3
       apps:
@@ -57,7 +58,7 @@ def test_backstages_section_ports_as_is(tmp_path: Path, monkeypatch: pytest.Monk
     settings = load(tmp_path, APP_CONFIG, monkeypatch)
     found = integrations_from_settings(settings)
     assert found.hosts[0] == ForgeHost(
-        "github", "github.com", "https://api.github.com", "gh-secret"
+        "github", "github.com", "https://api.github.com", "gh-secret", owners=("acme", "platform")
     )
     ghe = found.hosts[1]
     assert (ghe.api_base_url, ghe.token) == ("https://ghe.example.com/api/v3", None)
@@ -78,7 +79,11 @@ def test_secrets_from_env_names_and_files(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("BACKSTAGE_TOKEN", "bs-secret")
     text = yaml.safe_dump(
         {
-            "integrations": {"github": [{"host": "g.test", "tokenFile": str(tmp_path / "token")}]},
+            "integrations": {
+                "github": [
+                    {"host": "g.test", "tokenFile": str(tmp_path / "token"), "allowedOwners": ["*"]}
+                ]
+            },
             "backstage": {"baseUrl": "https://backstage.test/", "tokenEnv": "BACKSTAGE_TOKEN"},
         }
     )
@@ -101,6 +106,31 @@ def test_a_misspelt_key_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_an_unreadable_token_file_names_the_section(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    text = f"integrations:\n  github:\n    - host: g.test\n      tokenFile: {tmp_path / 'no'}\n"
+    text = (
+        f"integrations:\n  github:\n    - host: g.test\n      tokenFile: {tmp_path / 'no'}\n"
+        "      allowedOwners: ['*']\n"
+    )
     with pytest.raises(ValueError, match=r"integrations\.github host g\.test: cannot read"):
         integrations_from_settings(load(tmp_path, text, monkeypatch))
+
+
+def test_a_github_token_needs_a_scope(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    unscoped = "integrations:\n  github:\n    - host: github.com\n      token: t\n"
+    with pytest.raises(ValidationError, match="allowedOwners"):
+        load(tmp_path, unscoped, monkeypatch)
+
+
+def test_a_scoped_token_is_used_only_for_its_owners(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scoped = load(
+        tmp_path,
+        "integrations:\n  github:\n    - host: github.com\n      token: t\n"
+        "      allowedOwners: [Acme]\n",
+        monkeypatch,
+    )
+    host = integrations_from_settings(scoped).hosts[0]
+    assert host.token_for("acme") == host.token_for("ACME") == "t"
+    assert host.token_for("other") is None and host.token_for(None) is None
+    everyone = ForgeHost("github", "github.com", "https://api.github.com", "t", owners=("*",))
+    assert everyone.token_for("other") == "t"

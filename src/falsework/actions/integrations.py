@@ -50,14 +50,14 @@ class ForgeHost:
     username: str | None = None  # Bitbucket and Gitea take a user name with the token
     apps: tuple[GithubApp, ...] = ()
     # The owners (organizations, users, groups) the configured token may act for;
-    # empty: every repository of the host, as in Backstage.
+    # "*": every repository the token reaches; empty: none.
     owners: tuple[str, ...] = ()
 
     def token_for(self, owner: str | None) -> str | None:
-        if not self.owners:
+        if "*" in self.owners:
             return self.token
         wanted = (owner or "").lower()
-        return self.token if wanted in (o.lower() for o in self.owners) else None
+        return self.token if wanted and wanted in (o.lower() for o in self.owners) else None
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def forge_runner(
     username: str | None = None,
     host: str | None = None,
     apps: tuple[GithubApp, ...] = (),
-    owners: tuple[str, ...] = (),
+    owners: tuple[str, ...] = ("*",),
 ) -> ForgeRunner:
     """A runner whose integration for ``kind`` at ``host`` (default: the forge's own
     host:port) is the forge. The forge is on loopback, which the egress policy

@@ -229,7 +229,8 @@ async def _client(integrations: Integrations, repo: RepoUrl, token: str | None, 
             raise InputError(
                 f"{what}: no token available for host {repo.host} (owner {repo.owner}, repo "
                 f"{repo.repo}); give the step a token input, or configure integrations.github "
-                "with a token or a GitHub App installed on that owner"
+                "with a token whose allowedOwners include that owner, or a GitHub App "
+                "installed on it"
             )
         client = _Client(host, chosen, integrations)
         async with client.github:
