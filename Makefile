@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck pytest bench clean
+.PHONY: setup run test lint typecheck pytest bench clean screenshots
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ pytest: setup
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test: lint typecheck pytest
+
+# Rewrites docs/screenshots/ from the browser tests (a plain `make test` leaves them be).
+screenshots: setup
+	./scripts/ensure-postgres.sh
+	./scripts/ensure-chromium.sh
+	FALSEWORK_SCREENSHOTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/web
 
 # The peers (PgQueuer, Procrastinate, cookiecutter, copier) live only in .venv-bench.
 # BENCH_ARGS=--quick for a smoke run; --only NAME,... for some of them.
