@@ -67,7 +67,11 @@ class TooManyRequestsError(FalseworkError):
         self.retry_after = retry_after
 
 
-class DatabaseUnavailableError(FalseworkError):
+class DatabaseError(FalseworkError):
+    """The database refused the statement."""
+
+
+class DatabaseUnavailableError(DatabaseError):
     """The database cannot be reached."""
 
     status_code = 503

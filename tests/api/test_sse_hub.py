@@ -8,9 +8,10 @@ from pathlib import Path
 
 from falsework.api.sse import KEEPALIVE, EventHub, frame
 from falsework.config import Settings
-from falsework.engine import Broker, TaskWorker
-from falsework.runner import WorkflowRunner
+from falsework.engine import TaskWorker
+from falsework.runner import WorkflowRunner, as_executor
 from falsework.templates import TemplateCatalog
+from falsework.wiring import open_broker, worker_options
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -25,8 +26,9 @@ async def test_watchers_share_one_channel_and_see_every_event(
         secret_key="q0WZ3v0n1Fv7d9b5Qm1mKc5V4r6Hn3bJ8yq2tF3pG0E=",
         heartbeat_interval=0.5,
     )
-    broker = await Broker.open(settings.resolved_database_url, settings)
-    worker = TaskWorker(broker, WorkflowRunner.from_settings(settings), settings)
+    broker = await open_broker(settings)
+    runner = WorkflowRunner.from_settings(settings)
+    worker = TaskWorker(broker, as_executor(runner), worker_options(settings))
     hub = EventHub(broker, keepalive=0.2)
     template = TemplateCatalog(settings.template_dirs).get("template:default/wait")
     task = await broker.create(template.task_spec({"seconds": 1}, {"ref": "user:default/t"}))

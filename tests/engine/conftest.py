@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from falsework.config import Settings
-from falsework.engine import Broker
-from falsework.engine.store import Store, open_store
+from falsework.engine import Broker, TaskWorker
+from falsework.engine.factory import open_store
+from falsework.engine.store import Store
+from falsework.runner import as_executor
+from falsework.taskio import TaskInput, TaskIO
+from falsework.wiring import broker_options, worker_options
 
 # engine_executors.py is imported by tests and by worker subprocesses alike.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -26,6 +30,8 @@ FAST = {
     "shutdown_grace": 2.0,
     "concurrency": 20,
 }
+
+RunFunction = Callable[[TaskInput, TaskIO], Awaitable[Any]]
 
 
 @pytest.fixture
@@ -42,9 +48,20 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
 
 
+async def open_broker(url: str, settings: Settings) -> Broker:
+    """A broker on ``url`` with the options ``settings`` give (as the edges build it)."""
+    return await Broker.open(url, broker_options(settings))
+
+
+def make_worker(broker: Broker, run: RunFunction, settings: Settings) -> TaskWorker:
+    """A worker running ``run`` (output or raise, like the workflow runner) with
+    the runner's words for its outcome."""
+    return TaskWorker(broker, as_executor(run), worker_options(settings))
+
+
 @pytest.fixture
 async def broker(database_url: str, settings: Settings) -> AsyncIterator[Broker]:
-    b = await Broker.open(database_url, settings)
+    b = await open_broker(database_url, settings)
     try:
         yield b
     finally:

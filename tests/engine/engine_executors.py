@@ -7,7 +7,7 @@ from typing import Any
 
 from falsework.engine import ClaimedTask
 from falsework.errors import ActionError
-from falsework.runner.io import TaskIO
+from falsework.taskio import TaskIO
 
 
 async def steps(task: ClaimedTask, io: TaskIO) -> dict[str, Any]:

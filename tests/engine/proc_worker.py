@@ -19,7 +19,9 @@ import asyncpg
 
 from falsework.config import Settings
 from falsework.engine import Broker, ClaimedTask, TaskWorker
-from falsework.runner.io import TaskIO
+from falsework.runner import as_executor
+from falsework.taskio import TaskIO
+from falsework.wiring import broker_options, worker_options
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS test_executions (
@@ -64,8 +66,8 @@ async def main(url: str, data_dir: str, concurrency: int, grace: float) -> None:
         )
         return {"pid": pid}
 
-    broker = await Broker.open(url, settings)
-    worker = TaskWorker(broker, record, settings)
+    broker = await Broker.open(url, broker_options(settings))
+    worker = TaskWorker(broker, as_executor(record), worker_options(settings))
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, worker.request_stop)
     run = asyncio.create_task(worker.run())

@@ -10,7 +10,7 @@ import pytest
 
 from falsework.engine import Broker, NewTask
 from falsework.engine.batcher import Batcher
-from falsework.engine.store import Finish
+from falsework.engine.models import Finish
 from falsework.errors import TaskWriteError
 
 SPEC = {"apiVersion": "scaffolder.backstage.io/v1beta3", "steps": [], "output": {}}
@@ -18,7 +18,7 @@ SPEC = {"apiVersion": "scaffolder.backstage.io/v1beta3", "steps": [], "output": 
 
 @contextlib.asynccontextmanager
 async def flushing(broker: Broker) -> AsyncIterator[Batcher]:
-    batcher = Batcher(broker.store, broker.hub, lambda _ids: None)
+    batcher = Batcher(broker.write, broker.hub, lambda _ids: None)
     flusher = asyncio.create_task(batcher.run())
     try:
         yield batcher

@@ -5,33 +5,36 @@ from __future__ import annotations
 import asyncio
 import random
 
-from falsework.engine.store import Store, open_store
+from falsework.engine.factory import open_store
+from falsework.engine.models import TaskRow
+from falsework.engine.store import Store
 
 
 async def test_eight_claimers_claim_each_task_once(database_url: str, store: Store) -> None:
     rows = [
-        {
-            "id": f"00000000-0000-4000-8000-{i:012d}",
-            "spec": {"n": i},
-            "secrets": None,
-            "created_by": None,
-            "priority": 0,
-            "run_after": None,
-            "recovery": "resume",
-            "idempotency_key": None,
-        }
+        TaskRow(
+            id=f"00000000-0000-4000-8000-{i:012d}",
+            spec=f'{{"n": {i}}}',
+            sealed_secrets=None,
+            created_by=None,
+            priority=0,
+            run_after=None,
+            recovery="resume",
+            idempotency_key=None,
+        )
         for i in range(2000)
     ]
-    assert len(await store.insert_tasks(rows)) == 2000
+    inserted = await store.tasks_insert(rows, open_cap=None)
+    assert [r.outcome for r in inserted] == ["new"] * 2000
     claimers = [await open_store(database_url) for _ in range(8)]
 
     async def claim_all(s: Store, name: str) -> list[str]:
         got: list[str] = []
         while True:
-            batch = await s.claim(name, random.randint(1, 25), None)
+            batch = await s.task_claim(name, random.randint(1, 25), per_user_cap=None)
             if not batch:
                 return got
-            got.extend(r._mapping["id"] for r in batch)
+            got.extend(c.id for c in batch)
 
     try:
         results = await asyncio.gather(*(claim_all(s, f"w{i}") for i, s in enumerate(claimers)))
@@ -40,5 +43,5 @@ async def test_eight_claimers_claim_each_task_once(database_url: str, store: Sto
             await s.close()
     claimed = [tid for got in results for tid in got]
     assert len(claimed) == 2000
-    assert set(claimed) == {r["id"] for r in rows}
+    assert set(claimed) == {r.id for r in rows}
     assert sum(1 for got in results if got) >= 2  # they really competed

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import open_broker
 from falsework.config import Settings
-from falsework.engine import Broker
 
 
 def cli(url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -34,7 +34,7 @@ async def test_db_upgrade_worker_burst_and_workers(database_url: str, tmp_path: 
     again = cli(database_url, tmp_path, "db", "upgrade")
     assert again.returncode == 0
     settings = Settings(data_dir=tmp_path / "data")
-    broker = await Broker.open(database_url, settings)
+    broker = await open_broker(database_url, settings)
     try:
         task = await broker.create(
             {
@@ -50,7 +50,7 @@ async def test_db_upgrade_worker_burst_and_workers(database_url: str, tmp_path: 
         assert run.returncode == 0, run.stderr
         done = await broker.get(task.id)
         assert done.status == "completed", [e.body for e in await broker.events(task.id)]
-        await broker.store.worker_register("w-test", "box", 42, 7)
+        await broker.register_worker("w-test", "box", 42, 7)
         ls = cli(database_url, tmp_path, "workers", "ls")
         assert ls.returncode == 0 and "w-test" in ls.stdout and "box" in ls.stdout
         set_limit = cli(database_url, tmp_path, "workers", "set-limit", "w-test", "3")
@@ -69,7 +69,7 @@ async def test_worker_sigterm_releases_and_exits_zero(database_url: str, tmp_pat
     from conftest import wait_for
 
     settings = Settings(data_dir=tmp_path / "data")
-    broker = await Broker.open(database_url, settings)
+    broker = await open_broker(database_url, settings)
     env = {
         **os.environ,
         "FALSEWORK_DATABASE_URL": database_url,

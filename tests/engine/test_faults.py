@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import open_broker
 from falsework.config import Settings
-from falsework.engine import Broker
-from falsework.engine.store import hide_password, normalise_url
+from falsework.engine.factory import hide_password, parse_url
 from falsework.engine.supervisor import Supervisor
 from falsework.errors import DatabaseUnavailableError, InputError
 
@@ -21,7 +21,7 @@ from falsework.errors import DatabaseUnavailableError, InputError
 async def test_unreachable_database_is_one_clear_line(settings: Settings) -> None:
     url = "postgresql://fw:hunter2@127.0.0.1:1/nowhere"
     with pytest.raises(DatabaseUnavailableError) as info:
-        await Broker.open(url, settings)
+        await open_broker(url, settings)
     message = info.value.message
     assert "\n" not in message and "hunter2" not in message
     assert "postgresql://fw:***@127.0.0.1:1/nowhere" in message
@@ -48,16 +48,24 @@ def test_cli_reports_an_unreachable_database_without_a_traceback(tmp_path: Path)
         assert "Traceback" not in proc.stderr and "hunter2" not in proc.stderr
 
 
-def test_urls_are_normalised_to_async_drivers() -> None:
-    assert str(normalise_url("sqlite:///x.db")) == "sqlite+aiosqlite:///x.db"
-    assert normalise_url("postgresql://u@h/db").drivername == "postgresql+asyncpg"
-    assert normalise_url("postgres://u@h/db").drivername == "postgresql+asyncpg"
-    assert normalise_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
-    with pytest.raises(InputError):
-        normalise_url("mysql://u@h/db")
-    with pytest.raises(InputError):
-        normalise_url("not a url")
+def test_urls_name_a_dialect_and_its_one_driver() -> None:
+    assert parse_url("sqlite:///x.db").target == parse_url("sqlite+aiosqlite:///x.db").target
+    assert parse_url("sqlite:///x.db").target == "x.db"
+    assert parse_url("sqlite:////abs/x.db").target == "/abs/x.db"
+    pg = parse_url("postgres://u:secret@h/db?sslmode=disable")
+    assert (pg.dialect, pg.target) == ("postgres", "postgresql://u:secret@h/db?sslmode=disable")
+    assert pg.shown == "postgres://u:***@h/db?sslmode=disable"
+    assert parse_url("postgresql+asyncpg://u@h/db").target == "postgresql://u@h/db"
+    # the untested psycopg runtime path is gone: such a URL is refused, clearly
+    with pytest.raises(InputError, match="asyncpg"):
+        parse_url("postgresql+psycopg://u@h/db")
+    for bad in ("mysql://u@h/db", "not a url", "sqlite:///:memory:"):
+        with pytest.raises(InputError):
+            parse_url(bad)
     assert hide_password("postgresql://u:p@h/db") == "postgresql://u:***@h/db"
+    assert hide_password("postgresql://u:p@h1:5432,h2:5433/db") == (
+        "postgresql://u:***@h1:5432,h2:5433/db"
+    )
 
 
 async def test_supervisor_restarts_a_dying_side_task(caplog: pytest.LogCaptureFixture) -> None:
@@ -83,12 +91,12 @@ async def test_supervisor_restarts_a_dying_side_task(caplog: pytest.LogCaptureFi
 
 async def test_secret_key_is_generated_once_and_reused(database_url: str, tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "d")
-    one = await Broker.open(database_url, settings)
+    one = await open_broker(database_url, settings)
     task = await one.create({"steps": []}, secrets={"a": "b"})
     await one.close()
     key = (tmp_path / "d" / "secret.key").read_bytes()
     assert oct((tmp_path / "d" / "secret.key").stat().st_mode & 0o777) == "0o600"
-    two = await Broker.open(database_url, settings)
+    two = await open_broker(database_url, settings)
     try:
         assert (tmp_path / "d" / "secret.key").read_bytes() == key
         (claimed,) = await two.claim("w", 1)

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import wait_final, wait_for
+from conftest import make_worker, open_broker, wait_final, wait_for
 from falsework.config import Settings
 from falsework.engine import Broker, NewTask
 
@@ -70,7 +70,7 @@ def procs(postgres_url: str, tmp_path: Path) -> Iterator[Procs]:
 async def pg_broker(
     postgres_url: str, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[Broker]:
-    b = await Broker.open(postgres_url, make_settings())
+    b = await open_broker(postgres_url, make_settings())
     try:
         yield b
     finally:
@@ -163,8 +163,8 @@ async def test_listener_reconnects_after_pg_terminate_backend(
     postgres_url: str, make_settings: Callable[..., Settings]
 ) -> None:
     settings = make_settings()
-    node = await Broker.open(postgres_url, settings)
-    other = await Broker.open(postgres_url, settings)
+    node = await open_broker(postgres_url, settings)
+    other = await open_broker(postgres_url, settings)
     woken = asyncio.Event()
     try:
         assert node.listener is not None
@@ -189,15 +189,13 @@ async def test_worker_survives_its_connections_being_killed(
 ) -> None:
     from engine_executors import steps
 
-    from falsework.engine import TaskWorker
-
     settings = make_settings(concurrency=20)
-    broker = await Broker.open(postgres_url, settings)
+    broker = await open_broker(postgres_url, settings)
     try:
         ids = await broker.create_many(
             [NewTask({"steps": [{"id": "a", "sleep": 0.6, "log": "x"}]}) for _ in range(20)]
         )
-        worker = TaskWorker(broker, steps, settings)
+        worker = make_worker(broker, steps, settings)
         run = asyncio.create_task(worker.run())
         await wait_for(lambda: worker.running == 20, within=10)
         with psycopg.connect(postgres_url, autocommit=True) as conn:
@@ -223,17 +221,15 @@ async def test_subscribe_is_pushed_from_another_node(
 ) -> None:
     from engine_executors import steps
 
-    from falsework.engine import TaskWorker
-
     # polling so slow that only NOTIFY can end the subscription in time
     settings = make_settings(poll_interval=60.0, max_poll_interval=60.0)
-    api_node = await Broker.open(postgres_url, settings)
-    worker_node = await Broker.open(postgres_url, settings)
+    api_node = await open_broker(postgres_url, settings)
+    worker_node = await open_broker(postgres_url, settings)
     try:
         assert api_node.listener is not None and worker_node.listener is not None
         await asyncio.wait_for(api_node.listener.connected.wait(), 10)
         await asyncio.wait_for(worker_node.listener.connected.wait(), 10)
-        worker = TaskWorker(worker_node, steps, settings)
+        worker = make_worker(worker_node, steps, settings)
         run = asyncio.create_task(worker.run())
         await wait_for(lambda: worker.alive)
         task = await api_node.create({"steps": [{"id": "a", "sleep": 0.2, "log": "x"}]})

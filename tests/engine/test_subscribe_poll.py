@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator, Callable
 import psycopg
 import pytest
 
-from conftest import wait_for
+from conftest import open_broker, wait_for
 from falsework.config import Settings
 from falsework.engine import Broker, Event
-from falsework.engine.store import WriteBatch, dumps
+from falsework.engine.codec import dumps
+from falsework.engine.models import WriteBatch
 
 # A fast poll would re-read an idle task's events every 50 ms; the slow one
 # (the listener is healthy) never fires within a test.
@@ -43,7 +44,7 @@ def count_event_reads(broker: Broker) -> list[int]:
     subscribers woken together share one)."""
     reads = [0]
     store = broker.store
-    read, read_many = store.events, store.events_many
+    read, read_many = store.events_after, store.events_after_many
 
     async def counted(task_id: str, after: int, limit: int = 1000) -> list[Event]:
         reads[0] += 1
@@ -53,8 +54,8 @@ def count_event_reads(broker: Broker) -> list[int]:
         reads[0] += 1
         return await read_many(wanted, limit)
 
-    store.events = counted  # type: ignore[method-assign]
-    store.events_many = counted_many  # type: ignore[method-assign]
+    store.events_after = counted  # type: ignore[method-assign]
+    store.events_after_many = counted_many  # type: ignore[method-assign]
     return reads
 
 
@@ -63,8 +64,8 @@ async def pg_pair(
     postgres_url: str, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[tuple[Broker, Broker]]:
     settings = make_settings(poll_interval=FAST, max_poll_interval=SLOW)
-    node = await Broker.open(postgres_url, settings)
-    writer = await Broker.open(postgres_url, settings)
+    node = await open_broker(postgres_url, settings)
+    writer = await open_broker(postgres_url, settings)
     try:
         assert node.listener is not None
         await asyncio.wait_for(node.listener.connected.wait(), 10)
@@ -78,7 +79,7 @@ async def write_event(broker: Broker, task_id: str, token: str, message: str) ->
     """One log event written the way a worker's flush writes it (with its NOTIFY)."""
     batch = WriteBatch(tokens={task_id: token})
     batch.events.append((task_id, token, "log", dumps({"message": message})))
-    assert await broker.store.apply(batch) == set()
+    assert await broker.write(batch) == set()
 
 
 @pytest.mark.postgres
@@ -137,7 +138,7 @@ async def test_losing_the_listener_polls_fast_and_catches_up(
 async def test_a_listener_that_is_down_means_the_fast_poll(
     postgres_url: str, make_settings: Callable[..., Settings]
 ) -> None:
-    node = await Broker.open(
+    node = await open_broker(
         postgres_url, make_settings(poll_interval=FAST, max_poll_interval=SLOW)
     )
     try:
@@ -154,7 +155,7 @@ async def test_sqlite_always_polls_fast(
     sqlite_url: str, make_settings: Callable[..., Settings]
 ) -> None:
     # Writers in other processes on the same file cannot signal this one.
-    node = await Broker.open(sqlite_url, make_settings(poll_interval=FAST, max_poll_interval=SLOW))
+    node = await open_broker(sqlite_url, make_settings(poll_interval=FAST, max_poll_interval=SLOW))
     try:
         assert node.listener is None
         assert node.event_poll_interval() == FAST
@@ -171,13 +172,13 @@ async def test_subscribers_woken_together_read_in_one_statement(
     claims = {t.id: t.claim_token for t in await writer.claim("w", 30)}
     reads = count_event_reads(node)
     asked: set[str] = set()
-    read_many = node.store.events_many
+    read_many = node.store.events_after_many
 
     async def noting(wanted: list[tuple[str, int]], limit: int = 1000) -> list[list[Event]]:
         asked.update(task_id for task_id, _after in wanted)
         return await read_many(wanted, limit)
 
-    node.store.events_many = noting  # type: ignore[method-assign]
+    node.store.events_after_many = noting  # type: ignore[method-assign]
     followers = [following(node, t.id) for t in tasks]
     streams = [await f.__aenter__() for f in followers]
     try:
@@ -190,7 +191,7 @@ async def test_subscribers_woken_together_read_in_one_statement(
         batch = WriteBatch(tokens=claims)
         for t in tasks:
             batch.events.append((t.id, claims[t.id], "log", dumps({"message": t.id})))
-        assert await writer.store.apply(batch) == set()
+        assert await writer.write(batch) == set()
         await wait_for(lambda: all(len(s) == 1 for s in streams), within=10)
         assert reads[0] - before <= 5  # not thirty reads
         assert [s[0].body["message"] for s in streams] == [t.id for t in tasks]

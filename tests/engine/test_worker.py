@@ -11,18 +11,20 @@ from typing import Any
 import pytest
 from engine_executors import steps
 
-from conftest import wait_final, wait_for
+from conftest import make_worker, open_broker, wait_final, wait_for
 from falsework.config import Settings
-from falsework.engine import Broker, ClaimedTask, TaskWorker
+from falsework.engine import Broker, ClaimedTask, TaskChannel, TaskWorker
+from falsework.engine.codec import dumps
+from falsework.engine.models import WriteBatch
 from falsework.errors import ConflictError, InputError, LeaseLostError, NotFoundError
-from falsework.runner.io import TaskIO
+from falsework.taskio import TaskIO
 
 
 @contextlib.asynccontextmanager
 async def running(
     broker: Broker, settings: Settings, executor: Any = steps
 ) -> AsyncIterator[TaskWorker]:
-    worker = TaskWorker(broker, executor, settings)
+    worker = make_worker(broker, executor, settings)
     loop_task = asyncio.create_task(worker.run())
     await wait_for(lambda: worker.alive)
     try:
@@ -136,7 +138,7 @@ async def test_retry_resumes_after_completed_steps(broker: Broker, settings: Set
     async with running(broker, settings):
         assert (await wait_final(broker, task.id)).status == "failed"
         # the failed task keeps its (encrypted) secrets for the retry
-        assert await broker.store.raw_secrets(task.id) is not None
+        assert await broker.store.task_secrets(task.id) is not None
     retried = await broker.retry(task.id)
     assert retried.status == "open"
     assert retried.step_state == {"a": {"status": "completed", "output": {"attempt": 1}}}
@@ -157,32 +159,32 @@ async def test_secrets_encrypted_at_rest_and_erased_on_completion(
         return {}
 
     task = await broker.create(spec(), secrets={"token": "very-s3cret-value"})
-    raw = await broker.store.raw_secrets(task.id)
+    raw = await broker.store.task_secrets(task.id)
     assert raw is not None and "very-s3cret-value" not in raw and "token" not in raw
     assert "very-s3cret" not in str(task.to_json())
     async with running(broker, settings, record):
         await wait_final(broker, task.id)
     assert seen == [{"token": "very-s3cret-value"}]
-    assert await broker.store.raw_secrets(task.id) is None
+    assert await broker.store.task_secrets(task.id) is None
 
 
 async def test_failed_task_secrets_erased_after_retention(
     database_url: str, make_settings: Callable[..., Settings]
 ) -> None:
     settings = make_settings(secret_retention=0.3)
-    broker = await Broker.open(database_url, settings)
+    broker = await open_broker(database_url, settings)
     try:
         task = await broker.create(spec({"id": "a", "fail": True}), secrets={"k": "v"})
         async with running(broker, settings):
             await wait_final(broker, task.id)
-            assert await broker.store.raw_secrets(task.id) is not None
+            assert await broker.store.task_secrets(task.id) is not None
             await wait_for(lambda: _erased(broker, task.id), within=10)
     finally:
         await broker.close()
 
 
 async def _erased(broker: Broker, task_id: str) -> bool:
-    return await broker.store.raw_secrets(task_id) is None
+    return await broker.store.task_secrets(task_id) is None
 
 
 async def test_limit_changes_at_runtime(broker: Broker, settings: Settings) -> None:
@@ -223,7 +225,7 @@ async def _limit_stored(broker: Broker, worker_id: str, limit: int) -> bool:
 
 async def test_fairness_cap(database_url: str, make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(max_running_per_user=2, concurrency=10)
-    broker = await Broker.open(database_url, settings)
+    broker = await open_broker(database_url, settings)
     release = asyncio.Event()
     started: list[str | None] = []
 
@@ -248,7 +250,7 @@ async def test_fairness_cap(database_url: str, make_settings: Callable[..., Sett
 
 async def test_burst_mode_drains_the_queue(broker: Broker, settings: Settings) -> None:
     ids = [(await broker.create(spec({"id": "a"}))).id for _ in range(30)]
-    worker = TaskWorker(broker, steps, settings)
+    worker = make_worker(broker, steps, settings)
     await asyncio.wait_for(worker.run(burst=True), 30)
     assert [(await broker.get(i)).status for i in ids] == ["completed"] * 30
     assert worker.claimed_total == 30
@@ -259,10 +261,10 @@ async def test_burst_worker_with_limit_zero_exits_and_leaves_the_queue(
     database_url: str, make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = make_settings(concurrency=0)
-    broker = await Broker.open(database_url, settings)
+    broker = await open_broker(database_url, settings)
     try:
         task = await broker.create(spec({"id": "a"}))
-        worker = TaskWorker(broker, steps, settings)
+        worker = make_worker(broker, steps, settings)
         with caplog.at_level(logging.WARNING, logger="falsework.engine"):
             await asyncio.wait_for(worker.run(burst=True), 10)
         assert "limit 0" in caplog.text
@@ -276,11 +278,11 @@ async def test_graceful_stop_finishes_or_releases(
     database_url: str, make_settings: Callable[..., Settings]
 ) -> None:
     settings = make_settings(shutdown_grace=0.5)
-    broker = await Broker.open(database_url, settings)
+    broker = await open_broker(database_url, settings)
     try:
         quick = await broker.create(spec({"id": "a", "sleep": 0.2}))
         stuck = await broker.create(spec({"id": "a", "block": True}))
-        worker = TaskWorker(broker, steps, settings)
+        worker = make_worker(broker, steps, settings)
         loop_task = asyncio.create_task(worker.run())
         await wait_for(lambda: worker.running == 2, within=5)
         await worker.stop()
@@ -322,11 +324,9 @@ async def test_recovery_resumes_with_recovered_event(broker: Broker, settings: S
     task = await broker.create(spec({"id": "a"}, {"id": "b"}))
     # a worker that claims, completes step a, then dies without a trace
     (dead,) = await broker.claim("dead-worker", 1)
-    from falsework.engine.store import WriteBatch, dumps
-
     batch = WriteBatch(tokens={task.id: dead.claim_token})
     batch.steps[task.id] = {"a": dumps({"status": "completed", "output": {"attempt": 1}})}
-    await broker.store.apply(batch)
+    assert await broker.write(batch) == set()
     async with running(broker, settings):
         done = await wait_final(broker, task.id, within=20)
     assert done.status == "completed" and done.attempt == 2
@@ -347,9 +347,8 @@ async def test_claimed_task_carries_its_creation_time(broker: Broker) -> None:
 
 
 async def test_no_recovery_strategy_fails_the_task(broker: Broker, settings: Settings) -> None:
-    task = await broker.create(
-        spec({"id": "a"}, EXPERIMENTAL_recovery={"EXPERIMENTAL_strategy": "none"})
-    )
+    # the templates layer decides the recovery (Template.recovery) at create time
+    task = await broker.create(spec({"id": "a"}), recovery="none")
     await broker.claim("dead-worker", 1)
     async with running(broker, settings):
         done = await wait_final(broker, task.id, within=20)
@@ -375,16 +374,14 @@ async def test_lease_fencing_stops_a_stale_run(broker: Broker, settings: Setting
         return {}
 
     task = await broker.create(spec())
-    worker = TaskWorker(broker, stale, settings)
+    worker = make_worker(broker, stale, settings)
     (claimed,) = await broker.claim(worker.worker_id, 1)
     flusher = asyncio.create_task(worker._batcher.run())  # the flusher only
     run = asyncio.create_task(stale(claimed, _channel(worker, claimed)))
     await wait_for(lambda: _has_event(broker, task.id, "before"))
-    # the lease expires and another worker takes the task over
-    await asyncio.sleep(settings.stale_timeout + 0.1)
-    assert await broker.store.recover_stale(settings.stale_timeout, _bodies()) == [
-        (task.id, "recovered")
-    ]
+    # the lease expires (a horizon a minute ahead: no waiting for it) and
+    # another worker takes the task over
+    assert await broker.recover_stale(-60.0) == [(task.id, "recovered")]
     (new_claim,) = await broker.claim("new-owner", 1)
     assert new_claim.claim_token != claimed.claim_token
     gate.set()
@@ -399,15 +396,7 @@ async def test_lease_fencing_stops_a_stale_run(broker: Broker, settings: Setting
 
 
 def _channel(worker: TaskWorker, claimed: ClaimedTask) -> TaskIO:
-    from falsework.engine import TaskChannel
-
     return TaskChannel(worker._batcher, claimed)
-
-
-def _bodies() -> dict[str, str]:
-    from falsework.engine.janitor import BODIES
-
-    return BODIES
 
 
 async def test_heartbeat_detects_lost_lease_and_cancels_the_run(
@@ -428,8 +417,7 @@ async def test_heartbeat_detects_lost_lease_and_cancels_the_run(
     async with running(broker, single, long) as worker:
         await wait_for(lambda: worker.running == 1)
         # someone else re-opens and claims it (as a janitor would after a stall)
-        await asyncio.sleep(0.01)
-        assert await broker.store.recover_stale(0.0, _bodies()) == [(task.id, "recovered")]
+        assert await broker.recover_stale(-60.0) == [(task.id, "recovered")]
         await broker.claim("thief", 1)
         await asyncio.wait_for(cancelled.wait(), 5)
         await wait_for(lambda: worker.running == 0)
@@ -443,7 +431,7 @@ async def test_memory_ceiling_stops_claiming(
     # every Python process is above 1 MB resident: this worker must not claim
     tight = make_settings(max_rss_mb=1)
     roomy = make_settings(max_rss_mb=1_000_000)
-    broker = await Broker.open(database_url, tight)
+    broker = await open_broker(database_url, tight)
     try:
         task = await broker.create(spec({"id": "a"}))
         async with running(broker, tight) as worker:

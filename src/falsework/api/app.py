@@ -13,17 +13,17 @@ from falsework import web
 from falsework.actions import ActionRegistry
 from falsework.api import actions, dryrun, errors, health, tasks, templates, workers
 from falsework.api.auth import Authenticator
-from falsework.api.batch import CreateBatcher
 from falsework.api.deps import Services
 from falsework.api.edge import Edge, allowed_host_names
 from falsework.api.metrics import Metrics
 from falsework.api.quota import UserRate, UserSlots
 from falsework.api.sse import EventHub
 from falsework.config import Settings
-from falsework.engine import Broker, TaskWorker
-from falsework.runner import WorkflowRunner
+from falsework.engine import TaskWorker
+from falsework.runner import WorkflowRunner, as_executor
 from falsework.runner.isolation import DryRunPool
 from falsework.templates import TemplateCatalog
+from falsework.wiring import open_broker, worker_options
 
 log = logging.getLogger("falsework.api")
 
@@ -41,7 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        broker = await Broker.open(settings.resolved_database_url, settings)
+        broker = await open_broker(settings)
         hub = EventHub(broker, keepalive=settings.sse_keepalive)
         dry_runs = DryRunPool(
             settings,
@@ -51,12 +51,11 @@ def create_app(settings: Settings) -> FastAPI:
             memory_mb=settings.dry_run_memory_mb,
             max_result=settings.dry_run_max_result,
         )
-        creator = CreateBatcher(broker)
         worker: TaskWorker | None = None
         running: asyncio.Task[None] | None = None
         if settings.concurrency > 0:
-            executor = metrics.instrument(runner)
-            worker = made = TaskWorker(broker, executor, settings)
+            executor = metrics.instrument(as_executor(runner))
+            worker = made = TaskWorker(broker, executor, worker_options(settings))
             metrics.watch_worker(lambda: float(made.running), lambda: float(made.limit))
             running = asyncio.create_task(made.run(), name="falsework-worker")
         loop = asyncio.get_running_loop()
@@ -79,7 +78,6 @@ def create_app(settings: Settings) -> FastAPI:
             runner=runner,
             broker=broker,
             hub=hub,
-            creator=creator,
             worker=worker,
             dry_runs=dry_runs,
             dry_run_slots=UserSlots(settings.dry_runs_per_user, "dry-runs"),
@@ -91,7 +89,6 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await dry_runs.close()
             await hub.close()
-            await creator.close()
             if worker is not None and running is not None:
                 await worker.stop()
                 try:

@@ -11,7 +11,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from falsework.actions import ActionRegistry
 from falsework.api.auth import Authenticator, Identity
-from falsework.api.batch import CreateBatcher
 from falsework.api.metrics import Metrics
 from falsework.api.quota import UserRate, UserSlots
 from falsework.api.sse import EventHub
@@ -35,7 +34,6 @@ class Services:
     runner: WorkflowRunner
     broker: Broker
     hub: EventHub
-    creator: CreateBatcher
     worker: TaskWorker | None
     dry_runs: DryRunPool
     dry_run_slots: UserSlots

@@ -18,8 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from falsework.engine import is_unavailable
-from falsework.errors import FalseworkError, TooManyRequestsError
+from falsework.errors import DatabaseUnavailableError, FalseworkError, TooManyRequestsError
 from falsework.types import JSONObject
 
 log = logging.getLogger("falsework.api")
@@ -84,6 +83,10 @@ async def _falsework_error(request: Request, exc: Exception) -> JSONResponse:
     field_errors = getattr(exc, "errors", None)
     if exc.status_code == 400 and isinstance(field_errors, list):
         return JSONResponse({"errors": field_errors}, status_code=400)
+    if isinstance(exc, DatabaseUnavailableError):
+        # the store's detail (driver, host) goes to the log, not to the caller
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(request, 503, exc.name, "The database cannot be reached.")
     if exc.status_code >= 500:
         log.error("%s on %s %s: %s", exc.name, request.method, request.url.path, exc.message)
     headers = None
@@ -107,7 +110,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 # errno values of a file operation failing (a name too long, a full disk): no
-# database outage, though the engine's is_unavailable counts every OSError as one.
+# database outage (the stores raise DatabaseUnavailableError for those).
 _FILE_ERRNOS = frozenset(
     getattr(errno, name)
     for name in (
@@ -147,11 +150,6 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         reason = exc.strerror or type(exc).__name__
         return error_response(
             request, 500, "FileSystemError", f"A file operation on the server failed: {reason}."
-        )
-    if is_unavailable(exc):
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-        return error_response(
-            request, 503, "DatabaseUnavailableError", "The database cannot be reached."
         )
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(request, 500, "Error", "Internal server error")

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from falsework.runner.io import TaskIO
+from falsework.taskio import Executor, Outcome, TaskInput, TaskIO
 from falsework.types import JSONObject
-
-Executor = Callable[[Any, TaskIO], Awaitable[JSONObject]]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -81,22 +79,22 @@ class Metrics:
                 created = created.replace(tzinfo=UTC)
             self.claim_latency.observe(max(0.0, (claimed - created).total_seconds()))
 
-        async def run(task: Any, io: TaskIO) -> JSONObject:
+        async def run(task: TaskInput, io: TaskIO) -> Outcome:
             self.tasks_claimed.inc()
             claimed = datetime.now(UTC)
             created = getattr(task, "created_at", None)
             if isinstance(created, datetime):
                 observe(created, claimed)
             try:
-                output = await executor(task, _TimedIO(io, _actions(task.spec), self))
+                outcome = await executor(task, _TimedIO(io, _actions(task.spec), self))
             except asyncio.CancelledError:
                 self.tasks_completed.labels("cancelled").inc()
                 raise
             except Exception:
                 self.tasks_completed.labels("failed").inc()
                 raise
-            self.tasks_completed.labels("completed").inc()
-            return output
+            self.tasks_completed.labels(outcome.status).inc()
+            return outcome
 
         return run
 

@@ -12,17 +12,16 @@ from falsework.errors import FalseworkError
 
 def upgrade() -> None:
     """Create or upgrade the engine's tables (the worker and server also do it at start)."""
-    from falsework.engine.store import hide_password
+    from falsework.engine.factory import hide_password
+    from falsework.wiring import open_broker
 
     settings = load_settings()
     url = settings.resolved_database_url
 
     async def main() -> str:
-        from falsework.engine import Broker
-
-        broker = await Broker.open(url, settings)
+        broker = await open_broker(settings)
         try:
-            return await broker.store.schema_revision()
+            return await broker.schema_revision()
         finally:
             await broker.close()
 

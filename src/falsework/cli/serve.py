@@ -99,9 +99,9 @@ def serve(
 
 
 async def _preflight(settings: Settings) -> None:
-    from falsework.engine import Broker
+    from falsework.wiring import open_broker
 
-    broker = await Broker.open(settings.resolved_database_url, settings)
+    broker = await open_broker(settings)
     await broker.close()
 
 

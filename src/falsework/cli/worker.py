@@ -14,12 +14,14 @@ from falsework.errors import FalseworkError
 
 
 async def _work(settings: Settings, burst: bool) -> None:
-    from falsework.engine import Broker, TaskWorker
-    from falsework.runner import WorkflowRunner
+    from falsework.engine import TaskWorker
+    from falsework.runner import WorkflowRunner, as_executor
+    from falsework.wiring import open_broker, worker_options
 
-    broker = await Broker.open(settings.resolved_database_url, settings)
+    broker = await open_broker(settings)
     try:
-        worker = TaskWorker(broker, WorkflowRunner.from_settings(settings), settings)
+        runner = WorkflowRunner.from_settings(settings)
+        worker = TaskWorker(broker, as_executor(runner), worker_options(settings))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.request_stop)

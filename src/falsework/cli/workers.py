@@ -17,12 +17,12 @@ T = TypeVar("T")
 
 
 def _with_broker(fn: Callable[..., Awaitable[T]]) -> T:
-    from falsework.engine import Broker
+    from falsework.wiring import open_broker
 
     settings = load_settings()
 
     async def main() -> T:
-        broker = await Broker.open(settings.resolved_database_url, settings)
+        broker = await open_broker(settings)
         try:
             return await fn(broker)
         finally:

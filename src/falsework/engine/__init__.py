@@ -1,22 +1,24 @@
 """The durable task engine (layer 5): store, broker, worker, janitor, wake-ups.
 
-See docs/engine.md for the protocol, the tables and every setting.
+See docs/engine.md for the protocol, the tables and every option.
 """
 
 from falsework.engine.broker import Broker
+from falsework.engine.channel import TaskChannel
 from falsework.engine.models import ClaimedTask, Event, NewTask, Task, WorkerInfo
-from falsework.engine.store import is_unavailable
-from falsework.engine.worker import Executor, TaskChannel, TaskWorker
+from falsework.engine.options import BrokerOptions, StoreOptions, WorkerOptions
+from falsework.engine.worker import TaskWorker
 
 __all__ = [
     "Broker",
+    "BrokerOptions",
     "ClaimedTask",
     "Event",
-    "Executor",
     "NewTask",
+    "StoreOptions",
     "Task",
     "TaskChannel",
     "TaskWorker",
     "WorkerInfo",
-    "is_unavailable",
+    "WorkerOptions",
 ]

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from falsework.engine.models import Finish, WriteBatch
 from falsework.engine.notify import Hub
-from falsework.engine.store import Finish, Store, WriteBatch, is_connection_error
-from falsework.errors import LeaseLostError, TaskWriteError
+from falsework.errors import DatabaseUnavailableError, LeaseLostError, TaskWriteError
 
 log = logging.getLogger("falsework.engine")
 
@@ -23,9 +23,13 @@ log = logging.getLogger("falsework.engine")
 HIGH_WATER = 20_000
 
 
+# Writes a batch fenced by its tokens and returns the refused task ids (Broker.write).
+Write = Callable[[WriteBatch], Awaitable[set[str]]]
+
+
 class Batcher:
-    def __init__(self, store: Store, hub: Hub, on_refused: Callable[[set[str]], None]) -> None:
-        self._store = store
+    def __init__(self, write: Write, hub: Hub, on_refused: Callable[[set[str]], None]) -> None:
+        self._write = write
         self._hub = hub
         self._on_refused = on_refused
         self._batch = WriteBatch()
@@ -113,7 +117,8 @@ class Batcher:
             try:
                 refused = await self._apply(batch)
             except Exception as exc:
-                # Not a connection problem: something in the batch is at fault.
+                # The database refused the batch (not the connection): something
+                # in it is at fault.
                 refused, failed = await self._isolate(batch, exc)
             for tid in refused:
                 self._lost.add((tid, batch.tokens[tid]))
@@ -163,10 +168,8 @@ class Batcher:
         backoff = 0.05
         while True:
             try:
-                return await self._store.apply(batch)
-            except Exception as exc:
-                if not is_connection_error(exc):
-                    raise
+                return await self._write(batch)
+            except DatabaseUnavailableError as exc:
                 log.warning("database unavailable while flushing (%s); retrying", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

@@ -1,4 +1,10 @@
-"""The Broker: the one object higher layers use to create, watch and steer tasks."""
+"""The Broker: the one object higher layers, and the worker, use.
+
+Higher layers create, read, watch and steer tasks through it; a worker claims,
+writes, heartbeats and sweeps through it. It owns the store (the only door to
+the database), the wake-up hub, the Postgres listener where the store offers
+one, the group commit of creates and the group reads of events.
+"""
 
 from __future__ import annotations
 
@@ -9,112 +15,131 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from falsework.config import Settings
+from falsework.engine.codec import dumps
+from falsework.engine.creates import CreateBatcher
 from falsework.engine.crypto import SecretBox
+from falsework.engine.factory import open_store
 from falsework.engine.models import (
     FINAL_STATUSES,
     ClaimedTask,
     Event,
+    Heartbeat,
+    Inserted,
+    ListOrder,
     NewTask,
+    StaleOutcome,
     Task,
+    TaskQuery,
+    TaskRow,
     WorkerInfo,
-    recovery_of,
+    WriteBatch,
 )
 from falsework.engine.notify import Hub, Listener, shared_hub
+from falsework.engine.options import BrokerOptions
 from falsework.engine.reads import EventReads
-from falsework.engine.store import (
-    Store,
-    _json,
-    _ts,
-    dumps,
-    hide_password,
-    is_connection_error,
-    open_store,
-)
+from falsework.engine.store import Store
 from falsework.engine.supervisor import Supervisor
-from falsework.errors import (
-    ConflictError,
-    DatabaseUnavailableError,
-    InputError,
-    NotFoundError,
-)
+from falsework.errors import ConflictError, InputError, NotFoundError, TooManyRequestsError
+from falsework.taskio import Recovery
 
 MAX_LIMIT = 10_000
-CANCELLED_BODY = dumps({"message": "Run completed with status: cancelled"})
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
 
 
 class Broker:
-    def __init__(self, store: Store, settings: Settings, box: SecretBox, hub: Hub) -> None:
+    def __init__(self, store: Store, options: BrokerOptions, box: SecretBox, hub: Hub) -> None:
         self.store = store
-        self.settings = settings
+        self.options = options
+        self.wording = options.wording
         self.box = box
         self.hub = hub
         self._supervisor = Supervisor()
         self.listener: Listener | None = None
         # subscribers woken together read their events in one statement
         self.reads = EventReads(store)
+        # concurrent creates share one statement
+        self._creates = CreateBatcher(self._insert)
 
     @classmethod
-    async def open(cls, url: str, settings: Settings) -> Broker:
-        """Connect, run the migrations, start the listener (Postgres).
+    async def open(cls, url: str, options: BrokerOptions) -> Broker:
+        """Connect, run the migrations, start the listener (where the store has one).
 
         Raises ``DatabaseUnavailableError`` with one line naming the URL (password
         hidden) when the database cannot be reached.
         """
-        store = await open_store(url)
+        store = await open_store(url, options.store)
         try:
             await store.migrate()
-        except Exception as exc:
+        except BaseException:
             await store.close()
-            if is_connection_error(exc) or isinstance(exc, OSError):
-                raise DatabaseUnavailableError(
-                    f"Cannot reach the database at {hide_password(url)}: {_one_line(exc)}"
-                ) from exc
             raise
-        box = SecretBox.from_settings(settings.secret_key, settings.data_dir)
-        hub = Hub() if store.supports_listen else shared_hub(str(store.url))
-        broker = cls(store, settings, box, hub)
-        if store.supports_listen:
-            from falsework.engine.postgres import PostgresStore
-
-            assert isinstance(store, PostgresStore)
-            broker.listener = Listener(store.listen_dsn, hub)
-            broker._supervisor.start("listener", broker.listener.run)
+        box = SecretBox.from_key_or_file(options.secret_key, options.key_file)
+        hub = Hub()
+        listener = store.listener(hub)
+        if listener is None:
+            # nothing reaches this process from others: brokers on the same
+            # database in this process at least wake each other
+            hub = shared_hub(store.key)
+        broker = cls(store, options, box, hub)
+        if listener is not None:
+            broker.listener = listener
+            broker._supervisor.start("listener", listener.run)
         return broker
 
     async def close(self) -> None:
+        await self._creates.close()
         await self._supervisor.stop()
         await self.reads.close()
         await self.store.close()
 
     async def ping(self) -> None:
-        try:
-            await self.store.ping()
-        except Exception as exc:
-            raise DatabaseUnavailableError(
-                f"Cannot reach the database at {hide_password(str(self.store.url))}: "
-                f"{_one_line(exc)}"
-            ) from exc
+        await self.store.ping()
+
+    async def schema_revision(self) -> str:
+        return await self.store.schema_revision()
 
     # -- creating -------------------------------------------------------------
-    def _row(self, item: NewTask) -> dict[str, Any]:
+    def _row(self, item: NewTask) -> TaskRow:
         if not isinstance(item.spec, dict):
             raise InputError("A task spec must be a JSON object")
-        return {
-            "id": str(uuid.uuid4()),
-            "spec": item.spec,
-            "secrets": self.box.seal(item.secrets),
-            "created_by": item.created_by,
-            "priority": int(item.priority),
-            "run_after": item.run_after,
-            "recovery": recovery_of(item.spec),
-            "idempotency_key": item.idempotency_key,
-        }
+        try:
+            spec = dumps(item.spec)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"The task spec is not JSON: {exc}") from exc
+        return TaskRow(
+            id=str(uuid.uuid4()),
+            spec=spec,
+            sealed_secrets=self.box.seal(item.secrets),
+            created_by=item.created_by,
+            priority=int(item.priority),
+            run_after=item.run_after,
+            recovery=item.recovery,
+            idempotency_key=item.idempotency_key,
+        )
+
+    async def _insert(self, rows: list[TaskRow]) -> list[Inserted]:
+        results = await self.store.tasks_insert(rows, open_cap=self.options.max_open_per_user)
+        if any(r.outcome == "new" for r in results):
+            self.hub.new_tasks()
+        return results
+
+    async def submit(self, item: NewTask) -> str:
+        """Create a task (group commit with concurrent creates); returns its id, or
+        the id of the task that already has its idempotency key.
+
+        With ``max_open_per_user``, a creator at that many open or running tasks
+        gets ``TooManyRequestsError``: the count and the insert are one statement.
+        """
+        (task_id,) = await self.create_many([item])
+        return task_id
+
+    def _refused(self, row: TaskRow) -> str:
+        cap = self.options.max_open_per_user
+        if cap is None or row.created_by is None:  # pragma: no cover - the key row vanished
+            raise ConflictError(f"Idempotency key {row.idempotency_key!r} is in use")
+        raise TooManyRequestsError(
+            f"{row.created_by} already has {cap} open or running tasks (the limit is {cap}); "
+            "wait for one to finish or cancel one."
+        )
 
     async def create(
         self,
@@ -125,44 +150,26 @@ class Broker:
         priority: int = 0,
         run_after: datetime | None = None,
         idempotency_key: str | None = None,
+        recovery: Recovery = "resume",
     ) -> Task:
-        """Insert an open task; a second create with the same key returns the first."""
-        item = NewTask(spec, created_by, secrets, priority, run_after, idempotency_key)
-        try:
-            task = await self.store.create_task(self._row(item))
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"The task spec is not JSON: {exc}") from exc
-        if task is not None:
-            self.hub.new_tasks()
-            return task
-        assert idempotency_key is not None
-        existing = await self.store.task_id_by_key(idempotency_key)
-        if existing is None:  # pragma: no cover - the key row vanished meanwhile
-            raise ConflictError(f"Idempotency key {idempotency_key!r} is in use")
-        return await self.get(existing)
+        """``submit`` one task and return it (a second create with the same key
+        returns the first)."""
+        item = NewTask(spec, created_by, secrets, priority, run_after, idempotency_key, recovery)
+        return await self.get(await self.submit(item))
 
-    async def create_many(self, items: list[NewTask]) -> list[str]:
-        """Bulk insert (one statement per 5,000); returns ids in the items' order."""
-        out: list[str] = []
-        for start in range(0, len(items), 5000):
-            chunk = items[start : start + 5000]
-            rows = [self._row(item) for item in chunk]
-            try:
-                inserted = set(await self.store.insert_tasks(rows))
-            except (TypeError, ValueError) as exc:
-                raise InputError(f"A task spec is not JSON: {exc}") from exc
-            for row, item in zip(rows, chunk, strict=True):
-                if row["id"] in inserted:
-                    out.append(row["id"])
-                else:
-                    existing = await self.store.task_id_by_key(str(item.idempotency_key))
-                    out.append(str(existing))
-        self.hub.new_tasks()
-        return out
+    async def create_many(self, items: Sequence[NewTask]) -> builtins.list[str]:
+        """``submit`` every item (they share statements); ids in the items' order.
+        Raises for the first item refused, once every item has been written."""
+        rows = [self._row(item) for item in items]
+        results = await self._creates.submit(rows)
+        return [
+            r.id if r.id is not None else self._refused(row)
+            for row, r in zip(rows, results, strict=True)
+        ]
 
     # -- reading --------------------------------------------------------------
     async def get(self, task_id: str) -> Task:
-        task = await self.store.get_task(str(task_id))
+        task = await self.store.task_get(str(task_id))
         if task is None:
             raise NotFoundError(f"No task with id '{task_id}' found")
         return task
@@ -175,24 +182,21 @@ class Broker:
         limit: int | None = None,
         offset: int = 0,
         order: str = "desc:created_at",
-    ) -> tuple[list[Task], int]:
+    ) -> tuple[builtins.list[Task], int]:
         statuses = [status] if isinstance(status, str) else status
-        return await self.store.list_tasks(
+        query = TaskQuery(
             created_by=created_by,
-            statuses=list(statuses) if statuses else None,
+            statuses=tuple(statuses) if statuses else None,
             limit=limit,
             offset=max(0, offset),
-            order=order,
+            order=ListOrder.parse(order),
         )
-
-    async def count_open(self, created_by: str) -> int:
-        """Tasks of this user that are not finished (open or processing)."""
-        return await self.store.count_active(created_by)
+        return await self.store.task_list(query)
 
     # -- steering ---------------------------------------------------------------
     async def cancel(self, task_id: str) -> Task:
         """Open → cancelled at once; processing → the owning worker stops it."""
-        before = await self.store.cancel(str(task_id), CANCELLED_BODY)
+        before = await self.store.task_cancel(str(task_id), self.wording.cancelled())
         if before is None:
             raise NotFoundError(f"No task with id '{task_id}' found")
         if before in FINAL_STATUSES:
@@ -204,12 +208,20 @@ class Broker:
         return await self.get(task_id)
 
     async def retry(self, task_id: str) -> Task:
-        """Re-open a failed or cancelled task; completed steps are kept."""
-        before = await self.store.retry(str(task_id))
-        if before is None:
+        """Re-open a failed or cancelled task; completed steps are kept. It counts
+        against its creator's ``max_open_per_user`` like a create."""
+        cap = self.options.max_open_per_user
+        result = await self.store.task_retry(str(task_id), open_cap=cap)
+        if result.before is None:
             raise NotFoundError(f"No task with id '{task_id}' found")
-        if before not in ("failed", "cancelled"):
-            raise ConflictError(f"Only a failed or cancelled task can be retried ({before})")
+        if result.before not in ("failed", "cancelled"):
+            raise ConflictError(f"Only a failed or cancelled task can be retried ({result.before})")
+        if result.refused:
+            task = await self.get(task_id)
+            raise TooManyRequestsError(
+                f"{task.created_by} already has {cap} open or running tasks (the limit is {cap}); "
+                "wait for one to finish or cancel one."
+            )
         self.hub.new_tasks()
         return await self.get(task_id)
 
@@ -218,7 +230,7 @@ class Broker:
         out: builtins.list[Event] = []
         cursor = after or 0
         while True:
-            page = await self.store.events(str(task_id), cursor)
+            page = await self.store.events_after(str(task_id), cursor)
             out.extend(page)
             if len(page) < 1000:
                 break
@@ -238,11 +250,11 @@ class Broker:
         listener wakes every waiter when it is lost (so they switch to the fast
         poll) and again when it is back (a catch-up read of what it missed).
         """
-        s = self.settings
+        o = self.options
         listener = self.listener
         if listener is not None and listener.connected.is_set():
-            return max(s.poll_interval, s.max_poll_interval)
-        return s.poll_interval
+            return max(o.poll_interval, o.max_poll_interval)
+        return o.poll_interval
 
     async def subscribe(self, task_id: str, after: int | None = None) -> AsyncIterator[Event]:
         """Every event after ``after`` in id order, pushed; ends after the final one."""
@@ -295,7 +307,7 @@ class Broker:
                 if page or remaining <= 0:
                     return page
                 if await self.store.task_status(task_id) in FINAL_STATUSES:
-                    return await self.store.events(task_id, after or 0)
+                    return await self.store.events_after(task_id, after or 0)
                 try:
                     await asyncio.wait_for(
                         waiter.wait(), timeout=min(remaining, self.event_poll_interval())
@@ -324,23 +336,55 @@ class Broker:
         """Claim up to ``n`` tasks for this worker, secrets decrypted for it alone."""
         if n <= 0:
             return []
-        rows = await self.store.claim(worker_id, n, self.settings.max_running_per_user)
-        out = []
-        for row in rows:
-            m = row._mapping
-            out.append(
-                ClaimedTask(
-                    id=m["id"],
-                    spec=_json(m["spec"]),
-                    secrets=self.box.open(m["secrets"]),
-                    created_by=m["created_by"],
-                    attempt=int(m["attempt"]),
-                    claim_token=m["claim_token"],
-                    step_state=_json(m["step_state"]),
-                    checkpoints=_json(m["checkpoints"]),
-                    priority=int(m["priority"]),
-                    recovery=m["recovery"],
-                    created_at=_ts(m["created_at"]),
-                )
+        claims = await self.store.task_claim(
+            worker_id, n, per_user_cap=self.options.max_running_per_user
+        )
+        return [
+            ClaimedTask(
+                id=c.id,
+                spec=c.spec,
+                secrets=self.box.open(c.sealed_secrets),
+                created_by=c.created_by,
+                attempt=c.attempt,
+                claim_token=c.claim_token,
+                step_state=c.step_state,
+                checkpoints=c.checkpoints,
+                priority=c.priority,
+                recovery=c.recovery,
+                created_at=c.created_at,
             )
-        return out
+            for c in claims
+        ]
+
+    async def write(self, batch: WriteBatch) -> set[str]:
+        """Write a worker's batch, fenced by its claim tokens; the refused ids."""
+        return await self.store.batch_apply(batch)
+
+    async def register_worker(self, worker_id: str, host: str, pid: int, limit: int) -> None:
+        await self.store.worker_register(worker_id, host, pid, limit)
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        await self.store.worker_delete(worker_id)
+
+    async def heartbeat(
+        self, worker_id: str, task_ids: Sequence[str], new_limit: int | None
+    ) -> Heartbeat:
+        return await self.store.worker_heartbeat(worker_id, task_ids, new_limit)
+
+    async def queue_empty(self) -> bool:
+        return await self.store.tasks_count_claimable() == 0
+
+    async def recover_stale(self, older_than: float) -> builtins.list[tuple[str, StaleOutcome]]:
+        """Re-open, fail or cancel tasks whose heartbeat is older than ``older_than``
+        seconds (``lease.stale_outcome``), and wake whoever waits for them."""
+        outcome = await self.store.tasks_recover_stale(older_than, self.wording)
+        if outcome:
+            self.hub.events([tid for tid, _ in outcome])
+            self.hub.new_tasks()
+        return outcome
+
+    async def erase_secrets(self, older_than: float) -> int:
+        return await self.store.tasks_erase_secrets(older_than)
+
+    async def prune_workers(self, older_than: float) -> int:
+        return await self.store.workers_prune(older_than)

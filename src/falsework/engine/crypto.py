@@ -20,11 +20,11 @@ class SecretBox:
         self._fernet = Fernet(key)
 
     @classmethod
-    def from_settings(cls, secret_key: str | None, data_dir: Path) -> SecretBox:
-        """Use ``secret_key``, else the key file in ``data_dir`` (created on first start)."""
+    def from_key_or_file(cls, secret_key: str | None, key_file: Path) -> SecretBox:
+        """Use ``secret_key``, else ``key_file`` (created on first start)."""
         if secret_key:
             return cls(secret_key)
-        return cls(load_or_create_key(data_dir / KEY_FILE))
+        return cls(load_or_create_key(key_file))
 
     def seal(self, secrets: dict[str, str] | None) -> str | None:
         if not secrets:

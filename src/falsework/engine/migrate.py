@@ -1,12 +1,16 @@
-"""Runs the Alembic migrations in ``engine/migrations`` on a live connection."""
+"""Runs the Alembic migrations in ``engine/migrations`` (SQLAlchemy is used for
+the schema and its migrations only; every query runs on the stores' drivers)."""
 
 from __future__ import annotations
 
 from importlib import resources
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -18,12 +22,20 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
-def upgrade(connection: Connection) -> None:
+def upgrade_connection(connection: Connection) -> None:
     """Bring the schema to the newest revision (inside the caller's transaction)."""
     command.upgrade(alembic_config(connection), "head")
 
 
 def current(connection: Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     return MigrationContext.configure(connection).get_current_revision()
+
+
+async def upgrade(engine: AsyncEngine, *, lock: str | None = None) -> None:
+    """Upgrade the database of ``engine`` in one transaction, first running
+    ``lock`` (a statement that serialises processes migrating at once)."""
+    async with engine.connect() as conn:
+        if lock is not None:
+            await conn.execute(sa.text(lock))
+        await conn.run_sync(upgrade_connection)
+        await conn.commit()

@@ -1,11 +1,19 @@
-"""The engine's records: what the broker returns and what an executor receives."""
+"""The engine's records: what the broker returns, what an executor receives, and
+what crosses the store contract (``engine/store.py``) in either direction.
+
+Stores map their rows to these and take these as parameters; no raw row and no
+driver type leaves a store.
+"""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
+from falsework.errors import InputError
+from falsework.taskio import Recovery
 from falsework.types import JSONObject
 
 STATUSES = ("open", "processing", "completed", "failed", "cancelled")
@@ -21,21 +29,7 @@ def iso(ts: datetime | None) -> str | None:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
-def recovery_of(spec: JSONObject) -> str:
-    """How a task whose worker vanished is recovered (see docs/engine.md).
-
-    ``startOver`` re-runs every step, ``none`` fails the task, anything else
-    (the field absent included) resumes after the last completed step.
-    """
-    rec = spec.get("EXPERIMENTAL_recovery")
-    strategy = rec.get("EXPERIMENTAL_strategy") if isinstance(rec, dict) else None
-    if strategy == "startOver":
-        return "startOver"
-    if strategy == "none":
-        return "none"
-    return "resume"
-
-
+# -- what higher layers see ------------------------------------------------------
 @dataclass(frozen=True)
 class Task:
     id: str
@@ -47,7 +41,7 @@ class Task:
     attempt: int = 0
     priority: int = 0
     run_after: datetime | None = None
-    recovery: str = "resume"
+    recovery: Recovery = "resume"
     claimed_by: str | None = None
     cancel_requested: bool = False
     finished_at: datetime | None = None
@@ -93,7 +87,7 @@ class Event:
 
 @dataclass
 class NewTask:
-    """One task for ``Broker.create_many``."""
+    """One task to create (``Broker.submit``, ``Broker.create_many``)."""
 
     spec: JSONObject
     created_by: str | None = None
@@ -101,11 +95,13 @@ class NewTask:
     priority: int = 0
     run_after: datetime | None = None
     idempotency_key: str | None = None
+    # decided by the templates layer (Template.recovery), stored with the task
+    recovery: Recovery = "resume"
 
 
 @dataclass
 class ClaimedTask:
-    """A task as its claiming worker sees it (fits ``runner.io.TaskInput``)."""
+    """A task as its claiming worker sees it (fits ``falsework.taskio.TaskInput``)."""
 
     id: str
     spec: JSONObject
@@ -116,7 +112,7 @@ class ClaimedTask:
     step_state: dict[str, JSONObject]
     checkpoints: dict[str, Any]
     priority: int = 0
-    recovery: str = "resume"
+    recovery: Recovery = "resume"
     created_at: datetime | None = None
 
 
@@ -141,3 +137,171 @@ class WorkerInfo:
             "startedAt": iso(self.started_at),
             "heartbeatAt": iso(self.heartbeat_at),
         }
+
+
+# -- what crosses the store contract ----------------------------------------------
+@dataclass(frozen=True)
+class TaskRow:
+    """A task as the store inserts it: spec already JSON text, secrets sealed."""
+
+    id: str
+    spec: str
+    sealed_secrets: str | None
+    created_by: str | None
+    priority: int
+    run_after: datetime | None
+    recovery: Recovery
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True)
+class Inserted:
+    """What became of one row of ``tasks_insert``: a new task, the task that
+    already had its idempotency key, or refused (its creator is at the cap)."""
+
+    outcome: Literal["new", "existing", "refused"]
+    id: str | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claimed task as the store returns it (secrets still sealed)."""
+
+    id: str
+    spec: JSONObject
+    sealed_secrets: str | None
+    created_by: str | None
+    attempt: int
+    claim_token: str
+    step_state: dict[str, JSONObject]
+    checkpoints: dict[str, Any]
+    priority: int
+    recovery: Recovery
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A running task as its worker's heartbeat finds it."""
+
+    claim_token: str
+    cancel_requested: bool
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    owned: dict[str, Lease]  # the tasks sent that are still this worker's
+    limit: int | None  # the worker's limit as stored; None when its row is gone
+
+
+@dataclass(frozen=True)
+class Retried:
+    before: str | None  # the status seen (None: no such task)
+    refused: bool = False  # re-opening it would put its creator over the cap
+
+
+class ListOrder(enum.Enum):
+    """The orders a task list may be read in: a closed set, each a fixed clause
+    of the ``task_list`` query (never text from a caller)."""
+
+    CREATED_AT_ASC = "seq ASC"
+    CREATED_AT_DESC = "seq DESC"
+    STATUS_ASC = "status ASC"
+    STATUS_DESC = "status DESC"
+    ID_ASC = "id ASC"
+    ID_DESC = "id DESC"
+    CREATED_BY_ASC = "created_by ASC"
+    CREATED_BY_DESC = "created_by DESC"
+    LAST_HEARTBEAT_AT_ASC = "heartbeat_at ASC"
+    LAST_HEARTBEAT_AT_DESC = "heartbeat_at DESC"
+
+    @property
+    def query(self) -> str:
+        """The name of the ``task_list`` query read in this order."""
+        return f"task_list_{self.name.lower()}"
+
+    @classmethod
+    def parse(cls, text: str) -> ListOrder:
+        """``desc:created_at`` (Backstage's form), ``createdAt`` (descending)."""
+        direction, _, name = text.partition(":")
+        if not name:
+            direction, name = "desc", direction
+        key = _ORDER_NAMES.get(name)
+        if key is None or direction.lower() not in ("asc", "desc"):
+            raise InputError(f"Cannot order tasks by {text!r} (use e.g. desc:created_at)")
+        return cls[f"{key}_{direction.upper()}"]
+
+
+_ORDER_NAMES = {
+    "created_at": "CREATED_AT",
+    "createdAt": "CREATED_AT",
+    "status": "STATUS",
+    "id": "ID",
+    "created_by": "CREATED_BY",
+    "createdBy": "CREATED_BY",
+    "last_heartbeat_at": "LAST_HEARTBEAT_AT",
+    "lastHeartbeatAt": "LAST_HEARTBEAT_AT",
+}
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    created_by: str | None = None
+    statuses: tuple[str, ...] | None = None
+    limit: int | None = None
+    offset: int = 0
+    order: ListOrder = ListOrder.CREATED_AT_DESC
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The final write of a run: status and its closing event, in one transaction."""
+
+    task_id: str
+    token: str
+    status: str
+    event_type: str
+    event_body: str  # JSON text (codec.dumps)
+    keep_secrets: bool
+
+
+@dataclass
+class WriteBatch:
+    """Worker writes gathered across tasks and flushed together, fenced by token
+    (``engine/lease.py`` plans what of it may be written).
+
+    ``events`` keep their order; step state and checkpoints are merged per task
+    (later writes win); finishes and releases come last. Every text is JSON made
+    by ``codec.dumps`` when the write was buffered.
+    """
+
+    events: list[tuple[str, str, str, str]] = field(default_factory=list)  # id, token, type, body
+    steps: dict[str, dict[str, str]] = field(default_factory=dict)
+    checkpoints: dict[str, dict[str, str]] = field(default_factory=dict)
+    finishes: list[Finish] = field(default_factory=list)
+    releases: list[str] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.steps or self.checkpoints or self.finishes or self.releases)
+
+    def event_task_ids(self) -> set[str]:
+        return {e[0] for e in self.events} | {f.task_id for f in self.finishes}
+
+    def split(self) -> dict[str, WriteBatch]:
+        """One batch per task, each task's writes in their order."""
+        parts = {tid: WriteBatch(tokens={tid: token}) for tid, token in self.tokens.items()}
+        for event in self.events:
+            parts[event[0]].events.append(event)
+        for tid, steps in self.steps.items():
+            parts[tid].steps[tid] = steps
+        for tid, cps in self.checkpoints.items():
+            parts[tid].checkpoints[tid] = cps
+        for finish in self.finishes:
+            parts[finish.task_id].finishes.append(finish)
+        for tid in self.releases:
+            parts[tid].releases.append(tid)
+        return parts
+
+
+StaleOutcome = Literal["recovered", "failed", "cancelled"]

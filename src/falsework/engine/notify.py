@@ -1,23 +1,17 @@
-"""Wake-ups: the in-process hub, and the Postgres LISTEN connection that feeds it.
+"""Wake-ups: the in-process hub, and what a store's listener must offer.
 
 A wake-up is a hint, the table is the truth: every waiter also polls (slowly
-while the listener is connected, fast while it is away), and everyone is woken
+while a listener is connected, fast while it is away), and everyone is woken
 once when the listener is lost and again when it reconnects (notifications may
-have been missed while it was away).
+have been missed while it was away). The Postgres listener lives with its
+store (``engine/postgres.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
-from typing import Any
-
-import asyncpg
-
-from falsework.engine.store import CHANNEL_CANCEL, CHANNEL_EVENTS, CHANNEL_TASKS
-
-log = logging.getLogger("falsework.engine")
+from typing import Protocol
 
 
 class Hub:
@@ -77,61 +71,25 @@ _SHARED: dict[str, Hub] = {}
 
 
 def shared_hub(key: str) -> Hub:
-    """One hub per SQLite database per process, so brokers on one file see each other."""
+    """One hub per database per process, for stores without a listener, so brokers
+    on one SQLite file see each other's writes at once."""
     return _SHARED.setdefault(key, Hub())
 
 
-class Listener:
-    """A dedicated asyncpg connection LISTENing on the engine's channels.
+class Listener(Protocol):
+    """A connection that turns other processes' notifications into ``Hub`` calls.
 
-    ``run`` returns (or raises) when the connection is lost; the supervisor starts
-    it again with backoff, and on connect it wakes every waiter.
+    ``run`` returns or raises when the connection is lost; the broker's supervisor
+    starts it again with backoff, and on (re)connect it wakes every waiter.
     """
 
-    CHANNELS = (CHANNEL_TASKS, CHANNEL_CANCEL, CHANNEL_EVENTS)
+    @property
+    def connected(self) -> asyncio.Event: ...
 
-    def __init__(self, dsn: str, hub: Hub, *, keepalive: float = 2.0) -> None:
-        self._dsn = dsn
-        self._hub = hub
-        self._keepalive = keepalive
-        self.connected = asyncio.Event()
-        self.backend_pid: int | None = None
-        self.connects = 0
+    @property
+    def connects(self) -> int: ...
 
-    def _dispatch(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
-        if channel == CHANNEL_TASKS:
-            self._hub.new_tasks()
-        elif channel == CHANNEL_CANCEL:
-            self._hub.cancel(payload)
-        elif channel == CHANNEL_EVENTS:
-            self._hub.events(payload.split(","))
+    @property
+    def backend_pid(self) -> int | None: ...
 
-    async def run(self) -> None:
-        conn = await asyncpg.connect(
-            self._dsn, timeout=10, server_settings={"application_name": "falsework-listener"}
-        )
-        lost = asyncio.Event()
-        try:
-            conn.add_termination_listener(lambda _c: lost.set())
-            for channel in self.CHANNELS:
-                await conn.add_listener(channel, self._dispatch)
-            self.backend_pid = conn.get_server_pid()
-            self.connects += 1
-            self.connected.set()
-            if self.connects > 1:
-                log.info("listener reconnected")
-            self._hub.wake_all()
-            while not lost.is_set():
-                try:
-                    await asyncio.wait_for(lost.wait(), timeout=self._keepalive)
-                except TimeoutError:
-                    # A silent network drop never fires the termination listener.
-                    await asyncio.wait_for(conn.execute("SELECT 1"), timeout=self._keepalive)
-            raise ConnectionError("listener connection lost")
-        finally:
-            self.connected.clear()
-            if not conn.is_closed():
-                conn.terminate()
-            # Waiters sleeping on the slow poll of a healthy listener re-read now
-            # and poll fast until it is back (see Broker.event_poll_interval).
-            self._hub.wake_all()
+    async def run(self) -> None: ...

@@ -1,46 +1,64 @@
-"""The Postgres store: SQLAlchemy for the schema and cold paths, an asyncpg pool for
-the hot ones (create, claim, flush, event reads); NOTIFY in the writing transaction."""
+"""The Postgres store: every query on one asyncpg pool, plus the LISTEN connection.
+
+Single statements run in autocommit (one round trip: a create or a claim is
+one statement with its NOTIFY inside); writes of several statements run in a
+transaction. SQLAlchemy and Alembic only create and migrate the tables
+(``engine/migrate.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar
+from typing import Any, TypeAlias
 
 import asyncpg
-import sqlalchemy as sa
-from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from falsework.engine import migrate, queries
-from falsework.engine.models import Event
-from falsework.engine.store import (
-    Row,
-    Runner,
-    Store,
+from falsework.engine.codec import dumps, loads, utc
+from falsework.engine.lease import plan_writes, stale_outcome
+from falsework.engine.models import (
+    Claim,
+    Event,
+    Heartbeat,
+    Inserted,
+    Lease,
+    Retried,
+    StaleOutcome,
+    Task,
+    TaskQuery,
+    TaskRow,
+    WorkerInfo,
     WriteBatch,
-    _json_object,
-    dumps,
-    event_of,
-    loads,
-    retried,
-    sort_claimed,
 )
+from falsework.engine.notify import Hub
+from falsework.engine.options import StoreOptions
+from falsework.errors import DatabaseError, DatabaseUnavailableError, FalseworkError
+from falsework.taskio import Outcome, Wording
+
+log = logging.getLogger("falsework.engine")
+
+CHANNEL_TASKS = "falsework_tasks"
+CHANNEL_CANCEL = "falsework_cancel"
+CHANNEL_EVENTS = "falsework_events"
 
 # Any constant shared by every Falsework process; only migrations take it.
 _MIGRATION_LOCK = 727340000
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-# asyncpg's errors that mean the connection is gone (pg_terminate_backend, a
-# restart, a network drop): retried by the callers like SQLAlchemy's.
-_LOST = (
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    OSError,
+# What asyncpg says when a connection is gone or going (pg_terminate_backend, a
+# restart, a network drop, a pool closing under a caller).
+_LOST_MESSAGE = re.compile(
+    r"closed|closing|another operation|cannot switch to state|not initialized|terminat",
+    re.IGNORECASE,
 )
+# asyncpg.Record (asyncpg ships no type information)
+Row: TypeAlias = Any
 
 
 def positional(sql: str) -> tuple[str, tuple[str, ...]]:
@@ -55,9 +73,108 @@ def positional(sql: str) -> tuple[str, tuple[str, ...]]:
     return _NAMED.sub(number, sql), tuple(names)
 
 
-async def _json_codecs(conn: asyncpg.Connection) -> None:
-    """json/jsonb decoded as SQLAlchemy's asyncpg dialect does, so rows read on
-    either path look the same."""
+def is_lost(exc: BaseException) -> bool:
+    """True when the connection (or the server) is gone: retrying on a fresh
+    connection may succeed."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    if isinstance(
+        exc,
+        asyncpg.PostgresConnectionError  # class 08, and a client that cannot connect
+        | asyncpg.exceptions.OperatorInterventionError  # shutdowns, statement timeouts
+        | asyncpg.exceptions.InsufficientResourcesError,  # too many connections
+    ):
+        return True
+    if isinstance(exc, asyncpg.exceptions.DataError):
+        return False  # an argument the driver could not encode
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError):
+        return bool(_LOST_MESSAGE.search(str(exc)))
+    return False
+
+
+def _driver_error(exc: Exception) -> bool:
+    return isinstance(
+        exc,
+        asyncpg.PostgresError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.InternalClientError
+        | OSError
+        | TimeoutError,
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
+class _Executor:
+    """Runs the named queries of ``sql/postgres.sql`` on the pool, and wraps the
+    driver's errors in ours (the one boundary where asyncpg's exceptions exist)."""
+
+    def __init__(self, pool: asyncpg.Pool, shown: str) -> None:
+        self._pool = pool
+        self._shown = shown
+        self._sql = {name: positional(q) for name, q in queries.load("postgres").items()}
+
+    def wrap(self, exc: Exception) -> Exception:
+        if isinstance(exc, FalseworkError) or not _driver_error(exc):
+            return exc
+        if is_lost(exc):
+            return DatabaseUnavailableError(f"Lost the database at {self._shown}: {_one_line(exc)}")
+        return DatabaseError(f"The database refused a statement: {_one_line(exc)}")
+
+    def args(self, name: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
+        sql, names = self._sql[name]
+        return sql, [params[n] for n in names]
+
+    async def fetch(self, name: str, **params: Any) -> list[Row]:
+        """One statement in autocommit."""
+        sql, args = self.args(name, params)
+        try:
+            rows: list[Row] = await self._pool.fetch(sql, *args)
+        except Exception as exc:
+            raise self.wrap(exc) from exc
+        return rows
+
+    async def read(self, name: str, **params: Any) -> list[Row]:
+        """A read, retried a few times on a lost connection: after a restart every
+        idle pooled connection fails once, and a read is safe to repeat (writes
+        are retried by their callers: the flusher, the loops)."""
+        for attempt in range(6):
+            try:
+                return await self.fetch(name, **params)
+            except DatabaseUnavailableError:
+                if attempt == 5:
+                    raise
+                await asyncio.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Tx]:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield _Tx(conn, self)
+        except Exception as exc:
+            raise self.wrap(exc) from exc
+
+
+class _Tx:
+    def __init__(self, conn: asyncpg.Connection, executor: _Executor) -> None:
+        self._conn = conn
+        self._executor = executor
+
+    async def fetch(self, name: str, **params: Any) -> list[Row]:
+        sql, args = self._executor.args(name, params)
+        try:
+            rows: list[Row] = await self._conn.fetch(sql, *args)
+        except Exception as exc:
+            raise self._executor.wrap(exc) from exc
+        return rows
+
+
+async def _codecs(conn: asyncpg.Connection) -> None:
+    """json/jsonb columns decoded by ``codec.loads``."""
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
             name, encoder=str, decoder=loads, schema="pg_catalog", format="text"
@@ -66,188 +183,424 @@ async def _json_codecs(conn: asyncpg.Connection) -> None:
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:
     """Release without asyncpg's default reset (UNLISTEN, RESET ALL, ...: one more
-    round trip per statement). The hot statements change no session state; the
-    pool still rolls back a transaction left open."""
+    round trip per statement). No statement changes session state; the pool
+    still rolls back a transaction left open."""
 
 
-class PostgresStore(Store):
-    dialect: ClassVar[str] = "postgres"
-    supports_listen: ClassVar[bool] = True
+def _task(r: Row) -> Task:
+    return Task(
+        id=r["id"],
+        spec=r["spec"],
+        status=r["status"],
+        created_by=r["created_by"],
+        created_at=r["created_at"],
+        last_heartbeat_at=r["heartbeat_at"],
+        attempt=r["attempt"],
+        priority=r["priority"],
+        run_after=r["run_after"],
+        recovery=r["recovery"],
+        claimed_by=r["claimed_by"],
+        cancel_requested=r["cancel_requested"],
+        finished_at=r["finished_at"],
+        step_state=r["step_state"],
+    )
+
+
+def _event(r: Row) -> Event:
+    return Event(
+        id=r["id"],
+        task_id=r["task_id"],
+        type=r["type"],
+        body=r["body"],
+        created_at=r["created_at"],
+        is_task_recoverable=r["recovery"] != "none",
+    )
+
+
+def _claim(r: Row) -> Claim:
+    return Claim(
+        id=r["id"],
+        spec=r["spec"],
+        sealed_secrets=r["secrets"],
+        created_by=r["created_by"],
+        attempt=r["attempt"],
+        claim_token=r["claim_token"],
+        step_state=r["step_state"],
+        checkpoints=r["checkpoints"],
+        priority=r["priority"],
+        recovery=r["recovery"],
+        created_at=r["created_at"],
+    )
+
+
+def _rows(rows: Sequence[TaskRow]) -> dict[str, list[Any]]:
+    return {
+        "ids": [r.id for r in rows],
+        "specs": [r.spec for r in rows],
+        "secrets": [r.sealed_secrets for r in rows],
+        "creators": [r.created_by for r in rows],
+        "priorities": [r.priority for r in rows],
+        "run_afters": [utc(r.run_after) if r.run_after else None for r in rows],
+        "recoveries": [r.recovery for r in rows],
+        "keys": [r.idempotency_key for r in rows],
+    }
+
+
+def _events(rows: Sequence[tuple[str, str, str]]) -> dict[str, list[str]]:
+    return {
+        "event_tasks": [r[0] for r in rows],
+        "event_types": [r[1] for r in rows],
+        "event_bodies": [r[2] for r in rows],
+    }
+
+
+def _ends(rows: Sequence[tuple[str, str, bool]]) -> dict[str, list[Any]]:
+    return {
+        "end_tasks": [r[0] for r in rows],
+        "end_statuses": [r[1] for r in rows],
+        "end_keep": [r[2] for r in rows],
+    }
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class PostgresStore:
+    """The store contract (``engine/store.py``) on PostgreSQL."""
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str, shown: str) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._db = _Executor(pool, shown)
+        self.key = shown
 
     @classmethod
-    def create(cls, url: URL) -> PostgresStore:
-        engine = create_async_engine(
-            url,
-            pool_size=5,
-            max_overflow=15,
-            pool_timeout=60,
-            json_deserializer=loads,
-            connect_args={"server_settings": {"application_name": "falsework"}}
-            if url.get_driver_name() == "asyncpg"
-            else {"application_name": "falsework"},
-        )
-        return cls(url, engine)
-
-    def __init__(self, url: URL, engine: AsyncEngine) -> None:
-        super().__init__(url, engine)
-        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._raw = {name: positional(q) for name, q in queries.load(self.dialect).items()}
-        self._pool: asyncpg.Pool | None = None
-        self._pool_lock = asyncio.Lock()
-
-    @property
-    def direct(self) -> bool:
-        """Whether the hot statements run on the asyncpg connection directly."""
-        return self.url.get_driver_name() == "asyncpg"
-
-    @asynccontextmanager
-    async def runner(self, *, transaction: bool) -> AsyncIterator[Runner]:
-        """``run(query name, **params) -> rows`` on a pooled connection.
-
-        With asyncpg (the default driver) the hot statements of the worker and the
-        API (create, claim, flush) run on the driver's connection directly:
-        SQLAlchemy's per-statement machinery cost more CPU than the round trip
-        itself. A lost connection is dropped from the pool and raised as
-        ``ConnectionError``, which callers retry. Other drivers (psycopg) go
-        through SQLAlchemy.
-        """
-        if not self.direct:
-            async with self.write() if transaction else self.single() as sa_conn:
-
-                async def through_sqlalchemy(name: str, **params: Any) -> list[Any]:
-                    return list(await self.q(sa_conn, name, **params))
-
-                yield through_sqlalchemy
-            return
-        pool = self._pool or await self._open_pool()
+    async def connect(cls, dsn: str, shown: str, options: StoreOptions) -> PostgresStore:
         try:
-            async with pool.acquire() as driver:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=options.pool_size,
+                init=_codecs,
+                reset=_keep_session,
+                server_settings={"application_name": "falsework"},
+            )
+        except Exception as exc:
+            if not _driver_error(exc) and not isinstance(exc, ValueError):
+                raise
+            raise DatabaseUnavailableError(
+                f"Cannot reach the database at {shown}: {_one_line(exc)}"
+            ) from exc
+        return cls(pool, dsn, shown)
 
-                async def on_driver(name: str, **params: Any) -> list[Any]:
-                    sql, names = self._raw[name]
-                    return [Row.of(r) for r in await driver.fetch(sql, *(params[n] for n in names))]
-
-                if transaction:
-                    async with driver.transaction():
-                        yield on_driver
-                else:
-                    yield on_driver
-        except _LOST as exc:
-            # asyncpg's pool replaces a closed connection at its next acquire
-            raise ConnectionError(f"the database connection was lost: {exc}") from exc
-
-    async def _open_pool(self) -> asyncpg.Pool:
-        """The hot statements' own asyncpg pool (its acquire costs a tenth of
-        SQLAlchemy's checkout, which showed in the enqueue→start latency)."""
-        async with self._pool_lock:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self.listen_dsn,
-                    min_size=1,
-                    max_size=10,
-                    init=_json_codecs,
-                    reset=_keep_session,
-                    server_settings={"application_name": "falsework"},
-                )
-            return self._pool
-
-    async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
-        await super().close()
-
-    async def read_rows(self, name: str, **params: Any) -> list[Any]:
-        if not self.direct:
-            return await super().read_rows(name, **params)
-        async with self.runner(transaction=False) as run:
-            return await run(name, **params)
-
-    @retried
-    async def events_many(
-        self, wanted: list[tuple[str, int]], limit: int = 1000
-    ) -> list[list[Event]]:
-        # one statement for every pair (a LATERAL join), where SQLite reads per pair
-        out: list[list[Event]] = [[] for _ in wanted]
-        for r in await self.read_rows("events_many", wanted=dumps(wanted), limit=limit):
-            out[int(r[0]) - 1].append(event_of(r[1:]))
-        return out
-
-    async def insert_tasks(self, rows: list[dict[str, Any]]) -> list[str]:
-        for row in rows:
-            row["run_after"] = self.ts_param(row["run_after"])
-        async with self.runner(transaction=False) as run:
-            return [r[0] for r in await run("task_insert", rows=dumps(rows))]
-
-    @property
-    def listen_dsn(self) -> str:
-        """A plain libpq URL for the dedicated listener connection."""
-        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def apply(self, batch: WriteBatch) -> set[str]:
-        """Two statements: lock and check the batch's tasks, then write everything."""
-        ids = sorted(batch.tokens)
-        async with self.runner(transaction=True) as run:
-            rows = await run("task_lock_owned", ids=dumps(ids))
-            current = {r[0]: (r[1], r[2]) for r in rows}
-            refused = {
-                tid for tid, tok in batch.tokens.items() if current.get(tid) != (tok, "processing")
-            }
-            events = [
-                f'{{"task_id":"{tid}","type":"{typ}","body":{body}}}'
-                for tid, _tok, typ, body in batch.events
-                if tid not in refused
-            ]
-            events += [
-                f'{{"task_id":"{f.task_id}","type":"{f.event_type}","body":{f.event_body}}}'
-                for f in batch.finishes
-                if f.task_id not in refused
-            ]
-            updates: dict[str, list[str]] = {}
-            for tid, steps in batch.steps.items():
-                updates.setdefault(tid, []).append(f'"steps":{_json_object(steps)}')
-            for tid, cps in batch.checkpoints.items():
-                updates.setdefault(tid, []).append(f'"checkpoints":{_json_object(cps)}')
-            for f in batch.finishes:
-                updates.setdefault(f.task_id, []).append(f'"status":"{f.status}"')
-            for tid in batch.releases:
-                updates.setdefault(tid, []).append('"status":"open"')
-            rows_json = [
-                f'{{"id":"{tid}",{",".join(parts)}}}'
-                for tid, parts in updates.items()
-                if tid not in refused
-            ]
-            if events or rows_json:
-                await run(
-                    "flush_write",
-                    events="[" + ",".join(events) + "]",
-                    updates="[" + ",".join(rows_json) + "]",
-                )
-        return refused
-
-    async def claim(self, worker_id: str, n: int, per_user_cap: int | None) -> list[Any]:
-        if per_user_cap is not None:
-            return await super().claim(worker_id, n, per_user_cap)
-        async with self.runner(transaction=False) as run:
-            rows = await run("task_claim", worker=worker_id, n=n)
-        return sort_claimed(rows)
-
-    @asynccontextmanager
-    async def single(self) -> AsyncIterator[AsyncConnection]:
-        # One statement is atomic on its own: no BEGIN/COMMIT round trips.
-        async with self.autocommit.connect() as conn:
-            yield conn
-
-    async def notify(self, conn: AsyncConnection, channel: str, payload: str) -> None:
-        await self.q(conn, "task_notify", channel=channel, payload=payload)
-
-    async def before_fair_claim(self, conn: AsyncConnection) -> None:
-        await self.q(conn, "claim_lock")
+    def listener(self, hub: Hub) -> PgListener:
+        return PgListener(self._dsn, hub)
 
     async def migrate(self) -> None:
-        # Several processes may start at once: one migrates, the others wait and
-        # then find nothing to do.
-        async with self.engine.connect() as conn:
-            await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
-            await conn.run_sync(migrate.upgrade)
-            await conn.commit()
+        # Several processes may start at once: one migrates (under the lock), the
+        # others wait and then find nothing to do.
+        dsn = self._dsn
+        engine = create_async_engine(
+            "postgresql+asyncpg://",
+            async_creator=lambda: asyncpg.connect(dsn),
+            poolclass=NullPool,
+        )
+        try:
+            await migrate.upgrade(engine, lock=f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+        except Exception as exc:
+            raise self._db.wrap(exc) from exc
+        finally:
+            await engine.dispose()
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def ping(self) -> None:
+        await self._db.fetch("ping")
+
+    async def schema_revision(self) -> str:
+        return str((await self._db.read("schema_revision"))[0][0])
+
+    # -- tasks ---------------------------------------------------------------------
+    async def tasks_insert(
+        self, rows: Sequence[TaskRow], *, open_cap: int | None
+    ) -> list[Inserted]:
+        params = _rows(rows)
+        if open_cap is None:
+            found = await self._db.fetch("tasks_insert", **params)
+        else:
+            creators = sorted({r.created_by for r in rows if r.created_by is not None})
+            async with self._db.transaction() as tx:
+                if creators:
+                    await tx.fetch("creators_lock", creators=creators)
+                found = await tx.fetch("tasks_insert_capped", cap=open_cap, **params)
+        inserted = {r["id"] for r in found}
+        keys = [r.idempotency_key for r in rows if r.id not in inserted and r.idempotency_key]
+        existing: dict[str, str] = {}
+        if keys:
+            existing = {r[0]: r[1] for r in await self._db.read("task_ids_by_keys", keys=keys)}
+        return [_inserted(r, inserted, existing) for r in rows]
+
+    async def task_get(self, task_id: str) -> Task | None:
+        rows = await self._db.read("task_get", id=task_id)
+        return _task(rows[0]) if rows else None
+
+    async def task_status(self, task_id: str) -> str | None:
+        rows = await self._db.read("task_status", id=task_id)
+        return str(rows[0][0]) if rows else None
+
+    async def task_secrets(self, task_id: str) -> str | None:
+        rows = await self._db.read("task_secrets", id=task_id)
+        return rows[0][0] if rows else None
+
+    async def task_list(self, query: TaskQuery) -> tuple[list[Task], int]:
+        statuses = list(query.statuses) if query.statuses else None
+        rows = await self._db.read(
+            query.order.query,
+            created_by=query.created_by,
+            statuses=statuses,
+            limit=query.limit,
+            offset=query.offset,
+        )
+        total = await self._db.read("task_count", created_by=query.created_by, statuses=statuses)
+        return [_task(r) for r in rows], int(total[0][0])
+
+    async def tasks_count_claimable(self) -> int:
+        return int((await self._db.read("tasks_count_claimable"))[0][0])
+
+    async def task_cancel(self, task_id: str, outcome: Outcome) -> str | None:
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch("task_lock", id=task_id)
+            status: str | None = rows[0]["status"] if rows else None
+            if status == "open":
+                await tx.fetch("task_cancel_open", id=task_id)
+                event = (task_id, outcome.event_type, dumps(outcome.body))
+                await tx.fetch("events_insert", **_events([event]))
+                await tx.fetch("task_notify", channel=CHANNEL_EVENTS, payload=task_id)
+            elif status == "processing":
+                await tx.fetch("task_request_cancel", id=task_id)
+                await tx.fetch("task_notify", channel=CHANNEL_CANCEL, payload=task_id)
+        return status
+
+    async def task_retry(self, task_id: str, *, open_cap: int | None) -> Retried:
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch("task_lock", id=task_id)
+            if not rows:
+                return Retried(None)
+            status, creator = rows[0]["status"], rows[0]["created_by"]
+            if status not in ("failed", "cancelled"):
+                return Retried(status)
+            if open_cap is not None and creator is not None:
+                await tx.fetch("creators_lock", creators=[creator])
+                if not await tx.fetch("task_retry_capped", id=task_id, cap=open_cap):
+                    return Retried(status, refused=True)
+            else:
+                await tx.fetch("task_retry", id=task_id)
+            await tx.fetch("task_notify", channel=CHANNEL_TASKS, payload="")
+        return Retried(status)
+
+    async def task_claim(self, worker_id: str, n: int, *, per_user_cap: int | None) -> list[Claim]:
+        if per_user_cap is None:
+            rows = await self._db.fetch("task_claim", worker=worker_id, n=n)
+        else:
+            async with self._db.transaction() as tx:
+                await tx.fetch("claim_lock")
+                rows = await tx.fetch("task_claim_fair", worker=worker_id, n=n, cap=per_user_cap)
+        # RETURNING gives no order: hand tasks out in queue order
+        rows.sort(key=lambda r: (-r["priority"], r["seq"]))
+        return [_claim(r) for r in rows]
+
+    async def batch_apply(self, batch: WriteBatch) -> set[str]:
+        # Two statements: lock and read the batch's tasks, then write what the
+        # fencing rule allows, in one statement with its NOTIFYs.
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch("tasks_lock_owned", ids=sorted(batch.tokens))
+            plan = plan_writes(batch, {r["id"]: (r["claim_token"], r["status"]) for r in rows})
+            if plan.written:
+                ends = plan.finishes + [(tid, "open", True) for tid in plan.releases]
+                await tx.fetch(
+                    "batch_write",
+                    **_events(plan.events),
+                    step_tasks=[r[0] for r in plan.steps],
+                    step_keys=[r[1] for r in plan.steps],
+                    step_values=[r[2] for r in plan.steps],
+                    cp_tasks=[r[0] for r in plan.checkpoints],
+                    cp_keys=[r[1] for r in plan.checkpoints],
+                    cp_values=[r[2] for r in plan.checkpoints],
+                    **_ends(ends),
+                )
+        return set(plan.refused)
+
+    async def tasks_recover_stale(
+        self, older_than: float, wording: Wording
+    ) -> list[tuple[str, StaleOutcome]]:
+        async with self._db.transaction() as tx:
+            stale = await tx.fetch("tasks_select_stale", older_than=float(older_than))
+            if not stale:
+                return []
+            outcome = [
+                (r["id"], stale_outcome(r["recovery"], r["cancel_requested"])) for r in stale
+            ]
+            reopen = [tid for tid, o in outcome if o == "recovered"]
+            if reopen:
+                await tx.fetch("tasks_reopen", ids=reopen)
+            finals = {"failed": wording.abandoned(), "cancelled": wording.cancelled()}
+            ends = [(tid, finals[o].status, True) for tid, o in outcome if o != "recovered"]
+            if ends:
+                await tx.fetch("tasks_end", **_ends(ends))
+            await tx.fetch("events_insert", **_events(_stale_events(outcome, finals, wording)))
+            if reopen:
+                await tx.fetch("task_notify", channel=CHANNEL_TASKS, payload="")
+            for chunk in _chunks([tid for tid, _ in outcome], 200):
+                await tx.fetch("task_notify", channel=CHANNEL_EVENTS, payload=",".join(chunk))
+        return outcome
+
+    async def tasks_erase_secrets(self, older_than: float) -> int:
+        return len(await self._db.fetch("tasks_erase_secrets", older_than=float(older_than)))
+
+    # -- events --------------------------------------------------------------------
+    async def events_after(self, task_id: str, after: int, limit: int = 1000) -> list[Event]:
+        rows = await self._db.read("events_after", task_id=task_id, after=after, limit=limit)
+        return [_event(r) for r in rows]
+
+    async def events_after_many(
+        self, wanted: Sequence[tuple[str, int]], limit: int = 1000
+    ) -> list[list[Event]]:
+        out: list[list[Event]] = [[] for _ in wanted]
+        if not wanted:
+            return out
+        rows = await self._db.read(
+            "events_after_many",
+            task_ids=[w[0] for w in wanted],
+            afters=[w[1] for w in wanted],
+            limit=limit,
+        )
+        for r in rows:
+            out[r["ord"] - 1].append(_event(r))
+        return out
+
+    # -- workers -------------------------------------------------------------------
+    async def worker_register(self, worker_id: str, host: str, pid: int, limit: int) -> None:
+        await self._db.fetch("worker_insert", id=worker_id, host=host, pid=pid, limit=limit)
+
+    async def worker_heartbeat(
+        self, worker_id: str, task_ids: Sequence[str], new_limit: int | None
+    ) -> Heartbeat:
+        async with self._db.transaction() as tx:
+            owned: dict[str, Lease] = {}
+            if task_ids:
+                rows = await tx.fetch("task_heartbeat", worker=worker_id, ids=sorted(task_ids))
+                owned = {r[0]: Lease(r[1], r[2]) for r in rows}
+            me = await tx.fetch(
+                "worker_heartbeat", id=worker_id, running=len(task_ids), new_limit=new_limit
+            )
+        return Heartbeat(owned, me[0][0] if me else None)
+
+    async def worker_list(self) -> list[WorkerInfo]:
+        return [
+            WorkerInfo(
+                id=r["id"],
+                host=r["host"],
+                pid=r["pid"],
+                limit=r["concurrency_limit"],
+                running=r["running"],
+                started_at=r["started_at"],
+                heartbeat_at=r["heartbeat_at"],
+                heartbeat_age=float(r["age"]),
+            )
+            for r in await self._db.read("worker_list")
+        ]
+
+    async def worker_set_limit(self, worker_id: str, limit: int) -> bool:
+        return bool(await self._db.fetch("worker_set_limit", id=worker_id, limit=limit))
+
+    async def worker_delete(self, worker_id: str) -> None:
+        await self._db.fetch("worker_delete", id=worker_id)
+
+    async def workers_prune(self, older_than: float) -> int:
+        return len(await self._db.fetch("workers_prune", older_than=float(older_than)))
+
+
+def _inserted(row: TaskRow, inserted: set[str], existing: dict[str, str]) -> Inserted:
+    if row.id in inserted:
+        return Inserted("new", row.id)
+    found = existing.get(row.idempotency_key or "")
+    return Inserted("existing", found) if found else Inserted("refused", None)
+
+
+def _stale_events(
+    outcome: list[tuple[str, StaleOutcome]], finals: dict[str, Outcome], wording: Wording
+) -> list[tuple[str, str, str]]:
+    recovered = dumps(wording.recovered())
+    bodies: dict[str, tuple[str, str]] = {
+        o: (final.event_type, dumps(final.body)) for o, final in finals.items()
+    }
+    bodies["recovered"] = ("recovered", recovered)
+    return [(tid, *bodies[o]) for tid, o in outcome]
+
+
+class PgListener:
+    """A dedicated asyncpg connection LISTENing on the engine's channels.
+
+    ``run`` returns (or raises) when the connection is lost; the supervisor starts
+    it again with backoff, and on connect it wakes every waiter.
+    """
+
+    CHANNELS = (CHANNEL_TASKS, CHANNEL_CANCEL, CHANNEL_EVENTS)
+
+    def __init__(self, dsn: str, hub: Hub, *, keepalive: float = 2.0) -> None:
+        self._dsn = dsn
+        self._hub = hub
+        self._keepalive = keepalive
+        self.connected = asyncio.Event()
+        self.backend_pid: int | None = None
+        self.connects = 0
+
+    def _dispatch(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
+        if channel == CHANNEL_TASKS:
+            self._hub.new_tasks()
+        elif channel == CHANNEL_CANCEL:
+            self._hub.cancel(payload)
+        elif channel == CHANNEL_EVENTS:
+            self._hub.events(payload.split(","))
+
+    async def run(self) -> None:
+        try:
+            await self._listen()
+        except Exception as exc:
+            if not _driver_error(exc):
+                raise
+            raise DatabaseUnavailableError(
+                f"The listener lost the database: {_one_line(exc)}"
+            ) from exc
+
+    async def _listen(self) -> None:
+        conn = await asyncpg.connect(
+            self._dsn, timeout=10, server_settings={"application_name": "falsework-listener"}
+        )
+        lost = asyncio.Event()
+        try:
+            conn.add_termination_listener(lambda _c: lost.set())
+            for channel in self.CHANNELS:
+                await conn.add_listener(channel, self._dispatch)
+            self.backend_pid = conn.get_server_pid()
+            self.connects += 1
+            self.connected.set()
+            if self.connects > 1:
+                log.info("listener reconnected")
+            self._hub.wake_all()
+            while not lost.is_set():
+                try:
+                    await asyncio.wait_for(lost.wait(), timeout=self._keepalive)
+                except TimeoutError:
+                    # A silent network drop never fires the termination listener.
+                    await asyncio.wait_for(conn.execute("SELECT 1"), timeout=self._keepalive)
+            raise ConnectionError("listener connection lost")
+        finally:
+            self.connected.clear()
+            if not conn.is_closed():
+                conn.terminate()
+            # Waiters sleeping on the slow poll of a healthy listener re-read now
+            # and poll fast until it is back (see Broker.event_poll_interval).
+            self._hub.wake_all()

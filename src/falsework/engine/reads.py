@@ -4,7 +4,7 @@ A worker's flush writes the events of many tasks at once and notifies their ids
 in one message; every process streaming those tasks wakes one subscriber per
 task. Each asks for its task's events after its cursor; the requests made in the
 same turn of the event loop go to the database as one statement
-(``Store.events_many``) instead of one read each. Like the batcher's group
+(``Store.events_after_many``) instead of one read each. Like the batcher's group
 commit, but for reads: a lone request still goes out on the next turn.
 """
 
@@ -52,7 +52,7 @@ class EventReads:
         for start in range(0, len(keys), MAX_PAIRS):
             chunk = keys[start : start + MAX_PAIRS]
             try:
-                pages = await self._store.events_many(chunk)
+                pages = await self._store.events_after_many(chunk)
             except BaseException as exc:
                 for key in keys[start:]:
                     future = pending[key]

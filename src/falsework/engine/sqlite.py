@@ -1,145 +1,487 @@
-"""The SQLite store: aiosqlite, WAL, one writer connection with BEGIN IMMEDIATE."""
+"""The SQLite store: aiosqlite, WAL, one writer connection, a few readers.
+
+Every write is a ``BEGIN IMMEDIATE`` transaction on the one writer connection
+of this process (writers queue on a lock instead of spinning on SQLITE_BUSY;
+other processes wait on ``busy_timeout``). Reads go to reader connections, which
+WAL lets run beside the writer. SQLAlchemy and Alembic only create and migrate
+the tables (``engine/migrate.py``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+import aiosqlite
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from falsework.engine import migrate, queries
-from falsework.engine.store import Row, Runner, Store, WriteBatch, _json, dumps, sort_claimed
+from falsework.engine.codec import dumps, format_ts, loads, parse_ts
+from falsework.engine.lease import plan_writes, stale_outcome
+from falsework.engine.models import (
+    Claim,
+    Event,
+    Heartbeat,
+    Inserted,
+    Lease,
+    Retried,
+    StaleOutcome,
+    Task,
+    TaskQuery,
+    TaskRow,
+    WorkerInfo,
+    WriteBatch,
+)
+from falsework.engine.notify import Hub, Listener
+from falsework.engine.options import StoreOptions
+from falsework.errors import DatabaseError, DatabaseUnavailableError, FalseworkError
+from falsework.taskio import Outcome, Wording
+
+Row = sqlite3.Row
+
+# What sqlite3 says when the file cannot be used right now (another process holds
+# the lock past busy_timeout, the disk is gone or full, the file is missing):
+# retrying later may succeed. Any other error (malformed JSON, a constraint) is the
+# statement's fault.
+_UNAVAILABLE = re.compile(
+    r"locked|busy|unable to open|disk i/o|disk is full|readonly|no active connection"
+    r"|connection closed",
+    re.IGNORECASE,
+)
 
 
-def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Let SQLAlchemy's "begin" hook issue the BEGIN we choose (IMMEDIATE for the
-    # writer), instead of the sqlite3 module's implicit deferred BEGIN.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+def is_lost(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.OperationalError | ValueError | OSError):
+        return bool(_UNAVAILABLE.search(str(exc))) or isinstance(exc, OSError)
+    return False
 
 
-class SqliteStore(Store):
-    dialect: ClassVar[str] = "sqlite"
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
 
-    def __init__(self, url: URL, engine: AsyncEngine, write_engine: AsyncEngine) -> None:
-        super().__init__(url, engine)
-        self.write_engine = write_engine
-        self._raw = queries.load(self.dialect)  # sqlite3 takes :name parameters as they are
 
-    @classmethod
-    def create(cls, url: URL) -> SqliteStore:
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        reader = create_async_engine(url)
-        # One writer connection per process: writers queue in the pool instead of
-        # spinning on SQLITE_BUSY; other processes wait on busy_timeout.
-        writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=600)
-        event.listen(reader.sync_engine, "connect", _on_connect)
-        event.listen(writer.sync_engine, "connect", _on_connect)
+class _Executor:
+    """Runs the named queries of ``sql/sqlite.sql``: writes on the writer inside
+    ``BEGIN IMMEDIATE``, reads on the readers; wraps the driver's errors in ours
+    (the one boundary where sqlite3's exceptions exist)."""
 
-        @event.listens_for(writer.sync_engine, "begin")
-        def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    def __init__(self, path: str, shown: str, writer: aiosqlite.Connection, readers: int) -> None:
+        self._path = path
+        self._shown = shown
+        self._writer = writer
+        self._lock = asyncio.Lock()
+        self._sql = queries.load("sqlite")
+        self._idle: list[aiosqlite.Connection] = []
+        self._open: list[aiosqlite.Connection] = []
+        self._readers = asyncio.Semaphore(readers)
+        self._closed = False
 
-        return cls(url, reader, writer)
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DatabaseUnavailableError(f"The store of {self._shown} is closed")
+
+    def wrap(self, exc: Exception) -> Exception:
+        if isinstance(exc, FalseworkError):
+            return exc
+        if is_lost(exc):
+            return DatabaseUnavailableError(
+                f"Cannot use the database at {self._shown}: {_one_line(exc)}"
+            )
+        if isinstance(exc, sqlite3.Error):
+            return DatabaseError(f"The database refused a statement: {_one_line(exc)}")
+        return exc
+
+    async def read(self, name: str, **params: Any) -> list[Row]:
+        self._check_open()
+        async with self._readers:
+            conn = self._idle.pop() if self._idle else await self._reader()
+            try:
+                rows = await conn.execute_fetchall(self._sql[name], params)
+            except Exception as exc:
+                raise self.wrap(exc) from exc
+            finally:
+                self._idle.append(conn)
+        return list(rows)  # type: ignore[arg-type]
+
+    async def _reader(self) -> aiosqlite.Connection:
+        try:
+            conn = await connect(self._path, reader=True)
+        except Exception as exc:
+            raise self.wrap(exc) from exc
+        self._open.append(conn)
+        return conn
+
+    async def write(self, name: str, **params: Any) -> list[Row]:
+        async with self.transaction() as tx:
+            return await tx.fetch(name, **params)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.write_engine.begin() as conn:
-            yield conn
+    async def transaction(self) -> AsyncIterator[_Tx]:
+        self._check_open()
+        async with self._lock:
+            try:
+                await self._writer.execute("BEGIN IMMEDIATE")
+                yield _Tx(self._writer, self)
+                await self._writer.execute("COMMIT")
+            except BaseException as exc:
+                # also after a cancel: the statements queued before it still run,
+                # so the transaction is closed before the next writer begins
+                with contextlib.suppress(Exception):
+                    await self._writer.execute("ROLLBACK")
+                if isinstance(exc, Exception):
+                    raise self.wrap(exc) from exc
+                raise
 
     async def close(self) -> None:
-        await self.write_engine.dispose()
-        await super().close()
+        self._closed = True
+        for conn in [*self._open, self._writer]:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+class _Tx:
+    def __init__(self, conn: aiosqlite.Connection, executor: _Executor) -> None:
+        self._conn = conn
+        self._executor = executor
+
+    async def fetch(self, name: str, **params: Any) -> list[Row]:
+        try:
+            rows = await self._conn.execute_fetchall(self._executor._sql[name], params)
+        except Exception as exc:
+            raise self._executor.wrap(exc) from exc
+        return list(rows)  # type: ignore[arg-type]
+
+
+async def connect(path: str, *, reader: bool = False) -> aiosqlite.Connection:
+    # isolation_level None: no implicit BEGIN from the sqlite3 module; the
+    # executor issues BEGIN IMMEDIATE for every write.
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    if reader:
+        await conn.execute("PRAGMA busy_timeout=30000")
+        await conn.execute("PRAGMA query_only=1")
+    else:
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def _opt_ts(value: str | None) -> Any:
+    return parse_ts(value) if value is not None else None
+
+
+def _task(r: Row) -> Task:
+    return Task(
+        id=r["id"],
+        spec=loads(r["spec"]),
+        status=r["status"],
+        created_by=r["created_by"],
+        created_at=parse_ts(r["created_at"]),
+        last_heartbeat_at=_opt_ts(r["heartbeat_at"]),
+        attempt=r["attempt"],
+        priority=r["priority"],
+        run_after=_opt_ts(r["run_after"]),
+        recovery=r["recovery"],
+        claimed_by=r["claimed_by"],
+        cancel_requested=bool(r["cancel_requested"]),
+        finished_at=_opt_ts(r["finished_at"]),
+        step_state=loads(r["step_state"]),
+    )
+
+
+def _event(r: Row) -> Event:
+    return Event(
+        id=r["id"],
+        task_id=r["task_id"],
+        type=r["type"],
+        body=loads(r["body"]),
+        created_at=parse_ts(r["created_at"]),
+        is_task_recoverable=r["recovery"] != "none",
+    )
+
+
+def _claim(r: Row) -> Claim:
+    return Claim(
+        id=r["id"],
+        spec=loads(r["spec"]),
+        sealed_secrets=r["secrets"],
+        created_by=r["created_by"],
+        attempt=r["attempt"],
+        claim_token=r["claim_token"],
+        step_state=loads(r["step_state"]),
+        checkpoints=loads(r["checkpoints"]),
+        priority=r["priority"],
+        recovery=r["recovery"],
+        created_at=parse_ts(r["created_at"]),
+    )
+
+
+def _task_rows(rows: Sequence[TaskRow]) -> str:
+    return dumps(
+        [
+            [
+                r.id,
+                r.spec,
+                r.sealed_secrets,
+                r.created_by,
+                r.priority,
+                format_ts(r.run_after) if r.run_after else None,
+                r.recovery,
+                r.idempotency_key,
+            ]
+            for r in rows
+        ]
+    )
+
+
+class SqliteStore:
+    """The store contract (``engine/store.py``) on SQLite."""
+
+    def __init__(self, db: _Executor, path: str, shown: str) -> None:
+        self._db = db
+        self._path = path
+        self.key = str(Path(path).resolve())
+        self._shown = shown
+
+    @classmethod
+    async def connect(cls, path: str, shown: str, options: StoreOptions) -> SqliteStore:
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            writer = await connect(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise DatabaseUnavailableError(
+                f"Cannot reach the database at {shown}: {_one_line(exc)}"
+            ) from exc
+        return cls(_Executor(path, shown, writer, options.readers), path, shown)
+
+    def listener(self, hub: Hub) -> Listener | None:
+        return None  # writers in other processes cannot signal this one: it polls
 
     async def migrate(self) -> None:
-        async with self.write_engine.begin() as conn:
-            await conn.run_sync(migrate.upgrade)
+        engine = create_async_engine(f"sqlite+aiosqlite:///{self._path}", poolclass=NullPool)
+        try:
+            await migrate.upgrade(engine)
+        except Exception as exc:
+            raise self._db.wrap(exc) from exc
+        finally:
+            await engine.dispose()
 
-    def ts_param(self, value: datetime | None) -> str | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    async def close(self) -> None:
+        await self._db.close()
 
-    async def patch_state(self, run: Runner, batch: WriteBatch, ids: list[str]) -> None:
-        # SQLite has no top-level "||" merge for JSON (json_patch is a deep merge
-        # that drops nulls), and writes are serialised anyway: read, merge, write.
-        current = {
-            r[0]: (_json(r[1]), _json(r[2])) for r in await run("task_read_state", ids=dumps(ids))
-        }
-        rows = []
-        for tid in ids:
-            if tid not in current:
-                continue
-            steps, cps = current[tid]
-            for key, value in batch.steps.get(tid, {}).items():
-                steps[key] = _json(value)
-            for key, value in batch.checkpoints.get(tid, {}).items():
-                cps[key] = _json(value)
-            rows.append({"id": tid, "steps": steps, "checkpoints": cps})
-        await run("task_write_state", rows=dumps(rows))
+    async def ping(self) -> None:
+        await self._db.read("ping")
 
-    # -- the hot statements, on the driver ----------------------------------
-    @asynccontextmanager
-    async def driver(self) -> AsyncIterator[Any]:
-        """The writer's aiosqlite connection inside ``BEGIN IMMEDIATE``.
+    async def schema_revision(self) -> str:
+        return str((await self._db.read("schema_revision"))[0][0])
 
-        Create, claim and flush run their statements on it directly, one thread
-        hop each: through SQLAlchemy every statement cost several hops (cursor,
-        execute, fetch, close) and more CPU than the statement itself.
-        """
-        async with self.write_engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: Any = raw.driver_connection
-            await driver.execute_fetchall("BEGIN IMMEDIATE")
-            try:
-                yield driver
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await driver.execute_fetchall("ROLLBACK")
-                raise
-            await driver.execute_fetchall("COMMIT")
+    # -- tasks ---------------------------------------------------------------------
+    async def tasks_insert(
+        self, rows: Sequence[TaskRow], *, open_cap: int | None
+    ) -> list[Inserted]:
+        if open_cap is None:
+            found = await self._db.write("tasks_insert", rows=_task_rows(rows))
+        else:
+            found = await self._db.write("tasks_insert_capped", rows=_task_rows(rows), cap=open_cap)
+        inserted = {r["id"] for r in found}
+        keys = [r.idempotency_key for r in rows if r.id not in inserted and r.idempotency_key]
+        existing: dict[str, str] = {}
+        if keys:
+            existing = {
+                r[0]: r[1] for r in await self._db.read("task_ids_by_keys", keys=dumps(keys))
+            }
+        out = []
+        for r in rows:
+            if r.id in inserted:
+                out.append(Inserted("new", r.id))
+            elif (found_id := existing.get(r.idempotency_key or "")) is not None:
+                out.append(Inserted("existing", found_id))
+            else:
+                out.append(Inserted("refused", None))
+        return out
 
-    def _runner(self, driver: Any) -> Runner:
-        async def run(name: str, **params: Any) -> list[Any]:
-            return list(await driver.execute_fetchall(self._raw[name], params))
+    async def task_get(self, task_id: str) -> Task | None:
+        rows = await self._db.read("task_get", id=task_id)
+        return _task(rows[0]) if rows else None
 
-        return run
+    async def task_status(self, task_id: str) -> str | None:
+        rows = await self._db.read("task_status", id=task_id)
+        return str(rows[0][0]) if rows else None
 
-    async def insert_tasks(self, rows: list[dict[str, Any]]) -> list[str]:
-        for row in rows:
-            row["run_after"] = self.ts_param(row["run_after"])
-        async with self.driver() as driver:
-            found = await self._runner(driver)("task_insert", rows=dumps(rows))
-        return [r[0] for r in found]
+    async def task_secrets(self, task_id: str) -> str | None:
+        rows = await self._db.read("task_secrets", id=task_id)
+        return rows[0][0] if rows else None
 
-    async def claim(self, worker_id: str, n: int, per_user_cap: int | None) -> list[Any]:
-        name, params = "task_claim", {"worker": worker_id, "n": n}
-        if per_user_cap is not None:
-            name, params = "task_claim_fair", {**params, "cap": per_user_cap}
-        async with self.driver() as driver:
-            async with driver.execute(self._raw[name], params) as cursor:
-                found = await cursor.fetchall()
-                names = [d[0] for d in cursor.description]
-        rows = []
-        for values in found:
-            row = Row(values)
-            row._mapping = dict(zip(names, values, strict=True))
-            rows.append(row)
-        return sort_claimed(rows)
+    async def task_list(self, query: TaskQuery) -> tuple[list[Task], int]:
+        statuses = dumps(list(query.statuses)) if query.statuses else None
+        rows = await self._db.read(
+            query.order.query,
+            created_by=query.created_by,
+            statuses=statuses,
+            limit=query.limit,
+            offset=query.offset,
+        )
+        total = await self._db.read("task_count", created_by=query.created_by, statuses=statuses)
+        return [_task(r) for r in rows], int(total[0][0])
 
-    async def apply(self, batch: WriteBatch) -> set[str]:
-        async with self.driver() as driver:
-            return await self.apply_with(self._runner(driver), batch)
+    async def tasks_count_claimable(self) -> int:
+        return int((await self._db.read("tasks_count_claimable"))[0][0])
+
+    async def task_cancel(self, task_id: str, outcome: Outcome) -> str | None:
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch("task_lock", id=task_id)
+            status: str | None = rows[0]["status"] if rows else None
+            if status == "open":
+                await tx.fetch("task_cancel_open", id=task_id)
+                event = [task_id, outcome.event_type, dumps(outcome.body)]
+                await tx.fetch("events_insert", rows=dumps([event]))
+            elif status == "processing":
+                await tx.fetch("task_request_cancel", id=task_id)
+        return status
+
+    async def task_retry(self, task_id: str, *, open_cap: int | None) -> Retried:
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch("task_lock", id=task_id)
+            if not rows:
+                return Retried(None)
+            status = rows[0]["status"]
+            if status not in ("failed", "cancelled"):
+                return Retried(status)
+            if open_cap is None:
+                await tx.fetch("task_retry", id=task_id)
+            elif not await tx.fetch("task_retry_capped", id=task_id, cap=open_cap):
+                return Retried(status, refused=True)
+        return Retried(status)
+
+    async def task_claim(self, worker_id: str, n: int, *, per_user_cap: int | None) -> list[Claim]:
+        if per_user_cap is None:
+            rows = await self._db.write("task_claim", worker=worker_id, n=n)
+        else:
+            rows = await self._db.write("task_claim_fair", worker=worker_id, n=n, cap=per_user_cap)
+        # RETURNING gives no order: hand tasks out in queue order
+        rows.sort(key=lambda r: (-r["priority"], r["seq"]))
+        return [_claim(r) for r in rows]
+
+    async def batch_apply(self, batch: WriteBatch) -> set[str]:
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch("tasks_lock_owned", ids=dumps(sorted(batch.tokens)))
+            plan = plan_writes(batch, {r["id"]: (r["claim_token"], r["status"]) for r in rows})
+            if plan.events:
+                await tx.fetch("events_insert", rows=dumps([list(e) for e in plan.events]))
+            ids = plan.state_task_ids
+            if ids:
+                # read, merge, write: SQLite has no top-level JSON merge (json_patch
+                # drops nulls), and this transaction is the only writer anyway
+                state = {
+                    r["id"]: (loads(r["step_state"]), loads(r["checkpoints"]))
+                    for r in await tx.fetch("tasks_read_state", ids=dumps(ids))
+                }
+                try:
+                    for tid, key, value in plan.steps:
+                        state[tid][0][key] = loads(value)
+                    for tid, key, value in plan.checkpoints:
+                        state[tid][1][key] = loads(value)
+                except ValueError as exc:  # as Postgres's cast to jsonb refuses it
+                    raise DatabaseError(f"The database refused a statement: {exc}") from exc
+                merged = [[tid, steps, cps] for tid, (steps, cps) in state.items()]
+                await tx.fetch("tasks_write_state", rows=dumps(merged))
+            ends = [list(f) for f in plan.finishes] + [[tid, "open", True] for tid in plan.releases]
+            if ends:
+                await tx.fetch("tasks_end", rows=dumps(ends))
+        return set(plan.refused)
+
+    async def tasks_recover_stale(
+        self, older_than: float, wording: Wording
+    ) -> list[tuple[str, StaleOutcome]]:
+        async with self._db.transaction() as tx:
+            stale = await tx.fetch("tasks_select_stale", older_than=float(older_than))
+            if not stale:
+                return []
+            outcome = [
+                (r["id"], stale_outcome(r["recovery"], bool(r["cancel_requested"]))) for r in stale
+            ]
+            reopen = [tid for tid, o in outcome if o == "recovered"]
+            if reopen:
+                await tx.fetch("tasks_reopen", ids=dumps(reopen))
+            finals = {"failed": wording.abandoned(), "cancelled": wording.cancelled()}
+            ends = [[tid, finals[o].status, True] for tid, o in outcome if o != "recovered"]
+            if ends:
+                await tx.fetch("tasks_end", rows=dumps(ends))
+            bodies = {o: [final.event_type, dumps(final.body)] for o, final in finals.items()}
+            bodies["recovered"] = ["recovered", dumps(wording.recovered())]
+            events = [[tid, *bodies[o]] for tid, o in outcome]
+            await tx.fetch("events_insert", rows=dumps(events))
+        return outcome
+
+    async def tasks_erase_secrets(self, older_than: float) -> int:
+        return len(await self._db.write("tasks_erase_secrets", older_than=float(older_than)))
+
+    # -- events --------------------------------------------------------------------
+    async def events_after(self, task_id: str, after: int, limit: int = 1000) -> list[Event]:
+        rows = await self._db.read("events_after", task_id=task_id, after=after, limit=limit)
+        return [_event(r) for r in rows]
+
+    async def events_after_many(
+        self, wanted: Sequence[tuple[str, int]], limit: int = 1000
+    ) -> list[list[Event]]:
+        out: list[list[Event]] = [[] for _ in wanted]
+        if not wanted:
+            return out
+        rows = await self._db.read(
+            "events_after_many", wanted=dumps([list(w) for w in wanted]), limit=limit
+        )
+        for r in rows:
+            out[r["ord"] - 1].append(_event(r))
+        return out
+
+    # -- workers -------------------------------------------------------------------
+    async def worker_register(self, worker_id: str, host: str, pid: int, limit: int) -> None:
+        await self._db.write("worker_insert", id=worker_id, host=host, pid=pid, limit=limit)
+
+    async def worker_heartbeat(
+        self, worker_id: str, task_ids: Sequence[str], new_limit: int | None
+    ) -> Heartbeat:
+        async with self._db.transaction() as tx:
+            owned: dict[str, Lease] = {}
+            if task_ids:
+                rows = await tx.fetch(
+                    "task_heartbeat", worker=worker_id, ids=dumps(sorted(task_ids))
+                )
+                owned = {r[0]: Lease(r[1], bool(r[2])) for r in rows}
+            me = await tx.fetch(
+                "worker_heartbeat", id=worker_id, running=len(task_ids), new_limit=new_limit
+            )
+        return Heartbeat(owned, me[0][0] if me else None)
+
+    async def worker_list(self) -> list[WorkerInfo]:
+        return [
+            WorkerInfo(
+                id=r["id"],
+                host=r["host"],
+                pid=r["pid"],
+                limit=r["concurrency_limit"],
+                running=r["running"],
+                started_at=parse_ts(r["started_at"]),
+                heartbeat_at=parse_ts(r["heartbeat_at"]),
+                heartbeat_age=float(r["age"]),
+            )
+            for r in await self._db.read("worker_list")
+        ]
+
+    async def worker_set_limit(self, worker_id: str, limit: int) -> bool:
+        return bool(await self._db.write("worker_set_limit", id=worker_id, limit=limit))
+
+    async def worker_delete(self, worker_id: str) -> None:
+        await self._db.write("worker_delete", id=worker_id)
+
+    async def workers_prune(self, older_than: float) -> int:
+        return len(await self._db.write("workers_prune", older_than=float(older_than)))

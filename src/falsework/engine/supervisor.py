@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from falsework.engine.store import is_connection_error
+from falsework.errors import DatabaseUnavailableError
 
 log = logging.getLogger("falsework.engine")
 
@@ -41,7 +41,7 @@ class Supervisor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if is_connection_error(exc):
+                if isinstance(exc, DatabaseUnavailableError):
                     # expected while the database is away: one line, no traceback
                     log.warning("side task %s lost the database (%s); restarting", name, exc)
                 else:

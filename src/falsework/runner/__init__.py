@@ -1,11 +1,14 @@
 """Runs one task's steps (layer 4)."""
 
-from falsework.runner.io import TaskInput, TaskIO
 from falsework.runner.memory import LocalTask, MemoryTaskIO
+from falsework.runner.outcome import BACKSTAGE, BackstageWording, as_executor
 from falsework.runner.redaction import Redactor
 from falsework.runner.workflow import TaskFailedError, WorkflowRunner
+from falsework.taskio import TaskInput, TaskIO
 
 __all__ = [
+    "BACKSTAGE",
+    "BackstageWording",
     "LocalTask",
     "MemoryTaskIO",
     "Redactor",
@@ -13,4 +16,5 @@ __all__ = [
     "TaskIO",
     "TaskInput",
     "WorkflowRunner",
+    "as_executor",
 ]

@@ -1,7 +1,8 @@
 """The workflow runner: one task's steps, in order, with Backstage's events.
 
-``WorkflowRunner`` is the engine's executor (``await runner(task, io)``) and the
-heart of ``falsework run``. Per step: ``if`` → ``each`` → render input →
+``WorkflowRunner`` runs a task (``await runner(task, io)`` gives its output or
+raises ``TaskFailedError``); ``as_executor(runner)`` makes it the engine's
+executor, and it is the heart of ``falsework run``. Per step: ``if`` → ``each`` → render input →
 validate → run the action under a timeout → collect outputs → save the step's
 state. A failed step fails the task, but later steps whose ``if`` asks for
 ``always()`` or ``failure()`` still run. A resumed task skips the steps a
@@ -36,8 +37,8 @@ from falsework.errors import (
     LeaseLostError,
     StepTimeoutError,
 )
-from falsework.runner.io import TaskInput, TaskIO
 from falsework.runner.redaction import Redactor
+from falsework.taskio import TaskInput, TaskIO
 from falsework.templating import Renderer, is_truthy
 from falsework.types import JSONObject
 

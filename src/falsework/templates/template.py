@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from falsework.errors import TemplateError
+from falsework.taskio import Recovery
 
 API_VERSION = "scaffolder.backstage.io/v1beta3"
 DEFAULT_NAMESPACE = "default"
@@ -97,6 +98,14 @@ class Template:
             task_spec["EXPERIMENTAL_recovery"] = copy.deepcopy(spec["EXPERIMENTAL_recovery"])
         return task_spec
 
+    @property
+    def recovery(self) -> Recovery:
+        """How a task of this template comes back when its worker vanishes, stored
+        with the task when it is created (docs/engine.md): ``startOver`` re-runs
+        every step, ``none`` fails the task, anything else (the field absent
+        included) resumes after the last completed step."""
+        return recovery_of(self.raw.get("spec") or {})
+
     def parameter_schema(self) -> dict[str, Any]:
         """What the form renders: ``{title, description, steps: [{title, description,
         schema}]}`` as Backstage's ``/parameter-schema`` returns it."""
@@ -159,3 +168,14 @@ def load_templates(path: Path) -> list[Template]:
         for doc in read_documents(path)
         if isinstance(doc, dict) and doc.get("kind") == "Template"
     ]
+
+
+def recovery_of(spec: dict[str, Any]) -> Recovery:
+    """The recovery of a template's (or a TaskSpec's) ``EXPERIMENTAL_recovery``."""
+    rec = spec.get("EXPERIMENTAL_recovery")
+    strategy = rec.get("EXPERIMENTAL_strategy") if isinstance(rec, dict) else None
+    if strategy == "startOver":
+        return "startOver"
+    if strategy == "none":
+        return "none"
+    return "resume"

@@ -1,17 +1,72 @@
 -- Named queries of the Postgres store. Each block starts with "-- name: NAME".
--- Batches arrive as one JSON array parameter (:rows / :ids), so every batch is
--- one statement whatever its size, and the statement text never changes (the
--- driver's prepared-statement cache keeps working).
+-- Lists arrive as typed array parameters (asyncpg encodes them), JSON values as
+-- text made by codec.dumps, so every batch is one statement whatever its size
+-- and the statement text never changes (asyncpg's prepared-statement cache keeps
+-- working). Multi-row writers lock rows in id order, so they never deadlock.
 
--- name: task_insert
+-- name: ping
+SELECT 1;
+
+-- name: schema_revision
+SELECT version_num FROM alembic_version;
+
+-- name: tasks_insert
 -- Bulk insert and its NOTIFY in one statement (one round trip).
 WITH ins AS (
     INSERT INTO tasks (id, status, spec, secrets, created_by, priority, run_after, recovery,
                        step_state, checkpoints, idempotency_key, created_at)
-    SELECT a.e->>'id', 'open', a.e->'spec', a.e->>'secrets', a.e->>'created_by',
-           CAST(a.e->>'priority' AS integer), CAST(a.e->>'run_after' AS timestamptz),
-           a.e->>'recovery', '{}', '{}', a.e->>'idempotency_key', now()
-    FROM json_array_elements(CAST(CAST(:rows AS text) AS json)) WITH ORDINALITY AS a(e, ord)
+    SELECT r.id, 'open', CAST(r.spec AS json), r.secrets, r.created_by, r.priority, r.run_after,
+           r.recovery, '{}', '{}', r.idempotency_key, now()
+    FROM unnest(CAST(:ids AS text[]), CAST(:specs AS text[]), CAST(:secrets AS text[]),
+                CAST(:creators AS text[]), CAST(:priorities AS integer[]),
+                CAST(:run_afters AS timestamptz[]), CAST(:recoveries AS text[]),
+                CAST(:keys AS text[]))
+         WITH ORDINALITY AS r(id, spec, secrets, created_by, priority, run_after, recovery,
+                              idempotency_key, ord)
+    ORDER BY r.ord
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+), note AS (
+    SELECT pg_notify('falsework_tasks', '') AS n FROM ins LIMIT 1
+)
+SELECT id, (SELECT count(*) FROM note) AS notes FROM ins;
+
+-- name: creators_lock
+-- Serialises the capped creates and retries of the same creators across
+-- connections and nodes (a transaction-level lock per creator, taken in a sorted
+-- order). The capped statement that follows takes its snapshot after the lock,
+-- so it counts what the previous holder committed.
+SELECT count(pg_advisory_xact_lock(727340002, hashtext(u)))
+FROM (SELECT DISTINCT u FROM unnest(CAST(:creators AS text[])) AS x(u) ORDER BY u) AS s;
+
+-- name: tasks_insert_capped
+-- As tasks_insert, but a creator's rows beyond :cap open or running tasks are
+-- left out, in their order (rows whose idempotency key is taken use no room).
+WITH r AS (
+    SELECT *
+    FROM unnest(CAST(:ids AS text[]), CAST(:specs AS text[]), CAST(:secrets AS text[]),
+                CAST(:creators AS text[]), CAST(:priorities AS integer[]),
+                CAST(:run_afters AS timestamptz[]), CAST(:recoveries AS text[]),
+                CAST(:keys AS text[]))
+         WITH ORDINALITY AS r(id, spec, secrets, created_by, priority, run_after, recovery,
+                              idempotency_key, ord)
+), fresh AS (
+    SELECT r.*, row_number() OVER (PARTITION BY r.created_by ORDER BY r.ord) AS rank
+    FROM r
+    WHERE r.idempotency_key IS NULL
+       OR NOT EXISTS (SELECT 1 FROM tasks t WHERE t.idempotency_key = r.idempotency_key)
+), allowed AS (
+    SELECT f.* FROM fresh AS f
+    WHERE f.created_by IS NULL
+       OR f.rank + (SELECT count(*) FROM tasks t
+                    WHERE t.created_by = f.created_by AND t.status IN ('open', 'processing'))
+          <= CAST(:cap AS integer)
+), ins AS (
+    INSERT INTO tasks (id, status, spec, secrets, created_by, priority, run_after, recovery,
+                       step_state, checkpoints, idempotency_key, created_at)
+    SELECT a.id, 'open', CAST(a.spec AS json), a.secrets, a.created_by, a.priority, a.run_after,
+           a.recovery, '{}', '{}', a.idempotency_key, now()
+    FROM allowed AS a
     ORDER BY a.ord
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id
@@ -20,61 +75,45 @@ WITH ins AS (
 )
 SELECT id, (SELECT count(*) FROM note) AS notes FROM ins;
 
--- name: task_create
--- One task in one statement (one round trip): insert, NOTIFY, return the row.
-WITH ins AS (
-    INSERT INTO tasks (id, status, spec, secrets, created_by, priority, run_after, recovery,
-                       step_state, checkpoints, idempotency_key, created_at)
-    SELECT a.e->>'id', 'open', a.e->'spec', a.e->>'secrets', a.e->>'created_by',
-           CAST(a.e->>'priority' AS integer), CAST(a.e->>'run_after' AS timestamptz),
-           a.e->>'recovery', '{}', '{}', a.e->>'idempotency_key', now()
-    FROM json_array_elements(CAST(CAST(:rows AS text) AS json)) AS a(e)
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id, status, spec, created_by, created_at, heartbeat_at, attempt, priority,
-              run_after, recovery, claimed_by, cancel_requested, finished_at, step_state,
-              checkpoints
-), note AS (
-    SELECT pg_notify('falsework_tasks', '') AS n FROM ins LIMIT 1
-)
-SELECT ins.*, (SELECT count(*) FROM note) AS notes FROM ins;
+-- name: task_ids_by_keys
+SELECT idempotency_key, id FROM tasks WHERE idempotency_key = ANY(CAST(:keys AS text[]));
 
 -- name: task_notify
 SELECT pg_notify(:channel, :payload);
 
 -- name: task_get
 SELECT id, status, spec, created_by, created_at, heartbeat_at, attempt, priority, run_after,
-       recovery, claimed_by, cancel_requested, finished_at, step_state, checkpoints
+       recovery, claimed_by, cancel_requested, finished_at, step_state
 FROM tasks WHERE id = :id;
 
--- name: task_get_by_key
-SELECT id FROM tasks WHERE idempotency_key = :key;
+-- name: task_status
+SELECT status FROM tasks WHERE id = :id;
+
+-- name: task_secrets
+SELECT secrets FROM tasks WHERE id = :id;
 
 -- name: task_list
+-- Read as task_list_<order>: __ORDER__ is one clause of models.ListOrder, a
+-- closed set, put in when the file is loaded (engine/queries.py).
 SELECT id, status, spec, created_by, created_at, heartbeat_at, attempt, priority, run_after,
-       recovery, claimed_by, cancel_requested, finished_at, step_state, checkpoints
+       recovery, claimed_by, cancel_requested, finished_at, step_state
 FROM tasks
 WHERE (CAST(:created_by AS text) IS NULL OR created_by = CAST(:created_by AS text))
-  AND (CAST(:statuses AS text) IS NULL
-       OR status IN (SELECT jsonb_array_elements_text(CAST(CAST(:statuses AS text) AS jsonb))))
-ORDER BY __ORDER__
+  AND (CAST(:statuses AS text[]) IS NULL OR status = ANY(CAST(:statuses AS text[])))
+ORDER BY __ORDER__, seq
 LIMIT CAST(:limit AS bigint) OFFSET :offset;
 
 -- name: task_count
 SELECT count(*) FROM tasks
 WHERE (CAST(:created_by AS text) IS NULL OR created_by = CAST(:created_by AS text))
-  AND (CAST(:statuses AS text) IS NULL
-       OR status IN (SELECT jsonb_array_elements_text(CAST(CAST(:statuses AS text) AS jsonb))));
+  AND (CAST(:statuses AS text[]) IS NULL OR status = ANY(CAST(:statuses AS text[])));
 
--- name: task_count_active
-SELECT count(*) FROM tasks
-WHERE created_by = :created_by AND status IN ('open', 'processing');
-
--- name: task_count_claimable
+-- name: tasks_count_claimable
 SELECT count(*) FROM tasks
 WHERE status = 'open' AND (run_after IS NULL OR run_after <= now());
 
 -- name: task_lock
-SELECT status FROM tasks WHERE id = :id FOR UPDATE;
+SELECT status, created_by FROM tasks WHERE id = :id FOR UPDATE;
 
 -- name: task_cancel_open
 UPDATE tasks SET status = 'cancelled', finished_at = now(), cancel_requested = false
@@ -89,7 +128,23 @@ SET status = 'open', claimed_by = NULL, claim_token = NULL, heartbeat_at = NULL,
     finished_at = NULL, cancel_requested = false,
     step_state = (SELECT coalesce(jsonb_object_agg(key, value), '{}')
                   FROM jsonb_each(tasks.step_state) WHERE value->>'status' = 'completed')
-WHERE id = :id;
+WHERE id = :id
+RETURNING id;
+
+-- name: task_retry_capped
+-- task_retry unless its creator already has :cap open or running tasks (under
+-- creators_lock, in the same transaction).
+UPDATE tasks
+SET status = 'open', claimed_by = NULL, claim_token = NULL, heartbeat_at = NULL,
+    finished_at = NULL, cancel_requested = false,
+    step_state = (SELECT coalesce(jsonb_object_agg(key, value), '{}')
+                  FROM jsonb_each(tasks.step_state) WHERE value->>'status' = 'completed')
+WHERE id = :id
+  AND (tasks.created_by IS NULL
+       OR (SELECT count(*) FROM tasks t
+           WHERE t.created_by = tasks.created_by AND t.status IN ('open', 'processing'))
+          < CAST(:cap AS integer))
+RETURNING id;
 
 -- name: claim_lock
 -- Serialises fair claims so the per-user cap is exact across nodes.
@@ -141,7 +196,7 @@ RETURNING tasks.id, tasks.spec, tasks.secrets, tasks.created_by, tasks.attempt,
 -- a heartbeat and a flush never deadlock.
 UPDATE tasks SET heartbeat_at = now()
 FROM (SELECT t.id
-      FROM json_array_elements_text(CAST(CAST(:ids AS text) AS json)) AS x(id)
+      FROM unnest(CAST(:ids AS text[])) AS x(id)
       CROSS JOIN LATERAL (SELECT id FROM tasks
                           WHERE tasks.id = x.id AND claimed_by = :worker
                             AND status = 'processing'
@@ -149,68 +204,136 @@ FROM (SELECT t.id
 WHERE tasks.id = mine.id
 RETURNING tasks.id, tasks.claim_token, tasks.cancel_requested;
 
--- name: task_lock_owned
+-- name: tasks_lock_owned
+-- The batch's tasks locked in id order (the ids come sorted), with what the
+-- fencing rule looks at: their claim token and status.
 SELECT t.id, t.claim_token, t.status
-FROM json_array_elements_text(CAST(CAST(:ids AS text) AS json)) AS x(id)
+FROM unnest(CAST(:ids AS text[])) AS x(id)
 CROSS JOIN LATERAL (SELECT id, claim_token, status FROM tasks
                     WHERE tasks.id = x.id FOR UPDATE) AS t;
 
+-- name: batch_write
+-- What lease.plan_writes allowed of a batch whose tasks tasks_lock_owned locked
+-- in the same transaction: events in order, step state and checkpoints merged,
+-- final statuses and releases (status 'open'), and the NOTIFYs, in one statement.
+WITH ins AS (
+    INSERT INTO task_events (task_id, type, body, created_at)
+    SELECT e.task_id, e.type, CAST(e.body AS json), now()
+    FROM unnest(CAST(:event_tasks AS text[]), CAST(:event_types AS text[]),
+                CAST(:event_bodies AS text[])) WITH ORDINALITY AS e(task_id, type, body, ord)
+    ORDER BY e.ord
+    RETURNING task_id
+), steps AS (
+    SELECT s.task_id, jsonb_object_agg(s.key, CAST(s.value AS jsonb)) AS value
+    FROM unnest(CAST(:step_tasks AS text[]), CAST(:step_keys AS text[]),
+                CAST(:step_values AS text[])) AS s(task_id, key, value)
+    GROUP BY s.task_id
+), cps AS (
+    SELECT c.task_id, jsonb_object_agg(c.key, CAST(c.value AS jsonb)) AS value
+    FROM unnest(CAST(:cp_tasks AS text[]), CAST(:cp_keys AS text[]),
+                CAST(:cp_values AS text[])) AS c(task_id, key, value)
+    GROUP BY c.task_id
+), ends AS (
+    SELECT * FROM unnest(CAST(:end_tasks AS text[]), CAST(:end_statuses AS text[]),
+                         CAST(:end_keep AS boolean[])) AS f(task_id, status, keep_secrets)
+), touched AS (
+    SELECT task_id FROM steps UNION SELECT task_id FROM cps UNION SELECT task_id FROM ends
+), upd AS (
+    UPDATE tasks
+    SET step_state = tasks.step_state || coalesce(steps.value, '{}'),
+        checkpoints = tasks.checkpoints || coalesce(cps.value, '{}'),
+        status = coalesce(ends.status, tasks.status),
+        finished_at = CASE WHEN ends.status IN ('completed', 'failed', 'cancelled')
+                           THEN now() ELSE tasks.finished_at END,
+        heartbeat_at = CASE WHEN ends.status IS NULL THEN tasks.heartbeat_at
+                            WHEN ends.status = 'open' THEN NULL ELSE now() END,
+        claim_token = CASE WHEN ends.status IS NULL THEN tasks.claim_token END,
+        claimed_by = CASE WHEN ends.status = 'open' THEN NULL ELSE tasks.claimed_by END,
+        -- a release keeps a pending cancel request: the next claimer honours it
+        cancel_requested = CASE WHEN ends.status IS NULL OR ends.status = 'open'
+                                THEN tasks.cancel_requested ELSE false END,
+        secrets = CASE WHEN ends.status IS NULL OR ends.keep_secrets
+                       THEN tasks.secrets END
+    FROM touched
+    LEFT JOIN steps ON steps.task_id = touched.task_id
+    LEFT JOIN cps ON cps.task_id = touched.task_id
+    LEFT JOIN ends ON ends.task_id = touched.task_id
+    WHERE tasks.id = touched.task_id
+    RETURNING tasks.id, tasks.status
+), note_events AS (
+    SELECT pg_notify('falsework_events', string_agg(task_id, ',')) AS n
+    FROM (SELECT task_id, row_number() OVER () / 150 AS chunk
+          FROM (SELECT DISTINCT task_id FROM ins) AS d) AS c
+    GROUP BY chunk
+), note_tasks AS (
+    SELECT pg_notify('falsework_tasks', '') AS n FROM upd WHERE status = 'open' LIMIT 1
+)
+SELECT (SELECT count(*) FROM note_events) + (SELECT count(*) FROM note_tasks);
+
 -- name: events_insert
 INSERT INTO task_events (task_id, type, body, created_at)
-SELECT a.e->>'task_id', a.e->>'type', a.e->'body', now()
-FROM json_array_elements(CAST(CAST(:rows AS text) AS json)) WITH ORDINALITY AS a(e, ord)
-ORDER BY a.ord;
+SELECT e.task_id, e.type, CAST(e.body AS json), now()
+FROM unnest(CAST(:event_tasks AS text[]), CAST(:event_types AS text[]),
+            CAST(:event_bodies AS text[])) WITH ORDINALITY AS e(task_id, type, body, ord)
+ORDER BY e.ord;
 
--- name: task_patch_state
+-- name: tasks_end
+-- Final statuses (and releases: status 'open') of tasks locked by the caller.
 UPDATE tasks
-SET step_state = tasks.step_state || coalesce(a.e->'steps', '{}'),
-    checkpoints = tasks.checkpoints || coalesce(a.e->'checkpoints', '{}')
-FROM jsonb_array_elements(CAST(CAST(:rows AS text) AS jsonb)) AS a(e)
-WHERE tasks.id = a.e->>'id';
+SET status = f.status,
+    finished_at = CASE WHEN f.status = 'open' THEN NULL ELSE now() END,
+    heartbeat_at = CASE WHEN f.status = 'open' THEN NULL ELSE now() END,
+    claim_token = NULL,
+    claimed_by = CASE WHEN f.status = 'open' THEN NULL ELSE tasks.claimed_by END,
+    cancel_requested = CASE WHEN f.status = 'open' THEN tasks.cancel_requested ELSE false END,
+    secrets = CASE WHEN f.keep_secrets THEN tasks.secrets END
+FROM unnest(CAST(:end_tasks AS text[]), CAST(:end_statuses AS text[]),
+            CAST(:end_keep AS boolean[])) AS f(task_id, status, keep_secrets)
+WHERE tasks.id = f.task_id;
 
--- name: task_finish
-UPDATE tasks
-SET status = a.e->>'status', finished_at = now(), heartbeat_at = now(), claim_token = NULL,
-    cancel_requested = false,
-    secrets = CASE WHEN CAST(a.e->>'keep_secrets' AS boolean) THEN tasks.secrets END
-FROM jsonb_array_elements(CAST(CAST(:rows AS text) AS jsonb)) AS a(e)
-WHERE tasks.id = a.e->>'id';
-
--- name: task_release
-UPDATE tasks SET status = 'open', claimed_by = NULL, claim_token = NULL, heartbeat_at = NULL
-WHERE id IN (SELECT jsonb_array_elements_text(CAST(CAST(:ids AS text) AS jsonb)));
-
--- name: task_select_stale
+-- name: tasks_select_stale
+-- Processing tasks whose heartbeat is older than :older_than seconds by the
+-- database's clock (negative: a horizon in the future, for tests).
 SELECT id, recovery, cancel_requested FROM tasks
-WHERE status = 'processing' AND heartbeat_at < now() - make_interval(secs => :stale)
+WHERE status = 'processing' AND heartbeat_at < now() - make_interval(secs => :older_than)
 ORDER BY id LIMIT 500
 FOR UPDATE SKIP LOCKED;
 
--- name: task_reopen
+-- name: tasks_reopen
 UPDATE tasks
 SET status = 'open', claimed_by = NULL, claim_token = NULL, heartbeat_at = NULL,
     cancel_requested = false,
     step_state = CASE WHEN recovery = 'startOver' THEN '{}' ELSE
                  (SELECT coalesce(jsonb_object_agg(key, value), '{}')
                   FROM jsonb_each(tasks.step_state) WHERE value->>'status' = 'completed') END
-WHERE id IN (SELECT jsonb_array_elements_text(CAST(CAST(:ids AS text) AS jsonb)));
+WHERE id = ANY(CAST(:ids AS text[]));
 
--- name: task_erase_secrets
+-- name: tasks_erase_secrets
 UPDATE tasks SET secrets = NULL
 WHERE secrets IS NOT NULL AND status IN ('failed', 'cancelled')
-  AND finished_at < now() - make_interval(secs => :retention);
+  AND finished_at < now() - make_interval(secs => :older_than)
+RETURNING id;
 
--- name: task_secrets
-SELECT secrets FROM tasks WHERE id = :id;
-
--- name: events_list
+-- name: events_after
 SELECT e.id, e.task_id, e.type, e.body, e.created_at, t.recovery
 FROM task_events e JOIN tasks t ON t.id = e.task_id
 WHERE e.task_id = :task_id AND e.id > :after
 ORDER BY e.id LIMIT :limit;
 
--- name: task_status
-SELECT status FROM tasks WHERE id = :id;
+-- name: events_after_many
+-- The events after a cursor for many (task, cursor) pairs in one statement: the
+-- live streams a NOTIFY batch wakes together read together. ``ord`` is the
+-- pair's 1-based position in the lists.
+SELECT c.ord, e.id, e.task_id, e.type, e.body, e.created_at, t.recovery
+FROM unnest(CAST(:task_ids AS text[]), CAST(:afters AS bigint[]))
+     WITH ORDINALITY AS c(task_id, after_id, ord)
+CROSS JOIN LATERAL (
+    SELECT id, task_id, type, body, created_at FROM task_events
+    WHERE task_id = c.task_id AND id > c.after_id
+    ORDER BY id LIMIT :limit
+) AS e
+JOIN tasks t ON t.id = e.task_id
+ORDER BY c.ord, e.id;
 
 -- name: worker_insert
 INSERT INTO workers (id, host, pid, concurrency_limit, running, started_at, heartbeat_at)
@@ -230,62 +353,11 @@ SELECT id, host, pid, concurrency_limit, running, started_at, heartbeat_at,
 FROM workers ORDER BY started_at, id;
 
 -- name: worker_set_limit
-UPDATE workers SET concurrency_limit = :limit WHERE id = :id;
+UPDATE workers SET concurrency_limit = :limit WHERE id = :id RETURNING id;
 
 -- name: worker_delete
 DELETE FROM workers WHERE id = :id;
 
--- name: worker_prune
-DELETE FROM workers WHERE heartbeat_at < now() - make_interval(secs => :age);
-
--- name: flush_write
--- The writes of a batch whose tasks are already locked and checked (task_lock_owned,
--- same transaction): events in order, step state, checkpoints, final status, and
--- the NOTIFY for subscribers, in one statement.
-WITH ins AS (
-    INSERT INTO task_events (task_id, type, body, created_at)
-    SELECT a.e->>'task_id', a.e->>'type', a.e->'body', now()
-    FROM json_array_elements(CAST(CAST(:events AS text) AS json)) WITH ORDINALITY AS a(e, ord)
-    ORDER BY a.ord
-    RETURNING task_id
-), upd AS (
-    UPDATE tasks
-    SET step_state = tasks.step_state || coalesce(CAST(u.e->'steps' AS jsonb), '{}'),
-        checkpoints = tasks.checkpoints || coalesce(CAST(u.e->'checkpoints' AS jsonb), '{}'),
-        status = coalesce(u.e->>'status', tasks.status),
-        finished_at = CASE WHEN u.e->>'status' IN ('completed', 'failed', 'cancelled')
-                           THEN now() ELSE tasks.finished_at END,
-        heartbeat_at = CASE WHEN u.e->>'status' IS NULL THEN tasks.heartbeat_at
-                            WHEN u.e->>'status' = 'open' THEN NULL ELSE now() END,
-        claim_token = CASE WHEN u.e->>'status' IS NULL THEN tasks.claim_token END,
-        claimed_by = CASE WHEN u.e->>'status' = 'open' THEN NULL ELSE tasks.claimed_by END,
-        -- a release keeps a pending cancel request: the next claimer honours it
-        cancel_requested = CASE WHEN u.e->>'status' IS NULL OR u.e->>'status' = 'open'
-                                THEN tasks.cancel_requested ELSE false END,
-        secrets = CASE WHEN u.e->>'status' = 'completed' THEN NULL ELSE tasks.secrets END
-    FROM json_array_elements(CAST(CAST(:updates AS text) AS json)) AS u(e)
-    WHERE tasks.id = u.e->>'id'
-    RETURNING tasks.id, tasks.status
-), note_events AS (
-    SELECT pg_notify('falsework_events', string_agg(task_id, ',')) AS n
-    FROM (SELECT task_id, row_number() OVER () / 150 AS chunk
-          FROM (SELECT DISTINCT task_id FROM ins) AS d) AS c
-    GROUP BY chunk
-), note_tasks AS (
-    SELECT pg_notify('falsework_tasks', '') AS n FROM upd WHERE status = 'open' LIMIT 1
-)
-SELECT (SELECT count(*) FROM note_events) + (SELECT count(*) FROM note_tasks);
-
--- name: events_many
--- The events after a cursor for many (task, cursor) pairs in one statement: the
--- live streams a NOTIFY batch wakes together read together. ``ord`` is the
--- pair's 1-based position in :wanted, a JSON list of [task_id, after].
-SELECT c.ord, e.id, e.task_id, e.type, e.body, e.created_at, t.recovery
-FROM json_array_elements(CAST(CAST(:wanted AS text) AS json)) WITH ORDINALITY AS c(w, ord)
-CROSS JOIN LATERAL (
-    SELECT id, task_id, type, body, created_at FROM task_events
-    WHERE task_id = c.w->>0 AND id > CAST(c.w->>1 AS bigint)
-    ORDER BY id LIMIT :limit
-) AS e
-JOIN tasks t ON t.id = e.task_id
-ORDER BY c.ord, e.id;
+-- name: workers_prune
+DELETE FROM workers WHERE heartbeat_at < now() - make_interval(secs => :older_than)
+RETURNING id;

@@ -1,54 +1,82 @@
 -- Named queries of the SQLite store. Each block starts with "-- name: NAME".
 -- Timestamps are UTC text 'YYYY-MM-DD HH:MM:SS.SSS' so they compare as strings.
--- Every write runs inside BEGIN IMMEDIATE (one writer at a time), so rows need
--- no locking clauses. Batches arrive as one JSON array parameter.
+-- Every write runs inside BEGIN IMMEDIATE (one writer at a time, across
+-- processes too), so rows need no locking clauses and a count read inside a
+-- write is exact. Lists arrive as one JSON array parameter made by codec.dumps,
+-- rows of a list as arrays (value ->> 0, value ->> 1, ...).
 
--- name: task_insert
+-- name: ping
+SELECT 1;
+
+-- name: schema_revision
+SELECT version_num FROM alembic_version;
+
+-- name: tasks_insert
+-- :rows = [[id, spec as JSON text, secrets, created_by, priority, run_after, recovery, key], ...]
 INSERT INTO tasks (id, seq, status, spec, secrets, created_by, priority, run_after, recovery,
                    step_state, checkpoints, idempotency_key, created_at)
-SELECT json_extract(value, '$.id'),
-       (SELECT coalesce(max(seq), 0) FROM tasks) + key + 1,
-       'open', json_extract(value, '$.spec'), json_extract(value, '$.secrets'),
-       json_extract(value, '$.created_by'), json_extract(value, '$.priority'),
-       json_extract(value, '$.run_after'), json_extract(value, '$.recovery'), '{}', '{}',
-       json_extract(value, '$.idempotency_key'), strftime('%Y-%m-%d %H:%M:%f', 'now')
+SELECT value ->> 0, (SELECT coalesce(max(seq), 0) FROM tasks) + key + 1, 'open',
+       json(value ->> 1), value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, '{}', '{}',
+       value ->> 7, strftime('%Y-%m-%d %H:%M:%f', 'now')
 FROM json_each(:rows)
 WHERE true
 ORDER BY key
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id;
 
--- name: task_create
+-- name: tasks_insert_capped
+-- As tasks_insert, but a creator's rows beyond :cap open or running tasks are
+-- left out, in their order (rows whose idempotency key is taken use no room).
 INSERT INTO tasks (id, seq, status, spec, secrets, created_by, priority, run_after, recovery,
                    step_state, checkpoints, idempotency_key, created_at)
-SELECT json_extract(value, '$.id'),
-       (SELECT coalesce(max(seq), 0) FROM tasks) + 1,
-       'open', json_extract(value, '$.spec'), json_extract(value, '$.secrets'),
-       json_extract(value, '$.created_by'), json_extract(value, '$.priority'),
-       json_extract(value, '$.run_after'), json_extract(value, '$.recovery'), '{}', '{}',
-       json_extract(value, '$.idempotency_key'), strftime('%Y-%m-%d %H:%M:%f', 'now')
-FROM json_each(:rows)
+SELECT a.id, (SELECT coalesce(max(seq), 0) FROM tasks) + a.ord + 1, 'open', a.spec, a.secrets,
+       a.created_by, a.priority, a.run_after, a.recovery, '{}', '{}', a.idempotency_key,
+       strftime('%Y-%m-%d %H:%M:%f', 'now')
+FROM (
+    SELECT f.* FROM (
+        SELECT r.*, row_number() OVER (PARTITION BY r.created_by ORDER BY r.ord) AS rank
+        FROM (SELECT key AS ord, value ->> 0 AS id, json(value ->> 1) AS spec, value ->> 2 AS secrets,
+                     value ->> 3 AS created_by, value ->> 4 AS priority,
+                     value ->> 5 AS run_after, value ->> 6 AS recovery,
+                     value ->> 7 AS idempotency_key
+              FROM json_each(:rows)) AS r
+        WHERE r.idempotency_key IS NULL
+           OR NOT EXISTS (SELECT 1 FROM tasks t WHERE t.idempotency_key = r.idempotency_key)
+    ) AS f
+    WHERE f.created_by IS NULL
+       OR f.rank + (SELECT count(*) FROM tasks t
+                    WHERE t.created_by = f.created_by AND t.status IN ('open', 'processing'))
+          <= :cap
+) AS a
 WHERE true
+ORDER BY a.ord
 ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id, status, spec, created_by, created_at, heartbeat_at, attempt, priority,
-          run_after, recovery, claimed_by, cancel_requested, finished_at, step_state,
-          checkpoints;
+RETURNING id;
+
+-- name: task_ids_by_keys
+SELECT idempotency_key, id FROM tasks
+WHERE idempotency_key IN (SELECT value FROM json_each(:keys));
 
 -- name: task_get
 SELECT id, status, spec, created_by, created_at, heartbeat_at, attempt, priority, run_after,
-       recovery, claimed_by, cancel_requested, finished_at, step_state, checkpoints
+       recovery, claimed_by, cancel_requested, finished_at, step_state
 FROM tasks WHERE id = :id;
 
--- name: task_get_by_key
-SELECT id FROM tasks WHERE idempotency_key = :key;
+-- name: task_status
+SELECT status FROM tasks WHERE id = :id;
+
+-- name: task_secrets
+SELECT secrets FROM tasks WHERE id = :id;
 
 -- name: task_list
+-- Read as task_list_<order>: __ORDER__ is one clause of models.ListOrder, a
+-- closed set, put in when the file is loaded (engine/queries.py).
 SELECT id, status, spec, created_by, created_at, heartbeat_at, attempt, priority, run_after,
-       recovery, claimed_by, cancel_requested, finished_at, step_state, checkpoints
+       recovery, claimed_by, cancel_requested, finished_at, step_state
 FROM tasks
 WHERE (:created_by IS NULL OR created_by = :created_by)
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
-ORDER BY __ORDER__
+ORDER BY __ORDER__, seq
 LIMIT coalesce(:limit, -1) OFFSET :offset;
 
 -- name: task_count
@@ -56,17 +84,13 @@ SELECT count(*) FROM tasks
 WHERE (:created_by IS NULL OR created_by = :created_by)
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)));
 
--- name: task_count_active
-SELECT count(*) FROM tasks
-WHERE created_by = :created_by AND status IN ('open', 'processing');
-
--- name: task_count_claimable
+-- name: tasks_count_claimable
 SELECT count(*) FROM tasks
 WHERE status = 'open'
   AND (run_after IS NULL OR run_after <= strftime('%Y-%m-%d %H:%M:%f', 'now'));
 
 -- name: task_lock
-SELECT status FROM tasks WHERE id = :id;
+SELECT status, created_by FROM tasks WHERE id = :id;
 
 -- name: task_cancel_open
 UPDATE tasks SET status = 'cancelled', finished_at = strftime('%Y-%m-%d %H:%M:%f', 'now'),
@@ -83,7 +107,23 @@ SET status = 'open', claimed_by = NULL, claim_token = NULL, heartbeat_at = NULL,
     step_state = (SELECT coalesce(json_group_object(key, json(value)), '{}')
                   FROM json_each(tasks.step_state)
                   WHERE json_extract(value, '$.status') = 'completed')
-WHERE id = :id;
+WHERE id = :id
+RETURNING id;
+
+-- name: task_retry_capped
+-- task_retry unless its creator already has :cap open or running tasks.
+UPDATE tasks
+SET status = 'open', claimed_by = NULL, claim_token = NULL, heartbeat_at = NULL,
+    finished_at = NULL, cancel_requested = 0,
+    step_state = (SELECT coalesce(json_group_object(key, json(value)), '{}')
+                  FROM json_each(tasks.step_state)
+                  WHERE json_extract(value, '$.status') = 'completed')
+WHERE id = :id
+  AND (tasks.created_by IS NULL
+       OR (SELECT count(*) FROM tasks t
+           WHERE t.created_by = tasks.created_by AND t.status IN ('open', 'processing'))
+          < :cap)
+RETURNING id;
 
 -- name: task_claim
 UPDATE tasks
@@ -127,48 +167,55 @@ WHERE id IN (SELECT value FROM json_each(:ids))
   AND claimed_by = :worker AND status = 'processing'
 RETURNING id, claim_token, cancel_requested;
 
--- name: task_lock_owned
+-- name: tasks_lock_owned
+-- What the fencing rule looks at (BEGIN IMMEDIATE already holds the write lock).
 SELECT id, claim_token, status FROM tasks
 WHERE id IN (SELECT value FROM json_each(:ids));
 
--- name: task_read_state
+-- name: tasks_read_state
 SELECT id, step_state, checkpoints FROM tasks
 WHERE id IN (SELECT value FROM json_each(:ids));
 
--- name: task_write_state
-UPDATE tasks SET step_state = json_extract(x.value, '$.steps'),
-                 checkpoints = json_extract(x.value, '$.checkpoints')
+-- name: tasks_write_state
+-- SQLite has no top-level "||" merge for JSON (json_patch is a deep merge that
+-- drops nulls), and writes are serialised anyway: the store reads, merges, and
+-- writes here. :rows = [[id, step_state, checkpoints], ...]
+UPDATE tasks SET step_state = x.value -> 1, checkpoints = x.value -> 2
 FROM json_each(:rows) AS x
-WHERE tasks.id = json_extract(x.value, '$.id');
+WHERE tasks.id = x.value ->> 0;
 
 -- name: events_insert
+-- :rows = [[task_id, type, body as JSON text], ...]
 INSERT INTO task_events (task_id, type, body, created_at)
-SELECT json_extract(value, '$.task_id'), json_extract(value, '$.type'),
-       json_extract(value, '$.body'), strftime('%Y-%m-%d %H:%M:%f', 'now')
+SELECT value ->> 0, value ->> 1, json(value ->> 2), strftime('%Y-%m-%d %H:%M:%f', 'now')
 FROM json_each(:rows)
 ORDER BY key;
 
--- name: task_finish
+-- name: tasks_end
+-- Final statuses (and releases: status 'open'). :rows = [[id, status, keep_secrets], ...]
 UPDATE tasks
-SET status = json_extract(x.value, '$.status'),
-    finished_at = strftime('%Y-%m-%d %H:%M:%f', 'now'),
-    heartbeat_at = strftime('%Y-%m-%d %H:%M:%f', 'now'),
-    claim_token = NULL, cancel_requested = 0,
-    secrets = CASE WHEN json_extract(x.value, '$.keep_secrets') THEN tasks.secrets END
+SET status = x.value ->> 1,
+    finished_at = CASE WHEN x.value ->> 1 = 'open' THEN NULL
+                       ELSE strftime('%Y-%m-%d %H:%M:%f', 'now') END,
+    heartbeat_at = CASE WHEN x.value ->> 1 = 'open' THEN NULL
+                        ELSE strftime('%Y-%m-%d %H:%M:%f', 'now') END,
+    claim_token = NULL,
+    claimed_by = CASE WHEN x.value ->> 1 = 'open' THEN NULL ELSE tasks.claimed_by END,
+    cancel_requested = CASE WHEN x.value ->> 1 = 'open' THEN tasks.cancel_requested ELSE 0 END,
+    secrets = CASE WHEN x.value ->> 2 THEN tasks.secrets END
 FROM json_each(:rows) AS x
-WHERE tasks.id = json_extract(x.value, '$.id');
+WHERE tasks.id = x.value ->> 0;
 
--- name: task_release
-UPDATE tasks SET status = 'open', claimed_by = NULL, claim_token = NULL, heartbeat_at = NULL
-WHERE id IN (SELECT value FROM json_each(:ids));
-
--- name: task_select_stale
+-- name: tasks_select_stale
+-- Processing tasks whose heartbeat is older than :older_than seconds (negative:
+-- a horizon in the future, for tests).
 SELECT id, recovery, cancel_requested FROM tasks
 WHERE status = 'processing'
-  AND heartbeat_at < strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || :stale || ' seconds')
+  AND heartbeat_at < strftime('%Y-%m-%d %H:%M:%f', 'now',
+                              printf('%+.3f seconds', -:older_than))
 ORDER BY id LIMIT 500;
 
--- name: task_reopen
+-- name: tasks_reopen
 UPDATE tasks
 SET status = 'open', claimed_by = NULL, claim_token = NULL, heartbeat_at = NULL,
     cancel_requested = 0,
@@ -178,22 +225,29 @@ SET status = 'open', claimed_by = NULL, claim_token = NULL, heartbeat_at = NULL,
                   WHERE json_extract(value, '$.status') = 'completed') END
 WHERE id IN (SELECT value FROM json_each(:ids));
 
--- name: task_erase_secrets
+-- name: tasks_erase_secrets
 UPDATE tasks SET secrets = NULL
 WHERE secrets IS NOT NULL AND status IN ('failed', 'cancelled')
-  AND finished_at < strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || :retention || ' seconds');
+  AND finished_at < strftime('%Y-%m-%d %H:%M:%f', 'now',
+                             printf('%+.3f seconds', -:older_than))
+RETURNING id;
 
--- name: task_secrets
-SELECT secrets FROM tasks WHERE id = :id;
-
--- name: events_list
+-- name: events_after
 SELECT e.id, e.task_id, e.type, e.body, e.created_at, t.recovery
 FROM task_events e JOIN tasks t ON t.id = e.task_id
 WHERE e.task_id = :task_id AND e.id > :after
 ORDER BY e.id LIMIT :limit;
 
--- name: task_status
-SELECT status FROM tasks WHERE id = :id;
+-- name: events_after_many
+-- The events after a cursor for many (task, cursor) pairs in one statement.
+-- :wanted = [[task_id, after], ...]; ``ord`` is the pair's 1-based position.
+SELECT c.key + 1 AS ord, e.id, e.task_id, e.type, e.body, e.created_at, t.recovery
+FROM json_each(:wanted) AS c
+JOIN task_events e ON e.id IN (SELECT id FROM task_events
+                               WHERE task_id = c.value ->> 0 AND id > c.value ->> 1
+                               ORDER BY id LIMIT :limit)
+JOIN tasks t ON t.id = e.task_id
+ORDER BY c.key, e.id;
 
 -- name: worker_insert
 INSERT INTO workers (id, host, pid, concurrency_limit, running, started_at, heartbeat_at)
@@ -214,11 +268,12 @@ SELECT id, host, pid, concurrency_limit, running, started_at, heartbeat_at,
 FROM workers ORDER BY started_at, id;
 
 -- name: worker_set_limit
-UPDATE workers SET concurrency_limit = :limit WHERE id = :id;
+UPDATE workers SET concurrency_limit = :limit WHERE id = :id RETURNING id;
 
 -- name: worker_delete
 DELETE FROM workers WHERE id = :id;
 
--- name: worker_prune
+-- name: workers_prune
 DELETE FROM workers
-WHERE heartbeat_at < strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || :age || ' seconds');
+WHERE heartbeat_at < strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', -:older_than))
+RETURNING id;

@@ -1,0 +1,74 @@
+"""JSON and timestamps as the stores write and read them.
+
+``dumps`` is the one JSON encoder of the engine: every JSON value that reaches
+a database (a spec, an event body, a step's state, a list parameter) is text
+made here, never assembled by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+# json.dumps with these options would build a JSONEncoder per call; the C encoder
+# it ends up in is called directly (same output, same errors, a fresh circular
+# reference check per call). The stdlib encoder where the C one is missing.
+_DEFAULT = json.JSONEncoder().default
+_C_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_ENCODE_STR: Callable[[str], str] = json.encoder.encode_basestring
+_ENCODE_SLOW = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_ENCODE_NAN = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _encode(value: Any) -> str:
+    if _C_ENCODER is None:  # pragma: no cover
+        return _ENCODE_SLOW(value)
+    if isinstance(value, str):
+        return _ENCODE_STR(value)
+    encode = _C_ENCODER({}, _DEFAULT, _ENCODE_STR, None, ":", ",", False, False, False)
+    return "".join(encode(value, 0))
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON the database accepts: no NaN/Infinity (ValueError here, in the
+    writer, rather than a failed flush), and NUL characters, which Postgres jsonb
+    refuses, replaced by U+FFFD."""
+    text = _encode(value)
+    if "\\u0000" in text:
+        text = _ENCODE_NAN(_without_nul(value))
+    return text
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads``, where the common empty object costs no parse (a new dict
+    each time, as a parse would give)."""
+    if text == "{}":
+        return {}
+    return json.loads(text)
+
+
+def utc(value: datetime) -> datetime:
+    """An aware timestamp in UTC (a naive one is taken as UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_ts(text: str) -> datetime:
+    """SQLite's ``YYYY-MM-DD HH:MM:SS.SSS`` (UTC) as an aware datetime."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def format_ts(value: datetime) -> str:
+    """An aware or naive (UTC) timestamp as SQLite's queries compare it."""
+    return utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
