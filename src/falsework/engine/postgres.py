@@ -82,7 +82,10 @@ def is_lost(exc: BaseException) -> bool:
         exc,
         asyncpg.PostgresConnectionError  # class 08, and a client that cannot connect
         | asyncpg.exceptions.OperatorInterventionError  # shutdowns, statement timeouts
-        | asyncpg.exceptions.InsufficientResourcesError,  # too many connections
+        | asyncpg.exceptions.InsufficientResourcesError  # too many connections
+        # refused while connecting: the database is gone, or the login no longer works
+        | asyncpg.exceptions.InvalidCatalogNameError
+        | asyncpg.exceptions.InvalidAuthorizationSpecificationError,
     ):
         return True
     if isinstance(exc, asyncpg.exceptions.DataError):
