@@ -38,17 +38,17 @@ async def one_run(flood: int, cap: int | None, give_up: float) -> dict[str, Any]
         b_started_at = 0.0
         a_running = 0
 
-        async def watching(task: Any, io: Any) -> dict[str, Any]:
+        async def watching(task: Any, io: Any) -> Any:
             nonlocal b_started_at, a_running
             if task.created_by == USER_B:
                 b_started_at = time.perf_counter()
                 b_started.set()
             else:
                 a_running += 1
-            result: dict[str, Any] = await runner(task, io)
+            result: Any = await runner(task, io)
             return result
 
-        worker = TaskWorker(broker, watching, s)
+        worker = TaskWorker(broker, watching, fw.worker_options(s))
         loop_task = asyncio.create_task(worker.run())
         try:
             await asyncio.sleep(0.5)

@@ -74,23 +74,29 @@ def settings(url: str, **overrides: Any) -> Any:
 
 
 async def open_broker(url: str, **overrides: Any) -> Any:
-    from falsework.engine import Broker
+    from falsework.wiring import open_broker as open_with
 
-    s = settings(url, **overrides)
-    return await Broker.open(s.resolved_database_url, s)
+    return await open_with(settings(url, **overrides))
+
+
+def worker_options(s: Any) -> Any:
+    from falsework.wiring import worker_options as options_of
+
+    return options_of(s)
 
 
 def executor(s: Any) -> Any:
-    """The real workflow runner (built-in actions + the bench probes)."""
+    """The real workflow runner (built-in actions + the bench probes), as the
+    engine's executor."""
     from bench.actions import BENCH_ACTIONS
     from falsework.actions.registry import ActionRegistry
-    from falsework.runner import WorkflowRunner
+    from falsework.runner import WorkflowRunner, as_executor
 
     registry = ActionRegistry.default(s.action_policies())
     for item in BENCH_ACTIONS:
         if item.id not in registry:
             registry.register(item)
-    return WorkflowRunner.from_settings(s, registry=registry)
+    return as_executor(WorkflowRunner.from_settings(s, registry=registry))
 
 
 def new_tasks(spec: dict[str, Any], n: int, created_by: str | None = None) -> list[Any]:

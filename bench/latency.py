@@ -43,12 +43,12 @@ async def measure_one(kind: str, samples: int) -> tuple[list[float], list[float]
         broker = await fw.open_broker(url, concurrency=100)
         runner = fw.executor(s)
 
-        async def stamping(task: Any, io: Any) -> dict[str, Any]:
+        async def stamping(task: Any, io: Any) -> Any:
             started.put_nowait(time.perf_counter())
-            result: dict[str, Any] = await runner(task, io)
+            result: Any = await runner(task, io)
             return result
 
-        worker = TaskWorker(broker, stamping, s)
+        worker = TaskWorker(broker, stamping, fw.worker_options(s))
         loop_task = asyncio.create_task(worker.run())
         producer = await fw.open_broker(url) if kind == "postgres" else broker
         spec = fw.task_spec([{"id": "stamp", "name": "Stamp", "action": "bench:stamp"}])

@@ -36,7 +36,7 @@ async def one_run(kind: str, tasks: int, concurrency: int) -> dict[str, Any]:
 
         s = fw.settings(url, concurrency=concurrency)
         broker = await fw.open_broker(url, concurrency=concurrency)
-        worker = TaskWorker(broker, fw.executor(s), s)
+        worker = TaskWorker(broker, fw.executor(s), fw.worker_options(s))
         budget = max(60.0, tasks / 100.0)
         t0 = time.perf_counter()
         timed_out = False

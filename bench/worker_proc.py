@@ -24,7 +24,8 @@ from bench.common import peak_rss_mb, use_uvloop
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    from falsework.engine import Broker, TaskWorker
+    from falsework.engine import TaskWorker
+    from falsework.wiring import open_broker
 
     overrides: dict[str, Any] = {"concurrency": args.concurrency}
     if args.stale_timeout is not None:
@@ -36,17 +37,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if args.max_running_per_user is not None:
         overrides["max_running_per_user"] = args.max_running_per_user
     s = fw.settings(args.url, **overrides)
-    broker = await Broker.open(s.resolved_database_url, s)
+    broker = await open_broker(s)
     runner = fw.executor(s)
     executed = 0
 
-    async def counting(task: Any, io: Any) -> dict[str, Any]:
+    async def counting(task: Any, io: Any) -> Any:
         nonlocal executed
-        result: dict[str, Any] = await runner(task, io)
+        result: Any = await runner(task, io)
         executed += 1
         return result
 
-    worker = TaskWorker(broker, counting, s)
+    worker = TaskWorker(broker, counting, fw.worker_options(s))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.stop()))
