@@ -207,3 +207,16 @@ def test_summary(write_template: WriteTemplate) -> None:
         "owner": "user:guest",
         "type": "service",
     }
+
+
+def test_recovery_is_decided_by_the_template(write_template: WriteTemplate) -> None:
+    # stored with each task at create time (the engine never reads the spec for it)
+    def recovery(strategy: object) -> str:
+        doc = template_doc("r", EXPERIMENTAL_recovery={"EXPERIMENTAL_strategy": strategy})
+        (template,) = load_templates(write_template(f"r-{strategy}", doc))
+        return template.recovery
+
+    assert recovery("startOver") == "startOver"
+    assert recovery("none") == "none"
+    assert recovery("later") == "resume"
+    assert load_templates(write_template("plain-r"))[0].recovery == "resume"
