@@ -19,9 +19,9 @@ import asyncpg
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from falsework.engine import migrate, queries
 from falsework.engine.codec import dumps, loads, utc
 from falsework.engine.lease import plan_writes, stale_outcome
+from falsework.engine.migrate import upgrade as migrate_schema
 from falsework.engine.models import (
     Claim,
     Event,
@@ -38,6 +38,7 @@ from falsework.engine.models import (
 )
 from falsework.engine.notify import Hub
 from falsework.engine.options import StoreOptions
+from falsework.engine.queries import load as load_queries
 from falsework.errors import DatabaseError, DatabaseUnavailableError, FalseworkError
 from falsework.taskio import Outcome, Wording
 
@@ -118,7 +119,7 @@ class _Executor:
     def __init__(self, pool: asyncpg.Pool, shown: str) -> None:
         self._pool = pool
         self._shown = shown
-        self._sql = {name: positional(q) for name, q in queries.load("postgres").items()}
+        self._sql = {name: positional(q) for name, q in load_queries("postgres").items()}
 
     def wrap(self, exc: Exception) -> Exception:
         if isinstance(exc, FalseworkError) or not _driver_error(exc):
@@ -310,7 +311,7 @@ class PostgresStore:
             poolclass=NullPool,
         )
         try:
-            await migrate.upgrade(engine, lock=f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            await migrate_schema(engine, lock=f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         except Exception as exc:
             raise self._db.wrap(exc) from exc
         finally:

@@ -22,9 +22,9 @@ import aiosqlite
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from falsework.engine import migrate, queries
 from falsework.engine.codec import dumps, format_ts, loads, parse_ts
 from falsework.engine.lease import plan_writes, stale_outcome
+from falsework.engine.migrate import upgrade as migrate_schema
 from falsework.engine.models import (
     Claim,
     Event,
@@ -41,6 +41,7 @@ from falsework.engine.models import (
 )
 from falsework.engine.notify import Hub, Listener
 from falsework.engine.options import StoreOptions
+from falsework.engine.queries import load as load_queries
 from falsework.errors import DatabaseError, DatabaseUnavailableError, FalseworkError
 from falsework.taskio import Outcome, Wording
 
@@ -78,7 +79,7 @@ class _Executor:
         self._shown = shown
         self._writer = writer
         self._lock = asyncio.Lock()
-        self._sql = queries.load("sqlite")
+        self._sql = load_queries("sqlite")
         self._idle: list[aiosqlite.Connection] = []
         self._open: list[aiosqlite.Connection] = []
         self._readers = asyncio.Semaphore(readers)
@@ -269,7 +270,7 @@ class SqliteStore:
     async def migrate(self) -> None:
         engine = create_async_engine(f"sqlite+aiosqlite:///{self._path}", poolclass=NullPool)
         try:
-            await migrate.upgrade(engine)
+            await migrate_schema(engine)
         except Exception as exc:
             raise self._db.wrap(exc) from exc
         finally:
