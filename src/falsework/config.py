@@ -287,8 +287,8 @@ class Settings(BaseSettings):
     # where things live
     database_url: str = Field(
         default="",
-        description="SQLAlchemy-style URL; empty means SQLite at DATA_DIR/falsework.db. "
-        "postgresql://... selects Postgres.",
+        description="sqlite:///path or postgresql://user:password@host/db (asyncpg); "
+        "empty means SQLite at DATA_DIR/falsework.db.",
     )
     data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Local state (SQLite, key).")
     work_dir: Path = Field(default=Path(""), description="Task workspaces; default DATA_DIR/work.")
