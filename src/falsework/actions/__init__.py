@@ -4,6 +4,7 @@ from falsework.actions.context import ActionContext, StepLogger, Workspace
 from falsework.actions.contract import Action, ActionInput, Example, action, example_output
 from falsework.actions.paths import resolve_safe_path
 from falsework.actions.registry import ActionRegistry
+from falsework.confine import Tree
 
 __all__ = [
     "Action",
@@ -12,6 +13,7 @@ __all__ = [
     "ActionRegistry",
     "Example",
     "StepLogger",
+    "Tree",
     "Workspace",
     "action",
     "example_output",

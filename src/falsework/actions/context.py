@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel
 
 from falsework.actions.paths import resolve_safe_path
+from falsework.confine import Tree
 
 if TYPE_CHECKING:
     from falsework.templating import Renderer
@@ -140,8 +141,15 @@ class ActionContext(Generic[InputT]):
         self._output(name, value)
 
     def resolve_path(self, user_path: str) -> Path:
-        """A path inside the workspace, or ``UnsafePathError``."""
+        """A path inside the workspace, or ``UnsafePathError`` (a check of where
+        it leads now; to read or write files, use :meth:`workspace_tree`)."""
         return resolve_safe_path(self.workspace, user_path)
+
+    def workspace_tree(self) -> Tree:
+        """The workspace opened as a :class:`~falsework.confine.Tree`, for file
+        operations that cannot leave it (no path, no link); close it when done
+        (``with ctx.workspace_tree() as ws:``), in the thread doing the work."""
+        return Tree(self.workspace)
 
     async def checkpoint(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
         """Run ``fn`` once per task: a retried or recovered task gets the stored

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import shutil
 import stat
 import tempfile
@@ -21,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from falsework.actions.paths import resolve_safe_path
+from falsework.confine import Tree, relative
 from falsework.runner.memory import LocalTask, MemoryTaskIO
 from falsework.types import JSONObject
 
@@ -104,32 +103,29 @@ def _document(template: Any) -> Mapping[str, Any]:
 
 def write_files(root: Path, contents: Sequence[Mapping[str, Any]]) -> None:
     """``[{path, base64Content, executable?}]`` written under ``root`` (a path
-    leaving it raises ``UnsafePathError``)."""
-    root.mkdir(parents=True, exist_ok=True)
-    for item in contents:
-        path = resolve_safe_path(root, str(item["path"]))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(item.get("base64Content") or ""))
-        if item.get("executable"):
-            path.chmod(0o755)
+    leaving it raises ``UnsafePathError``; nothing is written through a link)."""
+    with Tree(root, where="the template folder", create=True) as tree:
+        for item in contents:
+            path = relative(str(item["path"]), "the template folder")
+            data = base64.b64decode(item.get("base64Content") or "")
+            tree.write_bytes(path, data, mode=0o755 if item.get("executable") else None)
 
 
 def read_files(root: Path, *, skip_dirs: frozenset[str] = frozenset()) -> list[JSONObject]:
     """Every regular file under ``root`` as ``{path, base64Content, executable}``,
-    in path order; symlinks and folders named in ``skip_dirs`` are left out."""
+    in path order; links (never followed, never read) and entries named in
+    ``skip_dirs`` are left out."""
     found: list[JSONObject] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs)
-        for name in sorted(filenames):
-            path = Path(dirpath, name)
-            if path.is_symlink():
+    with Tree(root) as tree:
+        for entry in tree.walk(skip=skip_dirs):
+            if entry.kind != "file":
                 continue
-            mode = path.stat().st_mode
             found.append(
                 {
-                    "path": path.relative_to(root).as_posix(),
-                    "base64Content": base64.b64encode(path.read_bytes()).decode("ascii"),
-                    "executable": bool(mode & stat.S_IXUSR),
+                    "path": entry.path,
+                    "base64Content": base64.b64encode(tree.read_bytes(entry.path)).decode("ascii"),
+                    "executable": bool(entry.stat.st_mode & stat.S_IXUSR),
                 }
             )
+    found.sort(key=lambda f: str(f["path"]))
     return found

@@ -13,6 +13,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from falsework.confine import Entry, Tree
+from falsework.errors import FalseworkError
 from falsework.globs import matches_or_under
 from falsework.templates.template import API_VERSION
 from falsework.templating import Renderer
@@ -29,6 +31,7 @@ _RECOVERY_STRATEGIES = ("none", "startOver")
 _LOCAL_SOURCE_ACTIONS = ("fetch:template", "fetch:plain", "fetch:template:file", "fetch:plain:file")
 _MAX_SKELETON_FILES = 5000
 _MAX_SKELETON_FILE = 2_000_000
+_MAX_FOLDER_ENTRIES = 20_000
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ def validate_template_file(
             problems.append(
                 Problem(path, prefix + format_path(tokens), message, _line(node, tokens))
             )
+    problems.extend(Problem(path, "", message) for message in _link_problems(path.parent))
     return problems
 
 
@@ -314,25 +318,29 @@ class _Checker:
         suffix = ".njk" if extension is True else extension if isinstance(extension, str) else None
         if suffix is not None and not suffix.startswith("."):
             suffix = "." + suffix
-        for count, path in enumerate(sorted(root.rglob("*"))):
-            if count >= _MAX_SKELETON_FILES:
-                break
-            rel = path.relative_to(root).as_posix()
-            if path.is_symlink():
+        url = inp["url"]
+        for entry, tree in _skeleton_entries(root, url):
+            rel = entry.path
+            if entry.kind == "link":
+                # fetch:template refuses the whole skeleton for such a link
+                try:
+                    tree.check_link(rel)
+                except FalseworkError as exc:
+                    yield at, exc.message
                 continue
             skip_names = matches_or_under(rel, unnamed)
             if not skip_names:
-                for message in renderer.check(path.name):
+                for message in renderer.check(entry.name):
                     yield at, f"{rel}: file name: {message}"
-            if not path.is_file() or skip_names or matches_or_under(rel, verbatim):
+            if entry.kind != "file" or skip_names or matches_or_under(rel, verbatim):
                 continue
-            if suffix is not None and not path.name.endswith(suffix):
+            if suffix is not None and not entry.name.endswith(suffix):
+                continue
+            if entry.stat.st_size > _MAX_SKELETON_FILE:
                 continue
             try:
-                if path.stat().st_size > _MAX_SKELETON_FILE:
-                    continue
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
+                text = tree.read_bytes(rel).decode("utf-8")
+            except (FalseworkError, UnicodeDecodeError):
                 continue  # binary files are copied untouched
             for message in renderer.check(text):
                 yield at, f"{rel}: {message}"
@@ -386,6 +394,36 @@ class _Checker:
         elif isinstance(value, list):
             for i, sub in enumerate(value):
                 yield from self.expressions(sub, (*where, i), earlier, secrets)
+
+
+def _skeleton_entries(root: Path, url: str) -> Iterator[tuple[Entry, Tree]]:
+    """The entries fetch:* copies from a local skeleton (the same walk, ``.git``
+    left out), at most ``_MAX_SKELETON_FILES``, with the tree to read them."""
+    name = url.removeprefix("./").rstrip("/")
+    where = f"the fetched folder ./{name}"
+    with Tree(root, where=where, prefix=f"{name}/" if name and name != "." else "") as tree:
+        for count, entry in enumerate(tree.walk(skip=(".git",))):
+            if count >= _MAX_SKELETON_FILES:
+                return
+            yield entry, tree
+
+
+def _link_problems(folder: Path) -> Iterator[str]:
+    """Links in a template folder that point outside it (a skeleton copied with
+    one would carry it into a workspace; fetch refuses it at run time)."""
+    try:
+        tree = Tree(folder, where="the template folder")
+    except OSError:
+        return
+    with tree:
+        for count, entry in enumerate(tree.walk(skip=(".git", "node_modules"))):
+            if count >= _MAX_FOLDER_ENTRIES:
+                return
+            if entry.kind == "link":
+                try:
+                    tree.check_link(entry.path)
+                except FalseworkError as exc:
+                    yield exc.message
 
 
 def _globs(value: Any) -> list[str]:

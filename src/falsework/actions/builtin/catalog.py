@@ -21,6 +21,7 @@ from falsework.actions.builtin.backstage import require as require_backstage
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
 from falsework.actions.integrations import Integrations
+from falsework.confine import Tree, relative
 from falsework.errors import ActionError, ActionSkipped, InputError
 
 
@@ -56,14 +57,14 @@ class WriteInput(ActionInput):
 )
 async def catalog_write(ctx: ActionContext[WriteInput]) -> None:
     ctx.logger.info(f"Writing {ctx.input.file_path}")
-    path = ctx.resolve_path(ctx.input.file_path)
+    path = relative(ctx.input.file_path)
     text = yaml.safe_dump(ctx.input.entity, sort_keys=False, allow_unicode=True)
-    await ctx.in_thread(_write, path, text)
+    await ctx.in_thread(_write, ctx.workspace, path, text)
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+def _write(workspace: Path, path: str, text: str) -> None:
+    with Tree(workspace) as ws:
+        ws.write_bytes(path, text.encode("utf-8"))
 
 
 # -- catalog:register and catalog:fetch (need a Backstage instance) ----------------

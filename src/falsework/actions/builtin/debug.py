@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,6 +11,7 @@ from pydantic import Field
 
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
+from falsework.confine import Tree
 from falsework.errors import InputError
 
 # ------------------------------------------------------------------ debug:log
@@ -78,23 +78,24 @@ def _indented(value: dict[str, Any]) -> str:
 
 
 def _listing(workspace: Path, with_contents: bool) -> str:
+    """Every file of the workspace, by path; a link is shown with its target and
+    never read (one pointing outside the workspace fails the step)."""
     lines: list[str] = []
-    for rel in _files(workspace):
-        if with_contents:
-            content = (workspace / rel).read_text(encoding="utf-8", errors="replace")
-            lines.append(f" - {rel}:\n\n  {content}")
-        else:
-            lines.append(f"  - {rel}")
+    with Tree(workspace) as ws:
+        entries = sorted((e for e in ws.walk() if e.kind != "dir"), key=lambda e: e.path)
+        for entry in entries:
+            if entry.kind == "link":
+                ws.check_link(entry.path)
+                shown = f"{entry.path} -> {ws.readlink(entry.path)}"
+                lines.append(f" - {shown} (a symbolic link)" if with_contents else f"  - {shown}")
+            elif entry.kind != "file":
+                lines.append(f"  - {entry.path} (not a regular file)")
+            elif with_contents:
+                content = ws.read_bytes(entry.path).decode("utf-8", errors="replace")
+                lines.append(f" - {entry.path}:\n\n  {content}")
+            else:
+                lines.append(f"  - {entry.path}")
     return "\n".join(lines)
-
-
-def _files(root: Path) -> list[str]:
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel = Path(dirpath).relative_to(root)
-        found.extend((rel / name).as_posix() for name in filenames)
-    return sorted(found)
 
 
 # ----------------------------------------------------------------- debug:wait

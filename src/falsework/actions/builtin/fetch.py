@@ -4,7 +4,6 @@ folder or a git repository into the workspace."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import stat
 import weakref
@@ -12,14 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
-from falsework.actions.paths import resolve_safe_path
+from falsework.actions.git import safe_url
 from falsework.actions.policies import SourcePolicy
 from falsework.actions.sources import locate
+from falsework.confine import Entry, Tree, read_regular, relative
 from falsework.errors import ActionError, InputError
 from falsework.globs import matches_or_under
 
@@ -73,19 +74,62 @@ class FetchPlainInput(ActionInput):
 )
 async def fetch_plain(ctx: ActionContext[FetchPlainInput], sources: SourcePolicy) -> None:
     ctx.logger.info("Fetching plain content from remote URL")
-    target = ctx.resolve_path(ctx.input.target_path)
+    target = relative(ctx.input.target_path)
     source = await locate(ctx, sources, ctx.input.url, ctx.input.token)
     if not source.is_dir():
         raise ActionError(f"{ctx.input.url!r} is not a folder (use fetch:plain:file for a file)")
-    await ctx.in_thread(_copy_tree, source, target)
+    await ctx.in_thread(_copy_tree, source, ctx.input.url, ctx.workspace, target, ctx.signal.is_set)
 
 
-def _copy_tree(source: Path, target: Path) -> None:
-    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True, ignore=_ignore_git)
+# A repository's own folder is never copied (it could configure a later git call).
+SKIP = frozenset({".git"})
 
 
-def _ignore_git(folder: str, names: list[str]) -> list[str]:
-    return [".git"] if ".git" in names else []
+def _source(source: Path, url: str) -> Tree:
+    """The fetched folder, opened so that nothing is read through a link; errors
+    name its files as the template does (``skeleton/foo``) or after the URL."""
+    if urlsplit(url).scheme or url.startswith(("git@", "/")):
+        return Tree(source, where=f"the fetched folder ({safe_url(url)})")
+    name = relative(url)
+    return Tree(source, where=f"the fetched folder ./{name}", prefix=f"{name}/" if name else "")
+
+
+def _entries(source: Tree) -> list[Entry]:
+    """Every entry of a fetched folder, refused as a whole (before anything is
+    written) when a link in it points outside it or an entry is not a file,
+    folder or link."""
+    entries = list(source.walk(skip=SKIP))
+    for entry in entries:
+        if entry.kind == "link":
+            source.check_link(entry.path)
+        elif entry.kind == "other":
+            raise ActionError(
+                f"{source.show(entry.path)} is not a file, folder or symbolic link "
+                "(a device, socket or pipe); it is not copied"
+            )
+    return entries
+
+
+def _copy_tree(
+    source: Path, url: str, workspace: Path, target: str, cancelled: Callable[[], bool]
+) -> None:
+    with _source(source, url) as src, Tree(workspace) as ws:
+        entries = _entries(src)
+        ws.mkdir(target)
+        for entry in entries:
+            if cancelled():
+                return
+            dest = f"{target}/{entry.path}" if target else entry.path
+            if entry.kind == "dir":
+                ws.mkdir(dest)
+            elif entry.kind == "link":
+                ws.symlink(dest, src.readlink(entry.path))
+            else:
+                with src.open_read(entry.path) as data:
+                    out = ws.open_write(dest, mode=stat.S_IMODE(entry.stat.st_mode))
+                    assert out is not None  # replace=True
+                    with out:
+                        shutil.copyfileobj(data, out, 1 << 20)
 
 
 class FetchPlainFileInput(ActionInput):
@@ -111,16 +155,19 @@ class FetchPlainFileInput(ActionInput):
 )
 async def fetch_plain_file(ctx: ActionContext[FetchPlainFileInput], sources: SourcePolicy) -> None:
     ctx.logger.info("Fetching plain content from remote URL")
-    target = ctx.resolve_path(ctx.input.target_path)
+    target = relative(ctx.input.target_path)
     source = await locate(ctx, sources, ctx.input.url, ctx.input.token)
     if not source.is_file():
         raise ActionError(f"{ctx.input.url!r} is not a file")
-    await ctx.in_thread(_copy_file, source, target)
+    await ctx.in_thread(_copy_file, source, ctx.input.url, ctx.workspace, target)
 
 
-def _copy_file(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, target, follow_symlinks=False)
+def _copy_file(source: Path, url: str, workspace: Path, target: str) -> None:
+    # The file's content is copied (a link named by the URL was verified to
+    # stay in its folder by locate): a link is never recreated in the workspace.
+    data, st = read_regular(source, url)
+    with Tree(workspace) as ws:
+        ws.write_bytes(target, data, mode=stat.S_IMODE(st.st_mode))
 
 
 # ------------------------------------------------------------- fetch:template
@@ -203,12 +250,14 @@ async def fetch_template(ctx: ActionContext[FetchTemplateInput], sources: Source
     if extension and inp.cookiecutter_compat:
         raise InputError("templateFileExtension cannot be combined with cookiecutterCompat")
     ctx.logger.info("Fetching template content from remote URL")
-    target = ctx.resolve_path(inp.target_path)
+    target = relative(inp.target_path)
     source = await locate(ctx, sources, inp.url, inp.token)
     if not source.is_dir():
         raise ActionError(f"{inp.url!r} is not a folder (use fetch:template:file for a file)")
     job = _SkeletonJob(
         source=source,
+        url=inp.url,
+        workspace=ctx.workspace,
         target=target,
         values=inp.values,
         render=_render_fn(ctx, inp.cookiecutter_compat, inp.trim_blocks, inp.lstrip_blocks),
@@ -289,7 +338,9 @@ class _SkeletonJob:
     for the whole tree, not one per file)."""
 
     source: Path
-    target: Path
+    url: str
+    workspace: Path
+    target: str  # inside the workspace, relative
     values: dict[str, Any]
     render: RenderFn
     context: dict[str, Any]
@@ -301,21 +352,27 @@ class _SkeletonJob:
     cancelled: Callable[[], bool]
 
     def run(self) -> None:
-        entries = _walk(self.source)
-        self.log("Listing files and directories in template")
-        values = json.dumps(self.values, sort_keys=True, separators=(",", ":"), default=str)
-        self.log(f"Processing {len(entries)} template files/directories with input values {values}")
-        self.target.mkdir(parents=True, exist_ok=True)
-        for rel, kind in entries:
-            if self.cancelled():
-                return
-            self._one(rel, kind)
-        self.log(f"Template result written to {self.target}")
+        with _source(self.source, self.url) as src, Tree(self.workspace) as ws:
+            entries = _entries(src)
+            # Sorting "dir/" style keys puts a folder right before its contents.
+            entries.sort(key=lambda e: e.path + "/" if e.kind == "dir" else e.path)
+            self.log("Listing files and directories in template")
+            values = json.dumps(self.values, sort_keys=True, separators=(",", ":"), default=str)
+            self.log(
+                f"Processing {len(entries)} template files/directories with input values {values}"
+            )
+            ws.mkdir(self.target)
+            for entry in entries:
+                if self.cancelled():
+                    return
+                self._one(src, ws, entry)
+        self.log(f"Template result written to {self.workspace / self.target}")
 
     def _name(self, rel: str) -> str:
         return self.render(rel, self.context) if _has_tags(rel) else rel
 
-    def _one(self, rel: str, kind: str) -> None:
+    def _one(self, src: Tree, ws: Tree, entry: Entry) -> None:
+        rel, kind = entry.path, entry.kind
         location = rel + "/" if kind == "dir" else rel
         if self.extension:
             render_contents = kind == "file" and rel.endswith(self.extension)
@@ -327,64 +384,36 @@ class _SkeletonJob:
             out = self._name(rel)
         if _skipped(out if kind != "dir" else out + "/"):
             return
-        dest = resolve_safe_path(self.target, out)
-        if os.path.lexists(dest) and not self.replace:
+        # A rendered name stays inside targetPath (`..` in a value is refused).
+        name = relative(out, f"targetPath {self.target or '.'!r}")
+        dest = f"{self.target}/{name}" if self.target else name
+        if ws.lstat(dest) is not None and not self.replace:
             return
-        src = self.source / rel
         if not render_contents and not self.extension:
             self.log(f"Copying file/directory {location} without processing.")
         if kind == "dir":
             self.log(f"Writing directory {location} to template output path.")
-            dest.mkdir(parents=True, exist_ok=True)
+            ws.mkdir(dest)
             return
-        dest.parent.mkdir(parents=True, exist_ok=True)
         if kind == "link":
             self.log(
                 f"Copying file binary or symbolic link at {location}, to template output path."
             )
-            if os.path.lexists(dest):
-                dest.unlink()
-            os.symlink(os.readlink(src), dest)
+            ws.symlink(dest, src.readlink(rel))
             return
-        st = src.stat()
-        data = src.read_bytes()
+        mode = entry.stat.st_mode
+        data = src.read_bytes(rel)
         if _is_binary(data):
             self.log(
                 f"Copying file binary or symbolic link at {location}, to template output path."
             )
         else:
-            self.log(f"Writing file {location} to template output path with mode {st.st_mode}.")
+            self.log(f"Writing file {location} to template output path with mode {mode}.")
             if render_contents:
                 text = data.decode("utf-8")
                 if _has_tags(text):
                     data = self.render(text, self.context).encode("utf-8")
-        with open(dest, "wb") as fh:
-            fh.write(data)
-        os.chmod(dest, stat.S_IMODE(st.st_mode))
-
-
-def _walk(root: Path) -> list[tuple[str, str]]:
-    """Every entry under ``root`` as (relative POSIX path, dir|file|link), parents
-    before children, sorted; ``.git`` folders left out; links never followed."""
-    out: list[tuple[str, str]] = []
-    stack = [("", str(root))]
-    while stack:
-        prefix, folder = stack.pop()
-        with os.scandir(folder) as it:
-            for entry in it:
-                if entry.name == ".git":
-                    continue
-                rel = prefix + entry.name
-                if entry.is_symlink():
-                    out.append((rel, "link"))
-                elif entry.is_dir(follow_symlinks=False):
-                    out.append((rel, "dir"))
-                    stack.append((rel + "/", entry.path))
-                else:
-                    out.append((rel, "file"))
-    # Sorting "dir/" style keys puts a folder right before its contents.
-    out.sort(key=lambda e: e[0] + "/" if e[1] == "dir" else e[0])
-    return out
+        ws.write_bytes(dest, data, mode=stat.S_IMODE(mode))
 
 
 # --------------------------------------------------------- fetch:template:file
@@ -427,13 +456,15 @@ async def fetch_template_file(
 ) -> None:
     inp = ctx.input
     ctx.logger.info("Fetching template file content from remote URL")
-    target = ctx.resolve_path(inp.target_path)
+    target = relative(inp.target_path)
     source = await locate(ctx, sources, inp.url, inp.token)
     if not source.is_file():
         raise ActionError(f"{inp.url!r} is not a file")
     render = _render_fn(ctx, inp.cookiecutter_compat, inp.trim_blocks, inp.lstrip_blocks)
     context = {("cookiecutter" if inp.cookiecutter_compat else "values"): inp.values}
-    written = await ctx.in_thread(_render_file, source, target, render, context, inp.replace)
+    written = await ctx.in_thread(
+        _render_file, source, inp.url, ctx.workspace, target, render, context, inp.replace
+    )
     if written:
         ctx.logger.info(f"Template file {inp.target_path} written")
     else:
@@ -441,18 +472,20 @@ async def fetch_template_file(
 
 
 def _render_file(
-    source: Path, target: Path, render: RenderFn, context: dict[str, Any], replace: bool
+    source: Path,
+    url: str,
+    workspace: Path,
+    target: str,
+    render: RenderFn,
+    context: dict[str, Any],
+    replace: bool,
 ) -> bool:
-    if os.path.lexists(target) and not replace:
-        return False
-    st = source.stat()
-    data = source.read_bytes()
-    if not _is_binary(data):
-        text = data.decode("utf-8")
-        if _has_tags(text):
-            data = render(text, context).encode("utf-8")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "wb") as fh:
-        fh.write(data)
-    os.chmod(target, stat.S_IMODE(st.st_mode))
-    return True
+    with Tree(workspace) as ws:
+        if ws.lstat(target) is not None and not replace:
+            return False
+        data, st = read_regular(source, url)
+        if not _is_binary(data):
+            text = data.decode("utf-8")
+            if _has_tags(text):
+                data = render(text, context).encode("utf-8")
+        return ws.write_bytes(target, data, mode=stat.S_IMODE(st.st_mode))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
-from falsework.actions.paths import resolve_safe_path
+from falsework.confine import Entry, Tree, relative
 from falsework.errors import ActionError
 from falsework.globs import compile_glob, has_magic
 
@@ -46,35 +45,26 @@ class RenameInput(ActionInput):
     ],
 )
 async def fs_rename(ctx: ActionContext[RenameInput]) -> None:
-    workspace = ctx.workspace
-    pairs: list[tuple[Path, Path, RenameItem]] = []
+    pairs: list[tuple[str, str, RenameItem]] = []
     for item in ctx.input.files:
         if not item.from_ or not item.to:
             raise ActionError("Each file needs both a 'from' and a 'to' path")
-        pairs.append(
-            (resolve_safe_path(workspace, item.from_), resolve_safe_path(workspace, item.to), item)
-        )
+        pairs.append((relative(item.from_), relative(item.to), item))
+    workspace = ctx.workspace
     for source, dest, item in pairs:
-        await ctx.in_thread(_rename, source, dest, item)
+        await ctx.in_thread(_rename, workspace, source, dest, item)
         ctx.logger.info(f"Renamed {item.from_} to {item.to}")
 
 
-def _rename(source: Path, dest: Path, item: RenameItem) -> None:
-    if not os.path.lexists(source):
-        raise ActionError(f"Cannot rename {item.from_!r}: it does not exist")
-    if os.path.lexists(dest):
-        if not item.overwrite:
-            raise ActionError(f"Cannot rename {item.from_!r}: {item.to!r} already exists")
-        _remove(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(source), str(dest))
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
+def _rename(workspace: Path, source: str, dest: str, item: RenameItem) -> None:
+    with Tree(workspace) as ws:
+        if ws.lstat(source) is None:
+            raise ActionError(f"Cannot rename {item.from_!r}: it does not exist")
+        if ws.lstat(dest) is not None:
+            if not item.overwrite:
+                raise ActionError(f"Cannot rename {item.from_!r}: {item.to!r} already exists")
+            ws.remove(dest)
+        ws.rename(source, dest)
 
 
 # ----------------------------------------------------------------- fs:delete
@@ -108,35 +98,28 @@ class DeleteInput(ActionInput):
 async def fs_delete(ctx: ActionContext[DeleteInput]) -> None:
     workspace = ctx.workspace
     for pattern in ctx.input.files:
-        resolve_safe_path(workspace, pattern)  # refuses `..`, absolute paths, escaping links
+        relative(pattern)  # refuses `..` and absolute paths before anything is deleted
         removed = await ctx.in_thread(_delete, workspace, pattern)
         for rel in removed:
             ctx.logger.info(f"File {rel} deleted successfully")
 
 
 def _delete(workspace: Path, pattern: str) -> list[str]:
-    if not has_magic(pattern):
-        path = resolve_safe_path(workspace, pattern)
-        if not os.path.lexists(path):
-            return []
-        _remove(path)
-        return [path.relative_to(workspace.resolve()).as_posix()]
-    regex = compile_glob(pattern)
-    root = workspace.resolve()
-    removed: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        prefix = "" if rel_dir == "." else rel_dir + "/"
-        for name in list(dirnames):
-            if regex.match(prefix + name):
-                _remove(Path(dirpath, name))
-                dirnames.remove(name)
-                removed.append(prefix + name)
-        for name in filenames:
-            if regex.match(prefix + name):
-                Path(dirpath, name).unlink()
-                removed.append(prefix + name)
-    return removed
+    with Tree(workspace) as ws:
+        if not has_magic(pattern):
+            rel = relative(pattern)
+            return [rel] if ws.remove(rel) else []
+        regex = compile_glob(pattern)
+        removed: list[str] = []
+        # Folders before files of the same folder, as the listing is taken first.
+        entries = sorted(ws.walk(), key=lambda e: (e.path.count("/"), e.kind != "dir", e.path))
+        for entry in entries:
+            if any(entry.path.startswith(gone + "/") for gone in removed):
+                continue  # went with its folder
+            if regex.match(entry.path):
+                ws.remove(entry.path)
+                removed.append(entry.path)
+        return removed
 
 
 # ---------------------------------------------------------------- fs:readdir
@@ -178,34 +161,31 @@ ENTRY_SCHEMA = {
     ],
 )
 async def fs_readdir(ctx: ActionContext[ReaddirInput]) -> None:
-    workspace = ctx.workspace
-    folders = [resolve_safe_path(workspace, p) for p in ctx.input.paths]
-    files, dirs = await ctx.in_thread(_readdir, workspace, folders, ctx.input.recursive)
+    folders = [relative(p) for p in ctx.input.paths]
+    files, dirs = await ctx.in_thread(_readdir, ctx.workspace, folders, ctx.input.recursive)
     ctx.output("files", files)
     ctx.output("folders", dirs)
 
 
 def _readdir(
-    workspace: Path, folders: list[Path], recursive: bool
+    workspace: Path, folders: list[str], recursive: bool
 ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    root = workspace.resolve()
+    root = Path(os.path.realpath(workspace))
     files: list[dict[str, str]] = []
     dirs: list[dict[str, str]] = []
 
-    def entry(path: Path) -> dict[str, str]:
-        return {"name": path.name, "path": path.relative_to(root).as_posix(), "fullPath": str(path)}
+    def entry(item: Entry) -> dict[str, str]:
+        return {"name": item.name, "path": item.path, "fullPath": str(root / item.path)}
 
-    for folder in folders:
-        if not folder.is_dir():
-            raise ActionError(f"{folder.relative_to(root).as_posix() or '.'} is not a folder")
-        pending = [folder]
-        while pending:
-            current = pending.pop(0)
-            for child in sorted(current.iterdir()):
-                if child.is_dir() and not child.is_symlink():
-                    dirs.append(entry(child))
-                    if recursive:
-                        pending.append(child)
-                else:
-                    files.append(entry(child))
+    with Tree(workspace) as ws:
+        for folder in folders:
+            if not ws.is_dir(folder):
+                raise ActionError(f"{folder or '.'} is not a folder")
+            # Level by level, each folder's entries sorted (a link is a file here).
+            found = sorted(
+                ws.walk(folder, recursive=recursive),
+                key=lambda e: (e.path.count("/"), e.path.split("/")),
+            )
+            for item in found:
+                (dirs if item.kind == "dir" else files).append(entry(item))
     return files, dirs

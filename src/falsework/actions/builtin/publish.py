@@ -38,6 +38,7 @@ from falsework.actions.git import (
 )
 from falsework.actions.paths import is_within
 from falsework.actions.policies import PublishPolicy
+from falsework.confine import Tree, relative
 from falsework.errors import ActionError, UnsafePathError
 
 
@@ -109,9 +110,7 @@ class PublishGitInput(ActionInput):
 )
 async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy) -> None:
     inp = ctx.input
-    source = ctx.resolve_path(inp.source_path)
-    if not source.is_dir():
-        raise ActionError(f"sourcePath {inp.source_path!r} is not a folder in the workspace")
+    source = await ctx.in_thread(_published_folder, ctx.workspace, relative(inp.source_path))
     local = _local_remote(policy, inp.remote_url)
     git_policy = policy.git
     # A relative local path is reported as the folder it became (cloneable anywhere).
@@ -178,6 +177,23 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
     result: dict[str, Any] = await ctx.checkpoint("push", publish)
     for name, value in result.items():
         ctx.output(name, value)
+
+
+def _published_folder(workspace: Path, source_path: str) -> Path:
+    """The real folder ``sourcePath`` names (links inside the workspace on its way
+    replaced by their targets), refused when a link in it points outside it:
+    git commits a link as a link, and one to ``/etc/passwd`` or ``../../..`` in
+    a published repository points into the machine of whoever checks it out."""
+    with Tree(workspace) as ws:
+        if not ws.is_dir(source_path):
+            raise ActionError(f"sourcePath {source_path or '.'!r} is not a folder in the workspace")
+        folder = ws.canonical(source_path)
+    prefix = f"{source_path}/" if source_path else ""
+    with Tree(workspace / folder, where="the published folder", prefix=prefix) as published:
+        for entry in published.walk(skip=(".git",)):  # git never publishes a .git
+            if entry.kind == "link":
+                published.check_link(entry.path)
+    return workspace / folder
 
 
 def _is_absolute(url: str) -> bool:
