@@ -4,6 +4,7 @@ with the file, line and YAML path."""
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from falsework.confine import Entry, Tree
+from falsework.confine import Entry, Tree, is_within
 from falsework.errors import FalseworkError
 from falsework.globs import matches_or_under
 from falsework.templates.template import API_VERSION
@@ -93,7 +94,10 @@ def validate_template_file(
             problems.append(
                 Problem(path, prefix + format_path(tokens), message, _line(node, tokens))
             )
-    problems.extend(Problem(path, "", message) for message in _link_problems(path.parent))
+    problems.extend(
+        Problem(path, "", message)
+        for message in _link_problems(path.parent, checker.reported_links)
+    )
     return problems
 
 
@@ -122,6 +126,7 @@ class _Checker:
         self.directory = directory
         self.renderer = Renderer()
         self.compat_renderer: Renderer | None = None
+        self.reported_links: set[Path] = set()
 
     def document(self, doc: Any) -> Iterator[tuple[PathTokens, str]]:
         if not isinstance(doc, dict):
@@ -296,6 +301,9 @@ class _Checker:
             return  # an allowed local root or a repository: checked when it runs
         source = (self.directory / url).resolve()
         at: PathTokens = (*where, "input", "url")
+        if not is_within(self.directory, source):
+            yield at, f"{url!r} leads outside the template folder (fetch:* refuses it)"
+            return
         file_action = action.endswith(":file")
         if not (source.is_file() if file_action else source.is_dir()):
             kind = "file" if file_action else "folder"
@@ -303,6 +311,21 @@ class _Checker:
             return
         if action == "fetch:template":
             yield from self.skeleton(source, inp, at)
+        elif not file_action:
+            for entry, tree in _skeleton_entries(source, url):
+                if entry.kind == "link":
+                    yield from self.link(tree, source, entry.path, at)
+
+    def link(
+        self, tree: Tree, root: Path, rel: str, at: PathTokens
+    ) -> Iterator[tuple[PathTokens, str]]:
+        """A link in a fetched folder that points outside it (fetch:* refuses the
+        whole folder for it); reported once, here rather than by the folder scan."""
+        try:
+            tree.check_link(rel)
+        except FalseworkError as exc:
+            self.reported_links.add(root / rel)
+            yield at, exc.message
 
     def skeleton(
         self, root: Path, inp: dict[str, Any], at: PathTokens
@@ -322,11 +345,7 @@ class _Checker:
         for entry, tree in _skeleton_entries(root, url):
             rel = entry.path
             if entry.kind == "link":
-                # fetch:template refuses the whole skeleton for such a link
-                try:
-                    tree.check_link(rel)
-                except FalseworkError as exc:
-                    yield at, exc.message
+                yield from self.link(tree, root, rel, at)
                 continue
             skip_names = matches_or_under(rel, unnamed)
             if not skip_names:
@@ -408,9 +427,12 @@ def _skeleton_entries(root: Path, url: str) -> Iterator[tuple[Entry, Tree]]:
             yield entry, tree
 
 
-def _link_problems(folder: Path) -> Iterator[str]:
+def _link_problems(folder: Path, reported: Collection[Path]) -> Iterator[str]:
     """Links in a template folder that point outside it (a skeleton copied with
-    one would carry it into a workspace; fetch refuses it at run time)."""
+    one would carry it into a workspace; fetch refuses it at run time), but
+    those already reported for a fetch step."""
+    real = Path(os.path.realpath(folder))
+    done = {Path(os.path.realpath(p.parent)) / p.name for p in reported}
     try:
         tree = Tree(folder, where="the template folder")
     except OSError:
@@ -419,7 +441,7 @@ def _link_problems(folder: Path) -> Iterator[str]:
         for count, entry in enumerate(tree.walk(skip=(".git", "node_modules"))):
             if count >= _MAX_FOLDER_ENTRIES:
                 return
-            if entry.kind == "link":
+            if entry.kind == "link" and real / entry.path not in done:
                 try:
                     tree.check_link(entry.path)
                 except FalseworkError as exc:
