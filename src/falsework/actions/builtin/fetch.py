@@ -21,7 +21,7 @@ from falsework.actions.git import safe_url
 from falsework.actions.policies import SourcePolicy
 from falsework.actions.sources import locate
 from falsework.confine import Entry, Tree, read_regular, relative
-from falsework.errors import ActionError, InputError
+from falsework.errors import ActionError, InputError, UnsafePathError
 from falsework.globs import matches_or_under
 
 if TYPE_CHECKING:
@@ -88,10 +88,15 @@ SKIP = frozenset({".git"})
 def _source(source: Path, url: str) -> Tree:
     """The fetched folder, opened so that nothing is read through a link; errors
     name its files as the template does (``skeleton/foo``) or after the URL."""
-    if urlsplit(url).scheme or url.startswith(("git@", "/")):
-        return Tree(source, where=f"the fetched folder ({safe_url(url)})")
-    name = relative(url)
-    return Tree(source, where=f"the fetched folder ./{name}", prefix=f"{name}/" if name else "")
+    if not (urlsplit(url).scheme or url.startswith(("git@", "git+", "/"))):
+        try:
+            name = relative(url)
+        except UnsafePathError:
+            pass  # `a/../../t/skeleton`: back inside the template folder by another way
+        else:
+            where = f"the fetched folder ./{name}"
+            return Tree(source, where=where, prefix=f"{name}/" if name else "")
+    return Tree(source, where=f"the fetched folder ({safe_url(url)})")
 
 
 def _entries(source: Tree) -> list[Entry]:
