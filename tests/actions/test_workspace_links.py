@@ -229,13 +229,18 @@ async def test_fs_delete_removes_links_never_their_targets(
 async def test_fs_readdir_lists_links_without_following_them(
     harness: Any, canary: Path, one_step: Any
 ) -> None:
-    (harness.workspace / "sub").mkdir()
-    (harness.workspace / "sub/out").symlink_to(canary)
+    (harness.workspace / "sub/real").mkdir(parents=True)
+    (harness.workspace / "sub/real/x").write_text("x")
+    (harness.workspace / "sub/in").symlink_to("real")
     result = await harness.run([one_step("fs:readdir", paths=["."], recursive=True)])
     assert result.error is None, result.error
     output = result.steps["s"]["output"]
-    assert [f["path"] for f in output["files"]] == ["sub/out"]
-    assert [f["path"] for f in output["folders"]] == ["sub"]
+    assert [f["path"] for f in output["files"]] == ["sub/in", "sub/real/x"]
+    assert [f["path"] for f in output["folders"]] == ["sub", "sub/real"]
+    (harness.workspace / "sub/out").symlink_to(canary)
+    refused = await harness.run([one_step("fs:readdir", paths=["sub"])])
+    assert refused.error is not None and refused.error.name == "UnsafePathError"
+    assert f"sub/out -> {canary}: a symbolic link may not point outside" in refused.error.message
 
 
 def git(*args: str, cwd: Path) -> str:

@@ -187,5 +187,7 @@ def _readdir(
                 key=lambda e: (e.path.count("/"), e.path.split("/")),
             )
             for item in found:
+                if item.kind == "link":
+                    ws.check_link(item.path)  # listed as a file, never followed
                 (dirs if item.kind == "dir" else files).append(entry(item))
     return files, dirs
