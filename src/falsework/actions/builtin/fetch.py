@@ -132,9 +132,9 @@ def _copy_tree(
             else:
                 with src.open_read(entry.path) as data:
                     out = ws.open_write(dest, mode=stat.S_IMODE(entry.stat.st_mode))
-                    assert out is not None  # replace=True
-                    with out:
-                        shutil.copyfileobj(data, out, 1 << 20)
+                    if out is not None:  # always, with replace (the default)
+                        with out:
+                            shutil.copyfileobj(data, out, 1 << 20)
 
 
 class FetchPlainFileInput(ActionInput):
