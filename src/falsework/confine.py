@@ -63,7 +63,10 @@ __all__ = [
 Kind = Literal["dir", "file", "link", "other"]
 
 MAX_LINK_HOPS = 40  # Linux's own limit before ELOOP
-_OPEN_DIRS = 64  # folder descriptors a tree keeps open (least recently used dropped)
+# Folder descriptors a tree keeps open, least recently used dropped: enough for
+# the folders above a deep Java package, few enough that 32 worker threads each
+# copying between two trees stay far below a 1,024 descriptor limit.
+_OPEN_DIRS = 12
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
 # O_NONBLOCK: opening a FIFO planted in a tree must not hang the thread.
