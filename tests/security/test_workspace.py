@@ -2,13 +2,14 @@
 take a task outside its workspace.
 
 A real `falsework serve` (SQLite and Postgres), attacked as alice, a plain user,
-through templates of a temporary catalog that fetch a repository of her choice
-(real bare git repositories with links, under the catalog folder, an allowed
-root, fetched through file://), then list, move or write. A canary folder
-outside every workspace must never be read (its text never appears in an event,
-a task or a response) nor written; the server's HOME must never receive a
-`.gitconfig` (the seen chain: write `~/.gitconfig` allowing `ext::`, then fetch
-`git+ext::sh -c …`).
+through templates that fetch a repository of her choice: real bare git
+repositories holding links, fetched through file:// from the template's own
+folder and over loopback HTTP from `git http-backend` (egress allowed for
+127.0.0.1 in the server's config), then listed, moved or written. A canary
+folder outside every workspace must never be read (its text never appears in
+an event, a task or a response) nor written; the server's HOME must never
+receive a `.gitconfig` (the seen chain: write `~/.gitconfig` allowing `ext::`,
+then fetch `git+ext::sh -c …`).
 
 Each test failed before the confinement rule: the links were copied, written
 through and read through.
@@ -21,6 +22,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
+from support.githttp import GitHost, serve_git
 from support.gitrepos import make_repo, write_tree
 from support.servers import Server, ServerFactory, auth_config, wait_for_status
 
@@ -113,32 +116,34 @@ class Target:
     canary: Path
     secret: str
     home: Path
-    repos: dict[str, str]
+    repos: dict[str, str]  # name → file:// URL (in the template folder)
+    git: GitHost  # the same repositories over loopback HTTP
+
+    def repo(self, name: str, transport: str) -> str:
+        return self.repos[name] if transport == "file" else f"{self.git.url}/{name}.git"
 
 
-def _catalog(root: Path, canary: Path) -> dict[str, str]:
-    """The catalog folder: the templates, a skeleton holding a link outside, and
-    the repositories (under the catalog: an allowed root)."""
+def _catalog(folder: Path, canary: Path) -> dict[str, str]:
+    """One template folder (a task reads local sources only from its own): the
+    templates, a skeleton holding a link outside, and the repositories."""
     for name, doc in TEMPLATES.items():
-        write_tree(root / name, {"template.yaml": yaml.safe_dump(doc, sort_keys=False)})
+        write_tree(folder, {f"{name}.yaml": yaml.safe_dump(doc, sort_keys=False)})
+    skeleton_link = _template(
+        "skeleton-link",
+        [
+            {
+                "id": "render",
+                "name": "Render",
+                "action": "fetch:template",
+                "input": {"url": "./skeleton", "values": {"name": "x"}},
+            },
+            LIST,
+        ],
+    )
     write_tree(
-        root / "skeleton-link",
+        folder,
         {
-            "template.yaml": yaml.safe_dump(
-                _template(
-                    "skeleton-link",
-                    [
-                        {
-                            "id": "render",
-                            "name": "Render",
-                            "action": "fetch:template",
-                            "input": {"url": "./skeleton", "values": {"name": "x"}},
-                        },
-                        LIST,
-                    ],
-                ),
-                sort_keys=False,
-            ),
+            "skeleton-link.yaml": yaml.safe_dump(skeleton_link, sort_keys=False),
             "skeleton/README.md": "# ${{ values.name }}\n",
         },
         {"skeleton/foo": str(canary / "secret.txt")},
@@ -160,31 +165,35 @@ def _catalog(root: Path, canary: Path) -> dict[str, str]:
             {"readme-link": "README.md", "guide": "docs", "docs/up": "../README.md"},
         ),
     }
-    repos = {}
-    for name, (files, links) in specs.items():
-        repos[name] = make_repo(
-            root / "repos" / f"{name}.git", files, links, work=root.parent / "src" / name
+    return {
+        name: make_repo(
+            folder / "repos" / f"{name}.git", files, links, work=folder.parent.parent / "src" / name
         )
-    return repos
+        for name, (files, links) in specs.items()
+    }
 
 
 @pytest.fixture(scope="module")
 def target(
     module_database: str, servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory
-) -> Target:
+) -> Iterator[Target]:
     base = tmp_path_factory.mktemp("workspace-redteam")
     secret = f"CANARY-{uuid.uuid4().hex}"
     canary = base / "canary"
     write_tree(canary, {"secret.txt": secret})
     home = base / "home"
     home.mkdir()
-    repos = _catalog(base / "catalog", canary)
-    server = servers(
-        module_database,
-        config=auth_config(),
-        env={"FALSEWORK_TEMPLATES": str(base / "catalog"), "HOME": str(home)},
-    )
-    return Target(server, canary, secret, home, repos)
+    folder = base / "catalog" / "redteam"
+    repos = _catalog(folder, canary)
+    git = serve_git(folder / "repos")
+    config = {**auth_config(), "egress": {"allow": ["127.0.0.1"]}, "git_allow_http": True}
+    env = {"FALSEWORK_TEMPLATES": str(base / "catalog"), "HOME": str(home)}
+    try:
+        yield Target(
+            servers(module_database, config=config, env=env), canary, secret, home, repos, git
+        )
+    finally:
+        git.close()
 
 
 def run(target: Target, template: str, **values: str) -> tuple[dict[str, Any], str]:
@@ -215,31 +224,45 @@ def refused(target: Target, task: dict[str, Any], text: str, link: str) -> None:
     assert re.search(pattern, text), text
 
 
+TRANSPORTS = pytest.mark.parametrize("transport", ["file", "http"])
+
+
+@TRANSPORTS
 @pytest.mark.parametrize("kind", ["absolute", "relative", "chain"])
-def test_a_repository_link_to_a_file_outside_is_never_read(target: Target, kind: str) -> None:
+def test_a_repository_link_to_a_file_outside_is_never_read(
+    target: Target, kind: str, transport: str
+) -> None:
     link = {"absolute": "leak -> /", "relative": "leak -> ../../", "chain": "hop -> ../../"}
     for template in ("fetch-list", "fetch-render"):
-        task, text = run(target, template, first=target.repos[kind])
+        task, text = run(target, template, first=target.repo(kind, transport))
         refused(target, task, text, link[kind])
 
 
-def test_a_folder_link_is_never_written_through(target: Target) -> None:
+@TRANSPORTS
+def test_a_folder_link_is_never_written_through(target: Target, transport: str) -> None:
     """The seen chain's first half: a link to the server's HOME, then a second
     repository writing `.gitconfig` into it."""
     task, text = run(
-        target, "fetch-list", first=target.repos["folder"], second=target.repos["gitconfig"]
+        target,
+        "fetch-list",
+        first=target.repo("folder", transport),
+        second=target.repo("gitconfig", transport),
     )
     assert os.listdir(target.home) == [], "a .gitconfig was written into the server's HOME"
     refused(target, task, text, f"home -> {target.home}")
     task, text = run(
-        target, "fetch-list", first=target.repos["canary-folder"], second=target.repos["planted"]
+        target,
+        "fetch-list",
+        first=target.repo("canary-folder", transport),
+        second=target.repo("planted", transport),
     )
     refused(target, task, text, f"out -> {target.canary}")
 
 
-def test_a_link_moved_out_by_fs_rename_is_refused(target: Target) -> None:
+@TRANSPORTS
+def test_a_link_moved_out_by_fs_rename_is_refused(target: Target, transport: str) -> None:
     deep = "/".join(["d"] * DEPTH) + "/l"
-    task, text = run(target, "fetch-list", first=target.repos["deep"], move=deep)
+    task, text = run(target, "fetch-list", first=target.repo("deep", transport), move=deep)
     refused(target, task, text, "moved -> ../../")
 
 
@@ -248,20 +271,24 @@ def test_a_catalog_skeleton_link_outside_is_refused(target: Target) -> None:
     refused(target, task, text, f"skeleton/foo -> {target.canary / 'secret.txt'}")
 
 
-def test_links_inside_a_repository_are_kept_and_listed_not_read(target: Target) -> None:
-    task, text = run(target, "fetch-list", first=target.repos["inside"])
+@TRANSPORTS
+def test_links_inside_a_repository_are_kept_and_listed_not_read(
+    target: Target, transport: str
+) -> None:
+    task, text = run(target, "fetch-list", first=target.repo("inside", transport))
     assert task["status"] == "completed", text
     for shown in ("readme-link -> README.md", "guide -> docs", "docs/up -> ../README.md"):
         assert f"{shown} (a symbolic link)" in text
 
 
 def test_a_dry_run_never_returns_content_from_outside(target: Target) -> None:
-    """A template author's dry run (admin) fetching a repository with a link out:
-    neither its log nor its directoryContents carry the canary."""
+    """A template author's dry run (admin) fetching a repository with a link out
+    (over HTTP: a dry run's template folder is its upload): neither its log nor
+    its directoryContents carry the canary."""
     admin = target.server.client("admin")
     body = {
         "template": TEMPLATES["fetch-list"],
-        "values": {"first": target.repos["absolute"]},
+        "values": {"first": target.repo("absolute", "http")},
         "directoryContents": [
             {"path": "skeleton/a.txt", "base64Content": base64.b64encode(b"a").decode()}
         ],
