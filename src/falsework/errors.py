@@ -110,6 +110,9 @@ class ActionError(FalseworkError):
 class UnsafePathError(ActionError):
     """A path leaves the workspace."""
 
+    # Where it reaches HTTP (a dry run's uploaded files), the request was at fault.
+    status_code = 400
+
 
 class StepTimeoutError(ActionError):
     """A step ran longer than its timeout."""

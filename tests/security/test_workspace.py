@@ -299,3 +299,25 @@ def test_a_dry_run_never_returns_content_from_outside(target: Target) -> None:
     assert "a symbolic link may not point outside" in response.text
     assert response.json()["directoryContents"] == []
     assert intact(target)
+
+
+def test_a_dry_run_upload_leaving_its_folder_is_refused_with_400(target: Target) -> None:
+    """Uploaded files stay in the dry run's template folder: `..`, absolute paths and
+    names the file system refuses are the request's fault (400), naming the path."""
+    admin = target.server.client("admin")
+    cases = {
+        "../escape.txt": "UnsafePathError",
+        "/etc/escape.txt": "UnsafePathError",
+        "a/../../escape.txt": "UnsafePathError",
+        "n" * 300: "InputError",
+    }
+    for path, name in cases.items():
+        body = {
+            "template": TEMPLATES["fetch-list"],
+            "values": {},
+            "directoryContents": [{"path": path, "base64Content": ""}],
+        }
+        response = admin.post(f"{API}/v2/dry-run", json=body)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["name"] == name and path[:40] in error["message"], error

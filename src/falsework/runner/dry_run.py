@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from falsework.confine import Tree, relative
+from falsework.errors import ActionError, InputError, UnsafePathError
 from falsework.runner.memory import LocalTask, MemoryTaskIO
 from falsework.types import JSONObject
 
@@ -108,7 +109,19 @@ def write_files(root: Path, contents: Sequence[Mapping[str, Any]]) -> None:
         for item in contents:
             path = relative(str(item["path"]), "the template folder")
             data = base64.b64decode(item.get("base64Content") or "")
-            tree.write_bytes(path, data, mode=0o755 if item.get("executable") else None)
+            try:
+                tree.write_bytes(path, data, mode=0o755 if item.get("executable") else None)
+            except UnsafePathError:
+                raise
+            except ActionError as exc:
+                # The upload cannot be written (a name too long, a file where a
+                # folder is needed): the request's fault, said as such.
+                cause = exc.__cause__
+                reason = cause.strerror if isinstance(cause, OSError) else None
+                raise InputError(
+                    f"directoryContents: {path[:80]!r} could not be written: "
+                    f"{reason or exc.message}"
+                ) from exc
 
 
 def read_files(root: Path, *, skip_dirs: frozenset[str] = frozenset()) -> list[JSONObject]:
