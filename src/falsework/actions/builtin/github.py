@@ -396,7 +396,7 @@ async def _push_and_protect(
 ) -> str:
     commit = await push_folder(
         ctx,
-        source=source_folder(ctx, inp.source_path),
+        source=await source_folder(ctx, inp.source_path),
         remote=remote,
         branch=inp.default_branch,
         message=inp.git_commit_message or "initial commit",
@@ -653,7 +653,7 @@ async def publish_github_pull_request(
     owner = repo.need_owner()
     if inp.force_fork:
         raise InputError("publish:github:pull-request: forceFork is not supported yet")
-    source = source_folder(ctx, inp.source_path)
+    source = await source_folder(ctx, inp.source_path)
     if ctx.is_dry_run:
         ctx.logger.info("Performing dry run of creating pull request")
         ctx.output("targetBranchName", inp.branch_name)

@@ -10,17 +10,16 @@ pushes the result to another branch (the commit behind a pull request).
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from falsework.actions.builtin.publish import _rejection
+from falsework.actions.builtin.publish import _rejection, published_folder
 from falsework.actions.context import ActionContext
 from falsework.actions.git import GitPolicy, failure, git_result, open_remote, run_git
-from falsework.actions.paths import resolve_safe_path
-from falsework.errors import ActionError
+from falsework.confine import Tree, relative
+from falsework.errors import ActionError, UnsafePathError
 
 
 @dataclass(frozen=True)
@@ -37,11 +36,10 @@ class Author:
         }
 
 
-def source_folder(ctx: ActionContext[Any], source_path: str | None) -> Path:
-    folder = ctx.resolve_path(source_path or "./")
-    if not folder.is_dir():
-        raise ActionError(f"sourcePath {source_path!r} is not a folder in the workspace")
-    return folder
+async def source_folder(ctx: ActionContext[Any], source_path: str | None) -> Path:
+    """The workspace folder to push (as publish:git: refused when a link in it
+    points outside it)."""
+    return await ctx.in_thread(published_folder, ctx.workspace, relative(source_path or "./"))
 
 
 async def push_folder(
@@ -118,14 +116,7 @@ async def push_changes(
         )
     else:
         await run_git(policy, [*git, "checkout", "--quiet", "-b", branch])
-    folder = resolve_safe_path(work, target_path) if target_path else work
-    await ctx.in_thread(_overlay, source, folder)
-    for item in delete:
-        path = resolve_safe_path(folder, item)
-        if path.is_dir() and not path.is_symlink():
-            await ctx.in_thread(shutil.rmtree, path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
+    await ctx.in_thread(_overlay, source, work, target_path or "", delete)
     await run_git(policy, [*git, "add", "-A"])
     if (await git_result(policy, [*git, "diff", "--cached", "--quiet"])).code == 0:
         ctx.logger.info(f"No changes to commit onto {branch}")
@@ -143,20 +134,34 @@ async def push_changes(
     return commit, base
 
 
-def _overlay(source: Path, target: Path) -> None:
-    """Copy ``source`` over ``target`` (a checkout), leaving out any ``.git``; links are
-    copied as links (git stores their text), never followed."""
-    target.mkdir(parents=True, exist_ok=True)
-    for folder, dirs, files in os.walk(source):
-        dirs[:] = [d for d in dirs if d != ".git"]
-        rel = Path(folder).relative_to(source)
-        out = target / rel
-        out.mkdir(parents=True, exist_ok=True)
-        for name in files + [d for d in dirs if (Path(folder) / d).is_symlink()]:
-            src, dst = Path(folder) / name, out / name
-            if dst.is_symlink() or dst.is_file():
-                dst.unlink()
-            if src.is_symlink():
-                os.symlink(os.readlink(src), dst)
-            else:
-                shutil.copy2(src, dst)
+def _overlay(source: Path, work: Path, target_path: str, delete: list[str]) -> None:
+    """Copy ``source`` over the folder ``target_path`` of the checkout ``work``, leaving
+    out any ``.git``, then delete ``delete`` (paths in that folder). The checkout is
+    the remote's content: it is written like a workspace (``falsework.confine``), so
+    a link it holds is never written through, and its ``.git`` is never touched."""
+    where = "the repository"
+    base = relative(target_path, where)
+    with Tree(source, where="the published folder") as src, Tree(work, where=where) as repo:
+        paths = [base, *(_join(base, relative(item, where)) for item in delete)]
+        for path in paths:
+            if ".git" in path.split("/"):
+                raise UnsafePathError(f"Path {path!r} is inside the repository's .git folder")
+        repo.mkdir(base)
+        for entry in src.walk(skip={".git"}):
+            dest = _join(base, entry.path)
+            if entry.kind == "dir":
+                repo.mkdir(dest)
+            elif entry.kind == "link":  # git stores its text; it was checked in source
+                repo.symlink(dest, src.readlink(entry.path))
+            elif entry.kind == "file":
+                with src.open_read(entry.path) as data:
+                    out = repo.open_write(dest, mode=entry.stat.st_mode & 0o777)
+                    if out is not None:  # always, with replace (the default)
+                        with out:
+                            shutil.copyfileobj(data, out, 1 << 20)
+        for path in paths[1:]:
+            repo.remove(path)
+
+
+def _join(base: str, rel: str) -> str:
+    return f"{base}/{rel}" if base and rel else base or rel

@@ -110,7 +110,7 @@ class PublishGitInput(ActionInput):
 )
 async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy) -> None:
     inp = ctx.input
-    source = await ctx.in_thread(_published_folder, ctx.workspace, relative(inp.source_path))
+    source = await ctx.in_thread(published_folder, ctx.workspace, relative(inp.source_path))
     local = _local_remote(policy, inp.remote_url)
     git_policy = policy.git
     # A relative local path is reported as the folder it became (cloneable anywhere).
@@ -179,7 +179,7 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
         ctx.output(name, value)
 
 
-def _published_folder(workspace: Path, source_path: str) -> Path:
+def published_folder(workspace: Path, source_path: str) -> Path:
     """The real folder ``sourcePath`` names (links inside the workspace on its way
     replaced by their targets), refused when a link in it points outside it:
     git commits a link as a link, and one to ``/etc/passwd`` or ``../../..`` in
