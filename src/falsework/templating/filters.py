@@ -230,9 +230,7 @@ def replace(
     environment: Environment, value: Any, old: Any, new: Any, count: int | None = None
 ) -> str:
     if isinstance(old, JsRegExp):  # `replace(r/…/g, "x")`, JavaScript's semantics
-        result = old.sub(js_str(value), js_str(new))
-        check_size(environment, len(result), "replace")
-        return result
+        return old.sub(js_str(value), js_str(new), max_output(environment))
     text, old_s, new_s = js_str(value), js_str(old), js_str(new)
     hits = len(text) + 1 if old_s == "" else text.count(old_s)
     if count is not None and count >= 0:
