@@ -14,12 +14,20 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
+from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
+import yaml
 
-from falsework.errors import TemplateSecurityError, TemplateSyntaxError
+from falsework.errors import InputError, TemplateError, TemplateSecurityError, TemplateSyntaxError
+from falsework.templates import Template, validate_values
+from falsework.templates.validation import validate_template_file
+from falsework.templates.values import ParameterValidationError
 from falsework.templating import Renderer
+from support.servers import TEMPLATES, Server, ServerFactory, auth_config, wait_for_status
 
 CTX: dict[str, Any] = {"parameters": {"name": "my-svc", "long": "a" * 30 + "b"}}
 
@@ -188,3 +196,183 @@ def test_the_replacement_budget_holds_in_a_subprocess() -> None:
     )
     assert "over the limit" in result["outcome"]
     assert result["growth_mb"] < 100, result
+
+
+# -- parameter schemas ---------------------------------------------------------
+
+BACKTRACKING = "^(a|a)*$"  # 2^n steps on n a's and one other character
+
+
+def _template(parameters: Any, path: Path | None = None) -> Template:
+    document = {
+        "apiVersion": "scaffolder.backstage.io/v1beta3",
+        "kind": "Template",
+        "metadata": {"name": "t"},
+        "spec": {"parameters": parameters, "steps": []},
+    }
+    return Template.from_document(document, path or Path("template.yaml"))
+
+
+def test_a_backtracking_pattern_fails_the_value_instead_of_holding_the_process() -> None:
+    # Python's re took seconds here (2^26 steps), doubling with each character,
+    # and could not be interrupted.
+    template = _template({"properties": {"name": {"type": "string", "pattern": BACKTRACKING}}})
+    with pytest.raises(ParameterValidationError) as caught:
+        validate_values(template, {"name": "a" * 26 + "!"})
+    (error,) = caught.value.errors
+    assert error["property"] == "instance.name"
+    assert "could not be checked against pattern" in error["message"]
+    assert validate_values(template, {"name": "aaaa"}) == {"name": "aaaa"}
+
+
+def test_pattern_properties_and_additional_properties_are_bounded_too() -> None:
+    template = _template(
+        {
+            "properties": {
+                "labels": {
+                    "type": "object",
+                    "patternProperties": {BACKTRACKING: {"type": "string"}},
+                    "additionalProperties": False,
+                }
+            }
+        }
+    )
+    with pytest.raises(ParameterValidationError) as caught:
+        validate_values(template, {"labels": {"a" * 26 + "!": "x"}})
+    messages = [e["message"] for e in caught.value.errors]
+    assert any("could not be checked" in m for m in messages), messages
+    assert any("additional property" in m for m in messages), messages
+    assert validate_values(template, {"labels": {"aa": "x"}}) == {"labels": {"aa": "x"}}
+
+
+def test_a_hostile_schema_pattern_is_refused_when_the_template_loads(tmp_path: Path) -> None:
+    parameters = {"properties": {"name": {"type": "string", "pattern": "((a{100}){100}){100}"}}}
+    with pytest.raises(TemplateError, match=r"spec\.parameters\[0\]\.properties\.name\.pattern"):
+        _template(parameters, tmp_path / "template.yaml")
+    file = tmp_path / "template.yaml"
+    file.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "scaffolder.backstage.io/v1beta3",
+                "kind": "Template",
+                "metadata": {"name": "t"},
+                "spec": {"owner": "me", "type": "service", "parameters": parameters, "steps": []},
+            }
+        )
+    )
+    problems = [p for p in validate_template_file(file) if "repeats multiply" in p.message]
+    assert [p.path for p in problems] == ["spec.parameters.properties.name.pattern"]
+
+
+def test_unevaluated_properties_beside_pattern_properties_is_refused() -> None:
+    # jsonschema matches patternProperties with Python's re for unevaluatedProperties
+    parameters = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "patternProperties": {BACKTRACKING: {}},
+        "unevaluatedProperties": False,
+    }
+    with pytest.raises(TemplateError, match="unevaluatedProperties cannot be combined"):
+        _template(parameters)
+
+
+def test_deep_or_huge_values_are_refused_before_anything_walks_them() -> None:
+    template = _template({"properties": {"name": {"type": "string"}}})
+    deep: Any = "x"
+    for _ in range(700):  # the 500 of the report (RecursionError in deepcopy)
+        deep = {"a": deep}
+    with pytest.raises(InputError, match=r"values\.deep\.a\.a.*deeper than the limit of 64"):
+        validate_values(template, {"deep": deep})
+    with pytest.raises(InputError, match="more than the limit of 1,000 characters"):
+        validate_values(template, {"name": "x" * 2000}, max_size=1_000)
+
+
+def test_a_regex_format_value_gets_the_size_check() -> None:
+    template = _template({"properties": {"re": {"type": "string", "format": "regex"}}})
+    assert validate_values(template, {"re": "^[a-z]+$"}) == {"re": "^[a-z]+$"}
+    with pytest.raises(ParameterValidationError, match='does not conform to the "regex" format'):
+        validate_values(template, {"re": "(((a{1000}){1000}){1000})"})
+
+
+# -- through a real `falsework serve`, as the plain user alice ---------------------
+
+API = "/api/scaffolder"
+OWN_TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@pytest.fixture(scope="module")
+def bounds_server(module_database: str, servers: ServerFactory) -> Server:
+    return servers(
+        module_database,
+        config=auth_config(),
+        env={"FALSEWORK_TEMPLATES": f"{TEMPLATES}:{OWN_TEMPLATES}"},
+    )
+
+
+def test_a_backtracking_schema_pattern_does_not_freeze_the_server(bounds_server: Server) -> None:
+    alice = bounds_server.client("alice")
+    probe = bounds_server.client(None)
+    finished = threading.Event()
+    answer: dict[str, Any] = {}
+
+    def create() -> None:
+        try:
+            answer["response"] = alice.post(
+                f"{API}/v2/tasks",
+                json={"templateRef": "template:default/bounds-pattern", "values": {"name": BAD}},
+            )
+        finally:
+            finished.set()
+
+    BAD = "a" * 26 + "!"
+    thread = threading.Thread(target=create)
+    thread.start()
+    answered_while_pending = 0
+    while not finished.is_set():
+        if probe.get("/healthz").status_code == 200 and not finished.is_set():
+            answered_while_pending += 1
+    thread.join()
+    # Before the change, the check ran on the event loop for seconds: no probe
+    # could be answered until the create request was.
+    assert answered_while_pending >= 3
+    response = answer["response"]
+    assert response.status_code == 400, response.text
+    assert "could not be checked against pattern" in response.text
+
+
+def test_a_user_chosen_pattern_cannot_grow_the_server(bounds_server: Server) -> None:
+    alice = bounds_server.client("alice")
+    process = psutil.Process(bounds_server.process.pid)
+    # capped, so that a regression fails this test instead of the machine
+    cap = process.memory_info().vms + 1536 * 2**20
+    process.rlimit(psutil.RLIMIT_AS, (cap, cap))
+
+    def run(pattern: str) -> dict[str, Any]:
+        created = alice.post(
+            f"{API}/v2/tasks",
+            json={
+                "templateRef": "template:default/bounds-regex",
+                "values": {"name": "aaa", "pattern": pattern},
+            },
+        )
+        assert created.status_code == 201, created.text
+        return wait_for_status(alice, created.json()["id"], ("completed", "failed"))
+
+    assert run("a")["status"] == "completed"
+    before = process.memory_info().rss
+    outcomes = []
+    for i in range(5):  # ~40 MB each, kept for good by two caches before the change
+        outcomes.append(run(f"x{i}(a{{1000}}){{150}}"))
+    outcomes.append(run("(((a{1000}){1000}){1000})"))  # allocated until the process died
+    growth = (process.memory_info().rss - before) / 2**20
+    for task in outcomes:
+        assert task["status"] == "failed"
+    events = alice.get(f"{API}/v2/tasks/{outcomes[-1]['id']}/events").json()
+    messages = " ".join(str(e["body"].get("message", "")) for e in events)
+    assert "regular expression /(((a{1000}){1000}){1000})/g" in messages
+    assert "repeats multiply" in messages
+    assert growth < 50, f"the server grew by {growth:.0f} MB"
+    assert probe_ok(bounds_server)
+
+
+def probe_ok(server: Server) -> bool:
+    return server.client(None).get("/healthz").status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import yaml
 
 from falsework.errors import TemplateError
 from falsework.taskio import Recovery
+from falsework.templating.regex import pattern_problem
 
 API_VERSION = "scaffolder.backstage.io/v1beta3"
 DEFAULT_NAMESPACE = "default"
@@ -51,6 +53,11 @@ class Template:
         secrets = spec.get("secrets")
         secrets_schema = secrets.get("schema") if isinstance(secrets, dict) else None
         tags = metadata.get("tags")
+        pages = parameter_pages(spec.get("parameters"))
+        for index, page in enumerate(pages):
+            for where, message in pattern_problems(page):
+                shown = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where)
+                raise TemplateError(f"{path}: spec.parameters[{index}]{shown}: {message}")
         return cls(
             ref=f"template:{namespace}/{name}",
             name=name,
@@ -62,7 +69,7 @@ class Template:
             type=str(spec.get("type") or ""),
             path=path.resolve(),
             raw=document,
-            parameters=parameter_pages(spec.get("parameters")),
+            parameters=pages,
             steps=[s for s in spec.get("steps") or [] if isinstance(s, dict)]
             if isinstance(spec.get("steps"), list)
             else [],
@@ -148,6 +155,54 @@ def parameter_pages(parameters: Any) -> list[dict[str, Any]]:
     if isinstance(parameters, list):
         return [p for p in parameters if isinstance(p, dict)]
     return []
+
+
+# Inside these, a "pattern" is a value, not a schema keyword.
+_DATA_KEYS = frozenset({"default", "const", "enum", "examples"})
+
+
+def pattern_problems(schema: Any) -> Iterator[tuple[list[str | int], str]]:
+    """``(path, message)`` for each regular expression of a JSON Schema that may
+    not be compiled (too long or too large: ``templating.regex``), and for
+    ``unevaluatedProperties`` beside ``patternProperties`` (which jsonschema
+    would match with Python's ``re``, without a time limit)."""
+    unevaluated: list[str | int] | None = None
+    has_patterns = False
+    stack: list[tuple[Any, list[str | int]]] = [(schema, [])]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, [*path, i]) for i, item in enumerate(node))
+            continue
+        if not isinstance(node, Mapping):
+            continue
+        for key, value in node.items():
+            where: list[str | int] = [*path, str(key)]
+            if key in _DATA_KEYS or str(key).startswith("ui:"):
+                continue
+            if key == "pattern" and isinstance(value, str):
+                problem = pattern_problem(value)
+                if problem is not None:
+                    yield where, f"pattern {_short(value)}: {problem}"
+            elif key == "patternProperties" and isinstance(value, Mapping):
+                has_patterns = True
+                for pattern in value:
+                    problem = pattern_problem(str(pattern))
+                    if problem is not None:
+                        yield where, f"pattern {_short(str(pattern))}: {problem}"
+            elif key == "unevaluatedProperties" and unevaluated is None:
+                unevaluated = where
+            stack.append((value, where))
+    if unevaluated is not None and has_patterns:
+        yield (
+            unevaluated,
+            "unevaluatedProperties cannot be combined with patternProperties "
+            "(use additionalProperties)",
+        )
+
+
+def _short(pattern: str) -> str:
+    return repr(pattern if len(pattern) <= 60 else pattern[:57] + "...")
 
 
 def read_documents(path: Path) -> list[Any]:

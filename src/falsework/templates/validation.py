@@ -17,7 +17,7 @@ import yaml
 from falsework.confine import Entry, Tree, is_within
 from falsework.errors import FalseworkError
 from falsework.globs import matches_or_under
-from falsework.templates.template import API_VERSION
+from falsework.templates.template import API_VERSION, pattern_problems
 from falsework.templating import Renderer
 
 PathTokens = tuple[str | int, ...]
@@ -467,3 +467,5 @@ def _schema_problems(schema: Any, where: PathTokens) -> Iterator[tuple[PathToken
     for error in sorted(meta.iter_errors(schema), key=lambda e: list(map(str, e.path))):
         tokens = tuple(p if isinstance(p, int) else str(p) for p in error.absolute_path)
         yield (*where, *tokens), f"not valid JSON Schema: {error.message}"
+    for path, message in pattern_problems(schema):
+        yield (*where, *path), message

@@ -4,15 +4,26 @@ Errors come in the shape Backstage's API returns (that of the ``jsonschema``
 npm package): ``{path, property, message, schema, instance, name, argument,
 stack}`` — one per failing field, across all pages at once (Backstage stops at
 the first failing page).
+
+Bounded in time and memory, and safe to call from a worker thread (the API runs
+it in one, off its event loop): the values' nesting and size are checked before
+anything walks them, the whole check runs under the render watchdog's time
+limit, and ``pattern``, ``patternProperties`` (with ``additionalProperties``)
+and ``format: regex`` use the ``regex`` package with the size check and the
+per-match time limit of template regular expressions, never Python's ``re``
+(which cannot be interrupted: one catastrophic pattern would hold the process).
 """
 
 from __future__ import annotations
 
 import ast
 import copy
+import functools
 import json
 import re
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jsonschema
@@ -21,7 +32,16 @@ from jsonschema.protocols import Validator
 from referencing.exceptions import Unresolvable
 
 from falsework.errors import InputError, TemplateError
-from falsework.templates.template import Template
+from falsework.templates.template import Template, pattern_problems
+from falsework.templating import regex as rx
+from falsework.templating.watchdog import WATCHDOG, RenderTimeout
+
+VALIDATION_TIMEOUT = 2.0
+"""Seconds one ``validate_values`` call may take (defaults, every page)."""
+MAX_VALUE_DEPTH = 64
+"""The deepest nesting of objects and lists a value may have."""
+MAX_VALUES_SIZE = 10_000_000
+"""The most characters (strings and keys, plus one per item) the values may hold."""
 
 
 class ParameterValidationError(InputError):
@@ -35,15 +55,50 @@ class ParameterValidationError(InputError):
 
 
 def validator_for(schema: Mapping[str, Any]) -> Validator:
-    """A validator of the draft the schema names in ``$schema`` (draft 7 if none)."""
+    """A validator of the draft the schema names in ``$schema`` (draft 7 if none),
+    whose regular expressions are bounded (see the module's docstring)."""
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    bounded, checker = _bounded(cls)
+    return bounded(schema, format_checker=checker)  # type: ignore[no-any-return]
 
 
-def validate_values(template: Template, values: Mapping[str, Any] | None) -> dict[str, Any]:
+def validate_values(
+    template: Template,
+    values: Mapping[str, Any] | None,
+    *,
+    timeout: float = VALIDATION_TIMEOUT,
+    max_depth: int = MAX_VALUE_DEPTH,
+    max_size: int = MAX_VALUES_SIZE,
+) -> dict[str, Any]:
     """``values`` with the schema defaults filled in; raises ParameterValidationError
-    listing every failing field."""
+    listing every failing field, InputError when the values are nested too deep,
+    too large or take longer than ``timeout`` seconds to check, TemplateError when
+    the template's schema is broken. Safe to call from any thread."""
+    check_shape(values or {}, max_depth=max_depth, max_size=max_size)
+    token = WATCHDOG.start(timeout)
+    _deadline.value = time.monotonic() + timeout
+    try:
+        return _validate(template, values)
+    except RenderTimeout:
+        raise InputError(
+            f"checking the values against {template.ref}'s parameter schema took longer than "
+            f"the limit of {timeout:g}s"
+        ) from None
+    finally:
+        _deadline.value = None
+        WATCHDOG.stop(token)
+
+
+def _validate(template: Template, values: Mapping[str, Any] | None) -> dict[str, Any]:
     result: dict[str, Any] = copy.deepcopy(dict(values or {}))
+    for index, page in enumerate(template.parameters):
+        problem = next(iter(pattern_problems(page)), None)
+        if problem is not None:
+            where, message = problem
+            raise TemplateError(
+                f"{template.ref}: spec.parameters[{index}]{_dotted(where)}: {message}; "
+                "`falsework templates validate` shows the details"
+            )
     for page in template.parameters:
         result = apply_defaults(page, result, page)
     errors: list[dict[str, Any]] = []
@@ -57,6 +112,139 @@ def validate_values(template: Template, values: Mapping[str, Any] | None) -> dic
     if errors:
         raise ParameterValidationError(errors)
     return result
+
+
+def check_shape(values: Any, *, max_depth: int, max_size: int) -> None:
+    """InputError naming the place when ``values`` nest deeper than ``max_depth``
+    or hold more than ``max_size`` characters; walks without recursion."""
+    size = 0
+    stack: list[tuple[Any, int, tuple[str | int, ...]]] = [(values, 0, ())]
+    while stack:
+        value, depth, path = stack.pop()
+        size += 1
+        if isinstance(value, str):
+            size += len(value)
+        elif isinstance(value, Mapping | list | tuple):
+            if depth >= max_depth:
+                raise InputError(
+                    f"values{_dotted(path)}: nested deeper than the limit of {max_depth} levels"
+                )
+            if isinstance(value, Mapping):
+                for key, item in value.items():
+                    size += len(str(key))
+                    stack.append((item, depth + 1, (*path, str(key))))
+            else:
+                stack.extend((item, depth + 1, (*path, i)) for i, item in enumerate(value))
+        if size > max_size:
+            raise InputError(f"the values hold more than the limit of {max_size:,} characters")
+
+
+def _dotted(path: tuple[str | int, ...] | list[str | int]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+# -- bounded regular expressions ----------------------------------------------
+
+_deadline = threading.local()
+
+
+def _matches(pattern: str, text: str) -> bool | None:
+    """Whether ``pattern`` matches in ``text``; None when it ran out of time."""
+    deadline: float | None = getattr(_deadline, "value", None)
+    budget = rx.MATCH_TIMEOUT
+    if deadline is not None:
+        budget = min(budget, deadline - time.monotonic())
+    try:
+        return rx.search(pattern, text, timeout=budget)
+    except TimeoutError:
+        return None
+    except ValueError as exc:
+        raise jsonschema.SchemaError(str(exc)) from None
+
+
+def _too_slow(pattern: str) -> ValidationError:
+    return ValidationError(
+        f"could not be checked against {pattern!r} within the limit of "
+        f"{rx.MATCH_TIMEOUT:g}s (the pattern backtracks too much)",
+        cause=TimeoutError(),
+    )
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "string"):
+        return
+    found = _matches(pattern, instance)
+    if found is None:
+        yield _too_slow(pattern)
+    elif not found:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: Any, patterns: Mapping[str, Any], instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            found = _matches(pattern, key)
+            if found is None:
+                yield _too_slow(pattern)
+            elif found:
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _extras(instance: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """The properties neither ``properties`` nor ``patternProperties`` name (a key
+    whose check ran out of time counts as not named)."""
+    props = schema.get("properties") or {}
+    patterns = schema.get("patternProperties") or {}
+    return [
+        str(key)
+        for key in instance
+        if key not in props and not any(_matches(p, str(key)) for p in patterns)
+    ]
+
+
+def _additional_properties(
+    validator: Any, allowed: Any, instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    extras = _extras(instance, schema)
+    if validator.is_type(allowed, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], allowed, path=extra)
+    elif not allowed and extras:
+        listed = ", ".join(repr(e) for e in sorted(extras))
+        verb = "was" if len(extras) == 1 else "were"
+        yield ValidationError(f"Additional properties are not allowed ({listed} {verb} unexpected)")
+
+
+def _is_regex(instance: object) -> bool:
+    """``format: regex``: a pattern the server would agree to compile."""
+    if not isinstance(instance, str):
+        return True
+    try:
+        rx.compile_pattern(instance)
+    except rx.PatternError:
+        return False
+    return True
+
+
+@functools.cache
+def _bounded(cls: Any) -> tuple[Any, jsonschema.FormatChecker]:
+    """``cls`` with the bounded regular-expression keywords, and its format checker
+    with a bounded ``regex`` format (made once per draft)."""
+    keywords = {
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+    }
+    bounded = jsonschema.validators.extend(cls, keywords)  # type: ignore[no-untyped-call]
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checkers = {**cls.FORMAT_CHECKER.checkers, "regex": (_is_regex, ())}
+    return bounded, checker
 
 
 def _broken(template: Template, index: int, exc: Exception) -> TemplateError:
@@ -214,14 +402,8 @@ def _required_name(error: ValidationError) -> str:
 
 def _extra_properties(error: ValidationError) -> list[str]:
     schema = error.schema if isinstance(error.schema, Mapping) else {}
-    props = schema.get("properties") or {}
-    patterns = schema.get("patternProperties") or {}
     instance = error.instance if isinstance(error.instance, Mapping) else {}
-    return [
-        str(k)
-        for k in instance
-        if k not in props and not any(re.search(p, str(k)) for p in patterns)
-    ]
+    return _extras(instance, schema)
 
 
 def _message(name: str, arg: Any, error: ValidationError) -> tuple[str, Any]:
@@ -233,6 +415,8 @@ def _message(name: str, arg: Any, error: ValidationError) -> tuple[str, Any]:
     if name == "const":
         return f"does not exactly match expected constant: {_js(arg)}", arg
     if name == "pattern":
+        if isinstance(error.cause, TimeoutError):
+            return f"could not be checked against pattern {json.dumps(arg)} in time", arg
         return f"does not match pattern {json.dumps(arg)}", arg
     if name == "format":
         return f'does not conform to the "{arg}" format', arg

@@ -151,17 +151,17 @@ def compile_literal(source: str, flags: str) -> Any:
         value |= _FLAGS.get(flag, 0)
     try:
         return compile_pattern(source, value)
-    except _PatternError as exc:
+    except PatternError as exc:
         raise TemplateSyntaxError(f"regular expression /{source}/{flags}: {exc}") from None
 
 
-class _PatternError(Exception):
-    pass
+class PatternError(ValueError):
+    """A pattern that may not or cannot be compiled (the text says why)."""
 
 
 def compile_pattern(source: str, flags: int = 0) -> Any:
     """``regex.compile(source, flags)`` after the size check, from a bounded cache.
-    Raises ``_PatternError`` (its text says why) for a refused or invalid pattern."""
+    Raises :class:`PatternError` for a refused or invalid pattern."""
     key = (source, flags)
     with _cache_lock:
         entry = _cache.get(key)
@@ -169,13 +169,13 @@ def compile_pattern(source: str, flags: int = 0) -> Any:
         return entry.compiled
     problem = pattern_problem(source)
     if problem is not None:
-        raise _PatternError(problem)
+        raise PatternError(problem)
     cost = pattern_cost(source)
     try:
         # cache_pattern=False: the package keeps 500 patterns of any size otherwise
         compiled = regex.compile(source, flags | regex.VERSION0, cache_pattern=False)
     except regex.error as exc:
-        raise _PatternError(str(exc)) from None
+        raise PatternError(str(exc)) from None
     if cost <= _CACHE_ITEM:
         with _cache_lock:
             _cache[key] = _Entry(compiled, max(cost, 1))
@@ -188,7 +188,7 @@ def search(pattern: str, text: str, timeout: float = MATCH_TIMEOUT) -> bool:
     Raises ``ValueError`` for a refused pattern and ``TimeoutError`` past the limit."""
     try:
         compiled = compile_pattern(pattern)
-    except _PatternError as exc:
+    except PatternError as exc:
         raise ValueError(f"pattern {pattern!r}: {exc}") from None
     return compiled.search(text, timeout=max(timeout, 0.001)) is not None
 
