@@ -198,6 +198,77 @@ def test_the_replacement_budget_holds_in_a_subprocess() -> None:
     assert result["growth_mb"] < 100, result
 
 
+# -- filters and operators: growth counted before the result is built -------------
+
+SHARED = "([parameters.name * 1000000] * 100000)"  # 100,000 references to one 6 MB string
+GROWING = [
+    # Jinja's string filters printed such a list with str(): a 600 GB Python repr
+    f"${{{{ {SHARED} | trim }}}}",
+    f"${{{{ {SHARED} | upper }}}}",
+    f"${{{{ {SHARED} | striptags }}}}",
+    f"${{{{ {SHARED} | safe }}}}",
+    f"${{{{ {SHARED} | escape }}}}",
+    f"${{{{ {SHARED} | urlize }}}}",
+    # join gave each part the whole limit: 100 parts of a 6 MB list each
+    "${{ ([[parameters.name * 1000000]] * 100) | join }}",
+    # one astral character is twelve once URL-encoded
+    "${{ ('\U0001f600' * 2500000) | urlencode | length }}",
+    # one control character is six once JSON-encoded
+    "${{ ('\u0001' * 9000000) | dump | length }}",
+    # ten million one-character strings
+    "${{ ('\u4e00' * 9000000) | list | length }}",
+]
+
+
+def test_filters_refuse_growth_before_allocating_it() -> None:
+    result = _bounded_python(
+        f"""
+        import resource
+        from falsework.errors import TemplateError
+        from falsework.templating import Renderer
+        renderer = Renderer()
+        ctx = {{"parameters": {{"name": "my-svc"}}}}
+        renderer.render("${{{{ parameters.name | trim }}}}", ctx)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        outcomes = []
+        for source in {GROWING!r}:
+            try:
+                renderer.render(source, ctx)
+                outcomes.append("rendered")
+            except TemplateError as exc:
+                outcomes.append(type(exc).__name__ + ": " + exc.message)
+            except MemoryError:
+                outcomes.append("MemoryError")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({{"outcomes": outcomes, "peak_growth_mb": (peak - before) / 1024}}))
+        """
+    )
+    for source, outcome in zip(GROWING, result["outcomes"], strict=True):
+        assert outcome.startswith("TemplateSecurityError"), (source, outcome)
+        assert "ran out of memory" not in outcome, (source, outcome)
+    # the inputs themselves cost up to 36 MB; nothing was built past them
+    assert result["peak_growth_mb"] < 100, result
+
+
+@pytest.mark.parametrize(
+    ("source", "what"),
+    [
+        ("${{ ('<' * 300) | escape }}", "escape"),
+        ("${{ ('\\n' * 300) | nl2br }}", "nl2br"),
+        ("${{ ('<' * 300) | tojson }}", "tojson"),
+        ("${{ ('\\u0001' * 300) | dump }}", "dump"),
+        ("${{ ('é' * 200) | urlencode }}", "urlencode"),
+        ("${{ 'ab cd' | truncate(2, false, 'x' * 999) }}", "truncate"),
+        ("${{ ('a.co ' * 50) | urlize }}", "urlize"),
+        ("${{ ([['x' * 600]] * 2) | join }}", "join"),
+    ],
+)
+def test_the_refusal_names_the_filter(source: str, what: str) -> None:
+    small = Renderer(max_output=1_000)
+    with pytest.raises(TemplateSecurityError, match=f"^{what} would produce"):
+        small.render(source, CTX)
+
+
 # -- parameter schemas ---------------------------------------------------------
 
 BACKTRACKING = "^(a|a)*$"  # 2^n steps on n a's and one other character

@@ -93,6 +93,27 @@ ESCAPES = [
     "${{ 'x' + [parameters.name * 5000000] * 100000 }}",
     "${{ ([[1] * 100000] * 100000) | sum(start=[]) }}",
     "${{ (10 ** 30000) * (10 ** 30000) }}",
+    # growth counted before the result is built (issue 8): each of these used to
+    # build up to 7x the output limit, then `length` hid it from the final check
+    "${{ ('<' * 9000000) | escape | length }}",
+    "${{ ('<' * 9000000) | e | length }}",
+    "${{ ('<' * 9000000) | forceescape | length }}",
+    "${{ ('\\n' * 9000000) | nl2br | length }}",
+    "${{ ('<' * 9000000) | tojson | length }}",
+    "${{ ('\\u0001' * 9000000) | dump | length }}",
+    "${{ ['\\u0001' * 9000000] | tojson | length }}",
+    "${{ ('é' * 2000000) | urlencode | length }}",
+    "${{ {'k': 'é' * 2000000} | urlencode | length }}",
+    "${{ ('ab' * 4000000) | truncate(10, true, 'x' * 9999999) | length }}",
+    "${{ ('a.co ' * 1000000) | urlize | length }}",
+    # lists built from strings: one object per character or part
+    "${{ (parameters.name * 20000) | list | length }}",
+    "${{ (parameters.name * 20000) | sort | length }}",
+    "${{ (parameters.name * 20000) | join('-') | length }}",
+    "${{ (parameters.name * 20000) | batch(3) | length }}",
+    "${{ ('a,' * 200000).split(',') | length }}",
+    "${{ ('a,' * 200000).rsplit(',') | length }}",
+    "${{ ('a\\n' * 200000).splitlines() | length }}",
 ]
 
 

@@ -175,6 +175,10 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
     def _check_name(self, obj: Any, name: str) -> Any:
         """Refusals and JS members shared by ``a.b`` and ``a['b']``; None = go on."""
         if isinstance(obj, str):
+            if name in ("split", "rsplit"):
+                return lambda sep=None, maxsplit=-1: f.split(obj, name, sep, maxsplit)
+            if name == "splitlines":
+                return lambda keepends=False: f.splitlines(obj, keepends)
             if name in _STR_METHODS:
                 return None
             member = _js_str_member(self, obj, name)

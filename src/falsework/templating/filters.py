@@ -4,18 +4,22 @@ input (so that one expression cannot ask for gigabytes)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import re
 import types
 from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping, Set, ValuesView
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from jinja2 import Undefined, pass_context, pass_environment
+from jinja2 import filters as jinja_filters
 from jinja2.environment import Environment
 from jinja2.filters import do_float, do_indent, do_int
 from jinja2.runtime import Context
 from markupsafe import Markup
+from markupsafe import escape as html_escape
 
 from falsework.errors import TemplateRenderError, TemplateSecurityError
 from falsework.templating.regex import JsRegExp, nunjucks_regex
@@ -34,6 +38,37 @@ def check_size(environment: Environment, size: int, what: str) -> None:
         raise TemplateSecurityError(
             f"{what} would produce {size:,} characters, over the limit of {limit:,}"
         )
+
+
+def bounded_list(value: Any, what: str) -> list[Any]:
+    """``list(value)``, refused past :data:`MAX_ITEMS` items before they are built
+    (a 10 MB string would be ten million one-character strings)."""
+    if isinstance(value, str | list | tuple | Mapping) and len(value) > MAX_ITEMS:
+        raise TemplateSecurityError(f"{what} would build a list over {MAX_ITEMS:,} items")
+    items = list(itertools.islice(iter(value), MAX_ITEMS + 1))
+    if len(items) > MAX_ITEMS:
+        raise TemplateSecurityError(f"{what} would build a list over {MAX_ITEMS:,} items")
+    return items
+
+
+def split(text: str, method: str, sep: Any = None, maxsplit: Any = -1) -> list[str]:
+    """``str.split`` / ``rsplit`` with at most :data:`MAX_ITEMS` parts."""
+    wanted = int(maxsplit)
+    parts: list[str] = getattr(text, method)(
+        None if sep is None else js_str(sep), MAX_ITEMS if wanted < 0 else min(wanted, MAX_ITEMS)
+    )
+    if len(parts) > MAX_ITEMS:
+        raise TemplateSecurityError(f"{method} would build a list over {MAX_ITEMS:,} items")
+    return parts
+
+
+_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def splitlines(text: str, keepends: bool = False) -> list[str]:
+    if sum(text.count(c) for c in _LINE_BREAKS) >= MAX_ITEMS:
+        raise TemplateSecurityError(f"splitlines would build a list over {MAX_ITEMS:,} items")
+    return text.splitlines(keepends)
 
 
 # -- JavaScript-style conversions ------------------------------------------
@@ -111,9 +146,24 @@ def to_plain(value: Any, limit: int = DEFAULT_LIMIT, what: str = "the value") ->
     return _plain(value, _Budget(limit, what), 0)
 
 
+_JSON_SPECIAL = re.compile(r'["\\\x00-\x1f]')
+_TWO = '"\\\b\f\n\r\t'  # JSON escapes these in two characters
+_SIX = [chr(c) for c in range(32) if chr(c) not in _TWO]  # and these as \u00XX
+
+
+def json_size(text: str) -> int:
+    """The length of ``text`` as a JSON string (quotes and escapes included),
+    counted without building it."""
+    if _JSON_SPECIAL.search(text) is None:
+        return len(text) + 2
+    two = sum(text.count(c) for c in _TWO)
+    six = sum(text.count(c) for c in _SIX)
+    return len(text) + 2 + two + 5 * six
+
+
 def _plain(value: Any, budget: _Budget, depth: int) -> Any:
     if isinstance(value, str):
-        budget.spend(len(value) + 2)
+        budget.spend(json_size(value))
         return str(value) if isinstance(value, Markup) else value
     if value is None or isinstance(value, bool | int | float):
         budget.spend(8)
@@ -129,7 +179,7 @@ def _plain(value: Any, budget: _Budget, depth: int) -> Any:
             if isinstance(item, Undefined):
                 continue
             name = str(key)
-            budget.spend(per_item + len(name) + 4)
+            budget.spend(per_item + json_size(name) + 2)
             out[name] = _plain(item, budget, depth + 1)
         return out
     if isinstance(
@@ -176,6 +226,8 @@ def dump(environment: Environment, value: Any, indent: int | str | None = None) 
 def tojson(environment: Environment, value: Any, indent: int | None = None) -> str:
     """Jinja's tojson (JSON safe inside HTML) with the size check of dump."""
     text = _json(value, indent, _Budget(max_output(environment), "tojson"))
+    grows = sum(text.count(char) for char in "<>&'")
+    check_size(environment, len(text) + 5 * grows, "tojson")
     for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("'", "\\u0027")):
         text = text.replace(char, escaped)
     return text
@@ -209,19 +261,14 @@ def join(
     """Nunjucks joins with ',' by default (Jinja with '')."""
     if isinstance(value, Undefined) or value is None:
         return ""
-    if isinstance(value, str):
-        items: list[Any] = list(value)
-    elif isinstance(value, Mapping):
-        items = list(value.keys())
-    else:
-        items = list(value)
-    check_size(environment, len(items), "join")
+    items = bounded_list(value.keys() if isinstance(value, Mapping) else value, "join")
     if attribute is not None:
         items = [environment.getitem(item, attribute) for item in items]
-    limit = max_output(environment)
-    parts = [js_str(item, limit) for item in items]
     sep = js_str(separator)
-    check_size(environment, sum(map(len, parts)) + len(sep) * max(len(parts) - 1, 0), "join")
+    # one budget for every part: a list may hold the same big list many times
+    budget = _Budget(max_output(environment), "join")
+    budget.spend(len(sep) * max(len(items) - 1, 0))
+    parts = [_js_text(item, budget) for item in items]
     return sep.join(parts)
 
 
@@ -266,12 +313,19 @@ def reverse(value: Any) -> Any:
         return value[::-1]
     if isinstance(value, Undefined) or value is None:
         return value
-    return list(reversed(list(value)))
+    return bounded_list(value, "reverse")[::-1]
 
 
-def urlencode(value: Any) -> str:
-    """encodeURIComponent for strings; ``k=v&...`` for objects and pairs."""
-    safe = "-_.!~*'()"
+_URL_SAFE = "-_.!~*'()"
+_URL_CHUNK = 65_536
+
+
+@pass_environment
+def urlencode(environment: Environment, value: Any) -> str:
+    """encodeURIComponent for strings; ``k=v&...`` for objects and pairs. Encoded
+    a slice at a time, each counted (one character may become twelve)."""
+    limit = max_output(environment)
+    budget = _Budget(limit, "urlencode")
     if isinstance(value, Mapping):
         pairs: Iterable[Any] = value.items()
     elif isinstance(value, list | tuple) and all(
@@ -279,16 +333,35 @@ def urlencode(value: Any) -> str:
     ):
         pairs = value
     else:
-        return quote(js_str(value), safe=safe)
-    return "&".join(
-        f"{quote(js_str(k), safe=safe)}={quote(js_str(v), safe=safe)}" for k, v in pairs
-    )
+        return _quote(js_str(value, limit), budget)
+    parts = []
+    for key, item in pairs:
+        parts.append(f"{_quote(js_str(key, limit), budget)}={_quote(js_str(item, limit), budget)}")
+        budget.spend(2)
+    return "&".join(parts)
 
 
-def truncate(value: Any, length: int = 255, killwords: bool = False, end: str = "...") -> str:
+def _quote(text: str, budget: _Budget) -> str:
+    pieces = []
+    for start in range(0, len(text), _URL_CHUNK):
+        piece = quote(text[start : start + _URL_CHUNK], safe=_URL_SAFE)
+        budget.spend(len(piece))
+        pieces.append(piece)
+    return "".join(pieces)
+
+
+@pass_environment
+def truncate(
+    environment: Environment,
+    value: Any,
+    length: int = 255,
+    killwords: bool = False,
+    end: str = "...",
+) -> str:
     """Nunjucks' truncate: cut at the last space before ``length`` (or at
     ``length`` with killwords), then add ``end``; ``end`` does not count."""
-    text = js_str(value)
+    limit = max_output(environment)
+    text = js_str(value, limit)
     length = int(length)
     if len(text) <= length:
         return text
@@ -298,7 +371,9 @@ def truncate(value: Any, length: int = 255, killwords: bool = False, end: str = 
         cut = text.rfind(" ", 0, length + 1)
         if cut == -1:
             cut = length
-    return text[:cut] + js_str(end)
+    tail = js_str(end, limit)
+    check_size(environment, max(cut, 0) + len(tail), "truncate")
+    return text[:cut] + tail
 
 
 def to_int(value: Any, default: int = 0, base: int = 10) -> int:
@@ -325,7 +400,7 @@ def groupby(environment: Environment, value: Any, attribute: str) -> dict[str, l
     """Nunjucks' groupby: an object of lists keyed by the attribute's value
     (``{% for key, items in list | groupby('type') %}`` works as in Nunjucks)."""
     groups: dict[str, list[Any]] = {}
-    for item in value:
+    for item in bounded_list(value, "groupby"):
         current = item
         for part in str(attribute).split("."):
             current = environment.getitem(current, part)
@@ -338,15 +413,82 @@ def string(environment: Environment, value: Any) -> str:
     return js_str(value, max_output(environment))
 
 
-def nl2br(value: Any) -> str:
-    return js_str(value).replace("\r\n", "<br />\n").replace("\n", "<br />\n")
+@pass_environment
+def nl2br(environment: Environment, value: Any) -> str:
+    text = js_str(value, max_output(environment))
+    crlf = text.count("\r\n")
+    check_size(environment, len(text) + 5 * crlf + 6 * (text.count("\n") - crlf), "nl2br")
+    return text.replace("\r\n", "<br />\n").replace("\n", "<br />\n")
+
+
+_HTML_GROWTH = {"&": 4, "<": 3, ">": 3, '"': 4, "'": 4}  # &amp; &lt; &gt; &#34; &#39;
+
+
+@pass_environment
+def escape(environment: Environment, value: Any) -> Markup:
+    """HTML escaping (``escape``, ``e``, ``forceescape``), its growth counted first."""
+    if isinstance(value, Markup):
+        return value
+    text = js_str(value, max_output(environment))
+    grows = sum(text.count(char) * extra for char, extra in _HTML_GROWTH.items())
+    check_size(environment, len(text) + grows, "escape")
+    return html_escape(text)
+
+
+@pass_environment
+def forceescape(environment: Environment, value: Any) -> Markup:
+    return escape(environment, str(value) if isinstance(value, Markup) else value)
+
+
+def _as_text(name: str) -> Callable[..., Any]:
+    """Jinja's string filter ``name``, given a value printed as Nunjucks does
+    within the output limit (Jinja would call ``str()``, whose Python repr of a
+    list holding one big string many times cannot be stopped)."""
+    original = jinja_filters.FILTERS[name]
+
+    @pass_environment
+    def on_text(environment: Environment, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str):
+            value = js_str(value, max_output(environment))
+        return original(value, *args, **kwargs)
+
+    on_text.__doc__ = original.__doc__
+    return on_text
+
+
+@pass_environment
+def urlize(environment: Environment, value: Any, *args: Any, **kwargs: Any) -> str:
+    """Jinja's urlize; each link at most doubles its word and adds its attributes,
+    counted before it runs."""
+    from jinja2.nodes import EvalContext
+
+    text = js_str(value, max_output(environment))
+    extra = sum(len(js_str(v)) for v in (*args, *kwargs.values()) if isinstance(v, str))
+    words = sum(text.count(c) for c in " \t\n\r\f\v") + 1
+    check_size(environment, 2 * len(text) + words * (64 + extra), "urlize")
+    result: str = jinja_filters.do_urlize(EvalContext(environment), text, *args, **kwargs)
+    return result
+
+
+@pass_environment
+def to_list(environment: Environment, value: Any) -> list[Any]:
+    del environment
+    return bounded_list(value, "list")
+
+
+@pass_environment
+def sort(environment: Environment, value: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    result: list[Any] = jinja_filters.do_sort(
+        environment, bounded_list(value, "sort"), *args, **kwargs
+    )
+    return result
 
 
 @pass_environment
 def batch(
     environment: Environment, value: Any, size: int, fill_with: Any = None
 ) -> list[list[Any]]:
-    items = list(value)
+    items = bounded_list(value, "batch")
     size = int(size)
     if size < 1:
         raise TemplateRenderError("batch: the size must be at least 1")
@@ -364,7 +506,7 @@ def slice_(value: Any, slices: int, fill_with: Any = None) -> list[list[Any]]:
         raise TemplateRenderError("slice: the number of slices must be at least 1")
     if slices > MAX_ITEMS:
         raise TemplateSecurityError(f"slice: more than {MAX_ITEMS:,} slices is not allowed")
-    items = list(value)
+    items = bounded_list(value, "slice")
     per, extra = divmod(len(items), slices)
     out: list[list[Any]] = []
     offset = 0
@@ -553,6 +695,14 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "title": title,
     "groupby": groupby,
     "nl2br": nl2br,
+    "escape": escape,
+    "e": escape,
+    "forceescape": forceescape,
+    "urlize": urlize,
+    "list": to_list,
+    "sort": sort,
+    **{name: _as_text(name) for name in ("trim", "upper", "lower", "capitalize", "wordcount")},
+    **{name: _as_text(name) for name in ("striptags", "safe")},
     "batch": batch,
     "slice": slice_,
     "nunjucks_pairs": items_pairs,
