@@ -269,6 +269,25 @@ def test_the_refusal_names_the_filter(source: str, what: str) -> None:
         small.render(source, CTX)
 
 
+def test_the_compile_cache_keeps_no_attacker_sized_sources() -> None:
+    # Before the change the cache kept 4,096 sources of any size: these 1,000
+    # (60 KB each) stayed, ~120 MB; now their total weight is bounded.
+    result = _bounded_python(
+        """
+        from falsework.templating import Renderer
+        renderer = Renderer()
+        ctx = {"parameters": {"name": "x"}}
+        renderer.render_string("${{ parameters.name }}", ctx)
+        before = rss()
+        for i in range(1000):
+            text = renderer.render_string(str(i) + "x" * 60000 + "${{ parameters.name }}", ctx)
+            assert text.endswith("xx"), text[-10:]
+        print(json.dumps({"growth_mb": (rss() - before) / 2**20}))
+        """
+    )
+    assert result["growth_mb"] < 60, result
+
+
 # -- parameter schemas ---------------------------------------------------------
 
 BACKTRACKING = "^(a|a)*$"  # 2^n steps on n a's and one other character

@@ -277,11 +277,11 @@ def test_check_reports_every_unparsable_string_with_its_path(renderer: Renderer)
 
 def test_compiles_each_source_once(renderer: Renderer, ctx: dict[str, Any]) -> None:
     source = "${{ parameters.count * 7 }}"
-    compile_ = renderer._main.compile
-    before = compile_.cache_info()  # type: ignore[attr-defined]
+    compiler = renderer._main
+    before = compiler.cache_info()
     for _ in range(5):
         assert renderer.render({"a": source, "b": source}, ctx) == {"a": 21, "b": 21}
-    after = compile_.cache_info()  # type: ignore[attr-defined]
+    after = compiler.cache_info()
     assert after.misses - before.misses == 1
     assert after.hits - before.hits == 9
 

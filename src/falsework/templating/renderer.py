@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import functools
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
+from cachetools import LRUCache
 from jinja2 import Template, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError as JinjaSecurityError
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
@@ -24,7 +25,12 @@ from falsework.templating.watchdog import WATCHDOG, RenderTimeout
 
 T = TypeVar("T")
 
-_CACHE_SIZE = 4096
+# The compile cache holds at most _CACHE_BUDGET "bytes" of weight: a compiled
+# source weighs a fixed 4 KiB plus 16 per character (what Jinja's code for it
+# costs, measured); a source over _CACHE_ITEM characters is compiled on each use
+# and never kept. So at most 4,096 small sources, or 16 of the largest.
+_CACHE_BUDGET = 16 * 2**20
+_CACHE_ITEM = 64 * 2**10
 _SNIPPET = 120
 _RESULT = "__falsework_value"  # where a lone expression leaves its value
 
@@ -33,6 +39,7 @@ _RESULT = "__falsework_value"  # where a lone expression leaves its value
 class _Compiled:
     template: Template
     lone: bool  # the whole string is one ``${{ expr }}``: evaluate, keep the type
+    weight: int = 0  # in the compile cache (see _CACHE_BUDGET)
 
 
 def _snippet(source: str) -> str:
@@ -47,15 +54,44 @@ def is_truthy(value: Any) -> bool:
     return bool(value)
 
 
+class CacheInfo(NamedTuple):
+    hits: int
+    misses: int
+    entries: int
+    weight: int
+
+
 class _Compiler:
-    """One environment and its LRU cache of compiled sources."""
+    """One environment and its cache of compiled sources, bounded by their weight
+    (safe to share between threads)."""
 
     def __init__(self, environment: SandboxEnvironment, variable_start: str) -> None:
         self.environment = environment
         self.variable_start = variable_start
-        self.compile: Callable[[str, bool], _Compiled] = functools.lru_cache(maxsize=_CACHE_SIZE)(
-            self._compile
+        self._cache: LRUCache[tuple[str, bool], _Compiled] = LRUCache(
+            maxsize=_CACHE_BUDGET, getsizeof=lambda compiled: compiled.weight
         )
+        self._lock = threading.Lock()
+        self._hits = self._misses = 0
+
+    def cache_info(self) -> CacheInfo:
+        with self._lock:
+            return CacheInfo(self._hits, self._misses, len(self._cache), int(self._cache.currsize))
+
+    def compile(self, source: str, allow_lone: bool) -> _Compiled:
+        key = (source, allow_lone)
+        with self._lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._hits += 1
+                return found
+            self._misses += 1
+        compiled = self._compile(source, allow_lone)
+        if len(source) <= _CACHE_ITEM:
+            weighed = _Compiled(compiled.template, compiled.lone, 4096 + 16 * len(source))
+            with self._lock:
+                self._cache[key] = weighed
+        return compiled
 
     def _compile(self, source: str, allow_lone: bool) -> _Compiled:
         env = self.environment
@@ -82,8 +118,9 @@ class _Compiler:
 
 
 class Renderer:
-    """One per process: compiles each source once (LRU cache) and renders it in
-    Jinja's immutable sandbox with a time and an output-size limit."""
+    """One per process: compiles each source once (a cache bounded by size) and
+    renders it in Jinja's immutable sandbox with a time and an output-size limit.
+    Safe to share between threads (the runner renders in a small pool)."""
 
     def __init__(
         self,
