@@ -333,6 +333,19 @@ class Settings(BaseSettings):
     keep_workspace_on_failure: bool = False
     render_timeout: float = Field(default=2.0, gt=0)
     render_max_output: int = Field(default=10_000_000, gt=0)
+    max_each: int = Field(default=1_000, ge=1, description="Iterations of one step's each.")
+    max_log_line: int = Field(
+        default=65_536, ge=80, description="Characters of one log line or event; longer is cut."
+    )
+    max_task_log: int = Field(
+        default=10_000_000,
+        ge=1_000,
+        description="Characters of one task's action log lines; later lines are dropped.",
+    )
+    dry_run_max_files: int = Field(default=1_000, ge=0, description="Files a dry run returns.")
+    dry_run_max_bytes: int = Field(
+        default=20_000_000, ge=0, description="Bytes of the files a dry run returns."
+    )
 
     # the service
     host: str = "127.0.0.1"

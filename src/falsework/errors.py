@@ -56,6 +56,12 @@ class NotAllowedError(FalseworkError):
     status_code = 403
 
 
+class TooLargeError(InputError):
+    """The request, or what it would send back, is larger than this server allows."""
+
+    status_code = 413
+
+
 class TooManyRequestsError(FalseworkError):
     """Too many requests."""
 

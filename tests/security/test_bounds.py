@@ -10,6 +10,7 @@ take the test runner down); the event-loop checks through a real
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -22,7 +23,15 @@ import psutil
 import pytest
 import yaml
 
-from falsework.errors import InputError, TemplateError, TemplateSecurityError, TemplateSyntaxError
+from falsework.config import Settings
+from falsework.errors import (
+    InputError,
+    TemplateError,
+    TemplateSecurityError,
+    TemplateSyntaxError,
+    TooLargeError,
+)
+from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
 from falsework.templates import Template, validate_values
 from falsework.templates.validation import validate_template_file
 from falsework.templates.values import ParameterValidationError
@@ -383,6 +392,109 @@ def test_a_regex_format_value_gets_the_size_check() -> None:
         validate_values(template, {"re": "(((a{1000}){1000}){1000})"})
 
 
+# -- the runner: each, logs, output, dry-run results -------------------------------
+
+
+def _runner(tmp_path: Path, **limits: Any) -> WorkflowRunner:
+    settings = Settings(data_dir=tmp_path / "data", templates=str(tmp_path / "tpl"), **limits)
+    return WorkflowRunner.from_settings(settings)
+
+
+def _spec(steps: list[dict[str, Any]], output: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"steps": steps, "output": output or {}, "parameters": {}, "user": {}}
+
+
+async def _run(runner: WorkflowRunner, spec: dict[str, Any]) -> tuple[Any, MemoryTaskIO]:
+    io = MemoryTaskIO()
+    try:
+        return await runner.run(LocalTask(spec=spec), io), io
+    except TaskFailedError as exc:
+        return exc, io
+
+
+async def test_each_is_bounded_and_the_error_names_the_step(tmp_path: Path) -> None:
+    # before the change a step could loop 100,000 times (the list limit)
+    runner = _runner(tmp_path)
+    step = {"id": "many", "action": "debug:log", "each": "${{ range(1001) | list }}"}
+    step["input"] = {"message": "item ${{ each.value }}"}
+    failed, io = await _run(runner, _spec([step]))
+    assert isinstance(failed, TaskFailedError)
+    assert "Step many: each has 1,001 items, over the limit of 1,000" in failed.message
+    assert not any("Running step each" in str(b.get("message")) for _, b in io.events)
+    fewer = _runner(tmp_path, max_each=3)
+    step["each"] = "${{ range(4) | list }}"
+    failed, _ = await _run(fewer, _spec([step]))
+    assert "over the limit of 3 (the max_each setting)" in failed.message
+    step["each"] = "${{ range(3) | list }}"
+    done, _ = await _run(fewer, _spec([step]))
+    assert done == {}
+
+
+async def test_log_lines_and_the_whole_log_are_bounded(tmp_path: Path) -> None:
+    # ten 5 MB log lines were kept whole: a 50 MB log (and a 100 MB dry-run answer)
+    runner = _runner(tmp_path, max_task_log=300_000)
+    step = {
+        "id": "loud",
+        "action": "debug:log",
+        "each": "${{ range(10) | list }}",
+        "input": {"message": "${{ 'x' * 5000000 }}"},
+    }
+    done, io = await _run(runner, _spec([step]))
+    assert done == {}
+    lines = [str(b["message"]) for _, b in io.events if "xxxx" in str(b.get("message"))]
+    assert len(lines) == 4  # 4 x 64 KiB fit in 300,000 characters
+    for line in lines:
+        assert len(line) < 66_000
+        assert line.endswith("more characters cut]")
+    assert sum(len(str(b.get("message", ""))) for _, b in io.events) < 300_000 + 10_000
+    notices = [b for _, b in io.events if "reached the limit of 300,000" in str(b.get("message"))]
+    assert len(notices) == 1 and notices[0]["stepId"] == "loud"
+    # the runner's own events still arrive after the limit
+    assert io.events[-1][1]["status"] == "completed"
+
+
+async def test_a_secret_is_redacted_before_a_line_is_cut(tmp_path: Path) -> None:
+    runner = _runner(tmp_path, max_log_line=100)
+    secret = "s3cr3t-" + "k" * 60
+    # cut first, the line would end in "s3cr3t-kkk…", which redaction cannot recognise
+    step = {"id": "s", "action": "debug:log", "input": {"message": "x" * 50 + "${{ secrets.key }}"}}
+    io = MemoryTaskIO()
+    await runner.run(LocalTask(spec=_spec([step]), secrets={"key": secret}), io)
+    text = json.dumps([b for _, b in io.events])
+    assert "s3cr3t" not in text
+    assert "x" * 50 + "***" in text
+
+
+async def test_the_task_output_is_bounded_as_a_whole(tmp_path: Path) -> None:
+    # each value fit the limit of one render; ten of them did not fit any
+    runner = _runner(tmp_path, render_max_output=1_000_000)
+    output = {f"k{i}": "${{ 'x' * 900000 }}" for i in range(10)}
+    failed, _ = await _run(runner, _spec([], output))
+    assert isinstance(failed, TaskFailedError)
+    assert "spec.output: spec.output would produce more than the limit of 1,000,000" in (
+        failed.message
+    )
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+async def test_dry_run_results_are_bounded(tmp_path: Path) -> None:
+    template = {
+        "metadata": {"name": "many"},
+        "spec": {"steps": [{"id": "f", "action": "fetch:plain", "input": {"url": "./skeleton"}}]},
+    }
+    files = [{"path": f"skeleton/f{i}.txt", "base64Content": _b64("y" * 1000)} for i in range(12)]
+    result = await _runner(tmp_path).dry_run(template, {}, {}, files)
+    assert len(result["directoryContents"]) == 12
+    with pytest.raises(TooLargeError, match=r"more than 10 files.*dry_run_max_files") as caught:
+        await _runner(tmp_path, dry_run_max_files=10).dry_run(template, {}, {}, files)
+    assert caught.value.status_code == 413
+    with pytest.raises(TooLargeError, match=r"more than 5,000 bytes.*dry_run_max_bytes"):
+        await _runner(tmp_path, dry_run_max_bytes=5_000).dry_run(template, {}, {}, files)
+
+
 # -- through a real `falsework serve`, as the plain user alice ---------------------
 
 API = "/api/scaffolder"
@@ -466,3 +578,24 @@ def test_a_user_chosen_pattern_cannot_grow_the_server(bounds_server: Server) -> 
 
 def probe_ok(server: Server) -> bool:
     return server.client(None).get("/healthz").status_code == 200
+
+
+def test_a_long_value_is_cut_in_the_task_log(bounds_server: Server) -> None:
+    # the 1 MB value used to be stored whole in the event (and in every reader's answer)
+    alice = bounds_server.client("alice")
+    created = alice.post(
+        f"{API}/v2/tasks",
+        json={
+            "templateRef": "template:default/bounds-regex",
+            "values": {"name": "b" * 1_000_000, "pattern": "a"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    task = wait_for_status(alice, created.json()["id"], ("completed", "failed"))
+    assert task["status"] == "completed"
+    events = alice.get(f"{API}/v2/tasks/{task['id']}/events").json()
+    lines = [str(e["body"]["message"]) for e in events if "bbbb" in str(e["body"].get("message"))]
+    assert len(lines) == 2  # debug:log writes its input as JSON, then the message
+    for line in lines:
+        assert len(line) < 66_000
+        assert line.endswith("more characters cut]")

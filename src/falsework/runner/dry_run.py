@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from falsework.confine import Tree, relative
-from falsework.errors import ActionError, InputError, UnsafePathError
+from falsework.errors import ActionError, InputError, TooLargeError, UnsafePathError
 from falsework.runner.memory import LocalTask, MemoryTaskIO
 from falsework.types import JSONObject
 
@@ -75,7 +75,13 @@ async def dry_run(
             output = await runner.run(task, io, workspace=workspace, dry_run=True)
         except TaskFailedError as exc:
             error = {"name": exc.name, "message": exc.message}
-        files = await asyncio.to_thread(read_files, workspace)
+        limits = runner.limits
+        files = await asyncio.to_thread(
+            read_files,
+            workspace,
+            max_files=limits.dry_run_max_files,
+            max_bytes=limits.dry_run_max_bytes,
+        )
         steps = []
         for index, step in enumerate(spec["steps"]):
             step_id = str(step.get("id") or f"step-{index + 1}")
@@ -124,15 +130,34 @@ def write_files(root: Path, contents: Sequence[Mapping[str, Any]]) -> None:
                 ) from exc
 
 
-def read_files(root: Path, *, skip_dirs: frozenset[str] = frozenset()) -> list[JSONObject]:
+def read_files(
+    root: Path,
+    *,
+    skip_dirs: frozenset[str] = frozenset(),
+    max_files: int | None = None,
+    max_bytes: int | None = None,
+) -> list[JSONObject]:
     """Every regular file under ``root`` as ``{path, base64Content, executable}``,
     in path order; links (never followed, never read) and entries named in
-    ``skip_dirs`` are left out."""
+    ``skip_dirs`` are left out. ``TooLargeError`` past ``max_files`` files or
+    ``max_bytes`` bytes in all (counted before a file is read)."""
     found: list[JSONObject] = []
+    total = 0
     with Tree(root) as tree:
         for entry in tree.walk(skip=skip_dirs):
             if entry.kind != "file":
                 continue
+            total += entry.stat.st_size
+            if max_files is not None and len(found) >= max_files:
+                raise TooLargeError(
+                    f"the dry run's workspace has more than {max_files:,} files, the most a "
+                    "dry run may return (dry_run_max_files)"
+                )
+            if max_bytes is not None and total > max_bytes:
+                raise TooLargeError(
+                    f"the dry run's workspace files hold more than {max_bytes:,} bytes, the "
+                    "most a dry run may return (dry_run_max_bytes)"
+                )
             found.append(
                 {
                     "path": entry.path,

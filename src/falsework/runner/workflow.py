@@ -37,9 +37,11 @@ from falsework.errors import (
     LeaseLostError,
     StepTimeoutError,
 )
+from falsework.runner.limits import RunLimits
 from falsework.runner.redaction import Redactor
 from falsework.taskio import TaskInput, TaskIO
 from falsework.templating import Renderer, is_truthy
+from falsework.templating.filters import to_plain
 from falsework.types import JSONObject
 
 if TYPE_CHECKING:
@@ -70,27 +72,40 @@ class TaskFailedError(FalseworkError):
 class _Emitter:
     """Writes a task's events in order. Log lines may come from any thread (file
     rendering runs in one); they are queued on the loop and drained by one task,
-    so they stay in order and never block the action that logged them."""
+    so they stay in order and never block the action that logged them.
 
-    def __init__(self, io: TaskIO, redactor: Redactor) -> None:
+    Every event is redacted, then each of its texts cut to ``max_log_line``; the
+    action log lines of a task stop at ``max_task_log`` characters (one line
+    says so, the rest are dropped)."""
+
+    def __init__(self, io: TaskIO, redactor: Redactor, limits: RunLimits) -> None:
         self._io = io
         self._redactor = redactor
+        self._limits = limits
+        self._log_left = limits.max_task_log
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._pending: deque[JSONObject] = deque()
         self._drainer: asyncio.Task[None] | None = None
 
+    def _bound(self, body: JSONObject) -> JSONObject:
+        # redacted before it is cut: a cut secret would no longer be recognised
+        redacted: JSONObject = self._redactor.deep(body)
+        return {k: self._limits.clip(v) if isinstance(v, str) else v for k, v in redacted.items()}
+
     async def emit(self, body: JSONObject, type: str = "log") -> None:
         if self._drainer is not None:
             await self.flush()
-        await self._io.emit(self._redactor.deep(body), type)
+        await self._io.emit(self._bound(body), type)
 
     def sink(self, step_id: str) -> Any:
         def log(level: str, message: str) -> None:
-            body = {
-                "message": LEVEL_PREFIX.get(level, LEVEL_PREFIX["info"]) + message,
-                "stepId": step_id,
-            }
+            body = self._bound(
+                {
+                    "message": LEVEL_PREFIX.get(level, LEVEL_PREFIX["info"]) + message,
+                    "stepId": step_id,
+                }
+            )
             if threading.get_ident() == self._thread:
                 self._push(body)
             else:
@@ -99,6 +114,19 @@ class _Emitter:
         return log
 
     def _push(self, body: JSONObject) -> None:
+        size = len(str(body.get("message", "")))
+        if size > self._log_left:
+            if self._log_left < 0:
+                return  # past the limit, already said
+            self._log_left = -1
+            limit = self._limits.max_task_log
+            body = {
+                "message": f"{LEVEL_PREFIX['warn']}the task's log reached the limit of "
+                f"{limit:,} characters (max_task_log): its later lines are dropped",
+                "stepId": body.get("stepId"),
+            }
+        else:
+            self._log_left -= size
         self._pending.append(body)
         if self._drainer is None:
             self._drainer = self._loop.create_task(self._drain())
@@ -106,7 +134,7 @@ class _Emitter:
     async def _drain(self) -> None:
         try:
             while self._pending:
-                await self._io.emit(self._redactor.deep(self._pending.popleft()), "log")
+                await self._io.emit(self._pending.popleft(), "log")
         finally:
             self._drainer = None
 
@@ -133,12 +161,14 @@ class WorkflowRunner:
         step_timeout: float = 3600.0,
         work_dir: Path = Path(".falsework/work"),
         keep_workspace_on_failure: bool = False,
+        limits: RunLimits | None = None,
     ) -> None:
         self.registry = registry
         self.renderer = renderer
         self.step_timeout = step_timeout
         self.work_dir = Path(work_dir)
         self.keep_workspace_on_failure = keep_workspace_on_failure
+        self.limits = limits or RunLimits()
 
     @classmethod
     def from_settings(
@@ -153,6 +183,7 @@ class WorkflowRunner:
             step_timeout=settings.step_timeout,
             work_dir=settings.resolved_work_dir,
             keep_workspace_on_failure=settings.keep_workspace_on_failure,
+            limits=RunLimits.from_settings(settings),
         )
 
     async def __call__(self, task: TaskInput, io: TaskIO) -> JSONObject:
@@ -259,6 +290,7 @@ class WorkflowRunner:
                 result[key] = items
             else:
                 result[key] = self.renderer.render(value, context)
+        to_plain(result, self.renderer.max_output, "spec.output")  # each part fit; all of it?
         return result
 
 
@@ -284,7 +316,7 @@ class _TaskRun:
         self.io = io
         self.dry_run = dry_run
         self.redactor = Redactor(task.secrets)
-        self.emitter = _Emitter(io, self.redactor)
+        self.emitter = _Emitter(io, self.redactor, runner.limits)
         # a caller's own folder (falsework run, dry runs) outlives the attempt
         self.kept_workspace = workspace is not None
         if workspace is not None:
@@ -415,7 +447,7 @@ class _TaskRun:
             await self._mark(step_id, message, {"status": "skipped"})
         except Exception as exc:
             err_name = exc.name if isinstance(exc, FalseworkError) else type(exc).__name__
-            message = self.redactor.text(_message(exc))
+            message = runner.limits.clip(self.redactor.text(_message(exc)))
             error = {"name": err_name, "message": message}
             await self._mark(
                 step_id, f"{err_name}: {message}", {"status": "failed", "error": error}
@@ -435,7 +467,9 @@ class _TaskRun:
         secret_context = {**context, "secrets": dict(task.secrets)}
         items: list[dict[str, Any] | None]
         if "each" in step:
-            items = _each_items(runner.renderer.render(step["each"], secret_context), step_id)
+            items = _each_items(
+                runner.renderer.render(step["each"], secret_context), step_id, runner.limits
+            )
         else:
             items = [None]
         for position, each in enumerate(items):
@@ -487,7 +521,12 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _each_items(value: Any, step_id: str) -> list[dict[str, Any] | None]:
+def _each_items(value: Any, step_id: str, limits: RunLimits) -> list[dict[str, Any] | None]:
+    if isinstance(value, list | dict) and len(value) > limits.max_each:
+        raise InputError(
+            f"Step {step_id}: each has {len(value):,} items, over the limit of "
+            f"{limits.max_each:,} (the max_each setting)"
+        )
     if isinstance(value, list):
         return [{"key": str(i), "value": v} for i, v in enumerate(value)]
     if isinstance(value, dict):

@@ -1,0 +1,42 @@
+"""What one task may cost the runner: ``each`` iterations, log lines, the whole
+log, and what a dry run sends back. Configured by the operator (``config.py``,
+docs/operations.md), passed to the runner as plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from falsework.config import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    max_each: int = 1_000
+    """Iterations of one step's ``each``."""
+    max_log_line: int = 65_536
+    """Characters of one event's text (a log line, a step's error); longer is cut."""
+    max_task_log: int = 10_000_000
+    """Characters of the action log lines of one task; later lines are dropped."""
+    dry_run_max_files: int = 1_000
+    """Files a dry run sends back."""
+    dry_run_max_bytes: int = 20_000_000
+    """Bytes of the files a dry run sends back (before base64)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunLimits:
+        return cls(
+            max_each=settings.max_each,
+            max_log_line=settings.max_log_line,
+            max_task_log=settings.max_task_log,
+            dry_run_max_files=settings.dry_run_max_files,
+            dry_run_max_bytes=settings.dry_run_max_bytes,
+        )
+
+    def clip(self, text: str) -> str:
+        """``text`` cut to :attr:`max_log_line` characters, saying how much was cut."""
+        if len(text) <= self.max_log_line:
+            return text
+        cut = len(text) - self.max_log_line
+        return f"{text[: self.max_log_line]}… [{cut:,} more characters cut]"
