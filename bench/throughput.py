@@ -8,7 +8,10 @@ A fresh database per run (Postgres: CREATE DATABASE; SQLite: a new file); median
 
     python -m bench.throughput [--tasks 20000] [--concurrency 100] [--repeat 3]
                                [--sweep 10,50,100,200,500] [--sweep-tasks 5000]
-                               [--db postgres,sqlite] [--quick]
+                               [--db postgres,sqlite] [--quick] [--message TEXT]
+
+``--message`` is the debug:log step's message; one with an expression
+(``'hello ${{ context.task.id }}'``) measures the runner's render path.
 """
 
 from __future__ import annotations
@@ -24,13 +27,15 @@ from bench.common import emit, log, median, run
 FLOOR = 1_500.0  # tasks/s on Postgres (issue 2)
 
 
-async def one_run(kind: str, tasks: int, concurrency: int) -> dict[str, Any]:
+async def one_run(
+    kind: str, tasks: int, concurrency: int, message: str = "hello"
+) -> dict[str, Any]:
     from falsework.engine import TaskWorker
 
     async with fw.database(kind, "fw_tp") as url:
         creator = await fw.open_broker(url)
         t_create = time.perf_counter()
-        await fw.create_many(creator, fw.task_spec([fw.log_step("hello")]), tasks)
+        await fw.create_many(creator, fw.task_spec([fw.log_step(message)]), tasks)
         create_s = time.perf_counter() - t_create
         await creator.close()
 
@@ -67,7 +72,7 @@ async def measure(args: argparse.Namespace) -> None:
     for kind in args.db:
         results = []
         for i in range(args.repeat):
-            r = await one_run(kind, args.tasks, args.concurrency)
+            r = await one_run(kind, args.tasks, args.concurrency, args.message)
             log(
                 f"{kind} run {i + 1}/{args.repeat}: {r['tasks_per_s']:.0f} tasks/s "
                 f"({r['completed']}/{args.tasks} completed, {r['events_per_task']} events/task, "
@@ -84,6 +89,7 @@ async def measure(args: argparse.Namespace) -> None:
             db=kind,
             tasks=args.tasks,
             concurrency=args.concurrency,
+            message=args.message,
             runs=[round(x, 1) for x in rates],
             events_per_task=results[-1]["events_per_task"],
             all_completed=all(r["completed"] == args.tasks for r in results),
@@ -93,7 +99,7 @@ async def measure(args: argparse.Namespace) -> None:
         )
     for kind in args.db:
         for c in args.sweep:
-            r = await one_run(kind, args.sweep_tasks, c)
+            r = await one_run(kind, args.sweep_tasks, c, args.message)
             log(f"{kind} concurrency {c}: {r['tasks_per_s']:.0f} tasks/s")
             emit(
                 "throughput_vs_concurrency",
@@ -116,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sweep-tasks", type=int, default=5_000)
     parser.add_argument("--db", default="postgres,sqlite")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--message", default="hello", help="the debug:log step's message")
     args = parser.parse_args(argv)
     args.db = [d for d in args.db.split(",") if d]
     args.sweep = [int(c) for c in args.sweep.split(",") if c]
