@@ -10,6 +10,7 @@ take the test runner down); the event-loop checks through a real
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import subprocess
@@ -599,3 +600,63 @@ def test_a_long_value_is_cut_in_the_task_log(bounds_server: Server) -> None:
     for line in lines:
         assert len(line) < 66_000
         assert line.endswith("more characters cut]")
+
+
+# -- rendering off the event loop ---------------------------------------------------
+
+ENDLESS = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+
+
+async def test_the_runner_renders_off_the_event_loop(tmp_path: Path) -> None:
+    # The render runs until its time limit (1 s here); the loop must keep turning.
+    runner = _runner(tmp_path, render_timeout=1.0)
+    step = {"id": "slow", "action": "debug:log", "input": {"message": ENDLESS}}
+    ticks = 0
+    running = True
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while running:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    beat = asyncio.create_task(ticker())
+    await asyncio.sleep(0.05)
+    before = ticks
+    failed, _ = await _run(runner, _spec([step]))
+    during = ticks - before
+    running = False
+    await beat
+    assert isinstance(failed, TaskFailedError)
+    assert "rendering took longer than the limit of 1s" in failed.message
+    # before the change the render held the loop: no tick until it ended
+    assert during >= 10, during
+
+
+def test_a_slow_render_does_not_freeze_the_server(bounds_server: Server) -> None:
+    alice = bounds_server.client("alice")
+    probe = bounds_server.client(None)
+    created = alice.post(
+        f"{API}/v2/tasks", json={"templateRef": "template:default/bounds-slow", "values": {}}
+    )
+    assert created.status_code == 201, created.text
+    task_id = created.json()["id"]
+
+    def final() -> bool:
+        task = alice.get(f"{API}/v2/tasks/{task_id}").json()
+        return task["status"] in ("completed", "failed", "cancelled")
+
+    # The step's first event is written when its input starts rendering; before the
+    # change the render held the loop, so the event appeared with the failure.
+    while not final():
+        events = alice.get(f"{API}/v2/tasks/{task_id}/events").json()
+        if any(e["body"].get("status") == "processing" for e in events):
+            break
+    answered_while_rendering = 0
+    while not final():
+        assert probe.get("/healthz").status_code == 200
+        answered_while_rendering += 1
+    assert answered_while_rendering >= 5
+    task = wait_for_status(alice, task_id, ("failed",))
+    events = alice.get(f"{API}/v2/tasks/{task_id}/events").json()
+    assert any("rendering took longer than the limit" in str(e["body"]) for e in events), task

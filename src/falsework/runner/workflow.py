@@ -22,7 +22,8 @@ import re
 import shutil
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -54,6 +55,24 @@ LEVEL_PREFIX = {
     "debug": "\u001b[34mdebug\u001b[39m: ",
 }
 STATUS_CHECK = re.compile(r"\b(always|failure)\s*\(\s*\)")
+
+# Renders with expressions run here, never on the event loop (in `falsework serve`
+# the API shares it: a render may take up to its time limit). Few threads: renders
+# hold the GIL, so more would not go faster, and each may use up to a few times
+# the output limit in memory.
+RENDER_THREADS = 4
+_render_pool: ThreadPoolExecutor | None = None
+_render_pool_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _render_pool
+    with _render_pool_lock:
+        if _render_pool is None:
+            _render_pool = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="falsework-render")
+        return _render_pool
+
+
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
 
@@ -247,7 +266,14 @@ class WorkflowRunner:
         for earlier in range(1, attempt):
             shutil.rmtree(self.work_dir / workspace_name(task_id, earlier), ignore_errors=True)
 
-    def _input(
+    async def render(self, value: Any, context: Mapping[str, Any]) -> Any:
+        """``renderer.render``: in the render threads when ``value`` has anything to
+        render, inline (a copy, no more) when it has not."""
+        if not self.renderer.has_template(value):
+            return self.renderer.render(value, context)
+        return await _off_loop(self.renderer.render, value, context)
+
+    async def _input(
         self, action: Action[Any], step: JSONObject, step_id: str, context: Mapping[str, Any]
     ) -> Any:
         raw = step.get("input") or {}
@@ -255,7 +281,7 @@ class WorkflowRunner:
             raise InputError(f"Step {step_id}: input must be an object, not {type(raw).__name__}")
         kept = {k: v for k, v in raw.items() if k in action.raw_input}
         todo = {k: v for k, v in raw.items() if k not in action.raw_input} if kept else raw
-        rendered = self.renderer.render(todo, context) if todo else {}
+        rendered = await self.render(todo, context) if todo else {}
         # An expression that rendered to nothing means "not given" (Backstage drops
         # undefined values), so defaults apply.
         values = {k: v for k, v in (rendered or {}).items() if v is not None}
@@ -269,21 +295,30 @@ class WorkflowRunner:
             )
             raise InputError(f"Invalid input to step {step_id} ({action.id}): {problems}") from None
 
-    def _condition(self, condition: Any, context: Mapping[str, Any]) -> bool:
+    async def _condition(self, condition: Any, context: Mapping[str, Any]) -> bool:
         if isinstance(condition, bool):
             return condition
         if isinstance(condition, str):
-            return is_truthy(self.renderer.evaluate(condition, context))
+            return is_truthy(await self.render(condition, context))
         return is_truthy(condition)
 
-    def _output(self, spec_output: JSONObject, context: Mapping[str, Any]) -> JSONObject:
+    async def _output(self, spec_output: JSONObject, context: Mapping[str, Any]) -> JSONObject:
+        if not self.renderer.has_template(spec_output):
+            return self._output_now(spec_output, context)
+        result: JSONObject = await _off_loop(self._output_now, spec_output, context)
+        return result
+
+    def _output_now(self, spec_output: JSONObject, context: Mapping[str, Any]) -> JSONObject:
         result: JSONObject = {}
         for key, value in spec_output.items():
             if key in ("links", "text") and isinstance(value, list):
                 items = []
                 for item in value:
                     if isinstance(item, dict) and "if" in item:
-                        if not self._condition(item["if"], context):
+                        condition = item["if"]
+                        if isinstance(condition, str):
+                            condition = self.renderer.evaluate(condition, context)
+                        if not is_truthy(condition):
                             continue
                         item = {k: v for k, v in item.items() if k != "if"}
                     items.append(self.renderer.render(item, context))
@@ -352,7 +387,7 @@ class _TaskRun:
         if first_failure is not None:
             raise TaskFailedError(first_failure.message, first_failure.name)
         try:
-            output = self.runner._output(spec.get("output") or {}, self.context)
+            output = await self.runner._output(spec.get("output") or {}, self.context)
         except FalseworkError as exc:
             message = self.redactor.text(exc.message)
             raise TaskFailedError(f"spec.output: {message}", exc.name) from None
@@ -407,7 +442,7 @@ class _TaskRun:
         )
         signal = asyncio.Event()
         try:
-            if not runner._condition(condition, self.context):
+            if not await runner._condition(condition, self.context):
                 message = f"Skipping step {step_id} because its if condition was false"
                 await self._mark(step_id, message, {"status": "skipped"})
                 return
@@ -468,7 +503,7 @@ class _TaskRun:
         items: list[dict[str, Any] | None]
         if "each" in step:
             items = _each_items(
-                runner.renderer.render(step["each"], secret_context), step_id, runner.limits
+                await runner.render(step["each"], secret_context), step_id, runner.limits
             )
         else:
             items = [None]
@@ -485,7 +520,7 @@ class _TaskRun:
                 else:
                     output[key] = value
 
-            validated = runner._input(action, step, step_id, render_context)
+            validated = await runner._input(action, step, step_id, render_context)
             if self.dry_run and not action.supports_dry_run:
                 log("info", f"Skipping because {action.id} does not support dry-run")
                 faked = example_output(action.output_schema)
@@ -513,6 +548,10 @@ class _TaskRun:
                 await action.run(ctx)
             finally:
                 await ctx.aclose()
+
+
+async def _off_loop(call: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(_pool(), call, *args)
 
 
 def _message(exc: BaseException) -> str:

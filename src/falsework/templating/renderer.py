@@ -155,6 +155,11 @@ class Renderer:
         start, block, comment = self._markers
         return start in text or block in text or comment in text
 
+    def has_template(self, value: Any) -> bool:
+        """Whether any string in ``value`` (dicts and lists walked) has anything to
+        render: ``render`` of a value without one is a copy, cheap anywhere."""
+        return self._has_template(value)
+
     # -- public API -----------------------------------------------------------
 
     def render(self, value: Any, context: Mapping[str, Any]) -> Any:
