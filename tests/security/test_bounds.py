@@ -660,3 +660,23 @@ def test_a_slow_render_does_not_freeze_the_server(bounds_server: Server) -> None
     task = wait_for_status(alice, task_id, ("failed",))
     events = alice.get(f"{API}/v2/tasks/{task_id}/events").json()
     assert any("rendering took longer than the limit" in str(e["body"]) for e in events), task
+
+
+# -- redaction: the cheap extra forms (issue 8, item 12) -----------------------------
+
+
+async def test_a_secret_upper_cased_or_reversed_by_the_template_is_still_masked(
+    tmp_path: Path,
+) -> None:
+    runner = _runner(tmp_path)
+    secret = "Tok3n-for-the-registry"
+    message = (
+        "${{ secrets.key | upper }} ${{ secrets.key | lower }} ${{ secrets.key | reverse }} "
+        "${{ secrets.key.toUpperCase() | reverse }}"
+    )
+    step = {"id": "s", "action": "debug:log", "input": {"message": message}}
+    io = MemoryTaskIO()
+    await runner.run(LocalTask(spec=_spec([step]), secrets={"key": secret}), io)
+    text = json.dumps([b for _, b in io.events]).lower()
+    assert secret.lower() not in text and secret[::-1].lower() not in text
+    assert "*** *** *** ***" in text

@@ -1,5 +1,11 @@
 """Secrets redaction: every secret value, in the forms it is likely to leak in,
-becomes ``***`` in anything the runner lets out (events, logs, errors, outputs)."""
+becomes ``***`` in anything the runner lets out (events, logs, errors, outputs).
+
+The forms: the value itself, reversed, base64 (three spellings), URL-quoted and
+JSON-escaped; each matched whatever its letters' case. A template can still
+print a secret it transforms otherwise (a slice, every other character, ROT13):
+redaction guards against accidents, not against a template that wants to leak
+its own secrets (docs/templates.md says so)."""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ def _forms(value: str) -> set[str]:
     raw = value.encode("utf-8")
     forms = {
         value,
+        value[::-1],
         base64.b64encode(raw).decode("ascii"),
         base64.b64encode(raw).decode("ascii").rstrip("="),
         base64.urlsafe_b64encode(raw).decode("ascii").rstrip("="),
@@ -29,9 +36,15 @@ def _forms(value: str) -> set[str]:
 
 
 class Redactor:
-    """Built once per task from its secrets; a no-op when there are none."""
+    """Built once per task from its secrets; a no-op when there are none.
 
-    __slots__ = ("_pattern",)
+    Case-blind by matching the lower-cased forms in the lower-cased text (a
+    regular expression with IGNORECASE costs ten times more), and masking the
+    same places in the original; a text whose length changes when lower-cased
+    (a few non-ASCII letters) takes the IGNORECASE pattern instead.
+    """
+
+    __slots__ = ("_pattern", "_slow")
 
     def __init__(self, secrets: Mapping[str, Any]) -> None:
         if not secrets:
@@ -44,15 +57,32 @@ class Redactor:
             elif value is not None and not isinstance(value, str) and str(value):
                 forms |= _forms(json.dumps(value) if isinstance(value, dict | list) else str(value))
         # Longest first, so a secret that contains another is masked whole.
-        ordered = sorted(forms, key=len, reverse=True)
+        ordered = sorted({f.lower() for f in forms}, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._slow: re.Pattern[str] | None = None
 
     @property
     def active(self) -> bool:
         return self._pattern is not None
 
     def text(self, value: str) -> str:
-        return self._pattern.sub(MASK, value) if self._pattern is not None else value
+        if self._pattern is None:
+            return value
+        lowered = value.lower()
+        if len(lowered) != len(value):
+            if self._slow is None:
+                self._slow = re.compile(self._pattern.pattern, re.IGNORECASE)
+            return self._slow.sub(MASK, value)
+        pieces: list[str] = []
+        last = 0
+        for match in self._pattern.finditer(lowered):
+            pieces.append(value[last : match.start()])
+            pieces.append(MASK)
+            last = match.end()
+        if not pieces:
+            return value
+        pieces.append(value[last:])
+        return "".join(pieces)
 
     def deep(self, value: Any) -> Any:
         """Redact every string in a JSON-like value (keys included)."""
@@ -62,7 +92,7 @@ class Redactor:
 
     def _deep(self, value: Any) -> Any:
         if isinstance(value, str):
-            return self._pattern.sub(MASK, value) if self._pattern else value
+            return self.text(value)
         if isinstance(value, dict):
             return {self._deep(k): self._deep(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
