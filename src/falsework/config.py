@@ -333,6 +333,9 @@ class Settings(BaseSettings):
     keep_workspace_on_failure: bool = False
     render_timeout: float = Field(default=2.0, gt=0)
     render_max_output: int = Field(default=10_000_000, gt=0)
+    render_threads: int = Field(
+        default=2, ge=1, le=64, description="Threads rendering expressions off the event loop."
+    )
     max_each: int = Field(default=1_000, ge=1, description="Iterations of one step's each.")
     max_log_line: int = Field(
         default=65_536, ge=80, description="Characters of one log line or event; longer is cut."

@@ -1,6 +1,7 @@
 """What one task may cost the runner: ``each`` iterations, log lines, the whole
-log, and what a dry run sends back. Configured by the operator (``config.py``,
-docs/operations.md), passed to the runner as plain values."""
+log, and what a dry run sends back; and how many renders run at once.
+Configured by the operator (``config.py``, docs/operations.md), passed to the
+runner as plain values."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class RunLimits:
     """Files a dry run sends back."""
     dry_run_max_bytes: int = 20_000_000
     """Bytes of the files a dry run sends back (before base64)."""
+    render_threads: int = 2
+    """Threads rendering expressions off the event loop (renders at once)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunLimits:
@@ -32,6 +35,7 @@ class RunLimits:
             max_task_log=settings.max_task_log,
             dry_run_max_files=settings.dry_run_max_files,
             dry_run_max_bytes=settings.dry_run_max_bytes,
+            render_threads=settings.render_threads,
         )
 
     def clip(self, text: str) -> str:

@@ -56,21 +56,24 @@ LEVEL_PREFIX = {
 }
 STATUS_CHECK = re.compile(r"\b(always|failure)\s*\(\s*\)")
 
-# Renders with expressions run here, never on the event loop (in `falsework serve`
-# the API shares it: a render may take up to its time limit). Few threads: renders
-# hold the GIL, so more would not go faster, and each may use up to a few times
-# the output limit in memory.
-RENDER_THREADS = 4
-_render_pool: ThreadPoolExecutor | None = None
-_render_pool_lock = threading.Lock()
+# Renders with expressions run in a pool of `render_threads` (RunLimits), never on
+# the event loop (in `falsework serve` the API shares it: a render may take up to
+# its time limit). Few threads: renders hold the GIL, so more would not go
+# faster, each one competes with the event loop for it (8 renders at their limit:
+# /healthz p99 16 ms with 1 thread, 66-102 with 2, 157-239 with 4), and each may
+# hold a few times the output limit in memory. One pool per size per process.
+_render_pools: dict[int, ThreadPoolExecutor] = {}
+_render_pools_lock = threading.Lock()
 
 
-def _pool() -> ThreadPoolExecutor:
-    global _render_pool
-    with _render_pool_lock:
-        if _render_pool is None:
-            _render_pool = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="falsework-render")
-        return _render_pool
+def _pool(size: int) -> ThreadPoolExecutor:
+    with _render_pools_lock:
+        pool = _render_pools.get(size)
+        if pool is None:
+            pool = _render_pools[size] = ThreadPoolExecutor(
+                size, thread_name_prefix="falsework-render"
+            )
+        return pool
 
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -271,7 +274,11 @@ class WorkflowRunner:
         render, inline (a copy, no more) when it has not."""
         if not self.renderer.has_template(value):
             return self.renderer.render(value, context)
-        return await _off_loop(self.renderer.render, value, context)
+        return await self._off_loop(self.renderer.render, value, context)
+
+    async def _off_loop(self, call: Callable[..., Any], *args: Any) -> Any:
+        pool = _pool(self.limits.render_threads)
+        return await asyncio.get_running_loop().run_in_executor(pool, call, *args)
 
     async def _input(
         self, action: Action[Any], step: JSONObject, step_id: str, context: Mapping[str, Any]
@@ -305,7 +312,7 @@ class WorkflowRunner:
     async def _output(self, spec_output: JSONObject, context: Mapping[str, Any]) -> JSONObject:
         if not self.renderer.has_template(spec_output):
             return self._output_now(spec_output, context)
-        result: JSONObject = await _off_loop(self._output_now, spec_output, context)
+        result: JSONObject = await self._off_loop(self._output_now, spec_output, context)
         return result
 
     def _output_now(self, spec_output: JSONObject, context: Mapping[str, Any]) -> JSONObject:
@@ -548,10 +555,6 @@ class _TaskRun:
                 await action.run(ctx)
             finally:
                 await ctx.aclose()
-
-
-async def _off_loop(call: Callable[..., Any], *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(_pool(), call, *args)
 
 
 def _message(exc: BaseException) -> str:
