@@ -347,7 +347,9 @@ class Settings(BaseSettings):
     )
     dry_run_max_files: int = Field(default=1_000, ge=0, description="Files a dry run returns.")
     dry_run_max_bytes: int = Field(
-        default=20_000_000, ge=0, description="Bytes of the files a dry run returns."
+        default=7_000_000,
+        ge=0,
+        description="Bytes of the files a dry run returns (base64 fits dry_run_max_result).",
     )
 
     # the service

@@ -22,8 +22,9 @@ class RunLimits:
     """Characters of the action log lines of one task; later lines are dropped."""
     dry_run_max_files: int = 1_000
     """Files a dry run sends back."""
-    dry_run_max_bytes: int = 20_000_000
-    """Bytes of the files a dry run sends back (before base64)."""
+    dry_run_max_bytes: int = 7_000_000
+    """Bytes of the files a dry run sends back (before base64: 9.3 MB after, inside
+    the 10 MB of ``dry_run_max_result``)."""
     render_threads: int = 2
     """Threads rendering expressions off the event loop (renders at once)."""
 
