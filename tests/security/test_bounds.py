@@ -680,3 +680,28 @@ async def test_a_secret_upper_cased_or_reversed_by_the_template_is_still_masked(
     text = json.dumps([b for _, b in io.events]).lower()
     assert secret.lower() not in text and secret[::-1].lower() not in text
     assert "*** *** *** ***" in text
+
+
+def test_dry_run_files_are_counted_before_they_are_read(bounds_server: Server) -> None:
+    # a template author's dry-run copying one 1 MB file eight times: 8 MB of files,
+    # over dry_run_max_bytes (7 MB), refused before the child reads them back
+    steps = [
+        {"id": f"c{i}", "action": "fetch:plain", "input": {"url": "./big", "targetPath": f"c{i}"}}
+        for i in range(8)
+    ]
+    body = {
+        "template": {
+            "apiVersion": "scaffolder.backstage.io/v1beta3",
+            "kind": "Template",
+            "metadata": {"name": "copies"},
+            "spec": {"steps": steps},
+        },
+        "values": {},
+        "directoryContents": [{"path": "big/file.bin", "base64Content": _b64("z" * 1_000_000)}],
+    }
+    response = bounds_server.client("admin").post(f"{API}/v2/dry-run", json=body, timeout=120)
+    assert response.status_code == 413, response.text[:500]
+    error = response.json()["error"]
+    assert error["name"] == "TooLargeError"
+    assert "more than 7,000,000 bytes" in error["message"]
+    assert "dry_run_max_bytes" in error["message"]

@@ -32,6 +32,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, servers: ServerFactory) -> 
             "dry_run_timeout": TIMEOUT,
             "dry_run_memory_mb": 256,
             "dry_run_max_result": 3_000_000,
+            # the child's memory limit is what this module tests: the files' own bound
+            # (checked before they are read) has its test in test_bounds
+            "dry_run_max_bytes": 500_000_000,
             "dry_runs_per_minute": 1000,  # the rate has its own test (test_permissions)
         },
     )
