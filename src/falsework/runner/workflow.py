@@ -37,12 +37,12 @@ from falsework.errors import (
     InputError,
     LeaseLostError,
     StepTimeoutError,
+    TemplateSecurityError,
 )
 from falsework.runner.limits import RunLimits
 from falsework.runner.redaction import Redactor
 from falsework.taskio import TaskInput, TaskIO
 from falsework.templating import Renderer, is_truthy
-from falsework.templating.filters import to_plain
 from falsework.types import JSONObject
 
 if TYPE_CHECKING:
@@ -113,7 +113,12 @@ class _Emitter:
     def _bound(self, body: JSONObject) -> JSONObject:
         # redacted before it is cut: a cut secret would no longer be recognised
         redacted: JSONObject = self._redactor.deep(body)
-        return {k: self._limits.clip(v) if isinstance(v, str) else v for k, v in redacted.items()}
+        limit = self._limits.max_log_line
+        for value in redacted.values():
+            if isinstance(value, str) and len(value) > limit:
+                clip = self._limits.clip
+                return {k: clip(v) if isinstance(v, str) else v for k, v in redacted.items()}
+        return redacted
 
     async def emit(self, body: JSONObject, type: str = "log") -> None:
         if self._drainer is not None:
@@ -270,9 +275,12 @@ class WorkflowRunner:
             shutil.rmtree(self.work_dir / workspace_name(task_id, earlier), ignore_errors=True)
 
     async def render(self, value: Any, context: Mapping[str, Any]) -> Any:
-        """``renderer.render``: in the render threads when ``value`` has anything to
-        render, inline (a copy, no more) when it has not."""
-        if not self.renderer.has_template(value):
+        """``renderer.render``: inline when it is quick (nothing to render, or only
+        already-compiled expressions linear in their data: lookups, operators,
+        linear filters), in the render threads otherwise (loops, calls, regular
+        expressions, a first compile), so the event loop never waits on a render
+        that could run to its time limit."""
+        if self.renderer.renders_quickly(value):
             return self.renderer.render(value, context)
         return await self._off_loop(self.renderer.render, value, context)
 
@@ -310,7 +318,7 @@ class WorkflowRunner:
         return is_truthy(condition)
 
     async def _output(self, spec_output: JSONObject, context: Mapping[str, Any]) -> JSONObject:
-        if not self.renderer.has_template(spec_output):
+        if self.renderer.renders_quickly(spec_output):
             return self._output_now(spec_output, context)
         result: JSONObject = await self._off_loop(self._output_now, spec_output, context)
         return result
@@ -332,7 +340,11 @@ class WorkflowRunner:
                 result[key] = items
             else:
                 result[key] = self.renderer.render(value, context)
-        to_plain(result, self.renderer.max_output, "spec.output")  # each part fit; all of it?
+        # each value kept to the output limit; the whole of them too
+        if _text_size(result, self.renderer.max_output) > self.renderer.max_output:
+            raise TemplateSecurityError(
+                f"spec.output holds more than the limit of {self.renderer.max_output:,} characters"
+            )
         return result
 
 
@@ -555,6 +567,25 @@ class _TaskRun:
                 await action.run(ctx)
             finally:
                 await ctx.aclose()
+
+
+def _text_size(value: Any, limit: int) -> int:
+    """The characters of the strings and keys in a JSON-like value, counted until
+    past ``limit``."""
+    size = 0
+    stack = [value]
+    while stack and size <= limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item)
+        elif isinstance(item, dict):
+            size += sum(len(str(k)) for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        else:
+            size += 8
+    return size
 
 
 def _message(exc: BaseException) -> str:

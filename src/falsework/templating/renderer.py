@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from cachetools import LRUCache
+from cachetools import FIFOCache
 from jinja2 import Template, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError as JinjaSecurityError
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
@@ -20,7 +20,7 @@ from falsework.errors import (
 )
 from falsework.templating import filters as f
 from falsework.templating.environment import SandboxEnvironment
-from falsework.templating.syntax import check_ast, to_jinja
+from falsework.templating.syntax import check_ast, is_quick, to_jinja
 from falsework.templating.watchdog import WATCHDOG, RenderTimeout
 
 T = TypeVar("T")
@@ -28,7 +28,8 @@ T = TypeVar("T")
 # The compile cache holds at most _CACHE_BUDGET "bytes" of weight: a compiled
 # source weighs a fixed 4 KiB plus 16 per character (what Jinja's code for it
 # costs, measured); a source over _CACHE_ITEM characters is compiled on each use
-# and never kept. So at most 4,096 small sources, or 16 of the largest.
+# and never kept. So at most 4,096 small sources, or 16 of the largest. First in,
+# first out: a hit is a plain dict read (an LRU would need a lock on every hit).
 _CACHE_BUDGET = 16 * 2**20
 _CACHE_ITEM = 64 * 2**10
 _SNIPPET = 120
@@ -39,6 +40,7 @@ _RESULT = "__falsework_value"  # where a lone expression leaves its value
 class _Compiled:
     template: Template
     lone: bool  # the whole string is one ``${{ expr }}``: evaluate, keep the type
+    quick: bool = False  # linear in what it reads (syntax.is_quick)
     weight: int = 0  # in the compile cache (see _CACHE_BUDGET)
 
 
@@ -61,18 +63,37 @@ class CacheInfo(NamedTuple):
     weight: int
 
 
+_Key = tuple[str, bool]
+
+
+class _Entries(FIFOCache[_Key, _Compiled]):
+    """The weight-bounded cache (first in, first out), keeping ``index`` — a plain
+    dict of the same entries that threads read without a lock — in step."""
+
+    def __init__(self) -> None:
+        super().__init__(maxsize=_CACHE_BUDGET, getsizeof=lambda compiled: compiled.weight)
+        self.index: dict[_Key, _Compiled] = {}
+
+    def __setitem__(self, key: _Key, value: _Compiled) -> None:
+        super().__setitem__(key, value)
+        self.index[key] = value
+
+    def popitem(self) -> tuple[_Key, _Compiled]:
+        key, value = super().popitem()
+        self.index.pop(key, None)
+        return key, value
+
+
 class _Compiler:
     """One environment and its cache of compiled sources, bounded by their weight
-    (safe to share between threads)."""
+    (safe to share between threads: a hit is one dict read, a store takes a lock)."""
 
     def __init__(self, environment: SandboxEnvironment, variable_start: str) -> None:
         self.environment = environment
         self.variable_start = variable_start
-        self._cache: LRUCache[tuple[str, bool], _Compiled] = LRUCache(
-            maxsize=_CACHE_BUDGET, getsizeof=lambda compiled: compiled.weight
-        )
+        self._cache = _Entries()
         self._lock = threading.Lock()
-        self._hits = self._misses = 0
+        self._hits = self._misses = 0  # counted without a lock: approximate under threads
 
     def cache_info(self) -> CacheInfo:
         with self._lock:
@@ -80,24 +101,30 @@ class _Compiler:
 
     def compile(self, source: str, allow_lone: bool) -> _Compiled:
         key = (source, allow_lone)
-        with self._lock:
-            found = self._cache.get(key)
-            if found is not None:
-                self._hits += 1
-                return found
-            self._misses += 1
+        found = self._cache.index.get(key)
+        if found is not None:
+            self._hits += 1
+            return found
+        self._misses += 1
         compiled = self._compile(source, allow_lone)
         if len(source) <= _CACHE_ITEM:
-            weighed = _Compiled(compiled.template, compiled.lone, 4096 + 16 * len(source))
+            weighed = _Compiled(
+                compiled.template, compiled.lone, compiled.quick, 4096 + 16 * len(source)
+            )
             with self._lock:
-                self._cache[key] = weighed
+                if key not in self._cache:
+                    self._cache[key] = weighed
         return compiled
+
+    def cached(self, source: str, allow_lone: bool) -> _Compiled | None:
+        return self._cache.index.get((source, allow_lone))
 
     def _compile(self, source: str, allow_lone: bool) -> _Compiled:
         env = self.environment
         try:
             tree = env.parse(to_jinja(source, self.variable_start))
             check_ast(tree)
+            quick = is_quick(tree)
             body = tree.body
             if (
                 allow_lone
@@ -108,8 +135,8 @@ class _Compiler:
             ):
                 expr = body[0].nodes[0]
                 assign = nodes.Assign(nodes.Name(_RESULT, "store"), expr, lineno=expr.lineno)
-                return _Compiled(env.from_string(nodes.Template([assign], lineno=1)), True)
-            return _Compiled(env.from_string(tree), False)
+                return _Compiled(env.from_string(nodes.Template([assign], lineno=1)), True, quick)
+            return _Compiled(env.from_string(tree), False, quick)
         except JinjaSyntaxError as exc:
             where = f" (line {exc.lineno})" if exc.lineno and "\n" in source else ""
             raise TemplateSyntaxError(
@@ -159,6 +186,22 @@ class Renderer:
         """Whether any string in ``value`` (dicts and lists walked) has anything to
         render: ``render`` of a value without one is a copy, cheap anywhere."""
         return self._has_template(value)
+
+    def renders_quickly(self, value: Any) -> bool:
+        """Whether ``render(value, ...)`` takes time linear in the data it reads:
+        every template string in ``value`` is already compiled (a first compile
+        may be slow) and uses only lookups, operators, ``if`` and linear filters.
+        The runner renders such values inline and the rest in its threads."""
+        if isinstance(value, str):
+            if not self.is_template(value):
+                return True
+            compiled = self._main.cached(value, True)
+            return compiled is not None and compiled.quick
+        if isinstance(value, dict | list):
+            for item in value.values() if isinstance(value, dict) else value:
+                if not self.renders_quickly(item):
+                    return False
+        return True
 
     # -- public API -----------------------------------------------------------
 

@@ -226,3 +226,44 @@ def _filter(node: nodes.Expr, name: str, lineno: int) -> nodes.Filter:
 
 def _as_filter(concat: nodes.Concat) -> nodes.Filter:
     return _filter(nodes.List(concat.nodes, lineno=concat.lineno), "nunjucks_concat", concat.lineno)
+
+
+# -- what may render on an event loop ---------------------------------------------
+
+# Node types whose work is at most linear in the data they touch (itself bounded
+# by the output limit): no loop, no call, no macro. Filters and tests by name below.
+_QUICK_NODES: tuple[type[nodes.Node], ...] = (
+    nodes.Template, nodes.Output, nodes.TemplateData, nodes.Const, nodes.Name,
+    nodes.Getattr, nodes.Getitem, nodes.Slice, nodes.Tuple, nodes.List, nodes.Dict,
+    nodes.Pair, nodes.Keyword, nodes.CondExpr, nodes.Compare, nodes.Operand, nodes.Concat,
+    nodes.BinExpr, nodes.UnaryExpr, nodes.If, nodes.Assign, nodes.Filter, nodes.Test,
+)  # fmt: skip
+
+QUICK_FILTERS = frozenset(
+    {
+        "abs", "capitalize", "center", "d", "default", "dump", "e", "escape", "first",
+        "float", "forceescape", "indent", "int", "items", "join", "jsonify", "last",
+        "length", "count", "list", "lower", "nl2br", "nunjucks_concat", "nunjucks_pairs",
+        "parseEntityRef", "parseRepoUrl", "pick", "projectSlug", "replace", "reverse",
+        "round", "safe", "string", "title", "tojson", "trim", "truncate", "upper",
+        "urlencode",
+    }
+)  # fmt: skip
+"""Filters linear in their input (``sort``, ``sum``, ``striptags``, ``urlize``,
+``wordcount`` and the rest are not listed: superlinear, or regex-heavy)."""
+
+
+def is_quick(tree: nodes.Node) -> bool:
+    """Whether a checked template runs in time linear in the data it reads, so
+    that it may render where waiting would hurt (the runner's event loop):
+    nothing but lookups, operators, ``if`` and the filters of
+    :data:`QUICK_FILTERS`, every test (they compare or check a type)."""
+    stack: list[nodes.Node] = [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, _QUICK_NODES):
+            return False
+        if isinstance(node, nodes.Filter) and node.name not in QUICK_FILTERS:
+            return False
+        stack.extend(node.iter_child_nodes())
+    return True
