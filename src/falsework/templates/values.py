@@ -32,7 +32,7 @@ from jsonschema.protocols import Validator
 from referencing.exceptions import Unresolvable
 
 from falsework.errors import InputError, TemplateError
-from falsework.templates.template import Template, pattern_problems
+from falsework.templates.template import Template
 from falsework.templating import regex as rx
 from falsework.templating.watchdog import WATCHDOG, RenderTimeout
 
@@ -94,15 +94,9 @@ def validate_values(
 
 
 def _validate(template: Template, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    # (A Template's patterns were size-checked when it was loaded, and each is
+    # checked again by the regex cache before it compiles.)
     result: dict[str, Any] = copy.deepcopy(dict(values or {}))
-    for index, page in enumerate(template.parameters):
-        problem = next(iter(pattern_problems(page)), None)
-        if problem is not None:
-            where, message = problem
-            raise TemplateError(
-                f"{template.ref}: spec.parameters[{index}]{_dotted(where)}: {message}; "
-                "`falsework templates validate` shows the details"
-            )
     for page in template.parameters:
         result = apply_defaults(page, result, page)
     errors: list[dict[str, Any]] = []
