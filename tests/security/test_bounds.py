@@ -28,6 +28,7 @@ from falsework.config import Settings
 from falsework.errors import (
     InputError,
     TemplateError,
+    TemplateRenderError,
     TemplateSecurityError,
     TemplateSyntaxError,
     TooLargeError,
@@ -173,6 +174,18 @@ def test_hostile_and_large_patterns_leave_the_memory_as_it_was() -> None:
     )
     assert result["refused"] == ["TemplateSyntaxError"] * 20
     assert result["growth_mb"] < 60, result
+
+
+def test_a_backtracking_regex_reports_itself_even_past_the_render_limit() -> None:
+    # The render's limit (0.3 s, wall time) passes while the regex runs (1 s of
+    # CPU): the watchdog's exception used to land right after the C call and hide
+    # the regex's own, clearer error; on a busy machine that made it a coin toss.
+    quick = Renderer(timeout=0.3)
+    with pytest.raises(TemplateRenderError, match="backtracks too much"):
+        quick.render('${{ parameters.long | replace(r/^(a|a)*$/, "") }}', CTX)
+    # and a render that is only slow still stops at its limit
+    with pytest.raises(TemplateSecurityError, match=r"longer than the limit of 0\.3s"):
+        quick.render(ENDLESS, CTX)
 
 
 def test_a_replacement_that_grows_the_text_is_stopped_before_it_is_built() -> None:

@@ -153,7 +153,8 @@ def _matches(pattern: str, text: str) -> bool | None:
     if deadline is not None:
         budget = min(budget, deadline - time.monotonic())
     try:
-        return rx.search(pattern, text, timeout=budget)
+        with WATCHDOG.uninterruptible():
+            return rx.search(pattern, text, timeout=budget)
     except TimeoutError:
         return None
     except ValueError as exc:

@@ -30,6 +30,7 @@ import regex
 from cachetools import LRUCache
 
 from falsework.errors import TemplateRenderError, TemplateSecurityError, TemplateSyntaxError
+from falsework.templating.watchdog import WATCHDOG
 
 # Per call; the render's own limit (2 s by default) cannot reach into C code.
 MATCH_TIMEOUT = 1.0
@@ -315,7 +316,8 @@ def _class_end(source: str, start: int) -> int:
 
 def _timed(call: Any) -> Any:
     try:
-        return call()
+        with WATCHDOG.uninterruptible():
+            return call()
     except TimeoutError:
         raise TemplateRenderError(
             f"a regular expression ran longer than {MATCH_TIMEOUT:g}s on its input "

@@ -5,7 +5,11 @@ the caller's thread with nothing to stop it. One daemon thread watches every
 render in progress and, past its deadline, raises :class:`RenderTimeout` inside
 the rendering thread (``PyThreadState_SetAsyncExc``). That works because
 rendering is bytecode; the few C calls that could run long on their own
-(``'a' * n``, ``join``, ``replace`` ...) are size-checked before they run.
+(``'a' * n``, ``join``, ``replace`` ...) are size-checked before they run, and a
+regular-expression match has its own time limit: it runs in an
+:meth:`Watchdog.uninterruptible` section, so that its own timeout, not the
+render's, decides what the error says (an exception raised into the thread
+could only arrive after the C call anyway).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import ctypes
 import itertools
 import threading
 import time
+from types import TracebackType
 
 _POLL = 0.05  # how late a deadline may be noticed
 _IDLE_EXIT = 5.0  # the thread ends after this long with nothing to watch
@@ -40,6 +45,7 @@ class Watchdog:
         self._lock = threading.Lock()
         self._active: dict[int, tuple[float, int]] = {}
         self._fired: set[int] = set()
+        self._held: set[int] = set()  # threads inside an uninterruptible section
         self._tokens = itertools.count()
         self._thread: threading.Thread | None = None
 
@@ -68,6 +74,31 @@ class Watchdog:
             # Delivered between the render's end and the lock: the render finished.
             pass
 
+    def uninterruptible(self) -> _Section:
+        """A section (``with``) the watchdog does not interrupt; leaving it past a
+        deadline raises :class:`RenderTimeout` then, unless an exception is
+        already on its way out."""
+        return _Section(self)
+
+    def _hold(self) -> None:
+        with self._lock:
+            self._held.add(threading.get_ident())
+
+    def _release(self, raising: bool) -> None:
+        thread_id = threading.get_ident()
+        now = time.monotonic()
+        with self._lock:
+            self._held.discard(thread_id)
+            late = [
+                token
+                for token, (deadline, owner) in self._active.items()
+                if owner == thread_id and deadline <= now and token not in self._fired
+            ]
+            if late and not raising:
+                self._fired.update(late)
+        if late and not raising:
+            raise RenderTimeout
+
     def _run(self) -> None:
         idle_since = time.monotonic()
         while True:
@@ -81,9 +112,29 @@ class Watchdog:
                     continue
                 idle_since = now
                 for token, (deadline, thread_id) in self._active.items():
+                    if thread_id in self._held:
+                        continue
                     if deadline <= now and token not in self._fired:
                         self._fired.add(token)
                         _raise_in(thread_id, RenderTimeout)
+
+
+class _Section:
+    __slots__ = ("_watchdog",)
+
+    def __init__(self, watchdog: Watchdog) -> None:
+        self._watchdog = watchdog
+
+    def __enter__(self) -> None:
+        self._watchdog._hold()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._watchdog._release(raising=kind is not None)
 
 
 WATCHDOG = Watchdog()
