@@ -10,7 +10,8 @@ previous attempt completed, restoring their outputs — except the steps whose
 action only builds the workspace (``rebuilds_workspace``: fetch:*, fs:*,
 catalog:write), which run again: the earlier attempt's workspace is gone (it
 ran on another node, or was removed when the task failed), and the steps after
-them need its files.
+them need its files. A step whose ``if`` checks ``always()`` or ``failure()`` runs
+again too: it reacts to the outcome of the attempt it belongs to.
 """
 
 from __future__ import annotations
@@ -432,12 +433,24 @@ class _TaskRun:
         runner, emitter = self.runner, self.emitter
         name = str(step.get("name") or step.get("action") or step_id)
         saved = self.task.step_state.get(step_id) if self.task.step_state else None
+        condition = step.get("if", True)
+        checks_status = isinstance(condition, str) and STATUS_CHECK.search(condition) is not None
         if saved and saved.get("status") == "completed":
             if self._rebuilds_workspace(step):
                 await emitter.emit(
                     {
                         "message": f"Running step {name} again: an earlier attempt completed "
                         "it, and this attempt's workspace needs its files",
+                        "stepId": step_id,
+                    }
+                )
+            elif checks_status:
+                # always() / failure(): a clean-up step belongs to each attempt, whose
+                # outcome it reacts to; its run for an earlier attempt does not count
+                await emitter.emit(
+                    {
+                        "message": f"Running step {name} again: its if checks this "
+                        "attempt's outcome",
                         "stepId": step_id,
                     }
                 )
@@ -451,8 +464,7 @@ class _TaskRun:
                     }
                 )
                 return
-        condition = step.get("if", True)
-        if self.failed and not (isinstance(condition, str) and STATUS_CHECK.search(condition)):
+        if self.failed and not checks_status:
             message = f"Skipping step {step_id} because an earlier step failed"
             await self._mark(step_id, message, {"status": "skipped"})
             return
