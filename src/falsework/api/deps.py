@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from falsework.actions import ActionRegistry
 from falsework.api.auth import Authenticator, Identity
+from falsework.api.checks import TemplateChecks
 from falsework.api.metrics import Metrics
 from falsework.api.quota import UserRate, UserSlots
 from falsework.api.sse import EventHub
@@ -39,6 +40,7 @@ class Services:
     dry_run_slots: UserSlots
     dry_run_rate: UserRate
     stream_slots: UserSlots
+    checks: TemplateChecks = field(default_factory=TemplateChecks)
 
 
 # Dependencies are coroutines: FastAPI runs a plain function dependency in a

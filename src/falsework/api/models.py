@@ -118,6 +118,15 @@ class ParameterSchema(_Wire):
     )
 
 
+class TemplateProblem(_Wire):
+    """One problem ``falsework templates validate`` reports."""
+
+    file: str = Field(description="The file, relative to the template's folder.")
+    line: int | None = None
+    path: str = Field(description="The YAML path, e.g. spec.steps[2].action; empty: the file")
+    message: str
+
+
 class TemplateSummary(_Wire):
     ref: str
     name: str
@@ -127,6 +136,14 @@ class TemplateSummary(_Wire):
     tags: list[str] = Field(default_factory=list)
     owner: str | None = None
     type: str | None = None
+    broken: bool | None = Field(
+        default=None,
+        description="Present (true) on a template `falsework templates validate` rejects; "
+        "only template authors and admins are shown such a template.",
+    )
+    problems: list[TemplateProblem] | None = Field(
+        default=None, description="What is wrong with a broken template."
+    )
 
 
 class Me(_Wire):

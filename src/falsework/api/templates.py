@@ -15,11 +15,22 @@ router = APIRouter(tags=["templates"])
 @router.get(
     "/v2/templates",
     response_model=list[TemplateSummary],
-    summary="Templates the caller may run",
+    response_model_exclude_none=True,
+    summary="Templates the caller may run (broken ones only to template authors)",
     responses=errors(401),
 )
 async def list_templates(svc: Svc, caller: Caller) -> list[JSONObject]:
-    return [t.summary() for t in svc.catalog.list() if auth.may_run(caller, t.raw)]
+    runnable = [t for t in svc.catalog.list() if auth.may_run(caller, t.raw)]
+    broken = await svc.checks.problems(runnable, svc.registry.ids())
+    author = caller.has(auth.AUTHOR)
+    listed: list[JSONObject] = []
+    for template in runnable:
+        problems = broken.get(template.ref)
+        if problems is None:
+            listed.append(template.summary())
+        elif author:
+            listed.append({**template.summary(), "broken": True, "problems": problems})
+    return listed
 
 
 @router.get(

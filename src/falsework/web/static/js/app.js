@@ -12,6 +12,9 @@ const main = document.getElementById('main');
 let dispose = () => {};
 let identity = { user: null, admin: false, localMode: false, authRequired: false };
 let renderId = 0;
+// The view on screen may follow changes of its own URL's query itself (the form's pages):
+// `{ path, update(query) }`; Back and Forward between such URLs then keep its state.
+let live = null;
 
 const routes = [
   [/^\/create\/?$/, 'create', (p) => renderGallery(main, p)],
@@ -71,12 +74,17 @@ function showError(err) {
 }
 
 async function render() {
+  const path = window.location.pathname;
+  const query = new URLSearchParams(window.location.search);
+  if (live && live.path === path && typeof live.update === 'function') {
+    live.update(query);
+    return;
+  }
+  live = null;
   const mine = ++renderId;
   dispose();
   dispose = () => {};
   setBusy(true);
-  const path = window.location.pathname;
-  const query = new URLSearchParams(window.location.search);
   const route = routes.find(([re]) => re.test(path));
   for (const link of document.querySelectorAll('[data-nav]')) {
     if (route && link.dataset.nav === route[1]) link.setAttribute('aria-current', 'page');
@@ -88,10 +96,19 @@ async function render() {
     } else {
       const titles = { create: 'Create · Falsework', tasks: 'Tasks · Falsework' };
       document.title = titles[route[1]];
-      const params = { query, identity, navigate, replaceQuery: queryUpdater(true), setQuery: queryUpdater(false) };
+      const params = {
+        query,
+        identity,
+        navigate,
+        replaceQuery: queryUpdater(true),
+        setQuery: queryUpdater(false),
+      };
       const cleanup = await route[2](params, path.match(route[0]));
       if (mine !== renderId) cleanup?.();
-      else if (typeof cleanup === 'function') dispose = cleanup;
+      else if (typeof cleanup === 'function') {
+        dispose = cleanup;
+        if (typeof cleanup.update === 'function') live = { path, update: cleanup.update };
+      }
     }
   } catch (err) {
     if (mine === renderId) showError(err);

@@ -3,6 +3,7 @@
 // EntityPicker, Secret). Each widget reads and writes its value through `ctx`.
 
 import { h } from './dom.js';
+import { markdownBlock } from './markdown.js';
 import { deref, isObject } from './schema.js';
 
 const ENTITY_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
@@ -66,7 +67,7 @@ export function renderField(ctx, rawSchema, path, { required = false, label } = 
 
   const id = fieldId(ctx.idPrefix, path);
   const helpText = schema['ui:help'] || schema.description;
-  const help = helpText ? h('p', { class: 'help', id: `${id}-help`, text: helpText }) : null;
+  const help = helpText ? markdownBlock(String(helpText), 'help', { id: `${id}-help` }) : null;
   const errorEl = h('p', { class: 'field-error', id: `${id}-error`, hidden: true });
   const describedBy = [help ? `${id}-help` : null, `${id}-error`].filter(Boolean).join(' ');
   const common = { id, describedBy, title, required, schema, path, help, errorEl };

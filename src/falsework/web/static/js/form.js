@@ -1,10 +1,14 @@
 // The template form: one page per parameters page (plus the template's secrets), a review
 // page, then Create. Values are validated as they are typed and on Next with the same JSON
 // Schema rules the server uses; the server's 400 errors are shown next to their fields.
-// Secrets stay in this closure's memory: never in the URL, history state or storage.
+// Each page is a history entry (`?step=2`, `?step=review`), and the answers are kept in
+// this tab's sessionStorage, so Back, Forward and reload (and Back from the task page)
+// come back to a filled form. Secrets stay in this closure's memory: never in the URL,
+// history state or storage.
 
 import { api, ApiError } from './api.js';
 import { clear, h } from './dom.js';
+import { markdownBlock } from './markdown.js';
 import { enumOptions, parseRepoUrl, pathKey, renderField } from './fields.js';
 import { takePrefill } from './prefill.js';
 import {
@@ -107,7 +111,43 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     shape: '',
     busy: false,
   };
+  // ----- answers kept for Back, Forward and reload (never secrets) ----------------------
+  const storeKey = `falsework.form.${templateRef}`;
+  const isSecretSchema = (sub) => sub?.['ui:field'] === 'Secret' || sub?.['ui:widget'] === 'password';
+  function withoutSecrets(rawSchema, value, root) {
+    if (!isObject(value)) return value;
+    const schema = effectiveSchema(rawSchema, value, root);
+    const out = { ...value };
+    for (const [key, rawSub] of Object.entries(schema.properties || {})) {
+      const sub = deref(rawSub, root);
+      if (isSecretSchema(sub)) delete out[key];
+      else if (isObject(out[key]) && isObject(sub?.properties) && !sub['ui:field']) {
+        out[key] = withoutSecrets(sub, out[key], root);
+      }
+    }
+    return out;
+  }
+  function remember() {
+    let values = state.values;
+    for (const p of pages) if (!p.secret) values = withoutSecrets(p.schema, values, p.schema);
+    try {
+      sessionStorage.setItem(storeKey, JSON.stringify({ values }));
+    } catch {
+      // storage full or disabled: the form still works, it only forgets on reload
+    }
+  }
+  function recalled() {
+    try {
+      const saved = JSON.parse(sessionStorage.getItem(storeKey) || 'null');
+      return isObject(saved?.values) ? saved.values : null;
+    } catch {
+      return null;
+    }
+  }
+
   const prefill = takePrefill(templateRef);
+  const restored = isObject(prefill) ? null : recalled();
+  if (restored) state.values = restored;
   if (isObject(prefill)) {
     // a finished task's values; masked Secret fields are left for the user to type again
     state.values = prefill;
@@ -196,6 +236,7 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     if (value === undefined) state.cleared.add(k);
     else state.cleared.delete(k);
     state.banner = null;
+    if (!p.secret) remember();
     const shape = shapeKey(p.schema, data, p.schema);
     if (opts.rerender || shape !== state.shape) {
       applyDefaults(p.schema, data, p.schema, state.cleared);
@@ -257,7 +298,7 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
       { class: 'page-head' },
       h('p', { class: 'crumbs' }, h('a', { href: '/create', 'data-link': true, text: 'Templates' }), ' / ', templateRef),
       h('h1', { text: schemaDoc.title || name }),
-      schemaDoc.description ? h('p', { class: 'muted', text: schemaDoc.description }) : null,
+      markdownBlock(schemaDoc.description, 'muted'),
       stepper(),
     );
   }
@@ -278,7 +319,7 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
       'form',
       { class: 'card form', novalidate: true, onSubmit: (ev) => { ev.preventDefault(); next(); } },
       h('h2', { id: 'page-title', tabindex: '-1', text: p.title }),
-      p.description ? h('p', { class: 'muted', text: p.description }) : null,
+      markdownBlock(p.description, 'muted'),
       p.secret ? h('p', { class: 'hint', text: SECRETS_HINT }) : null,
       h('div', { class: 'page-errors', role: 'alert', hidden: true }),
       body,
@@ -312,12 +353,56 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     }
   }
 
-  function back() {
-    if (state.reviewing) state.reviewing = false;
-    else if (state.index > 0) state.index -= 1;
+  // ----- pages as history entries ---------------------------------------------------
+  const stepOf = (target) => (target >= pages.length ? 'review' : target > 0 ? String(target + 1) : null);
+  function urlOf(target) {
+    const url = new URL(window.location.href);
+    const step = stepOf(target);
+    if (step) url.searchParams.set('step', step);
+    else url.searchParams.delete('step');
+    return `${url.pathname}${url.search}`;
+  }
+  const currentTarget = () => (state.reviewing ? pages.length : state.index);
+
+  /** The page a URL asks for, but never past a page whose answers are not valid yet. */
+  function targetOf(query) {
+    const raw = query.get('step');
+    let target = raw === 'review' ? pages.length : (Number.parseInt(raw || '1', 10) || 1) - 1;
+    target = Math.min(Math.max(0, target), pages.length);
+    for (let i = 0; i < target; i += 1) {
+      if (pageErrors(i).size > 0) {
+        target = i;
+        break;
+      }
+    }
+    return target;
+  }
+
+  function show(target, opts) {
     state.showAll = false;
     state.banner = null;
-    renderPage();
+    if (target >= pages.length) renderReview();
+    else {
+      state.index = target;
+      renderPage(opts);
+    }
+  }
+
+  function go(target) {
+    // the entry remembers the page it came from: the form's Back button is then the
+    // browser's Back, so both walk the same history
+    history.pushState({ formBack: stepOf(currentTarget()) }, '', urlOf(target));
+    show(target);
+  }
+
+  function back() {
+    const target = Math.max(0, currentTarget() - 1);
+    if (history.state && Object.hasOwn(history.state, 'formBack') && history.state.formBack === stepOf(target)) {
+      history.back(); // popstate → update()
+      return;
+    }
+    history.replaceState(null, '', urlOf(target));
+    show(target);
   }
 
   function next() {
@@ -329,12 +414,7 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     }
     // the page is valid by the schema: the server's older word on it is checked again on Create
     state.serverErrors.delete(state.index);
-    state.banner = null;
-    state.showAll = false;
-    if (state.index < pages.length - 1) {
-      state.index += 1;
-      renderPage();
-    } else renderReview();
+    go(state.index + 1);
   }
 
   // ----- review and create -------------------------------------------------------------
@@ -453,11 +533,18 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
       firstPage = firstPage === null ? index : Math.min(firstPage, index);
     }
     state.index = firstPage ?? 0;
+    history.replaceState(null, '', urlOf(state.index));
     state.banner = 'The server did not accept these values: see the messages below.';
     state.showAll = true;
     renderPage({ focusFirstError: true });
   }
 
-  if (pages.length) renderPage();
-  else renderReview(); // a template without parameters: straight to Create
+  // a reload or a link lands on the page its URL names (a template without parameters: Review)
+  const query = new URLSearchParams(window.location.search);
+  const first = pages.length ? targetOf(query) : 0;
+  if (stepOf(first) !== (query.get('step') || null)) history.replaceState(history.state, '', urlOf(first));
+  show(first);
+  const dispose = () => {};
+  dispose.update = (q) => show(targetOf(q));
+  return dispose;
 }

@@ -5,8 +5,10 @@
 import { api, ApiError } from './api.js';
 import { ansiToFragment } from './ansi.js';
 import { clear, formatDuration, formatTime, h } from './dom.js';
+import { markdownBlock } from './markdown.js';
 import { setPrefill } from './prefill.js';
 import { followEvents } from './sse.js';
+import { cloneCommand, localRemote } from './remote.js';
 
 const FINAL = new Set(['completed', 'failed', 'cancelled']);
 const ICONS = { pending: '○', open: '○', processing: '◔', completed: '✓', failed: '✕', skipped: '⤼', cancelled: '⊘' };
@@ -49,6 +51,7 @@ export async function renderTask(main, { id, navigate }) {
     output: null,
     error: null,
     ended: false, // the last event seen was the completion
+    failedStep: null, // the first step that failed in the current attempt
     timer: null,
   };
   document.title = `${templateTitle} · Task ${id.slice(0, 8)} · Falsework`;
@@ -228,13 +231,15 @@ export async function renderTask(main, { id, navigate }) {
       );
     }
     for (const t of texts) {
+      // Markdown, as Backstage shows it; text with colour codes or a non-string stays as is
+      const plain = typeof t.content !== 'string' || t.content.includes('\u001b[');
       const content = typeof t.content === 'string' ? t.content : JSON.stringify(t.content ?? '', null, 2);
       outputEl.append(
         h(
           'section',
           { class: 'output-text' },
           h('h3', { text: t.title || 'Text' }),
-          h('pre', {}, ansiToFragment(content)),
+          plain ? h('pre', {}, ansiToFragment(content)) : markdownBlock(content),
         ),
       );
     }
@@ -242,6 +247,8 @@ export async function renderTask(main, { id, navigate }) {
 
   function outputLink(link) {
     if (!link.url) return h('span', { text: `${link.title || ''} ${link.entityRef || ''}`.trim() });
+    const local = localRemote(link.url);
+    if (local) return cloneCommand(link.title, local);
     return h('a', {
       href: safeUrl(link.url),
       target: '_blank',
@@ -271,9 +278,23 @@ export async function renderTask(main, { id, navigate }) {
     return state.steps.get(stepId) || addStep(stepId, stepId);
   }
 
+  // Each attempt (the first run, a retry, a recovery) starts with "Starting up task": a
+  // step's time is that of the attempt that ran it, and "took" is the last attempt's.
+  let attempt = 0;
+  let attemptStart = Date.parse(task.createdAt);
+
+  function newAttempt(at) {
+    attempt += 1;
+    attemptStart = at;
+    state.failedStep = null;
+  }
+
   function apply({ type, data }) {
     const body = data?.body || {};
     const at = data?.createdAt ? Date.parse(data.createdAt) : Date.now();
+    if ((type === 'log' && !body.stepId && body.message?.startsWith('Starting up task')) || type === 'recovered') {
+      newAttempt(at);
+    }
     const step = stepFor(body.stepId);
     if (body.message !== undefined && type !== 'completion') {
       appendLine(all, body.message, data.createdAt);
@@ -283,10 +304,17 @@ export async function renderTask(main, { id, navigate }) {
       if (body.status === 'processing') {
         step.startedAt = at;
         step.endedAt = null;
+        step.attempt = attempt;
         if (!state.userSelected) select(step.id);
       } else if (FINAL.has(body.status) || body.status === 'skipped') {
-        step.endedAt = at;
-        if (!step.startedAt && body.status !== 'skipped') step.startedAt = at;
+        if (step.attempt === attempt && step.startedAt) step.endedAt = at;
+        else if (body.status !== 'completed') {
+          // not run in this attempt (skipped, or cancelled before it began): no duration
+          step.startedAt = null;
+          step.endedAt = null;
+        }
+        // else: completed by an earlier attempt, which keeps its own duration
+        if (body.status === 'failed' && !state.failedStep) state.failedStep = step.id;
       }
       step.status = body.status;
       paintStep(step);
@@ -303,30 +331,38 @@ export async function renderTask(main, { id, navigate }) {
       state.ended = false;
     }
     if (type === 'completion') {
-      state.ended = true;
       const match = /status: (\w+)/.exec(body.message || '');
-      state.status = match ? match[1] : body.error ? 'failed' : 'completed';
       state.error = body.error || null;
       if (body.output) {
         state.output = body.output;
         paintOutput();
       }
-      appendLine(all, body.message || `Run completed with status: ${state.status}`, data.createdAt);
-      const started = Date.parse(task.createdAt);
-      took.textContent = Number.isNaN(started) ? '' : ` · took ${formatDuration(at - started)}`;
-      // a step still marked running ends with the task
-      for (const s of state.steps.values()) {
-        if (s.status !== 'processing') continue;
-        s.status = state.status;
+      appendLine(all, body.message || `Run completed with status: ${match?.[1] || 'completed'}`, data.createdAt);
+      finish(match ? match[1] : body.error ? 'failed' : 'completed', at);
+    }
+    if (type === 'cancelled' && !body.stepId) finish('cancelled', at);
+  }
+
+  /** The task ended: no step stays pending or running, and the page says how long it took. */
+  function finish(status, at) {
+    state.ended = true;
+    state.status = status;
+    took.textContent = Number.isNaN(attemptStart) || !at ? '' : ` · took ${formatDuration(at - attemptStart)}`;
+    for (const s of state.steps.values()) {
+      if (s.id === ALL) continue;
+      if (s.status === 'processing') {
+        s.status = status === 'completed' ? 'completed' : status === 'cancelled' ? 'cancelled' : 'failed';
         s.endedAt = at;
-        paintStep(s);
-      }
-      paintStatus();
+      } else if (s.status === 'pending' || s.status === 'open') {
+        s.status = 'skipped';
+        s.startedAt = null;
+        s.endedAt = null;
+      } else continue;
+      paintStep(s);
     }
-    if (type === 'cancelled' && !body.stepId) {
-      state.status = 'cancelled';
-      paintStatus();
-    }
+    // a failed task opens on the step that failed, not on the last clean-up step
+    if (status === 'failed' && state.failedStep && !state.userSelected) select(state.failedStep);
+    paintStatus();
   }
 
   // A stream that ends before the task's final event is resumed; meanwhile the task is read
@@ -345,8 +381,7 @@ export async function renderTask(main, { id, navigate }) {
       );
     }
     if (status === 'ended' && settled && !FINAL.has(state.status)) {
-      state.status = settled;
-      paintStatus();
+      finish(settled, null);
     }
   };
   const stream = followEvents(api.eventStreamUrl(id), {
@@ -367,10 +402,7 @@ export async function renderTask(main, { id, navigate }) {
       await api.cancel(id);
       // a task no worker had claimed yet is cancelled at once, maybe without an event
       const fresh = await api.task(id);
-      if (FINAL.has(fresh.status) && fresh.status !== state.status) {
-        state.status = fresh.status;
-        paintStatus();
-      }
+      if (FINAL.has(fresh.status) && fresh.status !== state.status) finish(fresh.status, null);
     } catch (err) {
       showActionError('Cancel', err);
     }
