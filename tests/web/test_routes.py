@@ -47,7 +47,11 @@ def test_every_module_the_shell_loads_is_served(server: Server) -> None:
         assert response.status_code == 200, name
         assert response.headers["content-type"].startswith("text/javascript"), name
         todo += [f"js/{m}" for m in re.findall(r"from '\./([\w-]+\.js)'", response.text)]
+        todo += [
+            f"vendor/{m}" for m in re.findall(r"from '\.\./vendor/([\w.-]+\.js)'", response.text)
+        ]
     on_disk = {f"js/{p.name}" for p in (STATIC_DIR / "js").glob("*.js")}
+    on_disk |= {f"vendor/{p.name}" for p in (STATIC_DIR / "vendor").glob("*.js")}
     assert seen == on_disk  # no module is dead weight, none is missing
     css = httpx.get(f"{server.url}/static/style.css")
     assert css.headers["content-type"].startswith("text/css")

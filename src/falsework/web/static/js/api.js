@@ -89,6 +89,7 @@ export const api = {
     return call('GET', `/tasks?${qs}`);
   },
   task: (id) => call('GET', `/tasks/${enc(id)}`),
+  events: (id) => call('GET', `/tasks/${enc(id)}/events`),
   cancel: (id) => call('POST', `/tasks/${enc(id)}/cancel`),
   retry: (id) => call('POST', `/tasks/${enc(id)}/retry`),
   eventStreamUrl: (id) => `${BASE}/tasks/${enc(id)}/eventstream`,

@@ -79,7 +79,8 @@ export function renderField(ctx, rawSchema, path, { required = false, label } = 
   else if (ENTITY_PICKERS.has(field)) built = entityPicker(ctx, common, field === 'OwnerPicker');
   else built = byType(ctx, common);
   if (!built) return null;
-  ctx.register(path, { element: built.wrapper, errorEl, focus: built.focus, check: built.check, title });
+  const { wrapper: element, focus, check, controlsFor } = built;
+  ctx.register(path, { element, errorEl, focus, check, controlsFor, title });
   return built.wrapper;
 }
 
@@ -278,14 +279,16 @@ function arrayField(ctx, common) {
   }
   if (options && widget === 'select') return multiSelect(ctx, common, options);
   const list = Array.isArray(ctx.get(path)) ? ctx.get(path) : [];
+  const itemName = isObject(items) && items.title ? items.title : singular(common.title);
   const rows = h('ol', { class: 'array-rows' });
   list.forEach((_item, i) => {
     const itemPath = [...path, i];
-    const rendered = renderField(ctx, items, itemPath, { label: `${common.title} ${i + 1}` });
+    const itemLabel = `${itemName} ${i + 1}`;
+    const rendered = renderField(ctx, items, itemPath, { label: itemLabel });
     const remove = h('button', {
       type: 'button',
       class: 'secondary small',
-      'aria-label': `Remove ${common.title} ${i + 1}`,
+      'aria-label': `Remove ${itemLabel}`,
       text: 'Remove',
       onClick: () => {
         const next = [...ctx.get(path)];
@@ -308,6 +311,15 @@ function arrayField(ctx, common) {
   });
   const fieldset = group(common, 'array', rows, add);
   return { wrapper: fieldset, focus: fieldset.querySelector('input, select, textarea') || add };
+}
+
+/** "Tags" → "Tag", "Dependencies" → "Dependency": an array's item, named after the array. */
+export function singular(title) {
+  const t = String(title);
+  if (/ies$/i.test(t)) return `${t.slice(0, -3)}y`;
+  if (/(sh|ch|x|ss)es$/i.test(t)) return t.slice(0, -2);
+  if (/s$/i.test(t) && !/(ss|us|is)$/i.test(t)) return t.slice(0, -1);
+  return `${t} item`;
 }
 
 function checkboxGroup(ctx, common, options) {
@@ -384,17 +396,26 @@ function repoUrlPicker(ctx, common) {
   const owner = choice('owner', 'Owner', opts.allowedOwners, parts.owner);
   const repo = choice('repo', 'Repository', opts.allowedRepos, parts.repo);
   const fieldset = group(common, 'repo-url', h('div', { class: 'subfields' }, host.row, owner.row, repo.row));
+  const messages = {
+    owner: 'Enter the owner of the repository.',
+    repo: 'Enter the name of the repository.',
+    repoName: 'A repository name may contain letters, digits, "-", "_" and "." only.',
+  };
   const check = (value) => {
     if (value === undefined) return null;
     const p = parseRepoUrl(value);
-    if (!p.owner) return 'Enter the owner of the repository.';
-    if (!p.repo) return 'Enter the name of the repository.';
-    if (!/^[A-Za-z0-9_.-]+$/.test(p.repo)) {
-      return 'A repository name may contain letters, digits, "-", "_" and "." only.';
-    }
+    if (!p.owner) return messages.owner;
+    if (!p.repo) return messages.repo;
+    if (!/^[A-Za-z0-9_.-]+$/.test(p.repo)) return messages.repoName;
     return null;
   };
-  return { wrapper: fieldset, focus: parts.owner ? repo.control : owner.control, check };
+  // a wrong name outlines the name's input, not the host and owner beside it
+  const controlsFor = (message) => {
+    if (message === messages.owner) return [owner.control];
+    if (message === messages.repo || message === messages.repoName) return [repo.control];
+    return null;
+  };
+  return { wrapper: fieldset, focus: parts.owner ? repo.control : owner.control, check, controlsFor };
 }
 
 function entityNamePicker(ctx, common) {

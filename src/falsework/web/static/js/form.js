@@ -207,8 +207,11 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
       const msg = shown.get(k);
       f.errorEl.hidden = !msg;
       f.errorEl.textContent = msg || '';
-      for (const control of f.element.querySelectorAll('input, select, textarea')) {
-        if (msg) control.setAttribute('aria-invalid', 'true');
+      // a field made of several controls may say which one the message is about
+      const all = [...f.element.querySelectorAll('input, select, textarea')];
+      const bad = new Set(msg ? f.controlsFor?.(msg) || all : []);
+      for (const control of all) {
+        if (bad.has(control)) control.setAttribute('aria-invalid', 'true');
         else control.removeAttribute('aria-invalid');
       }
       f.element.classList.toggle('has-error', Boolean(msg));

@@ -210,7 +210,12 @@ function checkString(schema, value, push) {
   }
   if (typeof schema.pattern === 'string') {
     const re = regex(schema.pattern);
-    if (re && !re.test(value)) push('pattern', `Must match the pattern ${schema.pattern}`);
+    if (re && !re.test(value)) {
+      // the author's words for the rule, when the schema has them, before the regex
+      const words = schema['ui:help'] || schema.description;
+      const said = typeof words === 'string' && words.trim() ? words.trim().replace(/[.\s]*$/, '') : null;
+      push('pattern', said ? `Not in the expected form: ${said}.` : `Must match the pattern ${schema.pattern}`);
+    }
   }
   if (typeof schema.format === 'string' && FORMATS[schema.format] && !FORMATS[schema.format](value)) {
     push('format', `Must be ${FORMAT_NAMES[schema.format]}.`);

@@ -1,12 +1,15 @@
-// The task list: id, template, status, creator, times; mine / all, a status filter, paging.
-// The filters live in the URL query, so Back and reload keep them.
+// The task list: id, template, status, what it created (its first output link), creator,
+// times; mine / all, a status filter, paging. The filters live in the URL query, so Back and
+// reload keep them.
 
 import { api } from './api.js';
 import { clear, formatTime, h } from './dom.js';
+import { cloneText, localRemote } from './remote.js';
 
 const PAGE = 20;
 const STATUSES = ['open', 'processing', 'completed', 'failed', 'cancelled'];
-const COLUMNS = ['Task', 'Template', 'Status', 'Created by', 'Created', 'Last update'];
+const COLUMNS = ['Task', 'Template', 'Status', 'Result', 'Created by', 'Created', 'Last update'];
+const RESULT_READS = 4; // completed tasks whose output is read at once
 
 export async function renderTaskList(main, { query, setQuery, identity }) {
   const canSeeAll = Boolean(identity.admin || identity.localMode || !identity.user);
@@ -45,6 +48,7 @@ export async function renderTaskList(main, { query, setQuery, identity }) {
   );
   statusSelect.addEventListener('change', () => setQuery({ status: statusSelect.value || null, page: null }));
 
+  const results = new Map(); // task id -> its Result cell, filled once its output is read
   const rows = tasks.map((t) => {
     const meta = t.spec?.templateInfo?.entity?.metadata || {};
     const title = meta.title || meta.name || t.spec?.templateInfo?.entityRef || '';
@@ -62,6 +66,7 @@ export async function renderTaskList(main, { query, setQuery, identity }) {
       })),
       h('td', { 'data-label': 'Template', text: title }),
       h('td', { 'data-label': 'Status' }, h('span', { class: `status status-${t.status}`, text: t.status })),
+      resultCell(t, results),
       h('td', { 'data-label': 'Created by', text: t.createdBy || '—' }),
       h('td', { 'data-label': 'Created' }, h('time', { datetime: t.createdAt || '', text: formatTime(t.createdAt) })),
       h('td', { 'data-label': 'Last update' }, h('time', { datetime: updated || '', text: formatTime(updated) })),
@@ -110,5 +115,41 @@ export async function renderTaskList(main, { query, setQuery, identity }) {
       }),
     ),
   );
+  fillResults(tasks, results);
   return () => {};
+}
+
+function resultCell(task, results) {
+  const cell = h('td', { 'data-label': 'Result', class: 'result' });
+  if (task.status === 'completed') results.set(task.id, cell);
+  return cell;
+}
+
+/** The first link each completed task's output gives (read from its completion event). */
+async function fillResults(tasks, results) {
+  const todo = tasks.filter((t) => results.has(t.id));
+  const one = async (task) => {
+    let events;
+    try {
+      events = await api.events(task.id);
+    } catch {
+      return;
+    }
+    const done = events.filter((e) => e.type === 'completion' && e.body?.output).pop();
+    const link = (done?.body.output.links || []).find((l) => l && (l.url || l.entityRef));
+    const cell = results.get(task.id);
+    if (!link || !cell?.isConnected) return;
+    const title = link.title || link.url || link.entityRef;
+    const local = link.url ? localRemote(link.url) : null;
+    if (local) cell.append(h('code', { class: 'clone-command', title, text: cloneText(local) }));
+    else if (link.url && /^https?:/i.test(link.url)) {
+      cell.append(h('a', { href: link.url, target: '_blank', rel: 'noopener noreferrer', text: title }));
+    } else cell.append(h('span', { text: `${title}${link.entityRef && title !== link.entityRef ? ` (${link.entityRef})` : ''}` }));
+  };
+  const queue = [...todo];
+  await Promise.all(
+    Array.from({ length: Math.min(RESULT_READS, queue.length) }, async () => {
+      while (queue.length) await one(queue.shift());
+    }),
+  );
 }
