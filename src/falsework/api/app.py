@@ -11,7 +11,16 @@ from fastapi import APIRouter, FastAPI
 
 from falsework import web
 from falsework.actions import ActionRegistry
-from falsework.api import actions, dryrun, errors, health, tasks, templates, workers
+from falsework.api import (
+    actions,
+    authoring,
+    dryrun,
+    errors,
+    health,
+    tasks,
+    templates,
+    workers,
+)
 from falsework.api.auth import Authenticator
 from falsework.api.deps import Services
 from falsework.api.edge import Edge, allowed_host_names
@@ -29,6 +38,8 @@ log = logging.getLogger("falsework.api")
 
 MAX_BODY = 10 * 1024 * 1024
 PREFIX = "/api/scaffolder"
+# Falsework's own routes, beside Backstage's API: what the page's editor and pickers use.
+OWN_PREFIX = "/api/falsework"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -115,6 +126,10 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (templates, tasks, actions, workers, dryrun):
         api.include_router(module.router)
     app.include_router(api)
+    own = APIRouter(prefix=OWN_PREFIX)
+    for module in (authoring,):
+        own.include_router(module.router)
+    app.include_router(own)
     app.include_router(health.router)
     app.include_router(web.router)  # the page: /, /create/..., /static/...
     app.add_middleware(

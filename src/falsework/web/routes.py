@@ -63,6 +63,11 @@ async def task_list() -> HTMLResponse:
     return _shell()
 
 
+@router.get("/edit")
+async def editor() -> HTMLResponse:
+    return _shell()
+
+
 @router.get("/create/tasks/{task_id}")
 async def task_page(task_id: str) -> HTMLResponse:
     del task_id

@@ -2,6 +2,7 @@
 // The token lives in memory and in sessionStorage (this tab only), never in localStorage or a URL.
 
 const BASE = '/api/scaffolder/v2';
+const OWN = '/api/falsework/v1'; // Falsework's own routes: the editor's and the pickers'
 const TOKEN_KEY = 'falsework.token';
 
 let token = sessionStorage.getItem(TOKEN_KEY) || null;
@@ -55,13 +56,13 @@ export async function authFetch(url, init = {}) {
   }
 }
 
-async function call(method, path, body, extraHeaders = {}) {
+async function call(method, path, body, extraHeaders = {}, base = BASE) {
   const init = { method, headers: { Accept: 'application/json', ...extraHeaders } };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  const response = await authFetch(`${BASE}${path}`, init);
+  const response = await authFetch(`${base}${path}`, init);
   const text = await response.text();
   let data = null;
   try {
@@ -93,4 +94,9 @@ export const api = {
   cancel: (id) => call('POST', `/tasks/${enc(id)}/cancel`),
   retry: (id) => call('POST', `/tasks/${enc(id)}/retry`),
   eventStreamUrl: (id) => `${BASE}/tasks/${enc(id)}/eventstream`,
+  dryRun: (body) => call('POST', '/dry-run', body),
+  validateTemplate: (body) => call('POST', '/templates/validate', body, {}, OWN),
+  templateSource: (ns, name) => call('GET', `/templates/${enc(ns)}/${enc(name)}/source`, undefined, {}, OWN),
+  entities: (query) => call('GET', `/entities?${new URLSearchParams(query)}`, undefined, {}, OWN),
+  repoHosts: () => call('GET', '/repo-hosts', undefined, {}, OWN),
 };

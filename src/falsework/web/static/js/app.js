@@ -3,6 +3,7 @@
 
 import { api, ApiError, onTokenNeeded, setToken } from './api.js';
 import { clear, h } from './dom.js';
+import { renderEditor } from './editor.js';
 import { renderTemplateForm } from './form.js';
 import { renderGallery } from './gallery.js';
 import { renderTask } from './task.js';
@@ -24,6 +25,7 @@ const routes = [
   }],
   [/^\/create\/tasks\/?$/, 'tasks', (p) => renderTaskList(main, p)],
   [/^\/create\/tasks\/([^/]+)\/?$/, 'tasks', (p, m) => renderTask(main, { ...p, id: decodeURIComponent(m[1]) })],
+  [/^\/edit\/?$/, 'edit', (p) => renderEditor(main, p)],
 ];
 
 export function navigate(url, { replace = false } = {}) {
@@ -94,7 +96,7 @@ async function render() {
     if (!route) {
       showNotFound();
     } else {
-      const titles = { create: 'Create · Falsework', tasks: 'Tasks · Falsework' };
+      const titles = { create: 'Create · Falsework', tasks: 'Tasks · Falsework', edit: 'Editor · Falsework' };
       document.title = titles[route[1]];
       const params = {
         query,
@@ -164,6 +166,9 @@ function tokenDialog(reason) {
 onTokenNeeded(tokenDialog);
 
 function showIdentity() {
+  // the editor is for template authors (and admins, who hold every role)
+  const author = identity.admin || (identity.roles || []).includes('templates:author');
+  document.querySelector('[data-nav="edit"]').hidden = !author;
   const box = document.getElementById('identity');
   clear(box);
   if (identity.user) {

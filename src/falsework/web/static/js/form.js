@@ -82,8 +82,14 @@ const SECRETS_HINT =
   'These values are sent to the task as secrets: they are not shown on the review page ' +
   'and not stored by this page.';
 
-export async function renderTemplateForm(main, { namespace, name, identity, navigate }) {
-  const schemaDoc = await api.parameterSchema(namespace, name);
+/**
+ * The form of template `namespace/name`. With `preview` ({schemaDoc, values, onSubmit,
+ * submitLabel}) it is the template editor's live preview instead: the schema is given, the
+ * answers live in `preview.values` (kept across re-renders), no history entry or storage is
+ * written, focus stays where the author types, and the last button calls `onSubmit`.
+ */
+export async function renderTemplateForm(main, { namespace, name, identity, navigate, preview = null }) {
+  const schemaDoc = preview ? preview.schemaDoc : await api.parameterSchema(namespace, name);
   const pages = (schemaDoc.steps || []).map((step) => ({
     title: step.title || step.schema?.title || 'Parameters',
     description: step.description || step.schema?.description || '',
@@ -128,6 +134,7 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     return out;
   }
   function remember() {
+    if (preview) return;
     let values = state.values;
     for (const p of pages) if (!p.secret) values = withoutSecrets(p.schema, values, p.schema);
     try {
@@ -137,6 +144,7 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     }
   }
   function recalled() {
+    if (preview) return null;
     try {
       const saved = JSON.parse(sessionStorage.getItem(storeKey) || 'null');
       return isObject(saved?.values) ? saved.values : null;
@@ -145,9 +153,10 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     }
   }
 
-  const prefill = takePrefill(templateRef);
+  const prefill = preview ? null : takePrefill(templateRef);
   const restored = isObject(prefill) ? null : recalled();
   if (restored) state.values = restored;
+  if (preview) state.values = preview.values;
   if (isObject(prefill)) {
     // a finished task's values; masked Secret fields are left for the user to type again
     state.values = prefill;
@@ -159,6 +168,8 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
   }
   for (const page of pages) applyDefaults(page.schema, page.secret ? state.secretValues : state.values, page.schema);
 
+  let quiet = false;
+  const createLabelOf = () => preview?.submitLabel || 'Create';
   const dataOf = (page) => (page.secret ? state.secretValues : state.values);
   const page = () => pages[state.index];
 
@@ -382,6 +393,7 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
   }
 
   function show(target, opts) {
+    if (preview) preview.page = target;
     state.showAll = false;
     state.banner = null;
     if (target >= pages.length) renderReview();
@@ -392,6 +404,10 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
   }
 
   function go(target) {
+    if (preview) {
+      show(target);
+      return;
+    }
     // the entry remembers the page it came from: the form's Back button is then the
     // browser's Back, so both walk the same history
     history.pushState({ formBack: stepOf(currentTarget()) }, '', urlOf(target));
@@ -400,6 +416,10 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
 
   function back() {
     const target = Math.max(0, currentTarget() - 1);
+    if (preview) {
+      show(target);
+      return;
+    }
     if (history.state && Object.hasOwn(history.state, 'formBack') && history.state.formBack === stepOf(target)) {
       history.back(); // popstate → update()
       return;
@@ -472,7 +492,8 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
           : h('p', { class: 'muted', text: 'Nothing to fill in.' }),
       );
     });
-    const createButton = h('button', { type: 'button', class: 'primary', onClick: create, text: 'Create' });
+    const createLabel = preview?.submitLabel || 'Create';
+    const createButton = h('button', { type: 'button', class: 'primary', onClick: create, text: createLabel });
     const view = h(
       'div',
       { class: 'card form' },
@@ -492,7 +513,7 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
       ),
     );
     clear(main).append(header(), view);
-    document.getElementById('page-title').focus();
+    if (!quiet) document.getElementById('page-title').focus();
   }
 
   async function create(ev) {
@@ -506,6 +527,16 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     const secrets = { ...state.secrets, ...state.secretValues };
     const body = { templateRef, values };
     if (Object.keys(secrets).length) body.secrets = secrets;
+    if (preview) {
+      try {
+        await preview.onSubmit({ values, secrets });
+      } finally {
+        state.busy = false;
+        button.disabled = false;
+        button.textContent = createLabelOf();
+      }
+      return;
+    }
     try {
       const { id } = await api.createTask(body);
       navigate(`/create/tasks/${encodeURIComponent(id)}`);
@@ -542,6 +573,12 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     renderPage({ focusFirstError: true });
   }
 
+  if (preview) {
+    quiet = true; // the author is typing in the editor: the preview never takes the focus
+    show(Math.min(preview.page ?? 0, pages.length), { keepFocus: true });
+    quiet = false;
+    return () => {};
+  }
   // a reload or a link lands on the page its URL names (a template without parameters: Review)
   const query = new URLSearchParams(window.location.search);
   const first = pages.length ? targetOf(query) : 0;

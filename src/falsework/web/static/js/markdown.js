@@ -14,6 +14,7 @@ const ELEMENTS = new Set([
   'a', 'p', 'br', 'hr', 'em', 'strong', 's', 'code', 'pre', 'blockquote', 'ul', 'ol', 'li',
   'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'table', 'thead', 'tbody', 'tr', 'th', 'td',
 ]);
+// (a table cell's alignment comes as a style attribute, which the CSP refuses: a class instead)
 const ATTRIBUTES = { a: ['href', 'title'], ol: ['start'], th: ['style'], td: ['style'], code: ['class'] };
 const SCHEMES = new Set(['http:', 'https:', 'mailto:']);
 
@@ -61,7 +62,11 @@ function copyClean(node, into) {
     for (const name of ATTRIBUTES[tag] || []) {
       const value = child.getAttribute(name);
       if (value === null) continue;
-      if (name === 'style' && !/^text-align:(left|right|center)$/.test(value)) continue;
+      if (name === 'style') {
+        const align = /^text-align:(left|right|center)$/.exec(value);
+        if (align) el.classList.add(`align-${align[1]}`);
+        continue;
+      }
       if (name === 'class' && !/^language-[\w+-]+$/.test(value)) continue;
       if (name === 'href') {
         const href = safeHref(value);
