@@ -6,7 +6,7 @@
 
 import { api, ApiError } from './api.js';
 import { ansiToFragment } from './ansi.js';
-import { clear, h } from './dom.js';
+import { append, clear, h } from './dom.js';
 import { renderTemplateForm } from './form.js';
 import { markdownBlock } from './markdown.js';
 
@@ -154,7 +154,7 @@ export async function renderEditor(main, { identity, query, navigate }) {
       { class: 'editor' },
       h(
         'section',
-        { class: 'card editor-source', 'aria-labelledby': 'editor-yaml-label' },
+        { class: 'card editor-source' },
         h('label', { id: 'editor-yaml-label', for: 'editor-yaml', text: 'template.yaml' }),
         yaml,
         status,
@@ -216,7 +216,7 @@ export async function renderEditor(main, { identity, query, navigate }) {
     const base = chosen.path.includes('/') ? chosen.path.slice(0, chosen.path.lastIndexOf('/') + 1) : '';
     const files = [];
     for (const f of withPath) {
-      if (f === chosen || !f.path.startsWith(base)) continue;
+      if (f.path === chosen.path || !f.path.startsWith(base)) continue;
       const bytes = new Uint8Array(await f.file.arrayBuffer());
       files.push({ path: f.path.slice(base.length), base64Content: toBase64(bytes), executable: false });
     }
@@ -301,11 +301,11 @@ export async function renderEditor(main, { identity, query, navigate }) {
       run = await api.dryRun(body);
     } catch (err) {
       const errors = err instanceof ApiError && Array.isArray(err.body?.errors) ? err.body.errors : [];
-      clear(result).append(
+      append(clear(result), [
         h('h2', { id: 'dry-run-title', text: 'Dry run' }),
         h('p', { class: 'task-error', role: 'alert', text: `The dry run did not start: ${err.message}` }),
         errors.length ? h('ul', {}, errors.map((e) => h('li', { text: e.message || JSON.stringify(e) }))) : null,
-      );
+      ]);
       return;
     }
     showRun(run);
@@ -339,7 +339,7 @@ export async function renderEditor(main, { identity, query, navigate }) {
       );
     }
     const texts = Array.isArray(run.output?.text) ? run.output.text : [];
-    clear(result).append(
+    append(clear(result), [
       h('h2', { id: 'dry-run-title', text: 'Dry run' }),
       run.error
         ? h('p', { class: 'task-error', role: 'alert', text: `${run.error.name}: ${run.error.message}` })
@@ -353,7 +353,7 @@ export async function renderEditor(main, { identity, query, navigate }) {
         ? h('ul', {}, run.output.links.map((l) => h('li', { text: `${l.title || ''} ${l.url || l.entityRef || ''}`.trim() })))
         : null,
       texts.map((t) => h('section', { class: 'output-text' }, h('h4', { text: t.title || 'Text' }), markdownBlock(String(t.content ?? '')))),
-    );
+    ]);
     result.scrollIntoView({ block: 'nearest' });
   }
 
