@@ -407,6 +407,11 @@ class Settings(BaseSettings):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     integrations: IntegrationsConfig = Field(default_factory=IntegrationsConfig)
     backstage: BackstageConfig | None = None
+    entities: list[Path] = Field(
+        default_factory=list,
+        description="catalog-info.yaml files (Groups, Users, Components...) the page's "
+        "entity pickers list, besides the configured Backstage catalog's.",
+    )
 
     @classmethod
     def settings_customise_sources(

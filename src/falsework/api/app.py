@@ -15,6 +15,7 @@ from falsework.api import (
     actions,
     authoring,
     dryrun,
+    entities,
     errors,
     health,
     tasks,
@@ -127,7 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     own = APIRouter(prefix=OWN_PREFIX)
-    for module in (authoring,):
+    for module in (authoring, entities):
         own.include_router(module.router)
     app.include_router(own)
     app.include_router(health.router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -21,6 +21,9 @@ from falsework.errors import NotFoundError
 from falsework.runner import WorkflowRunner
 from falsework.runner.isolation import DryRunPool
 from falsework.templates import TemplateCatalog
+
+if TYPE_CHECKING:
+    from falsework.api.entities import EntitySource
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Services:
     dry_run_rate: UserRate
     stream_slots: UserSlots
     checks: TemplateChecks = field(default_factory=TemplateChecks)
+    entities: EntitySource | None = None  # the pickers' sources, built on first use
 
 
 # Dependencies are coroutines: FastAPI runs a plain function dependency in a

@@ -1,8 +1,12 @@
 // Widgets for one field of the form: the built-in JSON Schema types, `ui:widget` options
 // and Backstage's custom fields (RepoUrlPicker, EntityNamePicker, OwnerPicker,
-// EntityPicker, Secret). Each widget reads and writes its value through `ctx`.
+// EntityPicker, OwnedEntityPicker, MultiEntityPicker, Secret). Each widget reads and writes
+// its value through `ctx`. The entity pickers list the catalog's entities (the server's
+// entities files and Backstage catalog), searched as the user types; RepoUrlPicker offers
+// the configured hosts and the owners the server's token may publish to.
 
-import { h } from './dom.js';
+import { api } from './api.js';
+import { clear, h } from './dom.js';
 import { markdownBlock } from './markdown.js';
 import { deref, isObject } from './schema.js';
 
@@ -76,7 +80,8 @@ export function renderField(ctx, rawSchema, path, { required = false, label } = 
   if (field === 'RepoUrlPicker') built = repoUrlPicker(ctx, common);
   else if (field === 'Secret') built = secretField(ctx, common);
   else if (field === 'EntityNamePicker') built = entityNamePicker(ctx, common);
-  else if (ENTITY_PICKERS.has(field)) built = entityPicker(ctx, common, field === 'OwnerPicker');
+  else if (ENTITY_PICKERS.has(field)) built = entityPicker(ctx, common, field);
+  else if (field === 'MultiEntityPicker') built = multiEntityPicker(ctx, common);
   else built = byType(ctx, common);
   if (!built) return null;
   const { wrapper: element, focus, check, controlsFor } = built;
@@ -365,7 +370,15 @@ function multiSelect(ctx, common, options) {
 function repoUrlPicker(ctx, common) {
   const { schema, path } = common;
   const opts = schema['ui:options'] || {};
-  const hosts = Array.isArray(opts.allowedHosts) && opts.allowedHosts.length ? opts.allowedHosts : ['github.com'];
+  const configured = (ctx.repoHosts || []).map((x) => x.host);
+  const hosts =
+    Array.isArray(opts.allowedHosts) && opts.allowedHosts.length
+      ? opts.allowedHosts
+      : configured.length
+        ? configured
+        : ['github.com'];
+  // the owners the server's token for the chosen host may publish to, as suggestions
+  const ownersOf = (host) => (ctx.repoHosts || []).find((x) => x.host === host)?.owners || [];
   const parts = parseRepoUrl(ctx.get(path));
   if (!parts.host || !hosts.includes(parts.host)) parts.host = hosts[0];
   const update = () => ctx.set(path, formatRepoUrl(parts));
@@ -395,6 +408,17 @@ function repoUrlPicker(ctx, common) {
   const host = choice('host', 'Host', hosts, parts.host);
   const owner = choice('owner', 'Owner', opts.allowedOwners, parts.owner);
   const repo = choice('repo', 'Repository', opts.allowedRepos, parts.repo);
+  if (owner.control.tagName === 'INPUT') {
+    const listId = `${common.id}-owners`;
+    const owners = h('datalist', { id: listId });
+    const fillOwners = () => {
+      clear(owners).append(...ownersOf(parts.host).map((o) => h('option', { value: o })));
+    };
+    fillOwners();
+    owner.control.setAttribute('list', listId);
+    owner.row.append(owners);
+    host.control.addEventListener('change', fillOwners);
+  }
   const fieldset = group(common, 'repo-url', h('div', { class: 'subfields' }, host.row, owner.row, repo.row));
   const messages = {
     owner: 'Enter the owner of the repository.',
@@ -429,26 +453,147 @@ function entityNamePicker(ctx, common) {
   return textField(ctx, common, { check });
 }
 
-function entityPicker(ctx, common, isOwner) {
+// --- entity pickers ---------------------------------------------------------------------
+
+/** What to ask the server for: kinds and field filters (ui:options.catalogFilter), owned. */
+function entityQuery(field, opts) {
+  const filter = Array.isArray(opts.catalogFilter) ? opts.catalogFilter[0] : opts.catalogFilter;
+  let kinds = [];
+  const filters = [];
+  if (isObject(filter)) {
+    for (const [key, value] of Object.entries(filter)) {
+      if (key === 'kind') kinds = (Array.isArray(value) ? value : [value]).map(String);
+      else if (typeof value === 'string' || typeof value === 'number') filters.push(`${key}=${value}`);
+    }
+  }
+  if (!kinds.length && Array.isArray(opts.allowedKinds)) kinds = opts.allowedKinds.map(String);
+  if (!kinds.length && field === 'OwnerPicker') kinds = ['Group', 'User'];
+  const query = {};
+  if (kinds.length) query.kind = kinds.join(',');
+  if (filters.length) query.filter = filters.join(',');
+  if (field === 'OwnedEntityPicker') query.owned = 'true';
+  return { query, kinds: kinds.map((k) => k.toLowerCase()) };
+}
+
+/** A ref as the template wants it: `defaultKind` / `defaultNamespace` left out, as Backstage does. */
+function shortRef(ref, opts) {
+  const m = /^([^:]+):([^/]+)\/(.+)$/.exec(ref);
+  if (!m) return ref;
+  const [, kind, namespace, name] = m;
+  const sameKind = opts.defaultKind && opts.defaultKind.toLowerCase() === kind;
+  const sameNs = (opts.defaultNamespace || (sameKind ? 'default' : null)) === namespace;
+  if (sameKind && sameNs) return name;
+  if (sameKind) return `${namespace}/${name}`;
+  return ref;
+}
+
+/** A datalist kept filled with the entities matching what is typed (debounced). */
+function entityOptions(ctx, field, opts, listId, known) {
+  const { query } = entityQuery(field, opts);
+  const datalist = h('datalist', { id: listId });
+  let timer = null;
+  let asked = 0;
+  const fill = (items) => {
+    clear(datalist);
+    for (const s of known.extra) datalist.append(h('option', { value: s }));
+    for (const e of items) {
+      const value = shortRef(e.ref, opts);
+      known.refs.add(value);
+      if (!known.extra.has(value)) datalist.append(h('option', { value, label: e.title ? `${e.title} (${e.ref})` : e.ref }));
+    }
+  };
+  const load = async (text) => {
+    const mine = ++asked;
+    try {
+      const answer = await api.entities({ ...query, q: text || '' });
+      if (mine === asked) fill(answer.items || []);
+    } catch {
+      // no catalog to ask: the field still takes a typed reference
+    }
+  };
+  fill([]);
+  load('');
+  const search = (text) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => load(text), 250);
+  };
+  return { datalist, search };
+}
+
+function entityPicker(ctx, common, field) {
   const opts = common.schema['ui:options'] || {};
-  const suggestions = new Set(Array.isArray(opts.suggestions) ? opts.suggestions.map(String) : []);
-  if (isOwner && ctx.identity?.user) suggestions.add(ctx.identity.user);
+  const extra = new Set(Array.isArray(opts.suggestions) ? opts.suggestions.map(String) : []);
+  const { kinds } = entityQuery(field, opts);
+  if (field === 'OwnerPicker' && ctx.identity?.user && (!kinds.length || kinds.includes('user'))) {
+    extra.add(ctx.identity.user);
+  }
+  const known = { refs: new Set(extra), extra };
   const listId = `${common.id}-suggestions`;
-  const datalist = h('datalist', { id: listId }, [...suggestions].map((s) => h('option', { value: s })));
-  const kinds = Array.isArray(opts.allowedKinds) ? opts.allowedKinds.map((k) => k.toLowerCase()) : null;
+  const { datalist, search } = entityOptions(ctx, field, opts, listId, known);
   const check = (value) => {
     if (value === undefined) return null;
     // Backstage's allowArbitraryValues: false limits the value to the offered entities
-    if (opts.allowArbitraryValues === false && suggestions.size > 0 && !suggestions.has(value)) {
+    if (opts.allowArbitraryValues === false && known.refs.size > 0 && !known.refs.has(value)) {
       return 'Choose one of the suggestions.';
     }
     const kind = value.includes(':') ? value.split(':')[0].toLowerCase() : null;
-    if (kinds && kind && !kinds.includes(kind)) {
-      return `Must be one of the kinds: ${opts.allowedKinds.join(', ')}.`;
+    if (kinds.length && kind && !kinds.includes(kind)) {
+      return `Must be one of the kinds: ${kinds.join(', ')}.`;
     }
     return null;
   };
-  return textField(ctx, common, { list: listId, after: datalist, check });
+  const built = textField(ctx, common, { list: listId, after: datalist, check });
+  built.focus.addEventListener('input', () => search(built.focus.value));
+  return built;
+}
+
+function multiEntityPicker(ctx, common) {
+  const { path, schema } = common;
+  const opts = schema['ui:options'] || {};
+  const known = { refs: new Set(), extra: new Set() };
+  const listId = `${common.id}-suggestions`;
+  const { datalist, search } = entityOptions(ctx, 'MultiEntityPicker', opts, listId, known);
+  const chosen = () => (Array.isArray(ctx.get(path)) ? ctx.get(path) : []);
+  const input = h('input', { id: common.id, name: common.id, type: 'text', autocomplete: 'off', list: listId });
+  applyUi(input, common);
+  const add = () => {
+    const value = input.value.trim();
+    if (!value || chosen().includes(value)) return;
+    if (opts.allowArbitraryValues === false && known.refs.size && !known.refs.has(value)) return;
+    input.value = '';
+    ctx.set(path, [...chosen(), value], { rerender: true, focusLast: common.id });
+  };
+  input.addEventListener('input', () => search(input.value));
+  input.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter') {
+      ev.preventDefault();
+      add();
+    }
+  });
+  const chips = h(
+    'ul',
+    { class: 'chips', 'aria-label': `Chosen: ${common.title}` },
+    chosen().map((ref) =>
+      h(
+        'li',
+        { class: 'chip' },
+        h('span', { text: ref }),
+        h('button', {
+          type: 'button',
+          class: 'secondary small',
+          'aria-label': `Remove ${ref}`,
+          text: '×',
+          onClick: () => {
+            const next = chosen().filter((r) => r !== ref);
+            ctx.set(path, next.length ? next : undefined, { rerender: true, focusLast: common.id });
+          },
+        }),
+      ),
+    ),
+  );
+  const addButton = h('button', { type: 'button', class: 'secondary small', text: 'Add', onClick: add });
+  const row = h('div', { class: 'chip-input' }, input, addButton);
+  return { wrapper: wrap(common, labelFor(common), chips, row, datalist), focus: input };
 }
 
 function secretField(ctx, common) {

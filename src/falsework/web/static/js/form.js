@@ -102,6 +102,10 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     pages.push({ title: s.title || 'Secrets', description, schema: passwordStrings(s), secret: true });
   }
   const templateRef = `template:${namespace}/${name}`;
+  // RepoUrlPicker offers the server's configured hosts and the owners its tokens may publish to
+  const repoHosts = JSON.stringify(schemaDoc).includes('"RepoUrlPicker"')
+    ? await api.repoHosts().then((r) => r.hosts, () => null)
+    : null;
   const state = {
     index: 0,
     reviewing: false,
@@ -266,6 +270,7 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
       return page().secret ? 'secret' : 'field';
     },
     identity,
+    repoHosts,
     get: (path) => getAt(dataOf(page()), path),
     set: (path, value, opts) => onChange(path, value, opts),
     secretGet: (path) => state.secrets[path[path.length - 1]],
