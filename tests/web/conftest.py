@@ -81,7 +81,11 @@ class Server:
         stop_process(self.process, 30)
 
 
-def start_server(workdir: Path, *, config: dict[str, Any] | None = None) -> Server:
+def start_server(
+    workdir: Path, *, config: dict[str, Any] | None = None, templates: Path = TEMPLATES
+) -> Server:
+    """`falsework serve` with ``templates`` (tests/web/templates by default) and the
+    folder ``workdir/templates`` tests may write to."""
     workdir.mkdir(parents=True, exist_ok=True)
     extra = workdir / "templates"
     extra.mkdir(exist_ok=True)
@@ -92,7 +96,7 @@ def start_server(workdir: Path, *, config: dict[str, Any] | None = None) -> Serv
     env.update(
         {
             "FALSEWORK_DATA_DIR": str(workdir / "data"),
-            "FALSEWORK_TEMPLATES": f"{TEMPLATES}:{extra}",
+            "FALSEWORK_TEMPLATES": f"{templates}:{extra}",
             "FALSEWORK_CONFIG": str(config_file),
             "FALSEWORK_HEARTBEAT_INTERVAL": "0.5",
             "FALSEWORK_SHUTDOWN_GRACE": "2",
