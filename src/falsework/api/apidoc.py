@@ -18,9 +18,15 @@ Generated from the OpenAPI document (`GET /api/scaffolder/openapi.json`) by
 `python -m falsework.api.apidoc > docs/api.md`; do not edit by hand.
 
 Routes under `/api/scaffolder` follow Backstage's scaffolder API, so Backstage
-clients work unchanged. Every route but `/healthz`, `/readyz`, `/metrics` and the
-OpenAPI document needs `Authorization: Bearer <token>` unless the server runs in
-local mode (see [operations](operations.md)).
+clients work unchanged; Falsework's own routes, which the page's template editor and
+pickers use, are under `/api/falsework/v1` (Authoring, Pickers). Every route but
+`/healthz`, `/readyz`, `/metrics` and the OpenAPI document needs
+`Authorization: Bearer <token>` unless the server runs in local mode (see
+[operations](operations.md)).
+
+`GET /v2/templates` leaves out the templates `falsework templates validate` rejects,
+except for template authors and admins, to whom such a template comes with
+`"broken": true` and its `problems`.
 
 Errors use Backstage's body:
 

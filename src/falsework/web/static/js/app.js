@@ -2,7 +2,7 @@
 // (who am I, local mode), and the token prompt shown when the API answers 401.
 
 import { api, ApiError, onTokenNeeded, setToken } from './api.js';
-import { clear, h } from './dom.js';
+import { append, clear, h } from './dom.js';
 import { renderEditor } from './editor.js';
 import { renderTemplateForm } from './form.js';
 import { renderGallery } from './gallery.js';
@@ -172,10 +172,10 @@ function showIdentity() {
   const box = document.getElementById('identity');
   clear(box);
   if (identity.user) {
-    box.append(
+    append(box, [
       h('span', { class: 'muted', text: identity.user }),
       identity.admin ? h('span', { class: 'badge', text: 'admin' }) : null,
-    );
+    ]);
   }
   if (sessionStorage.getItem('falsework.token')) {
     const signOut = () => {

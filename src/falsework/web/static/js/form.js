@@ -315,7 +315,9 @@ export async function renderTemplateForm(main, { namespace, name, identity, navi
     return h(
       'div',
       { class: 'page-head' },
-      h('p', { class: 'crumbs' }, h('a', { href: '/create', 'data-link': true, text: 'Templates' }), ' / ', templateRef),
+      preview
+        ? null
+        : h('p', { class: 'crumbs' }, h('a', { href: '/create', 'data-link': true, text: 'Templates' }), ' / ', templateRef),
       h('h1', { text: schemaDoc.title || name }),
       markdownBlock(schemaDoc.description, 'muted'),
       stepper(),

@@ -78,7 +78,14 @@ function copyClean(node, into) {
         }
       } else el.setAttribute(name, value);
     }
-    copyClean(child, el);
+    if (tag === 'code' && node.nodeName?.toLowerCase() !== 'pre') {
+      // inline code breaks between words only, never inside one (`--values`, a path)
+      for (const part of child.textContent.split(/(\s+)/)) {
+        if (!part) continue;
+        if (/^\s+$/.test(part)) el.append(document.createTextNode(part));
+        else el.append(Object.assign(document.createElement('span'), { className: 'nowrap', textContent: part }));
+      }
+    } else copyClean(child, el);
     into.append(el);
   }
   return into;
