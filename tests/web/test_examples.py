@@ -84,12 +84,13 @@ def test_python_service_from_the_gallery_to_a_clone(
     expect(page.locator(".output-text .markdown code").first).to_contain_text("git clone")
     shot(page, "example-task-finished")
 
+    clone = command.inner_text()
     target = tmp_path / "billing-api"
-    subprocess.run([*command.inner_text().split(), str(target)], check=True, capture_output=True)
+    subprocess.run([*clone.split(), str(target)], check=True, capture_output=True)
     assert (target / "pyproject.toml").is_file() and (target / "Dockerfile").is_file()
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks").click()
-    expect(page.locator("td[data-label=Result] code").first).to_have_text(command.inner_text())
+    expect(page.locator("td[data-label=Result] code").first).to_have_text(clone)
     shot(page, "example-task-list")
 
 
