@@ -100,6 +100,10 @@ def _validate(body: ValidateRequest, known: list[str]) -> JSONObject:
         root = Path(tmp)
         try:
             write_files(root, [f.model_dump() for f in body.directoryContents])
+        except InputError as exc:
+            if exc.message.startswith("directoryContents"):
+                raise
+            raise InputError(f"directoryContents: {exc.message}") from None
         except FalseworkError as exc:
             raise InputError(f"directoryContents: {exc.message}") from None
         path = root / TEMPLATE_FILE
