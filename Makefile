@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck pytest bench clean screenshots
+.PHONY: setup run test lint typecheck pytest bench clean screenshots wheel
 
 setup: $(STAMP)
 
@@ -48,5 +48,11 @@ bench:
 	.venv-bench/bin/python -m pip install -q -e '.[bench]'
 	.venv-bench/bin/python -m bench.run_all $(BENCH_ARGS)
 
+# dist/falsework-<version>-py3-none-any.whl, for `pipx install` / `uv tool install` anywhere:
+# it carries the example templates and the page.
+wheel:
+	$(PYTHON) -m pip wheel --no-deps -q -w dist .
+	@ls dist/falsework-*.whl
+
 clean:
-	rm -rf $(VENV) .falsework .mypy_cache .ruff_cache
+	rm -rf $(VENV) .falsework .mypy_cache .ruff_cache dist

@@ -32,8 +32,16 @@ from falsework.actions.policies import (
 )
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
-# examples/templates/ ships beside src/ in the repository (editable install).
-EXAMPLES_DIR = PACKAGE_ROOT.parent.parent / "examples" / "templates"
+
+
+def _examples_dir() -> Path:
+    """The example templates: inside the package when installed from a wheel
+    (``pipx install``), else examples/templates/ beside src/ in a clone."""
+    packaged = PACKAGE_ROOT / "examples" / "templates"
+    return packaged if packaged.is_dir() else PACKAGE_ROOT.parent.parent / "examples" / "templates"
+
+
+EXAMPLES_DIR = _examples_dir()
 
 DEFAULT_DATA_DIR = Path(".falsework")
 
