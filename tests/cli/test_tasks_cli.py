@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import time
@@ -78,12 +80,16 @@ def test_ls_show_cancel_retry(server: Server) -> None:
     task_id = create(alice, "wait", {"seconds": 60})
     listed = cli(server, "ls")
     assert listed.returncode == 0, listed.stderr
-    assert task_id in listed.stdout
-    assert "template:default/wait" in listed.stdout
-    shown = cli(server, "show", task_id)
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(task_id[:8])]
+    short, status, template = row.split()[:3]
+    assert (short, template) == (task_id[:8], "wait") and status in ("open", "processing")
+    assert "alice" in row
+    # the short id, or any unique start of an id, works where an id is asked for
+    shown = cli(server, "show", task_id[:8])
     assert shown.returncode == 0, shown.stderr
     assert "before" in shown.stdout and "debug:wait" in shown.stdout
-    cancelled = cli(server, "cancel", task_id)
+    assert task_id in shown.stdout
+    cancelled = cli(server, "cancel", task_id[:8])
     assert cancelled.returncode == 0, cancelled.stderr
     assert "cancelled" in cancelled.stdout
     wait_for_status(alice, task_id, ("cancelled",))
@@ -147,3 +153,101 @@ def test_errors_exit_4_with_the_server_message(server: Server) -> None:
     )
     assert unreachable.returncode == 4
     assert "cannot reach" in unreachable.stderr
+
+
+def test_json_outputs_parse(server: Server) -> None:
+    alice = server.client("alice")
+    task_id = create(alice, "hello", {"name": "json"})
+    wait_for_status(alice, task_id, ("completed",))
+    listed = cli(server, "ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    body = json.loads(listed.stdout)
+    assert task_id in {t["id"] for t in body["tasks"]} and body["totalTasks"] >= 1
+    shown = cli(server, "show", task_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    detail = json.loads(shown.stdout)
+    assert detail["task"]["id"] == task_id and detail["task"]["status"] == "completed"
+    assert [s["status"] for s in detail["steps"]] == ["completed"] * len(detail["steps"])
+    assert detail["error"] is None
+    failed = create(alice, "wait", {"seconds": "nope"})
+    wait_for_status(alice, failed, ("failed",))
+    broken = json.loads(cli(server, "show", failed, "--json").stdout)
+    assert broken["task"]["status"] == "failed" and broken["error"]
+
+
+def test_ls_fits_80_columns_on_a_terminal_and_pipes_stay_plain(server: Server) -> None:
+    import pexpect
+
+    alice = server.client("alice")
+    for _ in range(2):
+        create(alice, "hello", {"name": "x" * 40})
+    env = clean_env()
+    env["FALSEWORK_TOKEN"] = token_of("alice")
+    env["TERM"] = "xterm-256color"
+    env.pop("NO_COLOR", None)
+    child = pexpect.spawn(
+        str(FALSEWORK),
+        ["tasks", "ls", "--server", server.url],
+        env=env,
+        encoding="utf-8",
+        dimensions=(40, 80),
+        timeout=60,
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", str(child.before))
+    lines = [line for line in screen.splitlines() if line.strip()]
+    assert lines[0].split()[:2] == ["ID", "STATUS"]
+    assert all(len(line) <= 80 for line in lines), lines
+    assert "\x1b[" in str(child.before)  # a terminal gets colour
+    piped = cli(server, "ls")
+    assert "\x1b[" not in piped.stdout + piped.stderr
+    assert all(line == line.rstrip() for line in piped.stdout.splitlines())
+
+
+def test_logs_to_a_file_have_no_escape_codes(server: Server, tmp_path: Path) -> None:
+    alice = server.client("alice")
+    task_id = create(alice, "wait", {"seconds": 1})
+    target = tmp_path / "log.txt"
+    env = clean_env()
+    env["FALSEWORK_TOKEN"] = token_of("alice")
+    env["COLUMNS"] = "30"
+    with target.open("w") as sink:
+        code = subprocess.run(
+            [str(FALSEWORK), "tasks", "logs", task_id, "-f", "--server", server.url],
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            env=env,
+            timeout=60,
+        ).returncode
+    assert code == 0
+    text = target.read_text()
+    assert "\x1b[" not in text and "\r" not in text
+    # a log line longer than COLUMNS stays one line
+    (line,) = [line for line in text.splitlines() if "Beginning step" in line and "Before" in line]
+    assert len(line) > 30
+    assert f"task {task_id}: completed" in text
+
+
+def test_workers_ls_json(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'falsework.db'}"
+    started = start_server(url, tmp_path / "w", config=auth_config(), concurrency=7)
+    try:
+        env = {**clean_env(), "FALSEWORK_DATABASE_URL": url, "FALSEWORK_DATA_DIR": str(tmp_path)}
+        listed = subprocess.run(
+            [str(FALSEWORK), "workers", "ls", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert listed.returncode == 0, listed.stderr
+        (worker,) = json.loads(listed.stdout)
+        assert worker["limit"] == 7 and worker["pid"] == started.process.pid
+        table = subprocess.run(
+            [str(FALSEWORK), "workers", "ls"], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert table.stdout.split()[:6] == ["ID", "HOST", "PID", "LIMIT", "RUNNING", "HEARTBEAT"]
+        assert worker["id"] in table.stdout and "\x1b[" not in table.stdout
+    finally:
+        assert started.stop() == 0

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from falsework.actions import ActionRegistry
+from falsework.cli import output
 
 actions_app = typer.Typer(
     name="actions", help="The actions templates can use.", no_args_is_help=True
@@ -43,16 +43,23 @@ def ls(
 ) -> None:
     """List every action (built-in and from the `falsework.actions` entry points)."""
     registry = ActionRegistry.default()
-    console = Console(highlight=False)
     if as_json:
-        console.print_json(json.dumps([a.to_json() for a in registry.list()]))
+        output.print_json([a.to_json() for a in registry.list()])
+        return
+    console = output.console()
+    if not console.is_terminal:
+        # one line per action: its id, whether it dry-runs, and its inputs
+        for item in registry.list():
+            inputs = _inputs(item.input_schema).replace("\n", ", ")
+            dry = "dry-run" if item.supports_dry_run else "no-dry-run"
+            console.print(Text(f"{item.id}\t{dry}\t{inputs}\t{item.description}"))
         return
     table = Table("action", "description", "input (* = required)", "dry run")
     for item in registry.list():
         table.add_row(
-            item.id,
-            item.description,
-            _inputs(item.input_schema),
+            Text(item.id),
+            Text(item.description),
+            Text(_inputs(item.input_schema)),
             "yes" if item.supports_dry_run else "no",
         )
     console.print(table)

@@ -7,15 +7,20 @@ Exit codes: 0 success (for ``logs``: the task completed), 1 the task failed,
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 import httpx
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+
+from falsework.cli import output
 
 DEFAULT_SERVER = "http://127.0.0.1:7007"
 EXIT_FAILED, EXIT_CANCELLED, EXIT_ERROR = 1, 3, 4
@@ -30,8 +35,10 @@ STATUS_STYLE = {
 }
 
 app = typer.Typer(help="List, follow, cancel and retry tasks on a server.", no_args_is_help=True)
-console = Console()
-errors = Console(stderr=True)
+console = output.console()
+errors = output.console(stderr=True)
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+SHORT_ID = 8  # as `tasks ls` shows an id; any unique prefix works
 
 Server = Annotated[
     str,
@@ -41,6 +48,10 @@ Token = Annotated[
     str | None,
     typer.Option("--token", envvar="FALSEWORK_TOKEN", help="Bearer token.", show_default=False),
 ]
+TaskId = Annotated[
+    str, typer.Argument(metavar="ID", help="A task id, or the start of one (as `tasks ls` shows).")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON.")]
 
 
 class Client:
@@ -62,6 +73,23 @@ class Client:
         if response.status_code >= 400:
             _fail(_error_message(response))
         return response.json()
+
+    def resolve(self, task_id: str) -> str:
+        """The full id of ``task_id``, which may be the start of one (``tasks ls``
+        shows 8 characters): looked up among the newest 1000 tasks the caller sees."""
+        task_id = task_id.strip()
+        if UUID.match(task_id):
+            return task_id
+        if len(task_id) < 4:
+            _fail(f"{task_id!r}: give a task id or at least its first 4 characters")
+        params = {"limit": 1000, "order": "desc:created_at"}
+        body = self.call("GET", "/v2/tasks", params=params)
+        found = [t["id"] for t in body["tasks"] if str(t["id"]).startswith(task_id.lower())]
+        if not found:
+            _fail(f"no task id starts with {task_id!r} (see `falsework tasks ls`)")
+        if len(found) > 1:
+            _fail(f"{task_id!r} is the start of {len(found)} task ids: give more of it")
+        return str(found[0])
 
     def status(self, task_id: str) -> str | None:
         """The task's status, or None when the server cannot answer right now."""
@@ -114,17 +142,39 @@ def _error_message(response: httpx.Response) -> str:
 
 
 def _fail(message: str) -> Any:
-    errors.print(f"[red]error:[/] {message}", highlight=False)
+    errors.print(Text("error: ", style="red") + Text(message))
     raise typer.Exit(EXIT_ERROR)
 
 
-def _status(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+def _status(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
 def _template(task: dict[str, Any]) -> str:
     info = task.get("spec", {}).get("templateInfo", {}) or {}
     return str(info.get("entityRef", ""))
+
+
+def _short_ref(ref: str) -> str:
+    """``template:default/wait`` → ``wait``; other namespaces are kept (``ns/name``)."""
+    _, _, rest = ref.rpartition(":")
+    return rest.removeprefix("default/")
+
+
+def _age(stamp: str | None, now: datetime) -> str:
+    if not stamp:
+        return ""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return stamp
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = max(0, int((now - when).total_seconds()))
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
 
 
 @app.command("ls")
@@ -134,63 +184,93 @@ def ls(
     status: Annotated[str | None, typer.Option(help="Only tasks with this status.")] = None,
     created_by: Annotated[str | None, typer.Option(help="Only tasks of this user ref.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    as_json: AsJson = False,
 ) -> None:
-    """The newest tasks."""
+    """The newest tasks: short id (any unique start of an id works in the other
+    commands), status, template, who created it and when."""
     params: dict[str, Any] = {"limit": limit, "order": "desc:created_at"}
     if status:
         params["status"] = status
     if created_by:
         params["createdBy"] = created_by
     body = Client(server, token).call("GET", "/v2/tasks", params=params)
-    table = Table(title=f"{len(body['tasks'])} of {body['totalTasks']} tasks")
-    for column in ("id", "template", "status", "created by", "created at"):
-        table.add_column(column, no_wrap=column == "id")
+    if as_json:
+        output.print_json(body)
+        return
+    terminal = console.is_terminal
+    table = Table(box=None, pad_edge=False, header_style="bold" if terminal else "")
+    # On a terminal the long columns give way (with …) so a row fits 80 columns;
+    # in a pipe nothing is cut.
+    cut: Literal["ellipsis", "fold"] = "ellipsis" if terminal else "fold"
+    table.add_column("ID", no_wrap=True)
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("TEMPLATE", no_wrap=True, overflow=cut, max_width=28 if terminal else None)
+    table.add_column("CREATED BY", no_wrap=True, overflow=cut, max_width=20 if terminal else None)
+    table.add_column("CREATED", no_wrap=True)
+    now = datetime.now(UTC)
     for task in body["tasks"]:
+        by = str(task.get("createdBy") or "")
         table.add_row(
-            task["id"],
-            _template(task),
+            str(task["id"])[:SHORT_ID],
             _status(task["status"]),
-            task.get("createdBy") or "",
-            task.get("createdAt", ""),
+            _short_ref(_template(task)),
+            by.removeprefix("user:default/"),
+            _age(task.get("createdAt"), now),
         )
-    console.print(table)
+    output.print_table(console, table)
+    if terminal:
+        shown, total = len(body["tasks"]), body["totalTasks"]
+        console.print(Text(f"{shown} of {total} tasks", style="dim"))
 
 
 @app.command("show")
 def show(
-    task_id: Annotated[str, typer.Argument(metavar="ID")],
+    task_id: TaskId,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print {task, steps, error} as JSON.")
+    ] = False,
 ) -> None:
     """One task: its template, status and the state of each step."""
     client = Client(server, token)
+    task_id = client.resolve(task_id)
     task = client.call("GET", f"/v2/tasks/{task_id}")
     events = client.call("GET", f"/v2/tasks/{task_id}/events")
-    table = Table(show_header=False, title=f"task {task['id']}")
+    states = _step_states(events)
+    steps = [
+        {
+            "id": str(step.get("id", "")),
+            "name": str(step.get("name", "")),
+            "action": str(step.get("action", "")),
+            "status": states.get(step.get("id"), "pending"),
+        }
+        for step in task.get("spec", {}).get("steps", [])
+    ]
+    final = _final(events)
+    error = final[1] if final is not None and final[1] else None
+    if as_json:
+        output.print_json({"task": task, "steps": steps, "error": error})
+        return
+    table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
+    table.add_row("task", str(task["id"]))
     table.add_row("template", _template(task))
     table.add_row("status", _status(task["status"]))
     for key in ("createdBy", "createdAt", "lastHeartbeatAt", "completedAt"):
         if task.get(key):
             table.add_row(key, str(task[key]))
-    console.print(table)
-    states = _step_states(events)
-    steps = Table(title="steps")
-    for column in ("id", "name", "action", "status"):
-        steps.add_column(column)
-    for step in task.get("spec", {}).get("steps", []):
-        state = states.get(step.get("id"), "pending")
-        steps.add_row(
-            str(step.get("id", "")),
-            str(step.get("name", "")),
-            str(step.get("action", "")),
-            _status(state),
-        )
-    console.print(steps)
-    final = _final(events)
-    if final is not None and final[1]:
-        console.print(f"[red]{final[1]}[/]", highlight=False)
+    output.print_table(console, table)
+    console.print()
+    rows = Table(box=None, pad_edge=False, header_style="bold" if console.is_terminal else "")
+    for column in ("STEP", "NAME", "ACTION", "STATUS"):
+        rows.add_column(column)
+    for step in steps:
+        rows.add_row(step["id"], step["name"], step["action"], _status(step["status"]))
+    output.print_table(console, rows)
+    if error:
+        console.print(Text(error, style="red"))
 
 
 def _step_states(events: list[dict[str, Any]]) -> dict[str, str]:
@@ -222,16 +302,18 @@ def _outcome(event: dict[str, Any]) -> tuple[str, str]:
 
 @app.command("logs")
 def logs(
-    task_id: Annotated[str, typer.Argument(metavar="ID")],
+    task_id: TaskId,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
 ) -> None:
-    """A task's log; with -f, follow it live with a progress line per step.
+    """A task's log; with -f, follow it live (on a terminal, with a progress line
+    per step; in a pipe or file, plain lines).
 
     The exit code is the task's final status (0 completed, 1 failed, 3 cancelled).
     """
     client = Client(server, token)
+    task_id = client.resolve(task_id)
     task = client.call("GET", f"/v2/tasks/{task_id}")
     if not follow:
         events = client.call("GET", f"/v2/tasks/{task_id}/events")
@@ -255,9 +337,13 @@ def _follow(client: Client, task: dict[str, Any]) -> str:
         TimeElapsedColumn(),
         console=console,
         transient=False,
+        # a pipe or a file gets the log lines only, not the progress display
+        disable=not console.is_terminal,
     ) as progress:
         for step_id, name in names.items():
-            rows[step_id] = progress.add_task(str(name), total=1, state="pending", start=False)
+            rows[step_id] = progress.add_task(
+                _markup(str(name)), total=1, state="pending", start=False
+            )
         last: int | None = None
         failures = 0
         finished = False
@@ -287,7 +373,7 @@ def _follow(client: Client, task: dict[str, Any]) -> str:
     if status not in STATUS_EXIT:
         # The stream ended without a final event (server shut down): ask once.
         status = client.call("GET", f"/v2/tasks/{task['id']}")["status"]
-    console.print(f"task {task['id']}: {_status(status)}", highlight=False)
+    console.print(Text(f"task {task['id']}: ") + _status(status))
     return str(status)
 
 
@@ -300,42 +386,53 @@ def _show_step(progress: Progress, rows: dict[str, TaskID], event: dict[str, Any
     if state == "processing":
         progress.start_task(row)
     done = state in ("completed", "failed", "skipped", "cancelled")
-    progress.update(row, state=_status(state), completed=1 if done else 0)
+    style = STATUS_STYLE.get(state, "")
+    progress.update(
+        row, state=f"[{style}]{state}[/]" if style else state, completed=1 if done else 0
+    )
+
+
+def _markup(text: str) -> str:
+    """``text`` for a place that reads Rich markup (a progress column)."""
+    return output.escape(text)
 
 
 def _print_event(out: Console, event: dict[str, Any]) -> None:
     body = event.get("body", {})
     step = body.get("stepId")
-    prefix = f"[dim]{event.get('createdAt', '')}[/] " + (f"[bold]{step}[/] " if step else "")
-    out.print(prefix + _escape(str(body.get("message", ""))), highlight=False)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+    line = Text(f"{event.get('createdAt', '')} ", style="dim")
+    if step:
+        line += Text(f"{step} ", style="bold")
+    # the message may carry ANSI colours of its own (a tool's output): kept on a
+    # terminal, dropped elsewhere (Rich prints no codes to a pipe)
+    line += Text.from_ansi(str(body.get("message", "")))
+    out.print(line)
 
 
 @app.command("cancel")
 def cancel(
-    task_id: Annotated[str, typer.Argument(metavar="ID")],
+    task_id: TaskId,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
 ) -> None:
     """Cancel an open or running task."""
-    body = Client(server, token).call("POST", f"/v2/tasks/{task_id}/cancel")
-    console.print(f"task {task_id}: {_status(body['status'])}", highlight=False)
+    client = Client(server, token)
+    task_id = client.resolve(task_id)
+    body = client.call("POST", f"/v2/tasks/{task_id}/cancel")
+    console.print(Text(f"task {task_id}: ") + _status(body["status"]))
 
 
 @app.command("retry")
 def retry(
-    task_id: Annotated[str, typer.Argument(metavar="ID")],
+    task_id: TaskId,
     server: Server = DEFAULT_SERVER,
     token: Token = None,
 ) -> None:
     """Re-open a failed or cancelled task from its failed step."""
-    body = Client(server, token).call("POST", f"/v2/tasks/{task_id}/retry")
-    console.print(f"task {body['id']}: re-opened", highlight=False)
+    client = Client(server, token)
+    task_id = client.resolve(task_id)
+    body = client.call("POST", f"/v2/tasks/{task_id}/retry")
+    console.print(Text(f"task {body['id']}: re-opened"))
 
 
 def register(root: typer.Typer) -> None:

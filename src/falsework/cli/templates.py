@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from falsework.cli import output
 from falsework.config import load_settings
 from falsework.templates import TemplateCatalog, validate_template_file
 from falsework.templates.catalog import candidate_files
@@ -49,7 +50,7 @@ def validate(
     missing = [p for p in paths if not p.exists()]
     known = _known_actions()
     problems = [problem for file in files for problem in validate_template_file(file, known)]
-    out = Console(soft_wrap=True)
+    out = output.console()
     if as_json:
         data = [
             {"file": str(p.file), "line": p.line, "path": p.path, "message": p.message}
@@ -61,20 +62,17 @@ def validate(
         typer.echo(json.dumps(data, indent=2))
     else:
         for path in missing:
-            out.print(f"[red]{path}: no such file or folder[/red]", highlight=False)
+            out.print(Text(f"{path}: no such file or folder", style="red"))
         for problem in problems:
-            out.print(str(problem), highlight=False, markup=False)
+            out.print(Text(str(problem)))
         if not files and not missing:
-            out.print("no templates found", highlight=False)
+            out.print("no templates found")
         bad = {p.file for p in problems}
         for file in files:
             if file not in bad:
-                out.print(f"[green]ok[/green] {file}", highlight=False)
+                out.print(Text("ok", style="green") + Text(f" {file}"))
         if problems:
-            out.print(
-                f"{len(problems)} problem(s) in {len(bad)} of {len(files)} file(s)",
-                highlight=False,
-            )
+            out.print(f"{len(problems)} problem(s) in {len(bad)} of {len(files)} file(s)")
     if problems or missing or not files:
         raise typer.Exit(1)
 
@@ -93,13 +91,11 @@ def ls(
     catalog = TemplateCatalog(settings.template_dirs)
     templates = catalog.list()
     if as_json:
-        typer.echo(json.dumps([{**t.summary(), "path": str(t.path)} for t in templates], indent=2))
+        output.print_json([{**t.summary(), "path": str(t.path)} for t in templates])
         return
-    out = Console(soft_wrap=True)
-    if not out.is_terminal:
-        # piped or captured: never cut a reference to fit 80 columns
-        out = Console(soft_wrap=True, width=1000)
-    table = Table(box=None, pad_edge=False)
+    # piped or captured: never cut a reference to fit 80 columns
+    out = output.console()
+    table = Table(box=None, pad_edge=False, header_style="bold" if out.is_terminal else "")
     for column in ("REF", "TYPE", "TITLE", *(("OWNER", "TAGS", "FILE") if long else ())):
         table.add_column(column, no_wrap=True)
     cwd = Path.cwd()
@@ -111,13 +107,13 @@ def ls(
             except ValueError:
                 shown = template.path
             row += [template.owner, ",".join(template.tags), str(shown)]
-        table.add_row(*row)
-    out.print(table)
+        table.add_row(*(Text(cell) for cell in row))
+    output.print_table(out, table)
     for problem in catalog.problems:
-        out.print(f"[yellow]skipped:[/yellow] {problem}", highlight=False)
+        out.print(Text("skipped: ", style="yellow") + Text(str(problem)))
     if not templates:
         folders = ", ".join(str(d) for d in settings.template_dirs)
-        out.print(f"no templates found in {folders}", highlight=False)
+        out.print(Text(f"no templates found in {folders}"))
 
 
 def register(app: typer.Typer) -> None:

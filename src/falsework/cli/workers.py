@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from falsework.cli import output
 from falsework.config import load_settings
 from falsework.errors import FalseworkError
 
@@ -35,7 +35,11 @@ def _with_broker(fn: Callable[..., Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
-def ls() -> None:
+def ls(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print as JSON (the shape of GET /v2/workers).")
+    ] = False,
+) -> None:
     """List the workers, their limits and running tasks."""
     from falsework.engine import Broker, WorkerInfo
 
@@ -43,15 +47,19 @@ def ls() -> None:
         return await broker.workers()
 
     infos = _with_broker(fetch)
-    table = Table(title="Workers")
-    for column in ("id", "host", "pid", "limit", "running", "heartbeat"):
+    if as_json:
+        output.print_json([w.to_json() for w in infos])
+        return
+    console = output.console()
+    table = Table(box=None, pad_edge=False, header_style="bold" if console.is_terminal else "")
+    for column in ("ID", "HOST", "PID", "LIMIT", "RUNNING", "HEARTBEAT"):
         table.add_column(
-            column, justify="right" if column in ("pid", "limit", "running") else "left"
+            column, justify="right" if column in ("PID", "LIMIT", "RUNNING") else "left"
         )
     for w in infos:
         age = f"{w.heartbeat_age:.1f}s ago"
         table.add_row(w.id, w.host, str(w.pid), str(w.limit), str(w.running), age)
-    Console().print(table)
+    output.print_table(console, table)
 
 
 def set_limit(
