@@ -199,42 +199,23 @@ def test_actions_ls(tmp_path: Path) -> None:
 def test_prompts_for_missing_required_values_on_a_terminal(
     template_dir: Path, tmp_path: Path
 ) -> None:
-    import pty
-    import select
+    import pexpect
 
-    master, slave = pty.openpty()
-    env = {**os.environ, "FALSEWORK_DATA_DIR": str(tmp_path / ".fw"), "COLUMNS": "120"}
+    env = {**os.environ, "FALSEWORK_DATA_DIR": str(tmp_path / ".fw"), "TERM": "dumb"}
     exe = Path(sys.executable).parent / "falsework"
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [str(exe), "run", str(template_dir), "--output", str(out)],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        cwd=tmp_path,
+    child = pexpect.spawn(
+        str(exe),
+        ["run", str(template_dir), "--output", str(out), "--defaults"],
+        cwd=str(tmp_path),
         env=env,
+        encoding="utf-8",
+        timeout=30,
     )
-    os.close(slave)
-    seen = b""
-    answered = False
-    try:
-        while proc.poll() is None or select.select([master], [], [], 0)[0]:
-            ready, _, _ = select.select([master], [], [], 30)
-            if not ready:
-                break
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-            if not answered and b"(name)" in seen:
-                os.write(master, b"typed\n")
-                answered = True
-    finally:
-        os.close(master)
-        proc.wait(timeout=30)
-    assert answered, seen.decode(errors="replace")
-    assert proc.returncode == 0, seen.decode(errors="replace")
+    # --defaults: only the required value without a default is asked
+    child.expect_exact("name: ")
+    child.sendline("typed")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
     assert (out / "typed.yaml").exists()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
-import re
 import shutil
 import sys
 import tempfile
@@ -17,7 +17,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.text import Text
 
-from falsework.config import load_settings
+from falsework.actions.git import GitPolicy
+from falsework.cli import remote
+from falsework.cli.output import console as new_console
+from falsework.cli.output import escape as escape_markup
+from falsework.cli.prompts import Questions
+from falsework.config import Settings, load_settings
 from falsework.errors import FalseworkError
 from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
 from falsework.runner.dry_run import read_files, write_files
@@ -31,8 +36,6 @@ from falsework.templates import (
 from falsework.templates.catalog import candidate_files
 from falsework.types import JSONObject
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
@@ -40,7 +43,11 @@ def register(app: typer.Typer) -> None:
 
 def run(
     template: Annotated[
-        str, typer.Argument(help="A template folder, its YAML file, or a ref/name.")
+        str,
+        typer.Argument(
+            help="A template folder, its YAML file, a ref or name (see `templates ls`), or "
+            "a git repository: gh:OWNER/REPO[/PATH][@REF] (gl:, bb:), or any git URL."
+        ),
     ],
     values_file: Annotated[
         Path | None, typer.Option("--values", help="A YAML file of parameter values.")
@@ -57,54 +64,100 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Skip actions that cannot dry-run; fake outputs.")
     ] = False,
+    defaults: Annotated[
+        bool,
+        typer.Option(
+            "--defaults",
+            help="Take every default without asking; ask only for required values that "
+            "have none (on a terminal).",
+        ),
+    ] = False,
 ) -> None:
-    """Run a template's steps here and now, writing the result to --output."""
-    console = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
-    settings = load_settings()
-    try:
-        tpl = _find(template, settings.template_dirs)
-        values = _values(tpl, values_file, sets or [])
-        if sys.stdin.isatty():
-            _prompt_missing(tpl, values, console)
-        values = validate_values(tpl, values)
-        secret_values = dict(_pair(s, "--secret") for s in secrets or [])
-    except ParameterValidationError as exc:
-        err.print("[red]Invalid values:[/red]")
-        for item in exc.errors:
-            err.print(f"  - {item.get('stack') or item}")
-        raise typer.Exit(2) from None
-    except (FalseworkError, OSError, yaml.YAMLError, ValueError) as exc:
-        err.print(f"[red]Error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    """Run a template's steps here and now, writing the result to --output.
 
-    # Local and run by its user: fetch:* may read any folder that user can,
-    # publish:git may push to any local path (a relative one lands in
-    # DATA_DIR/remotes), and git and http:request reach what the user's machine
-    # reaches, with the user's git and ssh configuration (no egress policy).
-    runner = WorkflowRunner.from_settings(settings, local=True)
-    if dry_run:
-        code = asyncio.run(_dry_run(runner, tpl, values, secret_values, output, console))
-    else:
-        code = asyncio.run(_run(runner, tpl, values, secret_values, output, console, err))
+    On a terminal, every parameter not given with --values or --set is asked, page
+    by page, each answer checked as it is given. Elsewhere (a pipe, CI) nothing is
+    asked: defaults apply and a missing required value is an error (exit 2).
+    """
+    console = new_console()
+    err = new_console(stderr=True)
+    settings = load_settings()
+    with contextlib.ExitStack() as cleanup:
+        try:
+            tpl = _find(template, settings, cleanup, err)
+            given = _values(tpl, values_file, sets or [])
+            secret_values = dict(_pair(s, "--secret") for s in secrets or [])
+            if sys.stdin.isatty():
+                questions = Questions(tpl, err, defaults=defaults)
+                given = questions.run(given)
+                secret_values.update(questions.secrets)
+                if not defaults or tpl.secrets_schema:
+                    questions.ask_secrets(
+                        _required_only(tpl.secrets_schema) if defaults else tpl.secrets_schema,
+                        secret_values,
+                    )
+                    secret_values.update(questions.secrets)
+            values = validate_values(tpl, given)
+        except ParameterValidationError as exc:
+            err.print(Text("Invalid values:", style="red"))
+            for item in exc.errors:
+                err.print(Text(f"  - {item.get('stack') or item}"))
+            raise typer.Exit(2) from None
+        except (EOFError, KeyboardInterrupt):
+            err.print(Text("\nStopped: nothing was run.", style="yellow"))
+            raise typer.Exit(130) from None
+        except (FalseworkError, OSError, yaml.YAMLError, ValueError) as exc:
+            err.print(Text("Error: ", style="red") + Text(str(exc)))
+            raise typer.Exit(2) from None
+
+        # Local and run by its user: fetch:* may read any folder that user can,
+        # publish:git may push to any local path (a relative one lands in
+        # DATA_DIR/remotes), and git and http:request reach what the user's machine
+        # reaches, with the user's git and ssh configuration (no egress policy).
+        runner = WorkflowRunner.from_settings(settings, local=True)
+        if dry_run:
+            code = asyncio.run(_dry_run(runner, tpl, values, secret_values, output, console))
+        else:
+            code = asyncio.run(_run(runner, tpl, values, secret_values, output, console, err))
     raise typer.Exit(code)
+
+
+def _required_only(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not isinstance(schema, dict):
+        return None
+    required = set(schema.get("required") or [])
+    props = {k: v for k, v in (schema.get("properties") or {}).items() if k in required}
+    return {**schema, "properties": props}
 
 
 # ---------------------------------------------------------------- inputs
 
 
-def _find(ref: str, dirs: list[Path]) -> Template:
+def _find(ref: str, settings: Settings, cleanup: contextlib.ExitStack, err: Console) -> Template:
+    """The template ``ref`` names: a folder or file here, a git repository (cloned
+    into a temporary folder removed when the run ends), or a catalog ref or name."""
     path = Path(ref)
     if path.exists():
-        files = list(candidate_files(path))
-        found = [t for f in files for t in load_templates(f)]
-        if not found:
-            raise FalseworkError(f"No Template (kind: Template) found in {path}")
-        if len(found) > 1:
-            names = ", ".join(str(t.path) for t in found)
-            raise FalseworkError(f"{path} holds several templates; pick one file: {names}")
-        return found[0]
-    return TemplateCatalog(dirs).get(ref)
+        return _load(path)
+    source = remote.parse(ref)
+    if source is None:
+        return TemplateCatalog(settings.template_dirs).get(ref)
+    policies = settings.action_policies(local=True)
+    policy = next(p for p in policies if isinstance(p, GitPolicy))
+    folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="falsework-")))
+    err.print(Text(f"Cloning {source}", style="dim"))
+    return _load(asyncio.run(remote.clone(policy, source, folder / "repo")))
+
+
+def _load(path: Path) -> Template:
+    files = list(candidate_files(path))
+    found = [t for f in files for t in load_templates(f)]
+    if not found:
+        raise FalseworkError(f"No Template (kind: Template) found in {path}")
+    if len(found) > 1:
+        names = ", ".join(str(t.path) for t in found)
+        raise FalseworkError(f"{path} holds several templates; pick one file: {names}")
+    return found[0]
 
 
 def _pair(text: str, option: str) -> tuple[str, str]:
@@ -143,20 +196,6 @@ def _property_types(tpl: Template) -> dict[str, str]:
     return types
 
 
-def _prompt_missing(tpl: Template, values: dict[str, Any], console: Console) -> None:
-    for page in tpl.parameters:
-        props = page.get("properties") or {}
-        for name in page.get("required") or []:
-            if name in values or "default" in (props.get(name) or {}):
-                continue
-            prop = props.get(name) or {}
-            label = prop.get("title") or name
-            answer = typer.prompt(f"{label} ({name})")
-            values[name] = (
-                answer if prop.get("type", "string") == "string" else yaml.safe_load(answer)
-            )
-
-
 # ---------------------------------------------------------------- running
 
 
@@ -172,7 +211,7 @@ class _Display:
         status = body.get("status")
         console = self.progress.console
         if status == "processing":
-            self.progress.update(self.bar, description=message)
+            self.progress.update(self.bar, description=escape_markup(message))
         elif status in ("completed", "skipped", "failed", "cancelled"):
             self.progress.advance(self.bar)
             style = {"completed": "green", "skipped": "yellow"}.get(str(status), "red")
@@ -201,6 +240,7 @@ async def _run(
         MofNCompleteColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # a pipe or a file gets the lines only
     )
     display = _Display(progress, len(spec["steps"]))
     io = MemoryTaskIO(on_event=display.event)
@@ -208,16 +248,17 @@ async def _run(
         with progress:
             result = await runner.run(task, io, workspace=workspace)
     except TaskFailedError as exc:
-        err.print(f"[red]Failed:[/red] {exc.name}: {exc.message}")
+        err.print(Text("Failed: ", style="red") + Text(f"{exc.name}: {exc.message}"))
         return 1
     finally:
         if output is None:
             shutil.rmtree(workspace, ignore_errors=True)
     _print_output(result, console)
     if output is not None:
-        console.print(f"[green]Done.[/green] Workspace written to {output}")
+        console.print(Text("Done.", style="green") + Text(f" Workspace written to {output}"))
     else:
-        console.print("[green]Done.[/green] (workspace discarded; use --output DIR to keep it)")
+        kept = " (workspace discarded; use --output DIR to keep it)"
+        console.print(Text("Done.", style="green") + Text(kept))
     return 0
 
 
@@ -233,22 +274,23 @@ async def _dry_run(
     result = await runner.dry_run(tpl, values, secrets, files)
     for entry in result["log"]:
         console.print(Text.from_ansi(str(entry["body"].get("message", ""))))
-    console.print("[bold]Files:[/bold]")
+    console.print(Text("Files:", style="bold"))
     for item in result["directoryContents"]:
-        console.print(f"  {item['path']}")
+        console.print(Text(f"  {item['path']}"))
     if output is not None:
         write_files(output, result["directoryContents"])
     _print_output(result["output"], console)
     if "error" in result:
-        console.print(f"[red]Failed:[/red] {result['error']['name']}: {result['error']['message']}")
+        error = result["error"]
+        console.print(Text("Failed: ", style="red") + Text(f"{error['name']}: {error['message']}"))
         return 1
     return 0
 
 
 def _print_output(output: JSONObject, console: Console) -> None:
     for link in output.get("links") or []:
-        target = link.get("url") or link.get("entityRef") or ""
-        console.print(f"[bold]{link.get('title') or target}[/bold]: {target}")
+        target = str(link.get("url") or link.get("entityRef") or "")
+        console.print(Text(str(link.get("title") or target), style="bold") + Text(f": {target}"))
     for text in output.get("text") or []:
-        console.print(f"[bold]{text.get('title', '')}[/bold]")
-        console.print(str(text.get("content", "")))
+        console.print(Text(str(text.get("title", "")), style="bold"))
+        console.print(Text(str(text.get("content", ""))))
