@@ -21,10 +21,13 @@ templates_app = typer.Typer(
 )
 
 
-def _known_actions() -> set[str]:
+def _actions() -> tuple[set[str], dict[str, list[str] | None]]:
+    """The action ids steps may use, and the inputs each accepts."""
     from falsework.actions import ActionRegistry
+    from falsework.templates.keys import input_keys_of
 
-    return set(ActionRegistry.default().ids())
+    actions = ActionRegistry.default().list()
+    return {a.id for a in actions}, input_keys_of({a.id: a.input_schema for a in actions})
 
 
 def _files(paths: list[Path]) -> list[Path]:
@@ -44,12 +47,28 @@ def validate(
         typer.Argument(help="template.yaml files, or folders searched for templates."),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the problems as JSON.")] = False,
+    allow_unknown_keys: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unknown-keys",
+            help="Keys no reader knows are not problems (for templates with keys of their "
+            "own; one template can say so with the annotation "
+            "falsework.dev/allow-unknown-keys: 'true', and x- keys are always allowed).",
+        ),
+    ] = False,
 ) -> None:
-    """Report every problem of each template at once (file, line and YAML path)."""
+    """Report every problem of each template at once (file, line and YAML path):
+    YAML mistakes, misspelt keys and action inputs, schemas, expressions, skeletons."""
     files = _files(paths)
     missing = [p for p in paths if not p.exists()]
-    known = _known_actions()
-    problems = [problem for file in files for problem in validate_template_file(file, known)]
+    known, inputs = _actions()
+    problems = [
+        problem
+        for file in files
+        for problem in validate_template_file(
+            file, known, action_inputs=inputs, allow_unknown_keys=allow_unknown_keys
+        )
+    ]
     out = output.console()
     if as_json:
         data = [

@@ -211,7 +211,12 @@ def read_documents(path: Path) -> list[Any]:
         text = path.read_text(encoding="utf-8")
         return [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
-        raise TemplateError(f"{path}: not valid YAML: {exc}") from None
+        from falsework.templates.syntax import yaml_problem
+
+        line, message = yaml_problem(exc)
+        if not message.startswith("not valid YAML"):
+            message = f"not valid YAML: {message}"
+        raise TemplateError(f"{path}{f':{line}' if line else ''}: {message}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TemplateError(f"{path}: cannot read: {exc}") from None
 

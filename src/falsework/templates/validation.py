@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ import yaml
 from falsework.confine import Entry, Tree, is_within
 from falsework.errors import FalseworkError
 from falsework.globs import matches_or_under
+from falsework.templates.keys import allows_unknown_keys, unknown_keys
+from falsework.templates.syntax import duplicate_keys, key_line, yaml_problem
 from falsework.templates.template import API_VERSION, pattern_problems
 from falsework.templating import Renderer
 
@@ -62,11 +64,17 @@ def format_path(tokens: PathTokens) -> str:
 
 
 def validate_template_file(
-    path: Path, known_actions: Collection[str] | None = None
+    path: Path,
+    known_actions: Collection[str] | None = None,
+    *,
+    action_inputs: Mapping[str, Iterable[str] | None] | None = None,
+    allow_unknown_keys: bool = False,
 ) -> list[Problem]:
     """Every problem in one template file (an empty list when it is valid).
 
     ``known_actions`` are the action ids steps may use; None skips that check.
+    ``action_inputs`` are the inputs each action accepts (``keys.input_keys_of``);
+    misspelt keys are problems unless ``allow_unknown_keys`` (see ``keys``).
     """
     path = Path(path)
     try:
@@ -77,13 +85,12 @@ def validate_template_file(
         documents = [d for d in yaml.safe_load_all(text) if d is not None]
         nodes = [n for n in yaml.compose_all(text) if n is not None]
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        return [Problem(path, "", f"not valid YAML: {exc}", line)]
+        line, message = yaml_problem(exc)
+        return [Problem(path, "", message, line)]
     if not documents:
         return [Problem(path, "", "the file is empty")]
     checker = _Checker(known_actions, path.parent)
-    problems: list[Problem] = []
+    problems = _key_problems(path, documents, nodes, action_inputs, allow_unknown_keys)
     for index, (document, node) in enumerate(zip(documents, nodes, strict=False)):
         if len(documents) > 1 and not (
             isinstance(document, dict) and document.get("kind") == "Template"
@@ -469,3 +476,27 @@ def _schema_problems(schema: Any, where: PathTokens) -> Iterator[tuple[PathToken
         yield (*where, *tokens), f"not valid JSON Schema: {error.message}"
     for path, message in pattern_problems(schema):
         yield (*where, *path), message
+
+
+def _key_problems(
+    path: Path,
+    documents: list[Any],
+    nodes: list[yaml.Node],
+    action_inputs: Mapping[str, Iterable[str] | None] | None,
+    allow_unknown_keys: bool,
+) -> list[Problem]:
+    """Keys given twice in a mapping, and misspelt keys (``keys.unknown_keys``)
+    unless the run or the template's annotation allows unknown keys."""
+    problems = [
+        Problem(path, "", message, line) for node in nodes for line, message in duplicate_keys(node)
+    ]
+    for index, (document, node) in enumerate(zip(documents, nodes, strict=False)):
+        if not isinstance(document, dict) or document.get("kind") != "Template":
+            continue
+        if allow_unknown_keys or allows_unknown_keys(document):
+            continue
+        prefix = f"(document {index + 1}) " if len(documents) > 1 else ""
+        for tokens, message in unknown_keys(document, action_inputs or {}):
+            where = prefix + format_path(tokens)
+            problems.append(Problem(path, where, message, key_line(node, tokens)))
+    return problems

@@ -1,0 +1,143 @@
+"""YAML mistakes in a template file, said the way an author thinks of them: the line
+where the mistake is and what to do, not the parser's state (``expected <block end>,
+but found '<block mapping start>'``).
+
+PyYAML reports where it gave up, which is often a line after the mistake, and in
+the words of its state machine; no YAML library words its errors for people, so the
+common cases are translated here, from what PyYAML says (its ``problem`` and
+``context``) to a sentence and the line that holds the mistake. Anything else keeps
+PyYAML's ``problem`` text without its token names. Duplicate keys, which PyYAML
+accepts silently (the last one wins) and Backstage refuses, are found in the node
+tree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import yaml
+
+_TOKENS = {
+    "<block end>": "the end of the block",
+    "<block mapping start>": "a new key",
+    "<block sequence start>": "a new list item",
+    "<stream end>": "the end of the file",
+    "<document start>": "'---'",
+    "<scalar>": "a value",
+    "'?'": "a key",
+    "'-'": "a list item",
+}
+
+
+def _line(mark: yaml.Mark | None) -> int | None:
+    return int(mark.line) + 1 if mark is not None else None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, str]:
+    """``(line, message)`` for a YAML error: the line of the mistake (1-based)."""
+    problem = str(getattr(exc, "problem", "") or "")
+    context = str(getattr(exc, "context", "") or "")
+    at = _line(getattr(exc, "problem_mark", None))
+    opened = _line(getattr(exc, "context_mark", None))
+    if "mapping values are not allowed here" in problem:
+        return at, (
+            "a ': ' where no key can start: this line is indented further than the key "
+            "above it, or its value holds ': ' and needs quotes"
+        )
+    if "could not find expected ':'" in problem:
+        return opened or at, (
+            "a line without 'key: value' inside a mapping: add the ':', or indent the "
+            "line under the key it continues"
+        )
+    if "cannot start any token" in problem:
+        char = re.search(r"found character '(.*?)'", problem)
+        found = char[1] if char else "?"
+        if found == "\\t":
+            return at, "a tab character: YAML indents with spaces only"
+        return at, f"a value cannot start with {found!r}: put the value in quotes"
+    if "quoted scalar" in context and ("end of stream" in problem or "separator" in problem):
+        return opened or at, "a quote opened on this line is never closed"
+    if "unknown escape character" in problem:
+        char = re.search(r"character '(.*?)'", problem)
+        shown = f"\\{char[1]}" if char else "this escape"
+        return at, (
+            f"{shown!r} is not an escape in a double-quoted value: use single quotes, "
+            "or write the backslash twice"
+        )
+    if "flow sequence" in context:
+        return opened or at, (
+            "a '[' opened on this line is not closed by ']' (a value starting with '[' "
+            "is read as a list: quote it)"
+        )
+    if "flow mapping" in context:
+        return opened or at, (
+            "a '{' opened on this line is not closed by '}' (a value starting with '{' "
+            'is read as a mapping: quote it, e.g. "${{ parameters.name }}")'
+        )
+    if "found undefined alias" in problem:
+        name = problem.rsplit(" ", 1)[-1].strip("'")
+        return at, (
+            f"'*{name}' refers to an anchor '&{name}' defined nowhere above (quote a value "
+            "that starts with '*')"
+        )
+    if "found unhashable key" in problem:
+        return at, (
+            "a value starting with '{' is read as a YAML mapping: quote it, e.g. "
+            '"${{ parameters.name }}"'
+        )
+    if problem.startswith("expected <block end>") or "did not find expected key" in problem:
+        where = f" (the block starts at line {opened})" if opened and opened != at else ""
+        return at, f"this line's indentation does not match the lines of its block{where}"
+    if "did not find expected '-' indicator" in problem:
+        return at, "a list item without '-', or indented differently from the items above it"
+    message = problem or str(exc).splitlines()[0]
+    for token, words in _TOKENS.items():
+        message = message.replace(token, words)
+    return at, f"not valid YAML: {message}"
+
+
+def duplicate_keys(node: yaml.Node | None) -> Iterator[tuple[int, str]]:
+    """``(line, message)`` for every key given twice in one mapping."""
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = int(key.start_mark.line) + 1
+                    if key.value in seen:
+                        yield (
+                            line,
+                            (
+                                f"the key {key.value!r} is given twice (also line "
+                                f"{seen[key.value]}); the last one would win"
+                            ),
+                        )
+                    else:
+                        seen[key.value] = line
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+
+
+def key_line(node: yaml.Node, tokens: tuple[str | int, ...]) -> int | None:
+    """The line of the key (or list item) ``tokens`` names, None if it is not there."""
+    current: yaml.Node | None = node
+    line: int | None = None
+    for token in tokens:
+        found: yaml.Node | None = None
+        if isinstance(current, yaml.MappingNode) and isinstance(token, str):
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == token:
+                    line, found = int(key.start_mark.line) + 1, value
+                    break
+        elif isinstance(current, yaml.SequenceNode) and isinstance(token, int):
+            if 0 <= token < len(current.value):
+                found = current.value[token]
+                line = int(found.start_mark.line) + 1
+        if found is None:
+            return None
+        current = found
+    return line
