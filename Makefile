@@ -1,22 +1,28 @@
 # Falsework: `make run` starts the service, `make test` runs the whole suite.
+# `make run PORT=8080` (or FALSEWORK_PORT=8080 make run) serves on another port.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+PORT ?=
 
 .PHONY: setup run test lint typecheck pytest bench clean screenshots wheel
 
+# The dev extra (pytest, ruff, mypy, playwright…) for `make test`.
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	@PYTHON=$(PYTHON) ./scripts/install.sh $(VENV) -e '.[dev]'
+	@touch $(STAMP) $(RUN_STAMP)
 
-run: setup
-	@echo "Falsework: http://127.0.0.1:7007 (SQLite under ./.falsework/)"
-	$(BIN)/falsework serve --host 127.0.0.1 --port 7007
+# Only what serving needs.
+$(RUN_STAMP): pyproject.toml
+	@PYTHON=$(PYTHON) ./scripts/install.sh $(VENV) -e .
+	@touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
+	@$(BIN)/falsework serve $(if $(PORT),--port $(PORT))
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 from types import FrameType
 from typing import Annotated, Any
 
@@ -59,6 +61,14 @@ def serve(
     except (OSError, ValueError) as exc:  # a missing or invalid config file
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    try:
+        # Bound before anything else starts: a port in use is one clear line.
+        listener = _listen(settings.host, settings.port)
+    except PortError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if settings.port == 0:  # the port the system chose
+        settings = settings.model_copy(update={"port": int(listener.getsockname()[1])})
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if log_level.lower() != "debug":
         logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -93,9 +103,49 @@ def serve(
     # shutdown is a clean exit, so the re-raised signal must not kill us.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    server.run()
+    server.run(sockets=[listener])
     if not server.started:
         raise typer.Exit(1)
+
+
+class PortError(Exception):
+    """The address cannot be listened on; the message says why and what to do."""
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (uvicorn serves on it), or ``PortError``."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise PortError(f"cannot listen on {host!r}: {exc.strerror} (--host)") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        other = port + 1 if 0 < port < 65535 else 7008
+        if exc.errno == errno.EADDRINUSE:
+            raise PortError(
+                f"{shown} is already in use (another Falsework?). Stop what listens there, "
+                f"or serve on another port: falsework serve --port {other} "
+                f"(make run PORT={other}, or FALSEWORK_PORT={other})"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise PortError(
+                f"no permission to listen on {shown} (ports below 1024 need privileges): "
+                f"choose another port, e.g. --port 7007"
+            ) from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise PortError(
+                f"cannot listen on {shown}: {host} is not an address of this machine (--host)"
+            ) from None
+        raise PortError(f"cannot listen on {shown}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 async def _preflight(settings: Settings) -> None:
