@@ -361,6 +361,11 @@ class Settings(BaseSettings):
     )
 
     # the service
+    task_log: bool = Field(
+        default=True,
+        description="Log one line at info level when a task starts and when it ends "
+        "(id, template, user, outcome, duration) on the falsework.tasks logger.",
+    )
     host: str = "127.0.0.1"
     port: int = 7007
     max_open_tasks_per_user: int | None = Field(default=None, ge=1)

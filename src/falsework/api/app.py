@@ -32,6 +32,7 @@ from falsework.config import Settings
 from falsework.engine import TaskWorker
 from falsework.runner import WorkflowRunner, as_executor
 from falsework.runner.isolation import DryRunPool
+from falsework.runner.tasklog import log_tasks
 from falsework.templates import TemplateCatalog
 from falsework.wiring import open_broker, worker_options
 
@@ -67,6 +68,8 @@ def create_app(settings: Settings) -> FastAPI:
         running: asyncio.Task[None] | None = None
         if settings.concurrency > 0:
             executor = metrics.instrument(as_executor(runner))
+            if settings.task_log:
+                executor = log_tasks(executor)
             worker = made = TaskWorker(broker, executor, worker_options(settings))
             metrics.watch_worker(lambda: float(made.running), lambda: float(made.limit))
             running = asyncio.create_task(made.run(), name="falsework-worker")

@@ -16,12 +16,16 @@ from falsework.errors import FalseworkError
 async def _work(settings: Settings, burst: bool) -> None:
     from falsework.engine import TaskWorker
     from falsework.runner import WorkflowRunner, as_executor
+    from falsework.runner.tasklog import log_tasks
     from falsework.wiring import open_broker, worker_options
 
     broker = await open_broker(settings)
     try:
         runner = WorkflowRunner.from_settings(settings)
-        worker = TaskWorker(broker, as_executor(runner), worker_options(settings))
+        executor = as_executor(runner)
+        if settings.task_log:
+            executor = log_tasks(executor)
+        worker = TaskWorker(broker, executor, worker_options(settings))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.request_stop)
