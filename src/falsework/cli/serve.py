@@ -63,7 +63,8 @@ def serve(
         raise typer.Exit(2) from None
     try:
         # Bound before anything else starts: a port in use is one clear line.
-        listener = _listen(settings.host, settings.port)
+        # (It listens only once the app is ready: until then a connection is refused.)
+        listener = _bind(settings.host, settings.port)
     except PortError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -103,17 +104,42 @@ def serve(
     # shutdown is a clean exit, so the re-raised signal must not kill us.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    try:
+        listener.listen(2048)
+    except OSError as exc:  # another process bound it meanwhile and listens first
+        typer.echo(f"error: {_port_trouble(exc, settings.host, settings.port)}", err=True)
+        raise typer.Exit(1) from None
     server.run(sockets=[listener])
     if not server.started:
         raise typer.Exit(1)
+
+
+def _port_trouble(exc: OSError, host: str, port: int) -> str:
+    """What went wrong with ``host:port``, and the way out."""
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    other = port + 1 if 0 < port < 65535 else 7008
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"{shown} is already in use (another Falsework?). Stop what listens there, "
+            f"or serve on another port: falsework serve --port {other} "
+            f"(make run PORT={other}, or FALSEWORK_PORT={other})"
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"no permission to listen on {shown} (ports below 1024 need privileges): "
+            "choose another port, e.g. --port 7007"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {shown}: {host} is not an address of this machine (--host)"
+    return f"cannot listen on {shown}: {exc.strerror}"
 
 
 class PortError(Exception):
     """The address cannot be listened on; the message says why and what to do."""
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port`` (uvicorn serves on it), or ``PortError``."""
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (uvicorn serves on it), or ``PortError``."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -123,27 +149,9 @@ def _listen(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(2048)
     except OSError as exc:
         sock.close()
-        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        other = port + 1 if 0 < port < 65535 else 7008
-        if exc.errno == errno.EADDRINUSE:
-            raise PortError(
-                f"{shown} is already in use (another Falsework?). Stop what listens there, "
-                f"or serve on another port: falsework serve --port {other} "
-                f"(make run PORT={other}, or FALSEWORK_PORT={other})"
-            ) from None
-        if exc.errno == errno.EACCES:
-            raise PortError(
-                f"no permission to listen on {shown} (ports below 1024 need privileges): "
-                f"choose another port, e.g. --port 7007"
-            ) from None
-        if exc.errno == errno.EADDRNOTAVAIL:
-            raise PortError(
-                f"cannot listen on {shown}: {host} is not an address of this machine (--host)"
-            ) from None
-        raise PortError(f"cannot listen on {shown}: {exc.strerror}") from None
+        raise PortError(_port_trouble(exc, host, port)) from None
     sock.set_inheritable(True)
     return sock
 
