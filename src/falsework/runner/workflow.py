@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import re
 import shutil
 import threading
@@ -194,7 +195,8 @@ class WorkflowRunner:
         self.registry = registry
         self.renderer = renderer
         self.step_timeout = step_timeout
-        self.work_dir = Path(work_dir)
+        # absolute: actions hand workspaces to child processes whose cwd is elsewhere
+        self.work_dir = Path(os.path.abspath(work_dir))
         self.keep_workspace_on_failure = keep_workspace_on_failure
         self.limits = limits or RunLimits()
 
@@ -375,7 +377,8 @@ class _TaskRun:
         # a caller's own folder (falsework run, dry runs) outlives the attempt
         self.kept_workspace = workspace is not None
         if workspace is not None:
-            self.ws = Workspace(workspace)
+            # absolute: actions hand it to child processes whose cwd is elsewhere
+            self.ws = Workspace(Path(os.path.abspath(workspace)))
         else:
             self.ws = Workspace(runner.work_dir, workspace_name(task.id, task.attempt))
         spec = task.spec
