@@ -24,7 +24,7 @@ from falsework.api import (
 )
 from falsework.api.auth import Authenticator
 from falsework.api.deps import Services
-from falsework.api.edge import Edge, allowed_host_names
+from falsework.api.edge import Edge, allowed_host_names, keep_large_buffers_apart
 from falsework.api.metrics import Metrics
 from falsework.api.quota import UserRate, UserSlots
 from falsework.api.sse import EventHub
@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keep_large_buffers_apart()
         broker = await open_broker(settings)
         hub = EventHub(broker, keepalive=settings.sse_keepalive)
         dry_runs = DryRunPool(

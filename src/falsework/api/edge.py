@@ -45,6 +45,16 @@ def _trim_heap() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
+def keep_large_buffers_apart() -> None:
+    """Large buffers (a request body, its decoded files, a dry-run's result) in their
+    own mappings, returned to the system when freed: glibc raises its mmap threshold
+    after the first large free (up to 32 MB), after which such buffers land in the
+    heap and fragment it, so a few hostile uploads would keep the server tens of MB
+    bigger for good. Setting the threshold fixes it where it is (M_MMAP_THRESHOLD)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).mallopt(-3, 256 * 1024)
+
+
 def allowed_host_names(local_mode: bool, configured: Iterable[str]) -> frozenset[str] | None:
     """The Host names to accept, or None when any Host is accepted."""
     names = {_normal(name) for name in configured if name.strip()}
