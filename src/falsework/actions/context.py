@@ -28,6 +28,7 @@ from falsework.actions.paths import resolve_safe_path
 from falsework.confine import Tree
 
 if TYPE_CHECKING:
+    from falsework.actions.rehearsal import Recording
     from falsework.templating import Renderer
 
 InputT = TypeVar("InputT", bound=BaseModel)
@@ -113,6 +114,7 @@ class ActionContext(Generic[InputT]):
         signal: asyncio.Event | None = None,
         temp_root: Path | None = None,
         template_context: Mapping[str, Any] | None = None,
+        recording: Recording | None = None,
     ) -> None:
         self.input = input
         self.logger = StepLogger(log)
@@ -132,6 +134,9 @@ class ActionContext(Generic[InputT]):
         # What `${{ }}` saw when the step's input was rendered (without secrets),
         # for actions that evaluate expressions of their own (http:request `until`).
         self.template_context: Mapping[str, Any] = template_context or {}
+        # In a rehearsal, the step's recorded call (``falsework.actions.rehearsal``):
+        # the action's recorder runs instead of its handler and adds to it.
+        self.recording = recording
 
     @property
     def workspace(self) -> Path:

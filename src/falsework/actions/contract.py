@@ -78,6 +78,10 @@ class Action(Generic[InputT]):
     rebuilds_workspace: bool = False
     settings_type: type[Any] | None = None
     settings: Any = None
+    # Runs in a rehearsal instead of the handler (``falsework.actions.rehearsal``):
+    # says what the action would do, outputs what it would output, records what
+    # it would push (``ctx.recording``). Takes the context only: it reaches nothing.
+    recorder: Handler[InputT] | None = None
 
     def __post_init__(self) -> None:
         if not ACTION_ID.match(self.id):
@@ -86,8 +90,11 @@ class Action(Generic[InputT]):
             object.__setattr__(self, "settings", self.settings_type())
 
     async def run(self, ctx: ActionContext[InputT]) -> None:
-        """Run the handler for one step (with its family's settings, if any)."""
-        if self.settings_type is None:
+        """Run the handler for one step (with its family's settings, if any), or
+        its recorder in a rehearsal."""
+        if self.recorder is not None and ctx.recording is not None:
+            await self.recorder(ctx)
+        elif self.settings_type is None:
             await self.handler(ctx)
         else:
             await self.handler(ctx, self.settings)
@@ -129,6 +136,7 @@ def action(
     raw_input: Sequence[str] = (),
     rebuilds_workspace: bool = False,
     settings: None = None,
+    recorder: Handler[InputT] | None = None,
 ) -> Callable[[Handler[InputT]], Action[InputT]]: ...
 
 
@@ -144,6 +152,7 @@ def action(
     raw_input: Sequence[str] = (),
     rebuilds_workspace: bool = False,
     settings: type[SettingsT],
+    recorder: Handler[InputT] | None = None,
 ) -> Callable[[ConfiguredHandler[InputT, SettingsT]], Action[InputT]]: ...
 
 
@@ -158,11 +167,13 @@ def action(
     raw_input: Sequence[str] = (),
     rebuilds_workspace: bool = False,
     settings: type[Any] | None = None,
+    recorder: Handler[InputT] | None = None,
 ) -> Callable[[Callable[..., Awaitable[None]]], Action[InputT]]:
     """Turn an async handler into an ``Action`` (the decorated name is the Action).
 
     With ``settings=SomePolicy`` the handler takes ``(ctx, policy)``: the
-    family's configuration, given once when the registry is built."""
+    family's configuration, given once when the registry is built. ``recorder``
+    stands in for the handler in a rehearsal (see ``Action.recorder``)."""
 
     def wrap(handler: Callable[..., Awaitable[None]]) -> Action[InputT]:
         return Action(
@@ -176,6 +187,7 @@ def action(
             raw_input=frozenset(raw_input),
             rebuilds_workspace=rebuilds_workspace,
             settings_type=settings,
+            recorder=recorder,
         )
 
     return wrap

@@ -58,6 +58,7 @@ async def dry_run(body: DryRunRequest, request: Request, svc: Svc, caller: Calle
 def _job(body: DryRunRequest, svc: Services, caller: auth.Identity) -> DryRunJob:
     user = caller.user_context()
     secrets = dict(body.secrets or {})
+    rehearsal = body.rehearsal.model_dump() if body.rehearsal is not None else None
     if body.templateRef is not None:
         if body.template is not None or body.directoryContents:
             raise InputError(
@@ -71,6 +72,7 @@ def _job(body: DryRunRequest, svc: Services, caller: auth.Identity) -> DryRunJob
             secrets=secrets,
             user=user,
             template_dir=str(template.directory),
+            rehearsal=rehearsal,
         )
     if body.template is None:
         raise InputError(
@@ -92,6 +94,7 @@ def _job(body: DryRunRequest, svc: Services, caller: auth.Identity) -> DryRunJob
         secrets=secrets,
         files=[f.model_dump() for f in body.directoryContents],
         user=user,
+        rehearsal=rehearsal,
     )
 
 

@@ -194,6 +194,27 @@ class FileContent(BaseModel):
         return value
 
 
+class RehearsalRequest(BaseModel):
+    """A rehearsal's settings: what the template sees and the answers http:request gets."""
+
+    seed: str = Field(
+        default="falsework",
+        max_length=200,
+        description="The task id (`context.task.id`) is derived from it.",
+    )
+    user: dict[str, Any] | None = Field(
+        default=None,
+        description="What the template sees as `user` ({ref, entity}); by default a fixed "
+        "test user. Only what the template renders: who may run it is the caller.",
+    )
+    http: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Canned answers: {request: {method, url, body?}, response | responses: "
+        "{status, headers, body}}. A request none answers fails its step.",
+    )
+
+
 class DryRunRequest(BaseModel):
     """Backstage's dry-run request (``template`` + ``directoryContents``, which needs
     the ``templates:author`` role), or Falsework's ``templateRef``: dry-run a catalog
@@ -213,6 +234,12 @@ class DryRunRequest(BaseModel):
     values: dict[str, Any] = Field(default_factory=dict)
     secrets: dict[str, str] | None = None
     directoryContents: list[FileContent] = Field(default_factory=list)
+    rehearsal: RehearsalRequest | None = Field(
+        default=None,
+        description="Make the dry run a rehearsal (what `falsework templates test` runs): "
+        "deterministic, side-effecting steps recorded in the result's `recorded`, "
+        "http:request answered from `http` only.",
+    )
 
 
 class DryRunResult(_Wire):
@@ -222,6 +249,11 @@ class DryRunResult(_Wire):
     steps: list[dict[str, Any]]
     error: ErrorDetail | None = Field(
         default=None, description="Why the run failed, when a step failed."
+    )
+    recorded: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="In a rehearsal: each side-effecting step's call (step, action, input, "
+        "and the files a push would push).",
     )
 
 

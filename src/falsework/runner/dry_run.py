@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 from falsework.confine import Tree, relative
 from falsework.errors import ActionError, InputError, TooLargeError, UnsafePathError
 from falsework.runner.memory import LocalTask, MemoryTaskIO
+from falsework.runner.redaction import Redactor
 from falsework.types import JSONObject
 
 if TYPE_CHECKING:
+    from falsework.actions.rehearsal import Rehearsal
     from falsework.runner.workflow import WorkflowRunner
 
 
@@ -38,10 +40,13 @@ async def dry_run(
     *,
     user: Mapping[str, Any] | None = None,
     template_dir: Path | None = None,
+    rehearsal: Rehearsal | None = None,
 ) -> JSONObject:
     """``template_dir``: the template's own folder (a catalog template's), used
     as it is; without it the folder is ``directory_contents``, written to a temp
-    folder."""
+    folder. With a ``rehearsal`` (``falsework.actions.rehearsal``) the run is
+    deterministic (its seed's task id, its user) and side-effecting steps are
+    recorded: the result's ``recorded`` lists them."""
     from falsework.runner.workflow import TaskFailedError
 
     doc = _document(template)
@@ -60,22 +65,28 @@ async def dry_run(
             "steps": spec_in.get("steps") or [],
             "output": spec_in.get("output") or {},
             "parameters": dict(values),
-            "user": dict(user or {}),
+            "user": dict(rehearsal.user if rehearsal is not None else user or {}),
             "templateInfo": {
                 "entityRef": ref,
                 "baseUrl": template_dir.as_uri() + "/",
                 "entity": {"metadata": metadata},
             },
         }
-        task = LocalTask(spec=spec, secrets=dict(secrets or {}), id=str(uuid.uuid4()))
+        task_id = rehearsal.task_id if rehearsal is not None else str(uuid.uuid4())
+        task = LocalTask(spec=spec, secrets=dict(secrets or {}), id=task_id)
         io = MemoryTaskIO()
         output: JSONObject = {}
         error: JSONObject | None = None
+        limits = runner.limits
+        if rehearsal is not None:
+            rehearsal.max_files = limits.dry_run_max_files
+            rehearsal.max_bytes = limits.dry_run_max_bytes
         try:
-            output = await runner.run(task, io, workspace=workspace, dry_run=True)
+            output = await runner.run(
+                task, io, workspace=workspace, dry_run=True, rehearsal=rehearsal
+            )
         except TaskFailedError as exc:
             error = {"name": exc.name, "message": exc.message}
-        limits = runner.limits
         files = await asyncio.to_thread(
             read_files,
             workspace,
@@ -86,7 +97,10 @@ async def dry_run(
         for index, step in enumerate(spec["steps"]):
             step_id = str(step.get("id") or f"step-{index + 1}")
             item = {**step, "id": step_id, "name": step.get("name") or step.get("action")}
-            item["status"] = io.steps.get(step_id, {}).get("status", "skipped")
+            state = io.steps.get(step_id, {})
+            item["status"] = state.get("status", "skipped")
+            if rehearsal is not None and "error" in state:
+                item["error"] = state["error"]  # which step failed, and why
             steps.append(item)
         result: JSONObject = {
             "log": [{"body": body} for _, body in io.events],
@@ -96,6 +110,15 @@ async def dry_run(
         }
         if error is not None:
             result["error"] = error
+        if rehearsal is not None:
+            redactor = Redactor(task.secrets)
+            result["recorded"] = [
+                {
+                    **redactor.deep({k: v for k, v in call.items() if k != "files"}),
+                    **({"files": call["files"]} if "files" in call else {}),
+                }
+                for call in rehearsal.calls
+            ]
         return result
     finally:
         await asyncio.to_thread(shutil.rmtree, root, True)

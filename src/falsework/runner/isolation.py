@@ -66,6 +66,8 @@ class DryRunJob:
     user: dict[str, Any] = field(default_factory=dict)
     # A catalog template's own folder; None: the folder is ``files``.
     template_dir: str | None = None
+    # The request's ``rehearsal`` (seed, user, http answers); None: a plain dry run.
+    rehearsal: dict[str, Any] | None = None
 
 
 class DryRunPool:
@@ -293,6 +295,7 @@ def _hide_paths(data: bytes, template_dir: str | None) -> bytes:
 
 
 async def _dry_run(job: DryRunJob) -> Any:
+    from falsework.actions.rehearsal import Rehearsal
     from falsework.templates import Template
     from falsework.templates.values import validate_values
 
@@ -304,6 +307,13 @@ async def _dry_run(job: DryRunJob) -> Any:
     template = Template.from_document(job.template, where / "template.yaml")
     values = validate_values(template, job.values)
     template_dir = Path(job.template_dir) if job.template_dir else None
+    rehearsal = Rehearsal.from_json(job.rehearsal) if job.rehearsal is not None else None
     return await _RUNNER.dry_run(
-        job.template, values, job.secrets, job.files, user=job.user, template_dir=template_dir
+        job.template,
+        values,
+        job.secrets,
+        job.files,
+        user=job.user,
+        template_dir=template_dir,
+        rehearsal=rehearsal,
     )

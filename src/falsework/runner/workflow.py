@@ -48,6 +48,7 @@ from falsework.templating import Renderer, is_truthy
 from falsework.types import JSONObject
 
 if TYPE_CHECKING:
+    from falsework.actions.rehearsal import Rehearsal
     from falsework.config import Settings
 
 LEVEL_PREFIX = {
@@ -228,6 +229,7 @@ class WorkflowRunner:
         *,
         user: Mapping[str, Any] | None = None,
         template_dir: Path | None = None,
+        rehearsal: Rehearsal | None = None,
     ) -> JSONObject:
         """``POST /v2/dry-run``: see ``falsework.runner.dry_run``."""
         from falsework.runner.dry_run import dry_run
@@ -240,6 +242,7 @@ class WorkflowRunner:
             directory_contents,
             user=user,
             template_dir=template_dir,
+            rehearsal=rehearsal,
         )
 
     async def run(
@@ -249,6 +252,7 @@ class WorkflowRunner:
         *,
         workspace: Path | None = None,
         dry_run: bool = False,
+        rehearsal: Rehearsal | None = None,
     ) -> JSONObject:
         """Run ``task``; return its rendered ``spec.output``.
 
@@ -256,9 +260,11 @@ class WorkflowRunner:
         dry runs); by default ``work_dir/<task id>`` (``<task id>.<attempt>`` from
         the second attempt on, so a stale run of an earlier attempt on this host
         never shares it), removed at the end.
-        Raises ``TaskFailedError`` (redacted) when a step failed.
+        Raises ``TaskFailedError`` (redacted) when a step failed. ``rehearsal``
+        (with ``dry_run``): recorders stand in for side-effecting actions and
+        record what they would do (``falsework.actions.rehearsal``).
         """
-        run = _TaskRun(self, task, io, workspace, dry_run)
+        run = _TaskRun(self, task, io, workspace, dry_run, rehearsal if dry_run else None)
         if workspace is None and task.attempt > 1 and not self.keep_workspace_on_failure:
             # what earlier attempts left on this host (a crashed worker removes nothing)
             await asyncio.to_thread(self._remove_earlier_workspaces, task.id, task.attempt)
@@ -367,11 +373,13 @@ class _TaskRun:
         io: TaskIO,
         workspace: Path | None,
         dry_run: bool,
+        rehearsal: Rehearsal | None = None,
     ) -> None:
         self.runner = runner
         self.task = task
         self.io = io
         self.dry_run = dry_run
+        self.rehearsal = rehearsal
         self.redactor = Redactor(task.secrets)
         self.emitter = _Emitter(io, self.redactor, runner.limits)
         # a caller's own folder (falsework run, dry runs) outlives the attempt
@@ -555,7 +563,10 @@ class _TaskRun:
                     output[key] = value
 
             validated = await runner._input(action, step, step_id, render_context)
-            if self.dry_run and not action.supports_dry_run:
+            records = self.rehearsal is not None and action.recorder is not None
+            if self.dry_run and not action.supports_dry_run and not records:
+                if self.rehearsal is not None:
+                    self.rehearsal.record(scope, action.id, self._shown(validated))
                 log("info", f"Skipping because {action.id} does not support dry-run")
                 faked = example_output(action.output_schema)
                 for key, value in (faked if isinstance(faked, dict) else {}).items():
@@ -577,11 +588,23 @@ class _TaskRun:
                 template_dir=self.template_dir,
                 signal=signal,
                 template_context=public_context,
+                recording=(
+                    self.rehearsal.record(scope, action.id, self._shown(validated))
+                    if self.rehearsal is not None and records
+                    else None
+                ),
             )
             try:
                 await action.run(ctx)
             finally:
                 await ctx.aclose()
+
+    def _shown(self, validated: Any) -> JSONObject:
+        """A step's input as a rehearsal records it: as given (defaults left
+        out), JSON, secrets masked."""
+        data = validated.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        shown: JSONObject = self.redactor.deep(data)
+        return shown
 
 
 def _text_size(value: Any, limit: int) -> int:

@@ -4,6 +4,7 @@ and, against the configured Backstage instance, ``catalog:register`` and
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import Any
@@ -108,9 +109,47 @@ def resolve_url(base: str, path: str) -> str:
     return urljoin(base.rstrip("/") + "/", path)
 
 
+async def record_catalog_register(ctx: ActionContext[RegisterInput]) -> None:
+    """In a rehearsal: the file it would register, and the entity in it when an
+    earlier step recorded the tree the file comes from."""
+    inp = ctx.input
+    assert ctx.recording is not None
+    if inp.catalog_info_url is not None:
+        url = inp.catalog_info_url
+        found = None
+    else:
+        path = inp.catalog_info_path or "/catalog-info.yaml"
+        url = resolve_url(inp.repo_contents_url or "", path)
+        found = _recorded_entity(ctx.recording.rehearsal.calls, path.lstrip("/"))
+    ctx.recording.note(catalogInfoUrl=url)
+    ctx.logger.info(f"Would register {url} in the catalog")
+    if found is not None:
+        ctx.output("entityRef", _ref(found))
+    ctx.output("catalogInfoUrl", url)
+
+
+def _recorded_entity(calls: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
+    """The entity a recorded push's file ``path`` describes (the last push wins)."""
+    for call in reversed(calls):
+        for item in call.get("files") or []:
+            if item["path"] != path:
+                continue
+            try:
+                docs = list(yaml.safe_load_all(base64.b64decode(item["base64Content"])))
+            except yaml.YAMLError:
+                return None
+            entities = [
+                d for d in docs if isinstance(d, dict) and isinstance(d.get("metadata"), dict)
+            ]
+            entities = [e for e in entities if "name" in e["metadata"] and "kind" in e]
+            return _pick(entities) if entities else None
+    return None
+
+
 @action(
     settings=Integrations,
     id="catalog:register",
+    recorder=record_catalog_register,
     description="Registers entities from a catalog descriptor file in the workspace into "
     "the software catalog. With no Backstage instance configured the step ends skipped "
     "with a warning.",

@@ -109,12 +109,27 @@ class WaitInput(ActionInput):
     milliseconds: float | None = Field(None, ge=0, description="Milliseconds to wait.")
 
 
+def _wait_seconds(inp: WaitInput) -> float:
+    total = (inp.minutes or 0) * 60 + (inp.seconds or 0) + (inp.milliseconds or 0) / 1000
+    if total > MAX_WAIT:
+        raise InputError(
+            f"Waiting duration is longer than the maximum of {MAX_WAIT / 60:g} minutes"
+        )
+    return total
+
+
+async def record_debug_wait(ctx: ActionContext[WaitInput]) -> None:
+    """In a rehearsal the clock is frozen: the wait is said, not waited."""
+    ctx.logger.info(f"Would wait {_wait_seconds(ctx.input):g} seconds")
+
+
 @action(
     id="debug:wait",
     description="Waits for a certain period of time (at most 10 minutes). Waiting costs "
     "no CPU and holds no thread.",
     input=WaitInput,
     dry_run=True,
+    recorder=record_debug_wait,
     examples=[
         (
             "Wait for a short moment (10 ms)",
@@ -129,12 +144,7 @@ class WaitInput(ActionInput):
     ],
 )
 async def debug_wait(ctx: ActionContext[WaitInput]) -> None:
-    inp = ctx.input
-    total = (inp.minutes or 0) * 60 + (inp.seconds or 0) + (inp.milliseconds or 0) / 1000
-    if total > MAX_WAIT:
-        raise InputError(
-            f"Waiting duration is longer than the maximum of {MAX_WAIT / 60:g} minutes"
-        )
+    total = _wait_seconds(ctx.input)
     if total <= 0:
         return
     # A bare sleep: the cheapest wait there is; the runner cancels it on cancel.

@@ -26,6 +26,7 @@ from falsework.actions.builtin.gitpush import Author, push_changes, push_folder,
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
 from falsework.actions.integrations import ForgeHost, GithubApp, Integrations, RepoUrl
+from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
 from falsework.errors import ActionError, InputError
 
 REPO_URL = (
@@ -450,10 +451,75 @@ def _outputs(*names: str) -> dict[str, Any]:
     return {"type": "object", "properties": {n: OUTPUTS[n] for n in names}}
 
 
+# -- recorders (rehearsals: what each action would do, nothing sent) ---------------
+def _would_be(repo: RepoUrl) -> tuple[str, str]:
+    """The clone and web URLs of ``repo`` as GitHub would answer them."""
+    web = f"https://{repo.host}/{repo.need_owner()}/{repo.repo}"
+    return f"{web}.git", web
+
+
+async def _record_push(ctx: ActionContext[Any], source_path: str | None, branch: str) -> str:
+    assert ctx.recording is not None
+    repo = RepoUrl.parse(ctx.input.repo_url)
+    remote, web = _would_be(repo)
+    source = await source_folder(ctx, source_path)
+    await ctx.in_thread(ctx.recording.tree, source)
+    ctx.recording.note(remote=remote, branch=branch)
+    ctx.logger.info(f"Would push {source_path or './'} to {remote} (branch {branch})")
+    ctx.output("remoteUrl", remote)
+    ctx.output("repoContentsUrl", f"{web}/blob/{branch}")
+    ctx.output("commitHash", PLACEHOLDER_COMMIT)
+    return web
+
+
+async def record_publish_github(ctx: ActionContext[PublishInput]) -> None:
+    inp = ctx.input
+    remote, _ = _would_be(RepoUrl.parse(inp.repo_url))
+    ctx.logger.info(f"Would create the {inp.repo_visibility} repository {remote}")
+    await _record_push(ctx, inp.source_path, inp.default_branch)
+
+
+async def record_repo_create(ctx: ActionContext[RepoCreateInput]) -> None:
+    inp = ctx.input
+    remote, _ = _would_be(RepoUrl.parse(inp.repo_url))
+    ctx.logger.info(f"Would create the {inp.repo_visibility} repository {remote}")
+    ctx.output("remoteUrl", remote)
+
+
+async def record_repo_push(ctx: ActionContext[RepoPushInput]) -> None:
+    await _record_push(ctx, ctx.input.source_path, ctx.input.default_branch)
+
+
+async def record_pull_request(ctx: ActionContext[PullRequestInput]) -> None:
+    inp = ctx.input
+    assert ctx.recording is not None
+    if inp.force_fork:
+        raise InputError("publish:github:pull-request: forceFork is not supported yet")
+    _, web = _would_be(RepoUrl.parse(inp.repo_url))
+    # The repository's default branch is not asked for: main stands for it.
+    base = inp.target_branch_name or "main"
+    source = await source_folder(ctx, inp.source_path)
+    await ctx.in_thread(ctx.recording.tree, source)
+    ctx.recording.note(branch=inp.branch_name, base=base, targetPath=inp.target_path or "")
+    ctx.logger.info(
+        f"Would open a pull request on {web} from {inp.branch_name} into {base}: {inp.title!r}"
+    )
+    ctx.output("targetBranchName", base)
+    ctx.output("remoteUrl", f"{web}/pull/1")
+    ctx.output("pullRequestNumber", 1)
+
+
+async def _record_call(ctx: ActionContext[Any]) -> None:
+    """An action that only calls GitHub: its recorded input says it all."""
+    RepoUrl.parse(ctx.input.repo_url).need_owner()
+    ctx.logger.info(f"Would call GitHub for {ctx.input.repo_url}")
+
+
 # -- publish:github ---------------------------------------------------------------
 @action(
     settings=Integrations,
     id="publish:github",
+    recorder=record_publish_github,
     description="Initializes a git repository of the workspace's contents and publishes "
     "it to GitHub: creates the repository (visibility, description, topics, "
     "collaborators and team access, Actions variables and secrets), pushes the first "
@@ -506,6 +572,7 @@ async def publish_github(ctx: ActionContext[PublishInput], integrations: Integra
 @action(
     settings=Integrations,
     id="github:repo:create",
+    recorder=record_repo_create,
     description="Creates a GitHub repository (without pushing anything to it).",
     input=RepoCreateInput,
     output=_outputs("remoteUrl", "repoContentsUrl"),
@@ -539,6 +606,7 @@ async def github_repo_create(
 @action(
     settings=Integrations,
     id="github:repo:push",
+    recorder=record_repo_push,
     description="Initializes a git repository of the workspace's contents and pushes it "
     "to an existing GitHub repository, then protects its default branch.",
     input=RepoPushInput,
@@ -619,6 +687,7 @@ class PullRequestInput(ActionInput):
 @action(
     settings=Integrations,
     id="publish:github:pull-request",
+    recorder=record_pull_request,
     description="Creates a pull request on a GitHub repository with the workspace's "
     "contents laid over its target branch (or updates it with `update: true`).",
     input=PullRequestInput,
@@ -790,6 +859,7 @@ class DispatchInput(ActionInput):
 @action(
     settings=Integrations,
     id="github:actions:dispatch",
+    recorder=_record_call,
     description="Dispatches a GitHub Action workflow for a given branch or tag",
     input=DispatchInput,
     output={
@@ -865,6 +935,7 @@ class WebhookInput(ActionInput):
 @action(
     settings=Integrations,
     id="github:webhook",
+    recorder=_record_call,
     description="Creates a webhook for a repository on GitHub",
     input=WebhookInput,
     dry_run=True,
@@ -924,6 +995,7 @@ class LabelInput(ActionInput):
 @action(
     settings=Integrations,
     id="github:issues:label",
+    recorder=_record_call,
     description="Adds labels to a pull request or issue on GitHub.",
     input=LabelInput,
     examples=[

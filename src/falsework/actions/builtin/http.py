@@ -62,6 +62,49 @@ class RequestInput(ActionInput):
     )
 
 
+async def record_http_request(ctx: ActionContext[RequestInput]) -> None:
+    """In a rehearsal: answered from the rehearsal's canned answers (none
+    matching: the step fails), polled without waiting between answers."""
+    inp = ctx.input
+    assert ctx.recording is not None
+    rehearsal = ctx.recording.rehearsal
+    if inp.until is not None:
+        errors = ctx.renderer.check(inp.until)
+        if errors:
+            raise ActionError(f"until does not parse: {'; '.join(errors)}")
+    polls = max(1, int(inp.max_wait // inp.interval) + 1) if inp.until is not None else 1
+    last: object = None
+    for attempt in range(1, polls + 1):
+        answer = rehearsal.answer(inp.method, inp.url, inp.body)
+        if answer is last:
+            # the last canned response again: the condition cannot change any more
+            raise ActionError(
+                f"Condition {inp.until!r} still false after {attempt - 1} requests "
+                "(every canned response of this request was given)"
+            )
+        last = answer
+        response = {
+            "code": answer["status"],
+            "headers": dict(answer["headers"]),
+            "body": answer["body"],
+        }
+        ctx.logger.info(f"{inp.method} {inp.url} -> {response['code']} (canned answer)")
+        if response["code"] >= 400 and not inp.continue_on_bad_response:
+            raise ActionError(
+                f"{inp.method} {inp.url} answered {response['code']}: {_preview(response['body'])}"
+            )
+        if inp.until is None or _holds(ctx, inp.until, response):
+            break
+        if attempt == polls:
+            raise ActionError(
+                f"Condition {inp.until!r} still false after {attempt} requests "
+                f"(maxWait {inp.max_wait:g}s)"
+            )
+    ctx.recording.note(polls=attempt)
+    for name in ("code", "headers", "body"):
+        ctx.output(name, response[name])
+
+
 @action(
     id="http:request",
     description="Sends an HTTP request and outputs the response; can poll until a "
@@ -77,6 +120,7 @@ class RequestInput(ActionInput):
         },
     },
     raw_input=["until"],
+    recorder=record_http_request,
     examples=[
         (
             "Submit a workflow",

@@ -38,6 +38,7 @@ from falsework.actions.git import (
 )
 from falsework.actions.paths import is_within
 from falsework.actions.policies import PublishPolicy
+from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
 from falsework.confine import Tree, relative
 from falsework.errors import ActionError, UnsafePathError
 
@@ -68,6 +69,22 @@ class PublishGitInput(ActionInput):
     force: bool = Field(False, description="Force-push (replace the branch's history).")
 
 
+async def record_publish_git(ctx: ActionContext[PublishGitInput]) -> None:
+    """In a rehearsal: the tree it would push and where, nothing pushed."""
+    inp = ctx.input
+    assert ctx.recording is not None
+    source = await ctx.in_thread(published_folder, ctx.workspace, relative(inp.source_path))
+    await ctx.in_thread(ctx.recording.tree, source)
+    ctx.recording.note(remote=redact_urls(inp.remote_url), branch=inp.branch)
+    ctx.logger.info(
+        f"Would push {inp.source_path} to {redact_urls(inp.remote_url)} (branch {inp.branch}) "
+        f"as {inp.git_author_name} <{inp.git_author_email}>: {inp.git_commit_message!r}"
+    )
+    ctx.output("remoteUrl", inp.remote_url)
+    ctx.output("commitHash", PLACEHOLDER_COMMIT)
+    ctx.output("repoContentsUrl", _contents_url(inp.remote_url, inp.branch))
+
+
 @action(
     id="publish:git",
     description="Commits the workspace (or a sub-folder) to a new git repository and pushes "
@@ -78,6 +95,7 @@ class PublishGitInput(ActionInput):
     "neither used nor published.",
     input=PublishGitInput,
     settings=PublishPolicy,
+    recorder=record_publish_git,
     output={
         "type": "object",
         "properties": {

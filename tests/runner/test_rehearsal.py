@@ -1,0 +1,206 @@
+"""Rehearsals: dry runs where side-effecting actions become recorders
+(falsework.actions.rehearsal), through the real runner and built-in actions."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from falsework.actions.rehearsal import DEFAULT_USER, HttpAnswer, Rehearsal
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def decoded(files: list[dict[str, Any]]) -> dict[str, str]:
+    return {f["path"]: base64.b64decode(f["base64Content"]).decode() for f in files}
+
+
+FILES = [
+    {"path": "template.yaml", "base64Content": b64("kind: Template\n")},
+    {"path": "skeleton/README.md", "base64Content": b64("# ${{ values.name }}\n")},
+    {
+        "path": "skeleton/catalog-info.yaml",
+        "base64Content": b64(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\n"
+            "metadata:\n  name: ${{ values.name }}\n"
+        ),
+    },
+    {"path": "skeleton/run.sh", "base64Content": b64("echo hi\n"), "executable": True},
+]
+
+
+def template(steps: list[dict[str, Any]], output: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "scaffolder.backstage.io/v1beta3",
+        "kind": "Template",
+        "metadata": {"name": "svc"},
+        "spec": {"steps": steps, "output": output or {}},
+    }
+
+
+FETCH = {
+    "id": "fetch",
+    "action": "fetch:template",
+    "input": {"url": "./skeleton", "values": {"name": "${{ parameters.name }}"}},
+}
+
+
+async def test_a_push_is_recorded_with_the_tree_it_would_push(harness: Any) -> None:
+    steps = [
+        FETCH,
+        {
+            "id": "publish",
+            "action": "publish:git",
+            "input": {
+                "remoteUrl": "https://git.example.com/team/${{ parameters.name }}.git",
+                "token": "${{ secrets.TOKEN }}",
+            },
+        },
+        # after the push: not part of what was pushed
+        {"id": "tidy", "action": "fs:delete", "input": {"files": ["README.md"]}},
+        {
+            "id": "register",
+            "action": "catalog:register",
+            "input": {"repoContentsUrl": "${{ steps.publish.output.repoContentsUrl }}"},
+        },
+    ]
+    output = {
+        "links": [
+            {"title": "Repo", "url": "${{ steps.publish.output.remoteUrl }}"},
+            {"title": "Entity", "entityRef": "${{ steps.register.output.entityRef }}"},
+        ]
+    }
+    rehearsal = Rehearsal(seed="case-1")
+    result = await harness.runner.dry_run(
+        template(steps, output), {"name": "svc"}, {"TOKEN": "s3cret-token"}, FILES,
+        rehearsal=rehearsal,
+    )  # fmt: skip
+    assert "error" not in result
+    publish, register = result["recorded"]
+    assert publish["step"] == "publish" and publish["action"] == "publish:git"
+    assert publish["input"] == {
+        "remoteUrl": "https://git.example.com/team/svc.git",
+        "token": "***",
+    }
+    assert decoded(publish["files"]) == {
+        "README.md": "# svc\n",
+        "catalog-info.yaml": "apiVersion: backstage.io/v1alpha1\nkind: Component\n"
+        "metadata:\n  name: svc\n",
+        "run.sh": "echo hi\n",
+    }
+    assert [f["executable"] for f in publish["files"]] == [False, False, True]
+    # the workspace at the end lost README.md; the recorded push did not
+    assert [f["path"] for f in result["directoryContents"]] == ["catalog-info.yaml", "run.sh"]
+    assert (
+        register["catalogInfoUrl"] == "https://git.example.com/team/svc/tree/main/catalog-info.yaml"
+    )
+    assert result["output"]["links"] == [
+        {"title": "Repo", "url": "https://git.example.com/team/svc.git"},
+        {"title": "Entity", "entityRef": "component:default/svc"},
+    ]
+    assert [s["status"] for s in result["steps"]] == ["completed"] * 4
+    assert "s3cret-token" not in str(result)
+
+
+async def test_a_plain_dry_run_still_skips_and_records_nothing(harness: Any) -> None:
+    steps = [FETCH, {"id": "publish", "action": "publish:git", "input": {"remoteUrl": "x.git"}}]
+    result = await harness.runner.dry_run(template(steps), {"name": "svc"}, {}, FILES)
+    assert "recorded" not in result
+    messages = [e["body"]["message"] for e in result["log"]]
+    assert any("Skipping because publish:git does not support dry-run" in m for m in messages)
+
+
+async def test_an_action_without_a_recorder_is_recorded_and_skipped(harness: Any) -> None:
+    steps = [{"id": "once", "action": "test:once", "input": {"key": "${{ parameters.k }}"}}]
+    rehearsal = Rehearsal()
+    result = await harness.runner.dry_run(template(steps), {"k": "a"}, {}, [], rehearsal=rehearsal)
+    assert result["recorded"] == [{"step": "once", "action": "test:once", "input": {"key": "a"}}]
+    assert result["steps"][0]["status"] == "completed"
+
+
+async def test_http_is_answered_from_canned_answers_and_polls_without_waiting(
+    harness: Any,
+) -> None:
+    steps = [
+        {
+            "id": "submit",
+            "action": "http:request",
+            "input": {
+                "method": "POST",
+                "url": "https://argo.example.com/api/workflows",
+                "body": {"name": "${{ parameters.name }}"},
+            },
+        },
+        {
+            "id": "wait",
+            "action": "http:request",
+            "input": {
+                "url": "https://argo.example.com/api/workflows/${{ steps.submit.output.body.id }}",
+                "until": "${{ response.body.phase == 'Succeeded' }}",
+                "interval": 3600,
+                "maxWait": 86400,
+            },
+        },
+    ]
+    answers = [
+        HttpAnswer.from_json(
+            {
+                "request": {
+                    "method": "POST",
+                    "url": "https://argo.example.com/api/workflows",
+                    "body": {"name": "svc"},
+                },
+                "response": {"status": 201, "body": {"id": "w-1"}},
+            }
+        ),
+        HttpAnswer.from_json(
+            {
+                "request": {"url": "https://argo.example.com/api/workflows/w-1"},
+                "responses": [{"body": {"phase": "Running"}}, {"body": {"phase": "Succeeded"}}],
+            }
+        ),
+    ]
+    result = await harness.runner.dry_run(
+        template(steps, {"phase": "${{ steps.wait.output.body.phase }}"}),
+        {"name": "svc"},
+        {},
+        [],
+        rehearsal=Rehearsal(http=answers),
+    )
+    assert "error" not in result, result.get("error")
+    assert result["output"] == {"phase": "Succeeded"}
+    assert result["steps"][0]["status"] == "completed"
+    assert [c.get("polls") for c in result["recorded"]] == [1, 2]
+
+
+async def test_http_fails_closed_without_an_answer(harness: Any) -> None:
+    steps = [{"id": "call", "action": "http:request", "input": {"url": "http://127.0.0.1:9/x"}}]
+    result = await harness.runner.dry_run(template(steps), {}, {}, [], rehearsal=Rehearsal())
+    assert result["steps"][0]["status"] == "failed"
+    assert result["steps"][0]["error"]["name"] == "ActionError"
+    assert "no canned answer matches" in result["error"]["message"]
+    assert "GET http://127.0.0.1:9/x" in result["error"]["message"]
+
+
+async def test_the_same_seed_gives_the_same_task_id_and_user(harness: Any) -> None:
+    steps = [
+        {"id": "log", "action": "debug:log", "input": {"message": "${{ context.task.id }}"}},
+        {"id": "wait", "action": "debug:wait", "input": {"seconds": 600}},
+    ]
+    output = {"id": "${{ context.task.id }}", "user": "${{ user.ref }}"}
+    first = await harness.runner.dry_run(
+        template(steps, output), {}, {}, [], rehearsal=Rehearsal(seed="s")
+    )
+    again = await harness.runner.dry_run(
+        template(steps, output), {}, {}, [], rehearsal=Rehearsal(seed="s")
+    )
+    other = await harness.runner.dry_run(
+        template(steps, output), {}, {}, [], rehearsal=Rehearsal(seed="t")
+    )
+    assert first["output"] == again["output"]
+    assert first["output"]["user"] == DEFAULT_USER["ref"]
+    assert first["output"]["id"] != other["output"]["id"]
+    # the clock is frozen: the wait is said, not waited
+    assert any("Would wait 600 seconds" in e["body"]["message"] for e in first["log"])
