@@ -136,4 +136,7 @@ def ls(
 
 
 def register(app: typer.Typer) -> None:
+    from falsework.cli import templates_test
+
+    templates_test.register(templates_app)
     app.add_typer(templates_app)

@@ -250,7 +250,7 @@ def run_in_child(job: DryRunJob, max_result: int) -> tuple[Any, ...]:
     try:
         result = asyncio.run(_dry_run(job))
         data = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode()
-        data = _hide_paths(data, job.template_dir)
+        data = hide_paths(data, job.template_dir)
         if len(data) > max_result:
             raise DryRunLimitError(
                 f"The dry-run's result is {len(data) / 1e6:.1f} MB, over the limit of "
@@ -284,7 +284,7 @@ _DRY_RUN_ROOT = re.compile(
 )
 
 
-def _hide_paths(data: bytes, template_dir: str | None) -> bytes:
+def hide_paths(data: bytes, template_dir: str | None) -> bytes:
     """The server's folders in log lines (``Template result written to …``) as
     names: the workspace is ``.``, the template folder ``<template>``."""
     data = _DRY_RUN_ROOT.sub(lambda m: b"." if m[1] == b"workspace" else b"<template>", data)

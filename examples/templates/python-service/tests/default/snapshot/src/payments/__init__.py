@@ -1,0 +1,3 @@
+"""Takes payments."""
+
+__version__ = "0.1.0"
