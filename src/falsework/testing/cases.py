@@ -140,6 +140,7 @@ class Broken:
     id: str
     where: Path
     message: str
+    template: str = ""  # its template's ref, when that could be read
 
 
 def read_yaml(path: Path, default: Any = None) -> Any:
@@ -200,7 +201,7 @@ def cases_of(template: Template) -> Iterator[Case | Broken]:
         try:
             case = load_case(template, folder)
         except CaseError as exc:
-            yield Broken(f"{template.name}/{folder.name}", folder, exc.message)
+            yield Broken(f"{template.name}/{folder.name}", folder, exc.message, template.ref)
             continue
         loaded[case.name] = case
         yield case
@@ -209,7 +210,7 @@ def cases_of(template: Template) -> Iterator[Case | Broken]:
         try:
             yield from matrix_cases(template, matrix, loaded)
         except CaseError as exc:
-            yield Broken(f"{template.name}/matrix", matrix, exc.message)
+            yield Broken(f"{template.name}/matrix", matrix, exc.message, template.ref)
 
 
 def load_case(template: Template, folder: Path) -> Case:

@@ -165,7 +165,9 @@ class LocalRehearser:
     """Rehearsals in this process, through the very runner a server's dry-run
     child uses (its settings: the configuration of the current folder)."""
 
-    def __init__(self, settings: Any = None) -> None:
+    def __init__(self, settings: Any = None, *, cache: bool = True) -> None:
+        """``cache``: copy each template's folder once (a suite), not before each
+        rehearsal (a test that may change the template between two)."""
         from falsework.config import load_settings
         from falsework.runner import WorkflowRunner
 
@@ -174,11 +176,14 @@ class LocalRehearser:
         self.runner = WorkflowRunner.from_settings(settings or load_settings())
         self._root = Path(tempfile.mkdtemp(prefix="falsework-test-"))
         self._staged: dict[Path, Path] = {}
+        self._cache = cache
+        self._count = 0
 
     def _stage(self, template: Template) -> Path:
-        staged = self._staged.get(template.path)
+        staged = self._staged.get(template.path) if self._cache else None
         if staged is None:
-            staged = self._root / str(len(self._staged))
+            self._count += 1
+            staged = self._root / str(self._count)
             write_files(staged, template_files(template))
             self._staged[template.path] = staged
         return staged
@@ -194,6 +199,8 @@ class LocalRehearser:
         )
         data = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode()
         loaded: JSONObject = json.loads(hide_paths(data, str(staged)))
+        if not self._cache:
+            await asyncio.to_thread(shutil.rmtree, staged, True)
         return loaded
 
     async def aclose(self) -> None:

@@ -164,7 +164,11 @@ async def run_suite(
     for broken in found.broken:
         done(
             Outcome(
-                broken.id, "", "broken", [Problem("broken", broken.message)], where=broken.where
+                broken.id,
+                broken.template,
+                "broken",
+                [Problem("broken", broken.message)],
+                where=broken.where,
             )
         )
     for case in found.cases:
