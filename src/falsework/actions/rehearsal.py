@@ -171,12 +171,7 @@ class Rehearsal:
         return cls(
             seed=str(data.get("seed") or "falsework"),
             user=dict(user) if user is not None else dict(DEFAULT_USER),
-            http=[
-                HttpAnswer.from_json(a, str((a or {}).get("source") or f"rehearsal.http[{i}]"))
-                if isinstance(a, Mapping)
-                else HttpAnswer.from_json(a, f"rehearsal.http[{i}]")
-                for i, a in enumerate(answers)
-            ],
+            http=[_answer(a, i) for i, a in enumerate(answers)],
         )
 
     def to_json(self) -> JSONObject:
@@ -206,6 +201,14 @@ class Rehearsal:
             f"sends none{listed}. Add a file to the case's http/ folder with "
             f"request: {{method: {method}, url: {json.dumps(url)}}} and a response."
         )
+
+
+def _answer(data: Any, index: int) -> HttpAnswer:
+    """An answer of the API's ``rehearsal.http`` (``source``: the file it came from)."""
+    if isinstance(data, Mapping) and "source" in data:
+        rest = {k: v for k, v in data.items() if k != "source"}
+        return HttpAnswer.from_json(rest, str(data["source"])[:200])
+    return HttpAnswer.from_json(data, f"rehearsal.http[{index}]")
 
 
 class Recording:
