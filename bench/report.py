@@ -266,6 +266,26 @@ def figures(rows: list[Row]) -> list[str]:
     return ["### 9. Templates: fetch:template and input rendering", "", *_table(keys, lines), ""]
 
 
+def templates_test(rows: list[Row]) -> list[str]:
+    """Issue 14's figure (bench.templates_test)."""
+    picked = [r for r in _pick(rows, "templates_test", "suite_seconds")]
+    if not picked:
+        return []
+    lines = [
+        [
+            _fmt(r.get("cases")),
+            _fmt(r.get("value"), 2),
+            _fmt(r.get("per_case_ms")),
+            _fmt(r.get("first_run_s"), 2),
+            _fmt(r.get("runs")),
+            _ok(r),
+        ]
+        for r in picked
+    ]
+    header = ["cases", "suite s (median)", "ms per case", "first run s", "runs", "< 10 s"]
+    return ["### 10. `falsework templates test`: 100 cases", "", *_table(header, lines), ""]
+
+
 def errors(rows: list[Row]) -> list[str]:
     picked = [r for r in rows if r.get("metric") == "error"]
     if not picked:
@@ -275,7 +295,7 @@ def errors(rows: list[Row]) -> list[str]:
 
 
 SECTIONS = [throughput, concurrency, latency, balance, fairness, recovery]
-SECTIONS += [api_throughput, api_sse, figures, errors]
+SECTIONS += [api_throughput, api_sse, figures, templates_test, errors]
 
 
 def render(rows: list[Row]) -> str:

@@ -53,6 +53,8 @@ BENCHES: list[Bench] = [
     Bench("render", "bench.render", timeout=300),
     # issue 8: /healthz while hostile dry-runs run, server RSS after hostile requests
     Bench("security", "bench.security", timeout=600),
+    # issue 14: falsework templates test on 100 cases over the example templates
+    Bench("templates_test", "bench.templates_test", timeout=300),
 ]
 
 
