@@ -8,6 +8,7 @@ every case passed, 1 some failed, 2 a usage error or a case that could not run.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -104,12 +105,13 @@ def test(
     rehearser: Rehearser = (
         ServerRehearser(server, token, by_ref=by_ref) if server else LocalRehearser()
     )
+    started = time.perf_counter()
     try:
         outcomes = asyncio.run(_run(found, rehearser, options, out, total))
     except UsageError as exc:
         _usage(err, exc.message)
     _details(out, outcomes)
-    _summary(out, outcomes)
+    _summary(out, outcomes, time.perf_counter() - started)
     if junit is not None:
         write_report(junit, outcomes)
     raise typer.Exit(exit_code(outcomes))
@@ -189,13 +191,12 @@ def _diff(diff: str) -> Text:
     return shown
 
 
-def _summary(out: Console, outcomes: list[Outcome]) -> None:
+def _summary(out: Console, outcomes: list[Outcome], seconds: float) -> None:
     cases = [o for o in outcomes if not o.unused]
     counts = {v: sum(o.verdict == v for o in cases) for v in ("passed", "failed", "broken")}
     written = sum(any(n.startswith("snapshot written") for n in o.notes) for o in outcomes)
     updated = sum(any(n.startswith("snapshot updated") for n in o.notes) for o in outcomes)
     unused = sum(o.unused or any(n.startswith("unused") for n in o.notes) for o in outcomes)
-    seconds = sum(o.seconds for o in outcomes)
     parts = [f"{counts['passed']} passed"]
     if counts["failed"]:
         parts.append(f"{counts['failed']} failed")
