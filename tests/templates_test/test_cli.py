@@ -162,6 +162,9 @@ def test_ci_fails_on_a_missing_snapshot_and_writes_nothing(tmp_path: Path) -> No
     written = run_cli(folder)
     assert written.code == 0 and "snapshot written (2 files)" in written.out
     assert run_cli(folder, "--ci").code == 0
+    # a template without cases is named
+    untested = template(tmp_path, "untested", [])
+    assert f"no test cases: {untested / 'template.yaml'}" in run_cli(tmp_path).out
 
 
 def test_ci_fails_on_unused_snapshots_and_update_removes_them(examples: Path) -> None:

@@ -111,6 +111,8 @@ def test(
     except UsageError as exc:
         _usage(err, exc.message)
     _details(out, outcomes)
+    for path in found.untested:
+        out.print(Text(f"no test cases: {path} (add tests/<case>/values.yaml)", style="yellow"))
     _summary(out, outcomes, time.perf_counter() - started)
     if junit is not None:
         write_report(junit, outcomes)

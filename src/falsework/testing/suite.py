@@ -63,6 +63,7 @@ class Plan:
     cases: list[Case] = field(default_factory=list)
     broken: list[Broken] = field(default_factory=list)
     unused: list[tuple[str, str, Path]] = field(default_factory=list)  # id, template ref, folder
+    untested: list[Path] = field(default_factory=list)  # template files without a case
 
 
 def plan(paths: list[Path], patterns: tuple[str, ...] = ()) -> Plan:
@@ -72,6 +73,8 @@ def plan(paths: list[Path], patterns: tuple[str, ...] = ()) -> Plan:
             found.broken.append(item)
             continue
         tests = item.directory / TESTS_DIR
+        if not tests.is_dir() and not patterns:
+            found.untested.append(item.path)
         if tests.is_dir():
             for folder in sorted(tests.iterdir()):
                 snapshot = folder / SNAPSHOT_DIR
