@@ -361,6 +361,12 @@ class Settings(BaseSettings):
     )
 
     # the service
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines as text or as one JSON object per line (serve, worker; "
+        "--log-format). JSON lines about a task carry task_id, step_id, attempt, worker_id, "
+        "template and user.",
+    )
     task_log: bool = Field(
         default=True,
         description="Log one line at info level when a task starts and when it ends "

@@ -32,7 +32,7 @@ from falsework.config import Settings
 from falsework.engine import TaskWorker
 from falsework.runner import WorkflowRunner, as_executor
 from falsework.runner.isolation import DryRunPool
-from falsework.runner.tasklog import log_tasks
+from falsework.runner.tasklog import bind_context, log_tasks
 from falsework.templates import TemplateCatalog
 from falsework.wiring import open_broker, worker_options
 
@@ -71,7 +71,10 @@ def create_app(settings: Settings) -> FastAPI:
             executor = metrics.instrument(as_executor(runner))
             if settings.task_log:
                 executor = log_tasks(executor)
+            ids: list[str] = []
+            executor = bind_context(executor, lambda: ids[0] if ids else None)
             worker = made = TaskWorker(broker, executor, worker_options(settings))
+            ids.append(made.worker_id)
             metrics.watch_worker(lambda: float(made.running), lambda: float(made.limit))
             running = asyncio.create_task(made.run(), name="falsework-worker")
         loop = asyncio.get_running_loop()

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from fastapi import FastAPI
 
+from falsework import logs
 from falsework.config import Settings, load_settings
 from falsework.errors import FalseworkError
 
@@ -40,6 +41,10 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="text or json: one JSON object per line (FALSEWORK_LOG_FORMAT)."),
+    ] = None,
     access_log: Annotated[
         bool, typer.Option(help="Log every request (costs CPU under load).")
     ] = False,
@@ -56,6 +61,8 @@ def serve(
         overrides["port"] = port
     if concurrency is not None:
         overrides["concurrency"] = concurrency
+    if log_format is not None:
+        overrides["log_format"] = log_format
     try:
         settings = load_settings(**overrides)
     except (OSError, ValueError) as exc:  # a missing or invalid config file
@@ -70,9 +77,7 @@ def serve(
         raise typer.Exit(1) from None
     if settings.port == 0:  # the port the system chose
         settings = settings.model_copy(update={"port": int(listener.getsockname()[1])})
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    if log_level.lower() != "debug":
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure(log_level, settings.log_format)
     _announce(settings)
     _raise_file_limit()
     try:
@@ -89,6 +94,9 @@ def serve(
         port=settings.port,
         loop=_loop(),
         log_level=log_level,
+        # JSON: uvicorn's lines go through the root handler like every other;
+        # text: uvicorn's own format, as ever
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         access_log=access_log,
         lifespan="on",
         # Event streams stay open for as long as a task runs: give them a moment to
@@ -246,21 +254,28 @@ def _server_class(app: FastAPI) -> type[Any]:
 def _announce(settings: Settings) -> None:
     from falsework.api.auth import Authenticator
 
+    def say(line: str, *, warning: bool = False) -> None:
+        if settings.log_format == "json":  # every line of the process is JSON
+            log = logging.getLogger("falsework.serve")
+            log.log(logging.WARNING if warning else logging.INFO, line)
+        else:
+            typer.echo(line, err=True)
+
     url = f"http://{settings.host}:{settings.port}"
     where = "Postgres" if settings.resolved_database_url.startswith("postgres") else "SQLite"
-    typer.echo(f"Falsework on {url} ({where}, concurrency {settings.concurrency})", err=True)
+    say(f"Falsework on {url} ({where}, concurrency {settings.concurrency})")
     if settings.local_mode:
-        typer.echo("Local mode: no tokens configured, every caller is an admin guest.", err=True)
+        say("Local mode: no tokens configured, every caller is an admin guest.")
     for user in Authenticator(settings).malformed():
-        typer.echo(
+        say(
             f"The token of {user} is not a hex SHA-256 (64 digits): it can never match.",
-            err=True,
+            warning=True,
         )
     if not settings.local_mode and not settings.auth.tokens:
-        typer.echo(
+        say(
             "No tokens configured and not bound to loopback: every API call will get 401. "
             "Add auth.tokens to the config file.",
-            err=True,
+            warning=True,
         )
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from falsework import logs
 from falsework.config import Settings, load_settings
 from falsework.errors import FalseworkError
 
@@ -16,7 +17,7 @@ from falsework.errors import FalseworkError
 async def _work(settings: Settings, burst: bool) -> None:
     from falsework.engine import TaskWorker
     from falsework.runner import WorkflowRunner, as_executor
-    from falsework.runner.tasklog import log_tasks
+    from falsework.runner.tasklog import bind_context, log_tasks
     from falsework.wiring import open_broker, worker_options
 
     broker = await open_broker(settings)
@@ -25,7 +26,10 @@ async def _work(settings: Settings, burst: bool) -> None:
         executor = as_executor(runner)
         if settings.task_log:
             executor = log_tasks(executor)
+        made: list[TaskWorker] = []
+        executor = bind_context(executor, lambda: made[0].worker_id if made else None)
         worker = TaskWorker(broker, executor, worker_options(settings))
+        made.append(worker)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.request_stop)
@@ -54,15 +58,24 @@ def worker(
     ] = None,
     burst: Annotated[bool, typer.Option(help="Exit once the queue is empty.")] = False,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="text or json: one JSON object per line (FALSEWORK_LOG_FORMAT)."),
+    ] = None,
 ) -> None:
     """Claim and run tasks; SIGTERM/SIGINT stops claiming, drains, and exits 0."""
     overrides: dict[str, Any] = {}
     if concurrency is not None:
         overrides["concurrency"] = concurrency
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per start is enough
+    if log_format is not None:
+        overrides["log_format"] = log_format
     try:
         settings = load_settings(**overrides)
+    except (OSError, ValueError) as exc:  # a missing or invalid config file
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    logs.configure(log_level, settings.log_format)
+    try:
         _run(_work(settings, burst))
     except FalseworkError as exc:
         typer.echo(f"error: {exc.message}", err=True)

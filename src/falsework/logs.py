@@ -1,0 +1,123 @@
+"""The process's log lines: plain text or one JSON object per line, and the task a
+line is about.
+
+``configure`` sets up the root logger once, at the edge (``falsework serve``,
+``falsework worker``), in the format of ``--log-format`` / ``FALSEWORK_LOG_FORMAT``.
+Where a task runs, ``bind_task`` (and ``bind_step`` for each step) put the task's
+fields in a context variable: every line logged from that run (the runner, its
+actions, the engine's lines about it) carries ``task_id``, ``step_id``, ``attempt``,
+``worker_id``, ``template`` and ``user``, added by the ``TaskFields`` filter. A
+line elsewhere may name its task with ``extra={"task_id": ...}``.
+
+Each run is an asyncio task of its own with a copy of the context, so what is
+bound there stays with that run and vanishes with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+from typing import Any, Literal
+
+from pythonjsonlogger.json import JsonFormatter
+
+LogFormat = Literal["text", "json"]
+LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
+
+TASK_FIELDS = ("task_id", "step_id", "attempt", "worker_id", "template", "user")
+TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+_fields: ContextVar[dict[str, Any] | None] = ContextVar("falsework_task_fields", default=None)
+
+
+def bind_task(
+    task_id: str, *, attempt: int, template: str | None, user: str | None, worker_id: str | None
+) -> None:
+    """The fields of the task running in this context (a run's own asyncio task)."""
+    _fields.set(
+        {
+            "task_id": task_id,
+            "attempt": attempt,
+            "template": template,
+            "user": user,
+            "worker_id": worker_id,
+            "step_id": None,
+        }
+    )
+
+
+def bind_step(step_id: str | None) -> None:
+    """The step of the bound task now running (None between steps)."""
+    current = _fields.get()
+    if current is not None:
+        _fields.set({**current, "step_id": step_id})
+
+
+def task_fields() -> dict[str, Any]:
+    """The fields bound in this context (empty outside a task)."""
+    return dict(_fields.get() or {})
+
+
+class TaskFields(logging.Filter):
+    """Puts the bound task's fields on every record (None where there is none)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        bound = _fields.get() or {}
+        for name in TASK_FIELDS:
+            if getattr(record, name, None) is None:
+                setattr(record, name, bound.get(name))
+        return True
+
+
+class _Json(JsonFormatter):
+    """One JSON object per line: time, level, logger, message, the task's fields
+    that are set, whatever a call gave as ``extra``, and the traceback if any."""
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        super().add_fields(log_data, record, message_dict)
+        for name in TASK_FIELDS:
+            if log_data.get(name) is None:
+                log_data.pop(name, None)
+
+
+def formatter(log_format: LogFormat) -> logging.Formatter:
+    if log_format == "json":
+        return _Json(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="time",  # ISO 8601, UTC
+            json_ensure_ascii=False,
+        )
+    return logging.Formatter(TEXT_FORMAT)
+
+
+def configure(level: str, log_format: LogFormat) -> None:
+    """One handler on stderr for the whole process (uvicorn's loggers included)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(log_format))
+    handler.addFilter(TaskFields())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # uvicorn's own handlers (when it set them up) would print a second,
+        # unformatted copy: its lines go through ours
+        uv = logging.getLogger(name)
+        for old in list(uv.handlers):
+            uv.removeHandler(old)
+        uv.propagate = True
+    if level.lower() != "debug":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def parse_format(value: str) -> LogFormat:
+    lowered = value.strip().lower()
+    for known in LOG_FORMATS:
+        if lowered == known:
+            return known
+    raise ValueError(f"Unknown log format {value!r}: use text or json")
