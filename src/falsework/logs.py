@@ -113,6 +113,8 @@ def configure(level: str, log_format: LogFormat) -> None:
         uv.propagate = True
     if level.lower() != "debug":
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    # the audit trail is a record, not chatter: a quieter --log-level keeps it
+    logging.getLogger("falsework.audit").setLevel(logging.INFO)
 
 
 def parse_format(value: str) -> LogFormat:

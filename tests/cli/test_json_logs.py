@@ -79,6 +79,12 @@ def test_serve_and_worker_log_json_with_the_task_fields(tmp_path: Path) -> None:
 
     served = lines(api_log)
     assert any(line["logger"].startswith("uvicorn") for line in served), served
+    # the audit stream, its fields as fields of their own
+    created = [line for line in served if line["logger"] == "falsework.audit"]
+    assert [(line["actor"], line["action"], line["target"]) for line in created] == [
+        ("user:default/guest", "task.create", tid) for tid in ids.values()
+    ]
+    assert created[0]["detail"] == {"template": "template:default/hello"}
     worked = lines(worker_log)
     about = {tid: [line for line in worked if line.get("task_id") == tid] for tid in ids.values()}
     hello, failing = about[ids["hello"]], about[ids["wait"]]

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from falsework.engine.factory import parse_url
+from falsework.engine.migrate import head
 from falsework.engine.schema import metadata
 from falsework.engine.store import Store
 
@@ -48,7 +49,7 @@ def _indexes(conn: sa.Connection) -> dict[str, set[str]]:
     insp = sa.inspect(conn)
     return {
         table: {ix["name"] for ix in insp.get_indexes(table) if ix["name"]}
-        for table in ("tasks", "task_events", "workers")
+        for table in ("tasks", "task_events", "workers", "audit_events")
     }
 
 
@@ -68,5 +69,16 @@ async def test_migrate_twice_is_a_no_op(database_url: str, store: Store) -> None
     await store.migrate()
     async with schema_connection(database_url) as conn:
         version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).all()
-    assert version == [("0001",)]
-    assert await store.schema_revision() == "0001"
+    assert version == [(head(),)]
+    assert await store.schema_revision() == head()
+
+
+def test_the_migrations_are_one_chain_in_number_order() -> None:
+    from alembic.script import ScriptDirectory
+
+    from falsework.engine.migrate import alembic_config
+
+    revisions = list(ScriptDirectory.from_config(alembic_config()).walk_revisions())
+    numbers = [r.revision for r in reversed(revisions)]
+    assert numbers == sorted(numbers) and numbers[0] == "0001"
+    assert head() == numbers[-1]

@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
+from falsework.engine.audit import AuditEntry, AuditQuery, AuditRecord
 from falsework.engine.codec import dumps
 from falsework.engine.factory import open_store
+from falsework.engine.migrate import head
 from falsework.engine.models import (
     Claim,
     Finish,
@@ -481,10 +483,10 @@ async def test_events_after_many_reads_each_pair_after_its_cursor(store: Store) 
 
 # -- the store itself -----------------------------------------------------------------
 async def test_schema_ping_key_and_migrate_again(database_url: str, store: Store) -> None:
-    assert await store.schema_revision() == "0001"
+    assert await store.schema_revision() == head()
     await store.ping()
     await store.migrate()  # a second migration finds nothing to do
-    assert await store.schema_revision() == "0001"
+    assert await store.schema_revision() == head()
     other = await open_store(database_url)
     try:
         assert other.key == store.key  # the same database: a shared hub where needed
@@ -525,6 +527,43 @@ async def test_a_closed_store_is_unavailable(database_url: str) -> None:
         await gone.task_get(str(uuid.uuid4()))
     with pytest.raises(DatabaseUnavailableError):
         await gone.worker_delete("w")
+
+
+# -- the audit trail -------------------------------------------------------------------
+async def test_audit_entries_come_back_newest_first_and_filtered(store: Store) -> None:
+    before = datetime.now(UTC) - timedelta(minutes=5)
+    await store.audit_insert([])  # nothing to write is no statement and no error
+    await store.audit_insert(
+        [
+            AuditEntry("user:default/alice", "task.create", "t1", dumps({"template": "x"})),
+            AuditEntry("user:default/bob", "authz.denied", None, dumps({"reason": "no"})),
+        ]
+    )
+    await store.audit_insert([AuditEntry("user:default/alice", "task.cancel", "t1", "{}")])
+    found = await store.audit_list(AuditQuery())
+    assert [(r.actor, r.action, r.target) for r in found] == [
+        ("user:default/alice", "task.cancel", "t1"),
+        ("user:default/bob", "authz.denied", None),
+        ("user:default/alice", "task.create", "t1"),
+    ]
+    assert all(isinstance(r, AuditRecord) for r in found)
+    assert found[0].id > found[1].id > found[2].id
+    assert found[1].detail == {"reason": "no"} and found[0].detail == {}
+    assert found[0].at.tzinfo is not None and abs(found[0].at - datetime.now(UTC)) < timedelta(
+        minutes=5
+    )
+    assert found[0].to_json()["at"].endswith("Z")
+    alice = await store.audit_list(AuditQuery(actor="user:default/alice"))
+    assert [r.action for r in alice] == ["task.cancel", "task.create"]
+    denied = await store.audit_list(AuditQuery(action="authz.denied"))
+    assert [r.actor for r in denied] == ["user:default/bob"]
+    page = await store.audit_list(AuditQuery(limit=2))
+    rest = await store.audit_list(AuditQuery(before=page[-1].id, limit=2))
+    assert [r.id for r in page + rest] == [r.id for r in found]
+    assert len(await store.audit_list(AuditQuery(since=before))) == 3
+    future = datetime.now(UTC) + timedelta(hours=1)
+    assert await store.audit_list(AuditQuery(since=future)) == []
+    assert await store.audit_list(AuditQuery(actor="user:default/nobody")) == []
 
 
 def test_every_contract_method_is_exercised() -> None:

@@ -13,6 +13,7 @@ from falsework import web
 from falsework.actions import ActionRegistry
 from falsework.api import (
     actions,
+    audit,
     authoring,
     dryrun,
     entities,
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keep_large_buffers_apart()
         broker = await open_broker(settings)
+        trail = audit.AuditTrail(broker.audit_write)
         hub = EventHub(broker, keepalive=settings.sse_keepalive)
         dry_runs = DryRunPool(
             settings,
@@ -102,6 +104,7 @@ def create_app(settings: Settings) -> FastAPI:
             dry_run_slots=UserSlots(settings.dry_runs_per_user, "dry-runs"),
             dry_run_rate=UserRate(settings.dry_runs_per_minute, "dry-runs"),
             stream_slots=UserSlots(settings.max_streams_per_user, "event streams and long polls"),
+            audit=trail,
         )
         try:
             yield
@@ -116,6 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
                     pass
                 except Exception:
                     log.exception("the worker stopped with an error")
+            await trail.close()
             await broker.close()
 
     app = FastAPI(
@@ -135,7 +139,7 @@ def create_app(settings: Settings) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     own = APIRouter(prefix=OWN_PREFIX)
-    for module in (authoring, entities):
+    for module in (authoring, entities, audit):
         own.include_router(module.router)
     app.include_router(own)
     app.include_router(health.router)

@@ -131,14 +131,26 @@ def may_run(identity: Identity, raw_template: Mapping[str, Any]) -> bool:
     return identity.ref in allowed or any(g in allowed for g in identity.groups)
 
 
+class HiddenTemplateError(NotFoundError):
+    """A restricted template the caller may not run: answered as an unknown one
+    (the same 404 and message), recorded in the audit trail as a denial."""
+
+    def __init__(self, message: str, template: str) -> None:
+        super().__init__(message)
+        self.template = template
+
+    @property
+    def name(self) -> str:
+        return "NotFoundError"  # never a hint that the template exists
+
+
 def runnable_template(identity: Identity, catalog: TemplateCatalog, ref: str) -> Template:
     """The catalog template ``ref`` if the caller may run it. One they may not run
     is, to them, one that does not exist: the same 404 and message as an unknown ref."""
     template = catalog.get(ref)
     if not may_run(identity, template.raw):
-        raise NotFoundError(
-            f"Template template:{template.namespace.lower()}/{template.name.lower()} not found"
-        )
+        shown = f"template:{template.namespace.lower()}/{template.name.lower()}"
+        raise HiddenTemplateError(f"Template {shown} not found", shown)
     return template
 
 

@@ -23,6 +23,7 @@ from falsework.runner.isolation import DryRunPool
 from falsework.templates import TemplateCatalog
 
 if TYPE_CHECKING:
+    from falsework.api.audit import AuditTrail
     from falsework.api.entities import EntitySource
 
 
@@ -43,6 +44,7 @@ class Services:
     dry_run_slots: UserSlots
     dry_run_rate: UserRate
     stream_slots: UserSlots
+    audit: AuditTrail
     checks: TemplateChecks = field(default_factory=TemplateChecks)
     entities: EntitySource | None = None  # the pickers' sources, built on first use
 
@@ -64,7 +66,9 @@ async def get_identity(
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Identity:
     services: Services = request.app.state.services
-    return services.auth.identify(request.headers.get("authorization"))
+    identity = services.auth.identify(request.headers.get("authorization"))
+    request.state.identity = identity  # for the audit line of a refusal (api/errors.py)
+    return identity
 
 
 Svc = Annotated[Services, Depends(get_services)]

@@ -22,7 +22,7 @@ from collections.abc import Awaitable
 
 from fastapi import APIRouter, Request, Response
 
-from falsework.api import auth
+from falsework.api import audit, auth
 from falsework.api.deps import Caller, Services, Svc
 from falsework.api.models import DryRunRequest, DryRunResult, ValidationErrors, errors
 from falsework.errors import InputError, NotAllowedError
@@ -44,6 +44,11 @@ router = APIRouter(tags=["templates"])
 )
 async def dry_run(body: DryRunRequest, request: Request, svc: Svc, caller: Caller) -> Response:
     job = _job(body, svc, caller)
+    if body.template is not None:
+        meta = body.template.get("metadata")
+        name = str(meta.get("name", "")) if isinstance(meta, dict) else ""
+        files = len(body.directoryContents)
+        await svc.audit.record(caller.ref, audit.DRY_RUN_BODY, name or None, files=files)
     release = svc.dry_run_slots.take(caller.ref, retry_after=5.0)
     try:
         svc.dry_run_rate.take(caller.ref)

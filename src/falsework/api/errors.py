@@ -18,7 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from falsework.errors import DatabaseUnavailableError, FalseworkError, TooManyRequestsError
+from falsework.errors import (
+    AuthenticationError,
+    DatabaseUnavailableError,
+    FalseworkError,
+    NotAllowedError,
+    TooManyRequestsError,
+)
 from falsework.types import JSONObject
 
 log = logging.getLogger("falsework.api")
@@ -78,8 +84,34 @@ def _describe(errors: list[Any]) -> str:
     return "; ".join(parts) or "The request is malformed."
 
 
+async def _audit_refusal(request: Request, exc: FalseworkError) -> None:
+    """A refusal's audit entry: 403s and hidden templates of a known caller (table
+    and log), 401s (log only)."""
+    from falsework.api import audit
+    from falsework.api.auth import HiddenTemplateError
+
+    services = getattr(request.app.state, "services", None)
+    where = f"{request.method} {request.url.path}"
+    if isinstance(exc, AuthenticationError):
+        client = request.client.host if request.client else None
+        audit.say(
+            audit.ANONYMOUS, audit.AUTH_FAILED, where, {"client": client, "reason": exc.message}
+        )
+        return
+    if services is None or not isinstance(exc, NotAllowedError | HiddenTemplateError):
+        return
+    identity = getattr(request.state, "identity", None)
+    actor = identity.ref if identity is not None else audit.ANONYMOUS
+    if isinstance(exc, HiddenTemplateError):
+        await services.audit.record(actor, audit.DENIED, exc.template, route=where)
+    else:
+        await services.audit.record(actor, audit.DENIED, where, reason=exc.message)
+
+
 async def _falsework_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FalseworkError)
+    if exc.status_code in (401, 403, 404):
+        await _audit_refusal(request, exc)
     field_errors = getattr(exc, "errors", None)
     if exc.status_code == 400 and isinstance(field_errors, list):
         return JSONResponse({"errors": field_errors}, status_code=400)

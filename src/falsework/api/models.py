@@ -272,6 +272,23 @@ class WorkerLimit(BaseModel):
     limit: int = Field(ge=0, le=10_000)
 
 
+# audit ---------------------------------------------------------------------
+class AuditModel(_Wire):
+    id: int
+    at: str
+    actor: str
+    action: str
+    target: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditPage(_Wire):
+    entries: list[AuditModel]
+    next: int | None = Field(
+        default=None, description="More entries may follow: ask again with before=<next>"
+    )
+
+
 # health --------------------------------------------------------------------
 class Health(_Wire):
     status: Literal["ok", "unavailable"]

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from falsework.api import auth
+from falsework.api import audit, auth
 from falsework.api.deps import Caller, Services, Svc, task_id
 from falsework.api.models import (
     CancelResult,
@@ -107,6 +107,7 @@ async def create_task(
         )
     )
     svc.metrics.tasks_created.inc()
+    await svc.audit.record(caller.ref, audit.TASK_CREATE, created, template=template.ref)
     return {"id": created}
 
 
@@ -161,6 +162,7 @@ async def get_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
 async def cancel_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
     task = await _owned(svc, caller, taskId)
     await svc.broker.cancel(task.id)
+    await svc.audit.record(caller.ref, audit.TASK_CANCEL, task.id, **_whose(caller, task))
     return {"status": "cancelled"}
 
 
@@ -174,7 +176,13 @@ async def cancel_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
 async def retry_task(taskId: str, svc: Svc, caller: Caller) -> JSONObject:
     task = await _owned(svc, caller, taskId)
     retried = await svc.broker.retry(task.id)  # 429 as a create would be
+    await svc.audit.record(caller.ref, audit.TASK_RETRY, task.id, **_whose(caller, task))
     return {"id": retried.id}
+
+
+def _whose(caller: auth.Identity, task: Task) -> dict[str, str]:
+    """The task's owner, in the audit entry of an act on another user's task."""
+    return {"owner": task.created_by or ""} if task.created_by != caller.ref else {}
 
 
 @router.get(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from falsework.api import auth
+from falsework.api import audit, auth
 from falsework.api.deps import Caller, Svc
 from falsework.api.models import WorkerLimit, WorkerModel, errors
 from falsework.engine import WorkerInfo
@@ -45,4 +45,5 @@ async def set_worker_limit(
     info = await svc.broker.set_worker_limit(workerId, body.limit)
     if svc.worker is not None and svc.worker.worker_id == workerId:
         svc.worker.set_limit(body.limit)
+    await svc.audit.record(caller.ref, audit.WORKER_LIMIT, workerId, limit=body.limit)
     return worker_json(info)

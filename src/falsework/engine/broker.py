@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from falsework.engine.audit import AuditEntry, AuditQuery, AuditRecord
 from falsework.engine.codec import dumps
 from falsework.engine.creates import CreateBatcher
 from falsework.engine.crypto import SecretBox
@@ -388,3 +389,10 @@ class Broker:
 
     async def prune_workers(self, older_than: float) -> int:
         return await self.store.workers_prune(older_than)
+
+    # -- the audit trail ----------------------------------------------------------
+    async def audit_write(self, entries: Sequence[AuditEntry]) -> None:
+        await self.store.audit_insert(entries)
+
+    async def audit_list(self, query: AuditQuery) -> builtins.list[AuditRecord]:
+        return await self.store.audit_list(query)

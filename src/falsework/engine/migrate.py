@@ -27,6 +27,15 @@ def upgrade_connection(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
+def head() -> str:
+    """The newest revision of ``engine/migrations`` (what ``upgrade`` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    found = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert found is not None  # the migrations are one linear chain
+    return found
+
+
 def current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 

@@ -19,6 +19,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from falsework.engine.audit import AuditEntry, AuditQuery, AuditRecord
 from falsework.engine.codec import dumps, loads, utc
 from falsework.engine.lease import plan_writes, stale_outcome
 from falsework.engine.migrate import upgrade as migrate_schema
@@ -524,6 +525,38 @@ class PostgresStore:
 
     async def workers_prune(self, older_than: float) -> int:
         return len(await self._db.fetch("workers_prune", older_than=float(older_than)))
+
+    # -- the audit trail -----------------------------------------------------------
+    async def audit_insert(self, entries: Sequence[AuditEntry]) -> None:
+        if entries:
+            await self._db.fetch(
+                "audit_insert",
+                actors=[e.actor for e in entries],
+                actions=[e.action for e in entries],
+                targets=[e.target for e in entries],
+                details=[e.detail for e in entries],
+            )
+
+    async def audit_list(self, query: AuditQuery) -> list[AuditRecord]:
+        rows = await self._db.read(
+            "audit_list",
+            actor=query.actor,
+            action=query.action,
+            since=utc(query.since) if query.since is not None else None,
+            before=query.before,
+            limit=query.limit,
+        )
+        return [
+            AuditRecord(
+                id=r["id"],
+                at=r["at"],
+                actor=r["actor"],
+                action=r["action"],
+                target=r["target"],
+                detail=r["detail"],
+            )
+            for r in rows
+        ]
 
 
 def _inserted(row: TaskRow, inserted: set[str], existing: dict[str, str]) -> Inserted:

@@ -84,3 +84,19 @@ workers = sa.Table(
     sa.Column("started_at", TIMESTAMP, nullable=False),
     sa.Column("heartbeat_at", TIMESTAMP, nullable=False),
 )
+
+# who did what (engine/audit.py); read newest first, by actor or action
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", BIGINT, primary_key=True, autoincrement=True),
+    sa.Column("at", TIMESTAMP, nullable=False),
+    sa.Column("actor", sa.Text(), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("target", sa.Text(), nullable=True),
+    sa.Column("detail", sa.JSON(), nullable=False),
+    sa.Index("ix_audit_events_at", "at"),
+    sa.Index("ix_audit_events_actor", "actor", "id"),
+    sa.Index("ix_audit_events_action", "action", "id"),
+    sqlite_autoincrement=True,
+)

@@ -22,6 +22,7 @@ import aiosqlite
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from falsework.engine.audit import AuditEntry, AuditQuery, AuditRecord
 from falsework.engine.codec import dumps, format_ts, loads, parse_ts
 from falsework.engine.lease import plan_writes, stale_outcome
 from falsework.engine.migrate import upgrade as migrate_schema
@@ -486,3 +487,30 @@ class SqliteStore:
 
     async def workers_prune(self, older_than: float) -> int:
         return len(await self._db.write("workers_prune", older_than=float(older_than)))
+
+    # -- the audit trail -----------------------------------------------------------
+    async def audit_insert(self, entries: Sequence[AuditEntry]) -> None:
+        if entries:
+            rows = [[e.actor, e.action, e.target, e.detail] for e in entries]
+            await self._db.write("audit_insert", rows=dumps(rows))
+
+    async def audit_list(self, query: AuditQuery) -> list[AuditRecord]:
+        rows = await self._db.read(
+            "audit_list",
+            actor=query.actor,
+            action=query.action,
+            since=format_ts(query.since) if query.since is not None else None,
+            before=query.before,
+            limit=query.limit,
+        )
+        return [
+            AuditRecord(
+                id=r["id"],
+                at=parse_ts(r["at"]),
+                actor=r["actor"],
+                action=r["action"],
+                target=r["target"],
+                detail=loads(r["detail"]),
+            )
+            for r in rows
+        ]

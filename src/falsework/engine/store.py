@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from falsework.engine.audit import AuditEntry, AuditQuery, AuditRecord
 from falsework.engine.models import (
     Claim,
     Event,
@@ -152,4 +153,13 @@ class Store(Protocol):
 
     async def workers_prune(self, older_than: float) -> int:
         """Forget workers not seen for ``older_than`` seconds; returns how many."""
+        ...
+
+    # -- the audit trail -----------------------------------------------------------
+    async def audit_insert(self, entries: Sequence[AuditEntry]) -> None:
+        """Record ``entries`` in one statement, stamped by the database's clock."""
+        ...
+
+    async def audit_list(self, query: AuditQuery) -> list[AuditRecord]:
+        """Entries matching ``query``, newest first (by id), at most ``query.limit``."""
         ...

@@ -361,3 +361,20 @@ DELETE FROM workers WHERE id = :id;
 -- name: workers_prune
 DELETE FROM workers WHERE heartbeat_at < now() - make_interval(secs => :older_than)
 RETURNING id;
+
+-- name: audit_insert
+-- One row per entry, stamped by the database's clock, in the entries' order.
+INSERT INTO audit_events (at, actor, action, target, detail)
+SELECT now(), a.actor, a.action, a.target, CAST(a.detail AS json)
+FROM unnest(CAST(:actors AS text[]), CAST(:actions AS text[]), CAST(:targets AS text[]),
+            CAST(:details AS text[])) WITH ORDINALITY AS a(actor, action, target, detail, ord)
+ORDER BY a.ord;
+
+-- name: audit_list
+SELECT id, at, actor, action, target, detail FROM audit_events
+WHERE (CAST(:actor AS text) IS NULL OR actor = :actor)
+  AND (CAST(:action AS text) IS NULL OR action = :action)
+  AND (CAST(:since AS timestamptz) IS NULL OR at >= :since)
+  AND (CAST(:before AS bigint) IS NULL OR id < :before)
+ORDER BY id DESC
+LIMIT :limit;

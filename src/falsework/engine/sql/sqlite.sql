@@ -277,3 +277,20 @@ DELETE FROM workers WHERE id = :id;
 DELETE FROM workers
 WHERE heartbeat_at < strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', -:older_than))
 RETURNING id;
+
+-- name: audit_insert
+-- :rows = [[actor, action, target, detail as JSON text], ...]
+INSERT INTO audit_events (at, actor, action, target, detail)
+SELECT strftime('%Y-%m-%d %H:%M:%f', 'now'), value ->> 0, value ->> 1, value ->> 2,
+       json(value ->> 3)
+FROM json_each(:rows)
+ORDER BY key;
+
+-- name: audit_list
+SELECT id, at, actor, action, target, detail FROM audit_events
+WHERE (:actor IS NULL OR actor = :actor)
+  AND (:action IS NULL OR action = :action)
+  AND (:since IS NULL OR at >= :since)
+  AND (:before IS NULL OR id < :before)
+ORDER BY id DESC
+LIMIT :limit;
