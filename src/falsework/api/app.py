@@ -35,6 +35,7 @@ from falsework.runner import WorkflowRunner, as_executor
 from falsework.runner.isolation import DryRunPool
 from falsework.runner.tasklog import bind_context, log_tasks
 from falsework.templates import TemplateCatalog
+from falsework.tracing import Tracing
 from falsework.wiring import open_broker, worker_options
 
 log = logging.getLogger("falsework.api")
@@ -45,13 +46,14 @@ PREFIX = "/api/scaffolder"
 OWN_PREFIX = "/api/falsework"
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, tracing: Tracing | None = None) -> FastAPI:
     """The whole service: API, page and (when concurrency > 0) one worker."""
     metrics = Metrics()
     authenticator = Authenticator(settings)
     catalog = TemplateCatalog(settings.template_dirs)
     registry = ActionRegistry.default(settings.action_policies())
     runner = WorkflowRunner.from_settings(settings, registry=registry)
+    traces = tracing or Tracing.from_environment()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
         worker: TaskWorker | None = None
         running: asyncio.Task[None] | None = None
         if settings.concurrency > 0:
-            executor = metrics.instrument(as_executor(runner))
+            executor = traces.instrument(metrics.instrument(as_executor(runner)))
             if settings.task_log:
                 executor = log_tasks(executor)
             ids: list[str] = []
@@ -105,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
             dry_run_rate=UserRate(settings.dry_runs_per_minute, "dry-runs"),
             stream_slots=UserSlots(settings.max_streams_per_user, "event streams and long polls"),
             audit=trail,
+            tracing=traces,
         )
         try:
             yield
@@ -121,6 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
                     log.exception("the worker stopped with an error")
             await trail.close()
             await broker.close()
+            await asyncio.to_thread(traces.shutdown)  # the last spans go out
 
     app = FastAPI(
         title="Falsework scaffolder API",

@@ -21,6 +21,7 @@ from falsework.errors import NotFoundError
 from falsework.runner import WorkflowRunner
 from falsework.runner.isolation import DryRunPool
 from falsework.templates import TemplateCatalog
+from falsework.tracing import Tracing
 
 if TYPE_CHECKING:
     from falsework.api.audit import AuditTrail
@@ -45,6 +46,7 @@ class Services:
     dry_run_rate: UserRate
     stream_slots: UserSlots
     audit: AuditTrail
+    tracing: Tracing = field(default_factory=Tracing)
     checks: TemplateChecks = field(default_factory=TemplateChecks)
     entities: EntitySource | None = None  # the pickers' sources, built on first use
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from falsework import tracing
 from falsework.api import audit, auth
 from falsework.api.deps import Caller, Services, Svc, task_id
 from falsework.api.models import (
@@ -88,24 +89,32 @@ async def _owned(svc: Services, caller: auth.Identity, raw_id: str) -> Task:
 )
 async def create_task(
     body: CreateTask,
+    request: Request,
     svc: Svc,
     caller: Caller,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONObject:
     template = auth.runnable_template(caller, svc.catalog, body.templateRef)
-    # A schema check may take long (a pattern, a big value): never on the event loop.
-    values = await anyio.to_thread.run_sync(validate_values, template, body.values)
-    spec = template.task_spec(values, caller.user_context())
-    # the broker refuses (429) a creator at max_open_tasks_per_user, in the insert
-    created = await svc.broker.submit(
-        NewTask(
-            spec,
-            created_by=caller.ref,
-            secrets=body.secrets or None,
-            idempotency_key=f"{caller.ref} {idempotency_key}" if idempotency_key else None,
-            recovery=template.recovery,
+    with svc.tracing.request(
+        "POST /v2/tasks", request.headers, **{"falsework.template": template.ref}
+    ) as span:
+        # A schema check may take long (a pattern, a big value): never on the event loop.
+        values = await anyio.to_thread.run_sync(validate_values, template, body.values)
+        spec = template.task_spec(values, caller.user_context())
+        carrier = span.carrier()
+        if carrier:  # the worker's spans of this task continue this request's trace
+            spec[tracing.SPEC_KEY] = carrier
+        # the broker refuses (429) a creator at max_open_tasks_per_user, in the insert
+        created = await svc.broker.submit(
+            NewTask(
+                spec,
+                created_by=caller.ref,
+                secrets=body.secrets or None,
+                idempotency_key=f"{caller.ref} {idempotency_key}" if idempotency_key else None,
+                recovery=template.recovery,
+            )
         )
-    )
+        span.set(**{"falsework.task.id": created})
     svc.metrics.tasks_created.inc()
     await svc.audit.record(caller.ref, audit.TASK_CREATE, created, template=template.ref)
     return {"id": created}

@@ -18,12 +18,14 @@ async def _work(settings: Settings, burst: bool) -> None:
     from falsework.engine import TaskWorker
     from falsework.runner import WorkflowRunner, as_executor
     from falsework.runner.tasklog import bind_context, log_tasks
+    from falsework.tracing import Tracing
     from falsework.wiring import open_broker, worker_options
 
+    traces = Tracing.from_environment()
     broker = await open_broker(settings)
     try:
         runner = WorkflowRunner.from_settings(settings)
-        executor = as_executor(runner)
+        executor = traces.instrument(as_executor(runner))
         if settings.task_log:
             executor = log_tasks(executor)
         made: list[TaskWorker] = []
@@ -39,6 +41,7 @@ async def _work(settings: Settings, burst: bool) -> None:
         await worker.run(burst=burst)
     finally:
         await broker.close()
+        await asyncio.to_thread(traces.shutdown)  # the last spans go out
 
 
 def _run(coro: Any) -> None:
