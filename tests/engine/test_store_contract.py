@@ -19,11 +19,13 @@ from typing import Any
 
 import pytest
 
-from falsework.engine.audit import AuditEntry, AuditQuery, AuditRecord
 from falsework.engine.codec import dumps
 from falsework.engine.factory import open_store
 from falsework.engine.migrate import head
 from falsework.engine.models import (
+    AuditEntry,
+    AuditQuery,
+    AuditRecord,
     Claim,
     Finish,
     Inserted,

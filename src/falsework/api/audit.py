@@ -33,8 +33,8 @@ from fastapi import APIRouter, Query
 
 from falsework.api.deps import Caller, Svc
 from falsework.api.models import AuditPage, errors
-from falsework.engine.audit import AuditEntry, AuditQuery
 from falsework.engine.codec import dumps
+from falsework.engine.models import AuditEntry, AuditQuery
 from falsework.errors import InputError, NotAllowedError
 from falsework.types import JSONObject
 

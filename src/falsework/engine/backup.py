@@ -17,16 +17,15 @@ re-opens it (``recovered``), as after any crash.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import sqlite3
 import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from falsework.engine.factory import DatabaseURL, parse_url
-from falsework.errors import FalseworkError, InputError
+from falsework.engine.sqlite import copy_database, is_falsework_database
+from falsework.errors import DatabaseError, FalseworkError, InputError
 
 
 class BackupError(FalseworkError):
@@ -41,7 +40,7 @@ def backup(url: str, target: Path, *, force: bool = False) -> str:
         raise InputError(f"{target} exists: choose a new file, or --force to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
     if parsed.dialect == "sqlite":
-        _sqlite_copy(Path(parsed.target), target, parsed.shown)
+        _copy(Path(parsed.target), target, parsed.shown, "Backing up")
         return f"SQLite database {parsed.shown} backed up to {target} (online backup API)"
     partial = target.with_name(f".{target.name}.partial")
     _pg_tool("pg_dump", ["--format=custom", "--no-owner", f"--file={partial}"], parsed)
@@ -61,11 +60,14 @@ def restore(source: Path, url: str, *, force: bool = False) -> str:
                 f"{parsed.shown} exists: stop every Falsework process on it and move it "
                 "away, or --force to overwrite it"
             )
-        _check_sqlite(source)
+        if not is_falsework_database(source):
+            raise InputError(
+                f"{source} is not a Falsework backup (not a SQLite database with its tables)"
+            )
         for suffix in ("-wal", "-shm"):  # a stale log must not replay over the copy
             Path(f"{live}{suffix}").unlink(missing_ok=True)
         live.parent.mkdir(parents=True, exist_ok=True)
-        _sqlite_copy(source, live, str(source), verb="Restoring")
+        _copy(source, live, str(source), "Restoring")
         return f"{source} restored into SQLite database {parsed.shown}"
     _pg_tool(
         "pg_restore",
@@ -76,34 +78,13 @@ def restore(source: Path, url: str, *, force: bool = False) -> str:
     return f"{source} restored into Postgres database {parsed.shown} (pg_restore)"
 
 
-def _check_sqlite(path: Path) -> None:
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=rw", uri=True)) as conn:
-            found = conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE name IN ('tasks', 'alembic_version')"
-            ).fetchone()
-    except sqlite3.Error as exc:
-        raise InputError(f"{path} is not a SQLite database: {exc}") from None
-    if found is None or found[0] != 2:
-        raise InputError(f"{path} is not a Falsework backup (no tasks table)")
-
-
-def _sqlite_copy(source: Path, target: Path, shown: str, *, verb: str = "Backing up") -> None:
+def _copy(source: Path, target: Path, shown: str, verb: str) -> None:
     if not source.is_file():
         raise BackupError(f"No SQLite database at {shown}")
-    partial = target.with_name(f".{target.name}.partial")
-    partial.unlink(missing_ok=True)
     try:
-        with (
-            contextlib.closing(sqlite3.connect(f"file:{source}?mode=rw", uri=True)) as src,
-            contextlib.closing(sqlite3.connect(partial)) as dst,
-        ):
-            src.execute("PRAGMA busy_timeout=30000")
-            src.backup(dst, pages=1024)  # steps of 1024 pages: writers get their turns
-        partial.replace(target)
-    except sqlite3.Error as exc:
-        partial.unlink(missing_ok=True)
-        raise BackupError(f"{verb} {shown} failed: {exc}") from exc
+        copy_database(source, target)
+    except DatabaseError as exc:
+        raise BackupError(f"{verb} {shown} failed: {exc.message}") from exc
 
 
 def _pg_tool(

@@ -15,13 +15,15 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from falsework.engine.audit import AuditEntry, AuditQuery, AuditRecord
 from falsework.engine.codec import dumps
 from falsework.engine.creates import CreateBatcher
 from falsework.engine.crypto import SecretBox
 from falsework.engine.factory import open_store
 from falsework.engine.models import (
     FINAL_STATUSES,
+    AuditEntry,
+    AuditQuery,
+    AuditRecord,
     ClaimedTask,
     Event,
     Heartbeat,

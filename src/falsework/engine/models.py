@@ -305,3 +305,43 @@ class WriteBatch:
 
 
 StaleOutcome = Literal["recovered", "failed", "cancelled"]
+
+
+# -- the audit trail (the API decides what is audited; the store keeps the rows) --------
+@dataclass(frozen=True)
+class AuditEntry:
+    """One act to record; the database's clock stamps it."""
+
+    actor: str  # a user ref, or "anonymous"
+    action: str  # e.g. task.create, authz.denied
+    target: str | None  # what it was done to: a task id, a worker id, a template, a route
+    detail: str  # JSON object text (codec.dumps)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    actor: str | None = None
+    action: str | None = None
+    since: datetime | None = None  # at or after
+    before: int | None = None  # ids below this one (the next page of a listing)
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    detail: JSONObject
+
+    def to_json(self) -> JSONObject:
+        return {
+            "id": self.id,
+            "at": iso(self.at),
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "detail": self.detail,
+        }

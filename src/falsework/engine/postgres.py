@@ -19,11 +19,13 @@ import asyncpg
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from falsework.engine.audit import AuditEntry, AuditQuery, AuditRecord
 from falsework.engine.codec import dumps, loads, utc
 from falsework.engine.lease import plan_writes, stale_outcome
 from falsework.engine.migrate import upgrade as migrate_schema
 from falsework.engine.models import (
+    AuditEntry,
+    AuditQuery,
+    AuditRecord,
     Claim,
     Event,
     Heartbeat,

@@ -22,11 +22,13 @@ import aiosqlite
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from falsework.engine.audit import AuditEntry, AuditQuery, AuditRecord
 from falsework.engine.codec import dumps, format_ts, loads, parse_ts
 from falsework.engine.lease import plan_writes, stale_outcome
 from falsework.engine.migrate import upgrade as migrate_schema
 from falsework.engine.models import (
+    AuditEntry,
+    AuditQuery,
+    AuditRecord,
     Claim,
     Event,
     Heartbeat,
@@ -514,3 +516,35 @@ class SqliteStore:
             )
             for r in rows
         ]
+
+
+# -- backups (engine/backup.py) --------------------------------------------------------
+def copy_database(source: Path, target: Path) -> None:
+    """Copy the database at ``source`` to ``target`` with SQLite's online backup API
+    (a consistent snapshot while others write), through a file beside ``target``
+    renamed into place, so ``target`` is never half written."""
+    partial = target.with_name(f".{target.name}.partial")
+    partial.unlink(missing_ok=True)
+    try:
+        with (
+            contextlib.closing(sqlite3.connect(f"file:{source}?mode=rw", uri=True)) as src,
+            contextlib.closing(sqlite3.connect(partial)) as dst,
+        ):
+            src.execute("PRAGMA busy_timeout=30000")
+            src.backup(dst, pages=1024)  # steps of 1024 pages: writers get their turns
+        partial.replace(target)
+    except sqlite3.Error as exc:
+        partial.unlink(missing_ok=True)
+        raise DatabaseError(_one_line(exc)) from exc
+
+
+def is_falsework_database(path: Path) -> bool:
+    """Whether ``path`` is a SQLite database holding the engine's tables."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=rw", uri=True)) as conn:
+            found = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('tasks', 'alembic_version')"
+            ).fetchone()
+    except sqlite3.Error:
+        return False
+    return found is not None and found[0] == 2

@@ -24,8 +24,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from falsework.engine.audit import AuditEntry, AuditQuery, AuditRecord
 from falsework.engine.models import (
+    AuditEntry,
+    AuditQuery,
+    AuditRecord,
     Claim,
     Event,
     Heartbeat,
