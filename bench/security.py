@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import multiprocessing
 import shutil
 import tempfile
 import time
@@ -96,6 +97,42 @@ async def probe(base: str, stop: asyncio.Event, samples: list[float]) -> None:
             await asyncio.sleep(0.01)
 
 
+def _probe_process(base: str, stop: Any, results: Any) -> None:
+    async def watch() -> None:
+        done = asyncio.Event()
+        samples: list[float] = []
+        prober = asyncio.create_task(probe(base, done, samples))
+        await asyncio.to_thread(stop.wait)
+        done.set()
+        await prober
+        results.put(samples)
+
+    asyncio.run(watch())
+
+
+class Prober:
+    """``probe`` in a process of its own: this process builds and sends the hostile
+    bodies (JSON-encoding 130 MB stalls its event loop), and that stall is the
+    client's, not the server's, so it must not land in the samples."""
+
+    def __init__(self, base: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._results: Any = context.Queue()
+        self._process = context.Process(
+            target=_probe_process, args=(base, self._stop, self._results), daemon=True
+        )
+
+    def start(self) -> None:
+        self._process.start()
+
+    async def stop(self) -> list[float]:
+        self._stop.set()
+        samples: list[float] = await asyncio.to_thread(self._results.get, True, 60)
+        await asyncio.to_thread(self._process.join, 10)
+        return samples
+
+
 async def dry_run(client: httpx.AsyncClient, body: dict[str, Any]) -> int:
     response = await client.post(DRY_RUN, json={"values": {}, **body})
     return response.status_code
@@ -149,12 +186,10 @@ async def _measure(base: str, server: psutil.Process, quick: bool) -> None:
         idle = server.memory_info().rss
         # the peer in the same run: /healthz on the idle server, so what the hostile
         # load adds is told apart from what this machine's other load does to it
-        calm = asyncio.Event()
-        quiet: list[float] = []
-        calm_prober = asyncio.create_task(probe(base, calm, quiet))
+        calm_prober = Prober(base)
+        calm_prober.start()
         await asyncio.sleep(5)
-        calm.set()
-        await calm_prober
+        quiet = await calm_prober.stop()
         quiet_summary = latency_summary(quiet)
         log(f"healthz on the idle server {quiet_summary}")
         emit(
@@ -167,15 +202,14 @@ async def _measure(base: str, server: psutil.Process, quick: bool) -> None:
             probes=len(quiet),
         )
         # 8 worst cases at once, /healthz probed every 10 ms meanwhile
-        stop = asyncio.Event()
-        samples: list[float] = []
-        prober = asyncio.create_task(probe(base, stop, samples))
+        prober = Prober(base)
+        prober.start()
+        await asyncio.sleep(0.5)
         kinds = ["burn", "burn", "burn", "logs", "regex", "regex", "memory", "burn"]
         started = time.monotonic()
         codes = await asyncio.gather(*(dry_run(client, bodies[k]) for k in kinds))
         elapsed = time.monotonic() - started
-        stop.set()
-        await prober
+        samples = await prober.stop()
         summary = latency_summary(samples)
         log(f"8 hostile dry-runs in {elapsed:.1f} s, answers {codes}; healthz {summary}")
         emit(
