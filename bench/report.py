@@ -249,6 +249,19 @@ api_sse = _simple(
     ],
 )
 
+security = _simple(
+    "11. A hostile template author (one serve process; /healthz probed every 10 ms)",
+    "security",
+    [
+        ("measure", "metric"),
+        ("p99 ms / MB", "value"),
+        ("p50 ms", "p50"),
+        ("max ms", "max"),
+        ("probes", "probes"),
+        ("server RSS idle / after MB", lambda r: _pair(r, "idle_mb", "after_mb")),
+    ],
+)
+
 
 def figures(rows: list[Row]) -> list[str]:
     """Issue 3's figures (bench.fetch_template, bench.render): every line as it came."""
@@ -295,7 +308,7 @@ def errors(rows: list[Row]) -> list[str]:
 
 
 SECTIONS = [throughput, concurrency, latency, balance, fairness, recovery]
-SECTIONS += [api_throughput, api_sse, figures, templates_test, errors]
+SECTIONS += [api_throughput, api_sse, figures, templates_test, security, errors]
 
 
 def render(rows: list[Row]) -> str:

@@ -220,6 +220,7 @@ async def _measure(base: str, server: psutil.Process, quick: bool) -> None:
             p50=summary["p50_ms"],
             max=summary["max_ms"],
             probes=len(samples),
+            ok=summary["p99_ms"] < 100,
             seconds=round(elapsed, 1),
             answers=codes,
         )
@@ -264,6 +265,7 @@ async def _measure(base: str, server: psutil.Process, quick: bool) -> None:
             idle_mb=round(idle / mb, 1),
             after_mb=round(after / mb, 1),
             requests=count,
+            ok=(after - idle) / mb <= 50,
             children_mb=[round(c / mb, 1) for c in children],
         )
         with contextlib.suppress(httpx.HTTPError):
