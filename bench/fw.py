@@ -90,13 +90,14 @@ def executor(s: Any) -> Any:
     engine's executor."""
     from bench.actions import BENCH_ACTIONS
     from falsework.actions.registry import ActionRegistry
-    from falsework.runner import WorkflowRunner, as_executor
+    from falsework.runner import as_executor
+    from falsework.wiring import workflow_runner
 
     registry = ActionRegistry.default(s.action_policies())
     for item in BENCH_ACTIONS:
         if item.id not in registry:
             registry.register(item)
-    return as_executor(WorkflowRunner.from_settings(s, registry=registry))
+    return as_executor(workflow_runner(s, registry=registry))
 
 
 def new_tasks(spec: dict[str, Any], n: int, created_by: str | None = None) -> list[Any]:

@@ -93,6 +93,18 @@ class TaskWriteError(FalseworkError):
     """The database refused this task's writes (events, step state or checkpoints)."""
 
 
+class TaskFailedError(FalseworkError):
+    """A task's run failed (a step's error, as Backstage names it: ``name``)."""
+
+    def __init__(self, message: str | None = None, name: str = "Error") -> None:
+        super().__init__(message)
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+
 class TemplateError(InputError):
     """The template is not valid."""
 

@@ -1,16 +1,20 @@
-"""What the edges (the CLI commands, the app factory) build from ``Settings`` for
-the engine: its option objects, with the runner's words for the final events.
+"""What the edges (the CLI commands, the app factory) build from ``Settings``: the
+engine's option objects (with the runner's words for the final events) and the
+runner with its limits and its configured actions.
 
-The engine never reads the configuration; this module is where ``Settings``
-becomes the engine's plain values.
+Neither the engine nor the runner reads the configuration; this module is where
+``Settings`` becomes their plain values.
 """
 
 from __future__ import annotations
 
+from falsework.actions import ActionRegistry
 from falsework.config import Settings
 from falsework.engine import Broker, BrokerOptions, WorkerOptions
 from falsework.engine.crypto import KEY_FILE
-from falsework.runner import BACKSTAGE
+from falsework.runner import BACKSTAGE, WorkflowRunner
+from falsework.runner.limits import RunLimits
+from falsework.templating import Renderer
 
 
 def broker_options(settings: Settings) -> BrokerOptions:
@@ -43,3 +47,30 @@ def worker_options(settings: Settings) -> WorkerOptions:
 async def open_broker(settings: Settings) -> Broker:
     """The broker of ``settings``' database (migrated, its listener started)."""
     return await Broker.open(settings.resolved_database_url, broker_options(settings))
+
+
+def run_limits(settings: Settings) -> RunLimits:
+    return RunLimits(
+        max_each=settings.max_each,
+        max_log_line=settings.max_log_line,
+        max_task_log=settings.max_task_log,
+        dry_run_max_files=settings.dry_run_max_files,
+        dry_run_max_bytes=settings.dry_run_max_bytes,
+        render_threads=settings.render_threads,
+    )
+
+
+def workflow_runner(
+    settings: Settings, *, registry: ActionRegistry | None = None, local: bool = False
+) -> WorkflowRunner:
+    """The runner of a server (or, with ``local``, of ``falsework run``): the
+    default registry, its action families configured from ``settings``
+    (``Settings.action_policies``) unless a ``registry`` is given."""
+    return WorkflowRunner(
+        registry or ActionRegistry.default(settings.action_policies(local=local)),
+        Renderer(timeout=settings.render_timeout, max_output=settings.render_max_output),
+        step_timeout=settings.step_timeout,
+        work_dir=settings.resolved_work_dir,
+        keep_workspace_on_failure=settings.keep_workspace_on_failure,
+        limits=run_limits(settings),
+    )

@@ -9,9 +9,9 @@ from pathlib import Path
 from falsework.api.sse import KEEPALIVE, EventHub, frame
 from falsework.config import Settings
 from falsework.engine import TaskWorker
-from falsework.runner import WorkflowRunner, as_executor
+from falsework.runner import as_executor
 from falsework.templates import TemplateCatalog
-from falsework.wiring import open_broker, worker_options
+from falsework.wiring import open_broker, worker_options, workflow_runner
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -27,7 +27,7 @@ async def test_watchers_share_one_channel_and_see_every_event(
         heartbeat_interval=0.5,
     )
     broker = await open_broker(settings)
-    runner = WorkflowRunner.from_settings(settings)
+    runner = workflow_runner(settings)
     worker = TaskWorker(broker, as_executor(runner), worker_options(settings))
     hub = EventHub(broker, keepalive=0.2)
     template = TemplateCatalog(settings.template_dirs).get("template:default/wait")

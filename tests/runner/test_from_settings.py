@@ -1,4 +1,4 @@
-"""Settings.action_policies / WorkflowRunner.from_settings: the folders, hosts and
+"""Settings.action_policies / falsework.wiring.workflow_runner: the folders, hosts and
 credentials a server's tasks may use, given to the action families once."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from falsework.actions.policies import (
 )
 from falsework.config import Settings
 from falsework.runner import WorkflowRunner
+from falsework.wiring import workflow_runner
 
 
 def policy(settings: Settings, kind: type[Any], *, local: bool = False) -> Any:
@@ -31,7 +32,7 @@ def configured(runner: WorkflowRunner, action_id: str) -> Any:
 
 def test_remotes_folder_is_under_the_data_dir(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", templates=str(tmp_path / "tpl"))
-    runner = WorkflowRunner.from_settings(settings)
+    runner = workflow_runner(settings)
     publish = configured(runner, "publish:git")
     assert publish.remotes_dir == tmp_path / "data" / "remotes"
     # a task reads its own template folder, never the other template folders
@@ -45,7 +46,7 @@ def test_publish_roots_come_from_the_setting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FALSEWORK_PUBLISH_ROOTS", f"{tmp_path / 'a'}:{tmp_path / 'b'}")
-    runner = WorkflowRunner.from_settings(Settings(data_dir=tmp_path / "data"))
+    runner = workflow_runner(Settings(data_dir=tmp_path / "data"))
     assert configured(runner, "publish:git").roots == (tmp_path / "a", tmp_path / "b")
 
 
@@ -53,7 +54,7 @@ def test_relative_data_dir_is_fixed_at_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    runner = WorkflowRunner.from_settings(Settings(data_dir=Path(".fw")))
+    runner = workflow_runner(Settings(data_dir=Path(".fw")))
     monkeypatch.chdir(os.sep)
     assert configured(runner, "publish:git").remotes_dir == tmp_path / ".fw" / "remotes"
 
@@ -65,7 +66,7 @@ def test_one_git_and_egress_policy_is_shared_by_every_family(tmp_path: Path) -> 
         git_allow_http=True,
         egress={"allow": ["10.1.0.0/16", "git.corp.example"], "deny": ["*.evil.example"]},
     )
-    runner = WorkflowRunner.from_settings(settings)
+    runner = workflow_runner(settings)
     egress = configured(runner, "http:request")
     assert egress.enforced
     assert [r.text for r in egress.allow] == ["10.1.0.0/16", "git.corp.example"]
@@ -78,7 +79,7 @@ def test_one_git_and_egress_policy_is_shared_by_every_family(tmp_path: Path) -> 
 
 def test_falsework_run_is_the_users_own_machine(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
-    runner = WorkflowRunner.from_settings(settings, local=True)
+    runner = workflow_runner(settings, local=True)
     assert configured(runner, "fetch:plain").roots == (Path("/"),)
     assert configured(runner, "publish:git").roots == (Path("/"),)
     assert not configured(runner, "http:request").enforced
@@ -134,7 +135,7 @@ def test_git_credentials_come_from_the_config_and_the_environment(
         ),
         GitCredential(host="ssh.example.com", ssh_key=tmp_path / "keys/deploy", owners=("ops",)),
     )
-    runner = WorkflowRunner.from_settings(settings)
+    runner = workflow_runner(settings)
     assert configured(runner, "fetch:plain").git.credentials == settings.git_credentials()
 
 

@@ -38,6 +38,7 @@ from falsework.templates import Template, validate_values
 from falsework.templates.validation import validate_template_file
 from falsework.templates.values import ParameterValidationError
 from falsework.templating import Renderer
+from falsework.wiring import workflow_runner
 from support.servers import TEMPLATES, Server, ServerFactory, auth_config, wait_for_status
 
 CTX: dict[str, Any] = {"parameters": {"name": "my-svc", "long": "a" * 30 + "b"}}
@@ -411,7 +412,7 @@ def test_a_regex_format_value_gets_the_size_check() -> None:
 
 def _runner(tmp_path: Path, **limits: Any) -> WorkflowRunner:
     settings = Settings(data_dir=tmp_path / "data", templates=str(tmp_path / "tpl"), **limits)
-    return WorkflowRunner.from_settings(settings)
+    return workflow_runner(settings)
 
 
 def _spec(steps: list[dict[str, Any]], output: dict[str, Any] | None = None) -> dict[str, Any]:

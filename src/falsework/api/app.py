@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 
@@ -31,12 +32,12 @@ from falsework.api.quota import UserRate, UserSlots
 from falsework.api.sse import EventHub
 from falsework.config import Settings
 from falsework.engine import TaskWorker
-from falsework.runner import WorkflowRunner, as_executor
+from falsework.runner import as_executor
 from falsework.runner.isolation import DryRunPool
 from falsework.runner.tasklog import bind_context, log_tasks
 from falsework.templates import TemplateCatalog
 from falsework.tracing import Tracing
-from falsework.wiring import open_broker, worker_options
+from falsework.wiring import open_broker, worker_options, workflow_runner
 
 log = logging.getLogger("falsework.api")
 
@@ -52,7 +53,7 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> FastAPI
     authenticator = Authenticator(settings)
     catalog = TemplateCatalog(settings.template_dirs)
     registry = ActionRegistry.default(settings.action_policies())
-    runner = WorkflowRunner.from_settings(settings, registry=registry)
+    runner = workflow_runner(settings, registry=registry)
     traces = tracing or Tracing.from_environment()
 
     @contextlib.asynccontextmanager
@@ -62,7 +63,7 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> FastAPI
         trail = audit.AuditTrail(broker.audit_write)
         hub = EventHub(broker, keepalive=settings.sse_keepalive)
         dry_runs = DryRunPool(
-            settings,
+            functools.partial(workflow_runner, settings),
             workers=settings.dry_run_workers,
             queue=settings.dry_run_queue,
             timeout=settings.dry_run_timeout,

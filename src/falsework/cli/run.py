@@ -114,7 +114,9 @@ def run(
         # publish:git may push to any local path (a relative one lands in
         # DATA_DIR/remotes), and git and http:request reach what the user's machine
         # reaches, with the user's git and ssh configuration (no egress policy).
-        runner = WorkflowRunner.from_settings(settings, local=True)
+        from falsework.wiring import workflow_runner
+
+        runner = workflow_runner(settings, local=True)
         if dry_run:
             code = asyncio.run(_dry_run(runner, tpl, values, secret_values, output, console))
         else:

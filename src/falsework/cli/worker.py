@@ -16,15 +16,15 @@ from falsework.errors import FalseworkError
 
 async def _work(settings: Settings, burst: bool) -> None:
     from falsework.engine import TaskWorker
-    from falsework.runner import WorkflowRunner, as_executor
+    from falsework.runner import as_executor
     from falsework.runner.tasklog import bind_context, log_tasks
     from falsework.tracing import Tracing
-    from falsework.wiring import open_broker, worker_options
+    from falsework.wiring import open_broker, worker_options, workflow_runner
 
     traces = Tracing.from_environment()
     broker = await open_broker(settings)
     try:
-        runner = WorkflowRunner.from_settings(settings)
+        runner = workflow_runner(settings)
         executor = traces.instrument(as_executor(runner))
         if settings.task_log:
             executor = log_tasks(executor)

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from falsework.confine import Tree, relative
-from falsework.errors import ActionError, InputError, TooLargeError, UnsafePathError
+from falsework.errors import (
+    ActionError,
+    InputError,
+    TaskFailedError,
+    TooLargeError,
+    UnsafePathError,
+)
 from falsework.runner.memory import LocalTask, MemoryTaskIO
 from falsework.runner.redaction import Redactor
 from falsework.types import JSONObject
@@ -47,8 +53,6 @@ async def dry_run(
     folder. With a ``rehearsal`` (``falsework.actions.rehearsal``) the run is
     deterministic (its seed's task id, its user) and side-effecting steps are
     recorded: the result's ``recorded`` lists them."""
-    from falsework.runner.workflow import TaskFailedError
-
     doc = _document(template)
     spec_in = doc.get("spec") or {}
     metadata = doc.get("metadata") or {}

@@ -30,6 +30,7 @@ import os
 import re
 import signal
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,6 @@ from falsework.errors import FalseworkError, TooManyRequestsError
 if TYPE_CHECKING:
     import pebble
 
-    from falsework.config import Settings
     from falsework.runner.workflow import WorkflowRunner
 
 log = logging.getLogger("falsework.runner.isolation")
@@ -75,7 +75,7 @@ class DryRunPool:
 
     def __init__(
         self,
-        settings: Settings,
+        make_runner: Callable[[], WorkflowRunner],
         *,
         workers: int,
         queue: int,
@@ -83,7 +83,7 @@ class DryRunPool:
         memory_mb: int,
         max_result: int,
     ) -> None:
-        self.settings = settings
+        self.make_runner = make_runner
         self.workers = workers
         self.queue = queue
         self.timeout = timeout
@@ -108,7 +108,7 @@ class DryRunPool:
             self._pool = pebble.ProcessPool(
                 max_workers=self.workers,
                 initializer=_start_child,
-                initargs=(self.settings, self.memory_mb),
+                initargs=(self.make_runner, self.memory_mb),
                 context=context,
             )
         return self._pool
@@ -204,7 +204,7 @@ class _Terminated(BaseException):
     """SIGTERM arrived during a dry-run (a BaseException: nothing may catch it)."""
 
 
-def _start_child(settings: Settings, memory_mb: int) -> None:
+def _start_child(make_runner: Callable[[], WorkflowRunner], memory_mb: int) -> None:
     """pebble's initializer: build the runner once, then cap the address space."""
     global _RUNNER
     # The server stops its children; Ctrl-C in a terminal reaches the whole group.
@@ -212,11 +212,9 @@ def _start_child(settings: Settings, memory_mb: int) -> None:
     # SIGTERM (pebble's kill) unwinds asyncio.run, so running git processes are
     # killed by their own cancellation before the child goes.
     signal.signal(signal.SIGTERM, _exit_on_term)
-    from falsework.runner.workflow import WorkflowRunner
-
     # Like every task on a server, a dry-run reads local sources only from its own
-    # template folder (SourcePolicy of Settings.action_policies).
-    _RUNNER = WorkflowRunner.from_settings(settings)
+    # template folder (the server's runner: falsework.wiring.workflow_runner).
+    _RUNNER = make_runner()
     _few_malloc_arenas()
     import resource
 

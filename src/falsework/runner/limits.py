@@ -1,15 +1,11 @@
 """What one task may cost the runner: ``each`` iterations, log lines, the whole
 log, and what a dry run sends back; and how many renders run at once.
-Configured by the operator (``config.py``, docs/operations.md), passed to the
-runner as plain values."""
+Configured by the operator (``config.py``, docs/operations.md), made into these
+plain values by ``falsework.wiring``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from falsework.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,17 +23,6 @@ class RunLimits:
     the 10 MB of ``dry_run_max_result``)."""
     render_threads: int = 2
     """Threads rendering expressions off the event loop (renders at once)."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RunLimits:
-        return cls(
-            max_each=settings.max_each,
-            max_log_line=settings.max_log_line,
-            max_task_log=settings.max_task_log,
-            dry_run_max_files=settings.dry_run_max_files,
-            dry_run_max_bytes=settings.dry_run_max_bytes,
-            render_threads=settings.render_threads,
-        )
 
     def clip(self, text: str) -> str:
         """``text`` cut to :attr:`max_log_line` characters, saying how much was cut."""

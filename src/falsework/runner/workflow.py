@@ -39,6 +39,7 @@ from falsework.errors import (
     InputError,
     LeaseLostError,
     StepTimeoutError,
+    TaskFailedError,
     TemplateSecurityError,
 )
 from falsework.runner.limits import RunLimits
@@ -49,7 +50,6 @@ from falsework.types import JSONObject
 
 if TYPE_CHECKING:
     from falsework.actions.rehearsal import Rehearsal
-    from falsework.config import Settings
 
 LEVEL_PREFIX = {
     "info": "\u001b[32minfo\u001b[39m: ",
@@ -80,18 +80,6 @@ def _pool(size: int) -> ThreadPoolExecutor:
 
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-
-
-class TaskFailedError(FalseworkError):
-    """The task failed."""
-
-    def __init__(self, message: str | None = None, name: str = "Error") -> None:
-        super().__init__(message)
-        self._name = name
-
-    @property
-    def name(self) -> str:
-        return self._name
 
 
 class _Emitter:
@@ -200,22 +188,6 @@ class WorkflowRunner:
         self.work_dir = Path(os.path.abspath(work_dir))
         self.keep_workspace_on_failure = keep_workspace_on_failure
         self.limits = limits or RunLimits()
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, registry: ActionRegistry | None = None, local: bool = False
-    ) -> WorkflowRunner:
-        """The runner of a server (or, with ``local``, of ``falsework run``): the
-        default registry, its action families configured from ``settings``
-        (``Settings.action_policies``) unless a ``registry`` is given."""
-        return cls(
-            registry or ActionRegistry.default(settings.action_policies(local=local)),
-            Renderer(timeout=settings.render_timeout, max_output=settings.render_max_output),
-            step_timeout=settings.step_timeout,
-            work_dir=settings.resolved_work_dir,
-            keep_workspace_on_failure=settings.keep_workspace_on_failure,
-            limits=RunLimits.from_settings(settings),
-        )
 
     async def __call__(self, task: TaskInput, io: TaskIO) -> JSONObject:
         return await self.run(task, io)

@@ -169,11 +169,11 @@ class LocalRehearser:
         """``cache``: copy each template's folder once (a suite), not before each
         rehearsal (a test that may change the template between two)."""
         from falsework.config import load_settings
-        from falsework.runner import WorkflowRunner
+        from falsework.wiring import workflow_runner
 
         # A server's action policies, not falsework run's: a template reads only
         # its own folder, as it will once deployed.
-        self.runner = WorkflowRunner.from_settings(settings or load_settings())
+        self.runner = workflow_runner(settings or load_settings())
         self._root = Path(tempfile.mkdtemp(prefix="falsework-test-"))
         self._staged: dict[Path, Path] = {}
         self._cache = cache

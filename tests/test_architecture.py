@@ -1,0 +1,130 @@
+"""The layers of docs/internals.md (and the design's ARCHITECTURE.md), read from the
+source with ``ast``: what each package may import, where the configuration may be
+read, and that each store's SQL file and its code name the same queries.
+
+Every import counts, also one inside a function (a hidden dependency is still a
+dependency); only ``if TYPE_CHECKING:`` blocks are left out (annotations).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import falsework
+
+SRC = Path(falsework.__file__).parent
+
+# Lower never imports higher. Rank 0: the small shared modules at the top of the
+# package (errors, the task-I/O protocol, the folder confinement, logs, tracing).
+RANK = {
+    "errors": 0,
+    "types": 0,
+    "globs": 0,
+    "confine": 0,
+    "logs": 0,
+    "taskio": 0,
+    "tracing": 0,
+    "templating": 1,
+    "templates": 2,
+    "actions": 3,
+    "config": 3,  # the settings know the actions' policy types
+    "runner": 4,
+    "engine": 5,
+    "wiring": 6,  # Settings -> the engine's and the runner's plain values
+    "api": 6,
+    "web": 6,
+    "cli": 7,
+    "testing": 7,  # falsework templates test and its pytest plugin: an edge too
+}
+# the edges: where Settings may be read and turned into plain values
+READS_CONFIG = {"config", "wiring", "api", "cli", "testing"}
+
+
+def _top(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0].removesuffix(".py")
+
+
+def _files() -> list[Path]:
+    return sorted(p for p in SRC.rglob("*.py") if "migrations" not in p.relative_to(SRC).parts)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            typing_only.update(id(inner) for inner in ast.walk(node))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {m for m in found if m.startswith("falsework.")}
+
+
+def test_every_part_of_the_package_has_a_layer() -> None:
+    unknown = {_top(p) for p in _files() if _top(p) != "__init__"} - set(RANK)
+    assert not unknown, f"give {sorted(unknown)} a rank in RANK (and a line in docs/internals.md)"
+
+
+def test_no_layer_imports_a_higher_one() -> None:
+    wrong = []
+    for path in _files():
+        here = _top(path)
+        if here == "__init__":
+            continue
+        for module in _imports(path):
+            there = module.split(".")[1]
+            if there in RANK and RANK[there] > RANK[here]:
+                wrong.append(f"{path.relative_to(SRC)} (layer {RANK[here]}) imports {module}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_only_the_edges_read_the_configuration() -> None:
+    wrong = []
+    for path in _files():
+        if _top(path) in READS_CONFIG:
+            continue
+        wrong += [
+            f"{path.relative_to(SRC)} imports {m}"
+            for m in _imports(path)
+            if m == "falsework.config" or m.startswith("falsework.config.")
+        ]
+    assert not wrong, "\n".join(wrong) + "\n(pass plain values built in falsework.wiring)"
+
+
+_QUERY_CALL = re.compile(
+    r"\.(?:read|write|fetch|execute|fetchval|fetchrow)\(\s*\"([a-z][a-z0-9_]*)\""
+)
+_QUERY_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+def _query_names(dialect: str) -> set[str]:
+    text = (SRC / "engine" / "sql" / f"{dialect}.sql").read_text(encoding="utf-8")
+    return set(_QUERY_NAME.findall(text))
+
+
+def test_each_store_and_its_sql_file_name_the_same_queries() -> None:
+    for dialect in ("postgres", "sqlite"):
+        code = (SRC / "engine" / f"{dialect}.py").read_text(encoding="utf-8")
+        defined = _query_names(dialect)
+        called = set(_QUERY_CALL.findall(code))
+        assert called, f"no named query calls found in engine/{dialect}.py"
+        missing = called - defined
+        assert not missing, f"engine/{dialect}.py runs {sorted(missing)}, not in sql/{dialect}.sql"
+        # task_list is expanded per order (engine/queries.py); the others must be used
+        words = set(re.findall(r"\"(\w+)\"", code))
+        unused = {n for n in defined - words if n != "task_list"}
+        assert not unused, f"sql/{dialect}.sql defines {sorted(unused)}, never run"
+
+
+def test_the_parity_check_sees_a_missing_query(tmp_path: Path) -> None:
+    # the pattern the parity test relies on finds the calls as they are written
+    sample = 'rows = await self._db.read("task_get", id=x)\nawait tx.fetch(\n    "claim", a=1)'
+    assert set(_QUERY_CALL.findall(sample)) == {"task_get", "claim"}
