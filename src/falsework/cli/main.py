@@ -1,21 +1,100 @@
-"""The ``falsework`` command: each module under ``cli/`` registers its commands."""
+"""The ``falsework`` command: each module under ``cli/`` registers its commands.
+
+A module is imported only when its command runs (or its own ``--help`` is asked
+for): ``falsework --help`` lists the commands from the table below, so it starts
+without the server stack, the engine or the actions. A test keeps the table's
+help texts equal to the commands' own.
+"""
 
 from __future__ import annotations
 
-import typer
+import importlib
+from typing import Any
 
-from falsework.cli import actions, db, run, serve, tasks, templates, worker, workers
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+# command -> (module whose register() adds it, its one-line help), in listing order
+COMMANDS: dict[str, tuple[str, str]] = {
+    "worker": (
+        "falsework.cli.worker",
+        "Claim and run tasks; SIGTERM/SIGINT stops claiming, drains, and exits 0.",
+    ),
+    "run": (
+        "falsework.cli.run",
+        "Run a template's steps here and now, writing the result to --output.",
+    ),
+    "serve": (
+        "falsework.cli.serve",
+        "Serve the scaffolder API, the page and a worker; SIGTERM drains and exits 0.",
+    ),
+    "db": ("falsework.cli.db", "The engine's database."),
+    "workers": ("falsework.cli.workers", "The running workers."),
+    "templates": ("falsework.cli.templates", "Validate and list Software Templates."),
+    "actions": ("falsework.cli.actions", "The actions templates can use."),
+    "tasks": ("falsework.cli.tasks", "List, follow, cancel and retry tasks on a server."),
+}
+
+
+def load(name: str) -> Any:
+    """The real command ``name`` (a Typer command or group): its module imported
+    and registered."""
+    module = importlib.import_module(COMMANDS[name][0])
+    # help text is plain text: "gh:OWNER/REPO[/PATH]" is not Rich markup
+    holder = typer.Typer(rich_markup_mode=None)
+    holder.callback()(_nothing)  # a group, even when the module adds one command
+    module.register(holder)
+    group = typer.main.get_command(holder)
+    assert isinstance(group, TyperGroup)
+    return group.commands[name]
+
+
+def _nothing() -> None:
+    pass
+
+
+class _LazyGroup(TyperGroup):
+    """Lists the commands from ``COMMANDS``; imports one only to run it."""
+
+    _listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in COMMANDS:
+            return None
+        if self._listing:
+            short = COMMANDS[cmd_name][1]
+            return TyperCommand(cmd_name, help=short, short_help=short)
+        return load(cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
     name="falsework",
+    cls=_LazyGroup,
     help="Backstage-compatible Software Templates on a durable task engine.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
-for module in (db, worker, workers, templates, actions, run, serve, tasks):
-    module.register(app)
+
+@app.callback()
+def _root() -> None:
+    """Backstage-compatible Software Templates on a durable task engine."""
 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()
