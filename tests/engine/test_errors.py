@@ -30,6 +30,18 @@ from falsework.engine import postgres, sqlite
         asyncpg.exceptions.InternalClientError(
             "cannot switch to state 15; another operation (2) is in progress"
         ),
+        asyncpg.exceptions.ProtocolError("unexpected message in state 3"),
+        # idle_in_transaction_session_timeout ended the session
+        asyncpg.exceptions.IdleInTransactionSessionTimeoutError(
+            "terminating connection due to idle-in-transaction timeout"
+        ),
+        # statement_timeout
+        asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"),
+        # a failover: the host we hold is a standby now, or none accepts writes yet
+        asyncpg.exceptions.ReadOnlySQLTransactionError(
+            "cannot execute UPDATE in a read-only transaction"
+        ),
+        asyncpg.exceptions.TargetServerAttributeNotMatched("None of the hosts match"),
     ],
 )
 def test_postgres_lost(exc: Exception) -> None:

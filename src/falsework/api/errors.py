@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from falsework.api.outage import OUTAGES, RETRY_AFTER
 from falsework.errors import (
     AuthenticationError,
     DatabaseUnavailableError,
@@ -116,9 +117,16 @@ async def _falsework_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 400 and isinstance(field_errors, list):
         return JSONResponse({"errors": field_errors}, status_code=400)
     if isinstance(exc, DatabaseUnavailableError):
-        # the store's detail (driver, host) goes to the log, not to the caller
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-        return error_response(request, 503, exc.name, "The database cannot be reached.")
+        # the store's detail (driver, host) goes to the log, once per outage, not
+        # to the caller
+        OUTAGES.note(f"{request.method} {request.url.path}", exc)
+        return error_response(
+            request,
+            503,
+            exc.name,
+            "The database cannot be reached.",
+            {"Retry-After": str(RETRY_AFTER)},
+        )
     if exc.status_code >= 500:
         log.error("%s on %s %s: %s", exc.name, request.method, request.url.path, exc.message)
     headers = None

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from falsework.api.deps import Svc
 from falsework.api.metrics import CONTENT_TYPE
 from falsework.api.models import Health
+from falsework.api.outage import OUTAGES
 
 router = APIRouter(tags=["health"])
-log = logging.getLogger("falsework.api")
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
@@ -34,7 +32,7 @@ async def readyz(svc: Svc) -> JSONResponse:
     except Exception as exc:  # any failure means "not ready", reported, not raised
         # The reason goes to the log: anyone may call /readyz, and a driver's
         # message names hosts, ports, users and database names.
-        log.warning("readiness: the database is unavailable: %s", exc)
+        OUTAGES.note("GET /readyz", exc)
         checks["database"] = "unavailable"
     if svc.worker is None:
         checks["worker"] = "disabled"

@@ -18,6 +18,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from falsework.api.outage import OUTAGES
+from falsework.errors import DatabaseUnavailableError
 from falsework.types import JSONObject
 
 log = logging.getLogger("falsework.api.sse")
@@ -44,6 +46,8 @@ def frame(event: EventLike) -> bytes:
 
 
 KEEPALIVE = b": keep-alive\n\n"
+# Seconds a stream whose database went away waits before it reads on.
+RESUME_AFTER = 1.0
 
 
 class _Channel:
@@ -60,17 +64,29 @@ class _Channel:
 
     async def _pump(self) -> None:
         try:
-            async for event in self.hub.broker.subscribe(self.task_id, None):
-                self.events.append(event)
-                self.frames.append(frame(event))
-                self.ids.append(int(event.id))
-                self._wake()
+            while True:
+                try:
+                    await self._follow()
+                    return
+                except DatabaseUnavailableError as exc:
+                    # an outage: one line per outage, and the stream goes on from
+                    # the last event read once the database is back
+                    OUTAGES.note(f"the event stream of task {self.task_id}", exc)
+                    await asyncio.sleep(RESUME_AFTER)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("event subscription for task %s failed", self.task_id)
         finally:
             self.done = True
+            self._wake()
+
+    async def _follow(self) -> None:
+        after = self.ids[-1] if self.ids else None
+        async for event in self.hub.broker.subscribe(self.task_id, after):
+            self.events.append(event)
+            self.frames.append(frame(event))
+            self.ids.append(int(event.id))
             self._wake()
 
     def _wake(self) -> None:

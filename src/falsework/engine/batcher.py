@@ -21,6 +21,10 @@ log = logging.getLogger("falsework.engine")
 
 # Above this many buffered events, emit() waits for a flush (back-pressure).
 HIGH_WATER = 20_000
+# Before a refused write is tried once more on a fresh connection.
+RETRY_PAUSE = 0.05
+# The longest wait between two tries of a flush while the database is away.
+MAX_BACKOFF = 1.0
 
 
 # Writes a batch fenced by its tokens and returns the refused task ids (Broker.write).
@@ -150,18 +154,25 @@ class Batcher:
     ) -> tuple[set[str], dict[str, Exception]]:
         """Write each task's part of a failed batch alone, so that one task's bad
         write fails that task's writers only (their runs end with the error) and
-        every other task's writes land. Returns the refused and the failed ids."""
-        if len(batch.tokens) <= 1:
-            log.error("could not write the writes of task(s) %s: %s", ", ".join(batch.tokens), exc)
-            return set(), dict.fromkeys(batch.tokens, exc)
+        every other task's writes land. A part that fails is tried once more (the
+        store never reuses a connection that failed mid-transaction, so the second
+        try runs on a fresh one) before its task is failed. Returns the refused and
+        the failed ids."""
+        parts = batch.split() if len(batch.tokens) > 1 else dict.fromkeys(batch.tokens, batch)
         refused: set[str] = set()
         failed: dict[str, Exception] = {}
-        for tid, part in batch.split().items():
-            try:
-                refused |= await self._apply(part)
-            except Exception as part_exc:
-                log.error("could not write the writes of task %s: %s", tid, part_exc)
-                failed[tid] = part_exc
+        for tid, part in parts.items():
+            for attempt in (1, 2):
+                try:
+                    refused |= await self._apply(part)
+                    break
+                except Exception as part_exc:
+                    if attempt == 1:
+                        log.warning("write of task %s failed (%s); trying once more", tid, part_exc)
+                        await asyncio.sleep(RETRY_PAUSE)
+                        continue
+                    log.error("could not write the writes of task %s: %s", tid, part_exc)
+                    failed[tid] = part_exc
         return refused, failed
 
     async def _apply(self, batch: WriteBatch) -> set[str]:
@@ -172,4 +183,4 @@ class Batcher:
             except DatabaseUnavailableError as exc:
                 log.warning("database unavailable while flushing (%s); retrying", exc)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, MAX_BACKOFF)

@@ -65,6 +65,23 @@ _LOST_MESSAGE = re.compile(
 Row: TypeAlias = Any
 
 
+class _OneLine(logging.Filter):
+    """asyncpg's pool logs a traceback each time it fails to reopen its idle
+    connection; while the database is away that is a traceback a second. One
+    line with the reason says the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()} ({_one_line(record.exc_info[1])})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_OneLine())
+
+
 def positional(sql: str) -> tuple[str, tuple[str, ...]]:
     """``:name`` parameters as asyncpg's ``$n``, and the names in that order."""
     names: list[str] = []
@@ -87,6 +104,14 @@ def is_lost(exc: BaseException) -> bool:
         asyncpg.PostgresConnectionError  # class 08, and a client that cannot connect
         | asyncpg.exceptions.OperatorInterventionError  # shutdowns, statement timeouts
         | asyncpg.exceptions.InsufficientResourcesError  # too many connections
+        # the server ended a session left idle inside a transaction
+        | asyncpg.exceptions.IdleInTransactionSessionTimeoutError
+        # a host that became a standby (failover): another host takes the writes
+        | asyncpg.exceptions.ReadOnlySQLTransactionError
+        # the driver's own state broke under it (pg_terminate_backend mid-call:
+        # "cannot switch to state …; another operation is in progress"), or no
+        # host of a multi-host URL accepts writes yet: the connection is unusable
+        | asyncpg.exceptions.InternalClientError
         # refused while connecting: the database is gone, or the login no longer works
         | asyncpg.exceptions.InvalidCatalogNameError
         | asyncpg.exceptions.InvalidAuthorizationSpecificationError,
@@ -94,7 +119,7 @@ def is_lost(exc: BaseException) -> bool:
         return True
     if isinstance(exc, asyncpg.exceptions.DataError):
         return False  # an argument the driver could not encode
-    if isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError):
+    if isinstance(exc, asyncpg.InterfaceError):
         return bool(_LOST_MESSAGE.search(str(exc)))
     return False
 
@@ -160,8 +185,16 @@ class _Executor:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Tx]:
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                yield _Tx(conn, self)
+            async with self._pool.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        yield _Tx(conn, self)
+                except Exception as exc:
+                    if _driver_error(exc):
+                        # Never hand a connection that failed mid-transaction
+                        # back to the pool: whoever retries gets a fresh one.
+                        conn.terminate()
+                    raise
         except Exception as exc:
             raise self.wrap(exc) from exc
 
