@@ -324,6 +324,27 @@ class Settings(BaseSettings):
     concurrency: int = Field(default=100, ge=0, le=10_000)
     heartbeat_interval: float = Field(default=2.0, gt=0)
     stale_timeout: float = Field(default=15.0, gt=0)
+    lease: float | None = Field(
+        default=None,
+        gt=0,
+        description="Self-fencing: seconds a worker trusts a heartbeat (default 2/3 of the "
+        "stale timeout).",
+    )
+    lease_margin: float | None = Field(
+        default=None,
+        gt=0,
+        description="Safety margin on both sides of the lease (default 2/15 of the stale timeout).",
+    )
+    db_statement_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="Postgres statement_timeout and idle_in_transaction_session_timeout "
+        "(default a third of the stale timeout).",
+    )
+    db_connect_timeout: float = Field(default=5.0, gt=0)
+    db_keepalive: int = Field(
+        default=2, ge=1, description="TCP keepalive idle seconds on Postgres connections."
+    )
     poll_interval: float = Field(default=1.0, gt=0, description="Idle poll when empty.")
     max_poll_interval: float = Field(default=5.0, gt=0, description="Poll when full.")
     max_claim_delay: float = Field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from falsework.actions import ActionRegistry
 from falsework.config import Settings
-from falsework.engine import Broker, BrokerOptions, WorkerOptions
+from falsework.engine import Broker, BrokerOptions, StoreOptions, WorkerOptions
 from falsework.engine.crypto import KEY_FILE
 from falsework.runner import BACKSTAGE, WorkflowRunner
 from falsework.runner.limits import RunLimits
@@ -26,6 +26,15 @@ def broker_options(settings: Settings) -> BrokerOptions:
         max_poll_interval=settings.max_poll_interval,
         max_running_per_user=settings.max_running_per_user,
         max_open_per_user=settings.max_open_tasks_per_user,
+        store=store_options(settings),
+    )
+
+
+def store_options(settings: Settings) -> StoreOptions:
+    return StoreOptions(
+        statement_timeout=settings.db_statement_timeout or settings.stale_timeout / 3,
+        connect_timeout=settings.db_connect_timeout,
+        keepalive=settings.db_keepalive,
     )
 
 
@@ -41,6 +50,8 @@ def worker_options(settings: Settings) -> WorkerOptions:
         shutdown_grace=settings.shutdown_grace,
         max_rss_mb=settings.max_rss_mb,
         secret_retention=settings.secret_retention,
+        lease=settings.lease or settings.stale_timeout * 2 / 3,
+        lease_margin=settings.lease_margin or settings.stale_timeout * 2 / 15,
     )
 
 

@@ -7,14 +7,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import psycopg
 import pytest
 
 from conftest import make_worker, open_broker, wait_for
 from falsework.config import Settings
-from falsework.engine import Broker, ClaimedTask, NewTask
+from falsework.engine import Broker, ClaimedTask, NewTask, StoreOptions
+from falsework.engine.factory import open_store
+from falsework.engine.postgres import bound_socket, session_settings
+from falsework.errors import DatabaseUnavailableError
 from falsework.taskio import TaskIO
+from support.chaos import TcpProxy
 
 pytestmark = [pytest.mark.postgres]
 
@@ -70,3 +76,66 @@ async def test_repeated_pg_terminate_backend_fails_no_task(
         await run
     finally:
         await broker.close()
+
+
+def _through(proxy: TcpProxy, url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+
+
+async def test_a_session_frozen_inside_a_transaction_releases_its_locks(
+    postgres_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    """A client frozen mid-transaction (a dead link: nothing moves, nothing is
+    closed) holds its row locks only until idle_in_transaction_session_timeout
+    ends its session; then a janitor elsewhere recovers the task."""
+    options = StoreOptions(statement_timeout=1.0, keepalive=1)
+    parts = urlsplit(postgres_url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    broker = await open_broker(postgres_url, make_settings())
+    try:
+        task = await broker.create({"steps": []})
+        (claimed,) = await broker.claim("frozen-worker", 1)
+        conn = await asyncpg.connect(
+            _through(proxy, postgres_url), server_settings=session_settings(options, "t")
+        )
+        bound_socket(conn, options)
+        await conn.execute("BEGIN")
+        await conn.execute("SELECT id FROM tasks WHERE id = $1 FOR UPDATE", claimed.id)
+        proxy.freeze()
+        loop = asyncio.get_running_loop()
+        frozen_at = loop.time()
+        # while the lock is held the janitor skips the task (SKIP LOCKED) ...
+        assert await broker.recover_stale(-60) == []
+        # ... and within the timeout (+ slack for a busy machine) it is free
+        while not (found := await broker.recover_stale(-60)):
+            assert loop.time() - frozen_at < options.statement_timeout + 3
+            await asyncio.sleep(0.05)
+        assert found == [(task.id, "recovered")]
+        conn.terminate()
+    finally:
+        proxy.close()
+        await broker.close()
+
+
+async def test_a_statement_into_a_dead_link_fails_within_the_command_timeout(
+    postgres_url: str,
+) -> None:
+    parts = urlsplit(postgres_url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    options = StoreOptions(statement_timeout=0.5, keepalive=1)
+    store = await open_store(_through(proxy, postgres_url), options)
+    try:
+        await store.ping()
+        proxy.freeze()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(DatabaseUnavailableError):
+            await store.ping()
+        assert loop.time() - started < options.command_timeout + 2
+        proxy.thaw()
+        proxy.cut()
+        await store.task_status("x")  # a fresh connection serves the next call
+    finally:
+        await store.close()
+        proxy.close()

@@ -12,10 +12,11 @@ from falsework.engine.models import ListOrder
 ENGINE = Path(queries.__file__).parent
 
 # Postgres alone: NOTIFY, advisory locks (SQLite has one writer at a time), and
-# a whole batch in one statement (SQLite has no data-modifying CTEs).
-POSTGRES_ONLY = {"task_notify", "claim_lock", "creators_lock", "batch_write"}
-# SQLite alone: the read-merge-write of step state (no top-level JSON merge).
-SQLITE_ONLY = {"tasks_read_state", "tasks_write_state"}
+# a whole batch or heartbeat in one statement (SQLite has no data-modifying CTEs).
+POSTGRES_ONLY = {"task_notify", "claim_lock", "creators_lock", "batch_write", "heartbeat"}
+# SQLite alone: the read-merge-write of step state (no top-level JSON merge), and
+# the heartbeat's two statements in one transaction (no network to wait on).
+SQLITE_ONLY = {"tasks_read_state", "tasks_write_state", "task_heartbeat", "worker_heartbeat"}
 
 
 def test_the_dialects_define_the_same_queries() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from falsework.errors import InputError
 from falsework.taskio import Wording
 
 
@@ -18,6 +19,27 @@ class StoreOptions:
     pool_size: int = 20
     # SQLite: reader connections beside the one writer.
     readers: int = 4
+    # Postgres, every session (docs/engine.md, "Timing"): the server cancels a
+    # statement running longer, and ends a session idle inside a transaction
+    # longer, than this, so no lock outlives a lost client by more; the client
+    # gives up on a reply after this + 1 s.
+    statement_timeout: float = 5.0
+    # Postgres: the longest wait for a new connection (TCP, TLS and login).
+    connect_timeout: float = 5.0
+    # Postgres, both ends of every connection: TCP keepalive probes after this
+    # many idle seconds, then every half of it, 3 unanswered ones end the
+    # connection; unacknowledged data ends it after 3 × this (TCP_USER_TIMEOUT).
+    keepalive: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("statement_timeout", "connect_timeout", "keepalive"):
+            if not getattr(self, name) > 0:  # keepalive: whole seconds, at least 1
+                raise InputError(f"StoreOptions.{name} must be positive, not {getattr(self, name)}")
+
+    @property
+    def command_timeout(self) -> float:
+        """The client's bound on one statement's reply (the server's + 1 s)."""
+        return self.statement_timeout + 1.0
 
 
 @dataclass(frozen=True)
@@ -44,3 +66,32 @@ class WorkerOptions:
     shutdown_grace: float = 30.0
     max_rss_mb: int | None = None
     secret_retention: float = 86_400.0
+    # Self-fencing (docs/engine.md, "Timing"): a worker owns its tasks until the
+    # send time of its last successful heartbeat + lease - lease_margin; past it
+    # no step starts and its runs are cancelled. A janitor recovers a task only
+    # when its heartbeat is older than stale_timeout > lease + lease_margin.
+    lease: float = 10.0
+    lease_margin: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.lease_margin < self.lease:
+            raise InputError(
+                f"The lease margin ({self.lease_margin} s) must be positive and below "
+                f"the lease ({self.lease} s)"
+            )
+        if not self.stale_timeout > self.lease + self.lease_margin:
+            raise InputError(
+                f"The stale timeout ({self.stale_timeout} s) must exceed the lease "
+                f"({self.lease} s) + its margin ({self.lease_margin} s): otherwise a task "
+                "could be recovered while its first worker still runs it"
+            )
+        if not self.lease - self.lease_margin > self.heartbeat_interval:
+            raise InputError(
+                f"The lease ({self.lease} s) minus its margin ({self.lease_margin} s) must "
+                f"exceed the heartbeat interval ({self.heartbeat_interval} s)"
+            )
+
+    @property
+    def fence_after(self) -> float:
+        """Seconds after a successful heartbeat's send time that runs may go on."""
+        return self.lease - self.lease_margin

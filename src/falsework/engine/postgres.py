@@ -9,8 +9,10 @@ transaction. SQLAlchemy and Alembic only create and migrate the tables
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
@@ -164,7 +166,14 @@ class _Executor:
         """One statement in autocommit."""
         sql, args = self.args(name, params)
         try:
-            rows: list[Row] = await self._pool.fetch(sql, *args)
+            async with self._pool.acquire() as conn:
+                try:
+                    rows: list[Row] = await conn.fetch(sql, *args)
+                except Exception as exc:
+                    if _driver_error(exc) and is_lost(exc):
+                        # a timed-out or broken connection is not pooled again
+                        conn.terminate()
+                    raise
         except Exception as exc:
             raise self.wrap(exc) from exc
         return rows
@@ -219,6 +228,49 @@ async def _codecs(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(
             name, encoder=str, decoder=loads, schema="pg_catalog", format="text"
         )
+
+
+def session_settings(options: StoreOptions, application: str) -> dict[str, str]:
+    """What every session sets on the server: no statement, and no transaction
+    left idle by a client that vanished, holds its locks longer than the
+    statement timeout; the server probes an idle client's link every few seconds
+    and drops one that stops acknowledging."""
+    ms = str(int(options.statement_timeout * 1000))
+    keepalive = options.keepalive
+    return {
+        "application_name": application,
+        "statement_timeout": ms,
+        "idle_in_transaction_session_timeout": ms,
+        "tcp_keepalives_idle": str(keepalive),
+        "tcp_keepalives_interval": str(max(1, keepalive // 2)),
+        "tcp_keepalives_count": "3",
+        "tcp_user_timeout": str(3 * keepalive * 1000),
+    }
+
+
+def bound_socket(conn: asyncpg.Connection, options: StoreOptions) -> None:
+    """The client's end of the same: keepalive probes, and TCP_USER_TIMEOUT so a
+    statement sent into a dead link fails within seconds instead of the kernel's
+    15 minutes of retransmissions. asyncpg offers no socket options: its
+    transport's socket is reached through ``get_extra_info`` (Linux options; a
+    platform without them keeps the kernel's defaults)."""
+    transport = getattr(conn, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return  # a Unix socket has no link to lose
+    keepalive = options.keepalive
+    wanted = [
+        (socket.SOL_SOCKET, "SO_KEEPALIVE", 1),
+        (socket.IPPROTO_TCP, "TCP_KEEPIDLE", keepalive),
+        (socket.IPPROTO_TCP, "TCP_KEEPINTVL", max(1, keepalive // 2)),
+        (socket.IPPROTO_TCP, "TCP_KEEPCNT", 3),
+        (socket.IPPROTO_TCP, "TCP_USER_TIMEOUT", 3 * keepalive * 1000),
+    ]
+    for level, name, value in wanted:
+        option = getattr(socket, name, None)
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(level, option, value)
 
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:
@@ -309,22 +361,31 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
 class PostgresStore:
     """The store contract (``engine/store.py``) on PostgreSQL."""
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str, shown: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, dsn: str, shown: str, options: StoreOptions | None = None
+    ) -> None:
         self._pool = pool
         self._dsn = dsn
+        self._options = options or StoreOptions()
         self._db = _Executor(pool, shown)
         self.key = shown
 
     @classmethod
     async def connect(cls, dsn: str, shown: str, options: StoreOptions) -> PostgresStore:
+        async def init(conn: asyncpg.Connection) -> None:
+            bound_socket(conn, options)
+            await _codecs(conn)
+
         try:
             pool = await asyncpg.create_pool(
                 dsn,
                 min_size=1,
                 max_size=options.pool_size,
-                init=_codecs,
+                init=init,
                 reset=_keep_session,
-                server_settings={"application_name": "falsework"},
+                server_settings=session_settings(options, "falsework"),
+                timeout=options.connect_timeout,
+                command_timeout=options.command_timeout,
             )
         except Exception as exc:
             if not _driver_error(exc) and not isinstance(exc, ValueError):
@@ -332,10 +393,10 @@ class PostgresStore:
             raise DatabaseUnavailableError(
                 f"Cannot reach the database at {shown}: {_one_line(exc)}"
             ) from exc
-        return cls(pool, dsn, shown)
+        return cls(pool, dsn, shown, options)
 
     def listener(self, hub: Hub) -> PgListener:
-        return PgListener(self._dsn, hub)
+        return PgListener(self._dsn, hub, options=self._options)
 
     async def migrate(self) -> None:
         # Several processes may start at once: one migrates (under the lock), the
@@ -527,15 +588,16 @@ class PostgresStore:
     async def worker_heartbeat(
         self, worker_id: str, task_ids: Sequence[str], new_limit: int | None
     ) -> Heartbeat:
-        async with self._db.transaction() as tx:
-            owned: dict[str, Lease] = {}
-            if task_ids:
-                rows = await tx.fetch("task_heartbeat", worker=worker_id, ids=sorted(task_ids))
-                owned = {r[0]: Lease(r[1], r[2]) for r in rows}
-            me = await tx.fetch(
-                "worker_heartbeat", id=worker_id, running=len(task_ids), new_limit=new_limit
-            )
-        return Heartbeat(owned, me[0][0] if me else None)
+        rows = await self._db.fetch(
+            "heartbeat",
+            worker=worker_id,
+            ids=sorted(task_ids),
+            running=len(task_ids),
+            new_limit=new_limit,
+        )
+        owned = {r[0]: Lease(r[1], r[2]) for r in rows if r[0] is not None}
+        limits = [r[3] for r in rows if r[0] is None]
+        return Heartbeat(owned, limits[0] if limits else None)
 
     async def worker_list(self) -> list[WorkerInfo]:
         return [
@@ -621,10 +683,18 @@ class PgListener:
 
     CHANNELS = (CHANNEL_TASKS, CHANNEL_CANCEL, CHANNEL_EVENTS)
 
-    def __init__(self, dsn: str, hub: Hub, *, keepalive: float = 2.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        hub: Hub,
+        *,
+        keepalive: float = 2.0,
+        options: StoreOptions | None = None,
+    ) -> None:
         self._dsn = dsn
         self._hub = hub
         self._keepalive = keepalive
+        self._options = options or StoreOptions()
         self.connected = asyncio.Event()
         self.backend_pid: int | None = None
         self.connects = 0
@@ -648,9 +718,13 @@ class PgListener:
             ) from exc
 
     async def _listen(self) -> None:
+        options = self._options
         conn = await asyncpg.connect(
-            self._dsn, timeout=10, server_settings={"application_name": "falsework-listener"}
+            self._dsn,
+            timeout=options.connect_timeout,
+            server_settings=session_settings(options, "falsework-listener"),
         )
+        bound_socket(conn, options)
         lost = asyncio.Event()
         try:
             conn.add_termination_listener(lambda _c: lost.set())

@@ -189,20 +189,33 @@ RETURNING tasks.id, tasks.spec, tasks.secrets, tasks.created_by, tasks.attempt,
           tasks.claim_token, tasks.step_state, tasks.checkpoints, tasks.priority,
           tasks.created_at, tasks.recovery, tasks.seq;
 
--- name: task_heartbeat
--- Each id drives one primary-key lookup (LATERAL), so the statement stays linear
--- in the number of running tasks whatever the planner's statistics say; rows
--- are locked in id order (the ids come sorted), like every multi-row writer, so
--- a heartbeat and a flush never deadlock.
-UPDATE tasks SET heartbeat_at = now()
-FROM (SELECT t.id
-      FROM unnest(CAST(:ids AS text[])) AS x(id)
-      CROSS JOIN LATERAL (SELECT id FROM tasks
-                          WHERE tasks.id = x.id AND claimed_by = :worker
-                            AND status = 'processing'
-                          FOR UPDATE) AS t) AS mine
-WHERE tasks.id = mine.id
-RETURNING tasks.id, tasks.claim_token, tasks.cancel_requested;
+-- name: heartbeat
+-- A worker's whole heartbeat in one autocommit statement (no transaction waits
+-- on a round trip): its tasks' leases and its own row. Each id drives one
+-- primary-key lookup (LATERAL), so the statement stays linear in the number of
+-- running tasks whatever the planner's statistics say; rows are locked in id
+-- order (the ids come sorted), like every multi-row writer, so a heartbeat and
+-- a flush never deadlock. Rows with a null id carry the worker's limit.
+WITH mine AS (
+    UPDATE tasks SET heartbeat_at = now()
+    FROM (SELECT t.id
+          FROM unnest(CAST(:ids AS text[])) AS x(id)
+          CROSS JOIN LATERAL (SELECT id FROM tasks
+                              WHERE tasks.id = x.id AND claimed_by = :worker
+                                AND status = 'processing'
+                              FOR UPDATE) AS t) AS m
+    WHERE tasks.id = m.id
+    RETURNING tasks.id, tasks.claim_token, tasks.cancel_requested
+), me AS (
+    UPDATE workers
+    SET heartbeat_at = now(), running = :running,
+        concurrency_limit = coalesce(CAST(:new_limit AS integer), concurrency_limit)
+    WHERE id = :worker
+    RETURNING concurrency_limit
+)
+SELECT id, claim_token, cancel_requested, NULL AS concurrency_limit FROM mine
+UNION ALL
+SELECT NULL, NULL, NULL, concurrency_limit FROM me;
 
 -- name: tasks_lock_owned
 -- The batch's tasks locked in id order (the ids come sorted), with what the
@@ -339,13 +352,6 @@ ORDER BY c.ord, e.id;
 INSERT INTO workers (id, host, pid, concurrency_limit, running, started_at, heartbeat_at)
 VALUES (:id, :host, :pid, :limit, 0, now(), now())
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now();
-
--- name: worker_heartbeat
-UPDATE workers
-SET heartbeat_at = now(), running = :running,
-    concurrency_limit = coalesce(CAST(:new_limit AS integer), concurrency_limit)
-WHERE id = :id
-RETURNING concurrency_limit;
 
 -- name: worker_list
 SELECT id, host, pid, concurrency_limit, running, started_at, heartbeat_at,
