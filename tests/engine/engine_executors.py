@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 from typing import Any
 
 from falsework.engine import ClaimedTask
@@ -11,7 +13,8 @@ from falsework.taskio import TaskIO
 
 
 async def steps(task: ClaimedTask, io: TaskIO) -> dict[str, Any]:
-    """Runs spec["steps"]: each {"id", "sleep"?, "fail"?, "raise"?, "block"?}, skipping
+    """Runs spec["steps"]: each {"id", "record"?, "stall"?, "sleep"?, "fail"?, "raise"?,
+    "block"?}, skipping
     steps already completed (the resume contract)."""
     await io.emit({"message": f"Starting up task with {len(task.spec.get('steps', []))} steps"})
     done = []
@@ -21,6 +24,12 @@ async def steps(task: ClaimedTask, io: TaskIO) -> dict[str, Any]:
             done.append(sid)
             continue
         await io.emit({"message": f"Beginning step {sid}", "stepId": sid, "status": "processing"})
+        if "record" in step:
+            # an independent, append-only record of step starts
+            with Path(step["record"]).open("a") as fh:  # noqa: ASYNC230 - a test record
+                fh.write(f"{task.id} {sid} {task.attempt}\n")
+        if "stall" in step:
+            time.sleep(step["stall"])  # noqa: ASYNC251 - the loop stops, as under SIGSTOP
         if "sleep" in step:
             await asyncio.sleep(step["sleep"])
         if "log" in step:

@@ -97,6 +97,15 @@ class Batcher:
         self._batch.releases.append(task_id)
         return self._future(task_id)
 
+    def superseded(self, task_id: str, token: str, body: str) -> None:
+        """Record that this run stopped because its lease ended (``body``: the
+        marker event's JSON). Never refused here: ``lease.plan_writes`` decides,
+        in the writing transaction, whether the marker still goes in (and whether
+        the task, still ours, is released with it)."""
+        self._batch.tokens[task_id] = token
+        self._batch.superseded[task_id] = body
+        self._wake.set()
+
     def pending(self) -> bool:
         return bool(self._batch) or bool(self._futures)
 
@@ -124,7 +133,7 @@ class Batcher:
                 # The database refused the batch (not the connection): something
                 # in it is at fault.
                 refused, failed = await self._isolate(batch, exc)
-            for tid in refused:
+            for tid in refused - batch.superseded.keys():
                 self._lost.add((tid, batch.tokens[tid]))
             for tid, error in failed.items():
                 self._broken[(tid, batch.tokens[tid])] = TaskWriteError(
@@ -142,8 +151,10 @@ class Batcher:
                 else:
                     fut.set_result(None)
             # in-process subscribers learn at once; other nodes through NOTIFY
-            self._hub.events(batch.event_task_ids() - refused - failed.keys())
-            if batch.releases:
+            self._hub.events(
+                (batch.event_task_ids() - refused - failed.keys()) | set(batch.superseded)
+            )
+            if batch.releases or batch.superseded:
                 self._hub.new_tasks()
             if refused:
                 self._on_refused(refused)

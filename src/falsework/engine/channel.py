@@ -7,6 +7,7 @@ fenced by the task's claim token: ``emit`` and ``save_step`` return at once,
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from falsework.engine.batcher import Batcher
@@ -20,15 +21,26 @@ _RUN_EVENT_TYPES = frozenset(EVENT_TYPES) - {"completion"}
 
 
 class TaskChannel:
-    def __init__(self, batcher: Batcher, task: ClaimedTask) -> None:
+    def __init__(
+        self,
+        batcher: Batcher,
+        task: ClaimedTask,
+        gate: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._batcher = batcher
         self._id = task.id
         self._token = task.claim_token
         self._checkpoints = dict(task.checkpoints)
+        self._gate = gate
 
     async def emit(self, body: JSONObject, type: str = "log") -> None:
         if type not in _RUN_EVENT_TYPES:
             raise InputError(f"A task cannot emit an event of type {type!r}")
+        if self._gate is not None and body.get("status") == "processing" and "stepId" in body:
+            # A step announces its start (Backstage's 'processing' event) before
+            # its action runs: the self-fencing gate (engine/fence.py) holds it
+            # while this worker cannot be sure the task is still its own.
+            await self._gate()
         self._batcher.event(self._id, self._token, type, dumps(body))
         if self._batcher.over_high_water():
             await self._batcher.backpressure()

@@ -56,6 +56,12 @@ def plan_writes(batch: WriteBatch, current: Mapping[str, tuple[str | None, str]]
     holds; a refused task writes nothing. The others write their events in
     order, then their step state and checkpoints, then their final events and
     statuses, then their releases.
+
+    A *superseded* marker (a run that stopped because its lease ended) is the
+    one write a refused task may still make: its event is appended while the
+    task is open or processing (another run's), so the log shows that an earlier
+    run existed, and never after a final event. A task still under the writer's
+    token is released with its marker.
     """
     refused = frozenset(
         tid for tid, token in batch.tokens.items() if current.get(tid) != (token, "processing")
@@ -63,13 +69,24 @@ def plan_writes(batch: WriteBatch, current: Mapping[str, tuple[str | None, str]]
     events = [(tid, typ, body) for tid, _token, typ, body in batch.events if tid not in refused]
     finishes = [f for f in batch.finishes if f.task_id not in refused]
     events += [(f.task_id, f.event_type, f.event_body) for f in finishes]
+    releases = [tid for tid in batch.releases if tid not in refused]
+    for tid, body in batch.superseded.items():
+        if tid not in refused:
+            # still ours (the run stopped itself in time): the marker, and the task
+            # goes back to the queue at once instead of waiting to be found stale
+            events.append((tid, "log", body))
+            releases.append(tid)
+        elif current.get(tid, (None, ""))[1] in ("open", "processing"):
+            # another run has it: the marker joins its log, touching nothing else;
+            # never after a final event (the task row is locked, so none can follow)
+            events.append((tid, "log", body))
     return WritePlan(
         refused=refused,
         events=events,
         steps=_rows(batch.steps, refused),
         checkpoints=_rows(batch.checkpoints, refused),
         finishes=[(f.task_id, f.status, f.keep_secrets) for f in finishes],
-        releases=[tid for tid in batch.releases if tid not in refused],
+        releases=releases,
     )
 
 

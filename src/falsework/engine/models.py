@@ -281,12 +281,24 @@ class WriteBatch:
     finishes: list[Finish] = field(default_factory=list)
     releases: list[str] = field(default_factory=list)
     tokens: dict[str, str] = field(default_factory=dict)
+    # runs stopped because their lease ended: task id -> the marker event's body
+    # (``lease.plan_writes`` says where it may go)
+    superseded: dict[str, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.steps or self.checkpoints or self.finishes or self.releases)
+        return bool(
+            self.events
+            or self.steps
+            or self.checkpoints
+            or self.finishes
+            or self.releases
+            or self.superseded
+        )
 
     def event_task_ids(self) -> set[str]:
-        return {e[0] for e in self.events} | {f.task_id for f in self.finishes}
+        return (
+            {e[0] for e in self.events} | {f.task_id for f in self.finishes} | set(self.superseded)
+        )
 
     def split(self) -> dict[str, WriteBatch]:
         """One batch per task, each task's writes in their order."""
@@ -301,6 +313,8 @@ class WriteBatch:
             parts[finish.task_id].finishes.append(finish)
         for tid in self.releases:
             parts[tid].releases.append(tid)
+        for tid, body in self.superseded.items():
+            parts[tid].superseded[tid] = body
         return parts
 
 

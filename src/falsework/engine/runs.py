@@ -21,6 +21,9 @@ class StopReason(enum.Enum):
 
     CANCEL = "cancel"  # the task was cancelled: its final write says so
     LEASE = "lease"  # another worker owns the task now: nothing more is written
+    # this worker could not renew its lease in time (engine/fence.py): it stops
+    # before anyone may recover the task, and leaves a superseded marker
+    FENCED = "fenced"
     SHUTDOWN = "shutdown"  # this worker is stopping: the task is released, not ended
 
 
@@ -30,6 +33,8 @@ class Run:
     state: RunState = RunState.RUNNING
     stop: StopReason | None = None
     handle: asyncio.Task[None] | None = None
+    # self-fencing: the run may go on until then (engine/fence.py's clock)
+    valid_until: float = 0.0
 
     def cancel(self, reason: StopReason) -> None:
         """Stop the executor (the first reason given is the one that counts); a

@@ -21,17 +21,29 @@ from falsework.engine.batcher import Batcher
 from falsework.engine.broker import MAX_LIMIT, Broker
 from falsework.engine.channel import TaskChannel
 from falsework.engine.codec import dumps
+from falsework.engine.fence import Fence, clock
 from falsework.engine.heap import freeze_startup_heap
 from falsework.engine.janitor import Janitor
 from falsework.engine.models import ClaimedTask, Finish
 from falsework.engine.options import WorkerOptions
-from falsework.engine.runs import Run, Runs, StopReason
+from falsework.engine.runs import Run, Runs, RunState, StopReason
 from falsework.engine.supervisor import Supervisor
 from falsework.engine.wake import Wake
 from falsework.errors import DatabaseUnavailableError, FalseworkError, InputError, LeaseLostError
 from falsework.taskio import Executor, Outcome
 
 log = logging.getLogger("falsework.engine")
+
+# How often the worker checks its runs' lease deadlines and its own clock.
+_TICK = 0.1
+# How soon a heartbeat is tried again after the database was away.
+_BEAT_RETRY = 0.25
+
+
+def _settled(fut: asyncio.Future[None]) -> None:
+    """A write nobody waits for: its outcome is read so none goes unretrieved."""
+    if not fut.cancelled() and fut.exception() is not None:
+        log.info("a release was refused: %s", fut.exception())
 
 
 class TaskWorker:
@@ -55,6 +67,9 @@ class TaskWorker:
             stale_timeout=options.stale_timeout,
             secret_retention=options.secret_retention,
         )
+        self._fence = Fence(options.fence_after, stall=max(options.lease_margin / 2, 4 * _TICK))
+        self._beat_now = asyncio.Event()
+        self._beat_failed = False
         self._process = psutil.Process()
         self._rss_checked = 0.0
         self._over_rss = False
@@ -104,6 +119,7 @@ class TaskWorker:
         self._supervisor.start("flusher", self._batcher.run)
         self._supervisor.start("heartbeat", self._heartbeat_loop)
         self._supervisor.start("janitor", self._janitor.run)
+        self._supervisor.start("fence", self._fence_loop)
         try:
             await self._loop(burst)
         finally:
@@ -125,8 +141,8 @@ class TaskWorker:
                 await self._sleep(self._poll_timeout())
                 continue
             claimed = await self._claim(free)
-            for task in claimed:
-                self._spawn(task)
+            for task, sent in claimed:
+                self._spawn(task, sent)
             if len(claimed) == free:
                 continue
             if burst and not claimed:
@@ -190,7 +206,8 @@ class TaskWorker:
         notified, self._notified = self._notified, False
         return notified
 
-    async def _claim(self, n: int) -> list[ClaimedTask]:
+    async def _claim(self, n: int) -> list[tuple[ClaimedTask, float]]:
+        sent = clock()
         try:
             claimed = await self.broker.claim(self.worker_id, n)
         except DatabaseUnavailableError as exc:
@@ -202,7 +219,18 @@ class TaskWorker:
             await asyncio.sleep(min(self.options.poll_interval, 1.0))
             return []
         self.claimed_total += len(claimed)
-        return claimed
+        if claimed and self._fence.expired(sent):
+            # The reply came after the lease it started had already run out: the
+            # tasks may be someone else's by now. They go back (fenced by token).
+            log.warning(
+                "a claim of %d task(s) answered after %.1fs, past its lease; released",
+                len(claimed),
+                clock() - sent,
+            )
+            for task in claimed:
+                self._batcher.release(task.id, task.claim_token).add_done_callback(_settled)
+            return []
+        return [(task, sent) for task in claimed]
 
     async def _queue_empty(self) -> bool:
         try:
@@ -212,8 +240,8 @@ class TaskWorker:
             return False
 
     # -- runs -------------------------------------------------------------------
-    def _spawn(self, task: ClaimedTask) -> None:
-        run = Run(task)
+    def _spawn(self, task: ClaimedTask, sent: float) -> None:
+        run = Run(task, valid_until=self._fence.deadline(sent))
         old = self._runs.start(run)
         if old is not None:
             # Recovered and claimed again by us while the old run still ran.
@@ -223,8 +251,12 @@ class TaskWorker:
     async def _execute(self, run: Run) -> None:
         task = run.task
         try:
+
+            async def gate() -> None:
+                await self._fence.wait_open(lambda: run.valid_until)
+
             try:
-                outcome = await self.executor(task, TaskChannel(self._batcher, task))
+                outcome = await self.executor(task, TaskChannel(self._batcher, task, gate))
             except asyncio.CancelledError:
                 current = asyncio.current_task()
                 if run.stop is None:
@@ -235,11 +267,13 @@ class TaskWorker:
                     self._finishing(run)
                     await self._batcher.release(task.id, task.claim_token)
                     return
-                if run.stop is StopReason.LEASE:
+                if run.stop in (StopReason.LEASE, StopReason.FENCED):
+                    self._supersede(run)
                     return
                 outcome = self.broker.wording.cancelled()
             except LeaseLostError:
                 log.warning("task %s: lease lost, its run stops here", task.id)
+                self._supersede(run)
                 return
             except Exception as exc:
                 outcome = self._broken(run, exc)
@@ -252,6 +286,24 @@ class TaskWorker:
             self._batcher.forget(task.id, task.claim_token)
             self._runs.end(run)
             self._wake.set()
+
+    def _supersede(self, run: Run) -> None:
+        """Leave a marker in the task's log: this run existed and stopped here."""
+        task = run.task
+        why = (
+            "it could not renew its lease in time"
+            if run.stop is StopReason.FENCED
+            else "another run owns the task now"
+        )
+        body = {
+            "message": f"Attempt {task.attempt} stopped on worker {self.worker_id}: {why}",
+            "superseded": {
+                "workerId": self.worker_id,
+                "attempt": task.attempt,
+                "reason": "fenced" if run.stop is StopReason.FENCED else "lease-lost",
+            },
+        }
+        self._batcher.superseded(task.id, task.claim_token, dumps(body))
 
     def _broken(self, run: Run, exc: Exception) -> Outcome:
         """The executor raised where it should have answered an outcome."""
@@ -290,6 +342,10 @@ class TaskWorker:
     def _on_new_tasks(self) -> None:
         self._notified = True
         self._wake.set()
+        if self._beat_failed:
+            # the listener is back (it wakes everyone on connect): so may the
+            # database be, and the leases want renewing now
+            self._beat_now.set()
 
     def _on_cancel(self, task_id: str) -> None:
         run = self._runs.get(task_id)
@@ -318,17 +374,29 @@ class TaskWorker:
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.options.heartbeat_interval)
+            wait = _BEAT_RETRY if self._beat_failed else self.options.heartbeat_interval
+            try:
+                await asyncio.wait_for(self._beat_now.wait(), timeout=wait)
+            except TimeoutError:
+                pass
+            self._beat_now.clear()
             try:
                 await self.beat()
+                if self._beat_failed:
+                    log.info("heartbeat back")
+                self._beat_failed = False
             except DatabaseUnavailableError as exc:
-                log.warning("database unavailable for the heartbeat (%s); retrying", exc)
+                if not self._beat_failed:
+                    log.warning("database unavailable for the heartbeat (%s); retrying", exc)
+                self._beat_failed = True
 
     async def beat(self) -> None:
         """One heartbeat: refresh our tasks' leases, read our limit, spot lost leases."""
         sent = {run.task.id: run.task.claim_token for run in self._runs}
         pending = self._pending_limit
+        sent_at = clock()
         beat = await self.broker.heartbeat(self.worker_id, list(sent), pending)
+        self._fence.confirmed(sent_at)
         if self._pending_limit == pending:
             self._pending_limit = None
         if beat.limit is None:
@@ -337,6 +405,7 @@ class TaskWorker:
             log.info("worker limit changed from %d to %d", self._limit, beat.limit)
             self._limit = int(beat.limit)
             self._wake.set()
+        deadline = self._fence.deadline(sent_at)
         for tid, token in sent.items():
             run = self._runs.get(tid)
             if run is None or run.task.claim_token != token:
@@ -345,8 +414,33 @@ class TaskWorker:
             if lease is None or lease.claim_token != token:
                 log.warning("task %s: lease lost (recovered elsewhere); cancelling", tid)
                 run.cancel(StopReason.LEASE)
-            elif lease.cancel_requested:
-                run.cancel(StopReason.CANCEL)
+            else:
+                run.valid_until = max(run.valid_until, deadline)
+                if lease.cancel_requested:
+                    run.cancel(StopReason.CANCEL)
+
+    async def _fence_loop(self) -> None:
+        """Self-fencing (engine/fence.py): cancel the runs whose lease deadline has
+        passed; after a stall of this process, heartbeat at once."""
+        while True:
+            await asyncio.sleep(_TICK)
+            if self._fence.tick():
+                log.warning("this process stalled; steps wait for a heartbeat to confirm")
+                self._beat_now.set()
+            now = clock()
+            fenced = [
+                r
+                for r in self._runs
+                if r.state is RunState.RUNNING and r.stop is None and now >= r.valid_until
+            ]
+            for run in fenced:
+                run.cancel(StopReason.FENCED)
+            if fenced:
+                log.warning(
+                    "no heartbeat confirmed %d task(s) in time (first: %s): their runs stop",
+                    len(fenced),
+                    fenced[0].task.id,
+                )
 
     # -- shutdown ---------------------------------------------------------------
     async def _shutdown(self) -> None:
