@@ -26,6 +26,7 @@ def broker_options(settings: Settings) -> BrokerOptions:
         max_poll_interval=settings.max_poll_interval,
         max_running_per_user=settings.max_running_per_user,
         max_open_per_user=settings.max_open_tasks_per_user,
+        worker_stale_after=settings.stale_timeout,
         store=store_options(settings),
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -322,7 +323,13 @@ class Broker:
 
     # -- workers ----------------------------------------------------------------
     async def workers(self) -> builtins.list[WorkerInfo]:
-        return await self.store.worker_list()
+        """The registered workers; one not heard from for a stale window is shown
+        running nothing (it is dead or cut off, and has fenced itself)."""
+        stale = self.options.worker_stale_after
+        return [
+            w if w.heartbeat_age <= stale else dataclasses.replace(w, running=0)
+            for w in await self.store.worker_list()
+        ]
 
     async def set_worker_limit(self, worker_id: str, limit: int) -> WorkerInfo:
         if not 0 <= limit <= MAX_LIMIT:

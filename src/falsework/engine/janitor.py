@@ -1,8 +1,16 @@
 """The janitor: any node re-opens tasks whose worker stopped heartbeating.
 
 It also erases the secrets of failed/cancelled tasks after ``secret_retention``
-and forgets workers not seen for a day. What becomes of a stale task is the
-lease rule ``lease.stale_outcome``; the store applies it in one transaction.
+and forgets workers not seen for ``forget_after``. What becomes of a stale task
+is the lease rule ``lease.stale_outcome``; the store applies it in one
+transaction.
+
+**Outage-aware**: a heartbeat can only be old because its worker died *or*
+because nobody could reach the database. So a janitor recovers nothing until it
+has itself seen the database answer continuously for a full stale window
+(every sweep or ping answered, no gap between them longer than ``interval`` +
+the time a statement may take): after an outage, or a stall of this process,
+every live worker has had that long to heartbeat again.
 """
 
 from __future__ import annotations
@@ -12,13 +20,16 @@ import logging
 import time
 
 from falsework.engine.broker import Broker
+from falsework.engine.fence import clock
 from falsework.engine.models import StaleOutcome
 from falsework.errors import DatabaseUnavailableError
 
 log = logging.getLogger("falsework.engine")
 
 HOUSEKEEPING_EVERY = 60.0
-WORKER_FORGET_AFTER = 86_400.0
+# Workers not seen for this long leave the workers table (killed ones never
+# unregister): at least 5 minutes, at least 10 stale windows.
+WORKER_FORGET_MIN = 300.0
 
 
 class Janitor:
@@ -35,10 +46,46 @@ class Janitor:
         self._stale = stale_timeout
         self._retention = secret_retention
         self._last_housekeeping = 0.0
+        self.forget_after = max(WORKER_FORGET_MIN, 10 * stale_timeout)
+        # the longest gap between two answers that still counts as continuous
+        self._gap = 2 * interval + max(1.0, stale_timeout / 3)
+        self._seen_since: float | None = None  # start of the current unbroken view
+        self._last_seen = float("-inf")
+
+    @property
+    def trusted(self) -> bool:
+        """Whether this janitor has seen the database for a full stale window."""
+        return self._seen_since is not None and clock() - self._seen_since >= self._stale
+
+    def _answered(self, sent: float) -> None:
+        now = clock()
+        if self._seen_since is None or sent - self._last_seen > self._gap:
+            if self._seen_since is not None:
+                log.info(
+                    "janitor: a gap of %.1fs in its view of the database", sent - self._last_seen
+                )
+            self._seen_since = now
+        self._last_seen = now
+
+    def _lost(self) -> None:
+        self._seen_since = None
 
     async def sweep(self) -> list[tuple[str, StaleOutcome]]:
-        """One pass: recover stale tasks; now and then erase old secrets."""
-        outcome = await self._broker.recover_stale(self._stale)
+        """One pass: recover stale tasks (once trusted, else only look at the
+        database); now and then erase old secrets and forget dead workers."""
+        sent = clock()
+        try:
+            if not self.trusted:
+                await self._broker.ping()
+                self._answered(sent)
+                if not self.trusted:
+                    return []
+                sent = clock()
+            outcome = await self._broker.recover_stale(self._stale)
+        except DatabaseUnavailableError:
+            self._lost()
+            raise
+        self._answered(sent)
         if outcome:
             counts: dict[str, int] = {}
             for _tid, o in outcome:
@@ -52,7 +99,7 @@ class Janitor:
         if now - self._last_housekeeping >= min(HOUSEKEEPING_EVERY, self._retention or 1.0):
             self._last_housekeeping = now
             await self._broker.erase_secrets(self._retention)
-            await self._broker.prune_workers(WORKER_FORGET_AFTER)
+            await self._broker.prune_workers(self.forget_after)
         return outcome
 
     async def run(self) -> None:

@@ -51,6 +51,9 @@ class BrokerOptions:
     max_poll_interval: float = 5.0  # the same while the Postgres listener is connected
     max_running_per_user: int | None = None  # the claim's fairness cap
     max_open_per_user: int | None = None  # open + running tasks per creator (create, retry)
+    # a worker whose heartbeat is older is listed with no running tasks (its
+    # tasks are, or are about to be, recovered): the stale timeout
+    worker_stale_after: float = 15.0
     store: StoreOptions = StoreOptions()
 
 
