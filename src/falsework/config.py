@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -260,6 +261,43 @@ class EgressConfig(_Section):
         return value
 
 
+WebhookEvent = Literal["completed", "failed", "cancelled"]
+WEBHOOK_EVENTS: tuple[WebhookEvent, ...] = ("completed", "failed", "cancelled")
+
+
+class WebhookConfig(_Section):
+    """A receiver told when tasks end (docs/operations.md, "Completion webhooks"):
+    each delivery is a task of its own, signed as a Standard Webhook with the
+    secret in the environment variable ``secret_env``, and goes through the egress
+    policy like every outbound call."""
+
+    url: str
+    events: list[WebhookEvent] = Field(default_factory=lambda: list(WEBHOOK_EVENTS), min_length=1)
+    secret_env: str = Field(min_length=1)
+    # entity refs or names of templates (shell-style patterns); None: every template
+    templates: list[str] | None = None
+    # how events and the admin page name it; default: the URL without its query
+    name: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("a webhook URL carries no user or password (use secret_env)")
+        return value
+
+    @property
+    def label(self) -> str:
+        """The name shown in events and logs: never the query (it may hold a token)."""
+        if self.name:
+            return self.name
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
 def _config_file() -> Path | None:
     named = os.environ.get("FALSEWORK_CONFIG")
     if named:
@@ -452,6 +490,29 @@ class Settings(BaseSettings):
         description="catalog-info.yaml files (Groups, Users, Components...) the page's "
         "entity pickers list, besides the configured Backstage catalog's.",
     )
+    webhooks: list[WebhookConfig] = Field(
+        default_factory=list,
+        description="Receivers told when tasks end: url, events, secret_env, templates, name.",
+    )
+    webhook_timeout: float = Field(default=10.0, gt=0, description="One delivery's HTTP timeout.")
+    webhook_max_tries: int = Field(
+        default=12, ge=1, description="Tries of one delivery before it is given up."
+    )
+    webhook_retry_base: float = Field(
+        default=10.0, gt=0, description="Wait before the second try; doubled for each next one."
+    )
+    webhook_retry_max: float = Field(
+        default=3600.0, gt=0, description="The longest wait between two tries."
+    )
+
+    @model_validator(mode="after")
+    def _webhook_labels_unique(self) -> Settings:
+        seen: set[str] = set()
+        for hook in self.webhooks:
+            if hook.label in seen:
+                raise ValueError(f"webhooks: two receivers are named {hook.label!r} (set name)")
+            seen.add(hook.label)
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -577,3 +577,97 @@ def test_every_contract_method_is_exercised() -> None:
     source = Path(__file__).read_text()
     missing = {m for m in methods if f".{m}(" not in source}
     assert methods and not missing, missing
+
+
+# -- the webhooks' outbox ---------------------------------------------------------
+async def test_the_outbox_holds_each_finish_until_it_is_marked(store: Store) -> None:
+    ref = {"steps": [], "templateInfo": {"entityRef": "template:default/x"}}
+    a, b, c = row(ref), row(), row()
+    await insert(store, a, b, c)
+    assert await store.tasks_unhooked(10) == []
+    # a ends through its worker, b by a cancel while open; c stays open
+    claim = await claim_one(store)
+    batch = batch_of(claim)
+    batch.finishes.append(finish(claim, body={"message": "done", "output": {"x": 1}}))
+    assert await store.batch_apply(batch) == set()
+    await store.task_cancel(b.id, WORDING.cancelled())
+    found = await store.tasks_unhooked(10)
+    assert [(f.task.id, f.task.status) for f in found] == [(a.id, "completed"), (b.id, "cancelled")]
+    assert found[0].final == {"message": "done", "output": {"x": 1}}
+    assert found[1].final == WORDING.cancelled().body
+    assert found[0].task.spec == ref
+    assert [f.task.id for f in await store.tasks_unhooked(1)] == [a.id]
+    done_at, cancelled_at = found[0].task.finished_at, found[1].task.finished_at
+    assert done_at is not None and cancelled_at is not None
+    await store.tasks_mark_hooked([(a.id, done_at)])
+    assert [f.task.id for f in await store.tasks_unhooked(10)] == [b.id]
+    # finished again after a retry: a mark of an earlier finish leaves it there
+    await store.task_retry(b.id, open_cap=None)
+    assert await store.tasks_unhooked(10) == []
+    await store.task_cancel(b.id, WORDING.cancelled())
+    (again,) = await store.tasks_unhooked(10)
+    await store.tasks_mark_hooked([(b.id, cancelled_at - timedelta(seconds=1))])
+    assert [f.task.id for f in await store.tasks_unhooked(10)] == [b.id]
+    assert again.task.finished_at is not None
+    await store.tasks_mark_hooked([(b.id, again.task.finished_at)])
+    assert await store.tasks_unhooked(10) == []
+    await store.tasks_mark_hooked([])
+
+
+async def test_an_event_is_appended_to_a_finished_task(store: Store) -> None:
+    (tid,) = await insert(store, row())
+    await store.task_cancel(tid, WORDING.cancelled())
+    assert await store.event_append(tid, "log", dumps({"message": "webhook sent"}))
+    events = await store.events_after(tid, 0)
+    assert [(e.type, e.body) for e in events][-1] == ("log", {"message": "webhook sent"})
+    assert (await store.task_get(tid)).status == "cancelled"  # type: ignore[union-attr]
+    assert not await store.event_append(str(uuid.uuid4()), "log", "{}")
+
+
+# -- cluster switches and the admin's view -----------------------------------------
+async def test_paused_claims_nothing_until_cleared(store: Store) -> None:
+    await insert(store, row())
+    assert await store.flags_list() == []
+    await store.flag_set("paused", dumps({"reason": "upgrade"}), "user:default/admin")
+    (flag,) = await store.flags_list()
+    assert (flag.name, flag.detail, flag.set_by) == (
+        "paused",
+        {"reason": "upgrade"},
+        "user:default/admin",
+    )
+    assert flag.set_at.tzinfo is not None
+    assert await store.task_claim("w", 10, per_user_cap=None) == []
+    assert await store.task_claim("w", 10, per_user_cap=5) == []
+    await store.flag_set("paused", dumps({"reason": "again"}), None)
+    assert [(f.detail, f.set_by) for f in await store.flags_list()] == [({"reason": "again"}, None)]
+    assert await store.flag_clear("paused")
+    assert not await store.flag_clear("paused")
+    assert len(await store.task_claim("w", 10, per_user_cap=5)) == 1
+
+
+async def test_queue_overview_and_troubled_tasks(store: Store) -> None:
+    overview = await store.queue_overview(60)
+    assert (overview.open, overview.claimable, overview.processing, overview.stale) == (0, 0, 0, 0)
+    assert overview.oldest_open_age is None
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await insert(store, row(), row(), row(run_after=later))
+    claim = await claim_one(store)
+    overview = await store.queue_overview(60)
+    assert (overview.open, overview.claimable, overview.processing, overview.stale) == (2, 1, 1, 0)
+    assert overview.oldest_open_age is not None and 0 <= overview.oldest_open_age < 60
+    assert overview.to_json()["oldestOpenAgeSeconds"] == overview.oldest_open_age
+    assert (await store.queue_overview(-1)).stale == 1  # a horizon in the future
+    assert await store.tasks_troubled(60, 10) == []
+    (stale,) = await store.tasks_troubled(-1, 10)
+    assert (stale.id, stale.status, stale.claimed_by, stale.recovered_at) == (
+        claim.id,
+        "processing",
+        "w",
+        None,
+    )
+    assert stale.heartbeat_age is not None
+    await store.tasks_recover_stale(-1, WORDING)
+    (recovered,) = await store.tasks_troubled(60, 10)
+    assert (recovered.id, recovered.status, recovered.attempt) == (claim.id, "open", 1)
+    assert recovered.recovered_at is not None
+    assert recovered.to_json()["recoveredAt"].endswith("Z")

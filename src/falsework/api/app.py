@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
 
-from falsework import web
+from falsework import web, webhooks
 from falsework.actions import ActionRegistry
 from falsework.api import (
     actions,
@@ -72,16 +72,19 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> FastAPI
         )
         worker: TaskWorker | None = None
         running: asyncio.Task[None] | None = None
+        dispatching: asyncio.Task[None] | None = None
         if settings.concurrency > 0:
             executor = traces.instrument(metrics.instrument(as_executor(runner)))
             if settings.task_log:
                 executor = log_tasks(executor)
             ids: list[str] = []
             executor = bind_context(executor, lambda: ids[0] if ids else None)
-            worker = made = TaskWorker(broker, executor, worker_options(settings))
+            dispatcher, deliveries = webhooks.from_settings(settings, broker)
+            worker = made = TaskWorker(broker, deliveries.wrap(executor), worker_options(settings))
             ids.append(made.worker_id)
             metrics.watch_worker(lambda: float(made.running), lambda: float(made.limit))
             running = asyncio.create_task(made.run(), name="falsework-worker")
+            dispatching = asyncio.create_task(dispatcher.run(), name="falsework-webhooks")
         loop = asyncio.get_running_loop()
 
         def begin_shutdown() -> None:
@@ -115,6 +118,10 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> FastAPI
         finally:
             await dry_runs.close()
             await hub.close()
+            if dispatching is not None:
+                dispatching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dispatching
             if worker is not None and running is not None:
                 await worker.stop()
                 try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from falsework.errors import FalseworkError
 
 
 async def _work(settings: Settings, burst: bool) -> None:
+    from falsework import webhooks
     from falsework.engine import TaskWorker
     from falsework.runner import as_executor
     from falsework.runner.tasklog import bind_context, log_tasks
@@ -30,6 +32,8 @@ async def _work(settings: Settings, burst: bool) -> None:
             executor = log_tasks(executor)
         made: list[TaskWorker] = []
         executor = bind_context(executor, lambda: made[0].worker_id if made else None)
+        dispatcher, deliveries = webhooks.from_settings(settings, broker)
+        executor = deliveries.wrap(executor)
         worker = TaskWorker(broker, executor, worker_options(settings))
         made.append(worker)
         loop = asyncio.get_running_loop()
@@ -38,7 +42,13 @@ async def _work(settings: Settings, burst: bool) -> None:
         logging.getLogger("falsework").info(
             "worker %s: limit %d%s", worker.worker_id, worker.limit, " (burst)" if burst else ""
         )
-        await worker.run(burst=burst)
+        dispatching = asyncio.create_task(dispatcher.run(), name="falsework-webhooks")
+        try:
+            await worker.run(burst=burst)
+        finally:
+            dispatching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dispatching
     finally:
         await broker.close()
         await asyncio.to_thread(traces.shutdown)  # the last spans go out

@@ -26,15 +26,19 @@ from falsework.engine.models import (
     AuditQuery,
     AuditRecord,
     ClaimedTask,
+    ClusterFlag,
     Event,
+    FinishedTask,
     Heartbeat,
     Inserted,
     ListOrder,
     NewTask,
+    QueueOverview,
     StaleOutcome,
     Task,
     TaskQuery,
     TaskRow,
+    TroubledTask,
     WorkerInfo,
     WriteBatch,
 )
@@ -45,8 +49,11 @@ from falsework.engine.store import Store
 from falsework.engine.supervisor import Supervisor
 from falsework.errors import ConflictError, InputError, NotFoundError, TooManyRequestsError
 from falsework.taskio import Recovery
+from falsework.types import JSONObject
 
 MAX_LIMIT = 10_000
+# the cluster flag that stops every worker from claiming (engine/sql: task_claim)
+PAUSED = "paused"
 
 
 class Broker:
@@ -110,7 +117,7 @@ class Broker:
         except (TypeError, ValueError) as exc:
             raise InputError(f"The task spec is not JSON: {exc}") from exc
         return TaskRow(
-            id=str(uuid.uuid4()),
+            id=item.id or str(uuid.uuid4()),
             spec=spec,
             sealed_secrets=self.box.seal(item.secrets),
             created_by=item.created_by,
@@ -405,3 +412,43 @@ class Broker:
 
     async def audit_list(self, query: AuditQuery) -> builtins.list[AuditRecord]:
         return await self.store.audit_list(query)
+
+    # -- the webhooks' outbox (falsework/webhooks.py) -------------------------------
+    async def unhooked(self, limit: int = 200) -> builtins.list[FinishedTask]:
+        return await self.store.tasks_unhooked(limit)
+
+    async def mark_hooked(self, marks: Sequence[tuple[str, datetime]]) -> None:
+        await self.store.tasks_mark_hooked(marks)
+
+    async def append_event(self, task_id: str, body: JSONObject, type: str = "log") -> bool:
+        """One event on ``task_id`` whatever its status (a webhook delivery reports
+        on the task it announces); False when the task is gone."""
+        added = await self.store.event_append(task_id, type, dumps(body))
+        if added:
+            self.hub.events([task_id])
+        return added
+
+    # -- cluster switches: pause claiming for maintenance ---------------------------
+    async def pause(self, by: str | None, reason: str = "") -> ClusterFlag:
+        """Stop every worker of the cluster from claiming (running tasks go on);
+        durable until ``resume``."""
+        await self.store.flag_set(PAUSED, dumps({"reason": reason}), by)
+        flag = await self.paused()
+        assert flag is not None
+        return flag
+
+    async def resume(self) -> bool:
+        """Let workers claim again (False: claiming was not paused)."""
+        cleared = await self.store.flag_clear(PAUSED)
+        if cleared:
+            self.hub.new_tasks()
+        return cleared
+
+    async def paused(self) -> ClusterFlag | None:
+        return next((f for f in await self.store.flags_list() if f.name == PAUSED), None)
+
+    async def overview(self, stale_after: float) -> QueueOverview:
+        return await self.store.queue_overview(stale_after)
+
+    async def troubled(self, stale_after: float, limit: int = 100) -> builtins.list[TroubledTask]:
+        return await self.store.tasks_troubled(stale_after, limit)

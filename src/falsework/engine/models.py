@@ -97,6 +97,9 @@ class NewTask:
     idempotency_key: str | None = None
     # decided by the templates layer (Template.recovery), stored with the task
     recovery: Recovery = "resume"
+    # the task's id when the caller derives it (a webhook delivery's id is its
+    # idempotency key's UUID); None: a fresh random one
+    id: str | None = None
 
 
 @dataclass
@@ -358,4 +361,90 @@ class AuditRecord:
             "action": self.action,
             "target": self.target,
             "detail": self.detail,
+        }
+
+
+# -- the webhooks' outbox and the admin's view ------------------------------------------
+@dataclass(frozen=True)
+class FinishedTask:
+    """A task finished since its webhooks were dispatched (``Store.tasks_unhooked``);
+    ``task.step_state`` is left empty."""
+
+    task: Task
+    final: JSONObject | None  # the body of its final event (completion or cancelled)
+
+
+@dataclass(frozen=True)
+class ClusterFlag:
+    """A switch every node obeys while it is set (``paused``: no worker claims)."""
+
+    name: str
+    detail: JSONObject
+    set_by: str | None
+    set_at: datetime
+
+    def to_json(self) -> JSONObject:
+        return {
+            "name": self.name,
+            "detail": self.detail,
+            "setBy": self.set_by,
+            "setAt": iso(self.set_at),
+        }
+
+
+@dataclass(frozen=True)
+class QueueOverview:
+    open: int  # open tasks, due or not
+    claimable: int  # open tasks whose run_after has passed
+    processing: int
+    stale: int  # processing tasks without a heartbeat for the horizon asked
+    oldest_open_age: float | None  # seconds the oldest claimable task has waited
+
+    @classmethod
+    def of(cls, row: Any) -> QueueOverview:
+        """From a row of either store's ``queue_overview`` query (numbers only)."""
+        age = row["oldest_open_age"]
+        return cls(
+            open=int(row["open"]),
+            claimable=int(row["claimable"]),
+            processing=int(row["processing"]),
+            stale=int(row["stale"]),
+            oldest_open_age=float(age) if age is not None else None,
+        )
+
+    def to_json(self) -> JSONObject:
+        return {
+            "open": self.open,
+            "claimable": self.claimable,
+            "processing": self.processing,
+            "stale": self.stale,
+            "oldestOpenAgeSeconds": self.oldest_open_age,
+        }
+
+
+@dataclass(frozen=True)
+class TroubledTask:
+    """A task in flight that is stale or runs again (recovered or retried)."""
+
+    id: str
+    status: str
+    created_by: str | None
+    attempt: int
+    claimed_by: str | None
+    created_at: datetime
+    heartbeat_age: float | None
+    recovered_at: datetime | None  # its last recovery; None: retried by hand
+    template: str | None
+
+    def to_json(self) -> JSONObject:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "createdBy": self.created_by,
+            "attempt": self.attempt,
+            "claimedBy": self.claimed_by,
+            "createdAt": iso(self.created_at),
+            "heartbeatAgeSeconds": self.heartbeat_age,
+            "recoveredAt": iso(self.recovered_at),
+            "template": self.template,
         }

@@ -15,6 +15,7 @@ import re
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -29,15 +30,19 @@ from falsework.engine.models import (
     AuditQuery,
     AuditRecord,
     Claim,
+    ClusterFlag,
     Event,
+    FinishedTask,
     Heartbeat,
     Inserted,
     Lease,
+    QueueOverview,
     Retried,
     StaleOutcome,
     Task,
     TaskQuery,
     TaskRow,
+    TroubledTask,
     WorkerInfo,
     WriteBatch,
 )
@@ -651,6 +656,54 @@ class PostgresStore:
                 action=r["action"],
                 target=r["target"],
                 detail=r["detail"],
+            )
+            for r in rows
+        ]
+
+    # -- the webhooks' outbox ------------------------------------------------------
+    async def tasks_unhooked(self, limit: int) -> list[FinishedTask]:
+        rows = await self._db.read("tasks_unhooked", limit=limit)
+        return [FinishedTask(_task(r), r["final_body"]) for r in rows]
+
+    async def tasks_mark_hooked(self, marks: Sequence[tuple[str, datetime]]) -> None:
+        if marks:
+            await self._db.fetch(
+                "tasks_mark_hooked",
+                ids=[tid for tid, _ in marks],
+                finished=[utc(at) for _, at in marks],
+            )
+
+    async def event_append(self, task_id: str, type: str, body: str) -> bool:
+        return bool(await self._db.fetch("event_append", task_id=task_id, type=type, body=body))
+
+    # -- cluster switches and the admin's view -------------------------------------
+    async def flag_set(self, name: str, detail: str, set_by: str | None) -> None:
+        await self._db.fetch("flag_set", flag=name, detail=detail, set_by=set_by)
+
+    async def flag_clear(self, name: str) -> bool:
+        return bool(await self._db.fetch("flag_clear", flag=name))
+
+    async def flags_list(self) -> list[ClusterFlag]:
+        rows = await self._db.read("flags_list")
+        return [ClusterFlag(r["name"], r["detail"], r["set_by"], r["set_at"]) for r in rows]
+
+    async def queue_overview(self, stale_after: float) -> QueueOverview:
+        (r,) = await self._db.read("queue_overview", stale_after=float(stale_after))
+        return QueueOverview.of(r)
+
+    async def tasks_troubled(self, stale_after: float, limit: int) -> list[TroubledTask]:
+        rows = await self._db.read("tasks_troubled", stale_after=float(stale_after), limit=limit)
+        return [
+            TroubledTask(
+                id=r["id"],
+                status=r["status"],
+                created_by=r["created_by"],
+                attempt=r["attempt"],
+                claimed_by=r["claimed_by"],
+                created_at=r["created_at"],
+                heartbeat_age=float(r["heartbeat_age"]) if r["heartbeat_age"] is not None else None,
+                recovered_at=r["recovered_at"],
+                template=r["template"],
             )
             for r in rows
         ]

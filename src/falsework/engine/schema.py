@@ -40,6 +40,8 @@ tasks = sa.Table(
     sa.Column("idempotency_key", sa.Text(), nullable=True),
     sa.Column("created_at", TIMESTAMP, nullable=False),
     sa.Column("finished_at", TIMESTAMP, nullable=True),
+    # the webhooks' outbox: finished_at differs from hooked_at until dispatched
+    sa.Column("hooked_at", TIMESTAMP, nullable=True),
     sa.UniqueConstraint("seq", name="uq_tasks_seq"),
     sa.UniqueConstraint("idempotency_key", name="uq_tasks_idempotency_key"),
     sa.Index(
@@ -57,6 +59,14 @@ tasks = sa.Table(
         sqlite_where=sa.text("status = 'processing'"),
     ),
     sa.Index("ix_tasks_created_by", "created_by", "status"),
+    sa.Index(
+        "ix_tasks_unhooked",
+        "finished_at",
+        postgresql_where=sa.text(
+            "finished_at IS NOT NULL AND hooked_at IS DISTINCT FROM finished_at"
+        ),
+        sqlite_where=sa.text("finished_at IS NOT NULL AND hooked_at IS NOT finished_at"),
+    ),
 )
 
 task_events = sa.Table(
@@ -99,4 +109,14 @@ audit_events = sa.Table(
     sa.Index("ix_audit_events_actor", "actor", "id"),
     sa.Index("ix_audit_events_action", "action", "id"),
     sqlite_autoincrement=True,
+)
+
+# switches every node obeys (engine/cluster.py): a row present is a switch on
+cluster_flags = sa.Table(
+    "cluster_flags",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("detail", sa.JSON(), nullable=False),
+    sa.Column("set_by", sa.Text(), nullable=True),
+    sa.Column("set_at", TIMESTAMP, nullable=False),
 )

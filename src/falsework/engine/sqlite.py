@@ -15,6 +15,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,19 @@ from falsework.engine.models import (
     AuditQuery,
     AuditRecord,
     Claim,
+    ClusterFlag,
     Event,
+    FinishedTask,
     Heartbeat,
     Inserted,
     Lease,
+    QueueOverview,
     Retried,
     StaleOutcome,
     Task,
     TaskQuery,
     TaskRow,
+    TroubledTask,
     WorkerInfo,
     WriteBatch,
 )
@@ -513,6 +518,57 @@ class SqliteStore:
                 action=r["action"],
                 target=r["target"],
                 detail=loads(r["detail"]),
+            )
+            for r in rows
+        ]
+
+    # -- the webhooks' outbox ------------------------------------------------------
+    async def tasks_unhooked(self, limit: int) -> list[FinishedTask]:
+        rows = await self._db.read("tasks_unhooked", limit=limit)
+        return [
+            FinishedTask(_task(r), loads(r["final_body"]) if r["final_body"] else None)
+            for r in rows
+        ]
+
+    async def tasks_mark_hooked(self, marks: Sequence[tuple[str, datetime]]) -> None:
+        if marks:
+            rows = [[tid, format_ts(at)] for tid, at in marks]
+            await self._db.write("tasks_mark_hooked", rows=dumps(rows))
+
+    async def event_append(self, task_id: str, type: str, body: str) -> bool:
+        return bool(await self._db.write("event_append", task_id=task_id, type=type, body=body))
+
+    # -- cluster switches and the admin's view -------------------------------------
+    async def flag_set(self, name: str, detail: str, set_by: str | None) -> None:
+        await self._db.write("flag_set", flag=name, detail=detail, set_by=set_by)
+
+    async def flag_clear(self, name: str) -> bool:
+        return bool(await self._db.write("flag_clear", flag=name))
+
+    async def flags_list(self) -> list[ClusterFlag]:
+        rows = await self._db.read("flags_list")
+        return [
+            ClusterFlag(r["name"], loads(r["detail"]), r["set_by"], parse_ts(r["set_at"]))
+            for r in rows
+        ]
+
+    async def queue_overview(self, stale_after: float) -> QueueOverview:
+        (r,) = await self._db.read("queue_overview", stale_after=float(stale_after))
+        return QueueOverview.of(r)
+
+    async def tasks_troubled(self, stale_after: float, limit: int) -> list[TroubledTask]:
+        rows = await self._db.read("tasks_troubled", stale_after=float(stale_after), limit=limit)
+        return [
+            TroubledTask(
+                id=r["id"],
+                status=r["status"],
+                created_by=r["created_by"],
+                attempt=r["attempt"],
+                claimed_by=r["claimed_by"],
+                created_at=parse_ts(r["created_at"]),
+                heartbeat_age=float(r["heartbeat_age"]) if r["heartbeat_age"] is not None else None,
+                recovered_at=_opt_ts(r["recovered_at"]),
+                template=r["template"],
             )
             for r in rows
         ]

@@ -22,6 +22,7 @@ so tests never wait for a lease to expire.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from falsework.engine.models import (
@@ -29,14 +30,18 @@ from falsework.engine.models import (
     AuditQuery,
     AuditRecord,
     Claim,
+    ClusterFlag,
     Event,
+    FinishedTask,
     Heartbeat,
     Inserted,
+    QueueOverview,
     Retried,
     StaleOutcome,
     Task,
     TaskQuery,
     TaskRow,
+    TroubledTask,
     WorkerInfo,
     WriteBatch,
 )
@@ -164,4 +169,36 @@ class Store(Protocol):
 
     async def audit_list(self, query: AuditQuery) -> list[AuditRecord]:
         """Entries matching ``query``, newest first (by id), at most ``query.limit``."""
+        ...
+
+    # -- the webhooks' outbox ------------------------------------------------------
+    async def tasks_unhooked(self, limit: int) -> list[FinishedTask]:
+        """Up to ``limit`` tasks finished (or finished again after a retry) since
+        their webhooks were dispatched, oldest finish first."""
+        ...
+
+    async def tasks_mark_hooked(self, marks: Sequence[tuple[str, datetime]]) -> None:
+        """Mark each ``(task id, finished_at as read)`` dispatched; a task that has
+        finished again since stays in the outbox."""
+        ...
+
+    async def event_append(self, task_id: str, type: str, body: str) -> bool:
+        """Append one event (``body`` JSON text) to a task whatever its status, not
+        fenced by any claim; False when the task is gone."""
+        ...
+
+    # -- cluster switches and the admin's view -------------------------------------
+    async def flag_set(self, name: str, detail: str, set_by: str | None) -> None: ...
+
+    async def flag_clear(self, name: str) -> bool:
+        """Clear a switch; False when it was not set."""
+        ...
+
+    async def flags_list(self) -> list[ClusterFlag]: ...
+
+    async def queue_overview(self, stale_after: float) -> QueueOverview: ...
+
+    async def tasks_troubled(self, stale_after: float, limit: int) -> list[TroubledTask]:
+        """Tasks in flight that are stale (no heartbeat for ``stale_after`` seconds)
+        or run again after a recovery or a retry, in queue order."""
         ...

@@ -154,6 +154,8 @@ SELECT pg_advisory_xact_lock(727340001);
 WITH picked AS (
     SELECT id FROM tasks
     WHERE status = 'open' AND (run_after IS NULL OR run_after <= now())
+      -- the cluster-wide maintenance switch (engine/cluster.py)
+      AND NOT EXISTS (SELECT 1 FROM cluster_flags WHERE name = 'paused')
     ORDER BY priority DESC, seq
     LIMIT :n
     FOR UPDATE SKIP LOCKED
@@ -175,6 +177,7 @@ WITH running AS (
            row_number() OVER (PARTITION BY t.created_by ORDER BY t.priority DESC, t.seq) AS rn
     FROM tasks t LEFT JOIN running r ON r.created_by IS NOT DISTINCT FROM t.created_by
     WHERE t.status = 'open' AND (t.run_after IS NULL OR t.run_after <= now())
+      AND NOT EXISTS (SELECT 1 FROM cluster_flags WHERE name = 'paused')
 ), picked AS (
     SELECT id FROM tasks
     WHERE id IN (SELECT id FROM ranked WHERE rn + n <= :cap
@@ -383,4 +386,79 @@ WHERE (CAST(:actor AS text) IS NULL OR actor = :actor)
   AND (CAST(:since AS timestamptz) IS NULL OR at >= :since)
   AND (CAST(:before AS bigint) IS NULL OR id < :before)
 ORDER BY id DESC
+LIMIT :limit;
+
+-- name: tasks_unhooked
+-- The webhooks' outbox (falsework/webhooks.py): tasks finished, or finished again
+-- after a retry, since their webhooks were dispatched; oldest first, each with the
+-- body of its final event (its step state is not needed there).
+SELECT t.id, t.status, t.spec, t.created_by, t.created_at, t.heartbeat_at, t.attempt,
+       t.priority, t.run_after, t.recovery, t.claimed_by, t.cancel_requested, t.finished_at,
+       CAST('{}' AS jsonb) AS step_state,
+       (SELECT e.body FROM task_events e
+        WHERE e.task_id = t.id AND e.type IN ('completion', 'cancelled')
+        ORDER BY e.id DESC LIMIT 1) AS final_body
+FROM tasks t
+WHERE t.finished_at IS NOT NULL AND t.hooked_at IS DISTINCT FROM t.finished_at
+ORDER BY t.finished_at
+LIMIT :limit;
+
+-- name: tasks_mark_hooked
+-- Only the finish that was read: a task retried and finished again meanwhile
+-- stays in the outbox.
+UPDATE tasks SET hooked_at = tasks.finished_at
+FROM unnest(CAST(:ids AS text[]), CAST(:finished AS timestamptz[])) AS m(id, finished_at)
+WHERE tasks.id = m.id AND tasks.finished_at = m.finished_at;
+
+-- name: event_append
+-- One event on a task whatever its status (unfenced: webhook deliveries report on
+-- the task they announce), and its NOTIFY; nothing when the task is gone.
+WITH ins AS (
+    INSERT INTO task_events (task_id, type, body, created_at)
+    SELECT t.id, :type, CAST(:body AS json), now() FROM tasks t WHERE t.id = :task_id
+    RETURNING task_id
+)
+SELECT pg_notify('falsework_events', task_id) FROM ins;
+
+-- name: flag_set
+INSERT INTO cluster_flags (name, detail, set_by, set_at)
+VALUES (:flag, CAST(:detail AS json), :set_by, now())
+ON CONFLICT (name) DO UPDATE
+SET detail = excluded.detail, set_by = excluded.set_by, set_at = excluded.set_at;
+
+-- name: flag_clear
+-- and wake every worker: a cleared 'paused' lets them claim at once
+WITH d AS (DELETE FROM cluster_flags WHERE name = :flag RETURNING name)
+SELECT name, pg_notify('falsework_tasks', '') FROM d;
+
+-- name: flags_list
+SELECT name, detail, set_by, set_at FROM cluster_flags ORDER BY name;
+
+-- name: queue_overview
+-- The admin page's numbers, from the small open/processing part of tasks.
+SELECT count(*) FILTER (WHERE status = 'open') AS open,
+       count(*) FILTER (WHERE status = 'open' AND (run_after IS NULL OR run_after <= now()))
+           AS claimable,
+       count(*) FILTER (WHERE status = 'processing') AS processing,
+       count(*) FILTER (WHERE status = 'processing'
+                          AND heartbeat_at < now() - make_interval(secs => :stale_after)) AS stale,
+       EXTRACT(EPOCH FROM now() - min(coalesce(run_after, created_at))
+                                   FILTER (WHERE status = 'open'
+                                             AND (run_after IS NULL OR run_after <= now())))
+           AS oldest_open_age
+FROM tasks WHERE status IN ('open', 'processing');
+
+-- name: tasks_troubled
+-- Tasks in flight that are stale (no heartbeat for :stale_after seconds) or that
+-- run again (attempt beyond the first claim), with their last recovery if any.
+SELECT t.id, t.status, t.created_by, t.attempt, t.claimed_by, t.created_at,
+       EXTRACT(EPOCH FROM now() - t.heartbeat_at) AS heartbeat_age,
+       (SELECT max(e.created_at) FROM task_events e
+        WHERE e.task_id = t.id AND e.type = 'recovered') AS recovered_at,
+       t.spec -> 'templateInfo' ->> 'entityRef' AS template
+FROM tasks t
+WHERE (t.status = 'processing'
+       AND (t.heartbeat_at < now() - make_interval(secs => :stale_after) OR t.attempt > 1))
+   OR (t.status = 'open' AND t.attempt > 0)
+ORDER BY t.seq
 LIMIT :limit;

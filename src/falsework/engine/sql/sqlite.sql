@@ -133,6 +133,7 @@ WHERE id IN (
     SELECT id FROM tasks
     WHERE status = 'open'
       AND (run_after IS NULL OR run_after <= strftime('%Y-%m-%d %H:%M:%f', 'now'))
+      AND NOT EXISTS (SELECT 1 FROM cluster_flags WHERE name = 'paused')
     ORDER BY priority DESC, seq
     LIMIT :n
 )
@@ -153,6 +154,7 @@ WHERE id IN (
         FROM tasks t
         WHERE t.status = 'open'
           AND (t.run_after IS NULL OR t.run_after <= strftime('%Y-%m-%d %H:%M:%f', 'now'))
+          AND NOT EXISTS (SELECT 1 FROM cluster_flags WHERE name = 'paused')
     )
     WHERE rn + n <= :cap
     ORDER BY priority DESC, seq
@@ -293,4 +295,72 @@ WHERE (:actor IS NULL OR actor = :actor)
   AND (:since IS NULL OR at >= :since)
   AND (:before IS NULL OR id < :before)
 ORDER BY id DESC
+LIMIT :limit;
+
+-- name: tasks_unhooked
+-- The webhooks' outbox (falsework/webhooks.py): tasks finished, or finished again
+-- after a retry, since their webhooks were dispatched; oldest first, each with the
+-- body of its final event (its step state is not needed there).
+SELECT t.id, t.status, t.spec, t.created_by, t.created_at, t.heartbeat_at, t.attempt,
+       t.priority, t.run_after, t.recovery, t.claimed_by, t.cancel_requested, t.finished_at,
+       '{}' AS step_state,
+       (SELECT e.body FROM task_events e
+        WHERE e.task_id = t.id AND e.type IN ('completion', 'cancelled')
+        ORDER BY e.id DESC LIMIT 1) AS final_body
+FROM tasks t
+WHERE t.finished_at IS NOT NULL AND t.hooked_at IS NOT t.finished_at
+ORDER BY t.finished_at
+LIMIT :limit;
+
+-- name: tasks_mark_hooked
+-- :rows = [[id, finished_at as read], ...]; only the finish that was read.
+UPDATE tasks SET hooked_at = tasks.finished_at
+FROM json_each(:rows) AS m
+WHERE tasks.id = m.value ->> 0 AND tasks.finished_at = m.value ->> 1;
+
+-- name: event_append
+INSERT INTO task_events (task_id, type, body, created_at)
+SELECT t.id, :type, json(:body), strftime('%Y-%m-%d %H:%M:%f', 'now')
+FROM tasks t WHERE t.id = :task_id
+RETURNING task_id;
+
+-- name: flag_set
+INSERT INTO cluster_flags (name, detail, set_by, set_at)
+VALUES (:flag, json(:detail), :set_by, strftime('%Y-%m-%d %H:%M:%f', 'now'))
+ON CONFLICT (name) DO UPDATE
+SET detail = excluded.detail, set_by = excluded.set_by, set_at = excluded.set_at;
+
+-- name: flag_clear
+DELETE FROM cluster_flags WHERE name = :flag RETURNING name;
+
+-- name: flags_list
+SELECT name, detail, set_by, set_at FROM cluster_flags ORDER BY name;
+
+-- name: queue_overview
+SELECT coalesce(sum(status = 'open'), 0) AS open,
+       coalesce(sum(status = 'open' AND (run_after IS NULL
+                     OR run_after <= strftime('%Y-%m-%d %H:%M:%f', 'now'))), 0) AS claimable,
+       coalesce(sum(status = 'processing'), 0) AS processing,
+       coalesce(sum(status = 'processing'
+                    AND heartbeat_at < strftime('%Y-%m-%d %H:%M:%f', 'now',
+                                                printf('%+.3f seconds', -:stale_after))), 0)
+           AS stale,
+       (julianday('now') - julianday(min(CASE WHEN status = 'open' AND (run_after IS NULL
+                     OR run_after <= strftime('%Y-%m-%d %H:%M:%f', 'now'))
+                     THEN coalesce(run_after, created_at) END))) * 86400.0 AS oldest_open_age
+FROM tasks WHERE status IN ('open', 'processing');
+
+-- name: tasks_troubled
+SELECT t.id, t.status, t.created_by, t.attempt, t.claimed_by, t.created_at,
+       (julianday('now') - julianday(t.heartbeat_at)) * 86400.0 AS heartbeat_age,
+       (SELECT max(e.created_at) FROM task_events e
+        WHERE e.task_id = t.id AND e.type = 'recovered') AS recovered_at,
+       json_extract(t.spec, '$.templateInfo.entityRef') AS template
+FROM tasks t
+WHERE (t.status = 'processing'
+       AND (t.heartbeat_at < strftime('%Y-%m-%d %H:%M:%f', 'now',
+                                      printf('%+.3f seconds', -:stale_after))
+            OR t.attempt > 1))
+   OR (t.status = 'open' AND t.attempt > 0)
+ORDER BY t.seq
 LIMIT :limit;
