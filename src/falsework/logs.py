@@ -113,6 +113,9 @@ def configure(level: str, log_format: LogFormat) -> None:
         uv.propagate = True
     if level.lower() != "debug":
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at info: a query may carry a token (a
+    # webhook's, an http:request step's); what was called is reported by its caller
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # the audit trail is a record, not chatter: a quieter --log-level keeps it
     logging.getLogger("falsework.audit").setLevel(logging.INFO)
 

@@ -331,6 +331,14 @@ class Deliveries:
                 **extra,
             },
         }
+        log.info(
+            "webhook %s: delivery %s of task %s, try %s: %s",
+            w["receiver"],
+            w["deliveryId"],
+            w["taskId"],
+            w["try"],
+            what,
+        )
         await self._broker.append_event(str(w["taskId"]), body)
 
 
