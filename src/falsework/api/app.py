@@ -14,6 +14,7 @@ from falsework import web, webhooks
 from falsework.actions import ActionRegistry
 from falsework.api import (
     actions,
+    admin,
     audit,
     authoring,
     dryrun,
@@ -151,7 +152,7 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> FastAPI
         api.include_router(module.router)
     app.include_router(api)
     own = APIRouter(prefix=OWN_PREFIX)
-    for module in (authoring, entities, audit):
+    for module in (authoring, entities, audit, admin):
         own.include_router(module.router)
     app.include_router(own)
     app.include_router(health.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -287,6 +288,92 @@ class AuditPage(_Wire):
     next: int | None = Field(
         default=None, description="More entries may follow: ask again with before=<next>"
     )
+
+
+# admin ---------------------------------------------------------------------
+class QueueModel(_Wire):
+    open: int
+    claimable: int = Field(description="Open tasks whose run_after has passed")
+    processing: int
+    stale: int = Field(description="Processing tasks without a heartbeat for the stale timeout")
+    oldestOpenAgeSeconds: float | None = None
+
+
+class FlagModel(_Wire):
+    name: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+    setBy: str | None = None
+    setAt: str | None = None
+
+
+class AdminWorkerModel(WorkerModel):
+    heartbeatAgeSeconds: float
+
+
+class TroubledModel(_Wire):
+    id: str
+    status: str
+    createdBy: str | None = None
+    attempt: int
+    claimedBy: str | None = None
+    createdAt: str | None = None
+    heartbeatAgeSeconds: float | None = None
+    recoveredAt: str | None = Field(default=None, description="None: retried by hand")
+    template: str | None = None
+
+
+class WebhookModel(_Wire):
+    name: str
+    events: list[str]
+    templates: list[str] | None = None
+
+
+class AdminOverview(_Wire):
+    queue: QueueModel
+    paused: FlagModel | None = Field(default=None, description="Set: no worker claims")
+    workers: list[AdminWorkerModel]
+    troubled: list[TroubledModel] = Field(description="Stale tasks, and tasks running again")
+    staleAfterSeconds: float
+    webhooks: list[WebhookModel]
+
+
+class PauseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=500)
+
+
+class PauseState(_Wire):
+    paused: FlagModel | None = None
+
+
+class BulkFilter(BaseModel):
+    """Which tasks a bulk cancel or retry takes: every field given must match."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: list[Literal["open", "processing", "completed", "failed", "cancelled"]] | None = Field(
+        default=None, description="Default: open+processing (cancel), failed+cancelled (retry)"
+    )
+    createdBy: str | None = Field(default=None, max_length=300)
+    template: str | None = Field(
+        default=None, max_length=300, description="A template's entity ref, e.g. template:default/x"
+    )
+    createdBefore: datetime | None = Field(default=None, description="ISO 8601 with a time zone")
+    limit: int = Field(default=100, ge=1, le=1000, description="At most this many tasks")
+    dryRun: bool = Field(default=False, description="Only count and list what would be done")
+
+
+class BulkFailure(_Wire):
+    id: str
+    message: str
+
+
+class BulkResult(_Wire):
+    matched: list[str]
+    done: list[str]
+    failed: list[BulkFailure]
+    dryRun: bool
 
 
 # health --------------------------------------------------------------------
