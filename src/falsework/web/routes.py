@@ -68,6 +68,12 @@ async def editor() -> HTMLResponse:
     return _shell()
 
 
+@router.get("/admin")
+async def admin() -> HTMLResponse:
+    # the shell for everyone: the API behind the page answers only admins
+    return _shell()
+
+
 @router.get("/create/tasks/{task_id}")
 async def task_page(task_id: str) -> HTMLResponse:
     del task_id

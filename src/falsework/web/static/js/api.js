@@ -99,4 +99,9 @@ export const api = {
   templateSource: (ns, name) => call('GET', `/templates/${enc(ns)}/${enc(name)}/source`, undefined, {}, OWN),
   entities: (query) => call('GET', `/entities?${new URLSearchParams(query)}`, undefined, {}, OWN),
   repoHosts: () => call('GET', '/repo-hosts', undefined, {}, OWN),
+  adminOverview: () => call('GET', '/admin/overview', undefined, {}, OWN),
+  pauseClaiming: (reason) => call('PUT', '/admin/pause', { reason }, {}, OWN),
+  resumeClaiming: () => call('DELETE', '/admin/pause', undefined, {}, OWN),
+  bulk: (action, filter) => call('POST', `/admin/tasks/${enc(action)}`, filter, {}, OWN),
+  setWorkerLimit: (id, limit) => call('PATCH', `/workers/${enc(id)}`, { limit }),
 };

@@ -1,6 +1,7 @@
 // The page's entry point: a small history router over Backstage's URL shapes, the identity
 // (who am I, local mode), and the token prompt shown when the API answers 401.
 
+import { renderAdmin } from './admin.js';
 import { api, ApiError, onTokenNeeded, setToken } from './api.js';
 import { append, clear, h } from './dom.js';
 import { renderEditor } from './editor.js';
@@ -26,6 +27,7 @@ const routes = [
   [/^\/create\/tasks\/?$/, 'tasks', (p) => renderTaskList(main, p)],
   [/^\/create\/tasks\/([^/]+)\/?$/, 'tasks', (p, m) => renderTask(main, { ...p, id: decodeURIComponent(m[1]) })],
   [/^\/edit\/?$/, 'edit', (p) => renderEditor(main, p)],
+  [/^\/admin\/?$/, 'admin', (p) => renderAdmin(main, p)],
 ];
 
 export function navigate(url, { replace = false } = {}) {
@@ -96,7 +98,7 @@ async function render() {
     if (!route) {
       showNotFound();
     } else {
-      const titles = { create: 'Create · Falsework', tasks: 'Tasks · Falsework', edit: 'Editor · Falsework' };
+      const titles = { create: 'Create · Falsework', tasks: 'Tasks · Falsework', edit: 'Editor · Falsework', admin: 'Admin · Falsework' };
       document.title = titles[route[1]];
       const params = {
         query,
@@ -169,6 +171,7 @@ function showIdentity() {
   // the editor is for template authors (and admins, who hold every role)
   const author = identity.admin || (identity.roles || []).includes('templates:author');
   document.querySelector('[data-nav="edit"]').hidden = !author;
+  document.querySelector('[data-nav="admin"]').hidden = !identity.admin;
   const box = document.getElementById('identity');
   clear(box);
   if (identity.user) {
