@@ -201,6 +201,17 @@ def page(browser: Browser) -> Iterator[Page]:
     assert errors.messages == [], f"JavaScript errors on the page: {errors.messages}"
 
 
+def signed_in(browser: Browser, token: str) -> Iterator[Page]:
+    """A fresh page whose tab holds ``token`` (as the token prompt would keep it); the
+    test fails if the page logged or raised an error."""
+    errors = PageErrors()
+    context = new_context(browser)
+    context.add_init_script(f"sessionStorage.setItem('falsework.token', '{token}')")
+    yield watch(context.new_page(), errors)
+    context.close()
+    assert errors.messages == [], errors.messages
+
+
 def shot(page: Page, name: str, *, full_page: bool = True) -> None:
     """Save a screenshot as NAME.png (into docs/screenshots/ with FALSEWORK_SCREENSHOTS=1)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

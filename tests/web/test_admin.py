@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from .conftest import PageErrors, Server, assert_labelled, new_context, shot, start_server, watch
+from .conftest import Server, assert_labelled, shot, signed_in, start_server
 
 pytestmark = pytest.mark.browser
 
@@ -51,23 +51,14 @@ def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-def signed_in(browser: Browser, who: str) -> Iterator[Page]:
-    errors = PageErrors()
-    context = new_context(browser)
-    context.add_init_script(f"sessionStorage.setItem('falsework.token', '{token_of(who)}')")
-    yield watch(context.new_page(), errors)
-    context.close()
-    assert errors.messages == [], errors.messages
-
-
 @pytest.fixture
 def root(browser: Browser) -> Iterator[Page]:
-    yield from signed_in(browser, "root")
+    yield from signed_in(browser, token_of("root"))
 
 
 @pytest.fixture
 def alice(browser: Browser) -> Iterator[Page]:
-    yield from signed_in(browser, "alice")
+    yield from signed_in(browser, token_of("alice"))
 
 
 def api(server: Server, who: str) -> httpx.Client:

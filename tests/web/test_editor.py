@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from .conftest import FALSEWORK, PageErrors, Server, new_context, shot, start_server, watch
+from .conftest import FALSEWORK, Server, shot, signed_in, start_server
 
 pytestmark = pytest.mark.browser
 
@@ -97,23 +97,14 @@ def editor_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.stop()
 
 
-def signed_in(browser: Browser, who: str) -> Iterator[Page]:
-    errors = PageErrors()
-    context = new_context(browser)
-    context.add_init_script(f"sessionStorage.setItem('falsework.token', '{token_of(who)}')")
-    yield watch(context.new_page(), errors)
-    context.close()
-    assert errors.messages == [], errors.messages
-
-
 @pytest.fixture
 def carol(browser: Browser) -> Iterator[Page]:
-    yield from signed_in(browser, "carol")
+    yield from signed_in(browser, token_of("carol"))
 
 
 @pytest.fixture
 def alice(browser: Browser) -> Iterator[Page]:
-    yield from signed_in(browser, "alice")
+    yield from signed_in(browser, token_of("alice"))
 
 
 def cli_problems(tmp_path: Path, text: str) -> list[dict[str, object]]:
