@@ -32,6 +32,7 @@ RANK = {
     "config": 3,  # the settings know the actions' policy types
     "runner": 4,
     "engine": 5,
+    "webhooks": 6,  # completion webhooks: deliveries are engine tasks
     "wiring": 6,  # Settings -> the engine's and the runner's plain values
     "api": 6,
     "web": 6,

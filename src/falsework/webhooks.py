@@ -34,20 +34,22 @@ import os
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from standardwebhooks import Webhook
 
 from falsework.actions.integrations import Integrations
 from falsework.actions.policies import EgressPolicy
-from falsework.config import Settings, WebhookConfig
 from falsework.engine import Broker
 from falsework.engine.codec import dumps
 from falsework.engine.models import FinishedTask, NewTask, iso
 from falsework.errors import DatabaseUnavailableError, FalseworkError
 from falsework.taskio import Executor, Outcome, TaskInput, TaskIO
 from falsework.types import JSONObject
+
+if TYPE_CHECKING:
+    from falsework.config import WebhookConfig
 
 log = logging.getLogger("falsework.webhooks")
 
@@ -352,20 +354,3 @@ def _failed(problem: str) -> Outcome:
         },
         keep_secrets=False,
     )
-
-
-def from_settings(settings: Settings, broker: Broker) -> tuple[Dispatcher, Deliveries]:
-    """The webhooks of ``settings`` on ``broker``: the outbox's dispatcher (run it
-    beside the worker) and the deliveries (wrap the worker's executor)."""
-    egress = EgressPolicy.from_lists(settings.egress.allow, settings.egress.deny)
-    dispatcher = Dispatcher(broker, settings.webhooks, interval=settings.janitor_interval)
-    deliveries = Deliveries(
-        broker,
-        settings.webhooks,
-        egress,
-        timeout=settings.webhook_timeout,
-        max_tries=settings.webhook_max_tries,
-        retry_base=settings.webhook_retry_base,
-        retry_max=settings.webhook_retry_max,
-    )
-    return dispatcher, deliveries

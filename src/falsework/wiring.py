@@ -8,7 +8,9 @@ Neither the engine nor the runner reads the configuration; this module is where
 
 from __future__ import annotations
 
+from falsework import webhooks
 from falsework.actions import ActionRegistry
+from falsework.actions.policies import EgressPolicy
 from falsework.config import Settings
 from falsework.engine import Broker, BrokerOptions, StoreOptions, WorkerOptions
 from falsework.engine.crypto import KEY_FILE
@@ -86,3 +88,22 @@ def workflow_runner(
         keep_workspace_on_failure=settings.keep_workspace_on_failure,
         limits=run_limits(settings),
     )
+
+
+def webhook_services(
+    settings: Settings, broker: Broker
+) -> tuple[webhooks.Dispatcher, webhooks.Deliveries]:
+    """The webhooks of ``settings`` on ``broker``: the outbox's dispatcher (run it
+    beside the worker) and the deliveries (wrap the worker's executor)."""
+    egress = EgressPolicy.from_lists(settings.egress.allow, settings.egress.deny)
+    dispatcher = webhooks.Dispatcher(broker, settings.webhooks, interval=settings.janitor_interval)
+    deliveries = webhooks.Deliveries(
+        broker,
+        settings.webhooks,
+        egress,
+        timeout=settings.webhook_timeout,
+        max_tries=settings.webhook_max_tries,
+        retry_base=settings.webhook_retry_base,
+        retry_max=settings.webhook_retry_max,
+    )
+    return dispatcher, deliveries

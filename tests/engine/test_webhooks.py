@@ -17,7 +17,7 @@ from falsework.config import Settings
 from falsework.engine import Broker, TaskWorker
 from falsework.runner import as_executor
 from falsework.taskio import TaskInput, TaskIO
-from falsework.wiring import worker_options
+from falsework.wiring import webhook_services, worker_options
 from support.receiver import SECRET, Receiver, receiving
 
 SECRET_ENV = "FALSEWORK_TEST_HOOK_SECRET"
@@ -36,7 +36,7 @@ def _hook(url: str, **extra: Any) -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def running(broker: Broker, settings: Settings) -> AsyncIterator[TaskWorker]:
     """A worker running ``_run`` with the webhooks of ``settings``, and its dispatcher."""
-    dispatcher, deliveries = webhooks.from_settings(settings, broker)
+    dispatcher, deliveries = webhook_services(settings, broker)
     worker = TaskWorker(broker, deliveries.wrap(as_executor(_run)), worker_options(settings))
     tasks = [asyncio.create_task(worker.run()), asyncio.create_task(dispatcher.run())]
     try:
@@ -223,7 +223,7 @@ async def test_dispatch_is_idempotent_and_a_retried_task_is_announced_again(
     settings = hook_settings([_hook(receiver.url, events=["cancelled"])])
     broker = await open_broker(database_url, settings)
     try:
-        dispatcher, _ = webhooks.from_settings(settings, broker)
+        dispatcher, _ = webhook_services(settings, broker)
         task = await broker.create(_spec(), run_after=_later())
         await broker.cancel(task.id)
         # two dispatchers at once (two nodes): one delivery
@@ -275,5 +275,5 @@ def test_a_webhook_url_must_be_http_without_credentials(
 
 def test_backoff_doubles_up_to_its_ceiling(hook_settings: Callable[..., Settings]) -> None:
     settings = hook_settings([], webhook_retry_base=10, webhook_retry_max=60)
-    _, deliveries = webhooks.from_settings(settings, None)  # type: ignore[arg-type]
+    _, deliveries = webhook_services(settings, None)  # type: ignore[arg-type]
     assert [deliveries.backoff(n) for n in range(1, 6)] == [10, 20, 40, 60, 60]

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
 
-from falsework import web, webhooks
+from falsework import web
 from falsework.actions import ActionRegistry
 from falsework.api import (
     actions,
@@ -38,7 +38,7 @@ from falsework.runner.isolation import DryRunPool
 from falsework.runner.tasklog import bind_context, log_tasks
 from falsework.templates import TemplateCatalog
 from falsework.tracing import Tracing
-from falsework.wiring import open_broker, worker_options, workflow_runner
+from falsework.wiring import open_broker, webhook_services, worker_options, workflow_runner
 
 log = logging.getLogger("falsework.api")
 
@@ -80,7 +80,7 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> FastAPI
                 executor = log_tasks(executor)
             ids: list[str] = []
             executor = bind_context(executor, lambda: ids[0] if ids else None)
-            dispatcher, deliveries = webhooks.from_settings(settings, broker)
+            dispatcher, deliveries = webhook_services(settings, broker)
             worker = made = TaskWorker(broker, deliveries.wrap(executor), worker_options(settings))
             ids.append(made.worker_id)
             metrics.watch_worker(lambda: float(made.running), lambda: float(made.limit))

@@ -16,12 +16,11 @@ from falsework.errors import FalseworkError
 
 
 async def _work(settings: Settings, burst: bool) -> None:
-    from falsework import webhooks
     from falsework.engine import TaskWorker
     from falsework.runner import as_executor
     from falsework.runner.tasklog import bind_context, log_tasks
     from falsework.tracing import Tracing
-    from falsework.wiring import open_broker, worker_options, workflow_runner
+    from falsework.wiring import open_broker, webhook_services, worker_options, workflow_runner
 
     traces = Tracing.from_environment()
     broker = await open_broker(settings)
@@ -32,7 +31,7 @@ async def _work(settings: Settings, burst: bool) -> None:
             executor = log_tasks(executor)
         made: list[TaskWorker] = []
         executor = bind_context(executor, lambda: made[0].worker_id if made else None)
-        dispatcher, deliveries = webhooks.from_settings(settings, broker)
+        dispatcher, deliveries = webhook_services(settings, broker)
         executor = deliveries.wrap(executor)
         worker = TaskWorker(broker, executor, worker_options(settings))
         made.append(worker)
