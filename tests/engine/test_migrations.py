@@ -49,7 +49,7 @@ def _indexes(conn: sa.Connection) -> dict[str, set[str]]:
     insp = sa.inspect(conn)
     return {
         table: {ix["name"] for ix in insp.get_indexes(table) if ix["name"]}
-        for table in insp.get_table_names()
+        for table in metadata.tables
     }
 
 

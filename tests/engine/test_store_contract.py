@@ -23,13 +23,16 @@ from falsework.engine.codec import dumps
 from falsework.engine.factory import open_store
 from falsework.engine.migrate import head
 from falsework.engine.models import (
+    STATUSES,
     AuditEntry,
     AuditQuery,
     AuditRecord,
     Claim,
+    Expired,
     Finish,
     Inserted,
     ListOrder,
+    Marks,
     Retried,
     Task,
     TaskQuery,
@@ -566,6 +569,187 @@ async def test_audit_entries_come_back_newest_first_and_filtered(store: Store) -
     future = datetime.now(UTC) + timedelta(hours=1)
     assert await store.audit_list(AuditQuery(since=future)) == []
     assert await store.audit_list(AuditQuery(actor="user:default/nobody")) == []
+
+
+# -- retention ---------------------------------------------------------------------------
+async def finished(store: Store, status: str, events: int = 3, **kw: Any) -> str:
+    """A task that ran and ended with ``status``, with ``events`` log events."""
+    r = row(**kw)
+    await insert(store, r)
+    if status == "cancelled":  # an open task cancelled before any worker took it
+        assert await store.task_cancel(r.id, WORDING.cancelled()) == "open"
+        return r.id
+    claim = await claim_one(store)
+    batch = batch_of(claim)
+    for i in range(events):
+        batch.events.append((r.id, claim.claim_token, "log", dumps({"message": f"{i}"})))
+    batch.finishes.append(finish(claim, status))
+    assert await store.batch_apply(batch) == set()
+    return r.id
+
+
+async def test_expire_deletes_old_finished_tasks_and_their_events_in_batches(
+    store: Store,
+) -> None:
+    done = [await finished(store, "completed") for _ in range(5)]
+    failed = await finished(store, "failed")
+    cancelled = await finished(store, "cancelled")
+    kept = await finished(store, "completed")
+    assert await store.task_keep(kept, True)
+    assert not await store.task_keep(str(uuid.uuid4()), True)
+    await insert(store, row())  # open
+    await insert(store, row())
+    running = await claim_one(store)  # processing
+    # nothing is old enough for a horizon of an hour
+    assert await store.tasks_expire("completed", 3600.0, 100) == Expired(0, 0)
+    # batches of two, oldest first, each with its events
+    first = await store.tasks_expire("completed", -60.0, 2)
+    assert first == Expired(2, 8)  # 3 logs + the completion each
+    assert await store.task_get(done[0]) is None and await store.task_get(done[1]) is None
+    assert await store.events_after(done[0], 0) == []
+    assert await store.task_get(done[2]) is not None
+    assert await store.tasks_expire("completed", -60.0, 100) == Expired(3, 12)
+    # other statuses, kept tasks and unfinished ones stay
+    assert await store.task_get(failed) is not None and await store.task_get(kept) is not None
+    assert len(await store.events_after(kept, 0)) == 4
+    assert await store.tasks_expire("cancelled", -60.0, 100) == Expired(1, 1)
+    assert await store.tasks_expire("failed", -60.0, 100) == Expired(1, 4)
+    for status in ("open", "processing", "completed"):
+        assert await store.tasks_expire(status, -60.0, 100) == Expired(0, 0)
+    assert await store.task_status(running.id) == "processing"
+    # a kept task released becomes due like the others
+    assert await store.task_keep(kept, False)
+    assert await store.tasks_expire("completed", -60.0, 100) == Expired(1, 4)
+    _, total = await store.task_list(TaskQuery())
+    assert total == 2
+    assert await store.space_reclaim(1_000_000) >= 0
+    assert cancelled not in {t.id for t in (await store.task_list(TaskQuery()))[0]}
+
+
+async def test_a_retried_task_is_not_expired(store: Store) -> None:
+    tid = await finished(store, "failed")
+    await store.task_retry(tid, open_cap=None)
+    assert await store.tasks_expire("failed", -60.0, 100) == Expired(0, 0)
+    assert await store.task_status(tid) == "open"
+
+
+async def test_audit_expire_by_horizon_in_batches(store: Store) -> None:
+    await store.audit_insert([AuditEntry("user:default/a", "task.create", None, "{}")] * 3)
+    assert await store.audit_expire(3600.0, 100) == 0
+    assert await store.audit_expire(-60.0, 2) == 2
+    assert len(await store.audit_list(AuditQuery())) == 1
+    assert await store.audit_expire(-60.0, 2) == 1
+
+
+# -- one node at a time ------------------------------------------------------------------
+async def test_a_lease_has_one_holder_until_it_expires(store: Store) -> None:
+    assert await store.lease_take("retention", "a", 60.0)
+    assert not await store.lease_take("retention", "b", 60.0)
+    assert await store.lease_take("retention", "a", 60.0)  # renewed by its holder
+    assert await store.lease_take("metrics", "b", 60.0)  # another name is another lease
+    assert await store.lease_take("retention", "a", -1.0)  # the holder lets it lapse
+    assert await store.lease_take("retention", "b", 60.0)
+    assert not await store.lease_take("retention", "a", 60.0)
+
+
+async def test_concurrent_lease_takers_get_one_turn(store: Store) -> None:
+    won = await asyncio.gather(*(store.lease_take("turn", f"h{i}", 60.0) for i in range(8)))
+    assert sum(won) == 1
+
+
+# -- cluster metrics -----------------------------------------------------------------------
+async def test_metrics_gauges_count_tasks_and_live_workers(store: Store) -> None:
+    empty = await store.metrics_gauges(60.0)
+    assert empty.tasks == dict.fromkeys(STATUSES, 0)
+    assert (empty.oldest_open_age, empty.workers_alive, empty.worker_capacity) == (0.0, 0, 0)
+    await finished(store, "completed")
+    await finished(store, "failed")
+    await insert(store, row(), row())
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await insert(store, row(run_after=later))  # open, but not claimable yet
+    await claim_one(store)
+    await store.worker_register("w1", "h", 1, 5)
+    await store.worker_register("w2", "h", 2, 7)
+    gauges = await store.metrics_gauges(60.0)
+    assert gauges.tasks == {
+        "open": 2,
+        "processing": 1,
+        "completed": 1,
+        "failed": 1,
+        "cancelled": 0,
+    }
+    assert 0.0 <= gauges.oldest_open_age < 60.0
+    assert (gauges.workers_alive, gauges.worker_capacity) == (2, 12)
+    assert (await store.metrics_gauges(-60.0)).workers_alive == 0  # none seen in the future
+
+
+async def test_metrics_marks_read_runs_and_steps_after_a_cursor(store: Store) -> None:
+    start = await store.metrics_marks(None, 0.0, 1000)
+    assert start.marks == []
+    spec = {
+        "templateInfo": {"entityRef": "template:default/demo"},
+        "steps": [{"id": "fetch", "action": "fetch:template"}, {"action": "debug:log"}],
+    }
+    r = row(spec)
+    await insert(store, r)
+    claim = await claim_one(store)
+    token = claim.claim_token
+
+    def log(body: dict[str, Any]) -> tuple[str, str, str, str]:
+        return (r.id, token, "log", dumps(body))
+
+    first = batch_of(claim)
+    first.events += [
+        log({"message": "Starting up task with 2 steps"}),
+        log({"message": "Beginning step fetch", "stepId": "fetch", "status": "processing"}),
+        log({"message": "an action's line", "stepId": "fetch"}),
+    ]
+    assert await store.batch_apply(first) == set()
+    second = batch_of(claim)
+    second.events += [
+        log({"message": "Finished step fetch", "stepId": "fetch", "status": "completed"}),
+        log({"message": "Beginning step", "stepId": "step-2", "status": "processing"}),
+        log({"message": "Failed step", "stepId": "step-2", "status": "failed"}),
+        log({"message": "Skipping step x", "stepId": "x", "status": "skipped"}),
+    ]
+    second.finishes.append(finish(claim, "failed", {"error": {"name": "E", "message": "m"}}))
+    assert await store.batch_apply(second) == set()
+    # events younger than the lag wait for the next scan
+    assert await store.metrics_marks(start.until, 3600.0, 1000) == Marks(start.until, [])
+    found = await store.metrics_marks(start.until, -60.0, 1000)
+    events = await store.events_after(r.id, 0)
+    assert found.until == events[-1].id
+    got = [(m.kind, m.status, m.label, m.seconds is not None) for m in found.marks]
+    assert got == [
+        ("step", "completed", "fetch:template", True),
+        ("step", "failed", "debug:log", True),
+        ("step", "skipped", None, False),  # no such step, never begun
+        ("task", "failed", "template:default/demo", True),
+    ]
+    assert all(m.seconds is None or m.seconds >= 0 for m in found.marks)
+    assert [m.event_id for m in found.marks] == sorted(m.event_id for m in found.marks)
+    # a scan of at most 2 events stops there; the next one goes on after it
+    part = await store.metrics_marks(start.until, -60.0, 2)
+    assert part.until == events[1].id and part.marks == []
+    rest = await store.metrics_marks(part.until, -60.0, 1000)
+    assert rest == found
+    assert await store.metrics_marks(found.until, -60.0, 1000) == Marks(found.until, [])
+    # a cancelled task's run is a mark of its own
+    cancelled = await finished(store, "cancelled")
+    again = await store.metrics_marks(found.until, -60.0, 1000)
+    assert [(m.kind, m.status, m.label) for m in again.marks] == [("task", "cancelled", None)]
+    assert (await store.events_after(cancelled, 0))[-1].id == again.until
+
+
+async def test_metrics_snapshot_is_compared_and_set(store: Store) -> None:
+    assert await store.metrics_snapshot_get("cluster") is None
+    assert await store.metrics_snapshot_put("cluster", None, 10, dumps({"a": 1}))
+    assert not await store.metrics_snapshot_put("cluster", None, 11, dumps({"a": 2}))
+    assert not await store.metrics_snapshot_put("cluster", 9, 11, dumps({"a": 2}))
+    assert await store.metrics_snapshot_put("cluster", 10, 12, dumps({"a": 3}))
+    snap = await store.metrics_snapshot_get("cluster")
+    assert snap is not None and (snap.last_event_id, snap.body) == (12, {"a": 3})
+    assert 0.0 <= snap.age < 60.0
 
 
 def test_every_contract_method_is_exercised() -> None:

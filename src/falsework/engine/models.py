@@ -448,3 +448,57 @@ class TroubledTask:
             "recoveredAt": iso(self.recovered_at),
             "template": self.template,
         }
+
+
+# -- retention and cluster metrics (engine/retention.py, engine/cluster.py) ------------
+@dataclass(frozen=True)
+class Expired:
+    """What one retention batch deleted."""
+
+    tasks: int
+    events: int
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A run or a step that ended, read from the events for the cluster metrics.
+
+    ``label`` is the template's entity ref (a run) or the step's action (a step);
+    ``seconds`` is None when its start is not in the events (a step completed by
+    an earlier attempt, a start deleted by retention)."""
+
+    event_id: int
+    kind: Literal["task", "step"]
+    status: str
+    label: str | None
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class Marks:
+    until: int  # the last event id looked at: the next scan starts after it
+    marks: list[Mark]
+
+
+@dataclass(frozen=True)
+class Gauges:
+    tasks: dict[str, int]  # by status, every status present
+    oldest_open_age: float  # seconds the oldest claimable open task has waited; 0: none
+    workers_alive: int
+    worker_capacity: int  # the limits of the workers alive, summed
+
+    @classmethod
+    def of(cls, counts: Any, oldest: Any, alive: Any, capacity: Any) -> Gauges:
+        """From a store's rows: ``counts`` as (status, n) pairs, numbers as the
+        driver returns them."""
+        tasks = dict.fromkeys(STATUSES, 0)
+        for status, n in counts:
+            tasks[str(status)] = int(n)
+        return cls(tasks, max(0.0, float(oldest)), int(alive), int(capacity))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    last_event_id: int
+    body: JSONObject
+    age: float  # seconds since it was computed, by the database's clock

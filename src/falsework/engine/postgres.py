@@ -32,12 +32,17 @@ from falsework.engine.models import (
     Claim,
     ClusterFlag,
     Event,
+    Expired,
     FinishedTask,
+    Gauges,
     Heartbeat,
     Inserted,
     Lease,
+    Mark,
+    Marks,
     QueueOverview,
     Retried,
+    Snapshot,
     StaleOutcome,
     Task,
     TaskQuery,
@@ -565,6 +570,18 @@ class PostgresStore:
     async def tasks_erase_secrets(self, older_than: float) -> int:
         return len(await self._db.fetch("tasks_erase_secrets", older_than=float(older_than)))
 
+    async def tasks_expire(self, status: str, older_than: float, limit: int) -> Expired:
+        (row,) = await self._db.fetch(
+            "tasks_expire", status=status, older_than=float(older_than), limit=limit
+        )
+        return Expired(int(row["tasks"]), int(row["events"]))
+
+    async def task_keep(self, task_id: str, keep: bool) -> bool:
+        return bool(await self._db.fetch("task_keep", id=task_id, keep=keep))
+
+    async def space_reclaim(self, pages: int) -> int:
+        return 0  # autovacuum gives the space of deleted rows back to new ones
+
     # -- events --------------------------------------------------------------------
     async def events_after(self, task_id: str, after: int, limit: int = 1000) -> list[Event]:
         rows = await self._db.read("events_after", task_id=task_id, after=after, limit=limit)
@@ -627,6 +644,50 @@ class PostgresStore:
 
     async def workers_prune(self, older_than: float) -> int:
         return len(await self._db.fetch("workers_prune", older_than=float(older_than)))
+
+    # -- one node at a time ---------------------------------------------------------
+    async def lease_take(self, name: str, holder: str, ttl: float) -> bool:
+        rows = await self._db.fetch("lease_take", lease=name, holder=holder, ttl=float(ttl))
+        return bool(rows)
+
+    # -- cluster metrics -----------------------------------------------------------
+    async def metrics_gauges(self, alive_within: float) -> Gauges:
+        counts = await self._db.read("metrics_task_counts")
+        (oldest,) = await self._db.read("metrics_oldest_open")
+        (workers,) = await self._db.read("metrics_workers", alive_within=float(alive_within))
+        return Gauges.of([tuple(r) for r in counts], oldest[0], workers[0], workers[1])
+
+    async def metrics_marks(self, after: int | None, lag: float, limit: int) -> Marks:
+        if after is None:
+            return Marks(int((await self._db.read("metrics_last_event"))[0][0]), [])
+        until = int(
+            (await self._db.read("metrics_scan_end", after=after, lag=float(lag), limit=limit))[0][
+                0
+            ]
+        )
+        if until <= after:
+            return Marks(after, [])
+        rows = await self._db.read("metrics_marks", after=after, until=until)
+        return Marks(until, [_mark(r) for r in rows])
+
+    async def metrics_snapshot_get(self, name: str) -> Snapshot | None:
+        rows = await self._db.read("metrics_snapshot_get", snapshot=name)
+        if not rows:
+            return None
+        r = rows[0]
+        return Snapshot(int(r["last_event_id"]), r["body"], max(0.0, float(r["age"])))
+
+    async def metrics_snapshot_put(
+        self, name: str, expected: int | None, last_event_id: int, body: str
+    ) -> bool:
+        rows = await self._db.fetch(
+            "metrics_snapshot_put",
+            snapshot=name,
+            expected=expected,
+            last_event_id=last_event_id,
+            body=body,
+        )
+        return bool(rows)
 
     # -- the audit trail -----------------------------------------------------------
     async def audit_insert(self, entries: Sequence[AuditEntry]) -> None:
@@ -707,6 +768,16 @@ class PostgresStore:
             )
             for r in rows
         ]
+
+    async def audit_expire(self, older_than: float, limit: int) -> int:
+        rows = await self._db.fetch("audit_expire", older_than=float(older_than), limit=limit)
+        return int(rows[0][0])
+
+
+def _mark(r: Row) -> Mark:
+    started, ended = r["started_at"], r["ended_at"]
+    seconds = (ended - started).total_seconds() if started is not None else None
+    return Mark(r["id"], r["kind"], r["status"], r["label"], seconds)
 
 
 def _inserted(row: TaskRow, inserted: set[str], existing: dict[str, str]) -> Inserted:

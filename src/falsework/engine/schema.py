@@ -42,6 +42,8 @@ tasks = sa.Table(
     sa.Column("finished_at", TIMESTAMP, nullable=True),
     # the webhooks' outbox: finished_at differs from hooked_at until dispatched
     sa.Column("hooked_at", TIMESTAMP, nullable=True),
+    # a record something still needs (a template update's base): retention spares it
+    sa.Column("keep", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("seq", name="uq_tasks_seq"),
     sa.UniqueConstraint("idempotency_key", name="uq_tasks_idempotency_key"),
     sa.Index(
@@ -66,6 +68,14 @@ tasks = sa.Table(
             "finished_at IS NOT NULL AND hooked_at IS DISTINCT FROM finished_at"
         ),
         sqlite_where=sa.text("finished_at IS NOT NULL AND hooked_at IS NOT finished_at"),
+    ),
+    # retention's scan for finished tasks past their age, oldest first
+    sa.Index(
+        "ix_tasks_expiry",
+        "status",
+        "finished_at",
+        postgresql_where=sa.text("finished_at IS NOT NULL AND NOT keep"),
+        sqlite_where=sa.text("finished_at IS NOT NULL AND NOT keep"),
     ),
 )
 
@@ -119,4 +129,23 @@ cluster_flags = sa.Table(
     sa.Column("detail", sa.JSON(), nullable=False),
     sa.Column("set_by", sa.Text(), nullable=True),
     sa.Column("set_at", TIMESTAMP, nullable=False),
+)
+
+# one node at a time: a named turn (retention, cluster metrics) held until expires_at
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("expires_at", TIMESTAMP, nullable=False),
+)
+
+# the cluster metrics computed by one node (engine/cluster.py), read by every node
+cluster_metrics = sa.Table(
+    "cluster_metrics",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("last_event_id", BIGINT, nullable=False),
+    sa.Column("body", sa.JSON(), nullable=False),
+    sa.Column("computed_at", TIMESTAMP, nullable=False),
 )

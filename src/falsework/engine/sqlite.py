@@ -33,12 +33,17 @@ from falsework.engine.models import (
     Claim,
     ClusterFlag,
     Event,
+    Expired,
     FinishedTask,
+    Gauges,
     Heartbeat,
     Inserted,
     Lease,
+    Mark,
+    Marks,
     QueueOverview,
     Retried,
+    Snapshot,
     StaleOutcome,
     Task,
     TaskQuery,
@@ -168,6 +173,14 @@ class _Tx:
             raise self._executor.wrap(exc) from exc
         return list(rows)  # type: ignore[arg-type]
 
+    async def fetch_count(self, name: str, **params: Any) -> int:
+        """Run a write and return how many rows it changed (no RETURNING rows read)."""
+        try:
+            async with self._conn.execute(self._executor._sql[name], params) as cursor:
+                return int(cursor.rowcount)
+        except Exception as exc:
+            raise self._executor.wrap(exc) from exc
+
 
 async def connect(path: str, *, reader: bool = False) -> aiosqlite.Connection:
     # isolation_level None: no implicit BEGIN from the sqlite3 module; the
@@ -178,6 +191,9 @@ async def connect(path: str, *, reader: bool = False) -> aiosqlite.Connection:
         await conn.execute("PRAGMA busy_timeout=30000")
         await conn.execute("PRAGMA query_only=1")
     else:
+        # Before WAL, which writes the header: a new file is made with incremental
+        # vacuum, so retention can give freed pages back (an old file keeps its mode).
+        await conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute("PRAGMA busy_timeout=30000")
@@ -434,6 +450,36 @@ class SqliteStore:
     async def tasks_erase_secrets(self, older_than: float) -> int:
         return len(await self._db.write("tasks_erase_secrets", older_than=float(older_than)))
 
+    async def tasks_expire(self, status: str, older_than: float, limit: int) -> Expired:
+        async with self._db.transaction() as tx:
+            found = await tx.fetch(
+                "tasks_select_expired", status=status, older_than=float(older_than), limit=limit
+            )
+            if not found:
+                return Expired(0, 0)
+            ids = dumps([r["id"] for r in found])
+            events = await tx.fetch_count("events_delete_of_tasks", ids=ids)
+            tasks = await tx.fetch_count("tasks_delete", ids=ids)
+        return Expired(tasks, events)
+
+    async def task_keep(self, task_id: str, keep: bool) -> bool:
+        return bool(await self._db.write("task_keep", id=task_id, keep=keep))
+
+    async def space_reclaim(self, pages: int) -> int:
+        if int((await self._db.read("space_auto_vacuum"))[0][0]) != 2:
+            return 0  # a file made before incremental vacuum: see `falsework db vacuum`
+        freed = 0
+        while freed < pages:
+            before = int((await self._db.read("space_free_pages"))[0][0])
+            if before == 0:
+                break
+            await self._db.write("space_vacuum_step")
+            after = int((await self._db.read("space_free_pages"))[0][0])
+            if after >= before:
+                break
+            freed += before - after
+        return freed
+
     # -- events --------------------------------------------------------------------
     async def events_after(self, task_id: str, after: int, limit: int = 1000) -> list[Event]:
         rows = await self._db.read("events_after", task_id=task_id, after=after, limit=limit)
@@ -494,6 +540,47 @@ class SqliteStore:
 
     async def workers_prune(self, older_than: float) -> int:
         return len(await self._db.write("workers_prune", older_than=float(older_than)))
+
+    # -- one node at a time ---------------------------------------------------------
+    async def lease_take(self, name: str, holder: str, ttl: float) -> bool:
+        rows = await self._db.write("lease_take", lease=name, holder=holder, ttl=float(ttl))
+        return bool(rows)
+
+    # -- cluster metrics -----------------------------------------------------------
+    async def metrics_gauges(self, alive_within: float) -> Gauges:
+        counts = await self._db.read("metrics_task_counts")
+        (oldest,) = await self._db.read("metrics_oldest_open")
+        (workers,) = await self._db.read("metrics_workers", alive_within=float(alive_within))
+        return Gauges.of([tuple(r) for r in counts], oldest[0], workers[0], workers[1])
+
+    async def metrics_marks(self, after: int | None, lag: float, limit: int) -> Marks:
+        if after is None:
+            return Marks(int((await self._db.read("metrics_last_event"))[0][0]), [])
+        found = await self._db.read("metrics_scan_end", after=after, lag=float(lag), limit=limit)
+        until = int(found[0][0])
+        if until <= after:
+            return Marks(after, [])
+        rows = await self._db.read("metrics_marks", after=after, until=until)
+        return Marks(until, [_mark(r) for r in rows])
+
+    async def metrics_snapshot_get(self, name: str) -> Snapshot | None:
+        rows = await self._db.read("metrics_snapshot_get", snapshot=name)
+        if not rows:
+            return None
+        r = rows[0]
+        return Snapshot(int(r["last_event_id"]), loads(r["body"]), max(0.0, float(r["age"])))
+
+    async def metrics_snapshot_put(
+        self, name: str, expected: int | None, last_event_id: int, body: str
+    ) -> bool:
+        rows = await self._db.write(
+            "metrics_snapshot_put",
+            snapshot=name,
+            expected=expected,
+            last_event_id=last_event_id,
+            body=body,
+        )
+        return bool(rows)
 
     # -- the audit trail -----------------------------------------------------------
     async def audit_insert(self, entries: Sequence[AuditEntry]) -> None:
@@ -572,6 +659,18 @@ class SqliteStore:
             )
             for r in rows
         ]
+
+    async def audit_expire(self, older_than: float, limit: int) -> int:
+        rows = await self._db.write("audit_expire", older_than=float(older_than), limit=limit)
+        return len(rows)
+
+
+def _mark(r: Row) -> Mark:
+    started = r["started_at"]
+    seconds = None
+    if started is not None:
+        seconds = (parse_ts(r["ended_at"]) - parse_ts(started)).total_seconds()
+    return Mark(r["id"], r["kind"], r["status"], r["label"], seconds)
 
 
 # -- backups (engine/backup.py) --------------------------------------------------------

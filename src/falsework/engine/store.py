@@ -32,11 +32,15 @@ from falsework.engine.models import (
     Claim,
     ClusterFlag,
     Event,
+    Expired,
     FinishedTask,
+    Gauges,
     Heartbeat,
     Inserted,
+    Marks,
     QueueOverview,
     Retried,
+    Snapshot,
     StaleOutcome,
     Task,
     TaskQuery,
@@ -131,6 +135,23 @@ class Store(Protocol):
         seconds ago; returns how many."""
         ...
 
+    async def tasks_expire(self, status: str, older_than: float, limit: int) -> Expired:
+        """Delete up to ``limit`` tasks of final ``status`` that finished more than
+        ``older_than`` seconds ago and are not kept, oldest first, with their events,
+        in one short transaction; tasks another caller is deleting are skipped."""
+        ...
+
+    async def task_keep(self, task_id: str, keep: bool) -> bool:
+        """Mark a task as a record something still needs (retention spares it), or
+        release it; False when there is no such task."""
+        ...
+
+    async def space_reclaim(self, pages: int) -> int:
+        """Give up to ``pages`` free pages back to the file system where the backend
+        leaves that to its caller (SQLite's incremental vacuum); returns how many
+        (0 where the database does it itself: Postgres's autovacuum)."""
+        ...
+
     # -- events --------------------------------------------------------------------
     async def events_after(self, task_id: str, after: int, limit: int = 1000) -> list[Event]:
         """Up to ``limit`` events of the task with an id above ``after``, in order."""
@@ -160,6 +181,33 @@ class Store(Protocol):
 
     async def workers_prune(self, older_than: float) -> int:
         """Forget workers not seen for ``older_than`` seconds; returns how many."""
+        ...
+
+    # -- one node at a time ---------------------------------------------------------
+    async def lease_take(self, name: str, holder: str, ttl: float) -> bool:
+        """Take (or renew, when ``holder`` has it) the lease ``name`` for ``ttl``
+        seconds; False while another holder's lease has not expired."""
+        ...
+
+    # -- cluster metrics -----------------------------------------------------------
+    async def metrics_gauges(self, alive_within: float) -> Gauges:
+        """Tasks by status, the oldest claimable open task's wait, and the workers
+        seen within ``alive_within`` seconds with their summed limits."""
+        ...
+
+    async def metrics_marks(self, after: int | None, lag: float, limit: int) -> Marks:
+        """The runs and steps that ended in the events after id ``after``, looking at
+        up to ``limit`` events older than ``lag`` seconds (so none committing late
+        is passed over); ``after`` None starts at the last event, with no marks."""
+        ...
+
+    async def metrics_snapshot_get(self, name: str) -> Snapshot | None: ...
+
+    async def metrics_snapshot_put(
+        self, name: str, expected: int | None, last_event_id: int, body: str
+    ) -> bool:
+        """Store the snapshot (``body`` JSON text) if the stored one still has
+        ``last_event_id`` == ``expected`` (None: there is none); False otherwise."""
         ...
 
     # -- the audit trail -----------------------------------------------------------
@@ -201,4 +249,9 @@ class Store(Protocol):
     async def tasks_troubled(self, stale_after: float, limit: int) -> list[TroubledTask]:
         """Tasks in flight that are stale (no heartbeat for ``stale_after`` seconds)
         or run again after a recovery or a retry, in queue order."""
+        ...
+
+    async def audit_expire(self, older_than: float, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest entries older than ``older_than``
+        seconds; returns how many."""
         ...

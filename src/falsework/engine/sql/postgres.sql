@@ -330,6 +330,28 @@ WHERE secrets IS NOT NULL AND status IN ('failed', 'cancelled')
   AND finished_at < now() - make_interval(secs => :older_than)
 RETURNING id;
 
+-- name: tasks_expire
+-- One retention batch in one statement: the oldest tasks of :status finished more
+-- than :older_than seconds ago and not kept (ix_tasks_expiry), skipping those
+-- another janitor holds, deleted with their events. The foreign key's cascade
+-- finds the events already gone.
+WITH doomed AS (
+    SELECT id FROM tasks
+    WHERE status = :status AND finished_at IS NOT NULL AND NOT keep
+      AND finished_at < now() - make_interval(secs => :older_than)
+    ORDER BY finished_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), gone_events AS (
+    DELETE FROM task_events e USING doomed WHERE e.task_id = doomed.id RETURNING 1
+), gone_tasks AS (
+    DELETE FROM tasks t USING doomed WHERE t.id = doomed.id RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone_tasks) AS tasks, (SELECT count(*) FROM gone_events) AS events;
+
+-- name: task_keep
+UPDATE tasks SET keep = :keep WHERE id = :id RETURNING id;
+
 -- name: events_after
 SELECT e.id, e.task_id, e.type, e.body, e.created_at, t.recovery
 FROM task_events e JOIN tasks t ON t.id = e.task_id
@@ -370,6 +392,103 @@ DELETE FROM workers WHERE id = :id;
 -- name: workers_prune
 DELETE FROM workers WHERE heartbeat_at < now() - make_interval(secs => :older_than)
 RETURNING id;
+
+-- name: lease_take
+-- A named turn: taken when free or expired, renewed by its holder.
+INSERT INTO leases (name, holder, expires_at)
+VALUES (:lease, :holder, now() + make_interval(secs => :ttl))
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE leases.expires_at <= now() OR leases.holder = excluded.holder
+RETURNING name;
+
+-- name: metrics_task_counts
+SELECT status, count(*) AS n FROM tasks GROUP BY status;
+
+-- name: metrics_oldest_open
+-- Seconds since the oldest claimable open task became claimable (ix_tasks_claim).
+SELECT coalesce(EXTRACT(EPOCH FROM now() - min(greatest(created_at,
+                                                        coalesce(run_after, created_at)))), 0)
+FROM tasks
+WHERE status = 'open' AND (run_after IS NULL OR run_after <= now());
+
+-- name: metrics_workers
+SELECT count(*) AS alive, coalesce(sum(concurrency_limit), 0) AS capacity FROM workers
+WHERE heartbeat_at >= now() - make_interval(secs => :alive_within);
+
+-- name: metrics_last_event
+SELECT coalesce(max(id), 0) FROM task_events;
+
+-- name: metrics_scan_end
+-- The last of up to :limit events after :after older than :lag seconds: an event
+-- younger than that may still have an older neighbour committing.
+SELECT coalesce(max(id), CAST(:after AS bigint)) FROM (
+    SELECT id FROM task_events
+    WHERE id > :after AND created_at < now() - make_interval(secs => :lag)
+    ORDER BY id LIMIT :limit
+) AS s;
+
+-- name: metrics_marks
+-- Runs (a final event) and steps (an event with a stepId and a final step status)
+-- that ended in (:after, :until], each with when it started: a run at the first
+-- event after the task's previous final event, a step at its last 'processing'
+-- event after its previous end. Labels: the template's entity ref, the step's
+-- action (steps without an id are step-N, as the runner names them).
+WITH ends AS (
+    SELECT e.id, e.task_id, e.type, e.created_at, e.body ->> 'stepId' AS step_id,
+           CASE WHEN e.type = 'cancelled' THEN 'cancelled'
+                WHEN e.type = 'completion' AND e.body -> 'error' IS NOT NULL THEN 'failed'
+                WHEN e.type = 'completion' THEN 'completed'
+                ELSE e.body ->> 'status' END AS status
+    FROM task_events e
+    WHERE e.id > :after AND e.id <= :until
+      AND (e.type IN ('completion', 'cancelled')
+           OR (e.type = 'log' AND e.body ->> 'stepId' IS NOT NULL
+               AND e.body ->> 'status' IN ('completed', 'failed', 'cancelled', 'skipped')))
+)
+SELECT ends.id, ends.status, ends.created_at AS ended_at,
+       CASE WHEN ends.type = 'log' THEN 'step' ELSE 'task' END AS kind,
+       CASE WHEN ends.type <> 'log' THEN (
+           SELECT min(s.created_at) FROM task_events s
+           WHERE s.task_id = ends.task_id AND s.id <= ends.id
+             AND s.id > coalesce((SELECT max(p.id) FROM task_events p
+                                  WHERE p.task_id = ends.task_id AND p.id < ends.id
+                                    AND p.type IN ('completion', 'cancelled')), 0))
+       ELSE (
+           SELECT s.created_at FROM task_events s
+           WHERE s.task_id = ends.task_id AND s.id < ends.id AND s.type = 'log'
+             AND s.body ->> 'stepId' = ends.step_id AND s.body ->> 'status' = 'processing'
+             AND s.id > coalesce((SELECT max(p.id) FROM task_events p
+                                  WHERE p.task_id = ends.task_id AND p.id < ends.id
+                                    AND p.type = 'log' AND p.body ->> 'stepId' = ends.step_id
+                                    AND p.body ->> 'status' IN ('completed', 'failed',
+                                                                'cancelled', 'skipped')), 0)
+           ORDER BY s.id DESC LIMIT 1)
+       END AS started_at,
+       CASE WHEN ends.type <> 'log' THEN t.spec -> 'templateInfo' ->> 'entityRef'
+       ELSE (SELECT x.step ->> 'action'
+             FROM json_array_elements(CASE WHEN json_typeof(t.spec -> 'steps') = 'array'
+                                           THEN t.spec -> 'steps' ELSE '[]' END)
+                  WITH ORDINALITY AS x(step, ord)
+             WHERE coalesce(x.step ->> 'id', 'step-' || x.ord) = ends.step_id
+             LIMIT 1)
+       END AS label
+FROM ends JOIN tasks t ON t.id = ends.task_id
+ORDER BY ends.id;
+
+-- name: metrics_snapshot_get
+SELECT last_event_id, body, EXTRACT(EPOCH FROM now() - computed_at) AS age
+FROM cluster_metrics WHERE name = :snapshot;
+
+-- name: metrics_snapshot_put
+-- Compare and set on last_event_id: a snapshot computed by a node whose turn
+-- ran out is dropped, never merged twice.
+INSERT INTO cluster_metrics (name, last_event_id, body, computed_at)
+VALUES (:snapshot, :last_event_id, CAST(:body AS json), now())
+ON CONFLICT (name) DO UPDATE
+SET last_event_id = excluded.last_event_id, body = excluded.body,
+    computed_at = excluded.computed_at
+WHERE cluster_metrics.last_event_id = CAST(:expected AS bigint)
+RETURNING name;
 
 -- name: audit_insert
 -- One row per entry, stamped by the database's clock, in the entries' order.
@@ -462,3 +581,14 @@ WHERE (t.status = 'processing'
    OR (t.status = 'open' AND t.attempt > 0)
 ORDER BY t.seq
 LIMIT :limit;
+
+
+-- name: audit_expire
+WITH gone AS (
+    DELETE FROM audit_events WHERE id IN (
+        SELECT id FROM audit_events
+        WHERE at < now() - make_interval(secs => :older_than)
+        ORDER BY id LIMIT :limit)
+    RETURNING 1
+)
+SELECT count(*) FROM gone;

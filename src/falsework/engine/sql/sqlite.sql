@@ -234,6 +234,36 @@ WHERE secrets IS NOT NULL AND status IN ('failed', 'cancelled')
                              printf('%+.3f seconds', -:older_than))
 RETURNING id;
 
+-- name: tasks_select_expired
+-- The oldest tasks of :status finished more than :older_than seconds ago and not
+-- kept (ix_tasks_expiry); the store deletes them and their events in the same
+-- write transaction.
+SELECT id FROM tasks
+WHERE status = :status AND finished_at IS NOT NULL AND NOT keep
+  AND finished_at < strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', -:older_than))
+ORDER BY finished_at
+LIMIT :limit;
+
+-- name: events_delete_of_tasks
+DELETE FROM task_events WHERE task_id IN (SELECT value FROM json_each(:ids));
+
+-- name: tasks_delete
+DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: task_keep
+UPDATE tasks SET keep = :keep WHERE id = :id RETURNING id;
+
+-- name: space_free_pages
+PRAGMA freelist_count;
+
+-- name: space_auto_vacuum
+PRAGMA auto_vacuum;
+
+-- name: space_vacuum_step
+-- 256 pages (1 MiB at the default page size) per write transaction, so claims
+-- and flushes get their turns between steps.
+PRAGMA incremental_vacuum(256);
+
 -- name: events_after
 SELECT e.id, e.task_id, e.type, e.body, e.created_at, t.recovery
 FROM task_events e JOIN tasks t ON t.id = e.task_id
@@ -279,6 +309,100 @@ DELETE FROM workers WHERE id = :id;
 DELETE FROM workers
 WHERE heartbeat_at < strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', -:older_than))
 RETURNING id;
+
+-- name: lease_take
+-- A named turn: taken when free or expired, renewed by its holder.
+INSERT INTO leases (name, holder, expires_at)
+VALUES (:lease, :holder, strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', :ttl)))
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE leases.expires_at <= strftime('%Y-%m-%d %H:%M:%f', 'now') OR leases.holder = excluded.holder
+RETURNING name;
+
+-- name: metrics_task_counts
+SELECT status, count(*) AS n FROM tasks GROUP BY status;
+
+-- name: metrics_oldest_open
+-- Seconds since the oldest claimable open task became claimable (ix_tasks_claim).
+SELECT coalesce((julianday('now') - julianday(min(max(created_at,
+                                                     coalesce(run_after, created_at)))))
+                * 86400.0, 0)
+FROM tasks
+WHERE status = 'open' AND (run_after IS NULL OR run_after <= strftime('%Y-%m-%d %H:%M:%f', 'now'));
+
+-- name: metrics_workers
+SELECT count(*) AS alive, coalesce(sum(concurrency_limit), 0) AS capacity FROM workers
+WHERE heartbeat_at >= strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', -:alive_within));
+
+-- name: metrics_last_event
+SELECT coalesce(max(id), 0) FROM task_events;
+
+-- name: metrics_scan_end
+-- The last of up to :limit events after :after older than :lag seconds.
+SELECT coalesce(max(id), :after) FROM (
+    SELECT id FROM task_events
+    WHERE id > :after AND created_at < strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', -:lag))
+    ORDER BY id LIMIT :limit
+);
+
+-- name: metrics_marks
+-- As in postgres.sql: runs and steps that ended in (:after, :until], with their
+-- starts and labels.
+WITH ends AS (
+    SELECT e.id, e.task_id, e.type, e.created_at, e.body ->> '$.stepId' AS step_id,
+           CASE WHEN e.type = 'cancelled' THEN 'cancelled'
+                WHEN e.type = 'completion' AND json_type(e.body, '$.error') IS NOT NULL
+                    THEN 'failed'
+                WHEN e.type = 'completion' THEN 'completed'
+                ELSE e.body ->> '$.status' END AS status
+    FROM task_events e
+    WHERE e.id > :after AND e.id <= :until
+      AND (e.type IN ('completion', 'cancelled')
+           OR (e.type = 'log' AND e.body ->> '$.stepId' IS NOT NULL
+               AND e.body ->> '$.status' IN ('completed', 'failed', 'cancelled', 'skipped')))
+)
+SELECT ends.id, ends.status, ends.created_at AS ended_at,
+       CASE WHEN ends.type = 'log' THEN 'step' ELSE 'task' END AS kind,
+       CASE WHEN ends.type <> 'log' THEN (
+           SELECT min(s.created_at) FROM task_events s
+           WHERE s.task_id = ends.task_id AND s.id <= ends.id
+             AND s.id > coalesce((SELECT max(p.id) FROM task_events p
+                                  WHERE p.task_id = ends.task_id AND p.id < ends.id
+                                    AND p.type IN ('completion', 'cancelled')), 0))
+       ELSE (
+           SELECT s.created_at FROM task_events s
+           WHERE s.task_id = ends.task_id AND s.id < ends.id AND s.type = 'log'
+             AND s.body ->> '$.stepId' = ends.step_id
+             AND s.body ->> '$.status' = 'processing'
+             AND s.id > coalesce((SELECT max(p.id) FROM task_events p
+                                  WHERE p.task_id = ends.task_id AND p.id < ends.id
+                                    AND p.type = 'log' AND p.body ->> '$.stepId' = ends.step_id
+                                    AND p.body ->> '$.status' IN ('completed', 'failed',
+                                                                  'cancelled', 'skipped')), 0)
+           ORDER BY s.id DESC LIMIT 1)
+       END AS started_at,
+       CASE WHEN ends.type <> 'log' THEN t.spec ->> '$.templateInfo.entityRef'
+       ELSE (SELECT x.value ->> '$.action'
+             FROM json_each(CASE WHEN json_type(t.spec, '$.steps') = 'array'
+                                 THEN t.spec -> '$.steps' ELSE '[]' END) AS x
+             WHERE coalesce(x.value ->> '$.id', 'step-' || (x.key + 1)) = ends.step_id
+             LIMIT 1)
+       END AS label
+FROM ends JOIN tasks t ON t.id = ends.task_id
+ORDER BY ends.id;
+
+-- name: metrics_snapshot_get
+SELECT last_event_id, body, (julianday('now') - julianday(computed_at)) * 86400.0 AS age
+FROM cluster_metrics WHERE name = :snapshot;
+
+-- name: metrics_snapshot_put
+-- Compare and set on last_event_id (see postgres.sql).
+INSERT INTO cluster_metrics (name, last_event_id, body, computed_at)
+VALUES (:snapshot, :last_event_id, json(:body), strftime('%Y-%m-%d %H:%M:%f', 'now'))
+ON CONFLICT (name) DO UPDATE
+SET last_event_id = excluded.last_event_id, body = excluded.body,
+    computed_at = excluded.computed_at
+WHERE cluster_metrics.last_event_id = :expected
+RETURNING name;
 
 -- name: audit_insert
 -- :rows = [[actor, action, target, detail as JSON text], ...]
@@ -364,3 +488,11 @@ WHERE (t.status = 'processing'
    OR (t.status = 'open' AND t.attempt > 0)
 ORDER BY t.seq
 LIMIT :limit;
+
+
+-- name: audit_expire
+DELETE FROM audit_events WHERE id IN (
+    SELECT id FROM audit_events
+    WHERE at < strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', -:older_than))
+    ORDER BY id LIMIT :limit)
+RETURNING id;
