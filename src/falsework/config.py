@@ -395,6 +395,26 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, description="Fernet key; generated if unset.")
     secret_retention: float = Field(default=86_400.0, ge=0)
 
+    # retention (docs/operations.md, "Retention"): seconds; 0 keeps forever
+    retention_completed: float = Field(
+        default=30 * 86_400.0, ge=0, description="Keep completed tasks and their events (30 d)."
+    )
+    retention_failed: float = Field(
+        default=90 * 86_400.0, ge=0, description="Keep failed tasks and their events (90 d)."
+    )
+    retention_cancelled: float = Field(
+        default=7 * 86_400.0, ge=0, description="Keep cancelled tasks and their events (7 d)."
+    )
+    retention_audit: float = Field(
+        default=365 * 86_400.0, ge=0, description="Keep audit_events rows (365 d)."
+    )
+    retention_interval: float = Field(
+        default=60.0, gt=0, description="Seconds between retention passes (one node each)."
+    )
+    retention_batch: int = Field(
+        default=500, ge=1, le=100_000, description="Tasks deleted per retention transaction."
+    )
+
     # the runner
     step_timeout: float = Field(default=3600.0, gt=0)
     keep_workspace_on_failure: bool = False

@@ -14,6 +14,7 @@ from falsework.actions.policies import EgressPolicy
 from falsework.config import Settings
 from falsework.engine import Broker, BrokerOptions, StoreOptions, WorkerOptions
 from falsework.engine.crypto import KEY_FILE
+from falsework.engine.options import RetentionOptions
 from falsework.runner import BACKSTAGE, WorkflowRunner
 from falsework.runner.limits import RunLimits
 from falsework.templating import Renderer
@@ -55,6 +56,18 @@ def worker_options(settings: Settings) -> WorkerOptions:
         secret_retention=settings.secret_retention,
         lease=settings.lease or settings.stale_timeout * 2 / 3,
         lease_margin=settings.lease_margin or settings.stale_timeout * 2 / 15,
+        retention=retention_options(settings),
+    )
+
+
+def retention_options(settings: Settings) -> RetentionOptions:
+    return RetentionOptions(
+        completed=settings.retention_completed,
+        failed=settings.retention_failed,
+        cancelled=settings.retention_cancelled,
+        audit=settings.retention_audit,
+        interval=settings.retention_interval,
+        batch=settings.retention_batch,
     )
 
 

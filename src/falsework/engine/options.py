@@ -57,6 +57,23 @@ class BrokerOptions:
     store: StoreOptions = StoreOptions()
 
 
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class RetentionOptions:
+    """How long finished tasks (with their events) and audit rows are kept, in
+    seconds; 0 keeps them forever. docs/operations.md says why these defaults."""
+
+    completed: float = 30 * DAY
+    failed: float = 90 * DAY
+    cancelled: float = 7 * DAY
+    audit: float = 365 * DAY
+    interval: float = 60.0  # a pass at most this often, by one node of the cluster
+    batch: int = 500  # tasks (and their events) deleted per transaction
+    budget: float = 10.0  # seconds of one pass; a backlog goes on in the next one
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     concurrency: int = 100
@@ -75,6 +92,7 @@ class WorkerOptions:
     # when its heartbeat is older than stale_timeout > lease + lease_margin.
     lease: float = 10.0
     lease_margin: float = 2.0
+    retention: RetentionOptions | None = None  # None: this worker deletes nothing
 
     def __post_init__(self) -> None:
         if not 0 < self.lease_margin < self.lease:

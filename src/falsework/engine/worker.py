@@ -1,6 +1,6 @@
 """The TaskWorker: one per process; waits for capacity, claims a batch, spawns.
 
-The loop never awaits a run. Side tasks (heartbeat, janitor, flusher) are
+The loop never awaits a run. Side tasks (heartbeat, janitor, retention, flusher) are
 supervised: one that dies is logged and restarted. Each run's lifecycle is in
 ``engine/runs.py``; the worker talks to the database only through its broker.
 See docs/engine.md for the balance formula and every option.
@@ -26,6 +26,7 @@ from falsework.engine.heap import freeze_startup_heap
 from falsework.engine.janitor import Janitor
 from falsework.engine.models import ClaimedTask, Finish
 from falsework.engine.options import WorkerOptions
+from falsework.engine.retention import Retention
 from falsework.engine.runs import Run, Runs, RunState, StopReason
 from falsework.engine.supervisor import Supervisor
 from falsework.engine.wake import Wake
@@ -70,6 +71,11 @@ class TaskWorker:
         self._fence = Fence(options.fence_after, stall=max(options.lease_margin / 2, 4 * _TICK))
         self._beat_now = asyncio.Event()
         self._beat_failed = False
+        self._retention = (
+            Retention(broker.store, options.retention, self.worker_id)
+            if options.retention is not None
+            else None
+        )
         self._process = psutil.Process()
         self._rss_checked = 0.0
         self._over_rss = False
@@ -120,6 +126,8 @@ class TaskWorker:
         self._supervisor.start("heartbeat", self._heartbeat_loop)
         self._supervisor.start("janitor", self._janitor.run)
         self._supervisor.start("fence", self._fence_loop)
+        if self._retention is not None:
+            self._supervisor.start("retention", self._retention.run)
         try:
             await self._loop(burst)
         finally:
