@@ -451,6 +451,19 @@ class Settings(BaseSettings):
         description="Log one line at info level when a task starts and when it ends "
         "(id, template, user, outcome, duration) on the falsework.tasks logger.",
     )
+    cluster_metrics_interval: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds between computations of the cluster metrics from the database "
+        "(by one node at a time; /metrics of every node serves the latest).",
+    )
+    cluster_metrics_lag: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds the cluster metrics stay behind the clock when reading ended runs "
+        "and steps, so no event committing late is missed (at least twice the longest "
+        "transaction).",
+    )
     host: str = "127.0.0.1"
     port: int = 7007
     max_open_tasks_per_user: int | None = Field(default=None, ge=1)

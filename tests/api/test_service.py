@@ -36,7 +36,7 @@ def test_metrics_expose_the_documented_names(server: Server) -> None:
         "falsework_worker_running",
         "falsework_worker_limit",
         "falsework_claim_latency_seconds_bucket",
-        'falsework_step_duration_seconds_count{action="debug:log"}',
+        'falsework_worker_step_duration_seconds_count{action="debug:log"}',
         "falsework_eventstream_clients",
     ):
         assert name in text, name
@@ -48,7 +48,7 @@ def test_metrics_expose_the_documented_names(server: Server) -> None:
     assert values["falsework_tasks_created_total"] >= 1
     assert values["falsework_tasks_claimed_total"] >= 1
     assert values["falsework_claim_latency_seconds_count"] >= 1
-    assert values['falsework_step_duration_seconds_count{action="debug:log"}'] >= 1
+    assert values['falsework_worker_step_duration_seconds_count{action="debug:log"}'] >= 1
 
 
 def test_templates_gallery_and_parameter_schema(server: Server) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
@@ -9,8 +12,10 @@ from falsework.api.deps import Svc
 from falsework.api.metrics import CONTENT_TYPE
 from falsework.api.models import Health
 from falsework.api.outage import OUTAGES
+from falsework.errors import DatabaseError, DatabaseUnavailableError
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("falsework.api")
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
@@ -45,9 +50,28 @@ async def readyz(svc: Svc) -> JSONResponse:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics of this process",
+    summary="Prometheus metrics of this process and of the cluster",
+    description="The cluster's (falsework_tasks, falsework_task_duration_seconds, ...) are "
+    "computed from the database by one node at a time and are the same on every node: "
+    "aggregate them with max, not sum.",
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(svc: Svc) -> Response:
+    settings = svc.settings
+    cluster = svc.metrics.cluster
+    try:
+        cluster.snapshot = await svc.broker.cluster_metrics(
+            every=settings.cluster_metrics_interval,
+            alive_within=settings.stale_timeout,
+            lag=settings.cluster_metrics_lag,
+        )
+        cluster.read_at = time.monotonic()
+    except DatabaseUnavailableError as exc:
+        # the process's own metrics still answer; the cluster's keep their last values
+        # and their age grows (falsework_cluster_metrics_age_seconds); one log line
+        # per outage, not one per scrape
+        OUTAGES.note("GET /metrics", exc)
+    except DatabaseError as exc:
+        log.warning("cluster metrics: %s", exc)
     return Response(svc.metrics.render(), media_type=CONTENT_TYPE)

@@ -1,20 +1,27 @@
-"""Prometheus metrics of one process, on a registry of its own.
+"""Prometheus metrics of one process, and of the cluster, on a registry of its own.
 
 The engine and runner know nothing of Prometheus: the counters of claimed and
 finished tasks, claim latency and step durations are measured by wrapping the
-executor the worker calls (and the ``TaskIO`` it hands to the runner).
+executor the worker calls (and the ``TaskIO`` it hands to the runner). The
+cluster's metrics are the engine's snapshot (``engine/cluster.py``), which the
+``/metrics`` route refreshes before rendering; ``ClusterCollector`` turns it
+into metric families.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from falsework.engine.cluster import HISTOGRAMS
+from falsework.engine.models import STATUSES, Snapshot
 from falsework.taskio import Executor, Outcome, TaskInput, TaskIO
 from falsework.types import JSONObject
 
@@ -50,8 +57,8 @@ class Metrics:
             registry=r,
         )
         self.step_duration = Histogram(
-            "falsework_step_duration_seconds",
-            "Duration of one step, by action.",
+            "falsework_worker_step_duration_seconds",
+            "Duration of one step run by this process's worker, by action.",
             ["action"],
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600),
             registry=r,
@@ -59,6 +66,8 @@ class Metrics:
         self.eventstream_clients = Gauge(
             "falsework_eventstream_clients", "Open SSE event streams.", registry=r
         )
+        self.cluster = ClusterCollector()
+        r.register(self.cluster)
 
     def watch_worker(self, running: Callable[[], float], limit: Callable[[], float]) -> None:
         self.worker_running.set_function(running)
@@ -97,6 +106,80 @@ class Metrics:
             return outcome
 
         return run
+
+
+class ClusterCollector(Collector):
+    """The cluster's metrics from the latest snapshot (nothing before the first)."""
+
+    def __init__(self) -> None:
+        self.snapshot: Snapshot | None = None
+        self.read_at = 0.0  # time.monotonic() when the snapshot was read
+
+    def describe(self) -> list[Metric]:
+        return []  # the families depend on the snapshot: collected at each scrape
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.snapshot
+        if snap is None:
+            return
+        gauges = snap.body.get("gauges") or {}
+        tasks = GaugeMetricFamily(
+            "falsework_tasks", "Tasks in the database, by status.", labels=["status"]
+        )
+        counts = gauges.get("tasks") or {}
+        for status in STATUSES:
+            tasks.add_metric([status], float(counts.get(status, 0)))
+        yield tasks
+        yield GaugeMetricFamily(
+            "falsework_oldest_open_task_age_seconds",
+            "How long the oldest claimable open task has waited (0: none waits).",
+            value=float(gauges.get("oldest_open_age", 0.0)),
+        )
+        yield GaugeMetricFamily(
+            "falsework_workers_alive",
+            "Workers whose heartbeat is younger than the stale timeout.",
+            value=float(gauges.get("workers_alive", 0)),
+        )
+        yield GaugeMetricFamily(
+            "falsework_worker_capacity",
+            "The concurrency limits of the workers alive, summed.",
+            value=float(gauges.get("worker_capacity", 0)),
+        )
+        yield GaugeMetricFamily(
+            "falsework_cluster_metrics_age_seconds",
+            "Age of the cluster metrics snapshot these values come from.",
+            value=snap.age + max(0.0, time.monotonic() - self.read_at),
+        )
+        yield _histogram(
+            "falsework_task_duration_seconds",
+            "Runs of tasks, from their first event to their final one, by template and "
+            "final status (cluster-wide).",
+            "template",
+            HISTOGRAMS["task"],
+            snap.body.get("task") or {},
+        )
+        yield _histogram(
+            "falsework_step_duration_seconds",
+            "Steps, from their start to their end, by action and status (cluster-wide).",
+            "action",
+            HISTOGRAMS["step"],
+            snap.body.get("step") or {},
+        )
+
+
+def _histogram(
+    name: str, doc: str, label: str, buckets: tuple[float, ...], series: dict[str, Any]
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, doc, labels=[label, "status"])
+    for value, by_status in sorted(series.items()):
+        for status, counts in sorted(by_status.items()):
+            cumulative: list[tuple[str, float]] = []
+            total = 0.0
+            for le, n in zip([*map(str, buckets), "+Inf"], counts[:-1], strict=True):
+                total += n
+                cumulative.append((le, total))
+            family.add_metric([value, status], cumulative, sum_value=float(counts[-1]))
+    return family
 
 
 def _actions(spec: JSONObject) -> dict[str, str]:

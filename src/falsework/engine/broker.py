@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from falsework.engine.cluster import ClusterMetrics
 from falsework.engine.codec import dumps
 from falsework.engine.creates import CreateBatcher
 from falsework.engine.crypto import SecretBox
@@ -34,6 +35,7 @@ from falsework.engine.models import (
     ListOrder,
     NewTask,
     QueueOverview,
+    Snapshot,
     StaleOutcome,
     Task,
     TaskQuery,
@@ -69,6 +71,7 @@ class Broker:
         self.reads = EventReads(store)
         # concurrent creates share one statement
         self._creates = CreateBatcher(self._insert)
+        self._cluster = ClusterMetrics(store)
 
     @classmethod
     async def open(cls, url: str, options: BrokerOptions) -> Broker:
@@ -405,6 +408,20 @@ class Broker:
 
     async def prune_workers(self, older_than: float) -> int:
         return await self.store.workers_prune(older_than)
+
+    async def keep(self, task_id: str, keep: bool = True) -> None:
+        """Flag a task as a record something still needs (a template update's
+        base), so retention never deletes it; ``keep=False`` releases it."""
+        if not await self.store.task_keep(str(task_id), keep):
+            raise NotFoundError(f"No task with id '{task_id}' found")
+
+    # -- cluster metrics ----------------------------------------------------------
+    async def cluster_metrics(
+        self, *, every: float, alive_within: float, lag: float
+    ) -> Snapshot | None:
+        """The cluster's metrics snapshot, recomputed by one node at a time when it
+        is older than ``every`` seconds (``engine/cluster.py``)."""
+        return await self._cluster.current(every=every, alive_within=alive_within, lag=lag)
 
     # -- the audit trail ----------------------------------------------------------
     async def audit_write(self, entries: Sequence[AuditEntry]) -> None:
