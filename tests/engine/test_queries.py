@@ -12,11 +12,32 @@ from falsework.engine.models import ListOrder
 ENGINE = Path(queries.__file__).parent
 
 # Postgres alone: NOTIFY, advisory locks (SQLite has one writer at a time), and
-# a whole batch or heartbeat in one statement (SQLite has no data-modifying CTEs).
-POSTGRES_ONLY = {"task_notify", "claim_lock", "creators_lock", "batch_write", "heartbeat"}
-# SQLite alone: the read-merge-write of step state (no top-level JSON merge), and
-# the heartbeat's two statements in one transaction (no network to wait on).
-SQLITE_ONLY = {"tasks_read_state", "tasks_write_state", "task_heartbeat", "worker_heartbeat"}
+# a whole batch, heartbeat or retention batch in one statement (SQLite has no
+# data-modifying CTEs).
+POSTGRES_ONLY = {
+    "task_notify",
+    "claim_lock",
+    "creators_lock",
+    "batch_write",
+    "heartbeat",
+    "tasks_expire",
+}
+# SQLite alone: the read-merge-write of step state (no top-level JSON merge), the
+# heartbeat's two statements in one transaction (no network to wait on), a
+# retention batch in three statements, and the incremental vacuum (Postgres's
+# autovacuum needs no help).
+SQLITE_ONLY = {
+    "tasks_read_state",
+    "tasks_write_state",
+    "task_heartbeat",
+    "worker_heartbeat",
+    "tasks_select_expired",
+    "events_delete_of_tasks",
+    "tasks_delete",
+    "space_free_pages",
+    "space_auto_vacuum",
+    "space_vacuum_step",
+}
 
 
 def test_the_dialects_define_the_same_queries() -> None:

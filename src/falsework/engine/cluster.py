@@ -40,7 +40,7 @@ STEP_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0
 HISTOGRAMS = {"task": TASK_BUCKETS, "step": STEP_BUCKETS}
 
 
-def _empty() -> dict[str, Any]:
+def empty_body() -> dict[str, Any]:
     return {
         "buckets": {kind: list(b) for kind, b in HISTOGRAMS.items()},
         "task": {},
@@ -92,9 +92,9 @@ class ClusterMetrics:
     ) -> Snapshot | None:
         """Make the next snapshot from ``previous``; None when another node stored
         one first."""
-        body = previous.body if previous is not None else _empty()
+        body = previous.body if previous is not None else empty_body()
         if body.get("buckets") != {kind: list(b) for kind, b in HISTOGRAMS.items()}:
-            body = _empty()  # the buckets changed with a new version: start again
+            body = empty_body()  # the buckets changed with a new version: start again
         gauges = await self._store.metrics_gauges(alive_within)
         after = previous.last_event_id if previous is not None else None
         marks = await self._store.metrics_marks(after, lag, self._scan_limit)
