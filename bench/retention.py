@@ -14,6 +14,8 @@ fresh store of the engine:
   per batch (a batch is one transaction: how long it holds its locks), while a
   second loop creates and claims a task every ``PROBE_EVERY`` seconds through
   the same store and times each claim (against the same probe before the pass);
+- SQLite: the rest of the freed pages given back as the next passes would
+  (``reclaim_pages`` per call, each timed) with the same claim probe beside it;
 - the same queries again after the pass, and the database's size before/after.
 
     python -m bench.retention [--db postgres|sqlite|both] [--events 1000000] [--quick]
@@ -210,6 +212,18 @@ async def one(db: str, events: int) -> None:
             stop.set()
             await probing
             assert done is not None
+            reclaim_ms: list[float] = []
+            during_reclaim: list[float] = []
+            stop = asyncio.Event()
+            probing = asyncio.create_task(probe(store, stop, during_reclaim))
+            while True:
+                began = time.perf_counter()
+                pages = await store.space_reclaim(options.reclaim_pages)
+                reclaim_ms.append((time.perf_counter() - began) * 1000.0)
+                if pages == 0:
+                    break
+            stop.set()
+            await probing
             after_mb = await size_mb(url)
             left = await fw.sql(url, "SELECT count(*) FROM task_events")
             after = await queries(store, some)  # a recent task: kept
@@ -231,8 +245,13 @@ async def one(db: str, events: int) -> None:
         events_per_s=round(done.events / pass_s),
         batches=done.batches,
         batch=options.batch,
+        batch_seconds=options.batch_seconds,
         batch_ms=latency_summary(timed_store.batches_ms),
-        pages_reclaimed=done.pages,
+        pages_reclaimed_in_pass=done.pages,
+        reclaim_calls=len(reclaim_ms),
+        reclaim_s=round(sum(reclaim_ms) / 1000.0, 2),
+        reclaim_call_ms=latency_summary(reclaim_ms),
+        claim_ms_during_reclaim=latency_summary(during_reclaim),
         size_mb_before=before_mb,
         size_mb_after=after_mb,
         claim_ms_before=latency_summary(baseline),

@@ -17,7 +17,10 @@ from falsework.engine.retention import Retention
 from falsework.taskio import TaskInput, TaskIO
 
 # negative ages: every finished task is already past them (no test waits)
-DUE = RetentionOptions(completed=-60.0, failed=-60.0, cancelled=-60.0, audit=-60.0, batch=7)
+# batch_seconds of a minute: every batch is quick enough, the sizes stay as given
+DUE = RetentionOptions(
+    completed=-60.0, failed=-60.0, cancelled=-60.0, audit=-60.0, batch=7, batch_seconds=60.0
+)
 
 
 async def chatty(task: TaskInput, io: TaskIO) -> dict[str, Any]:
@@ -82,6 +85,26 @@ async def test_a_pass_stops_at_its_budget_and_says_there_is_more(
     assert (await broker.list())[1] == 10
     full = await Retention(broker.store, RetentionOptions(completed=-60.0), "node-a").run_pass()
     assert full is not None and full.tasks["completed"] == 10
+
+
+async def test_a_slow_batch_makes_the_next_ones_smaller(broker: Broker, settings: Settings) -> None:
+    await run_tasks(broker, settings, [{"lines": 1}] * 32)
+    # no batch is ever quick enough for 0 s: after the first (25), batches of 10
+    hurried = RetentionOptions(
+        completed=-60.0, failed=0, cancelled=0, audit=0, batch=25, batch_seconds=0.0
+    )
+    retention = Retention(broker.store, hurried, "node-a")
+    ran = await retention.run_pass()
+    assert ran is not None and ran.tasks["completed"] == 32
+    assert ran.batches == 2 and retention.size == 10  # 25, then 7 of 10: done
+    # quick batches let it grow back, by doubling, up to `batch`
+    relaxed = Retention(broker.store, RetentionOptions(batch=25, batch_seconds=60.0), "node-a")
+    relaxed.size = 10
+    sizes = []
+    for _ in range(3):
+        relaxed._adapt(0.001)
+        sizes.append(relaxed.size)
+    assert sizes == [20, 25, 25]
 
 
 async def test_ages_of_zero_keep_forever(broker: Broker, settings: Settings) -> None:

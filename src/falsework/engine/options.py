@@ -70,8 +70,10 @@ class RetentionOptions:
     cancelled: float = 7 * DAY
     audit: float = 365 * DAY
     interval: float = 60.0  # a pass at most this often, by one node of the cluster
-    batch: int = 500  # tasks (and their events) deleted per transaction
+    batch: int = 500  # at most this many tasks (and their events) per transaction
+    batch_seconds: float = 0.05  # a batch is made smaller while it takes longer than this
     budget: float = 10.0  # seconds of one pass; a backlog goes on in the next one
+    reclaim_pages: int = 4096  # SQLite: pages given back to the file system per pass
 
 
 @dataclass(frozen=True)

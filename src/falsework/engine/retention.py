@@ -5,10 +5,14 @@ Every worker runs a ``Retention`` loop; a pass begins only for the node that
 takes the ``retention`` lease (a row, so it works the same on SQLite and
 Postgres, and shows who ran last), and deletes in small batches, one short
 transaction each (``Store.tasks_expire``), renewing the lease between batches.
-A pass stops after ``budget`` seconds; a backlog (the first run on an old
-database) goes on in the next pass, soon after. Tasks flagged ``keep`` (records
-a template update still needs) are never deleted. On SQLite the freed pages are
-then given back to the file system in small incremental-vacuum steps.
+A batch holds its locks (on SQLite, the one write lock) for as long as it takes,
+so its size follows its time: a batch that took longer than ``batch_seconds`` makes
+the next one proportionally smaller (tasks with many events), a quick one lets it
+grow back, up to ``batch``. A pass stops after ``budget`` seconds; a backlog (the
+first run on an old database) goes on in the next pass, soon after. Tasks flagged
+``keep`` (records a template update still needs) are never deleted. On SQLite up to
+``reclaim_pages`` freed pages per pass are then given back to the file system in
+small incremental-vacuum steps.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ LEASE = "retention"
 LEASE_TTL = 60.0
 # the next pass after a backlog was left by the budget
 BACKLOG_PAUSE = 1.0
+MIN_BATCH = 10
 
 
 @dataclass
@@ -53,6 +58,14 @@ class Retention:
         self._store = store
         self._options = options
         self._holder = holder
+        self.size = options.batch  # the next batch's size, kept across passes
+
+    def _adapt(self, took: float) -> None:
+        o = self._options
+        if took > o.batch_seconds:
+            self.size = max(MIN_BATCH, int(self.size * o.batch_seconds / took))
+        elif took < o.batch_seconds / 2:
+            self.size = min(o.batch, self.size * 2)
 
     def _ages(self) -> list[tuple[str, float]]:
         o = self._options
@@ -72,11 +85,14 @@ class Retention:
                 if time.monotonic() - started > o.budget:
                     done.backlog = True
                     break
-                expired = await self._store.tasks_expire(status, age, o.batch)
+                size = min(self.size, o.batch)
+                began = time.monotonic()
+                expired = await self._store.tasks_expire(status, age, size)
+                self._adapt(time.monotonic() - began)
                 done.batches += 1
                 done.tasks[status] += expired.tasks
                 done.events += expired.events
-                if expired.tasks < o.batch:
+                if expired.tasks < size:
                     break
                 await self._store.lease_take(LEASE, self._holder, LEASE_TTL)
                 await asyncio.sleep(0)  # let this process's own work run between batches
@@ -86,8 +102,8 @@ class Retention:
                 done.audit += gone
                 if gone < o.batch:
                     break
-        if done.deleted:
-            done.pages = await self._store.space_reclaim(1 << 30)
+        if done.deleted or done.backlog:
+            done.pages = await self._store.space_reclaim(o.reclaim_pages)
         done.seconds = time.monotonic() - started
         # the next pass, by whichever node, after `interval` (sooner for a backlog)
         await self._store.lease_take(
