@@ -250,7 +250,7 @@ api_sse = _simple(
 )
 
 security = _simple(
-    "11. A hostile template author (one serve process; /healthz probed every 10 ms)",
+    "12. A hostile template author (one serve process; /healthz probed every 10 ms)",
     "security",
     [
         ("measure", "metric"),
@@ -299,6 +299,62 @@ def templates_test(rows: list[Row]) -> list[str]:
     return ["### 10. `falsework templates test`: 100 cases", "", *_table(header, lines), ""]
 
 
+def _ms(summary: Any) -> str:
+    if not isinstance(summary, Mapping):
+        return "—"
+    return " / ".join(_fmt(summary.get(k), 1) for k in ("p50_ms", "p99_ms", "max_ms"))
+
+
+def retention(rows: list[Row]) -> list[str]:
+    """Issue 16's figures (bench.retention): a retention pass at N events, and the
+    hot queries at that size."""
+    passes = _pick(rows, "retention", "retention_pass_s")
+    if not passes:
+        return []
+    lines = [
+        [
+            str(r.get("db")),
+            _fmt(r.get("events")),
+            f"{_fmt(r.get('tasks_deleted'))} / {_fmt(r.get('events_deleted'))}",
+            f"**{_fmt(r.get('value'), 2)}**",
+            _fmt(r.get("events_per_s")),
+            _fmt(r.get("batches")),
+            _ms(r.get("batch_ms")),
+            _ms(r.get("claim_ms_before")),
+            _ms(r.get("claim_ms_during")),
+            f"{_fmt(r.get('reclaim_s'), 2)} ({_ms(r.get('claim_ms_during_reclaim'))})",
+            f"{_fmt(r.get('size_mb_before'))} → {_fmt(r.get('size_mb_after'))}",
+        ]
+        for r in passes
+    ]
+    header = [
+        "db",
+        "events",
+        "tasks / events deleted",
+        "pass s",
+        "events/s",
+        "batches",
+        "batch ms p50 / p99 / max",
+        "claim ms before",
+        "claim ms during the pass",
+        "SQLite page give-back s (claim ms meanwhile)",
+        "size MiB",
+    ]
+    out = ["### 11. Retention at 1 million events", "", *_table(header, lines), ""]
+    queries = {(r.get("db"), r.get("events"), r.get("metric")): r for r in _pick(rows, "retention")}
+    qlines = []
+    for r in passes:
+        for metric, when in (("queries_ms", "before the pass"), ("queries_ms_after", "after")):
+            q = queries.get((r.get("db"), r.get("events"), metric))
+            at = q.get("at", {}) if q else {}
+            qlines.append(
+                [str(r.get("db")), _fmt(r.get("events")), when]
+                + [_fmt(at.get(k), 2) for k in ("list", "events", "claim", "gauges")]
+            )
+    qheader = ["db", "events", "when", "list + count", "one task's events", "claim", "gauges"]
+    return [*out, "Median ms of the hot queries:", "", *_table(qheader, qlines), ""]
+
+
 def errors(rows: list[Row]) -> list[str]:
     picked = [r for r in rows if r.get("metric") == "error"]
     if not picked:
@@ -308,7 +364,7 @@ def errors(rows: list[Row]) -> list[str]:
 
 
 SECTIONS = [throughput, concurrency, latency, balance, fairness, recovery]
-SECTIONS += [api_throughput, api_sse, figures, templates_test, security, errors]
+SECTIONS += [api_throughput, api_sse, figures, templates_test, security, retention, errors]
 
 
 def render(rows: list[Row]) -> str:
