@@ -364,7 +364,7 @@ def errors(rows: list[Row]) -> list[str]:
 
 
 SECTIONS = [throughput, concurrency, latency, balance, fairness, recovery]
-SECTIONS += [api_throughput, api_sse, figures, templates_test, security, retention, errors]
+SECTIONS += [api_throughput, api_sse, figures, templates_test, retention, security, errors]
 
 
 def render(rows: list[Row]) -> str:
