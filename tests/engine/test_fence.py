@@ -151,16 +151,17 @@ async def test_a_claim_answered_after_its_lease_ran_out_starts_nothing(
         await wait_for(lambda: worker.alive)
         await asyncio.sleep(0.3)  # the worker is idle, polling
         held = fence_after + 0.5
-        # due just after the hold begins: the claim that finds it is sent during it
-        task = await api.create(
-            {"steps": [{"id": "a", "record": str(record)}]},
-            run_after=datetime.now(UTC) + timedelta(seconds=0.3),
-        )
+        spec = {"steps": [{"id": "a", "record": str(record)}]}
         if proxy is not None:
+            # frozen first, then the task made through the API's own link: however
+            # slow the machine, the claim that finds it is sent during the hold
             proxy.freeze()
+            task = await api.create(spec, run_after=datetime.now(UTC) + timedelta(seconds=0.3))
             await asyncio.sleep(held)
             proxy.thaw()
         else:
+            # due just after the hold begins: the claim that finds it is sent during it
+            task = await api.create(spec, run_after=datetime.now(UTC) + timedelta(seconds=0.3))
             with database_held(database_url, held):
                 await asyncio.sleep(held)
         done = await wait_final(api, task.id, within=20)
