@@ -115,6 +115,7 @@ class ActionContext(Generic[InputT]):
         temp_root: Path | None = None,
         template_context: Mapping[str, Any] | None = None,
         recording: Recording | None = None,
+        idempotency: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
         self.input = input
         self.logger = StepLogger(log)
@@ -137,6 +138,7 @@ class ActionContext(Generic[InputT]):
         # In a rehearsal, the step's recorded call (``falsework.actions.rehearsal``):
         # the action's recorder runs instead of its handler and adds to it.
         self.recording = recording
+        self._idempotency = idempotency
 
     @property
     def workspace(self) -> Path:
@@ -166,6 +168,19 @@ class ActionContext(Generic[InputT]):
         result = await fn()
         await self._checkpoints.checkpoint_set(full, result)
         return result
+
+    async def idempotency_key(self) -> str:
+        """This step's idempotency key (a UUID): the same in every run of the step
+        that follows an interrupted one (a crashed or fenced worker, a recovery),
+        a new one once the step has ended and a retry runs it again. Send it to
+        services that deduplicate requests (``Idempotency-Key``), or mark what the
+        step creates with it to find it again (``falsework.runner.idempotency``)."""
+        if self._idempotency is None:
+            # no runner behind this context (a test's own): stable for the context
+            from falsework.runner.idempotency import derive
+
+            return derive(self.task_id, self.step_id, 0)
+        return await self._idempotency()
 
     def create_temp_dir(self) -> Path:
         """A fresh directory removed when the step ends."""

@@ -42,6 +42,7 @@ from falsework.errors import (
     TaskFailedError,
     TemplateSecurityError,
 )
+from falsework.runner.idempotency import StepKeys
 from falsework.runner.limits import RunLimits
 from falsework.runner.redaction import Redactor
 from falsework.taskio import TaskInput, TaskIO
@@ -371,6 +372,7 @@ class _TaskRun:
             "__status": "ok",
         }
         self.template_dir = _template_dir(spec)
+        self.keys = StepKeys(io, task.id, task.attempt)
         self.failed = False
         self.cancelled = False
 
@@ -477,6 +479,7 @@ class _TaskRun:
             await emitter.flush()
             saved_output = self.redactor.deep(output)
             await self.io.save_step(step_id, {"status": "completed", "output": saved_output})
+            await self.keys.spend(step_id)
             await emitter.emit(
                 {"message": f"Finished step {name}", "stepId": step_id, "status": "completed"}
             )
@@ -494,6 +497,7 @@ class _TaskRun:
             self.context["steps"][step_id] = {"output": {}}
             message = f"Skipping step {step_id}: {self.redactor.text(exc.message)}"
             await self._mark(step_id, message, {"status": "skipped"})
+            await self.keys.spend(step_id)
         except Exception as exc:
             err_name = exc.name if isinstance(exc, FalseworkError) else type(exc).__name__
             message = runner.limits.clip(self.redactor.text(_message(exc)))
@@ -501,6 +505,7 @@ class _TaskRun:
             await self._mark(
                 step_id, f"{err_name}: {message}", {"status": "failed", "error": error}
             )
+            await self.keys.spend(step_id)
             raise _StepFailed(err_name, message) from exc
 
     async def _iterations(
@@ -565,6 +570,7 @@ class _TaskRun:
                     if self.rehearsal is not None and records
                     else None
                 ),
+                idempotency=functools.partial(self.keys.key, step_id, scope),
             )
             try:
                 await action.run(ctx)

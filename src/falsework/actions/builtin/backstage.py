@@ -129,8 +129,11 @@ class BackstageRequestInput(ActionInput):
     use_backstage_token: bool | None = Field(
         None, description="Use the task secret `backstageToken` as the bearer token"
     )
-    idempotency_key: str | None = Field(
-        None, description="Send the request at most once per task (a checkpoint key)"
+    idempotency_key: bool | str | None = Field(
+        None,
+        description="true: send the step's idempotency key as the `Idempotency-Key` header "
+        "(the same key when the step runs again after an interruption); a string: that too, "
+        "and send the request at most once per task (the string names its checkpoint)",
     )
 
 
@@ -190,6 +193,12 @@ async def http_backstage_request(
     elif inp.body is not None:
         content = str(inp.body)
     url = f"/api/{plugin}/{rest}{query}"
+    if inp.idempotency_key:
+        if any(k.lower() == "idempotency-key" for k in headers):
+            raise InputError(
+                "idempotencyKey: headers already has Idempotency-Key; give one or the other"
+            )
+        headers["Idempotency-Key"] = await ctx.idempotency_key()
 
     async def send() -> dict[str, Any]:
         async with Backstage(BackstageTarget(target.base_url, None), integrations) as api:
@@ -208,7 +217,7 @@ async def http_backstage_request(
             )
         return {"code": str(answer.status_code), "headers": dict(answer.headers), "body": body}
 
-    if inp.idempotency_key:
+    if isinstance(inp.idempotency_key, str):
         result = await ctx.checkpoint(inp.idempotency_key, send)
     else:
         result = await send()

@@ -31,7 +31,7 @@ from falsework.actions.egress import (
     unreachable,
     unreachable_message,
 )
-from falsework.errors import ActionError, UnreachableError
+from falsework.errors import ActionError, InputError, UnreachableError
 from falsework.templating import is_truthy
 
 
@@ -60,6 +60,11 @@ class RequestInput(ActionInput):
         description="Follow 3xx redirects (each hop is checked by the server's egress "
         "policy); otherwise a redirect is the response.",
     )
+    idempotency_key: bool = Field(
+        False,
+        description="Send the step's idempotency key as the `Idempotency-Key` header: the "
+        "same key when the step runs again after an interruption (a Falsework extension).",
+    )
 
 
 async def record_http_request(ctx: ActionContext[RequestInput]) -> None:
@@ -72,6 +77,8 @@ async def record_http_request(ctx: ActionContext[RequestInput]) -> None:
         errors = ctx.renderer.check(inp.until)
         if errors:
             raise ActionError(f"until does not parse: {'; '.join(errors)}")
+    if inp.idempotency_key:
+        await _idempotency_key(ctx)  # the same input errors as a real run
     polls = max(1, int(inp.max_wait // inp.interval) + 1) if inp.until is not None else 1
     last: object = None
     for attempt in range(1, polls + 1):
@@ -153,6 +160,9 @@ async def http_request(ctx: ActionContext[RequestInput], egress: EgressPolicy) -
         errors = ctx.renderer.check(inp.until)
         if errors:
             raise ActionError(f"until does not parse: {'; '.join(errors)}")
+    headers = dict(inp.headers)
+    if inp.idempotency_key:
+        headers[IDEMPOTENCY_HEADER] = await _idempotency_key(ctx)
     deadline = time.monotonic() + inp.max_wait
     attempt = 0
     transport = EgressTransport(egress, verify=_ssl_context())
@@ -164,7 +174,7 @@ async def http_request(ctx: ActionContext[RequestInput], egress: EgressPolicy) -
     ) as client:
         while True:
             attempt += 1
-            response = await _send(client, inp, where)
+            response = await _send(client, inp, headers, where)
             ctx.logger.info(f"{inp.method} {inp.url} -> {response['code']}")
             if response["code"] >= 400 and not inp.continue_on_bad_response:
                 raise ActionError(
@@ -183,8 +193,28 @@ async def http_request(ctx: ActionContext[RequestInput], egress: EgressPolicy) -
         ctx.output(name, response[name])
 
 
-async def _send(client: httpx.AsyncClient, inp: RequestInput, where: str) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"headers": inp.headers}
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+async def _idempotency_key(ctx: ActionContext[RequestInput]) -> str:
+    """The step's key, for the one request of a step that asks for it."""
+    inp = ctx.input
+    if inp.until is not None:
+        raise InputError(
+            "idempotencyKey: a polling request (until) is sent many times; send the "
+            "request to deduplicate in a step of its own"
+        )
+    if any(name.lower() == IDEMPOTENCY_HEADER.lower() for name in inp.headers):
+        raise InputError(
+            f"idempotencyKey: headers already has {IDEMPOTENCY_HEADER}; give one or the other"
+        )
+    return await ctx.idempotency_key()
+
+
+async def _send(
+    client: httpx.AsyncClient, inp: RequestInput, headers: dict[str, str], where: str
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"headers": headers}
     if isinstance(inp.body, dict | list):
         kwargs["json"] = inp.body
     elif inp.body is not None:

@@ -1,0 +1,59 @@
+"""Each step's idempotency key: one value per step (per ``each`` item) that stays
+the same however often the step is run again for the same reason.
+
+A step's key is issued the first time one of its actions asks for it
+(``ActionContext.idempotency_key()``), as a version-5 UUID of the task id, the
+step's scope (``deploy`` or ``deploy[2]``) and the attempt that issued it, and is
+stored with the task (a checkpoint, durable before the action sees it). A run
+that starts the step again after its earlier run was interrupted (the worker
+crashed, was fenced, or the task was cancelled mid-step and retried) finds the
+stored key: the same key again. When a step ends, completed or failed, its key
+is spent: a user's retry that runs it again gets a fresh key (issued by the
+retry's attempt), so a remote service that remembers keys does the work again
+instead of replaying the earlier answer. See docs/actions.md.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from falsework.actions.context import CheckpointStore
+
+# Fixed forever: changing it would change every key of every task in flight.
+NAMESPACE = uuid.UUID("5d0c8f0e-6a0b-4f53-9a43-1f2d7c1e9b10")
+# The checkpoint of a step's keys (by scope); an action's own checkpoints are
+# ``<step>:<key>``, which never starts with this.
+CHECKPOINT = "falsework.idempotency:"
+
+
+def derive(task_id: str, scope: str, attempt: int) -> str:
+    """The key issued for ``scope`` of ``task_id`` by attempt ``attempt``."""
+    return str(uuid.uuid5(NAMESPACE, f"{task_id}/{scope}/{attempt}"))
+
+
+class StepKeys:
+    """The keys of one run of one task."""
+
+    def __init__(self, store: CheckpointStore, task_id: str, attempt: int) -> None:
+        self._store = store
+        self._task_id = task_id
+        self._attempt = attempt
+
+    async def key(self, step_id: str, scope: str) -> str:
+        """The key of ``scope`` (a step, or one item of a step's ``each``)."""
+        name = CHECKPOINT + step_id
+        found, stored = await self._store.checkpoint_get(name)
+        keys: dict[str, Any] = dict(stored) if found and isinstance(stored, dict) else {}
+        key = keys.get(scope)
+        if not isinstance(key, str):
+            key = keys[scope] = derive(self._task_id, scope, self._attempt)
+            await self._store.checkpoint_set(name, keys)
+        return key
+
+    async def spend(self, step_id: str) -> None:
+        """The step ended (completed or failed): a later run of it gets new keys."""
+        name = CHECKPOINT + step_id
+        found, stored = await self._store.checkpoint_get(name)
+        if found and stored:
+            await self._store.checkpoint_set(name, {})

@@ -1,0 +1,169 @@
+"""Each step's idempotency key, seen from the outside: the ``Idempotency-Key``
+headers a real loopback server records across interrupted, resumed and retried
+runs of the real runner (the in-memory TaskIO keeps what a database would)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from falsework.actions import ActionRegistry
+from falsework.actions.integrations import BackstageTarget, Integrations
+from falsework.actions.policies import EgressPolicy
+from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
+from falsework.runner.idempotency import derive
+from falsework.templating import Renderer
+from support.recorder import Recorder, recording
+
+LOOPBACK = EgressPolicy.from_lists(allow=["127.0.0.0/8"])
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    with recording() as server:
+        yield server
+
+
+@pytest.fixture
+def runner(tmp_path: Path, recorder: Recorder) -> WorkflowRunner:
+    # the recorder also stands in for a Backstage instance (http:backstage:request)
+    backstage = Integrations(backstage=BackstageTarget(recorder.url), egress=LOOPBACK)
+    registry = ActionRegistry.builtin((LOOPBACK, backstage))
+    return WorkflowRunner(registry, Renderer(), work_dir=tmp_path / "work", step_timeout=30)
+
+
+def post(url: str, step_id: str = "call", **extra: Any) -> dict[str, Any]:
+    return {
+        "id": step_id,
+        "action": "http:request",
+        "input": {"method": "POST", "url": url, "idempotencyKey": True, "body": {"a": 1}, **extra},
+    }
+
+
+def task_of(*steps: dict[str, Any]) -> LocalTask:
+    return LocalTask(spec={"steps": list(steps), "user": {"ref": "user:default/guest"}})
+
+
+async def run(runner: WorkflowRunner, task: LocalTask, io: MemoryTaskIO) -> TaskFailedError | None:
+    try:
+        await runner.run(task, io)
+    except TaskFailedError as exc:
+        return exc
+    return None
+
+
+async def test_an_interrupted_step_sends_the_same_key_when_run_again(
+    runner: WorkflowRunner, recorder: Recorder
+) -> None:
+    task, io = task_of(post(f"{recorder.url}/hold")), MemoryTaskIO()
+    first = asyncio.create_task(runner.run(task, io))
+    await asyncio.to_thread(recorder.wait_for, 1)
+    first.cancel()  # the worker stopped mid-request: the request may have done its work
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    recorder.release()
+    resumed = io.resumed(task)
+    assert await run(runner, resumed, io) is None
+    keys = recorder.keys()
+    assert len(keys) == 2 and keys[0] is not None and keys[0] == keys[1]
+    assert str(uuid.UUID(keys[0])) == keys[0] == derive(task.id, "call", task.attempt)
+    # a third run of the same task (the step completed: skipped) sends nothing more
+    assert await run(runner, io.resumed(resumed), io) is None
+    assert len(recorder.requests) == 2
+
+
+async def test_a_failed_step_gets_a_new_key_when_retried(
+    runner: WorkflowRunner, recorder: Recorder
+) -> None:
+    task, io = task_of(post(f"{recorder.url}/fail")), MemoryTaskIO()
+    failed = await run(runner, task, io)
+    assert failed is not None and "500" in failed.message
+    retried = io.resumed(task)  # what a user's retry hands the runner: attempt + 1
+    assert await run(runner, retried, io) is not None
+    first, second = recorder.keys()
+    assert first == derive(task.id, "call", 1) and second == derive(task.id, "call", 2)
+
+
+async def test_keys_differ_by_step_and_each_item_and_task(
+    runner: WorkflowRunner, recorder: Recorder
+) -> None:
+    looped = {**post(f"{recorder.url}/ok", "many"), "each": ["x", "y"]}
+    task = task_of(post(f"{recorder.url}/ok", "one"), looped)
+    assert await run(runner, task, MemoryTaskIO()) is None
+    other = task_of(post(f"{recorder.url}/ok", "one"))
+    assert await run(runner, other, MemoryTaskIO()) is None
+    keys = recorder.keys()
+    assert keys[:3] == [
+        derive(task.id, "one", 1),
+        derive(task.id, "many[0]", 1),
+        derive(task.id, "many[1]", 1),
+    ]
+    assert len(set(keys)) == 4 and None not in keys
+
+
+async def test_a_cleanup_step_run_again_for_a_new_attempt_gets_a_new_key(
+    runner: WorkflowRunner, recorder: Recorder
+) -> None:
+    cleanup = {**post(f"{recorder.url}/ok", "notify"), "if": "${{ always() }}"}
+    task = task_of(
+        {"id": "boom", "action": "http:request", "input": {"url": f"{recorder.url}/fail"}},
+        cleanup,
+    )
+    io = MemoryTaskIO()
+    assert await run(runner, task, io) is not None
+    assert await run(runner, io.resumed(task), io) is not None
+    notify = [r.header("Idempotency-Key") for r in recorder.requests if r.path == "/ok"]
+    assert notify == [derive(task.id, "notify", 1), derive(task.id, "notify", 2)]
+
+
+async def test_without_the_option_no_key_is_sent(
+    runner: WorkflowRunner, recorder: Recorder
+) -> None:
+    step = {"id": "s", "action": "http:request", "input": {"url": f"{recorder.url}/ok"}}
+    assert await run(runner, task_of(step), MemoryTaskIO()) is None
+    assert recorder.keys() == [None]
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"headers": {"idempotency-key": "mine"}}, "headers already has Idempotency-Key"),
+        ({"until": "${{ response.code == 200 }}"}, "polling request"),
+    ],
+)
+async def test_conflicting_input_is_refused_before_anything_is_sent(
+    runner: WorkflowRunner, recorder: Recorder, extra: dict[str, Any], problem: str
+) -> None:
+    failed = await run(runner, task_of(post(f"{recorder.url}/ok", **extra)), MemoryTaskIO())
+    assert failed is not None and problem in failed.message and "idempotencyKey" in failed.message
+    assert recorder.requests == []
+
+
+async def test_backstage_requests_send_the_key_too(
+    runner: WorkflowRunner, recorder: Recorder
+) -> None:
+    def call(step_id: str, key: bool | str) -> dict[str, Any]:
+        return {
+            "id": step_id,
+            "action": "http:backstage:request",
+            "input": {"method": "POST", "path": "/hold/x", "idempotencyKey": key},
+        }
+
+    task, io = task_of(call("flag", True), call("named", "notify-once")), MemoryTaskIO()
+    first = asyncio.create_task(runner.run(task, io))
+    await asyncio.to_thread(recorder.wait_for, 1)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    recorder.release()
+    resumed = io.resumed(task)
+    assert await run(runner, resumed, io) is None
+    assert recorder.keys() == [derive(task.id, "flag", 1)] * 2 + [derive(task.id, "named", 2)]
+    # the named checkpoint (the step's own): the same answer, nothing sent again
+    assert await run(runner, LocalTask(**{**vars(resumed), "step_state": {}}), io) is None
+    assert len(recorder.requests) == 4  # "flag" again (its step state was dropped), not "named"
