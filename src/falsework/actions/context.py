@@ -19,6 +19,7 @@ import functools
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -43,6 +44,16 @@ class CheckpointStore(Protocol):
     async def checkpoint_get(self, key: str) -> tuple[bool, Any]: ...
 
     async def checkpoint_set(self, key: str, value: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class StepKey:
+    """A step's idempotency key (``ActionContext.step_key()``): ``earlier`` when
+    an earlier run of the step was given it and was interrupted, so what that
+    run made may already exist (marked with this key)."""
+
+    value: str
+    earlier: bool
 
 
 class StepLogger:
@@ -115,7 +126,7 @@ class ActionContext(Generic[InputT]):
         temp_root: Path | None = None,
         template_context: Mapping[str, Any] | None = None,
         recording: Recording | None = None,
-        idempotency: Callable[[], Awaitable[str]] | None = None,
+        idempotency: Callable[[], Awaitable[StepKey]] | None = None,
     ) -> None:
         self.input = input
         self.logger = StepLogger(log)
@@ -175,11 +186,16 @@ class ActionContext(Generic[InputT]):
         a new one once the step has ended and a retry runs it again. Send it to
         services that deduplicate requests (``Idempotency-Key``), or mark what the
         step creates with it to find it again (``falsework.runner.idempotency``)."""
+        return (await self.step_key()).value
+
+    async def step_key(self) -> StepKey:
+        """:meth:`idempotency_key`, and whether an interrupted earlier run of the
+        step was given it too."""
         if self._idempotency is None:
             # no runner behind this context (a test's own): stable for the context
             from falsework.runner.idempotency import derive
 
-            return derive(self.task_id, self.step_id, 0)
+            return StepKey(derive(self.task_id, self.step_id, 0), earlier=False)
         return await self._idempotency()
 
     def create_temp_dir(self) -> Path:

@@ -468,3 +468,40 @@ _USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 def redact_urls(text: str) -> str:
     """``https://user:token@host/…`` → ``https://***@host/…`` anywhere in ``text``."""
     return _USERINFO.sub(r"\1***@", text)
+
+
+# -- finding again what an earlier run of a step pushed ---------------------------
+# Commits a step pushes carry its idempotency key as a trailer, so a run of the
+# step after an interrupted one (the push landed, its record did not) finds its
+# commit on the remote and reuses it instead of pushing another.
+KEY_TRAILER = "Falsework-Step-Key"
+
+
+def keyed_message(message: str, key: str) -> str:
+    """``message`` with the step's key as a trailer of its own paragraph."""
+    return f"{message.rstrip()}\n\n{KEY_TRAILER}: {key}\n"
+
+
+async def pushed_before(
+    policy: GitPolicy,
+    git: Sequence[str],
+    remote: Remote,
+    branch: str,
+    key: str,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str | None:
+    """The commit at the head of ``branch`` of ``remote`` when it carries ``key``
+    (an earlier run of this step pushed it); None when it does not, or the branch
+    is not there. ``git`` names the local repository (``--git-dir=…`` or ``-C …``)."""
+    ref = f"refs/falsework/pushed-{key}"
+    fetch = [*git, "fetch", "--quiet", "--no-tags", "--depth=1", "--", remote.url]
+    fetched = await git_result(
+        policy, [*fetch, f"+refs/heads/{branch}:{ref}"], cwd=cwd, env=env, remote=remote
+    )
+    if fetched.code != 0:
+        return None
+    show = [*git, "log", "-1", f"--format=%H%n%(trailers:key={KEY_TRAILER},valueonly)", ref]
+    lines = (await run_git(policy, show, cwd=cwd, env=env)).split()
+    return lines[0] if key in lines[1:] else None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from falsework.actions.context import CheckpointStore
+from falsework.actions.context import CheckpointStore, StepKey
 
 # Fixed forever: changing it would change every key of every task in flight.
 NAMESPACE = uuid.UUID("5d0c8f0e-6a0b-4f53-9a43-1f2d7c1e9b10")
@@ -40,16 +40,18 @@ class StepKeys:
         self._task_id = task_id
         self._attempt = attempt
 
-    async def key(self, step_id: str, scope: str) -> str:
-        """The key of ``scope`` (a step, or one item of a step's ``each``)."""
+    async def key(self, step_id: str, scope: str) -> StepKey:
+        """The key of ``scope`` (a step, or one item of a step's ``each``);
+        ``earlier`` when an earlier run stored it (and did not end the step)."""
         name = CHECKPOINT + step_id
         found, stored = await self._store.checkpoint_get(name)
         keys: dict[str, Any] = dict(stored) if found and isinstance(stored, dict) else {}
         key = keys.get(scope)
-        if not isinstance(key, str):
-            key = keys[scope] = derive(self._task_id, scope, self._attempt)
-            await self._store.checkpoint_set(name, keys)
-        return key
+        if isinstance(key, str):
+            return StepKey(key, earlier=key != derive(self._task_id, scope, self._attempt))
+        key = keys[scope] = derive(self._task_id, scope, self._attempt)
+        await self._store.checkpoint_set(name, keys)
+        return StepKey(key, earlier=False)
 
     async def spend(self, step_id: str) -> None:
         """The step ended (completed or failed): a later run of it gets new keys."""

@@ -5,6 +5,8 @@ landed in the forge's git repositories."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from falsework.actions.egress import EgressPolicy
 from falsework.actions.git import GitPolicy
 from falsework.actions.integrations import BackstageTarget, ForgeHost, GithubApp, Integrations
 from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
+from falsework.runner.idempotency import CHECKPOINT, derive
 from falsework.templating import Renderer
 from support.forge.server import ForgeServer
 
@@ -26,6 +29,25 @@ class Run:
     io: MemoryTaskIO
     output: dict[str, Any] | None = None
     error: TaskFailedError | None = None
+    task: LocalTask | None = None
+
+    def interrupted(self, *scopes: str) -> LocalTask:
+        """The next attempt of this run's task as it would be had the run been
+        interrupted right after its side effects: nothing of its steps recorded
+        but the idempotency keys of ``scopes`` (stored before any effect)."""
+        assert self.task is not None
+        task = self.task
+        keys: dict[str, dict[str, str]] = {}
+        for scope in scopes:
+            step_id = scope.split("[", 1)[0]
+            keys.setdefault(CHECKPOINT + step_id, {})[scope] = derive(task.id, scope, task.attempt)
+        return LocalTask(
+            spec=task.spec,
+            secrets=task.secrets,
+            id=task.id,
+            attempt=task.attempt + 1,
+            checkpoints=dict(keys),
+        )
 
     def logs(self) -> list[str]:
         return [str(b.get("message")) for _, b in self.io.events]
@@ -49,7 +71,10 @@ class ForgeRunner:
         output: dict[str, Any] | None = None,
         secrets: dict[str, str] | None = None,
         dry_run: bool = False,
+        task: LocalTask | None = None,
     ) -> Run:
+        """Run ``steps`` as a new task (or as ``task``: a later attempt, see
+        ``Run.interrupted``)."""
         spec = {
             "apiVersion": "scaffolder.backstage.io/v1beta3",
             "steps": steps,
@@ -61,9 +86,9 @@ class ForgeRunner:
                 "baseUrl": (self.template_dir / "template.yaml").as_uri(),
             },
         }
-        io = MemoryTaskIO()
-        run = Run(io)
-        task = LocalTask(spec=spec, secrets=dict(secrets or {}))
+        task = task or LocalTask(spec=spec, secrets=dict(secrets or {}))
+        io = MemoryTaskIO(checkpoints=dict(task.checkpoints))  # what the task has kept
+        run = Run(io, task=task)
         try:
             run.output = await self.runner.run(task, io, workspace=self.workspace, dry_run=dry_run)
         except TaskFailedError as exc:
@@ -113,6 +138,17 @@ def forge_runner(
         step_timeout=60,
     )
     return ForgeRunner(runner, workspace, tmp, template_dir)
+
+
+@contextmanager
+def serving(host: Any) -> Iterator[ForgeServer]:
+    """``host`` (a forge model) served on loopback; no call may break its contract."""
+    server = ForgeServer(host).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert server.take_violations() == []
 
 
 def step(action: str, step_id: str = "s", **input: Any) -> dict[str, Any]:

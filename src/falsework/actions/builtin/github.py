@@ -25,6 +25,7 @@ from pydantic import Field, model_validator
 from falsework.actions.builtin.gitpush import Author, push_changes, push_folder, source_folder
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
+from falsework.actions.git import GitPolicy, open_remote, pushed_before, run_git
 from falsework.actions.integrations import ForgeHost, GithubApp, Integrations, RepoUrl
 from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
 from falsework.errors import ActionError, InputError
@@ -272,9 +273,13 @@ async def _create_repository(
     owner: str,
     name: str,
     inp: RepoSettings,
+    git: GitPolicy,
     auto_init: bool | None = None,
     workflow_access: str | None = None,
 ) -> dict[str, Any]:
+    """Create the repository and apply its settings. One that an interrupted
+    earlier run of this step created (see ``_made_earlier``) is taken as created,
+    and its settings applied again."""
     rest = client.rest
     kind = (await rest.users.async_get_by_username(owner)).json()["type"]
     if inp.access and inp.access.startswith(f"{owner}/"):
@@ -319,11 +324,15 @@ async def _create_repository(
                 )
             made = await rest.repos.async_create_for_authenticated_user(data=data)
     except RequestFailed as exc:
-        raise ActionError(
-            f"Failed to create the {kind} repository {owner}/{name}, {_failure(exc)}"
-        ) from None
-    repo: dict[str, Any] = made.json()
-    ctx.logger.info(f"Created repository {repo['full_name']}")
+        adopted = await _made_earlier(ctx, client, git, owner, name, exc, auto_init)
+        if adopted is None:
+            raise ActionError(
+                f"Failed to create the {kind} repository {owner}/{name}, {_failure(exc)}"
+            ) from None
+        repo: dict[str, Any] = adopted
+    else:
+        repo = made.json()
+        ctx.logger.info(f"Created repository {repo['full_name']}")
     if inp.allow_update_branch:
         # not a field of the create operations; set right after creation
         await rest.repos.async_update(owner, name, data={"allow_update_branch": True})
@@ -356,9 +365,16 @@ async def _create_repository(
         except RequestFailed as exc:
             ctx.logger.warning(f"Skipping topics {' '.join(inp.topics)}, {_failure(exc)}")
     for key, value in (inp.repo_variables or {}).items():
-        await rest.actions.async_create_repo_variable(
-            owner, name, data={"name": key, "value": value}
-        )
+        try:
+            await rest.actions.async_create_repo_variable(
+                owner, name, data={"name": key, "value": value}
+            )
+        except RequestFailed as exc:
+            if exc.response.status_code != 409:  # set by an earlier run (adopted repository)
+                raise
+            await rest.actions.async_update_repo_variable(
+                owner, name, key, data={"name": key, "value": value}
+            )
     if inp.secrets:
         public = (await rest.actions.async_get_repo_public_key(owner, name)).json()
         box = SealedBox(PublicKey(base64.b64decode(public["key"])))
@@ -384,6 +400,42 @@ async def _create_repository(
             owner, name, data={"access_level": workflow_access}
         )
     return repo
+
+
+async def _made_earlier(
+    ctx: ActionContext[Any],
+    client: _Client,
+    git: GitPolicy,
+    owner: str,
+    name: str,
+    refused: RequestFailed,
+    auto_init: bool | None,
+) -> dict[str, Any] | None:
+    """The repository ``owner/name`` when creating it was refused because an
+    interrupted earlier run of this step created it: the step had its key
+    before (``StepKey.earlier``), and the repository is empty or its default
+    branch holds the commit that run pushed (carrying the key). Anything else
+    (someone else's repository, one GitHub filled with ``autoInit``) is None."""
+    if refused.response.status_code != 422 or auto_init:
+        return None
+    key = await ctx.step_key()
+    if not key.earlier:
+        return None
+    found: dict[str, Any] = (await client.rest.repos.async_get(owner, name)).json()
+    remote = await open_remote(git, str(found["clone_url"]), token=client.token)
+    local = ctx.create_temp_dir() / "probe.git"
+    await run_git(git, ["init", "-q", "--bare", str(local)])
+    heads = await run_git(git, ["ls-remote", "--heads", "--", remote.url], remote=remote)
+    branch = str(found.get("default_branch") or "main")
+    if heads.strip() and not await pushed_before(
+        git, [f"--git-dir={local}"], remote, branch, key.value
+    ):
+        return None
+    ctx.logger.info(
+        f"Repository {found['full_name']} was created by an earlier run of this step: "
+        "using it, applying its settings again"
+    )
+    return found
 
 
 async def _push_and_protect(
@@ -549,7 +601,7 @@ async def publish_github(ctx: ActionContext[PublishInput], integrations: Integra
     async with _client(integrations, repo, inp.token, "publish:github") as client:
 
         async def create() -> dict[str, str]:
-            made = await _create_repository(ctx, client, owner, repo.repo, inp)
+            made = await _create_repository(ctx, client, owner, repo.repo, inp, integrations.git)
             return {
                 "remoteUrl": made["clone_url"],
                 "repoContentsUrl": f"{made['html_url']}/blob/{inp.default_branch}",
@@ -594,7 +646,14 @@ async def github_repo_create(
 
         async def create() -> str:
             made = await _create_repository(
-                ctx, client, owner, repo.repo, inp, inp.auto_init, inp.workflow_access
+                ctx,
+                client,
+                owner,
+                repo.repo,
+                inp,
+                integrations.git,
+                inp.auto_init,
+                inp.workflow_access,
             )
             return str(made["clone_url"])
 
@@ -761,6 +820,20 @@ async def publish_github_pull_request(
             head = f"{owner}:{inp.branch_name}"
             open_ = await rest.pulls.async_list(owner, repo.repo, head=head, state="open")
             existing = open_.json()
+            key = await ctx.step_key()
+            if existing and key.earlier and existing[0]["head"]["sha"] == commit:
+                # its branch holds the commit an interrupted earlier run of this
+                # step pushed (found by the step's key): that run opened it
+                made = existing[0]
+                ctx.logger.info(
+                    f"Pull request #{made['number']} was opened by an earlier run of this "
+                    "step: not opening another"
+                )
+                return {
+                    "base": made["base"]["ref"],
+                    "html_url": made["html_url"],
+                    "number": made["number"],
+                }
             if existing and inp.update:
                 number = existing[0]["number"]
                 pr = await rest.pulls.async_update(

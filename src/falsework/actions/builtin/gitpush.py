@@ -17,7 +17,15 @@ from typing import Any
 
 from falsework.actions.builtin.publish import _rejection, published_folder
 from falsework.actions.context import ActionContext
-from falsework.actions.git import GitPolicy, failure, git_result, open_remote, run_git
+from falsework.actions.git import (
+    GitPolicy,
+    failure,
+    git_result,
+    keyed_message,
+    open_remote,
+    pushed_before,
+    run_git,
+)
 from falsework.confine import Tree, relative
 from falsework.errors import ActionError, UnsafePathError
 
@@ -53,19 +61,27 @@ async def push_folder(
     policy: GitPolicy,
     token: str | None,
 ) -> str:
-    """Commit ``source`` as one commit on ``branch`` and push it; the commit's id."""
+    """Commit ``source`` as one commit on ``branch`` and push it; the commit's id.
+    The commit carries the step's key: when the push is refused because an
+    interrupted earlier run of the step already pushed, that commit is the answer."""
     env = author.env()
+    key = await ctx.step_key()
     repo = ctx.create_temp_dir() / "repo.git"
     git = [f"--git-dir={repo}", f"--work-tree={source}"]
     await run_git(policy, [*git, "init", "-q", "-b", branch], cwd=source, env=env)
     await run_git(policy, [*git, "add", "-A"], cwd=source, env=env)
-    commit_args = [*git, "commit", "-q", "--allow-empty", "-m", message]
+    commit_args = [*git, "commit", "-q", "--allow-empty", "-m", keyed_message(message, key.value)]
     await run_git(policy, commit_args, cwd=source, env=env)
     commit = (await run_git(policy, [*git, "rev-parse", "HEAD"], cwd=source, env=env)).strip()
     ctx.logger.info(f"Committed {commit} as {author.name} <{author.email}>")
     target = await open_remote(policy, remote, token=token, username="x-access-token")
     push = [*git, "push", "--porcelain", "--", target.url, f"HEAD:refs/heads/{branch}"]
     result = await git_result(policy, push, cwd=source, env=env, remote=target)
+    if result.code != 0 and key.earlier:
+        found = await pushed_before(policy, git, target, branch, key.value, cwd=source, env=env)
+        if found is not None:
+            ctx.logger.info(_reused(found, branch, target.shown))
+            return found
     if result.code != 0:
         rejected = _rejection(result.out, target.shown, branch)
         if rejected is not None:
@@ -73,6 +89,13 @@ async def push_folder(
         raise failure(push, result, target)
     ctx.logger.info(f"Pushed branch {branch} to {target.shown}")
     return commit
+
+
+def _reused(commit: str, branch: str, remote: str) -> str:
+    return (
+        f"Branch {branch} of {remote} already has {commit}, pushed by an earlier run of "
+        "this step: not pushing again"
+    )
 
 
 async def push_changes(
@@ -92,8 +115,11 @@ async def push_changes(
 ) -> tuple[str | None, str]:
     """Lay ``source`` over ``base`` (the remote's default branch when None), or over
     ``branch`` itself when it exists and ``update`` is set, and push the commit to
-    ``branch``. Returns ``(commit or None when nothing changed, the base branch)``."""
+    ``branch``. Returns ``(commit or None when nothing changed, the base branch)``.
+    The commit carries the step's key; a ``branch`` that exists because an
+    interrupted earlier run of the step pushed it is that run's commit, reused."""
     env = author.env()
+    key = await ctx.step_key()
     target = await open_remote(policy, remote, token=token, username="x-access-token")
     work = ctx.create_temp_dir() / "repo"
     clone = ["clone", "--quiet", "--no-tags", "--single-branch"]
@@ -109,6 +135,13 @@ async def push_changes(
         fetch = [*git, "fetch", "--quiet", target.url, branch]
         await run_git(policy, fetch, env=env, remote=target)
         await run_git(policy, [*git, "checkout", "--quiet", "-B", branch, "FETCH_HEAD"])
+    elif (
+        exists
+        and key.earlier
+        and (found := await pushed_before(policy, git, target, branch, key.value, env=env))
+    ):
+        ctx.logger.info(_reused(found, branch, target.shown))
+        return found, base
     elif exists:
         raise ActionError(
             f"Branch {branch!r} already exists in {target.shown}; choose another branch "
@@ -121,7 +154,7 @@ async def push_changes(
     if (await git_result(policy, [*git, "diff", "--cached", "--quiet"])).code == 0:
         ctx.logger.info(f"No changes to commit onto {branch}")
         return None, base
-    await run_git(policy, [*git, "commit", "-q", "-m", message], env=env)
+    await run_git(policy, [*git, "commit", "-q", "-m", keyed_message(message, key.value)], env=env)
     commit = (await run_git(policy, [*git, "rev-parse", "HEAD"])).strip()
     push = [*git, "push", "--porcelain", "--", target.url, f"HEAD:refs/heads/{branch}"]
     result = await git_result(policy, push, env=env, remote=target)

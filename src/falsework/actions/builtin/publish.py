@@ -30,8 +30,10 @@ from falsework.actions.git import (
     failure,
     git_result,
     host_port,
+    keyed_message,
     local_remote,
     open_remote,
+    pushed_before,
     redact_urls,
     remote_kind,
     run_git,
@@ -146,12 +148,14 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
         # otherwise configure git (core.fsmonitor, hooks, filters run commands).
         repo = ctx.create_temp_dir() / "repo.git"
         git = [f"--git-dir={repo}", f"--work-tree={source}"]
+        key = await ctx.step_key()
+        message = keyed_message(inp.git_commit_message, key.value)
         ctx.logger.info(f"Initialising git repository for {inp.source_path}")
         await run_git(git_policy, [*git, "init", "-q", "-b", inp.branch], cwd=source, env=env)
         await run_git(git_policy, [*git, "add", "-A"], cwd=source, env=env)
         await run_git(
             git_policy,
-            [*git, "commit", "-q", "--allow-empty", "-m", inp.git_commit_message],
+            [*git, "commit", "-q", "--allow-empty", "-m", message],
             cwd=source,
             env=env,
         )
@@ -175,23 +179,48 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
             remote = await open_remote(
                 git_policy, inp.remote_url, token=inp.token, username=inp.username
             )
+        url = remote_out or inp.remote_url
+
+        def outputs(pushed: str) -> dict[str, str]:
+            return {
+                "remoteUrl": url,
+                "commitHash": pushed,
+                "repoContentsUrl": _contents_url(url, inp.branch),
+            }
+
+        async def earlier() -> str | None:
+            # the commit an interrupted earlier run of this step pushed, if any
+            if not key.earlier:
+                return None
+            found = await pushed_before(
+                git_policy, git, remote, inp.branch, key.value, cwd=source, env=env
+            )
+            if found is not None:
+                ctx.logger.info(
+                    f"Branch {inp.branch} of {remote.shown} already has {found}, pushed by an "
+                    "earlier run of this step: not pushing again"
+                )
+            return found
+
+        # a force-push would replace it: look first
+        if inp.force and (found := await earlier()) is not None:
+            return outputs(found)
         push = [*git, "push", "--porcelain", *(["--force"] if inp.force else [])]
         push += ["--", remote.url, f"HEAD:refs/heads/{inp.branch}"]
         result = await git_result(git_policy, push, cwd=source, env=env, remote=remote)
+        if result.code != 0 and (found := await earlier()) is not None:
+            return outputs(found)
         if result.code != 0:
             rejected = _rejection(result.out, remote.shown, inp.branch)
             if rejected is not None:
                 raise ActionError(rejected)
             raise failure(push, result, remote)
         ctx.logger.info(f"Pushed branch {inp.branch} to {remote.shown}")
-        url = remote_out or inp.remote_url
-        return {
-            "remoteUrl": url,
-            "commitHash": commit,
-            "repoContentsUrl": _contents_url(url, inp.branch),
-        }
+        return outputs(commit)
 
-    # Checkpointed: a retried task reports the earlier push instead of pushing again.
+    # Checkpointed: a retried task reports the earlier push instead of pushing again;
+    # a push whose checkpoint was lost (the run was interrupted) is found again by
+    # the step's key in its commit (above).
     result: dict[str, Any] = await ctx.checkpoint("push", publish)
     for name, value in result.items():
         ctx.output(name, value)
