@@ -30,6 +30,13 @@ class Recorded:
         return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # many runs call at once (tasks resuming together after a fault): the default
+    # backlog of 5 would reset connections, failing steps for the server's sake
+    request_queue_size = 256
+
+
 class Recorder:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
@@ -70,8 +77,7 @@ class Recorder:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
