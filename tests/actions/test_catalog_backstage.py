@@ -38,7 +38,7 @@ def forge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForgeServer]:
         owners={"acme": "Organization", "robot": "User"},
     )
     server = ForgeServer(host).start()
-    for name in ("svc", "again", "web"):
+    for name in ("svc", "again", "web", "resumed"):
         repo = host.add_repo("acme", name)
         seed(repo, "main", {"catalog-info.yaml": CATALOG_INFO.format(name=name)})
     yield server
@@ -118,6 +118,19 @@ async def test_register_twice_fails_unless_optional(
         "entityRef": "component:default/again",
         "catalogInfoUrl": url,
     }
+
+
+async def test_register_after_an_interrupted_run_of_the_step_is_not_an_error(
+    forge: ForgeServer, runner: ForgeRunner
+) -> None:
+    url = f"{forge.url}/acme/resumed/blob/main/catalog-info.yaml"
+    first = await runner.run([step("catalog:register", "r", catalogInfoUrl=url)])
+    assert first.error is None, first.logs()
+    # run again as the next attempt of a run interrupted after registering: its key
+    again = await runner.run([], task=first.interrupted("r"))
+    assert again.error is None, again.logs()
+    assert again.step_output("r") == first.step_output("r")
+    assert any("registered by an earlier run of this step" in line for line in again.logs())
 
 
 async def test_fetch_a_missing_entity_fails_unless_optional(runner: ForgeRunner) -> None:

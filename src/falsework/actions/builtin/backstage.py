@@ -39,11 +39,17 @@ class Backstage:
                 f"Backstage at {self.target.base_url} could not be reached ({type(exc).__name__})"
             ) from None
 
-    async def add_location(self, target: str, *, dry_run: bool = False) -> dict[str, Any]:
+    async def add_location(
+        self, target: str, *, dry_run: bool = False, exists_ok: bool = False
+    ) -> dict[str, Any] | None:
+        """Register ``target``; None when it was registered already and
+        ``exists_ok`` (the catalog answered 409)."""
         params = {"dryRun": "true"} if dry_run else {}
         answer = await self.call(
             "POST", "/api/catalog/locations", params=params, json={"type": "url", "target": target}
         )
+        if answer.status_code == 409 and exists_ok:
+            return None
         if answer.status_code >= 400:
             raise ActionError(
                 f"The catalog refused location {target}: {answer.status_code} {_reason(answer)}"

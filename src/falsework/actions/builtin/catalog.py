@@ -198,13 +198,17 @@ async def catalog_register(ctx: ActionContext[RegisterInput], integrations: Inte
         )
     ctx.logger.info(f"Registering {url} in the catalog")
     async with Backstage(integrations.backstage, integrations) as catalog:
+        # an interrupted earlier run of this step may have registered it already
+        earlier = (await ctx.step_key()).earlier
         try:
-            await catalog.add_location(url)
+            if await catalog.add_location(url, exists_ok=earlier) is None:
+                ctx.logger.info(f"{url} was registered by an earlier run of this step")
         except ActionError:
             if not inp.optional:
                 raise
         try:
-            found = (await catalog.add_location(url, dry_run=True)).get("entities") or []
+            checked = await catalog.add_location(url, dry_run=True) or {}
+            found = checked.get("entities") or []
             if found:
                 ctx.output("entityRef", _ref(_pick(found)))
         except ActionError:
