@@ -50,6 +50,55 @@ def _section(item: Action[Any]) -> list[str]:
     return lines
 
 
+_SIDE_EFFECTS = """\
+## When a step runs again: idempotency keys and reuse
+
+A step can run more than once: its worker may die, lose its lease or be stopped
+mid-step, and the task is then resumed elsewhere from the step it was in (see
+[What remains at-least-once](operations.md#what-remains-at-least-once)). So that
+running it again does not do its work twice, each step has an **idempotency key**
+(a Falsework extension; Backstage has none): a UUID derived from the task id, the
+step id (with the item's index under `each`, as in `deploy[2]`) and the attempt
+that first asked for it. It is stored with the task before the action gets it, so
+every run of the step that follows an interrupted one gets the **same** key. Once
+the step has ended (completed or failed) the key is spent: a user's **retry** that
+runs the step again gets a **new** key (derived from the retry's attempt), so a
+service that remembers keys does the work again instead of replaying the failure.
+A step that re-runs by design on each attempt (`if: ${{ always() }}`) gets a new
+key each attempt too.
+
+- `http:request` with `idempotencyKey: true` sends it as the `Idempotency-Key`
+  header (the IETF draft's and Stripe's name); not with `until` (a poll sends many
+  requests), nor with an `Idempotency-Key` of your own in `headers`.
+  `http:backstage:request` does the same with `idempotencyKey: true` (or a string,
+  which also keeps the answer as a checkpoint, so the request is sent once per task).
+- `publish:git`, `publish:github`, `github:repo:push` and
+  `publish:github:pull-request` write the key into their commit as a
+  `Falsework-Step-Key: <key>` trailer. Run again after an interruption, they find
+  that commit at the head of the branch and reuse it (the same `commitHash`,
+  nothing pushed); `publish:git` with `force: true` looks before it force-pushes.
+  The pull request action reuses the open pull request of its branch when the
+  branch holds that commit.
+- `github:repo:create` and `publish:github` adopt the repository they are told to
+  create when creating it is refused because it exists, the step had its key
+  before (an earlier run was interrupted), and the repository is empty or holds
+  that commit; its settings are applied again. Anyone else's repository of that
+  name (not empty and not holding the commit, or filled by `autoInit`) is still
+  an error.
+- `catalog:register` takes the catalog's 409 (location already registered) as
+  done, in a run that follows an interrupted one.
+- Custom actions read the key with `await ctx.idempotency_key()` (or
+  `ctx.step_key()`, which also says whether an earlier run was given it), and keep
+  results with `ctx.checkpoint(key, fn)`.
+
+Not covered: `github:actions:dispatch` and `github:webhook` run again (a second
+dispatch, a second hook) when their worker died between the call and its
+checkpoint, as does any request to a service that ignores `Idempotency-Key`.
+
+"""
+_SIDE_EFFECTS_LINES = _SIDE_EFFECTS.splitlines()
+
+
 def render(registry: ActionRegistry | None = None) -> str:
     reg = registry or ActionRegistry.builtin()
     lines = [
@@ -64,6 +113,7 @@ def render(registry: ActionRegistry | None = None) -> str:
         "(see [Symbolic links](templates.md#symbolic-links)).",
         "`falsework actions ls` lists the actions installed, custom ones included.",
         "",
+        *_SIDE_EFFECTS_LINES,
     ]
     for item in reg.list():
         lines += _section(item)
