@@ -203,6 +203,17 @@ def test_the_primary_dies_mid_run_and_every_task_completes_once(
         assert worker.poll() is None and server.process.poll() is None  # both rode it out
         # both nodes LISTEN again, on the new primary (wake-ups are not left to polling)
         assert figures["listeners_on_new_primary"] == 2
+        # pg_dump (libpq) follows the same URL to the new primary
+        env = {**clean_env(), "FALSEWORK_DATABASE_URL": url, "FALSEWORK_DATA_DIR": str(tmp_path)}
+        dump = tmp_path / "after-failover.backup"
+        done = subprocess.run(
+            [str(FALSEWORK), "db", "backup", str(dump)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0 and dump.stat().st_size > 0, done.stderr
     finally:
         client.close()
         worker.terminate()
