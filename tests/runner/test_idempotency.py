@@ -167,3 +167,31 @@ async def test_backstage_requests_send_the_key_too(
     # the named checkpoint (the step's own): the same answer, nothing sent again
     assert await run(runner, LocalTask(**{**vars(resumed), "step_state": {}}), io) is None
     assert len(recorder.requests) == 4  # "flag" again (its step state was dropped), not "named"
+
+
+async def test_templates_read_the_key_as_context_step_idempotency_key(
+    runner: WorkflowRunner, recorder: Recorder
+) -> None:
+    step = {
+        "id": "dispatch",
+        "each": ["a", "b"],
+        "action": "http:request",
+        "input": {
+            "method": "POST",
+            "url": f"{recorder.url}/hold",
+            "headers": {"X-Request-Id": "${{ context.step.idempotencyKey }}"},
+            "body": {"scope": "${{ context.step.id }}", "task": "${{ context.task.id }}"},
+        },
+    }
+    task, io = task_of(step), MemoryTaskIO()
+    first = asyncio.create_task(runner.run(task, io))
+    await asyncio.to_thread(recorder.wait_for, 1)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    recorder.release()
+    assert await run(runner, io.resumed(task), io) is None
+    sent = [(r.body["scope"], r.header("X-Request-Id")) for r in recorder.requests]
+    a, b = derive(task.id, "dispatch[0]", 1), derive(task.id, "dispatch[1]", 2)
+    assert sent == [("dispatch[0]", a), ("dispatch[0]", a), ("dispatch[1]", b)]
+    assert all(r.body["task"] == task.id for r in recorder.requests)

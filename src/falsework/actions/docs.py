@@ -87,6 +87,9 @@ key each attempt too.
   an error.
 - `catalog:register` takes the catalog's 409 (location already registered) as
   done, in a run that follows an interrupted one.
+- Templates read it as `${{ context.step.idempotencyKey }}` in a step's `input`,
+  to put it where a service expects it (another header name, a body field, a
+  workflow dispatch's inputs).
 - Custom actions read the key with `await ctx.idempotency_key()` (or
   `ctx.step_key()`, which also says whether an earlier run was given it), and keep
   results with `ctx.checkpoint(key, fn)`.

@@ -526,9 +526,17 @@ class _TaskRun:
             )
         else:
             items = [None]
+        wants_key = _mentions_step_key(step.get("input"))
         for position, each in enumerate(items):
             scope = step_id if each is None else f"{step_id}[{position}]"
             render_context = secret_context if each is None else {**secret_context, "each": each}
+            if wants_key:
+                # ${{ context.step.idempotencyKey }}: issued (and stored) only for
+                # the steps whose input asks for it
+                key = (await self.keys.key(step_id, scope)).value
+                step_context = {"id": scope, "idempotencyKey": key}
+                ctx_value = {**context["context"], "step": step_context}
+                render_context = {**render_context, "context": ctx_value}
             if each is not None:
                 shown = json.dumps(each, default=str, separators=(",", ":"))
                 log("info", f"Running step each: {shown}")
@@ -583,6 +591,21 @@ class _TaskRun:
         data = validated.model_dump(by_alias=True, exclude_unset=True, mode="json")
         shown: JSONObject = self.redactor.deep(data)
         return shown
+
+
+def _mentions_step_key(value: Any) -> bool:
+    """Whether a step's input refers to ``context.step`` (its idempotency key)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "context.step" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _text_size(value: Any, limit: int) -> int:
