@@ -57,18 +57,28 @@ async def run(runner: WorkflowRunner, task: LocalTask, io: MemoryTaskIO) -> Task
     return None
 
 
-async def test_an_interrupted_step_sends_the_same_key_when_run_again(
-    runner: WorkflowRunner, recorder: Recorder
-) -> None:
-    task, io = task_of(post(f"{recorder.url}/hold")), MemoryTaskIO()
+async def interrupt_then_resume(
+    runner: WorkflowRunner, recorder: Recorder, task: LocalTask, io: MemoryTaskIO
+) -> LocalTask:
+    """Run ``task`` until its first request is held at the recorder, stop the run
+    there (as a worker dies mid-request: the request may have done its work), then
+    run the next attempt to the end; that attempt's task."""
     first = asyncio.create_task(runner.run(task, io))
     await asyncio.to_thread(recorder.wait_for, 1)
-    first.cancel()  # the worker stopped mid-request: the request may have done its work
+    first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
     recorder.release()
     resumed = io.resumed(task)
     assert await run(runner, resumed, io) is None
+    return resumed
+
+
+async def test_an_interrupted_step_sends_the_same_key_when_run_again(
+    runner: WorkflowRunner, recorder: Recorder
+) -> None:
+    task, io = task_of(post(f"{recorder.url}/hold")), MemoryTaskIO()
+    resumed = await interrupt_then_resume(runner, recorder, task, io)
     keys = recorder.keys()
     assert len(keys) == 2 and keys[0] is not None and keys[0] == keys[1]
     assert str(uuid.UUID(keys[0])) == keys[0] == derive(task.id, "call", task.attempt)
@@ -155,14 +165,7 @@ async def test_backstage_requests_send_the_key_too(
         }
 
     task, io = task_of(call("flag", True), call("named", "notify-once")), MemoryTaskIO()
-    first = asyncio.create_task(runner.run(task, io))
-    await asyncio.to_thread(recorder.wait_for, 1)
-    first.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await first
-    recorder.release()
-    resumed = io.resumed(task)
-    assert await run(runner, resumed, io) is None
+    resumed = await interrupt_then_resume(runner, recorder, task, io)
     assert recorder.keys() == [derive(task.id, "flag", 1)] * 2 + [derive(task.id, "named", 2)]
     # the named checkpoint (the step's own): the same answer, nothing sent again
     assert await run(runner, LocalTask(**{**vars(resumed), "step_state": {}}), io) is None
@@ -184,13 +187,7 @@ async def test_templates_read_the_key_as_context_step_idempotency_key(
         },
     }
     task, io = task_of(step), MemoryTaskIO()
-    first = asyncio.create_task(runner.run(task, io))
-    await asyncio.to_thread(recorder.wait_for, 1)
-    first.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await first
-    recorder.release()
-    assert await run(runner, io.resumed(task), io) is None
+    await interrupt_then_resume(runner, recorder, task, io)
     sent = [(r.body["scope"], r.header("X-Request-Id")) for r in recorder.requests]
     a, b = derive(task.id, "dispatch[0]", 1), derive(task.id, "dispatch[1]", 2)
     assert sent == [("dispatch[0]", a), ("dispatch[0]", a), ("dispatch[1]", b)]
