@@ -223,12 +223,12 @@ async def _send(
         resp = await client.request(inp.method, inp.url, **kwargs)
     except httpx.TransportError as exc:
         # refused, reset, timed out, not HTTP: one message, so no port scan
-        raise unreachable(where, None, f"{type(exc).__name__}: {exc}") from None
+        raise unreachable(where, None, _describe(exc)) from None
     except UnreachableError:
         # refused by the egress policy (maybe at a redirect's hop, logged there)
         raise UnreachableError(unreachable_message(where)) from None
     except httpx.HTTPError as exc:
-        raise ActionError(f"{inp.method} {inp.url} failed: {exc or type(exc).__name__}") from exc
+        raise ActionError(f"{inp.method} {inp.url} failed: {_describe(exc)}") from exc
     body: Any = resp.text
     if "json" in resp.headers.get("content-type", ""):
         try:
@@ -236,6 +236,13 @@ async def _send(
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = resp.text
     return {"code": resp.status_code, "headers": dict(resp.headers), "body": body}
+
+
+def _describe(exc: Exception) -> str:
+    """An exception in words, never empty (httpx's often have no message)."""
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
 
 
 def _holds(ctx: ActionContext[Any], until: str, response: dict[str, Any]) -> bool:
