@@ -177,3 +177,17 @@ def test_trailer_is_what_git_reads_as_one() -> None:
         check=True,
     )
     assert done.stdout.strip() == f"{KEY_TRAILER}: abc"
+
+
+async def test_webhook_made_by_an_interrupted_run_is_not_a_failure(
+    forge: ForgeServer, gh: ForgeRunner
+) -> None:
+    repo = model(forge).add_repo("acme", "ops")
+    url = f"{forge.netloc}?owner=acme&repo=ops"
+    hook = step("github:webhook", "hook", repoUrl=url, webhookUrl="https://ci.example.com/h")
+    first = ok(await gh.run([hook]))
+    again = ok(await gh.run([], task=first.interrupted("hook")))
+    assert len(repo.hooks) == 1
+    assert any("created by an earlier run of this step" in line for line in again.logs())
+    other = ok(await gh.run([hook]))  # another task: GitHub's refusal, as a warning
+    assert any("Hook already exists" in line for line in other.logs())

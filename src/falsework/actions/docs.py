@@ -85,8 +85,9 @@ key each attempt too.
   that commit; its settings are applied again. Anyone else's repository of that
   name (not empty and not holding the commit, or filled by `autoInit`) is still
   an error.
-- `catalog:register` takes the catalog's 409 (location already registered) as
-  done, in a run that follows an interrupted one.
+- `catalog:register` takes the catalog's 409 (location already registered), and
+  `github:webhook` GitHub's 422 (a hook for that URL exists), as done in a run
+  that follows an interrupted one.
 - Templates read it as `${{ context.step.idempotencyKey }}` in a step's `input`,
   to put it where a service expects it (another header name, a body field, a
   workflow dispatch's inputs).
@@ -94,9 +95,10 @@ key each attempt too.
   `ctx.step_key()`, which also says whether an earlier run was given it), and keep
   results with `ctx.checkpoint(key, fn)`.
 
-Not covered: `github:actions:dispatch` and `github:webhook` run again (a second
-dispatch, a second hook) when their worker died between the call and its
-checkpoint, as does any request to a service that ignores `Idempotency-Key`.
+Not covered: `github:actions:dispatch` dispatches again when its worker died
+between the call and its checkpoint (GitHub has no key for a dispatch; pass
+`${{ context.step.idempotencyKey }}` in `workflowInputs` for the workflow to
+check), as does any request to a service that ignores `Idempotency-Key`.
 
 """
 _SIDE_EFFECTS_LINES = _SIDE_EFFECTS.splitlines()

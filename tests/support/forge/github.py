@@ -412,6 +412,10 @@ class GitHub:
 
     def create_hook(self, call: Call, p: dict[str, str]) -> Reply:
         repo = self.repo(p["owner"], p["repo"])
+        url = (call.body.get("config") or {}).get("url")
+        if any(h["config"].get("url") == url for h in repo.hooks):
+            # GitHub's answer to a second hook for the same URL (Validation Failed)
+            raise HttpError(422, "Validation Failed: Hook already exists on this repository")
         hook = {"id": len(repo.hooks) + 1, **call.body}
         repo.hooks.append(hook)
         return Reply(

@@ -1051,6 +1051,12 @@ async def github_webhook(ctx: ActionContext[WebhookInput], integrations: Integra
             await ctx.checkpoint(f"create.webhook.{owner}.{repo.repo}.{inp.webhook_url}", create)
             ctx.logger.info(f"Webhook '{inp.webhook_url}' created successfully")
         except RequestFailed as exc:
+            if exc.response.status_code == 422 and (await ctx.step_key()).earlier:
+                # GitHub keeps one hook per URL: an interrupted earlier run made it
+                ctx.logger.info(
+                    f"Webhook '{inp.webhook_url}' was created by an earlier run of this step"
+                )
+                return
             ctx.logger.warning(
                 f"Failed: create webhook '{inp.webhook_url}' on repo: '{repo.repo}', "
                 f"{_failure(exc)}"
