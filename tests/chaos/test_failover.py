@@ -131,7 +131,11 @@ def final_statuses(dsn: str, ids: list[str]) -> dict[str, str]:
     return {str(r[0]): str(r[1]) for r in rows}
 
 
-@pytest.mark.parametrize("outage", [0.0, 5.0], ids=["promoted-at-once", "promoted-after-5s"])
+@pytest.mark.parametrize(
+    "outage",
+    [0.0, 5.0, 14.0],
+    ids=["promoted-at-once", "promoted-after-5s", "promoted-past-the-stale-timeout"],
+)
 def test_the_primary_dies_mid_run_and_every_task_completes_once(
     pair: PgPair, recorder: Recorder, tmp_path: Path, outage: float
 ) -> None:
