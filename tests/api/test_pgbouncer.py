@@ -1,7 +1,9 @@
 """Falsework behind PgBouncer in session pooling mode, the mode docs/operations.md
-asks for: a real `falsework serve` whose every connection (the pool, and the LISTEN
-connection) goes through a real PgBouncer runs tasks, is woken by NOTIFY (its poll
-interval is set far beyond the test's wait) and streams their events."""
+asks for: two real `falsework serve` nodes whose every connection (the pool, and
+the LISTEN connection) goes through a real PgBouncer. A task created on the API-only
+node A can only reach node B's worker, and B's events can only reach A's event
+stream, through NOTIFY: both nodes' poll intervals are set far beyond the test's
+time limit."""
 
 from __future__ import annotations
 
@@ -16,20 +18,17 @@ from support.servers import auth_config, sse_messages, start_server
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 API = "/api/scaffolder/v2"
+NO_POLLING = {"FALSEWORK_POLL_INTERVAL": "600", "FALSEWORK_MAX_POLL_INTERVAL": "600"}
 
 
-def test_serve_through_pgbouncer_in_session_mode(postgres_url: str, tmp_path: Path) -> None:
+def test_two_nodes_through_pgbouncer_in_session_mode(postgres_url: str, tmp_path: Path) -> None:
     with pgbouncer(postgres_url, pool_mode="session") as bouncer:
-        server = start_server(
-            bouncer.url(postgres_url),
-            tmp_path / "serve",
-            config=auth_config(),
-            # only a NOTIFY can start a task within the test's time: no poll comes first
-            env={"FALSEWORK_POLL_INTERVAL": "120", "FALSEWORK_MAX_POLL_INTERVAL": "120"},
-            concurrency=5,
-        )
+        url = bouncer.url(postgres_url)
+        config = auth_config()
+        api = start_server(url, tmp_path / "a", config=config, env=NO_POLLING, concurrency=0)
+        worker = start_server(url, tmp_path / "b", config=config, env=NO_POLLING, concurrency=5)
         try:
-            client = server.client("alice")
+            client = api.client("alice")
             ids = [
                 client.post(
                     f"{API}/tasks",
@@ -42,6 +41,8 @@ def test_serve_through_pgbouncer_in_session_mode(postgres_url: str, tmp_path: Pa
                 messages = [m for m in sse_messages(stream.text) if "id" in m]
                 assert messages[-1]["event"] == "completion", messages
                 assert "completed" in json.loads(messages[-1]["data"])["body"]["message"]
-                assert client.get(f"{API}/tasks/{task_id}").json()["status"] == "completed"
+            workers = api.client("admin").get(f"{API}/workers").json()
+            assert [w["pid"] for w in workers] == [worker.process.pid]  # B ran them all
         finally:
-            assert server.stop() == 0
+            assert worker.stop() == 0
+            assert api.stop() == 0
