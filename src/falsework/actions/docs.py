@@ -65,7 +65,9 @@ the step has ended (completed or failed) the key is spent: a user's **retry** th
 runs the step again gets a **new** key (derived from the retry's attempt), so a
 service that remembers keys does the work again instead of replaying the failure.
 A step that re-runs by design on each attempt (`if: ${{ always() }}`) gets a new
-key each attempt too.
+key each attempt too, as do the steps an interrupted run had completed when the
+template recovers with `startOver` (it asked for a fresh run); the step that was
+interrupted keeps its key.
 
 - `http:request` with `idempotencyKey: true` sends it as the `Idempotency-Key`
   header (the IETF draft's and Stripe's name); not with `until` (a poll sends many
