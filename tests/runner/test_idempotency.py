@@ -192,3 +192,25 @@ async def test_templates_read_the_key_as_context_step_idempotency_key(
     a, b = derive(task.id, "dispatch[0]", 1), derive(task.id, "dispatch[1]", 2)
     assert sent == [("dispatch[0]", a), ("dispatch[0]", a), ("dispatch[1]", b)]
     assert all(r.body["task"] == task.id for r in recorder.requests)
+
+
+async def test_start_over_gives_completed_steps_new_keys_and_the_interrupted_one_its_own(
+    runner: WorkflowRunner, recorder: Recorder
+) -> None:
+    task = task_of(post(f"{recorder.url}/ok", "first"), post(f"{recorder.url}/hold", "second"))
+    io = MemoryTaskIO()
+    run_one = asyncio.create_task(runner.run(task, io))
+    await asyncio.to_thread(recorder.wait_for, 2)
+    run_one.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run_one
+    recorder.release()
+    # startOver: the engine re-opens the task with no step state, its checkpoints kept
+    again = LocalTask(spec=task.spec, id=task.id, attempt=2, checkpoints=dict(io.checkpoints))
+    assert await run(runner, again, MemoryTaskIO(checkpoints=dict(io.checkpoints))) is None
+    assert recorder.keys() == [
+        derive(task.id, "first", 1),
+        derive(task.id, "second", 1),
+        derive(task.id, "first", 2),
+        derive(task.id, "second", 1),
+    ]
