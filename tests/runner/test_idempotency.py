@@ -57,18 +57,25 @@ async def run(runner: WorkflowRunner, task: LocalTask, io: MemoryTaskIO) -> Task
     return None
 
 
-async def interrupt_then_resume(
-    runner: WorkflowRunner, recorder: Recorder, task: LocalTask, io: MemoryTaskIO
-) -> LocalTask:
-    """Run ``task`` until its first request is held at the recorder, stop the run
-    there (as a worker dies mid-request: the request may have done its work), then
-    run the next attempt to the end; that attempt's task."""
+async def interrupt(
+    runner: WorkflowRunner, recorder: Recorder, task: LocalTask, io: MemoryTaskIO, after: int = 1
+) -> None:
+    """Run ``task`` until ``after`` requests reached the recorder (the last one held),
+    then stop the run there, as a worker dies mid-request: the request may have
+    done its work. Held requests are answered from then on."""
     first = asyncio.create_task(runner.run(task, io))
-    await asyncio.to_thread(recorder.wait_for, 1)
+    await asyncio.to_thread(recorder.wait_for, after)
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
     recorder.release()
+
+
+async def interrupt_then_resume(
+    runner: WorkflowRunner, recorder: Recorder, task: LocalTask, io: MemoryTaskIO
+) -> LocalTask:
+    """:func:`interrupt`, then run the next attempt to the end; that attempt's task."""
+    await interrupt(runner, recorder, task, io)
     resumed = io.resumed(task)
     assert await run(runner, resumed, io) is None
     return resumed
@@ -199,12 +206,7 @@ async def test_start_over_gives_completed_steps_new_keys_and_the_interrupted_one
 ) -> None:
     task = task_of(post(f"{recorder.url}/ok", "first"), post(f"{recorder.url}/hold", "second"))
     io = MemoryTaskIO()
-    run_one = asyncio.create_task(runner.run(task, io))
-    await asyncio.to_thread(recorder.wait_for, 2)
-    run_one.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await run_one
-    recorder.release()
+    await interrupt(runner, recorder, task, io, after=2)
     # startOver: the engine re-opens the task with no step state, its checkpoints kept
     again = LocalTask(spec=task.spec, id=task.id, attempt=2, checkpoints=dict(io.checkpoints))
     assert await run(runner, again, MemoryTaskIO(checkpoints=dict(io.checkpoints))) is None
