@@ -18,6 +18,7 @@ import asyncio
 import functools
 import shutil
 import tempfile
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,17 @@ class StepKey:
 
     value: str
     earlier: bool
+
+
+# Fixed forever: changing it would change every key of every task in flight.
+STEP_KEY_NAMESPACE = uuid.UUID("5d0c8f0e-6a0b-4f53-9a43-1f2d7c1e9b10")
+
+
+def derive(task_id: str, scope: str, attempt: int) -> str:
+    """The idempotency key issued for ``scope`` (a step, or one item of its
+    ``each``) of ``task_id`` by attempt ``attempt`` (``falsework.runner.idempotency``
+    stores and spends them)."""
+    return str(uuid.uuid5(STEP_KEY_NAMESPACE, f"{task_id}/{scope}/{attempt}"))
 
 
 class StepLogger:
@@ -193,8 +205,6 @@ class ActionContext(Generic[InputT]):
         step was given it too."""
         if self._idempotency is None:
             # no runner behind this context (a test's own): stable for the context
-            from falsework.runner.idempotency import derive
-
             return StepKey(derive(self.task_id, self.step_id, 0), earlier=False)
         return await self._idempotency()
 

@@ -15,21 +15,15 @@ instead of replaying the earlier answer. See docs/actions.md.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from falsework.actions.context import CheckpointStore, StepKey
+from falsework.actions.context import CheckpointStore, StepKey, derive
 
-# Fixed forever: changing it would change every key of every task in flight.
-NAMESPACE = uuid.UUID("5d0c8f0e-6a0b-4f53-9a43-1f2d7c1e9b10")
+__all__ = ["CHECKPOINT", "StepKeys", "derive"]
+
 # The checkpoint of a step's keys (by scope); an action's own checkpoints are
 # ``<step>:<key>``, which never starts with this.
 CHECKPOINT = "falsework.idempotency:"
-
-
-def derive(task_id: str, scope: str, attempt: int) -> str:
-    """The key issued for ``scope`` of ``task_id`` by attempt ``attempt``."""
-    return str(uuid.uuid5(NAMESPACE, f"{task_id}/{scope}/{attempt}"))
 
 
 class StepKeys:
