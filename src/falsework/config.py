@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -160,36 +160,54 @@ class GithubAppConfig(_Ported):
     webhook_url: str | None = None
 
 
-class GithubIntegration(_Secret):
-    host: str = "github.com"
-    # Falsework's own, required with a token: the owners (organisations, users) the
-    # token may act for, or ["*"] for every repository the token reaches. Backstage
-    # uses a token for the whole host; here a user's template must not push to an
-    # owner nobody meant it for. A GitHub App is scoped by its installations (and
-    # allowedInstallationOwners).
+class _Scoped(_Ported):
+    """Falsework's own, required with a credential: the owners (organisations, users,
+    groups, workspaces, projects) the token may act for, or ["*"] for every repository
+    the token reaches. Backstage uses a token for the whole host; here a user's template
+    must not push to an owner nobody meant it for."""
+
+    kind: ClassVar[str]
     allowed_owners: list[str] = Field(default_factory=list)
-    api_base_url: str | None = None  # default: https://api.github.com for github.com
-    raw_base_url: str | None = None
-    apps: list[GithubAppConfig] = Field(default_factory=list)
+
+    def _credentials(self) -> tuple[object, ...]:
+        return ()
 
     @model_validator(mode="after")
-    def _scoped_token(self) -> GithubIntegration:
-        has_token = any(x is not None for x in (self.token, self.token_env, self.token_file))
-        if has_token and not self.allowed_owners:
+    def _scoped_token(self) -> _Scoped:
+        if any(x is not None for x in self._credentials()) and not self.allowed_owners:
+            host = getattr(self, "host", None) or "bitbucket.org"
             raise ValueError(
-                f"integrations.github host {self.host!r}: say which owners the token is for: "
+                f"integrations.{self.kind} host {host!r}: say which owners the token is for: "
                 "allowedOwners (e.g. [acme]; ['*'] for every repository the token reaches)"
             )
         return self
 
 
-class GitlabIntegration(_Secret):
+class _ScopedSecret(_Scoped, _Secret):
+    def _credentials(self) -> tuple[object, ...]:
+        return (self.token, self.token_env, self.token_file)
+
+
+class GithubIntegration(_ScopedSecret):
+    """A GitHub App is scoped by its installations (and allowedInstallationOwners)."""
+
+    kind = "github"
+
+    host: str = "github.com"
+    api_base_url: str | None = None  # default: https://api.github.com for github.com
+    raw_base_url: str | None = None
+    apps: list[GithubAppConfig] = Field(default_factory=list)
+
+
+class GitlabIntegration(_ScopedSecret):
+    kind = "gitlab"
     host: str = "gitlab.com"
     api_base_url: str | None = None  # default: https://HOST/api/v4
     base_url: str | None = None
 
 
-class GiteaIntegration(_Ported):
+class GiteaIntegration(_Scoped):
+    kind = "gitea"
     host: str
     base_url: str | None = None
     username: str | None = None
@@ -197,20 +215,31 @@ class GiteaIntegration(_Ported):
     password_env: str | None = None
     password_file: Path | None = None
 
+    def _credentials(self) -> tuple[object, ...]:
+        return (self.password, self.password_env, self.password_file)
 
-class BitbucketCloudIntegration(_Ported):
+
+class BitbucketCloudIntegration(_Scoped):
+    kind = "bitbucketCloud"
     username: str | None = None
     app_password: SecretStr | None = None
     token: SecretStr | None = None
     token_env: str | None = None
     token_file: Path | None = None
 
+    def _credentials(self) -> tuple[object, ...]:
+        return (self.app_password, self.token, self.token_env, self.token_file)
 
-class BitbucketServerIntegration(_Secret):
+
+class BitbucketServerIntegration(_ScopedSecret):
+    kind = "bitbucketServer"
     host: str
     api_base_url: str | None = None  # default: https://HOST/rest/api/1.0
     username: str | None = None
     password: SecretStr | None = None
+
+    def _credentials(self) -> tuple[object, ...]:
+        return (*super()._credentials(), self.password)
 
 
 class AzureCredential(_Ported):
@@ -664,12 +693,14 @@ class Settings(BaseSettings):
             where = f"integrations.gitlab host {gl.host}"
             base = (gl.base_url or f"https://{gl.host}").rstrip("/")
             api = gl.api_base_url or f"{base}/api/v4"
-            hosts.append(ForgeHost("gitlab", gl.host, api, gl.secret(where)))
+            owners = tuple(gl.allowed_owners)
+            hosts.append(ForgeHost("gitlab", gl.host, api, gl.secret(where), None, (), owners))
         for gt in section.gitea:
             where = f"integrations.gitea host {gt.host}"
             base = (gt.base_url or f"https://{gt.host}").rstrip("/")
             password = read_secret(gt.password, gt.password_env, gt.password_file, where)
-            hosts.append(ForgeHost("gitea", gt.host, f"{base}/api/v1", password, gt.username))
+            api, owners = f"{base}/api/v1", tuple(gt.allowed_owners)
+            hosts.append(ForgeHost("gitea", gt.host, api, password, gt.username, (), owners))
         for bc in section.bitbucket_cloud:
             where = "integrations.bitbucketCloud"
             secret = read_secret(bc.token or bc.app_password, bc.token_env, bc.token_file, where)
@@ -680,13 +711,18 @@ class Settings(BaseSettings):
                     "https://api.bitbucket.org/2.0",
                     secret,
                     bc.username,
+                    (),
+                    tuple(bc.allowed_owners),
                 )
             )
         for bs in section.bitbucket_server:
             where = f"integrations.bitbucketServer host {bs.host}"
             api = bs.api_base_url or f"https://{bs.host}/rest/api/1.0"
             secret = bs.secret(where) or read_secret(bs.password, None, None, where)
-            hosts.append(ForgeHost("bitbucketServer", bs.host, api, secret, bs.username))
+            owners = tuple(bs.allowed_owners)
+            hosts.append(
+                ForgeHost("bitbucketServer", bs.host, api, secret, bs.username, (), owners)
+            )
         backstage = None
         if self.backstage is not None:
             token = self.backstage.secret("backstage")

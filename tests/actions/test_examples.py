@@ -17,10 +17,14 @@ import yaml
 from falsework.actions import ActionRegistry
 
 # The forge and Backstage families' examples run against a loopback forge and a real
-# Backstage catalog in their own test modules (test_github.py, test_catalog_backstage.py).
+# Backstage catalog in their own test modules (test_github.py, test_gitlab.py, …,
+# test_catalog_backstage.py).
 FORGE_FAMILIES = (
     "github:",
     "publish:github",
+    "publish:gitlab",
+    "publish:gitea",
+    "publish:bitbucket",
     "catalog:register",
     "catalog:fetch",
     "http:backstage:",

@@ -4,14 +4,18 @@ with token authentication. Every other forge test relies on this."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
+from openapi_spec_validator import validate
 
-from support.forge import ForgeServer, GitHub
+from support.forge import Contract, ForgeServer, GitHub
+from support.forge.contract import LOCAL_SPECS, SPECS_DIR
 
 TOKEN = "ghp_forge_test_token"
 
@@ -111,3 +115,27 @@ def test_git_over_http_needs_the_token_and_keeps_what_was_pushed(
     with api(forge) as client:
         assert client.get("/repos/acme/svc").json()["default_branch"] == "main"
     assert forge.take_violations() == []
+
+
+@pytest.mark.parametrize("name", sorted(LOCAL_SPECS))
+def test_the_descriptions_written_here_are_valid_openapi_with_strict_bodies(name: str) -> None:
+    """The hosts whose official description no registry ships (see contract.py): ours
+    must be a valid OpenAPI 3.0 document, and every request body is checked strictly."""
+    validate(yaml.safe_load((SPECS_DIR / LOCAL_SPECS[name]).read_text()))
+    host = Contract(name)
+    for route, item in host.raw["paths"].items():
+        for method, operation in item.items():
+            if "requestBody" in operation:
+                errors = host.request_errors(
+                    method.upper(),
+                    _example(route),
+                    {},
+                    b'{"surely_unknown": 1}',
+                    "application/json",
+                )
+                assert any("surely_unknown" in e for e in errors), (name, method, route)
+
+
+def _example(route: str) -> str:
+    """A concrete path of a templated one (``/projects/{id}`` -> ``/projects/1``)."""
+    return re.sub(r"\{[^}]+\}", "1", route)

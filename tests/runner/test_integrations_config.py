@@ -37,9 +37,11 @@ integrations:
   gitlab:
     - host: gitlab.example.com
       token: ${GITLAB_TOKEN}
+      allowedOwners: [acme/platform]
   bitbucketCloud:
     - username: bot
       appPassword: ${BB_PASSWORD}
+      allowedOwners: ['*']
 """
 
 
@@ -66,7 +68,10 @@ def test_backstages_section_ports_as_is(tmp_path: Path, monkeypatch: pytest.Monk
     assert ghe.apps[0].allowed_installation_owners == ("acme",)
     gitlab = found.host("gitlab", "gitlab.example.com")
     assert gitlab is not None and gitlab.api_base_url == "https://gitlab.example.com/api/v4"
-    assert gitlab.token == "gl-secret"
+    assert gitlab.token == "gl-secret" and gitlab.owners == ("acme/platform",)
+    # a group's token covers its subgroups, not its parent or siblings
+    assert gitlab.token_for("acme/platform/tools") == "gl-secret"
+    assert gitlab.token_for("acme") is None and gitlab.token_for("acme/platformx") is None
     bitbucket = found.host("bitbucketCloud", "bitbucket.org")
     assert bitbucket is not None and (bitbucket.username, bitbucket.token) == ("bot", "bb-secret")
     assert found.backstage is None
@@ -114,10 +119,25 @@ def test_an_unreadable_token_file_names_the_section(
         integrations_from_settings(load(tmp_path, text, monkeypatch))
 
 
-def test_a_github_token_needs_a_scope(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    unscoped = "integrations:\n  github:\n    - host: github.com\n      token: t\n"
-    with pytest.raises(ValidationError, match="allowedOwners"):
+@pytest.mark.parametrize(
+    ("kind", "entry"),
+    [
+        ("github", "host: github.com\n      token: t"),
+        ("gitlab", "host: gitlab.example.com\n      tokenEnv: GL"),
+        ("gitea", "host: gitea.example.com\n      username: bot\n      password: p"),
+        ("bitbucketCloud", "username: bot\n      appPassword: p"),
+        ("bitbucketServer", "host: bb.example.com\n      token: t"),
+    ],
+)
+def test_every_forge_token_needs_a_scope(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, entry: str
+) -> None:
+    unscoped = f"integrations:\n  {kind}:\n    - {entry}\n"
+    with pytest.raises(ValidationError, match=rf"integrations\.{kind} host .*allowedOwners"):
         load(tmp_path, unscoped, monkeypatch)
+    scoped = load(tmp_path, unscoped + "      allowedOwners: [acme]\n", monkeypatch)
+    (host,) = integrations_from_settings(scoped).hosts
+    assert host.kind == kind and host.owners == ("acme",)
 
 
 def test_a_scoped_token_is_used_only_for_its_owners(

@@ -54,10 +54,15 @@ class ForgeHost:
     owners: tuple[str, ...] = ()
 
     def token_for(self, owner: str | None) -> str | None:
+        """The configured token, when its owners cover ``owner``: an owner named, or a
+        group above it (``acme`` covers GitLab's subgroup ``acme/platform``)."""
         if "*" in self.owners:
             return self.token
         wanted = (owner or "").lower()
-        return self.token if wanted and wanted in (o.lower() for o in self.owners) else None
+        for item in (o.lower() for o in self.owners):
+            if wanted and (wanted == item or wanted.startswith(item + "/")):
+                return self.token
+        return None
 
 
 @dataclass(frozen=True)

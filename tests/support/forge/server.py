@@ -127,7 +127,7 @@ class ForgeServer:
         parts = urlsplit(target)
         path = parts.path.removeprefix(self.host.api_prefix) or "/"
         query = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(parts.query).items()}
-        user = self._user(headers.get("Authorization"))
+        user = self._user(headers)
         contract = self.host.contract
         operation = contract.operation(method, path)
         if operation is None:
@@ -182,7 +182,11 @@ class ForgeServer:
             json.dumps(body).encode(),
         )
 
-    def _user(self, header: str | None) -> str | None:
+    def _user(self, headers: Any) -> str | None:
+        private = headers.get("PRIVATE-TOKEN")  # GitLab's own header for a token
+        if private:
+            return self.host.user_of(private.strip())
+        header = headers.get("Authorization")
         if not header:
             return None
         scheme, _, value = header.partition(" ")
@@ -202,7 +206,7 @@ class ForgeServer:
     ) -> tuple[int, dict[str, str], bytes]:
         path, _, query = target.partition("?")
         owner, repo, rest = _git_path(unquote(path))
-        user = self._user(headers.get("Authorization"))
+        user = self._user(headers)
         if user is None:
             return 401, {"WWW-Authenticate": 'Basic realm="forge"'}, b""
         folder = self.host.repo_dir(owner, repo)

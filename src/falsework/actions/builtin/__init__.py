@@ -14,6 +14,7 @@ from falsework.actions.builtin.fetch import (
 )
 from falsework.actions.builtin.fs import fs_delete, fs_readdir, fs_rename
 from falsework.actions.builtin.github import GITHUB_ACTIONS
+from falsework.actions.builtin.gitlab import GITLAB_ACTIONS
 from falsework.actions.builtin.http import http_request
 from falsework.actions.builtin.publish import publish_git
 from falsework.actions.contract import Action
@@ -34,5 +35,6 @@ BUILTIN_ACTIONS: tuple[Action[Any], ...] = (
     # the forge and catalog families: settings=Integrations (the server's
     # `integrations` and `backstage` sections, its egress and git policies)
     *GITHUB_ACTIONS,
+    *GITLAB_ACTIONS,
     *CATALOG_ACTIONS,
 )

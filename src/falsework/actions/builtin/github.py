@@ -22,7 +22,13 @@ from githubkit.exception import GitHubException, RequestFailed
 from nacl.public import PublicKey, SealedBox
 from pydantic import Field, model_validator
 
-from falsework.actions.builtin.gitpush import Author, push_changes, push_folder, source_folder
+from falsework.actions.builtin.gitpush import (
+    DEFAULT_AUTHOR_EMAIL,
+    Author,
+    push_changes,
+    push_folder,
+    source_folder,
+)
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
 from falsework.actions.git import GitPolicy, open_remote, pushed_before, run_git
@@ -35,7 +41,6 @@ REPO_URL = (
     "repository name and `owner` is an organization or username"
 )
 TOKEN = "The token to use for authorization to GitHub (default: the configured integration's)"
-DEFAULT_AUTHOR_EMAIL = "scaffolder@falsework.invalid"
 
 
 class Collaborator(ActionInput):

@@ -29,6 +29,8 @@ from falsework.actions.git import (
 from falsework.confine import Tree, relative
 from falsework.errors import ActionError, UnsafePathError
 
+DEFAULT_AUTHOR_EMAIL = "scaffolder@falsework.invalid"
+
 
 @dataclass(frozen=True)
 class Author:
@@ -60,10 +62,13 @@ async def push_folder(
     author: Author,
     policy: GitPolicy,
     token: str | None,
+    username: str = "x-access-token",
 ) -> str:
     """Commit ``source`` as one commit on ``branch`` and push it; the commit's id.
     The commit carries the step's key: when the push is refused because an
-    interrupted earlier run of the step already pushed, that commit is the answer."""
+    interrupted earlier run of the step already pushed, that commit is the answer.
+    ``username`` goes with ``token`` in git's Basic authorization (GitHub and GitLab
+    take any name, Bitbucket and Gitea the account's)."""
     env = author.env()
     key = await ctx.step_key()
     repo = ctx.create_temp_dir() / "repo.git"
@@ -74,7 +79,7 @@ async def push_folder(
     await run_git(policy, commit_args, cwd=source, env=env)
     commit = (await run_git(policy, [*git, "rev-parse", "HEAD"], cwd=source, env=env)).strip()
     ctx.logger.info(f"Committed {commit} as {author.name} <{author.email}>")
-    target = await open_remote(policy, remote, token=token, username="x-access-token")
+    target = await open_remote(policy, remote, token=token, username=username)
     push = [*git, "push", "--porcelain", "--", target.url, f"HEAD:refs/heads/{branch}"]
     result = await git_result(policy, push, cwd=source, env=env, remote=target)
     if result.code != 0 and key.earlier:
@@ -112,6 +117,7 @@ async def push_changes(
     policy: GitPolicy,
     token: str | None,
     update: bool,
+    username: str = "x-access-token",
 ) -> tuple[str | None, str]:
     """Lay ``source`` over ``base`` (the remote's default branch when None), or over
     ``branch`` itself when it exists and ``update`` is set, and push the commit to
@@ -120,7 +126,7 @@ async def push_changes(
     interrupted earlier run of the step pushed it is that run's commit, reused."""
     env = author.env()
     key = await ctx.step_key()
-    target = await open_remote(policy, remote, token=token, username="x-access-token")
+    target = await open_remote(policy, remote, token=token, username=username)
     work = ctx.create_temp_dir() / "repo"
     clone = ["clone", "--quiet", "--no-tags", "--single-branch"]
     if base:

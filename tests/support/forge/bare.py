@@ -1,0 +1,87 @@
+"""A bare git repository as the forge models keep it (the server's git side serves it
+with ``git http-backend``): its branches, default branch and files, read with git."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from support.forge.server import HttpError
+
+
+class BareRepo:
+    """Mixed into a forge model's repository record (which has ``path``)."""
+
+    path: Path
+
+    def git(self, *args: str) -> str:
+        done = subprocess.run(
+            ["git", f"--git-dir={self.path}", *args], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise HttpError(404, done.stderr.strip() or "git failed")
+        return done.stdout
+
+    def branches(self) -> dict[str, str]:
+        out = self.git("for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads")
+        return dict(line.split(" ", 1) for line in out.splitlines() if line)
+
+    def default_branch(self) -> str:
+        head = self.git("symbolic-ref", "--short", "HEAD").strip()
+        branches = self.branches()
+        if head not in branches and len(branches) == 1:
+            # GitHub makes the first branch pushed to an empty repository its default
+            head = next(iter(branches))
+            self.git("symbolic-ref", "HEAD", f"refs/heads/{head}")
+        return head
+
+    def read(self, ref: str, path: str) -> bytes:
+        done = subprocess.run(
+            ["git", f"--git-dir={self.path}", "show", f"{ref}:{path}"],
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise HttpError(404, "Not Found")
+        return done.stdout
+
+
+def seed_bare(bare: Path, branch: str, files: dict[str, str], message: str) -> None:
+    """Commit ``files`` onto ``branch`` of a bare repository (no work tree needed)."""
+    env = {
+        "GIT_AUTHOR_NAME": "Forge",
+        "GIT_AUTHOR_EMAIL": "forge@forge.test",
+        "GIT_COMMITTER_NAME": "Forge",
+        "GIT_COMMITTER_EMAIL": "forge@forge.test",
+        "PATH": "/usr/bin:/bin",
+    }
+    git = ["git", f"--git-dir={bare}"]
+    index = {**env, "GIT_INDEX_FILE": str(bare / "seed.index")}
+    for name, text in files.items():
+        blob = (
+            subprocess.run(
+                [*git, "hash-object", "-w", "--stdin"],
+                input=text.encode(),
+                capture_output=True,
+                check=True,
+            )
+            .stdout.decode()
+            .strip()
+        )
+        subprocess.run(
+            [*git, "update-index", "--add", "--cacheinfo", f"100644,{blob},{name}"],
+            check=True,
+            env=index,
+        )
+    tree = subprocess.run(
+        [*git, "write-tree"], capture_output=True, text=True, check=True, env=index
+    ).stdout.strip()
+    (bare / "seed.index").unlink()
+    commit = subprocess.run(
+        [*git, "commit-tree", tree, "-m", message],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout.strip()
+    subprocess.run([*git, "update-ref", f"refs/heads/{branch}", commit], check=True)
