@@ -4,7 +4,9 @@ with ``git http-backend``): its branches, default branch and files, read with gi
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from support.forge.server import HttpError
 
@@ -85,3 +87,24 @@ def seed_bare(bare: Path, branch: str, files: dict[str, str], message: str) -> N
         env=env,
     ).stdout.strip()
     subprocess.run([*git, "update-ref", f"refs/heads/{branch}", commit], check=True)
+
+
+@dataclass
+class HostedRepo(BareRepo):
+    """A repository of a forge with no more to it than its settings (Gitea, Bitbucket)."""
+
+    id: int
+    owner: str
+    name: str
+    path: Path
+    settings: dict[str, Any] = field(default_factory=dict)
+    pulls: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+def init_bare(path: Path, branch: str = "main") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", "--bare", "-b", branch, str(path)], check=True)

@@ -22,6 +22,7 @@ import copy
 import json
 import os
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,22 @@ SPEC_FILES = {
 # reference (each file names its source and version). Validated the same way.
 LOCAL_SPECS = {
     "gitlab": "gitlab.yaml",
+    "gitea": "gitea.yaml",
 }
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 BASE = "http://forge.test"
+
+
+_LOADED: dict[str, Contract] = {}
+_LOADING = threading.Lock()
+
+
+def contract_for(name: str) -> Contract:
+    """One host's contract, loaded once per test session."""
+    with _LOADING:
+        if name not in _LOADED:
+            _LOADED[name] = Contract(name)
+        return _LOADED[name]
 
 
 def ensure_installed() -> None:

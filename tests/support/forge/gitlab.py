@@ -15,19 +15,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from support.forge.bare import BareRepo
-from support.forge.contract import Contract
+from support.forge.contract import contract_for
 from support.forge.server import Call, Handler, HttpError, Reply
-
-_CONTRACTS: dict[str, Contract] = {}
-_LOCK = threading.Lock()
-
-
-def contract(name: str) -> Contract:
-    """One host's contract, loaded once per test session."""
-    with _LOCK:
-        if name not in _CONTRACTS:
-            _CONTRACTS[name] = Contract(name)
-        return _CONTRACTS[name]
 
 
 @dataclass
@@ -62,7 +51,7 @@ class GitLab:
         users: list[str],
         groups: dict[str, list[str]] | None = None,
     ) -> None:
-        self.contract = contract("gitlab")
+        self.contract = contract_for("gitlab")
         self.root = root
         self.tokens = tokens
         self.users = {name: i + 1 for i, name in enumerate(users)}

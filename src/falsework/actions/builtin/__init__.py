@@ -13,6 +13,7 @@ from falsework.actions.builtin.fetch import (
     fetch_template_file,
 )
 from falsework.actions.builtin.fs import fs_delete, fs_readdir, fs_rename
+from falsework.actions.builtin.gitea import GITEA_ACTIONS
 from falsework.actions.builtin.github import GITHUB_ACTIONS
 from falsework.actions.builtin.gitlab import GITLAB_ACTIONS
 from falsework.actions.builtin.http import http_request
@@ -36,5 +37,6 @@ BUILTIN_ACTIONS: tuple[Action[Any], ...] = (
     # `integrations` and `backstage` sections, its egress and git policies)
     *GITHUB_ACTIONS,
     *GITLAB_ACTIONS,
+    *GITEA_ACTIONS,
     *CATALOG_ACTIONS,
 )

@@ -1,0 +1,167 @@
+"""``publish:gitea`` of Backstage's ``@backstage/plugin-scaffolder-backend-module-gitea``,
+with its id, inputs, outputs and defaults (public repositories, branch ``main``, a
+``Change-Id`` trailer on the commit message).
+
+The credential is the integration's (``integrations.gitea[]``: ``username`` and
+``password``, a password or an access token), as in Backstage, which has no ``token``
+input for Gitea; it is used only for the owners its ``allowedOwners`` names. Backstage
+creates repositories in organizations only; here the integration user's own name works
+too (its repository is made with Gitea's create-for-the-current-user call).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import Field
+
+from falsework.actions.builtin.forgeapi import ApiError, forge_api
+from falsework.actions.builtin.gitpush import (
+    DEFAULT_AUTHOR_EMAIL,
+    Author,
+    push_folder,
+    source_folder,
+)
+from falsework.actions.context import ActionContext
+from falsework.actions.contract import Action, ActionInput, action
+from falsework.actions.integrations import Integrations, RepoUrl
+from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
+from falsework.errors import ActionError, InputError
+
+
+class PublishGiteaInput(ActionInput):
+    repo_url: str = Field(
+        description="Accepts the format `gitea.example.com?repo=reponame&owner=owner` where "
+        "`owner` is an organization (or the integration's user)"
+    )
+    description: str | None = Field(None, description="Repository description")
+    default_branch: str = Field("main", description="The default branch")
+    repo_visibility: Literal["private", "public"] = Field(
+        "public", description="Visibility of the repository"
+    )
+    git_commit_message: str = Field("initial commit", description="The commit message")
+    git_author_name: str | None = Field(None, description="Commit author name (Scaffolder)")
+    git_author_email: str | None = Field(None, description="Commit author email")
+    source_path: str | None = Field(
+        None, description="Workspace folder to publish as the repository root (default: all)"
+    )
+    sign_commit: bool | None = Field(None, description="Sign the commit (no key configured)")
+
+
+def _web(api_base_url: str) -> str:
+    return api_base_url.rstrip("/").removesuffix("/api/v1")
+
+
+def _message(subject: str) -> str:
+    """Backstage's: the subject and a Gerrit-style ``Change-Id`` trailer."""
+    return f"{subject}\n\nChange-Id: I{secrets.token_hex(20)}"
+
+
+async def record_publish_gitea(ctx: ActionContext[PublishGiteaInput]) -> None:
+    inp = ctx.input
+    assert ctx.recording is not None
+    repo = RepoUrl.parse(inp.repo_url)
+    web = f"https://{repo.host}/{repo.need_owner()}/{repo.repo}"
+    source = await source_folder(ctx, inp.source_path)
+    await ctx.in_thread(ctx.recording.tree, source)
+    ctx.recording.note(remote=f"{web}.git", branch=inp.default_branch)
+    ctx.logger.info(f"Would create the Gitea repository {web} and push {inp.default_branch}")
+    ctx.output("remoteUrl", f"{web}.git")
+    ctx.output("repoContentsUrl", f"{web}/src/branch/{inp.default_branch}/")
+    ctx.output("commitHash", PLACEHOLDER_COMMIT)
+
+
+@action(
+    settings=Integrations,
+    id="publish:gitea",
+    recorder=record_publish_gitea,
+    description="Initializes a git repository using the content of the workspace, and "
+    "publishes it to Gitea.",
+    input=PublishGiteaInput,
+    output={
+        "type": "object",
+        "properties": {
+            "remoteUrl": {"type": "string", "description": "A URL to the repository"},
+            "repoContentsUrl": {"type": "string", "description": "A URL to its root"},
+            "commitHash": {"type": "string", "description": "The initial commit's hash"},
+        },
+    },
+    examples=[
+        (
+            "Publish the workspace to a new repository of an organization",
+            "steps:\n  - id: publish\n    name: Publish\n    action: publish:gitea\n"
+            "    input:\n      repoUrl: gitea.example.com?owner=acme&repo=my-service\n"
+            "      description: My service\n      repoVisibility: private\n",
+        )
+    ],
+)
+async def publish_gitea(ctx: ActionContext[PublishGiteaInput], integrations: Integrations) -> None:
+    inp = ctx.input
+    what = "publish:gitea"
+    repo = RepoUrl.parse(inp.repo_url)
+    owner = repo.need_owner()
+    host = integrations.require("gitea", repo.host, what)
+    password = host.token_for(owner)
+    if not host.username or not password:
+        raise InputError(
+            f"{what}: no credentials for host {repo.host} and owner {owner}: configure "
+            "integrations.gitea with username, password and allowedOwners including it"
+        )
+    if inp.sign_commit:
+        raise InputError(
+            "Signing commits is enabled but no signing key is provided in the configuration"
+        )
+    basic = base64.b64encode(f"{host.username}:{password}".encode()).decode()
+    web = _web(host.api_base_url)
+    async with forge_api(integrations, host, {"Authorization": f"Basic {basic}"}, what) as api:
+
+        async def create() -> str:
+            body: dict[str, Any] = {"name": repo.repo, "private": inp.repo_visibility == "private"}
+            if inp.description is not None:
+                body["description"] = inp.description
+            org = quote(owner, safe="")
+            try:
+                await api.call("GET", f"/orgs/{org}")
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                me = await api.call("GET", "/user")
+                if str(me.get("login", "")).lower() != owner.lower():
+                    raise ActionError(
+                        f"{what}: organization {owner} does not exist on {repo.host}; create "
+                        "it first (or publish under the integration user's own name)"
+                    ) from None
+                made = await api.call("POST", "/user/repos", json=body)
+            else:
+                made = await api.call("POST", f"/orgs/{org}/repos", json=body)
+            ctx.logger.info(f"Created repository {made['full_name']}")
+            return str(made["clone_url"])
+
+        clone = await ctx.checkpoint(f"create.gitea.repo.{owner}.{repo.repo}", create)
+
+        async def push() -> str:
+            return await push_folder(
+                ctx,
+                source=await source_folder(ctx, inp.source_path),
+                remote=clone,
+                branch=inp.default_branch,
+                message=_message(inp.git_commit_message or "initial commit"),
+                author=Author(
+                    inp.git_author_name or "Scaffolder",
+                    inp.git_author_email or DEFAULT_AUTHOR_EMAIL,
+                ),
+                policy=integrations.git,
+                token=password,
+                username=host.username or "",
+            )
+
+        commit = await ctx.checkpoint("push", push)
+    ctx.output("remoteUrl", f"{web}/{owner}/{repo.repo}.git")
+    ctx.output("commitHash", commit)
+    ctx.output("repoContentsUrl", f"{web}/{owner}/{repo.repo}/src/branch/{inp.default_branch}/")
+
+
+GITEA_ACTIONS: tuple[Action[Any], ...] = (publish_gitea,)

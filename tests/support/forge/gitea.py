@@ -1,0 +1,134 @@
+"""Gitea, as the forge server plays it: users, organizations (with the users that may
+create repositories in them) and repositories backed by bare git repositories.
+Request and response shapes are checked against ``specs/gitea.yaml``."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from pathlib import Path
+from typing import Any
+
+from support.forge.bare import HostedRepo, init_bare
+from support.forge.contract import contract_for
+from support.forge.server import Call, Handler, HttpError, Reply
+
+
+class Gitea:
+    """``tokens`` maps a password or token to a user name; ``orgs`` maps an organization
+    to the users that may create repositories in it."""
+
+    api_prefix = "/api/v1"
+
+    def __init__(
+        self, root: Path, *, tokens: dict[str, str], users: list[str], orgs: dict[str, list[str]]
+    ) -> None:
+        self.contract = contract_for("gitea")
+        self.root = root
+        self.tokens = tokens
+        self.users = users
+        self.orgs = orgs
+        self.repos: dict[str, HostedRepo] = {}
+        self.url = "http://forge.invalid"
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def bind(self, url: str) -> None:
+        self.url = url
+
+    def user_of(self, token: str) -> str | None:
+        return self.tokens.get(token)
+
+    def repo_dir(self, owner: str, repo: str) -> Path | None:
+        found = self.repos.get(f"{owner}/{repo}".lower())
+        return found.path if found else None
+
+    def error_body(self, status: int, message: str) -> Any:
+        return {"message": message, "url": f"{self.url}/api/swagger"}
+
+    def repo(self, owner: str, name: str) -> HostedRepo:
+        found = self.repos.get(f"{owner}/{name}".lower())
+        if found is None:
+            raise HttpError(404, "The target couldn't be found.")
+        return found
+
+    def _user(self, login: str) -> dict[str, Any]:
+        return {
+            "id": abs(hash(login)) % 10000,
+            "login": login,
+            "full_name": login.title(),
+            "email": f"{login}@forge.test",
+            "avatar_url": f"{self.url}/avatars/{login}",
+            "html_url": f"{self.url}/{login}",
+            "is_admin": False,
+        }
+
+    def _repo_json(self, repo: HostedRepo) -> dict[str, Any]:
+        branches = repo.branches()
+        return {
+            "id": repo.id,
+            "name": repo.name,
+            "full_name": repo.full_name,
+            "owner": self._user(repo.owner),
+            "private": bool(repo.settings.get("private", False)),
+            "empty": not branches,
+            "clone_url": f"{self.url}/{repo.full_name}.git",
+            "html_url": f"{self.url}/{repo.full_name}",
+            "ssh_url": f"git@127.0.0.1:{repo.full_name}.git",
+            "default_branch": repo.default_branch() if branches else "main",
+            "description": repo.settings.get("description", ""),
+            "created_at": "2024-01-01T00:00:00Z",
+        }
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "userGetCurrent": self.current_user,
+            "createCurrentUserRepo": self.create_user_repo,
+            "orgGet": self.get_org,
+            "createOrgRepo": self.create_org_repo,
+            "repoGet": self.get_repo,
+        }
+
+    def current_user(self, call: Call, p: dict[str, str]) -> Reply:
+        return Reply(200, self._user(call.user or ""))
+
+    def get_org(self, call: Call, p: dict[str, str]) -> Reply:
+        if p["org"] not in self.orgs:
+            raise HttpError(404, "GetOrgByName")
+        org = p["org"]
+        return Reply(
+            200,
+            {
+                "id": 50,
+                "name": org,
+                "username": org,
+                "full_name": org.title(),
+                "visibility": "public",
+            },
+        )
+
+    def _create(self, owner: str, body: dict[str, Any]) -> Reply:
+        key = f"{owner}/{body['name']}".lower()
+        with self._lock:
+            if key in self.repos:
+                raise HttpError(409, "The repository with the same name already exists.")
+            path = self.root / owner / f"{body['name']}.git"
+            init_bare(path, body.get("default_branch", "main"))
+            settings = {k: v for k, v in body.items() if k != "name"}
+            repo = HostedRepo(next(self._ids), owner, body["name"], path, settings)
+            self.repos[key] = repo
+        return Reply(201, self._repo_json(repo))
+
+    def create_user_repo(self, call: Call, p: dict[str, str]) -> Reply:
+        return self._create(call.user or "", call.body)
+
+    def create_org_repo(self, call: Call, p: dict[str, str]) -> Reply:
+        org = p["org"]
+        if org not in self.orgs:
+            raise HttpError(404, "GetOrgByName")
+        if call.user not in self.orgs[org]:
+            raise HttpError(403, "Given user is not allowed to create repository in organization.")
+        return self._create(org, call.body)
+
+    def get_repo(self, call: Call, p: dict[str, str]) -> Reply:
+        return Reply(200, self._repo_json(self.repo(p["owner"], p["repo"])))
