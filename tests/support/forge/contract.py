@@ -45,6 +45,7 @@ SPEC_FILES = {
 LOCAL_SPECS = {
     "gitlab": "gitlab.yaml",
     "gitea": "gitea.yaml",
+    "bitbucketCloud": "bitbucket-cloud.yaml",
 }
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 BASE = "http://forge.test"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from falsework.actions.builtin.bitbucket_cloud import BITBUCKET_CLOUD_ACTIONS
 from falsework.actions.builtin.catalog import CATALOG_ACTIONS, catalog_write
 from falsework.actions.builtin.debug import debug_log, debug_wait
 from falsework.actions.builtin.fetch import (
@@ -38,5 +39,6 @@ BUILTIN_ACTIONS: tuple[Action[Any], ...] = (
     *GITHUB_ACTIONS,
     *GITLAB_ACTIONS,
     *GITEA_ACTIONS,
+    *BITBUCKET_CLOUD_ACTIONS,
     *CATALOG_ACTIONS,
 )

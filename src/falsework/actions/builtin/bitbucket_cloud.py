@@ -1,0 +1,305 @@
+"""The Bitbucket Cloud actions of Backstage's
+``@backstage/plugin-scaffolder-backend-module-bitbucket-cloud`` that templates end with,
+with their ids, inputs, outputs and defaults: ``publish:bitbucketCloud`` and
+``publish:bitbucketCloud:pull-request``.
+
+Credentials: a step's ``token`` (a bearer token for the API, ``x-token-auth`` for git),
+else the integration's (``integrations.bitbucketCloud[]``: ``username`` with an
+``appPassword``, or a ``token``), used only for the workspaces its ``allowedOwners``
+names.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import Field
+
+from falsework.actions.builtin.forgeapi import ForgeApi, credential, forge_api
+from falsework.actions.builtin.gitpush import (
+    DEFAULT_AUTHOR_EMAIL,
+    Author,
+    push_changes,
+    push_folder,
+    source_folder,
+)
+from falsework.actions.context import ActionContext
+from falsework.actions.contract import Action, ActionInput, action
+from falsework.actions.integrations import ForgeHost, Integrations, RepoUrl
+from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
+from falsework.errors import InputError
+
+REPO_URL = (
+    "Accepts the format `bitbucket.org?workspace=W&project=P&repo=R` (the project is "
+    "needed to create a repository)"
+)
+TOKEN = "The token to use for authorization to Bitbucket Cloud (default: the integration's)"
+
+
+def _auth(host: ForgeHost, secret: str, from_step: bool) -> tuple[dict[str, str], str]:
+    """The API's authorization header and git's user name for ``secret``."""
+    if host.username and not from_step:
+        basic = base64.b64encode(f"{host.username}:{secret}".encode()).decode()
+        return {"Authorization": f"Basic {basic}"}, host.username
+    return {"Authorization": f"Bearer {secret}"}, "x-token-auth"
+
+
+def _workspace(repo: RepoUrl, what: str) -> str:
+    if not repo.workspace:
+        raise InputError(
+            f"Invalid URL provider was included in the repo URL to create {what}, missing workspace"
+        )
+    return repo.workspace
+
+
+def _path(workspace: str, slug: str) -> str:
+    return f"/repositories/{quote(workspace, safe='')}/{quote(slug, safe='')}"
+
+
+class PublishInput(ActionInput):
+    repo_url: str = Field(description=REPO_URL)
+    description: str | None = Field(None, description="Repository description")
+    repo_visibility: Literal["private", "public"] = Field(
+        "private", description="Visibility of the repository"
+    )
+    default_branch: str = Field("master", description="The default branch")
+    git_commit_message: str | None = Field(
+        None, description="The commit message (default: initial commit)"
+    )
+    source_path: str | None = Field(
+        None, description="Workspace folder to publish as the repository root (default: all)"
+    )
+    token: str | None = Field(None, description=TOKEN)
+    sign_commit: bool | None = Field(None, description="Sign the commit (no key configured)")
+
+
+async def record_publish(ctx: ActionContext[PublishInput]) -> None:
+    inp = ctx.input
+    assert ctx.recording is not None
+    repo = RepoUrl.parse(inp.repo_url)
+    web = f"https://{repo.host}/{_workspace(repo, inp.repo_url)}/{repo.repo}"
+    source = await source_folder(ctx, inp.source_path)
+    await ctx.in_thread(ctx.recording.tree, source)
+    ctx.recording.note(remote=f"{web}.git", branch=inp.default_branch)
+    ctx.logger.info(f"Would create the Bitbucket Cloud repository {web}")
+    ctx.output("remoteUrl", f"{web}.git")
+    ctx.output("repoContentsUrl", f"{web}/src/{inp.default_branch}")
+    ctx.output("commitHash", PLACEHOLDER_COMMIT)
+
+
+@action(
+    settings=Integrations,
+    id="publish:bitbucketCloud",
+    recorder=record_publish,
+    description="Initializes a git repository of the content in the workspace, and "
+    "publishes it to Bitbucket Cloud.",
+    input=PublishInput,
+    output={
+        "type": "object",
+        "properties": {
+            "remoteUrl": {"type": "string", "description": "A URL to the repository"},
+            "repoContentsUrl": {"type": "string", "description": "A URL to its root"},
+            "commitHash": {"type": "string", "description": "The initial commit's hash"},
+        },
+    },
+    examples=[
+        (
+            "Publish the workspace to a new private repository of a project",
+            "steps:\n  - id: publish\n    name: Publish\n    action: publish:bitbucketCloud\n"
+            "    input:\n      repoUrl: bitbucket.org?workspace=acme&project=PLAT&repo=my-service\n"
+            "      description: My service\n      defaultBranch: main\n",
+        )
+    ],
+)
+async def publish_bitbucket_cloud(
+    ctx: ActionContext[PublishInput], integrations: Integrations
+) -> None:
+    inp = ctx.input
+    what = "publish:bitbucketCloud"
+    repo = RepoUrl.parse(inp.repo_url)
+    workspace = _workspace(repo, inp.repo_url)
+    if not repo.project:
+        raise InputError(
+            f"Invalid URL provider was included in the repo URL to create {inp.repo_url}, "
+            "missing project"
+        )
+    host, secret = credential(integrations, "bitbucketCloud", repo, workspace, inp.token, what)
+    if inp.sign_commit:
+        raise InputError(
+            "Signing commits is enabled but no signing key is provided in the configuration"
+        )
+    headers, git_user = _auth(host, secret, bool(inp.token))
+    async with forge_api(integrations, host, headers, what) as api:
+
+        async def create() -> dict[str, str]:
+            body: dict[str, Any] = {
+                "scm": "git",
+                "is_private": inp.repo_visibility == "private",
+                "project": {"key": repo.project},
+            }
+            if inp.description is not None:
+                body["description"] = inp.description
+            made = await api.call("POST", _path(workspace, repo.repo), json=body)
+            clone = next(x["href"] for x in made["links"]["clone"] if x.get("name") == "https")
+            ctx.logger.info(f"Created repository {made['full_name']}")
+            # the main branch cannot be set: the first branch pushed becomes it
+            contents = f"{made['links']['html']['href']}/src/{inp.default_branch}"
+            return {"remoteUrl": str(clone), "repoContentsUrl": contents}
+
+        made = await ctx.checkpoint(f"create.repo.{repo.host}.{repo.repo}", create)
+
+        async def push() -> str:
+            return await push_folder(
+                ctx,
+                source=await source_folder(ctx, inp.source_path),
+                remote=made["remoteUrl"],
+                branch=inp.default_branch,
+                message=inp.git_commit_message or "initial commit",
+                author=Author("Scaffolder", DEFAULT_AUTHOR_EMAIL),
+                policy=integrations.git,
+                token=secret,
+                username=git_user,
+            )
+
+        commit = await ctx.checkpoint(f"init.repo.and.push{repo.host}.{repo.repo}", push)
+    ctx.output("commitHash", commit)
+    ctx.output("remoteUrl", made["remoteUrl"])
+    ctx.output("repoContentsUrl", made["repoContentsUrl"])
+
+
+# -- publish:bitbucketCloud:pull-request ----------------------------------------------
+class PullRequestInput(ActionInput):
+    repo_url: str = Field(description=REPO_URL)
+    title: str = Field(description="The title for the pull request")
+    description: str | None = Field(None, description="The description of the pull request")
+    target_branch: str | None = Field(
+        None, description="Branch to merge into (default: the repository's main branch)"
+    )
+    source_branch: str = Field(description="Branch of the repository to copy changes to")
+    token: str | None = Field(None, description=TOKEN)
+    git_author_name: str | None = Field(None, description="Commit author name (Scaffolder)")
+    git_author_email: str | None = Field(None, description="Commit author email")
+
+
+async def record_pull_request(ctx: ActionContext[PullRequestInput]) -> None:
+    inp = ctx.input
+    assert ctx.recording is not None
+    repo = RepoUrl.parse(inp.repo_url)
+    web = f"https://{repo.host}/{_workspace(repo, inp.repo_url)}/{repo.repo}"
+    target = inp.target_branch or "main"  # the main branch is not asked for
+    await ctx.in_thread(ctx.recording.tree, await source_folder(ctx, None))
+    ctx.recording.note(branch=inp.source_branch, base=target)
+    ctx.logger.info(f"Would open a pull request on {web} from {inp.source_branch} into {target}")
+    ctx.output("pullRequestUrl", f"{web}/pull-requests/1")
+
+
+@action(
+    settings=Integrations,
+    id="publish:bitbucketCloud:pull-request",
+    recorder=record_pull_request,
+    description="Creates a pull request on a Bitbucket Cloud repository, with the "
+    "workspace's contents committed to its source branch when that branch is new.",
+    input=PullRequestInput,
+    output={
+        "type": "object",
+        "properties": {
+            "pullRequestUrl": {"type": "string", "description": "A URL to the pull request"},
+        },
+    },
+    examples=[
+        (
+            "Open a pull request with the workspace's files",
+            "steps:\n  - id: pr\n    name: Pull request\n"
+            "    action: publish:bitbucketCloud:pull-request\n"
+            "    input:\n      repoUrl: bitbucket.org?workspace=acme&project=PLAT&repo=catalog\n"
+            "      title: Add my-service\n      sourceBranch: add-my-service\n"
+            "      description: Registers my-service\n",
+        )
+    ],
+)
+async def publish_bitbucket_cloud_pull_request(
+    ctx: ActionContext[PullRequestInput], integrations: Integrations
+) -> None:
+    inp = ctx.input
+    what = "publish:bitbucketCloud:pull-request"
+    repo = RepoUrl.parse(inp.repo_url)
+    workspace = _workspace(repo, inp.repo_url)
+    host, secret = credential(integrations, "bitbucketCloud", repo, workspace, inp.token, what)
+    headers, git_user = _auth(host, secret, bool(inp.token))
+    path = _path(workspace, repo.repo)
+    async with forge_api(integrations, host, headers, what) as api:
+        found = await api.call("GET", path)
+        target = inp.target_branch or (found.get("mainbranch") or {}).get("name")
+        if not target:
+            raise InputError(f"Could not fetch default branch for {workspace}/{repo.repo}")
+
+        async def commit() -> None:
+            await _commit(ctx, api, integrations, inp, found, str(target), secret, git_user)
+
+        await ctx.checkpoint(f"commit.{workspace}.{repo.repo}.{inp.source_branch}", commit)
+
+        async def create() -> str:
+            body: dict[str, Any] = {
+                "title": inp.title,
+                "summary": {"raw": inp.description} if inp.description is not None else {},
+                "state": "OPEN",
+                "source": {"branch": {"name": inp.source_branch}},
+                "destination": {"branch": {"name": target}},
+            }
+            made = await api.call("POST", f"{path}/pullrequests", json=body)
+            ctx.logger.info(f"Pull request #{made['id']}: {made['links']['html']['href']}")
+            return str(made["links"]["html"]["href"])
+
+        url = await ctx.checkpoint(f"create.pr.{workspace}.{repo.repo}.{inp.source_branch}", create)
+    ctx.output("pullRequestUrl", url)
+
+
+async def _commit(
+    ctx: ActionContext[PullRequestInput],
+    api: ForgeApi,
+    integrations: Integrations,
+    inp: PullRequestInput,
+    found: dict[str, Any],
+    target: str,
+    secret: str,
+    git_user: str,
+) -> None:
+    """As Backstage: a source branch that exists is used as it is; a new one gets the
+    whole workspace laid over the target branch in one commit (made from the target
+    by the API when that changes nothing)."""
+    path = _path(str(found["full_name"]).split("/")[0], str(found["slug"]))
+    query = {"q": f'name = "{inp.source_branch}"'}
+    if (await api.call("GET", f"{path}/refs/branches", params=query))["values"]:
+        ctx.logger.info(f"Source branch {inp.source_branch} exists; it is used as it is")
+        return
+    ctx.logger.info(f"source branch not found -> creating branch named: {inp.source_branch}")
+    clone = next(x["href"] for x in found["links"]["clone"] if x.get("name") == "https")
+    commit, _ = await push_changes(
+        ctx,
+        source=await source_folder(ctx, None),
+        remote=str(clone),
+        base=target,
+        branch=inp.source_branch,
+        target_path=None,
+        delete=[],
+        # Backstage commits with the description as the message; git needs one
+        message=inp.description or inp.title,
+        author=Author(
+            inp.git_author_name or "Scaffolder", inp.git_author_email or DEFAULT_AUTHOR_EMAIL
+        ),
+        policy=integrations.git,
+        token=secret,
+        update=False,
+        username=git_user,
+    )
+    if commit is None:
+        body = {"name": inp.source_branch, "target": {"hash": target}}
+        await api.call("POST", f"{path}/refs/branches", json=body)
+
+
+BITBUCKET_CLOUD_ACTIONS: tuple[Action[Any], ...] = (
+    publish_bitbucket_cloud,
+    publish_bitbucket_cloud_pull_request,
+)
