@@ -718,10 +718,13 @@ class Settings(BaseSettings):
         for bs in section.bitbucket_server:
             where = f"integrations.bitbucketServer host {bs.host}"
             api = bs.api_base_url or f"https://{bs.host}/rest/api/1.0"
-            secret = bs.secret(where) or read_secret(bs.password, None, None, where)
+            # A token is a bearer token (no user name); a password goes with username.
+            token = bs.secret(where)
+            password = read_secret(bs.password, None, None, where)
+            user = None if token else bs.username
             owners = tuple(bs.allowed_owners)
             hosts.append(
-                ForgeHost("bitbucketServer", bs.host, api, secret, bs.username, (), owners)
+                ForgeHost("bitbucketServer", bs.host, api, token or password, user, (), owners)
             )
         backstage = None
         if self.backstage is not None:

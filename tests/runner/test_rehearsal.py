@@ -204,3 +204,77 @@ async def test_the_same_seed_gives_the_same_task_id_and_user(harness: Any) -> No
     assert first["output"]["id"] != other["output"]["id"]
     # the clock is frozen: the wait is said, not waited
     assert any("Would wait 600 seconds" in e["body"]["message"] for e in first["log"])
+
+
+FORGE_PUBLISHES = [
+    (
+        "publish:gitlab",
+        {"repoUrl": "gitlab.example.com?owner=acme/platform&repo=svc", "defaultBranch": "main"},
+        "https://gitlab.example.com/acme/platform/svc",
+    ),
+    (
+        "publish:gitea",
+        {"repoUrl": "gitea.example.com?owner=acme&repo=svc"},
+        "https://gitea.example.com/acme/svc.git",
+    ),
+    (
+        "publish:bitbucketCloud",
+        {"repoUrl": "bitbucket.org?workspace=acme&project=PLAT&repo=svc"},
+        "https://bitbucket.org/acme/svc.git",
+    ),
+    (
+        "publish:bitbucketServer",
+        {"repoUrl": "bitbucket.example.com?project=PLAT&repo=svc"},
+        "https://bitbucket.example.com/scm/PLAT/svc.git",
+    ),
+]
+
+
+async def test_the_other_forges_publishes_are_recorded_with_their_tree(harness: Any) -> None:
+    """No integration is configured: a rehearsal asks no forge anything."""
+    for action, given, remote in FORGE_PUBLISHES:
+        steps = [FETCH, {"id": "publish", "action": action, "input": given}]
+        output = {"links": [{"title": "Repo", "url": "${{ steps.publish.output.remoteUrl }}"}]}
+        result = await harness.runner.dry_run(
+            template(steps, output), {"name": "svc"}, {}, FILES, rehearsal=Rehearsal()
+        )
+        assert "error" not in result, (action, result)
+        (publish,) = result["recorded"]
+        assert publish["action"] == action
+        # the remote it would push to (GitLab's remoteUrl output is the project's page)
+        assert publish["remote"] == (remote if remote.endswith(".git") else f"{remote}.git")
+        assert sorted(decoded(publish["files"])) == ["README.md", "catalog-info.yaml", "run.sh"]
+        assert result["output"]["links"] == [{"title": "Repo", "url": remote}]
+
+
+FORGE_REQUESTS = [
+    (
+        "publish:gitlab:merge-request",
+        {"repoUrl": "gitlab.example.com?owner=acme&repo=cat", "branchName": "b", "title": "T"},
+        ("mergeRequestUrl", "https://gitlab.example.com/acme/cat/-/merge_requests/1"),
+    ),
+    (
+        "publish:bitbucketCloud:pull-request",
+        {"repoUrl": "bitbucket.org?workspace=acme&repo=cat", "sourceBranch": "b", "title": "T"},
+        ("pullRequestUrl", "https://bitbucket.org/acme/cat/pull-requests/1"),
+    ),
+    (
+        "publish:bitbucketServer:pull-request",
+        {"repoUrl": "bb.example.com?project=P&repo=cat", "sourceBranch": "b", "title": "T"},
+        ("pullRequestUrl", "https://bb.example.com/projects/P/repos/cat/pull-requests/1"),
+    ),
+]
+
+
+async def test_the_other_forges_requests_are_recorded_with_their_branch(harness: Any) -> None:
+    for action, given, (name, url) in FORGE_REQUESTS:
+        steps = [FETCH, {"id": "pr", "action": action, "input": given}]
+        output = {"links": [{"title": "PR", "url": f"${{{{ steps.pr.output.{name} }}}}"}]}
+        result = await harness.runner.dry_run(
+            template(steps, output), {"name": "svc"}, {}, FILES, rehearsal=Rehearsal()
+        )
+        assert "error" not in result, (action, result)
+        (recorded,) = result["recorded"]
+        assert recorded["action"] == action and recorded["branch"] == "b"
+        assert sorted(decoded(recorded["files"])) == ["README.md", "catalog-info.yaml", "run.sh"]
+        assert result["output"]["links"] == [{"title": "PR", "url": url}]

@@ -211,7 +211,12 @@ def local_remote(path: Path) -> Remote:
 
 
 async def open_remote(
-    policy: GitPolicy, url: str, *, token: str | None = None, username: str | None = None
+    policy: GitPolicy,
+    url: str,
+    *,
+    token: str | None = None,
+    username: str | None = None,
+    bearer: bool = False,
 ) -> Remote:
     """Check a network remote against the transports and the egress policy, pin
     it to the checked addresses and attach its credential (the step's ``token``,
@@ -239,7 +244,7 @@ async def open_remote(
             for spelling in dict.fromkeys((name, name.rstrip("."))):
                 config += ["-c", f"http.curloptResolve={spelling}:{port}:{pinned}"]
         if token:
-            env.update(_http_auth_env(token, username or "x-access-token"))
+            env.update(_http_auth_env(token, username or "x-access-token", bearer))
         elif credential is not None and credential.token:
             env.update(_http_auth_env(credential.token, credential.username))
     elif policy.isolated:
@@ -280,15 +285,20 @@ def _ssh_command(host: str, addresses: Sequence[str], credential: GitCredential 
     return " ".join(shlex.quote(a) for a in args)
 
 
-def _http_auth_env(token: str, username: str) -> dict[str, str]:
+def _http_auth_env(token: str, username: str, bearer: bool = False) -> dict[str, str]:
     """git's environment for HTTP authentication with ``token`` (GitHub, GitLab,
-    Gitea and Bitbucket all take a token as the password of Basic auth); in the
+    Gitea and Bitbucket all take a token as the password of Basic auth; Bitbucket
+    Server's HTTP access tokens also as a bearer token, ``bearer``); in the
     environment, never on the command line (visible in ``ps``)."""
-    basic = base64.b64encode(f"{username}:{token}".encode()).decode()
+    if bearer:
+        header = f"Authorization: Bearer {token}"
+    else:
+        basic = base64.b64encode(f"{username}:{token}".encode()).decode()
+        header = f"Authorization: Basic {basic}"
     return {
         "GIT_CONFIG_COUNT": "1",
         "GIT_CONFIG_KEY_0": "http.extraHeader",
-        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+        "GIT_CONFIG_VALUE_0": header,
     }
 
 

@@ -1,13 +1,17 @@
 """A bare git repository as the forge models keep it (the server's git side serves it
-with ``git http-backend``): its branches, default branch and files, read with git."""
+with ``git http-backend``): its branches, default branch and files, read with git; and
+the state every forge model shares (its tokens, repositories and URL)."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from support.forge.contract import Contract
 from support.forge.server import HttpError
 
 
@@ -108,3 +112,45 @@ class HostedRepo(BareRepo):
 def init_bare(path: Path, branch: str = "main") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "init", "-q", "--bare", "-b", branch, str(path)], check=True)
+
+
+class RepoHost:
+    """The part of a forge model that is the same on every forge: ``tokens`` maps a
+    token (or password) to a user name; repositories are kept by ``owner/name``."""
+
+    taken_status = 409  # how the host refuses a name already taken
+
+    def __init__(self, contract: Contract, root: Path, tokens: dict[str, str]) -> None:
+        self.contract = contract
+        self.root = root
+        self.tokens = tokens
+        self.repos: dict[str, HostedRepo] = {}
+        self.url = "http://forge.invalid"
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def bind(self, url: str) -> None:
+        self.url = url
+
+    def user_of(self, token: str) -> str | None:
+        return self.tokens.get(token)
+
+    def repo_dir(self, owner: str, repo: str) -> Path | None:
+        found = self.repos.get(f"{owner}/{repo}".lower())
+        return found.path if found else None
+
+    def new_repo(self, owner: str, name: str, settings: dict[str, Any], branch: str) -> HostedRepo:
+        """A repository with an empty bare git repository; refused when the name is
+        taken (each host words its refusal: ``taken_status``, ``taken``)."""
+        with self._lock:
+            key = f"{owner}/{name}".lower()
+            if key in self.repos:
+                raise HttpError(self.taken_status, self.taken(name))
+            path = self.root / owner / f"{name}.git"
+            init_bare(path, branch)
+            repo = HostedRepo(next(self._ids), owner, name, path, dict(settings))
+            self.repos[key] = repo
+        return repo
+
+    def taken(self, name: str) -> str:
+        return f"{name} already exists"

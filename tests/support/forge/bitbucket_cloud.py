@@ -4,22 +4,21 @@ Request and response shapes are checked against ``specs/bitbucket-cloud.yaml``."
 
 from __future__ import annotations
 
-import itertools
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
-from support.forge.bare import HostedRepo, init_bare
+from support.forge.bare import HostedRepo, RepoHost
 from support.forge.contract import contract_for
 from support.forge.server import Call, Handler, HttpError, Reply
 
 
-class BitbucketCloud:
+class BitbucketCloud(RepoHost):
     """``tokens`` maps an app password or access token to a user name; ``workspaces``
     maps a workspace to its project keys and its members."""
 
     api_prefix = "/2.0"
+    taken_status = 400
 
     def __init__(
         self,
@@ -28,24 +27,11 @@ class BitbucketCloud:
         tokens: dict[str, str],
         workspaces: dict[str, tuple[list[str], list[str]]],
     ) -> None:
-        self.contract = contract_for("bitbucketCloud")
-        self.root = root
-        self.tokens = tokens
+        super().__init__(contract_for("bitbucketCloud"), root, tokens)
         self.workspaces = workspaces
-        self.repos: dict[str, HostedRepo] = {}
-        self.url = "http://forge.invalid"
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
 
-    def bind(self, url: str) -> None:
-        self.url = url
-
-    def user_of(self, token: str) -> str | None:
-        return self.tokens.get(token)
-
-    def repo_dir(self, owner: str, repo: str) -> Path | None:
-        found = self.repos.get(f"{owner}/{repo}".lower())
-        return found.path if found else None
+    def taken(self, name: str) -> str:
+        return "Repository with this Slug and Owner already exists."
 
     def error_body(self, status: int, message: str) -> Any:
         return {"type": "error", "error": {"message": message}}
@@ -108,15 +94,7 @@ class BitbucketCloud:
         }
 
     def _create(self, workspace: str, slug: str, body: dict[str, Any]) -> HostedRepo:
-        key = f"{workspace}/{slug}".lower()
-        with self._lock:
-            if key in self.repos:
-                raise HttpError(400, "Repository with this Slug and Owner already exists.")
-            path = self.root / workspace / f"{slug}.git"
-            init_bare(path)
-            repo = HostedRepo(next(self._ids), workspace, slug, path, dict(body))
-            self.repos[key] = repo
-        return repo
+        return self.new_repo(workspace, slug, body, "main")
 
     def get_repo(self, call: Call, p: dict[str, str]) -> Reply:
         return Reply(200, self._repo_json(self.repo(p["workspace"], p["repo_slug"])))

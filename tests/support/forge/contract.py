@@ -46,6 +46,7 @@ LOCAL_SPECS = {
     "gitlab": "gitlab.yaml",
     "gitea": "gitea.yaml",
     "bitbucketCloud": "bitbucket-cloud.yaml",
+    "bitbucketServer": "bitbucket-server.yaml",
 }
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 BASE = "http://forge.test"

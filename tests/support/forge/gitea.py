@@ -4,17 +4,15 @@ Request and response shapes are checked against ``specs/gitea.yaml``."""
 
 from __future__ import annotations
 
-import itertools
-import threading
 from pathlib import Path
 from typing import Any
 
-from support.forge.bare import HostedRepo, init_bare
+from support.forge.bare import HostedRepo, RepoHost
 from support.forge.contract import contract_for
 from support.forge.server import Call, Handler, HttpError, Reply
 
 
-class Gitea:
+class Gitea(RepoHost):
     """``tokens`` maps a password or token to a user name; ``orgs`` maps an organization
     to the users that may create repositories in it."""
 
@@ -23,25 +21,12 @@ class Gitea:
     def __init__(
         self, root: Path, *, tokens: dict[str, str], users: list[str], orgs: dict[str, list[str]]
     ) -> None:
-        self.contract = contract_for("gitea")
-        self.root = root
-        self.tokens = tokens
+        super().__init__(contract_for("gitea"), root, tokens)
         self.users = users
         self.orgs = orgs
-        self.repos: dict[str, HostedRepo] = {}
-        self.url = "http://forge.invalid"
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
 
-    def bind(self, url: str) -> None:
-        self.url = url
-
-    def user_of(self, token: str) -> str | None:
-        return self.tokens.get(token)
-
-    def repo_dir(self, owner: str, repo: str) -> Path | None:
-        found = self.repos.get(f"{owner}/{repo}".lower())
-        return found.path if found else None
+    def taken(self, name: str) -> str:
+        return "The repository with the same name already exists."
 
     def error_body(self, status: int, message: str) -> Any:
         return {"message": message, "url": f"{self.url}/api/swagger"}
@@ -108,15 +93,8 @@ class Gitea:
         )
 
     def _create(self, owner: str, body: dict[str, Any]) -> Reply:
-        key = f"{owner}/{body['name']}".lower()
-        with self._lock:
-            if key in self.repos:
-                raise HttpError(409, "The repository with the same name already exists.")
-            path = self.root / owner / f"{body['name']}.git"
-            init_bare(path, body.get("default_branch", "main"))
-            settings = {k: v for k, v in body.items() if k != "name"}
-            repo = HostedRepo(next(self._ids), owner, body["name"], path, settings)
-            self.repos[key] = repo
+        settings = {k: v for k, v in body.items() if k != "name"}
+        repo = self.new_repo(owner, body["name"], settings, body.get("default_branch", "main"))
         return Reply(201, self._repo_json(repo))
 
     def create_user_repo(self, call: Call, p: dict[str, str]) -> Reply:

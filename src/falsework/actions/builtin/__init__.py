@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from falsework.actions.builtin.bitbucket_cloud import BITBUCKET_CLOUD_ACTIONS
+from falsework.actions.builtin.bitbucket_server import BITBUCKET_SERVER_ACTIONS
 from falsework.actions.builtin.catalog import CATALOG_ACTIONS, catalog_write
 from falsework.actions.builtin.debug import debug_log, debug_wait
 from falsework.actions.builtin.fetch import (
@@ -40,5 +41,6 @@ BUILTIN_ACTIONS: tuple[Action[Any], ...] = (
     *GITLAB_ACTIONS,
     *GITEA_ACTIONS,
     *BITBUCKET_CLOUD_ACTIONS,
+    *BITBUCKET_SERVER_ACTIONS,
     *CATALOG_ACTIONS,
 )

@@ -17,7 +17,15 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from falsework.actions.builtin.forgeapi import ForgeApi, credential, forge_api
+from falsework.actions.builtin.forgeapi import (
+    PUBLISH_OUTPUT,
+    PULL_REQUEST_OUTPUT,
+    ForgeApi,
+    credential,
+    forge_api,
+    record_pull_request,
+    refuse_signing,
+)
 from falsework.actions.builtin.gitpush import (
     DEFAULT_AUTHOR_EMAIL,
     Author,
@@ -96,14 +104,7 @@ async def record_publish(ctx: ActionContext[PublishInput]) -> None:
     description="Initializes a git repository of the content in the workspace, and "
     "publishes it to Bitbucket Cloud.",
     input=PublishInput,
-    output={
-        "type": "object",
-        "properties": {
-            "remoteUrl": {"type": "string", "description": "A URL to the repository"},
-            "repoContentsUrl": {"type": "string", "description": "A URL to its root"},
-            "commitHash": {"type": "string", "description": "The initial commit's hash"},
-        },
-    },
+    output=PUBLISH_OUTPUT,
     examples=[
         (
             "Publish the workspace to a new private repository of a project",
@@ -126,10 +127,7 @@ async def publish_bitbucket_cloud(
             "missing project"
         )
     host, secret = credential(integrations, "bitbucketCloud", repo, workspace, inp.token, what)
-    if inp.sign_commit:
-        raise InputError(
-            "Signing commits is enabled but no signing key is provided in the configuration"
-        )
+    refuse_signing(inp.sign_commit)
     headers, git_user = _auth(host, secret, bool(inp.token))
     async with forge_api(integrations, host, headers, what) as api:
 
@@ -183,31 +181,22 @@ class PullRequestInput(ActionInput):
     git_author_email: str | None = Field(None, description="Commit author email")
 
 
-async def record_pull_request(ctx: ActionContext[PullRequestInput]) -> None:
+async def record_pull(ctx: ActionContext[PullRequestInput]) -> None:
     inp = ctx.input
-    assert ctx.recording is not None
     repo = RepoUrl.parse(inp.repo_url)
     web = f"https://{repo.host}/{_workspace(repo, inp.repo_url)}/{repo.repo}"
-    target = inp.target_branch or "main"  # the main branch is not asked for
-    await ctx.in_thread(ctx.recording.tree, await source_folder(ctx, None))
-    ctx.recording.note(branch=inp.source_branch, base=target)
-    ctx.logger.info(f"Would open a pull request on {web} from {inp.source_branch} into {target}")
-    ctx.output("pullRequestUrl", f"{web}/pull-requests/1")
+    base = inp.target_branch or "main"
+    await record_pull_request(ctx, web, inp.source_branch, base, f"{web}/pull-requests/1")
 
 
 @action(
     settings=Integrations,
     id="publish:bitbucketCloud:pull-request",
-    recorder=record_pull_request,
+    recorder=record_pull,
     description="Creates a pull request on a Bitbucket Cloud repository, with the "
     "workspace's contents committed to its source branch when that branch is new.",
     input=PullRequestInput,
-    output={
-        "type": "object",
-        "properties": {
-            "pullRequestUrl": {"type": "string", "description": "A URL to the pull request"},
-        },
-    },
+    output=PULL_REQUEST_OUTPUT,
     examples=[
         (
             "Open a pull request with the workspace's files",

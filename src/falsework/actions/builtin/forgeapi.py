@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from falsework.actions.builtin.gitpush import source_folder
+from falsework.actions.context import ActionContext
 from falsework.actions.integrations import ForgeHost, Integrations, Kind, RepoUrl
 from falsework.errors import ActionError, InputError
 
@@ -27,6 +29,46 @@ NAMES: dict[Kind, str] = {
     "bitbucketServer": "Bitbucket Server",
     "azure": "Azure DevOps",
 }
+
+
+# The outputs every ``publish:<forge>`` action of Backstage has.
+PUBLISH_OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "remoteUrl": {"type": "string", "description": "A URL to the repository"},
+        "repoContentsUrl": {"type": "string", "description": "A URL to its root"},
+        "commitHash": {"type": "string", "description": "The initial commit's hash"},
+    },
+}
+
+
+PULL_REQUEST_OUTPUT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "pullRequestUrl": {"type": "string", "description": "A URL to the pull request"},
+    },
+}
+
+
+async def record_pull_request(
+    ctx: ActionContext[Any], where: str, branch: str, base: str, url: str
+) -> None:
+    """A Bitbucket pull request in a rehearsal: the workspace it would commit, and the
+    branches (the repository's default branch is not asked for: ``base`` stands for it)."""
+    assert ctx.recording is not None
+    await ctx.in_thread(ctx.recording.tree, await source_folder(ctx, None))
+    ctx.recording.note(branch=branch, base=base)
+    ctx.logger.info(f"Would open a pull request on {where} from {branch} into {base}")
+    ctx.output("pullRequestUrl", url)
+
+
+def refuse_signing(sign_commit: bool | None) -> None:
+    """``signCommit``: Falsework has no commit-signing key to configure (Backstage's
+    words when none is configured)."""
+    if sign_commit:
+        raise InputError(
+            "Signing commits is enabled but no signing key is provided in the configuration"
+        )
 
 
 class ApiError(ActionError):

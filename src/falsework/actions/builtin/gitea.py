@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from falsework.actions.builtin.forgeapi import ApiError, forge_api
+from falsework.actions.builtin.forgeapi import PUBLISH_OUTPUT, ApiError, forge_api, refuse_signing
 from falsework.actions.builtin.gitpush import (
     DEFAULT_AUTHOR_EMAIL,
     Author,
@@ -81,14 +81,7 @@ async def record_publish_gitea(ctx: ActionContext[PublishGiteaInput]) -> None:
     description="Initializes a git repository using the content of the workspace, and "
     "publishes it to Gitea.",
     input=PublishGiteaInput,
-    output={
-        "type": "object",
-        "properties": {
-            "remoteUrl": {"type": "string", "description": "A URL to the repository"},
-            "repoContentsUrl": {"type": "string", "description": "A URL to its root"},
-            "commitHash": {"type": "string", "description": "The initial commit's hash"},
-        },
-    },
+    output=PUBLISH_OUTPUT,
     examples=[
         (
             "Publish the workspace to a new repository of an organization",
@@ -110,10 +103,7 @@ async def publish_gitea(ctx: ActionContext[PublishGiteaInput], integrations: Int
             f"{what}: no credentials for host {repo.host} and owner {owner}: configure "
             "integrations.gitea with username, password and allowedOwners including it"
         )
-    if inp.sign_commit:
-        raise InputError(
-            "Signing commits is enabled but no signing key is provided in the configuration"
-        )
+    refuse_signing(inp.sign_commit)
     basic = base64.b64encode(f"{host.username}:{password}".encode()).decode()
     web = _web(host.api_base_url)
     async with forge_api(integrations, host, {"Authorization": f"Basic {basic}"}, what) as api:

@@ -19,7 +19,13 @@ from urllib.parse import quote
 
 from pydantic import ConfigDict, Field
 
-from falsework.actions.builtin.forgeapi import ApiError, ForgeApi, credential, forge_api
+from falsework.actions.builtin.forgeapi import (
+    ApiError,
+    ForgeApi,
+    credential,
+    forge_api,
+    refuse_signing,
+)
 from falsework.actions.builtin.gitpush import (
     DEFAULT_AUTHOR_EMAIL,
     Author,
@@ -204,10 +210,7 @@ async def publish_gitlab(
     owner = repo.owner
     what = "publish:gitlab"
     host, token = credential(integrations, "gitlab", repo, owner, inp.token, what)
-    if inp.sign_commit:
-        raise InputError(
-            "Signing commits is enabled but no signing key is provided in the configuration"
-        )
+    refuse_signing(inp.sign_commit)
     async with forge_api(integrations, host, _headers(token, bool(inp.token)), what) as api:
         try:
             namespace = await api.call("GET", f"/namespaces/{_id(owner)}")

@@ -63,12 +63,14 @@ async def push_folder(
     policy: GitPolicy,
     token: str | None,
     username: str = "x-access-token",
+    bearer: bool = False,
 ) -> str:
     """Commit ``source`` as one commit on ``branch`` and push it; the commit's id.
     The commit carries the step's key: when the push is refused because an
     interrupted earlier run of the step already pushed, that commit is the answer.
     ``username`` goes with ``token`` in git's Basic authorization (GitHub and GitLab
-    take any name, Bitbucket and Gitea the account's)."""
+    take any name, Bitbucket and Gitea the account's); ``bearer`` sends the token as a
+    bearer token instead (Bitbucket Server's HTTP access tokens)."""
     env = author.env()
     key = await ctx.step_key()
     repo = ctx.create_temp_dir() / "repo.git"
@@ -79,7 +81,7 @@ async def push_folder(
     await run_git(policy, commit_args, cwd=source, env=env)
     commit = (await run_git(policy, [*git, "rev-parse", "HEAD"], cwd=source, env=env)).strip()
     ctx.logger.info(f"Committed {commit} as {author.name} <{author.email}>")
-    target = await open_remote(policy, remote, token=token, username=username)
+    target = await open_remote(policy, remote, token=token, username=username, bearer=bearer)
     push = [*git, "push", "--porcelain", "--", target.url, f"HEAD:refs/heads/{branch}"]
     result = await git_result(policy, push, cwd=source, env=env, remote=target)
     if result.code != 0 and key.earlier:
@@ -118,6 +120,7 @@ async def push_changes(
     token: str | None,
     update: bool,
     username: str = "x-access-token",
+    bearer: bool = False,
 ) -> tuple[str | None, str]:
     """Lay ``source`` over ``base`` (the remote's default branch when None), or over
     ``branch`` itself when it exists and ``update`` is set, and push the commit to
@@ -126,7 +129,7 @@ async def push_changes(
     interrupted earlier run of the step pushed it is that run's commit, reused."""
     env = author.env()
     key = await ctx.step_key()
-    target = await open_remote(policy, remote, token=token, username=username)
+    target = await open_remote(policy, remote, token=token, username=username, bearer=bearer)
     work = ctx.create_temp_dir() / "repo"
     clone = ["clone", "--quiet", "--no-tags", "--single-branch"]
     if base:

@@ -1,0 +1,323 @@
+"""The Bitbucket Server (Data Center) actions of Backstage's
+``@backstage/plugin-scaffolder-backend-module-bitbucket-server``, with their ids, inputs,
+outputs and defaults: ``publish:bitbucketServer`` and
+``publish:bitbucketServer:pull-request``.
+
+Credentials: a step's ``token``, else the integration's (``integrations.bitbucketServer[]``:
+a ``token``, sent as a bearer token to the API and to git, or ``username`` with
+``password``, sent as Basic), used only for the projects its ``allowedOwners`` names.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import Field
+
+from falsework.actions.builtin.forgeapi import (
+    PUBLISH_OUTPUT,
+    PULL_REQUEST_OUTPUT,
+    ForgeApi,
+    credential,
+    forge_api,
+    record_pull_request,
+    refuse_signing,
+)
+from falsework.actions.builtin.gitpush import (
+    DEFAULT_AUTHOR_EMAIL,
+    Author,
+    push_changes,
+    push_folder,
+    source_folder,
+)
+from falsework.actions.context import ActionContext
+from falsework.actions.contract import Action, ActionInput, action
+from falsework.actions.integrations import ForgeHost, Integrations, RepoUrl
+from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
+from falsework.errors import InputError
+
+REPO_URL = "Accepts the format `bitbucket.example.com?project=PROJECT&repo=repo`"
+TOKEN = "The token to use for authorization to Bitbucket Server (default: the integration's)"
+
+
+class _Auth:
+    """The API's authorization header and how git authenticates, for one credential."""
+
+    def __init__(self, host: ForgeHost, secret: str, from_step: bool) -> None:
+        self.secret = secret
+        self.bearer = from_step or not host.username
+        self.username = "x-token-auth" if self.bearer else str(host.username)
+        if self.bearer:
+            self.header = f"Bearer {secret}"
+        else:
+            basic = base64.b64encode(f"{host.username}:{secret}".encode()).decode()
+            self.header = f"Basic {basic}"
+
+
+def _project(repo: RepoUrl, repo_url: str) -> str:
+    if not repo.project:
+        raise InputError(
+            f"Invalid URL provider was included in the repo URL to create {repo_url}, "
+            "missing project"
+        )
+    return repo.project
+
+
+def _repo_path(project: str, slug: str) -> str:
+    return f"/projects/{quote(project, safe='')}/repos/{quote(slug, safe='')}"
+
+
+def _web(host: ForgeHost) -> str:
+    return host.api_base_url.rstrip("/").removesuffix("/rest/api/1.0")
+
+
+class PublishInput(ActionInput):
+    repo_url: str = Field(description=REPO_URL)
+    description: str | None = Field(None, description="Repository description")
+    repo_visibility: Literal["private", "public"] = Field(
+        "private", description="Visibility of the repository"
+    )
+    default_branch: str = Field("master", description="The default branch")
+    source_path: str | None = Field(
+        None, description="Workspace folder to publish as the repository root (default: all)"
+    )
+    enable_lfs: bool = Field(
+        False, alias="enableLFS", description="Enable Git LFS for the repository"
+    )
+    token: str | None = Field(None, description=TOKEN)
+    git_commit_message: str = Field("initial commit", description="The commit message")
+    git_author_name: str | None = Field(None, description="Commit author name (Scaffolder)")
+    git_author_email: str | None = Field(None, description="Commit author email")
+    sign_commit: bool | None = Field(None, description="Sign the commit (no key configured)")
+
+
+async def record_publish(ctx: ActionContext[PublishInput]) -> None:
+    inp = ctx.input
+    assert ctx.recording is not None
+    repo = RepoUrl.parse(inp.repo_url)
+    project = _project(repo, inp.repo_url)
+    remote = f"https://{repo.host}/scm/{project}/{repo.repo}.git"
+    source = await source_folder(ctx, inp.source_path)
+    await ctx.in_thread(ctx.recording.tree, source)
+    ctx.recording.note(remote=remote, branch=inp.default_branch)
+    ctx.logger.info(f"Would create the Bitbucket Server repository {remote}")
+    ctx.output("remoteUrl", remote)
+    ctx.output("repoContentsUrl", f"https://{repo.host}{_repo_path(project, repo.repo)}/browse")
+    ctx.output("commitHash", PLACEHOLDER_COMMIT)
+
+
+@action(
+    settings=Integrations,
+    id="publish:bitbucketServer",
+    recorder=record_publish,
+    description="Initializes a git repository of the content in the workspace, and "
+    "publishes it to Bitbucket Server.",
+    input=PublishInput,
+    output=PUBLISH_OUTPUT,
+    examples=[
+        (
+            "Publish the workspace to a new repository of a project, with Git LFS",
+            "steps:\n  - id: publish\n    name: Publish\n    action: publish:bitbucketServer\n"
+            "    input:\n      repoUrl: bitbucket.example.com?project=PLAT&repo=my-service\n"
+            "      description: My service\n      defaultBranch: main\n      enableLFS: true\n",
+        )
+    ],
+)
+async def publish_bitbucket_server(
+    ctx: ActionContext[PublishInput], integrations: Integrations
+) -> None:
+    inp = ctx.input
+    what = "publish:bitbucketServer"
+    repo = RepoUrl.parse(inp.repo_url)
+    project = _project(repo, inp.repo_url)
+    host, secret = credential(integrations, "bitbucketServer", repo, project, inp.token, what)
+    refuse_signing(inp.sign_commit)
+    auth = _Auth(host, secret, bool(inp.token))
+    async with forge_api(integrations, host, {"Authorization": auth.header}, what) as api:
+
+        async def create() -> dict[str, str]:
+            body: dict[str, Any] = {
+                "name": repo.repo,
+                "defaultBranch": inp.default_branch,
+                "public": inp.repo_visibility == "public",
+            }
+            if inp.description is not None:
+                body["description"] = inp.description
+            made = await api.call("POST", f"/projects/{quote(project, safe='')}/repos", json=body)
+            clone = next(x["href"] for x in made["links"]["clone"] if x.get("name") == "http")
+            ctx.logger.info(f"Created repository {project}/{made['slug']}")
+            return {
+                "remoteUrl": str(clone),
+                "repoContentsUrl": str(made["links"]["self"][0]["href"]),
+                "slug": str(made["slug"]),
+            }
+
+        made = await ctx.checkpoint(f"create.repo.{project}.{repo.repo}", create)
+
+        async def push() -> str:
+            return await push_folder(
+                ctx,
+                source=await source_folder(ctx, inp.source_path),
+                remote=made["remoteUrl"],
+                branch=inp.default_branch,
+                message=inp.git_commit_message or "initial commit",
+                author=Author(
+                    inp.git_author_name or "Scaffolder",
+                    inp.git_author_email or DEFAULT_AUTHOR_EMAIL,
+                ),
+                policy=integrations.git,
+                token=secret,
+                username=auth.username,
+                bearer=auth.bearer,
+            )
+
+        commit = await ctx.checkpoint("push", push)
+        if inp.enable_lfs:
+            lfs = f"{_web(host)}/rest/git-lfs/admin{_repo_path(project, made['slug'])}/enabled"
+            await api.call("PUT", lfs)
+            ctx.logger.info("Enabled Git LFS")
+    ctx.output("commitHash", commit)
+    ctx.output("remoteUrl", made["remoteUrl"])
+    ctx.output("repoContentsUrl", made["repoContentsUrl"])
+
+
+# -- publish:bitbucketServer:pull-request ---------------------------------------------
+class PullRequestInput(ActionInput):
+    repo_url: str = Field(description=REPO_URL)
+    title: str = Field(description="The title for the pull request")
+    description: str | None = Field(None, description="The description of the pull request")
+    target_branch: str | None = Field(
+        None, description="Branch to merge into (default: the repository's default branch)"
+    )
+    source_branch: str = Field(description="Branch of the repository to copy changes to")
+    reviewers: list[str] | None = Field(None, description="User names of the reviewers")
+    token: str | None = Field(None, description=TOKEN)
+    git_author_name: str | None = Field(None, description="Commit author name (Scaffolder)")
+    git_author_email: str | None = Field(None, description="Commit author email")
+
+
+async def record_pull(ctx: ActionContext[PullRequestInput]) -> None:
+    inp = ctx.input
+    repo = RepoUrl.parse(inp.repo_url)
+    path = _repo_path(_project(repo, inp.repo_url), repo.repo)
+    base = inp.target_branch or "master"
+    url = f"https://{repo.host}{path}/pull-requests/1"
+    await record_pull_request(ctx, path, inp.source_branch, base, url)
+
+
+@action(
+    settings=Integrations,
+    id="publish:bitbucketServer:pull-request",
+    recorder=record_pull,
+    description="Creates a pull request on a Bitbucket Server repository, with the "
+    "workspace's contents committed to its source branch when that branch is new.",
+    input=PullRequestInput,
+    output=PULL_REQUEST_OUTPUT,
+    examples=[
+        (
+            "Open a pull request with the workspace's files and two reviewers",
+            "steps:\n  - id: pr\n    name: Pull request\n"
+            "    action: publish:bitbucketServer:pull-request\n"
+            "    input:\n      repoUrl: bitbucket.example.com?project=PLAT&repo=catalog\n"
+            "      title: Add my-service\n      sourceBranch: add-my-service\n"
+            "      reviewers: [alice, bob]\n",
+        )
+    ],
+)
+async def publish_bitbucket_server_pull_request(
+    ctx: ActionContext[PullRequestInput], integrations: Integrations
+) -> None:
+    inp = ctx.input
+    what = "publish:bitbucketServer:pull-request"
+    repo = RepoUrl.parse(inp.repo_url)
+    project = _project(repo, inp.repo_url)
+    host, secret = credential(integrations, "bitbucketServer", repo, project, inp.token, what)
+    auth = _Auth(host, secret, bool(inp.token))
+    path = _repo_path(project, repo.repo)
+    async with forge_api(integrations, host, {"Authorization": auth.header}, what) as api:
+        target = inp.target_branch
+        if not target:
+            target = (await api.call("GET", f"{path}/default-branch")).get("displayId")
+            if not target:
+                raise InputError(f"Could not fetch default branch for {project}/{repo.repo}")
+        to_ref = await _branch(api, path, str(target))
+        if to_ref is None:
+            raise InputError(f"{what}: the target branch {target!r} does not exist in {path}")
+
+        async def commit() -> dict[str, Any]:
+            found = await _branch(api, path, inp.source_branch)
+            if found is not None:
+                ctx.logger.info(f"Source branch {inp.source_branch} exists; it is used as it is")
+                return found
+            ctx.logger.info(
+                f"source branch not found -> creating branch named: {inp.source_branch} "
+                f"lastCommit: {to_ref['latestCommit']}"
+            )
+            clone = f"{_web(host)}/scm/{quote(project, safe='')}/{quote(repo.repo, safe='')}.git"
+            made, _ = await push_changes(
+                ctx,
+                source=await source_folder(ctx, None),
+                remote=clone,
+                base=str(target),
+                branch=inp.source_branch,
+                target_path=None,
+                delete=[],
+                # Backstage commits with the description as the message; git needs one
+                message=inp.description or inp.title,
+                author=Author(
+                    inp.git_author_name or "Scaffolder",
+                    inp.git_author_email or DEFAULT_AUTHOR_EMAIL,
+                ),
+                policy=integrations.git,
+                token=secret,
+                update=False,
+                username=auth.username,
+                bearer=auth.bearer,
+            )
+            if made is None:
+                body = {"name": inp.source_branch, "startPoint": to_ref["latestCommit"]}
+                return dict(await api.call("POST", f"{path}/branches", json=body))
+            branch = await _branch(api, path, inp.source_branch)
+            assert branch is not None  # it was just pushed
+            return branch
+
+        from_ref = await ctx.checkpoint(f"commit.{project}.{repo.repo}.{inp.source_branch}", commit)
+
+        async def create() -> str:
+            body: dict[str, Any] = {
+                "title": inp.title,
+                "state": "OPEN",
+                "open": True,
+                "closed": False,
+                "locked": True,
+                "toRef": to_ref,
+                "fromRef": from_ref,
+            }
+            if inp.description is not None:
+                body["description"] = inp.description
+            if inp.reviewers:
+                body["reviewers"] = [{"user": {"name": name}} for name in inp.reviewers]
+            made = await api.call("POST", f"{path}/pull-requests", json=body)
+            url = str(made["links"]["self"][0]["href"])
+            ctx.logger.info(f"Pull request #{made['id']}: {url}")
+            return url
+
+        url = await ctx.checkpoint(f"create.pr.{project}.{repo.repo}.{inp.source_branch}", create)
+    ctx.output("pullRequestUrl", url)
+
+
+async def _branch(api: ForgeApi, path: str, name: str) -> dict[str, Any] | None:
+    """The branch called ``name`` (Bitbucket's branch search matches parts of names)."""
+    query = {"boostMatches": "true", "filterText": name}
+    for item in (await api.call("GET", f"{path}/branches", params=query))["values"]:
+        if item.get("displayId") == name:
+            return dict(item)
+    return None
+
+
+BITBUCKET_SERVER_ACTIONS: tuple[Action[Any], ...] = (
+    publish_bitbucket_server,
+    publish_bitbucket_server_pull_request,
+)
