@@ -84,6 +84,8 @@ async def test_publish_bitbucket_cloud_creates_in_the_project_and_pushes(
     # the integration's user and app password, for the API and git alike
     assert forge.pushes == [("acme/svc", "robot")]
     assert {c.user for c in forge.calls} == {"robot"}
+    # the credential is in no event of the task
+    assert APP_PASSWORD not in str(run.io.events)
 
 
 async def test_publish_bitbucket_cloud_with_a_step_token_and_clear_refusals(

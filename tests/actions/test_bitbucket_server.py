@@ -84,6 +84,8 @@ async def test_publish_bitbucket_server_creates_pushes_and_enables_lfs(
     # a token: a bearer token to the API and to git
     assert forge.pushes == [("scm/PLAT/svc", "robot")]
     assert {c.user for c in forge.calls} == {"robot"}
+    # the credential is in no event of the task
+    assert TOKEN not in str(run.io.events)
 
 
 async def test_publish_bitbucket_server_with_username_and_password_and_refusals(

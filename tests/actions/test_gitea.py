@@ -86,6 +86,8 @@ async def test_publish_gitea_creates_in_an_organization_and_pushes(
         "Template Bot|bot@example.com"
     )
     assert forge.pushes == [("acme/svc", "robot")]
+    # the credential is in no event of the task
+    assert PASSWORD not in str(run.io.events)
 
 
 async def test_publish_gitea_for_the_integration_user_with_defaults(

@@ -99,6 +99,8 @@ async def test_publish_gitlab_creates_pushes_and_configures(
     assert project.variables["KUBECONFIG"]["masked"] is True
     # the integration's token went as PRIVATE-TOKEN, the calls as its user
     assert {c.user for c in forge.calls} == {"robot"}
+    # the credential is in no event of the task
+    assert TOKEN not in str(run.io.events)
 
 
 async def test_publish_gitlab_for_a_user_a_sub_folder_and_defaults(
