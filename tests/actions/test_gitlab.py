@@ -387,3 +387,37 @@ async def test_every_documented_example_runs_against_the_forge(
     example = ActionRegistry.builtin().get(action_id).examples[index]
     run = await runner.run(yaml.safe_load(example.example)["steps"])
     assert run.error is None, run.logs()
+
+
+async def test_merge_request_commit_actions_refuse_what_gitlab_would(
+    forge: ForgeServer, gl: ForgeRunner, tmp_path: Path
+) -> None:
+    """create of an existing file, update or delete of a missing one: refused before
+    anything is pushed, as GitLab's Commits API refuses them for Backstage."""
+    _catalog(forge)
+    project = model(forge).project("acme/catalog")
+    gl.write({"old.txt": "new content\n", "fresh.txt": "fresh\n"})
+    base = {"repoUrl": f"{forge.netloc}?owner=acme&repo=catalog", "title": "T"}
+    base |= {"targetPath": "services", "sourcePath": "."}
+    for action, branch, message in [
+        (
+            "create",
+            "c",
+            "none of the files created by the template already exists: services/old.txt",
+        ),
+        ("update", "u", "commitAction update of services/fresh.txt"),
+        ("delete", "d", "commitAction delete of services/fresh.txt"),
+    ]:
+        run = await gl.run(
+            [step("publish:gitlab:merge-request", branchName=branch, commitAction=action, **base)]
+        )
+        assert run.error is not None and message in str(run.error), action
+    assert set(project.branches()) == {"main"} and project.merge_requests == []
+    # update of files that all exist is a commit changing them
+    (gl.workspace / "fresh.txt").unlink()
+    run = await gl.run(
+        [step("publish:gitlab:merge-request", branchName="u2", commitAction="update", **base)]
+    )
+    assert run.error is None, run.logs()
+    checkout = clone(project.path, tmp_path / "clone", "u2")
+    assert (checkout / "services" / "old.txt").read_text() == "new content\n"

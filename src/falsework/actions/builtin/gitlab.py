@@ -13,6 +13,7 @@ one (sent as an OAuth bearer token, as Backstage does; the configured one as
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -37,6 +38,7 @@ from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
 from falsework.actions.integrations import ForgeHost, Integrations, RepoUrl
 from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
+from falsework.confine import Tree, relative, walk
 from falsework.errors import InputError
 
 REPO_URL = (
@@ -358,8 +360,9 @@ class MergeRequestInput(ActionInput):
     token: str | None = Field(None, description=TOKEN)
     commit_action: Literal["create", "delete", "update", "skip", "auto"] | None = Field(
         None,
-        description="What the commit does with the files: auto (default), create or update "
-        "write them, delete removes them, skip commits nothing",
+        description="What the commit does with the files: auto (default) writes them, "
+        "create writes files the target must not have, update files it must have, delete "
+        "removes them, skip commits nothing",
     )
     projectid: str | None = Field(
         None, description="Deprecated: give the project as `project=` in repoUrl"
@@ -545,10 +548,10 @@ async def _commit(
     if inp.commit_action != "skip":
         me = await api.call("GET", "/user")
         source = await source_folder(ctx, inp.source_path or inp.target_path)
+        files = await ctx.in_thread(_files, source)
         delete: list[str] = []
         if inp.commit_action == "delete":
-            delete = await ctx.in_thread(_files, source)
-            source = ctx.create_temp_dir()
+            delete, source = files, ctx.create_temp_dir()
         commit, _ = await push_changes(
             ctx,
             source=source,
@@ -563,6 +566,7 @@ async def _commit(
             token=token,
             update=False,
             username=GIT_USER,
+            check=_expect(inp.commit_action, files, inp.target_path, inp.branch_name),
         )
     if commit is None:
         # nothing to commit: the branch is made from the target, as GitLab's API does
@@ -577,18 +581,43 @@ async def _commit(
     return commit
 
 
+def _expect(
+    mode: str | None, files: list[str], target_path: str | None, branch: str
+) -> Callable[[Path], None]:
+    """What GitLab's Commits API would refuse, refused before committing: ``create``
+    of a file that exists in the target, ``update`` or ``delete`` of one that does not
+    (``auto`` decides per file, as Backstage does)."""
+    base = relative(target_path or "", "the repository")
+
+    def check(work: Path) -> None:
+        if mode not in ("create", "update", "delete"):
+            return
+        with Tree(work, where="the repository") as tree:
+            for rel in files:
+                path = f"{base}/{rel}" if base else rel
+                exists = tree.lstat(path) is not None
+                if mode == "create" and exists:
+                    raise InputError(
+                        f"Committing the changes to {branch} failed. Please check that none of "
+                        f"the files created by the template already exists: {path} does"
+                    )
+                if mode != "create" and not exists:
+                    raise InputError(
+                        f"Committing the changes to {branch} failed: commitAction {mode} of "
+                        f"{path}, which the target branch does not have"
+                    )
+
+    return check
+
+
 async def _clone_url(api: ForgeApi, pid: str) -> str:
     return str((await api.call("GET", f"/projects/{pid}"))["http_url_to_repo"])
 
 
 def _files(folder: Path) -> list[str]:
-    """The files under ``folder``, relative, ``.git`` left out (commitAction delete)."""
-    out = []
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder).as_posix()
-        if ".git" not in rel.split("/") and (path.is_file() or path.is_symlink()):
-            out.append(rel)
-    return out
+    """The files (and links) under ``folder``, relative, ``.git`` left out."""
+    found = walk(folder, skip={".git"}, where="the published folder")
+    return [entry.path for entry in found if entry.kind != "dir"]
 
 
 async def _approvers(

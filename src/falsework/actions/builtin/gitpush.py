@@ -11,6 +11,7 @@ pushes the result to another branch (the commit behind a pull request).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,12 +122,15 @@ async def push_changes(
     update: bool,
     username: str = "x-access-token",
     bearer: bool = False,
+    check: Callable[[Path], None] | None = None,
 ) -> tuple[str | None, str]:
     """Lay ``source`` over ``base`` (the remote's default branch when None), or over
     ``branch`` itself when it exists and ``update`` is set, and push the commit to
     ``branch``. Returns ``(commit or None when nothing changed, the base branch)``.
     The commit carries the step's key; a ``branch`` that exists because an
-    interrupted earlier run of the step pushed it is that run's commit, reused."""
+    interrupted earlier run of the step pushed it is that run's commit, reused.
+    ``check`` sees the checkout before anything is laid over it (in a thread), and may
+    refuse it."""
     env = author.env()
     key = await ctx.step_key()
     target = await open_remote(policy, remote, token=token, username=username, bearer=bearer)
@@ -158,6 +162,8 @@ async def push_changes(
         )
     else:
         await run_git(policy, [*git, "checkout", "--quiet", "-b", branch])
+    if check is not None:
+        await ctx.in_thread(check, work)
     await ctx.in_thread(_overlay, source, work, target_path or "", delete)
     await run_git(policy, [*git, "add", "-A"])
     if (await git_result(policy, [*git, "diff", "--cached", "--quiet"])).code == 0:
