@@ -243,11 +243,24 @@ class BitbucketServerIntegration(_ScopedSecret):
 
 
 class AzureCredential(_Ported):
+    """A personal access token is used by publish:azure for its ``organizations`` (as
+    ``allowedOwners`` elsewhere: required with a token; ``['*']`` for all). A service
+    principal or managed identity (``clientId``…) is read and not used."""
+
     organizations: list[str] = Field(default_factory=list)
     personal_access_token: SecretStr | None = None
     client_id: str | None = None
     client_secret: SecretStr | None = None
     tenant_id: str | None = None
+
+    @model_validator(mode="after")
+    def _scoped_token(self) -> AzureCredential:
+        if self.personal_access_token is not None and not self.organizations:
+            raise ValueError(
+                "integrations.azure credential: say which organizations the "
+                "personalAccessToken is for: organizations (e.g. [acme]; ['*'] for all)"
+            )
+        return self
 
 
 class AzureIntegration(_Ported):
@@ -726,6 +739,14 @@ class Settings(BaseSettings):
             hosts.append(
                 ForgeHost("bitbucketServer", bs.host, api, token or password, user, (), owners)
             )
+        for az in section.azure:
+            for cred in az.credentials:
+                where = f"integrations.azure host {az.host}"
+                pat = read_secret(cred.personal_access_token, None, None, where)
+                if pat:
+                    owners = tuple(cred.organizations)
+                    api = f"https://{az.host}"
+                    hosts.append(ForgeHost("azure", az.host, api, pat, None, (), owners))
         backstage = None
         if self.backstage is not None:
             token = self.backstage.secret("backstage")

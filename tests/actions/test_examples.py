@@ -25,6 +25,7 @@ FORGE_FAMILIES = (
     "publish:gitlab",
     "publish:gitea",
     "publish:bitbucket",
+    "publish:azure",
     "catalog:register",
     "catalog:fetch",
     "http:backstage:",

@@ -19,6 +19,7 @@ from support.forge.gitlab import GitLab
 from support.forge.harness import step
 
 CASES: list[tuple[str, str, str, dict[str, Any]]] = [
+    ("azure", "", "publish:azure", {"repoUrl": "?organization=acme&project=p&repo=x"}),
     ("gitlab", "/api/v4", "publish:gitlab", {"repoUrl": "?owner=acme&repo=x"}),
     (
         "gitlab",

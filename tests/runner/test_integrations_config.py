@@ -154,3 +154,27 @@ def test_a_scoped_token_is_used_only_for_its_owners(
     assert host.token_for("other") is None and host.token_for(None) is None
     everyone = ForgeHost("github", "github.com", "https://api.github.com", "t", owners=("*",))
     assert everyone.token_for("other") == "t"
+
+
+def test_an_azure_token_is_scoped_by_its_organizations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = "integrations:\n  azure:\n    - host: dev.azure.com\n      credentials:\n"
+    with pytest.raises(ValidationError, match="organizations"):
+        load(tmp_path, entry + "        - personalAccessToken: p\n", monkeypatch)
+    monkeypatch.setenv("AZURE_PAT", "from-env")
+    settings = load(
+        tmp_path,
+        entry
+        + "        - personalAccessToken: ${AZURE_PAT}\n          organizations: [acme]\n"
+        # a service principal is read and not used
+        + "        - clientId: c\n          clientSecret: s\n          tenantId: t\n",
+        monkeypatch,
+    )
+    (host,) = integrations_from_settings(settings).hosts
+    assert (host.kind, host.api_base_url, host.token) == (
+        "azure",
+        "https://dev.azure.com",
+        "from-env",
+    )
+    assert host.token_for("acme") == "from-env" and host.token_for("other") is None

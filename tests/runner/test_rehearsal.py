@@ -206,25 +206,36 @@ async def test_the_same_seed_gives_the_same_task_id_and_user(harness: Any) -> No
     assert any("Would wait 600 seconds" in e["body"]["message"] for e in first["log"])
 
 
+# (action, input, its remoteUrl output, the remote it records it would push to)
 FORGE_PUBLISHES = [
+    (
+        "publish:azure",
+        {"repoUrl": "dev.azure.com?organization=acme&project=platform&repo=svc"},
+        "https://dev.azure.com/acme/platform/_git/svc",
+        "https://dev.azure.com/acme/platform/_git/svc",
+    ),
     (
         "publish:gitlab",
         {"repoUrl": "gitlab.example.com?owner=acme/platform&repo=svc", "defaultBranch": "main"},
         "https://gitlab.example.com/acme/platform/svc",
+        "https://gitlab.example.com/acme/platform/svc.git",
     ),
     (
         "publish:gitea",
         {"repoUrl": "gitea.example.com?owner=acme&repo=svc"},
+        "https://gitea.example.com/acme/svc.git",
         "https://gitea.example.com/acme/svc.git",
     ),
     (
         "publish:bitbucketCloud",
         {"repoUrl": "bitbucket.org?workspace=acme&project=PLAT&repo=svc"},
         "https://bitbucket.org/acme/svc.git",
+        "https://bitbucket.org/acme/svc.git",
     ),
     (
         "publish:bitbucketServer",
         {"repoUrl": "bitbucket.example.com?project=PLAT&repo=svc"},
+        "https://bitbucket.example.com/scm/PLAT/svc.git",
         "https://bitbucket.example.com/scm/PLAT/svc.git",
     ),
 ]
@@ -232,7 +243,7 @@ FORGE_PUBLISHES = [
 
 async def test_the_other_forges_publishes_are_recorded_with_their_tree(harness: Any) -> None:
     """No integration is configured: a rehearsal asks no forge anything."""
-    for action, given, remote in FORGE_PUBLISHES:
+    for action, given, remote, pushed in FORGE_PUBLISHES:
         steps = [FETCH, {"id": "publish", "action": action, "input": given}]
         output = {"links": [{"title": "Repo", "url": "${{ steps.publish.output.remoteUrl }}"}]}
         result = await harness.runner.dry_run(
@@ -240,9 +251,7 @@ async def test_the_other_forges_publishes_are_recorded_with_their_tree(harness: 
         )
         assert "error" not in result, (action, result)
         (publish,) = result["recorded"]
-        assert publish["action"] == action
-        # the remote it would push to (GitLab's remoteUrl output is the project's page)
-        assert publish["remote"] == (remote if remote.endswith(".git") else f"{remote}.git")
+        assert publish["action"] == action and publish["remote"] == pushed
         assert sorted(decoded(publish["files"])) == ["README.md", "catalog-info.yaml", "run.sh"]
         assert result["output"]["links"] == [{"title": "Repo", "url": remote}]
 

@@ -47,6 +47,7 @@ LOCAL_SPECS = {
     "gitea": "gitea.yaml",
     "bitbucketCloud": "bitbucket-cloud.yaml",
     "bitbucketServer": "bitbucket-server.yaml",
+    "azure": "azure.yaml",
 }
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 BASE = "http://forge.test"

@@ -117,6 +117,17 @@ class ForgeServer:
             found, self.violations = self.violations, []
         return found
 
+    def git_route(self, path: str) -> tuple[str, str, str] | None:
+        """``(owner, repo, rest)`` of a git request (``/owner/repo.git/info/refs``, or the
+        host's own form: Azure's ``/org/project/_git/repo/info/refs``), None for REST."""
+        prefix = self.host.api_prefix
+        if prefix and path.startswith(prefix + "/"):
+            return None
+        route: Callable[[str], tuple[str, str, str] | None] = getattr(
+            self.host, "git_route", _git_path
+        )
+        return route(path)
+
     def calls_to(self, operation: str) -> list[Call]:
         return [c for c in self.calls if c.operation == operation]
 
@@ -205,7 +216,7 @@ class ForgeServer:
         self, method: str, target: str, headers: Any, body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
         path, _, query = target.partition("?")
-        owner, repo, rest = _git_path(unquote(path))
+        owner, repo, rest = self.git_route(unquote(path)) or ("", "", "")
         user = self._user(headers)
         if user is None:
             return 401, {"WWW-Authenticate": 'Basic realm="forge"'}, b""
@@ -245,8 +256,10 @@ class ForgeServer:
         return status, reply_headers, payload
 
 
-def _git_path(path: str) -> tuple[str, str, str]:
+def _git_path(path: str) -> tuple[str, str, str] | None:
     """``/owner/repo.git/info/refs`` → ``(owner, repo, /info/refs)``."""
+    if ".git/" not in path:
+        return None
     head, _, rest = path.partition(".git/")
     owner, _, repo = head.strip("/").partition("/")
     return owner, repo, "/" + rest
@@ -259,8 +272,8 @@ def _make_handler(server: ForgeServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            path = self.path.split("?", 1)[0]
-            if ".git/" in path and not path.startswith(server.host.api_prefix + "/"):
+            path = unquote(self.path.split("?", 1)[0])
+            if server.git_route(path) is not None:
                 status, headers, data = server.git(self.command, self.path, self.headers, body)
             else:
                 status, headers, data = server.api(self.command, self.path, self.headers, body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from falsework.actions.builtin.azure import AZURE_ACTIONS
 from falsework.actions.builtin.bitbucket_cloud import BITBUCKET_CLOUD_ACTIONS
 from falsework.actions.builtin.bitbucket_server import BITBUCKET_SERVER_ACTIONS
 from falsework.actions.builtin.catalog import CATALOG_ACTIONS, catalog_write
@@ -42,5 +43,6 @@ BUILTIN_ACTIONS: tuple[Action[Any], ...] = (
     *GITEA_ACTIONS,
     *BITBUCKET_CLOUD_ACTIONS,
     *BITBUCKET_SERVER_ACTIONS,
+    *AZURE_ACTIONS,
     *CATALOG_ACTIONS,
 )
