@@ -19,7 +19,6 @@ from pydantic import Field
 
 from falsework.actions.builtin.forgeapi import PUBLISH_OUTPUT, forge_api, refuse_signing
 from falsework.actions.builtin.gitpush import (
-    DEFAULT_AUTHOR_EMAIL,
     Author,
     push_folder,
     source_folder,
@@ -160,10 +159,7 @@ async def publish_azure(ctx: ActionContext[PublishAzureInput], integrations: Int
                 remote=made["remoteUrl"],
                 branch=inp.default_branch,
                 message=inp.git_commit_message or "initial commit",
-                author=Author(
-                    inp.git_author_name or "Scaffolder",
-                    inp.git_author_email or DEFAULT_AUTHOR_EMAIL,
-                ),
+                author=Author.given(inp.git_author_name, inp.git_author_email),
                 policy=integrations.git,
                 token=pat,
                 username="notempty",  # Azure takes a PAT with any non-empty user name

@@ -27,7 +27,6 @@ from falsework.actions.builtin.forgeapi import (
     refuse_signing,
 )
 from falsework.actions.builtin.gitpush import (
-    DEFAULT_AUTHOR_EMAIL,
     Author,
     push_changes,
     push_folder,
@@ -155,7 +154,7 @@ async def publish_bitbucket_cloud(
                 remote=made["remoteUrl"],
                 branch=inp.default_branch,
                 message=inp.git_commit_message or "initial commit",
-                author=Author("Scaffolder", DEFAULT_AUTHOR_EMAIL),
+                author=Author.given(None, None),
                 policy=integrations.git,
                 token=secret,
                 username=git_user,
@@ -275,9 +274,7 @@ async def _commit(
         delete=[],
         # Backstage commits with the description as the message; git needs one
         message=inp.description or inp.title,
-        author=Author(
-            inp.git_author_name or "Scaffolder", inp.git_author_email or DEFAULT_AUTHOR_EMAIL
-        ),
+        author=Author.given(inp.git_author_name, inp.git_author_email),
         policy=integrations.git,
         token=secret,
         update=False,

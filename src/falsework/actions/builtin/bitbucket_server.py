@@ -26,7 +26,6 @@ from falsework.actions.builtin.forgeapi import (
     refuse_signing,
 )
 from falsework.actions.builtin.gitpush import (
-    DEFAULT_AUTHOR_EMAIL,
     Author,
     push_changes,
     push_folder,
@@ -163,10 +162,7 @@ async def publish_bitbucket_server(
                 remote=made["remoteUrl"],
                 branch=inp.default_branch,
                 message=inp.git_commit_message or "initial commit",
-                author=Author(
-                    inp.git_author_name or "Scaffolder",
-                    inp.git_author_email or DEFAULT_AUTHOR_EMAIL,
-                ),
+                author=Author.given(inp.git_author_name, inp.git_author_email),
                 policy=integrations.git,
                 token=secret,
                 username=auth.username,
@@ -266,10 +262,7 @@ async def publish_bitbucket_server_pull_request(
                 delete=[],
                 # Backstage commits with the description as the message; git needs one
                 message=inp.description or inp.title,
-                author=Author(
-                    inp.git_author_name or "Scaffolder",
-                    inp.git_author_email or DEFAULT_AUTHOR_EMAIL,
-                ),
+                author=Author.given(inp.git_author_name, inp.git_author_email),
                 policy=integrations.git,
                 token=secret,
                 update=False,

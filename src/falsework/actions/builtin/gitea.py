@@ -20,7 +20,6 @@ from pydantic import Field
 
 from falsework.actions.builtin.forgeapi import PUBLISH_OUTPUT, ApiError, forge_api, refuse_signing
 from falsework.actions.builtin.gitpush import (
-    DEFAULT_AUTHOR_EMAIL,
     Author,
     push_folder,
     source_folder,
@@ -139,10 +138,7 @@ async def publish_gitea(ctx: ActionContext[PublishGiteaInput], integrations: Int
                 remote=clone,
                 branch=inp.default_branch,
                 message=_message(inp.git_commit_message or "initial commit"),
-                author=Author(
-                    inp.git_author_name or "Scaffolder",
-                    inp.git_author_email or DEFAULT_AUTHOR_EMAIL,
-                ),
+                author=Author.given(inp.git_author_name, inp.git_author_email),
                 policy=integrations.git,
                 token=password,
                 username=host.username or "",

@@ -28,7 +28,6 @@ from falsework.actions.builtin.forgeapi import (
     refuse_signing,
 )
 from falsework.actions.builtin.gitpush import (
-    DEFAULT_AUTHOR_EMAIL,
     Author,
     push_changes,
     push_folder,
@@ -138,10 +137,6 @@ class PublishGitlabInput(ActionInput):
     project_variables: list[ProjectVariable] | None = Field(
         None, description="CI/CD variables of the project"
     )
-
-
-def _author(name: str | None, email: str | None) -> Author:
-    return Author(name or "Scaffolder", email or DEFAULT_AUTHOR_EMAIL)
 
 
 async def record_publish_gitlab(ctx: ActionContext[PublishGitlabInput]) -> None:
@@ -266,7 +261,7 @@ async def publish_gitlab(
                     remote=str(made["clone"]),
                     branch=inp.default_branch,
                     message=inp.git_commit_message or "initial commit",
-                    author=_author(inp.git_author_name, inp.git_author_email),
+                    author=Author.given(inp.git_author_name, inp.git_author_email),
                     policy=integrations.git,
                     token=token,
                     username=GIT_USER,
@@ -561,7 +556,7 @@ async def _commit(
             target_path=inp.target_path,
             delete=delete,
             message=inp.title,
-            author=_author(me.get("name"), me.get("email") or me.get("public_email")),
+            author=Author.given(me.get("name"), me.get("email") or me.get("public_email")),
             policy=integrations.git,
             token=token,
             update=False,

@@ -38,6 +38,12 @@ class Author:
     name: str
     email: str
 
+    @classmethod
+    def given(cls, name: str | None, email: str | None) -> Author:
+        """The author a step's gitAuthorName/gitAuthorEmail name, Backstage's default
+        (Scaffolder) for what they leave out."""
+        return cls(name or "Scaffolder", email or DEFAULT_AUTHOR_EMAIL)
+
     def env(self) -> dict[str, str]:
         return {
             "GIT_AUTHOR_NAME": self.name,
