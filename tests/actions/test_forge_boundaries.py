@@ -20,6 +20,17 @@ from support.forge.harness import step
 
 CASES: list[tuple[str, str, str, dict[str, Any]]] = [
     ("azure", "", "publish:azure", {"repoUrl": "?organization=acme&project=p&repo=x"}),
+    (
+        "azure",
+        "",
+        "publish:azure:pull-request",
+        {
+            "repoUrl": "?organization=acme&project=p&repo=x",
+            "sourceBranchName": "b",
+            "title": "t",
+            "description": "d",
+        },
+    ),
     ("gitlab", "/api/v4", "publish:gitlab", {"repoUrl": "?owner=acme&repo=x"}),
     (
         "gitlab",

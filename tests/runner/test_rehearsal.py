@@ -258,6 +258,16 @@ async def test_the_other_forges_publishes_are_recorded_with_their_tree(harness: 
 
 FORGE_REQUESTS = [
     (
+        "publish:azure:pull-request",
+        {
+            "repoUrl": "dev.azure.com?organization=acme&project=p&repo=cat",
+            "sourceBranchName": "b",
+            "title": "T",
+            "description": "D",
+        },
+        ("remoteUrl", "https://dev.azure.com/acme/p/_git/cat/pullrequest/1"),
+    ),
+    (
         "publish:gitlab:merge-request",
         {"repoUrl": "gitlab.example.com?owner=acme&repo=cat", "branchName": "b", "title": "T"},
         ("mergeRequestUrl", "https://gitlab.example.com/acme/cat/-/merge_requests/1"),

@@ -1,5 +1,7 @@
-"""``publish:azure`` of Backstage's ``@backstage/plugin-scaffolder-backend-module-azure``,
-with its id, inputs, outputs and defaults.
+"""``publish:azure`` and ``publish:azure:pull-request`` of Backstage's
+``@backstage/plugin-scaffolder-backend-module-azure``, with their ids, inputs, outputs
+and defaults. The pull request's commit is made by git and pushed to its source branch
+(Backstage sends it through Azure's Pushes API: the same commit lands).
 
 Credentials: a step's ``token`` (a personal access token), else a personal access token
 of ``integrations.azure[].credentials[]`` whose ``organizations`` name the repository's
@@ -12,6 +14,7 @@ never used.
 from __future__ import annotations
 
 import base64
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +23,7 @@ from pydantic import Field
 from falsework.actions.builtin.forgeapi import PUBLISH_OUTPUT, forge_api, refuse_signing
 from falsework.actions.builtin.gitpush import (
     Author,
+    push_changes,
     push_folder,
     source_folder,
 )
@@ -27,6 +31,7 @@ from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
 from falsework.actions.integrations import ForgeHost, Integrations, RepoUrl
 from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
+from falsework.confine import walk
 from falsework.errors import InputError
 
 API_VERSION = "7.1"
@@ -172,4 +177,177 @@ async def publish_azure(ctx: ActionContext[PublishAzureInput], integrations: Int
     ctx.output("repositoryId", made["repositoryId"])
 
 
-AZURE_ACTIONS: tuple[Action[Any], ...] = (publish_azure,)
+# -- publish:azure:pull-request -------------------------------------------------------
+class PullRequestInput(ActionInput):
+    repo_url: str = Field(
+        description="The repository URL, e.g., "
+        "dev.azure.com?organization=org&project=project&repo=repo"
+    )
+    source_branch_name: str = Field(description="The name of the source branch.")
+    files_to_delete: list[str] | None = Field(None, description="List of files to delete.")
+    target_branch_name: str | None = Field(
+        None, description="The name of the target branch (default: the default branch)."
+    )
+    title: str = Field(description="The title of the pull request.")
+    description: str = Field(description="The description of the pull request.")
+    draft: bool | None = Field(None, description="Create the pull request as a draft.")
+    source_path: str | None = Field(
+        None, description="Subdirectory of working directory to copy changes from."
+    )
+    target_path: str | None = Field(
+        None, description="Subdirectory of repository to apply changes to."
+    )
+    token: str | None = Field(None, description="The personal access token for Azure DevOps.")
+    reviewers: list[str] | None = Field(None, description="Reviewers (unique names).")
+    assignees: list[str] | None = Field(
+        None, description="Assignees (Azure has none: added as reviewers, as Backstage does)."
+    )
+    team_reviewers: list[str] | None = Field(None, description="Team reviewers.")
+    commit_message: str | None = Field(None, description="The commit message.")
+    update: bool | None = Field(None, description="Update the pull request if it exists.")
+    git_author_name: str | None = Field(None, description="Commit author name (Scaffolder)")
+    git_author_email: str | None = Field(None, description="Commit author email")
+    create_when_empty: bool = Field(
+        True, description="Create the pull request when there are no changes."
+    )
+
+
+def _reviewers(inp: PullRequestInput) -> list[dict[str, Any]]:
+    people = [*(inp.reviewers or []), *(inp.assignees or [])]
+    teams = [{"uniqueName": t, "isContainer": True} for t in inp.team_reviewers or []]
+    return [*({"uniqueName": p} for p in people), *teams]
+
+
+async def record_azure_pull_request(ctx: ActionContext[PullRequestInput]) -> None:
+    inp = ctx.input
+    assert ctx.recording is not None
+    repo = RepoUrl.parse(inp.repo_url)
+    organization, project = _where(repo, inp.repo_url)
+    web = f"https://{repo.host}/{organization}/{project}/_git/{repo.repo}"
+    base = inp.target_branch_name or "master"  # the default branch is not asked for
+    source = await source_folder(ctx, inp.source_path)
+    await ctx.in_thread(ctx.recording.tree, source)
+    ctx.recording.note(branch=inp.source_branch_name, base=base, targetPath=inp.target_path or "")
+    ctx.logger.info(f"Would open a pull request on {web} from {inp.source_branch_name}")
+    ctx.output("targetBranchName", base)
+    ctx.output("remoteUrl", f"{web}/pullrequest/1")
+    ctx.output("pullRequestId", 1)
+
+
+@action(
+    settings=Integrations,
+    id="publish:azure:pull-request",
+    recorder=record_azure_pull_request,
+    description="Creates a pull request in Azure DevOps.",
+    input=PullRequestInput,
+    dry_run=True,
+    output={
+        "type": "object",
+        "properties": {
+            "targetBranchName": {"type": "string", "description": "The target branch name"},
+            "remoteUrl": {"type": "string", "description": "The URL of the pull request"},
+            "pullRequestId": {"type": "number", "description": "The ID of the pull request"},
+        },
+    },
+    examples=[
+        (
+            "Open a pull request with the workspace's files under services/",
+            "steps:\n  - id: pr\n    name: Pull request\n    action: publish:azure:pull-request\n"
+            "    input:\n      repoUrl: dev.azure.com?organization=acme&project=platform"
+            "&repo=catalog\n      sourceBranchName: add-my-service\n"
+            "      title: Add my-service\n      description: Registers my-service\n"
+            "      targetPath: services\n",
+        )
+    ],
+)
+async def publish_azure_pull_request(
+    ctx: ActionContext[PullRequestInput], integrations: Integrations
+) -> None:
+    inp = ctx.input
+    what = "publish:azure:pull-request"
+    repo = RepoUrl.parse(inp.repo_url)
+    organization, project = _where(repo, inp.repo_url)
+    source = await source_folder(ctx, inp.source_path)
+    if ctx.is_dry_run:
+        ctx.logger.info(f"Dry run: Creating Azure DevOps pull request for {inp.repo_url}")
+        web = f"https://{repo.host}/{organization}/{project}/_git/{repo.repo}"
+        ctx.output("remoteUrl", f"{web}/pullrequest/123")
+        ctx.output("pullRequestId", 123)
+        ctx.output("targetBranchName", inp.target_branch_name or "master")
+        return
+    host, pat = _credential(integrations, repo, organization, inp.token)
+    basic = base64.b64encode(f":{pat}".encode()).decode()
+    path = f"/{quote(organization, safe='')}/{quote(project, safe='')}/_apis/git/repositories"
+    version = {"api-version": API_VERSION}
+    async with forge_api(integrations, host, {"Authorization": f"Basic {basic}"}, what) as api:
+        found = await api.call("GET", f"{path}/{quote(repo.repo, safe='')}", params=version)
+        pulls = f"{path}/{found['id']}/pullrequests"
+        target = inp.target_branch_name or str(found.get("defaultBranch") or "")
+        target = target.removeprefix("refs/heads/")
+        if not target:
+            raise InputError(f"{what}: {repo.repo} has no default branch; give targetBranchName")
+
+        async def commit() -> str | None:
+            made, _ = await push_changes(
+                ctx,
+                source=source,
+                remote=str(found["remoteUrl"]),
+                base=target,
+                branch=inp.source_branch_name,
+                target_path=inp.target_path,
+                delete=list(inp.files_to_delete or []),
+                message=inp.commit_message or _message(source),
+                author=Author.given(inp.git_author_name, inp.git_author_email),
+                policy=integrations.git,
+                token=pat,
+                update=True,  # an existing source branch gets the commit on top, as Backstage
+                username="notempty",
+                branch_when_unchanged=inp.create_when_empty,
+            )
+            return made
+
+        made = await ctx.checkpoint(f"create-push-{repo.repo}-{inp.source_branch_name}", commit)
+        if made is None and not inp.create_when_empty:
+            ctx.logger.info("No changes to commit, skipping pull request creation.")
+            return
+        refs = {
+            "searchCriteria.sourceRefName": f"refs/heads/{inp.source_branch_name}",
+            "searchCriteria.targetRefName": f"refs/heads/{target}",
+            "searchCriteria.status": "active",
+        }
+        existing = (await api.call("GET", pulls, params={**version, **refs}))["value"]
+
+        async def open_pull() -> int:
+            if existing:
+                number = int(existing[0]["pullRequestId"])
+                if inp.update:
+                    ctx.logger.info(f"Updating existing pull request {number}")
+                    changed = {"title": inp.title, "description": inp.description}
+                    await api.call("PATCH", f"{pulls}/{number}", params=version, json=changed)
+                else:
+                    ctx.logger.info(f"Pull request already exists: PR-{number}")
+                return number
+            body: dict[str, Any] = {
+                "sourceRefName": refs["searchCriteria.sourceRefName"],
+                "targetRefName": refs["searchCriteria.targetRefName"],
+                "title": inp.title,
+                "description": inp.description,
+                "isDraft": bool(inp.draft),
+                "reviewers": _reviewers(inp),
+            }
+            created = await api.call("POST", pulls, params=version, json=body)
+            ctx.logger.info(f"Created pull request PR-{created['pullRequestId']}")
+            return int(created["pullRequestId"])
+
+        number = await ctx.checkpoint(f"create-pr-{repo.repo}-{inp.source_branch_name}", open_pull)
+    ctx.output("remoteUrl", f"{found['webUrl']}/pullrequest/{number}")
+    ctx.output("pullRequestId", number)
+    ctx.output("targetBranchName", target)
+
+
+def _message(source: Path) -> str:
+    names = [PurePosixPath(e.path).name for e in walk(source, skip={".git"}) if e.kind != "dir"]
+    return f"Automated commit from the scaffolder. Added files: {', '.join(names)}"
+
+
+AZURE_ACTIONS: tuple[Action[Any], ...] = (publish_azure, publish_azure_pull_request)

@@ -129,6 +129,7 @@ async def push_changes(
     username: str = "x-access-token",
     bearer: bool = False,
     check: Callable[[Path], None] | None = None,
+    branch_when_unchanged: bool = False,
 ) -> tuple[str | None, str]:
     """Lay ``source`` over ``base`` (the remote's default branch when None), or over
     ``branch`` itself when it exists and ``update`` is set, and push the commit to
@@ -136,7 +137,8 @@ async def push_changes(
     The commit carries the step's key; a ``branch`` that exists because an
     interrupted earlier run of the step pushed it is that run's commit, reused.
     ``check`` sees the checkout before anything is laid over it (in a thread), and may
-    refuse it."""
+    refuse it. ``branch_when_unchanged``: a new ``branch`` is pushed even when nothing
+    changed (at the base's commit), so a request can be opened from it."""
     env = author.env()
     key = await ctx.step_key()
     target = await open_remote(policy, remote, token=token, username=username, bearer=bearer)
@@ -172,11 +174,16 @@ async def push_changes(
         await ctx.in_thread(check, work)
     await ctx.in_thread(_overlay, source, work, target_path or "", delete)
     await run_git(policy, [*git, "add", "-A"])
+    commit: str | None = None
     if (await git_result(policy, [*git, "diff", "--cached", "--quiet"])).code == 0:
         ctx.logger.info(f"No changes to commit onto {branch}")
-        return None, base
-    await run_git(policy, [*git, "commit", "-q", "-m", keyed_message(message, key.value)], env=env)
-    commit = (await run_git(policy, [*git, "rev-parse", "HEAD"])).strip()
+        if exists or not branch_when_unchanged:
+            return None, base
+    else:
+        await run_git(
+            policy, [*git, "commit", "-q", "-m", keyed_message(message, key.value)], env=env
+        )
+        commit = (await run_git(policy, [*git, "rev-parse", "HEAD"])).strip()
     push = [*git, "push", "--porcelain", "--", target.url, f"HEAD:refs/heads/{branch}"]
     result = await git_result(policy, push, env=env, remote=target)
     if result.code != 0:
@@ -184,7 +191,7 @@ async def push_changes(
         if rejected is not None:
             raise ActionError(rejected)
         raise failure(push, result, target)
-    ctx.logger.info(f"Pushed {commit} to branch {branch} of {target.shown}")
+    ctx.logger.info(f"Pushed {commit or base} to branch {branch} of {target.shown}")
     return commit, base
 
 
