@@ -1,5 +1,5 @@
-"""Loopback git forges checked against their hosts' official OpenAPI descriptions
-(see server.py and contract.py)."""
+"""Loopback git forges checked against their hosts' OpenAPI descriptions (see
+server.py and contract.py)."""
 
 from support.forge.contract import Contract
 from support.forge.github import GitHub, github_contract, seed

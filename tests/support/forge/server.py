@@ -1,11 +1,14 @@
 """A loopback git forge for the tests: real git repositories, a REST API checked
-against the host's official OpenAPI description.
+against the host's OpenAPI description (GitHub's official one from npm; for GitLab,
+Gitea, Bitbucket Cloud and Server and Azure DevOps, whose descriptions no registry
+ships, one written here from the host's REST reference: contract.py, specs/).
 
 One ``ForgeServer`` serves, on one loopback port:
 
-- git's smart HTTP (``/<owner>/<repo>.git/...``) by git's own CGI program,
-  ``git http-backend``, over bare repositories the server keeps, with HTTP Basic
-  authentication (the password is a token, as on every forge);
+- git's smart HTTP (``/<owner>/<repo>.git/...``, or the host's own ``git_route``:
+  Azure's ``/org/project/_git/repo``) by git's own CGI program, ``git http-backend``,
+  over bare repositories the server keeps, with HTTP Basic authentication (the
+  password is a token, as on every forge) or a bearer token;
 - the REST API under ``api_prefix``: each request is matched to an operation of the
   spec, validated (parameters, body), handed to the host's handler for that
   ``operationId``, and the handler's answer is validated as a response of that
@@ -14,7 +17,8 @@ One ``ForgeServer`` serves, on one loopback port:
   model does not implement, or a path that is no operation of the spec. The test
   fixtures fail a test whose run left any violation.
 
-The host model (``ForgeHost``: GitHub, ...) keeps the state (repositories, pull
+The host model (``ForgeHost``: GitHub, GitLab, Gitea, BitbucketCloud,
+BitbucketServer, AzureDevOps) keeps the state (repositories, pull
 requests, protections, ...) and implements the operations the actions call.
 """
 
