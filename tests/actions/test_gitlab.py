@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from falsework.actions import ActionRegistry
+from falsework.runner import TaskFailedError
 from support.forge import ForgeServer
 from support.forge.bare import seed_bare
 from support.forge.gitlab import GitLab
@@ -421,3 +422,29 @@ async def test_merge_request_commit_actions_refuse_what_gitlab_would(
     assert run.error is None, run.logs()
     checkout = clone(project.path, tmp_path / "clone", "u2")
     assert (checkout / "services" / "old.txt").read_text() == "new content\n"
+
+
+async def test_a_retried_publish_does_not_repeat_what_it_did(
+    forge: ForgeServer, gl: ForgeRunner, tmp_path: Path
+) -> None:
+    """The push fails after the project was made; the engine's next attempt (the same
+    task, its checkpoints) pushes without creating the project again."""
+    from falsework.runner import LocalTask, MemoryTaskIO
+
+    gl.write({"a.txt": "a\n"})
+    given = {"repoUrl": f"{forge.netloc}?owner=acme&repo=again", "defaultBranch": "main"}
+    spec = {
+        "apiVersion": "scaffolder.backstage.io/v1beta3",
+        "steps": [step("publish:gitlab", "publish", **given)],
+        "parameters": {},
+        "output": {},
+    }
+    task, io = LocalTask(spec=spec), MemoryTaskIO()
+    forge.refuse_pushes = 1
+    with pytest.raises(TaskFailedError, match="503"):
+        await gl.runner.run(task, io, workspace=gl.workspace)
+    assert model(forge).project("acme/again").branches() == {}
+    await gl.runner.run(io.resumed(task), io, workspace=gl.workspace)
+    assert len(forge.calls_to("projects/create")) == 1
+    assert set(model(forge).project("acme/again").branches()) == {"main"}
+    assert forge.pushes == [("acme/again", "robot")]

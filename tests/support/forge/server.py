@@ -94,6 +94,7 @@ class ForgeServer:
         self.calls: list[Call] = []
         self.violations: list[str] = []
         self.pushes: list[tuple[str, str | None]] = []  # (repo path, user)
+        self.refuse_pushes = 0  # answer the next N pushes 503 (a forge having a bad day)
         self._handlers = host.handlers()
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -229,6 +230,9 @@ class ForgeServer:
             return 404, {}, b"Repository not found"
         if "git-receive-pack" in rest and method == "POST":
             with self._lock:
+                if self.refuse_pushes > 0:
+                    self.refuse_pushes -= 1
+                    return 503, {}, b"Service Unavailable"
                 self.pushes.append((f"{owner}/{repo}", user))
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},

@@ -250,7 +250,10 @@ async def publish_gitlab(
         made = await ctx.checkpoint(f"create.gitlab.project.{owner}.{repo.repo}", create)
         project_id = int(made["id"])
         if inp.set_user_as_owner:
-            await _add_owner(ctx, integrations, host, owner, project_id, int(user["id"]))
+            user_id = int(user["id"])
+            await ctx.checkpoint(
+                "owner", lambda: _add_owner(ctx, integrations, host, owner, project_id, user_id)
+            )
         remote = str(made["clone"]).removesuffix(".git")
         if inp.source_path is not False:
 
