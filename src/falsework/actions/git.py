@@ -347,9 +347,11 @@ async def git_result(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     remote: Remote | None = None,
+    stdin: bytes | None = None,
 ) -> GitResult:
     """Run ``git <args>`` (hardened, pinned to ``remote`` when it reaches one)
-    in its own process group, killed with its group on timeout or cancellation.
+    in its own process group, killed with its group on timeout or cancellation;
+    ``stdin`` is written to its standard input (none when None).
 
     A timeout on a network remote raises ``UnreachableError``; on local work an
     ``ActionError`` naming the limit."""
@@ -359,14 +361,14 @@ async def git_result(
         *command,
         cwd=cwd,
         env=full_env,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
     )
     try:
         async with asyncio.timeout(policy.timeout):
-            out, err = await proc.communicate()
+            out, err = await proc.communicate(stdin)
     except TimeoutError:
         await _kill_group(proc)
         if remote is not None and remote.network:
@@ -398,9 +400,10 @@ async def run_git(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     remote: Remote | None = None,
+    stdin: bytes | None = None,
 ) -> str:
     """Like :func:`git_result`; stdout, or raise the failure (see :func:`failure`)."""
-    result = await git_result(policy, args, cwd=cwd, env=env, remote=remote)
+    result = await git_result(policy, args, cwd=cwd, env=env, remote=remote, stdin=stdin)
     if result.code != 0:
         raise failure(args, result, remote)
     return result.out

@@ -26,6 +26,7 @@ from pydantic import Field
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
 from falsework.actions.git import (
+    GitPolicy,
     Remote,
     failure,
     git_result,
@@ -43,6 +44,7 @@ from falsework.actions.policies import PublishPolicy
 from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
 from falsework.confine import Tree, relative
 from falsework.errors import ActionError, UnsafePathError
+from falsework.updates.state import PRISTINE_BRANCH
 
 
 class PublishGitInput(ActionInput):
@@ -69,6 +71,18 @@ class PublishGitInput(ActionInput):
         None, description="Credential for an HTTP(S) remote, usually `${{ secrets.TOKEN }}`."
     )
     force: bool = Field(False, description="Force-push (replace the branch's history).")
+    scaffold: bool = Field(
+        False,
+        description="Record the scaffold for template updates (docs/updates.md): the pushed "
+        "commit also becomes branch `falsework/pristine`, and a second commit on the branch "
+        "adds `.falsework/scaffold.yaml` (template, version, answers). The template's folder "
+        "must be in a git repository. Off by default, so the output stays as Backstage's.",
+    )
+    scaffold_repository: str | None = Field(
+        None,
+        description="With `scaffold`: the template repository later versions are fetched "
+        "from (default: its checkout's `origin` remote, else its folder).",
+    )
 
 
 async def record_publish_git(ctx: ActionContext[PublishGitInput]) -> None:
@@ -162,6 +176,12 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
         head = await run_git(git_policy, [*git, "rev-parse", "HEAD"], cwd=source, env=env)
         commit = head.strip()
         ctx.logger.info(f"Committed {commit} as {inp.git_author_name} <{inp.git_author_email}>")
+        refspecs = [f"{commit}:refs/heads/{inp.branch}"]
+        if inp.scaffold:
+            pristine, commit = commit, await _record_scaffold(ctx, git_policy, repo, commit)
+            refspecs.append(f"{pristine}:refs/heads/{PRISTINE_BRANCH}")
+            refspecs[0] = f"{commit}:refs/heads/{inp.branch}"
+            ctx.logger.info(f"Recorded the scaffold in {commit} (pristine: {pristine})")
         remote: Remote
         if local is not None:
             if not local.exists():
@@ -206,7 +226,7 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
         if inp.force and (found := await earlier()) is not None:
             return outputs(found)
         push = [*git, "push", "--porcelain", *(["--force"] if inp.force else [])]
-        push += ["--", remote.url, f"HEAD:refs/heads/{inp.branch}"]
+        push += ["--", remote.url, *refspecs]
         result = await git_result(git_policy, push, cwd=source, env=env, remote=remote)
         if result.code != 0 and (found := await earlier()) is not None:
             return outputs(found)
@@ -224,6 +244,34 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
     result: dict[str, Any] = await ctx.checkpoint("push", publish)
     for name, value in result.items():
         ctx.output(name, value)
+
+
+async def _record_scaffold(
+    ctx: ActionContext[PublishGitInput], policy: GitPolicy, git_dir: Path, pristine: str
+) -> str:
+    """The commit the branch gets with ``scaffold: true``: ``pristine`` (what the
+    template made) plus ``.falsework/scaffold.yaml``."""
+    from falsework.updates import record
+    from falsework.updates.gitrepo import Author, Repo
+
+    inp = ctx.input
+    if ctx.template_dir is None:
+        raise ActionError(
+            "scaffold: this task has no template folder (a template given inline), so there "
+            "is no template version to record"
+        )
+    source = await record.template_source(policy, ctx.template_dir, inp.scaffold_repository)
+    repo = Repo(git_dir, policy, author=Author(inp.git_author_name, inp.git_author_email))
+    answers = ctx.template_context.get("parameters") or {}
+    return await record.record(
+        repo,
+        pristine,
+        source,
+        answers=answers if isinstance(answers, dict) else {},
+        secrets=list(ctx.secrets),
+        step=ctx.step_id,
+        source_path=inp.source_path,
+    )
 
 
 def published_folder(workspace: Path, source_path: str) -> Path:
