@@ -5,17 +5,15 @@ version's render, and what the merged tree must hold."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.updates.conftest import Files, write_files
 
 from falsework.actions.git import GitPolicy
 from falsework.updates.gitrepo import Repo
 from falsework.updates.merge import merge_trees
-
-Files = Mapping[str, bytes | tuple[bytes, bool]]  # path -> data, or (data, executable)
 
 LINES = b"".join(b"line %d\n" % i for i in range(1, 21))
 
@@ -132,16 +130,6 @@ CASES: dict[str, Case] = {
 }
 
 
-def write(folder: Path, files: Files) -> None:
-    folder.mkdir(parents=True)
-    for path, value in files.items():
-        data, executable = value if isinstance(value, tuple) else (value, False)
-        target = folder / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        target.chmod(0o755 if executable else 0o644)
-
-
 def contents(git_dir: Path, tree: str) -> dict[str, tuple[bytes, bool]]:
     def git(*args: str) -> bytes:
         return subprocess.run(
@@ -169,7 +157,7 @@ async def test_merge_case(name: str, repo: Repo, tmp_path: Path) -> None:
     case = CASES[name]
     trees = []
     for side, files in (("base", case.base), ("ours", case.ours), ("theirs", case.theirs)):
-        write(tmp_path / side, files)
+        write_files(tmp_path / side, files)
         trees.append(await repo.tree_of_folder(tmp_path / side))
     merge = await merge_trees(repo, *trees, theirs_label="template-v2")
     got = contents(repo.git_dir, merge.tree)

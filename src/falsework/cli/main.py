@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "templates": ("falsework.cli.templates", "Validate and list Software Templates."),
     "actions": ("falsework.cli.actions", "The actions templates can use."),
     "tasks": ("falsework.cli.tasks", "List, follow, cancel and retry tasks on a server."),
+    "update": (
+        "falsework.cli.update",
+        "Update a clone to a newer version of its template, merged 3-way.",
+    ),
 }
 
 

@@ -136,7 +136,8 @@ def ls(
 
 
 def register(app: typer.Typer) -> None:
-    from falsework.cli import templates_test
+    from falsework.cli import templates_test, update
 
     templates_test.register(templates_app)
+    update.register_templates(templates_app)
     app.add_typer(templates_app)

@@ -40,6 +40,12 @@ class Repo:
         self.policy = policy
         self.author = author or Author()
 
+    @classmethod
+    async def init_bare(cls, git_dir: Path, policy: GitPolicy) -> Repo:
+        """A new, empty bare repository at ``git_dir``."""
+        await run_git(policy, ["init", "-q", "--bare", str(git_dir)], cwd=git_dir.parent)
+        return cls(git_dir, policy)
+
     def _args(self, args: Sequence[str]) -> list[str]:
         tree = [f"--work-tree={self.work_tree}"] if self.work_tree is not None else []
         return [f"--git-dir={self.git_dir}", *tree, *args]
@@ -65,7 +71,9 @@ class Repo:
 
     async def rev(self, rev: str) -> str | None:
         """The object ``rev`` names, or None when it names none."""
-        code, out = await self.code("rev-parse", "--verify", "-q", f"{rev}^{{object}}")
+        # (``<rev>:<path>`` takes everything after the colon as the path)
+        name = rev if ":" in rev else f"{rev}^{{object}}"
+        code, out = await self.code("rev-parse", "--verify", "-q", name)
         return out.strip() if code == 0 else None
 
     async def show(self, rev: str, path: str) -> str | None:

@@ -127,7 +127,8 @@ async def extract(scratch: Repo, commit: str, path: str, dest: Path) -> None:
         env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
         await scratch.git("read-tree", treeish, env=env)
         await asyncio.to_thread(functools.partial(dest.mkdir, parents=True, exist_ok=True))
-        await scratch.git("checkout-index", "-a", f"--prefix={dest}/", env=env)
+        checkout = Repo(scratch.git_dir, scratch.policy, work_tree=dest)
+        await checkout.git("checkout-index", "-a", env=env)
 
 
 def find_template(folder: Path, ref: str) -> Template:

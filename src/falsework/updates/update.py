@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from falsework.actions.git import GitPolicy, git_result
 from falsework.updates.gitrepo import Repo
 from falsework.updates.merge import Merge, merge_trees
 from falsework.updates.render import (
@@ -112,8 +113,7 @@ async def plan_update(
         work = Path(tmp)
         scratch = template_git
         if scratch is None:
-            scratch = Repo(work / "template.git", target.policy)
-            await scratch.git("init", "-q", "--bare")
+            scratch = await Repo.init_bare(work / "template.git", target.policy)
         remote = await template_remote(target.policy, state.template.repository)
         version = await resolve_version(scratch, remote, to)
         plan = Plan(state=state, head=head, version=version)
@@ -181,3 +181,46 @@ async def apply_to_worktree(repo: Repo, plan: Plan) -> None:
     if lines:
         await repo.git("update-index", "--index-info", stdin=("\n".join(lines) + "\n").encode())
     await repo.git("update-ref", f"refs/heads/{PRISTINE_BRANCH}", plan.pristine)
+
+
+async def open_clone(folder: Path, policy: GitPolicy) -> Repo:
+    """The git repository whose working tree ``folder`` is (``UpdateError`` if none)."""
+    result = await git_result(
+        policy, ["-C", str(folder), "rev-parse", "--absolute-git-dir", "--show-toplevel"]
+    )
+    if result.code != 0:
+        raise UpdateError(f"{folder} is not in a git repository with a working tree")
+    git_dir, top = result.out.splitlines()[:2]
+    return Repo(Path(git_dir), policy, work_tree=Path(top))
+
+
+@dataclass(frozen=True)
+class Status:
+    """Where a branch stands: the version it has absorbed and the newest one."""
+
+    state: ScaffoldState
+    latest: TemplateVersion
+
+    @property
+    def behind(self) -> bool:
+        return self.latest.commit != self.state.template.commit
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "template": self.state.template.ref,
+            "repository": self.state.template.repository,
+            "version": self.state.template.version,
+            "commit": self.state.template.commit,
+            "latest": self.latest.name,
+            "latestCommit": self.latest.commit,
+            "updateAvailable": self.behind,
+        }
+
+
+async def status(repo: Repo, head: str, to: str | None = None) -> Status:
+    """The version ``head`` has absorbed and the one an update would bring."""
+    state = await read_state(repo, head)
+    with tempfile.TemporaryDirectory(prefix="falsework-update-") as tmp:
+        scratch = await Repo.init_bare(Path(tmp) / "template.git", repo.policy)
+        remote = await template_remote(repo.policy, state.template.repository)
+        return Status(state, await resolve_version(scratch, remote, to))
