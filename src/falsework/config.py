@@ -30,6 +30,7 @@ from falsework.actions.policies import (
     GitPolicy,
     PublishPolicy,
     SourcePolicy,
+    UpdatePolicy,
 )
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -652,13 +653,11 @@ class Settings(BaseSettings):
             egress = EgressPolicy.unrestricted()
             git = GitPolicy.local(timeout=self.git_timeout, credentials=self.git_credentials())
             everywhere = (Path("/"),)
-            return (
-                egress,
-                git,
-                SourcePolicy(roots=everywhere, git=git),
-                PublishPolicy(remotes_dir=remotes, roots=everywhere, git=git),
-                self.forge_integrations(egress, git),
-            )
+            publish = PublishPolicy(remotes_dir=remotes, roots=everywhere, git=git)
+            integrations = self.forge_integrations(egress, git)
+            source = SourcePolicy(roots=everywhere, git=git)
+            mine = (egress, git, source, publish, integrations)
+            return (*mine, UpdatePolicy(publish, integrations, None, mine))
         egress = EgressPolicy.from_lists(self.egress.allow, self.egress.deny)
         git = GitPolicy(
             timeout=self.git_timeout,
@@ -666,15 +665,20 @@ class Settings(BaseSettings):
             egress=egress,
             credentials=self.git_credentials(),
         )
-        return (
+        publish = PublishPolicy(remotes_dir=remotes, roots=tuple(self.publish_dirs), git=git)
+        integrations = self.forge_integrations(egress, git)
+        policies = (
             egress,
             git,
             # Only the task's own template folder: another template's folder (a
             # restricted one among them) is as out of reach as any server path.
             SourcePolicy(roots=(), git=git),
-            PublishPolicy(remotes_dir=remotes, roots=tuple(self.publish_dirs), git=git),
-            self.forge_integrations(egress, git),
+            publish,
+            integrations,
         )
+        # scaffold:update reads template repositories only in the template folders
+        roots = tuple(Path(os.path.abspath(p)) for p in self.template_dirs)
+        return (*policies, UpdatePolicy(publish, integrations, roots, policies))
 
     def forge_integrations(self, egress: EgressPolicy, git: GitPolicy) -> Integrations:
         """The settings of the forge and catalog action families: the `integrations`

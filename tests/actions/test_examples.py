@@ -18,8 +18,10 @@ from falsework.actions import ActionRegistry
 
 # The forge and Backstage families' examples run against a loopback forge and a real
 # Backstage catalog in their own test modules (test_github.py, test_gitlab.py, …,
-# test_catalog_backstage.py).
+# test_catalog_backstage.py); scaffold:update's need a repository made from a
+# versioned template (tests/updates).
 FORGE_FAMILIES = (
+    "scaffold:",
     "github:",
     "publish:github",
     "publish:gitlab",

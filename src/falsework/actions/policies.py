@@ -16,6 +16,7 @@ from pathlib import Path
 
 from falsework.actions.egress import EgressPolicy
 from falsework.actions.git import GitCredential, GitPolicy
+from falsework.actions.integrations import Integrations
 
 
 @dataclass(frozen=True)
@@ -39,4 +40,25 @@ class PublishPolicy:
     git: GitPolicy = field(default_factory=GitPolicy)
 
 
-__all__ = ["EgressPolicy", "GitCredential", "GitPolicy", "PublishPolicy", "SourcePolicy"]
+@dataclass(frozen=True)
+class UpdatePolicy:
+    """What ``scaffold:update`` may do: push where publish:git may (``publish``),
+    open pull requests on the configured forges (``integrations``), read template
+    repositories on this machine only under ``template_roots`` (a server's template
+    folders; ``None``: anywhere, for ``falsework run``), and render a template
+    version with the actions configured by ``policies`` (every family's settings)."""
+
+    publish: PublishPolicy = field(default_factory=PublishPolicy)
+    integrations: Integrations = field(default_factory=Integrations)
+    template_roots: tuple[Path, ...] | None = ()
+    policies: tuple[object, ...] = ()
+
+
+__all__ = [
+    "EgressPolicy",
+    "GitCredential",
+    "GitPolicy",
+    "PublishPolicy",
+    "SourcePolicy",
+    "UpdatePolicy",
+]

@@ -21,13 +21,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from packaging.version import InvalidVersion, Version
 
 from falsework.actions.git import GitPolicy, Remote, local_remote, open_remote, remote_kind
+from falsework.actions.paths import is_within
 from falsework.actions.rehearsal import Rehearsal
 from falsework.confine import Tree
-from falsework.errors import FalseworkError, InputError
+from falsework.errors import FalseworkError, InputError, UnsafePathError
 from falsework.templates import Template, load_templates
 from falsework.templates.catalog import candidate_files
 from falsework.templates.values import ParameterValidationError, validate_values
@@ -67,12 +69,21 @@ def version_key(tag: str) -> Version | None:
         return None
 
 
-async def template_remote(policy: GitPolicy, repository: str) -> Remote:
-    """The template's repository as a remote: a path on this machine, or a URL
+async def template_remote(
+    policy: GitPolicy, repository: str, roots: tuple[Path, ...] | None = None
+) -> Remote:
+    """The template's repository as a remote: a path on this machine (inside
+    ``roots`` unless None: a server reads only its template folders), or a URL
     through the git policy (egress, transports, credentials)."""
     if remote_kind(policy, repository) == "local":
-        path = repository.removeprefix("file://")
-        return local_remote(Path(path))
+        path = Path(unquote(urlsplit(repository).path) if "://" in repository else repository)
+        if roots is not None and not any(is_within(root, path) for root in roots):
+            raise UnsafePathError(
+                f"the template repository {repository} is a folder on this machine outside "
+                "the template folders, so it is not read; keep templates in a template "
+                "folder or a git server"
+            )
+        return local_remote(path)
     return await open_remote(policy, repository)
 
 

@@ -97,12 +97,14 @@ async def plan_update(
     overrides: Mapping[str, Any] | None = None,
     pristine_tip: str | None = None,
     template_git: Repo | None = None,
+    template_roots: tuple[Path, ...] | None = None,
 ) -> Plan:
     """The update of ``head`` (a commit of ``target``) to ``to`` (default: the
     newest version). ``pristine_tip``: where the pristine branch is now (the
     new pristine commit goes on top of it, or is it when it holds the same
     tree). ``template_git``: a repository to fetch the template into (default: a
-    temporary one)."""
+    temporary one); ``template_roots``: where a template repository on this
+    machine may be (None: anywhere)."""
     state = await read_state(target, head)
     if await target.rev(f"{state.pristine}^{{commit}}") is None:
         raise StateError(
@@ -114,7 +116,7 @@ async def plan_update(
         scratch = template_git
         if scratch is None:
             scratch = await Repo.init_bare(work / "template.git", target.policy)
-        remote = await template_remote(target.policy, state.template.repository)
+        remote = await template_remote(target.policy, state.template.repository, template_roots)
         version = await resolve_version(scratch, remote, to)
         plan = Plan(state=state, head=head, version=version)
         if version.commit == state.template.commit and not overrides:

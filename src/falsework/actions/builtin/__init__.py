@@ -21,6 +21,7 @@ from falsework.actions.builtin.github import GITHUB_ACTIONS
 from falsework.actions.builtin.gitlab import GITLAB_ACTIONS
 from falsework.actions.builtin.http import http_request
 from falsework.actions.builtin.publish import publish_git
+from falsework.actions.builtin.scaffold import scaffold_update
 from falsework.actions.contract import Action
 
 BUILTIN_ACTIONS: tuple[Action[Any], ...] = (
@@ -36,6 +37,8 @@ BUILTIN_ACTIONS: tuple[Action[Any], ...] = (
     fs_rename,
     http_request,
     publish_git,
+    # settings=UpdatePolicy: publish's rules, the forges, the template folders
+    scaffold_update,
     # the forge and catalog families: settings=Integrations (the server's
     # `integrations` and `backstage` sections, its egress and git policies)
     *GITHUB_ACTIONS,

@@ -145,7 +145,7 @@ async def record_publish_git(ctx: ActionContext[PublishGitInput]) -> None:
 async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy) -> None:
     inp = ctx.input
     source = await ctx.in_thread(published_folder, ctx.workspace, relative(inp.source_path))
-    local = _local_remote(policy, inp.remote_url)
+    local = allowed_local_remote(policy, inp.remote_url)
     git_policy = policy.git
     # A relative local path is reported as the folder it became (cloneable anywhere).
     remote_out = str(local) if local is not None and not _is_absolute(inp.remote_url) else None
@@ -296,7 +296,7 @@ def _is_absolute(url: str) -> bool:
     return os.path.isabs(unquote(parts.path) if parts.scheme == "file" else url)
 
 
-def _local_remote(policy: PublishPolicy, url: str) -> Path | None:
+def allowed_local_remote(policy: PublishPolicy, url: str) -> Path | None:
     """The folder a local remote (a path or a file:// URL) names, or None for a
     network remote. A local remote must lie inside the remotes folder or a
     publish root: anything else is refused, so a template cannot create or push

@@ -1,0 +1,259 @@
+"""``scaffold:update`` — bring a repository made with scaffold recording up to a
+newer version of its template, as a branch and a pull request (docs/updates.md).
+
+The step an update task runs (``POST /api/falsework/v1/scaffolds/updates``
+makes such tasks). It fetches the repository's branch and its
+``falsework/pristine`` branch, renders the new version with the recorded
+answers (a rehearsal: nothing leaves the machine), merges it 3-way over the
+recorded pristine base, and pushes the new pristine commit and the branch
+``falsework/update/<template>-<version>``. With a ``repoUrl`` on a configured
+GitHub it opens a pull request, a draft listing the conflicted files when there
+are any; otherwise its outputs give the branch and a compare URL.
+
+Idempotent: its commits are made with fixed dates, so a rerun (a retry, a
+recovery after the worker died mid-push) makes the same commits and finds what
+an earlier run pushed; an existing update branch for the same version is
+reused, never replaced, and an open pull request for it is reused.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, model_validator
+
+from falsework.actions.builtin.github import _client
+from falsework.actions.builtin.publish import allowed_local_remote
+from falsework.actions.context import ActionContext
+from falsework.actions.contract import ActionInput, action
+from falsework.actions.git import Remote, host_port, local_remote, open_remote
+from falsework.actions.integrations import RepoUrl
+from falsework.actions.policies import UpdatePolicy
+from falsework.errors import ActionError
+from falsework.updates import PRISTINE_BRANCH, commit_update, plan_update
+from falsework.updates.gitrepo import Repo
+
+UPDATE_PREFIX = "falsework/update/"
+_BRANCH_PART = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class ScaffoldUpdateInput(ActionInput):
+    remote_url: str | None = Field(
+        None,
+        description="The repository to update as a git remote (the rules of publish:git's "
+        "remoteUrl). Give this or repoUrl.",
+    )
+    repo_url: str | None = Field(
+        None,
+        description="The repository on a configured GitHub (`host?owner=O&repo=R`): cloned "
+        "from there, and the update opened as a pull request.",
+    )
+    branch: str | None = Field(
+        None, description="The branch to update (default: main, or the repository's default)."
+    )
+    to: str | None = Field(
+        None,
+        description="The version: a tag, branch or commit of the template's repository "
+        "(default: the newest tag by semantic version).",
+    )
+    values: dict[str, Any] = Field(
+        default_factory=dict, description="Answers to change or add (new required parameters)."
+    )
+    token: str | None = Field(None, description="Credential for the repository's host.")
+    username: str = Field("x-access-token", description="User name sent with `token`.")
+
+    @model_validator(mode="after")
+    def _one_repository(self) -> ScaffoldUpdateInput:
+        if bool(self.remote_url) == bool(self.repo_url):
+            raise ValueError("give exactly one of remoteUrl and repoUrl")
+        return self
+
+
+def update_branch(template_ref: str, version: str) -> str:
+    name = template_ref.rsplit("/", 1)[-1] or "template"
+    part = _BRANCH_PART.sub("-", f"{name}-{version}").strip("-.") or "update"
+    return UPDATE_PREFIX + part.replace("..", ".")
+
+
+def compare_url(remote: str, base: str, branch: str) -> str:
+    parts = urlsplit(remote)
+    if parts.scheme in ("http", "https"):
+        root = parts._replace(netloc=host_port(remote), query="", fragment="").geturl()
+        return f"{root.removesuffix('/').removesuffix('.git')}/compare/{base}...{branch}"
+    return f"{remote}#{branch}"
+
+
+@action(
+    id="scaffold:update",
+    description="Updates a repository made with scaffold recording (publish:git's "
+    "`scaffold: true`) to a newer version of its template: a 3-way merge by git over the "
+    "recorded pristine render, pushed as branch falsework/update/<template>-<version> and, "
+    "on GitHub, opened as a pull request (a draft listing the conflicted files when the "
+    "merge has conflicts, which are committed as conflict markers).",
+    input=ScaffoldUpdateInput,
+    settings=UpdatePolicy,
+    output={
+        "type": "object",
+        "properties": {
+            "upToDate": {"type": "boolean", "description": "Nothing to update."},
+            "fromVersion": {"type": "string", "description": "The version the branch had."},
+            "version": {"type": "string", "description": "The version updated to."},
+            "branch": {"type": "string", "description": "The update's branch."},
+            "commit": {"type": "string", "description": "The update's commit."},
+            "conflicts": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The files with conflict markers.",
+            },
+            "compareUrl": {"type": "string", "description": "Where to see the change."},
+            "pullRequestUrl": {"type": "string", "description": "The pull request."},
+            "pullRequestNumber": {"type": "number", "description": "Its number."},
+        },
+    },
+    examples=[
+        (
+            "Update a repository on GitHub to the newest version of its template",
+            "steps:\n  - id: update\n    name: Update\n    action: scaffold:update\n"
+            "    input:\n      repoUrl: github.com?owner=acme&repo=payments\n",
+        ),
+        (
+            "Update a plain git repository to v2.0.0, answering a new parameter",
+            "steps:\n  - id: update\n    name: Update\n    action: scaffold:update\n"
+            "    input:\n      remoteUrl: payments.git\n      to: v2.0.0\n"
+            "      values:\n        tier: gold\n",
+        ),
+    ],
+)
+async def scaffold_update(ctx: ActionContext[ScaffoldUpdateInput], policy: UpdatePolicy) -> None:
+    inp = ctx.input
+    git_policy = policy.publish.git
+    repo_url = RepoUrl.parse(inp.repo_url) if inp.repo_url else None
+    if repo_url is not None:
+        owner = repo_url.need_owner()
+        what = "scaffold:update"
+        async with _client(policy.integrations, repo_url, inp.token, what) as gh:
+            found = (await gh.rest.repos.async_get(owner, repo_url.repo)).json()
+            token: str | None = gh.token
+        url = str(found["clone_url"])
+        branch = inp.branch or str(found["default_branch"])
+    else:
+        assert inp.remote_url is not None
+        url, branch, token = inp.remote_url, inp.branch or "main", inp.token
+
+    async def push() -> dict[str, Any]:
+        local = allowed_local_remote(policy.publish, url)
+        remote: Remote
+        if local is not None:
+            remote = local_remote(local)
+        else:
+            remote = await open_remote(git_policy, url, token=token, username=inp.username)
+        repo = await Repo.init_bare(ctx.create_temp_dir() / "repo.git", git_policy)
+        refspecs = [
+            f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
+            f"+refs/heads/{PRISTINE_BRANCH}:refs/remotes/origin/{PRISTINE_BRANCH}",
+            f"+refs/heads/{UPDATE_PREFIX}*:refs/remotes/origin/{UPDATE_PREFIX}*",
+        ]
+        await repo.git("fetch", "-q", "--no-tags", remote.url, *refspecs, remote=remote)
+        head = await repo.rev(f"refs/remotes/origin/{branch}")
+        if head is None:
+            raise ActionError(f"{remote.shown} has no branch {branch!r}")
+        tip = await repo.rev(f"refs/remotes/origin/{PRISTINE_BRANCH}")
+        runner = _runner(policy, ctx.create_temp_dir())
+        plan = await plan_update(
+            repo,
+            head,
+            runner,
+            to=inp.to,
+            overrides=inp.values,
+            pristine_tip=tip,
+            template_roots=policy.template_roots,
+        )
+        result: dict[str, Any] = {
+            "upToDate": plan.up_to_date,
+            "fromVersion": plan.state.template.version,
+            "version": plan.version.name,
+        }
+        if plan.up_to_date:
+            ctx.logger.info(f"{branch} already has {plan.version.name}: nothing to update")
+            return result
+        assert plan.pristine is not None
+        name = update_branch(plan.state.template.ref, plan.version.name)
+        commit = await commit_update(repo, plan)
+        existing = await repo.rev(f"refs/remotes/origin/{name}")
+        specs = [f"{plan.pristine}:refs/heads/{PRISTINE_BRANCH}"]
+        if existing is None:
+            specs.append(f"{commit}:refs/heads/{name}")
+        elif existing != commit:
+            # one update per version: an earlier run's branch (perhaps with the
+            # team's resolutions on it) is kept, never replaced
+            ctx.logger.info(f"Branch {name} exists already ({existing[:12]}): reusing it")
+            commit = existing
+        await repo.git("push", "-q", remote.url, *specs, remote=remote)
+        ctx.logger.info(f"Pushed {name} ({commit[:12]}): {plan.title()}")
+        if plan.conflicts:
+            ctx.logger.warning(f"Conflicts in: {', '.join(plan.conflicts)}")
+        return {
+            **result,
+            "branch": name,
+            "base": branch,
+            "commit": commit,
+            "conflicts": plan.conflicts,
+            "title": plan.title(),
+            "description": plan.description(),
+            "compareUrl": compare_url(url, branch, name),
+        }
+
+    pushed: dict[str, Any] = await ctx.checkpoint("push", push)
+    for key in ("upToDate", "fromVersion", "version", "branch", "commit", "conflicts"):
+        if key in pushed:
+            ctx.output(key, pushed[key])
+    if pushed["upToDate"]:
+        return
+    ctx.output("compareUrl", pushed["compareUrl"])
+    if repo_url is not None:
+        pull = await ctx.checkpoint("pull-request", lambda: _pull_request(ctx, policy, pushed))
+        ctx.output("pullRequestUrl", pull["url"])
+        ctx.output("pullRequestNumber", pull["number"])
+
+
+async def _pull_request(
+    ctx: ActionContext[ScaffoldUpdateInput], policy: UpdatePolicy, pushed: dict[str, Any]
+) -> dict[str, Any]:
+    """The open pull request of the update's branch, or a new one: a draft
+    titled as conflicted when there are conflicts (never auto-merged)."""
+    inp = ctx.input
+    assert inp.repo_url is not None
+    repo = RepoUrl.parse(inp.repo_url)
+    owner = repo.need_owner()
+    async with _client(policy.integrations, repo, inp.token, "scaffold:update") as gh:
+        rest = gh.rest
+        head = f"{owner}:{pushed['branch']}"
+        found = (await rest.pulls.async_list(owner, repo.repo, head=head, state="open")).json()
+        if found:
+            ctx.logger.info(f"Pull request #{found[0]['number']} is open already: reusing it")
+            return {"url": found[0]["html_url"], "number": found[0]["number"]}
+        conflicted = bool(pushed["conflicts"])
+        title = ("[conflicts] " if conflicted else "") + str(pushed["title"])
+        data = {
+            "title": title,
+            "head": pushed["branch"],
+            "base": pushed["base"],
+            "body": pushed["description"],
+            "draft": conflicted,
+        }
+        made = (await rest.pulls.async_create(owner, repo.repo, data=data)).json()
+    ctx.logger.info(f"Pull request #{made['number']}: {made['html_url']}")
+    return {"url": made["html_url"], "number": made["number"]}
+
+
+def _runner(policy: UpdatePolicy, work_dir: Path) -> Any:
+    """A runner to rehearse template versions with, its actions configured as
+    this server's (the update's own action family is not among them)."""
+    from falsework.actions import ActionRegistry
+    from falsework.runner import WorkflowRunner
+    from falsework.templating import Renderer
+
+    return WorkflowRunner(ActionRegistry.builtin(policy.policies), Renderer(), work_dir=work_dir)
