@@ -400,6 +400,12 @@ class Settings(BaseSettings):
         default=False, description="Allow git over plain http:// (https and ssh always are)."
     )
     egress: EgressConfig = Field(default_factory=EgressConfig)
+    update_host_interval: float = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds between the starts of template updates of repositories on one "
+        "host, when many are started at once (POST /api/falsework/v1/scaffolds/updates).",
+    )
 
     # the worker
     concurrency: int = Field(default=100, ge=0, le=10_000)

@@ -137,7 +137,10 @@ class TemplateRepo:
 @pytest.fixture
 def template_repo(tmp_path: Path) -> TemplateRepo:
     """Tags v1, v2 and v3 of the service template; v1 checked out."""
-    root = tmp_path / "templates"
+    return build_template_repo(tmp_path / "templates")
+
+
+def build_template_repo(root: Path) -> TemplateRepo:
     root.mkdir()
     git("init", "-q", "-b", "main", cwd=root)
     repo = TemplateRepo(root, root / "service")

@@ -21,6 +21,7 @@ from falsework.api import (
     entities,
     errors,
     health,
+    scaffolds,
     tasks,
     templates,
     workers,
@@ -152,7 +153,7 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> FastAPI
         api.include_router(module.router)
     app.include_router(api)
     own = APIRouter(prefix=OWN_PREFIX)
-    for module in (authoring, entities, audit, admin):
+    for module in (authoring, entities, audit, admin, scaffolds):
         own.include_router(module.router)
     app.include_router(own)
     app.include_router(health.router)

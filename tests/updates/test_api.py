@@ -1,0 +1,131 @@
+"""Template updates through the API of a real `falsework serve`, on SQLite and
+Postgres: a repository made by a real task from v1 of a template kept in git,
+team commits, then POST /api/falsework/v1/scaffolds/updates: an update task per
+repository, pushed as a branch; refused while one is unfinished; for authors
+only; and the next update after the branch was squash-merged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.updates.conftest import TemplateRepo, build_template_repo, git
+
+from support.servers import (  # the fixtures of real servers, one per dialect
+    Server,
+    ServerFactory,
+    auth_config,
+    module_database,
+    pg_database,
+    servers,
+    wait_for_status,
+)
+
+UPDATES = "/api/falsework/v1/scaffolds/updates"
+__all__ = ["module_database", "pg_database", "servers"]
+
+
+@dataclass
+class World:
+    server: Server
+    templates: TemplateRepo
+    remotes: Path
+    tmp: Path
+
+
+@pytest.fixture(scope="module")
+def world(
+    module_database: str, servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("updates")
+    templates = build_template_repo(tmp / "templates")
+    templates.checkout("v1")
+    remotes = tmp / "remotes"
+    remotes.mkdir()
+    server = servers(
+        module_database,
+        config=auth_config(),
+        env={
+            "FALSEWORK_TEMPLATES": str(templates.root),
+            "FALSEWORK_PUBLISH_ROOTS": str(remotes),
+            "FALSEWORK_UPDATE_HOST_INTERVAL": "0",
+        },
+    )
+    yield World(server, templates, remotes, tmp)
+
+
+def create(world: World, name: str) -> Path:
+    """A repository made from v1 by a task; the team's clone of it."""
+    alice = world.server.client("alice")
+    remote = world.remotes / f"{name}.git"
+    made = alice.post(
+        "/api/scaffolder/v2/tasks",
+        json={
+            "templateRef": "template:default/service",
+            "values": {"name": name, "remote": str(remote)},
+        },
+    )
+    assert made.status_code == 201, made.text
+    task = wait_for_status(alice, made.json()["id"], ("completed", "failed"), timeout=60)
+    assert task["status"] == "completed", task
+    clone = world.tmp / f"{name}-clone"
+    git("clone", "-q", str(remote), str(clone), cwd=world.tmp)
+    return clone
+
+
+def test_an_update_task_per_repository(world: World) -> None:
+    first, second = create(world, "alpha"), create(world, "beta")
+    for clone in (first, second):
+        (clone / "NOTES.md").write_text("ours\n")
+        git("add", "-A", cwd=clone)
+        git("commit", "-qm", "team", cwd=clone)
+        git("push", "-q", "origin", "main", cwd=clone)
+    targets = [{"remoteUrl": str(world.remotes / f"{n}.git")} for n in ("alpha", "beta")]
+
+    # a signed-in user is not an author
+    refused = world.server.client("alice").post(UPDATES, json={"repositories": targets})
+    assert refused.status_code == 403, refused.text
+    admin = world.server.client("admin")
+    started = admin.post(UPDATES, json={"repositories": targets, "to": "v2"})
+    assert started.status_code == 201, started.text
+    tasks = started.json()["tasks"]
+    assert [t["repository"] for t in tasks] == [f"{t['remoteUrl']}#" for t in targets]
+    # a second start while these run is refused, naming the repository
+    again = admin.post(UPDATES, json={"repositories": targets[:1]})
+    if again.status_code != 409:  # the first may have finished meanwhile
+        assert again.status_code == 201, again.text
+        tasks.append(again.json()["tasks"][0])
+    else:
+        assert "alpha.git" in again.json()["error"]["message"]
+    for item in tasks:
+        task = wait_for_status(admin, item["id"], ("completed", "failed"), timeout=90)
+        assert task["status"] == "completed", task
+    results = [
+        admin.get(f"/api/scaffolder/v2/tasks/{item['id']}/events").json()[-1]["body"]["output"]
+        for item in tasks[:2]
+    ]
+    for result in results:
+        update = result["update"]
+        assert (update["fromVersion"], update["version"]) == ("v1", "v2")
+        assert update["branch"] == "falsework/update/service-v2"
+        assert update["conflicts"] == []
+
+    # squash-merge alpha's update; the next update goes from v2 to v3
+    git("fetch", "-q", "origin", cwd=first)
+    git("checkout", "-q", "origin/falsework/update/service-v2", "--", ".", cwd=first)
+    git("commit", "-qm", "update to v2", cwd=first)
+    git("push", "-q", "origin", "main", cwd=first)
+    assert (first / "NOTES.md").read_text() == "ours\n"
+    assert (first / "Dockerfile").exists()
+    state = yaml.safe_load((first / ".falsework/scaffold.yaml").read_text())
+    assert state["template"]["version"] == "v2"
+    nxt = admin.post(UPDATES, json={"repositories": targets[:1]})
+    assert nxt.status_code == 201, nxt.text
+    task = wait_for_status(admin, nxt.json()["tasks"][0]["id"], ("completed", "failed"), 90)
+    assert task["status"] == "completed", task
+    git("fetch", "-q", "origin", cwd=first)
+    readme = git("show", "origin/falsework/update/service-v3:README.md", cwd=first)
+    assert readme == "# alpha service\n\nOwned by team-a.\n"
