@@ -152,3 +152,29 @@ def test_a_new_required_parameter_is_asked_for(tmp_path: Path, template_repo: Te
     assert done.returncode == 0, done.stdout + done.stderr
     assert state(clone)["answers"]["tier"] == "gold"  # type: ignore[index]
     assert not (clone / "app.py").exists()  # v4 dropped it, the team had not changed it
+
+
+def test_the_base_is_the_stored_render_not_a_re_render(
+    tmp_path: Path, template_repo: TemplateRepo
+) -> None:
+    """v1 would render differently today (its tag moved to other output, as a
+    change of our renderer would make it): the update still merges over what
+    was rendered then, so files the team left alone become exactly v2's render,
+    with no conflict and no trace of today's v1."""
+    clone = create(tmp_path, template_repo)
+    (clone / "app.py").write_text(APP.replace("line 1\n", "line 1 by the team\n"))
+    git("commit", "-qam", "team", cwd=clone)
+    template_repo.checkout("main")
+    readme = template_repo.folder / "skeleton" / "README.md"
+    readme.write_text("# ${{ values.name }}\n\nOwned by: ${{ values.owner }}\n")
+    (template_repo.folder / "skeleton" / "ci.yml").write_text("steps: []\n")
+    git("commit", "-qam", "v1 as rendered today", cwd=template_repo.root)
+    git("tag", "-f", "v1", cwd=template_repo.root)
+
+    done = falsework("update", str(clone), "--to", "v2", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (clone / "README.md").read_text() == "# svc\n\nOwned by team-a.\n"  # v2's render
+    assert (clone / "ci.yml").read_text() == "steps:\n  - run: make lint\n  - run: make test\n"
+    app = APP.replace("line 1\n", "line 1 by the team\n").replace("line 18\n", "line 18 from v2\n")
+    assert (clone / "app.py").read_text() == app
+    assert "UU" not in git("status", "--porcelain", cwd=clone)
