@@ -27,6 +27,7 @@ from falsework.updates import (
     apply_to_worktree,
     plan_update,
 )
+from falsework.updates.render import for_updates
 from falsework.updates.update import open_clone, read_state, status
 
 Repo = Annotated[Path, typer.Argument(help="A clone of a repository made with scaffold recording.")]
@@ -94,7 +95,7 @@ async def _update(folder: Path, to: str | None, sets: list[str], out: Any) -> in
         raise FalseworkError(f"{folder}: the repository has no commit")
     state = await read_state(repo, head)
     overrides = _overrides(sets, state.answers)
-    runner = WorkflowRunner.from_settings(load_settings())
+    runner = for_updates(WorkflowRunner.from_settings(load_settings()))
     tip = await repo.rev(f"refs/remotes/origin/{PRISTINE_BRANCH}") or await repo.rev(
         f"refs/heads/{PRISTINE_BRANCH}"
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import functools
 import os
 import re
@@ -41,6 +42,21 @@ if TYPE_CHECKING:
 
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 SEED = "falsework-update"
+# What the render of one repository may hold (a dry run's own limits are for
+# answers sent over HTTP: 1,000 files, 7 MB).
+MAX_FILES = 20_000
+MAX_BYTES = 100_000_000
+
+
+def for_updates(runner: WorkflowRunner) -> WorkflowRunner:
+    """``runner`` with room for a whole repository's render."""
+    limits = runner.limits
+    runner.limits = dataclasses.replace(
+        limits,
+        dry_run_max_files=max(limits.dry_run_max_files, MAX_FILES),
+        dry_run_max_bytes=max(limits.dry_run_max_bytes, MAX_BYTES),
+    )
+    return runner
 
 
 class UpdateError(FalseworkError):

@@ -35,6 +35,7 @@ from falsework.actions.policies import UpdatePolicy
 from falsework.errors import ActionError
 from falsework.updates import PRISTINE_BRANCH, commit_update, plan_update
 from falsework.updates.gitrepo import Repo
+from falsework.updates.render import for_updates
 
 UPDATE_PREFIX = "falsework/update/"
 _BRANCH_PART = re.compile(r"[^A-Za-z0-9._-]+")
@@ -256,4 +257,5 @@ def _runner(policy: UpdatePolicy, work_dir: Path) -> Any:
     from falsework.runner import WorkflowRunner
     from falsework.templating import Renderer
 
-    return WorkflowRunner(ActionRegistry.builtin(policy.policies), Renderer(), work_dir=work_dir)
+    registry = ActionRegistry.builtin(policy.policies)
+    return for_updates(WorkflowRunner(registry, Renderer(), work_dir=work_dir))
