@@ -11,7 +11,6 @@ publish step would have pushed is the new pristine tree.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import functools
 import os
@@ -29,7 +28,7 @@ from packaging.version import InvalidVersion, Version
 from falsework.actions.git import GitPolicy, Remote, local_remote, open_remote, remote_kind
 from falsework.actions.paths import is_within
 from falsework.actions.rehearsal import Rehearsal
-from falsework.confine import Tree
+from falsework.confine import relative
 from falsework.errors import FalseworkError, InputError, UnsafePathError
 from falsework.templates import Template, load_templates
 from falsework.templates.catalog import candidate_files
@@ -204,36 +203,44 @@ def answers_for(
 
 
 async def render(
-    runner: WorkflowRunner, template: Template, answers: Mapping[str, Any], step: str, dest: Path
-) -> None:
-    """Rehearse ``template`` with ``answers`` and write the tree its publish step
-    (``step``, or the only push) would have pushed into ``dest``."""
-    result = await runner.dry_run(
-        template.raw, answers, {}, template_dir=template.directory, rehearsal=Rehearsal(seed=SEED)
-    )
-    if result.get("error"):
-        error = result["error"]
-        raise UpdateError(
-            f"{template.ref} failed to render with the stored answers: "
-            f"{error.get('name')}: {error.get('message')}"
+    runner: WorkflowRunner,
+    template: Template,
+    answers: Mapping[str, Any],
+    step: str,
+    workspace: Path,
+    target: Repo,
+) -> str:
+    """Rehearse ``template`` with ``answers`` in ``workspace``; the tree (in
+    ``target``) of the folder its publish step (``step``, or the only push)
+    would have pushed, as ``git add -A`` takes it."""
+    from falsework.actions.builtin.publish import published_folder
+    from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError
+
+    rehearsal = Rehearsal(seed=SEED)
+    rehearsal.max_files = runner.limits.dry_run_max_files
+    rehearsal.max_bytes = runner.limits.dry_run_max_bytes
+    spec = template.task_spec(dict(answers), rehearsal.user)
+    task = LocalTask(spec=spec, id=rehearsal.task_id)
+    await asyncio.to_thread(functools.partial(workspace.mkdir, parents=True, exist_ok=True))
+    try:
+        await runner.run(
+            task, MemoryTaskIO(), workspace=workspace, dry_run=True, rehearsal=rehearsal
         )
-    pushes = [c for c in result.get("recorded") or [] if "files" in c]
-    chosen = [c for c in pushes if c.get("step") == step] if step else pushes
+    except TaskFailedError as exc:
+        raise UpdateError(
+            f"{template.ref} failed to render with the stored answers: {exc.name}: {exc.message}"
+        ) from None
+    pushes = [c for c in rehearsal.calls if "files" in c]
+    chosen = [c for c in pushes if str(c.get("step")) == step] if step else pushes
     if len(chosen) != 1:
         steps = ", ".join(str(c.get("step")) for c in pushes) or "none"
         raise UpdateError(
             f"{template.ref}: expected one publish step{f' {step!r}' if step else ''} "
             f"pushing the repository; found {steps}"
         )
-    await asyncio.to_thread(_write, dest, chosen[0]["files"])
-
-
-def _write(dest: Path, files: list[Any]) -> None:
-    with Tree(dest, where="the rendered tree", create=True) as tree:
-        for item in files:
-            data = base64.b64decode(item["base64Content"])
-            mode = 0o755 if item.get("executable") else None
-            tree.write_bytes(str(item["path"]), data, mode=mode)
+    source = str((chosen[0].get("input") or {}).get("sourcePath") or ".")
+    folder = await asyncio.to_thread(published_folder, workspace, relative(source))
+    return await target.tree_of_folder(folder)
 
 
 async def render_version(
@@ -253,9 +260,7 @@ async def render_version(
         await extract(scratch, version.commit, state.template.path, folder)
         template = await asyncio.to_thread(find_template, folder, state.template.ref)
         answers = await asyncio.to_thread(answers_for, template, state, overrides)
-        await render(runner, template, answers, state.step, out)
-        out.mkdir(exist_ok=True)
-        tree = await target.tree_of_folder(out)
+        tree = await render(runner, template, answers, state.step, out, target)
     finally:
         await asyncio.to_thread(shutil.rmtree, folder, True)
         await asyncio.to_thread(shutil.rmtree, out, True)
