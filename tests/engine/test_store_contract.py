@@ -34,6 +34,7 @@ from falsework.engine.models import (
     ListOrder,
     Marks,
     Retried,
+    ScaffoldRecord,
     Task,
     TaskQuery,
     TaskRow,
@@ -750,6 +751,42 @@ async def test_metrics_snapshot_is_compared_and_set(store: Store) -> None:
     snap = await store.metrics_snapshot_get("cluster")
     assert snap is not None and (snap.last_event_id, snap.body) == (12, {"a": 3})
     assert 0.0 <= snap.age < 60.0
+
+
+# -- scaffolds (template updates) -------------------------------------------------------
+async def test_scaffolds_are_upserted_and_listed_by_template(store: Store) -> None:
+    first = ScaffoldRecord(
+        "/r/b.git#main", "template:default/svc", "v1", {"answers": {"n": 1}}, "t1", "user:a"
+    )
+    await store.scaffold_upsert(first)
+    await store.scaffold_upsert(ScaffoldRecord("/r/a.git#main", "template:default/svc", "v1", {}))
+    await store.scaffold_upsert(ScaffoldRecord("/r/c.git#", "template:default/web", "v3", {}))
+    found = await store.scaffold_list("template:default/svc", limit=10)
+    assert [(r.repository, r.version) for r in found] == [
+        ("/r/a.git#main", "v1"),
+        ("/r/b.git#main", "v1"),
+    ]
+    assert found[1].record == {"answers": {"n": 1}} and found[1].task_id == "t1"
+    assert found[1].created_by == "user:a" and found[1].updated_at is not None
+    assert abs(found[1].updated_at - datetime.now(UTC)) < timedelta(minutes=5)
+    # the same repository again replaces its row
+    await store.scaffold_upsert(
+        ScaffoldRecord("/r/b.git#main", "template:default/svc", "v2", {"update": True}, "t2")
+    )
+    again = await store.scaffold_list("template:default/svc", limit=10)
+    assert [(r.repository, r.version, r.task_id) for r in again] == [
+        ("/r/a.git#main", "v1", None),
+        ("/r/b.git#main", "v2", "t2"),
+    ]
+    assert again[1].record == {"update": True}
+    everything = await store.scaffold_list(None, limit=10)
+    assert [r.template_ref for r in everything] == ["template:default/svc"] * 2 + [
+        "template:default/web"
+    ]
+    assert [r.repository for r in await store.scaffold_list(None, limit=1, offset=1)] == [
+        "/r/b.git#main"
+    ]
+    assert await store.scaffold_list("template:default/none", limit=10) == []
 
 
 def test_every_contract_method_is_exercised() -> None:

@@ -35,6 +35,7 @@ from falsework.engine.models import (
     ListOrder,
     NewTask,
     QueueOverview,
+    ScaffoldRecord,
     Snapshot,
     StaleOutcome,
     Task,
@@ -422,6 +423,15 @@ class Broker:
         """The cluster's metrics snapshot, recomputed by one node at a time when it
         is older than ``every`` seconds (``engine/cluster.py``)."""
         return await self._cluster.current(every=every, alive_within=alive_within, lag=lag)
+
+    # -- scaffolds (template updates) ---------------------------------------------
+    async def scaffold_record(self, record: ScaffoldRecord) -> None:
+        await self.store.scaffold_upsert(record)
+
+    async def scaffold_list(
+        self, template_ref: str | None = None, limit: int = 1000, offset: int = 0
+    ) -> builtins.list[ScaffoldRecord]:
+        return await self.store.scaffold_list(template_ref, limit, offset)
 
     # -- the audit trail ----------------------------------------------------------
     async def audit_write(self, entries: Sequence[AuditEntry]) -> None:

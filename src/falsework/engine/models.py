@@ -345,6 +345,31 @@ class AuditQuery:
 
 
 @dataclass(frozen=True)
+class ScaffoldRecord:
+    """A repository (and branch) made with scaffold recording, as its last create
+    or update task saw it; what it means is the updates' business."""
+
+    repository: str
+    template_ref: str
+    version: str
+    record: JSONObject
+    task_id: str | None = None
+    created_by: str | None = None
+    updated_at: datetime | None = None
+
+    def to_json(self) -> JSONObject:
+        return {
+            "repository": self.repository,
+            "templateRef": self.template_ref,
+            "version": self.version,
+            "record": self.record,
+            "taskId": self.task_id,
+            "createdBy": self.created_by,
+            "updatedAt": iso(self.updated_at) if self.updated_at is not None else None,
+        }
+
+
+@dataclass(frozen=True)
 class AuditRecord:
     id: int
     at: datetime

@@ -42,6 +42,7 @@ from falsework.engine.models import (
     Marks,
     QueueOverview,
     Retried,
+    ScaffoldRecord,
     Snapshot,
     StaleOutcome,
     Task,
@@ -699,6 +700,36 @@ class PostgresStore:
                 targets=[e.target for e in entries],
                 details=[e.detail for e in entries],
             )
+
+    async def scaffold_upsert(self, record: ScaffoldRecord) -> None:
+        await self._db.fetch(
+            "scaffold_upsert",
+            repository=record.repository,
+            template_ref=record.template_ref,
+            version=record.version,
+            record=dumps(record.record),
+            task_id=record.task_id,
+            created_by=record.created_by,
+        )
+
+    async def scaffold_list(
+        self, template_ref: str | None, limit: int, offset: int = 0
+    ) -> list[ScaffoldRecord]:
+        rows = await self._db.read(
+            "scaffold_list", template_ref=template_ref, limit=limit, offset=offset
+        )
+        return [
+            ScaffoldRecord(
+                repository=r["repository"],
+                template_ref=r["template_ref"],
+                version=r["version"],
+                record=r["record"],
+                task_id=r["task_id"],
+                created_by=r["created_by"],
+                updated_at=r["updated_at"],
+            )
+            for r in rows
+        ]
 
     async def audit_list(self, query: AuditQuery) -> list[AuditRecord]:
         rows = await self._db.read(

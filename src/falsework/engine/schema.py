@@ -149,3 +149,18 @@ cluster_metrics = sa.Table(
     sa.Column("body", sa.JSON(), nullable=False),
     sa.Column("computed_at", TIMESTAMP, nullable=False),
 )
+
+# the repositories made with scaffold recording (template updates, docs/updates.md):
+# one row per repository and branch, what its last create or update task saw
+scaffolds = sa.Table(
+    "scaffolds",
+    metadata,
+    sa.Column("repository", sa.Text(), primary_key=True),
+    sa.Column("template_ref", sa.Text(), nullable=False),
+    sa.Column("version", sa.Text(), nullable=False),
+    sa.Column("record", sa.JSON(), nullable=False),
+    sa.Column("task_id", sa.Text(), nullable=True),
+    sa.Column("created_by", sa.Text(), nullable=True),
+    sa.Column("updated_at", TIMESTAMP, nullable=False),
+    sa.Index("ix_scaffolds_template", "template_ref", "repository"),
+)

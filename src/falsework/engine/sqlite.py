@@ -43,6 +43,7 @@ from falsework.engine.models import (
     Marks,
     QueueOverview,
     Retried,
+    ScaffoldRecord,
     Snapshot,
     StaleOutcome,
     Task,
@@ -587,6 +588,36 @@ class SqliteStore:
         if entries:
             rows = [[e.actor, e.action, e.target, e.detail] for e in entries]
             await self._db.write("audit_insert", rows=dumps(rows))
+
+    async def scaffold_upsert(self, record: ScaffoldRecord) -> None:
+        await self._db.write(
+            "scaffold_upsert",
+            repository=record.repository,
+            template_ref=record.template_ref,
+            version=record.version,
+            record=dumps(record.record),
+            task_id=record.task_id,
+            created_by=record.created_by,
+        )
+
+    async def scaffold_list(
+        self, template_ref: str | None, limit: int, offset: int = 0
+    ) -> list[ScaffoldRecord]:
+        rows = await self._db.read(
+            "scaffold_list", template_ref=template_ref, limit=limit, offset=offset
+        )
+        return [
+            ScaffoldRecord(
+                repository=r["repository"],
+                template_ref=r["template_ref"],
+                version=r["version"],
+                record=loads(r["record"]),
+                task_id=r["task_id"],
+                created_by=r["created_by"],
+                updated_at=parse_ts(r["updated_at"]),
+            )
+            for r in rows
+        ]
 
     async def audit_list(self, query: AuditQuery) -> list[AuditRecord]:
         rows = await self._db.read(

@@ -40,6 +40,7 @@ from falsework.engine.models import (
     Marks,
     QueueOverview,
     Retried,
+    ScaffoldRecord,
     Snapshot,
     StaleOutcome,
     Task,
@@ -208,6 +209,17 @@ class Store(Protocol):
     ) -> bool:
         """Store the snapshot (``body`` JSON text) if the stored one still has
         ``last_event_id`` == ``expected`` (None: there is none); False otherwise."""
+        ...
+
+    # -- scaffolds (template updates) ----------------------------------------------
+    async def scaffold_upsert(self, record: ScaffoldRecord) -> None:
+        """Create or replace the row of ``record.repository`` (stamped now)."""
+        ...
+
+    async def scaffold_list(
+        self, template_ref: str | None, limit: int, offset: int = 0
+    ) -> list[ScaffoldRecord]:
+        """Rows of one template (every template when None), by template and repository."""
         ...
 
     # -- the audit trail -----------------------------------------------------------

@@ -498,6 +498,20 @@ FROM unnest(CAST(:actors AS text[]), CAST(:actions AS text[]), CAST(:targets AS 
             CAST(:details AS text[])) WITH ORDINALITY AS a(actor, action, target, detail, ord)
 ORDER BY a.ord;
 
+-- name: scaffold_upsert
+INSERT INTO scaffolds (repository, template_ref, version, record, task_id, created_by, updated_at)
+VALUES (:repository, :template_ref, :version, CAST(:record AS json), :task_id, :created_by, now())
+ON CONFLICT (repository) DO UPDATE SET
+  template_ref = excluded.template_ref, version = excluded.version, record = excluded.record,
+  task_id = excluded.task_id, created_by = excluded.created_by, updated_at = excluded.updated_at;
+
+-- name: scaffold_list
+SELECT repository, template_ref, version, record, task_id, created_by, updated_at
+FROM scaffolds
+WHERE (CAST(:template_ref AS text) IS NULL OR template_ref = :template_ref)
+ORDER BY template_ref, repository
+LIMIT :limit OFFSET :offset;
+
 -- name: audit_list
 SELECT id, at, actor, action, target, detail FROM audit_events
 WHERE (CAST(:actor AS text) IS NULL OR actor = :actor)

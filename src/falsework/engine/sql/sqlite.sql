@@ -412,6 +412,21 @@ SELECT strftime('%Y-%m-%d %H:%M:%f', 'now'), value ->> 0, value ->> 1, value ->>
 FROM json_each(:rows)
 ORDER BY key;
 
+-- name: scaffold_upsert
+INSERT INTO scaffolds (repository, template_ref, version, record, task_id, created_by, updated_at)
+VALUES (:repository, :template_ref, :version, json(:record), :task_id, :created_by,
+        strftime('%Y-%m-%d %H:%M:%f', 'now'))
+ON CONFLICT (repository) DO UPDATE SET
+  template_ref = excluded.template_ref, version = excluded.version, record = excluded.record,
+  task_id = excluded.task_id, created_by = excluded.created_by, updated_at = excluded.updated_at;
+
+-- name: scaffold_list
+SELECT repository, template_ref, version, record, task_id, created_by, updated_at
+FROM scaffolds
+WHERE (:template_ref IS NULL OR template_ref = :template_ref)
+ORDER BY template_ref, repository
+LIMIT :limit OFFSET :offset;
+
 -- name: audit_list
 SELECT id, at, actor, action, target, detail FROM audit_events
 WHERE (:actor IS NULL OR actor = :actor)
