@@ -25,6 +25,8 @@ from support.servers import (  # the fixtures of real servers, one per dialect
 )
 
 UPDATES = "/api/falsework/v1/scaffolds/updates"
+SCAFFOLDS = "/api/falsework/v1/scaffolds"
+SERVICE = "template:default/service"
 __all__ = ["module_database", "pg_database", "servers"]
 
 
@@ -84,6 +86,15 @@ def test_an_update_task_per_repository(world: World) -> None:
         git("commit", "-qm", "team", cwd=clone)
         git("push", "-q", "origin", "main", cwd=clone)
     targets = [{"remoteUrl": str(world.remotes / f"{n}.git")} for n in ("alpha", "beta")]
+    listed = world.server.client("admin").get(SCAFFOLDS, params={"template": SERVICE}).json()
+    assert listed["problems"] == {}
+    assert [
+        (s["repository"], s["version"], s["latest"], s["updateAvailable"])
+        for s in listed["scaffolds"]
+    ] == [(f"{t['remoteUrl']}#main", "v1", "v3", True) for t in targets]
+    # the creator sees hers; another user none
+    assert len(world.server.client("alice").get(SCAFFOLDS).json()["scaffolds"]) == 2
+    assert world.server.client("bob").get(SCAFFOLDS).json()["scaffolds"] == []
 
     # a signed-in user is not an author
     refused = world.server.client("alice").post(UPDATES, json={"repositories": targets})
@@ -122,10 +133,20 @@ def test_an_update_task_per_repository(world: World) -> None:
     assert (first / "Dockerfile").exists()
     state = yaml.safe_load((first / ".falsework/scaffold.yaml").read_text())
     assert state["template"]["version"] == "v2"
-    nxt = admin.post(UPDATES, json={"repositories": targets[:1]})
+    # every recorded repository of the template at once
+    nxt = admin.post(UPDATES, json={"template": SERVICE})
     assert nxt.status_code == 201, nxt.text
-    task = wait_for_status(admin, nxt.json()["tasks"][0]["id"], ("completed", "failed"), 90)
-    assert task["status"] == "completed", task
+    assert [t["repository"] for t in nxt.json()["tasks"]] == [
+        f"{t['remoteUrl']}#main" for t in targets
+    ]
+    for item in nxt.json()["tasks"]:
+        task = wait_for_status(admin, item["id"], ("completed", "failed"), 90)
+        assert task["status"] == "completed", task
+    behind = admin.get(SCAFFOLDS, params={"template": SERVICE, "outdated": "true"}).json()
+    assert [(s["version"], s["update"]["branch"]) for s in behind["scaffolds"]] == [
+        ("v2", "falsework/update/service-v3"),  # alpha holds v2 since the squash merge
+        ("v1", "falsework/update/service-v3"),
+    ]
     git("fetch", "-q", "origin", cwd=first)
     readme = git("show", "origin/falsework/update/service-v3:README.md", cwd=first)
     assert readme == "# alpha service\n\nOwned by team-a.\n"

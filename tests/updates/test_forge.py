@@ -109,6 +109,14 @@ async def test_updates_as_pull_requests(
     assert first["branch"] == "falsework/update/service-v3"
     assert first["conflicts"] == ["README.md"]
     assert first["pullRequestNumber"] == 1
+    assert first["scaffold"]["version"] == "v1"  # what the branch holds until merged
+    assert first["scaffold"]["update"] == {
+        "version": "v3",
+        "branch": "falsework/update/service-v3",
+        "commit": first["commit"],
+        "conflicts": ["README.md"],
+        "pullRequestUrl": f"{forge.url}/acme/payments/pull/1",
+    }
     (pull,) = payments.pulls
     assert pull.title == "[conflicts] Update template:default/service from v1 to v3"
     assert pull.draft is True and "`README.md`" in pull.body
@@ -158,5 +166,9 @@ async def test_updates_as_pull_requests(
     git("commit", "-qam", "resolve", cwd=final)
     git("push", "-q", "origin", "HEAD:main", cwd=final)
     done = output(await run(runner, [update_step(forge)]))
+    scaffold = done.pop("scaffold")
     assert done == {"upToDate": True, "fromVersion": "v3", "version": "v3"}
+    assert scaffold["repository"] == f"{forge.url}/acme/payments.git#main"
+    assert (scaffold["templateRef"], scaffold["version"]) == ("template:default/service", "v3")
+    assert "update" not in scaffold
     assert len(payments.pulls) == 3

@@ -39,6 +39,7 @@ from falsework.runner.isolation import DryRunPool
 from falsework.runner.tasklog import bind_context, log_tasks
 from falsework.templates import TemplateCatalog
 from falsework.tracing import Tracing
+from falsework.updates.fleet import recording
 from falsework.wiring import open_broker, webhook_services, worker_options, workflow_runner
 
 log = logging.getLogger("falsework.api")
@@ -76,7 +77,9 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> FastAPI
         running: asyncio.Task[None] | None = None
         dispatching: asyncio.Task[None] | None = None
         if settings.concurrency > 0:
-            executor = traces.instrument(metrics.instrument(as_executor(runner)))
+            # completed tasks that made or updated a scaffold record it (docs/updates.md)
+            run = recording(runner, broker.scaffold_record)
+            executor = traces.instrument(metrics.instrument(as_executor(run)))
             if settings.task_log:
                 executor = log_tasks(executor)
             ids: list[str] = []

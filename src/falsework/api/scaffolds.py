@@ -15,18 +15,20 @@ with the server's credentials to the repositories it is given.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from falsework.actions.policies import UpdatePolicy
 from falsework.api import audit, auth
 from falsework.api.deps import Caller, Svc
 from falsework.api.models import errors
 from falsework.engine import NewTask
-from falsework.errors import ConflictError, InputError
+from falsework.errors import ConflictError, FalseworkError, InputError
 from falsework.types import JSONObject
+from falsework.updates.render import TemplateVersion, latest_version, template_remote
 
 router = APIRouter(tags=["scaffolds"])
 
@@ -64,7 +66,10 @@ class UpdateTarget(BaseModel):
 class StartUpdates(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    repositories: list[UpdateTarget] = Field(min_length=1, max_length=5000)
+    repositories: list[UpdateTarget] = Field(default_factory=list, max_length=5000)
+    template: str | None = Field(
+        None, description="Every repository this server recorded for this template ref."
+    )
     to: str | None = Field(None, description="The version (default: each one's newest tag).")
     values: dict[str, Any] = Field(
         default_factory=dict, description="Answers to change or add, for every repository."
@@ -82,6 +87,88 @@ class StartedUpdate(BaseModel):
 
 class StartedUpdates(BaseModel):
     tasks: list[StartedUpdate]
+
+
+def _target(repository: str) -> UpdateTarget:
+    """The update target of a recorded repository (``remote#branch``)."""
+    remote, _, branch = repository.rpartition("#")
+    return UpdateTarget(remoteUrl=remote, branch=branch or None)
+
+
+class ScaffoldModel(BaseModel):
+    repository: str = Field(description="The remote and branch: `remote#branch`.")
+    templateRef: str
+    version: str = Field(description="The version its branch had when last seen.")
+    latest: str | None = Field(None, description="The template's newest version tag.")
+    updateAvailable: bool | None = None
+    update: dict[str, Any] | None = Field(
+        None, description="The last update task's branch, version, conflicts, pull request."
+    )
+    taskId: str | None = None
+    updatedAt: str | None = None
+
+
+class ScaffoldList(BaseModel):
+    scaffolds: list[ScaffoldModel]
+    problems: dict[str, str] = Field(
+        default_factory=dict, description="Template repositories whose versions could not be read."
+    )
+
+
+@router.get(
+    "/v1/scaffolds",
+    response_model=ScaffoldList,
+    summary="Repositories made with scaffold recording, and whether an update is available",
+    responses=errors(401, 503),
+)
+async def list_scaffolds(
+    svc: Svc,
+    caller: Caller,
+    template: Annotated[str | None, Query(description="A template ref.")] = None,
+    outdated: Annotated[bool, Query(description="Only those behind the newest version.")] = False,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONObject:
+    """Authors see every repository; anyone else those whose tasks they created."""
+    rows = await svc.broker.scaffold_list(template, limit=limit, offset=offset)
+    if not caller.has(auth.AUTHOR):
+        rows = [r for r in rows if r.created_by == caller.ref]
+    policy = next(p for p in svc.settings.action_policies() if isinstance(p, UpdatePolicy))
+    latest: dict[str, TemplateVersion | None] = {}
+    problems: dict[str, str] = {}
+    for row in rows:
+        state = row.record.get("state") or {}
+        repository = str((state.get("template") or {}).get("repository") or "")
+        if repository and repository not in latest and repository not in problems:
+            try:
+                remote = await template_remote(
+                    policy.publish.git, repository, policy.template_roots
+                )
+                latest[repository] = await latest_version(policy.publish.git, remote)
+            except FalseworkError as exc:
+                problems[repository] = exc.message
+    found: list[JSONObject] = []
+    for row in rows:
+        state = row.record.get("state") or {}
+        source = state.get("template") or {}
+        newest = latest.get(str(source.get("repository") or ""))
+        behind = None if newest is None else newest.commit != source.get("commit")
+        if outdated and not behind:
+            continue
+        item = row.to_json()
+        found.append(
+            {
+                "repository": row.repository,
+                "templateRef": row.template_ref,
+                "version": row.version,
+                "latest": newest.name if newest is not None else None,
+                "updateAvailable": behind,
+                "update": row.record.get("update"),
+                "taskId": row.task_id,
+                "updatedAt": item["updatedAt"],
+            }
+        )
+    return {"scaffolds": found, "problems": problems}
 
 
 def update_spec(target: UpdateTarget, body: StartUpdates, user: JSONObject) -> JSONObject:
@@ -126,6 +213,14 @@ def update_spec(target: UpdateTarget, body: StartUpdates, user: JSONObject) -> J
 )
 async def start_updates(body: StartUpdates, svc: Svc, caller: Caller) -> JSONObject:
     auth.check_role(caller, auth.AUTHOR, "start template updates")
+    if body.template:
+        recorded = await svc.broker.scaffold_list(body.template, limit=100_000)
+        body.repositories.extend(_target(row.repository) for row in recorded)
+    if not body.repositories:
+        raise InputError(
+            "repositories: none given"
+            + (f", and none recorded for {body.template}" if body.template else "")
+        )
     keys = [t.key for t in body.repositories]
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:

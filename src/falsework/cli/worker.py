@@ -20,13 +20,14 @@ async def _work(settings: Settings, burst: bool) -> None:
     from falsework.runner import as_executor
     from falsework.runner.tasklog import bind_context, log_tasks
     from falsework.tracing import Tracing
+    from falsework.updates.fleet import recording
     from falsework.wiring import open_broker, webhook_services, worker_options, workflow_runner
 
     traces = Tracing.from_environment()
     broker = await open_broker(settings)
     try:
         runner = workflow_runner(settings)
-        executor = traces.instrument(as_executor(runner))
+        executor = traces.instrument(as_executor(recording(runner, broker.scaffold_record)))
         if settings.task_log:
             executor = log_tasks(executor)
         made: list[TaskWorker] = []

@@ -67,8 +67,9 @@ async def record(
     secrets: list[str],
     step: str,
     source_path: str,
-) -> str:
-    """The commit to push to the target branch: ``pristine`` with the state file."""
+) -> tuple[str, ScaffoldState]:
+    """The commit to push to the target branch (``pristine`` with the state
+    file), and the state recorded."""
     state = ScaffoldState(
         template=source,
         pristine=pristine,
@@ -78,4 +79,4 @@ async def record(
         source_path=source_path,
     )
     tree = await repo.tree_with(f"{pristine}^{{tree}}", STATE_PATH, state.dumps().encode())
-    return await repo.commit_tree(tree, [pristine], MESSAGE)
+    return await repo.commit_tree(tree, [pristine], MESSAGE), state

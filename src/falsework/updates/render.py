@@ -25,7 +25,14 @@ from urllib.parse import unquote, urlsplit
 
 from packaging.version import InvalidVersion, Version
 
-from falsework.actions.git import GitPolicy, Remote, local_remote, open_remote, remote_kind
+from falsework.actions.git import (
+    GitPolicy,
+    Remote,
+    local_remote,
+    open_remote,
+    remote_kind,
+    run_git,
+)
 from falsework.actions.paths import is_within
 from falsework.actions.rehearsal import Rehearsal
 from falsework.confine import relative
@@ -141,6 +148,25 @@ async def resolve_version(scratch: Repo, remote: Remote, to: str | None) -> Temp
         )
     best = max(tags)[1]
     return TemplateVersion(best, refs[best])
+
+
+async def latest_version(policy: GitPolicy, remote: Remote) -> TemplateVersion | None:
+    """The newest version tag of a template repository without fetching it
+    (``git ls-remote``); None when it has none."""
+    out = await run_git(policy, ["ls-remote", "--tags", remote.url], remote=remote)
+    commits: dict[str, str] = {}
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        name = ref.removeprefix("refs/tags/")
+        if name.endswith("^{}"):
+            commits[name[:-3]] = sha  # the commit an annotated tag points at
+        else:
+            commits.setdefault(name, sha)
+    tags = [(key, name) for name in commits if (key := version_key(name)) is not None]
+    if not tags:
+        return None
+    best = max(tags)[1]
+    return TemplateVersion(best, commits[best])
 
 
 async def extract(scratch: Repo, commit: str, path: str, dest: Path) -> None:

@@ -124,6 +124,11 @@ async def record_publish_git(ctx: ActionContext[PublishGitInput]) -> None:
                 "type": "string",
                 "description": "Where the pushed contents can be read.",
             },
+            "scaffold": {
+                "type": "object",
+                "description": "With `scaffold`: the repository (`remote#branch`), template, "
+                "version and recorded state (docs/updates.md).",
+            },
         },
     },
     examples=[
@@ -150,7 +155,7 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
     # A relative local path is reported as the folder it became (cloneable anywhere).
     remote_out = str(local) if local is not None and not _is_absolute(inp.remote_url) else None
 
-    async def publish() -> dict[str, str]:
+    async def publish() -> dict[str, Any]:
         env = {
             "GIT_AUTHOR_NAME": inp.git_author_name,
             "GIT_AUTHOR_EMAIL": inp.git_author_email,
@@ -177,8 +182,10 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
         commit = head.strip()
         ctx.logger.info(f"Committed {commit} as {inp.git_author_name} <{inp.git_author_email}>")
         refspecs = [f"{commit}:refs/heads/{inp.branch}"]
+        scaffold: dict[str, Any] | None = None
         if inp.scaffold:
-            pristine, commit = commit, await _record_scaffold(ctx, git_policy, repo, commit)
+            pristine = commit
+            commit, scaffold = await _record_scaffold(ctx, git_policy, repo, commit)
             refspecs.append(f"{pristine}:refs/heads/{PRISTINE_BRANCH}")
             refspecs[0] = f"{commit}:refs/heads/{inp.branch}"
             ctx.logger.info(f"Recorded the scaffold in {commit} (pristine: {pristine})")
@@ -201,12 +208,15 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
             )
         url = remote_out or inp.remote_url
 
-        def outputs(pushed: str) -> dict[str, str]:
-            return {
+        def outputs(pushed: str) -> dict[str, Any]:
+            published: dict[str, Any] = {
                 "remoteUrl": url,
                 "commitHash": pushed,
                 "repoContentsUrl": _contents_url(url, inp.branch),
             }
+            if scaffold is not None:
+                published["scaffold"] = {"repository": scaffold_key(url, inp.branch), **scaffold}
+            return published
 
         async def earlier() -> str | None:
             # the commit an interrupted earlier run of this step pushed, if any
@@ -248,9 +258,10 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
 
 async def _record_scaffold(
     ctx: ActionContext[PublishGitInput], policy: GitPolicy, git_dir: Path, pristine: str
-) -> str:
+) -> tuple[str, dict[str, Any]]:
     """The commit the branch gets with ``scaffold: true``: ``pristine`` (what the
-    template made) plus ``.falsework/scaffold.yaml``."""
+    template made) plus ``.falsework/scaffold.yaml``; and what it records (the
+    step's ``scaffold`` output: the server lists it, docs/updates.md)."""
     from falsework.updates import record
     from falsework.updates.gitrepo import Author, Repo
 
@@ -263,7 +274,7 @@ async def _record_scaffold(
     source = await record.template_source(policy, ctx.template_dir, inp.scaffold_repository)
     repo = Repo(git_dir, policy, author=Author(inp.git_author_name, inp.git_author_email))
     answers = ctx.template_context.get("parameters") or {}
-    return await record.record(
+    commit, state = await record.record(
         repo,
         pristine,
         source,
@@ -272,6 +283,13 @@ async def _record_scaffold(
         step=ctx.step_id,
         source_path=inp.source_path,
     )
+    return commit, {"templateRef": source.ref, "version": source.version, "state": state.to_json()}
+
+
+def scaffold_key(remote: str, branch: str) -> str:
+    """How a scaffolded repository is named in the server's list: its remote
+    (credentials removed) and branch."""
+    return f"{redact_urls(remote)}#{branch}"
 
 
 def published_folder(workspace: Path, source_path: str) -> Path:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from falsework.actions.builtin.github import _client
-from falsework.actions.builtin.publish import allowed_local_remote
+from falsework.actions.builtin.publish import allowed_local_remote, scaffold_key
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
 from falsework.actions.git import Remote, host_port, local_remote, open_remote
@@ -112,6 +112,11 @@ def compare_url(remote: str, base: str, branch: str) -> str:
             "compareUrl": {"type": "string", "description": "Where to see the change."},
             "pullRequestUrl": {"type": "string", "description": "The pull request."},
             "pullRequestNumber": {"type": "number", "description": "Its number."},
+            "scaffold": {
+                "type": "object",
+                "description": "What the server records of the repository: its name "
+                "(`remote#branch`), template, the version its branch has, and the update.",
+            },
         },
     },
     examples=[
@@ -176,6 +181,12 @@ async def scaffold_update(ctx: ActionContext[ScaffoldUpdateInput], policy: Updat
             "upToDate": plan.up_to_date,
             "fromVersion": plan.state.template.version,
             "version": plan.version.name,
+            "scaffold": {
+                "repository": scaffold_key(url, branch),
+                "templateRef": plan.state.template.ref,
+                "version": plan.state.template.version,
+                "state": plan.state.to_json(),
+            },
         }
         if plan.up_to_date:
             ctx.logger.info(f"{branch} already has {plan.version.name}: nothing to update")
@@ -196,6 +207,12 @@ async def scaffold_update(ctx: ActionContext[ScaffoldUpdateInput], policy: Updat
         ctx.logger.info(f"Pushed {name} ({commit[:12]}): {plan.title()}")
         if plan.conflicts:
             ctx.logger.warning(f"Conflicts in: {', '.join(plan.conflicts)}")
+        result["scaffold"]["update"] = {
+            "version": plan.version.name,
+            "branch": name,
+            "commit": commit,
+            "conflicts": plan.conflicts,
+        }
         return {
             **result,
             "branch": name,
@@ -208,7 +225,7 @@ async def scaffold_update(ctx: ActionContext[ScaffoldUpdateInput], policy: Updat
         }
 
     pushed: dict[str, Any] = await ctx.checkpoint("push", push)
-    for key in ("upToDate", "fromVersion", "version", "branch", "commit", "conflicts"):
+    for key in ("upToDate", "fromVersion", "version", "branch", "commit", "conflicts", "scaffold"):
         if key in pushed:
             ctx.output(key, pushed[key])
     if pushed["upToDate"]:
@@ -217,6 +234,8 @@ async def scaffold_update(ctx: ActionContext[ScaffoldUpdateInput], policy: Updat
     if repo_url is not None:
         pull = await ctx.checkpoint("pull-request", lambda: _pull_request(ctx, policy, pushed))
         ctx.output("pullRequestUrl", pull["url"])
+        pushed["scaffold"]["update"]["pullRequestUrl"] = pull["url"]
+        ctx.output("scaffold", pushed["scaffold"])
         ctx.output("pullRequestNumber", pull["number"])
 
 
