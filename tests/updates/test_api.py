@@ -6,13 +6,14 @@ only; and the next update after the branch was squash-merged."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
-from tests.updates.conftest import TemplateRepo, build_template_repo, git
+from tests.updates.conftest import TemplateRepo, build_template_repo, falsework, git
 
 from support.servers import (  # the fixtures of real servers, one per dialect
     Server,
@@ -21,6 +22,7 @@ from support.servers import (  # the fixtures of real servers, one per dialect
     module_database,
     pg_database,
     servers,
+    token_of,
     wait_for_status,
 )
 
@@ -133,14 +135,16 @@ def test_an_update_task_per_repository(world: World) -> None:
     assert (first / "Dockerfile").exists()
     state = yaml.safe_load((first / ".falsework/scaffold.yaml").read_text())
     assert state["template"]["version"] == "v2"
-    # every recorded repository of the template at once
-    nxt = admin.post(UPDATES, json={"template": SERVICE})
-    assert nxt.status_code == 201, nxt.text
-    assert [t["repository"] for t in nxt.json()["tasks"]] == [
-        f"{t['remoteUrl']}#main" for t in targets
-    ]
-    for item in nxt.json()["tasks"]:
-        task = wait_for_status(admin, item["id"], ("completed", "failed"), 90)
+    # every recorded repository of the template at once, by the fleet command
+    fleet = falsework(
+        "update", "--template", SERVICE, "--all", "--server", world.server.url,
+        "--token", token_of("admin"), cwd=world.tmp,
+    )  # fmt: skip
+    assert fleet.returncode == 0, fleet.stdout + fleet.stderr
+    started = re.findall(r"^\s+([0-9a-f-]{36})\s+(\S+)$", fleet.stdout, re.M)
+    assert [repository for _, repository in started] == [f"{t['remoteUrl']}#main" for t in targets]
+    for task_id, _ in started:
+        task = wait_for_status(admin, task_id, ("completed", "failed"), 90)
         assert task["status"] == "completed", task
     behind = admin.get(SCAFFOLDS, params={"template": SERVICE, "outdated": "true"}).json()
     assert [(s["version"], s["update"]["branch"]) for s in behind["scaffolds"]] == [

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 import yaml
 from rich.text import Text
@@ -57,6 +58,25 @@ def _overrides(sets: list[str], answers: dict[str, Any]) -> dict[str, Any]:
 
 def update(
     repo: Repo = Path("."),
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            help="With --all: update every repository a server recorded for this template "
+            "ref (one update task each, as pull requests).",
+        ),
+    ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every recorded repository of --template.")
+    ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option("--server", envvar="FALSEWORK_SERVER", help="Base URL of `falsework serve`."),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="FALSEWORK_TOKEN", help="Bearer token.", show_default=False),
+    ] = None,
     to: Annotated[
         str | None,
         typer.Option("--to", help="The version (tag, branch or commit); default the newest tag."),
@@ -74,6 +94,11 @@ def update(
     to date, 1 with conflicts to resolve, 2 when the update cannot be made."""
     err = new_console(stderr=True)
     out = new_console()
+    if template or everything:
+        if not (template and everything and server):
+            err.print("Error: a fleet update takes --template T --all --server URL")
+            raise typer.Exit(2)
+        raise typer.Exit(_fleet(server, token, template, to, sets or [], out, err))
     try:
         code = asyncio.run(_update(repo, to, sets or [], out))
     except MissingAnswersError as exc:
@@ -116,6 +141,41 @@ async def _update(folder: Path, to: str | None, sets: list[str], out: Any) -> in
         f"git push origin {PRISTINE_BRANCH}"
     )
     return 1 if plan.conflicts else 0
+
+
+def _fleet(
+    server: str,
+    token: str | None,
+    template: str,
+    to: str | None,
+    sets: list[str],
+    out: Any,
+    err: Any,
+) -> int:
+    """Start an update task for every repository the server recorded for ``template``."""
+    body: dict[str, Any] = {"template": template, "values": _overrides(sets, {})}
+    if to:
+        body["to"] = to
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = server.rstrip("/") + "/api/falsework/v1/scaffolds/updates"
+    try:
+        response = httpx.post(url, json=body, headers=headers, timeout=120)
+    except httpx.HTTPError as exc:
+        err.print(Text("Error: ", style="red") + Text(f"cannot reach {server}: {exc}"))
+        return 2
+    if response.status_code != 201:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:300]
+        err.print(Text("Error: ", style="red") + Text(f"{response.status_code}: {message}"))
+        return 2
+    tasks = response.json()["tasks"]
+    out.print(f"Started {len(tasks)} update task(s) of {template}:")
+    for item in tasks:
+        out.print(f"  {item['id']}  {item['repository']}")
+    out.print("Follow them with `falsework tasks ls` / `falsework tasks logs ID -f`.")
+    return 0
 
 
 def check_update(
