@@ -142,13 +142,13 @@ def team_commits(clone: Path, files: int) -> None:
 async def plan_once(clone: Path) -> tuple[float, int]:
     from falsework.actions.git import GitPolicy
     from falsework.config import load_settings
-    from falsework.runner import WorkflowRunner
     from falsework.updates import plan_update
     from falsework.updates.render import for_updates
     from falsework.updates.update import open_clone
+    from falsework.wiring import workflow_runner
 
     repo = await open_clone(clone, GitPolicy.local())
-    runner = for_updates(WorkflowRunner.from_settings(load_settings()))
+    runner = for_updates(workflow_runner(load_settings()))
     head = await repo.rev("HEAD")
     assert head is not None
     tip = await repo.rev("refs/remotes/origin/falsework/pristine")

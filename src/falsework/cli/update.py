@@ -111,7 +111,7 @@ def update(
 
 
 async def _update(folder: Path, to: str | None, sets: list[str], out: Any) -> int:
-    from falsework.runner import WorkflowRunner
+    from falsework.wiring import workflow_runner
 
     policy = GitPolicy.local()
     repo = await open_clone(folder, policy)
@@ -120,7 +120,7 @@ async def _update(folder: Path, to: str | None, sets: list[str], out: Any) -> in
         raise FalseworkError(f"{folder}: the repository has no commit")
     state = await read_state(repo, head)
     overrides = _overrides(sets, state.answers)
-    runner = for_updates(WorkflowRunner.from_settings(load_settings()))
+    runner = for_updates(workflow_runner(load_settings()))
     tip = await repo.rev(f"refs/remotes/origin/{PRISTINE_BRANCH}") or await repo.rev(
         f"refs/heads/{PRISTINE_BRANCH}"
     )
