@@ -139,3 +139,35 @@ async def test_a_statement_into_a_dead_link_fails_within_the_command_timeout(
     finally:
         await store.close()
         proxy.close()
+
+
+async def test_a_flush_retried_after_an_ambiguous_commit_writes_nothing_twice(
+    postgres_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    """The link dies right after COMMIT reached the server: the worker cannot
+    know whether its flush landed and tries again; the flush's id makes the
+    second try a no-op."""
+    parts = urlsplit(postgres_url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    settings = make_settings(concurrency=10)
+    api = await open_broker(postgres_url, settings)
+    node = await open_broker(_through(proxy, postgres_url), settings)
+    try:
+        ids = await api.create_many([NewTask({"steps": []}) for _ in range(10)])
+        worker = make_worker(node, chatty, settings)
+        run = asyncio.create_task(worker.run())
+        await wait_for(lambda: worker.running == 10, within=10)
+        proxy.cut_after_message(b"COMMIT", times=6)
+        await wait_for(lambda: _all_final(api, ids), within=60)
+        assert proxy.cuts_after_message >= 3
+        for tid in ids:
+            task = await api.get(tid)
+            assert (task.status, task.attempt) == ("completed", 1), tid
+            messages = [e.body.get("message") for e in await api.events(tid)]
+            assert messages[:-1] == [f"line {i}" for i in range(EVENTS)], messages
+        await worker.stop()
+        await run
+    finally:
+        await node.close()
+        await api.close()
+        proxy.close()

@@ -24,8 +24,9 @@ POSTGRES_ONLY = {
 }
 # SQLite alone: the read-merge-write of step state (no top-level JSON merge), the
 # heartbeat's two statements in one transaction (no network to wait on), a
-# retention batch in three statements, and the incremental vacuum (Postgres's
-# autovacuum needs no help).
+# retention batch in three statements, the incremental vacuum (Postgres's
+# autovacuum needs no help), and the flush id's own insert (Postgres does it in
+# tasks_lock_owned).
 SQLITE_ONLY = {
     "tasks_read_state",
     "tasks_write_state",
@@ -37,6 +38,7 @@ SQLITE_ONLY = {
     "space_free_pages",
     "space_auto_vacuum",
     "space_vacuum_step",
+    "flush_insert",
 }
 
 

@@ -892,3 +892,57 @@ async def test_queue_overview_and_troubled_tasks(store: Store) -> None:
     assert (recovered.id, recovered.status, recovered.attempt) == (claim.id, "open", 1)
     assert recovered.recovered_at is not None
     assert recovered.to_json()["recoveredAt"].endswith("Z")
+
+
+# -- idempotent flushes and superseded markers -------------------------------------------
+async def test_a_flush_applied_again_writes_nothing_and_answers_the_same(store: Store) -> None:
+    r = row()
+    await insert(store, r)
+    claim = await claim_one(store)
+    batch = batch_of(claim)
+    batch.events.append((r.id, claim.claim_token, "log", dumps({"message": "once"})))
+    batch.checkpoints[r.id] = {"c": dumps(1)}
+    assert await store.batch_apply(batch) == set()
+    # the same flush again (its reply was lost on the way back): nothing twice
+    assert await store.batch_apply(batch) == set()
+    assert [e.body["message"] for e in await store.events_after(r.id, 0)] == ["once"]
+    stale = WriteBatch(tokens={r.id: "old-token"})
+    stale.events.append((r.id, "old-token", "log", dumps({"message": "stale"})))
+    assert await store.batch_apply(stale) == {r.id}
+    assert await store.batch_apply(stale) == {r.id}  # the same answer
+    assert await store.flushes_prune(3600.0) == 0
+    assert await store.flushes_prune(-60.0) == 2
+    # forgotten: applying the refused flush once more is refused again, not a no-op
+    assert await store.batch_apply(stale) == {r.id}
+
+
+async def test_a_superseded_marker_joins_a_live_task_and_never_follows_its_end(
+    store: Store,
+) -> None:
+    mine, taken, ended = row(), row(), row()
+    await insert(store, mine, taken, ended)
+    claims = {c.id: c for c in await store.task_claim("w", 3, per_user_cap=None)}
+    marker = dumps({"message": "superseded", "superseded": {"workerId": "w", "attempt": 1}})
+    # still ours: the marker goes in and the task is released at once
+    batch = WriteBatch(tokens={mine.id: claims[mine.id].claim_token})
+    batch.superseded[mine.id] = marker
+    assert await store.batch_apply(batch) == set()
+    task = await store.task_get(mine.id)
+    assert task is not None and (task.status, task.claimed_by) == ("open", None)
+    # another run owns it: refused, but the marker joins its log
+    batch = WriteBatch(tokens={taken.id: "an-older-token"})
+    batch.superseded[taken.id] = marker
+    assert await store.batch_apply(batch) == {taken.id}
+    task = await store.task_get(taken.id)
+    assert task is not None and task.status == "processing"
+    # finished: nothing may follow its final event
+    done = batch_of(claims[ended.id])
+    done.finishes.append(finish(claims[ended.id], "completed", {}))
+    assert await store.batch_apply(done) == set()
+    batch = WriteBatch(tokens={ended.id: claims[ended.id].claim_token})
+    batch.superseded[ended.id] = marker
+    assert await store.batch_apply(batch) == {ended.id}
+    for tid, count in ((mine.id, 1), (taken.id, 1), (ended.id, 0)):
+        events = await store.events_after(tid, 0)
+        assert len([e for e in events if "superseded" in e.body]) == count, tid
+    assert (await store.events_after(ended.id, 0))[-1].type == "completion"

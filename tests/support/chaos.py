@@ -48,6 +48,13 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._frozen = threading.Event()
         self._refusing = threading.Event()
+        self._clients: set[socket.socket] = set()
+        # cut_after_message: how many more times, the bytes to look for, and the
+        # connections doomed (their replies dropped) with when to reset them
+        self._cut_left = 0
+        self._cut_marker = b""
+        self._doomed: dict[socket.socket, float] = {}
+        self.cuts_after_message = 0
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chaos-proxy", daemon=True)
         self._thread.start()
@@ -76,6 +83,15 @@ class TcpProxy:
                 self._sel.unregister(sock)
         return len(socks) // 2
 
+    def cut_after_message(self, marker: bytes, times: int = 1) -> None:
+        """The next ``times`` client messages holding ``marker`` (``b"COMMIT"``)
+        reach the server, whose reply never comes back: the connection is reset
+        a moment later. The client cannot know whether the statement took effect
+        (an ambiguous commit)."""
+        with self._lock:
+            self._cut_marker = marker
+            self._cut_left = times
+
     @property
     def connections(self) -> int:
         with self._lock:
@@ -94,6 +110,7 @@ class TcpProxy:
                 # Accept nothing and move nothing; connections stay open.
                 time.sleep(0.02)
                 continue
+            self._reset_doomed()
             for key, _ in self._sel.select(timeout=0.05):
                 sock = key.fileobj
                 assert isinstance(sock, socket.socket)
@@ -121,6 +138,7 @@ class TcpProxy:
         with self._lock:
             self._pairs[client] = upstream
             self._pairs[upstream] = client
+            self._clients.add(client)
         self._sel.register(client, selectors.EVENT_READ, None)
         self._sel.register(upstream, selectors.EVENT_READ, None)
 
@@ -138,6 +156,14 @@ class TcpProxy:
         if not data:
             self._drop(sock, peer)
             return
+        client = sock if sock in self._clients else peer
+        if client in self._doomed and sock is not client:
+            return  # the server's reply to the doomed message is dropped
+        if sock is client and self._cut_left > 0 and self._cut_marker in data:
+            with self._lock:
+                self._cut_left -= 1
+                # long enough for the server to read and run it, not to answer
+                self._doomed[client] = time.monotonic() + 0.2
         try:
             peer.setblocking(True)
             peer.sendall(data)
@@ -145,10 +171,30 @@ class TcpProxy:
         except OSError:
             self._drop(sock, peer)
 
+    def _reset_doomed(self) -> None:
+        now = time.monotonic()
+        for client, when in list(self._doomed.items()):
+            if when > now:
+                continue
+            with self._lock:
+                self._doomed.pop(client, None)
+                peer = self._pairs.pop(client, None)
+                if peer is not None:
+                    self._pairs.pop(peer, None)
+                self._clients.discard(client)
+                self.cuts_after_message += 1
+            for sock in (client, peer):
+                if sock is not None:
+                    with contextlib.suppress(KeyError, ValueError):
+                        self._sel.unregister(sock)
+                    _reset(sock)
+
     def _drop(self, sock: socket.socket, peer: socket.socket) -> None:
         with self._lock:
             self._pairs.pop(sock, None)
             self._pairs.pop(peer, None)
+            self._clients.discard(sock)
+            self._clients.discard(peer)
         for s in (sock, peer):
             with contextlib.suppress(KeyError, ValueError):
                 self._sel.unregister(s)

@@ -433,6 +433,9 @@ class Broker:
     ) -> builtins.list[ScaffoldRecord]:
         return await self.store.scaffold_list(template_ref, limit, offset)
 
+    async def prune_flushes(self, older_than: float) -> int:
+        return await self.store.flushes_prune(older_than)
+
     # -- the audit trail ----------------------------------------------------------
     async def audit_write(self, entries: Sequence[AuditEntry]) -> None:
         await self.store.audit_insert(entries)

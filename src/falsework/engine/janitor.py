@@ -30,6 +30,8 @@ HOUSEKEEPING_EVERY = 60.0
 # Workers not seen for this long leave the workers table (killed ones never
 # unregister): at least 5 minutes, at least 10 stale windows.
 WORKER_FORGET_MIN = 300.0
+# How long a flush's id is kept: its retries come within seconds.
+FLUSH_IDS_KEPT = 3600.0
 
 
 class Janitor:
@@ -100,6 +102,7 @@ class Janitor:
             self._last_housekeeping = now
             await self._broker.erase_secrets(self._retention)
             await self._broker.prune_workers(self.forget_after)
+            await self._broker.prune_flushes(FLUSH_IDS_KEPT)
         return outcome
 
     async def run(self) -> None:

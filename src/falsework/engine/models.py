@@ -8,6 +8,7 @@ driver type leaves a store.
 from __future__ import annotations
 
 import enum
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -287,6 +288,8 @@ class WriteBatch:
     # runs stopped because their lease ended: task id -> the marker event's body
     # (``lease.plan_writes`` says where it may go)
     superseded: dict[str, str] = field(default_factory=dict)
+    # written with the batch: a retry of a flush that committed is a no-op
+    flush_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def __bool__(self) -> bool:
         return bool(

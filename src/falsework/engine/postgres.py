@@ -524,15 +524,26 @@ class PostgresStore:
         return [_claim(r) for r in rows]
 
     async def batch_apply(self, batch: WriteBatch) -> set[str]:
-        # Two statements: lock and read the batch's tasks, then write what the
-        # fencing rule allows, in one statement with its NOTIFYs.
+        # Two statements: record the flush's id and lock and read the batch's
+        # tasks, then write what the fencing rule allows, in one statement with
+        # its NOTIFYs. A flush whose id is already there committed before (its
+        # reply was lost): nothing is written again.
         async with self._db.transaction() as tx:
-            rows = await tx.fetch("tasks_lock_owned", ids=sorted(batch.tokens))
-            plan = plan_writes(batch, {r["id"]: (r["claim_token"], r["status"]) for r in rows})
+            rows = await tx.fetch(
+                "tasks_lock_owned", flush=batch.flush_id, ids=sorted(batch.tokens)
+            )
+            if not any(r["id"] is None for r in rows):
+                done = await tx.fetch("flush_done", flush=batch.flush_id)
+                return set(loads(done[0][0] or "[]")) if done else set()
+            current = {r["id"]: (r["claim_token"], r["status"]) for r in rows if r["id"]}
+            plan = plan_writes(batch, current)
+            refused = dumps(sorted(plan.refused))
             if plan.written:
                 ends = plan.finishes + [(tid, "open", True) for tid in plan.releases]
                 await tx.fetch(
                     "batch_write",
+                    flush=batch.flush_id,
+                    refused=refused,
                     **_events(plan.events),
                     step_tasks=[r[0] for r in plan.steps],
                     step_keys=[r[1] for r in plan.steps],
@@ -542,6 +553,8 @@ class PostgresStore:
                     cp_values=[r[2] for r in plan.checkpoints],
                     **_ends(ends),
                 )
+            elif plan.refused:
+                await tx.fetch("flush_refused", flush=batch.flush_id, refused=refused)
         return set(plan.refused)
 
     async def tasks_recover_stale(
@@ -689,6 +702,9 @@ class PostgresStore:
             body=body,
         )
         return bool(rows)
+
+    async def flushes_prune(self, older_than: float) -> int:
+        return int((await self._db.fetch("flushes_prune", older_than=float(older_than)))[0][0])
 
     # -- the audit trail -----------------------------------------------------------
     async def audit_insert(self, entries: Sequence[AuditEntry]) -> None:

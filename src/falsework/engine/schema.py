@@ -164,3 +164,14 @@ scaffolds = sa.Table(
     sa.Column("updated_at", TIMESTAMP, nullable=False),
     sa.Index("ix_scaffolds_template", "template_ref", "repository"),
 )
+
+# the ids of worker flushes written lately (a retried flush is a no-op), with the
+# task ids that flush refused; pruned by the janitor
+flushes = sa.Table(
+    "flushes",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("refused", sa.Text(), nullable=True),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Index("ix_flushes_created_at", "created_at"),
+)

@@ -399,8 +399,15 @@ class SqliteStore:
 
     async def batch_apply(self, batch: WriteBatch) -> set[str]:
         async with self._db.transaction() as tx:
+            if not await tx.fetch("flush_insert", flush=batch.flush_id):
+                # written before (its outcome was lost on the way back): a no-op
+                done = await tx.fetch("flush_done", flush=batch.flush_id)
+                return set(loads(done[0][0] or "[]")) if done else set()
             rows = await tx.fetch("tasks_lock_owned", ids=dumps(sorted(batch.tokens)))
             plan = plan_writes(batch, {r["id"]: (r["claim_token"], r["status"]) for r in rows})
+            if plan.refused:
+                refused = dumps(sorted(plan.refused))
+                await tx.fetch("flush_refused", flush=batch.flush_id, refused=refused)
             if plan.events:
                 await tx.fetch("events_insert", rows=dumps([list(e) for e in plan.events]))
             ids = plan.state_task_ids
@@ -582,6 +589,9 @@ class SqliteStore:
             body=body,
         )
         return bool(rows)
+
+    async def flushes_prune(self, older_than: float) -> int:
+        return len(await self._db.write("flushes_prune", older_than=float(older_than)))
 
     # -- the audit trail -----------------------------------------------------------
     async def audit_insert(self, entries: Sequence[AuditEntry]) -> None:

@@ -120,7 +120,9 @@ class Store(Protocol):
 
     async def batch_apply(self, batch: WriteBatch) -> set[str]:
         """Write a worker's batch in one transaction, as ``lease.plan_writes``
-        allows; returns the refused task ids (their writes were dropped)."""
+        allows; returns the refused task ids (their writes were dropped). The
+        batch's ``flush_id`` is recorded with it: applying it again writes
+        nothing and returns what the first application refused."""
         ...
 
     async def tasks_recover_stale(
@@ -129,6 +131,11 @@ class Store(Protocol):
         """Processing tasks whose heartbeat is older than ``older_than`` seconds
         meet ``lease.stale_outcome`` (at most 500 per call, each with its event
         in ``wording``); several callers never take the same task."""
+        ...
+
+    async def flushes_prune(self, older_than: float) -> int:
+        """Forget the ids of flushes written more than ``older_than`` seconds ago
+        (a retry comes within seconds); returns how many."""
         ...
 
     async def tasks_erase_secrets(self, older_than: float) -> int:

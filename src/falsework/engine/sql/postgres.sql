@@ -221,18 +221,46 @@ UNION ALL
 SELECT NULL, NULL, NULL, concurrency_limit FROM me;
 
 -- name: tasks_lock_owned
--- The batch's tasks locked in id order (the ids come sorted), with what the
--- fencing rule looks at: their claim token and status.
+-- The flush's id first: a flush retried after an ambiguous commit finds its id
+-- and locks nothing (the store then writes nothing); one whose first try still
+-- runs on a lost connection makes this insert wait for that try's outcome. Then
+-- the batch's tasks locked in id order (the ids come sorted), with what the
+-- fencing rule looks at: their claim token and status. A row of nulls says the
+-- flush is new.
+WITH f AS (
+    INSERT INTO flushes (id, created_at) VALUES (:flush, now())
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+)
 SELECT t.id, t.claim_token, t.status
 FROM unnest(CAST(:ids AS text[])) AS x(id)
 CROSS JOIN LATERAL (SELECT id, claim_token, status FROM tasks
-                    WHERE tasks.id = x.id FOR UPDATE) AS t;
+                    WHERE tasks.id = x.id AND EXISTS (SELECT 1 FROM f) FOR UPDATE) AS t
+UNION ALL
+SELECT NULL, NULL, NULL FROM f;
+
+-- name: flush_done
+-- What a flush already written refused (its retry answers the same).
+SELECT refused FROM flushes WHERE id = :flush;
+
+-- name: flush_refused
+UPDATE flushes SET refused = :refused WHERE id = :flush;
+
+-- name: flushes_prune
+WITH gone AS (
+    DELETE FROM flushes WHERE created_at < now() - make_interval(secs => :older_than)
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
 
 -- name: batch_write
 -- What lease.plan_writes allowed of a batch whose tasks tasks_lock_owned locked
 -- in the same transaction: events in order, step state and checkpoints merged,
--- final statuses and releases (status 'open'), and the NOTIFYs, in one statement.
-WITH ins AS (
+-- final statuses and releases (status 'open'), the flush's refused ids, and the
+-- NOTIFYs, in one statement.
+WITH flush AS (
+    UPDATE flushes SET refused = :refused WHERE id = :flush
+), ins AS (
     INSERT INTO task_events (task_id, type, body, created_at)
     SELECT e.task_id, e.type, CAST(e.body AS json), now()
     FROM unnest(CAST(:event_tasks AS text[]), CAST(:event_types AS text[]),

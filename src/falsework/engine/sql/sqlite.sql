@@ -174,6 +174,24 @@ RETURNING id, claim_token, cancel_requested;
 SELECT id, claim_token, status FROM tasks
 WHERE id IN (SELECT value FROM json_each(:ids));
 
+-- name: flush_insert
+-- The flush's id: a flush retried after an ambiguous commit finds it (no row
+-- returned) and writes nothing.
+INSERT INTO flushes (id, created_at) VALUES (:flush, strftime('%Y-%m-%d %H:%M:%f', 'now'))
+ON CONFLICT (id) DO NOTHING
+RETURNING id;
+
+-- name: flush_done
+SELECT refused FROM flushes WHERE id = :flush;
+
+-- name: flush_refused
+UPDATE flushes SET refused = :refused WHERE id = :flush;
+
+-- name: flushes_prune
+DELETE FROM flushes
+WHERE created_at < strftime('%Y-%m-%d %H:%M:%f', 'now', printf('%+.3f seconds', -:older_than))
+RETURNING id;
+
 -- name: tasks_read_state
 SELECT id, step_state, checkpoints FROM tasks
 WHERE id IN (SELECT value FROM json_each(:ids));
