@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
-from conftest import open_broker
+from conftest import make_worker, open_broker, wait_final
 from falsework.config import Settings
-from falsework.engine import Broker
+from falsework.engine import Broker, ClaimedTask, TaskChannel
 from falsework.engine.fence import clock
 from falsework.engine.janitor import Janitor
+from falsework.taskio import TaskIO
 
 
 async def test_a_janitor_recovers_only_after_a_full_window_of_seeing_the_database(
@@ -70,3 +72,29 @@ async def test_dead_workers_show_no_running_tasks_and_are_forgotten(
         assert await watcher.workers() == []
     finally:
         await watcher.close()
+
+
+async def test_a_run_whose_writes_the_database_refuses_stops_at_once(
+    broker: Broker, settings: Settings
+) -> None:
+    """The run is stopped while it waits (not at its next write, which never
+    comes) and fails with the database's reason."""
+
+    async def refused_then_waits(task: ClaimedTask, io: TaskIO) -> dict[str, Any]:
+        assert isinstance(io, TaskChannel)
+        # a step state the database refuses (the channel itself only writes JSON)
+        io._batcher.step(task.id, task.claim_token, "a", "{this is not json")
+        await asyncio.sleep(60)
+        return {}
+
+    task = await broker.create({"steps": []})
+    worker = make_worker(broker, refused_then_waits, settings)
+    run = asyncio.create_task(worker.run())
+    try:
+        done = await wait_final(broker, task.id, within=10)
+    finally:
+        await worker.stop()
+        await run
+    assert done.status == "failed"
+    error = (await broker.events(task.id))[-1].body["error"]
+    assert error["name"] == "TaskWriteError" and "refused" in error["message"]

@@ -32,10 +32,17 @@ Write = Callable[[WriteBatch], Awaitable[set[str]]]
 
 
 class Batcher:
-    def __init__(self, write: Write, hub: Hub, on_refused: Callable[[set[str]], None]) -> None:
+    def __init__(
+        self,
+        write: Write,
+        hub: Hub,
+        on_refused: Callable[[set[str]], None],
+        on_failed: Callable[[set[str]], None] | None = None,
+    ) -> None:
         self._write = write
         self._hub = hub
         self._on_refused = on_refused
+        self._on_failed = on_failed
         self._batch = WriteBatch()
         self._futures: list[tuple[str, asyncio.Future[None]]] = []
         self._lost: set[tuple[str, str]] = set()
@@ -58,6 +65,10 @@ class Batcher:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._futures.append((task_id, fut))
         return fut
+
+    def broken(self, task_id: str, token: str) -> TaskWriteError | None:
+        """Why the database refused this run's writes, if it did."""
+        return self._broken.get((task_id, token))
 
     def forget(self, task_id: str, token: str) -> None:
         self._lost.discard((task_id, token))
@@ -158,6 +169,8 @@ class Batcher:
                 self._hub.new_tasks()
             if refused:
                 self._on_refused(refused)
+            if failed and self._on_failed is not None:
+                self._on_failed(set(failed))
             self._flushed.set()
 
     async def _isolate(

@@ -24,6 +24,8 @@ class StopReason(enum.Enum):
     # this worker could not renew its lease in time (engine/fence.py): it stops
     # before anyone may recover the task, and leaves a superseded marker
     FENCED = "fenced"
+    # the database refused this run's writes (TaskWriteError): it fails now
+    BROKEN = "broken"
     SHUTDOWN = "shutdown"  # this worker is stopping: the task is released, not ended
 
 

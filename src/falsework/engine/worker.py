@@ -61,7 +61,7 @@ class TaskWorker:
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._supervisor = Supervisor()
-        self._batcher = Batcher(broker.write, broker.hub, self._on_refused)
+        self._batcher = Batcher(broker.write, broker.hub, self._on_refused, self._on_failed)
         self._janitor = Janitor(
             broker,
             interval=options.janitor_interval,
@@ -278,7 +278,11 @@ class TaskWorker:
                 if run.stop in (StopReason.LEASE, StopReason.FENCED):
                     self._supersede(run)
                     return
-                outcome = self.broker.wording.cancelled()
+                broken = self._batcher.broken(task.id, task.claim_token)
+                if run.stop is StopReason.BROKEN and broken is not None:
+                    outcome = self.broker.wording.failed(broken.name, broken.message)
+                else:
+                    outcome = self.broker.wording.cancelled()
             except LeaseLostError:
                 log.warning("task %s: lease lost, its run stops here", task.id)
                 self._supersede(run)
@@ -321,7 +325,7 @@ class TaskWorker:
         if isinstance(exc, FalseworkError):
             return wording.failed(exc.name, exc.message)
         log.exception("task %s: the executor raised", run.task.id, exc_info=exc)
-        return wording.failed("Error", str(exc))
+        return wording.failed("Error", str(exc) or type(exc).__name__)
 
     def _finishing(self, run: Run) -> None:
         if self._runs.finish(run):
@@ -359,6 +363,14 @@ class TaskWorker:
         run = self._runs.get(task_id)
         if run is not None:
             run.cancel(StopReason.CANCEL)
+
+    def _on_failed(self, task_ids: set[str]) -> None:
+        # the database refused these runs' writes: their steps stop now, not at
+        # their next write
+        for task_id in task_ids:
+            run = self._runs.get(task_id)
+            if run is not None:
+                run.cancel(StopReason.BROKEN)
 
     def _on_refused(self, task_ids: set[str]) -> None:
         for task_id in task_ids:

@@ -61,10 +61,11 @@ def as_executor(run: Callable[[TaskInput, TaskIO], Awaitable[JSONObject]]) -> Ex
         except LeaseLostError:
             raise  # the task is another worker's now: nothing more to write
         except FalseworkError as exc:
-            return BACKSTAGE.failed(exc.name, exc.message)
+            return BACKSTAGE.failed(exc.name, exc.message or exc.name)
         except Exception as exc:
             log.exception("task %s: the run raised", task.id)
-            return BACKSTAGE.failed("Error", str(exc))
+            # never an empty message (a bare TimeoutError() has none)
+            return BACKSTAGE.failed("Error", str(exc) or type(exc).__name__)
         return BACKSTAGE.completed(output)
 
     return execute

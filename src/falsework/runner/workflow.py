@@ -101,6 +101,7 @@ class _Emitter:
         self._thread = threading.get_ident()
         self._pending: deque[JSONObject] = deque()
         self._drainer: asyncio.Task[None] | None = None
+        self._failure: Exception | None = None  # what the drain could not write
 
     def _bound(self, body: JSONObject) -> JSONObject:
         # redacted before it is cut: a cut secret would no longer be recognised
@@ -113,7 +114,7 @@ class _Emitter:
         return redacted
 
     async def emit(self, body: JSONObject, type: str = "log") -> None:
-        if self._drainer is not None:
+        if self._drainer is not None or self._failure is not None:
             await self.flush()
         await self._io.emit(self._bound(body), type)
 
@@ -154,12 +155,20 @@ class _Emitter:
         try:
             while self._pending:
                 await self._io.emit(self._pending.popleft(), "log")
+        except Exception as exc:
+            # kept for the run's next emit or flush (which raise it), never left
+            # in the task for asyncio to report as unretrieved
+            self._pending.clear()
+            self._failure = exc
         finally:
             self._drainer = None
 
     async def flush(self) -> None:
         while self._drainer is not None:
             await asyncio.shield(self._drainer)
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
 
 
 class _StepFailed(Exception):
@@ -629,7 +638,7 @@ def _text_size(value: Any, limit: int) -> int:
 
 def _message(exc: BaseException) -> str:
     if isinstance(exc, FalseworkError):
-        return exc.message
+        return exc.message or exc.name
     return str(exc) or type(exc).__name__
 
 
