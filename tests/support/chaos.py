@@ -349,6 +349,36 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def private_postgres(root: Path, name: str = "pg") -> PgNode:
+    """A Postgres cluster of our own (initdb, replication allowed, fsync off),
+    started, in ``root``: faults that restart or stop the server touch nobody
+    else's database."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.chown(root, "postgres", "postgres")
+    node = PgNode(root / name, _free_port(), root / f"{name}.log")
+    done = _as_postgres(
+        [str(_pg_bin() / "initdb"), "-D", str(node.data), "-U", "postgres",
+         "--auth=trust", "-E", "UTF8", "--no-sync"],
+        timeout=120,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"initdb: {done.stderr}")
+    conf = node.data / "postgresql.conf"
+    with conf.open("a") as fh:
+        fh.write(
+            "\nlisten_addresses = '127.0.0.1'\nwal_level = replica\nmax_wal_senders = 5\n"
+            "hot_standby = on\nfsync = off\nsynchronous_commit = on\n"
+            "shared_buffers = 32MB\nmax_connections = 200\n"
+        )
+    with (node.data / "pg_hba.conf").open("a") as fh:
+        fh.write("host replication all 127.0.0.1/32 trust\n")
+    for path in (conf, node.data / "pg_hba.conf"):
+        shutil.chown(path, "postgres", "postgres")
+    log_owner(node.log)
+    node.start()
+    return node
+
+
 @dataclass
 class PgPair:
     """A primary and a streaming standby on this machine, in ``root``."""
@@ -360,30 +390,8 @@ class PgPair:
 
     @classmethod
     def create(cls, root: Path) -> PgPair:
-        root.mkdir(parents=True, exist_ok=True)
-        shutil.chown(root, "postgres", "postgres")
+        primary = private_postgres(root, "primary")
         bin_dir = _pg_bin()
-        primary = PgNode(root / "primary", _free_port(), root / "primary.log")
-        done = _as_postgres(
-            [str(bin_dir / "initdb"), "-D", str(primary.data), "-U", "postgres",
-             "--auth=trust", "-E", "UTF8", "--no-sync"],
-            timeout=120,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"initdb: {done.stderr}")
-        conf = primary.data / "postgresql.conf"
-        with conf.open("a") as fh:
-            fh.write(
-                "\nlisten_addresses = '127.0.0.1'\nwal_level = replica\nmax_wal_senders = 5\n"
-                "hot_standby = on\nfsync = off\nsynchronous_commit = on\n"
-                "shared_buffers = 32MB\nmax_connections = 200\n"
-            )
-        with (primary.data / "pg_hba.conf").open("a") as fh:
-            fh.write("host replication all 127.0.0.1/32 trust\n")
-        for path in (conf, primary.data / "pg_hba.conf"):
-            shutil.chown(path, "postgres", "postgres")
-        log_owner(primary.log)
-        primary.start()
         standby = PgNode(root / "standby", _free_port(), root / "standby.log")
         done = _as_postgres(
             [str(bin_dir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),

@@ -292,6 +292,7 @@ class TaskWorker:
             await self._finish(run, outcome)
         except LeaseLostError:
             log.warning("task %s: lease lost before its final write", task.id)
+            self._supersede(run)
         except Exception:
             log.exception("task %s: its final write failed", task.id)
         finally:

@@ -377,7 +377,7 @@ class _TaskRun:
             "parameters": spec.get("parameters") or {},
             "steps": {},
             "user": {"entity": user.get("entity"), "ref": user.get("ref")},
-            "context": {"task": {"id": task.id}},
+            "context": {"task": {"id": task.id, "attempt": task.attempt}},
             "__status": "ok",
         }
         self.template_dir = _template_dir(spec)
