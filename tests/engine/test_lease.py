@@ -80,3 +80,24 @@ def test_stale_outcome() -> None:
     assert stale_outcome("none", cancel_requested=False) == "failed"
     for recovery in ("resume", "startOver", "none"):
         assert stale_outcome(recovery, cancel_requested=True) == "cancelled"
+
+
+def test_a_superseded_marker_goes_where_the_task_allows() -> None:
+    b = WriteBatch(tokens={"mine": "t1", "taken": "t1", "done": "t1", "gone": "t1"})
+    b.events.append(("taken", "t1", "log", '{"m":"lost"}'))
+    for tid in b.tokens:
+        b.superseded[tid] = '{"superseded":{}}'
+    current = {
+        "mine": ("t1", "processing"),  # still this run's
+        "taken": ("t2", "processing"),  # another run's
+        "done": (None, "completed"),  # finished
+    }  # "gone": no such task
+    plan = plan_writes(b, current)
+    assert plan.refused == frozenset({"taken", "done", "gone"})
+    # the marker alone, for a live task; the refused run's other writes never
+    assert plan.events == [
+        ("mine", "log", '{"superseded":{}}'),
+        ("taken", "log", '{"superseded":{}}'),
+    ]
+    assert plan.releases == ["mine"]  # still ours: back to the queue at once
+    assert plan.finishes == [] and plan.steps == []

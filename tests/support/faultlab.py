@@ -144,8 +144,13 @@ class Recorder:
             def log_message(self, *_args: Any) -> None:
                 pass
 
+        class Server(ThreadingHTTPServer):
+            # every run's POST may come at once: the default backlog of 5 resets
+            # connections (seen as failed steps, not a fault of the engine)
+            request_queue_size = 512
+
         self._out = out
-        self._server = ThreadingHTTPServer((host, 0), Handler)
+        self._server = Server((host, 0), Handler)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
