@@ -28,7 +28,7 @@ from bench.common import REPO_ROOT, emit, log
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))  # the scenarios live with the chaos suite
 
-from support.faultlab import PRODUCTION, SCENARIOS, TEST, Figures, lab  # noqa: E402
+from support.faultlab import PRODUCTION, SCENARIOS, TEST, Figures, lab
 
 BEGIN = "<!-- faults:begin -->"
 END = "<!-- faults:end -->"
