@@ -266,13 +266,14 @@ class Deliveries:
         return _failed(problem)
 
     async def _post(self, hook: WebhookConfig, w: dict[str, Any]) -> int:
-        secret = os.environ.get(hook.secret_env)
-        if not secret:
+        # several secrets, separated by spaces, while one replaces another: each signs
+        secrets = (os.environ.get(hook.secret_env) or "").split()
+        if not secrets:
             raise FalseworkError(
                 f"the environment variable {hook.secret_env} (its secret_env) is not set"
             )
         try:
-            signer = Webhook(secret)
+            signers = [Webhook(secret) for secret in secrets]
         except Exception:
             raise FalseworkError(
                 f"the environment variable {hook.secret_env} does not hold a "
@@ -285,7 +286,9 @@ class Deliveries:
             "user-agent": "Falsework-Webhooks",
             "webhook-id": str(w["deliveryId"]),
             "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signer.sign(str(w["deliveryId"]), now, body),
+            "webhook-signature": " ".join(
+                signer.sign(str(w["deliveryId"]), now, body) for signer in signers
+            ),
         }
         transport = Integrations(egress=self._transport_policy).http_transport()
         async with httpx.AsyncClient(

@@ -5,11 +5,13 @@ policy, and the events on the task announced."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from standardwebhooks import Webhook
 
 from conftest import open_broker, wait_final, wait_for
 from falsework import webhooks
@@ -18,7 +20,7 @@ from falsework.engine import Broker, TaskWorker
 from falsework.runner import as_executor
 from falsework.taskio import TaskInput, TaskIO
 from falsework.wiring import webhook_services, worker_options
-from support.receiver import SECRET, Receiver, receiving
+from support.receiver import SECRET, Receiver, receiving, signed_by_hand
 
 SECRET_ENV = "FALSEWORK_TEST_HOOK_SECRET"
 
@@ -209,6 +211,31 @@ async def test_a_missing_secret_is_said_and_nothing_is_sent(
         messages = [e.body["message"] for e in await broker.events(task.id)]
         assert any(f"{SECRET_ENV} (its secret_env) is not set" in m for m in messages)
         assert receiver.received == []
+    finally:
+        await broker.close()
+
+
+async def test_two_secrets_sign_side_by_side_while_one_replaces_the_other(
+    database_url: str,
+    receiver: Receiver,
+    hook_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    new = "whsec_" + base64.b64encode(b"the-next-secret-of-this-receiver!").decode()
+    monkeypatch.setenv(SECRET_ENV, f"{SECRET} {new}")
+    settings = hook_settings([_hook(receiver.url)])
+    broker = await open_broker(database_url, settings)
+    try:
+        async with running(broker, settings):
+            task = await broker.create(_spec())
+            await wait_final(broker, task.id)
+            await wait_for(lambda: len(receiver.received) == 1)
+        (got,) = receiver.received
+        # a receiver that knows either secret verifies the request
+        for secret in (SECRET, new):
+            Webhook(secret).verify(got.body, got.headers, json_parse=False)
+            assert signed_by_hand(secret, got.headers, got.body)
+        assert len(got.headers["webhook-signature"].split(" ")) == 2
     finally:
         await broker.close()
 
