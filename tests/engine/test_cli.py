@@ -117,3 +117,33 @@ def _start_worker(env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+async def test_workers_pause_and_resume_from_the_command_line(
+    database_url: str, tmp_path: Path
+) -> None:
+    from falsework.engine.models import AuditQuery
+
+    assert cli(database_url, tmp_path, "db", "upgrade").returncode == 0
+    paused = cli(database_url, tmp_path, "workers", "pause", "--reason", "pg upgrade")
+    assert paused.returncode == 0 and "paused on every node" in paused.stdout, paused.stderr
+    listed = cli(database_url, tmp_path, "workers", "ls")
+    assert listed.returncode == 0 and "Claiming is paused" in listed.stderr
+    assert "pg upgrade" in listed.stderr
+    broker = await open_broker(database_url, Settings(data_dir=tmp_path / "data"))
+    try:
+        flag = await broker.paused()
+        assert flag is not None and flag.detail == {"reason": "pg upgrade"}
+        assert flag.set_by is not None and flag.set_by.startswith("cli:")
+        resumed = cli(database_url, tmp_path, "workers", "resume")
+        assert resumed.returncode == 0 and resumed.stdout.strip() == "Claiming resumed."
+        again = cli(database_url, tmp_path, "workers", "resume")
+        assert again.stdout.strip() == "Claiming was not paused."
+        assert await broker.paused() is None
+        audited = await broker.audit_list(AuditQuery(actor=flag.set_by))
+        assert [(r.action, r.detail) for r in audited] == [
+            ("admin.resume", {}),
+            ("admin.pause", {"reason": "pg upgrade"}),
+        ]
+    finally:
+        await broker.close()

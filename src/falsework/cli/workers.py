@@ -40,17 +40,21 @@ def ls(
         bool, typer.Option("--json", help="Print as JSON (the shape of GET /v2/workers).")
     ] = False,
 ) -> None:
-    """List the workers, their limits and running tasks."""
+    """List the workers, their limits and running tasks (and whether claiming is paused)."""
     from falsework.engine import Broker, WorkerInfo
+    from falsework.engine.models import ClusterFlag
 
-    async def fetch(broker: Broker) -> list[WorkerInfo]:
-        return await broker.workers()
+    async def fetch(broker: Broker) -> tuple[list[WorkerInfo], ClusterFlag | None]:
+        return await broker.workers(), await broker.paused()
 
-    infos = _with_broker(fetch)
+    infos, paused = _with_broker(fetch)
     if as_json:
         output.print_json([w.to_json() for w in infos])
         return
     console = output.console()
+    if paused is not None:
+        why = paused.detail.get("reason") or "no reason given"
+        typer.echo(f"Claiming is paused (by {paused.set_by or 'someone'}: {why}).", err=True)
     table = Table(box=None, pad_edge=False, header_style="bold" if console.is_terminal else "")
     for column in ("ID", "HOST", "PID", "LIMIT", "RUNNING", "HEARTBEAT"):
         table.add_column(
@@ -76,8 +80,51 @@ def set_limit(
     typer.echo(f"Worker {info.id}: limit {info.limit}.")
 
 
+def _actor() -> str:
+    """Who acts from this command line, as the audit trail names them."""
+    import getpass
+    import socket
+
+    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
+
+
+def pause(
+    reason: Annotated[str, typer.Option(help="Why (shown on the admin page, audited).")] = "",
+) -> None:
+    """Stop every worker of the cluster from claiming (running tasks go on) until resumed."""
+    from falsework.api.admin import PAUSE
+    from falsework.engine import Broker
+    from falsework.engine.codec import dumps
+    from falsework.engine.models import AuditEntry
+
+    async def apply(broker: Broker) -> None:
+        await broker.pause(_actor(), reason)
+        await broker.audit_write([AuditEntry(_actor(), PAUSE, None, dumps({"reason": reason}))])
+
+    _with_broker(apply)
+    typer.echo("Claiming is paused on every node; `falsework workers resume` ends it.")
+
+
+def resume() -> None:
+    """Let every worker claim again."""
+    from falsework.api.admin import RESUME
+    from falsework.engine import Broker
+    from falsework.engine.models import AuditEntry
+
+    async def apply(broker: Broker) -> bool:
+        cleared = await broker.resume()
+        if cleared:
+            await broker.audit_write([AuditEntry(_actor(), RESUME, None, "{}")])
+        return cleared
+
+    cleared = _with_broker(apply)
+    typer.echo("Claiming resumed." if cleared else "Claiming was not paused.")
+
+
 def register(app: typer.Typer) -> None:
     workers = typer.Typer(help="The running workers.", no_args_is_help=True)
     workers.command("ls")(ls)
     workers.command("set-limit")(set_limit)
+    workers.command("pause")(pause)
+    workers.command("resume")(resume)
     app.add_typer(workers, name="workers")
