@@ -291,11 +291,19 @@ class Deliveries:
             ),
         }
         transport = Integrations(egress=self._transport_policy).http_transport()
-        async with httpx.AsyncClient(
-            transport=transport, timeout=self._timeout, follow_redirects=False
-        ) as client:
-            response = await client.post(hook.url, content=body.encode(), headers=headers)
-        return response.status_code
+        # the whole call within the timeout (httpx's applies to each read and write),
+        # and the answer's status only: its body is never read, whatever its size
+        try:
+            async with (
+                asyncio.timeout(self._timeout),
+                httpx.AsyncClient(
+                    transport=transport, timeout=self._timeout, follow_redirects=False
+                ) as client,
+                client.stream("POST", hook.url, content=body.encode(), headers=headers) as answer,
+            ):
+                return answer.status_code
+        except TimeoutError:
+            raise FalseworkError(f"no answer within {self._timeout:g}s") from None
 
     async def _next_try(self, task: TaskInput, w: dict[str, Any], wait: float) -> None:
         attempt = int(w["try"]) + 1

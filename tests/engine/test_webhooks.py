@@ -240,6 +240,26 @@ async def test_two_secrets_sign_side_by_side_while_one_replaces_the_other(
         await broker.close()
 
 
+async def test_a_receiver_that_does_not_answer_in_time_fails_the_try(
+    database_url: str, receiver: Receiver, hook_settings: Callable[..., Settings]
+) -> None:
+    receiver.script = ["hold"]
+    settings = hook_settings([_hook(receiver.url)], webhook_timeout=0.5, webhook_max_tries=1)
+    broker = await open_broker(database_url, settings)
+    try:
+        async with running(broker, settings):
+            task = await broker.create(_spec())
+            await wait_final(broker, task.id)
+            await wait_for(lambda: _has_hook_event(broker, task.id))
+        (event,) = await _hook_events(broker, task.id)
+        assert event["outcome"] == "failed"
+        last = [e.body["message"] for e in await broker.events(task.id)][-1]
+        assert "no answer within 0.5s; given up after try 1" in last
+        assert len(receiver.received) == 1
+    finally:
+        await broker.close()
+
+
 async def _has_hook_event(broker: Broker, task_id: str) -> bool:
     return bool(await _hook_events(broker, task_id))
 
