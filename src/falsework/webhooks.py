@@ -147,7 +147,7 @@ class Dispatcher:
     """Turns finished tasks into delivery tasks (see the module's docstring)."""
 
     def __init__(
-        self, broker: Broker, hooks: Sequence[WebhookConfig], *, interval: float, page: int = 200
+        self, broker: Broker, hooks: Sequence[WebhookConfig], *, interval: float, page: int = 500
     ) -> None:
         self._broker = broker
         self._hooks = tuple(hooks)

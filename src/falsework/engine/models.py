@@ -395,8 +395,9 @@ class AuditRecord:
 # -- the webhooks' outbox and the admin's view ------------------------------------------
 @dataclass(frozen=True)
 class FinishedTask:
-    """A task finished since its webhooks were dispatched (``Store.tasks_unhooked``);
-    ``task.step_state`` is left empty."""
+    """A task finished since its webhooks were dispatched (``Store.tasks_unhooked``):
+    its spec cut to ``apiVersion``, ``kind`` and ``templateInfo.entityRef``, its
+    ``step_state`` empty."""
 
     task: Task
     final: JSONObject | None  # the body of its final event (completion or cancelled)

@@ -241,7 +241,8 @@ class Store(Protocol):
     # -- the webhooks' outbox ------------------------------------------------------
     async def tasks_unhooked(self, limit: int) -> list[FinishedTask]:
         """Up to ``limit`` tasks finished (or finished again after a retry) since
-        their webhooks were dispatched, oldest finish first."""
+        their webhooks were dispatched, oldest finish first. Their ``spec`` holds
+        only ``apiVersion``, ``kind`` and ``templateInfo.entityRef``."""
         ...
 
     async def tasks_mark_hooked(self, marks: Sequence[tuple[str, datetime]]) -> None:

@@ -552,8 +552,14 @@ LIMIT :limit;
 -- name: tasks_unhooked
 -- The webhooks' outbox (falsework/webhooks.py): tasks finished, or finished again
 -- after a retry, since their webhooks were dispatched; oldest first, each with the
--- body of its final event (its step state is not needed there).
-SELECT t.id, t.status, t.spec, t.created_by, t.created_at, t.heartbeat_at, t.attempt,
+-- body of its final event. Of the spec only what a dispatcher looks at (a spec may
+-- weigh many kilobytes), and no step state.
+SELECT t.id, t.status,
+       json_build_object('apiVersion', t.spec -> 'apiVersion', 'kind', t.spec -> 'kind',
+                         'templateInfo',
+                         json_build_object('entityRef', t.spec -> 'templateInfo' -> 'entityRef'))
+           AS spec,
+       t.created_by, t.created_at, t.heartbeat_at, t.attempt,
        t.priority, t.run_after, t.recovery, t.claimed_by, t.cancel_requested, t.finished_at,
        CAST('{}' AS jsonb) AS step_state,
        (SELECT e.body FROM task_events e
