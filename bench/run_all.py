@@ -57,6 +57,8 @@ BENCHES: list[Bench] = [
     Bench("templates_test", "bench.templates_test", timeout=300),
     # issue 16: a retention pass over 1 M events, the claim latency beside it
     Bench("retention", "bench.retention", timeout=900),
+    # issue 16: how fast the completion webhooks' outbox drains
+    Bench("webhooks", "bench.webhooks", timeout=600),
 ]
 
 
