@@ -127,6 +127,10 @@ def test_the_admin_page_steers_the_cluster(root: Page, admin_server: Server) -> 
     # bulk cancel by template: preview, then apply
     waits = [create(client, "wait-a-minute") for _ in range(2)]
     root.get_by_label("Template").fill("template:default/wait-a-minute")
+    root.get_by_label("Created before").fill("2001-01-01T00:00")
+    root.get_by_role("button", name="Preview").click()
+    expect(root.locator(".bulk-result")).to_contain_text("0 task(s) match.")
+    root.get_by_label("Created before").fill("")
     root.get_by_role("button", name="Preview").click()
     expect(root.locator(".bulk-result")).to_contain_text("2 task(s) match.")
     assert {status_of(client, t) for t in waits} <= {"open", "processing"}

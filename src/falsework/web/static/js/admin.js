@@ -231,12 +231,15 @@ function bulkForm(message) {
   action.addEventListener('change', fillStatus);
   const createdBy = h('input', { id: 'bulk-created-by', placeholder: 'user:default/alice' });
   const template = h('input', { id: 'bulk-template', placeholder: 'template:default/name' });
+  const before = h('input', { id: 'bulk-before', type: 'datetime-local' });
   const limit = h('input', { id: 'bulk-limit', type: 'number', min: 1, max: 1000, value: '100' });
   const result = h('div', { class: 'bulk-result', role: 'status', 'aria-live': 'polite' });
   const filter = (dryRun) => ({
     status: status.value ? [status.value] : undefined,
     createdBy: createdBy.value.trim() || undefined,
     template: template.value.trim() || undefined,
+    // the browser's local time, sent with its zone (UTC)
+    createdBefore: before.value ? new Date(before.value).toISOString() : undefined,
     limit: Number.parseInt(limit.value, 10) || 100,
     dryRun,
   });
@@ -270,6 +273,7 @@ function bulkForm(message) {
       field('bulk-status', 'Status', status),
       field('bulk-created-by', 'Created by', createdBy),
       field('bulk-template', 'Template', template),
+      field('bulk-before', 'Created before', before),
       field('bulk-limit', 'At most', limit),
     ),
     h(
