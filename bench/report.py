@@ -322,7 +322,9 @@ def retention(rows: list[Row]) -> list[str]:
             _ms(r.get("batch_ms")),
             _ms(r.get("claim_ms_before")),
             _ms(r.get("claim_ms_during")),
-            f"{_fmt(r.get('reclaim_s'), 2)} ({_ms(r.get('claim_ms_during_reclaim'))})",
+            "— (autovacuum)"
+            if r.get("db") == "postgres"
+            else f"{_fmt(r.get('reclaim_s'), 2)} ({_ms(r.get('claim_ms_during_reclaim'))})",
             f"{_fmt(r.get('size_mb_before'))} → {_fmt(r.get('size_mb_after'))}",
         ]
         for r in passes
@@ -341,6 +343,9 @@ def retention(rows: list[Row]) -> list[str]:
         "size MiB",
     ]
     out = ["### 11. Retention at 1 million events", "", *_table(header, lines), ""]
+    out[0] += (
+        " (and 10 million on Postgres)" if any(r.get("events", 0) > 10**6 for r in passes) else ""
+    )
     queries = {(r.get("db"), r.get("events"), r.get("metric")): r for r in _pick(rows, "retention")}
     qlines = []
     for r in passes:
@@ -349,9 +354,10 @@ def retention(rows: list[Row]) -> list[str]:
             at = q.get("at", {}) if q else {}
             qlines.append(
                 [str(r.get("db")), _fmt(r.get("events")), when]
-                + [_fmt(at.get(k), 2) for k in ("list", "events", "claim", "gauges")]
+                + [_fmt(at.get(k), 2) for k in ("list", "events", "claim", "gauges", "marks")]
             )
     qheader = ["db", "events", "when", "list + count", "one task's events", "claim", "gauges"]
+    qheader.append("runs ended in 20,000 events")
     return [*out, "Median ms of the hot queries:", "", *_table(qheader, qlines), ""]
 
 

@@ -15,6 +15,7 @@ from falsework.api.outage import OUTAGES
 from falsework.errors import DatabaseError, DatabaseUnavailableError
 
 router = APIRouter(tags=["health"])
+REREAD = 1.0
 log = logging.getLogger("falsework.api")
 
 
@@ -60,6 +61,11 @@ async def readyz(svc: Svc) -> JSONResponse:
 async def metrics(svc: Svc) -> Response:
     settings = svc.settings
     cluster = svc.metrics.cluster
+    # anyone may call /metrics: at most one read of the snapshot per process per
+    # REREAD seconds, however often it is asked
+    if time.monotonic() - cluster.tried_at < min(REREAD, settings.cluster_metrics_interval):
+        return Response(svc.metrics.render(), media_type=CONTENT_TYPE)
+    cluster.tried_at = time.monotonic()
     try:
         cluster.snapshot = await svc.broker.cluster_metrics(
             every=settings.cluster_metrics_interval,

@@ -114,6 +114,7 @@ class ClusterCollector(Collector):
     def __init__(self) -> None:
         self.snapshot: Snapshot | None = None
         self.read_at = 0.0  # time.monotonic() when the snapshot was read
+        self.tried_at = -1e9  # ... when the route last asked for it
 
     def describe(self) -> list[Metric]:
         return []  # the families depend on the snapshot: collected at each scrape
