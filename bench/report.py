@@ -349,8 +349,14 @@ def retention(rows: list[Row]) -> list[str]:
     queries = {(r.get("db"), r.get("events"), r.get("metric")): r for r in _pick(rows, "retention")}
     qlines = []
     for r in passes:
-        for metric, when in (("queries_ms", "before the pass"), ("queries_ms_after", "after")):
+        for metric, when in (
+            ("queries_ms", "before the pass"),
+            ("queries_ms_after", "right after"),
+            ("queries_ms_vacuumed", "after VACUUM"),
+        ):
             q = queries.get((r.get("db"), r.get("events"), metric))
+            if q is None and metric == "queries_ms_vacuumed":
+                continue
             at = q.get("at", {}) if q else {}
             qlines.append(
                 [str(r.get("db")), _fmt(r.get("events")), when]
