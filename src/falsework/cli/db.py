@@ -1,4 +1,5 @@
-"""`falsework db upgrade|backup|restore`: the engine's migrations, backups and restores."""
+"""`falsework db upgrade|backup|restore|vacuum`: the engine's migrations, backups,
+restores and file compaction."""
 
 from __future__ import annotations
 
@@ -75,9 +76,39 @@ def restore(
     typer.echo(said)
 
 
+def vacuum() -> None:
+    """SQLite: rewrite the file with incremental auto-vacuum on (once, for a file made
+    before retention existed), giving its free pages back. Postgres needs none:
+    autovacuum reuses the space (VACUUM FULL it in a maintenance window to shrink it)."""
+    from pathlib import Path
+
+    from falsework.engine.factory import parse_url
+    from falsework.engine.sqlite import compact_database
+
+    settings = load_settings()
+    try:
+        parsed = parse_url(settings.resolved_database_url)
+        if parsed.dialect != "sqlite":
+            typer.echo(
+                f"{parsed.shown} is Postgres: autovacuum gives deleted rows' space to new ones; "
+                "nothing to do (VACUUM FULL in a maintenance window shrinks the files)."
+            )
+            return
+        before, after, was_off = compact_database(Path(parsed.target))
+    except FalseworkError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    mode = "now uses" if was_off else "already used"
+    typer.echo(
+        f"SQLite database {parsed.shown}: {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB; "
+        f"it {mode} incremental auto-vacuum, so retention gives freed pages back."
+    )
+
+
 def register(app: typer.Typer) -> None:
     db = typer.Typer(help="The engine's database.", no_args_is_help=True)
     db.command("upgrade")(upgrade)
     db.command("backup")(backup)
     db.command("restore")(restore)
+    db.command("vacuum")(vacuum)
     app.add_typer(db, name="db")

@@ -734,6 +734,28 @@ def copy_database(source: Path, target: Path) -> None:
         raise DatabaseError(_one_line(exc)) from exc
 
 
+def compact_database(path: Path) -> tuple[int, int, bool]:
+    """Rewrite the file with incremental auto-vacuum on (``VACUUM``): its free pages
+    go back to the file system, and from then on retention gives back what it frees.
+    Returns the size before and after, and whether the mode was off before. VACUUM
+    holds the write lock while it runs: other processes wait (``busy_timeout``)."""
+    if not path.is_file():
+        raise DatabaseError(f"No SQLite database at {path}")
+    before = path.stat().st_size
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
+        ) as conn:
+            conn.execute("PRAGMA busy_timeout=30000")
+            was_off = conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error as exc:
+        raise DatabaseError(_one_line(exc)) from exc
+    return before, path.stat().st_size, was_off
+
+
 def is_falsework_database(path: Path) -> bool:
     """Whether ``path`` is a SQLite database holding the engine's tables."""
     try:
