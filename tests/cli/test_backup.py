@@ -2,10 +2,13 @@
 database (SQLite: the online backup API; Postgres: pg_dump/pg_restore): the restored
 database has every task, a task's secrets still decrypt with the same key (and not
 with another), and a task that was running when the backup was taken is recovered
-by the janitor of the restored system and completes, its secret in hand."""
+by the janitor of the restored system and completes, its secret in hand. And
+`falsework db vacuum`, which gives an old SQLite file incremental auto-vacuum."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from falsework.engine.crypto import SecretBox
+from falsework.engine.migrate import head
 from falsework.errors import FalseworkError
 from support.serve import clean_env
 from support.servers import (
@@ -97,8 +101,6 @@ def db(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[
 def sealed_secrets(database_url: str, task_id: str) -> tuple[str, str]:
     """(status, sealed secrets) of a task, read straight from the database."""
     if database_url.startswith("sqlite"):
-        import sqlite3
-
         conn = sqlite3.connect(database_url.removeprefix("sqlite:///"))
         try:
             row = conn.execute(
@@ -206,3 +208,50 @@ def test_pg_dump_failure_says_which_database(tmp_path: Path) -> None:
     assert "pg_dump of postgresql://postgres:***@" in done.stderr, done.stderr
     assert "topsecret" not in done.stderr
     assert not (tmp_path / "out.dump").exists()
+
+
+# -- falsework db vacuum -------------------------------------------------------------
+def old_style_database(path: Path) -> None:
+    """A migrated database whose file has no auto-vacuum (as older versions made
+    them), with a few MiB of deleted rows in its free pages."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA auto_vacuum=NONE")
+        conn.execute("CREATE TABLE filler (x TEXT)")
+    made = db(f"sqlite:///{path}", path.parent, "upgrade")
+    assert made.returncode == 0, made.stderr
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+        conn.execute(
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 1000) "
+            "INSERT INTO filler SELECT hex(randomblob(4000)) FROM g"
+        )
+        conn.execute("DELETE FROM filler")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def test_vacuum_turns_incremental_auto_vacuum_on_and_shrinks_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old_style_database(path)
+    before = path.stat().st_size
+    done = db(f"sqlite:///{path}", tmp_path, "vacuum")
+    assert done.returncode == 0, done.stderr
+    assert "now uses incremental auto-vacuum" in done.stdout
+    after = path.stat().st_size
+    assert after < before / 2, (before, after)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == head()
+    again = db(f"sqlite:///{path}", tmp_path, "vacuum")
+    assert again.returncode == 0 and "already used" in again.stdout
+
+
+def test_vacuum_of_a_missing_file_says_so(tmp_path: Path) -> None:
+    done = db(f"sqlite:///{tmp_path / 'nothing.db'}", tmp_path, "vacuum")
+    assert done.returncode == 1
+    assert "No SQLite database at" in done.stderr
+
+
+def test_vacuum_on_postgres_has_nothing_to_do(tmp_path: Path) -> None:
+    done = db("postgresql://postgres@127.0.0.1:5432/postgres", tmp_path, "vacuum")
+    assert done.returncode == 0
+    assert "autovacuum" in done.stdout
