@@ -13,7 +13,17 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from .conftest import Server, assert_labelled, shot, signed_in, start_server
+from .conftest import (
+    PHONE,
+    PageErrors,
+    Server,
+    assert_labelled,
+    new_context,
+    shot,
+    signed_in,
+    start_server,
+    watch,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -153,3 +163,20 @@ def test_a_user_who_is_not_an_admin_is_refused(alice: Page, admin_server: Server
     expect(alice.locator("#workers-table")).to_have_count(0)
     refused = api(admin_server, "alice").get("/api/falsework/v1/admin/overview")
     assert refused.status_code == 403
+
+
+def test_the_admin_page_fits_a_phone(browser: Browser, admin_server: Server) -> None:
+    context = new_context(browser, viewport=PHONE, is_mobile=True, has_touch=True)
+    context.add_init_script(f"sessionStorage.setItem('falsework.token', '{token_of('root')}')")
+    errors = PageErrors()
+    page = watch(context.new_page(), errors)
+    try:
+        page.goto(f"{admin_server.url}/admin")
+        expect(page.locator("#workers-table tbody tr")).to_have_count(1)
+        expect(page.get_by_role("button", name="Pause claiming")).to_be_visible()
+        widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1], f"the page is wider than the screen: {widths}"
+        shot(page, "phone-admin")
+    finally:
+        context.close()
+    assert errors.messages == []
