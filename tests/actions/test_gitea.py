@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from falsework.actions import ActionRegistry
+from falsework.actions.git import KEY_TRAILER
 from support.forge import ForgeServer
 from support.forge.gitea import Gitea
 from support.forge.harness import ForgeRunner, clone, forge_runner, git, step
@@ -81,7 +82,10 @@ async def test_publish_gitea_creates_in_an_organization_and_pushes(
         git(repo.path, "log", "-1", "--format=%B", "main").strip().partition("\n\n")
     )
     assert subject == "Create svc"
-    assert trailer.startswith("Change-Id: I") and len(trailer) == len("Change-Id: I") + 40
+    # Backstage's Change-Id, then the step's key (docs/actions.md, reuse) in one trailer block
+    change_id, key = trailer.splitlines()
+    assert change_id.startswith("Change-Id: I") and len(change_id) == len("Change-Id: I") + 40
+    assert key.startswith(f"{KEY_TRAILER}: ")
     assert git(repo.path, "log", "-1", "--format=%an|%ae", "main").strip() == (
         "Template Bot|bot@example.com"
     )
