@@ -490,9 +490,19 @@ def redact_urls(text: str) -> str:
 KEY_TRAILER = "Falsework-Step-Key"
 
 
+_TRAILER_LINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*: ")
+
+
 def keyed_message(message: str, key: str) -> str:
-    """``message`` with the step's key as a trailer of its own paragraph."""
-    return f"{message.rstrip()}\n\n{KEY_TRAILER}: {key}\n"
+    """``message`` with the step's key as a trailer: added to the message's trailer
+    block when it ends with one (Backstage's ``Change-Id``, a ``Signed-off-by``), so
+    git and Gerrit still read those as trailers; else in a paragraph of its own."""
+    text = message.rstrip()
+    paragraphs = text.split("\n\n")
+    last = paragraphs[-1].splitlines()
+    if len(paragraphs) > 1 and last and all(_TRAILER_LINE.match(line) for line in last):
+        return f"{text}\n{KEY_TRAILER}: {key}\n"
+    return f"{text}\n\n{KEY_TRAILER}: {key}\n"
 
 
 async def pushed_before(
