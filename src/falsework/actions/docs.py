@@ -74,19 +74,24 @@ interrupted keeps its key.
   requests), nor with an `Idempotency-Key` of your own in `headers`.
   `http:backstage:request` does the same with `idempotencyKey: true` (or a string,
   which also keeps the answer as a checkpoint, so the request is sent once per task).
-- `publish:git`, `publish:github`, `github:repo:push` and
-  `publish:github:pull-request` write the key into their commit as a
-  `Falsework-Step-Key: <key>` trailer. Run again after an interruption, they find
-  that commit at the head of the branch and reuse it (the same `commitHash`,
-  nothing pushed); `publish:git` with `force: true` looks before it force-pushes.
-  The pull request action reuses the open pull request of its branch when the
-  branch holds that commit.
+- Every action that pushes (`publish:git`, `github:repo:push`, the `publish:*`
+  actions of GitHub, GitLab, Gitea, Azure DevOps and Bitbucket, and their pull
+  and merge request actions) writes the key into its commit as a
+  `Falsework-Step-Key: <key>` trailer. Run again after an interruption, it finds
+  that commit at the head of the branch and reuses it (the same `commitHash`,
+  nothing pushed); `publish:git` with `force: true` looks before it
+  force-pushes. `publish:github:pull-request` also reuses the open pull request
+  of its branch when the branch holds that commit; the other forges' request
+  actions do not yet (their forge may answer that the request exists).
 - `github:repo:create` and `publish:github` adopt the repository they are told to
   create when creating it is refused because it exists, the step had its key
   before (an earlier run was interrupted), and the repository is empty or holds
   that commit; its settings are applied again. Anyone else's repository of that
   name (not empty and not holding the commit, or filled by `autoInit`) is still
-  an error.
+  an error. The other forges' repository and request creation is not matched by
+  the key yet: a run interrupted between creating one and its checkpoint meets
+  the forge's own answer for one that exists (`publish:gitlab` with
+  `skipExisting: true` takes an existing project, as Backstage's does).
 - `catalog:register` takes the catalog's 409 (location already registered), and
   `github:webhook` GitHub's 422 (a hook for that URL exists), as done in a run
   that follows an interrupted one.
