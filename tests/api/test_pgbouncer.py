@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from falsework.engine.factory import open_store
+from falsework.engine.options import StoreOptions
+from falsework.engine.postgres import PostgresStore
 from support.pgbouncer import pgbouncer
 from support.servers import auth_config, sse_messages, start_server
 
@@ -46,3 +49,26 @@ def test_two_nodes_through_pgbouncer_in_session_mode(postgres_url: str, tmp_path
         finally:
             assert worker.stop() == 0
             assert api.stop() == 0
+
+
+async def test_bounded_sessions_through_pgbouncer(postgres_url: str) -> None:
+    """The session timeouts are SET on each new connection: PgBouncer refuses
+    startup parameters it does not know (it would refuse every connection), and
+    through it the settings still hold on the pool's and the listener's sessions."""
+    options = StoreOptions(statement_timeout=0.7, keepalive=2)
+    with pgbouncer(postgres_url, pool_mode="session") as bouncer:
+        store = await open_store(bouncer.url(postgres_url), options)
+        try:
+            assert isinstance(store, PostgresStore)
+            async with store._pool.acquire() as conn:  # what every pooled session has
+                shown = {
+                    name: await conn.fetchval(f"SHOW {name}")
+                    for name in ("statement_timeout", "idle_in_transaction_session_timeout")
+                }
+                assert await conn.fetchval("SHOW application_name") == "falsework"
+            assert shown == {
+                "statement_timeout": "700ms",
+                "idle_in_transaction_session_timeout": "700ms",
+            }
+        finally:
+            await store.close()

@@ -259,6 +259,17 @@ def session_settings(options: StoreOptions, application: str) -> dict[str, str]:
     }
 
 
+async def apply_session(conn: asyncpg.Connection, options: StoreOptions) -> None:
+    """Set ``session_settings`` (but the application name) on a new connection, in
+    one round trip. They are SET, not sent as startup parameters: a pooler in
+    front of Postgres (PgBouncer) refuses startup parameters it does not know,
+    and would refuse every connection; only ``application_name`` goes at startup."""
+    wanted = session_settings(options, "")
+    del wanted["application_name"]
+    # our own integers, never input: quoted as SET takes them
+    await conn.execute("; ".join(f"SET {name} = '{value}'" for name, value in wanted.items()))
+
+
 def bound_socket(conn: asyncpg.Connection, options: StoreOptions) -> None:
     """The client's end of the same: keepalive probes, and TCP_USER_TIMEOUT so a
     statement sent into a dead link fails within seconds instead of the kernel's
@@ -385,6 +396,7 @@ class PostgresStore:
     async def connect(cls, dsn: str, shown: str, options: StoreOptions) -> PostgresStore:
         async def init(conn: asyncpg.Connection) -> None:
             bound_socket(conn, options)
+            await apply_session(conn, options)
             await _codecs(conn)
 
         try:
@@ -394,7 +406,7 @@ class PostgresStore:
                 max_size=options.pool_size,
                 init=init,
                 reset=_keep_session,
-                server_settings=session_settings(options, "falsework"),
+                server_settings={"application_name": "falsework"},
                 timeout=options.connect_timeout,
                 command_timeout=options.command_timeout,
             )
@@ -893,11 +905,12 @@ class PgListener:
         conn = await asyncpg.connect(
             self._dsn,
             timeout=options.connect_timeout,
-            server_settings=session_settings(options, "falsework-listener"),
+            server_settings={"application_name": "falsework-listener"},
         )
         bound_socket(conn, options)
         lost = asyncio.Event()
         try:
+            await apply_session(conn, options)
             conn.add_termination_listener(lambda _c: lost.set())
             for channel in self.CHANNELS:
                 await conn.add_listener(channel, self._dispatch)
