@@ -164,7 +164,9 @@ async def test_publish_gitlab_skip_existing_and_an_empty_repository(
     # without skipExisting, an existing project is GitLab's refusal, named
     again = await gl.run([step("publish:gitlab", repoUrl=f"{forge.netloc}?owner=acme&repo=old")])
     assert again.error is not None
-    assert "400 to POST /api/v4/projects: has already been taken" in str(again.error)
+    assert "400 to POST /api/v4/projects: name has already been taken; path has already" in str(
+        again.error
+    )
 
 
 async def test_publish_gitlab_credentials_are_scoped_and_errors_are_clear(
@@ -203,6 +205,24 @@ async def test_publish_gitlab_credentials_are_scoped_and_errors_are_clear(
     )
     assert nohost.error is not None
     assert f"no gitlab integration is configured for host {forge.netloc!r}" in str(nohost.error)
+
+
+async def test_a_bad_variable_key_is_refused_before_any_call(
+    forge: ForgeServer, gl: ForgeRunner
+) -> None:
+    gl.write({"a": "a"})
+    run = await gl.run(
+        [
+            step(
+                "publish:gitlab",
+                repoUrl=f"{forge.netloc}?owner=acme&repo=x",
+                projectVariables=[{"key": "MY-VAR", "value": "v"}],
+            )
+        ]
+    )
+    assert run.error is not None
+    assert "projectVariables.0.key" in str(run.error) and "pattern" in str(run.error)
+    assert forge.calls == []
 
 
 async def test_set_user_as_owner_uses_the_configured_token(

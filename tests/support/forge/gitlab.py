@@ -231,7 +231,8 @@ class GitLab:
         path_name = settings.pop("path", None) or name
         key = f"{namespace}/{path_name}".lower()
         if key in self.projects:
-            raise HttpError(400, "has already been taken")
+            taken = ["has already been taken"]
+            raise HttpError(400, "taken", {"message": {"name": taken, "path": taken}})
         folder = self.root / namespace / f"{path_name}.git"
         folder.parent.mkdir(parents=True, exist_ok=True)
         branch = settings.get("default_branch", "main")

@@ -64,10 +64,11 @@ class Reply:
 class HttpError(Exception):
     """A handler's refusal, answered as the host answers errors."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, body: Any = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.body = body  # the host's own error body, when it is not error_body's
 
 
 Handler = Callable[[Call, dict[str, str]], Reply]
@@ -172,7 +173,10 @@ class ForgeServer:
         try:
             reply = handler(call, operation.path_params)
         except HttpError as exc:
-            reply = Reply(exc.status, self.host.error_body(exc.status, exc.message))
+            body = (
+                exc.body if exc.body is not None else self.host.error_body(exc.status, exc.message)
+            )
+            reply = Reply(exc.status, body)
             call.status = exc.status
             return self._json(exc.status, reply.body)
         call.status = reply.status

@@ -134,6 +134,11 @@ def _message(response: httpx.Response) -> str:
                 value = body[key]
                 if isinstance(value, dict) and "message" in value:
                     return str(value["message"])
+                if isinstance(value, dict):  # GitLab's field errors: {"name": ["is taken"]}
+                    return "; ".join(
+                        f"{field} {', '.join(map(str, why)) if isinstance(why, list) else why}"
+                        for field, why in value.items()
+                    )
                 if isinstance(value, list):
                     return "; ".join(
                         str(v.get("message", v)) if isinstance(v, dict) else str(v) for v in value

@@ -99,7 +99,10 @@ class BranchSetting(ActionInput):
 
 
 class ProjectVariable(_GitlabNames):
-    key: str = Field(description="The key (A-Z, a-z, 0-9 and _; at most 255 characters)")
+    key: str = Field(
+        pattern=r"^[A-Za-z0-9_]{1,255}$",
+        description="The key (A-Z, a-z, 0-9 and _; at most 255 characters)",
+    )
     value: str = Field(description="The value")
     description: str | None = Field(None, description="The description")
     variable_type: Literal["env_var", "file"] = Field("env_var", description="The type")
