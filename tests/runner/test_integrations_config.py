@@ -178,3 +178,24 @@ def test_an_azure_token_is_scoped_by_its_organizations(
         "from-env",
     )
     assert host.token_for("acme") == "from-env" and host.token_for("other") is None
+
+
+def test_a_bitbucket_server_token_is_a_bearer_and_a_password_goes_with_its_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What publish:bitbucketServer sends follows from the entry: a token as a bearer
+    token (the host has no user name), a password as Basic with `username`."""
+    entries = (
+        "integrations:\n  bitbucketServer:\n"
+        "    - host: a.example.com\n      username: bot\n      token: t\n"
+        "      allowedOwners: [PLAT]\n"
+        "    - host: b.example.com\n      username: bob\n      password: pw\n"
+        "      allowedOwners: [PLAT]\n"
+    )
+    a, b = integrations_from_settings(load(tmp_path, entries, monkeypatch)).hosts
+    assert (a.token, a.username, a.api_base_url) == (
+        "t",
+        None,
+        "https://a.example.com/rest/api/1.0",
+    )
+    assert (b.token, b.username) == ("pw", "bob")
