@@ -1,11 +1,12 @@
 """Each forge's `integrations` entry, written as a platform team ports it from
 Backstage's app-config (`${VAR}` secrets, Falsework's scope line), drives its publish
-action: a server's runner is built from the settings (WorkflowRunner.from_settings) and
-publishes to the loopback forge. (Bitbucket Cloud's entry has no host — it is always
-bitbucket.org — and Azure's API is always https://HOST, so neither can point at a
-loopback forge over http: their entries are checked in
-tests/runner/test_integrations_config.py, their actions with the same values built
-directly.)"""
+action: a runner whose action families are configured by the settings
+(Settings.action_policies, as a server's) publishes to the loopback forge.
+
+Bitbucket Cloud's entry has no host (it is always bitbucket.org) and Azure's API is
+always https://HOST, so neither can point at a loopback forge over http: their entries
+are checked in tests/runner/test_integrations_config.py, their actions with the same
+values built directly."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
+from falsework.actions import ActionRegistry
 from falsework.config import Settings
 from falsework.runner import LocalTask, MemoryTaskIO, WorkflowRunner
+from falsework.templating import Renderer
 from support.forge import ForgeServer
 from support.forge.bitbucket_server import BitbucketServer
 from support.forge.gitea import Gitea
@@ -94,7 +97,9 @@ async def test_a_ported_integration_entry_publishes(
         monkeypatch.setenv("FALSEWORK_CONFIG", str(tmp_path / "falsework.yaml"))
         monkeypatch.setenv("FALSEWORK_GIT_ALLOW_HTTP", "true")
         monkeypatch.setenv("FORGE_SECRET", SECRET)
-        runner = WorkflowRunner.from_settings(Settings(data_dir=tmp_path / "data"))
+        settings = Settings(data_dir=tmp_path / "data")
+        registry = ActionRegistry.builtin(settings.action_policies())
+        runner = WorkflowRunner(registry, Renderer(), work_dir=tmp_path / "work")
         workspace = tmp_path / "ws"
         workspace.mkdir()
         (workspace / "README.md").write_text("# svc\n")
