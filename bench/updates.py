@@ -220,7 +220,7 @@ def fleet(repositories: int) -> None:
             url = f"http://127.0.0.1:{port}"
             _wait_healthy(url, server)
             targets = [{"remoteUrl": str(remotes / f"r{i}.git")} for i in range(repositories)]
-            with httpx.Client(base_url=url, timeout=60) as client:
+            with httpx.Client(base_url=url, timeout=300) as client:
                 started = time.perf_counter()
                 made = client.post(
                     "/api/falsework/v1/scaffolds/updates",

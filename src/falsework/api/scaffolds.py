@@ -14,6 +14,7 @@ with the server's credentials to the repositories it is given.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -236,25 +237,30 @@ async def start_updates(body: StartUpdates, svc: Svc, caller: Caller) -> JSONObj
     spacing = svc.settings.update_host_interval
     now = datetime.now(UTC)
     per_host: dict[str, int] = {}
-    started: list[JSONObject] = []
+    items: list[NewTask] = []
     for target in body.repositories:
         index = per_host.get(target.host, 0)
         per_host[target.host] = index + 1
         run_after = now + timedelta(seconds=spacing * index) if spacing and index else None
-        created = await svc.broker.submit(
-            NewTask(
-                update_spec(target, body, caller.user_context()),
-                created_by=caller.ref,
-                secrets=body.secrets or None,
-                run_after=run_after,
+        spec = update_spec(target, body, caller.user_context())
+        items.append(
+            NewTask(spec, created_by=caller.ref, secrets=body.secrets or None, run_after=run_after)
+        )
+    # one group commit for the whole fleet
+    created = await svc.broker.create_many(items)
+    svc.metrics.tasks_created.inc(len(created))
+    await asyncio.gather(
+        *(
+            svc.audit.record(
+                caller.ref, audit.TASK_CREATE, task_id, template=UPDATE_REF, repository=t.key
             )
+            for task_id, t in zip(created, body.repositories, strict=True)
         )
-        svc.metrics.tasks_created.inc()
-        await svc.audit.record(
-            caller.ref, audit.TASK_CREATE, created, template=UPDATE_REF, repository=target.key
-        )
-        item: JSONObject = {"id": created, "repository": target.key}
-        if run_after is not None:
-            item["runAfter"] = run_after.isoformat()
-        started.append(item)
+    )
+    started: list[JSONObject] = []
+    for task_id, target, item in zip(created, body.repositories, items, strict=True):
+        entry: JSONObject = {"id": task_id, "repository": target.key}
+        if item.run_after is not None:
+            entry["runAfter"] = item.run_after.isoformat()
+        started.append(entry)
     return {"tasks": started}
