@@ -367,6 +367,36 @@ def retention(rows: list[Row]) -> list[str]:
     return [*out, "Median ms of the hot queries:", "", *_table(qheader, qlines), ""]
 
 
+def updates(rows: list[Row]) -> list[str]:
+    """Issue 15's figures (bench.updates)."""
+    one = _pick(rows, "updates", "update_seconds")
+    fleet = _pick(rows, "updates", "fleet_seconds")
+    if not one and not fleet:
+        return []
+    out = ["### 14. Template updates", ""]
+    if one:
+        lines = [
+            [
+                _fmt(r.get("files")),
+                _fmt(r.get("value"), 2),
+                _fmt(r.get("runs")),
+                _fmt(r.get("command_s"), 2),
+                _ok(r),
+            ]
+            for r in one
+        ]
+        header = ["files", "plan_update s (median)", "runs", "`falsework update` s", "< 2 s"]
+        out += [*_table(header, lines), ""]
+    if fleet:
+        lines = [
+            [_fmt(r.get("repositories")), _fmt(r.get("value"), 1), _fmt(r.get("per_repository_ms"))]
+            for r in fleet
+        ]
+        header = ["repositories", "all updated s", "ms per repository"]
+        out += [*_table(header, lines), ""]
+    return out
+
+
 def errors(rows: list[Row]) -> list[str]:
     picked = [r for r in rows if r.get("metric") == "error"]
     if not picked:
@@ -376,7 +406,8 @@ def errors(rows: list[Row]) -> list[str]:
 
 
 SECTIONS = [throughput, concurrency, latency, balance, fairness, recovery]
-SECTIONS += [api_throughput, api_sse, figures, templates_test, retention, security, errors]
+SECTIONS += [api_throughput, api_sse, figures, templates_test, retention, security]
+SECTIONS += [updates, errors]
 
 
 def render(rows: list[Row]) -> str:

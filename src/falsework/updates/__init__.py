@@ -7,8 +7,8 @@ from (branch ``falsework/pristine``, named in the branch's
 version's render. The old version is never rendered again.
 """
 
-from falsework.updates.merge import Conflict, Merge, merge_trees
-from falsework.updates.render import MissingAnswersError, UpdateError
+from falsework.updates.merge import Conflict, Merge, UpdateError, merge_trees
+from falsework.updates.render import MissingAnswersError
 from falsework.updates.state import PRISTINE_BRANCH, STATE_PATH, ScaffoldState, StateError
 from falsework.updates.update import Plan, apply_to_worktree, commit_update, plan_update
 

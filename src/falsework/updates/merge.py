@@ -18,7 +18,13 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
+from falsework.errors import FalseworkError
 from falsework.updates.gitrepo import Repo
+
+
+class UpdateError(FalseworkError):
+    """The update cannot be computed as asked."""
+
 
 _LABEL = re.compile(r"[^A-Za-z0-9._-]+")
 # merge-tree's informational messages that are not conflicts
@@ -91,7 +97,10 @@ async def merge_trees(
         for ref in refs:
             await repo.code("update-ref", "-d", ref)
     if code not in (0, 1):
-        raise RuntimeError(f"git merge-tree failed with exit code {code}")
+        raise UpdateError(
+            f"git merge-tree --write-tree failed (exit {code}): template updates need "
+            "git 2.38 or newer"
+        )
     return _parse(out)
 
 

@@ -36,11 +36,12 @@ from falsework.actions.git import (
 from falsework.actions.paths import is_within
 from falsework.actions.rehearsal import Rehearsal
 from falsework.confine import relative
-from falsework.errors import FalseworkError, InputError, UnsafePathError
+from falsework.errors import InputError, UnsafePathError
 from falsework.templates import Template, load_templates
 from falsework.templates.catalog import candidate_files
 from falsework.templates.values import ParameterValidationError, validate_values
 from falsework.updates.gitrepo import Repo
+from falsework.updates.merge import UpdateError
 from falsework.updates.state import ScaffoldState, TemplateSource
 
 if TYPE_CHECKING:
@@ -63,10 +64,6 @@ def for_updates(runner: WorkflowRunner) -> WorkflowRunner:
         dry_run_max_bytes=max(limits.dry_run_max_bytes, MAX_BYTES),
     )
     return runner
-
-
-class UpdateError(FalseworkError):
-    """The update cannot be computed as asked."""
 
 
 class MissingAnswersError(InputError):

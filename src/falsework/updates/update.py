@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from falsework.actions.git import GitPolicy, git_result
 from falsework.updates.gitrepo import Repo
-from falsework.updates.merge import Merge, merge_trees
+from falsework.updates.merge import Merge, UpdateError, merge_trees
 from falsework.updates.render import (
     TemplateVersion,
-    UpdateError,
     render_version,
     resolve_version,
     template_remote,
