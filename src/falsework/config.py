@@ -400,6 +400,13 @@ class Settings(BaseSettings):
         default=False, description="Allow git over plain http:// (https and ssh always are)."
     )
     egress: EgressConfig = Field(default_factory=EgressConfig)
+    update_parallel: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Template updates one process computes at once; the other update "
+        "tasks it runs wait for their turn (a coroutine each, no CPU).",
+    )
     update_host_interval: float = Field(
         default=1.0,
         ge=0,
@@ -663,7 +670,7 @@ class Settings(BaseSettings):
             integrations = self.forge_integrations(egress, git)
             source = SourcePolicy(roots=everywhere, git=git)
             mine = (egress, git, source, publish, integrations)
-            return (*mine, UpdatePolicy(publish, integrations, None, mine))
+            return (*mine, UpdatePolicy(publish, integrations, None, mine, self.update_parallel))
         egress = EgressPolicy.from_lists(self.egress.allow, self.egress.deny)
         git = GitPolicy(
             timeout=self.git_timeout,
@@ -684,7 +691,8 @@ class Settings(BaseSettings):
         )
         # scaffold:update reads template repositories only in the template folders
         roots = tuple(Path(os.path.abspath(p)) for p in self.template_dirs)
-        return (*policies, UpdatePolicy(publish, integrations, roots, policies))
+        update = UpdatePolicy(publish, integrations, roots, policies, self.update_parallel)
+        return (*policies, update)
 
     def forge_integrations(self, egress: EgressPolicy, git: GitPolicy) -> Integrations:
         """The settings of the forge and catalog action families: the `integrations`

@@ -52,6 +52,9 @@ class UpdatePolicy:
     integrations: Integrations = field(default_factory=Integrations)
     template_roots: tuple[Path, ...] | None = ()
     policies: tuple[object, ...] = ()
+    # updates computed at once in one process (each renders a repository and runs
+    # a few dozen git commands: more at once only starve the worker's heartbeats)
+    parallel: int = 2
 
 
 __all__ = [

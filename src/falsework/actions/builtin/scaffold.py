@@ -18,6 +18,7 @@ reused, never replaced, and an open pull request for it is reused.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,11 @@ async def scaffold_update(ctx: ActionContext[ScaffoldUpdateInput], policy: Updat
             "compareUrl": compare_url(url, branch, name),
         }
 
-    pushed: dict[str, Any] = await ctx.checkpoint("push", push)
+    async def in_turn() -> dict[str, Any]:
+        async with _turns(policy.parallel):
+            return await push()
+
+    pushed: dict[str, Any] = await ctx.checkpoint("push", in_turn)
     for key in ("upToDate", "fromVersion", "version", "branch", "commit", "conflicts", "scaffold"):
         if key in pushed:
             ctx.output(key, pushed[key])
@@ -267,6 +272,18 @@ async def _pull_request(
         made = (await rest.pulls.async_create(owner, repo.repo, data=data)).json()
     ctx.logger.info(f"Pull request #{made['number']}: {made['html_url']}")
     return {"url": made["html_url"], "number": made["number"]}
+
+
+_TURNS: dict[tuple[int, int], asyncio.Semaphore] = {}
+
+
+def _turns(parallel: int) -> asyncio.Semaphore:
+    """The process's (event loop's) turns at computing an update."""
+    key = (id(asyncio.get_running_loop()), parallel)
+    turns = _TURNS.get(key)
+    if turns is None:
+        turns = _TURNS[key] = asyncio.Semaphore(parallel)
+    return turns
 
 
 def _runner(policy: UpdatePolicy, work_dir: Path) -> Any:
