@@ -198,7 +198,8 @@ def big(runs: int, files: int) -> None:
 def fleet(repositories: int) -> None:
     from bench.procs import free_port
 
-    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as name:
+    # (ignore_cleanup_errors: the stopped server's last files may still be going away)
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-", ignore_cleanup_errors=True) as name:
         tmp = Path(name)
         folder = make_templates(tmp / "templates", 20)
         remotes = tmp / "remotes"
@@ -238,13 +239,13 @@ def fleet(repositories: int) -> None:
                             pending.discard(task_id)
                     time.sleep(0.2)
                 seconds = time.perf_counter() - started
+                log(f"fleet: {repositories} repositories updated in {seconds:.1f} s")
         finally:
             server.terminate()
             server.wait(60)
         for index in (0, repositories - 1):
             branch = git("branch", "--list", "falsework/update/*", cwd=remotes / f"r{index}.git")
             assert "falsework/update/big-v2" in branch, branch
-    log(f"fleet: {repositories} repositories updated in {seconds:.1f} s")
     emit(
         "updates",
         "falsework",
