@@ -64,7 +64,7 @@ async def test_dry_run_shape(harness: Any) -> None:
     assert result["output"] == {"links": [{"title": "Repo", "url": "<example>"}]}
     assert [(s["id"], s["name"], s["action"], s["status"]) for s in result["steps"]] == [
         ("fetch", "Fetch", "fetch:template", "completed"),
-        ("publish", "Publish", "publish:git", "completed"),
+        ("publish", "Publish", "publish:git", "skipped"),  # cannot dry-run: skipped
         ("log", "Log", "debug:log", "completed"),
     ]
     messages = [entry["body"]["message"] for entry in result["log"]]

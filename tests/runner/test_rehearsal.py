@@ -117,7 +117,7 @@ async def test_an_action_without_a_recorder_is_recorded_and_skipped(harness: Any
     rehearsal = Rehearsal()
     result = await harness.runner.dry_run(template(steps), {"k": "a"}, {}, [], rehearsal=rehearsal)
     assert result["recorded"] == [{"step": "once", "action": "test:once", "input": {"key": "a"}}]
-    assert result["steps"][0]["status"] == "completed"
+    assert result["steps"][0]["status"] == "skipped"
 
 
 async def test_http_is_answered_from_canned_answers_and_polls_without_waiting(

@@ -18,7 +18,7 @@ from falsework.templating import Renderer
         ("${{ parameters.labels | dump(2) }}", '{\n  "app": "web",\n  "tier": "front"\n}'),
         ("${{ parameters.labels | dump(40) | length }}", 53),  # indent capped at 10
         ("${{ 'é\"' | dump }}", '"é\\""'),
-        ("${{ parameters.missing | dump }}", ""),
+        ("${{ parameters.missing | dump }}", None),  # undefined: nothing, as JSON.stringify
         ("${{ parameters.nothing | dump }}", "null"),
         ("${{ parameters.flag | dump }}", "true"),
         ("${{ parameters.count | jsonify }}", "3"),

@@ -46,7 +46,8 @@ from falsework.runner.idempotency import StepKeys
 from falsework.runner.limits import RunLimits
 from falsework.runner.redaction import Redactor
 from falsework.taskio import TaskInput, TaskIO
-from falsework.templating import Renderer, is_truthy
+from falsework.templating import MISSING, Renderer, is_truthy
+from falsework.templating.filters import js_json
 from falsework.types import JSONObject
 
 if TYPE_CHECKING:
@@ -330,7 +331,9 @@ class WorkflowRunner:
                     items.append(self.renderer.render(item, context))
                 result[key] = items
             else:
-                result[key] = self.renderer.render(value, context)
+                rendered = self.renderer.render(value, context, missing=MISSING)
+                if rendered is not MISSING:  # an undefined value leaves its key out
+                    result[key] = rendered
         # each value kept to the output limit; the whole of them too
         if _text_size(result, self.renderer.max_output) > self.renderer.max_output:
             raise TemplateSecurityError(
@@ -474,6 +477,14 @@ class _TaskRun:
             action = runner.registry.get(str(step.get("action", "")))
             timeout = _timeout(step.get("timeout"), runner.step_timeout, step_id)
             output: dict[str, Any] = {}
+            if self.dry_run and await self._skips_dry_run(step, step_id, action, output):
+                # Backstage's one event for it: no "Finished step" follows
+                self.context["steps"][step_id] = {"output": output}
+                message = f"Skipping because {action.id} does not support dry-run"
+                await self._mark(
+                    step_id, message, {"status": "skipped", "output": self.redactor.deep(output)}
+                )
+                return
             try:
                 async with asyncio.timeout(timeout) as scope:
                     await self._iterations(step, step_id, action, output, signal)
@@ -517,6 +528,56 @@ class _TaskRun:
             await self.keys.spend(step_id)
             raise _StepFailed(err_name, message) from exc
 
+    async def _skips_dry_run(
+        self, step: JSONObject, step_id: str, action: Action[Any], output: dict[str, Any]
+    ) -> bool:
+        """In a dry run, log the step's input as Backstage does (its one place to
+        show what each step received), then whether the action cannot dry-run:
+        then ``output`` gets outputs faked from its output schema, and a
+        rehearsal records each call with its validated input (Backstage
+        validates nothing it skips; a rehearsal is stricter)."""
+        runner, context = self.runner, self.context
+        masked = {**context, "secrets": {key: "***" for key in self.task.secrets}}
+        raw = step.get("input") or {}
+        shown: Any = raw
+        if isinstance(raw, dict):
+            rendered = await runner.render(
+                {k: v for k, v in raw.items() if k not in action.raw_input}, masked
+            )
+            shown = {  # in the template's order, as Backstage's render keeps it
+                k: raw[k] if k in action.raw_input else rendered[k]
+                for k in raw
+                if k in action.raw_input or k in rendered
+            }
+        self.emitter.sink(step_id)(
+            "info",
+            f"Running {action.id} in dry-run mode with inputs (secrets redacted): "
+            + js_json(shown, 2),
+        )
+        records = self.rehearsal is not None and action.recorder is not None
+        if action.supports_dry_run or records:
+            return False
+        if self.rehearsal is not None:
+            secret_context = {**context, "secrets": dict(self.task.secrets)}
+            for position, each in enumerate(await self._each(step, step_id, secret_context)):
+                scope = step_id if each is None else f"{step_id}[{position}]"
+                render_context = (
+                    secret_context if each is None else {**secret_context, "each": each}
+                )
+                validated = await runner._input(action, step, step_id, render_context)
+                self.rehearsal.record(scope, action.id, self._shown(validated))
+        faked = example_output(action.output_schema)
+        output.update(faked if isinstance(faked, dict) else {})
+        return True
+
+    async def _each(
+        self, step: JSONObject, step_id: str, context: Mapping[str, Any]
+    ) -> list[dict[str, Any] | None]:
+        if "each" not in step:
+            return [None]
+        items = await self.runner.render(step["each"], context)
+        return _each_items(items, step_id, self.runner.limits)
+
     async def _iterations(
         self,
         step: JSONObject,
@@ -528,15 +589,8 @@ class _TaskRun:
         runner, task, context = self.runner, self.task, self.context
         log = self.emitter.sink(step_id)
         secret_context = {**context, "secrets": dict(task.secrets)}
-        items: list[dict[str, Any] | None]
-        if "each" in step:
-            items = _each_items(
-                await runner.render(step["each"], secret_context), step_id, runner.limits
-            )
-        else:
-            items = [None]
         wants_key = _mentions_step_key(step.get("input"))
-        for position, each in enumerate(items):
+        for position, each in enumerate(await self._each(step, step_id, secret_context)):
             scope = step_id if each is None else f"{step_id}[{position}]"
             render_context = secret_context if each is None else {**secret_context, "each": each}
             if wants_key:
@@ -558,14 +612,6 @@ class _TaskRun:
 
             validated = await runner._input(action, step, step_id, render_context)
             records = self.rehearsal is not None and action.recorder is not None
-            if self.dry_run and not action.supports_dry_run and not records:
-                if self.rehearsal is not None:
-                    self.rehearsal.record(scope, action.id, self._shown(validated))
-                log("info", f"Skipping because {action.id} does not support dry-run")
-                faked = example_output(action.output_schema)
-                for key, value in (faked if isinstance(faked, dict) else {}).items():
-                    collect(key, value)
-                continue
             public_context = {**context, "each": each} if each is not None else context
             ctx: ActionContext[Any] = ActionContext(
                 input=validated,

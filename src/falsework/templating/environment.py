@@ -14,12 +14,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import ChainableUndefined, Undefined
+from jinja2 import ChainableUndefined, Undefined, nodes
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from falsework.errors import TemplateSecurityError
 from falsework.templating import filters as f
+from falsework.templating.syntax import NunjucksParser
 
 # String methods a template may call: none of them can make a string longer
 # than its input. The rest (ljust, zfill, expandtabs, format, encode, ...)
@@ -166,6 +167,9 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         self.globals.update(f.GLOBALS)
         self.policies["truncate.leeway"] = 0
         self.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        return NunjucksParser(self, source, name, filename).parse()
 
     # -- attribute access ---------------------------------------------------
 

@@ -169,6 +169,8 @@ def _plain(value: Any, budget: _Budget, depth: int) -> Any:
         return str(value) if isinstance(value, Markup) else value
     if value is None or isinstance(value, bool | int | float):
         budget.spend(8)
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            return int(value)  # JavaScript has one number type: 2.0 is 2
         return value
     if isinstance(value, Undefined):
         budget.spend(4)
@@ -213,14 +215,21 @@ def _json(value: Any, indent: int | str | None, budget: _Budget) -> str:
     return json.dumps(plain, indent=indent, separators=separators, ensure_ascii=False)
 
 
+def js_json(value: Any, indent: int | None = None, limit: int = DEFAULT_LIMIT) -> str:
+    """``JSON.stringify(value, undefined, indent)``: undefined keys left out,
+    numbers as JavaScript writes them, non-ASCII as it is."""
+    return _json(value, indent, _Budget(limit, "JSON"))
+
+
 # -- Nunjucks' built-in filters where Jinja's differ ------------------------
 
 
 @pass_environment
-def dump(environment: Environment, value: Any, indent: int | str | None = None) -> str:
-    """JSON.stringify: compact by default, ``dump(2)`` indents; undefined gives ''."""
+def dump(environment: Environment, value: Any, indent: int | str | None = None) -> Any:
+    """JSON.stringify: compact by default, ``dump(2)`` indents; undefined stays
+    undefined (prints nothing; a lone ``${{ x | dump }}`` leaves its key out)."""
     if isinstance(value, Undefined):
-        return ""
+        return value
     return _json(value, indent, _Budget(max_output(environment), "dump"))
 
 
@@ -679,6 +688,27 @@ def safe_range(*args: int) -> range:
     return numbers
 
 
+def strict_equal(left: Any, right: Any) -> bool:
+    """JavaScript's ``===``: no conversion between types (``1 === true`` and
+    ``null === undefined`` are false), objects and arrays equal only to themselves."""
+    if isinstance(left, Undefined) or isinstance(right, Undefined):
+        return isinstance(left, Undefined) and isinstance(right, Undefined)
+    if left is None or right is None:
+        return left is right
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if isinstance(left, int | float) and isinstance(right, int | float):
+        return left == right
+    if isinstance(left, str) and isinstance(right, str):
+        return left == right
+    return left is right
+
+
+def strict_unequal(left: Any, right: Any) -> bool:
+    """JavaScript's ``!==``."""
+    return not strict_equal(left, right)
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "dump": dump,
     "tojson": tojson,
@@ -709,6 +739,8 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "slice": slice_,
     "nunjucks_pairs": items_pairs,
     "nunjucks_concat": concat,
+    "nunjucks_strict_eq": strict_equal,
+    "nunjucks_strict_ne": strict_unequal,
     "parseRepoUrl": parse_repo_url,
     "parseEntityRef": parse_entity_ref,
     "pick": pick,

@@ -36,6 +36,21 @@ _SNIPPET = 120
 _RESULT = "__falsework_value"  # where a lone expression leaves its value
 
 
+class _Missing:
+    """What a string renders to when it gives nothing: a lone expression whose
+    value is undefined, or text that renders empty. Backstage then drops the key
+    from the object being rendered (JSON.parse's reviver returning undefined),
+    and an array keeps a hole, which JSON writes as null."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING: Any = _Missing()
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     template: Template
@@ -205,10 +220,12 @@ class Renderer:
 
     # -- public API -----------------------------------------------------------
 
-    def render(self, value: Any, context: Mapping[str, Any]) -> Any:
+    def render(self, value: Any, context: Mapping[str, Any], *, missing: Any = None) -> Any:
         """Deep render: every string in dicts/lists is rendered. A string that is
-        one lone ``${{ expr }}`` keeps the expression's type (undefined → None);
-        any other string rendering to "" gives None (undefined)."""
+        one lone ``${{ expr }}`` keeps the expression's type; one that gives
+        nothing (an undefined value, or text rendering to "") is left out of the
+        object holding it and is None in a list, as in Backstage. ``value``
+        itself giving nothing returns ``missing``."""
         if isinstance(value, str) and not self.is_template(value):
             return value
         if not isinstance(value, str | dict | list):
@@ -217,7 +234,8 @@ class Renderer:
             # Nothing to render: the same fresh copy, without the context merge
             # and the watchdog.
             return self._render_value(value, {})
-        return self._guarded(lambda: self._render_value(value, self._vars(context)))
+        result = self._guarded(lambda: self._render_value(value, self._vars(context)))
+        return missing if result is MISSING else result
 
     def evaluate(self, value: Any, context: Mapping[str, Any]) -> Any:
         """A step's ``if``: the rendered value (typed); test it with :func:`is_truthy`."""
@@ -314,9 +332,11 @@ class Renderer:
                 return value
             return self._render_str(value, variables)
         if isinstance(value, dict):
-            return {k: self._render_value(v, variables) for k, v in value.items()}
+            rendered = {k: self._render_value(v, variables) for k, v in value.items()}
+            return {k: v for k, v in rendered.items() if v is not MISSING}
         if isinstance(value, list):
-            return [self._render_value(v, variables) for v in value]
+            items = [self._render_value(v, variables) for v in value]
+            return [None if item is MISSING else item for item in items]
         return value
 
     def _render_str(self, source: str, variables: dict[str, Any]) -> Any:
@@ -332,9 +352,11 @@ class Renderer:
                 raise
             except Exception as exc:
                 raise _runtime_error(source, exc) from None
+            if isinstance(result, Undefined):
+                return MISSING
             return f.to_plain(result, self.max_output)
         text = self._run_text(compiled.template, variables, source)
-        return None if text == "" else text
+        return MISSING if text == "" else text
 
     def _run_text(self, template: Template, variables: dict[str, Any], source: str) -> str:
         limit = self.max_output

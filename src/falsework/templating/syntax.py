@@ -3,10 +3,11 @@
 Two passes, both at compile time (so cached with the compiled template):
 
 * :func:`to_jinja` rewrites the few Nunjucks spellings Jinja cannot parse —
-  ``===``/``!==``, ``{% elseif %}`` and regular-expression literals
-  ``r/…/flags`` (made ``nunjucks_regex("…", "flags")``, see ``regex.py``) —
-  inside tags only, never inside string literals, comments or ``{% raw %}``
-  blocks, and never in plain text.
+  ``{% elseif %}`` and regular-expression literals ``r/…/flags`` (made
+  ``nunjucks_regex("…", "flags")``, see ``regex.py``) — inside tags only,
+  never inside string literals, comments or ``{% raw %}`` blocks, and never in
+  plain text. :class:`NunjucksParser` reads ``===``/``!==`` (which Jinja's
+  lexer gives as ``==``/``!=`` then ``=``) as JavaScript's strict comparisons.
 * :func:`check_ast` refuses what a template must never do (dunder attributes,
   ``self``, file-reading tags, ...) before anything runs, and adapts two
   semantics: ``{% for k, v in obj %}`` iterates an object's pairs, bare keys of
@@ -20,6 +21,7 @@ import re
 from typing import Any, cast
 
 from jinja2 import nodes
+from jinja2.parser import Parser
 
 from falsework.errors import TemplateSecurityError
 from falsework.templating.regex import compile_literal
@@ -39,11 +41,50 @@ _RAW_END = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
 _ELSEIF = re.compile(r"^([-+]?\s*)elseif\b")
 
 
+_STRICT = {"eq": "nunjucks_strict_eq", "ne": "nunjucks_strict_ne"}
+
+
+class NunjucksParser(Parser):
+    """Jinja's parser, reading ``a === b`` and ``a !== b`` as JavaScript's strict
+    (in)equality, a filter call on the two operands. A chain holding one is read
+    left to right, as JavaScript does (``a === b === c`` is ``(a === b) === c``)."""
+
+    def parse_compare(self) -> nodes.Expr:
+        lineno = self.stream.current.lineno
+        expr = self.parse_math1()
+        ops: list[tuple[str, nodes.Expr]] = []
+        while True:
+            current = self.stream.current
+            if current.type in ("eq", "ne") and self.stream.look().type == "assign":
+                self.stream.skip(2)
+                ops.append((_STRICT[current.type], self.parse_math1()))
+            elif current.type in ("eq", "ne", "gt", "gteq", "lt", "lteq"):
+                next(self.stream)
+                ops.append((current.type, self.parse_math1()))
+            elif self.stream.skip_if("name:in"):
+                ops.append(("in", self.parse_math1()))
+            elif current.test("name:not") and self.stream.look().test("name:in"):
+                self.stream.skip(2)
+                ops.append(("notin", self.parse_math1()))
+            else:
+                break
+            lineno = self.stream.current.lineno
+        if not ops:
+            return expr
+        if not any(op in _STRICT.values() for op, _ in ops):
+            return nodes.Compare(expr, [nodes.Operand(op, e) for op, e in ops], lineno=lineno)
+        for op, right in ops:
+            if op in _STRICT.values():
+                expr = nodes.Filter(expr, op, [right], [], None, None, lineno=lineno)
+            else:
+                expr = nodes.Compare(expr, [nodes.Operand(op, right)], lineno=lineno)
+        return expr
+
+
 def to_jinja(source: str, variable_start: str) -> str:
-    """Nunjucks-only operators and tags rewritten to their Jinja spelling."""
-    if "===" not in source and "!==" not in source and "elseif" not in source:
-        if "r/" not in source:
-            return source
+    """Nunjucks-only tags and literals rewritten to their Jinja spelling."""
+    if "elseif" not in source and "r/" not in source:
+        return source
     out: list[str] = []
     i, n = 0, len(source)
     openers = (variable_start, "{%", "{#")
@@ -78,7 +119,7 @@ def to_jinja(source: str, variable_start: str) -> str:
 
 def _scan_tag(source: str, start: int, close: str) -> tuple[str, int]:
     """The tag body from ``start`` through its closing delimiter (included), with
-    ``===``/``!==`` outside string literals made ``==``/``!=``."""
+    regular-expression literals outside string literals made calls."""
     out: list[str] = []
     i, n = start, len(source)
     quote: str | None = None
@@ -106,14 +147,6 @@ def _scan_tag(source: str, start: int, close: str) -> tuple[str, int]:
                 compile_literal(pattern, flags)  # a bad pattern fails at compile time
                 out.append(f'nunjucks_regex({_jinja_string(pattern)}, "{flags}")')
                 continue
-        elif source.startswith("===", i):
-            out.append("==")
-            i += 3
-            continue
-        elif source.startswith("!==", i):
-            out.append("!=")
-            i += 3
-            continue
         out.append(ch)
         i += 1
     return "".join(out), n
@@ -244,6 +277,7 @@ QUICK_FILTERS = frozenset(
         "abs", "capitalize", "center", "d", "default", "dump", "e", "escape", "first",
         "float", "forceescape", "indent", "int", "items", "join", "jsonify", "last",
         "length", "count", "list", "lower", "nl2br", "nunjucks_concat", "nunjucks_pairs",
+        "nunjucks_strict_eq", "nunjucks_strict_ne",
         "parseEntityRef", "parseRepoUrl", "pick", "projectSlug", "replace", "reverse",
         "round", "safe", "string", "title", "tojson", "trim", "truncate", "upper",
         "urlencode",

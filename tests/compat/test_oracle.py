@@ -1,0 +1,91 @@
+"""Falsework answers each compatibility case as the real Backstage did.
+
+The oracle's answers are recorded in ``oracle/`` (see ``record.py``); here the
+same case runs through Falsework's dry run and through a real run, and what a
+template or a client can see must be equal: the log (every line, in order), the
+files written and the template's output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compat.oracle_cases import Case, case_names, normalise, without_known_differences
+from falsework.actions import ActionRegistry
+from falsework.runner import LocalTask, MemoryTaskIO, WorkflowRunner
+from falsework.runner.dry_run import read_files, write_files
+from falsework.templating import Renderer
+
+DRY_RUN_ONLY = ("Running ", "Skipping because ")  # lines only a dry run writes
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> WorkflowRunner:
+    return WorkflowRunner(ActionRegistry.builtin(), Renderer(), work_dir=tmp_path / "work")
+
+
+@pytest.mark.parametrize("name", case_names())
+async def test_dry_run_answers_as_backstage(name: str, runner: WorkflowRunner) -> None:
+    case = Case.load(name)
+    status, body = case.recorded()
+    expected = normalise(status, body)
+    result = await runner.dry_run(
+        case.template, case.values, case.secrets, case.directory_contents()
+    )
+    got = normalise(200, result)
+    if "log" in expected:
+        expected["log"] = without_known_differences(expected["log"])
+        got["log"] = without_known_differences(got["log"])
+    assert got == expected
+
+
+def _real_run_view(expected: dict[str, Any]) -> dict[str, Any]:
+    log = [
+        entry
+        for entry in without_known_differences(expected["log"])
+        if not any(f"m: {prefix}" in entry["message"] for prefix in DRY_RUN_ONLY)
+    ]
+    return {**expected, "log": log}
+
+
+@pytest.mark.parametrize("name", case_names())
+async def test_real_run_answers_as_backstage(
+    name: str, runner: WorkflowRunner, tmp_path: Path
+) -> None:
+    """The same template run for real (its steps all dry-run-capable, so what a
+    real run does is what the dry run showed)."""
+    case = Case.load(name)
+    status, body = case.recorded()
+    expected = normalise(status, body)
+    if status != 200:
+        pytest.skip("a failing dry run is checked by the API tests")
+    template_dir = tmp_path / "template"
+    await asyncio.to_thread(write_files, template_dir, case.directory_contents())
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    spec = {
+        "apiVersion": "scaffolder.backstage.io/v1beta3",
+        "steps": case.template["spec"]["steps"],
+        "output": case.template["spec"].get("output") or {},
+        "parameters": case.values,
+        "user": {},
+        "templateInfo": {"baseUrl": (template_dir / "template.yaml").as_uri()},
+    }
+    io = MemoryTaskIO()
+    output = await runner.run(
+        LocalTask(spec=spec, secrets=dict(case.secrets)), io, workspace=workspace
+    )
+    files = await asyncio.to_thread(read_files, workspace)
+    got = normalise(
+        200,
+        {"log": [{"body": b} for _, b in io.events], "directoryContents": files, "output": output},
+    )
+    got["log"] = [
+        {**e, "message": e["message"].replace(str(workspace), "<workspace>")}
+        for e in without_known_differences(got["log"])
+    ]
+    assert got == _real_run_view(expected)
