@@ -276,6 +276,32 @@ class BackstageConfig(_Secret):
     base_url: str
 
 
+class DefaultEnvironmentConfig(_Ported):
+    """Backstage's `scaffolder.defaultEnvironment`: values every template reads as
+    `${{ environment.parameters.<name> }}`, and secrets it reads as
+    `${{ environment.secrets.<name> }}` in a step's input and `each` only (a
+    secret given as `${ENV_VAR}` is read from the environment, as Backstage does)."""
+
+    parameters: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+
+    def resolved_secrets(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name, value in self.secrets.items():
+            where = f"scaffolder.defaultEnvironment.secrets.{name}"
+            text = read_secret(value, None, None, where)
+            if text is None:
+                raise ValueError(f"{where}: empty, or its environment variable is not set")
+            found[name] = text
+        return found
+
+
+class ScaffolderConfig(_Ported):
+    """Settings shaped like Backstage's app-config `scaffolder:` section."""
+
+    default_environment: DefaultEnvironmentConfig = Field(default_factory=DefaultEnvironmentConfig)
+
+
 class IntegrationsConfig(_Section):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
@@ -573,6 +599,7 @@ class Settings(BaseSettings):
     )
     auth: AuthConfig = Field(default_factory=AuthConfig)
     integrations: IntegrationsConfig = Field(default_factory=IntegrationsConfig)
+    scaffolder: ScaffolderConfig = Field(default_factory=ScaffolderConfig)
     backstage: BackstageConfig | None = None
     entities: list[Path] = Field(
         default_factory=list,

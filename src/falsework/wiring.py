@@ -15,7 +15,7 @@ from falsework.config import Settings
 from falsework.engine import Broker, BrokerOptions, StoreOptions, WorkerOptions
 from falsework.engine.crypto import KEY_FILE
 from falsework.engine.options import RetentionOptions
-from falsework.runner import BACKSTAGE, WorkflowRunner
+from falsework.runner import BACKSTAGE, DefaultEnvironment, WorkflowRunner
 from falsework.runner.limits import RunLimits
 from falsework.templating import Renderer
 
@@ -100,6 +100,10 @@ def workflow_runner(
         work_dir=settings.resolved_work_dir,
         keep_workspace_on_failure=settings.keep_workspace_on_failure,
         limits=run_limits(settings),
+        environment=DefaultEnvironment(
+            dict(settings.scaffolder.default_environment.parameters),
+            settings.scaffolder.default_environment.resolved_secrets(),
+        ),
     )
 
 

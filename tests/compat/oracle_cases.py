@@ -50,6 +50,7 @@ class Case:
     values: dict[str, Any]
     secrets: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    real_run: bool = True  # a real run shows what the dry run showed
 
     @classmethod
     def load(cls, name: str) -> Case:
@@ -60,6 +61,7 @@ class Case:
             values=doc.get("values") or {},
             secrets=doc.get("secrets") or {},
             files=doc.get("files") or {},
+            real_run=doc.get("realRun", True),
         )
 
     def directory_contents(self) -> list[dict[str, Any]]:
@@ -82,8 +84,21 @@ class Case:
         return int(data["status"]), data["body"]
 
 
+def oracle_environment() -> dict[str, dict[str, str]]:
+    """The oracle's ``scaffolder.defaultEnvironment`` (``oracle-config.yaml``)."""
+    doc = yaml.safe_load((HERE / "oracle-config.yaml").read_text())
+    section: dict[str, dict[str, str]] = doc["scaffolder"]["defaultEnvironment"]
+    return section
+
+
 def case_names() -> list[str]:
     return sorted(p.stem for p in CASES.glob("*.yaml"))
+
+
+def real_run_names() -> list[str]:
+    """The cases a real run must answer as the dry run did: those that succeed
+    and say nothing against it (``realRun: false``)."""
+    return [n for n in case_names() if Case.load(n).real_run and Case.load(n).recorded()[0] == 200]
 
 
 def _message(text: str) -> str:

@@ -54,7 +54,6 @@ ESCAPES = [
     "${{ namespace(a=1) }}",
     "${{ lipsum.__globals__['os'] }}",
     "${{ lipsum() }}",
-    "${{ environment }}",
     "${{ __status }}",
     # mutation and allocation by method
     "${{ parameters.pop('name') }}",
@@ -133,6 +132,22 @@ def test_escape_is_refused_in_whole_files(
 ) -> None:
     with pytest.raises(TemplateSecurityError):
         renderer.render_string(f"text before\n{source}\n", ctx)
+
+
+def test_the_name_environment_never_reaches_jinjas_environment(
+    renderer: Renderer, ctx: dict[str, Any]
+) -> None:
+    """`environment` is Backstage's defaultEnvironment (or a loop variable), a name
+    like any other: without one in the context it is simply undefined."""
+    for source in (
+        "${{ environment }}",
+        "${{ environment.globals }}",
+        "${{ environment.filters }}",
+    ):
+        assert renderer.render(source, ctx) is None
+    assert renderer.render("${{ environment.parameters.x }}", {"environment": {}}) is None
+    with pytest.raises(TemplateSecurityError):
+        renderer.render("${{ environment.__class__ }}", {"environment": {}})
 
 
 def test_refusals_never_mutate_the_context(renderer: Renderer, ctx: dict[str, Any]) -> None:

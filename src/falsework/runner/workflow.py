@@ -26,6 +26,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -179,6 +180,17 @@ class _StepFailed(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class DefaultEnvironment:
+    """Backstage's ``scaffolder.defaultEnvironment``: ``environment.parameters``
+    in every expression; ``environment.secrets`` in a step's input and ``each``
+    only (empty in a dry run's actions, ``***`` in its log), redacted like a
+    task's secrets."""
+
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+
 class WorkflowRunner:
     """Runs tasks' steps. One per process; safe to share between tasks."""
 
@@ -191,8 +203,10 @@ class WorkflowRunner:
         work_dir: Path = Path(".falsework/work"),
         keep_workspace_on_failure: bool = False,
         limits: RunLimits | None = None,
+        environment: DefaultEnvironment | None = None,
     ) -> None:
         self.registry = registry
+        self.environment = environment or DefaultEnvironment()
         self.renderer = renderer
         self.step_timeout = step_timeout
         # absolute: actions hand workspaces to child processes whose cwd is elsewhere
@@ -365,7 +379,10 @@ class _TaskRun:
         self.io = io
         self.dry_run = dry_run
         self.rehearsal = rehearsal
-        self.redactor = Redactor(task.secrets)
+        environment = runner.environment
+        self.redactor = Redactor(
+            {**{f"environment.{k}": v for k, v in environment.secrets.items()}, **task.secrets}
+        )
         self.emitter = _Emitter(io, self.redactor, runner.limits)
         # a caller's own folder (falsework run, dry runs) outlives the attempt
         self.kept_workspace = workspace is not None
@@ -381,6 +398,7 @@ class _TaskRun:
             "steps": {},
             "user": {"entity": user.get("entity"), "ref": user.get("ref")},
             "context": {"task": {"id": task.id, "attempt": task.attempt}},
+            "environment": {"parameters": dict(environment.parameters), "secrets": {}},
             "__status": "ok",
         }
         self.template_dir = _template_dir(spec)
@@ -536,8 +554,8 @@ class _TaskRun:
         then ``output`` gets outputs faked from its output schema, and a
         rehearsal records each call with its validated input (Backstage
         validates nothing it skips; a rehearsal is stricter)."""
-        runner, context = self.runner, self.context
-        masked = {**context, "secrets": {key: "***" for key in self.task.secrets}}
+        runner = self.runner
+        masked = self._secret_context(mask=True)
         raw = step.get("input") or {}
         shown: Any = raw
         if isinstance(raw, dict):
@@ -558,7 +576,7 @@ class _TaskRun:
         if action.supports_dry_run or records:
             return False
         if self.rehearsal is not None:
-            secret_context = {**context, "secrets": dict(self.task.secrets)}
+            secret_context = self._secret_context()
             for position, each in enumerate(await self._each(step, step_id, secret_context)):
                 scope = step_id if each is None else f"{step_id}[{position}]"
                 render_context = (
@@ -569,6 +587,23 @@ class _TaskRun:
         faked = example_output(action.output_schema)
         output.update(faked if isinstance(faked, dict) else {})
         return True
+
+    def _secret_context(self, *, mask: bool = False) -> dict[str, Any]:
+        """The context of a step's input and ``each``: with the task's secrets
+        and the default environment's (none for a dry run's actions, as in
+        Backstage; ``mask``: every one ``***``, for the dry-run log)."""
+        environment = self.runner.environment
+        if mask:
+            secrets = {key: "***" for key in self.task.secrets}
+            env_secrets = {key: "***" for key in environment.secrets}
+        else:
+            secrets = dict(self.task.secrets)
+            env_secrets = {} if self.dry_run else dict(environment.secrets)
+        return {
+            **self.context,
+            "secrets": secrets,
+            "environment": {"parameters": dict(environment.parameters), "secrets": env_secrets},
+        }
 
     async def _each(
         self, step: JSONObject, step_id: str, context: Mapping[str, Any]
@@ -588,7 +623,7 @@ class _TaskRun:
     ) -> None:
         runner, task, context = self.runner, self.task, self.context
         log = self.emitter.sink(step_id)
-        secret_context = {**context, "secrets": dict(task.secrets)}
+        secret_context = self._secret_context()
         wants_key = _mentions_step_key(step.get("input"))
         for position, each in enumerate(await self._each(step, step_id, secret_context)):
             scope = step_id if each is None else f"{step_id}[{position}]"

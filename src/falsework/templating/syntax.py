@@ -27,7 +27,9 @@ from falsework.errors import TemplateSecurityError
 from falsework.templating.regex import compile_literal
 
 # Names a template may not read: Jinja's own objects that lead back to Python.
-FORBIDDEN_NAMES = frozenset({"self", "cycler", "joiner", "namespace", "lipsum", "environment"})
+# (``environment`` is not one: a template's names never reach Jinja's Environment,
+# and Backstage templates read ``environment.parameters`` and loop with it.)
+FORBIDDEN_NAMES = frozenset({"self", "cycler", "joiner", "namespace", "lipsum"})
 
 _FILE_TAGS: dict[type[nodes.Node], str] = {
     nodes.Extends: "extends",
