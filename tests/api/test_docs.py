@@ -19,7 +19,7 @@ def test_api_md_is_generated_from_the_openapi_document() -> None:
 def test_operations_md_lists_every_setting() -> None:
     text = (DOCS / "operations.md").read_text(encoding="utf-8")
     for name in Settings.model_fields:
-        if name in ("auth", "integrations", "backstage"):
+        if name in ("auth", "integrations", "scaffolder", "backstage"):
             assert f"`{name}` (file only)" in text, name
         else:
             assert f"`FALSEWORK_{name.upper()}`" in text, name

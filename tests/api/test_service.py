@@ -149,7 +149,7 @@ def test_dry_run_renders_files_and_writes_nothing(server: Server) -> None:
     assert author.get(f"{API}/v2/tasks").json()["totalTasks"] == before
 
 
-def test_dry_run_reports_a_failing_step_without_5xx(server: Server) -> None:
+def test_dry_run_of_a_failing_step_answers_as_backstage_with_its_log(server: Server) -> None:
     broken = {**DRY_TEMPLATE, "spec": {**DRY_TEMPLATE["spec"]}}
     broken["spec"]["steps"] = [
         {"id": "wait", "name": "Wait", "action": "debug:wait", "input": {"seconds": "x"}}
@@ -157,9 +157,13 @@ def test_dry_run_reports_a_failing_step_without_5xx(server: Server) -> None:
     response = server.client("admin").post(
         f"{API}/v2/dry-run", json={"template": broken, "values": {}}
     )
-    assert response.status_code == 200, response.text
-    assert response.json()["steps"][0]["id"] == "wait"
-    assert "fail" in str(response.json()["log"]).lower()
+    assert response.status_code == 400, response.text  # input the action refuses
+    body = response.json()
+    assert body["error"]["name"] == "InputError"
+    assert body["response"] == {"statusCode": 400}
+    assert body["steps"][0]["id"] == "wait"
+    assert body["steps"][0]["status"] == "failed"
+    assert "InputError: Invalid input to step wait" in str(body["log"])
 
 
 def test_openapi_document_lists_every_route(server: Server) -> None:

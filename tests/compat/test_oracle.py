@@ -49,6 +49,9 @@ async def test_dry_run_answers_as_backstage(name: str, runner: WorkflowRunner) -
     result = await runner.dry_run(
         case.template, case.values, case.secrets, case.directory_contents()
     )
+    if status != 200:  # the step failed with the same error (its status: test_api.py)
+        assert result["error"]["name"] == body["error"]["name"]
+        return
     got = normalise(200, result)
     if "log" in expected:
         expected["log"] = without_known_differences(expected["log"])

@@ -294,7 +294,8 @@ def test_a_dry_run_never_returns_content_from_outside(target: Target) -> None:
         ],
     }
     response = admin.post(f"{API}/v2/dry-run", json=body)
-    assert response.status_code == 200, response.text
+    assert response.status_code == 400, response.text  # the step failed: UnsafePathError
+    assert response.json()["error"]["name"] == "UnsafePathError"
     assert target.secret not in response.text, "the canary was read"
     assert "a symbolic link may not point outside" in response.text
     assert response.json()["directoryContents"] == []

@@ -82,6 +82,10 @@ class Action(Generic[InputT]):
     # says what the action would do, outputs what it would output, records what
     # it would push (``ctx.recording``). Takes the context only: it reaches nothing.
     recorder: Handler[InputT] | None = None
+    # What a dry run fakes this action's outputs from when it cannot dry-run: its
+    # output schema, unless Backstage's action of the same id declares none
+    # (then a dry run shows no outputs, as Backstage's does).
+    dry_run_output: JSONObject | None = None
 
     def __post_init__(self) -> None:
         if not ACTION_ID.match(self.id):
@@ -137,6 +141,7 @@ def action(
     rebuilds_workspace: bool = False,
     settings: None = None,
     recorder: Handler[InputT] | None = None,
+    dry_run_output: JSONObject | None = None,
 ) -> Callable[[Handler[InputT]], Action[InputT]]: ...
 
 
@@ -153,6 +158,7 @@ def action(
     rebuilds_workspace: bool = False,
     settings: type[SettingsT],
     recorder: Handler[InputT] | None = None,
+    dry_run_output: JSONObject | None = None,
 ) -> Callable[[ConfiguredHandler[InputT, SettingsT]], Action[InputT]]: ...
 
 
@@ -168,6 +174,7 @@ def action(
     rebuilds_workspace: bool = False,
     settings: type[Any] | None = None,
     recorder: Handler[InputT] | None = None,
+    dry_run_output: JSONObject | None = None,
 ) -> Callable[[Callable[..., Awaitable[None]]], Action[InputT]]:
     """Turn an async handler into an ``Action`` (the decorated name is the Action).
 
@@ -188,6 +195,7 @@ def action(
             rebuilds_workspace=rebuilds_workspace,
             settings_type=settings,
             recorder=recorder,
+            dry_run_output=dry_run_output,
         )
 
     return wrap

@@ -50,6 +50,19 @@ catalog template the caller may run, with its own files. Either runs in a child
 process, bounded in time, memory and result size (422 `DryRunLimitError` past a
 limit). Who may do what: [operations](operations.md#who-may-do-what).
 
+A dry run logs, before each step, Backstage's line `Running <action> in dry-run
+mode with inputs (secrets redacted): {…}` (the step's rendered input, secrets as
+`***`); a step whose action cannot dry-run ends `skipped` with one event
+(`Skipping because <action> does not support dry-run`), its outputs faked from
+the output schema Backstage's action of that id declares (`catalog:register`: none).
+When a step fails, the answer has Backstage's status and error body — 404
+`NotFoundError` for an unknown action, 400 `InputError` for input the action
+refuses, 500 for a file that does not render (`TemplateRenderError`) or any other
+failure — and, beyond what Backstage sends, the run so far: `log`,
+`directoryContents` (the files written before the failure), `output` and `steps`
+(each with its `status`). A rehearsal (`falsework templates test --server`)
+answers 200 with the failure in its `error`.
+
 The event stream (`…/eventstream`) sends one message per event:
 
 ```

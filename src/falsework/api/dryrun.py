@@ -9,6 +9,13 @@ Two request shapes:
   any template body with any files. That is a template author's power (any action,
   any expression), so it needs the ``templates:author`` role.
 
+A dry run whose step fails answers as Backstage does — 404 for an unknown action,
+400 for input its action refuses, 500 for a file that does not render (and for
+any other failure) with Backstage's error body — and adds to that body the log,
+the files written so far, the output and the steps, as a successful one has them.
+A rehearsal (``falsework templates test --server``) answers 200 with its
+``error`` either way.
+
 Every dry-run runs in the dry-run pool (``runner.isolation``): bounded in time,
 memory, result size and number, and killed when the client goes away. Per user, a
 few at once and a rate per minute (429 with ``Retry-After`` beyond).
@@ -18,15 +25,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
+import falsework.errors as errors_module
 from falsework.api import audit, auth
 from falsework.api.deps import Caller, Services, Svc
-from falsework.api.models import DryRunRequest, DryRunResult, ValidationErrors, errors
-from falsework.errors import InputError, NotAllowedError
-from falsework.runner.isolation import DryRunJob
+from falsework.api.errors import error_body
+from falsework.api.models import (
+    DryRunFailure,
+    DryRunRequest,
+    DryRunResult,
+    ValidationErrors,
+    errors,
+)
+from falsework.errors import FalseworkError, InputError, NotAllowedError
+from falsework.runner.isolation import DryRunJob, DryRunOutcome
 
 router = APIRouter(tags=["templates"])
 
@@ -38,8 +55,23 @@ router = APIRouter(tags=["templates"])
     response_class=Response,
     responses={
         200: {"model": DryRunResult, "description": "The log, files, output and steps"},
-        400: {"model": ValidationErrors, "description": "Values fail the template's schema"},
-        **errors(401, 403, 404, 413, 422, 429),
+        400: {
+            "model": ValidationErrors | DryRunFailure,
+            "description": "Values fail the template's schema (`errors`), or a step's "
+            "input fails its action's schema (DryRunFailure)",
+        },
+        404: {
+            "model": DryRunFailure,
+            "description": "A step names an unknown action (DryRunFailure), or the "
+            "templateRef is not found (ErrorBody)",
+        },
+        500: {
+            "model": DryRunFailure,
+            "description": "A step failed otherwise (a file that does not render, an "
+            "action's error): Backstage's error body, with the log, files, output and "
+            "steps so far",
+        },
+        **errors(401, 403, 413, 422, 429),
     },
 )
 async def dry_run(body: DryRunRequest, request: Request, svc: Svc, caller: Caller) -> Response:
@@ -52,12 +84,40 @@ async def dry_run(body: DryRunRequest, request: Request, svc: Svc, caller: Calle
     release = svc.dry_run_slots.take(caller.ref, retry_after=5.0)
     try:
         svc.dry_run_rate.take(caller.ref)
-        data = await _unless_disconnected(request, svc.dry_runs.run(job))
+        outcome = await _unless_disconnected(request, svc.dry_runs.run(job))
     finally:
         release()
-    if data is None:
+    if outcome is None:
         return Response(status_code=499)  # nobody is listening any more
-    return Response(data, media_type="application/json")
+    if outcome.failed is None:
+        return Response(outcome.data, media_type="application/json")
+    status = failure_status(outcome.failed)
+    result = json.loads(outcome.data)
+    error = result.pop("error")
+    url = request.url
+    failure = {
+        **error_body(request.method, url.path, url.query, status, error["name"], error["message"]),
+        **result,
+    }
+    return JSONResponse(failure, status_code=status)
+
+
+# Backstage renders a skeleton in its step: a file that does not render fails it
+# with a plain error (500), not an input error.
+_RENDER_ERRORS = frozenset({"TemplateRenderError", "TemplateSyntaxError", "TemplateSecurityError"})
+
+
+def failure_status(name: str) -> int:
+    """The HTTP status of a dry run that failed with the error ``name``, as
+    Backstage answers it: the error's own 4xx (404 NotFoundError: an unknown
+    action; 400 InputError: input the action refuses), else 500."""
+    found = getattr(errors_module, name, None)
+    if name in _RENDER_ERRORS or not (
+        isinstance(found, type) and issubclass(found, FalseworkError)
+    ):
+        return 500
+    status = int(found.status_code)
+    return status if 400 <= status < 500 else 500
 
 
 def _job(body: DryRunRequest, svc: Services, caller: auth.Identity) -> DryRunJob:
@@ -103,7 +163,9 @@ def _job(body: DryRunRequest, svc: Services, caller: auth.Identity) -> DryRunJob
     )
 
 
-async def _unless_disconnected(request: Request, work: Awaitable[bytes]) -> bytes | None:
+async def _unless_disconnected(
+    request: Request, work: Awaitable[DryRunOutcome]
+) -> DryRunOutcome | None:
     """``work``'s result, or None when the client went away first (``work`` is then
     cancelled, which kills the dry-run's child)."""
     job = asyncio.ensure_future(work)

@@ -258,6 +258,19 @@ class DryRunResult(_Wire):
     )
 
 
+class DryRunFailure(_Wire):
+    """A dry run whose step failed: Backstage's error body (its status 404, 400 or
+    500, as Backstage answers), plus what a successful dry run returns, so far."""
+
+    error: ErrorDetail
+    request: ErrorRequest
+    response: ErrorResponseStatus
+    log: list[dict[str, Any]]
+    directoryContents: list[FileContent]
+    output: dict[str, Any]
+    steps: list[dict[str, Any]]
+
+
 # workers -------------------------------------------------------------------
 class WorkerModel(_Wire):
     id: str

@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from falsework.errors import FalseworkError, TooManyRequestsError
 
@@ -113,9 +113,11 @@ class DryRunPool:
             )
         return self._pool
 
-    async def run(self, job: DryRunJob) -> bytes:
-        """The dry-run's result as JSON; raises what the dry-run raised (an error
-        reaching a user), ``DryRunLimitError`` past a limit, 429 when full."""
+    async def run(self, job: DryRunJob) -> DryRunOutcome:
+        """The dry-run's result as JSON, and the name of the error that failed it
+        (a plain dry run's; a rehearsal reports its failures in the result only);
+        raises what the dry-run raised (an error reaching a user),
+        ``DryRunLimitError`` past a limit, 429 when full."""
         if self._pending >= self.workers + self.queue:
             raise TooManyRequestsError(
                 f"The server is running {self._pending} dry-runs, as many as it takes at "
@@ -169,10 +171,14 @@ class DryRunPool:
             await asyncio.to_thread(pool.join, 10)
 
 
-def _unpack(outcome: tuple[Any, ...]) -> bytes:
+class DryRunOutcome(NamedTuple):
+    data: bytes  # the result, JSON
+    failed: str | None  # the name of the error a step failed with
+
+
+def _unpack(outcome: tuple[Any, ...]) -> DryRunOutcome:
     if outcome[0] == "ok":
-        data: bytes = outcome[1]
-        return data
+        return DryRunOutcome(outcome[1], outcome[2])
     _, name, status, message, field_errors = outcome
     raise ChildError(name, status, message, field_errors)
 
@@ -241,8 +247,9 @@ def _few_malloc_arenas() -> None:
 
 
 def run_in_child(job: DryRunJob, max_result: int) -> tuple[Any, ...]:
-    """One dry-run, in a child: ``("ok", json bytes)`` or ``("error", name, status,
-    message, field errors)``; a MemoryError ends the child (``MEMORY_EXIT``)."""
+    """One dry-run, in a child: ``("ok", json bytes, failing error's name or None)``
+    or ``("error", name, status, message, field errors)``; a MemoryError ends the
+    child (``MEMORY_EXIT``)."""
     global _BUSY
     _BUSY = True
     try:
@@ -255,7 +262,8 @@ def run_in_child(job: DryRunJob, max_result: int) -> tuple[Any, ...]:
                 f"{max_result / 1e6:.1f} MB (dry_run_max_result): write fewer or smaller "
                 "files, or log less."
             )
-        return ("ok", data)
+        error = result.get("error") if job.rehearsal is None else None
+        return ("ok", data, error["name"] if isinstance(error, dict) else None)
     except MemoryError:
         os._exit(MEMORY_EXIT)
     except _Terminated:

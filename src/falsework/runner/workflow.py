@@ -584,7 +584,8 @@ class _TaskRun:
                 )
                 validated = await runner._input(action, step, step_id, render_context)
                 self.rehearsal.record(scope, action.id, self._shown(validated))
-        faked = example_output(action.output_schema)
+        schema = action.output_schema if action.dry_run_output is None else action.dry_run_output
+        faked = example_output(schema)
         output.update(faked if isinstance(faked, dict) else {})
         return True
 

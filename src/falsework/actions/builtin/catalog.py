@@ -161,6 +161,7 @@ def _recorded_entity(calls: list[dict[str, Any]], path: str) -> dict[str, Any] |
             "catalogInfoUrl": {"type": "string", "description": "The registered file"},
         },
     },
+    dry_run_output={},  # Backstage's declares no output schema: a dry run shows none
     examples=[
         (
             "Register the catalog-info.yaml of the published repository",

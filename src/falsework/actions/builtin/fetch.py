@@ -21,7 +21,13 @@ from falsework.actions.git import safe_url
 from falsework.actions.policies import SourcePolicy
 from falsework.actions.sources import locate
 from falsework.confine import Entry, Tree, read_regular, relative
-from falsework.errors import ActionError, InputError, UnsafePathError
+from falsework.errors import (
+    ActionError,
+    InputError,
+    TemplateRenderError,
+    TemplateSyntaxError,
+    UnsafePathError,
+)
 from falsework.globs import matches_or_under
 
 if TYPE_CHECKING:
@@ -417,7 +423,12 @@ class _SkeletonJob:
             if render_contents:
                 text = data.decode("utf-8")
                 if _has_tags(text):
-                    data = self.render(text, self.context).encode("utf-8")
+                    try:
+                        data = self.render(text, self.context).encode("utf-8")
+                    except (TemplateSyntaxError, TemplateRenderError) as exc:
+                        # a file that does not render is a render error, as in
+                        # Backstage, and names the file
+                        raise TemplateRenderError(f"{location}: {exc.message}") from None
         ws.write_bytes(dest, data, mode=stat.S_IMODE(mode))
 
 

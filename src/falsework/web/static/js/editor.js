@@ -300,6 +300,11 @@ export async function renderEditor(main, { identity, query, navigate }) {
     try {
       run = await api.dryRun(body);
     } catch (err) {
+      // A step that failed answers with Backstage's status and error, plus the run so far.
+      if (err instanceof ApiError && Array.isArray(err.body?.log)) {
+        showRun(err.body);
+        return;
+      }
       const errors = err instanceof ApiError && Array.isArray(err.body?.errors) ? err.body.errors : [];
       append(clear(result), [
         h('h2', { id: 'dry-run-title', text: 'Dry run' }),
