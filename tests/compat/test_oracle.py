@@ -103,3 +103,29 @@ async def test_real_run_answers_as_backstage(
         for e in without_known_differences(got["log"])
     ]
     assert got == _real_run_view(expected)
+
+
+async def test_copy_without_render_is_honoured_with_a_warning(runner: WorkflowRunner) -> None:
+    """Backstage (>= 2.0) ignores copyWithoutRender and renders the file (the
+    recording shows `${{ github.sha }}` rendered away); Falsework keeps the file
+    as it is, as templates written for Backstage 1.x expect, and says in a warning
+    which file it is and how to spell it portably."""
+    case = Case.load("copy-without-render")
+    backstage = normalise(*case.recorded())
+    result = normalise(
+        200,
+        await runner.dry_run(case.template, case.values, case.secrets, case.directory_contents()),
+    )
+    assert backstage["files"][".github/workflows/ci.yaml"] == "run: echo \n"
+    assert result["files"][".github/workflows/ci.yaml"] == "run: echo ${{ github.sha }}\n"
+    assert result["files"]["README.md"] == backstage["files"]["README.md"] == "# svc\n"
+    warnings = [e["message"] for e in result["log"] if "warn" in e["message"]]
+    assert warnings == [
+        "\u001b[33mwarn\u001b[39m: .github/workflows/ci.yaml is copied as it is because of "
+        "copyWithoutRender, which Backstage 2.0 and later ignore (they render this file): "
+        "spell it copyWithoutTemplating to get the same on both"
+    ]
+    # and says it copies the file, where Backstage writes the rendered one
+    copied = "\u001b[32minfo\u001b[39m: Copying file/directory .github/workflows/ci.yaml without"
+    others = [e for e in result["log"] if "warn" not in e["message"] and copied not in e["message"]]
+    assert without_known_differences(others) == without_known_differences(backstage["log"])

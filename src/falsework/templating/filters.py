@@ -215,10 +215,19 @@ def _json(value: Any, indent: int | str | None, budget: _Budget) -> str:
     return json.dumps(plain, indent=indent, separators=separators, ensure_ascii=False)
 
 
-def js_json(value: Any, indent: int | None = None, limit: int = DEFAULT_LIMIT) -> str:
+def js_json(
+    value: Any, indent: int | None = None, limit: int = DEFAULT_LIMIT, *, sort_keys: bool = False
+) -> str:
     """``JSON.stringify(value, undefined, indent)``: undefined keys left out,
-    numbers as JavaScript writes them, non-ASCII as it is."""
-    return _json(value, indent, _Budget(limit, "JSON"))
+    numbers as JavaScript writes them, non-ASCII as it is (``sort_keys``: a
+    stable stringify's order)."""
+    if not sort_keys:
+        return _json(value, indent, _Budget(limit, "JSON"))
+    separators = (",", ":") if indent is None else (",", ": ")
+    plain = _plain(value, _Budget(limit, "JSON"), 0)
+    return json.dumps(
+        plain, indent=indent, separators=separators, ensure_ascii=False, sort_keys=True
+    )
 
 
 # -- Nunjucks' built-in filters where Jinja's differ ------------------------

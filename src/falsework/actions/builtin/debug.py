@@ -71,9 +71,13 @@ def _indented(value: dict[str, Any]) -> str:
     step)."""
     if not value:
         return "{}"
+    # non-ASCII as it is, as JSON.stringify writes it
     if not all(isinstance(k, str) and type(v) in _SCALAR for k, v in value.items()):
-        return json.dumps(value, indent=2)
-    dump = json.dumps
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
+    def dump(item: Any) -> str:
+        return json.dumps(item, ensure_ascii=False)
+
     return "{\n" + ",\n".join(f"  {dump(k)}: {dump(v)}" for k, v in value.items()) + "\n}"
 
 

@@ -3,7 +3,6 @@ folder or a git repository into the workspace."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import stat
 import weakref
@@ -29,6 +28,7 @@ from falsework.errors import (
     UnsafePathError,
 )
 from falsework.globs import matches_or_under
+from falsework.templating.filters import js_json
 
 if TYPE_CHECKING:
     from falsework.templating import Renderer
@@ -193,7 +193,8 @@ class FetchTemplateInput(ActionInput):
     copy_without_render: list[str] | None = Field(
         None,
         description="Deprecated: globs of files/folders copied as-is (names not rendered "
-        "either). Use copyWithoutTemplating.",
+        "either). Backstage 2.0 and later ignore it and render them; Falsework honours "
+        "it and warns per file. Use copyWithoutTemplating.",
     )
     copy_without_templating: list[str] | None = Field(
         None,
@@ -270,7 +271,7 @@ async def fetch_template(ctx: ActionContext[FetchTemplateInput], sources: Source
         url=inp.url,
         workspace=ctx.workspace,
         target=target,
-        values=inp.values,
+        values=inp.values if "values" in inp.model_fields_set else None,
         render=_render_fn(ctx, inp.cookiecutter_compat, inp.trim_blocks, inp.lstrip_blocks),
         context={("cookiecutter" if inp.cookiecutter_compat else "values"): inp.values},
         without_templating=tuple(inp.copy_without_templating or ()),
@@ -278,6 +279,7 @@ async def fetch_template(ctx: ActionContext[FetchTemplateInput], sources: Source
         extension=extension,
         replace=inp.replace,
         log=ctx.logger.info,
+        warn=ctx.logger.warning,
         cancelled=ctx.signal.is_set,
     )
     await ctx.in_thread(job.run)
@@ -352,7 +354,7 @@ class _SkeletonJob:
     url: str
     workspace: Path
     target: str  # inside the workspace, relative
-    values: dict[str, Any]
+    values: dict[str, Any] | None  # as given (None: not given)
     render: RenderFn
     context: dict[str, Any]
     without_templating: tuple[str, ...]
@@ -360,17 +362,21 @@ class _SkeletonJob:
     extension: str | None
     replace: bool
     log: Callable[[str], None]
+    warn: Callable[[str], None]
     cancelled: Callable[[], bool]
 
     def run(self) -> None:
         with _source(self.source, self.url) as src, Tree(self.workspace) as ws:
             entries = _entries(src)
-            # Sorting "dir/" style keys puts a folder right before its contents.
-            entries.sort(key=lambda e: e.path + "/" if e.kind == "dir" else e.path)
+            # Level by level, as Backstage's globbing lists them (a folder still
+            # comes before its contents), by name within a level.
+            entries.sort(key=lambda e: (e.path.count("/"), e.path))
             self.log("Listing files and directories in template")
-            values = json.dumps(self.values, sort_keys=True, separators=(",", ":"), default=str)
+            # Backstage writes the values with sorted keys, and nothing when none
+            # were given.
+            values = "" if self.values is None else " " + js_json(self.values, sort_keys=True)
             self.log(
-                f"Processing {len(entries)} template files/directories with input values {values}"
+                f"Processing {len(entries)} template files/directories with input values{values}"
             )
             ws.mkdir(self.target)
             for entry in entries:
@@ -390,6 +396,12 @@ class _SkeletonJob:
             out = self._name(rel[: -len(self.extension)] if render_contents else rel)
         elif self.without_render and matches_or_under(rel, self.without_render):
             render_contents, out = False, rel
+            if kind == "file":
+                self.warn(
+                    f"{location} is copied as it is because of copyWithoutRender, which "
+                    "Backstage 2.0 and later ignore (they render this file): spell it "
+                    "copyWithoutTemplating to get the same on both"
+                )
         else:
             render_contents = not matches_or_under(rel, self.without_templating)
             out = self._name(rel)
@@ -400,7 +412,8 @@ class _SkeletonJob:
         dest = f"{self.target}/{name}" if self.target else name
         if ws.lstat(dest) is not None and not self.replace:
             return
-        if not render_contents and not self.extension:
+        if not render_contents and not self.extension and kind != "dir":
+            # (Backstage says it of each file under a folder pattern, not the folder)
             self.log(f"Copying file/directory {location} without processing.")
         if kind == "dir":
             self.log(f"Writing directory {location} to template output path.")
