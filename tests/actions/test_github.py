@@ -249,7 +249,7 @@ async def test_pull_request_with_nothing_to_change_is_not_created_when_asked(
                 repoUrl=f"{forge.netloc}?owner=acme&repo=same",
                 branchName="noop",
                 title="Nothing",
-                description="",
+                description="Nothing to change",
                 createWhenEmpty=False,
             )
         ]

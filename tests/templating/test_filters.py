@@ -66,7 +66,8 @@ from falsework.templating import Renderer
         ("${{ parameters.tags | length }}", 3),
         ("${{ parameters.labels | length }}", 2),
         ("${{ parameters.missing | length }}", 0),
-        ("${{ parameters.tags | join }}", "b,a,c"),
+        ("${{ parameters.tags | join }}", "bac"),  # Nunjucks: nothing between
+        ("${{ parameters.tags.join() }}", "b,a,c"),  # JavaScript: a comma
         ("${{ parameters.tags | join('-') }}", "b-a-c"),
         ("${{ parameters.people | join(', ', 'name') }}", "ann, bob"),
         ("${{ parameters.tags | first }}", "b"),
@@ -236,7 +237,7 @@ def test_tests(renderer: Renderer, ctx: dict[str, Any], source: str, expected: A
 
 def test_range_global(renderer: Renderer, ctx: dict[str, Any]) -> None:
     assert renderer.render("${{ range(3) | list }}", ctx) == [0, 1, 2]
-    assert renderer.render("${{ range(1, 7, 2) | join }}", ctx) == "1,3,5"
+    assert renderer.render("${{ range(1, 7, 2) | join(',') }}", ctx) == "1,3,5"
     assert renderer.render("{% for i in range(3) %}${{ i }}{% endfor %}", ctx) == "012"
 
 

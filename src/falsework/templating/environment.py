@@ -113,6 +113,36 @@ def _js_str_member(environment: SandboxEnvironment, text: str, name: str) -> Any
         )
     if name == "join":
         return lambda items: f.join(environment, items, text)
+    if name == "charAt":
+        return lambda index=0: _char_at(text, index)
+    if name == "charCodeAt":
+        return lambda index=0: _char_code_at(text, index)
+    if name == "lastIndexOf":
+        return lambda part: text.rfind(f.js_str(part))
+    if name == "concat":
+        return lambda *parts: f.add_texts(environment, text, *parts)
+    return None
+
+
+NAN = float("nan")
+
+
+def _char_at(text: str, index: Any) -> str:
+    position = int(index)
+    return text[position] if 0 <= position < len(text) else ""
+
+
+def _char_code_at(text: str, index: Any) -> int | float:
+    char = _char_at(text, index)
+    return ord(char) if char else NAN
+
+
+def _js_number_member(value: int | float, name: str) -> Any:
+    """JavaScript Number members Nunjucks templates call (``n.toFixed(2)``)."""
+    if name == "toFixed":
+        return lambda digits=0: f.to_fixed(value, digits)
+    if name == "toString":
+        return lambda radix=10: f.number_to_string(value, radix)
     return None
 
 
@@ -127,11 +157,23 @@ def _js_list_member(
         return lambda item: items.index(item) if item in items else -1
     if name == "join":
         return lambda separator=",": f.join(environment, items, separator)
+    if name == "lastIndexOf":
+        return lambda item: (
+            len(items) - 1 - list(reversed(items)).index(item) if item in items else -1
+        )
+    if name == "at":
+        return lambda index: items[int(index)] if -len(items) <= int(index) < len(items) else None
+    if name == "slice":
+        return lambda start=0, end=None: list(items[int(start) : None if end is None else int(end)])
+    if name == "reverse":  # a reversed copy: a template's lists are never changed
+        return lambda: list(reversed(items))
+    if name == "concat":
+        return lambda *more: f.concat_lists(items, *more)
     return None
 
 
 class SandboxEnvironment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"+", "*", "**", "%"})
+    intercepted_binops = frozenset({"+", "*", "**", "%", "/", "//"})
 
     def __init__(
         self,
@@ -195,8 +237,10 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             member = _js_list_member(self, obj, name)
             if member is not None:
                 return member
-        elif isinstance(obj, int | float) and name in _NUMBER_REFUSED:
-            raise _refuse(obj, name)
+        elif isinstance(obj, int | float) and not isinstance(obj, bool):
+            if name in _NUMBER_REFUSED:
+                raise _refuse(obj, name)
+            return _js_number_member(obj, name)
         return None
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -243,7 +287,10 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
             self._check_power(left, right)
         elif operator == "%" and isinstance(left, str):
             raise TemplateSecurityError("'%' string formatting is not available in templates")
-        return self.binop_table[operator](left, right)
+        try:
+            return self.binop_table[operator](left, right)
+        except ZeroDivisionError:
+            return _divided_by_zero(operator, left)
 
     def add(self, left: Any, right: Any) -> Any:
         """Nunjucks' '+': JavaScript's, so a string on either side concatenates."""
@@ -281,3 +328,11 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
                 raise TemplateSecurityError(
                     f"'**' would compute a number of more than {_MAX_POW_BITS:,} bits"
                 )
+
+
+def _divided_by_zero(operator: str, left: Any) -> float:
+    """JavaScript's answer where Python raises: ``x / 0`` is ±Infinity (NaN for
+    ``0 / 0``), ``x % 0`` NaN."""
+    if operator == "%" or not isinstance(left, int | float) or left == 0 or left != left:
+        return NAN
+    return math.inf if left > 0 else -math.inf

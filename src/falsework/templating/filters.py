@@ -4,6 +4,7 @@ input (so that one expression cannot ask for gigabytes)."""
 
 from __future__ import annotations
 
+import decimal
 import itertools
 import json
 import math
@@ -171,6 +172,8 @@ def _plain(value: Any, budget: _Budget, depth: int) -> Any:
         budget.spend(8)
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             return int(value)  # JavaScript has one number type: 2.0 is 2
+        if isinstance(value, float) and not math.isfinite(value):
+            return None  # JSON has no Infinity or NaN (JSON.stringify writes null)
         return value
     if isinstance(value, Undefined):
         budget.spend(4)
@@ -276,9 +279,10 @@ def sum_(environment: Environment, value: Any, attribute: str | None = None, sta
 
 @pass_environment
 def join(
-    environment: Environment, value: Any, separator: str = ",", attribute: str | None = None
+    environment: Environment, value: Any, separator: str = "", attribute: str | None = None
 ) -> str:
-    """Nunjucks joins with ',' by default (Jinja with '')."""
+    """Nunjucks' join: nothing between the items by default (JavaScript's
+    ``list.join()`` member passes its ``,``)."""
     if isinstance(value, Undefined) or value is None:
         return ""
     items = bounded_list(value.keys() if isinstance(value, Mapping) else value, "join")
@@ -697,6 +701,64 @@ def safe_range(*args: int) -> range:
     return numbers
 
 
+def length(value: Any) -> int:
+    """Nunjucks' length: 0 for undefined and null, an object's number of keys."""
+    if value is None or isinstance(value, Undefined):
+        return 0
+    return len(value)
+
+
+def add_texts(environment: Environment, *parts: Any) -> str:
+    """JavaScript's ``text.concat(...)``: every part as text, within the output limit."""
+    texts = [js_str(part, max_output(environment)) for part in parts]
+    check_size(environment, sum(len(t) for t in texts), "concat")
+    return "".join(texts)
+
+
+def concat_lists(items: Any, *more: Any) -> list[Any]:
+    """JavaScript's ``list.concat(...)``: lists are spread, anything else appended."""
+    result = list(items)
+    for item in more:
+        result.extend(item if isinstance(item, list | tuple) else [item])
+        if len(result) > MAX_ITEMS:
+            raise TemplateSecurityError(f"concat would build a list over {MAX_ITEMS:,} items")
+    return result
+
+
+def to_fixed(value: Any, digits: Any = 0) -> str:
+    """JavaScript's ``n.toFixed(digits)``: ties round away from zero, on the
+    number's exact binary value."""
+    places = int(digits)
+    if not 0 <= places <= 100:
+        raise TemplateRenderError(f"toFixed() digits must be between 0 and 100, not {places}")
+    number = float(value)
+    if math.isnan(number) or math.isinf(number) or abs(number) >= 1e21:
+        return _js_scalar(number)
+    exact = decimal.Decimal(number).quantize(
+        decimal.Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_UP
+    )
+    text = f"{exact:f}"
+    return text[1:] if text.startswith("-") and exact == 0 else text
+
+
+def number_to_string(value: Any, radix: Any = 10) -> str:
+    """JavaScript's ``n.toString(radix)`` (a radix other than 10 for integers only)."""
+    base = int(radix)
+    if base == 10 or not (isinstance(value, int) or float(value).is_integer()):
+        return _js_scalar(value)
+    if not 2 <= base <= 36:
+        raise TemplateRenderError(f"toString() radix must be between 2 and 36, not {base}")
+    number = int(value)
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out, rest = "", abs(number)
+    while True:
+        rest, digit = divmod(rest, base)
+        out = digits[digit] + out
+        if rest == 0:
+            break
+    return "-" + out if number < 0 else out
+
+
 def strict_equal(left: Any, right: Any) -> bool:
     """JavaScript's ``===``: no conversion between types (``1 === true`` and
     ``null === undefined`` are false), objects and arrays equal only to themselves."""
@@ -748,6 +810,8 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "slice": slice_,
     "nunjucks_pairs": items_pairs,
     "nunjucks_concat": concat,
+    "length": length,
+    "count": length,
     "nunjucks_strict_eq": strict_equal,
     "nunjucks_strict_ne": strict_unequal,
     "parseRepoUrl": parse_repo_url,

@@ -329,7 +329,9 @@ class Renderer:
     def _render_value(self, value: Any, variables: dict[str, Any]) -> Any:
         if isinstance(value, str):
             if not self.is_template(value):
-                return value
+                # Backstage renders every string, and "" renders to nothing: an
+                # empty string is left out like an undefined value.
+                return MISSING if value == "" else value
             return self._render_str(value, variables)
         if isinstance(value, dict):
             rendered = {k: self._render_value(v, variables) for k, v in value.items()}
