@@ -86,6 +86,25 @@ class Case:
         return int(data["status"]), data["body"]
 
 
+def construct_template(values: dict[str, Any]) -> dict[str, Any]:
+    """The template that renders one construct (constructs.yaml) as a skeleton file."""
+    return {
+        "apiVersion": "scaffolder.backstage.io/v1beta3",
+        "kind": "Template",
+        "metadata": {"name": "construct"},
+        "spec": {
+            "type": "service",
+            "steps": [
+                {
+                    "id": "fetch",
+                    "action": "fetch:template",
+                    "input": {"url": "./skeleton", "values": values},
+                }
+            ],
+        },
+    }
+
+
 def oracle_environment() -> dict[str, dict[str, str]]:
     """The oracle's ``scaffolder.defaultEnvironment`` (``oracle-config.yaml``)."""
     doc = yaml.safe_load((HERE / "oracle-config.yaml").read_text())

@@ -56,24 +56,45 @@ def validate(
             "falsework.dev/allow-unknown-keys: 'true', and x- keys are always allowed).",
         ),
     ] = False,
+    portable: Annotated[
+        bool,
+        typer.Option(
+            "--portable",
+            help="Also warn about what works here but not the same on Backstage (filters "
+            "it lacks, Python-only methods, | lower of a non-string, copyWithoutRender, "
+            "regular-expression literals...); warnings alone do not fail.",
+        ),
+    ] = False,
 ) -> None:
     """Report every problem of each template at once (file, line and YAML path):
     YAML mistakes, misspelt keys and action inputs, schemas, expressions, skeletons."""
     files = _files(paths)
     missing = [p for p in paths if not p.exists()]
     known, inputs = _actions()
-    problems = [
+    found = [
         problem
         for file in files
         for problem in validate_template_file(
-            file, known, action_inputs=inputs, allow_unknown_keys=allow_unknown_keys
+            file,
+            known,
+            action_inputs=inputs,
+            allow_unknown_keys=allow_unknown_keys,
+            portable=portable,
         )
     ]
+    problems = [p for p in found if p.kind == "error"]
+    warnings = [p for p in found if p.kind != "error"]
     out = output.console()
     if as_json:
         data = [
-            {"file": str(p.file), "line": p.line, "path": p.path, "message": p.message}
-            for p in problems
+            {
+                "file": str(p.file),
+                "line": p.line,
+                "path": p.path,
+                "message": p.message,
+                **({"kind": p.kind} if portable else {}),
+            }
+            for p in found
         ]
         data += [
             {"file": str(p), "line": None, "path": "", "message": "no such file"} for p in missing
@@ -82,8 +103,8 @@ def validate(
     else:
         for path in missing:
             out.print(Text(f"{path}: no such file or folder", style="red"))
-        for problem in problems:
-            out.print(Text(str(problem)))
+        for problem in found:
+            out.print(Text(str(problem), style="yellow" if problem.kind != "error" else ""))
         if not files and not missing:
             out.print("no templates found")
         bad = {p.file for p in problems}
@@ -92,6 +113,12 @@ def validate(
                 out.print(Text("ok", style="green") + Text(f" {file}"))
         if problems:
             out.print(f"{len(problems)} problem(s) in {len(bad)} of {len(files)} file(s)")
+        if warnings:
+            where = len({p.file for p in warnings})
+            out.print(
+                f"{len(warnings)} portability warning(s) in {where} of {len(files)} file(s): "
+                "these behave otherwise on Backstage"
+            )
     if problems or missing or not files:
         raise typer.Exit(1)
 

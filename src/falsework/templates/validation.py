@@ -45,10 +45,13 @@ class Problem:
     path: str  # YAML path, e.g. ``spec.steps[2].action``; "" for the whole file
     message: str
     line: int | None = None
+    # "error", or "portability": works here, but not the same on Backstage (--portable)
+    kind: str = "error"
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else str(self.file)
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        message = f"portability: {self.message}" if self.kind == "portability" else self.message
+        return f"{where}: {self.path}: {message}" if self.path else f"{where}: {message}"
 
 
 def format_path(tokens: PathTokens) -> str:
@@ -69,12 +72,16 @@ def validate_template_file(
     *,
     action_inputs: Mapping[str, Iterable[str] | None] | None = None,
     allow_unknown_keys: bool = False,
+    portable: bool = False,
 ) -> list[Problem]:
     """Every problem in one template file (an empty list when it is valid).
 
     ``known_actions`` are the action ids steps may use; None skips that check.
     ``action_inputs`` are the inputs each action accepts (``keys.input_keys_of``);
     misspelt keys are problems unless ``allow_unknown_keys`` (see ``keys``).
+    ``portable`` adds what works here but not the same on Backstage, as problems
+    of kind "portability" (``templating.portability``): in expressions and in the
+    files of local skeletons.
     """
     path = Path(path)
     try:
@@ -89,18 +96,21 @@ def validate_template_file(
         return [Problem(path, "", message, line)]
     if not documents:
         return [Problem(path, "", "the file is empty")]
-    checker = _Checker(known_actions, path.parent)
+    checker = _Checker(known_actions, path.parent, portable=portable)
     problems = _key_problems(path, documents, nodes, action_inputs, allow_unknown_keys)
     for index, (document, node) in enumerate(zip(documents, nodes, strict=False)):
         if len(documents) > 1 and not (
             isinstance(document, dict) and document.get("kind") == "Template"
         ):
             continue  # other catalog entities may share the file
+        prefix = f"(document {index + 1}) " if len(documents) > 1 else ""
         for tokens, message in checker.document(document):
-            prefix = f"(document {index + 1}) " if len(documents) > 1 else ""
             problems.append(
                 Problem(path, prefix + format_path(tokens), message, _line(node, tokens))
             )
+        for tokens, message in checker.take_notes():
+            where, line = prefix + format_path(tokens), _line(node, tokens)
+            problems.append(Problem(path, where, message, line, kind="portability"))
     problems.extend(
         Problem(path, "", message)
         for message in _link_problems(path.parent, checker.reported_links)
@@ -128,12 +138,27 @@ def _line(node: yaml.Node, tokens: PathTokens) -> int | None:
 
 
 class _Checker:
-    def __init__(self, known_actions: Collection[str] | None, directory: Path) -> None:
+    def __init__(
+        self, known_actions: Collection[str] | None, directory: Path, *, portable: bool = False
+    ) -> None:
         self.known = set(known_actions) if known_actions is not None else None
         self.directory = directory
         self.renderer = Renderer()
         self.compat_renderer: Renderer | None = None
         self.reported_links: set[Path] = set()
+        self.portable = portable
+        self.parameter_types: dict[str, str] = {}
+        self._notes: list[tuple[PathTokens, str]] = []
+
+    def take_notes(self) -> list[tuple[PathTokens, str]]:
+        """The portability notes of the document just checked (``portable``)."""
+        notes, self._notes = self._notes, []
+        return notes
+
+    def note(self, renderer: Renderer, text: str, where: PathTokens, prefix: str = "") -> None:
+        if self.portable:
+            for message in renderer.portability(text, self.parameter_types):
+                self._notes.append((where, prefix + message))
 
     def document(self, doc: Any) -> Iterator[tuple[PathTokens, str]]:
         if not isinstance(doc, dict):
@@ -227,6 +252,12 @@ class _Checker:
     def parameters(self, parameters: Any) -> Iterator[tuple[PathTokens, str]]:
         if parameters is None:
             return
+        pages = parameters if isinstance(parameters, list) else [parameters]
+        for page in pages:
+            properties = page.get("properties") if isinstance(page, dict) else None
+            for name, schema in (properties or {}).items():
+                if isinstance(schema, dict) and isinstance(schema.get("type"), str):
+                    self.parameter_types[str(name)] = schema["type"]
         if isinstance(parameters, dict):
             yield from _schema_problems(parameters, ("spec", "parameters"))
         elif isinstance(parameters, list):
@@ -268,6 +299,14 @@ class _Checker:
             yield from self.action(step.get("action"), (*where, "action"))
             if step.get("action") in _LOCAL_SOURCE_ACTIONS and isinstance(step.get("input"), dict):
                 yield from self.local_source(step["action"], step["input"], where)
+                if self.portable and "copyWithoutRender" in step["input"]:
+                    self._notes.append(
+                        (
+                            (*where, "input", "copyWithoutRender"),
+                            "Backstage 2.0 and later ignore copyWithoutRender and render "
+                            "these files; copyWithoutTemplating is the spelling both honour",
+                        )
+                    )
             if (
                 "input" in step
                 and step["input"] is not None
@@ -344,6 +383,7 @@ class _Checker:
             renderer = self.compat_renderer
         verbatim = _globs(inp.get("copyWithoutTemplating"))
         unnamed = _globs(inp.get("copyWithoutRender"))
+
         extension = inp.get("templateFileExtension")
         suffix = ".njk" if extension is True else extension if isinstance(extension, str) else None
         if suffix is not None and not suffix.startswith("."):
@@ -358,6 +398,7 @@ class _Checker:
             if not skip_names:
                 for message in renderer.check(entry.name):
                     yield at, f"{rel}: file name: {message}"
+                self.note(renderer, entry.name, at, f"{rel}: file name: ")
             if entry.kind != "file" or skip_names or matches_or_under(rel, verbatim):
                 continue
             if suffix is not None and not entry.name.endswith(suffix):
@@ -370,6 +411,7 @@ class _Checker:
                 continue  # binary files are copied untouched
             for message in renderer.check(text):
                 yield at, f"{rel}: {message}"
+            self.note(renderer, text, at, f"{rel}: ")
 
     def output(self, output: Any, ids: list[str]) -> Iterator[tuple[PathTokens, str]]:
         where: PathTokens = ("spec", "output")
@@ -408,6 +450,7 @@ class _Checker:
                 return
             for message in self.renderer.check(value):
                 yield where, message
+            self.note(self.renderer, value, where)
             if not secrets and "secrets" in self.renderer.variables(value):
                 yield where, "secrets are only available in a step's input and each"
             for match in _STEP_REF.finditer(value):

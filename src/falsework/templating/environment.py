@@ -25,7 +25,7 @@ from falsework.templating.syntax import NunjucksParser
 # String methods a template may call: none of them can make a string longer
 # than its input. The rest (ljust, zfill, expandtabs, format, encode, ...)
 # either can, or reach beyond plain text.
-_STR_METHODS = frozenset(
+STR_METHODS = frozenset(
     {
         "lower", "upper", "strip", "lstrip", "rstrip", "split", "rsplit", "splitlines",
         "startswith", "endswith", "capitalize", "title", "casefold", "swapcase",
@@ -225,7 +225,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
                 return lambda sep=None, maxsplit=-1: f.split(obj, name, sep, maxsplit)
             if name == "splitlines":
                 return lambda keepends=False: f.splitlines(obj, keepends)
-            if name in _STR_METHODS:
+            if name in STR_METHODS:
                 return None
             member = _js_str_member(self, obj, name)
             if member is not None:
@@ -270,7 +270,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         return super().getitem(obj, argument)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if isinstance(obj, str) and attr not in _STR_METHODS:
+        if isinstance(obj, str) and attr not in STR_METHODS:
             return False
         if isinstance(obj, int | float) and attr in _NUMBER_REFUSED:
             return False

@@ -19,6 +19,7 @@ from falsework.errors import (
     TemplateSyntaxError,
 )
 from falsework.templating import filters as f
+from falsework.templating import portability
 from falsework.templating.environment import SandboxEnvironment
 from falsework.templating.syntax import check_ast, is_quick, to_jinja
 from falsework.templating.watchdog import WATCHDOG, RenderTimeout
@@ -271,6 +272,27 @@ class Renderer:
         except JinjaSyntaxError:
             return set()
         return set(meta.find_undeclared_variables(tree))
+
+    def portability(
+        self, text: str, parameter_types: Mapping[str, str] | None = None
+    ) -> list[str]:
+        """What ``text`` does differently on Backstage (``templating.portability``):
+        one message per construct, with its line when ``text`` has several; none
+        when it does not parse (``check`` reports that)."""
+        if not self.is_template(text):
+            return []
+        env = self._main.environment
+        source = to_jinja(text, self._variable_start)
+        try:
+            tree = env.parse(source)
+            tokens = list(env.lex(source))
+        except (JinjaSyntaxError, TemplateError):
+            return []
+        many = "\n" in text.strip()
+        return [
+            f"line {note.line}: {note.message}" if many else note.message
+            for note in portability.notes(tree, tokens, parameter_types or {})
+        ]
 
     def check(self, value: Any) -> list[str]:
         """Parse (never run) every string in ``value``; one message per problem,
