@@ -126,7 +126,7 @@ def real_run_names() -> list[str]:
 def _message(text: str) -> str:
     text = _WORKSPACE.sub("<workspace>", text)
     # Falsework's API shows its server's workspace folder as "." (runner.isolation)
-    text = re.sub(r"(?<=: Template result written to )\.$", "<workspace>", text)
+    text = re.sub(r"(?<=: Template result written to )\.(?=/|$)", "<workspace>", text)
     # A failed step's log line is Node's err.stack: keep the message, not the frames.
     return re.sub(r"\n    at .*", "", text)
 

@@ -5,6 +5,7 @@ also (Falsework's addition) the log and files so far."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -15,9 +16,11 @@ from compat.oracle_cases import (
     Case,
     case_names,
     normalise,
+    real_run_names,
     without_known_differences,
 )
-from support.servers import Server, ServerFactory, auth_config
+from falsework.runner.dry_run import write_files
+from support.servers import Server, ServerFactory, auth_config, wait_for_status
 
 API = "/api/scaffolder/v2"
 pytestmark = pytest.mark.slow
@@ -25,10 +28,16 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Server:
-    # the oracle's scaffolder.defaultEnvironment, so the environment case compares
+    # the oracle's scaffolder.defaultEnvironment, so the environment case compares;
+    # and every case as a catalog template, for real runs
     config = {**auth_config(), **yaml.safe_load((HERE / "oracle-config.yaml").read_text())}
     database = f"sqlite:///{tmp_path_factory.mktemp('db') / 'falsework.db'}"
-    return servers(database, config=config)
+    templates = tmp_path_factory.mktemp("templates")
+    for name in case_names():
+        case = Case.load(name)
+        write_files(templates / name, case.directory_contents())
+        (templates / name / "template.yaml").write_text(yaml.safe_dump(case.template))
+    return servers(database, config=config, env={"FALSEWORK_TEMPLATES": str(templates)})
 
 
 @pytest.mark.parametrize("name", case_names())
@@ -55,3 +64,35 @@ def test_the_api_answers_as_backstage(server: Server, name: str) -> None:
     assert len(failed) == 1
     messages = [entry["body"]["message"] for entry in body["log"]]
     assert any(body["error"]["message"] in m for m in messages)
+
+
+DRY_RUN_ONLY = ("Running ", "Skipping because ")
+
+
+@pytest.mark.parametrize("name", real_run_names())
+def test_a_task_runs_as_backstage_dry_ran_it(server: Server, name: str) -> None:
+    """The case as a task of the catalog, run by the server's worker: its events
+    and output are what the real Backstage's dry run showed (its steps all can
+    dry-run, so a real run does the same), but for the dry-run-only lines."""
+    case = Case.load(name)
+    expected = normalise(*case.recorded())
+    client = server.client("admin")
+    ref = f"template:default/{case.template['metadata']['name']}"
+    created = client.post(f"{API}/tasks", json={"templateRef": ref, "values": case.values})
+    assert created.status_code == 201, created.text
+    task_id = created.json()["id"]
+    assert wait_for_status(client, task_id, ("completed", "failed"))["status"] == "completed"
+    events = client.get(f"{API}/tasks/{task_id}/events").json()
+    completion = [e for e in events if e["type"] == "completion"]
+    assert completion[0]["body"]["output"] == expected["output"]
+    log = [
+        {**e["body"], "message": re.sub(rf"\S*/{task_id}", "<workspace>", e["body"]["message"])}
+        for e in events
+        if e["type"] == "log"
+    ]
+    want = [
+        entry
+        for entry in expected["log"]
+        if not any(f"m: {prefix}" in entry["message"] for prefix in DRY_RUN_ONLY)
+    ]
+    assert without_known_differences(log) == without_known_differences(want)
