@@ -273,9 +273,7 @@ class Renderer:
             return set()
         return set(meta.find_undeclared_variables(tree))
 
-    def portability(
-        self, text: str, parameter_types: Mapping[str, str] | None = None
-    ) -> list[str]:
+    def portability(self, text: str, parameter_types: Mapping[str, str] | None = None) -> list[str]:
         """What ``text`` does differently on Backstage (``templating.portability``):
         one message per construct, with its line when ``text`` has several; none
         when it does not parse (``check`` reports that)."""
