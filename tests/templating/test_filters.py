@@ -111,6 +111,10 @@ from falsework.templating import Renderer
             "true=ann;false=bob;",
         ),
         ("${{ parameters.tags | list }}", ["b", "a", "c"]),
+        ("${{ {'a': 1, 'b': 2} | items }}", [["a", 1], ["b", 2]]),
+        ("{% for k, v in {'a': 1} | items %}${{ k }}=${{ v }}{% endfor %}", "a=1"),
+        ("${{ parameters.count | length }}", None),  # a number has no length
+        ("${{ parameters.nothing | length }}", 0),
         ("${{ parameters.tags | random in parameters.tags }}", True),
         # default
         ("${{ parameters.missing | default('d') }}", "d"),

@@ -701,11 +701,25 @@ def safe_range(*args: int) -> range:
     return numbers
 
 
-def length(value: Any) -> int:
-    """Nunjucks' length: 0 for undefined and null, an object's number of keys."""
+@pass_environment
+def length(environment: Environment, value: Any) -> Any:
+    """Nunjucks' length: 0 for undefined and null, an object's number of keys,
+    undefined for what has none (a number, a boolean: ``value.length`` in JS)."""
     if value is None or isinstance(value, Undefined):
         return 0
+    if isinstance(value, bool | int | float):
+        return environment.undefined(name="length")
     return len(value)
+
+
+def items(value: Any) -> list[list[Any]]:
+    """Jinja's items as a list of [key, value] pairs (Jinja's is a generator, which
+    would print as Python's repr)."""
+    if value is None or isinstance(value, Undefined):
+        return []
+    if not isinstance(value, Mapping):
+        raise TemplateRenderError(f"items needs an object, not {type(value).__name__}")
+    return [[key, item] for key, item in bounded_list(value.items(), "items")]
 
 
 def add_texts(environment: Environment, *parts: Any) -> str:
@@ -812,6 +826,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "nunjucks_concat": concat,
     "length": length,
     "count": length,
+    "items": items,
     "nunjucks_strict_eq": strict_equal,
     "nunjucks_strict_ne": strict_unequal,
     "parseRepoUrl": parse_repo_url,
