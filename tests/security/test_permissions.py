@@ -151,14 +151,15 @@ def test_a_dry_run_never_reads_another_templates_folder(server: Server, source: 
         f"{API}/v2/dry-run",
         json={"templateRef": "template:default/api-open", "values": {"source": source}},
     )
-    assert by_ref.status_code == 200, by_ref.text
+    # the step fails: Backstage's status for its error (400 a path refused, 500 else)
+    assert by_ref.status_code in (400, 500), by_ref.text
     assert CANARY not in by_ref.text
     assert by_ref.json()["steps"][0]["status"] == "failed"
     # nor does an author's template body, from its own uploaded folder
     body = server.client("carol").post(
         f"{API}/v2/dry-run", json={"template": _fetching(source), "values": {}}
     )
-    assert body.status_code == 200, body.text
+    assert body.status_code in (400, 500), body.text
     assert CANARY not in body.text
     assert body.json()["steps"][0]["status"] == "failed"
 
