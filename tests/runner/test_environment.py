@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from falsework.config import Settings
 from falsework.runner import DefaultEnvironment, WorkflowRunner
+from falsework.wiring import workflow_runner
 
 SECRET = "env-s3cret-value"
 
@@ -92,13 +93,13 @@ def test_the_config_section_reads_secrets_from_the_environment(
     )
     monkeypatch.setenv("FALSEWORK_CONFIG", str(config))
     monkeypatch.setenv("DEPLOY_TOKEN", "from-env")
-    runner = WorkflowRunner.from_settings(Settings(data_dir=tmp_path))
+    runner = workflow_runner(Settings(data_dir=tmp_path))
     assert runner.environment == DefaultEnvironment(
         {"region": "eu-west-1"}, {"DEPLOY_TOKEN": "from-env", "LITERAL": "plain"}
     )
     monkeypatch.delenv("DEPLOY_TOKEN")
     with pytest.raises(ValueError, match=r"secrets\.DEPLOY_TOKEN: empty, or its environment"):
-        WorkflowRunner.from_settings(Settings(data_dir=tmp_path))
+        workflow_runner(Settings(data_dir=tmp_path))
     config.write_text("scaffolder:\n  defaultEnvironment:\n    parameter: {}\n")
     with pytest.raises(ValidationError, match="parameter"):
         Settings(data_dir=tmp_path)
