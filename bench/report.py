@@ -249,6 +249,18 @@ api_sse = _simple(
     ],
 )
 
+cli_start = _simple(
+    "15. The command line's start (fresh processes, alternating, medians)",
+    "cli_start",
+    [
+        ("measure", "metric"),
+        ("Falsework s", "falsework_s"),
+        ("peer", "peer"),
+        ("peer s", "peer_s"),
+        ("× the peer (≤ 1 is the target)", "value"),
+        ("rounds", "rounds"),
+    ],
+)
 security = _simple(
     "12. A hostile template author (one serve process; /healthz probed every 10 ms)",
     "security",
@@ -407,7 +419,7 @@ def errors(rows: list[Row]) -> list[str]:
 
 SECTIONS = [throughput, concurrency, latency, balance, fairness, recovery]
 SECTIONS += [api_throughput, api_sse, figures, templates_test, retention, security]
-SECTIONS += [updates, errors]
+SECTIONS += [updates, cli_start, errors]
 
 
 def render(rows: list[Row]) -> str:

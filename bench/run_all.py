@@ -55,6 +55,8 @@ BENCHES: list[Bench] = [
     Bench("security", "bench.security", timeout=600),
     # issue 14: falsework templates test on 100 cases over the example templates
     Bench("templates_test", "bench.templates_test", timeout=300),
+    # issue 17: the command line's start beside cookiecutter and copier
+    Bench("cli_start", "bench.cli_start", timeout=600),
     # issue 16: a retention pass over 1 M events, the claim latency beside it
     Bench("retention", "bench.retention", timeout=900),
     # issue 16: how fast the completion webhooks' outbox drains

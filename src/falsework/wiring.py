@@ -8,19 +8,26 @@ Neither the engine nor the runner reads the configuration; this module is where
 
 from __future__ import annotations
 
-from falsework import webhooks
+from typing import TYPE_CHECKING
+
 from falsework.actions import ActionRegistry
-from falsework.actions.policies import EgressPolicy
 from falsework.config import Settings
-from falsework.engine import Broker, BrokerOptions, StoreOptions, WorkerOptions
-from falsework.engine.crypto import KEY_FILE
-from falsework.engine.options import RetentionOptions
 from falsework.runner import BACKSTAGE, DefaultEnvironment, WorkflowRunner
 from falsework.runner.limits import RunLimits
 from falsework.templating import Renderer
 
+if TYPE_CHECKING:
+    # imported where they are built: `falsework run` needs the runner, not the
+    # engine's drivers (SQLAlchemy, asyncpg, Alembic: ~0.6 s of start-up)
+    from falsework import webhooks
+    from falsework.engine import Broker, BrokerOptions, StoreOptions, WorkerOptions
+    from falsework.engine.options import RetentionOptions
+
 
 def broker_options(settings: Settings) -> BrokerOptions:
+    from falsework.engine import BrokerOptions
+    from falsework.engine.crypto import KEY_FILE
+
     return BrokerOptions(
         wording=BACKSTAGE,
         secret_key=settings.secret_key,
@@ -35,6 +42,8 @@ def broker_options(settings: Settings) -> BrokerOptions:
 
 
 def store_options(settings: Settings) -> StoreOptions:
+    from falsework.engine import StoreOptions
+
     return StoreOptions(
         statement_timeout=settings.db_statement_timeout or settings.stale_timeout / 3,
         connect_timeout=settings.db_connect_timeout,
@@ -43,6 +52,8 @@ def store_options(settings: Settings) -> StoreOptions:
 
 
 def worker_options(settings: Settings) -> WorkerOptions:
+    from falsework.engine import WorkerOptions
+
     return WorkerOptions(
         concurrency=settings.concurrency,
         heartbeat_interval=settings.heartbeat_interval,
@@ -61,6 +72,8 @@ def worker_options(settings: Settings) -> WorkerOptions:
 
 
 def retention_options(settings: Settings) -> RetentionOptions:
+    from falsework.engine.options import RetentionOptions
+
     return RetentionOptions(
         completed=settings.retention_completed,
         failed=settings.retention_failed,
@@ -73,6 +86,8 @@ def retention_options(settings: Settings) -> RetentionOptions:
 
 async def open_broker(settings: Settings) -> Broker:
     """The broker of ``settings``' database (migrated, its listener started)."""
+    from falsework.engine import Broker
+
     return await Broker.open(settings.resolved_database_url, broker_options(settings))
 
 
@@ -112,6 +127,9 @@ def webhook_services(
 ) -> tuple[webhooks.Dispatcher, webhooks.Deliveries]:
     """The webhooks of ``settings`` on ``broker``: the outbox's dispatcher (run it
     beside the worker) and the deliveries (wrap the worker's executor)."""
+    from falsework import webhooks
+    from falsework.actions.policies import EgressPolicy
+
     egress = EgressPolicy.from_lists(settings.egress.allow, settings.egress.deny)
     dispatcher = webhooks.Dispatcher(broker, settings.webhooks, interval=settings.janitor_interval)
     deliveries = webhooks.Deliveries(

@@ -1,0 +1,128 @@
+"""Benchmark (issue 17, target 1): how long a person waits for the command line.
+
+Side by side, alternating run by run (A B A B ...), each a fresh process:
+
+- ``falsework run examples/templates/hello-world --set name=x -o OUT`` against
+  ``cookiecutter --no-input`` rendering a one-file template with one variable;
+- ``falsework --help`` against ``copier --help``.
+
+Medians of ``--rounds`` runs each, with the spread (min-max); the ratio is
+Falsework's median over the peer's (target: <= 1.0). Run in ``.venv-bench``,
+where the peers are installed (``make bench``).
+
+    python -m bench.cli_start [--rounds 9] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import emit, log
+
+ROOT = Path(__file__).resolve().parents[1]
+HELLO = ROOT / "examples" / "templates" / "hello-world"
+BIN = Path(sys.executable).parent
+
+
+def _tool(name: str) -> str:
+    found = BIN / name
+    if found.exists():
+        return str(found)
+    other = shutil.which(name)
+    if other is None:
+        raise SystemExit(f"{name} is not installed here: run in .venv-bench (make bench)")
+    return other
+
+
+def _cookiecutter_template(root: Path) -> Path:
+    template = root / "cc-template"
+    (template / "{{cookiecutter.name}}").mkdir(parents=True)
+    (template / "cookiecutter.json").write_text(json.dumps({"name": "world"}), encoding="utf-8")
+    (template / "{{cookiecutter.name}}" / "hello.txt").write_text(
+        "Hello, {{ cookiecutter.name }}!\n", encoding="utf-8"
+    )
+    return template
+
+
+def _timed(argv: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120)
+    took = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return took
+
+
+def _pair(
+    name: str, ours: list[str], peer_name: str, peer: list[str], rounds: int, work: Path
+) -> None:
+    mine: list[float] = []
+    theirs: list[float] = []
+    _timed(ours, work)  # warm the file system cache for both
+    _timed(peer, work)
+    for i in range(rounds):
+        first, second = (ours, peer) if i % 2 == 0 else (peer, ours)
+        a = _timed(first, work)
+        b = _timed(second, work)
+        mine.append(a if first is ours else b)
+        theirs.append(b if first is ours else a)
+        shutil.rmtree(work / "out", ignore_errors=True)
+    ours_s, peer_s = statistics.median(mine), statistics.median(theirs)
+    ratio = ours_s / peer_s
+    log(f"{name}: falsework {ours_s:.3f} s, {peer_name} {peer_s:.3f} s, ratio {ratio:.2f}")
+    emit(
+        "cli_start",
+        "falsework",
+        name,
+        round(ratio, 2),
+        falsework_s=round(ours_s, 3),
+        falsework_spread=[round(min(mine), 3), round(max(mine), 3)],
+        peer=peer_name,
+        peer_s=round(peer_s, 3),
+        peer_spread=[round(min(theirs), 3), round(max(theirs), 3)],
+        rounds=rounds,
+        ok=ratio <= 1.0,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--quick", action="store_true", help="3 rounds")
+    args = parser.parse_args()
+    rounds = 3 if args.quick else args.rounds
+    falsework, cookiecutter, copier = _tool("falsework"), _tool("cookiecutter"), _tool("copier")
+    work = Path(tempfile.mkdtemp(prefix="bench-cli-"))
+    try:
+        template = _cookiecutter_template(work)
+        out = str(work / "out")
+        _pair(
+            "run_vs_cookiecutter",
+            [falsework, "run", str(HELLO), "--set", "name=x", "-o", out],
+            "cookiecutter",
+            [cookiecutter, "--no-input", "-f", "-o", out, str(template), "name=x"],
+            rounds,
+            work,
+        )
+        _pair(
+            "help_vs_copier",
+            [falsework, "--help"],
+            "copier",
+            [copier, "--help"],
+            rounds,
+            work,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
