@@ -137,7 +137,9 @@ def test_backup_of_a_live_system_restores_with_its_secrets_and_running_tasks(
             "/api/scaffolder/v2/tasks",
             json={
                 "templateRef": "template:default/backup-probe",
-                "values": {"seconds": 3},
+                # long enough that it still runs when a backup on a loaded machine
+                # (3.5 s seen) has been taken
+                "values": {"seconds": 12},
                 "secrets": {"password": "hunter2-backup"},
             },
         )
