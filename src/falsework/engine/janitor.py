@@ -30,8 +30,12 @@ HOUSEKEEPING_EVERY = 60.0
 # Workers not seen for this long leave the workers table (killed ones never
 # unregister): at least 5 minutes, at least 10 stale windows.
 WORKER_FORGET_MIN = 300.0
-# How long a flush's id is kept: its retries come within seconds.
-FLUSH_IDS_KEPT = 3600.0
+# How long a flush's id is kept, at least. Its retries come within seconds; one
+# that comes later finds its tasks recovered by then (a janitor that could prune
+# could also recover them after the stale timeout), so the fencing rule refuses
+# it anyway: the ids only need to outlive the stale timeout, and are kept for 10
+# stale windows. Short, because a busy worker writes hundreds of flushes a second.
+FLUSH_IDS_MIN = 600.0
 
 
 class Janitor:
@@ -49,6 +53,7 @@ class Janitor:
         self._retention = secret_retention
         self._last_housekeeping = 0.0
         self.forget_after = max(WORKER_FORGET_MIN, 10 * stale_timeout)
+        self.flush_ids_kept = max(FLUSH_IDS_MIN, 10 * stale_timeout)
         # the longest gap between two answers that still counts as continuous
         self._gap = 2 * interval + max(1.0, stale_timeout / 3)
         self._seen_since: float | None = None  # start of the current unbroken view
@@ -102,7 +107,7 @@ class Janitor:
             self._last_housekeeping = now
             await self._broker.erase_secrets(self._retention)
             await self._broker.prune_workers(self.forget_after)
-            await self._broker.prune_flushes(FLUSH_IDS_KEPT)
+            await self._broker.prune_flushes(self.flush_ids_kept)
         return outcome
 
     async def run(self) -> None:
