@@ -258,11 +258,12 @@ class TaskWorker:
 
     async def _execute(self, run: Run) -> None:
         task = run.task
+
+        async def gate() -> None:
+            # a step starts only while this run's lease is sure (engine/fence.py)
+            await self._fence.wait_open(lambda: run.valid_until)
+
         try:
-
-            async def gate() -> None:
-                await self._fence.wait_open(lambda: run.valid_until)
-
             try:
                 outcome = await self.executor(task, TaskChannel(self._batcher, task, gate))
             except asyncio.CancelledError:
