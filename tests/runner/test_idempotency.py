@@ -16,7 +16,7 @@ from falsework.actions import ActionRegistry
 from falsework.actions.integrations import BackstageTarget, Integrations
 from falsework.actions.policies import EgressPolicy
 from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
-from falsework.runner.idempotency import derive
+from falsework.runner.idempotency import CHECKPOINT, derive
 from falsework.templating import Renderer
 from support.recorder import Recorder, recording
 
@@ -216,3 +216,33 @@ async def test_start_over_gives_completed_steps_new_keys_and_the_interrupted_one
         derive(task.id, "first", 2),
         derive(task.id, "second", 1),
     ]
+
+
+class StallingSpends(MemoryTaskIO):
+    """The in-memory TaskIO as the engine's behaves when the database goes away
+    right after a step completed: the step's state and its spent key are queued
+    (applied here), and waiting for them to be durable never ends."""
+
+    stalled: asyncio.Event | None = None
+
+    async def checkpoint_set(self, key: str, value: Any) -> None:
+        await super().checkpoint_set(key, value)
+        if key.startswith(CHECKPOINT) and value == {}:
+            assert self.stalled is not None
+            self.stalled.set()
+            await asyncio.Event().wait()
+
+
+async def test_a_run_stopped_after_its_step_completed_does_not_undo_the_completion(
+    runner: WorkflowRunner, recorder: Recorder
+) -> None:
+    task, io = task_of(post(f"{recorder.url}/ok", "call")), StallingSpends()
+    io.stalled = asyncio.Event()
+    first = asyncio.create_task(runner.run(task, io))
+    await io.stalled.wait()
+    first.cancel()  # e.g. the worker's lease ran out while the database was away
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert io.steps["call"]["status"] == "completed"  # not overwritten by "cancelled"
+    assert await run(runner, io.resumed(task), MemoryTaskIO(checkpoints=io.checkpoints)) is None
+    assert len(recorder.requests) == 1  # the next run skips it: no second call

@@ -487,6 +487,7 @@ class _TaskRun:
             {"message": f"Beginning step {name}", "stepId": step_id, "status": "processing"}
         )
         signal = asyncio.Event()
+        completed = False
         try:
             if not await runner._condition(condition, self.context):
                 message = f"Skipping step {step_id} because its if condition was false"
@@ -517,14 +518,19 @@ class _TaskRun:
             await emitter.flush()
             saved_output = self.redactor.deep(output)
             await self.io.save_step(step_id, {"status": "completed", "output": saved_output})
+            completed = True
             await self.keys.spend(step_id)
             await emitter.emit(
                 {"message": f"Finished step {name}", "stepId": step_id, "status": "completed"}
             )
         except asyncio.CancelledError:
             signal.set()
-            message = f"Step {step_id} has been cancelled."
-            await self._mark(step_id, message, {"status": "cancelled"})
+            if not completed:
+                message = f"Step {step_id} has been cancelled."
+                await self._mark(step_id, message, {"status": "cancelled"})
+            # else it completed, and its state and spent key are on their way
+            # together: a "cancelled" state after them would have a later run
+            # repeat it with a new key
             raise
         except LeaseLostError:
             raise  # the task is no longer ours: nothing more may be written for it
