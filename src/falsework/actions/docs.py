@@ -74,15 +74,17 @@ interrupted keeps its key.
   requests), nor with an `Idempotency-Key` of your own in `headers`.
   `http:backstage:request` does the same with `idempotencyKey: true` (or a string,
   which also keeps the answer as a checkpoint, so the request is sent once per task).
-- Every action that pushes (`publish:git`, `github:repo:push`, the `publish:*`
-  actions of GitHub, GitLab, Gitea, Azure DevOps and Bitbucket, and their pull
-  and merge request actions) writes the key into its commit as a
-  `Falsework-Step-Key: <key>` trailer. Run again after an interruption, it finds
-  that commit at the head of the branch and reuses it (the same `commitHash`,
+- The actions that push a repository's first commit (`publish:git`,
+  `github:repo:push`, and `publish:github`, `publish:gitlab`, `publish:gitea`,
+  `publish:azure`, `publish:bitbucketCloud`, `publish:bitbucketServer`) and
+  `publish:github:pull-request` write the key into their commit as a
+  `Falsework-Step-Key: <key>` trailer. Run again after an interruption, they find
+  that commit at the head of the branch and reuse it (the same `commitHash`,
   nothing pushed); `publish:git` with `force: true` looks before it
   force-pushes. `publish:github:pull-request` also reuses the open pull request
-  of its branch when the branch holds that commit; the other forges' request
-  actions do not yet (their forge may answer that the request exists).
+  of its branch when the branch holds that commit. The other forges' pull and
+  merge request actions carry the trailer too but do not match it yet: run
+  again, they refuse the branch that exists, as Backstage's do.
 - `github:repo:create` and `publish:github` adopt the repository they are told to
   create when creating it is refused because it exists, the step had its key
   before (an earlier run was interrupted), and the repository is empty or holds
