@@ -14,6 +14,7 @@ with their Idempotency-Key). The figures are printed (``-s``) and written to
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tempfile
 import time
@@ -72,6 +73,7 @@ def pair() -> Iterator[PgPair]:
         yield made
     finally:
         made.destroy()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

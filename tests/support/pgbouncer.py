@@ -4,6 +4,7 @@ choosing. It runs as the ``postgres`` user (PgBouncer refuses root)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -59,7 +60,10 @@ def pgbouncer(upstream: str, pool_mode: str = "session") -> Iterator[Bouncer]:
     if os.geteuid() == 0:
         command = ["runuser", "-u", "postgres", "--", *command]
     with (root / "stderr.log").open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        # its own process group: runuser does not pass a signal on to pgbouncer
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 20
         while not _answers(port):
@@ -69,13 +73,28 @@ def pgbouncer(upstream: str, pool_mode: str = "session") -> Iterator[Bouncer]:
             time.sleep(0.05)
         yield Bouncer(port, process, log)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop_group(process)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT to runuser and pgbouncer both (a fast shutdown), SIGKILL after 10 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _group_alive(process.pid):
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _answers(port: int) -> bool:
