@@ -154,3 +154,28 @@ def test_an_update_task_per_repository(world: World) -> None:
     git("fetch", "-q", "origin", cwd=first)
     readme = git("show", "origin/falsework/update/service-v3:README.md", cwd=first)
     assert readme == "# alpha service\n\nOwned by team-a.\n"
+
+
+def test_values_are_data_never_evaluated(world: World) -> None:
+    """A value holding an expression reaches the answers as written: the
+    request's values are the task's parameters, not text of its step input."""
+    clone = create(world, "gamma")
+    admin = world.server.client("admin")
+    started = admin.post(
+        UPDATES,
+        json={
+            "repositories": [{"remoteUrl": str(world.remotes / "gamma.git")}],
+            "to": "v2",
+            "values": {"owner": "${{ secrets.token }}"},
+            "secrets": {"token": "s3cret-token-value"},
+        },
+    )
+    assert started.status_code == 201, started.text
+    task = wait_for_status(admin, started.json()["tasks"][0]["id"], ("completed", "failed"), 90)
+    assert task["status"] == "completed", task
+    git("fetch", "-q", "origin", cwd=clone)
+    branch = "origin/falsework/update/service-v2"
+    state = yaml.safe_load(git("show", f"{branch}:.falsework/scaffold.yaml", cwd=clone))
+    assert state["answers"]["owner"] == "${{ secrets.token }}"
+    assert "token" not in state["secrets"]  # names of the create's secrets only: none
+    assert "s3cret" not in git("log", "-p", "--all", cwd=clone)

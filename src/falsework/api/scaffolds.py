@@ -173,18 +173,19 @@ async def list_scaffolds(
 
 
 def update_spec(target: UpdateTarget, body: StartUpdates, user: JSONObject) -> JSONObject:
-    step_input: JSONObject = {
-        key: value
-        for key, value in {
-            "remoteUrl": target.remoteUrl,
-            "repoUrl": target.repoUrl,
-            "branch": target.branch,
-            "to": body.to,
-        }.items()
-        if value
+    """The task of one repository's update. What the caller sent is the task's
+    parameters, which the step's input names: a step input is rendered, so a
+    value holding ``${{ … }}`` taken into it would be evaluated (a secret, for
+    one, written into the repository's answers); a parameter is data."""
+    given = {
+        "remoteUrl": target.remoteUrl,
+        "repoUrl": target.repoUrl,
+        "branch": target.branch,
+        "to": body.to,
+        "values": body.values,
     }
-    if body.values:
-        step_input["values"] = body.values
+    parameters: JSONObject = {key: value for key, value in given.items() if value}
+    step_input: JSONObject = {key: f"${{{{ parameters.{key} }}}}" for key in parameters}
     if body.secrets and "token" in body.secrets:
         step_input["token"] = "${{ secrets.token }}"
     return {
@@ -198,7 +199,7 @@ def update_spec(target: UpdateTarget, body: StartUpdates, user: JSONObject) -> J
             }
         ],
         "output": {"update": "${{ steps.update.output }}"},
-        "parameters": {},
+        "parameters": parameters,
         "user": user,
         "templateInfo": {"entityRef": UPDATE_REF},
         MARK: target.key,
