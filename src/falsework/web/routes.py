@@ -63,6 +63,11 @@ async def task_list() -> HTMLResponse:
     return _shell()
 
 
+@router.get("/create/scaffolds")
+async def scaffolds() -> HTMLResponse:
+    return _shell()
+
+
 @router.get("/edit")
 async def editor() -> HTMLResponse:
     return _shell()

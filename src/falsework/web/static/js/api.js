@@ -98,6 +98,11 @@ export const api = {
   validateTemplate: (body) => call('POST', '/templates/validate', body, {}, OWN),
   templateSource: (ns, name) => call('GET', `/templates/${enc(ns)}/${enc(name)}/source`, undefined, {}, OWN),
   entities: (query) => call('GET', `/entities?${new URLSearchParams(query)}`, undefined, {}, OWN),
+  scaffolds: (query) => {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
+    return call('GET', `/scaffolds?${qs}`, undefined, {}, OWN);
+  },
   repoHosts: () => call('GET', '/repo-hosts', undefined, {}, OWN),
   adminOverview: () => call('GET', '/admin/overview', undefined, {}, OWN),
   pauseClaiming: (reason) => call('PUT', '/admin/pause', { reason }, {}, OWN),

@@ -8,6 +8,7 @@ import { renderEditor } from './editor.js';
 import { renderTemplateForm } from './form.js';
 import { renderGallery } from './gallery.js';
 import { renderTask } from './task.js';
+import { renderScaffolds } from './scaffolds.js';
 import { renderTaskList } from './tasks.js';
 
 const main = document.getElementById('main');
@@ -26,6 +27,7 @@ const routes = [
   }],
   [/^\/create\/tasks\/?$/, 'tasks', (p) => renderTaskList(main, p)],
   [/^\/create\/tasks\/([^/]+)\/?$/, 'tasks', (p, m) => renderTask(main, { ...p, id: decodeURIComponent(m[1]) })],
+  [/^\/create\/scaffolds\/?$/, 'scaffolds', (p) => renderScaffolds(main, p)],
   [/^\/edit\/?$/, 'edit', (p) => renderEditor(main, p)],
   [/^\/admin\/?$/, 'admin', (p) => renderAdmin(main, p)],
 ];
@@ -98,7 +100,13 @@ async function render() {
     if (!route) {
       showNotFound();
     } else {
-      const titles = { create: 'Create · Falsework', tasks: 'Tasks · Falsework', edit: 'Editor · Falsework', admin: 'Admin · Falsework' };
+      const titles = {
+        create: 'Create · Falsework',
+        tasks: 'Tasks · Falsework',
+        scaffolds: 'Scaffolds · Falsework',
+        edit: 'Editor · Falsework',
+        admin: 'Admin · Falsework',
+      };
       document.title = titles[route[1]];
       const params = {
         query,
