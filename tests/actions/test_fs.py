@@ -127,9 +127,21 @@ async def test_catalog_write(harness: Any, one_step: Any) -> None:
         [one_step("catalog:write", entity=entity, filePath="svc/catalog-info.yaml")]
     )
     assert result.error is None
-    assert yaml.safe_load((harness.workspace / "svc/catalog-info.yaml").read_text()) == entity
+    # as Backstage's: the task's template in an annotation (the byte-level YAML is
+    # compared with the real Backstage's in tests/compat/cases/catalog-write.yaml)
+    assert (harness.workspace / "svc/catalog-info.yaml").read_text() == (
+        "apiVersion: backstage.io/v1alpha1\n"
+        "kind: Component\n"
+        "metadata:\n"
+        "  name: x\n"
+        "  annotations:\n"
+        "    backstage.io/source-template: template:default/test\n"
+    )
     default = await harness.run([one_step("catalog:write", entity=entity)])
     assert default.error is None and (harness.workspace / "catalog-info.yaml").exists()
+    assert yaml.safe_load((harness.workspace / "catalog-info.yaml").read_text())["kind"] == (
+        "Component"
+    )
 
 
 @pytest.mark.parametrize("bad", BAD)

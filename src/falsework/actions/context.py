@@ -139,6 +139,7 @@ class ActionContext(Generic[InputT]):
         template_context: Mapping[str, Any] | None = None,
         recording: Recording | None = None,
         idempotency: Callable[[], Awaitable[StepKey]] | None = None,
+        template_ref: str | None = None,
     ) -> None:
         self.input = input
         self.logger = StepLogger(log)
@@ -162,6 +163,8 @@ class ActionContext(Generic[InputT]):
         # the action's recorder runs instead of its handler and adds to it.
         self.recording = recording
         self._idempotency = idempotency
+        # The task's template (Backstage's ctx.templateInfo.entityRef), when known.
+        self.template_ref = template_ref
 
     @property
     def workspace(self) -> Path:

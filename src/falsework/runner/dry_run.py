@@ -57,13 +57,19 @@ async def dry_run(
     spec_in = doc.get("spec") or {}
     metadata = doc.get("metadata") or {}
     root = Path(tempfile.mkdtemp(prefix="falsework-dry-run-"))
+    # a template body with its files, as Backstage's dry run takes (a rehearsal
+    # names its template alike wherever it runs)
+    uploaded = template_dir is None and rehearsal is None
     try:
         workspace = root / "workspace"
         if template_dir is None:
             template_dir = root / "template"
             await asyncio.to_thread(write_files, template_dir, directory_contents or [])
         workspace.mkdir()
-        ref = f"template:{metadata.get('namespace', 'default')}/{metadata.get('name', 'dry-run')}"
+        # A template body (Backstage's dry run) is "template:default/dry-run" there: what
+        # catalog:write's source-template annotation shows; a catalog template, its ref.
+        namespace, name = metadata.get("namespace", "default"), metadata.get("name", "dry-run")
+        ref = "template:default/dry-run" if uploaded else f"template:{namespace}/{name}"
         spec: JSONObject = {
             "apiVersion": doc.get("apiVersion", "scaffolder.backstage.io/v1beta3"),
             "steps": spec_in.get("steps") or [],

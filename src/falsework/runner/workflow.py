@@ -670,6 +670,7 @@ class _TaskRun:
                 template_dir=self.template_dir,
                 signal=signal,
                 template_context=public_context,
+                template_ref=_template_ref(task.spec),
                 recording=(
                     self.rehearsal.record(scope, action.id, self._shown(validated))
                     if self.rehearsal is not None and records
@@ -759,6 +760,11 @@ def _timeout(value: Any, default: float, step_id: str) -> float:
     raise InputError(
         f"Step {step_id}: timeout {value!r} is not a positive duration (30, '30s', '5m')"
     )
+
+
+def _template_ref(spec: JSONObject) -> str | None:
+    ref = (spec.get("templateInfo") or {}).get("entityRef")
+    return ref if isinstance(ref, str) and ref else None
 
 
 def _template_dir(spec: JSONObject) -> Path | None:

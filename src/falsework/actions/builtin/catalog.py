@@ -59,8 +59,73 @@ class WriteInput(ActionInput):
 async def catalog_write(ctx: ActionContext[WriteInput]) -> None:
     ctx.logger.info(f"Writing {ctx.input.file_path}")
     path = relative(ctx.input.file_path)
-    text = yaml.safe_dump(ctx.input.entity, sort_keys=False, allow_unicode=True)
-    await ctx.in_thread(_write, ctx.workspace, path, text)
+    entity = dict(ctx.input.entity)
+    if ctx.template_ref:
+        # as Backstage's: the entity says which template made it
+        metadata = dict(entity.get("metadata") or {})
+        annotations = dict(metadata.get("annotations") or {})
+        annotations["backstage.io/source-template"] = ctx.template_ref
+        entity["metadata"] = {**metadata, "annotations": annotations}
+    await ctx.in_thread(_write, ctx.workspace, path, backstage_yaml(entity))
+
+
+class _BackstageDumper(yaml.SafeDumper):
+    """PyYAML writing YAML the way Backstage's ``yaml.stringify`` does (the file
+    lands in a repository: the same bytes make the same diff): a list indented
+    under its key, double quotes where quotes are needed (single when the text
+    holds a double quote), multi-line text as a literal block, long lines
+    folded at 80 columns."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+    def choose_scalar_style(self) -> str:
+        style = str(super().choose_scalar_style())
+        event = self.event
+        if style == "'" and isinstance(event, yaml.ScalarEvent) and '"' not in event.value:
+            return '"'
+        return style
+
+    def write_double_quoted(self, text: str, split: bool = True) -> None:
+        if not _foldable(text):
+            super().write_double_quoted(text, split)
+            return
+        # as PyYAML folds a single-quoted text: a line break for a space, once
+        # past the width (a plain break folds back into one space when read)
+        self.write_indicator('"', True)
+        for index, word in enumerate(text.split(" ")):
+            if index:
+                if split and self.column > self.best_width:
+                    self.write_indent()
+                else:
+                    self.stream.write(" ")
+                    self.column += 1
+            self.stream.write(word)
+            self.column += len(word)
+        self.write_indicator('"', False)
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_BackstageDumper.add_representer(str, _represent_text)
+
+
+def _foldable(text: str) -> bool:
+    return (
+        text.isprintable()
+        and '"' not in text
+        and "\\" not in text
+        and "  " not in text
+        and text == text.strip(" ")
+    )
+
+
+def backstage_yaml(value: Any) -> str:
+    """``value`` as YAML, written as Backstage writes it (see ``_BackstageDumper``)."""
+    return yaml.dump(value, Dumper=_BackstageDumper, sort_keys=False, allow_unicode=True, width=80)
 
 
 def _write(workspace: Path, path: str, text: str) -> None:
