@@ -66,7 +66,7 @@ def test_the_api_answers_as_backstage(server: Server, name: str) -> None:
     assert any(body["error"]["message"] in m for m in messages)
 
 
-DRY_RUN_ONLY = ("Running ", "Skipping because ")
+DRY_RUN_ONLY = (" in dry-run mode with inputs ", " does not support dry-run")  # a dry run's only
 
 
 @pytest.mark.parametrize("name", real_run_names())
@@ -93,6 +93,6 @@ def test_a_task_runs_as_backstage_dry_ran_it(server: Server, name: str) -> None:
     want = [
         entry
         for entry in expected["log"]
-        if not any(f"m: {prefix}" in entry["message"] for prefix in DRY_RUN_ONLY)
+        if not any(part in entry["message"] for part in DRY_RUN_ONLY)
     ]
     assert without_known_differences(log) == without_known_differences(want)

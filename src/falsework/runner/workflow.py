@@ -48,7 +48,7 @@ from falsework.runner.limits import RunLimits
 from falsework.runner.redaction import Redactor
 from falsework.taskio import TaskInput, TaskIO
 from falsework.templating import MISSING, Renderer, is_truthy
-from falsework.templating.filters import js_json
+from falsework.templating.filters import js_json, js_str
 from falsework.types import JSONObject
 
 if TYPE_CHECKING:
@@ -489,7 +489,10 @@ class _TaskRun:
         signal = asyncio.Event()
         completed = False
         try:
-            if not await runner._condition(condition, self.context):
+            # With `each`, as in Backstage, `if` is tested for each item (with `each`
+            # in view) unless it is plainly false.
+            per_item = "each" in step and condition is not False
+            if not per_item and not await runner._condition(condition, self.context):
                 message = f"Skipping step {step_id} because its if condition was false"
                 await self._mark(step_id, message, {"status": "skipped"})
                 return
@@ -643,7 +646,10 @@ class _TaskRun:
                 ctx_value = {**context["context"], "step": step_context}
                 render_context = {**render_context, "context": ctx_value}
             if each is not None:
-                shown = json.dumps(each, default=str, separators=(",", ":"))
+                shown = _each_shown(each)
+                if "if" in step and not await runner._condition(step["if"], render_context):
+                    log("info", f"Skipping step each: {shown}")
+                    continue
                 log("info", f"Running step each: {shown}")
 
             def collect(key: str, value: Any, _many: bool = each is not None) -> None:
@@ -729,6 +735,22 @@ def _message(exc: BaseException) -> str:
     if isinstance(exc, FalseworkError):
         return exc.message or exc.name
     return str(exc) or type(exc).__name__
+
+
+def _each_shown(each: Mapping[str, Any]) -> str:
+    """An item of `each` as Backstage logs it: its key, and its value as
+    JavaScript's String() prints it (a list joined by commas, an object
+    ``[object Object]``)."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, list | tuple):
+            return ",".join("" if item is None else text(item) for item in value)
+        if isinstance(value, Mapping):
+            return "[object Object]"
+        return "null" if value is None else js_str(value)
+
+    shown = {"key": text(each["key"]), "value": text(each["value"])}
+    return json.dumps(shown, separators=(",", ":"), ensure_ascii=False)
 
 
 def _each_items(value: Any, step_id: str, limits: RunLimits) -> list[dict[str, Any] | None]:
