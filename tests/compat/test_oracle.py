@@ -129,3 +129,31 @@ async def test_copy_without_render_is_honoured_with_a_warning(runner: WorkflowRu
     copied = "\u001b[32minfo\u001b[39m: Copying file/directory .github/workflows/ci.yaml without"
     others = [e for e in result["log"] if "warn" not in e["message"] and copied not in e["message"]]
     assert without_known_differences(others) == without_known_differences(backstage["log"])
+
+
+async def test_secrets_are_masked_where_they_show(runner: WorkflowRunner) -> None:
+    """Backstage masks each whole string a secret went into (`token=*** length=18`
+    becomes `***`) and even the keys holding one (`{"***":"***"}`); Falsework masks
+    the secret itself, wherever it would show, and nothing else. The rest is equal:
+    the dry-run line, the files (the action got the real value) and the output."""
+    case = Case.load("secrets")
+    backstage = normalise(*case.recorded())
+    raw = await runner.dry_run(case.template, case.values, case.secrets, case.directory_contents())
+    result = normalise(200, raw)
+    secret = case.secrets["token"]
+    assert secret not in str(raw["log"]) and secret not in str(raw["output"])
+    assert result["files"] == backstage["files"] == {"config.txt": f"token: {secret}\n"}
+    assert result["output"] == backstage["output"]
+    messages = [e["message"] for e in without_known_differences(result["log"])]
+    assert "\u001b[32minfo\u001b[39m: token=*** length=18" in messages
+    assert "\u001b[32minfo\u001b[39m: ***" in [e["message"] for e in backstage["log"]]
+    different = [
+        (ours, theirs)
+        for ours, theirs in zip(
+            messages,
+            [e["message"] for e in without_known_differences(backstage["log"])],
+            strict=True,
+        )
+        if ours != theirs
+    ]
+    assert len(different) == 3  # debug:log's two lines and fetch:template's values
