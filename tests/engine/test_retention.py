@@ -12,6 +12,7 @@ from conftest import make_worker, open_broker, wait_for
 from falsework.config import Settings
 from falsework.engine import Broker
 from falsework.engine.factory import parse_url
+from falsework.engine.models import AuditEntry, AuditQuery
 from falsework.engine.options import RetentionOptions
 from falsework.engine.retention import Retention
 from falsework.taskio import TaskInput, TaskIO
@@ -47,9 +48,11 @@ async def test_a_pass_deletes_what_is_due_in_batches_and_spares_kept_tasks(
     kept = ids[0]
     assert await broker.store.task_keep(kept, True)
     open_task = await broker.create({"steps": []})
+    await broker.audit_write([AuditEntry("user:default/a", "task.create", None, "{}")] * 9)
     ran = await Retention(broker.store, DUE, "node-a").run_pass()
     assert ran is not None and not ran.backlog
     assert ran.tasks == {"cancelled": 0, "completed": 19, "failed": 3}
+    assert ran.audit == 9 and await broker.audit_list(AuditQuery()) == []
     assert ran.events == 19 * 5 + 3 * 4  # 4 lines + the completion; 3 lines + the failure
     assert ran.batches == 3 + 1 + 1  # 19 completed in batches of 7, then one empty look each
     remaining, total = await broker.list()
