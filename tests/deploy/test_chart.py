@@ -167,6 +167,36 @@ def test_keda_scales_the_workers() -> None:
     assert ("ScaledObject", "fw-worker") not in kinds(render_chart(CHART, REQUIRED))
 
 
+def test_keda_can_also_scale_on_the_oldest_open_tasks_wait(postgres_url: str) -> None:
+    values = {**REQUIRED, "keda": {"enabled": True, "oldestOpenSeconds": 60}}
+    scaled = kinds(render_chart(CHART, values))[("ScaledObject", "fw-worker")]
+    queue, age = scaled["spec"]["triggers"]
+    assert queue["metadata"]["targetQueryValue"] == "100"
+    meta = age["metadata"]
+    assert age["type"] == "postgresql" and meta["connectionFromEnv"] == "FALSEWORK_DATABASE_URL"
+    assert (meta["targetQueryValue"], meta["activationTargetQueryValue"]) == ("60", "60")
+    # the query, on the engine's schema in a real Postgres: an integer of seconds,
+    # tasks not yet claimable left out, 0 when nothing waits
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        assert conn.execute(meta["query"]).fetchone() == (0,)
+        for i, (status, created, run_after) in enumerate(
+            [
+                ("open", "now() - interval '120 seconds'", "NULL"),
+                ("open", "now() - interval '1 hour'", "now() + interval '1 hour'"),
+                ("completed", "now() - interval '2 hours'", "NULL"),
+            ]
+        ):
+            conn.execute(
+                "INSERT INTO tasks (id, status, spec, step_state, checkpoints, created_at, "
+                f"run_after) VALUES ('t{i}', '{status}', '{{}}', '{{}}', '{{}}', {created}, "
+                f"{run_after})"
+            )
+        (seconds,) = conn.execute(meta["query"]).fetchone()
+    assert isinstance(seconds, int) and 119 <= seconds <= 180
+
+
 def test_the_query_counts_what_the_engine_stores(tmp_path: Path) -> None:
     """The scaler's query runs on the engine's own schema (SQLite here; the SQL is
     plain enough for both)."""
