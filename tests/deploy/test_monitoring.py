@@ -110,3 +110,28 @@ def test_a_broken_expression_is_caught() -> None:
         assert "falsework_no_such_metric" in str(exc)
     else:
         raise AssertionError("an unknown metric passed")
+
+
+def test_the_snapshot_age_grows_while_it_cannot_be_read_again() -> None:
+    """FalseworkDatabaseUnreachable fires on this: a node that cannot reach the
+    database keeps serving its last snapshot, whose age keeps growing."""
+    import time
+
+    metrics = Metrics()
+    assert "falsework_tasks{" not in metrics.render().decode()  # nothing before a snapshot
+    body = empty_body()
+    body["gauges"] = {"tasks": {}, "oldest_open_age": 0, "workers_alive": 0, "worker_capacity": 0}
+    metrics.cluster.snapshot = Snapshot(0, body, 5.0)
+    metrics.cluster.read_at = time.monotonic() - 130.0  # read 130 s ago, 5 s old then
+    text = metrics.render().decode()
+    (age,) = [
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "falsework_cluster_metrics_age_seconds"
+    ]
+    assert 135.0 <= age < 140.0
+    rules = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"][0]["rules"]
+    (unreachable,) = [r for r in rules if r["alert"] == "FalseworkDatabaseUnreachable"]
+    threshold = float(unreachable["expr"].rsplit(">", 1)[1])
+    assert age > threshold
