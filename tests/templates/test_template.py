@@ -220,3 +220,37 @@ def test_recovery_is_decided_by_the_template(write_template: WriteTemplate) -> N
     assert recovery("none") == "none"
     assert recovery("later") == "resume"
     assert load_templates(write_template("plain-r"))[0].recovery == "resume"
+
+
+def test_yaml_is_read_as_backstage_reads_it(write_template: WriteTemplate) -> None:
+    """YAML 1.2's core schema, as Backstage's parser: `yes`, `no`, `on`, dates, `1_000`
+    are text (PyYAML's YAML 1.1 would make them booleans, dates and numbers, and a
+    string parameter with `enum: [yes, no]` or a date default would refuse its own
+    values); `010` is ten."""
+    text = """\
+apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata: {name: yaml12}
+spec:
+  type: service
+  parameters:
+    - properties:
+        answer: {type: string, enum: [yes, no, on, off], default: no}
+        since: {type: string, default: 2024-01-01}
+        size: {type: string, default: 1_000}
+        count: {type: integer, default: 010}
+        flag: {type: boolean, default: true}
+  steps:
+    - {id: log, action: debug:log, input: {message: hi}}
+"""
+    (template,) = load_templates(write_template("yaml12", text))
+    properties = template.raw["spec"]["parameters"][0]["properties"]
+    assert properties["answer"] == {
+        "type": "string",
+        "enum": ["yes", "no", "on", "off"],
+        "default": "no",
+    }
+    assert properties["since"]["default"] == "2024-01-01"
+    assert properties["size"]["default"] == "1_000"
+    assert properties["count"]["default"] == 10
+    assert properties["flag"]["default"] is True

@@ -30,6 +30,7 @@ from falsework.errors import FalseworkError, InputError
 from falsework.runner.dry_run import read_files, write_files
 from falsework.templates import Template, validate_template_file
 from falsework.templates.catalog import candidate_files
+from falsework.templates.syntax import load_all
 from falsework.types import JSONObject
 
 router = APIRouter(tags=["authoring"])
@@ -71,7 +72,7 @@ def _template_document(text: str) -> tuple[dict[str, Any] | None, list[JSONObjec
                 line = event.start_mark.line + 1 if event.start_mark is not None else None
                 message = "YAML aliases (*name) are not accepted here: write the value out"
                 return None, [{"file": TEMPLATE_FILE, "line": line, "path": "", "message": message}]
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        documents = load_all(text)  # as the catalog reads a template (YAML 1.2 core)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

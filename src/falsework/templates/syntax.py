@@ -141,3 +141,63 @@ def key_line(node: yaml.Node, tokens: tuple[str | int, ...]) -> int | None:
             return None
         current = found
     return line
+
+
+class CoreLoader(yaml.SafeLoader):
+    """PyYAML reading plain scalars as YAML 1.2's core schema does, as Backstage's
+    parser (the ``yaml`` package) reads a template: ``yes``, ``no``, ``on``,
+    ``off`` and ``y`` are text, not booleans; dates are text, not ``date``s; and
+    ``1_000`` or ``1:20`` are text, not numbers. (PyYAML speaks YAML 1.1, where a
+    parameter with ``enum: [yes, no]`` or ``default: 2024-01-01`` would no longer
+    be a string.)"""
+
+
+CoreLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, pattern)
+        for tag, pattern in resolvers
+        if tag
+        not in (
+            "tag:yaml.org,2002:bool",
+            "tag:yaml.org,2002:int",
+            "tag:yaml.org,2002:float",
+            "tag:yaml.org,2002:timestamp",
+        )
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+CoreLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+CoreLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
+)
+CoreLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+.0123456789"),
+)
+
+
+def _core_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node))
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text, 10)  # "010" is ten in YAML 1.2 (eight in 1.1)
+
+
+CoreLoader.add_constructor("tag:yaml.org,2002:int", _core_int)
+
+
+def load_all(text: str) -> list[object]:
+    """The documents of a template file, read as Backstage reads them (``CoreLoader``)."""
+    return [d for d in yaml.load_all(text, Loader=CoreLoader) if d is not None]

@@ -209,7 +209,9 @@ def read_documents(path: Path) -> list[Any]:
     """Every YAML document in a file; raises TemplateError on a YAML error."""
     try:
         text = path.read_text(encoding="utf-8")
-        return [d for d in yaml.safe_load_all(text) if d is not None]
+        from falsework.templates.syntax import load_all
+
+        return load_all(text)
     except yaml.YAMLError as exc:
         from falsework.templates.syntax import yaml_problem
 

@@ -18,7 +18,7 @@ from falsework.confine import Entry, Tree, is_within
 from falsework.errors import FalseworkError
 from falsework.globs import matches_or_under
 from falsework.templates.keys import allows_unknown_keys, unknown_keys
-from falsework.templates.syntax import duplicate_keys, key_line, yaml_problem
+from falsework.templates.syntax import duplicate_keys, key_line, load_all, yaml_problem
 from falsework.templates.template import API_VERSION, pattern_problems
 from falsework.templating import Renderer
 
@@ -89,7 +89,7 @@ def validate_template_file(
     except (OSError, UnicodeDecodeError) as exc:
         return [Problem(path, "", f"cannot read the file: {exc}")]
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        documents = load_all(text)
         nodes = [n for n in yaml.compose_all(text) if n is not None]
     except yaml.YAMLError as exc:
         line, message = yaml_problem(exc)
