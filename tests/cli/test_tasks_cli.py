@@ -105,7 +105,9 @@ def test_logs_follow_resumes_across_a_server_restart(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'falsework.db'}"
     first = start_server(url, tmp_path / "a", config=auth_config())
     port = int(first.url.rsplit(":", 1)[1])
-    task_id = create(first.client("alice"), "wait", {"seconds": 3})
+    # long enough to be running still once the follower (a fresh CLI process, slow to
+    # start on a loaded machine) is connected
+    task_id = create(first.client("alice"), "wait", {"seconds": 10})
     wait_for_status(first.client("alice"), task_id, ("processing",))
     env = clean_env()
     env["FALSEWORK_TOKEN"] = token_of("alice")
