@@ -66,7 +66,9 @@ def _files() -> list[Path]:
     return sorted(p for p in SRC.rglob("*.py") if "migrations" not in p.relative_to(SRC).parts)
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, *, submodules: bool = False) -> set[str]:
+    """The ``falsework`` modules ``path`` imports; with ``submodules``, also
+    ``pkg.name`` for each ``from pkg import name`` (a module, when it is one)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     typing_only: set[int] = set()
     for node in ast.walk(tree):
@@ -78,6 +80,8 @@ def _imports(path: Path) -> set[str]:
             continue
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
+            if submodules:
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
     return {m for m in found if m.startswith("falsework.")}
@@ -121,6 +125,69 @@ def test_only_the_edges_read_the_configuration() -> None:
             if m == "falsework.config" or m.startswith("falsework.config.")
         ]
     assert not wrong, "\n".join(wrong) + "\n(pass plain values built in falsework.wiring)"
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_import_cycle_between_modules() -> None:
+    """Every import counts (a function-level import hides a cycle, it does not
+    remove it), but a module importing one of its own packages (their
+    ``__init__`` re-exports) and the known debts of ``CLIMBS`` do not."""
+    files = {_module(p): p for p in _files()}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        where = path.relative_to(SRC).as_posix()
+        edges = set()
+        for module in _imports(path, submodules=True):
+            if module not in files or module == name or name.startswith(module + "."):
+                continue  # a name, not a module; itself; or one of its own packages
+            target = module
+            if any(d[0] == where and module.startswith(d[1]) for d in CLIMBS):
+                continue
+            edges.add(target)
+        graph[name] = edges
+    # Tarjan's strongly connected components, iteratively
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    cycles.append(sorted(component))
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
 _QUERY_CALL = re.compile(

@@ -48,7 +48,7 @@ from falsework.runner.limits import RunLimits
 from falsework.runner.redaction import Redactor
 from falsework.taskio import TaskInput, TaskIO
 from falsework.templating import MISSING, Renderer, is_truthy
-from falsework.templating.filters import js_json, js_str
+from falsework.templating.jsvalue import js_json, js_str
 from falsework.types import JSONObject
 
 if TYPE_CHECKING:

@@ -20,6 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from falsework.errors import TemplateSecurityError
 from falsework.templating import filters as f
+from falsework.templating.jsvalue import js_str
 from falsework.templating.syntax import NunjucksParser
 
 # String methods a template may call: none of them can make a string longer
@@ -88,13 +89,13 @@ def _js_str_member(environment: SandboxEnvironment, text: str, name: str) -> Any
     if name == "toUpperCase":
         return lambda: text.upper()
     if name == "startsWith":
-        return lambda prefix, position=0: text.startswith(f.js_str(prefix), int(position))
+        return lambda prefix, position=0: text.startswith(js_str(prefix), int(position))
     if name == "endsWith":
-        return lambda suffix: text.endswith(f.js_str(suffix))
+        return lambda suffix: text.endswith(js_str(suffix))
     if name == "includes":
-        return lambda part, position=0: f.js_str(part) in text[int(position) :]
+        return lambda part, position=0: js_str(part) in text[int(position) :]
     if name == "indexOf":
-        return lambda part: text.find(f.js_str(part))
+        return lambda part: text.find(js_str(part))
     if name == "trim":
         return lambda: text.strip()
     if name == "trimStart":
@@ -118,7 +119,7 @@ def _js_str_member(environment: SandboxEnvironment, text: str, name: str) -> Any
     if name == "charCodeAt":
         return lambda index=0: _char_code_at(text, index)
     if name == "lastIndexOf":
-        return lambda part: text.rfind(f.js_str(part))
+        return lambda part: text.rfind(js_str(part))
     if name == "concat":
         return lambda *parts: f.add_texts(environment, text, *parts)
     return None
@@ -295,7 +296,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
     def add(self, left: Any, right: Any) -> Any:
         """Nunjucks' '+': JavaScript's, so a string on either side concatenates."""
         if isinstance(left, str) or isinstance(right, str):
-            a, b = f.js_str(left, self.max_output), f.js_str(right, self.max_output)
+            a, b = js_str(left, self.max_output), js_str(right, self.max_output)
             f.check_size(self, len(a) + len(b), "'+'")
             return a + b
         if isinstance(left, Undefined) or isinstance(right, Undefined):

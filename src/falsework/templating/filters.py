@@ -8,9 +8,7 @@ import decimal
 import itertools
 import json
 import math
-import re
-import types
-from collections.abc import Callable, Iterable, Iterator, KeysView, Mapping, Set, ValuesView
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -23,6 +21,7 @@ from markupsafe import Markup
 from markupsafe import escape as html_escape
 
 from falsework.errors import TemplateRenderError, TemplateSecurityError
+from falsework.templating.jsvalue import Budget, js_scalar, js_str, js_text, json_text, to_plain
 from falsework.templating.regex import JsRegExp, nunjucks_regex
 
 MAX_ITEMS = 100_000
@@ -79,162 +78,6 @@ def splitlines(text: str, keepends: bool = False) -> list[str]:
 # that no time limit can interrupt. So every conversion of a container to text
 # walks it in Python first, counting, and stops at the output limit.
 
-DEFAULT_LIMIT = 10_000_000
-
-
-class _Budget:
-    __slots__ = ("left", "limit", "what")
-
-    def __init__(self, limit: int, what: str) -> None:
-        self.left = limit
-        self.limit = limit
-        self.what = what
-
-    def spend(self, size: int) -> None:
-        self.left -= size
-        if self.left < 0:
-            raise TemplateSecurityError(
-                f"{self.what} would produce more than the limit of {self.limit:,} characters"
-            )
-
-
-def js_str(value: Any, limit: int = DEFAULT_LIMIT) -> str:
-    """A value as Nunjucks prints it: JS's String(), but undefined/null print empty
-    and objects as JSON (more useful than ``[object Object]``)."""
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, list | tuple | Mapping):
-        return _js_text(value, _Budget(limit, "printing a value"))
-    return _js_scalar(value)
-
-
-def _js_scalar(value: Any) -> str:
-    if value is None or isinstance(value, Undefined):
-        return ""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e21:
-            return str(int(value))
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        return repr(value)
-    return str(value)
-
-
-def _js_text(value: Any, budget: _Budget) -> str:
-    if isinstance(value, str):
-        budget.spend(len(value))
-        return str(value)
-    if isinstance(value, list | tuple):
-        budget.spend(len(value))
-        return ",".join([_js_text(item, budget) for item in value])
-    if isinstance(value, Mapping):
-        return _json(value, None, budget)
-    text = _js_scalar(value)
-    budget.spend(len(text))
-    return text
-
-
-def to_plain(value: Any, limit: int = DEFAULT_LIMIT, what: str = "the value") -> Any:
-    """A JSON-like copy of a rendered value: Undefined → None (dropped from
-    objects, as JSON.stringify does), tuples/ranges/generators → lists, Markup →
-    str, functions → None. Raises when its JSON form would pass ``limit``."""
-    return _plain(value, _Budget(limit, what), 0)
-
-
-_JSON_SPECIAL = re.compile(r'["\\\x00-\x1f]')
-_TWO = '"\\\b\f\n\r\t'  # JSON escapes these in two characters
-_SIX = [chr(c) for c in range(32) if chr(c) not in _TWO]  # and these as \u00XX
-
-
-def json_size(text: str) -> int:
-    """The length of ``text`` as a JSON string (quotes and escapes included),
-    counted without building it."""
-    if text.isprintable() and '"' not in text and "\\" not in text:
-        return len(text) + 2  # (the common case, without a regular expression)
-    if _JSON_SPECIAL.search(text) is None:
-        return len(text) + 2
-    two = sum(text.count(c) for c in _TWO)
-    six = sum(text.count(c) for c in _SIX)
-    return len(text) + 2 + two + 5 * six
-
-
-def _plain(value: Any, budget: _Budget, depth: int) -> Any:
-    if isinstance(value, str):
-        budget.spend(json_size(value))
-        return str(value) if isinstance(value, Markup) else value
-    if value is None or isinstance(value, bool | int | float):
-        budget.spend(8)
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-            return int(value)  # JavaScript has one number type: 2.0 is 2
-        if isinstance(value, float) and not math.isfinite(value):
-            return None  # JSON has no Infinity or NaN (JSON.stringify writes null)
-        return value
-    if isinstance(value, Undefined):
-        budget.spend(4)
-        return None
-    # Indentation (dump(10)) costs up to 10 characters per level on each line.
-    per_item = 2 + 10 * (depth + 1)
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if isinstance(item, Undefined):
-                continue
-            name = str(key)
-            budget.spend(per_item + json_size(name) + 2)
-            out[name] = _plain(item, budget, depth + 1)
-        return out
-    if isinstance(
-        value, list | tuple | range | types.GeneratorType | Iterator | Set | KeysView | ValuesView
-    ):
-        items: list[Any] = []
-        for item in value:
-            budget.spend(per_item)
-            items.append(_plain(item, budget, depth + 1))
-        return items
-    if callable(value):
-        return None
-    text = str(value)
-    budget.spend(len(text))
-    return text
-
-
-def _json(value: Any, indent: int | str | None, budget: _Budget) -> str:
-    if isinstance(indent, int | float) and not isinstance(indent, bool):
-        # JSON.stringify clamps the indent to 10 and ignores 0 or less
-        width = min(int(indent), 10)
-        indent = width if width > 0 else None
-    elif isinstance(indent, str):
-        indent = indent[:10] or None
-    else:
-        indent = None
-    separators = (",", ":") if indent is None else (",", ": ")
-    plain = _plain(value, budget, 0)
-    return json.dumps(plain, indent=indent, separators=separators, ensure_ascii=False)
-
-
-def js_json(
-    value: Any, indent: int | None = None, limit: int = DEFAULT_LIMIT, *, sort_keys: bool = False
-) -> str:
-    """``JSON.stringify(value, undefined, indent)``: undefined keys left out,
-    numbers as JavaScript writes them, non-ASCII as it is (``sort_keys``: a
-    stable stringify's order)."""
-    if not sort_keys:
-        return _json(value, indent, _Budget(limit, "JSON"))
-    separators = (",", ":") if indent is None else (",", ": ")
-    plain = _plain(value, _Budget(limit, "JSON"), 0)
-    return json.dumps(
-        plain, indent=indent, separators=separators, ensure_ascii=False, sort_keys=True
-    )
-
-
-# -- Nunjucks' built-in filters where Jinja's differ ------------------------
-
 
 @pass_environment
 def dump(environment: Environment, value: Any, indent: int | str | None = None) -> Any:
@@ -242,13 +85,13 @@ def dump(environment: Environment, value: Any, indent: int | str | None = None) 
     undefined (prints nothing; a lone ``${{ x | dump }}`` leaves its key out)."""
     if isinstance(value, Undefined):
         return value
-    return _json(value, indent, _Budget(max_output(environment), "dump"))
+    return json_text(value, indent, Budget(max_output(environment), "dump"))
 
 
 @pass_environment
 def tojson(environment: Environment, value: Any, indent: int | None = None) -> str:
     """Jinja's tojson (JSON safe inside HTML) with the size check of dump."""
-    text = _json(value, indent, _Budget(max_output(environment), "tojson"))
+    text = json_text(value, indent, Budget(max_output(environment), "tojson"))
     grows = sum(text.count(char) for char in "<>&'")
     check_size(environment, len(text) + 5 * grows, "tojson")
     for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("'", "\\u0027")):
@@ -290,9 +133,9 @@ def join(
         items = [environment.getitem(item, attribute) for item in items]
     sep = js_str(separator)
     # one budget for every part: a list may hold the same big list many times
-    budget = _Budget(max_output(environment), "join")
+    budget = Budget(max_output(environment), "join")
     budget.spend(len(sep) * max(len(items) - 1, 0))
-    parts = [_js_text(item, budget) for item in items]
+    parts = [js_text(item, budget) for item in items]
     return sep.join(parts)
 
 
@@ -349,7 +192,7 @@ def urlencode(environment: Environment, value: Any) -> str:
     """encodeURIComponent for strings; ``k=v&...`` for objects and pairs. Encoded
     a slice at a time, each counted (one character may become twelve)."""
     limit = max_output(environment)
-    budget = _Budget(limit, "urlencode")
+    budget = Budget(limit, "urlencode")
     if isinstance(value, Mapping):
         pairs: Iterable[Any] = value.items()
     elif isinstance(value, list | tuple) and all(
@@ -365,7 +208,7 @@ def urlencode(environment: Environment, value: Any) -> str:
     return "&".join(parts)
 
 
-def _quote(text: str, budget: _Budget) -> str:
+def _quote(text: str, budget: Budget) -> str:
     pieces = []
     for start in range(0, len(text), _URL_CHUNK):
         piece = quote(text[start : start + _URL_CHUNK], safe=_URL_SAFE)
@@ -747,7 +590,7 @@ def to_fixed(value: Any, digits: Any = 0) -> str:
         raise TemplateRenderError(f"toFixed() digits must be between 0 and 100, not {places}")
     number = float(value)
     if math.isnan(number) or math.isinf(number) or abs(number) >= 1e21:
-        return _js_scalar(number)
+        return js_scalar(number)
     exact = decimal.Decimal(number).quantize(
         decimal.Decimal(1).scaleb(-places), rounding=decimal.ROUND_HALF_UP
     )
@@ -759,7 +602,7 @@ def number_to_string(value: Any, radix: Any = 10) -> str:
     """JavaScript's ``n.toString(radix)`` (a radix other than 10 for integers only)."""
     base = int(radix)
     if base == 10 or not (isinstance(value, int) or float(value).is_integer()):
-        return _js_scalar(value)
+        return js_scalar(value)
     if not 2 <= base <= 36:
         raise TemplateRenderError(f"toString() radix must be between 2 and 36, not {base}")
     number = int(value)

@@ -326,6 +326,6 @@ def _timed(call: Any) -> Any:
 
 
 def _text(value: Any) -> str:
-    from falsework.templating.filters import js_str
+    from falsework.templating.jsvalue import js_str
 
     return str(js_str(value))

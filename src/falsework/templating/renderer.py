@@ -18,9 +18,9 @@ from falsework.errors import (
     TemplateSecurityError,
     TemplateSyntaxError,
 )
-from falsework.templating import filters as f
 from falsework.templating import portability
 from falsework.templating.environment import SandboxEnvironment
+from falsework.templating.jsvalue import to_plain
 from falsework.templating.syntax import check_ast, is_quick, to_jinja
 from falsework.templating.watchdog import WATCHDOG, RenderTimeout
 
@@ -376,7 +376,7 @@ class Renderer:
                 raise _runtime_error(source, exc) from None
             if isinstance(result, Undefined):
                 return MISSING
-            return f.to_plain(result, self.max_output)
+            return to_plain(result, self.max_output)
         text = self._run_text(compiled.template, variables, source)
         return MISSING if text == "" else text
 

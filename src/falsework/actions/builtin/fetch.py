@@ -28,7 +28,7 @@ from falsework.errors import (
     UnsafePathError,
 )
 from falsework.globs import matches_or_under
-from falsework.templating.filters import js_json
+from falsework.templating.jsvalue import js_json
 
 if TYPE_CHECKING:
     from falsework.templating import Renderer
