@@ -78,5 +78,6 @@ def test_a_task_made_through_the_api_is_announced(hooked: Server, receiver: Rece
     assert delivery == got.id
     # the delivery task is nobody's: its owner-less spec is for admins only
     assert alice.get(f"{API}/tasks/{delivery}").status_code == 403
-    seen = admin.get(f"{API}/tasks/{delivery}").json()
+    # the delivery writes its outcome on the announced task before it finishes itself
+    seen = wait_for_status(admin, delivery, ("completed", "failed"))
     assert seen["status"] == "completed" and seen["spec"]["kind"] == "WebhookDelivery"
