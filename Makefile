@@ -43,7 +43,7 @@ test: lint typecheck pytest
 screenshots: setup
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-chromium.sh
-	FALSEWORK_SCREENSHOTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/web
+	FALSEWORK_SCREENSHOTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/acceptance/web
 
 # The peers (PgQueuer, Procrastinate, cookiecutter, copier) live only in .venv-bench.
 # BENCH_ARGS=--quick for a smoke run; --only NAME,... for some of them.

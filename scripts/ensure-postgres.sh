@@ -21,7 +21,7 @@ for db in falsework_test falsework_bench; do
     echo "created database $db"
   fi
 done
-# PgBouncer, for tests/api/test_pgbouncer.py (Falsework behind it in session mode)
+# PgBouncer, for tests/acceptance/api/test_pgbouncer.py (Falsework behind it in session mode)
 if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
   echo "installing pgbouncer"
   apt-get install -y -q pgbouncer >/dev/null 2>&1 \

@@ -27,7 +27,7 @@ import yaml
 from support.serve import clean_env, free_port, stop_process, wait_healthy
 
 TESTS = Path(__file__).resolve().parent.parent
-TEMPLATES = TESTS / "api" / "templates"
+TEMPLATES = TESTS / "support" / "api_templates"
 FALSEWORK = Path(sys.executable).with_name("falsework")
 PG_URL = os.environ.get(
     "FALSEWORK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/falsework_test"

@@ -1,0 +1,7 @@
+"""Short timings, a broker and a store on each dialect (tests/support/engine.py)."""
+
+from __future__ import annotations
+
+from support.engine import broker, make_settings, settings, store
+
+__all__ = ["broker", "make_settings", "settings", "store"]  # fixtures
