@@ -17,11 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.text import Text
 
-from falsework.actions.git import GitPolicy
-from falsework.cli import remote
 from falsework.cli.output import console as new_console
 from falsework.cli.output import escape as escape_markup
-from falsework.cli.prompts import Questions
 from falsework.config import Settings, load_settings
 from falsework.errors import FalseworkError
 from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
@@ -88,6 +85,8 @@ def run(
             given = _values(tpl, values_file, sets or [])
             secret_values = dict(_pair(s, "--secret") for s in secrets or [])
             if sys.stdin.isatty():
+                from falsework.cli.prompts import Questions
+
                 questions = Questions(tpl, err, defaults=defaults)
                 given = questions.run(given)
                 secret_values.update(questions.secrets)
@@ -141,6 +140,10 @@ def _find(ref: str, settings: Settings, cleanup: contextlib.ExitStack, err: Cons
     path = Path(ref)
     if path.exists():
         return _load(path)
+    # a local run of a local template needs neither (the git and HTTP policies)
+    from falsework.actions.git import GitPolicy
+    from falsework.cli import remote
+
     source = remote.parse(ref)
     if source is None:
         return TemplateCatalog(settings.template_dirs).get(ref)

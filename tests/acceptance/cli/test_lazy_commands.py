@@ -84,3 +84,33 @@ def test_run_help_prints_brackets_as_text() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "gh:OWNER/REPO[/PATH][@REF]" in " ".join(done.stdout.split())
+
+
+def test_run_of_a_debug_template_imports_no_forge_client_nor_server(tmp_path: Path) -> None:
+    hello = Path(__file__).resolve().parents[2] / "examples" / "templates" / "hello-world"
+    out = tmp_path / "out"
+    probe = (
+        "import json, sys\n"
+        "from falsework.cli.main import main\n"
+        f"sys.argv = ['falsework', 'run', {str(hello)!r}, '--set', 'name=x', '-o', {str(out)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print(json.dumps([code, sorted(sys.modules)]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
+    code, modules = json.loads(done.stdout.rstrip().rpartition("\n")[2])
+    assert code == 0, done.stderr
+    assert "Hello, x!" in done.stdout
+    tops = {m.split(".")[0] for m in modules}
+    assert not tops & {"githubkit", "fastapi", "uvicorn", "starlette", "sqlalchemy", "alembic"}
+    assert "falsework.actions.builtin.debug" in modules
+    families = [m for m in modules if m.startswith("falsework.actions.builtin.")]
+    assert families == ["falsework.actions.builtin.debug"]
+    assert not [m for m in modules if m.startswith(("falsework.engine", "falsework.api"))]

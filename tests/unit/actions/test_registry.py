@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import json
+import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +15,10 @@ import jsonschema
 import pytest
 from pydantic import Field
 
-from falsework.actions import ActionContext, ActionInput, ActionRegistry, action
+from falsework.actions import ActionContext, ActionInput, ActionRegistry, action, builtin
 from falsework.actions import docs as action_docs
+from falsework.actions.contract import Action
+from falsework.actions.policies import SourcePolicy
 from falsework.errors import ConflictError, NotFoundError
 
 BACKSTAGE_IDS = {
@@ -44,6 +52,61 @@ def test_input_schemas_are_valid_json_schema_with_backstage_names() -> None:
         assert body["id"] == item.id and body["schema"]["input"] is item.input_schema
     props = ActionRegistry.builtin().get("fetch:template").input_schema["properties"]
     assert {"url", "targetPath", "copyWithoutTemplating", "templateFileExtension"} <= set(props)
+
+
+def _defined_builtins() -> dict[str, Action[Any]]:
+    """Every action the modules of ``actions/builtin/`` define, each imported."""
+    found: dict[str, Action[Any]] = {}
+    for info in pkgutil.iter_modules(builtin.__path__):
+        module = importlib.import_module(f"{builtin.__name__}.{info.name}")
+        for value in vars(module).values():
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, Action):
+                    found[item.id] = item
+    return found
+
+
+def test_the_lazy_table_names_the_module_that_defines_each_builtin() -> None:
+    defined = _defined_builtins()
+    assert {i: a.handler.__module__ for i, a in defined.items()} == builtin.MODULES
+    registry = ActionRegistry.builtin()
+    assert registry.ids() == sorted(defined)
+    for action_id, item in defined.items():
+        assert registry.get(action_id) is item
+
+
+def test_a_family_is_imported_only_when_one_of_its_actions_is_asked_for() -> None:
+    probe = (
+        "import json, sys\n"
+        "from falsework.actions import ActionRegistry\n"
+        "registry = ActionRegistry.builtin()\n"
+        "ids = registry.ids()\n"
+        "before = sorted(sys.modules)\n"
+        "registry.get('debug:log')\n"
+        "after_debug = sorted(sys.modules)\n"
+        "registry.get('github:webhook')\n"
+        "print(json.dumps([len(ids), before, after_debug, sorted(sys.modules)]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    count, before, after_debug, after_github = json.loads(done.stdout)
+    assert count == len(builtin.MODULES)
+    families = {m for m in builtin.MODULES.values()}
+    assert not families & set(before)
+    assert families & set(after_debug) == {"falsework.actions.builtin.debug"}
+    assert "githubkit" not in after_debug
+    assert {"falsework.actions.builtin.github", "githubkit"} <= set(after_github)
+
+
+def test_a_lazy_builtin_gets_its_family_settings_and_keeps_its_id() -> None:
+    policy = SourcePolicy(roots=(Path("/srv/templates"),))
+    registry = ActionRegistry.builtin(settings=(policy,))
+    assert "fetch:template" in registry and "fetch:nothing" not in registry
+    assert registry.get("fetch:template").settings is policy
+    assert registry.get("fetch:plain").settings is policy
+    with pytest.raises(ConflictError):
+        registry.register(dataclasses.replace(shout, id="publish:gitlab"))
 
 
 class ShoutInput(ActionInput):
