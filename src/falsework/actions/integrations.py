@@ -16,15 +16,19 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
 import certifi
-import httpx
 
-from falsework.actions.egress import EgressPolicy, EgressTransport
+from falsework.actions.egress import EgressPolicy
 from falsework.actions.git import GitPolicy
 from falsework.errors import InputError
+
+if TYPE_CHECKING:
+    # imported by the clients' makers: the configuration reads this module, and
+    # a run that makes no HTTP call needs no httpx
+    import httpx
 
 Kind = Literal["github", "gitlab", "gitea", "bitbucketCloud", "bitbucketServer", "azure"]
 
@@ -89,6 +93,8 @@ class Integrations:
 
     def http_transport(self) -> httpx.AsyncBaseTransport:
         """Every HTTP client of these actions connects through the egress policy."""
+        from falsework.actions.transport import EgressTransport
+
         return EgressTransport(self.egress, verify=_ssl_context())
 
     def host(self, kind: Kind, host: str) -> ForgeHost | None:
@@ -117,6 +123,8 @@ class Integrations:
     def client(
         self, base_url: str, headers: dict[str, str], timeout: float = 60.0
     ) -> httpx.AsyncClient:
+        import httpx
+
         return httpx.AsyncClient(
             base_url=base_url,
             headers=headers,

@@ -109,7 +109,7 @@ def test_run_of_a_debug_template_imports_no_forge_client_nor_server(tmp_path: Pa
     assert code == 0, done.stderr
     assert "Hello, x!" in done.stdout
     tops = {m.split(".")[0] for m in modules}
-    assert not tops & {"githubkit", "fastapi", "uvicorn", "starlette", "sqlalchemy", "alembic"}
+    assert not tops & {"githubkit", "httpx", "httpcore", "fastapi", "uvicorn", "sqlalchemy"}
     assert "falsework.actions.builtin.debug" in modules
     families = [m for m in modules if m.startswith("falsework.actions.builtin.")]
     assert families == ["falsework.actions.builtin.debug"]

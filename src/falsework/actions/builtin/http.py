@@ -25,12 +25,8 @@ from pydantic import Field
 
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
-from falsework.actions.egress import (
-    EgressPolicy,
-    EgressTransport,
-    unreachable,
-    unreachable_message,
-)
+from falsework.actions.egress import EgressPolicy, unreachable, unreachable_message
+from falsework.actions.transport import EgressTransport
 from falsework.errors import ActionError, InputError, UnreachableError
 from falsework.templating import is_truthy
 
