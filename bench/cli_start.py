@@ -10,12 +10,19 @@ Medians of ``--rounds`` runs each, with the spread (min-max); the ratio is
 Falsework's median over the peer's (target: <= 1.0). Run in ``.venv-bench``,
 where the peers are installed (``make bench``).
 
+The peers are installed from wheels, so pip compiled their bytecode; Falsework is
+installed editable, and with ``PYTHONDONTWRITEBYTECODE`` set (as on the
+benchmark machine) it would compile every module of its own at each start. The
+bench compiles the package once first (``compileall``), as installing it from
+its wheel would.
+
     python -m bench.cli_start [--rounds 9] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import shutil
 import statistics
@@ -25,6 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import falsework as package
 from bench.common import emit, log
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     rounds = 3 if args.quick else args.rounds
     falsework, cookiecutter, copier = _tool("falsework"), _tool("cookiecutter"), _tool("copier")
+    compileall.compile_dir(Path(package.__file__).parent, quiet=1)
     work = Path(tempfile.mkdtemp(prefix="bench-cli-"))
     try:
         template = _cookiecutter_template(work)
