@@ -11,6 +11,7 @@ The layout::
           secrets.yaml         optional: the secrets (a mapping of strings)
           expect.yaml          optional: status, error, output, absent, contains, check...
           http/*.yaml          optional: canned answers for http:request
+          edits/               optional, with upgrade-from: files the team changed or added
           snapshot/            the expected result (written by the first run or --update)
 
 A case folder is one that holds ``values.yaml``. Anything wrong in a case's own
@@ -29,7 +30,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from falsework.actions.rehearsal import DEFAULT_USER, HttpAnswer
 from falsework.errors import FalseworkError, InputError
@@ -38,6 +46,7 @@ from falsework.templates.catalog import candidate_files
 
 TESTS_DIR = "tests"
 SNAPSHOT_DIR = "snapshot"
+EDITS_DIR = "edits"
 
 
 class CaseError(FalseworkError):
@@ -77,6 +86,34 @@ class Expect(_Strict):
     snapshot: bool = True  # False: no snapshot/, only these expectations
     user: dict[str, Any] | None = None  # what the template sees as user
     seed: str | None = None  # the task id's seed (default: the case's id)
+    # An upgrade case: a repository made at this ref of the template's own git
+    # repository (the values are its answers), edited by its team (edits/ and
+    # deleted:), updated to the working copy (set: answers added as --set does).
+    upgrade_from: str | None = Field(None, alias="upgrade-from", min_length=1)
+    conflicts: list[str] = Field(default_factory=list)  # exactly these conflict
+    deleted: list[str] = Field(default_factory=list)  # the team deleted these
+    set_answers: dict[str, Any] = Field(default_factory=dict, alias="set")
+
+    @model_validator(mode="after")
+    def _upgrade(self) -> Expect:
+        if self.upgrade_from is None:
+            given = [k for k in ("conflicts", "deleted", "set_answers") if getattr(self, k)]
+            if given:
+                named = ", ".join(k.removesuffix("_answers") for k in given)
+                raise ValueError(f"{named}: only with upgrade-from")
+            return self
+        if self.status == "invalid":
+            raise ValueError(
+                "status invalid does not go with upgrade-from (the answers are "
+                "those the repository was made with)"
+            )
+        unused = [k for k in ("output", "user", "seed") if getattr(self, k) is not None]
+        if unused:
+            raise ValueError(
+                f"{', '.join(unused)}: not with upgrade-from (an update renders "
+                "as falsework update does: its own user and seed, no output)"
+            )
+        return self
 
     @field_validator("contains", mode="before")
     @classmethod
@@ -236,6 +273,10 @@ def load_case(template: Template, folder: Path) -> Case:
         expect = Expect.model_validate(read_yaml(expect_file, {}) if expect_file.is_file() else {})
     except ValidationError as exc:
         raise _model_error(expect_file, exc) from None
+    if expect.upgrade_from is None and (folder / EDITS_DIR).exists():
+        raise CaseError(
+            f"{folder / EDITS_DIR}: the team's edits go with upgrade-from in expect.yaml"
+        )
     return Case(
         template=template,
         name=folder.name,

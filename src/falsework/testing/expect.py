@@ -29,6 +29,7 @@ from falsework.confine import Tree
 from falsework.testing.cases import Case, Check
 from falsework.testing.rehearse import File, Rendered
 from falsework.testing.snapshot import Problem
+from falsework.testing.upgrade import conflict_excerpt
 
 # What a check command sees of the environment (the rest stays out: tokens).
 CHECK_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "VIRTUAL_ENV", "PYTHONPATH", "TZ")
@@ -40,6 +41,8 @@ def check_expectations(case: Case, result: Rendered) -> list[Problem]:
     problems = _status(case, result)
     if problems:
         return problems  # the rest is about a result that is not the one expected
+    if result.update is not None and result.status == "completed":
+        problems += _conflicts(case, result)
     if expect.output is not None:
         missing = _subset_problems(expect.output, result.output, "output")
         if missing:
@@ -85,6 +88,8 @@ def _status(case: Case, result: Rendered) -> list[Problem]:
         if result.invalid is not None:
             where = f"page {result.invalid.page}" if result.invalid.page else "the values"
             why = f": {where} refused: " + "; ".join(result.invalid.messages)
+        elif result.error is not None and result.error.get("step") is None:
+            why = f": {result.error.get('message')}"
         elif result.error is not None:
             why = f": step {result.error.get('step')} failed: {result.error.get('message')}"
         return [Problem("status", f"expected status {expect.status}, got {result.status}{why}")]
@@ -135,6 +140,36 @@ def _status(case: Case, result: Rendered) -> list[Problem]:
     if wanted.match is not None and not any(re.search(wanted.match, m) for m in messages):
         problems.append(
             Problem("error message differs", f"no error message matches {wanted.match!r}")
+        )
+    return problems
+
+
+def _conflicts(case: Case, result: Rendered) -> list[Problem]:
+    """An upgrade case's conflicts against ``conflicts:`` (exactly those)."""
+    assert result.update is not None
+    found = {str(c["path"]): str(c["kind"]) for c in result.update.get("conflicts") or []}
+    wanted = set(case.expect.conflicts)
+    problems: list[Problem] = []
+    for path in sorted(set(found) - wanted):
+        file = result.files.get(path)
+        markers = conflict_excerpt(file.data.decode("utf-8", "replace")) if file else ""
+        shown = markers or (
+            "(no conflict markers: one side deleted the file, the other changed it; the "
+            "result keeps the changed one)\n"
+            if file
+            else "(no conflict markers; the file is not in the result)\n"
+        )
+        problems.append(
+            Problem(
+                "unexpected conflict",
+                f"{path}: {found[path]} updating to the working copy",
+                f"{path}:\n{shown}",
+                path,
+            )
+        )
+    for path in sorted(wanted - set(found)):
+        problems.append(
+            Problem("expected conflict", f"{path}: expected to conflict, merged cleanly", "", path)
         )
     return problems
 

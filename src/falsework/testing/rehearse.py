@@ -74,6 +74,7 @@ class Rendered:
     calls: list[JSONObject] = field(default_factory=list)  # recorded calls, without files
     error: JSONObject | None = None  # {name, message, step}
     invalid: Invalid | None = None
+    update: JSONObject | None = None  # an upgrade case's: {from, conflicts, answers}
 
 
 class Rehearser(Protocol):

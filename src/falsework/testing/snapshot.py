@@ -3,7 +3,9 @@
 
 The snapshot is the tree the publish step would push (or the workspace when
 nothing is pushed) plus ``_output.json`` (the template's output: links, text)
-and ``_steps.json`` (each step's final status, error and recorded calls).
+and ``_steps.json`` (each step's final status, error and recorded calls); an
+upgrade case's is the updated repository plus ``_update.json`` (the version it
+came from, the conflicts, the answers of the new version).
 Compared by file set, bytes and executable bits; a difference comes with a
 unified diff (a binary file by its size and SHA-256). The snapshot folder is
 read and written through :class:`~falsework.confine.Tree`: a link planted in it
@@ -27,6 +29,7 @@ from falsework.testing.rehearse import File, Rendered
 
 OUTPUT = "_output.json"
 STEPS = "_steps.json"
+UPDATE = "_update.json"
 MAX_DIFF_LINES = 200
 
 
@@ -47,14 +50,18 @@ def as_json(value: Any) -> bytes:
 def snapshot_files(rendered: Rendered) -> dict[str, File]:
     """What ``snapshot/`` holds for a rendered case."""
     files = dict(rendered.files)
-    for name in (OUTPUT, STEPS):
+    own: dict[str, Any] = (
+        {UPDATE: rendered.update}
+        if rendered.update is not None
+        else {OUTPUT: rendered.output, STEPS: rendered.steps}
+    )
+    for name, value in own.items():
         if name in files:
             raise FalseworkError(
                 f"the template writes {name} at the top of its result, the name the "
                 "snapshot keeps for its own; rename that file"
             )
-    files[OUTPUT] = File(as_json(rendered.output))
-    files[STEPS] = File(as_json(rendered.steps))
+        files[name] = File(as_json(value))
     return files
 
 
@@ -114,7 +121,11 @@ def compare(expected: dict[str, Stored], actual: dict[str, File]) -> list[Proble
                 )
                 continue
             if stored.file.data != now.data:
-                kind = {OUTPUT: "output differs", STEPS: "steps differ"}.get(path, "file differs")
+                kind = {
+                    OUTPUT: "output differs",
+                    STEPS: "steps differ",
+                    UPDATE: "update differs",
+                }.get(path, "file differs")
                 problems.append(
                     Problem(kind, f"{path}: differs", _diff(path, stored.file, now), path)
                 )

@@ -29,6 +29,7 @@ from falsework.testing.snapshot import (
     snapshot_files,
     write_snapshot,
 )
+from falsework.testing.upgrade import Upgrader
 
 Verdict = Literal["passed", "failed", "broken"]
 
@@ -92,11 +93,19 @@ def plan(paths: list[Path], patterns: tuple[str, ...] = ()) -> Plan:
     return found
 
 
-async def run_case(case: Case, rehearser: Rehearser, options: Options) -> Outcome:
+async def run_case(
+    case: Case, rehearser: Rehearser, options: Options, upgrader: Upgrader | None = None
+) -> Outcome:
+    """One case: rehearsed by ``rehearser``, or an upgrade case (``upgrade-from``)
+    computed here by ``upgrader`` (whatever the rehearser: updates are computed
+    on the machine that runs ``falsework update``)."""
     started = time.perf_counter()
     outcome = Outcome(case.id, case.template.ref, "passed", where=case.folder)
     try:
-        result = await rehearse(case, rehearser)
+        if case.expect.upgrade_from is not None:
+            result = await (upgrader or Upgrader()).upgrade(case)
+        else:
+            result = await rehearse(case, rehearser)
         outcome.result = result
         outcome.problems = check_expectations(case, result)
         if not outcome.problems and options.run_checks:
@@ -158,6 +167,7 @@ async def run_suite(
     """Run the planned cases one after the other (each is CPU work here; a server
     limits each user's dry runs at once), then judge the unused snapshots."""
     outcomes: list[Outcome] = []
+    upgrader = Upgrader()
 
     def done(outcome: Outcome) -> None:
         outcomes.append(outcome)
@@ -175,7 +185,7 @@ async def run_suite(
             )
         )
     for case in found.cases:
-        done(await run_case(case, rehearser, options))
+        done(await run_case(case, rehearser, options, upgrader))
     for case_id, ref, folder in found.unused:
         outcome = Outcome(case_id, ref, "passed", where=folder.parent, unused=True)
         if options.update:

