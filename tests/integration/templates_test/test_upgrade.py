@@ -199,7 +199,8 @@ def test_a_new_required_parameter_refuses_the_update_until_set(repo: Path) -> No
 
 def test_a_renamed_parameter_is_mapped_as_the_update_maps_it(repo: Path) -> None:
     write(repo / "template.yaml", template_yaml(rename=True))
-    where = upgrade_case(repo, "renamed", {"upgrade-from": "v1"})
+    v1 = git("rev-parse", "v1", cwd=repo).strip()
+    where = upgrade_case(repo, "renamed", {"upgrade-from": v1})  # a commit, too
     run = run_cli(repo)
     assert run.code == 0, run.out
     update = json.loads((where / "snapshot" / "_update.json").read_text())
@@ -220,6 +221,18 @@ def test_broken_upgrade_cases_exit_2_saying_why(repo: Path, tmp_path: Path) -> N
     upgrade_case(repo, "bad-delete", {"upgrade-from": "v1", "deleted": ["nope.txt"]})
     run = run_cli(repo, "-k", "bad-delete")
     assert run.code == 2 and "deleted: nope.txt is not a file of the repository" in run.out
+    # answers the old version refuses: values.yaml is what the repository was made with
+    write(repo / "tests" / "unfit" / "values.yaml", yaml.safe_dump({"name": "payments"}))
+    write(repo / "tests" / "unfit" / "expect.yaml", "upgrade-from: v1\n")
+    run = run_cli(repo, "-k", "unfit")
+    assert run.code == 2 and "does not fit the template at v1" in run.out
+    assert "requires property" in run.out and "remote" in run.out
+    # a commit where the template was not yet at its path
+    empty = git("hash-object", "-t", "tree", "/dev/null", cwd=repo).strip()
+    early = git("commit-tree", empty, "-m", "before the template", cwd=repo).strip()
+    upgrade_case(repo, "too-early", {"upgrade-from": early})
+    run = run_cli(repo, "-k", "too-early")
+    assert run.code == 2 and "'templates/service' is not in commit" in run.out
     upgrade_case(repo, "stray", {"conflicts": ["README.md"]})
     run = run_cli(repo, "-k", "stray")
     assert run.code == 2 and "conflicts: only with upgrade-from" in run.out
