@@ -7,7 +7,15 @@ versions, Dockerfile or not, tags, remotes), hello-world names, both failures of
 fail, wait's durations. The first run writes the generated cases' snapshots;
 then the timed runs: a real `falsework templates test DIR --ci` process each
 (Python start and imports included), every case rehearsed and compared with its
-snapshot. Median of the runs.
+snapshot. Median of the runs, and of the suite's own time as its summary line
+gives it (the process less its start-up and imports: on a loaded machine the
+start-up is most of the difference).
+
+Then upgrade cases (``upgrade-from:``), apart: the copy becomes a git repository
+tagged v1, python-service's skeleton changes (a README line, a dev dependency),
+and ``UPGRADES`` cases update a repository made at v1 and edited by its team (a
+file added, one deleted) to that working copy. Timed like the suite, with
+``-k upgrade-``; per upgrade case against per ordinary case of the same run.
 
     python -m bench.templates_test [--quick]
 """
@@ -15,6 +23,8 @@ snapshot. Median of the runs.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -28,6 +38,7 @@ import yaml
 from bench.common import REPO_ROOT, emit, log, machine
 
 CASES = 100
+UPGRADES = 10
 TARGET_S = 10.0
 FALSEWORK = Path(sys.executable).with_name("falsework")
 
@@ -90,6 +101,60 @@ def build(root: Path) -> int:
     return have
 
 
+def add_upgrades(root: Path) -> None:
+    """The copy as a git repository tagged v1, python-service changed since, and
+    ``UPGRADES`` upgrade cases from v1 to that working copy."""
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    env |= {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.com"}
+    env |= {"GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        ["commit", "-qm", "v1"],
+        ["tag", "v1"],
+    ):
+        subprocess.run(["git", *args], cwd=root, env=env, check=True)
+    service = root / "python-service"
+    readme = service / "skeleton" / "README.md"
+    readme.write_text(
+        readme.read_text().replace(".venv/bin/pytest\n", ".venv/bin/pytest\nmake lint\n")
+    )
+    pyproject = service / "skeleton" / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('["pytest>=8"]', '["pytest>=8", "ruff>=0.5"]')
+    )
+    for n in range(UPGRADES):
+        pages = [
+            {"name": f"upgraded-{n}", "owner": "group:default/payments-team"},
+            {"repoUrl": f"github.com?owner=acme&repo=upgraded-{n}"},
+        ]
+        folder = service / "tests" / f"upgrade-{n}"
+        _case(folder, pages, {"upgrade-from": "v1", "deleted": ["tests/test_app.py"]})
+        (folder / "edits").mkdir()
+        (folder / "edits" / "NOTES.md").write_text(f"Team {n}'s notes.\n")
+
+
+def in_process(done: subprocess.CompletedProcess[str]) -> float:
+    """The suite's own seconds, from its summary line (``... in 1.23s``)."""
+    found = re.search(r" in ([0-9.]+)s$", done.stdout.strip().splitlines()[-1])
+    assert found is not None, done.stdout
+    return float(found.group(1))
+
+
+def timed(root: Path, runs: int, label: str, *args: str) -> tuple[list[float], list[float]]:
+    """``runs`` timed ``--ci`` runs: (process seconds, the suite's own seconds)."""
+    times: list[float] = []
+    own: list[float] = []
+    for i in range(runs):
+        seconds, done = run(root, "--ci", *args)
+        if done.returncode != 0:
+            raise SystemExit(f"{label} run {i + 1} failed:\n{done.stdout}{done.stderr}")
+        log(f"{label} run {i + 1}: {seconds:.2f} s ({done.stdout.splitlines()[-1]})")
+        times.append(seconds)
+        own.append(in_process(done))
+    return times, own
+
+
 def run(root: Path, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
     started = time.perf_counter()
     done = subprocess.run(
@@ -114,14 +179,12 @@ def main() -> None:
         if done.returncode != 0:
             raise SystemExit(f"the first run failed:\n{done.stdout}{done.stderr}")
         log(f"{cases} cases; first run (writes the new snapshots) {first:.2f} s")
-        times = []
-        for i in range(runs):
-            seconds, done = run(root, "--ci")
-            if done.returncode != 0:
-                raise SystemExit(f"run {i + 1} failed:\n{done.stdout}{done.stderr}")
-            passed = done.stdout.splitlines()[-1]
-            log(f"run {i + 1}: {seconds:.2f} s ({passed})")
-            times.append(seconds)
+        times, own = timed(root, runs, "suite")
+        add_upgrades(root)
+        first_upgrade, done = run(root, "-k", "upgrade-")
+        if done.returncode != 0:
+            raise SystemExit(f"the first upgrade run failed:\n{done.stdout}{done.stderr}")
+        up_times, up_own = timed(root, runs, "upgrades", "-k", "upgrade-")
     median = statistics.median(times)
     emit(
         "templates_test",
@@ -132,8 +195,26 @@ def main() -> None:
         runs=runs,
         first_run_s=round(first, 2),
         per_case_ms=round(median / cases * 1000, 1),
+        suite_in_process_s=round(statistics.median(own), 2),
+        in_process_per_case_ms=round(statistics.median(own) / cases * 1000, 1),
+        spread_s=[round(t, 2) for t in times],
         target_s=TARGET_S,
         ok=median < TARGET_S,
+        load=os.getloadavg()[0],
+        **machine(),
+    )
+    emit(
+        "templates_test",
+        "falsework",
+        "upgrade_cases_seconds",
+        round(statistics.median(up_times), 2),
+        cases=UPGRADES,
+        runs=runs,
+        first_run_s=round(first_upgrade, 2),
+        in_process_s=round(statistics.median(up_own), 2),
+        in_process_per_case_ms=round(statistics.median(up_own) / UPGRADES * 1000, 1),
+        spread_s=[round(t, 2) for t in up_times],
+        load=os.getloadavg()[0],
         **machine(),
     )
 

@@ -103,7 +103,12 @@ async def run_case(
     outcome = Outcome(case.id, case.template.ref, "passed", where=case.folder)
     try:
         if case.expect.upgrade_from is not None:
-            result = await (upgrader or Upgrader()).upgrade(case)
+            own = upgrader or Upgrader()
+            try:
+                result = await own.upgrade(case)
+            finally:
+                if upgrader is None:
+                    await own.aclose()
         else:
             result = await rehearse(case, rehearser)
         outcome.result = result
@@ -184,8 +189,11 @@ async def run_suite(
                 where=broken.where,
             )
         )
-    for case in found.cases:
-        done(await run_case(case, rehearser, options, upgrader))
+    try:
+        for case in found.cases:
+            done(await run_case(case, rehearser, options, upgrader))
+    finally:
+        await upgrader.aclose()
     for case_id, ref, folder in found.unused:
         outcome = Outcome(case_id, ref, "passed", where=folder.parent, unused=True)
         if options.update:

@@ -29,13 +29,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from falsework.actions.git import GitPolicy
 from falsework.errors import FalseworkError
 from falsework.runner.dry_run import write_files
-from falsework.templates import ParameterValidationError, validate_values
+from falsework.templates import ParameterValidationError, Template, validate_values
 from falsework.testing.cases import EDITS_DIR, Case, CaseError
 from falsework.testing.rehearse import Rendered, template_files
 from falsework.testing.snapshot import read_snapshot
@@ -55,14 +56,29 @@ BRANCH = (
 DATE = "@946684800 +0000"  # 2000-01-01: the commits made here are the same for the same trees
 
 
+@dataclass(frozen=True)
+class _Old:
+    """A template's folder read at an older ref."""
+
+    commit: str
+    template: Template
+
+
 class Upgrader:
     """Runs upgrade cases through one runner with an update's limits (made on
-    first use: a suite without upgrade cases never builds it)."""
+    first use: a suite without upgrade cases never builds it). What the cases of
+    a suite share is made once: the repository the cases' commits go in, each
+    template's working copy as a template repository, each older version read
+    from git. :meth:`aclose` removes it all."""
 
     def __init__(self, settings: Any = None) -> None:
         self._settings = settings
         self._runner: WorkflowRunner | None = None
         self.policy = GitPolicy.local()
+        self._root: Path | None = None
+        self._target: Repo | None = None
+        self._working: dict[Path, Repo] = {}
+        self._old: dict[tuple[Path, str], _Old] = {}
 
     @property
     def runner(self) -> WorkflowRunner:
@@ -73,36 +89,58 @@ class Upgrader:
             self._runner = for_updates(workflow_runner(self._settings or load_settings()))
         return self._runner
 
+    async def _folder(self, name: str) -> Path:
+        if self._root is None:
+            self._root = Path(
+                await asyncio.to_thread(tempfile.mkdtemp, prefix="falsework-upgrade-")
+            )
+        return self._root / name
+
+    async def aclose(self) -> None:
+        if self._root is not None:
+            await asyncio.to_thread(shutil.rmtree, self._root, True)
+        self._root, self._target = None, None
+        self._working.clear()
+        self._old.clear()
+
     async def upgrade(self, case: Case) -> Rendered:
         ref = case.expect.upgrade_from
         assert ref is not None and case.folder is not None
         where = f"{case.folder / 'expect.yaml'}: upgrade-from {ref}"
-        work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="falsework-upgrade-"))
+        if self._target is None:
+            self._target = await Repo.init_bare(await self._folder("project.git"), self.policy)
+        target = self._target
+        source = await self._working_copy(case)
+        state, created, tree = await self._created(case, ref, where, target, source)
+        head = await self._edited(case, target, state, created, tree)
         try:
-            target = await Repo.init_bare(work / "project.git", self.policy)
-            state = await self._created(case, ref, where, target, work)
-            head = await self._edited(case, target, state)
-            await self._working_copy(case, work)
-            try:
-                plan = await plan_update(
-                    target, head, self.runner, to=BRANCH, overrides=case.expect.set_answers
-                )
-            except FalseworkError as exc:  # the update is refused: a result, not a broken case
-                return Rendered(
-                    status="failed",
-                    error={"name": type(exc).__name__, "message": exc.message, "step": None},
-                    update={"from": ref, "to": BRANCH, "conflicts": [], "answers": {}},
-                )
-            return await self._result(plan, ref, target, work / "merged")
+            plan = await plan_update(
+                target,
+                head,
+                self.runner,
+                to=BRANCH,
+                overrides=case.expect.set_answers,
+                template_git=source,
+            )
+        except FalseworkError as exc:  # the update is refused: a result, not a broken case
+            return Rendered(
+                status="failed",
+                error={"name": type(exc).__name__, "message": exc.message, "step": None},
+                update={"from": ref, "to": BRANCH, "conflicts": [], "answers": {}},
+            )
+        merged = await self._folder("merged")
+        try:
+            return await self._result(plan, ref, target, merged)
         finally:
-            await asyncio.to_thread(shutil.rmtree, work, True)
+            await asyncio.to_thread(shutil.rmtree, merged, True)
 
-    async def _created(
-        self, case: Case, ref: str, where: str, target: Repo, work: Path
-    ) -> ScaffoldState:
-        """The repository as the template made it at ``ref``: the pristine
-        commit, and the state file on top (branch ``main``)."""
+    async def _old_version(self, case: Case, ref: str, where: str) -> _Old:
+        """The template's folder at ``ref`` of the git repository it is in (read
+        once per suite)."""
         template = case.template
+        known = self._old.get((template.path, ref))
+        if known is not None:
+            return known
         try:
             origin = await open_clone(template.directory, self.policy)
         except UpdateError:
@@ -117,7 +155,7 @@ class Upgrader:
         commit = await origin.rev(f"{ref}^{{commit}}")
         if commit is None:
             raise CaseError(f"{where}: no tag, branch or commit {ref!r} in {top}")
-        old_folder = work / "old-template"
+        old_folder = await self._folder(f"old-{len(self._old)}")
         try:
             await extract(origin, commit, path, old_folder)
             old = await asyncio.to_thread(find_template, old_folder, template.ref)
@@ -125,45 +163,54 @@ class Upgrader:
             raise CaseError(f"{where}: {exc.message}") from None
         except FalseworkError as exc:
             raise CaseError(f"{where}: the template there cannot be read: {exc.message}") from None
+        self._old[(template.path, ref)] = known = _Old(commit, old)
+        return known
+
+    async def _created(
+        self, case: Case, ref: str, where: str, target: Repo, source: Repo
+    ) -> tuple[ScaffoldState, str, str]:
+        """The repository as the template made it at ``ref``: the pristine
+        commit, and the state file on top (its commit and tree)."""
+        old = await self._old_version(case, ref, where)
         try:
-            answers = validate_values(old, case.values())
+            answers = validate_values(old.template, case.values())
         except ParameterValidationError as exc:
             raise CaseError(
                 f"{where}: values.yaml (the answers the repository was made with) does not "
                 f"fit the template at {ref}: {'; '.join(str(e['stack']) for e in exc.errors)}"
             ) from None
+        workspace = await self._folder("old-render")
         try:
-            tree = await render(self.runner, old, answers, "", work / "old-render", target)
+            tree = await render(self.runner, old.template, answers, "", workspace, target)
         except UpdateError as exc:
             raise CaseError(f"{where}: {exc.message}") from None
+        finally:
+            await asyncio.to_thread(shutil.rmtree, workspace, True)
         pristine = await target.commit_tree(tree, [], f"{ref} (pristine render)\n", date=DATE)
-        await target.git("update-ref", "refs/heads/falsework/pristine", pristine)
         state = ScaffoldState(
             template=TemplateSource(
-                repository=str(work / "template.git"),
+                repository=str(source.git_dir),
                 version=ref,
-                commit=commit,
+                commit=old.commit,
                 path=".",
-                ref=template.ref,
+                ref=case.template.ref,
             ),
             pristine=pristine,
             answers=answers,
         )
         created = await target.tree_with(tree, STATE_PATH, state.dumps().encode())
-        main = await target.commit_tree(created, [pristine], "Created\n", date=DATE)
-        await target.git("update-ref", "refs/heads/main", main)
-        return state
+        commit = await target.commit_tree(created, [pristine], "Created\n", date=DATE)
+        return state, commit, created
 
-    async def _edited(self, case: Case, target: Repo, state: ScaffoldState) -> str:
-        """``main`` with the team's edits as one more commit (``main`` itself when
-        the case gives none)."""
+    async def _edited(
+        self, case: Case, target: Repo, state: ScaffoldState, head: str, tree: str
+    ) -> str:
+        """``head`` (the repository as made, of ``tree``) with the team's edits
+        as one more commit; ``head`` itself when the case gives none."""
         assert case.folder is not None
-        head = await target.git("rev-parse", "refs/heads/main")
-        head = head.strip()
         edits = await asyncio.to_thread(read_snapshot, case.folder / EDITS_DIR)
         if not edits and not case.expect.deleted:
             return head
-        tree = (await target.git("rev-parse", f"{head}^{{tree}}")).strip()
         lines: list[str] = []
         for path, stored in sorted((edits or {}).items()):
             if stored.file is None:
@@ -185,21 +232,27 @@ class Upgrader:
             await target.git("read-tree", tree, env=env)
             info = ("\n".join(lines) + "\n").encode()
             await target.git("update-index", "--index-info", stdin=info, env=env)
-            tree = (await target.git("write-tree", env=env)).strip()
-        edited = await target.commit_tree(tree, [head], "The team's edits\n", date=DATE)
-        await target.git("update-ref", "refs/heads/main", edited)
-        return edited
+            edited = (await target.git("write-tree", env=env)).strip()
+        return await target.commit_tree(edited, [head], "The team's edits\n", date=DATE)
 
-    async def _working_copy(self, case: Case, work: Path) -> None:
+    async def _working_copy(self, case: Case) -> Repo:
         """The template's working copy (without ``tests/``) as branch
-        ``working-copy`` of a template repository of its own."""
-        staged = work / "working-copy"
+        ``working-copy`` of a template repository of its own (made once per
+        suite)."""
+        known = self._working.get(case.template.path)
+        if known is not None:
+            return known
+        name = f"template-{len(self._working)}"
+        staged = await self._folder(f"{name}-files")
         files = await asyncio.to_thread(template_files, case.template)
         await asyncio.to_thread(write_files, staged, files)
-        repo = await Repo.init_bare(work / "template.git", self.policy)
+        repo = await Repo.init_bare(await self._folder(f"{name}.git"), self.policy)
         tree = await repo.tree_of_folder(staged)
+        await asyncio.to_thread(shutil.rmtree, staged, True)
         commit = await repo.commit_tree(tree, [], "The working copy\n", date=DATE)
         await repo.git("update-ref", f"refs/heads/{BRANCH}", commit)
+        self._working[case.template.path] = repo
+        return repo
 
     async def _result(self, plan: Plan, ref: str, target: Repo, folder: Path) -> Rendered:
         assert plan.tree is not None and plan.merge is not None and plan.new_state is not None
