@@ -14,13 +14,16 @@ never used.
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from pydantic import Field
 
-from falsework.actions.builtin.forgeapi import PUBLISH_OUTPUT, forge_api, refuse_signing
+from falsework.actions.builtin.forge import ChangeRequest, Forge, GitAuth, Proposal, Repository
+from falsework.actions.builtin.forgeapi import PUBLISH_OUTPUT, ForgeApi, forge_api, refuse_signing
 from falsework.actions.builtin.gitpush import (
     Author,
     push_changes,
@@ -29,7 +32,7 @@ from falsework.actions.builtin.gitpush import (
 )
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
-from falsework.actions.integrations import ForgeHost, Integrations, RepoUrl
+from falsework.actions.integrations import ForgeHost, Integrations, Kind, RepoUrl
 from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
 from falsework.confine import walk
 from falsework.errors import InputError
@@ -351,3 +354,78 @@ def _message(source: Path) -> str:
 
 
 AZURE_ACTIONS: tuple[Action[Any], ...] = (publish_azure, publish_azure_pull_request)
+
+
+# -- the forge protocol (forge.py) ---------------------------------------------------
+class AzureForge:
+    """A repository on Azure DevOps for the shared flows of forge.py."""
+
+    kind: Kind = "azure"
+
+    def __init__(self, api: ForgeApi, organization: str, project: str, name: str, pat: str):
+        self.api = api
+        where = f"/{quote(organization, safe='')}/{quote(project, safe='')}"
+        self.path = f"{where}/_apis/git/repositories"
+        self.name = name
+        self.git = GitAuth(pat, "notempty")  # Azure takes a PAT with any non-empty user name
+        self._found: dict[str, Any] | None = None
+
+    async def _repo(self) -> dict[str, Any]:
+        version = {"api-version": API_VERSION}
+        found: dict[str, Any] = await self.api.call(
+            "GET", f"{self.path}/{quote(self.name, safe='')}", params=version
+        )
+        self._found = found
+        return found
+
+    async def _pulls(self) -> str:
+        found = self._found or await self._repo()
+        return f"{self.path}/{found['id']}/pullrequests"
+
+    async def repository(self) -> Repository:
+        found = await self._repo()
+        branch = str(found.get("defaultBranch") or "refs/heads/main").removeprefix("refs/heads/")
+        return Repository(str(found["remoteUrl"]), branch, str(found["webUrl"]))
+
+    def compare_url(self, repository: Repository, base: str, branch: str) -> str:
+        query = urlencode({"baseVersion": f"GB{base}", "targetVersion": f"GB{branch}"})
+        return f"{repository.web_url}/branchCompare?{query}"
+
+    async def find_open_change_request(self, branch: str, base: str) -> ChangeRequest | None:
+        query = {
+            "api-version": API_VERSION,
+            "searchCriteria.sourceRefName": f"refs/heads/{branch}",
+            "searchCriteria.targetRefName": f"refs/heads/{base}",
+            "searchCriteria.status": "active",
+        }
+        found = (await self.api.call("GET", await self._pulls(), params=query))["value"]
+        if not found:
+            return None
+        return await self._change_request(int(found[0]["pullRequestId"]))
+
+    async def _change_request(self, number: int) -> ChangeRequest:
+        web = str((self._found or await self._repo())["webUrl"])
+        return ChangeRequest(number, f"{web}/pullrequest/{number}")
+
+    async def open_change_request(self, proposal: Proposal) -> ChangeRequest:
+        body = {
+            "sourceRefName": f"refs/heads/{proposal.branch}",
+            "targetRefName": f"refs/heads/{proposal.base}",
+            "title": proposal.title,
+            "description": proposal.description,
+            "isDraft": proposal.draft,
+        }
+        version = {"api-version": API_VERSION}
+        made = await self.api.call("POST", await self._pulls(), params=version, json=body)
+        return await self._change_request(int(made["pullRequestId"]))
+
+
+@asynccontextmanager
+async def azure_forge(
+    integrations: Integrations, repo: RepoUrl, token: str | None, what: str
+) -> AsyncIterator[Forge]:
+    organization, project = _where(repo, what)
+    host, pat = _credential(integrations, repo, organization, token)
+    basic = base64.b64encode(f":{pat}".encode()).decode()
+    async with forge_api(integrations, host, {"Authorization": f"Basic {basic}"}, what) as api:
+        yield AzureForge(api, organization, project, repo.repo, pat)

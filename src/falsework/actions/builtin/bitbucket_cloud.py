@@ -12,11 +12,14 @@ names.
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import Field
 
+from falsework.actions.builtin.forge import ChangeRequest, Forge, GitAuth, Proposal, Repository
 from falsework.actions.builtin.forgeapi import (
     PUBLISH_OUTPUT,
     PULL_REQUEST_OUTPUT,
@@ -34,7 +37,7 @@ from falsework.actions.builtin.gitpush import (
 )
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
-from falsework.actions.integrations import ForgeHost, Integrations, RepoUrl
+from falsework.actions.integrations import ForgeHost, Integrations, Kind, RepoUrl
 from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
 from falsework.errors import InputError
 
@@ -289,3 +292,59 @@ BITBUCKET_CLOUD_ACTIONS: tuple[Action[Any], ...] = (
     publish_bitbucket_cloud,
     publish_bitbucket_cloud_pull_request,
 )
+
+
+# -- the forge protocol (forge.py) ---------------------------------------------------
+class BitbucketCloudForge:
+    """A repository on Bitbucket Cloud for the shared flows of forge.py."""
+
+    kind: Kind = "bitbucketCloud"
+
+    def __init__(self, api: ForgeApi, workspace: str, slug: str, git: GitAuth) -> None:
+        self.api = api
+        self.path = _path(workspace, slug)
+        self.git = git
+
+    async def repository(self) -> Repository:
+        found = await self.api.call("GET", self.path)
+        clone = next(x["href"] for x in found["links"]["clone"] if x.get("name") == "https")
+        branch = str((found.get("mainbranch") or {}).get("name") or "main")
+        return Repository(str(clone), branch, str(found["links"]["html"]["href"]))
+
+    def compare_url(self, repository: Repository, base: str, branch: str) -> str:
+        # Bitbucket's compare page names the source, then the destination
+        return f"{repository.web_url}/branches/compare/{quote(branch)}%0D{quote(base)}#diff"
+
+    async def find_open_change_request(self, branch: str, base: str) -> ChangeRequest | None:
+        # drafts are left out of state=OPEN unless the query asks for them
+        q = (
+            f'state = "OPEN" AND (draft = true OR draft = false) AND '
+            f'source.branch.name = "{branch}" AND destination.branch.name = "{base}"'
+        )
+        found = await self.api.call("GET", f"{self.path}/pullrequests", params={"q": q})
+        pulls = found.get("values") or []
+        if not pulls:
+            return None
+        return ChangeRequest(int(pulls[0]["id"]), str(pulls[0]["links"]["html"]["href"]))
+
+    async def open_change_request(self, proposal: Proposal) -> ChangeRequest:
+        body: dict[str, Any] = {
+            "title": proposal.title,
+            "summary": {"raw": proposal.description},
+            "source": {"branch": {"name": proposal.branch}},
+            "destination": {"branch": {"name": proposal.base}},
+            "draft": proposal.draft,
+        }
+        made = await self.api.call("POST", f"{self.path}/pullrequests", json=body)
+        return ChangeRequest(int(made["id"]), str(made["links"]["html"]["href"]))
+
+
+@asynccontextmanager
+async def bitbucket_cloud_forge(
+    integrations: Integrations, repo: RepoUrl, token: str | None, what: str
+) -> AsyncIterator[Forge]:
+    workspace = _workspace(repo, what)
+    host, secret = credential(integrations, "bitbucketCloud", repo, workspace, token, what)
+    headers, git_user = _auth(host, secret, bool(token))
+    async with forge_api(integrations, host, headers, what) as api:
+        yield BitbucketCloudForge(api, workspace, repo.repo, GitAuth(secret, git_user))

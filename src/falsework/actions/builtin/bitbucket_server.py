@@ -11,11 +11,14 @@ a ``token``, sent as a bearer token to the API and to git, or ``username`` with
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from pydantic import Field
 
+from falsework.actions.builtin.forge import ChangeRequest, Forge, GitAuth, Proposal, Repository
 from falsework.actions.builtin.forgeapi import (
     PUBLISH_OUTPUT,
     PULL_REQUEST_OUTPUT,
@@ -33,7 +36,7 @@ from falsework.actions.builtin.gitpush import (
 )
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
-from falsework.actions.integrations import ForgeHost, Integrations, RepoUrl
+from falsework.actions.integrations import ForgeHost, Integrations, Kind, RepoUrl
 from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
 from falsework.errors import InputError
 
@@ -314,3 +317,65 @@ BITBUCKET_SERVER_ACTIONS: tuple[Action[Any], ...] = (
     publish_bitbucket_server,
     publish_bitbucket_server_pull_request,
 )
+
+
+# -- the forge protocol (forge.py) ---------------------------------------------------
+class BitbucketServerForge:
+    """A repository on Bitbucket Server for the shared flows of forge.py."""
+
+    kind: Kind = "bitbucketServer"
+
+    def __init__(self, api: ForgeApi, host: ForgeHost, project: str, slug: str, auth: _Auth):
+        self.api = api
+        self.web = _web(host)
+        self.project = project
+        self.slug = slug
+        self.path = _repo_path(project, slug)
+        self.git = GitAuth(auth.secret, auth.username, auth.bearer)
+
+    async def repository(self) -> Repository:
+        found = await self.api.call("GET", f"{self.path}/default-branch")
+        names = f"{quote(self.project, safe='')}/{quote(self.slug, safe='')}"
+        return Repository(
+            f"{self.web}/scm/{names}.git", str(found["displayId"]), f"{self.web}{self.path}"
+        )
+
+    def compare_url(self, repository: Repository, base: str, branch: str) -> str:
+        query = urlencode({"sourceBranch": f"refs/heads/{branch}", "targetBranch": base})
+        return f"{repository.web_url}/compare/diff?{query}"
+
+    async def find_open_change_request(self, branch: str, base: str) -> ChangeRequest | None:
+        query = {"at": f"refs/heads/{branch}", "direction": "OUTGOING", "state": "OPEN"}
+        found = await self.api.call("GET", f"{self.path}/pull-requests", params=query)
+        for pull in found.get("values") or []:
+            if pull["toRef"]["displayId"] == base:
+                return ChangeRequest(int(pull["id"]), str(pull["links"]["self"][0]["href"]))
+        return None
+
+    async def open_change_request(self, proposal: Proposal) -> ChangeRequest:
+        def ref(name: str) -> dict[str, Any]:
+            return {
+                "id": f"refs/heads/{name}",
+                "repository": {"slug": self.slug, "project": {"key": self.project}},
+            }
+
+        body: dict[str, Any] = {
+            "title": proposal.title,
+            "description": proposal.description,
+            "fromRef": ref(proposal.branch),
+            "toRef": ref(proposal.base),
+            "draft": proposal.draft,
+        }
+        made = await self.api.call("POST", f"{self.path}/pull-requests", json=body)
+        return ChangeRequest(int(made["id"]), str(made["links"]["self"][0]["href"]))
+
+
+@asynccontextmanager
+async def bitbucket_server_forge(
+    integrations: Integrations, repo: RepoUrl, token: str | None, what: str
+) -> AsyncIterator[Forge]:
+    project = _project(repo, what)
+    host, secret = credential(integrations, "bitbucketServer", repo, project, token, what)
+    auth = _Auth(host, secret, bool(token))
+    async with forge_api(integrations, host, {"Authorization": auth.header}, what) as api:
+        yield BitbucketServerForge(api, host, project, repo.repo, auth)

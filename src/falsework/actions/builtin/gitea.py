@@ -13,12 +13,28 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import Field
 
-from falsework.actions.builtin.forgeapi import PUBLISH_OUTPUT, ApiError, forge_api, refuse_signing
+from falsework.actions.builtin.forge import (
+    ChangeRequest,
+    Forge,
+    GitAuth,
+    Proposal,
+    Repository,
+    drafted_title,
+)
+from falsework.actions.builtin.forgeapi import (
+    PUBLISH_OUTPUT,
+    ApiError,
+    ForgeApi,
+    forge_api,
+    refuse_signing,
+)
 from falsework.actions.builtin.gitpush import (
     Author,
     push_folder,
@@ -26,7 +42,7 @@ from falsework.actions.builtin.gitpush import (
 )
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
-from falsework.actions.integrations import Integrations, RepoUrl
+from falsework.actions.integrations import Integrations, Kind, RepoUrl
 from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
 from falsework.errors import ActionError, InputError
 
@@ -151,3 +167,68 @@ async def publish_gitea(ctx: ActionContext[PublishGiteaInput], integrations: Int
 
 
 GITEA_ACTIONS: tuple[Action[Any], ...] = (publish_gitea,)
+
+
+# -- the forge protocol (forge.py) ---------------------------------------------------
+class GiteaForge:
+    """A repository on Gitea for the shared flows of forge.py."""
+
+    kind: Kind = "gitea"
+
+    def __init__(self, api: ForgeApi, owner: str, name: str, git: GitAuth) -> None:
+        self.api = api
+        self.path = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+        self.git = git
+
+    async def repository(self) -> Repository:
+        found = await self.api.call("GET", self.path)
+        branch = str(found.get("default_branch") or "main")
+        return Repository(str(found["clone_url"]), branch, str(found["html_url"]))
+
+    def compare_url(self, repository: Repository, base: str, branch: str) -> str:
+        return f"{repository.web_url}/compare/{base}...{branch}"
+
+    async def find_open_change_request(self, branch: str, base: str) -> ChangeRequest | None:
+        # Gitea's list has no head filter: page through the open ones
+        for page in range(1, 101):
+            query = {"state": "open", "page": page, "limit": 50}
+            found = await self.api.call("GET", f"{self.path}/pulls", params=query)
+            for pull in found or []:
+                if (pull["head"]["ref"], pull["base"]["ref"]) == (branch, base):
+                    return ChangeRequest(int(pull["number"]), str(pull["html_url"]))
+            if len(found or []) < 50:
+                break
+        return None
+
+    async def open_change_request(self, proposal: Proposal) -> ChangeRequest:
+        body = {
+            "head": proposal.branch,
+            "base": proposal.base,
+            # a title starting with one of Gitea's work-in-progress prefixes is a draft
+            "title": drafted_title(proposal.title, proposal.draft, "WIP:"),
+            "body": proposal.description,
+        }
+        made = await self.api.call("POST", f"{self.path}/pulls", json=body)
+        return ChangeRequest(int(made["number"]), str(made["html_url"]))
+
+
+@asynccontextmanager
+async def gitea_forge(
+    integrations: Integrations, repo: RepoUrl, token: str | None, what: str
+) -> AsyncIterator[Forge]:
+    owner = repo.need_owner()
+    host = integrations.require("gitea", repo.host, what)
+    password = token or host.token_for(owner)
+    if not password or not (token or host.username):
+        raise InputError(
+            f"{what}: no credentials for host {repo.host} and owner {owner}: give the step a "
+            "token, or configure integrations.gitea with username, password and allowedOwners "
+            "including it"
+        )
+    if token:
+        header, user = f"token {token}", host.username or owner
+    else:
+        basic = base64.b64encode(f"{host.username}:{password}".encode()).decode()
+        header, user = f"Basic {basic}", str(host.username)
+    async with forge_api(integrations, host, {"Authorization": header}, what) as api:
+        yield GiteaForge(api, owner, repo.repo, GitAuth(password, user))

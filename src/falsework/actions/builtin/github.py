@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ from githubkit.exception import GitHubException, RequestFailed
 from nacl.public import PublicKey, SealedBox
 from pydantic import Field, model_validator
 
+from falsework.actions.builtin.forge import ChangeRequest, Forge, GitAuth, Proposal, Repository
 from falsework.actions.builtin.gitpush import (
     DEFAULT_AUTHOR_EMAIL,
     Author,
@@ -32,7 +33,7 @@ from falsework.actions.builtin.gitpush import (
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
 from falsework.actions.git import GitPolicy, open_remote, pushed_before, run_git
-from falsework.actions.integrations import ForgeHost, GithubApp, Integrations, RepoUrl
+from falsework.actions.integrations import ForgeHost, GithubApp, Integrations, Kind, RepoUrl
 from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
 from falsework.errors import ActionError, InputError
 
@@ -1122,3 +1123,54 @@ GITHUB_ACTIONS: tuple[Action[Any], ...] = (
     github_webhook,
     github_issues_label,
 )
+
+
+# -- the forge protocol (forge.py) ---------------------------------------------------
+class GithubForge:
+    """A repository on GitHub for the shared flows of forge.py."""
+
+    kind: Kind = "github"
+
+    def __init__(self, client: _Client, owner: str, name: str) -> None:
+        self.rest = client.rest
+        self.owner = owner
+        self.name = name
+        self.git = GitAuth(client.token, "x-access-token")
+
+    async def repository(self) -> Repository:
+        found = (await self.rest.repos.async_get(self.owner, self.name)).json()
+        return Repository(
+            str(found["clone_url"]), str(found["default_branch"]), str(found["html_url"])
+        )
+
+    def compare_url(self, repository: Repository, base: str, branch: str) -> str:
+        return f"{repository.web_url}/compare/{base}...{branch}"
+
+    async def find_open_change_request(self, branch: str, base: str) -> ChangeRequest | None:
+        head = f"{self.owner}:{branch}"
+        found = (
+            await self.rest.pulls.async_list(
+                self.owner, self.name, head=head, base=base, state="open"
+            )
+        ).json()
+        return ChangeRequest(found[0]["number"], found[0]["html_url"]) if found else None
+
+    async def open_change_request(self, proposal: Proposal) -> ChangeRequest:
+        data = {
+            "title": proposal.title,
+            "head": proposal.branch,
+            "base": proposal.base,
+            "body": proposal.description,
+            "draft": proposal.draft,
+        }
+        made = (await self.rest.pulls.async_create(self.owner, self.name, data=data)).json()
+        return ChangeRequest(made["number"], made["html_url"])
+
+
+@asynccontextmanager
+async def github_forge(
+    integrations: Integrations, repo: RepoUrl, token: str | None, what: str
+) -> AsyncIterator[Forge]:
+    owner = repo.need_owner()
+    async with _client(integrations, repo, token, what) as client:
+        yield GithubForge(client, owner, repo.repo)

@@ -13,13 +13,22 @@ one (sent as an OAuth bearer token, as Backstage does; the configured one as
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import ConfigDict, Field
 
+from falsework.actions.builtin.forge import (
+    ChangeRequest,
+    Forge,
+    GitAuth,
+    Proposal,
+    Repository,
+    drafted_title,
+)
 from falsework.actions.builtin.forgeapi import (
     ApiError,
     ForgeApi,
@@ -35,7 +44,7 @@ from falsework.actions.builtin.gitpush import (
 )
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
-from falsework.actions.integrations import ForgeHost, Integrations, RepoUrl
+from falsework.actions.integrations import ForgeHost, Integrations, Kind, RepoUrl
 from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
 from falsework.confine import Tree, relative, walk
 from falsework.errors import InputError
@@ -647,3 +656,52 @@ async def _approvers(
 
 
 GITLAB_ACTIONS: tuple[Action[Any], ...] = (publish_gitlab, publish_gitlab_merge_request)
+
+
+# -- the forge protocol (forge.py) ---------------------------------------------------
+class GitlabForge:
+    """A project on GitLab for the shared flows of forge.py."""
+
+    kind: Kind = "gitlab"
+
+    def __init__(self, api: ForgeApi, project: str, token: str) -> None:
+        self.api = api
+        self.pid = _id(project)
+        self.git = GitAuth(token, GIT_USER)
+
+    async def repository(self) -> Repository:
+        found = await self.api.call("GET", f"/projects/{self.pid}")
+        web = str(found.get("web_url") or str(found["http_url_to_repo"]).removesuffix(".git"))
+        branch = str(found.get("default_branch") or "main")
+        return Repository(str(found["http_url_to_repo"]), branch, web)
+
+    def compare_url(self, repository: Repository, base: str, branch: str) -> str:
+        return f"{repository.web_url}/-/compare/{base}...{branch}"
+
+    async def find_open_change_request(self, branch: str, base: str) -> ChangeRequest | None:
+        query = {"source_branch": branch, "target_branch": base, "state": "opened"}
+        found = await self.api.call("GET", f"/projects/{self.pid}/merge_requests", params=query)
+        return ChangeRequest(int(found[0]["iid"]), str(found[0]["web_url"])) if found else None
+
+    async def open_change_request(self, proposal: Proposal) -> ChangeRequest:
+        body = {
+            "source_branch": proposal.branch,
+            "target_branch": proposal.base,
+            # GitLab's API has no draft flag: a title starting "Draft:" makes one
+            "title": drafted_title(proposal.title, proposal.draft, "Draft:"),
+            "description": proposal.description,
+        }
+        made = await self.api.call("POST", f"/projects/{self.pid}/merge_requests", json=body)
+        return ChangeRequest(int(made["iid"]), str(made["web_url"]))
+
+
+@asynccontextmanager
+async def gitlab_forge(
+    integrations: Integrations, repo: RepoUrl, token: str | None, what: str
+) -> AsyncIterator[Forge]:
+    if not repo.project and not repo.owner:
+        raise InputError(f"{what}: repoUrl names no owner (or project)")
+    project = repo.project or f"{repo.owner}/{repo.repo}"
+    host, chosen = credential(integrations, "gitlab", repo, repo.owner, token, what)
+    async with forge_api(integrations, host, _headers(chosen, bool(token)), what) as api:
+        yield GitlabForge(api, project, chosen)

@@ -20,18 +20,32 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
-from falsework.actions.builtin.github import _client
+from falsework.actions.builtin.azure import azure_forge
+from falsework.actions.builtin.bitbucket_cloud import bitbucket_cloud_forge
+from falsework.actions.builtin.bitbucket_server import bitbucket_server_forge
+from falsework.actions.builtin.forge import (
+    Forge,
+    ForgeOpener,
+    Proposal,
+    forge_kind,
+    open_or_reuse_change_request,
+)
+from falsework.actions.builtin.gitea import gitea_forge
+from falsework.actions.builtin.github import github_forge
+from falsework.actions.builtin.gitlab import gitlab_forge
 from falsework.actions.builtin.publish import allowed_local_remote, scaffold_key
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
 from falsework.actions.git import Remote, host_port, local_remote, open_remote
-from falsework.actions.integrations import RepoUrl
+from falsework.actions.integrations import Integrations, Kind, RepoUrl
 from falsework.actions.policies import UpdatePolicy
 from falsework.errors import ActionError
 from falsework.updates import PRISTINE_BRANCH, commit_update, plan_update
@@ -39,6 +53,14 @@ from falsework.updates.gitrepo import Repo
 from falsework.updates.render import for_updates
 
 UPDATE_PREFIX = "falsework/update/"
+FORGES: dict[Kind, ForgeOpener] = {
+    "github": github_forge,
+    "gitlab": gitlab_forge,
+    "gitea": gitea_forge,
+    "bitbucketCloud": bitbucket_cloud_forge,
+    "bitbucketServer": bitbucket_server_forge,
+    "azure": azure_forge,
+}
 _BRANCH_PART = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -138,17 +160,21 @@ async def scaffold_update(ctx: ActionContext[ScaffoldUpdateInput], policy: Updat
     inp = ctx.input
     git_policy = policy.publish.git
     repo_url = RepoUrl.parse(inp.repo_url) if inp.repo_url else None
+    compare_at: Callable[[str, str], str]
+    bearer = False
     if repo_url is not None:
-        owner = repo_url.need_owner()
-        what = "scaffold:update"
-        async with _client(policy.integrations, repo_url, inp.token, what) as gh:
-            found = (await gh.rest.repos.async_get(owner, repo_url.repo)).json()
-            token: str | None = gh.token
-        url = str(found["clone_url"])
-        branch = inp.branch or str(found["default_branch"])
+        async with _forge(policy.integrations, repo_url, inp.token) as forge:
+            found = await forge.repository()
+            token: str | None = forge.git.token
+            username = inp.username if "username" in inp.model_fields_set else forge.git.username
+            bearer = forge.git.bearer
+            compare_at = partial(forge.compare_url, found)
+        url = found.clone_url
+        branch = inp.branch or found.default_branch
     else:
         assert inp.remote_url is not None
-        url, branch, token = inp.remote_url, inp.branch or "main", inp.token
+        url, branch, token, username = inp.remote_url, inp.branch or "main", inp.token, inp.username
+        compare_at = partial(compare_url, url)
 
     async def push() -> dict[str, Any]:
         local = allowed_local_remote(policy.publish, url)
@@ -156,7 +182,9 @@ async def scaffold_update(ctx: ActionContext[ScaffoldUpdateInput], policy: Updat
         if local is not None:
             remote = local_remote(local)
         else:
-            remote = await open_remote(git_policy, url, token=token, username=inp.username)
+            remote = await open_remote(
+                git_policy, url, token=token, username=username, bearer=bearer
+            )
         repo = await Repo.init_bare(ctx.create_temp_dir() / "repo.git", git_policy)
         refspecs = [
             f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
@@ -222,7 +250,7 @@ async def scaffold_update(ctx: ActionContext[ScaffoldUpdateInput], policy: Updat
             "conflicts": plan.conflicts,
             "title": plan.title(),
             "description": plan.description(),
-            "compareUrl": compare_url(url, branch, name),
+            "compareUrl": compare_at(branch, name),
         }
 
     async def in_turn() -> dict[str, Any]:
@@ -244,34 +272,30 @@ async def scaffold_update(ctx: ActionContext[ScaffoldUpdateInput], policy: Updat
         ctx.output("pullRequestNumber", pull["number"])
 
 
+def _forge(integrations: Integrations, repo: RepoUrl, token: str | None) -> Any:
+    what = "scaffold:update"
+    return FORGES[forge_kind(integrations, repo, what)](integrations, repo, token, what)
+
+
 async def _pull_request(
     ctx: ActionContext[ScaffoldUpdateInput], policy: UpdatePolicy, pushed: dict[str, Any]
 ) -> dict[str, Any]:
-    """The open pull request of the update's branch, or a new one: a draft
+    """The open pull (merge) request of the update's branch, or a new one: a draft
     titled as conflicted when there are conflicts (never auto-merged)."""
     inp = ctx.input
     assert inp.repo_url is not None
-    repo = RepoUrl.parse(inp.repo_url)
-    owner = repo.need_owner()
-    async with _client(policy.integrations, repo, inp.token, "scaffold:update") as gh:
-        rest = gh.rest
-        head = f"{owner}:{pushed['branch']}"
-        found = (await rest.pulls.async_list(owner, repo.repo, head=head, state="open")).json()
-        if found:
-            ctx.logger.info(f"Pull request #{found[0]['number']} is open already: reusing it")
-            return {"url": found[0]["html_url"], "number": found[0]["number"]}
-        conflicted = bool(pushed["conflicts"])
-        title = ("[conflicts] " if conflicted else "") + str(pushed["title"])
-        data = {
-            "title": title,
-            "head": pushed["branch"],
-            "base": pushed["base"],
-            "body": pushed["description"],
-            "draft": conflicted,
-        }
-        made = (await rest.pulls.async_create(owner, repo.repo, data=data)).json()
-    ctx.logger.info(f"Pull request #{made['number']}: {made['html_url']}")
-    return {"url": made["html_url"], "number": made["number"]}
+    conflicted = bool(pushed["conflicts"])
+    proposal = Proposal(
+        branch=pushed["branch"],
+        base=pushed["base"],
+        title=("[conflicts] " if conflicted else "") + str(pushed["title"]),
+        description=pushed["description"],
+        draft=conflicted,
+    )
+    forge: Forge
+    async with _forge(policy.integrations, RepoUrl.parse(inp.repo_url), inp.token) as forge:
+        made = await open_or_reuse_change_request(forge, proposal, ctx.logger.info)
+    return {"url": made.url, "number": made.number}
 
 
 _TURNS: dict[tuple[int, int], asyncio.Semaphore] = {}

@@ -1,0 +1,116 @@
+"""What every forge does for the actions that publish to it, as one small protocol:
+where a repository is (its clone URL, default branch and web page), how git
+authenticates to it, and its change requests (GitHub's and Gitea's pull requests,
+GitLab's merge requests, Bitbucket's and Azure's pull requests).
+
+Each host module maps the protocol onto its own API (``github.py``, ``gitlab.py``,
+``gitea.py``, ``bitbucket_cloud.py``, ``bitbucket_server.py``, ``azure.py``); the flow
+that uses it lives here once: find the open change request of a branch, else open one
+(so a rerun or a recovery never opens a second), marked as a draft the way the host
+marks drafts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from falsework.actions.builtin.forgeapi import NAMES
+from falsework.actions.integrations import Integrations, Kind, RepoUrl
+from falsework.errors import InputError
+
+
+@dataclass(frozen=True)
+class GitAuth:
+    """How git sends a credential to the host: ``token`` as the password of
+    ``username``, or as a bearer token (Bitbucket Server's HTTP access tokens)."""
+
+    token: str
+    username: str
+    bearer: bool = False
+
+
+@dataclass(frozen=True)
+class Repository:
+    clone_url: str
+    default_branch: str
+    web_url: str  # the repository's page, no trailing slash
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A change request to open: ``branch`` into ``base``."""
+
+    branch: str
+    base: str
+    title: str
+    description: str
+    draft: bool = False
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    number: int
+    url: str
+
+
+class Forge(Protocol):
+    """One repository on one forge, as one credential."""
+
+    kind: Kind
+    git: GitAuth
+
+    async def repository(self) -> Repository: ...
+
+    def compare_url(self, repository: Repository, base: str, branch: str) -> str:
+        """The host's page of what ``branch`` adds to ``base``."""
+        ...
+
+    async def find_open_change_request(self, branch: str, base: str) -> ChangeRequest | None: ...
+
+    async def open_change_request(self, proposal: Proposal) -> ChangeRequest:
+        """A new change request, a draft as the host marks them when ``proposal.draft``."""
+        ...
+
+
+# Opens a Forge for (integrations, repository, the step's token, the action's name).
+ForgeOpener = Callable[[Integrations, RepoUrl, str | None, str], AbstractAsyncContextManager[Forge]]
+
+
+def forge_kind(integrations: Integrations, repo: RepoUrl, what: str) -> Kind:
+    """The kind of forge ``repo``'s host is, from the configured integrations (and the
+    public hosts every Backstage knows)."""
+    found = [kind for kind in NAMES if integrations.host(kind, repo.host) is not None]
+    if not found:
+        raise InputError(
+            f"{what}: no integration is configured for host {repo.host!r}; add it to the "
+            "server's integrations (github, gitlab, gitea, bitbucketCloud, bitbucketServer "
+            "or azure)"
+        )
+    return found[0]
+
+
+async def open_or_reuse_change_request(
+    forge: Forge, proposal: Proposal, log: Callable[[str], Any]
+) -> ChangeRequest:
+    """The open change request of ``proposal.branch`` into its base, else a new one:
+    idempotent, so a rerun or a recovery reuses what an earlier run opened."""
+    found = await forge.find_open_change_request(proposal.branch, proposal.base)
+    if found is not None:
+        log(f"{_noun(forge.kind)} #{found.number} is open already: reusing it")
+        return found
+    made = await forge.open_change_request(proposal)
+    log(f"{_noun(forge.kind)} #{made.number}: {made.url}")
+    return made
+
+
+def _noun(kind: Kind) -> str:
+    return "Merge request" if kind == "gitlab" else "Pull request"
+
+
+def drafted_title(title: str, draft: bool, prefix: str) -> str:
+    """Hosts whose API has no draft flag mark a draft by its title's prefix (GitLab's
+    ``Draft:``, Gitea's ``WIP:``)."""
+    return f"{prefix} {title}" if draft and not title.startswith(prefix) else title
