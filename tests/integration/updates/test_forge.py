@@ -13,17 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
-from falsework.actions import ActionRegistry
-from falsework.actions.integrations import ForgeHost, Integrations
-from falsework.actions.policies import PublishPolicy, SourcePolicy, UpdatePolicy
-from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
-from falsework.templating import Renderer
 from support.forge import ForgeServer, GitHub
-from support.forge.harness import GIT, LOOPBACK, clone
+from support.forge.harness import clone
 from support.forge.harness import git as bare_git
+from support.update_runs import TOKEN, create_from_v1, make_runner, output, run
 from support.updates import TemplateRepo, git
-
-TOKEN = "ghs_update_bot"
 
 
 @pytest.fixture
@@ -35,43 +29,9 @@ def forge(tmp_path: Path) -> Iterator[ForgeServer]:
     assert server.take_violations() == []
 
 
-def make_runner(tmp_path: Path, forge: ForgeServer) -> WorkflowRunner:
-    """A server's runner: the forge as a configured GitHub, loopback allowed for
-    it, template repositories read only under the test's folder."""
-    api = forge.url + forge.host.api_prefix
-    github = ForgeHost("github", forge.netloc, api, TOKEN, None, (), ("*",))
-    integrations = Integrations(hosts=(github,), egress=LOOPBACK, git=GIT)
-    publish = PublishPolicy(remotes_dir=tmp_path / "remotes", roots=(tmp_path,), git=GIT)
-    policies = (integrations, LOOPBACK, GIT, SourcePolicy(git=GIT), publish)
-    update = UpdatePolicy(publish, integrations, (tmp_path / "templates",), policies)
-    registry = ActionRegistry.builtin(settings=[*policies, update])
-    return WorkflowRunner(registry, Renderer(), work_dir=tmp_path / "work", step_timeout=120)
-
-
-async def run(runner: WorkflowRunner, steps: list[dict[str, Any]], **kw: Any) -> MemoryTaskIO:
-    spec = {
-        "apiVersion": "scaffolder.backstage.io/v1beta3",
-        "steps": steps,
-        "output": {},
-        "parameters": kw.pop("parameters", {}),
-        "user": {"ref": "user:default/guest"},
-        "templateInfo": kw.pop("template_info", {"entityRef": "template:default/update"}),
-    }
-    io = MemoryTaskIO()
-    try:
-        await runner.run(LocalTask(spec=spec, secrets={}), io)
-    except TaskFailedError as exc:
-        raise AssertionError(f"{exc}: {[b.get('message') for _, b in io.events]}") from exc
-    return io
-
-
 def update_step(forge: ForgeServer, **extra: Any) -> dict[str, Any]:
     repo_url = f"{forge.netloc}?owner=acme&repo=payments"
     return {"id": "update", "action": "scaffold:update", "input": {"repoUrl": repo_url, **extra}}
-
-
-def output(io: MemoryTaskIO) -> dict[str, Any]:
-    return dict(io.steps["update"]["output"])
 
 
 async def test_updates_as_pull_requests(
@@ -81,23 +41,7 @@ async def test_updates_as_pull_requests(
     assert isinstance(github, GitHub)
     payments = github.add_repo("acme", "payments")
     runner = make_runner(tmp_path, forge)
-    # created by a real task from v1: publish:git with scaffold recording, to the forge
-    document = yaml.safe_load((template_repo.folder / "template.yaml").read_text())
-    steps = document["spec"]["steps"]
-    steps[1]["input"]["token"] = TOKEN
-    await run(
-        runner,
-        steps,
-        parameters={
-            "name": "payments",
-            "owner": "team-a",
-            "remote": f"{forge.url}/acme/payments.git",
-        },
-        template_info={
-            "entityRef": "template:default/service",
-            "baseUrl": (template_repo.folder / "template.yaml").as_uri(),
-        },
-    )
+    await create_from_v1(runner, template_repo, f"{forge.url}/acme/payments.git")
     work = clone(payments.path, tmp_path / "team", "main")
     (work / "README.md").write_text("# payments (team)\n\nOwned by team-a.\n")
     git("commit", "-qam", "team: README", cwd=work)

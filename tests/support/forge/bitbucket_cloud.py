@@ -5,6 +5,8 @@ Request and response shapes are checked against ``specs/bitbucket-cloud.yaml``."
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,7 @@ class BitbucketCloud(RepoHost):
             "listBranches": self.list_branches,
             "createBranch": self.create_branch,
             "createPullRequest": self.create_pull,
+            "listPullRequests": self.list_pulls,
         }
 
     def _create(self, workspace: str, slug: str, body: dict[str, Any]) -> HostedRepo:
@@ -157,21 +160,52 @@ class BitbucketCloud(RepoHost):
                 "source": source,
                 "destination": target,
                 "state": body.get("state", "OPEN"),
+                "draft": bool(body.get("draft", False)),
                 "author": call.user,
             }
             repo.pulls.append(pull)
-        return Reply(
-            201,
-            {
-                "type": "pullrequest",
-                "id": number,
-                "title": pull["title"],
-                "state": pull["state"],
-                "summary": {"raw": pull["summary"]},
-                "source": {"branch": {"name": source}},
-                "destination": {"branch": {"name": target}},
-                "close_source_branch": False,
-                "author": {"type": "user", "display_name": call.user},
-                "links": {"html": {"href": f"{self.url}/{repo.full_name}/pull-requests/{number}"}},
-            },
-        )
+        return Reply(201, self._pull_json(repo, pull))
+
+    def _pull_json(self, repo: HostedRepo, pull: dict[str, Any]) -> dict[str, Any]:
+        number = pull["id"]
+        return {
+            "type": "pullrequest",
+            "id": number,
+            "title": pull["title"],
+            "state": pull["state"],
+            "draft": pull.get("draft", False),
+            "summary": {"raw": pull["summary"]},
+            "source": {"branch": {"name": pull["source"]}},
+            "destination": {"branch": {"name": pull["destination"]}},
+            "close_source_branch": False,
+            "author": {"type": "user", "display_name": pull["author"]},
+            "links": {"html": {"href": f"{self.url}/{repo.full_name}/pull-requests/{number}"}},
+        }
+
+    def list_pulls(self, call: Call, p: dict[str, str]) -> Reply:
+        """Bitbucket's query language, as far as equality of the fields below goes; as
+        on bitbucket.org, drafts are left out unless the query names ``draft``."""
+        repo = self.repo(p["workspace"], p["repo_slug"])
+        query = str(call.query.get("q") or "")
+        terms: dict[str, set[str]] = {}
+        for field, value in re.findall(r'([\w.]+)\s*=\s*("[^"]*"|true|false)', query):
+            terms.setdefault(field, set()).add(value.strip('"'))
+        state = call.query.get("state")
+        if state:
+            terms.setdefault("state", set()).add(str(state))
+        fields: dict[str, Callable[[dict[str, Any]], str]] = {
+            "state": lambda x: x["state"],
+            "source.branch.name": lambda x: x["source"],
+            "destination.branch.name": lambda x: x["destination"],
+            "draft": lambda x: "true" if x.get("draft") else "false",
+        }
+        unknown = set(terms) - set(fields)
+        if unknown:
+            raise HttpError(400, f"Unsupported query fields {sorted(unknown)}")
+        terms.setdefault("draft", {"false"})
+        found = [
+            self._pull_json(repo, x)
+            for x in repo.pulls
+            if all(fields[f](x) in wanted for f, wanted in terms.items())
+        ]
+        return Reply(200, {"values": found, "pagelen": 10, "size": len(found), "page": 1})

@@ -90,6 +90,7 @@ class BitbucketServer(RepoHost):
             "getBranches": self.list_branches,
             "createBranch": self.create_branch,
             "createPullRequest": self.create_pull,
+            "getPage": self.list_pulls,
             "enableLfs": self.enable_lfs,
         }
 
@@ -141,7 +142,9 @@ class BitbucketServer(RepoHost):
         for name in (source, target):
             if name not in branches:
                 raise HttpError(409, f"Repository ref '{name}' does not exist")
-        if any(x["source"] == source and x["target"] == target for x in repo.pulls):
+        if any(
+            (x["source"], x["target"], x["state"]) == (source, target, "OPEN") for x in repo.pulls
+        ):
             raise HttpError(409, "Only one pull request may be open for a given source and target")
         with self._lock:
             number = len(repo.pulls) + 1
@@ -153,26 +156,47 @@ class BitbucketServer(RepoHost):
                 "target": target,
                 "reviewers": [r["user"]["name"] for r in body.get("reviewers") or []],
                 "author": call.user,
+                "draft": bool(body.get("draft", False)),
+                "state": "OPEN",
             }
             repo.pulls.append(pull)
+        return Reply(201, self._pull_json(repo, pull))
+
+    def _pull_json(self, repo: HostedRepo, pull: dict[str, Any]) -> dict[str, Any]:
+        number, source, target = pull["id"], pull["source"], pull["target"]
         url = f"{self.url}/projects/{repo.owner}/repos/{repo.name}/pull-requests/{number}"
         answer = {
             "id": number,
             "version": 0,
             "title": pull["title"],
-            "state": "OPEN",
-            "open": True,
-            "closed": False,
+            "state": pull["state"],
+            "open": pull["state"] == "OPEN",
+            "closed": pull["state"] != "OPEN",
             "locked": False,
+            "draft": pull["draft"],
             "fromRef": {"id": f"refs/heads/{source}", "displayId": source},
             "toRef": {"id": f"refs/heads/{target}", "displayId": target},
-            "author": {"user": {"name": call.user}, "role": "AUTHOR"},
+            "author": {"user": {"name": pull["author"]}, "role": "AUTHOR"},
             "reviewers": [{"user": {"name": n}, "role": "REVIEWER"} for n in pull["reviewers"]],
             "links": {"self": [{"href": url}]},
         }
         if pull["description"] is not None:
             answer["description"] = pull["description"]
-        return Reply(201, answer)
+        return answer
+
+    def list_pulls(self, call: Call, p: dict[str, str]) -> Reply:
+        repo = self.repo(p["projectKey"], p["repositorySlug"])
+        at = call.query.get("at")
+        side = "target" if call.query.get("direction", "INCOMING") == "INCOMING" else "source"
+        state = call.query.get("state", "OPEN")
+        found = [
+            self._pull_json(repo, x)
+            for x in repo.pulls
+            if (at is None or f"refs/heads/{x[side]}" == at)
+            and (state == "ALL" or x["state"] == state)
+        ]
+        page = {"values": found, "size": len(found), "limit": 25, "start": 0, "isLastPage": True}
+        return Reply(200, page)
 
     def enable_lfs(self, call: Call, p: dict[str, str]) -> Reply:
         repo = self.repo(p["projectKey"], p["repositorySlug"])

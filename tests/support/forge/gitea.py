@@ -72,6 +72,8 @@ class Gitea(RepoHost):
             "orgGet": self.get_org,
             "createOrgRepo": self.create_org_repo,
             "repoGet": self.get_repo,
+            "repoListPullRequests": self.list_pulls,
+            "repoCreatePullRequest": self.create_pull,
         }
 
     def current_user(self, call: Call, p: dict[str, str]) -> Reply:
@@ -110,3 +112,57 @@ class Gitea(RepoHost):
 
     def get_repo(self, call: Call, p: dict[str, str]) -> Reply:
         return Reply(200, self._repo_json(self.repo(p["owner"], p["repo"])))
+
+    def _pull_json(self, repo: HostedRepo, pull: dict[str, Any]) -> dict[str, Any]:
+        branches = repo.branches()
+
+        def side(ref: str) -> dict[str, Any]:
+            sha = branches.get(ref, "0" * 40)
+            return {"label": ref, "ref": ref, "sha": sha, "repo_id": repo.id}
+
+        return {
+            "id": 900 + pull["number"],
+            "number": pull["number"],
+            "title": pull["title"],
+            "body": pull["body"],
+            "state": pull["state"],
+            # Gitea's work-in-progress prefixes (WORK_IN_PROGRESS_PREFIXES' default)
+            "draft": pull["title"].startswith(("WIP:", "[WIP]")),
+            "html_url": f"{self.url}/{repo.full_name}/pulls/{pull['number']}",
+            "head": side(pull["head"]),
+            "base": side(pull["base"]),
+            "user": self._user(pull["author"]),
+            "created_at": "2024-01-01T00:00:00Z",
+        }
+
+    def list_pulls(self, call: Call, p: dict[str, str]) -> Reply:
+        repo = self.repo(p["owner"], p["repo"])
+        state = call.query.get("state", "open")
+        page, limit = int(call.query.get("page", 1)), int(call.query.get("limit", 30))
+        found = [x for x in repo.pulls if state == "all" or x["state"] == state]
+        chunk = found[(page - 1) * limit : page * limit]
+        return Reply(200, [self._pull_json(repo, x) for x in chunk])
+
+    def create_pull(self, call: Call, p: dict[str, str]) -> Reply:
+        repo = self.repo(p["owner"], p["repo"])
+        body = call.body
+        branches = repo.branches()
+        if body["head"] not in branches or body["base"] not in branches:
+            raise HttpError(404, "The target couldn't be found.")
+        for x in repo.pulls:
+            if (x["head"], x["base"], x["state"]) == (body["head"], body["base"], "open"):
+                raise HttpError(
+                    409, f"pull request already exists for these targets [id: {x['number']}]"
+                )
+        with self._lock:
+            pull = {
+                "number": len(repo.pulls) + 1,
+                "title": body["title"],
+                "body": body.get("body", ""),
+                "head": body["head"],
+                "base": body["base"],
+                "state": "open",
+                "author": call.user or "",
+            }
+            repo.pulls.append(pull)
+        return Reply(201, self._pull_json(repo, pull))

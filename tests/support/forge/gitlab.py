@@ -177,7 +177,8 @@ class GitLab:
             "assignees": [user(mr["assignee_id"])] if mr.get("assignee_id") else [],
             "reviewers": [user(i) for i in mr.get("reviewer_ids", [])],
             "labels": [x for x in (mr.get("labels") or "").split(",") if x],
-            "draft": False,
+            # GitLab has no draft flag to set: a title's prefix makes a draft
+            "draft": mr["title"].startswith(("Draft:", "[Draft]", "(Draft)")),
             "detailed_merge_status": "mergeable",
             "force_remove_source_branch": mr.get("remove_source_branch"),
             "created_at": "2024-01-01T00:00:00Z",
@@ -335,11 +336,13 @@ class GitLab:
     def list_mrs(self, call: Call, p: dict[str, str]) -> Reply:
         project = self.project(p["id"])
         source = call.query.get("source_branch")
+        target = call.query.get("target_branch")
         state = call.query.get("state", "all")
         found = [
             self._mr_json(project, mr)
             for mr in project.merge_requests
             if (source is None or mr["source_branch"] == source)
+            and (target is None or mr["target_branch"] == target)
             and (state == "all" or mr["state"] == state)
         ]
         return Reply(200, found)

@@ -341,7 +341,9 @@ class BitbucketServerForge:
         )
 
     def compare_url(self, repository: Repository, base: str, branch: str) -> str:
-        query = urlencode({"sourceBranch": f"refs/heads/{branch}", "targetBranch": base})
+        query = urlencode(
+            {"sourceBranch": f"refs/heads/{branch}", "targetBranch": f"refs/heads/{base}"}
+        )
         return f"{repository.web_url}/compare/diff?{query}"
 
     async def find_open_change_request(self, branch: str, base: str) -> ChangeRequest | None:

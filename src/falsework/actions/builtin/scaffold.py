@@ -7,13 +7,14 @@ makes such tasks). It fetches the repository's branch and its
 answers (a rehearsal: nothing leaves the machine), merges it 3-way over the
 recorded pristine base, and pushes the new pristine commit and the branch
 ``falsework/update/<template>-<version>``. With a ``repoUrl`` on a configured
-GitHub it opens a pull request, a draft listing the conflicted files when there
-are any; otherwise its outputs give the branch and a compare URL.
+forge (GitHub, GitLab, Gitea, Bitbucket Cloud or Server, Azure DevOps) it opens
+the host's change request through forge.py, a draft listing the conflicted files
+when there are any; otherwise its outputs give the branch and a compare URL.
 
 Idempotent: its commits are made with fixed dates, so a rerun (a retry, a
 recovery after the worker died mid-push) makes the same commits and finds what
 an earlier run pushed; an existing update branch for the same version is
-reused, never replaced, and an open pull request for it is reused.
+reused, never replaced, and an open change request for it is reused.
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ class ScaffoldUpdateInput(ActionInput):
     )
     repo_url: str | None = Field(
         None,
-        description="The repository on a configured GitHub (`host?owner=O&repo=R`): cloned "
-        "from there, and the update opened as a pull request.",
+        description="The repository on a configured forge, in its publish action's form "
+        "(`github.com?owner=O&repo=R`, `dev.azure.com?organization=O&project=P&repo=R`, ...): "
+        "cloned from there, and the update opened as a pull (GitLab: merge) request.",
     )
     branch: str | None = Field(
         None, description="The branch to update (default: main, or the repository's default)."
@@ -87,7 +89,10 @@ class ScaffoldUpdateInput(ActionInput):
         default_factory=dict, description="Answers to change or add (new required parameters)."
     )
     token: str | None = Field(None, description="Credential for the repository's host.")
-    username: str = Field("x-access-token", description="User name sent with `token`.")
+    username: str = Field(
+        "x-access-token",
+        description="User name git sends with `token` (with repoUrl, default: the host's).",
+    )
 
     @model_validator(mode="after")
     def _one_repository(self) -> ScaffoldUpdateInput:
@@ -115,8 +120,9 @@ def compare_url(remote: str, base: str, branch: str) -> str:
     description="Updates a repository made with scaffold recording (publish:git's "
     "`scaffold: true`) to a newer version of its template: a 3-way merge by git over the "
     "recorded pristine render, pushed as branch falsework/update/<template>-<version> and, "
-    "on GitHub, opened as a pull request (a draft listing the conflicted files when the "
-    "merge has conflicts, which are committed as conflict markers).",
+    "with repoUrl, opened as a pull request (GitLab: a merge request) on GitHub, GitLab, "
+    "Gitea, Bitbucket Cloud or Server, or Azure DevOps: a draft listing the conflicted files "
+    "when the merge has conflicts, which are committed as conflict markers.",
     input=ScaffoldUpdateInput,
     settings=UpdatePolicy,
     output={
@@ -133,7 +139,10 @@ def compare_url(remote: str, base: str, branch: str) -> str:
                 "description": "The files with conflict markers.",
             },
             "compareUrl": {"type": "string", "description": "Where to see the change."},
-            "pullRequestUrl": {"type": "string", "description": "The pull request."},
+            "pullRequestUrl": {
+                "type": "string",
+                "description": "The pull request (GitLab: merge request).",
+            },
             "pullRequestNumber": {"type": "number", "description": "Its number."},
             "scaffold": {
                 "type": "object",
