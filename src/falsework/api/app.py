@@ -78,7 +78,7 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> FastAPI
         dispatching: asyncio.Task[None] | None = None
         if settings.concurrency > 0:
             # completed tasks that made or updated a scaffold record it (docs/updates.md)
-            run = recording(runner, broker.scaffold_record)
+            run = recording(runner, broker)
             executor = traces.instrument(metrics.instrument(as_executor(run)))
             if settings.task_log:
                 executor = log_tasks(executor)

@@ -29,12 +29,13 @@ from falsework.api.models import errors
 from falsework.engine import NewTask
 from falsework.errors import ConflictError, FalseworkError, InputError
 from falsework.types import JSONObject
+from falsework.updates.fleet import UPDATE_MARK
 from falsework.updates.render import TemplateVersion, latest_version, template_remote
 
 router = APIRouter(tags=["scaffolds"])
 
 UPDATE_REF = "template:falsework/scaffold-update"
-MARK = "falseworkUpdate"  # the spec key naming the repository an update task is for
+MARK = UPDATE_MARK  # the spec key naming the repository an update task is for
 
 
 class UpdateTarget(BaseModel):

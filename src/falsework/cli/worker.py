@@ -27,7 +27,7 @@ async def _work(settings: Settings, burst: bool) -> None:
     broker = await open_broker(settings)
     try:
         runner = workflow_runner(settings)
-        executor = traces.instrument(as_executor(recording(runner, broker.scaffold_record)))
+        executor = traces.instrument(as_executor(recording(runner, broker)))
         if settings.task_log:
             executor = log_tasks(executor)
         made: list[TaskWorker] = []

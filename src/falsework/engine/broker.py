@@ -433,6 +433,9 @@ class Broker:
     ) -> builtins.list[ScaffoldRecord]:
         return await self.store.scaffold_list(template_ref, limit, offset)
 
+    async def scaffold_get(self, repository: str) -> ScaffoldRecord | None:
+        return await self.store.scaffold_get(repository)
+
     async def prune_flushes(self, older_than: float) -> int:
         return await self.store.flushes_prune(older_than)
 

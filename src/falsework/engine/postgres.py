@@ -746,18 +746,11 @@ class PostgresStore:
         rows = await self._db.read(
             "scaffold_list", template_ref=template_ref, limit=limit, offset=offset
         )
-        return [
-            ScaffoldRecord(
-                repository=r["repository"],
-                template_ref=r["template_ref"],
-                version=r["version"],
-                record=r["record"],
-                task_id=r["task_id"],
-                created_by=r["created_by"],
-                updated_at=r["updated_at"],
-            )
-            for r in rows
-        ]
+        return [_scaffold(r) for r in rows]
+
+    async def scaffold_get(self, repository: str) -> ScaffoldRecord | None:
+        rows = await self._db.read("scaffold_get", repository=repository)
+        return _scaffold(rows[0]) if rows else None
 
     async def audit_list(self, query: AuditQuery) -> list[AuditRecord]:
         rows = await self._db.read(
@@ -934,3 +927,15 @@ class PgListener:
             # Waiters sleeping on the slow poll of a healthy listener re-read now
             # and poll fast until it is back (see Broker.event_poll_interval).
             self._hub.wake_all()
+
+
+def _scaffold(r: Row) -> ScaffoldRecord:
+    return ScaffoldRecord(
+        repository=r["repository"],
+        template_ref=r["template_ref"],
+        version=r["version"],
+        record=r["record"],
+        task_id=r["task_id"],
+        created_by=r["created_by"],
+        updated_at=r["updated_at"],
+    )

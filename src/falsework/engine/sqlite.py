@@ -616,18 +616,11 @@ class SqliteStore:
         rows = await self._db.read(
             "scaffold_list", template_ref=template_ref, limit=limit, offset=offset
         )
-        return [
-            ScaffoldRecord(
-                repository=r["repository"],
-                template_ref=r["template_ref"],
-                version=r["version"],
-                record=loads(r["record"]),
-                task_id=r["task_id"],
-                created_by=r["created_by"],
-                updated_at=parse_ts(r["updated_at"]),
-            )
-            for r in rows
-        ]
+        return [_scaffold(r) for r in rows]
+
+    async def scaffold_get(self, repository: str) -> ScaffoldRecord | None:
+        rows = await self._db.read("scaffold_get", repository=repository)
+        return _scaffold(rows[0]) if rows else None
 
     async def audit_list(self, query: AuditQuery) -> list[AuditRecord]:
         rows = await self._db.read(
@@ -766,3 +759,15 @@ def is_falsework_database(path: Path) -> bool:
     except sqlite3.Error:
         return False
     return found is not None and found[0] == 2
+
+
+def _scaffold(r: Row) -> ScaffoldRecord:
+    return ScaffoldRecord(
+        repository=r["repository"],
+        template_ref=r["template_ref"],
+        version=r["version"],
+        record=loads(r["record"]),
+        task_id=r["task_id"],
+        created_by=r["created_by"],
+        updated_at=parse_ts(r["updated_at"]),
+    )

@@ -229,6 +229,10 @@ class Store(Protocol):
         """Rows of one template (every template when None), by template and repository."""
         ...
 
+    async def scaffold_get(self, repository: str) -> ScaffoldRecord | None:
+        """The row of ``repository`` (``remote#branch``), or None."""
+        ...
+
     # -- the audit trail -----------------------------------------------------------
     async def audit_insert(self, entries: Sequence[AuditEntry]) -> None:
         """Record ``entries`` in one statement, stamped by the database's clock."""

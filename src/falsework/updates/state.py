@@ -22,6 +22,8 @@ from falsework.errors import InputError
 
 STATE_PATH = ".falsework/scaffold.yaml"
 PRISTINE_BRANCH = "falsework/pristine"
+# the ``kind`` of a scaffold:update step's ``scaffold`` output (a create's has none)
+UPDATE_KIND = "update"
 API_VERSION = "falsework.dev/v1"
 KIND = "Scaffold"
 _HEADER = (

@@ -787,6 +787,14 @@ async def test_scaffolds_are_upserted_and_listed_by_template(store: Store) -> No
         "/r/b.git#main"
     ]
     assert await store.scaffold_list("template:default/none", limit=10) == []
+    # one row by its repository
+    got = await store.scaffold_get("/r/b.git#main")
+    assert got is not None and (got.version, got.task_id, got.record) == (
+        "v2",
+        "t2",
+        {"update": True},
+    )
+    assert await store.scaffold_get("/r/b.git#other") is None
 
 
 def test_every_contract_method_is_exercised() -> None:

@@ -52,6 +52,7 @@ from falsework.errors import ActionError
 from falsework.updates import PRISTINE_BRANCH, commit_update, plan_update
 from falsework.updates.gitrepo import Repo
 from falsework.updates.render import for_updates
+from falsework.updates.state import UPDATE_KIND
 
 UPDATE_PREFIX = "falsework/update/"
 FORGES: dict[Kind, ForgeOpener] = {
@@ -221,6 +222,7 @@ async def scaffold_update(ctx: ActionContext[ScaffoldUpdateInput], policy: Updat
             "version": plan.version.name,
             "scaffold": {
                 "repository": scaffold_key(url, branch),
+                "kind": UPDATE_KIND,
                 "templateRef": plan.state.template.ref,
                 "version": plan.state.template.version,
                 "state": plan.state.to_json(),

@@ -445,6 +445,10 @@ WHERE (:template_ref IS NULL OR template_ref = :template_ref)
 ORDER BY template_ref, repository
 LIMIT :limit OFFSET :offset;
 
+-- name: scaffold_get
+SELECT repository, template_ref, version, record, task_id, created_by, updated_at
+FROM scaffolds WHERE repository = :repository;
+
 -- name: audit_list
 SELECT id, at, actor, action, target, detail FROM audit_events
 WHERE (:actor IS NULL OR actor = :actor)
