@@ -87,7 +87,7 @@ def test_run_help_prints_brackets_as_text() -> None:
 
 
 def test_run_of_a_debug_template_imports_no_forge_client_nor_server(tmp_path: Path) -> None:
-    hello = Path(__file__).resolve().parents[2] / "examples" / "templates" / "hello-world"
+    hello = Path(__file__).resolve().parents[3] / "examples" / "templates" / "hello-world"
     out = tmp_path / "out"
     probe = (
         "import json, sys\n"
