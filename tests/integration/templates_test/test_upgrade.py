@@ -243,3 +243,15 @@ def test_broken_upgrade_cases_exit_2_saying_why(repo: Path, tmp_path: Path) -> N
     upgrade_case(loose, "from-v1", {"upgrade-from": "v1"})
     run = run_cli(loose)
     assert run.code == 2 and "is not in a git repository" in run.out
+
+
+def test_upgrade_cases_are_computed_here_even_with_a_server(repo: Path) -> None:
+    """--server sends the ordinary cases to a server; an update is computed on
+    the machine that runs it (here nothing listens at the server's address)."""
+    upgrade_case(repo, "from-v1", {"upgrade-from": "v1", "snapshot": False})
+    run = run_cli(repo, "--server", "http://127.0.0.1:9", "--token", "t")
+    assert run.code == 0, run.out
+    assert "PASS" in run.out
+    write(repo / "tests" / "plain" / "values.yaml", yaml.safe_dump(VALUES))
+    refused = run_cli(repo, "--server", "http://127.0.0.1:9", "--token", "t")
+    assert refused.code == 2 and "127.0.0.1:9" in refused.out  # the ordinary case went there
