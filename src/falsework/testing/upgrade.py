@@ -154,7 +154,14 @@ class Upgrader:
         path = folder.relative_to(top).as_posix() or "."
         commit = await origin.rev(f"{ref}^{{commit}}")
         if commit is None:
-            raise CaseError(f"{where}: no tag, branch or commit {ref!r} in {top}")
+            _, shallow = await origin.code("rev-parse", "--is-shallow-repository")
+            hint = (
+                " (a shallow clone: fetch the history and tags, e.g. actions/checkout's "
+                "fetch-depth: 0)"
+                if shallow.strip() == "true"
+                else ""
+            )
+            raise CaseError(f"{where}: no tag, branch or commit {ref!r} in {top}{hint}")
         old_folder = await self._folder(f"old-{len(self._old)}")
         try:
             await extract(origin, commit, path, old_folder)

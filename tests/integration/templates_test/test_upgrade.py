@@ -217,6 +217,18 @@ def test_broken_upgrade_cases_exit_2_saying_why(repo: Path, tmp_path: Path) -> N
     run = run_cli(repo)
     assert run.code == 2
     assert "BROKEN" in run.out and "no tag, branch or commit 'v9'" in run.out
+    # in a shallow clone (CI's default), the message says how to get the history
+    git("commit", "-qam", "v2", cwd=repo)
+    clone = tmp_path / "clone"
+    git("clone", "-q", "--depth", "1", f"file://{repo.parents[1]}", str(clone), cwd=tmp_path)
+    write_files(
+        clone / "templates" / "service" / "tests", {"old/values.yaml": yaml.safe_dump(VALUES)}
+    )
+    write(
+        clone / "templates" / "service" / "tests" / "old" / "expect.yaml", "upgrade-from: v1\n"
+    )
+    run = run_cli(clone / "templates" / "service")
+    assert run.code == 2 and "a shallow clone: fetch the history" in run.out
     (repo / "tests" / "unknown-ref" / "expect.yaml").write_text("upgrade-from: v1\n")
     upgrade_case(repo, "bad-delete", {"upgrade-from": "v1", "deleted": ["nope.txt"]})
     run = run_cli(repo, "-k", "bad-delete")
