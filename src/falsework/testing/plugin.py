@@ -10,8 +10,11 @@ keeping snapshots (the pytest-copie habit)::
 
 It runs what ``falsework templates test`` runs for one case: the answers checked
 page by page (a list of mappings: one per page), then a rehearsal (recorded
-pushes, canned HTTP answers, a fixed user and seed). Nothing heavy is imported
-until the fixture is used.
+pushes, canned HTTP answers, a fixed user and seed). With ``upgrade_from=REF``
+it runs an upgrade case: a repository made at that ref of the template's git
+repository, with the team's ``edits`` and ``deleted`` files, updated to the
+working copy; ``result.files`` is the updated repository and ``result.update``
+says the conflicts. Nothing heavy is imported until the fixture is used.
 """
 
 from __future__ import annotations
@@ -25,14 +28,17 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from falsework.testing.rehearse import LocalRehearser, Rendered
+    from falsework.testing.cases import Case
+    from falsework.testing.rehearse import File, LocalRehearser, Rendered
+    from falsework.testing.upgrade import Upgrader
 
 
 class TemplateRenderer:
     """Renders templates with given answers; see the module's docstring."""
 
-    def __init__(self, rehearser: LocalRehearser) -> None:
+    def __init__(self, rehearser: LocalRehearser, upgrader: Upgrader | None = None) -> None:
         self._rehearser = rehearser
+        self._upgrader = upgrader
 
     def __call__(
         self,
@@ -43,13 +49,22 @@ class TemplateRenderer:
         http: Sequence[Mapping[str, Any]] = (),
         user: Mapping[str, Any] | None = None,
         seed: str = "pytest",
+        upgrade_from: str | None = None,
+        edits: Mapping[str, str | bytes] | None = None,
+        deleted: Sequence[str] = (),
+        overrides: Mapping[str, Any] | None = None,
     ) -> Rendered:
         """``template``: a template.yaml or its folder. ``values``: the answers
         (a list: one mapping per page). ``http``: canned answers for http:request
-        (``{request: {method, url}, response: {status, headers, body}}``)."""
+        (``{request: {method, url}, response: {status, headers, body}}``).
+        ``upgrade_from``: a ref of the template's git repository, the version the
+        repository was made at (``values`` its answers); ``edits`` (path: text or
+        bytes) and ``deleted``: what its team changed since; ``overrides``:
+        answers the working copy needs (``falsework update --set``)."""
         from falsework.actions.rehearsal import HttpAnswer
         from falsework.testing.cases import Case, Expect
-        from falsework.testing.rehearse import rehearse
+        from falsework.testing.rehearse import File, rehearse
+        from falsework.testing.upgrade import Upgrader
 
         paged = isinstance(values, Sequence) and not isinstance(values, str | bytes | Mapping)
         pages = [dict(p) for p in values] if paged else [dict(values or {})]  # type: ignore[union-attr, arg-type]
@@ -62,10 +77,29 @@ class TemplateRenderer:
             http=[HttpAnswer.from_json(a, f"http[{i}]") for i, a in enumerate(http)],
             paged=paged,
         )
-        work = rehearse(case, self._rehearser)
+        if upgrade_from is not None:
+            case.expect = Expect.model_validate(
+                {"upgrade-from": upgrade_from, "deleted": list(deleted), "set": overrides or {}}
+            )
+            files = {
+                path: File(data.encode() if isinstance(data, str) else data)
+                for path, data in (edits or {}).items()
+            }
+            upgrader = self._upgrader or Upgrader()
+            work = _upgrade(upgrader, case, files)
+        else:
+            work = rehearse(case, self._rehearser)
         # in a thread of its own: the test may be running an event loop already
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, work).result()
+
+
+async def _upgrade(upgrader: Upgrader, case: Case, edits: Mapping[str, File]) -> Rendered:
+    """One upgrade, nothing kept for the next (the test may change the template)."""
+    try:
+        return await upgrader.upgrade(case, edits)
+    finally:
+        await upgrader.aclose()
 
 
 def _load(path: Path) -> Any:
@@ -92,8 +126,17 @@ def _falsework_rehearser() -> Iterator[LocalRehearser]:
             pool.submit(asyncio.run, rehearser.aclose()).result()
 
 
+@pytest.fixture(scope="session")
+def _falsework_upgrader() -> Upgrader:
+    from falsework.testing.upgrade import Upgrader
+
+    return Upgrader()  # its runner made once; each upgrade cleans up after itself
+
+
 @pytest.fixture
-def render_template(_falsework_rehearser: LocalRehearser) -> TemplateRenderer:
+def render_template(
+    _falsework_rehearser: LocalRehearser, _falsework_upgrader: Upgrader
+) -> TemplateRenderer:
     """Render a template with given answers: ``render_template(path, values)``
     returns its status, files, output, steps, events and recorded calls."""
-    return TemplateRenderer(_falsework_rehearser)
+    return TemplateRenderer(_falsework_rehearser, _falsework_upgrader)

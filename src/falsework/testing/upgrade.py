@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,7 @@ from falsework.errors import FalseworkError
 from falsework.runner.dry_run import write_files
 from falsework.templates import ParameterValidationError, Template, validate_values
 from falsework.testing.cases import EDITS_DIR, Case, CaseError
-from falsework.testing.rehearse import Rendered, template_files
+from falsework.testing.rehearse import File, Rendered, template_files
 from falsework.testing.snapshot import read_snapshot
 from falsework.types import JSONObject
 from falsework.updates import STATE_PATH, Plan, ScaffoldState, UpdateError, plan_update
@@ -103,16 +104,20 @@ class Upgrader:
         self._working.clear()
         self._old.clear()
 
-    async def upgrade(self, case: Case) -> Rendered:
+    async def upgrade(self, case: Case, edits: Mapping[str, File] | None = None) -> Rendered:
+        """Run ``case``; ``edits``: the team's files (default: the case's ``edits/``)."""
         ref = case.expect.upgrade_from
-        assert ref is not None and case.folder is not None
-        where = f"{case.folder / 'expect.yaml'}: upgrade-from {ref}"
+        assert ref is not None
+        expect_file = case.folder / "expect.yaml" if case.folder is not None else case.id
+        where = f"{expect_file}: upgrade-from {ref}"
+        if edits is None:
+            edits = await asyncio.to_thread(_edits_of, case)
         if self._target is None:
             self._target = await Repo.init_bare(await self._folder("project.git"), self.policy)
         target = self._target
         source = await self._working_copy(case)
         state, created, tree = await self._created(case, ref, where, target, source)
-        head = await self._edited(case, target, state, created, tree)
+        head = await self._edited(case, edits, target, state, created, tree)
         try:
             plan = await plan_update(
                 target,
@@ -210,28 +215,29 @@ class Upgrader:
         return state, commit, created
 
     async def _edited(
-        self, case: Case, target: Repo, state: ScaffoldState, head: str, tree: str
+        self,
+        case: Case,
+        edits: Mapping[str, File],
+        target: Repo,
+        state: ScaffoldState,
+        head: str,
+        tree: str,
     ) -> str:
         """``head`` (the repository as made, of ``tree``) with the team's edits
         as one more commit; ``head`` itself when the case gives none."""
-        assert case.folder is not None
-        edits = await asyncio.to_thread(read_snapshot, case.folder / EDITS_DIR)
         if not edits and not case.expect.deleted:
             return head
         lines: list[str] = []
-        for path, stored in sorted((edits or {}).items()):
-            if stored.file is None:
-                shown = path or EDITS_DIR
-                raise CaseError(f"{case.folder / EDITS_DIR}: {shown} is {stored.kind}, not a file")
-            blob = await target.git("hash-object", "-w", "--stdin", stdin=stored.file.data)
-            mode = "100755" if stored.file.executable else "100644"
+        for path, file in sorted(edits.items()):
+            blob = await target.git("hash-object", "-w", "--stdin", stdin=file.data)
+            mode = "100755" if file.executable else "100644"
             lines.append(f"{mode} {blob.strip()}\t{path}")
         for path in case.expect.deleted:
             code, kind = await target.code("cat-file", "-t", f"{tree}:{path}")
             if code != 0 or kind.strip() != "blob":
                 raise CaseError(
-                    f"{case.folder / 'expect.yaml'}: deleted: {path} is not a file of the "
-                    f"repository made at {state.template.version}"
+                    f"{case.folder / 'expect.yaml' if case.folder else case.id}: deleted: "
+                    f"{path} is not a file of the repository made at {state.template.version}"
                 )
             lines.append(f"0 {ZERO}\t{path}")  # mode 0: the entry removed
         with tempfile.TemporaryDirectory(prefix="falsework-index-") as tmp:
@@ -279,6 +285,19 @@ class Upgrader:
                 "answers": plan.new_state.answers,
             },
         )
+
+
+def _edits_of(case: Case) -> dict[str, File]:
+    """The files of the case's ``edits/`` (none when it has no such folder)."""
+    if case.folder is None:
+        return {}
+    folder = case.folder / EDITS_DIR
+    found: dict[str, File] = {}
+    for path, stored in sorted((read_snapshot(folder) or {}).items()):
+        if stored.file is None:
+            raise CaseError(f"{folder}: {path or EDITS_DIR} is {stored.kind}, not a file")
+        found[path] = stored.file
+    return found
 
 
 def conflict_excerpt(text: str, context: int = 2, limit: int = 60) -> str:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from falsework.config import EXAMPLES_DIR
 from support.template_runs import run_cli
 from support.templates_test import junit_schema
 from support.updates import APP, V1, V2, git, template, write_files
@@ -224,9 +228,7 @@ def test_broken_upgrade_cases_exit_2_saying_why(repo: Path, tmp_path: Path) -> N
     write_files(
         clone / "templates" / "service" / "tests", {"old/values.yaml": yaml.safe_dump(VALUES)}
     )
-    write(
-        clone / "templates" / "service" / "tests" / "old" / "expect.yaml", "upgrade-from: v1\n"
-    )
+    write(clone / "templates" / "service" / "tests" / "old" / "expect.yaml", "upgrade-from: v1\n")
     run = run_cli(clone / "templates" / "service")
     assert run.code == 2 and "a shallow clone: fetch the history" in run.out
     (repo / "tests" / "unknown-ref" / "expect.yaml").write_text("upgrade-from: v1\n")
@@ -267,3 +269,57 @@ def test_upgrade_cases_are_computed_here_even_with_a_server(repo: Path) -> None:
     write(repo / "tests" / "plain" / "values.yaml", yaml.safe_dump(VALUES))
     refused = run_cli(repo, "--server", "http://127.0.0.1:9", "--token", "t")
     assert refused.code == 2 and "127.0.0.1:9" in refused.out  # the ordinary case went there
+
+
+PLUGIN_TESTS = """
+VALUES = [
+    {"name": "payments", "owner": "group:default/team"},
+    {"repoUrl": "github.com?owner=acme&repo=payments"},
+]
+
+
+def test_an_upgrade(render_template):
+    result = render_template(
+        "templates/python-service",
+        VALUES,
+        upgrade_from="v1",
+        edits={"NOTES.md": "Ours.\\n"},
+        deleted=["tests/test_app.py"],
+    )
+    assert result.status == "completed", result.error
+    assert result.update["conflicts"] == []
+    assert result.files["NOTES.md"].text == "Ours.\\n"
+    assert "tests/test_app.py" not in result.files
+    assert "make lint\\n" in result.files["README.md"].text
+
+
+def test_an_upgrade_with_a_conflict(render_template):
+    result = render_template(
+        "templates/python-service", VALUES, upgrade_from="v1", edits={"README.md": "# ours\\n"}
+    )
+    assert result.update["conflicts"] == [{"path": "README.md", "kind": "CONFLICT (contents)"}]
+    assert "<<<<<<< project" in result.files["README.md"].text
+"""
+
+
+def test_the_pytest_fixture_runs_upgrades(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES_DIR, tmp_path / "templates")
+    git("init", "-q", "-b", "main", cwd=tmp_path)
+    git("add", "-A", cwd=tmp_path)
+    git("commit", "-qm", "v1", cwd=tmp_path)
+    git("tag", "v1", cwd=tmp_path)
+    readme = tmp_path / "templates" / "python-service" / "skeleton" / "README.md"
+    readme.write_text(
+        readme.read_text().replace(".venv/bin/pytest\n", ".venv/bin/pytest\nmake lint\n")
+    )
+    (tmp_path / "test_upgrades.py").write_text(PLUGIN_TESTS)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_upgrades.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "2 passed" in out
