@@ -1,7 +1,10 @@
-"""Running `falsework templates test` in-process, for the tests of this folder."""
+"""Running `falsework templates test` in-process, and pytest in a temporary
+project (the plugin as a team uses it), for the tests of this folder."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,3 +24,16 @@ def run_cli(*args: str | Path) -> Run:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return Run(result.exit_code, result.output)
+
+
+def run_pytest(project: Path, name: str, tests: str) -> Run:
+    """Write ``tests`` as ``project/name`` and run pytest on it there."""
+    (project / name).write_text(tests)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", name],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return Run(done.returncode, done.stdout + done.stderr)

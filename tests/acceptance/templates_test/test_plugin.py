@@ -4,9 +4,9 @@ temporary project that asserts on `render_template`'s result."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from templates_test.runs import run_pytest
 
 from falsework.config import EXAMPLES_DIR
 
@@ -56,19 +56,11 @@ def test_a_failing_assert(render_template):
 
 def test_the_fixture_in_a_real_pytest_run(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLES_DIR, tmp_path / "templates")
-    (tmp_path / "test_templates.py").write_text(TESTS)
     (tmp_path / "pytest.ini").write_text(
         "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_templates.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    out = done.stdout + done.stderr
-    assert done.returncode == 1, out
-    assert "1 failed, 3 passed" in out
-    assert "FAILED test_templates.py::test_a_failing_assert" in out
-    assert "'Hello, Ada!' == 'Hello, Grace!'" in out
+    run = run_pytest(tmp_path, "test_templates.py", TESTS)
+    assert run.code == 1, run.out
+    assert "1 failed, 3 passed" in run.out
+    assert "FAILED test_templates.py::test_a_failing_assert" in run.out
+    assert "'Hello, Ada!' == 'Hello, Grace!'" in run.out

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import pytest
 import yaml
 
 from falsework.config import EXAMPLES_DIR
-from support.template_runs import run_cli
+from support.template_runs import run_cli, run_pytest
 from support.templates_test import junit_schema
 from support.updates import APP, V1, V2, git, template, write_files
 
@@ -312,14 +310,6 @@ def test_the_pytest_fixture_runs_upgrades(tmp_path: Path) -> None:
     readme.write_text(
         readme.read_text().replace(".venv/bin/pytest\n", ".venv/bin/pytest\nmake lint\n")
     )
-    (tmp_path / "test_upgrades.py").write_text(PLUGIN_TESTS)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_upgrades.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, out
-    assert "2 passed" in out
+    run = run_pytest(tmp_path, "test_upgrades.py", PLUGIN_TESTS)
+    assert run.code == 0, run.out
+    assert "2 passed" in run.out
