@@ -81,10 +81,12 @@ def test_a_clean_update_keeps_the_team_edits_and_is_snapshotted(repo: Path) -> N
         {"upgrade-from": "v1", "deleted": ["docs/guide.md"], "absent": ["docs/**"]},
         {"app.py": TEAM_APP, "NOTES.md": "The team's notes.\n"},
     )
+    write_files(where / "edits", {"tools/dev.sh": ("#!/bin/sh\nmake dev\n", True)})
     run = run_cli(repo)
     assert run.code == 0, run.out
     assert "PASS" in run.out and "snapshot written" in run.out
     snapshot = where / "snapshot"
+    assert os.stat(snapshot / "tools" / "dev.sh").st_mode & 0o100  # the team's exec bit
     merged = (snapshot / "app.py").read_text()
     assert "line 2 by the team\n" in merged and "line 18 from v2\n" in merged
     assert (snapshot / "NOTES.md").read_text() == "The team's notes.\n"
