@@ -29,7 +29,6 @@ from falsework.confine import Tree
 from falsework.testing.cases import Case, Check
 from falsework.testing.rehearse import File, Rendered
 from falsework.testing.snapshot import Problem
-from falsework.testing.upgrade import conflict_excerpt
 
 # What a check command sees of the environment (the rest stays out: tokens).
 CHECK_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TERM", "VIRTUAL_ENV", "PYTHONPATH", "TZ")
@@ -172,6 +171,30 @@ def _conflicts(case: Case, result: Rendered) -> list[Problem]:
             Problem("expected conflict", f"{path}: expected to conflict, merged cleanly", "", path)
         )
     return problems
+
+
+def conflict_excerpt(text: str, context: int = 2, limit: int = 60) -> str:
+    """The conflict-marked regions of ``text`` with ``context`` lines around
+    each, numbered (at most ``limit`` lines)."""
+    lines = text.splitlines()
+    keep: set[int] = set()
+    start: int | None = None
+    for number, line in enumerate(lines):
+        if line.startswith("<<<<<<< "):
+            start = number
+        elif line.startswith(">>>>>>> ") and start is not None:
+            keep.update(range(max(0, start - context), min(len(lines), number + context + 1)))
+            start = None
+    shown: list[str] = []
+    previous = -1
+    for number in sorted(keep):
+        if previous >= 0 and number != previous + 1:
+            shown.append("...")
+        shown.append(f"{number + 1:>5} | {lines[number]}")
+        previous = number
+    if len(shown) > limit:
+        shown = [*shown[:limit], f"... {len(shown) - limit} more lines"]
+    return "\n".join(shown) + ("\n" if shown else "")
 
 
 def _subset_problems(want: Any, got: Any, where: str) -> list[str]:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from falsework.errors import FalseworkError
 from falsework.testing.cases import SNAPSHOT_DIR, TESTS_DIR, Broken, Case, cases_of, discover
@@ -29,7 +29,9 @@ from falsework.testing.snapshot import (
     snapshot_files,
     write_snapshot,
 )
-from falsework.testing.upgrade import Upgrader
+
+if TYPE_CHECKING:
+    from falsework.testing.upgrade import Upgrader
 
 Verdict = Literal["passed", "failed", "broken"]
 
@@ -103,6 +105,8 @@ async def run_case(
     outcome = Outcome(case.id, case.template.ref, "passed", where=case.folder)
     try:
         if case.expect.upgrade_from is not None:
+            from falsework.testing.upgrade import Upgrader  # (git and updates: only when used)
+
             own = upgrader or Upgrader()
             try:
                 result = await own.upgrade(case)
@@ -172,7 +176,7 @@ async def run_suite(
     """Run the planned cases one after the other (each is CPU work here; a server
     limits each user's dry runs at once), then judge the unused snapshots."""
     outcomes: list[Outcome] = []
-    upgrader = Upgrader()
+    upgrader: Upgrader | None = None
 
     def done(outcome: Outcome) -> None:
         outcomes.append(outcome)
@@ -191,9 +195,14 @@ async def run_suite(
         )
     try:
         for case in found.cases:
+            if case.expect.upgrade_from is not None and upgrader is None:
+                from falsework.testing.upgrade import Upgrader
+
+                upgrader = Upgrader()  # shared by the suite's upgrade cases
             done(await run_case(case, rehearser, options, upgrader))
     finally:
-        await upgrader.aclose()
+        if upgrader is not None:
+            await upgrader.aclose()
     for case_id, ref, folder in found.unused:
         outcome = Outcome(case_id, ref, "passed", where=folder.parent, unused=True)
         if options.update:

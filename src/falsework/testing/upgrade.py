@@ -298,27 +298,3 @@ def _edits_of(case: Case) -> dict[str, File]:
             raise CaseError(f"{folder}: {path or EDITS_DIR} is {stored.kind}, not a file")
         found[path] = stored.file
     return found
-
-
-def conflict_excerpt(text: str, context: int = 2, limit: int = 60) -> str:
-    """The conflict-marked regions of ``text`` with ``context`` lines around
-    each, numbered (at most ``limit`` lines)."""
-    lines = text.splitlines()
-    keep: set[int] = set()
-    start: int | None = None
-    for number, line in enumerate(lines):
-        if line.startswith("<<<<<<< "):
-            start = number
-        elif line.startswith(">>>>>>> ") and start is not None:
-            keep.update(range(max(0, start - context), min(len(lines), number + context + 1)))
-            start = None
-    shown: list[str] = []
-    previous = -1
-    for number in sorted(keep):
-        if previous >= 0 and number != previous + 1:
-            shown.append("...")
-        shown.append(f"{number + 1:>5} | {lines[number]}")
-        previous = number
-    if len(shown) > limit:
-        shown = [*shown[:limit], f"... {len(shown) - limit} more lines"]
-    return "\n".join(shown) + ("\n" if shown else "")
