@@ -51,9 +51,8 @@ from falsework.updates.update import ZERO, open_clone
 if TYPE_CHECKING:
     from falsework.runner import WorkflowRunner
 
-BRANCH = (
-    "working-copy"  # the working copy's name as a version (marker label: template-working-copy)
-)
+# The working copy's name as a version (so the markers say template-working-copy).
+BRANCH = "working-copy"
 DATE = "@946684800 +0000"  # 2000-01-01: the commits made here are the same for the same trees
 
 
