@@ -226,6 +226,11 @@ class Upgrader:
         as one more commit; ``head`` itself when the case gives none."""
         if not edits and not case.expect.deleted:
             return head
+        if STATE_PATH in edits or STATE_PATH in case.expect.deleted:
+            raise CaseError(
+                f"{case.id}: the team's edits change {STATE_PATH}, which the case makes (it "
+                "names throw-away commits); give edited answers with set: instead"
+            )
         lines: list[str] = []
         for path, file in sorted(edits.items()):
             blob = await target.git("hash-object", "-w", "--stdin", stdin=file.data)

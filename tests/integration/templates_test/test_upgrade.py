@@ -247,6 +247,9 @@ def test_broken_upgrade_cases_exit_2_saying_why(repo: Path, tmp_path: Path) -> N
     upgrade_case(repo, "too-early", {"upgrade-from": early})
     run = run_cli(repo, "-k", "too-early")
     assert run.code == 2 and "'templates/service' is not in commit" in run.out
+    upgrade_case(repo, "state", {"upgrade-from": "v1"}, {".falsework/scaffold.yaml": "x: 1\n"})
+    run = run_cli(repo, "-k", "state")
+    assert run.code == 2 and "give edited answers with set: instead" in run.out
     upgrade_case(repo, "stray", {"conflicts": ["README.md"]})
     run = run_cli(repo, "-k", "stray")
     assert run.code == 2 and "conflicts: only with upgrade-from" in run.out
