@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from falsework.config import EXAMPLES_DIR
+from falsework.testing.cases import Expect
 from support.template_runs import run_cli, run_pytest
 from support.templates_test import junit_schema
 from support.updates import APP, V1, V2, git, template, write_files
@@ -318,3 +319,16 @@ def test_the_pytest_fixture_runs_upgrades(tmp_path: Path) -> None:
     run = run_pytest(tmp_path, "test_upgrades.py", PLUGIN_TESTS)
     assert run.code == 0, run.out
     assert "2 passed" in run.out
+
+
+def test_the_documented_expect_yaml_is_accepted() -> None:
+    """docs/templates.md's example of an upgrade case's expect.yaml reads as one."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "templates.md").read_text()
+    section = doc[doc.index("### Upgrade cases") :]
+    block = section[
+        section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml"))
+    ]
+    expect = Expect.model_validate(yaml.safe_load(block))
+    assert expect.upgrade_from == "v1.2.0"
+    assert expect.conflicts == ["README.md"] and expect.deleted == ["docs/guide.md"]
+    assert expect.set_answers == {"tier": "gold"}
