@@ -169,7 +169,12 @@ class Upgrader:
         old_folder = await self._folder(f"old-{len(self._old)}")
         try:
             await extract(origin, commit, path, old_folder)
-            old = await asyncio.to_thread(find_template, old_folder, template.ref)
+            try:
+                old = await asyncio.to_thread(find_template, old_folder, template.ref)
+            except UpdateError:
+                # renamed since: the folder's only template (the update will say
+                # whether the new version is found under the old name)
+                old = await asyncio.to_thread(find_template, old_folder, "")
         except UpdateError as exc:
             raise CaseError(f"{where}: {exc.message}") from None
         except FalseworkError as exc:
@@ -204,7 +209,7 @@ class Upgrader:
                 version=ref,
                 commit=old.commit,
                 path=".",
-                ref=case.template.ref,
+                ref=old.template.ref,
             ),
             pristine=pristine,
             answers=answers,

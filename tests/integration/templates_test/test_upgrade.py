@@ -217,6 +217,18 @@ def test_a_renamed_parameter_is_mapped_as_the_update_maps_it(repo: Path) -> None
     assert (where / "snapshot" / "README.md").read_text().startswith("# payments\n")
 
 
+def test_a_renamed_template_is_an_update_that_cannot_be_made(repo: Path) -> None:
+    document = yaml.safe_load((repo / "template.yaml").read_text())
+    document["metadata"]["name"] = "web-service"
+    write(repo / "template.yaml", yaml.safe_dump(document, sort_keys=False))
+    upgrade_case(repo, "from-v1", {"upgrade-from": "v1", "snapshot": False})
+    run = run_cli(repo)
+    assert run.code == 1, run.out
+    assert "expected status completed, got failed" in run.out
+    assert "expected the template template:default/service" in run.out
+    assert "found template:default/web-service" in run.out
+
+
 def test_broken_upgrade_cases_exit_2_saying_why(repo: Path, tmp_path: Path) -> None:
     upgrade_case(repo, "unknown-ref", {"upgrade-from": "v9"})
     run = run_cli(repo)
