@@ -6,9 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from templates_test.runs import run_pytest
-
 from falsework.config import EXAMPLES_DIR
+from support.template_runs import run_pytest
 
 TESTS = """
 import pytest
