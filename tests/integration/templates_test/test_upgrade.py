@@ -335,7 +335,7 @@ def test_the_pytest_fixture_runs_upgrades(tmp_path: Path) -> None:
 
 def test_the_documented_expect_yaml_is_accepted() -> None:
     """docs/templates.md's example of an upgrade case's expect.yaml reads as one."""
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "templates.md").read_text()
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "templates.md").read_text()
     section = doc[doc.index("### Upgrade cases") :]
     block = section[
         section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml"))
