@@ -96,8 +96,9 @@ class Repo:
         with tempfile.TemporaryDirectory(prefix="falsework-index-") as tmp:
             env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
             await self.git("read-tree", tree, env=env)
-            if data is None:
-                await self.git("update-index", "--force-remove", "--", path, env=env)
+            if data is None:  # mode 0 removes the entry; --force-remove needs a work tree
+                gone = f"0 {'0' * 40}\t{path}\n".encode()
+                await self.git("update-index", "--index-info", stdin=gone, env=env)
             else:
                 blob = (await self.git("hash-object", "-w", "--stdin", stdin=data)).strip()
                 info = f"100644,{blob},{path}"
@@ -124,8 +125,8 @@ class Repo:
 
     async def commit_date(self, rev: str) -> str:
         """``rev``'s committer date in git's raw form (``@<epoch> <zone>``)."""
-        out = await self.git("show", "-s", "--format=@%ct %cz", rev)
-        return out.strip()
+        out = await self.git("show", "-s", "--date=raw", "--format=%cd", rev)
+        return "@" + out.strip()
 
     async def is_ancestor(self, older: str, newer: str) -> bool:
         code, _ = await self.code("merge-base", "--is-ancestor", older, newer)
