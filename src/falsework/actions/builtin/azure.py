@@ -22,12 +22,20 @@ from urllib.parse import quote, urlencode
 
 from pydantic import Field
 
-from falsework.actions.builtin.forge import ChangeRequest, Forge, GitAuth, Proposal, Repository
+from falsework.actions.builtin.forge import (
+    ChangeRequest,
+    FirstPush,
+    Forge,
+    GitAuth,
+    Proposal,
+    Repository,
+    push_contents,
+    record_publish,
+)
 from falsework.actions.builtin.forgeapi import PUBLISH_OUTPUT, ForgeApi, forge_api, refuse_signing
 from falsework.actions.builtin.gitpush import (
     Author,
     push_changes,
-    push_folder,
     source_folder,
 )
 from falsework.actions.context import ActionContext
@@ -70,6 +78,10 @@ def _where(repo: RepoUrl, repo_url: str) -> tuple[str, str]:
     return str(repo.organization), str(repo.project)
 
 
+def _git(pat: str) -> GitAuth:
+    return GitAuth(pat, "notempty")  # Azure takes a PAT with any non-empty user name
+
+
 def _credential(
     integrations: Integrations, repo: RepoUrl, organization: str, token: str | None
 ) -> tuple[ForgeHost, str]:
@@ -90,18 +102,17 @@ def _credential(
 
 async def record_publish_azure(ctx: ActionContext[PublishAzureInput]) -> None:
     inp = ctx.input
-    assert ctx.recording is not None
     repo = RepoUrl.parse(inp.repo_url)
     organization, project = _where(repo, inp.repo_url)
     web = f"https://{repo.host}/{organization}/{project}/_git/{repo.repo}"
-    source = await source_folder(ctx, inp.source_path)
-    await ctx.in_thread(ctx.recording.tree, source)
-    ctx.recording.note(remote=web, branch=inp.default_branch)
-    ctx.logger.info(f"Would create the Azure Repos repository {web}")
-    ctx.output("remoteUrl", web)
-    ctx.output("repoContentsUrl", web)
-    ctx.output("repositoryId", "00000000-0000-0000-0000-000000000000")
-    ctx.output("commitHash", PLACEHOLDER_COMMIT)
+    outputs = {
+        "remoteUrl": web,
+        "repoContentsUrl": web,
+        "repositoryId": "00000000-0000-0000-0000-000000000000",
+        "commitHash": PLACEHOLDER_COMMIT,
+    }
+    saying = f"Would create the Azure Repos repository {web}"
+    await record_publish(ctx, inp.source_path, web, inp.default_branch, saying, outputs)
 
 
 OUTPUT = {
@@ -159,21 +170,14 @@ async def publish_azure(ctx: ActionContext[PublishAzureInput], integrations: Int
             }
 
         made = await ctx.checkpoint(f"create.repo.{repo.repo}", create)
-
-        async def push() -> str:
-            return await push_folder(
-                ctx,
-                source=await source_folder(ctx, inp.source_path),
-                remote=made["remoteUrl"],
-                branch=inp.default_branch,
-                message=inp.git_commit_message or "initial commit",
-                author=Author.given(inp.git_author_name, inp.git_author_email),
-                policy=integrations.git,
-                token=pat,
-                username="notempty",  # Azure takes a PAT with any non-empty user name
-            )
-
-        commit = await ctx.checkpoint(f"init.repo.and.push.{made['remoteUrl']}", push)
+        push = FirstPush(
+            inp.source_path,
+            inp.default_branch,
+            inp.git_commit_message or "initial commit",
+            Author.given(inp.git_author_name, inp.git_author_email),
+        )
+        key = f"init.repo.and.push.{made['remoteUrl']}"
+        commit = await push_contents(ctx, key, made["remoteUrl"], push, integrations.git, _git(pat))
     ctx.output("commitHash", commit)
     ctx.output("remoteUrl", made["remoteUrl"])
     ctx.output("repoContentsUrl", made["repoContentsUrl"])
@@ -367,7 +371,7 @@ class AzureForge:
         where = f"/{quote(organization, safe='')}/{quote(project, safe='')}"
         self.path = f"{where}/_apis/git/repositories"
         self.name = name
-        self.git = GitAuth(pat, "notempty")  # Azure takes a PAT with any non-empty user name
+        self.git = _git(pat)
         self._found: dict[str, Any] | None = None
 
     async def _repo(self) -> dict[str, Any]:

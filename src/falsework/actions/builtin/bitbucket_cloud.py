@@ -19,7 +19,16 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from falsework.actions.builtin.forge import ChangeRequest, Forge, GitAuth, Proposal, Repository
+from falsework.actions.builtin.forge import (
+    ChangeRequest,
+    FirstPush,
+    Forge,
+    GitAuth,
+    Proposal,
+    Repository,
+    push_contents,
+    record_publish,
+)
 from falsework.actions.builtin.forgeapi import (
     PUBLISH_OUTPUT,
     PULL_REQUEST_OUTPUT,
@@ -29,12 +38,7 @@ from falsework.actions.builtin.forgeapi import (
     record_pull_request,
     refuse_signing,
 )
-from falsework.actions.builtin.gitpush import (
-    Author,
-    push_changes,
-    push_folder,
-    source_folder,
-)
+from falsework.actions.builtin.gitpush import Author, push_changes, source_folder
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
 from falsework.actions.integrations import ForgeHost, Integrations, Kind, RepoUrl
@@ -85,24 +89,23 @@ class PublishInput(ActionInput):
     sign_commit: bool | None = Field(None, description="Sign the commit (no key configured)")
 
 
-async def record_publish(ctx: ActionContext[PublishInput]) -> None:
+async def record_publish_cloud(ctx: ActionContext[PublishInput]) -> None:
     inp = ctx.input
-    assert ctx.recording is not None
     repo = RepoUrl.parse(inp.repo_url)
     web = f"https://{repo.host}/{_workspace(repo, inp.repo_url)}/{repo.repo}"
-    source = await source_folder(ctx, inp.source_path)
-    await ctx.in_thread(ctx.recording.tree, source)
-    ctx.recording.note(remote=f"{web}.git", branch=inp.default_branch)
-    ctx.logger.info(f"Would create the Bitbucket Cloud repository {web}")
-    ctx.output("remoteUrl", f"{web}.git")
-    ctx.output("repoContentsUrl", f"{web}/src/{inp.default_branch}")
-    ctx.output("commitHash", PLACEHOLDER_COMMIT)
+    outputs = {
+        "remoteUrl": f"{web}.git",
+        "repoContentsUrl": f"{web}/src/{inp.default_branch}",
+        "commitHash": PLACEHOLDER_COMMIT,
+    }
+    saying = f"Would create the Bitbucket Cloud repository {web}"
+    await record_publish(ctx, inp.source_path, f"{web}.git", inp.default_branch, saying, outputs)
 
 
 @action(
     settings=Integrations,
     id="publish:bitbucketCloud",
-    recorder=record_publish,
+    recorder=record_publish_cloud,
     description="Initializes a git repository of the content in the workspace, and "
     "publishes it to Bitbucket Cloud.",
     input=PublishInput,
@@ -149,21 +152,15 @@ async def publish_bitbucket_cloud(
             return {"remoteUrl": str(clone), "repoContentsUrl": contents}
 
         made = await ctx.checkpoint(f"create.repo.{repo.host}.{repo.repo}", create)
-
-        async def push() -> str:
-            return await push_folder(
-                ctx,
-                source=await source_folder(ctx, inp.source_path),
-                remote=made["remoteUrl"],
-                branch=inp.default_branch,
-                message=inp.git_commit_message or "initial commit",
-                author=Author.given(None, None),
-                policy=integrations.git,
-                token=secret,
-                username=git_user,
-            )
-
-        commit = await ctx.checkpoint(f"init.repo.and.push{repo.host}.{repo.repo}", push)
+        push = FirstPush(
+            inp.source_path,
+            inp.default_branch,
+            inp.git_commit_message or "initial commit",
+            Author.given(None, None),
+        )
+        key = f"init.repo.and.push{repo.host}.{repo.repo}"
+        git = GitAuth(secret, git_user)
+        commit = await push_contents(ctx, key, made["remoteUrl"], push, integrations.git, git)
     ctx.output("commitHash", commit)
     ctx.output("remoteUrl", made["remoteUrl"])
     ctx.output("repoContentsUrl", made["repoContentsUrl"])

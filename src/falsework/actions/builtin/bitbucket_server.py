@@ -18,7 +18,16 @@ from urllib.parse import quote, urlencode
 
 from pydantic import Field
 
-from falsework.actions.builtin.forge import ChangeRequest, Forge, GitAuth, Proposal, Repository
+from falsework.actions.builtin.forge import (
+    ChangeRequest,
+    FirstPush,
+    Forge,
+    GitAuth,
+    Proposal,
+    Repository,
+    push_contents,
+    record_publish,
+)
 from falsework.actions.builtin.forgeapi import (
     PUBLISH_OUTPUT,
     PULL_REQUEST_OUTPUT,
@@ -28,12 +37,7 @@ from falsework.actions.builtin.forgeapi import (
     record_pull_request,
     refuse_signing,
 )
-from falsework.actions.builtin.gitpush import (
-    Author,
-    push_changes,
-    push_folder,
-    source_folder,
-)
+from falsework.actions.builtin.gitpush import Author, push_changes, source_folder
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
 from falsework.actions.integrations import ForgeHost, Integrations, Kind, RepoUrl
@@ -95,25 +99,24 @@ class PublishInput(ActionInput):
     sign_commit: bool | None = Field(None, description="Sign the commit (no key configured)")
 
 
-async def record_publish(ctx: ActionContext[PublishInput]) -> None:
+async def record_publish_server(ctx: ActionContext[PublishInput]) -> None:
     inp = ctx.input
-    assert ctx.recording is not None
     repo = RepoUrl.parse(inp.repo_url)
     project = _project(repo, inp.repo_url)
     remote = f"https://{repo.host}/scm/{project}/{repo.repo}.git"
-    source = await source_folder(ctx, inp.source_path)
-    await ctx.in_thread(ctx.recording.tree, source)
-    ctx.recording.note(remote=remote, branch=inp.default_branch)
-    ctx.logger.info(f"Would create the Bitbucket Server repository {remote}")
-    ctx.output("remoteUrl", remote)
-    ctx.output("repoContentsUrl", f"https://{repo.host}{_repo_path(project, repo.repo)}/browse")
-    ctx.output("commitHash", PLACEHOLDER_COMMIT)
+    outputs = {
+        "remoteUrl": remote,
+        "repoContentsUrl": f"https://{repo.host}{_repo_path(project, repo.repo)}/browse",
+        "commitHash": PLACEHOLDER_COMMIT,
+    }
+    saying = f"Would create the Bitbucket Server repository {remote}"
+    await record_publish(ctx, inp.source_path, remote, inp.default_branch, saying, outputs)
 
 
 @action(
     settings=Integrations,
     id="publish:bitbucketServer",
-    recorder=record_publish,
+    recorder=record_publish_server,
     description="Initializes a git repository of the content in the workspace, and "
     "publishes it to Bitbucket Server.",
     input=PublishInput,
@@ -157,22 +160,14 @@ async def publish_bitbucket_server(
             }
 
         made = await ctx.checkpoint(f"create.repo.{project}.{repo.repo}", create)
-
-        async def push() -> str:
-            return await push_folder(
-                ctx,
-                source=await source_folder(ctx, inp.source_path),
-                remote=made["remoteUrl"],
-                branch=inp.default_branch,
-                message=inp.git_commit_message or "initial commit",
-                author=Author.given(inp.git_author_name, inp.git_author_email),
-                policy=integrations.git,
-                token=secret,
-                username=auth.username,
-                bearer=auth.bearer,
-            )
-
-        commit = await ctx.checkpoint("push", push)
+        push = FirstPush(
+            inp.source_path,
+            inp.default_branch,
+            inp.git_commit_message or "initial commit",
+            Author.given(inp.git_author_name, inp.git_author_email),
+        )
+        git = GitAuth(secret, auth.username, auth.bearer)
+        commit = await push_contents(ctx, "push", made["remoteUrl"], push, integrations.git, git)
         if inp.enable_lfs:
             lfs = f"{_web(host)}/rest/git-lfs/admin{_repo_path(project, made['slug'])}/enabled"
             await api.call("PUT", lfs)

@@ -4,10 +4,16 @@ authenticates to it, and its change requests (GitHub's and Gitea's pull requests
 GitLab's merge requests, Bitbucket's and Azure's pull requests).
 
 Each host module maps the protocol onto its own API (``github.py``, ``gitlab.py``,
-``gitea.py``, ``bitbucket_cloud.py``, ``bitbucket_server.py``, ``azure.py``); the flow
-that uses it lives here once: find the open change request of a branch, else open one
-(so a rerun or a recovery never opens a second), marked as a draft the way the host
-marks drafts.
+``gitea.py``, ``bitbucket_cloud.py``, ``bitbucket_server.py``, ``azure.py``); the flows
+that use it live here once:
+
+- a ``publish:<forge>`` action creates the repository (a checkpoint keyed by the
+  host's own Backstage key), then ``push_contents`` commits the workspace folder and
+  pushes it as the first commit of the default branch (a second checkpoint), and
+  ``record_publish`` is its rehearsal;
+- ``open_or_reuse_change_request`` finds the open change request of a branch, else
+  opens one (so a rerun or a recovery never opens a second), marked as a draft the
+  way the host marks drafts.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from falsework.actions.builtin.forgeapi import NAMES
+from falsework.actions.builtin.gitpush import Author, push_folder, source_folder
+from falsework.actions.context import ActionContext
+from falsework.actions.git import GitPolicy
 from falsework.actions.integrations import Integrations, Kind, RepoUrl
 from falsework.errors import InputError
 
@@ -114,3 +123,61 @@ def drafted_title(title: str, draft: bool, prefix: str) -> str:
     """Hosts whose API has no draft flag mark a draft by its title's prefix (GitLab's
     ``Draft:``, Gitea's ``WIP:``)."""
     return f"{prefix} {title}" if draft and not title.startswith(prefix) else title
+
+
+@dataclass(frozen=True)
+class FirstPush:
+    """What a publish action pushes to the repository it created: the workspace folder
+    ``source_path`` as one commit on ``branch``."""
+
+    source_path: str | None
+    branch: str
+    message: str
+    author: Author
+
+
+async def push_contents(
+    ctx: ActionContext[Any],
+    key: str,
+    remote: str,
+    push: FirstPush,
+    policy: GitPolicy,
+    git: GitAuth,
+) -> str:
+    """The commit pushed, once per task: a checkpoint under ``key`` (the host's
+    Backstage key), so a rerun or recovery finds the earlier run's commit."""
+
+    async def run() -> str:
+        return await push_folder(
+            ctx,
+            source=await source_folder(ctx, push.source_path),
+            remote=remote,
+            branch=push.branch,
+            message=push.message,
+            author=push.author,
+            policy=policy,
+            token=git.token,
+            username=git.username,
+            bearer=git.bearer,
+        )
+
+    commit: str = await ctx.checkpoint(key, run)
+    return commit
+
+
+async def record_publish(
+    ctx: ActionContext[Any],
+    source_path: str | None,
+    remote: str,
+    branch: str,
+    saying: str,
+    outputs: dict[str, Any],
+) -> None:
+    """A publish action's rehearsal: the tree it would push to ``remote``, its
+    ``outputs`` as the host would answer them."""
+    assert ctx.recording is not None
+    await ctx.in_thread(ctx.recording.tree, await source_folder(ctx, source_path))
+    ctx.recording.note(remote=remote, branch=branch)
+    ctx.logger.info(saying)
+    for name, value in outputs.items():
+        ctx.output(name, value)

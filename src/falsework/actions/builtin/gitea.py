@@ -22,11 +22,14 @@ from pydantic import Field
 
 from falsework.actions.builtin.forge import (
     ChangeRequest,
+    FirstPush,
     Forge,
     GitAuth,
     Proposal,
     Repository,
     drafted_title,
+    push_contents,
+    record_publish,
 )
 from falsework.actions.builtin.forgeapi import (
     PUBLISH_OUTPUT,
@@ -35,11 +38,7 @@ from falsework.actions.builtin.forgeapi import (
     forge_api,
     refuse_signing,
 )
-from falsework.actions.builtin.gitpush import (
-    Author,
-    push_folder,
-    source_folder,
-)
+from falsework.actions.builtin.gitpush import Author
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
 from falsework.actions.integrations import Integrations, Kind, RepoUrl
@@ -77,16 +76,15 @@ def _message(subject: str) -> str:
 
 async def record_publish_gitea(ctx: ActionContext[PublishGiteaInput]) -> None:
     inp = ctx.input
-    assert ctx.recording is not None
     repo = RepoUrl.parse(inp.repo_url)
     web = f"https://{repo.host}/{repo.need_owner()}/{repo.repo}"
-    source = await source_folder(ctx, inp.source_path)
-    await ctx.in_thread(ctx.recording.tree, source)
-    ctx.recording.note(remote=f"{web}.git", branch=inp.default_branch)
-    ctx.logger.info(f"Would create the Gitea repository {web} and push {inp.default_branch}")
-    ctx.output("remoteUrl", f"{web}.git")
-    ctx.output("repoContentsUrl", f"{web}/src/branch/{inp.default_branch}/")
-    ctx.output("commitHash", PLACEHOLDER_COMMIT)
+    outputs = {
+        "remoteUrl": f"{web}.git",
+        "repoContentsUrl": f"{web}/src/branch/{inp.default_branch}/",
+        "commitHash": PLACEHOLDER_COMMIT,
+    }
+    saying = f"Would create the Gitea repository {web} and push {inp.default_branch}"
+    await record_publish(ctx, inp.source_path, f"{web}.git", inp.default_branch, saying, outputs)
 
 
 @action(
@@ -146,21 +144,14 @@ async def publish_gitea(ctx: ActionContext[PublishGiteaInput], integrations: Int
             return str(made["clone_url"])
 
         clone = await ctx.checkpoint(f"create.gitea.repo.{owner}.{repo.repo}", create)
-
-        async def push() -> str:
-            return await push_folder(
-                ctx,
-                source=await source_folder(ctx, inp.source_path),
-                remote=clone,
-                branch=inp.default_branch,
-                message=_message(inp.git_commit_message or "initial commit"),
-                author=Author.given(inp.git_author_name, inp.git_author_email),
-                policy=integrations.git,
-                token=password,
-                username=host.username or "",
-            )
-
-        commit = await ctx.checkpoint("push", push)
+        push = FirstPush(
+            inp.source_path,
+            inp.default_branch,
+            _message(inp.git_commit_message or "initial commit"),
+            Author.given(inp.git_author_name, inp.git_author_email),
+        )
+        git = GitAuth(password, host.username or "")
+        commit = await push_contents(ctx, "push", clone, push, integrations.git, git)
     ctx.output("remoteUrl", f"{web}/{owner}/{repo.repo}.git")
     ctx.output("commitHash", commit)
     ctx.output("repoContentsUrl", f"{web}/{owner}/{repo.repo}/src/branch/{inp.default_branch}/")

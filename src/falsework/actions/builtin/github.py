@@ -22,7 +22,14 @@ from githubkit.exception import GitHubException, RequestFailed
 from nacl.public import PublicKey, SealedBox
 from pydantic import Field, model_validator
 
-from falsework.actions.builtin.forge import ChangeRequest, Forge, GitAuth, Proposal, Repository
+from falsework.actions.builtin.forge import (
+    ChangeRequest,
+    Forge,
+    GitAuth,
+    Proposal,
+    Repository,
+    record_publish,
+)
 from falsework.actions.builtin.gitpush import (
     DEFAULT_AUTHOR_EMAIL,
     Author,
@@ -517,16 +524,15 @@ def _would_be(repo: RepoUrl) -> tuple[str, str]:
 
 
 async def _record_push(ctx: ActionContext[Any], source_path: str | None, branch: str) -> str:
-    assert ctx.recording is not None
     repo = RepoUrl.parse(ctx.input.repo_url)
     remote, web = _would_be(repo)
-    source = await source_folder(ctx, source_path)
-    await ctx.in_thread(ctx.recording.tree, source)
-    ctx.recording.note(remote=remote, branch=branch)
-    ctx.logger.info(f"Would push {source_path or './'} to {remote} (branch {branch})")
-    ctx.output("remoteUrl", remote)
-    ctx.output("repoContentsUrl", f"{web}/blob/{branch}")
-    ctx.output("commitHash", PLACEHOLDER_COMMIT)
+    outputs = {
+        "remoteUrl": remote,
+        "repoContentsUrl": f"{web}/blob/{branch}",
+        "commitHash": PLACEHOLDER_COMMIT,
+    }
+    saying = f"Would push {source_path or './'} to {remote} (branch {branch})"
+    await record_publish(ctx, source_path, remote, branch, saying, outputs)
     return web
 
 

@@ -23,11 +23,13 @@ from pydantic import ConfigDict, Field
 
 from falsework.actions.builtin.forge import (
     ChangeRequest,
+    FirstPush,
     Forge,
     GitAuth,
     Proposal,
     Repository,
     drafted_title,
+    push_contents,
 )
 from falsework.actions.builtin.forgeapi import (
     ApiError,
@@ -39,7 +41,6 @@ from falsework.actions.builtin.forgeapi import (
 from falsework.actions.builtin.gitpush import (
     Author,
     push_changes,
-    push_folder,
     source_folder,
 )
 from falsework.actions.context import ActionContext
@@ -268,21 +269,14 @@ async def publish_gitlab(
             )
         remote = str(made["clone"]).removesuffix(".git")
         if inp.source_path is not False:
-
-            async def push() -> str:
-                return await push_folder(
-                    ctx,
-                    source=await source_folder(ctx, _source(inp.source_path)),
-                    remote=str(made["clone"]),
-                    branch=inp.default_branch,
-                    message=inp.git_commit_message or "initial commit",
-                    author=Author.given(inp.git_author_name, inp.git_author_email),
-                    policy=integrations.git,
-                    token=token,
-                    username=GIT_USER,
-                )
-
-            commit = await ctx.checkpoint("push", push)
+            push = FirstPush(
+                _source(inp.source_path),
+                inp.default_branch,
+                inp.git_commit_message or "initial commit",
+                Author.given(inp.git_author_name, inp.git_author_email),
+            )
+            git = GitAuth(token, GIT_USER)
+            commit = await push_contents(ctx, "push", made["clone"], push, integrations.git, git)
             await ctx.checkpoint("branches", lambda: _branches(ctx, api, project_id, inp))
             ctx.output("commitHash", commit)
         await ctx.checkpoint("variables", lambda: _variables(api, project_id, inp))
