@@ -11,11 +11,16 @@ line elsewhere may name its task with ``extra={"task_id": ...}``.
 
 Each run is an asyncio task of its own with a copy of the context, so what is
 bound there stays with that run and vanishes with it.
+
+Every line passes ``RedactUrls`` on its way out: a URL's user information and its
+query's values become ``***`` (httpx logs each request's full URL, and a webhook's
+or an ``http:request`` step's query may carry a token).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -70,6 +75,36 @@ class TaskFields(logging.Filter):
         return True
 
 
+_URL = re.compile(
+    r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s\"'<>]+@)?"
+    r"(?P<rest>[^?#\s\"'<>]*)(?P<query>\?[^#\s\"'<>]*)?"
+)
+_QUERY_VALUE = re.compile(r"([?&;][^=&;#]*=)[^&;#]*")
+
+
+def _redact_url(match: re.Match[str]) -> str:
+    userinfo = "***@" if match["userinfo"] else ""
+    query = _QUERY_VALUE.sub(r"\1***", match["query"] or "")
+    return f"{match['scheme']}{userinfo}{match['rest']}{query}"
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL's user information and query values as ``***``:
+    ``https://u:t@host/p?token=t&a=1`` → ``https://***@host/p?token=***&a=***``."""
+    return _URL.sub(_redact_url, text)
+
+
+class RedactUrls(logging.Filter):
+    """Redacts the URLs in a line's message (its arguments merged in first)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
 class _Json(JsonFormatter):
     """One JSON object per line: time, level, logger, message, the task's fields
     that are set, whatever a call gave as ``extra``, and the traceback if any."""
@@ -99,6 +134,7 @@ def configure(level: str, log_format: LogFormat) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(log_format))
     handler.addFilter(TaskFields())
+    handler.addFilter(RedactUrls())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -113,9 +149,6 @@ def configure(level: str, log_format: LogFormat) -> None:
         uv.propagate = True
     if level.lower() != "debug":
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    # httpx logs every request's full URL at info: a query may carry a token (a
-    # webhook's, an http:request step's); what was called is reported by its caller
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     # the audit trail is a record, not chatter: a quieter --log-level keeps it
     logging.getLogger("falsework.audit").setLevel(logging.INFO)
 

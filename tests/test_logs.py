@@ -1,0 +1,75 @@
+"""The process's log handler (falsework.logs.configure) never lets a URL's token out:
+a real httpx request to a loopback server, whose URL carries a token in its query
+and in its user information, logs the request with both redacted."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from falsework import logs
+
+TOKEN = "tok-3f9a1c"
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def configured() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_token_in_a_url_never_reaches_the_log(
+    server: str, configured: None, capfd: pytest.CaptureFixture[str], log_format: logs.LogFormat
+) -> None:
+    logs.configure("info", log_format)
+    url = f"http://robot:{TOKEN}@{server}/hook?token={TOKEN}&event=push"
+    with httpx.Client() as client:
+        assert client.get(url).status_code == 200
+    logging.getLogger("falsework.test").info("calling %s", url)
+    err = capfd.readouterr().err
+    assert TOKEN not in err
+    # the lines are there, with what is not secret
+    assert f"HTTP Request: GET http://***@{server}/hook?token=***&event=***" in err  # httpx's
+    assert f"calling http://***@{server}/hook?token=***&event=***" in err
+
+
+def test_redact_keeps_what_is_not_a_credential() -> None:
+    text = "GET https://h.example/a/b?x=1;y=2#top and ssh git@h.example:a/b.git"
+    assert (
+        logs.redact(text)
+        == "GET https://h.example/a/b?x=***;y=***#top and ssh git@h.example:a/b.git"
+    )
+    assert logs.redact("no url here") == "no url here"
