@@ -188,6 +188,8 @@ async def test_update_opens_the_hosts_change_request_once(
     assert first["pullRequestUrl"] == host.url(forge.url, 1)
     assert first["compareUrl"] == host.compare(forge.url)
     assert first["scaffold"]["update"]["pullRequestUrl"] == host.url(forge.url, 1)
+    # the same repository the server recorded when publish:git made it
+    assert first["scaffold"]["repository"] == f"{host.clone_url(forge.url)}#main"
     (request,) = host.requests()
     assert host.draft(request) is True
     assert host.title(request).endswith(TITLE)

@@ -26,6 +26,7 @@ from falsework.actions.builtin.forge import (
     GitAuth,
     Proposal,
     Repository,
+    commit_workspace,
     push_contents,
     record_publish,
 )
@@ -38,7 +39,7 @@ from falsework.actions.builtin.forgeapi import (
     record_pull_request,
     refuse_signing,
 )
-from falsework.actions.builtin.gitpush import Author, push_changes, source_folder
+from falsework.actions.builtin.gitpush import Author
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
 from falsework.actions.integrations import ForgeHost, Integrations, Kind, RepoUrl
@@ -264,21 +265,16 @@ async def _commit(
         return
     ctx.logger.info(f"source branch not found -> creating branch named: {inp.source_branch}")
     clone = next(x["href"] for x in found["links"]["clone"] if x.get("name") == "https")
-    commit, _ = await push_changes(
+    commit = await commit_workspace(
         ctx,
-        source=await source_folder(ctx, None),
-        remote=str(clone),
-        base=target,
-        branch=inp.source_branch,
-        target_path=None,
-        delete=[],
+        str(clone),
+        target,
+        inp.source_branch,
         # Backstage commits with the description as the message; git needs one
-        message=inp.description or inp.title,
-        author=Author.given(inp.git_author_name, inp.git_author_email),
-        policy=integrations.git,
-        token=secret,
-        update=False,
-        username=git_user,
+        inp.description or inp.title,
+        Author.given(inp.git_author_name, inp.git_author_email),
+        integrations.git,
+        GitAuth(secret, git_user),
     )
     if commit is None:
         body = {"name": inp.source_branch, "target": {"hash": target}}

@@ -25,6 +25,7 @@ from falsework.actions.builtin.forge import (
     GitAuth,
     Proposal,
     Repository,
+    commit_workspace,
     push_contents,
     record_publish,
 )
@@ -37,7 +38,7 @@ from falsework.actions.builtin.forgeapi import (
     record_pull_request,
     refuse_signing,
 )
-from falsework.actions.builtin.gitpush import Author, push_changes, source_folder
+from falsework.actions.builtin.gitpush import Author
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import Action, ActionInput, action
 from falsework.actions.integrations import ForgeHost, Integrations, Kind, RepoUrl
@@ -250,22 +251,16 @@ async def publish_bitbucket_server_pull_request(
                 f"lastCommit: {to_ref['latestCommit']}"
             )
             clone = f"{_web(host)}/scm/{quote(project, safe='')}/{quote(repo.repo, safe='')}.git"
-            made, _ = await push_changes(
+            made = await commit_workspace(
                 ctx,
-                source=await source_folder(ctx, None),
-                remote=clone,
-                base=str(target),
-                branch=inp.source_branch,
-                target_path=None,
-                delete=[],
+                clone,
+                str(target),
+                inp.source_branch,
                 # Backstage commits with the description as the message; git needs one
-                message=inp.description or inp.title,
-                author=Author.given(inp.git_author_name, inp.git_author_email),
-                policy=integrations.git,
-                token=secret,
-                update=False,
-                username=auth.username,
-                bearer=auth.bearer,
+                inp.description or inp.title,
+                Author.given(inp.git_author_name, inp.git_author_email),
+                integrations.git,
+                GitAuth(secret, auth.username, auth.bearer),
             )
             if made is None:
                 body = {"name": inp.source_branch, "startPoint": to_ref["latestCommit"]}

@@ -11,6 +11,8 @@ that use it live here once:
   host's own Backstage key), then ``push_contents`` commits the workspace folder and
   pushes it as the first commit of the default branch (a second checkpoint), and
   ``record_publish`` is its rehearsal;
+- a ``publish:<forge>:pull-request`` action whose source branch is new commits the
+  workspace over the target branch with ``commit_workspace``;
 - ``open_or_reuse_change_request`` finds the open change request of a branch, else
   opens one (so a rerun or a recovery never opens a second), marked as a draft the
   way the host marks drafts.
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from falsework.actions.builtin.forgeapi import NAMES
-from falsework.actions.builtin.gitpush import Author, push_folder, source_folder
+from falsework.actions.builtin.gitpush import Author, push_changes, push_folder, source_folder
 from falsework.actions.context import ActionContext
 from falsework.actions.git import GitPolicy
 from falsework.actions.integrations import Integrations, Kind, RepoUrl
@@ -181,3 +183,35 @@ async def record_publish(
     ctx.logger.info(saying)
     for name, value in outputs.items():
         ctx.output(name, value)
+
+
+async def commit_workspace(
+    ctx: ActionContext[Any],
+    remote: str,
+    base: str,
+    branch: str,
+    message: str,
+    author: Author,
+    policy: GitPolicy,
+    git: GitAuth,
+) -> str | None:
+    """The whole workspace laid over ``base`` as one commit pushed to the new
+    ``branch`` (the Bitbucket pull-request actions' way, as Backstage's); None when
+    that changes nothing (the caller makes the branch through the host's API)."""
+    commit, _ = await push_changes(
+        ctx,
+        source=await source_folder(ctx, None),
+        remote=remote,
+        base=base,
+        branch=branch,
+        target_path=None,
+        delete=[],
+        message=message,
+        author=author,
+        policy=policy,
+        token=git.token,
+        update=False,
+        username=git.username,
+        bearer=git.bearer,
+    )
+    return commit
