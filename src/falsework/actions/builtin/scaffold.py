@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -283,7 +284,9 @@ async def scaffold_update(ctx: ActionContext[ScaffoldUpdateInput], policy: Updat
         ctx.output("pullRequestNumber", pull["number"])
 
 
-def _forge(integrations: Integrations, repo: RepoUrl, token: str | None) -> Any:
+def _forge(
+    integrations: Integrations, repo: RepoUrl, token: str | None
+) -> AbstractAsyncContextManager[Forge]:
     what = "scaffold:update"
     return FORGES[forge_kind(integrations, repo, what)](integrations, repo, token, what)
 
@@ -303,7 +306,6 @@ async def _pull_request(
         description=pushed["description"],
         draft=conflicted,
     )
-    forge: Forge
     async with _forge(policy.integrations, RepoUrl.parse(inp.repo_url), inp.token) as forge:
         made = await open_or_reuse_change_request(forge, proposal, ctx.logger.info)
     return {"url": made.url, "number": made.number}
