@@ -2,7 +2,8 @@
 a repository made from v1 by a real task and published to the loopback forge, a team
 commit that conflicts with v3, then the update as the host's change request (GitLab's
 merge request, Gitea's, Bitbucket's and Azure's pull requests): marked as a draft the
-way the host marks them, titled "[conflicts] …", listing the file; a rerun reuses it.
+way the host marks them, titled "[conflicts] …", listing the file; a rerun reuses it;
+an update to v2 merges cleanly and is a change request of its own, no draft.
 Every call is checked against the host's transcribed API description."""
 
 from __future__ import annotations
@@ -201,3 +202,13 @@ async def test_update_opens_the_hosts_change_request_once(
     assert again["commit"] == first["commit"]
     assert again["pullRequestNumber"] == 1 and again["pullRequestUrl"] == first["pullRequestUrl"]
     assert len(host.requests()) == 1
+
+    # another version is another change request; merged cleanly, it is no draft
+    v2 = {**step, "input": {**step["input"], "to": "v2"}}
+    second = output(await run(runner, [v2]))
+    assert second["branch"] == "falsework/update/service-v2" and second["conflicts"] == []
+    assert second["pullRequestNumber"] == 2
+    assert second["pullRequestUrl"] == host.url(forge.url, 2)
+    _, request = host.requests()
+    assert host.draft(request) is False
+    assert host.title(request) == "Update template:default/service from v1 to v2"

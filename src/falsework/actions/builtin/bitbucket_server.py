@@ -356,8 +356,9 @@ class BitbucketServerForge:
             "description": proposal.description,
             "fromRef": ref(proposal.branch),
             "toRef": ref(proposal.base),
-            "draft": proposal.draft,
         }
+        if proposal.draft:  # drafts came with Data Center 8.18: older ones are not asked
+            body["draft"] = True
         made = await self.api.call("POST", f"{self.path}/pull-requests", json=body)
         return ChangeRequest(int(made["id"]), str(made["links"]["self"][0]["href"]))
 
