@@ -21,7 +21,7 @@ from support.forge.bitbucket_cloud import BitbucketCloud
 from support.forge.bitbucket_server import BitbucketServer
 from support.forge.gitea import Gitea
 from support.forge.gitlab import GitLab
-from support.forge.harness import clone
+from support.forge.harness import clone, serving
 from support.update_runs import TOKEN, create_from_v1, make_runner, output, run
 from support.updates import TemplateRepo, git
 
@@ -212,3 +212,16 @@ async def test_update_opens_the_hosts_change_request_once(
     _, request = host.requests()
     assert host.draft(request) is False
     assert host.title(request) == "Update template:default/service from v1 to v2"
+
+
+async def test_a_repo_url_on_no_configured_forge_is_refused_by_name(tmp_path: Path) -> None:
+    with serving(gitea(tmp_path / "forge").model) as forge:
+        runner = make_runner(tmp_path, forge, "gitea", "robot")
+        step = {
+            "id": "update",
+            "action": "scaffold:update",
+            "input": {"repoUrl": "git.nowhere.example?owner=acme&repo=payments"},
+        }
+        refused = r"no integration is configured for host 'git\.nowhere\.example'"
+        with pytest.raises(AssertionError, match=refused):
+            await run(runner, [step])
