@@ -82,17 +82,22 @@ interrupted keeps its key.
   that commit at the head of the branch and reuse it (the same `commitHash`,
   nothing pushed); `publish:git` with `force: true` looks before it
   force-pushes. `publish:github:pull-request` also reuses the open pull request
-  of its branch when the branch holds that commit. The other forges' pull and
-  merge request actions carry the trailer too but do not match it yet: run
-  again, they refuse the branch that exists, as Backstage's do.
+  of its branch when the branch holds that commit. Run again after an
+  interruption, `publish:gitlab:merge-request` finds its branch's commit by the
+  trailer too, and it, `publish:bitbucketServer:pull-request` and
+  `publish:bitbucketCloud:pull-request` (which use a source branch that exists
+  as it is) reuse the open request from their branch into the target instead of
+  opening another. A new task still meets the branch or request that exists as
+  Backstage's do (`publish:azure:pull-request` always reuses an open request of
+  its branches, as Backstage's does).
 - `github:repo:create` and `publish:github` adopt the repository they are told to
   create when creating it is refused because it exists, the step had its key
   before (an earlier run was interrupted), and the repository is empty or holds
   that commit; its settings are applied again. Anyone else's repository of that
   name (not empty and not holding the commit, or filled by `autoInit`) is still
-  an error. The other forges' repository and request creation is not matched by
-  the key yet: a run interrupted between creating one and its checkpoint meets
-  the forge's own answer for one that exists (`publish:gitlab` with
+  an error. The other forges' repository creation is not matched by the key
+  yet: a run interrupted between creating one and its checkpoint meets the
+  forge's own answer for one that exists (`publish:gitlab` with
   `skipExisting: true` takes an existing project, as Backstage's does).
 - `catalog:register` takes the catalog's 409 (location already registered), and
   `github:webhook` GitHub's 422 (a hook for that URL exists), as done in a run

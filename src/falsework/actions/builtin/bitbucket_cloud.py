@@ -27,6 +27,7 @@ from falsework.actions.builtin.forge import (
     Proposal,
     Repository,
     commit_workspace,
+    opened_earlier,
     push_contents,
     record_publish,
 )
@@ -230,6 +231,10 @@ async def publish_bitbucket_cloud_pull_request(
         await ctx.checkpoint(f"commit.{workspace}.{repo.repo}.{inp.source_branch}", commit)
 
         async def create() -> str:
+            forge = BitbucketCloudForge(api, workspace, repo.repo, GitAuth(secret, git_user))
+            earlier = await opened_earlier(ctx, forge, inp.source_branch, str(target))
+            if earlier is not None:
+                return earlier.url
             body: dict[str, Any] = {
                 "title": inp.title,
                 "summary": {"raw": inp.description} if inp.description is not None else {},

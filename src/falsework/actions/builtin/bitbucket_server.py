@@ -26,6 +26,7 @@ from falsework.actions.builtin.forge import (
     Proposal,
     Repository,
     commit_workspace,
+    opened_earlier,
     push_contents,
     record_publish,
 )
@@ -272,6 +273,10 @@ async def publish_bitbucket_server_pull_request(
         from_ref = await ctx.checkpoint(f"commit.{project}.{repo.repo}.{inp.source_branch}", commit)
 
         async def create() -> str:
+            forge = BitbucketServerForge(api, host, project, repo.repo, auth)
+            earlier = await opened_earlier(ctx, forge, inp.source_branch, str(target))
+            if earlier is not None:
+                return earlier.url
             body: dict[str, Any] = {
                 "title": inp.title,
                 "state": "OPEN",

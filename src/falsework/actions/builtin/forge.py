@@ -13,6 +13,8 @@ that use it live here once:
   ``record_publish`` is its rehearsal;
 - a ``publish:<forge>:pull-request`` action whose source branch is new commits the
   workspace over the target branch with ``commit_workspace``;
+- the pull-request actions ask ``opened_earlier`` before opening one, so the recovery
+  of a run interrupted after its request was opened reuses it;
 - ``open_or_reuse_change_request`` finds the open change request of a branch, else
   opens one (so a rerun or a recovery never opens a second), marked as a draft the
   way the host marks drafts.
@@ -115,6 +117,23 @@ async def open_or_reuse_change_request(
     made = await forge.open_change_request(proposal)
     log(f"{_noun(forge.kind)} #{made.number}: {made.url}")
     return made
+
+
+async def opened_earlier(
+    ctx: ActionContext[Any], forge: Forge, branch: str, base: str
+) -> ChangeRequest | None:
+    """The open change request of ``branch`` into ``base`` when an interrupted earlier
+    run of this step may have opened it (its key is ``earlier``): that run's, to
+    reuse. A new task never adopts one (Backstage refuses it, and so do we)."""
+    if not (await ctx.step_key()).earlier:
+        return None
+    found = await forge.find_open_change_request(branch, base)
+    if found is not None:
+        ctx.logger.info(
+            f"{_noun(forge.kind)} #{found.number} was opened by an earlier run of this step: "
+            "not opening another"
+        )
+    return found
 
 
 def _noun(kind: Kind) -> str:

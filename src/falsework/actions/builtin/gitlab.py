@@ -29,6 +29,7 @@ from falsework.actions.builtin.forge import (
     Proposal,
     Repository,
     drafted_title,
+    opened_earlier,
     push_contents,
 )
 from falsework.actions.builtin.forgeapi import (
@@ -461,6 +462,10 @@ async def publish_gitlab_merge_request(
         await ctx.checkpoint(f"commit.to.{project}.{inp.branch_name}", commit)
 
         async def create() -> dict[str, Any]:
+            forge = GitlabForge(api, project, token)
+            earlier = await opened_earlier(ctx, forge, inp.branch_name, target)
+            if earlier is not None:
+                return {"iid": earlier.number, "url": earlier.url}
             body: dict[str, Any] = {
                 "source_branch": inp.branch_name,
                 "target_branch": target,
@@ -534,7 +539,8 @@ async def _commit(
         if exc.status != 404:
             raise
         branch = None
-    if branch is not None:
+    earlier = branch is not None and (await ctx.step_key()).earlier
+    if branch is not None and not earlier:
         if inp.commit_action == "skip":
             ctx.logger.info(f"Using existing branch {inp.branch_name} without modification.")
             return None
@@ -572,7 +578,7 @@ async def _commit(
             username=GIT_USER,
             check=_expect(inp.commit_action, files, inp.target_path, inp.branch_name),
         )
-    if commit is None:
+    if commit is None and not earlier:
         # nothing to commit: the branch is made from the target, as GitLab's API does
         body = {"branch": inp.branch_name, "ref": target}
         try:
