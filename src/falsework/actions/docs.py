@@ -95,10 +95,12 @@ interrupted keeps its key.
   before (an earlier run was interrupted), and the repository is empty or holds
   that commit; its settings are applied again. Anyone else's repository of that
   name (not empty and not holding the commit, or filled by `autoInit`) is still
-  an error. The other forges' repository creation is not matched by the key
-  yet: a run interrupted between creating one and its checkpoint meets the
-  forge's own answer for one that exists (`publish:gitlab` with
-  `skipExisting: true` takes an existing project, as Backstage's does).
+  an error. `publish:gitlab`, `publish:gitea`, `publish:bitbucketCloud`,
+  `publish:bitbucketServer` and `publish:azure` adopt theirs by the same rule
+  (the host's answer for a name in use, then the repository read back); their
+  other calls (GitLab's owner, branches and variables) are not matched yet.
+  `publish:gitlab` with `skipExisting: true` takes any existing project, as
+  Backstage's does.
 - `catalog:register` takes the catalog's 409 (location already registered), and
   `github:webhook` GitHub's 422 (a hook for that URL exists), as done in a run
   that follows an interrupted one.

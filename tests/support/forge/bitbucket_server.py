@@ -86,6 +86,7 @@ class BitbucketServer(RepoHost):
     def handlers(self) -> dict[str, Handler]:
         return {
             "createRepository": self.create_repo,
+            "getRepository": self.get_repo,
             "getDefaultBranch": self.default_branch,
             "getBranches": self.list_branches,
             "createBranch": self.create_branch,
@@ -103,6 +104,9 @@ class BitbucketServer(RepoHost):
         body = dict(call.body)
         slug = body.pop("name").lower().replace(" ", "-")
         return Reply(201, self._repo_json(self._create(project, slug, body)))
+
+    def get_repo(self, call: Call, p: dict[str, str]) -> Reply:
+        return Reply(200, self._repo_json(self.repo(p["projectKey"], p["repositorySlug"])))
 
     def default_branch(self, call: Call, p: dict[str, str]) -> Reply:
         repo = self.repo(p["projectKey"], p["repositorySlug"])

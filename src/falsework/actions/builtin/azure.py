@@ -29,10 +29,17 @@ from falsework.actions.builtin.forge import (
     GitAuth,
     Proposal,
     Repository,
+    made_earlier,
     push_contents,
     record_publish,
 )
-from falsework.actions.builtin.forgeapi import PUBLISH_OUTPUT, ForgeApi, forge_api, refuse_signing
+from falsework.actions.builtin.forgeapi import (
+    PUBLISH_OUTPUT,
+    ApiError,
+    ForgeApi,
+    forge_api,
+    refuse_signing,
+)
 from falsework.actions.builtin.gitpush import (
     Author,
     push_changes,
@@ -153,12 +160,23 @@ async def publish_azure(ctx: ActionContext[PublishAzureInput], integrations: Int
 
         async def create() -> dict[str, str]:
             path = f"/{quote(organization, safe='')}/{quote(project, safe='')}"
-            made: dict[str, Any] = await api.call(
-                "POST",
-                f"{path}/_apis/git/repositories",
-                params={"api-version": API_VERSION},
-                json={"name": repo.repo},
-            )
+            repos = f"{path}/_apis/git/repositories"
+            version = {"api-version": API_VERSION}
+            try:
+                made: dict[str, Any] = await api.call(
+                    "POST", repos, params=version, json={"name": repo.repo}
+                )
+            except ApiError as exc:
+                made = await made_earlier(
+                    ctx,
+                    exc,
+                    409,  # Azure's answer for a name in use (TF400948)
+                    lambda: api.call("GET", f"{repos}/{quote(repo.repo, safe='')}", params=version),
+                    lambda found: str(found["remoteUrl"]),
+                    inp.default_branch,
+                    integrations.git,
+                    _git(pat),
+                )
             for key in ("remoteUrl", "id", "webUrl"):
                 if not made.get(key):
                     raise InputError(f"No {key} returned from create repository for Azure")

@@ -27,6 +27,7 @@ from falsework.actions.builtin.forge import (
     Proposal,
     Repository,
     commit_workspace,
+    made_earlier,
     opened_earlier,
     push_contents,
     record_publish,
@@ -34,6 +35,7 @@ from falsework.actions.builtin.forge import (
 from falsework.actions.builtin.forgeapi import (
     PUBLISH_OUTPUT,
     PULL_REQUEST_OUTPUT,
+    ApiError,
     ForgeApi,
     credential,
     forge_api,
@@ -68,6 +70,10 @@ def _workspace(repo: RepoUrl, what: str) -> str:
             f"Invalid URL provider was included in the repo URL to create {what}, missing workspace"
         )
     return repo.workspace
+
+
+def _https_clone(found: dict[str, Any]) -> str:
+    return str(next(x["href"] for x in found["links"]["clone"] if x.get("name") == "https"))
 
 
 def _path(workspace: str, slug: str) -> str:
@@ -146,9 +152,21 @@ async def publish_bitbucket_cloud(
             }
             if inp.description is not None:
                 body["description"] = inp.description
-            made = await api.call("POST", _path(workspace, repo.repo), json=body)
-            clone = next(x["href"] for x in made["links"]["clone"] if x.get("name") == "https")
-            ctx.logger.info(f"Created repository {made['full_name']}")
+            try:
+                made = await api.call("POST", _path(workspace, repo.repo), json=body)
+                ctx.logger.info(f"Created repository {made['full_name']}")
+            except ApiError as exc:
+                made = await made_earlier(
+                    ctx,
+                    exc,
+                    400,  # Bitbucket Cloud's answer for a slug in use
+                    lambda: api.call("GET", _path(workspace, repo.repo)),
+                    _https_clone,
+                    inp.default_branch,
+                    integrations.git,
+                    GitAuth(secret, git_user),
+                )
+            clone = _https_clone(made)
             # the main branch cannot be set: the first branch pushed becomes it
             contents = f"{made['links']['html']['href']}/src/{inp.default_branch}"
             return {"remoteUrl": str(clone), "repoContentsUrl": contents}
@@ -269,7 +287,7 @@ async def _commit(
         ctx.logger.info(f"Source branch {inp.source_branch} exists; it is used as it is")
         return
     ctx.logger.info(f"source branch not found -> creating branch named: {inp.source_branch}")
-    clone = next(x["href"] for x in found["links"]["clone"] if x.get("name") == "https")
+    clone = _https_clone(found)
     commit = await commit_workspace(
         ctx,
         str(clone),
@@ -305,7 +323,7 @@ class BitbucketCloudForge:
 
     async def repository(self) -> Repository:
         found = await self.api.call("GET", self.path)
-        clone = next(x["href"] for x in found["links"]["clone"] if x.get("name") == "https")
+        clone = _https_clone(found)
         branch = str((found.get("mainbranch") or {}).get("name") or "main")
         return Repository(str(clone), branch, str(found["links"]["html"]["href"]))
 

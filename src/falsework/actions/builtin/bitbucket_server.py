@@ -26,6 +26,7 @@ from falsework.actions.builtin.forge import (
     Proposal,
     Repository,
     commit_workspace,
+    made_earlier,
     opened_earlier,
     push_contents,
     record_publish,
@@ -33,6 +34,7 @@ from falsework.actions.builtin.forge import (
 from falsework.actions.builtin.forgeapi import (
     PUBLISH_OUTPUT,
     PULL_REQUEST_OUTPUT,
+    ApiError,
     ForgeApi,
     credential,
     forge_api,
@@ -75,6 +77,10 @@ def _project(repo: RepoUrl, repo_url: str) -> str:
 
 def _repo_path(project: str, slug: str) -> str:
     return f"/projects/{quote(project, safe='')}/repos/{quote(slug, safe='')}"
+
+
+def _http_clone(found: dict[str, Any]) -> str:
+    return str(next(x["href"] for x in found["links"]["clone"] if x.get("name") == "http"))
 
 
 def _web(host: ForgeHost) -> str:
@@ -142,6 +148,7 @@ async def publish_bitbucket_server(
     host, secret = credential(integrations, "bitbucketServer", repo, project, inp.token, what)
     refuse_signing(inp.sign_commit)
     auth = _Auth(host, secret, bool(inp.token))
+    git = GitAuth(secret, auth.username, auth.bearer)
     async with forge_api(integrations, host, {"Authorization": auth.header}, what) as api:
 
         async def create() -> dict[str, str]:
@@ -152,9 +159,23 @@ async def publish_bitbucket_server(
             }
             if inp.description is not None:
                 body["description"] = inp.description
-            made = await api.call("POST", f"/projects/{quote(project, safe='')}/repos", json=body)
-            clone = next(x["href"] for x in made["links"]["clone"] if x.get("name") == "http")
-            ctx.logger.info(f"Created repository {project}/{made['slug']}")
+            try:
+                made = await api.call(
+                    "POST", f"/projects/{quote(project, safe='')}/repos", json=body
+                )
+                ctx.logger.info(f"Created repository {project}/{made['slug']}")
+            except ApiError as exc:
+                made = await made_earlier(
+                    ctx,
+                    exc,
+                    409,  # Bitbucket Server's answer for a name in use
+                    lambda: api.call("GET", _repo_path(project, repo.repo)),
+                    _http_clone,
+                    inp.default_branch,
+                    integrations.git,
+                    git,
+                )
+            clone = _http_clone(made)
             return {
                 "remoteUrl": str(clone),
                 "repoContentsUrl": str(made["links"]["self"][0]["href"]),
@@ -168,7 +189,6 @@ async def publish_bitbucket_server(
             inp.git_commit_message or "initial commit",
             Author.given(inp.git_author_name, inp.git_author_email),
         )
-        git = GitAuth(secret, auth.username, auth.bearer)
         commit = await push_contents(ctx, "push", made["remoteUrl"], push, integrations.git, git)
         if inp.enable_lfs:
             lfs = f"{_web(host)}/rest/git-lfs/admin{_repo_path(project, made['slug'])}/enabled"

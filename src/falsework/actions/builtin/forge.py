@@ -8,7 +8,8 @@ Each host module maps the protocol onto its own API (``github.py``, ``gitlab.py`
 that use it live here once:
 
 - a ``publish:<forge>`` action creates the repository (a checkpoint keyed by the
-  host's own Backstage key), then ``push_contents`` commits the workspace folder and
+  host's own Backstage key; ``made_earlier`` adopts the one an interrupted earlier
+  run of the step created), then ``push_contents`` commits the workspace folder and
   pushes it as the first commit of the default branch (a second checkpoint), and
   ``record_publish`` is its rehearsal;
 - a ``publish:<forge>:pull-request`` action whose source branch is new commits the
@@ -22,15 +23,15 @@ that use it live here once:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from falsework.actions.builtin.forgeapi import NAMES
+from falsework.actions.builtin.forgeapi import NAMES, ApiError
 from falsework.actions.builtin.gitpush import Author, push_changes, push_folder, source_folder
 from falsework.actions.context import ActionContext
-from falsework.actions.git import GitPolicy
+from falsework.actions.git import GitPolicy, open_remote, pushed_before, run_git
 from falsework.actions.integrations import Integrations, Kind, RepoUrl
 from falsework.errors import InputError
 
@@ -234,3 +235,39 @@ async def commit_workspace(
         bearer=git.bearer,
     )
     return commit
+
+
+async def made_earlier(
+    ctx: ActionContext[Any],
+    refused: ApiError,
+    taken: int,
+    found: Callable[[], Awaitable[dict[str, Any]]],
+    clone_url: Callable[[dict[str, Any]], str],
+    branch: str,
+    policy: GitPolicy,
+    git: GitAuth,
+) -> dict[str, Any]:
+    """The repository whose creation the host ``refused`` with ``taken`` (its answer
+    for a name in use), when an interrupted earlier run of this step created it: the
+    step had its key before (``StepKey.earlier``), and the repository is empty or
+    its ``branch`` holds the commit that run pushed (carrying the key). Anything
+    else (another's repository of that name) raises ``refused`` as it was."""
+    key = await ctx.step_key()
+    if not key.earlier or refused.status != taken:
+        raise refused
+    repo = await found()
+    url = clone_url(repo)
+    remote = await open_remote(
+        policy, url, token=git.token, username=git.username, bearer=git.bearer
+    )
+    local = ctx.create_temp_dir() / "probe.git"
+    await run_git(policy, ["init", "-q", "--bare", str(local)])
+    heads = await run_git(policy, ["ls-remote", "--heads", "--", remote.url], remote=remote)
+    if heads.strip() and not await pushed_before(
+        policy, [f"--git-dir={local}"], remote, branch, key.value
+    ):
+        raise refused
+    ctx.logger.info(
+        f"Repository {remote.shown} was created by an earlier run of this step: using it"
+    )
+    return repo

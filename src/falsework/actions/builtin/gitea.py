@@ -28,6 +28,7 @@ from falsework.actions.builtin.forge import (
     Proposal,
     Repository,
     drafted_title,
+    made_earlier,
     push_contents,
     record_publish,
 )
@@ -119,6 +120,7 @@ async def publish_gitea(ctx: ActionContext[PublishGiteaInput], integrations: Int
     refuse_signing(inp.sign_commit)
     basic = base64.b64encode(f"{host.username}:{password}".encode()).decode()
     web = _web(host.api_base_url)
+    git = GitAuth(password, host.username or "")
     async with forge_api(integrations, host, {"Authorization": f"Basic {basic}"}, what) as api:
 
         async def create() -> str:
@@ -137,9 +139,23 @@ async def publish_gitea(ctx: ActionContext[PublishGiteaInput], integrations: Int
                         f"{what}: organization {owner} does not exist on {repo.host}; create "
                         "it first (or publish under the integration user's own name)"
                     ) from None
-                made = await api.call("POST", "/user/repos", json=body)
+                path = "/user/repos"
             else:
-                made = await api.call("POST", f"/orgs/{org}/repos", json=body)
+                path = f"/orgs/{org}/repos"
+            try:
+                made = await api.call("POST", path, json=body)
+            except ApiError as exc:
+                adopted = await made_earlier(
+                    ctx,
+                    exc,
+                    409,  # Gitea's answer for a name in use
+                    lambda: api.call("GET", f"/repos/{org}/{quote(repo.repo, safe='')}"),
+                    lambda found: str(found["clone_url"]),
+                    inp.default_branch,
+                    integrations.git,
+                    git,
+                )
+                return str(adopted["clone_url"])
             ctx.logger.info(f"Created repository {made['full_name']}")
             return str(made["clone_url"])
 
@@ -150,7 +166,6 @@ async def publish_gitea(ctx: ActionContext[PublishGiteaInput], integrations: Int
             _message(inp.git_commit_message or "initial commit"),
             Author.given(inp.git_author_name, inp.git_author_email),
         )
-        git = GitAuth(password, host.username or "")
         commit = await push_contents(ctx, "push", clone, push, integrations.git, git)
     ctx.output("remoteUrl", f"{web}/{owner}/{repo.repo}.git")
     ctx.output("commitHash", commit)

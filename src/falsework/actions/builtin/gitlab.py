@@ -29,6 +29,7 @@ from falsework.actions.builtin.forge import (
     Proposal,
     Repository,
     drafted_title,
+    made_earlier,
     opened_earlier,
     push_contents,
 )
@@ -258,7 +259,20 @@ async def publish_gitlab(
                 body["topics"] = inp.topics
             if inp.settings is not None:
                 body.update(inp.settings.model_dump(exclude_none=True))
-            made = await api.call("POST", "/projects", json=body)
+            try:
+                made = await api.call("POST", "/projects", json=body)
+            except ApiError as exc:
+                path = (inp.settings.path if inp.settings else None) or repo.repo
+                made = await made_earlier(
+                    ctx,
+                    exc,
+                    400,  # GitLab's answer for a path in use ("has already been taken")
+                    lambda: api.call("GET", f"/projects/{_id(f'{owner}/{path}')}"),
+                    lambda found: str(found["http_url_to_repo"]),
+                    inp.default_branch,
+                    integrations.git,
+                    GitAuth(token, GIT_USER),
+                )
             return {"id": made["id"], "clone": made["http_url_to_repo"]}
 
         made = await ctx.checkpoint(f"create.gitlab.project.{owner}.{repo.repo}", create)
