@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 PORT ?=
 
-.PHONY: setup run test lint typecheck pytest bench clean screenshots wheel
+.PHONY: setup run test lint typecheck pytest test-unit test-integration test-acceptance bench clean \
+	screenshots wheel
 
 # The dev extra (pytest, ruff, mypy, playwright…) for `make test`.
 setup: $(STAMP)
@@ -31,11 +32,34 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# The tests come in three tiers by cost (tests/unit, tests/integration, tests/acceptance;
+# README's "Tests"). `make test` runs them all on JOBS workers (pytest-xdist, one file per
+# worker at a time) with coverage of src/falsework, subprocesses included.
+JOBS ?= 2
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider
+
 pytest: setup
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-chromium.sh
 	./scripts/ensure-forges.sh
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(PYTEST) -n $(JOBS) --dist loadfile --cov
+
+# No I/O: seconds, nothing to start.
+test-unit: setup
+	$(PYTEST) tests/unit
+
+# Both databases, git, loopback HTTP, in this process.
+test-integration: setup
+	./scripts/ensure-postgres.sh
+	./scripts/ensure-forges.sh
+	$(PYTEST) -n $(JOBS) --dist loadfile tests/integration
+
+# Real `falsework serve` processes, the CLI, Chromium, faults.
+test-acceptance: setup
+	./scripts/ensure-postgres.sh
+	./scripts/ensure-chromium.sh
+	./scripts/ensure-forges.sh
+	$(PYTEST) -n $(JOBS) --dist loadfile tests/acceptance
 
 test: lint typecheck pytest
 
@@ -43,7 +67,7 @@ test: lint typecheck pytest
 screenshots: setup
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-chromium.sh
-	FALSEWORK_SCREENSHOTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/acceptance/web
+	FALSEWORK_SCREENSHOTS=1 $(PYTEST) tests/acceptance/web
 
 # The peers (PgQueuer, Procrastinate, cookiecutter, copier) live only in .venv-bench.
 # BENCH_ARGS=--quick for a smoke run; --only NAME,... for some of them.

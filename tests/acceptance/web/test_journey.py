@@ -614,7 +614,7 @@ def test_a_retried_task_keeps_honest_durations(
 def test_gallery_order_labels_and_messages(admin: Page, journey: Server) -> None:
     page = admin
     page.goto(f"{journey.url}/create")
-    expect(page.locator(".template-card")).to_have_count(len(TEMPLATES) + 5)  # + web tests
+    expect(page.locator(".template-card")).to_have_count(len(TEMPLATES) + 5)  # + this folder's
     titles = page.locator(".template-card h2").all_inner_texts()
     # tagged recommended (this module's and tests/acceptance/web's publish-service), then by title
     assert titles[:2] == ["Local remote", "Publish a service"]

@@ -110,7 +110,7 @@ def test_yaml_errors_have_a_line(write_template: WriteTemplate) -> None:
     path = write_template("bad", "kind: Template\nmetadata:\n  name: [x\n")
     (problem,) = validate_template_file(path, KNOWN)
     assert problem.path == ""
-    # the line where the '[' is left open, in words (test_keys.py has more)
+    # the line where the '[' is left open, in words (acceptance/templates/test_keys.py: more)
     assert problem.line == 3
     assert problem.message.startswith("a '[' opened on this line is not closed")
 
