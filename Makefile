@@ -34,7 +34,7 @@ typecheck: setup
 
 # The tests come in three tiers by cost (tests/unit, tests/integration, tests/acceptance;
 # README's "Tests"). `make test` runs them all on JOBS workers (pytest-xdist, one file per
-# worker at a time) with coverage of src/falsework, subprocesses included.
+# worker at a time).
 JOBS ?= 2
 PYTEST := $(BIN)/pytest -q -p no:cacheprovider
 
@@ -42,7 +42,7 @@ pytest: setup
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-chromium.sh
 	./scripts/ensure-forges.sh
-	$(PYTEST) -n $(JOBS) --dist loadfile --cov
+	$(PYTEST) -n $(JOBS) --dist loadfile
 
 # No I/O: seconds, nothing to start.
 test-unit: setup
