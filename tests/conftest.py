@@ -3,35 +3,19 @@
 ``database_url`` is parametrised over a fresh SQLite file and a fresh PostgreSQL
 database (a copy of a migrated template made once per session, dropped after
 the test), so every engine test runs on both.
-Postgres is found through FALSEWORK_TEST_DATABASE_URL; when it is unreachable the
-test fails, it is never skipped.
+Postgres databases come from tests/support/postgres.py (FALSEWORK_TEST_DATABASE_URL;
+unreachable is a failure, never a skip).
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 
-PG_URL = os.environ.get(
-    "FALSEWORK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/falsework_test"
-)
-
-
-def _admin_url() -> str:
-    parts = urlsplit(PG_URL)
-    return urlunsplit(parts._replace(path="/postgres"))
-
-
-def _with_db(name: str) -> str:
-    parts = urlsplit(PG_URL)
-    return urlunsplit(parts._replace(path=f"/{name}"))
+from support.postgres import create_database, drop_database, fresh_database, url_of
 
 
 def _migrate(url: str) -> None:
@@ -55,29 +39,20 @@ def _migrate(url: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str]:
     """A database migrated once per test session; each test's database is a copy."""
-    name = f"fw_tpl_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_admin_url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    name = create_database("fw_tpl")
     try:
-        _migrate(_with_db(name))
+        _migrate(url_of(name))
         yield name
     finally:
-        with psycopg.connect(_admin_url(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
 
 
 @pytest.fixture
 def postgres_url(postgres_template: str) -> Iterator[str]:
     """A new PostgreSQL database for this test, already migrated: a copy of the
     session's template (CREATE DATABASE … TEMPLATE), not a migration per test."""
-    name = f"fw_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_admin_url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
-    try:
-        yield _with_db(name)
-    finally:
-        with psycopg.connect(_admin_url(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("fw_t", template=postgres_template) as url:
+        yield url
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import httpx
 import yaml
 
 from support.forge.contract import CACHE, ROOT, ensure_installed
-from support.serve import free_port
+from support.serve import free_port, loopback_client
 
 HERE = Path(__file__).resolve().parent / "backstage"
 INSTALL = CACHE / "backstage-catalog"
@@ -101,14 +101,15 @@ def start_catalog(workdir: Path, github_hosts: list[dict[str, str]]) -> Catalog:
     )
     catalog = Catalog(url, TOKEN, process, log)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Backstage exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/.backstage/health/v1/readiness", timeout=2).status_code == 200:
-                return catalog
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
+    with loopback_client(timeout=2) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"Backstage exited: {log.read_text()[-3000:]}")
+            try:
+                if client.get(f"{url}/.backstage/health/v1/readiness").status_code == 200:
+                    return catalog
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
     catalog.stop()
     raise RuntimeError(f"Backstage did not become ready: {json.dumps(log.read_text()[-3000:])}")

@@ -41,6 +41,7 @@ import psycopg
 import yaml
 
 from support.chaos import NetNamespace, PgNode, TcpProxy, net_namespace, private_postgres
+from support.serve import loopback_client
 
 FALSEWORK = Path(sys.executable).with_name("falsework")
 SECRET_KEY = "q0WZ3v0n1Fv7d9b5Qm1mKc5V4r6Hn3bJ8yq2tF3pG0E="
@@ -315,15 +316,16 @@ class Lab:
         self._serve_process = process
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"serve exited:\n{log.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    return url
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not start:\n{log.read_text()}")
-            time.sleep(0.1)
+        with loopback_client(timeout=1) as client:
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"serve exited:\n{log.read_text()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"{url}/healthz").status_code == 200:
+                        return url
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"serve did not start:\n{log.read_text()}")
+                time.sleep(0.1)
 
     def worker(
         self,

@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -18,6 +19,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def loopback_client(**kwargs: Any) -> httpx.Client:
+    """An HTTP client for our servers on loopback (plain http): no TLS context, whose
+    certificate store costs tens of milliseconds of CPU per client (hundreds on a
+    busy machine), and the tests make hundreds of clients."""
+    return httpx.Client(verify=False, **kwargs)
 
 
 def wait_healthy(
@@ -30,18 +38,19 @@ def wait_healthy(
 ) -> None:
     """Return once ``url``/healthz answers 200; raise with the server's log otherwise."""
     deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"falsework serve exited:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            stop()
-            raise RuntimeError(f"falsework serve did not start:\n{log.read_text()}")
-        time.sleep(0.1)
+    with loopback_client(timeout=1.0) as client:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"falsework serve exited:\n{log.read_text()}")
+            try:
+                if client.get(f"{url}/healthz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                stop()
+                raise RuntimeError(f"falsework serve did not start:\n{log.read_text()}")
+            time.sleep(0.1)
 
 
 def clean_env(*, keep: tuple[str, ...] = ()) -> dict[str, str]:

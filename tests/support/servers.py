@@ -8,30 +8,24 @@ three tokens (alice and bob, plain users in different groups, and an admin).
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import psycopg
 import pytest
 import yaml
 
-from support.serve import clean_env, free_port, stop_process, wait_healthy
+from support.postgres import fresh_database
+from support.serve import clean_env, free_port, loopback_client, stop_process, wait_healthy
 
 TESTS = Path(__file__).resolve().parent.parent
 TEMPLATES = TESTS / "support" / "api_templates"
 FALSEWORK = Path(sys.executable).with_name("falsework")
-PG_URL = os.environ.get(
-    "FALSEWORK_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/falsework_test"
-)
 # A fixed Fernet key: every node of a cluster must share it to read the secrets.
 SECRET_KEY = "q0WZ3v0n1Fv7d9b5Qm1mKc5V4r6Hn3bJ8yq2tF3pG0E="
 
@@ -66,7 +60,7 @@ class Server:
 
     def client(self, who: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token_of(who)}"} if who else {}
-        client = httpx.Client(base_url=self.url, headers=headers, timeout=30.0, **kwargs)
+        client = loopback_client(base_url=self.url, headers=headers, timeout=30.0, **kwargs)
         self.clients.append(client)
         return client
 
@@ -129,21 +123,11 @@ def start_server(
     return server
 
 
-def _pg_admin() -> str:
-    return urlunsplit(urlsplit(PG_URL)._replace(path="/postgres"))
-
-
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
-    """A fresh Postgres database for one test module."""
-    name = f"fw_api_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_pg_admin(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(PG_URL)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(_pg_admin(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A fresh, empty Postgres database for one test module (the server migrates it)."""
+    with fresh_database("fw_api") as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

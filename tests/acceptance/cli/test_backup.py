@@ -13,7 +13,6 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -22,10 +21,10 @@ from cryptography.fernet import Fernet
 from falsework.engine.crypto import SecretBox
 from falsework.engine.migrate import head
 from falsework.errors import FalseworkError
+from support.postgres import create_database, drop_database, url_of
 from support.serve import clean_env
 from support.servers import (
     FALSEWORK,
-    PG_URL,
     SECRET_KEY,
     TEMPLATES,
     auth_config,
@@ -62,27 +61,19 @@ spec:
 """
 
 
-def _admin() -> str:
-    return urlunsplit(urlsplit(PG_URL)._replace(path="/postgres"))
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A database to back up and a fresh one to restore into (nothing in it yet)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'live.db'}", f"sqlite:///{tmp_path / 'restored' / 'fw.db'}"
         return
-    names = [f"fw_bk_{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    with psycopg.connect(_admin(), autocommit=True) as conn:
-        for name in names:
-            conn.execute(f'CREATE DATABASE "{name}"')
+    names = [create_database("fw_bk") for _ in range(2)]
     try:
-        live, fresh = (urlunsplit(urlsplit(PG_URL)._replace(path=f"/{n}")) for n in names)
+        live, fresh = (url_of(n) for n in names)
         yield live, fresh
     finally:
-        with psycopg.connect(_admin(), autocommit=True) as conn:
-            for name in names:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in names:
+            drop_database(name)
 
 
 def db(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -203,7 +194,7 @@ def test_backup_of_nothing_is_one_line(tmp_path: Path) -> None:
 
 
 def test_pg_dump_failure_says_which_database(tmp_path: Path) -> None:
-    gone = urlunsplit(urlsplit(PG_URL)._replace(path=f"/fw_missing_{uuid.uuid4().hex[:8]}"))
+    gone = url_of(f"fw_missing_{uuid.uuid4().hex[:8]}")
     gone = gone.replace("postgres@", "postgres:topsecret@", 1)
     done = db(gone, tmp_path, "backup", str(tmp_path / "out.dump"))
     assert done.returncode == 1

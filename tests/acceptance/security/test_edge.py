@@ -8,17 +8,16 @@ import base64
 import contextlib
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 import pytest
 
+from support.postgres import fresh_database
 from support.servers import (
-    PG_URL,
     Server,
     ServerFactory,
     auth_config,
@@ -220,15 +219,9 @@ def test_a_file_error_is_no_database_outage(server: Server) -> None:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    name = f"fw_edge_{uuid.uuid4().hex[:12]}"
-    admin = urlunsplit(urlsplit(PG_URL)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(PG_URL)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """An empty database this module's server migrates (and a test drops under it)."""
+    with fresh_database("fw_edge") as url:
+        yield url
 
 
 def test_readyz_does_not_reveal_the_database_error(postgres_url: str, tmp_path: Any) -> None:

@@ -30,7 +30,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from support.serve import clean_env, free_port, stop_process, wait_healthy
+from support.serve import clean_env, free_port, loopback_client, stop_process, wait_healthy
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -71,7 +71,7 @@ class Server:
 
     def client(self) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        client = httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+        client = loopback_client(base_url=self.url, headers=headers, timeout=30.0)
         self.clients.append(client)
         return client
 
