@@ -70,8 +70,11 @@ def error_response(
     name: str,
     message: str,
     headers: dict[str, str] | None = None,
+    extra: JSONObject | None = None,
 ) -> JSONResponse:
+    """Backstage's error body; ``extra``: fields of the error's own beside it."""
     body = error_body(request.method, request.url.path, request.url.query, status, name, message)
+    body.update(extra or {})
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse(body, status_code=status, headers=headers)
@@ -132,7 +135,10 @@ async def _falsework_error(request: Request, exc: Exception) -> JSONResponse:
     headers = None
     if isinstance(exc, TooManyRequestsError) and exc.retry_after is not None:
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
-    return error_response(request, exc.status_code, exc.name, exc.message, headers)
+    extra = getattr(exc, "extra", None)  # e.g. the answers an update needs (updates/answers.py)
+    return error_response(
+        request, exc.status_code, exc.name, exc.message, headers, extra if extra else None
+    )
 
 
 async def _malformed(request: Request, exc: Exception) -> JSONResponse:

@@ -24,13 +24,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from falsework.actions.policies import UpdatePolicy
 from falsework.api import audit, auth
-from falsework.api.deps import Caller, Svc
-from falsework.api.models import errors
+from falsework.api.deps import Caller, Services, Svc
+from falsework.api.models import ErrorBody, errors
 from falsework.engine import NewTask
+from falsework.engine.models import ScaffoldRecord
 from falsework.errors import ConflictError, FalseworkError, InputError
 from falsework.types import JSONObject
+from falsework.updates import answers
 from falsework.updates.fleet import UPDATE_MARK
 from falsework.updates.render import TemplateVersion, latest_version, template_remote
+from falsework.updates.state import ScaffoldState, StateError
 
 router = APIRouter(tags=["scaffolds"])
 
@@ -79,6 +82,23 @@ class StartUpdates(BaseModel):
     secrets: dict[str, str] | None = Field(
         None, description="`token`: the credential to push with (else the server's)."
     )
+
+
+class NeededAnswers(BaseModel):
+    repository: str
+    templateRef: str
+    version: str = Field(description="The version the update goes to.")
+    parameters: list[dict[str, Any]] = Field(
+        description="Each parameter to answer: `{name, title, schema}`."
+    )
+    answers: dict[str, Any] = Field(description="The answers kept (never secrets).")
+    errors: list[dict[str, Any]] = Field(description="The stored answers' validation errors.")
+
+
+class AnswersNeeded(ErrorBody):
+    """422 when the version needs answers (give them in `values`)."""
+
+    needed: list[NeededAnswers] = Field(default_factory=list)
 
 
 class StartedUpdate(BaseModel):
@@ -207,17 +227,60 @@ def update_spec(target: UpdateTarget, body: StartUpdates, user: JSONObject) -> J
     }
 
 
+async def _check_answers(
+    svc: Services, body: StartUpdates, known: dict[str, ScaffoldRecord]
+) -> None:
+    """Refuse (422) an update whose version needs answers a recorded repository's
+    stored ones lack, listing them per repository: the form asks for them and
+    starts again with them in ``values``. A repository this server has no row
+    of (or whose template cannot be read now) is checked by its task."""
+    states: dict[str, ScaffoldState] = {}
+    for target in body.repositories:
+        if target.remoteUrl is None:
+            continue
+        repository = f"{target.remoteUrl}#{target.branch or 'main'}"
+        row = known.get(repository) or await svc.broker.scaffold_get(repository)
+        try:
+            if row is not None and row.record.get("state"):
+                states[target.key] = ScaffoldState.from_json(row.record["state"])
+        except StateError:
+            continue
+    if not states:
+        return
+    policy = next(p for p in svc.settings.action_policies() if isinstance(p, UpdatePolicy))
+    needed = await answers.check(
+        states, body.to, body.values, policy.publish.git, policy.template_roots
+    )
+    if needed:
+        names = sorted({p["name"] for n in needed for p in n.parameters})
+        raise answers.AnswersNeededError(
+            f"the version to update to needs answers that {len(needed)} repositor"
+            f"{'y does' if len(needed) == 1 else 'ies do'} not have: {', '.join(names)}; "
+            "give them in values",
+            needed,
+        )
+
+
 @router.post(
     "/v1/scaffolds/updates",
     status_code=201,
     response_model=StartedUpdates,
     summary="Start template updates of repositories (one task each)",
-    responses=errors(401, 403, 409, 422, 429, 503),
+    responses={
+        **errors(401, 403, 409, 429, 503),
+        422: {
+            "model": AnswersNeeded,
+            "description": "Malformed request, or answers the version needs that a "
+            "recorded repository lacks (`needed`: each one's parameters and kept answers)",
+        },
+    },
 )
 async def start_updates(body: StartUpdates, svc: Svc, caller: Caller) -> JSONObject:
     auth.check_role(caller, auth.AUTHOR, "start template updates")
+    known: dict[str, ScaffoldRecord] = {}
     if body.template:
         recorded = await svc.broker.scaffold_list(body.template, limit=100_000)
+        known = {row.repository: row for row in recorded}
         body.repositories.extend(_target(row.repository) for row in recorded)
     if not body.repositories:
         raise InputError(
@@ -236,6 +299,7 @@ async def start_updates(body: StartUpdates, svc: Svc, caller: Caller) -> JSONObj
             "an earlier update of these repositories is unfinished; wait for it or cancel "
             f"it: {', '.join(clashes)}"
         )
+    await _check_answers(svc, body, known)
     spacing = svc.settings.update_host_interval
     now = datetime.now(UTC)
     per_host: dict[str, int] = {}

@@ -169,6 +169,8 @@ def _fleet(
         except (ValueError, KeyError, TypeError):
             message = response.text[:300]
         err.print(Text("Error: ", style="red") + Text(f"{response.status_code}: {message}"))
+        if response.status_code == 422:
+            _print_needed(response.json().get("needed") or [], err)
         return 2
     tasks = response.json()["tasks"]
     out.print(f"Started {len(tasks)} update task(s) of {template}:")
@@ -232,3 +234,18 @@ def diff(
     command = ["git", "-C", str(clone.work_tree), "diff", *(["--stat"] if stat else [])]
     command += [state.pristine, "--", ".", f":(exclude){STATE_PATH}"]
     raise typer.Exit(subprocess.run(command, check=False).returncode)
+
+
+def _print_needed(needed: list[dict[str, Any]], err: Any) -> None:
+    """The answers a 422 says the update needs, per repository, and how to give them."""
+    names: dict[str, str] = {}
+    for item in needed:
+        asked = ", ".join(str(p.get("name")) for p in item.get("parameters") or [])
+        err.print(f"  {item.get('repository')}: {asked}")
+        for p in item.get("parameters") or []:
+            names.setdefault(str(p.get("name")), str(p.get("title") or p.get("name")))
+    if names:
+        sets = " ".join(f"--set {name}=…" for name in names)
+        err.print(
+            f"Give them with {sets} (" + "; ".join(f"{n}: {t}" for n, t in names.items()) + ")"
+        )

@@ -126,7 +126,13 @@ async def fetch_versions(scratch: Repo, remote: Remote) -> dict[str, str]:
 async def resolve_version(scratch: Repo, remote: Remote, to: str | None) -> TemplateVersion:
     """The version to update to: ``to`` (a tag, a branch or a commit), or the
     newest tag by semantic version."""
-    refs = await fetch_versions(scratch, remote)
+    return await pick_version(scratch, await fetch_versions(scratch, remote), remote.shown, to)
+
+
+async def pick_version(
+    scratch: Repo, refs: Mapping[str, str], shown: str, to: str | None
+) -> TemplateVersion:
+    """``to`` among ``refs`` (fetched into ``scratch`` from ``shown``), or the newest tag."""
     if to:
         if to in refs:
             return TemplateVersion(to, refs[to])
@@ -134,13 +140,11 @@ async def resolve_version(scratch: Repo, remote: Remote, to: str | None) -> Temp
             commit = await scratch.rev(f"{to}^{{commit}}")
             if commit is not None:
                 return TemplateVersion(to, commit)
-        raise UpdateError(
-            f"the template repository {remote.shown} has no tag, branch or commit {to!r}"
-        )
+        raise UpdateError(f"the template repository {shown} has no tag, branch or commit {to!r}")
     tags = [(key, name) for name in refs if (key := version_key(name)) is not None]
     if not tags:
         raise UpdateError(
-            f"the template repository {remote.shown} has no version tags (v1.2.0, 1.3…); "
+            f"the template repository {shown} has no version tags (v1.2.0, 1.3…); "
             "name the version to update to (--to REF)"
         )
     best = max(tags)[1]
@@ -195,18 +199,26 @@ def find_template(folder: Path, ref: str) -> Template:
     )
 
 
+def renamed_answers(template: Template, answers: Mapping[str, Any]) -> dict[str, Any]:
+    """``answers`` under the names ``template`` gives them: its
+    ``falsework.dev/renamed-parameters`` annotation (``old=new,other=renamed``)."""
+    result = dict(answers)
+    annotations = (template.raw.get("metadata") or {}).get("annotations") or {}
+    for pair in str(annotations.get("falsework.dev/renamed-parameters") or "").split(","):
+        old, _, new = pair.strip().partition("=")
+        old, new = old.strip(), new.strip()
+        if old and new and old in result and new not in result:
+            result[new] = result.pop(old)
+    return result
+
+
 def answers_for(
     template: Template, state: ScaffoldState, overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The stored answers (renamed parameters mapped, ``overrides`` laid over),
     checked against the new version's parameters. ``MissingAnswersError``
     lists the answers the new version needs and the scaffold lacks."""
-    answers = dict(state.answers)
-    renamed = (template.raw.get("metadata") or {}).get("annotations") or {}
-    for pair in str(renamed.get("falsework.dev/renamed-parameters") or "").split(","):
-        old, _, new = pair.strip().partition("=")
-        if old and new and old.strip() in answers and new.strip() not in answers:
-            answers[new.strip()] = answers.pop(old.strip())
+    answers = renamed_answers(template, state.answers)
     answers.update(overrides)
     try:
         return validate_values(template, answers)

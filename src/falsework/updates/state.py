@@ -97,6 +97,11 @@ class ScaffoldState:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise StateError(f"{where}: not valid YAML: {exc}") from None
+        return cls.from_json(data, where)
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = STATE_PATH) -> ScaffoldState:
+        """The state from what ``to_json`` gave (the file's content, a record's)."""
         if not isinstance(data, dict) or data.get("kind") != KIND:
             raise StateError(f"{where}: not a Falsework scaffold state (kind: {KIND} expected)")
         if data.get("apiVersion") != API_VERSION:

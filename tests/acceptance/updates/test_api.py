@@ -24,7 +24,7 @@ from support.servers import (  # the fixtures of real servers, one per dialect
     token_of,
     wait_for_status,
 )
-from support.updates import TemplateRepo, build_template_repo, falsework, git
+from support.updates import V3, TemplateRepo, build_template_repo, falsework, git
 
 UPDATES = "/api/falsework/v1/scaffolds/updates"
 SCAFFOLDS = "/api/falsework/v1/scaffolds"
@@ -179,3 +179,58 @@ def test_values_are_data_never_evaluated(world: World) -> None:
     assert state["answers"]["owner"] == "${{ secrets.token }}"
     assert "token" not in state["secrets"]  # names of the create's secrets only: none
     assert "s3cret" not in git("log", "-p", "--all", cwd=clone)
+
+
+def test_new_required_parameters_are_asked_for_before_a_task_starts(world: World) -> None:
+    """v4 requires `tier`: the start is refused with 422 listing it (name, title,
+    schema) and the answers kept; the CLI says so and exits 2; given as a value
+    (`--set`), the update runs and the branch's state holds it."""
+    clone = create(world, "delta")
+    world.templates.release("v4", V3, extra=True)
+    world.templates.checkout("v1")  # what the server creates from stays v1
+    try:
+        admin = world.server.client("admin")
+        remote = str(world.remotes / "delta.git")
+        target = {"repositories": [{"remoteUrl": remote}], "to": "v4"}
+        refused = admin.post(UPDATES, json=target)
+        assert refused.status_code == 422, refused.text
+        body = refused.json()
+        assert body["error"]["name"] == "AnswersNeededError"
+        assert "tier" in body["error"]["message"]
+        assert body["needed"] == [
+            {
+                "repository": f"{remote}#",
+                "templateRef": SERVICE,
+                "version": "v4",
+                "parameters": [{"name": "tier", "title": "tier", "schema": {"type": "string"}}],
+                "answers": {"name": "delta", "remote": remote, "owner": "team-a"},
+                "errors": body["needed"][0]["errors"],
+            }
+        ]
+        assert [e["name"] for e in body["needed"][0]["errors"]] == ["required"]
+        assert admin.get(
+            "/api/scaffolder/v2/tasks", params={"status": "open"}
+        ).json()["totalTasks"] == 0  # fmt: skip
+        # the fleet command: refused the same way, then started with --set
+        fleet = ["update", "--template", SERVICE, "--all", "--server", world.server.url]
+        fleet += ["--token", token_of("admin"), "--to", "v4"]
+        asked = falsework(*fleet, cwd=world.tmp)
+        assert asked.returncode == 2, asked.stdout + asked.stderr
+        assert f"{remote}#main: tier" in asked.stderr
+        assert "--set tier=…" in asked.stderr
+
+        started = admin.post(UPDATES, json={**target, "values": {"tier": "gold"}})
+        assert started.status_code == 201, started.text
+        task = wait_for_status(admin, started.json()["tasks"][0]["id"], ("completed", "failed"), 90)
+        assert task["status"] == "completed", task
+        git("fetch", "-q", "origin", cwd=clone)
+        branch = "origin/falsework/update/service-v4"
+        state = yaml.safe_load(git("show", f"{branch}:.falsework/scaffold.yaml", cwd=clone))
+        assert state["answers"]["tier"] == "gold"
+        assert state["template"]["version"] == "v4"
+        # without a version asked for, the newest (v4) needs it as well
+        assert (
+            admin.post(UPDATES, json={"repositories": [{"remoteUrl": remote}]}).status_code == 422
+        )
+    finally:
+        git("tag", "-d", "v4", cwd=world.templates.root)

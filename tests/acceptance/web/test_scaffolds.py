@@ -11,13 +11,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from playwright.sync_api import Page, expect
 
-from support.updates import build_template_repo
+from support.updates import V3, build_template_repo, git
 
 from .conftest import Server, assert_labelled, start_server
 
 pytestmark = pytest.mark.browser
+SERVICE = "template:default/service"
 
 
 @pytest.fixture
@@ -85,3 +87,54 @@ def test_scaffolds_page(page: Page, updates_server: Server) -> None:
     expect(row).to_have_count(1)
     page.get_by_role("link", name="Scaffolds").click()
     expect(page.locator("nav a[aria-current=page]")).to_have_text("Scaffolds")
+
+
+def test_an_update_asks_for_new_parameters_with_the_old_answers_filled_in(
+    page: Page, tmp_path: Path
+) -> None:
+    """v4 requires `tier`: "Update…" → Start → the form asks for it, the kept answers
+    filled in; given, the update starts and its branch's state holds it."""
+    templates = build_template_repo(tmp_path / "templates")
+    templates.release("v4", V3, extra=True)
+    templates.checkout("v1")
+    srv = start_server(tmp_path / "server", templates=templates.root)
+    try:
+        api = srv.client()
+        made = api.post(
+            "/api/scaffolder/v2/tasks",
+            json={"templateRef": SERVICE, "values": {"name": "svc", "remote": "svc.git"}},
+        )
+        assert made.status_code == 201, made.text
+        completed(api, made.json()["id"])
+        repository = api.get("/api/falsework/v1/scaffolds").json()["scaffolds"][0]["repository"]
+
+        page.goto(f"{srv.url}/create/scaffolds")
+        page.get_by_role("button", name=f"Update {repository}").click()
+        form = page.get_by_role("form", name=f"Update {repository}")
+        expect(form.get_by_label("Version")).to_have_value("v4")
+        form.get_by_role("button", name="Start update").click()
+        expect(form.get_by_role("alert")).to_have_text(
+            "v4 needs answers: give them and start again."
+        )
+        expect(form.get_by_label("tier")).to_have_value("")
+        expect(form.get_by_label("name")).to_have_value("svc")  # kept, filled in
+        expect(form.get_by_label("owner")).to_have_value("team-a")
+        assert_labelled(page)
+        form.get_by_label("tier").fill("gold")
+        form.get_by_role("button", name="Start update").click()
+        link = form.get_by_role("link", name="task")
+        expect(link).to_have_attribute("href", re.compile(r"^/create/tasks/[0-9a-f-]{36}$"))
+        task_id = (link.get_attribute("href") or "").rsplit("/", 1)[1]
+        completed(api, task_id)
+        remote = repository.rpartition("#")[0]
+        state = git(
+            "show", "falsework/update/service-v4:.falsework/scaffold.yaml", cwd=Path(remote)
+        )
+        assert yaml.safe_load(state)["answers"] == {
+            "name": "svc",
+            "remote": "svc.git",
+            "owner": "team-a",
+            "tier": "gold",
+        }
+    finally:
+        srv.stop()

@@ -103,6 +103,7 @@ export const api = {
     for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
     return call('GET', `/scaffolds?${qs}`, undefined, {}, OWN);
   },
+  startUpdates: (body) => call('POST', '/scaffolds/updates', body, {}, OWN),
   repoHosts: () => call('GET', '/repo-hosts', undefined, {}, OWN),
   adminOverview: () => call('GET', '/admin/overview', undefined, {}, OWN),
   pauseClaiming: (reason) => call('PUT', '/admin/pause', { reason }, {}, OWN),
