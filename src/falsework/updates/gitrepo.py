@@ -8,7 +8,9 @@ process group, time limit)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +47,23 @@ class Repo:
         """A new, empty bare repository at ``git_dir``."""
         await run_git(policy, ["init", "-q", "--bare", str(git_dir)], cwd=git_dir.parent)
         return cls(git_dir, policy)
+
+    async def borrow_objects(self, path: Path) -> bool:
+        """Read the objects of the repository at ``path`` (a folder on this
+        machine) in place, as git's alternates, instead of copying them: a fetch
+        from it then only writes refs. False (nothing borrowed) when ``path`` is
+        not a repository."""
+        result = await git_result(
+            self.policy,
+            ["-C", str(path), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+            cwd=self.git_dir,
+        )
+        if result.code != 0 or not result.out.strip():
+            return False
+        objects = Path(result.out.strip()) / "objects"
+        info = self.git_dir / "objects" / "info"
+        await asyncio.to_thread(_append_line, info / "alternates", str(objects))
+        return True
 
     def _args(self, args: Sequence[str]) -> list[str]:
         tree = [f"--work-tree={self.work_tree}"] if self.work_tree is not None else []
@@ -136,3 +155,33 @@ class Repo:
         """Every path in ``rev``'s tree."""
         out = await self.git("ls-tree", "-r", "-z", "--name-only", rev)
         return [p for p in out.split("\0") if p]
+
+
+def _append_line(path: Path, line: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as file:
+        file.write(line + "\n")
+
+
+# Memory for an update's scratch work when it has room for this much: writing a
+# template's files and its render (1,000s of small files) to a busy disk costs
+# seconds of metadata I/O, in memory milliseconds (docs/benchmarks.md).
+MEMORY_ROOM = 512 * 1024 * 1024
+MEMORY_DIRS = (Path("/dev/shm"),)
+
+
+def scratch_root() -> str | None:
+    """Where an update's temporary folders go: a memory file system (``/dev/shm``)
+    when there is one with room to spare, else the system's temporary folder
+    (None). ``FALSEWORK_UPDATE_SCRATCH`` names another folder."""
+    chosen = os.environ.get("FALSEWORK_UPDATE_SCRATCH")
+    if chosen:
+        return chosen
+    for folder in MEMORY_DIRS:
+        try:
+            usage = shutil.disk_usage(folder)
+        except OSError:
+            continue
+        if usage.free >= MEMORY_ROOM and os.access(folder, os.W_OK | os.X_OK):
+            return str(folder)
+    return None

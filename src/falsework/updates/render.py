@@ -109,6 +109,8 @@ async def template_remote(
 async def fetch_versions(scratch: Repo, remote: Remote) -> dict[str, str]:
     """Fetch the template repository's tags and branches into ``scratch``;
     ``{tag or branch name: commit}`` (tags first)."""
+    if not remote.network:  # a repository on this machine: its objects read in place
+        await scratch.borrow_objects(Path(remote.url))
     refspecs = ["+refs/tags/*:refs/falsework/tags/*", "+refs/heads/*:refs/falsework/heads/*"]
     await scratch.git("fetch", "-q", "--no-tags", remote.url, *refspecs, remote=remote)
     out = await scratch.git(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from falsework.actions.git import GitPolicy, git_result
-from falsework.updates.gitrepo import Repo
+from falsework.updates.gitrepo import Repo, scratch_root
 from falsework.updates.merge import Merge, UpdateError, merge_trees
 from falsework.updates.render import (
     TemplateVersion,
@@ -110,7 +110,7 @@ async def plan_update(
             f"the pristine commit {state.pristine[:12]} that {STATE_PATH} names is not in the "
             f"repository: fetch the {PRISTINE_BRANCH} branch"
         )
-    with tempfile.TemporaryDirectory(prefix="falsework-update-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="falsework-update-", dir=scratch_root()) as tmp:
         work = Path(tmp)
         scratch = template_git
         if scratch is None:
