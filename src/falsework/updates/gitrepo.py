@@ -158,7 +158,10 @@ class Repo:
 
 
 def _append_line(path: Path, line: str) -> None:
+    """Add ``line`` to the file unless it holds it already."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and line in path.read_text(encoding="utf-8").splitlines():
+        return
     with path.open("a", encoding="utf-8") as file:
         file.write(line + "\n")
 
@@ -171,12 +174,11 @@ MEMORY_DIRS = (Path("/dev/shm"),)
 
 
 def scratch_root() -> str | None:
-    """Where an update's temporary folders go: a memory file system (``/dev/shm``)
-    when there is one with room to spare, else the system's temporary folder
-    (None). ``FALSEWORK_UPDATE_SCRATCH`` names another folder."""
-    chosen = os.environ.get("FALSEWORK_UPDATE_SCRATCH")
-    if chosen:
-        return chosen
+    """Where an update's temporary folders go: the system's temporary folder
+    when the operator chose one (``TMPDIR``), else a memory file system
+    (``/dev/shm``) with room to spare, else the system's default (None)."""
+    if os.environ.get("TMPDIR"):
+        return None
     for folder in MEMORY_DIRS:
         try:
             usage = shutil.disk_usage(folder)

@@ -37,6 +37,12 @@ async def test_the_newest_version_tag_wins_by_semantic_version(tmp_path: Path) -
     assert by_commit.commit == commits["v1.9.0"]
     with pytest.raises(UpdateError, match="no tag, branch or commit 'v9'"):
         await resolve_version(scratch, remote, "v9")
+    # a repository on this machine is read in place: its objects are borrowed
+    # (git alternates), none is copied into the scratch repository
+    alternates = (scratch.git_dir / "objects/info/alternates").read_text().split()
+    assert alternates == [str((source / ".git/objects").resolve())]
+    assert list((scratch.git_dir / "objects/pack").iterdir()) == []
+    assert await scratch.show(commits["latest"], "f") == "latest"
 
 
 def service(annotations: dict[str, str] | None = None) -> Template:
