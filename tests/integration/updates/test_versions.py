@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,14 @@ import pytest
 from falsework.actions.git import GitPolicy, local_remote
 from falsework.templates import Template
 from falsework.updates import MissingAnswersError, UpdateError
+from falsework.updates.answers import needed, shown_answers
 from falsework.updates.gitrepo import Repo
-from falsework.updates.render import answers_for, latest_version, resolve_version
+from falsework.updates.render import (
+    answers_for,
+    latest_version,
+    renamed_answers,
+    resolve_version,
+)
 from falsework.updates.state import ScaffoldState, TemplateSource
 from support.updates import git
 
@@ -89,3 +96,26 @@ def test_renamed_parameters_and_new_required_ones() -> None:
     # an answer the new schema refuses is named too
     with pytest.raises(MissingAnswersError, match="tier"):
         answers_for(renamed, STATE, {"tier": "bronze"})
+
+
+def test_what_a_form_is_told_to_ask_for() -> None:
+    """The parameters to answer (renames mapped; missing or no longer valid), each
+    with its title and schema, and the kept answers a form may show: none whose
+    field hides what is typed."""
+    template = service({"falsework.dev/renamed-parameters": "name=serviceName"})
+    page = template.parameters[0]["properties"]
+    page["tier"]["title"] = "Support tier"
+    page["token"] = {"type": "string", "ui:widget": "password"}
+    page["port"]["maximum"] = 8999
+    state = dataclasses.replace(STATE, answers={**STATE.answers, "token": "hunter2"})
+    found = needed(template, state, {})
+    assert found is not None
+    parameters, errors = found
+    assert sorted(parameters, key=lambda p: p["name"]) == [
+        {"name": "port", "title": "port", "schema": page["port"]},
+        {"name": "tier", "title": "Support tier", "schema": page["tier"]},
+    ]
+    assert {e["name"] for e in errors} == {"required", "maximum"}
+    shown = shown_answers(template, renamed_answers(template, state.answers))
+    assert shown == {"serviceName": "payments", "port": 9000}  # the password's never
+    assert needed(template, state, {"tier": "gold", "port": 8000}) is None
