@@ -24,12 +24,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.updates.conftest import Files, git, write_files
-from tests.updates.test_merge import CASES, contents
 
 from falsework.actions.git import GitPolicy
 from falsework.updates.gitrepo import Repo
 from falsework.updates.merge import merge_trees
+from support.merge_cases import CASES, contents
+from support.updates import Files, git, write_files
 
 pytest.importorskip("copier", reason="copier (a dev dependency) is not installed")
 
