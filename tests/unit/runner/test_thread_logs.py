@@ -1,0 +1,53 @@
+"""Log lines from worker threads (what fetch:template writes per file) reach the
+task's events whole and in order, however the loop's wake-ups batch them."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from pydantic import Field
+
+from falsework.actions import ActionContext, ActionInput, action
+from falsework.runner.workflow import LEVEL_PREFIX
+
+
+class ChattyInput(ActionInput):
+    lines: int = Field(3000, description="Lines each thread logs.")
+
+
+@action(id="test:chatty", description="Logs from two threads at once.", input=ChattyInput)
+async def chatty(ctx: ActionContext[ChattyInput]) -> None:
+    def work(name: str, ready: threading.Barrier) -> None:
+        ready.wait()
+        for n in range(ctx.input.lines):
+            ctx.logger.info(f"{name} {n}")
+
+    def both() -> None:
+        ready = threading.Barrier(2)
+        other = threading.Thread(target=work, args=("b", ready))
+        other.start()
+        work("a", ready)
+        other.join()
+
+    ctx.logger.info("before")
+    await ctx.in_thread(both)
+    ctx.logger.info("after")
+
+
+async def test_lines_logged_by_threads_all_arrive_in_order(harness: Any) -> None:
+    harness.runner.registry.register(chatty)
+    result = await harness.run(
+        harness.task([{"id": "c", "name": "Chatty", "action": "test:chatty", "input": {}}])
+    )
+    assert result.error is None, result.error
+    events = result.step_events("c")
+    messages = [str(b.get("message", "")) for b in events]
+    info = LEVEL_PREFIX["info"]
+    logged = [m.removeprefix(info) for m in messages if m.startswith(info)]
+    assert logged[0] == "before" and logged[-1] == "after"
+    for name in ("a", "b"):
+        mine = [m for m in logged if m.startswith(f"{name} ")]
+        assert mine == [f"{name} {n}" for n in range(3000)]
+    assert len(logged) == 6002
+    assert events[-1].get("status") == "completed"
