@@ -26,7 +26,6 @@ import re as _re
 import threading
 from typing import Any, NamedTuple
 
-import regex
 from cachetools import LRUCache
 
 from falsework.errors import TemplateRenderError, TemplateSecurityError, TemplateSyntaxError
@@ -43,7 +42,6 @@ times ``max(m, n)`` (about 300 bytes each: 3 MB at most per pattern)."""
 _CACHE_BUDGET = 100_000  # total cost of the cached patterns (~30 MB at worst)
 _CACHE_ITEM = 2_000  # a pattern costing more is compiled on each use, never kept
 
-_FLAGS = {"i": regex.IGNORECASE, "m": regex.MULTILINE, "s": regex.DOTALL, "u": 0}
 SUPPORTED_FLAGS = frozenset("gimsu")
 _REPLACEMENT = _re.compile(r"\$(\$|&|`|'|\d{1,2}|<[^>]*>)")
 
@@ -147,9 +145,12 @@ def compile_literal(source: str, flags: str) -> Any:
             f"regular expression /{source}/{flags}: flag {''.join(sorted(unknown))!r} is not "
             f"supported (use {', '.join(sorted(SUPPORTED_FLAGS))})"
         )
+    import regex  # only when a template uses a literal (see compile_pattern)
+
+    bits = {"i": regex.IGNORECASE, "m": regex.MULTILINE, "s": regex.DOTALL}
     value = 0
     for flag in flags:
-        value |= _FLAGS.get(flag, 0)
+        value |= bits.get(flag, 0)
     try:
         return compile_pattern(source, value)
     except PatternError as exc:
@@ -172,6 +173,10 @@ def compile_pattern(source: str, flags: int = 0) -> Any:
     if problem is not None:
         raise PatternError(problem)
     cost = pattern_cost(source)
+    # imported here: most renders use no regular expression, and a process that
+    # starts to run one template (falsework run) need not pay for the package
+    import regex
+
     try:
         # cache_pattern=False: the package keeps 500 patterns of any size otherwise
         compiled = regex.compile(source, flags | regex.VERSION0, cache_pattern=False)
