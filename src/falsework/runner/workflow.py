@@ -85,13 +85,20 @@ def _pool(size: int) -> ThreadPoolExecutor:
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
 
+# How long a thread's log lines may wait in the inbox before the loop takes them
+# (while lines keep coming; a line after a quiet spell wakes the loop at once).
+_LOG_WINDOW = 0.01
+
+
 class _Emitter:
     """Writes a task's events in order. Log lines may come from any thread (file
     rendering runs in one); they are queued on the loop and drained by one task,
     so they stay in order and never block the action that logged them. A thread's
-    lines wait in an inbox that one wake-up of the loop takes whole: a thread
-    logging a line per file (fetch:template) wakes the loop once per batch, not
-    once per line (a self-pipe write and a GIL hand-over each).
+    lines wait in an inbox: its first line wakes the loop, which takes the inbox
+    whole and again at the end of a short window (``_LOG_WINDOW``) during which
+    more lines wake nothing; any event the task emits first takes it too. A thread
+    logging a line per file (fetch:template) wakes the loop at most once per
+    window, not once per line (a self-pipe write and a GIL hand-over each).
 
     Every event is redacted, then each of its texts cut to ``max_log_line``; the
     action log lines of a task stop at ``max_task_log`` characters (one line
@@ -121,6 +128,7 @@ class _Emitter:
         return redacted
 
     async def emit(self, body: JSONObject, type: str = "log") -> None:
+        self._take_inbox()  # a thread's lines come before what follows them
         if self._drainer is not None or self._failure is not None:
             await self.flush()
         await self._io.emit(self._bound(body), type)
@@ -134,10 +142,11 @@ class _Emitter:
                 }
             )
             if threading.get_ident() == self._thread:
+                self._take_inbox()  # a thread's earlier lines first
                 self._push(body)
                 return
-            # appended before the flag is read, and _take clears the flag before
-            # it reads the inbox: a line is always taken by a wake-up after it
+            # appended before the flag is read, and _settle clears the flag before
+            # it reads the inbox: a line is always taken after it is appended
             self._inbox.append(body)
             if not self._woken:
                 self._woken = True
@@ -146,7 +155,14 @@ class _Emitter:
         return log
 
     def _take(self) -> None:
+        self._take_inbox()
+        self._loop.call_later(_LOG_WINDOW, self._settle)
+
+    def _settle(self) -> None:
         self._woken = False
+        self._take_inbox()
+
+    def _take_inbox(self) -> None:
         inbox = self._inbox
         while inbox:
             self._push(inbox.popleft())
@@ -182,6 +198,7 @@ class _Emitter:
             self._drainer = None
 
     async def flush(self) -> None:
+        self._take_inbox()
         while self._drainer is not None:
             await asyncio.shield(self._drainer)
         if self._failure is not None:
