@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import resource
 import shutil
 import tempfile
@@ -157,6 +158,11 @@ async def sample_rss(pid: int, peak: list[float], stop: asyncio.Event) -> None:
         return
 
 
+def _cpu(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
 async def measure(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-sse-"))
     (work / "falsework.yaml").write_text("{}\n", encoding="utf-8")
@@ -167,6 +173,8 @@ async def measure(args: argparse.Namespace) -> None:
                 url,
                 FALSEWORK_DATA_DIR=str(work / "data"),
                 FALSEWORK_CONFIG=str(work / "falsework.yaml"),
+                # every stream here is the same (guest) user's: lift the per-user cap
+                FALSEWORK_MAX_STREAMS_PER_USER=str(args.clients + 100),
             )
             server = await start_server(
                 ["serve", "--port", str(port), "--concurrency", "0", "--log-level", "warning"],
@@ -193,10 +201,13 @@ async def measure(args: argparse.Namespace) -> None:
                 connect_s = time.perf_counter() - t_connect
                 rss_connected = peak[0]
                 log(f"{len(streams)} streams open in {connect_s:.1f} s, API RSS {peak[0]:.0f} MiB")
+                api = psutil.Process(server.pid)
+                cpu0 = _cpu(api)
                 t_run = time.perf_counter()
                 worker = await start_worker(url, args.clients, env=env, name="worker")
                 await asyncio.gather(*followers)
                 run_s = time.perf_counter() - t_run
+                api_cpu_s = _cpu(api) - cpu0
                 truth: dict[str, list[int]] = {}
                 for task_id, ev_id in await fw.sql(
                     url, "SELECT task_id, id FROM task_events ORDER BY id"
@@ -236,9 +247,12 @@ async def measure(args: argparse.Namespace) -> None:
     delay = latency_summary(delays) if delays else {}
     log(
         f"exact {exact}/{len(streams)}, gaps {gaps}, dups {dups}, disorder {out_of_order}, "
-        f"errors {errors}, events {events_total}, push delay {delay}, API peak RSS {peak[0]:.0f}"
+        f"errors {errors}, events {events_total}, push delay {delay}, API peak RSS {peak[0]:.0f}, "
+        f"API CPU {api_cpu_s:.1f} s"
     )
-    sample_errors = [s.error for s in streams if s.error][:3]
+    sample_errors = [s.error or f"HTTP {s.status}" for s in streams if s.error or s.status != 200][
+        :3
+    ]
     emit(
         "api_sse",
         "falsework",
@@ -258,6 +272,9 @@ async def measure(args: argparse.Namespace) -> None:
         run_s=round(run_s, 2),
         push_delay_p50_ms=delay.get("p50_ms"),
         push_delay_p99_ms=delay.get("p99_ms"),
+        api_cpu_s=round(api_cpu_s, 2),
+        api_cpu_us_per_event=round(api_cpu_s * 1e6 / max(1, events_total)),
+        load_avg=round(os.getloadavg()[0], 1),
         api_rss_connected_mb=round(rss_connected, 1),
         api_peak_rss_mb=round(peak[0], 1),
         statuses=statuses,

@@ -46,6 +46,9 @@ def frame(event: EventLike) -> bytes:
 
 
 KEEPALIVE = b": keep-alive\n\n"
+# The most events one chunk of a stream carries (a late joiner's history is
+# sent in chunks of this many).
+MAX_FRAMES_PER_CHUNK = 256
 # Seconds a stream whose database went away waits before it reads on.
 RESUME_AFTER = 1.0
 
@@ -132,9 +135,12 @@ class EventHub:
                 # The channel may still be loading history: find our place each time.
                 position = bisect.bisect_right(channel.ids, sent) if sent is not None else 0
                 while position < len(channel.frames):
-                    yield channel.frames[position]
-                    sent = channel.ids[position]
-                    position += 1
+                    # Whatever arrived since the last send goes out as one chunk:
+                    # a burst of events costs a watcher one send, not one each.
+                    end = min(len(channel.frames), position + MAX_FRAMES_PER_CHUNK)
+                    yield b"".join(channel.frames[position:end])
+                    sent = channel.ids[end - 1]
+                    position = end
                 if channel.done or self.closing:
                     return
                 changed = channel.changed

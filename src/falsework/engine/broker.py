@@ -277,6 +277,12 @@ class Broker:
         cursor = after or 0
         waiter = asyncio.Event()
         self.hub.watch_events(task_id, waiter)
+        # An empty page asks for the task's status only on the first read and
+        # after a safety-net poll: a notification that found nothing new (its
+        # events came with an earlier read) cannot have ended the task, and
+        # under a burst such reads are many (one status query each, queued for
+        # the pool ahead of the reads that carry events).
+        idle_check = True
         try:
             while True:
                 waiter.clear()
@@ -287,17 +293,25 @@ class Broker:
                 if len(page) >= 1000:
                     continue
                 # The final event commits with the final status: once the status
-                # is final, one more read has everything. Only an empty page or
-                # one holding a possible final event needs that check.
-                maybe_final = not page or any(e.type in ("completion", "cancelled") for e in page)
-                if maybe_final and await self.store.task_status(task_id) in FINAL_STATUSES:
-                    for event in await self.events(task_id, cursor):
-                        yield event
-                    return
+                # is final, one more read has everything. Only a page holding a
+                # possible final event, or an empty one (see above), needs that check.
+                maybe_final = (not page and idle_check) or any(
+                    e.type in ("completion", "cancelled") for e in page
+                )
+                if maybe_final and await self.reads.status(task_id) in FINAL_STATUSES:
+                    while True:
+                        page = await self.reads.read(task_id, cursor)
+                        for event in page:
+                            cursor = event.id
+                            yield event
+                        if len(page) < 1000:
+                            return
                 try:
-                    await asyncio.wait_for(waiter.wait(), timeout=self.event_poll_interval())
+                    async with asyncio.timeout(self.event_poll_interval()):
+                        await waiter.wait()
+                    idle_check = False
                 except TimeoutError:
-                    pass
+                    idle_check = True
         finally:
             self.hub.unwatch_events(task_id, waiter)
 

@@ -5,30 +5,40 @@ in one message; every process streaming those tasks wakes one subscriber per
 task. Each asks for its task's events after its cursor; the requests made in the
 same turn of the event loop go to the database as one statement
 (``Store.events_after_many``) instead of one read each. Like the batcher's group
-commit, but for reads: a lone request still goes out on the next turn.
+commit, but for reads: a lone request still goes out on the next turn. The
+check that a task is over (its status, once its final event was read) is
+grouped the same way (``Store.tasks_status``): a burst of completions is one
+statement, not one query per stream queued for the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Generic, TypeVar
 
 from falsework.engine.models import Event
 from falsework.engine.store import Store
 
-# Pairs per statement: the statement's JSON argument and plan stay small.
+# Keys per statement: the statement's argument and plan stay small.
 MAX_PAIRS = 500
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
-class EventReads:
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._pending: dict[tuple[str, int], asyncio.Future[list[Event]]] = {}
+
+class _Group(Generic[K, V]):
+    """Requests made in one turn of the loop, answered by one ``fetch`` call
+    (per ``MAX_PAIRS`` keys) that returns the answers in the keys' order."""
+
+    def __init__(self, fetch: Callable[[list[K]], Awaitable[Sequence[V]]], name: str) -> None:
+        self._fetch = fetch
+        self._name = name
+        self._pending: dict[K, asyncio.Future[V]] = {}
         self._scheduled = False
         self._inflight: set[asyncio.Task[None]] = set()
 
-    async def read(self, task_id: str, after: int) -> list[Event]:
-        """The events of ``task_id`` after ``after`` (at most 1,000), in id order."""
-        key = (task_id, after)
+    async def get(self, key: K) -> V:
         future = self._pending.get(key)
         if future is None:
             future = asyncio.get_running_loop().create_future()
@@ -37,7 +47,7 @@ class EventReads:
             self._pending[key] = future
             if not self._scheduled:
                 self._scheduled = True
-                task = asyncio.create_task(self._flush(), name="falsework-event-reads")
+                task = asyncio.create_task(self._flush(), name=self._name)
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
         # shielded: one reader giving up does not cancel the read others share
@@ -52,7 +62,7 @@ class EventReads:
         for start in range(0, len(keys), MAX_PAIRS):
             chunk = keys[start : start + MAX_PAIRS]
             try:
-                pages = await self._store.events_after_many(chunk)
+                answers = await self._fetch(chunk)
             except BaseException as exc:
                 for key in keys[start:]:
                     future = pending[key]
@@ -65,10 +75,10 @@ class EventReads:
                 if not isinstance(exc, Exception):
                     raise
                 return
-            for key, page in zip(chunk, pages, strict=True):
+            for key, answer in zip(chunk, answers, strict=True):
                 future = pending[key]
                 if not future.done():
-                    future.set_result(page)
+                    future.set_result(answer)
 
     async def close(self) -> None:
         for task in list(self._inflight):
@@ -76,6 +86,34 @@ class EventReads:
         await asyncio.gather(*self._inflight, return_exceptions=True)
 
 
-def _retrieve(future: asyncio.Future[list[Event]]) -> None:
+class EventReads:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._events: _Group[tuple[str, int], list[Event]] = _Group(
+            self._fetch_events, "falsework-event-reads"
+        )
+        self._statuses: _Group[str, str | None] = _Group(self._fetch_statuses, "falsework-statuses")
+
+    async def read(self, task_id: str, after: int) -> list[Event]:
+        """The events of ``task_id`` after ``after`` (at most 1,000), in id order."""
+        return await self._events.get((task_id, after))
+
+    async def status(self, task_id: str) -> str | None:
+        """The task's status (``None`` when there is no such task)."""
+        return await self._statuses.get(task_id)
+
+    async def _fetch_events(self, wanted: list[tuple[str, int]]) -> list[list[Event]]:
+        return await self._store.events_after_many(wanted)
+
+    async def _fetch_statuses(self, task_ids: list[str]) -> list[str | None]:
+        found = await self._store.tasks_status(task_ids)
+        return [found.get(task_id) for task_id in task_ids]
+
+    async def close(self) -> None:
+        await self._events.close()
+        await self._statuses.close()
+
+
+def _retrieve(future: asyncio.Future[V]) -> None:
     if not future.cancelled():
         future.exception()

@@ -343,6 +343,10 @@ class SqliteStore:
         rows = await self._db.read("task_status", id=task_id)
         return str(rows[0][0]) if rows else None
 
+    async def tasks_status(self, task_ids: Sequence[str]) -> dict[str, str]:
+        rows = await self._db.read("tasks_status", ids=dumps(list(task_ids)))
+        return {str(r[0]): str(r[1]) for r in rows}
+
     async def task_secrets(self, task_id: str) -> str | None:
         rows = await self._db.read("task_secrets", id=task_id)
         return rows[0][0] if rows else None

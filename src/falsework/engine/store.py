@@ -90,6 +90,10 @@ class Store(Protocol):
 
     async def task_status(self, task_id: str) -> str | None: ...
 
+    async def tasks_status(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """The status of each of these tasks that exists, by id."""
+        ...
+
     async def task_secrets(self, task_id: str) -> str | None:
         """The sealed secrets, for the claiming worker only."""
         ...

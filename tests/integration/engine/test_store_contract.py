@@ -103,6 +103,9 @@ async def test_insert_and_get_return_records(store: Store) -> None:
     missing = str(uuid.uuid4())
     assert await store.task_get(missing) is None
     assert await store.task_status(missing) is None
+    # many at once: the ones that exist, by id
+    assert await store.tasks_status([r.id, missing]) == {r.id: "open"}
+    assert await store.tasks_status([]) == {}
     assert await store.task_secrets(missing) is None
 
 

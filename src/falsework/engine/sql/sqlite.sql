@@ -65,6 +65,11 @@ FROM tasks WHERE id = :id;
 -- name: task_status
 SELECT status FROM tasks WHERE id = :id;
 
+-- name: tasks_status
+-- The statuses of many tasks at once (the live streams that read their final
+-- events together check together that their tasks are over).
+SELECT id, status FROM tasks WHERE id IN (SELECT value FROM json_each(:ids));
+
 -- name: task_secrets
 SELECT secrets FROM tasks WHERE id = :id;
 
