@@ -69,7 +69,8 @@ screenshots: setup
 	./scripts/ensure-chromium.sh
 	FALSEWORK_SCREENSHOTS=1 $(PYTEST) tests/acceptance/web
 
-# The peers (PgQueuer, Procrastinate, cookiecutter, copier) live only in .venv-bench.
+# The peers (PgQueuer, Procrastinate, cookiecutter, copier) live in .venv-bench (copier is
+# also a dev dependency: the update merge's oracle in tests/updates).
 # BENCH_ARGS=--quick for a smoke run; --only NAME,... for some of them.
 bench:
 	./scripts/ensure-postgres.sh
