@@ -41,6 +41,10 @@ def _ok(row: Row) -> str:
     return "met" if row["ok"] else "**missed**"
 
 
+def _yes_no(value: object) -> str:
+    return "—" if value is None else ("met" if value else "**missed**")
+
+
 def _pair(row: Row, a: str, b: str) -> str:
     return f"{_fmt(row.get(a), 2)} / {_fmt(row.get(b), 2)}"
 
@@ -180,6 +184,7 @@ concurrency = _simple(
         ("first start → last completion s", "value"),
         ("target s", "target_window_s"),
         ("peak RSS MiB", "peak_rss_mb"),
+        ("≤ 200 MiB (issue 17)", lambda r: _yes_no(r.get("waiting_rss_met"))),
         ("recovered events", "recovered_events"),
     ],
 )
