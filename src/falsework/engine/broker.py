@@ -81,13 +81,15 @@ class Broker:
         Raises ``DatabaseUnavailableError`` with one line naming the URL (password
         hidden) when the database cannot be reached.
         """
+        # the key first: a bad one must fail before anything is open (an open
+        # SQLite store's thread would keep the failing process alive)
+        box = SecretBox.from_key_or_file(options.secret_key, options.key_file)
         store = await open_store(url, options.store)
         try:
             await store.migrate()
         except BaseException:
             await store.close()
             raise
-        box = SecretBox.from_key_or_file(options.secret_key, options.key_file)
         hub = Hub()
         listener = store.listener(hub)
         if listener is None:

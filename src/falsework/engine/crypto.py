@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from falsework.errors import FalseworkError
+from falsework.errors import FalseworkError, InputError
 
 KEY_FILE = "secret.key"
 
@@ -17,7 +17,13 @@ class SecretBox:
     """Encrypts a task's secrets for storage and decrypts them for its worker."""
 
     def __init__(self, key: str | bytes) -> None:
-        self._fernet = Fernet(key)
+        try:
+            self._fernet = Fernet(key)
+        except ValueError as exc:
+            raise InputError(
+                "The secret key is not a Fernet key (32 url-safe base64-encoded bytes; "
+                "see docs/operations.md for making one)"
+            ) from exc
 
     @classmethod
     def from_key_or_file(cls, secret_key: str | None, key_file: Path) -> SecretBox:
