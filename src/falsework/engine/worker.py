@@ -434,6 +434,10 @@ class TaskWorker:
                 continue
             lease = beat.owned.get(tid)
             if lease is None or lease.claim_token != token:
+                if run.state is RunState.FINISHING:
+                    # its final write (or release) landed between the snapshot and
+                    # the statement, which lists processing tasks only: not a loss
+                    continue
                 log.warning("task %s: lease lost (recovered elsewhere); cancelling", tid)
                 run.cancel(StopReason.LEASE)
             else:
