@@ -8,10 +8,13 @@ driver type leaves a store.
 from __future__ import annotations
 
 import enum
+import types
+import typing
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from falsework.errors import InputError
 from falsework.taskio import Recovery
@@ -28,6 +31,67 @@ def iso(ts: datetime | None) -> str | None:
         return None
     ts = ts.astimezone(UTC)
     return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class Decode:
+    """How a store's driver hands back a timestamp and a JSON value (SQLite: text
+    for both; asyncpg: already decoded by its codecs)."""
+
+    ts: Callable[[Any], datetime]
+    json: Callable[[Any], Any]
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+DECODED = Decode(ts=_as_is, json=_as_is)
+
+R = TypeVar("R")
+
+
+_KINDS: dict[type, tuple[tuple[str, str | None], ...]] = {}
+
+
+def _converters(cls: type) -> tuple[tuple[str, str | None], ...]:
+    """Each field of a record and what its value needs: ``ts``, ``json``, ``float``
+    or nothing, by the field's type (worked out once per record type)."""
+    known = _KINDS.get(cls)
+    if known is not None:
+        return known
+    hints = typing.get_type_hints(cls)
+    kinds: list[tuple[str, str | None]] = []
+    for f in fields(cls):
+        hint = hints[f.name]
+        # X | None: what X needs
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        options = [t for t in typing.get_args(hint) if t is not type(None)] if union else [hint]
+        kind = None
+        for t in options:
+            if t is datetime:
+                kind = "ts"
+            elif t is float:
+                kind = "float"
+            elif t is dict or typing.get_origin(t) is dict:
+                kind = "json"
+        kinds.append((f.name, kind))
+    _KINDS[cls] = tuple(kinds)
+    return _KINDS[cls]
+
+
+def record_of(cls: type[R], row: Any, decode: Decode) -> R:
+    """The record ``cls`` from a row whose columns bear its fields' names: a
+    timestamp field through ``decode.ts``, a JSON field through ``decode.json``, a
+    float field through ``float`` (Postgres answers numerics as Decimal); NULL
+    stays None. One mapping for both stores instead of one by hand per query."""
+    values: dict[str, Any] = {}
+    for name, kind in _converters(cls):
+        value = row[name]
+        if value is not None and kind is not None:
+            value = float(value) if kind == "float" else getattr(decode, kind)(value)
+        values[name] = value
+    return cls(**values)
 
 
 # -- what higher layers see ------------------------------------------------------

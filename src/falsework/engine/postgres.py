@@ -26,6 +26,7 @@ from falsework.engine.codec import dumps, loads, utc
 from falsework.engine.lease import plan_writes, stale_outcome
 from falsework.engine.migrate import upgrade as migrate_schema
 from falsework.engine.models import (
+    DECODED,
     AuditEntry,
     AuditQuery,
     AuditRecord,
@@ -51,6 +52,7 @@ from falsework.engine.models import (
     TroubledTask,
     WorkerInfo,
     WriteBatch,
+    record_of,
 )
 from falsework.engine.notify import Hub
 from falsework.engine.options import StoreOptions
@@ -750,11 +752,11 @@ class PostgresStore:
         rows = await self._db.read(
             "scaffold_list", template_ref=template_ref, limit=limit, offset=offset
         )
-        return [_scaffold(r) for r in rows]
+        return [record_of(ScaffoldRecord, r, DECODED) for r in rows]
 
     async def scaffold_get(self, repository: str) -> ScaffoldRecord | None:
         rows = await self._db.read("scaffold_get", repository=repository)
-        return _scaffold(rows[0]) if rows else None
+        return record_of(ScaffoldRecord, rows[0], DECODED) if rows else None
 
     async def audit_list(self, query: AuditQuery) -> list[AuditRecord]:
         rows = await self._db.read(
@@ -765,17 +767,7 @@ class PostgresStore:
             before=query.before,
             limit=query.limit,
         )
-        return [
-            AuditRecord(
-                id=r["id"],
-                at=r["at"],
-                actor=r["actor"],
-                action=r["action"],
-                target=r["target"],
-                detail=r["detail"],
-            )
-            for r in rows
-        ]
+        return [record_of(AuditRecord, r, DECODED) for r in rows]
 
     # -- the webhooks' outbox ------------------------------------------------------
     async def tasks_unhooked(self, limit: int) -> list[FinishedTask]:
@@ -802,7 +794,7 @@ class PostgresStore:
 
     async def flags_list(self) -> list[ClusterFlag]:
         rows = await self._db.read("flags_list")
-        return [ClusterFlag(r["name"], r["detail"], r["set_by"], r["set_at"]) for r in rows]
+        return [record_of(ClusterFlag, r, DECODED) for r in rows]
 
     async def queue_overview(self, stale_after: float) -> QueueOverview:
         (r,) = await self._db.read("queue_overview", stale_after=float(stale_after))
@@ -810,20 +802,7 @@ class PostgresStore:
 
     async def tasks_troubled(self, stale_after: float, limit: int) -> list[TroubledTask]:
         rows = await self._db.read("tasks_troubled", stale_after=float(stale_after), limit=limit)
-        return [
-            TroubledTask(
-                id=r["id"],
-                status=r["status"],
-                created_by=r["created_by"],
-                attempt=r["attempt"],
-                claimed_by=r["claimed_by"],
-                created_at=r["created_at"],
-                heartbeat_age=float(r["heartbeat_age"]) if r["heartbeat_age"] is not None else None,
-                recovered_at=r["recovered_at"],
-                template=r["template"],
-            )
-            for r in rows
-        ]
+        return [record_of(TroubledTask, r, DECODED) for r in rows]
 
     async def audit_expire(self, older_than: float, limit: int) -> int:
         rows = await self._db.fetch("audit_expire", older_than=float(older_than), limit=limit)
@@ -931,15 +910,3 @@ class PgListener:
             # Waiters sleeping on the slow poll of a healthy listener re-read now
             # and poll fast until it is back (see Broker.event_poll_interval).
             self._hub.wake_all()
-
-
-def _scaffold(r: Row) -> ScaffoldRecord:
-    return ScaffoldRecord(
-        repository=r["repository"],
-        template_ref=r["template_ref"],
-        version=r["version"],
-        record=r["record"],
-        task_id=r["task_id"],
-        created_by=r["created_by"],
-        updated_at=r["updated_at"],
-    )

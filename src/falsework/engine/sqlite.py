@@ -32,6 +32,7 @@ from falsework.engine.models import (
     AuditRecord,
     Claim,
     ClusterFlag,
+    Decode,
     Event,
     Expired,
     FinishedTask,
@@ -52,6 +53,7 @@ from falsework.engine.models import (
     TroubledTask,
     WorkerInfo,
     WriteBatch,
+    record_of,
 )
 from falsework.engine.notify import Hub, Listener
 from falsework.engine.options import StoreOptions
@@ -199,6 +201,10 @@ async def connect(path: str, *, reader: bool = False) -> aiosqlite.Connection:
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute("PRAGMA busy_timeout=30000")
     return conn
+
+
+# SQLite hands back timestamps and JSON as text
+_DECODE = Decode(ts=parse_ts, json=loads)
 
 
 def _opt_ts(value: str | None) -> Any:
@@ -620,11 +626,11 @@ class SqliteStore:
         rows = await self._db.read(
             "scaffold_list", template_ref=template_ref, limit=limit, offset=offset
         )
-        return [_scaffold(r) for r in rows]
+        return [record_of(ScaffoldRecord, r, _DECODE) for r in rows]
 
     async def scaffold_get(self, repository: str) -> ScaffoldRecord | None:
         rows = await self._db.read("scaffold_get", repository=repository)
-        return _scaffold(rows[0]) if rows else None
+        return record_of(ScaffoldRecord, rows[0], _DECODE) if rows else None
 
     async def audit_list(self, query: AuditQuery) -> list[AuditRecord]:
         rows = await self._db.read(
@@ -635,17 +641,7 @@ class SqliteStore:
             before=query.before,
             limit=query.limit,
         )
-        return [
-            AuditRecord(
-                id=r["id"],
-                at=parse_ts(r["at"]),
-                actor=r["actor"],
-                action=r["action"],
-                target=r["target"],
-                detail=loads(r["detail"]),
-            )
-            for r in rows
-        ]
+        return [record_of(AuditRecord, r, _DECODE) for r in rows]
 
     # -- the webhooks' outbox ------------------------------------------------------
     async def tasks_unhooked(self, limit: int) -> list[FinishedTask]:
@@ -672,10 +668,7 @@ class SqliteStore:
 
     async def flags_list(self) -> list[ClusterFlag]:
         rows = await self._db.read("flags_list")
-        return [
-            ClusterFlag(r["name"], loads(r["detail"]), r["set_by"], parse_ts(r["set_at"]))
-            for r in rows
-        ]
+        return [record_of(ClusterFlag, r, _DECODE) for r in rows]
 
     async def queue_overview(self, stale_after: float) -> QueueOverview:
         (r,) = await self._db.read("queue_overview", stale_after=float(stale_after))
@@ -683,20 +676,7 @@ class SqliteStore:
 
     async def tasks_troubled(self, stale_after: float, limit: int) -> list[TroubledTask]:
         rows = await self._db.read("tasks_troubled", stale_after=float(stale_after), limit=limit)
-        return [
-            TroubledTask(
-                id=r["id"],
-                status=r["status"],
-                created_by=r["created_by"],
-                attempt=r["attempt"],
-                claimed_by=r["claimed_by"],
-                created_at=parse_ts(r["created_at"]),
-                heartbeat_age=float(r["heartbeat_age"]) if r["heartbeat_age"] is not None else None,
-                recovered_at=_opt_ts(r["recovered_at"]),
-                template=r["template"],
-            )
-            for r in rows
-        ]
+        return [record_of(TroubledTask, r, _DECODE) for r in rows]
 
     async def audit_expire(self, older_than: float, limit: int) -> int:
         rows = await self._db.write("audit_expire", older_than=float(older_than), limit=limit)
@@ -763,15 +743,3 @@ def is_falsework_database(path: Path) -> bool:
     except sqlite3.Error:
         return False
     return found is not None and found[0] == 2
-
-
-def _scaffold(r: Row) -> ScaffoldRecord:
-    return ScaffoldRecord(
-        repository=r["repository"],
-        template_ref=r["template_ref"],
-        version=r["version"],
-        record=loads(r["record"]),
-        task_id=r["task_id"],
-        created_by=r["created_by"],
-        updated_at=parse_ts(r["updated_at"]),
-    )

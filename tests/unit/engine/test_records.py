@@ -1,0 +1,67 @@
+"""``record_of``: one mapping from a store's row to a record, by the record's field
+types (no database: rows as each driver hands them back)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from falsework.engine.codec import parse_ts
+from falsework.engine.models import (
+    DECODED,
+    AuditRecord,
+    Decode,
+    ScaffoldRecord,
+    TroubledTask,
+    record_of,
+)
+
+AT = datetime(2026, 12, 6, 21, 0, 0, 123000, tzinfo=UTC)
+TEXT = Decode(ts=parse_ts, json=json.loads)
+
+
+def test_sqlite_text_and_postgres_values_make_the_same_record() -> None:
+    as_text = {
+        "id": 7,
+        "at": "2026-12-06 21:00:00.123",
+        "actor": "user:default/al",
+        "action": "task.create",
+        "target": None,
+        "detail": '{"n": [1, 2]}',
+    }
+    decoded = {**as_text, "at": AT, "detail": {"n": [1, 2]}}
+    want = AuditRecord(7, AT, "user:default/al", "task.create", None, {"n": [1, 2]})
+    assert record_of(AuditRecord, as_text, TEXT) == want
+    assert record_of(AuditRecord, decoded, DECODED) == want
+
+
+def test_null_stays_none_and_numerics_become_floats() -> None:
+    row = {
+        "id": "t1",
+        "status": "processing",
+        "created_by": None,
+        "attempt": 2,
+        "claimed_by": "w1",
+        "created_at": AT,
+        "heartbeat_age": Decimal("12.5"),
+        "recovered_at": None,
+        "template": None,
+    }
+    troubled = record_of(TroubledTask, row, DECODED)
+    assert troubled.heartbeat_age == 12.5 and isinstance(troubled.heartbeat_age, float)
+    assert troubled.recovered_at is None and troubled.created_by is None
+    scaffold = record_of(
+        ScaffoldRecord,
+        {
+            "repository": "r",
+            "template_ref": "template:default/t",
+            "version": "v1",
+            "record": "{}",
+            "task_id": None,
+            "created_by": None,
+            "updated_at": None,
+        },
+        TEXT,
+    )
+    assert scaffold.record == {} and scaffold.updated_at is None
