@@ -24,7 +24,9 @@ from falsework.cli import output
 
 DEFAULT_SERVER = "http://127.0.0.1:7007"
 EXIT_FAILED, EXIT_CANCELLED, EXIT_ERROR = 1, 3, 4
-RECONNECTS = 5
+# How long a follower keeps reconnecting to a stream that broke (a node restarting
+# behind a load balancer, a rolling deploy) before it gives up.
+RECONNECT_WINDOW_S = 60.0
 STATUS_EXIT = {"completed": 0, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 STATUS_STYLE = {
     "open": "cyan",
@@ -346,11 +348,12 @@ def _follow(client: Client, task: dict[str, Any]) -> str:
             )
         last: int | None = None
         failures = 0
+        broken_since: float | None = None
         finished = False
         while not finished:
             try:
                 for kind, event in client.stream(task["id"], last):
-                    failures = 0
+                    failures, broken_since = 0, None
                     last = int(event.get("id", last or 0))
                     _print_event(progress.console, event)
                     _show_step(progress, rows, event)
@@ -367,7 +370,9 @@ def _follow(client: Client, task: dict[str, Any]) -> str:
             except StreamBroken as exc:
                 # A node restarting behind a load balancer: resume where we were.
                 failures += 1
-                if failures > RECONNECTS:
+                now = time.monotonic()
+                broken_since = now if broken_since is None else broken_since
+                if now - broken_since > RECONNECT_WINDOW_S:
                     _fail(f"the event stream broke: {exc}")
                 time.sleep(min(0.25 * 2**failures, 3.0))
     if status not in STATUS_EXIT:
