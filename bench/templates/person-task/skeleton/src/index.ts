@@ -1,0 +1,3 @@
+import { port } from './settings';
+
+console.log(`listening on ${port}`);
