@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -271,6 +272,10 @@ def _summary(samples: list[float]) -> dict[str, Any]:
 
 
 async def main_async(args: argparse.Namespace) -> None:
+    # SIGTERM cancels the run, so the servers are still stopped by their finally blocks
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     load = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="bench-person-"))
     try:
