@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -56,6 +57,7 @@ ORACLE_SCRIPTS = (
 )
 ORACLE_CACHE = Path.home() / ".cache" / "falsework-bench" / "backstage-oracle"
 RUN_TIMEOUT = 120.0
+SKELETON_FILES = 50
 
 
 @dataclass
@@ -79,6 +81,7 @@ async def one_task(client: httpx.AsyncClient, v: Variant, name: str) -> tuple[fl
     task_id = created.json()["id"]
     first = done = None
     kind = ""
+    listed: list[str] = []
     async with client.stream("GET", f"{v.base}{API}/tasks/{task_id}/eventstream") as stream:
         async for line in stream.aiter_lines():
             if line.startswith("event:"):
@@ -86,6 +89,8 @@ async def one_task(client: httpx.AsyncClient, v: Variant, name: str) -> tuple[fl
             elif line.startswith("data:"):
                 if first is None:
                     first = time.perf_counter()
+                if kind == "log" and "Workspace:" in line:
+                    listed = _listed(line[5:])
                 if kind == "completion":
                     done = time.perf_counter()
                     break
@@ -94,7 +99,16 @@ async def one_task(client: httpx.AsyncClient, v: Variant, name: str) -> tuple[fl
     status = (await client.get(f"{v.base}{API}/tasks/{task_id}")).json().get("status")
     if status != "completed":
         raise RuntimeError(f"task {task_id} ended {status}")
+    if v.shape == "render" and (len(listed) != SKELETON_FILES or "catalog-info.yaml" not in listed):
+        raise RuntimeError(f"task {task_id}: the workspace listed {len(listed)} files")
     return (first - t0) * 1000.0, (done - t0) * 1000.0
+
+
+def _listed(data: str) -> list[str]:
+    """The files of debug:log's ``Workspace:`` listing (``  - path`` lines, both servers)."""
+    message = str(json.loads(data).get("body", {}).get("message", ""))
+    _, found, listing = message.partition("Workspace:\n")  # after the level prefix
+    return [line[4:] for line in listing.splitlines() if line.startswith("  - ")] if found else []
 
 
 async def measure(variants: list[Variant], runs: int) -> None:
@@ -321,7 +335,7 @@ async def main_async(args: argparse.Namespace) -> None:
             extra["ok"] = complete and bool(bs.done_ms) and extra["times_backstage_p50"] > 1.0
         elif v.shape == "publish":
             extra["ok"] = complete and repos["repositories"] == repos["expected"]
-            extra["ok"] = extra["ok"] and repos["files_in_last"] == 50
+            extra["ok"] = extra["ok"] and repos["files_in_last"] == SKELETON_FILES
         emit(
             "person_task",
             v.system,
