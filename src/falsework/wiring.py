@@ -8,13 +8,16 @@ Neither the engine nor the runner reads the configuration; this module is where
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from falsework.actions import ActionRegistry
+from falsework.actions.policies import PublishPolicy, UpdatePolicy
 from falsework.config import Settings
 from falsework.runner import BACKSTAGE, DefaultEnvironment, WorkflowRunner
 from falsework.runner.limits import RunLimits
 from falsework.templating import Renderer
+from falsework.updates.service import ScaffoldUpdates
 
 if TYPE_CHECKING:
     # imported where they are built: `falsework run` needs the runner, not the
@@ -102,14 +105,27 @@ def run_limits(settings: Settings) -> RunLimits:
     )
 
 
+def action_policies(settings: Settings, *, local: bool = False) -> tuple[object, ...]:
+    """The action families' settings (``Settings.action_policies``), the scaffold
+    actions' given the scaffold service of template updates (which render through
+    the runner, above the actions: so it is handed over here, not imported)."""
+    scaffolds = ScaffoldUpdates()
+    return tuple(
+        dataclasses.replace(policy, scaffolds=scaffolds)
+        if isinstance(policy, PublishPolicy | UpdatePolicy)
+        else policy
+        for policy in settings.action_policies(local=local)
+    )
+
+
 def workflow_runner(
     settings: Settings, *, registry: ActionRegistry | None = None, local: bool = False
 ) -> WorkflowRunner:
     """The runner of a server (or, with ``local``, of ``falsework run``): the
     default registry, its action families configured from ``settings``
-    (``Settings.action_policies``) unless a ``registry`` is given."""
+    (``action_policies``) unless a ``registry`` is given."""
     return WorkflowRunner(
-        registry or ActionRegistry.default(settings.action_policies(local=local)),
+        registry or ActionRegistry.default(action_policies(settings, local=local)),
         Renderer(timeout=settings.render_timeout, max_output=settings.render_max_output),
         step_timeout=settings.step_timeout,
         work_dir=settings.resolved_work_dir,

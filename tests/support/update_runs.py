@@ -13,6 +13,7 @@ from falsework.actions.integrations import ForgeHost, Integrations
 from falsework.actions.policies import PublishPolicy, SourcePolicy, UpdatePolicy
 from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
 from falsework.templating import Renderer
+from falsework.updates.service import ScaffoldUpdates
 from support.forge import ForgeServer
 from support.forge.harness import GIT, LOOPBACK
 from support.updates import TemplateRepo
@@ -28,9 +29,13 @@ def make_runner(
     api = forge.url + forge.host.api_prefix
     host = ForgeHost(kind, forge.netloc, api, TOKEN, username, (), ("*",))  # type: ignore[arg-type]
     integrations = Integrations(hosts=(host,), egress=LOOPBACK, git=GIT)
-    publish = PublishPolicy(remotes_dir=tmp_path / "remotes", roots=(tmp_path,), git=GIT)
+    scaffolds = ScaffoldUpdates()  # as falsework.wiring hands it over
+    publish = PublishPolicy(
+        remotes_dir=tmp_path / "remotes", roots=(tmp_path,), git=GIT, scaffolds=scaffolds
+    )
     policies = (integrations, LOOPBACK, GIT, SourcePolicy(git=GIT), publish)
-    update = UpdatePolicy(publish, integrations, (tmp_path / "templates",), policies)
+    roots = (tmp_path / "templates",)
+    update = UpdatePolicy(publish, integrations, roots, policies, scaffolds=scaffolds)
     registry = ActionRegistry.builtin(settings=[*policies, update])
     return WorkflowRunner(registry, Renderer(), work_dir=tmp_path / "work", step_timeout=120)
 

@@ -44,15 +44,6 @@ RANK = {
 RANK_OF_FILE = {
     "updates/fleet.py": 6,  # records scaffolds through the broker: wraps the executor
 }
-# Known debts, each with its way out; anything else that climbs fails the test.
-# The scaffold actions (publish:git scaffold: true, scaffold:update) render a
-# template version through the runner (updates.render): the runner should hand
-# actions a "render this template" service in their context instead.
-CLIMBS = {
-    ("actions/builtin/publish.py", "falsework.updates"),
-    ("actions/builtin/scaffold.py", "falsework.updates"),
-    ("actions/builtin/scaffold.py", "falsework.runner"),
-}
 # the edges: where Settings may be read and turned into plain values
 READS_CONFIG = {"config", "wiring", "api", "cli", "testing"}
 
@@ -94,7 +85,6 @@ def test_every_part_of_the_package_has_a_layer() -> None:
 
 def test_no_layer_imports_a_higher_one() -> None:
     wrong = []
-    used = set()
     for path in _files():
         here = _top(path)
         if here == "__init__":
@@ -105,13 +95,8 @@ def test_no_layer_imports_a_higher_one() -> None:
             there = module.split(".")[1]
             target = RANK_OF_FILE.get(module.removeprefix("falsework.").replace(".", "/") + ".py")
             if there in RANK and (target or RANK[there]) > rank:
-                debt = next((d for d in CLIMBS if d[0] == where and module.startswith(d[1])), None)
-                if debt is not None:
-                    used.add(debt)
-                    continue
                 wrong.append(f"{where} (layer {rank}) imports {module}")
     assert not wrong, "\n".join(wrong)
-    assert used == CLIMBS, f"paid off, remove from CLIMBS: {sorted(CLIMBS - used)}"
 
 
 def test_only_the_edges_read_the_configuration() -> None:
@@ -135,19 +120,15 @@ def _module(path: Path) -> str:
 def test_no_import_cycle_between_modules() -> None:
     """Every import counts (a function-level import hides a cycle, it does not
     remove it), but a module importing one of its own packages (their
-    ``__init__`` re-exports) and the known debts of ``CLIMBS`` do not."""
+    ``__init__`` re-exports) does not."""
     files = {_module(p): p for p in _files()}
     graph: dict[str, set[str]] = {}
     for name, path in files.items():
-        where = path.relative_to(SRC).as_posix()
         edges = set()
         for module in _imports(path, submodules=True):
             if module not in files or module == name or name.startswith(module + "."):
                 continue  # a name, not a module; itself; or one of its own packages
-            target = module
-            if any(d[0] == where and module.startswith(d[1]) for d in CLIMBS):
-                continue
-            edges.add(target)
+            edges.add(module)
         graph[name] = edges
     # Tarjan's strongly connected components, iteratively
     index: dict[str, int] = {}

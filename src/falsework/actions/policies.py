@@ -17,6 +17,7 @@ from pathlib import Path
 from falsework.actions.egress import EgressPolicy
 from falsework.actions.git import GitCredential, GitPolicy
 from falsework.actions.integrations import Integrations
+from falsework.actions.scaffolding import ScaffoldService
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,13 @@ class SourcePolicy:
 class PublishPolicy:
     """Where ``publish:git`` may push: local repositories inside ``remotes_dir``
     (where a relative remote path lands) or under ``roots``, and git remotes as
-    ``git`` allows."""
+    ``git`` allows. ``scaffolds`` records a scaffold (``scaffold: true``): the
+    edge gives falsework.updates's (``falsework.wiring.action_policies``)."""
 
     remotes_dir: Path | None = None
     roots: tuple[Path, ...] = ()
     git: GitPolicy = field(default_factory=GitPolicy)
+    scaffolds: ScaffoldService | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ class UpdatePolicy:
     open pull requests on the configured forges (``integrations``), read template
     repositories on this machine only under ``template_roots`` (a server's template
     folders; ``None``: anywhere, for ``falsework run``), and render a template
-    version with the actions configured by ``policies`` (every family's settings)."""
+    version with the actions configured by ``policies`` (every family's settings),
+    through ``scaffolds`` (falsework.updates's, given at the edge)."""
 
     publish: PublishPolicy = field(default_factory=PublishPolicy)
     integrations: Integrations = field(default_factory=Integrations)
@@ -55,6 +59,7 @@ class UpdatePolicy:
     # updates computed at once in one process (each renders a repository and runs
     # a few dozen git commands: more at once only starve the worker's heartbeats)
     parallel: int = 2
+    scaffolds: ScaffoldService | None = None
 
 
 __all__ = [
@@ -62,6 +67,7 @@ __all__ = [
     "GitCredential",
     "GitPolicy",
     "PublishPolicy",
+    "ScaffoldService",
     "SourcePolicy",
     "UpdatePolicy",
 ]

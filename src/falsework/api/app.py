@@ -40,7 +40,13 @@ from falsework.runner.tasklog import bind_context, log_tasks
 from falsework.templates import TemplateCatalog
 from falsework.tracing import Tracing
 from falsework.updates.fleet import recording
-from falsework.wiring import open_broker, webhook_services, worker_options, workflow_runner
+from falsework.wiring import (
+    action_policies,
+    open_broker,
+    webhook_services,
+    worker_options,
+    workflow_runner,
+)
 
 log = logging.getLogger("falsework.api")
 
@@ -55,7 +61,7 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> FastAPI
     metrics = Metrics()
     authenticator = Authenticator(settings)
     catalog = TemplateCatalog(settings.template_dirs)
-    registry = ActionRegistry.default(settings.action_policies())
+    registry = ActionRegistry.default(action_policies(settings))
     runner = workflow_runner(settings, registry=registry)
     traces = tracing or Tracing.from_environment()
 

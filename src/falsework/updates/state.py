@@ -18,12 +18,12 @@ from typing import Any
 
 import yaml
 
+# the branch names the scaffold actions share, re-exported for this package
+from falsework.actions.scaffolding import PRISTINE_BRANCH as PRISTINE_BRANCH
+from falsework.actions.scaffolding import UPDATE_KIND as UPDATE_KIND
 from falsework.errors import InputError
 
 STATE_PATH = ".falsework/scaffold.yaml"
-PRISTINE_BRANCH = "falsework/pristine"
-# the ``kind`` of a scaffold:update step's ``scaffold`` output (a create's has none)
-UPDATE_KIND = "update"
 API_VERSION = "falsework.dev/v1"
 KIND = "Scaffold"
 _HEADER = (

@@ -26,7 +26,6 @@ from pydantic import Field
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
 from falsework.actions.git import (
-    GitPolicy,
     Remote,
     failure,
     git_result,
@@ -42,9 +41,9 @@ from falsework.actions.git import (
 from falsework.actions.paths import is_within
 from falsework.actions.policies import PublishPolicy
 from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
+from falsework.actions.scaffolding import PRISTINE_BRANCH, ScaffoldRecord, unavailable
 from falsework.confine import Tree, relative
 from falsework.errors import ActionError, UnsafePathError
-from falsework.updates.state import PRISTINE_BRANCH
 
 
 class PublishGitInput(ActionInput):
@@ -185,7 +184,7 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
         scaffold: dict[str, Any] | None = None
         if inp.scaffold:
             pristine = commit
-            commit, scaffold = await _record_scaffold(ctx, git_policy, repo, commit)
+            commit, scaffold = await _record_scaffold(ctx, policy, repo, commit)
             refspecs.append(f"{pristine}:refs/heads/{PRISTINE_BRANCH}")
             refspecs[0] = f"{commit}:refs/heads/{inp.branch}"
             ctx.logger.info(f"Recorded the scaffold in {commit} (pristine: {pristine})")
@@ -257,33 +256,32 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
 
 
 async def _record_scaffold(
-    ctx: ActionContext[PublishGitInput], policy: GitPolicy, git_dir: Path, pristine: str
+    ctx: ActionContext[PublishGitInput], policy: PublishPolicy, git_dir: Path, pristine: str
 ) -> tuple[str, dict[str, Any]]:
     """The commit the branch gets with ``scaffold: true``: ``pristine`` (what the
     template made) plus ``.falsework/scaffold.yaml``; and what it records (the
     step's ``scaffold`` output: the server lists it, docs/updates.md)."""
-    from falsework.updates import record
-    from falsework.updates.gitrepo import Author, Repo
-
     inp = ctx.input
+    if policy.scaffolds is None:
+        raise ActionError(unavailable("scaffold"))
     if ctx.template_dir is None:
         raise ActionError(
             "scaffold: this task has no template folder (a template given inline), so there "
             "is no template version to record"
         )
-    source = await record.template_source(policy, ctx.template_dir, inp.scaffold_repository)
-    repo = Repo(git_dir, policy, author=Author(inp.git_author_name, inp.git_author_email))
     answers = ctx.template_context.get("parameters") or {}
-    commit, state = await record.record(
-        repo,
-        pristine,
-        source,
+    what = ScaffoldRecord(
+        pristine=pristine,
+        template_dir=ctx.template_dir,
+        template_repository=inp.scaffold_repository,
         answers=answers if isinstance(answers, dict) else {},
         secrets=list(ctx.secrets),
         step=ctx.step_id,
         source_path=inp.source_path,
+        author_name=inp.git_author_name,
+        author_email=inp.git_author_email,
     )
-    return commit, {"templateRef": source.ref, "version": source.version, "state": state.to_json()}
+    return await policy.scaffolds.record(git_dir, policy.git, what)
 
 
 def scaffold_key(remote: str, branch: str) -> str:

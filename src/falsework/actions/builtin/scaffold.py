@@ -20,11 +20,9 @@ reused, never replaced, and an open change request for it is reused.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from functools import partial
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,19 +41,15 @@ from falsework.actions.builtin.forge import (
 from falsework.actions.builtin.gitea import gitea_forge
 from falsework.actions.builtin.github import github_forge
 from falsework.actions.builtin.gitlab import gitlab_forge
-from falsework.actions.builtin.publish import allowed_local_remote, scaffold_key
+from falsework.actions.builtin.publish import allowed_local_remote
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
 from falsework.actions.git import Remote, host_port, local_remote, open_remote
 from falsework.actions.integrations import Integrations, Kind, RepoUrl
 from falsework.actions.policies import UpdatePolicy
+from falsework.actions.scaffolding import UpdateRequest, unavailable
 from falsework.errors import ActionError
-from falsework.updates import PRISTINE_BRANCH, commit_update, plan_update
-from falsework.updates.gitrepo import Repo
-from falsework.updates.render import for_updates
-from falsework.updates.state import UPDATE_KIND
 
-UPDATE_PREFIX = "falsework/update/"
 FORGES: dict[Kind, ForgeOpener] = {
     "github": github_forge,
     "gitlab": gitlab_forge,
@@ -64,7 +58,6 @@ FORGES: dict[Kind, ForgeOpener] = {
     "bitbucketServer": bitbucket_server_forge,
     "azure": azure_forge,
 }
-_BRANCH_PART = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class ScaffoldUpdateInput(ActionInput):
@@ -101,12 +94,6 @@ class ScaffoldUpdateInput(ActionInput):
         if bool(self.remote_url) == bool(self.repo_url):
             raise ValueError("give exactly one of remoteUrl and repoUrl")
         return self
-
-
-def update_branch(template_ref: str, version: str) -> str:
-    name = template_ref.rsplit("/", 1)[-1] or "template"
-    part = _BRANCH_PART.sub("-", f"{name}-{version}").strip("-.") or "update"
-    return UPDATE_PREFIX + part.replace("..", ".")
 
 
 def compare_url(remote: str, base: str, branch: str) -> str:
@@ -169,6 +156,9 @@ def compare_url(remote: str, base: str, branch: str) -> str:
 )
 async def scaffold_update(ctx: ActionContext[ScaffoldUpdateInput], policy: UpdatePolicy) -> None:
     inp = ctx.input
+    scaffolds = policy.scaffolds
+    if scaffolds is None:
+        raise ActionError(unavailable("scaffold:update"))
     git_policy = policy.publish.git
     repo_url = RepoUrl.parse(inp.repo_url) if inp.repo_url else None
     compare_at: Callable[[str, str], str]
@@ -196,74 +186,22 @@ async def scaffold_update(ctx: ActionContext[ScaffoldUpdateInput], policy: Updat
             remote = await open_remote(
                 git_policy, url, token=token, username=username, bearer=bearer
             )
-        repo = await Repo.init_bare(ctx.create_temp_dir() / "repo.git", git_policy)
-        refspecs = [
-            f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
-            f"+refs/heads/{PRISTINE_BRANCH}:refs/remotes/origin/{PRISTINE_BRANCH}",
-            f"+refs/heads/{UPDATE_PREFIX}*:refs/remotes/origin/{UPDATE_PREFIX}*",
-        ]
-        await repo.git("fetch", "-q", "--no-tags", remote.url, *refspecs, remote=remote)
-        head = await repo.rev(f"refs/remotes/origin/{branch}")
-        if head is None:
-            raise ActionError(f"{remote.shown} has no branch {branch!r}")
-        tip = await repo.rev(f"refs/remotes/origin/{PRISTINE_BRANCH}")
-        runner = _runner(policy, ctx.create_temp_dir())
-        plan = await plan_update(
-            repo,
-            head,
-            runner,
+        request = UpdateRequest(
+            remote=remote,
+            url=url,
+            branch=branch,
             to=inp.to,
             overrides=inp.values,
-            pristine_tip=tip,
+            git=git_policy,
             template_roots=policy.template_roots,
+            policies=policy.policies,
+            repo_dir=ctx.create_temp_dir(),
+            work_dir=ctx.create_temp_dir(),
         )
-        result: dict[str, Any] = {
-            "upToDate": plan.up_to_date,
-            "fromVersion": plan.state.template.version,
-            "version": plan.version.name,
-            "scaffold": {
-                "repository": scaffold_key(url, branch),
-                "kind": UPDATE_KIND,
-                "templateRef": plan.state.template.ref,
-                "version": plan.state.template.version,
-                "state": plan.state.to_json(),
-            },
-        }
-        if plan.up_to_date:
-            ctx.logger.info(f"{branch} already has {plan.version.name}: nothing to update")
-            return result
-        assert plan.pristine is not None
-        name = update_branch(plan.state.template.ref, plan.version.name)
-        commit = await commit_update(repo, plan)
-        existing = await repo.rev(f"refs/remotes/origin/{name}")
-        specs = [f"{plan.pristine}:refs/heads/{PRISTINE_BRANCH}"]
-        if existing is None:
-            specs.append(f"{commit}:refs/heads/{name}")
-        elif existing != commit:
-            # one update per version: an earlier run's branch (perhaps with the
-            # team's resolutions on it) is kept, never replaced
-            ctx.logger.info(f"Branch {name} exists already ({existing[:12]}): reusing it")
-            commit = existing
-        await repo.git("push", "-q", remote.url, *specs, remote=remote)
-        ctx.logger.info(f"Pushed {name} ({commit[:12]}): {plan.title()}")
-        if plan.conflicts:
-            ctx.logger.warning(f"Conflicts in: {', '.join(plan.conflicts)}")
-        result["scaffold"]["update"] = {
-            "version": plan.version.name,
-            "branch": name,
-            "commit": commit,
-            "conflicts": plan.conflicts,
-        }
-        return {
-            **result,
-            "branch": name,
-            "base": branch,
-            "commit": commit,
-            "conflicts": plan.conflicts,
-            "title": plan.title(),
-            "description": plan.description(),
-            "compareUrl": compare_at(branch, name),
-        }
+        result = await scaffolds.update(request, ctx.logger)
+        if not result["upToDate"]:
+            result["compareUrl"] = compare_at(branch, result["branch"])
+        return result
 
     async def in_turn() -> dict[str, Any]:
         async with _turns(policy.parallel):
@@ -321,14 +259,3 @@ def _turns(parallel: int) -> asyncio.Semaphore:
     if turns is None:
         turns = _TURNS[key] = asyncio.Semaphore(parallel)
     return turns
-
-
-def _runner(policy: UpdatePolicy, work_dir: Path) -> Any:
-    """A runner to rehearse template versions with, its actions configured as
-    this server's (the update's own action family is not among them)."""
-    from falsework.actions import ActionRegistry
-    from falsework.runner import WorkflowRunner
-    from falsework.templating import Renderer
-
-    registry = ActionRegistry.builtin(policy.policies)
-    return for_updates(WorkflowRunner(registry, Renderer(), work_dir=work_dir))
