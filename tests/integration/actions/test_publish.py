@@ -288,3 +288,20 @@ async def test_existing_folder_that_is_not_a_repository(
         "remoteUrl 'notes' is an existing folder that is not a git repository"
     )
     assert listing(remotes / "notes") == ["keep.txt"]
+
+
+async def test_scaffold_recording_needs_the_service_from_the_edge(
+    harness: Any, remotes: Path, one_step: Any
+) -> None:
+    # The scaffold service lives above the actions (falsework.updates renders
+    # through the runner): a registry built without it, as here, refuses
+    # `scaffold: true` before pushing anything, and says where it comes from.
+    (harness.workspace / "README.md").write_text("# svc\n")
+    result = await harness.run([one_step("publish:git", remoteUrl="svc.git", scaffold=True)])
+    assert result.error is not None
+    assert "no scaffold service" in str(result.error)
+    assert "wiring.action_policies" in str(result.error)
+    assert not exists(remotes / "svc.git")
+    update = await harness.run([one_step("scaffold:update", remoteUrl=str(remotes / "svc.git"))])
+    assert update.error is not None
+    assert "scaffold:update: this runner has no scaffold service" in str(update.error)
