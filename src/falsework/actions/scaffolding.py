@@ -13,7 +13,7 @@ actions and the updates share live here too, the lowest place both can read.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -61,9 +61,9 @@ class UpdateRequest:
     # where template repositories on this machine may be read (None: anywhere)
     template_roots: tuple[Path, ...] | None
     # every action family's settings, for the runner that renders the version
-    policies: tuple[object, ...] = ()
-    repo_dir: Path = field(default_factory=Path)  # an empty folder for the clone
-    work_dir: Path = field(default_factory=Path)  # the render's own work folder
+    policies: tuple[object, ...]
+    repo_dir: Path  # an empty folder for the clone
+    work_dir: Path  # the render's own work folder
 
 
 class ScaffoldService(Protocol):

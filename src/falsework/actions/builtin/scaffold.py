@@ -15,6 +15,10 @@ Idempotent: its commits are made with fixed dates, so a rerun (a retry, a
 recovery after the worker died mid-push) makes the same commits and finds what
 an earlier run pushed; an existing update branch for the same version is
 reused, never replaced, and an open change request for it is reused.
+
+This module opens the remote and the forge; the fetch, render, merge and push
+are template updates' work, reached through the scaffold service its settings
+carry (``UpdatePolicy.scaffolds``, ``falsework.actions.scaffolding``).
 """
 
 from __future__ import annotations
