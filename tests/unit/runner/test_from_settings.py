@@ -19,6 +19,7 @@ from falsework.actions.policies import (
 )
 from falsework.config import Settings
 from falsework.runner import WorkflowRunner
+from falsework.updates.service import ScaffoldUpdates
 from falsework.wiring import workflow_runner
 
 
@@ -164,3 +165,18 @@ def test_a_git_credential_needs_exactly_one_token_and_known_keys(
     monkeypatch.setenv("FALSEWORK_CONFIG", str(config))
     with pytest.raises(ValidationError, match=problem):
         Settings(data_dir=tmp_path / "data")
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_the_scaffold_actions_get_the_scaffold_service(tmp_path: Path, local: bool) -> None:
+    # the actions cannot import falsework.updates (it runs them): the edge hands it over
+    settings = Settings(data_dir=tmp_path / "data", templates=str(tmp_path / "tpl"))
+    runner = workflow_runner(settings, local=local)
+    publish = configured(runner, "publish:git")
+    update = configured(runner, "scaffold:update")
+    assert isinstance(publish.scaffolds, ScaffoldUpdates)
+    assert isinstance(update.scaffolds, ScaffoldUpdates)
+    # the same folders and rules as without it, only the service added
+    plain = policy(settings, PublishPolicy, local=local)
+    assert publish.remotes_dir == plain.remotes_dir and publish.roots == plain.roots
+    assert plain.scaffolds is None
