@@ -4,17 +4,11 @@ lost (retry on a fresh connection) or refused (the statement's fault)."""
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Callable
-from pathlib import Path
 
 import asyncpg
 import pytest
 
-from falsework.config import Settings
-from falsework.engine import Broker, postgres, sqlite
-from falsework.errors import InputError
-from falsework.wiring import broker_options
+from falsework.engine import postgres, sqlite
 
 
 @pytest.mark.parametrize(
@@ -83,21 +77,3 @@ def test_postgres_refused(exc: Exception) -> None:
 )
 def test_sqlite_classification(exc: Exception, lost: bool) -> None:
     assert sqlite.is_lost(exc) is lost
-
-
-async def test_a_bad_secret_key_fails_before_the_database_is_opened(
-    database_url: str, make_settings: Callable[..., Settings]
-) -> None:
-    # An open SQLite store's thread once kept the failing process (falsework
-    # worker with a mistyped FALSEWORK_SECRET_KEY) alive after the traceback.
-    threads = threading.active_count()
-    settings = make_settings(database_url=database_url, secret_key="not-a-key")
-    with pytest.raises(InputError, match="not a Fernet key"):
-        await Broker.open(database_url, broker_options(settings))
-    assert threading.active_count() == threads
-    if database_url.startswith("sqlite"):
-        assert not _exists(database_url.split("sqlite:///", 1)[1])
-
-
-def _exists(path: str) -> bool:
-    return Path(path).exists()
