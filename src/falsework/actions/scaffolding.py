@@ -84,6 +84,14 @@ class ScaffoldService(Protocol):
         ...
 
 
+def scaffold_key(remote: str, branch: str) -> str:
+    """How a scaffolded repository is named in the server's list: its remote
+    (credentials removed) and branch."""
+    from falsework.actions.git import redact_urls  # only when a scaffold is recorded
+
+    return f"{redact_urls(remote)}#{branch}"
+
+
 def update_branch(template_ref: str, version: str) -> str:
     """The branch an update to ``version`` of ``template_ref`` is pushed as."""
     name = template_ref.rsplit("/", 1)[-1] or "template"

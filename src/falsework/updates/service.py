@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from falsework.actions import ActionRegistry
-from falsework.actions.builtin.publish import scaffold_key
 from falsework.actions.context import StepLogger
 from falsework.actions.git import GitPolicy
 from falsework.actions.scaffolding import (
@@ -20,6 +19,7 @@ from falsework.actions.scaffolding import (
     UPDATE_PREFIX,
     ScaffoldRecord,
     UpdateRequest,
+    scaffold_key,
     update_branch,
 )
 from falsework.errors import ActionError

@@ -33,7 +33,7 @@ from playwright.sync_api import (
 from support.serve import clean_env, free_port, loopback_client, stop_process, wait_healthy
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
+REPO = HERE.parents[2]  # tests/acceptance/web -> the repository
 TEMPLATES = HERE / "templates"
 # The README's screenshots are rewritten only when asked (`make screenshots`); a plain
 # test run still takes every screenshot (a page that cannot render fails) into a

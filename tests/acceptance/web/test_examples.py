@@ -18,6 +18,7 @@ from .conftest import REPO, Server, shot, start_server
 pytestmark = pytest.mark.browser
 
 EXAMPLES = REPO / "examples" / "templates"
+assert EXAMPLES.is_dir(), EXAMPLES  # a wrong path would make the gallery count 0 == 0
 PEOPLE = """\
 apiVersion: backstage.io/v1alpha1
 kind: Group

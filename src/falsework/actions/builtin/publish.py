@@ -41,7 +41,7 @@ from falsework.actions.git import (
 from falsework.actions.paths import is_within
 from falsework.actions.policies import PublishPolicy
 from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
-from falsework.actions.scaffolding import PRISTINE_BRANCH, ScaffoldRecord, unavailable
+from falsework.actions.scaffolding import PRISTINE_BRANCH, ScaffoldRecord, scaffold_key, unavailable
 from falsework.confine import Tree, relative
 from falsework.errors import ActionError, UnsafePathError
 
@@ -282,12 +282,6 @@ async def _record_scaffold(
         author_email=inp.git_author_email,
     )
     return await policy.scaffolds.record(git_dir, policy.git, what)
-
-
-def scaffold_key(remote: str, branch: str) -> str:
-    """How a scaffolded repository is named in the server's list: its remote
-    (credentials removed) and branch."""
-    return f"{redact_urls(remote)}#{branch}"
 
 
 def published_folder(workspace: Path, source_path: str) -> Path:
