@@ -54,7 +54,7 @@ def oracle_dir() -> Path:
     return Path(os.environ.get("ORACLE_DIR", str(CACHE)))
 
 
-async def _script(name: str, env: dict[str, str], within: float) -> str:
+async def run_script(name: str, env: dict[str, str], within: float) -> str:
     # Output to a file, not a pipe: start.sh leaves the server running in the
     # background, and a pipe it inherited would never reach its end.
     with tempfile.TemporaryFile() as out:
@@ -82,7 +82,7 @@ async def setup() -> float:
     env = {**os.environ, "ORACLE_DIR": str(oracle_dir())}
     loop = asyncio.get_running_loop()
     started = loop.time()
-    await _script("setup.sh", env, within=1800)
+    await run_script("setup.sh", env, within=1800)
     return loop.time() - started
 
 
@@ -98,10 +98,10 @@ async def running(db: str, port: int, concurrency: int | None = None) -> AsyncIt
     }
     if concurrency is not None:
         env["CONCURRENCY"] = str(concurrency)
-    await _script("start.sh", env, within=300)
+    await run_script("start.sh", env, within=300)
     pid = int((oracle_dir() / "backend.pid").read_text().strip())
     log(f"backstage {VERSION} on {db}, port {port}, pid {pid}")
     try:
         yield Oracle(f"http://127.0.0.1:{port}", pid)
     finally:
-        await _script("stop.sh", env, within=60)
+        await run_script("stop.sh", env, within=60)

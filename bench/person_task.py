@@ -46,16 +46,13 @@ import httpx
 import yaml
 
 from bench import fw
-from bench.common import REPO_ROOT, emit, latency_summary, log, percentile, run
+from bench.backstage import CACHE, OracleUnavailable, run_script
+from bench.common import emit, latency_summary, log, percentile, run
 from bench.procs import free_port, start_server
 
 TEMPLATE_DIR = fw.TEMPLATES / "person-task"
 API = "/api/scaffolder/v2"
-ORACLE_SCRIPTS = (
-    REPO_ROOT.parent / "shared" / "tools" / "backstage-oracle",
-    REPO_ROOT.parent.parent / "shared" / "tools" / "backstage-oracle",
-)
-ORACLE_CACHE = Path.home() / ".cache" / "falsework-bench" / "backstage-oracle"
+ORACLE_CACHE = CACHE
 RUN_TIMEOUT = 120.0
 SKELETON_FILES = 50
 
@@ -185,37 +182,6 @@ def published(work: Path, runs: int) -> dict[str, Any]:
 # -- the Backstage oracle ----------------------------------------------------------
 
 
-class OracleUnavailable(Exception):
-    """The Backstage oracle cannot run here; the message says why."""
-
-
-def _scripts() -> Path:
-    configured = os.environ.get("BACKSTAGE_ORACLE")
-    for folder in ([Path(configured)] if configured else []) + list(ORACLE_SCRIPTS):
-        if (folder / "start.sh").exists():
-            return folder
-    raise OracleUnavailable("no backstage-oracle folder (set BACKSTAGE_ORACLE to it)")
-
-
-async def _script(name: str, env: dict[str, str], within: float) -> None:
-    # output to a file: start.sh leaves the server running with the inherited handles
-    with tempfile.TemporaryFile() as out:
-        proc = await asyncio.create_subprocess_exec(
-            "bash", str(_scripts() / name), env=env, stdout=out, stderr=out
-        )
-        try:
-            code = await asyncio.wait_for(proc.wait(), within)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-            raise OracleUnavailable(f"{name} took more than {within:.0f} s") from None
-        out.seek(0)
-        text = out.read().decode(errors="replace")
-    if code != 0:
-        raise OracleUnavailable(f"{name} failed ({code}): {text[-600:]}")
-
-
 def _oracle_folder(work: Path, cache: Path) -> Path:
     """A private folder for this run's oracle: the cached install's node_modules linked,
     its config with one more catalog location (``person-render``), its own data and pid."""
@@ -245,13 +211,13 @@ async def backstage_server(work: Path) -> AsyncIterator[str]:
     cache = Path(os.environ.get("ORACLE_DIR", str(ORACLE_CACHE)))
     if not (cache / "node_modules" / "@backstage" / "plugin-scaffolder-backend").is_dir():
         log(f"installing the Backstage oracle into {cache} (once; minutes)")
-        await _script("setup.sh", {**os.environ, "ORACLE_DIR": str(cache)}, within=1800)
+        await run_script("setup.sh", {**os.environ, "ORACLE_DIR": str(cache)}, within=1800)
     folder = _oracle_folder(work, cache)
     port = free_port()
     env = {**os.environ, "ORACLE_DIR": str(folder), "PORT": str(port), "DB": "sqlite"}
     base = f"http://127.0.0.1:{port}"
     try:
-        await _script("start.sh", env, within=300)
+        await run_script("start.sh", env, within=300)
         schema = f"{base}{API}/templates/default/template/person-render/parameter-schema"
         async with httpx.AsyncClient(timeout=5.0) as client:
             deadline = time.monotonic() + 120
@@ -263,7 +229,7 @@ async def backstage_server(work: Path) -> AsyncIterator[str]:
         yield base
     finally:
         # always stopped, even when start.sh failed half way (its pid file is there)
-        await _script("stop.sh", env, within=60)
+        await run_script("stop.sh", env, within=60)
 
 
 def backstage_version(cache: Path) -> str:

@@ -45,7 +45,7 @@ class Child:
     def summary(self) -> dict[str, Any]:
         for row in reversed(self.lines):
             if "executed" in row:
-                return row
+                return dict(row)
         return {}
 
     def kill(self) -> None:
