@@ -428,9 +428,150 @@ def errors(rows: list[Row]) -> list[str]:
     return ["### Benchmarks that did not finish", "", *_table(["benchmark", "why"], lines), ""]
 
 
-SECTIONS = [throughput, concurrency, latency, balance, fairness, recovery]
+person_task = _simple(
+    "16. The task a person starts (create → first event → completed; 50-file skeleton)",
+    "person_task",
+    [
+        ("system", "system"),
+        ("steps", "shape"),
+        ("runs", "runs"),
+        ("first event p50 / p99 ms", lambda r: _ms(r.get("first_event"))),
+        ("completed p50 / p99 ms", lambda r: _ms(r.get("completed"))),
+        ("failures", "failures"),
+        ("Backstage p50 ÷ this p50", "times_backstage_p50"),
+    ],
+)
+throughput_side = _simple(
+    "1b. Throughput beside PgQueuer, alternating run by run (issue 17, target 5)",
+    "throughput_side",
+    [
+        ("rounds", "rounds"),
+        ("tasks", "tasks"),
+        ("Falsework tasks/s (spread)", lambda r: _spread("falsework_tasks_per_s", r)),
+        ("PgQueuer jobs/s (spread)", lambda r: _spread("pgqueuer_jobs_per_s", r)),
+        ("× PgQueuer (target ≥ 1.5)", "value"),
+        ("each round", lambda r: " / ".join(f"{x:.2f}" for x in r.get("round_ratios", []))),
+        ("load", "load_avg"),
+    ],
+)
+
+
+def _spread(key: str, row: Row) -> str:
+    spread = row.get(key.split("_")[0] + "_spread") or []
+    inside = "–".join(_fmt(float(x), 0) for x in spread)
+    return f"{_fmt(row.get(key), 0)} ({inside})"
+
+
+def _first(rows: list[Row], bench: str, **match: Any) -> Row | None:
+    for r in _pick(rows, bench):
+        if all(r.get(k) == v for k, v in match.items()):
+            return r
+    return None
+
+
+def _verdict(found: list[Row | None]) -> str:
+    if not found or any(r is None for r in found):
+        return "not measured in this run"
+    return "met" if all(r is not None and r.get("ok") for r in found) else "**missed**"
+
+
+def issue17(rows: list[Row]) -> list[str]:
+    """Issue 17's seven targets, each with its same-run figures and a verdict."""
+    if not any(r.get("bench") in ("cli_start", "api_sse", "throughput_side") for r in rows):
+        return []
+    lines: list[list[str]] = []
+
+    run_ = _first(rows, "cli_start", metric="run_vs_cookiecutter")
+    help_ = _first(rows, "cli_start", metric="help_vs_copier")
+    lines.append(
+        [
+            "1. CLI start ≤ the peer",
+            f"run {_fmt(run_ and run_.get('value'), 2)}× cookiecutter, "
+            f"--help {_fmt(help_ and help_.get('value'), 2)}× copier",
+            _verdict([run_, help_]),
+        ]
+    )
+    sse = _first(rows, "api_sse")
+    lines.append(
+        [
+            "2. push delay p50 < 20 ms, p99 < 100 ms, streams exact",
+            f"p50 / p99 {_pair(sse, 'push_delay_p50_ms', 'push_delay_p99_ms')} ms, "
+            f"{_fmt(sse.get('value'))} of {_fmt(sse.get('clients'))} exact"
+            if sse
+            else "—",
+            _verdict([sse]),
+        ]
+    )
+    api = [_first(rows, "api_throughput", db=db) for db in ("sqlite", "postgres")]
+    lines.append(
+        [
+            "3. through the API ≥ 30× Backstage",
+            ", ".join(
+                f"{r.get('db')} {_fmt(r.get('times_backstage'), 1)}×" for r in api if r is not None
+            )
+            or "—",
+            _verdict(api),
+        ]
+    )
+    fetch = [
+        r
+        for r in _pick(rows, "fetch_template")
+        if str(r.get("metric", "")).startswith("speedup_vs_") and r.get("mode") == "cold"
+    ]
+    lines.append(
+        [
+            "4. fetch:template ≥ 3× cookiecutter, ≥ 5× copier (cold)",
+            ", ".join(
+                f"{r.get('case')} files {_fmt(r.get('value'), 2)}× "
+                f"{str(r.get('metric'))[len('speedup_vs_') :]}"
+                for r in fetch
+            )
+            or "—",
+            _verdict(list(fetch) or [None]),
+        ]
+    )
+    side = _first(rows, "throughput_side")
+    lat = _first(rows, "latency", system="falsework", db="postgres")
+    rounds = len(lat.get("round_p50_ms", [])) if lat else None
+    lines.append(
+        [
+            "5. throughput ≥ 1.5× PgQueuer; latency ahead of both peers in every round",
+            f"{_fmt(side and side.get('value'), 2)}× PgQueuer; latency ahead in "
+            f"{_fmt(lat and lat.get('rounds_ahead'))} of {_fmt(rounds)} rounds",
+            _verdict([side, lat]),
+        ]
+    )
+    person = [r for r in _pick(rows, "person_task") if r.get("times_backstage_p50") is not None]
+    lines.append(
+        [
+            "6. the task a person starts, beside Backstage",
+            ", ".join(f"{r.get('shape')} {_fmt(r.get('times_backstage_p50'), 1)}×" for r in person)
+            or "—",
+            _verdict(list(person) or [None]),
+        ]
+    )
+    conc = _first(rows, "concurrency")
+    idle = [r for r in api if r is not None]
+    lines.append(
+        [
+            "7. idle RSS beside Backstage; ≤ 200 MiB with 10,000 waiting tasks",
+            "idle "
+            + ", ".join(f"{_pair(r, 'idle_rss_mb', 'backstage_idle_rss_mb')} MiB" for r in idle)
+            + f"; 10,000 waiting: {_fmt(conc and conc.get('peak_rss_mb'))} MiB",
+            _yes_no(conc.get("waiting_rss_met")) if conc else "not measured in this run",
+        ]
+    )
+    return [
+        "### Issue 17's targets in this run",
+        "",
+        *_table(["target", "figures", "verdict"], lines),
+        "",
+    ]
+
+
+SECTIONS = [issue17, throughput, throughput_side, concurrency, latency, balance, fairness, recovery]
 SECTIONS += [api_throughput, api_sse, figures, templates_test, retention, security]
-SECTIONS += [updates, cli_start, errors]
+SECTIONS += [updates, cli_start, person_task, errors]
 
 
 def render(rows: list[Row]) -> str:

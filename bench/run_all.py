@@ -39,6 +39,8 @@ class Bench:
 BENCHES: list[Bench] = [
     Bench("peers", "bench.peers", ["--what", "throughput"], timeout=600),
     Bench("throughput", "bench.throughput", timeout=900),
+    # issue 17, target 5: Falsework and PgQueuer alternating run by run
+    Bench("throughput_side", "bench.throughput_side", timeout=900),
     # Postgres latency: the three systems in rotated rounds; SQLite: Falsework alone
     Bench("latency_side", "bench.latency_side", timeout=600),
     Bench("latency", "bench.latency", ["--db", "sqlite"], timeout=300),
