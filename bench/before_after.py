@@ -50,7 +50,17 @@ CASES = [
     Case("api_sse"),
 ]
 TOLERANCE = 0.05
-LOWER_IS_BETTER = ("_ms", "_s", "_mb")
+LOWER_IS_BETTER = ("_ms", "_s", "_mb", "_pct", "_task")
+# figures a result line carries beside its value, compared the same way
+FIELDS = (
+    "completed",
+    "p99_ms",
+    "peak_rss_mb",
+    "push_delay_p50_ms",
+    "push_delay_p99_ms",
+    "server_cpu_ms_per_task",
+    "post_p50_ms",
+)
 Key = tuple[str, ...]
 DISTINCT = ("concurrency", "tasks", "clients", "workers")  # rows of one script told apart
 
@@ -104,8 +114,11 @@ def measure(
             for side, tree in order:
                 started = time.monotonic()
                 for row in _run(tree, case, side == "after", quick):
-                    if isinstance(row.get("value"), int | float):
-                        seen[side].setdefault(_key(row), []).append(float(row["value"]))
+                    for name in ("value", *FIELDS):
+                        figure = row.get(name)
+                        if isinstance(figure, int | float) and not isinstance(figure, bool):
+                            key = _key({**row, "metric": name}) if name != "value" else _key(row)
+                            seen[side].setdefault(key, []).append(float(figure))
                 log(
                     f"{case.name} round {r + 1}/{rounds} {side}: "
                     f"{time.monotonic() - started:.0f} s (load {os.getloadavg()[0]:.1f})"
