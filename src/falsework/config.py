@@ -32,20 +32,15 @@ from falsework.actions.policies import (
     SourcePolicy,
     UpdatePolicy,
 )
-
-PACKAGE_ROOT = Path(__file__).resolve().parent
-
-
-def _examples_dir() -> Path:
-    """The example templates: inside the package when installed from a wheel
-    (``pipx install``), else examples/templates/ beside src/ in a clone."""
-    packaged = PACKAGE_ROOT / "examples" / "templates"
-    return packaged if packaged.is_dir() else PACKAGE_ROOT.parent.parent / "examples" / "templates"
-
-
-EXAMPLES_DIR = _examples_dir()
-
-DEFAULT_DATA_DIR = Path(".falsework")
+from falsework.localconfig import (
+    DEFAULT_DATA_DIR,
+    config_file,
+    local_policies,
+    paths,
+    template_dirs_of,
+    work_dir_of,
+)
+from falsework.localconfig import EXAMPLES_DIR as EXAMPLES_DIR  # where it was
 
 
 class _Section(BaseModel):
@@ -367,18 +362,10 @@ class WebhookConfig(_Section):
         return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-def _config_file() -> Path | None:
-    named = os.environ.get("FALSEWORK_CONFIG")
-    if named:
-        return Path(named)
-    local = Path("falsework.yaml")
-    return local if local.exists() else None
-
-
 class _YamlSource(PydanticBaseSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
         super().__init__(settings_cls)
-        path = _config_file()
+        path = config_file(os.environ)
         data: dict[str, Any] = {}
         if path is not None:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -650,15 +637,15 @@ class Settings(BaseSettings):
 
     @property
     def resolved_work_dir(self) -> Path:
-        return self.work_dir if str(self.work_dir) not in ("", ".") else self.data_dir / "work"
+        return work_dir_of(self.work_dir, self.data_dir)
 
     @property
     def template_dirs(self) -> list[Path]:
-        return _paths(self.templates) or [Path("templates"), EXAMPLES_DIR]
+        return template_dirs_of(self.templates)
 
     @property
     def publish_dirs(self) -> list[Path]:
-        return _paths(self.publish_roots)
+        return paths(self.publish_roots)
 
     def git_credentials(self) -> tuple[GitCredential, ...]:
         """The configured git credentials that are usable: a token set (read from
@@ -688,16 +675,15 @@ class Settings(BaseSettings):
         server, or with ``local`` for ``falsework run``: the user's own machine,
         where fetch:* reads and publish:git writes any folder the user can, and no
         egress policy applies (git uses the user's own configuration)."""
-        remotes = Path(os.path.abspath(self.data_dir / "remotes"))
         if local:
-            egress = EgressPolicy.unrestricted()
-            git = GitPolicy.local(timeout=self.git_timeout, credentials=self.git_credentials())
-            everywhere = (Path("/"),)
-            publish = PublishPolicy(remotes_dir=remotes, roots=everywhere, git=git)
-            integrations = self.forge_integrations(egress, git)
-            source = SourcePolicy(roots=everywhere, git=git)
-            mine = (egress, git, source, publish, integrations)
-            return (*mine, UpdatePolicy(publish, integrations, None, mine, self.update_parallel))
+            return local_policies(
+                data_dir=self.data_dir,
+                git_timeout=self.git_timeout,
+                update_parallel=self.update_parallel,
+                credentials=self.git_credentials(),
+                forges=self.forge_integrations,
+            )
+        remotes = Path(os.path.abspath(self.data_dir / "remotes"))
         egress = EgressPolicy.from_lists(self.egress.allow, self.egress.deny)
         git = GitPolicy(
             timeout=self.git_timeout,
@@ -798,6 +784,11 @@ class Settings(BaseSettings):
             backstage = BackstageTarget(self.backstage.base_url.rstrip("/"), token)
         return Integrations(hosts=tuple(hosts), backstage=backstage, egress=egress, git=git)
 
+    def default_environment(self) -> tuple[dict[str, str], dict[str, str]]:
+        """``scaffolder.defaultEnvironment``: its parameters, and its secrets read now."""
+        section = self.scaffolder.default_environment
+        return dict(section.parameters), section.resolved_secrets()
+
     @property
     def local_mode(self) -> bool:
         """No tokens configured and bound to loopback: unauthenticated access allowed."""
@@ -806,8 +797,3 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: Any) -> Settings:
     return Settings(**overrides)
-
-
-def _paths(value: str) -> list[Path]:
-    """A ``:``-separated list of folders (empty entries skipped)."""
-    return [Path(p) for p in value.split(":") if p]

@@ -9,11 +9,11 @@ Neither the engine nor the runner reads the configuration; this module is where
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from falsework.actions import ActionRegistry
 from falsework.actions.policies import PublishPolicy, UpdatePolicy
-from falsework.config import Settings
 from falsework.runner import BACKSTAGE, DefaultEnvironment, WorkflowRunner
 from falsework.runner.limits import RunLimits
 from falsework.templating import Renderer
@@ -21,8 +21,10 @@ from falsework.updates.service import ScaffoldUpdates
 
 if TYPE_CHECKING:
     # imported where they are built: `falsework run` needs the runner, not the
-    # engine's drivers (SQLAlchemy, asyncpg, Alembic: ~0.6 s of start-up)
+    # engine's drivers (SQLAlchemy, asyncpg, Alembic: ~0.6 s of start-up), nor
+    # pydantic-settings (falsework.localconfig reads its settings)
     from falsework import webhooks
+    from falsework.config import Settings
     from falsework.engine import Broker, BrokerOptions, StoreOptions, WorkerOptions
     from falsework.engine.options import RetentionOptions
 
@@ -94,7 +96,37 @@ async def open_broker(settings: Settings) -> Broker:
     return await Broker.open(settings.resolved_database_url, broker_options(settings))
 
 
-def run_limits(settings: Settings) -> RunLimits:
+class RunnerSettings(Protocol):
+    """What the runner reads of the settings: ``Settings``, or for ``falsework
+    run`` the ``LocalSettings`` read without pydantic (``falsework.localconfig``)."""
+
+    @property
+    def step_timeout(self) -> float: ...
+    @property
+    def keep_workspace_on_failure(self) -> bool: ...
+    @property
+    def render_timeout(self) -> float: ...
+    @property
+    def render_max_output(self) -> int: ...
+    @property
+    def render_threads(self) -> int: ...
+    @property
+    def max_each(self) -> int: ...
+    @property
+    def max_log_line(self) -> int: ...
+    @property
+    def max_task_log(self) -> int: ...
+    @property
+    def dry_run_max_files(self) -> int: ...
+    @property
+    def dry_run_max_bytes(self) -> int: ...
+    @property
+    def resolved_work_dir(self) -> Path: ...
+    def default_environment(self) -> tuple[dict[str, str], dict[str, str]]: ...
+    def action_policies(self, *, local: bool = False) -> tuple[object, ...]: ...
+
+
+def run_limits(settings: RunnerSettings) -> RunLimits:
     return RunLimits(
         max_each=settings.max_each,
         max_log_line=settings.max_log_line,
@@ -105,7 +137,7 @@ def run_limits(settings: Settings) -> RunLimits:
     )
 
 
-def action_policies(settings: Settings, *, local: bool = False) -> tuple[object, ...]:
+def action_policies(settings: RunnerSettings, *, local: bool = False) -> tuple[object, ...]:
     """The action families' settings (``Settings.action_policies``), the scaffold
     actions' given the scaffold service of template updates (which render through
     the runner, above the actions: so it is handed over here, not imported)."""
@@ -119,7 +151,7 @@ def action_policies(settings: Settings, *, local: bool = False) -> tuple[object,
 
 
 def workflow_runner(
-    settings: Settings, *, registry: ActionRegistry | None = None, local: bool = False
+    settings: RunnerSettings, *, registry: ActionRegistry | None = None, local: bool = False
 ) -> WorkflowRunner:
     """The runner of a server (or, with ``local``, of ``falsework run``): the
     default registry, its action families configured from ``settings``
@@ -131,10 +163,7 @@ def workflow_runner(
         work_dir=settings.resolved_work_dir,
         keep_workspace_on_failure=settings.keep_workspace_on_failure,
         limits=run_limits(settings),
-        environment=DefaultEnvironment(
-            dict(settings.scaffolder.default_environment.parameters),
-            settings.scaffolder.default_environment.resolved_secrets(),
-        ),
+        environment=DefaultEnvironment(*settings.default_environment()),
     )
 
 

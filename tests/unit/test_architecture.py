@@ -30,6 +30,7 @@ RANK = {
     "templates": 2,
     "actions": 3,
     "config": 3,  # the settings know the actions' policy types
+    "localconfig": 3,  # the settings of `falsework run`, read without pydantic
     "runner": 4,
     "updates": 4,  # template updates: render a version through the runner, merge with git
     "engine": 5,
@@ -45,7 +46,7 @@ RANK_OF_FILE = {
     "updates/fleet.py": 6,  # records scaffolds through the broker: wraps the executor
 }
 # the edges: where Settings may be read and turned into plain values
-READS_CONFIG = {"config", "wiring", "api", "cli", "testing"}
+READS_CONFIG = {"config", "localconfig", "wiring", "api", "cli", "testing"}
 
 
 def _top(path: Path) -> str:

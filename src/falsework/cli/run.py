@@ -9,7 +9,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -19,8 +19,8 @@ from rich.text import Text
 
 from falsework.cli.output import console as new_console
 from falsework.cli.output import escape as escape_markup
-from falsework.config import Settings, load_settings
 from falsework.errors import FalseworkError
+from falsework.localconfig import LocalSettings, read_local
 from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
 from falsework.runner.dry_run import read_files, write_files
 from falsework.templates import (
@@ -32,6 +32,9 @@ from falsework.templates import (
 )
 from falsework.templates.catalog import candidate_files
 from falsework.types import JSONObject
+
+if TYPE_CHECKING:
+    from falsework.config import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -78,7 +81,7 @@ def run(
     """
     console = new_console()
     err = new_console(stderr=True)
-    settings = load_settings()
+    settings = _settings()
     with contextlib.ExitStack() as cleanup:
         try:
             tpl = _find(template, settings, cleanup, err)
@@ -123,6 +126,17 @@ def run(
     raise typer.Exit(code)
 
 
+def _settings() -> Settings | LocalSettings:
+    """The settings a local run reads: without pydantic when the environment holds
+    only plain scalars (``falsework.localconfig``), else the full ``Settings``."""
+    fast = read_local()
+    if fast is not None:
+        return fast
+    from falsework.config import load_settings
+
+    return load_settings()
+
+
 def _required_only(schema: dict[str, Any] | None) -> dict[str, Any] | None:
     if not isinstance(schema, dict):
         return None
@@ -134,7 +148,9 @@ def _required_only(schema: dict[str, Any] | None) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- inputs
 
 
-def _find(ref: str, settings: Settings, cleanup: contextlib.ExitStack, err: Console) -> Template:
+def _find(
+    ref: str, settings: Settings | LocalSettings, cleanup: contextlib.ExitStack, err: Console
+) -> Template:
     """The template ``ref`` names: a folder or file here, a git repository (cloned
     into a temporary folder removed when the run ends), or a catalog ref or name."""
     path = Path(ref)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from falsework.confine import Entry, Tree, is_within
@@ -508,6 +507,8 @@ def _schema_problems(schema: Any, where: PathTokens) -> Iterator[tuple[PathToken
     if not isinstance(schema, dict):
         yield where, "must be a JSON Schema object"
         return
+    import jsonschema  # here: `falsework run` imports this module, not this check
+
     try:
         cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
     except jsonschema.SchemaError as exc:

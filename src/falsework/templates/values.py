@@ -24,17 +24,19 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import UnknownType, ValidationError
-from jsonschema.protocols import Validator
-from referencing.exceptions import Unresolvable
+from typing import TYPE_CHECKING, Any
 
 from falsework.errors import InputError, TemplateError
+from falsework.templates.plainschema import plainly_valid
 from falsework.templates.template import Template
 from falsework.templating import regex as rx
 from falsework.templating.watchdog import WATCHDOG, RenderTimeout
+
+if TYPE_CHECKING:
+    # imported where used: a plain schema is checked without them (plainschema)
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
 VALIDATION_TIMEOUT = 3.0
 """Seconds one ``validate_values`` call may take (defaults, every page)."""
@@ -61,6 +63,8 @@ class ParameterValidationError(InputError):
 def validator_for(schema: Mapping[str, Any]) -> Validator:
     """A validator of the draft the schema names in ``$schema`` (draft 7 if none),
     whose regular expressions are bounded (see the module's docstring)."""
+    import jsonschema
+
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
     bounded, checker = _bounded(cls)
     return bounded(schema, format_checker=checker)  # type: ignore[no-any-return]
@@ -101,6 +105,12 @@ def _validate(template: Template, values: Mapping[str, Any] | None) -> dict[str,
         result = apply_defaults(page, result, page)
     errors: list[dict[str, Any]] = []
     for index, page in enumerate(template.parameters):
+        if plainly_valid(page, result):
+            continue  # jsonschema would find nothing either
+        import jsonschema
+        from jsonschema.exceptions import UnknownType
+        from referencing.exceptions import Unresolvable
+
         try:
             validator = validator_for(page)
             for error in validator.iter_errors(result):
@@ -158,10 +168,14 @@ def _matches(pattern: str, text: str) -> bool | None:
     except TimeoutError:
         return None
     except ValueError as exc:
+        import jsonschema
+
         raise jsonschema.SchemaError(str(exc)) from None
 
 
 def _too_slow(pattern: str) -> ValidationError:
+    from jsonschema.exceptions import ValidationError
+
     return ValidationError(
         f"could not be checked against {pattern!r} within the limit of "
         f"{PATTERN_TIMEOUT:g}s (the pattern backtracks too much)",
@@ -176,6 +190,8 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterat
     if found is None:
         yield _too_slow(pattern)
     elif not found:
+        from jsonschema.exceptions import ValidationError
+
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
@@ -217,6 +233,8 @@ def _additional_properties(
     elif not allowed and extras:
         listed = ", ".join(repr(e) for e in sorted(extras))
         verb = "was" if len(extras) == 1 else "were"
+        from jsonschema.exceptions import ValidationError
+
         yield ValidationError(f"Additional properties are not allowed ({listed} {verb} unexpected)")
 
 
@@ -235,6 +253,8 @@ def _is_regex(instance: object) -> bool:
 def _bounded(cls: Any) -> tuple[Any, jsonschema.FormatChecker]:
     """``cls`` with the bounded regular-expression keywords, and its format checker
     with a bounded ``regex`` format (made once per draft)."""
+    import jsonschema
+
     keywords = {
         "pattern": _pattern,
         "patternProperties": _pattern_properties,
@@ -279,6 +299,8 @@ def _loosely_valid(schema: Mapping[str, Any], value: Any) -> bool:
     """Whether a branch fits the value, ignoring ``required`` (the fields a branch
     requires may be the very ones its defaults are about to fill)."""
     loose = {k: v for k, v in schema.items() if k != "required"}
+    import jsonschema
+
     try:
         return bool(validator_for(loose).is_valid(value))
     except jsonschema.SchemaError:

@@ -111,6 +111,10 @@ def test_run_of_a_debug_template_imports_no_forge_client_nor_server(tmp_path: Pa
     tops = {m.split(".")[0] for m in modules}
     heavy = {"githubkit", "httpx", "httpcore", "regex", "fastapi", "uvicorn", "sqlalchemy"}
     assert not tops & heavy
+    # its settings are read without pydantic-settings (falsework.localconfig), its
+    # plain parameter schema checked without jsonschema (templates.plainschema)
+    assert not tops & {"pydantic_settings", "jsonschema", "falsework.config"}
+    assert "falsework.config" not in modules
     assert "falsework.actions.builtin.debug" in modules
     families = [m for m in modules if m.startswith("falsework.actions.builtin.")]
     assert families == ["falsework.actions.builtin.debug"]
