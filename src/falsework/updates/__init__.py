@@ -7,10 +7,33 @@ from (branch ``falsework/pristine``, named in the branch's
 version's render. The old version is never rendered again.
 """
 
-from falsework.updates.merge import Conflict, Merge, UpdateError, merge_trees
-from falsework.updates.render import MissingAnswersError
-from falsework.updates.state import PRISTINE_BRANCH, STATE_PATH, ScaffoldState, StateError
-from falsework.updates.update import Plan, apply_to_worktree, commit_update, plan_update
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from falsework.updates.merge import Conflict, Merge, UpdateError, merge_trees
+    from falsework.updates.render import MissingAnswersError
+    from falsework.updates.state import PRISTINE_BRANCH, STATE_PATH, ScaffoldState, StateError
+    from falsework.updates.update import Plan, apply_to_worktree, commit_update, plan_update
+
+# name -> its module, imported when the name is first asked for: the scaffold
+# service (updates.service) a plain `falsework run` builds needs none of them
+_WHERE = {
+    **dict.fromkeys(("Conflict", "Merge", "UpdateError", "merge_trees"), "merge"),
+    "MissingAnswersError": "render",
+    **dict.fromkeys(("PRISTINE_BRANCH", "STATE_PATH", "ScaffoldState", "StateError"), "state"),
+    **dict.fromkeys(("Plan", "apply_to_worktree", "commit_update", "plan_update"), "update"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "PRISTINE_BRANCH",

@@ -8,27 +8,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from falsework.actions import ActionRegistry
-from falsework.actions.context import StepLogger
-from falsework.actions.git import GitPolicy
 from falsework.actions.scaffolding import (
     PRISTINE_BRANCH,
     UPDATE_KIND,
     UPDATE_PREFIX,
-    ScaffoldRecord,
-    UpdateRequest,
     scaffold_key,
     update_branch,
 )
 from falsework.errors import ActionError
-from falsework.runner import WorkflowRunner
-from falsework.templating import Renderer
-from falsework.updates import record as recording
-from falsework.updates.gitrepo import Author, Repo
-from falsework.updates.render import for_updates
-from falsework.updates.update import commit_update, plan_update
+
+if TYPE_CHECKING:
+    from falsework.actions.context import StepLogger
+    from falsework.actions.git import GitPolicy
+    from falsework.actions.scaffolding import ScaffoldRecord, UpdateRequest
+    from falsework.runner import WorkflowRunner
+
+# The methods import the merge machinery (updates.update, .record, .gitrepo) when
+# called: every local run builds this service, few record or update a scaffold.
 
 
 @dataclass(frozen=True)
@@ -38,6 +36,9 @@ class ScaffoldUpdates:
     async def record(
         self, git_dir: Path, git: GitPolicy, what: ScaffoldRecord
     ) -> tuple[str, dict[str, Any]]:
+        from falsework.updates import record as recording
+        from falsework.updates.gitrepo import Author, Repo
+
         source = await recording.template_source(git, what.template_dir, what.template_repository)
         repo = Repo(git_dir, git, author=Author(what.author_name, what.author_email))
         commit, state = await recording.record(
@@ -53,6 +54,9 @@ class ScaffoldUpdates:
         return commit, record
 
     async def update(self, request: UpdateRequest, logger: StepLogger) -> dict[str, Any]:
+        from falsework.updates.gitrepo import Repo
+        from falsework.updates.update import commit_update, plan_update
+
         remote, branch = request.remote, request.branch
         repo = await Repo.init_bare(request.repo_dir / "repo.git", request.git)
         refspecs = [
@@ -125,5 +129,10 @@ class ScaffoldUpdates:
 def _runner(policies: tuple[object, ...], work_dir: Path) -> WorkflowRunner:
     """A runner to rehearse template versions with, its actions configured as
     this server's (the update's own action family is not among them)."""
+    from falsework.actions import ActionRegistry
+    from falsework.runner import WorkflowRunner
+    from falsework.templating import Renderer
+    from falsework.updates.render import for_updates
+
     registry = ActionRegistry.builtin(policies)
     return for_updates(WorkflowRunner(registry, Renderer(), work_dir=work_dir))
