@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.text import Text
 
 from falsework.cli.output import console as new_console
@@ -34,6 +33,8 @@ from falsework.templates.catalog import candidate_files
 from falsework.types import JSONObject
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from falsework.config import Settings
 
 
@@ -221,20 +222,45 @@ def _property_types(tpl: Template) -> dict[str, str]:
 
 
 class _Display:
-    """Draws a task's events: a progress bar over the steps, log lines above it."""
+    """Draws a task's events: log lines, and on a terminal a progress bar over the
+    steps below them (a pipe or a file gets the lines only)."""
 
-    def __init__(self, progress: Progress, total: int) -> None:
-        self.progress = progress
-        self.bar = progress.add_task("Starting", total=total)
+    def __init__(self, console: Console, total: int) -> None:
+        self.console = console
+        self.progress: Progress | None = None
+        if console.is_terminal:
+            # imported here: a pipe or CI never draws it
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+            )
+
+            self.progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=console,
+                transient=True,
+            )
+            self.bar = self.progress.add_task("Starting", total=total)
+
+    def shown(self) -> contextlib.AbstractContextManager[object]:
+        return self.progress if self.progress is not None else contextlib.nullcontext()
 
     def event(self, type: str, body: JSONObject) -> None:
         message = str(body.get("message", ""))
         status = body.get("status")
-        console = self.progress.console
+        console = self.console
         if status == "processing":
-            self.progress.update(self.bar, description=escape_markup(message))
+            if self.progress is not None:
+                self.progress.update(self.bar, description=escape_markup(message))
         elif status in ("completed", "skipped", "failed", "cancelled"):
-            self.progress.advance(self.bar)
+            if self.progress is not None:
+                self.progress.advance(self.bar)
             style = {"completed": "green", "skipped": "yellow"}.get(str(status), "red")
             console.print(Text(f"{status:>9} ", style=style) + Text.from_ansi(message))
         elif body.get("stepId"):
@@ -254,19 +280,10 @@ async def _run(
     task = LocalTask(spec=spec, secrets=secrets)
     workspace = output if output is not None else Path(tempfile.mkdtemp(prefix="falsework-run-"))
     workspace.mkdir(parents=True, exist_ok=True)
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,  # a pipe or a file gets the lines only
-    )
-    display = _Display(progress, len(spec["steps"]))
+    display = _Display(console, len(spec["steps"]))
     io = MemoryTaskIO(on_event=display.event)
     try:
-        with progress:
+        with display.shown():
             result = await runner.run(task, io, workspace=workspace)
     except TaskFailedError as exc:
         err.print(Text("Failed: ", style="red") + Text(f"{exc.name}: {exc.message}"))
