@@ -19,8 +19,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qs, quote, urlsplit
 
-import certifi
-
 from falsework.actions.egress import EgressPolicy
 from falsework.actions.git import GitPolicy
 from falsework.errors import InputError
@@ -79,6 +77,8 @@ class BackstageTarget:
 
 @lru_cache(maxsize=1)
 def _ssl_context() -> ssl.SSLContext:
+    import certifi  # here: a run without a forge client makes no context
+
     return ssl.create_default_context(cafile=certifi.where())
 
 
