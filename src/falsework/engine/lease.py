@@ -4,10 +4,13 @@
 and carries the claim token the worker got when it claimed it. A token changes
 at every claim and is cleared by the final write, so a worker whose lease
 expired (the task was re-opened and claimed elsewhere, or finished) can no
-longer touch the task: its writes are refused, none of them lands. The store
-locks the batch's tasks, reads their ``(claim_token, status)``, asks
-``plan_writes`` what may be written, and writes exactly that in the same
-transaction.
+longer touch the task: its writes are refused, none of them lands. What a store
+writes is always ``plan_writes(batch, the tasks' (claim_token, status) as locked
+by the writing transaction)``: SQLite locks and reads them, asks, and writes in
+one transaction; Postgres asks first for the state it expects and sends the plan
+with that state in one statement, which writes it only if the locked tasks hold
+exactly that state (else it writes nothing and the plan is made again for what
+they hold).
 
 **Stale tasks**: what the janitor does with a task whose heartbeat is too old
 (``stale_outcome``).

@@ -68,6 +68,9 @@ CHANNEL_EVENTS = "falsework_events"
 
 # Any constant shared by every Falsework process; only migrations take it.
 _MIGRATION_LOCK = 727340000
+# How often a flush plans again because its tasks changed between its plan and
+# its write (each time one of them was claimed, finished or recovered meanwhile).
+MAX_REPLANS = 20
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 # What asyncpg says when a connection is gone or going (pg_terminate_backend, a
@@ -542,38 +545,49 @@ class PostgresStore:
         return [_claim(r) for r in rows]
 
     async def batch_apply(self, batch: WriteBatch) -> set[str]:
-        # Two statements: record the flush's id and lock and read the batch's
-        # tasks, then write what the fencing rule allows, in one statement with
-        # its NOTIFYs. A flush whose id is already there committed before (its
-        # reply was lost): nothing is written again.
-        async with self._db.transaction() as tx:
-            rows = await tx.fetch(
-                "tasks_lock_owned", flush=batch.flush_id, ids=sorted(batch.tokens)
-            )
-            if not any(r["id"] is None for r in rows):
-                done = await tx.fetch("flush_done", flush=batch.flush_id)
-                return set(loads(done[0][0] or "[]")) if done else set()
-            current = {r["id"]: (r["claim_token"], r["status"]) for r in rows if r["id"]}
+        # One autocommit statement, one round trip (docs/engine.md, "The
+        # write-behind buffer"): the plan is made for what the tasks are expected
+        # to hold (at first: each still ours, processing under its token), and the
+        # statement writes it only if, with the tasks locked, that is what they
+        # hold; otherwise it writes nothing and returns what they hold, and the
+        # plan is made again for that. Whatever is written is therefore
+        # plan_writes(batch, the locked state), as in a transaction that reads then
+        # writes, with no transaction open across a round trip.
+        ids = sorted(batch.tokens)
+        current: dict[str, tuple[str | None, str]] = {
+            tid: (token, "processing") for tid, token in batch.tokens.items()
+        }
+        for _ in range(MAX_REPLANS):
             plan = plan_writes(batch, current)
-            refused = dumps(sorted(plan.refused))
-            if plan.written:
-                ends = plan.finishes + [(tid, "open", True) for tid in plan.releases]
-                await tx.fetch(
-                    "batch_write",
-                    flush=batch.flush_id,
-                    refused=refused,
-                    **_events(plan.events),
-                    step_tasks=[r[0] for r in plan.steps],
-                    step_keys=[r[1] for r in plan.steps],
-                    step_values=[r[2] for r in plan.steps],
-                    cp_tasks=[r[0] for r in plan.checkpoints],
-                    cp_keys=[r[1] for r in plan.checkpoints],
-                    cp_values=[r[2] for r in plan.checkpoints],
-                    **_ends(ends),
-                )
-            elif plan.refused:
-                await tx.fetch("flush_refused", flush=batch.flush_id, refused=refused)
-        return set(plan.refused)
+            ends = plan.finishes + [(tid, "open", True) for tid in plan.releases]
+            rows = await self._db.fetch(
+                "batch_write",
+                flush=batch.flush_id,
+                ids=ids,
+                tokens=[current[tid][0] if tid in current else None for tid in ids],
+                statuses=[current[tid][1] if tid in current else None for tid in ids],
+                refused=dumps(sorted(plan.refused)),
+                **_events(plan.events),
+                step_tasks=[r[0] for r in plan.steps],
+                step_keys=[r[1] for r in plan.steps],
+                step_values=[r[2] for r in plan.steps],
+                cp_tasks=[r[0] for r in plan.checkpoints],
+                cp_keys=[r[1] for r in plan.checkpoints],
+                cp_values=[r[2] for r in plan.checkpoints],
+                **_ends(ends),
+            )
+            if rows[-1]["written"]:
+                return set(plan.refused)
+            held = {r["id"]: (r["claim_token"], r["status"]) for r in rows[:-1]}
+            if held == current:
+                # the plan held but the flush's id was there: an earlier try of
+                # this flush committed (its reply was lost); it answers the same
+                done = await self._db.read("flush_done", flush=batch.flush_id)
+                return set(loads(done[0][0] or "[]")) if done else set()
+            current = held
+        raise DatabaseError(
+            f"The tasks of flush {batch.flush_id} changed under it {MAX_REPLANS} times in a row"
+        )
 
     async def tasks_recover_stale(
         self, older_than: float, wording: Wording

@@ -123,10 +123,11 @@ class Store(Protocol):
         ...
 
     async def batch_apply(self, batch: WriteBatch) -> set[str]:
-        """Write a worker's batch in one transaction, as ``lease.plan_writes``
-        allows; returns the refused task ids (their writes were dropped). The
-        batch's ``flush_id`` is recorded with it: applying it again writes
-        nothing and returns what the first application refused."""
+        """Write a worker's batch atomically, as ``lease.plan_writes`` allows
+        given its tasks' state when written; returns the refused task ids (their
+        writes were dropped). The batch's ``flush_id`` is recorded with it:
+        applying it again writes nothing and returns what the first application
+        refused."""
         ...
 
     async def tasks_recover_stale(

@@ -345,6 +345,25 @@ async def test_a_batch_of_many_tasks_refuses_only_the_stale_one(store: Store) ->
     assert task_b is not None and task_b.step_state == {}
 
 
+async def test_a_batch_naming_a_task_that_is_gone_refuses_only_that_one(store: Store) -> None:
+    a = row()
+    await insert(store, a)
+    claim = await claim_one(store)
+    gone = str(uuid.uuid4())
+    batch = WriteBatch(tokens={claim.id: claim.claim_token, gone: "its-token"})
+    batch.events.append((gone, "its-token", "log", dumps({"message": "gone"})))
+    batch.events.append((a.id, claim.claim_token, "log", dumps({"message": "here"})))
+    batch.finishes.append(finish(claim, "completed", {}))
+    assert await store.batch_apply(batch) == {gone}
+    assert [e.type for e in await store.events_after(a.id, 0)] == ["log", "completion"]
+    assert await store.events_after(gone, 0) == []
+    task = await store.task_get(a.id)
+    assert task is not None and task.status == "completed"
+    # the same flush again finds it written and answers the same
+    assert await store.batch_apply(batch) == {gone}
+    assert len(await store.events_after(a.id, 0)) == 2
+
+
 async def test_a_batch_the_database_refuses_writes_nothing(store: Store) -> None:
     r = row()
     await insert(store, r)

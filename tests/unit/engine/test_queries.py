@@ -25,8 +25,9 @@ POSTGRES_ONLY = {
 # SQLite alone: the read-merge-write of step state (no top-level JSON merge), the
 # heartbeat's two statements in one transaction (no network to wait on), a
 # retention batch in three statements, the incremental vacuum (Postgres's
-# autovacuum needs no help), and the flush id's own insert (Postgres does it in
-# tasks_lock_owned).
+# autovacuum needs no help), and a flush's read of its tasks, its id's insert and
+# its refused-only record, statements of one transaction (Postgres does a whole
+# flush in batch_write, one statement).
 SQLITE_ONLY = {
     "tasks_read_state",
     "tasks_write_state",
@@ -39,6 +40,8 @@ SQLITE_ONLY = {
     "space_auto_vacuum",
     "space_vacuum_step",
     "flush_insert",
+    "tasks_lock_owned",
+    "flush_refused",
 }
 
 

@@ -225,31 +225,9 @@ SELECT id, claim_token, cancel_requested, NULL AS concurrency_limit FROM mine
 UNION ALL
 SELECT NULL, NULL, NULL, concurrency_limit FROM me;
 
--- name: tasks_lock_owned
--- The flush's id first: a flush retried after an ambiguous commit finds its id
--- and locks nothing (the store then writes nothing); one whose first try still
--- runs on a lost connection makes this insert wait for that try's outcome. Then
--- the batch's tasks locked in id order (the ids come sorted), with what the
--- fencing rule looks at: their claim token and status. A row of nulls says the
--- flush is new.
-WITH f AS (
-    INSERT INTO flushes (id, created_at) VALUES (:flush, now())
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
-)
-SELECT t.id, t.claim_token, t.status
-FROM unnest(CAST(:ids AS text[])) AS x(id)
-CROSS JOIN LATERAL (SELECT id, claim_token, status FROM tasks
-                    WHERE tasks.id = x.id AND EXISTS (SELECT 1 FROM f) FOR UPDATE) AS t
-UNION ALL
-SELECT NULL, NULL, NULL FROM f;
-
 -- name: flush_done
 -- What a flush already written refused (its retry answers the same).
 SELECT refused FROM flushes WHERE id = :flush;
-
--- name: flush_refused
-UPDATE flushes SET refused = :refused WHERE id = :flush;
 
 -- name: flushes_prune
 WITH gone AS (
@@ -259,17 +237,42 @@ WITH gone AS (
 SELECT count(*) FROM gone;
 
 -- name: batch_write
--- What lease.plan_writes allowed of a batch whose tasks tasks_lock_owned locked
--- in the same transaction: events in order, step state and checkpoints merged,
--- final statuses and releases (status 'open'), the flush's refused ids, and the
--- NOTIFYs, in one statement.
-WITH flush AS (
-    UPDATE flushes SET refused = :refused WHERE id = :flush
+-- A worker's flush in one autocommit statement (one round trip): what
+-- lease.plan_writes allowed of a batch *given* :ids' (claim_token, status) as
+-- :tokens and :statuses (nulls: no such task), written only if that is what the
+-- batch's tasks hold now. The tasks are locked in id order (the ids come sorted)
+-- through primary-key lookups before anything is written, and compared with what
+-- the plan assumed; on any difference nothing is written (not even the flush's
+-- id) and the caller plans again from the rows returned. Otherwise the flush's id
+-- goes in (a flush retried after an ambiguous commit finds it there and writes
+-- nothing: the insert waits for a first try still running), then the events in
+-- order, step state and checkpoints merged, final statuses and releases (status
+-- 'open'), and the NOTIFYs. Returns the locked (id, claim_token, status) rows
+-- and a last row of nulls whose ``written`` says whether the plan went in.
+WITH expected AS (
+    SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:tokens AS text[]),
+                         CAST(:statuses AS text[])) AS x(id, claim_token, status)
+), locked AS (
+    SELECT t.id, t.claim_token, t.status
+    FROM unnest(CAST(:ids AS text[])) AS x(id)
+    CROSS JOIN LATERAL (SELECT id, claim_token, status FROM tasks
+                        WHERE tasks.id = x.id FOR UPDATE) AS t
+), same AS (
+    -- an aggregate over the whole join: every row is locked before the verdict
+    SELECT coalesce(bool_and((l.claim_token, l.status)
+                             IS NOT DISTINCT FROM (e.claim_token, e.status)), true) AS ok
+    FROM expected e LEFT JOIN locked l ON l.id = e.id
+), flush AS (
+    INSERT INTO flushes (id, refused, created_at)
+    SELECT :flush, :refused, now() FROM same WHERE same.ok
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
 ), ins AS (
     INSERT INTO task_events (task_id, type, body, created_at)
     SELECT e.task_id, e.type, CAST(e.body AS json), now()
     FROM unnest(CAST(:event_tasks AS text[]), CAST(:event_types AS text[]),
                 CAST(:event_bodies AS text[])) WITH ORDINALITY AS e(task_id, type, body, ord)
+    WHERE EXISTS (SELECT 1 FROM flush)
     ORDER BY e.ord
     RETURNING task_id
 ), steps AS (
@@ -307,7 +310,7 @@ WITH flush AS (
     LEFT JOIN steps ON steps.task_id = touched.task_id
     LEFT JOIN cps ON cps.task_id = touched.task_id
     LEFT JOIN ends ON ends.task_id = touched.task_id
-    WHERE tasks.id = touched.task_id
+    WHERE tasks.id = touched.task_id AND EXISTS (SELECT 1 FROM flush)
     RETURNING tasks.id, tasks.status
 ), note_events AS (
     SELECT pg_notify('falsework_events', string_agg(task_id, ',')) AS n
@@ -317,7 +320,11 @@ WITH flush AS (
 ), note_tasks AS (
     SELECT pg_notify('falsework_tasks', '') AS n FROM upd WHERE status = 'open' LIMIT 1
 )
-SELECT (SELECT count(*) FROM note_events) + (SELECT count(*) FROM note_tasks);
+SELECT id, claim_token, status, NULL AS written FROM locked
+UNION ALL
+SELECT NULL, NULL, NULL,
+       EXISTS (SELECT 1 FROM flush)
+       AND (SELECT count(*) FROM note_events) + (SELECT count(*) FROM note_tasks) >= 0;
 
 -- name: events_insert
 INSERT INTO task_events (task_id, type, body, created_at)
