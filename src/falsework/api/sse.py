@@ -39,9 +39,13 @@ class Subscribable(Protocol):
     def subscribe(self, task_id: str, after: int | None = None) -> AsyncIterator[Any]: ...
 
 
+# json.dumps with options builds an encoder per call; every event goes through here
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def frame(event: EventLike) -> bytes:
     """One SSE message: ``event:``, ``data:`` (one line of JSON) and ``id:``."""
-    data = json.dumps(event.to_json(), separators=(",", ":"), ensure_ascii=False)
+    data = _ENCODE(event.to_json())
     return f"event: {event.type}\ndata: {data}\nid: {event.id}\n\n".encode()
 
 

@@ -4,7 +4,7 @@ types (no database: rows as each driver hands them back)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 from falsework.engine.codec import parse_ts
@@ -14,6 +14,7 @@ from falsework.engine.models import (
     Decode,
     ScaffoldRecord,
     TroubledTask,
+    iso,
     record_of,
 )
 
@@ -65,3 +66,12 @@ def test_null_stays_none_and_numerics_become_floats() -> None:
         TEXT,
     )
     assert scaffold.record == {} and scaffold.updated_at is None
+
+
+def test_iso_is_backstages_shape_in_utc_truncated_to_milliseconds() -> None:
+    assert iso(None) is None
+    assert iso(AT) == "2026-12-06T21:00:00.123Z"
+    assert iso(AT.replace(microsecond=999_999)) == "2026-12-06T21:00:00.999Z"
+    assert iso(AT.replace(microsecond=0)) == "2026-12-06T21:00:00.000Z"
+    india = timezone(timedelta(hours=5, minutes=30))
+    assert iso(datetime(2026, 12, 7, 2, 30, 0, 5_000, tzinfo=india)) == "2026-12-06T21:00:00.005Z"
