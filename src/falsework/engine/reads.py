@@ -4,7 +4,8 @@ A worker's flush writes the events of many tasks at once and notifies their ids
 in one message; every process streaming those tasks wakes one subscriber per
 task. Each asks for its task's events after its cursor; the requests made in the
 same turn of the event loop go to the database as one statement
-(``Store.events_after_many``) instead of one read each. Like the batcher's group
+(``Store.events_after_many``, one per 500 tasks, up to four side by side)
+instead of one read each. Like the batcher's group
 commit, but for reads: a lone request still goes out on the next turn. The
 check that a task is over (its status, once its final event was read) is
 grouped the same way (``Store.tasks_status``): a burst of completions is one
@@ -22,6 +23,10 @@ from falsework.engine.store import Store
 
 # Keys per statement: the statement's argument and plan stay small.
 MAX_PAIRS = 500
+# Statements of one group in flight at once: a burst of thousands of streams
+# reads its chunks side by side (the database has more than one core), without
+# taking the whole pool from the process's other requests.
+MAX_PARALLEL = 4
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -37,6 +42,7 @@ class _Group(Generic[K, V]):
         self._pending: dict[K, asyncio.Future[V]] = {}
         self._scheduled = False
         self._inflight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(MAX_PARALLEL)
 
     async def get(self, key: K) -> V:
         future = self._pending.get(key)
@@ -59,26 +65,33 @@ class _Group(Generic[K, V]):
         self._scheduled = False
         pending, self._pending = self._pending, {}
         keys = list(pending)
-        for start in range(0, len(keys), MAX_PAIRS):
-            chunk = keys[start : start + MAX_PAIRS]
-            try:
+        chunks = [keys[start : start + MAX_PAIRS] for start in range(0, len(keys), MAX_PAIRS)]
+        if len(chunks) == 1:
+            await self._answer(chunks[0], pending)
+        else:
+            await asyncio.gather(*(self._answer(chunk, pending) for chunk in chunks))
+
+    async def _answer(self, chunk: list[K], pending: dict[K, asyncio.Future[V]]) -> None:
+        """One statement for ``chunk``; its answers (or its error) to its futures."""
+        try:
+            async with self._slots:
                 answers = await self._fetch(chunk)
-            except BaseException as exc:
-                for key in keys[start:]:
-                    future = pending[key]
-                    if future.done():
-                        continue
-                    if isinstance(exc, Exception):
-                        future.set_exception(exc)
-                    else:
-                        future.cancel()
-                if not isinstance(exc, Exception):
-                    raise
-                return
-            for key, answer in zip(chunk, answers, strict=True):
+        except BaseException as exc:
+            for key in chunk:
                 future = pending[key]
-                if not future.done():
-                    future.set_result(answer)
+                if future.done():
+                    continue
+                if isinstance(exc, Exception):
+                    future.set_exception(exc)
+                else:
+                    future.cancel()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for key, answer in zip(chunk, answers, strict=True):
+            future = pending[key]
+            if not future.done():
+                future.set_result(answer)
 
     async def close(self) -> None:
         for task in list(self._inflight):
