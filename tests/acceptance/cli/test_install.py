@@ -44,7 +44,8 @@ def tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_wheel_carries_the_examples_and_runs_one(tool: Path, tmp_path: Path) -> None:
-    env = {**clean_env(), "COLUMNS": "200"}
+    # only the wheel: a PYTHONPATH naming a source tree would be imported first
+    env = {k: v for k, v in clean_env().items() if k != "PYTHONPATH"} | {"COLUMNS": "200"}
     listed = _run([str(tool), "templates", "ls", "--json"], cwd=tmp_path, env=env, timeout=120)
     assert listed.returncode == 0, listed.stderr
     found = {t["name"]: t["path"] for t in json.loads(listed.stdout)}
