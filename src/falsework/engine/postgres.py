@@ -19,12 +19,10 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from falsework.engine.codec import dumps, loads, utc
 from falsework.engine.lease import plan_writes, stale_outcome
-from falsework.engine.migrate import upgrade as migrate_schema
+from falsework.engine.migrate import outdated
 from falsework.engine.models import (
     DECODED,
     AuditEntry,
@@ -427,6 +425,13 @@ class PostgresStore:
         return PgListener(self._dsn, hub, options=self._options)
 
     async def migrate(self) -> None:
+        if not await outdated(self.schema_revision):
+            return  # at the newest revision: SQLAlchemy and Alembic stay unimported
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
+        from falsework.engine.migrate import upgrade as migrate_schema
+
         # Several processes may start at once: one migrates (under the lock), the
         # others wait and then find nothing to do.
         dsn = self._dsn

@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from falsework.engine.codec import dumps, format_ts, loads, parse_ts
 from falsework.engine.lease import plan_writes, stale_outcome
-from falsework.engine.migrate import upgrade as migrate_schema
+from falsework.engine.migrate import outdated
 from falsework.engine.models import (
     AuditEntry,
     AuditQuery,
@@ -299,6 +297,13 @@ class SqliteStore:
         return None  # writers in other processes cannot signal this one: it polls
 
     async def migrate(self) -> None:
+        if not await outdated(self.schema_revision):
+            return  # at the newest revision: SQLAlchemy and Alembic stay unimported
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
+        from falsework.engine.migrate import upgrade as migrate_schema
+
         engine = create_async_engine(f"sqlite+aiosqlite:///{self._path}", poolclass=NullPool)
         try:
             await migrate_schema(engine)
