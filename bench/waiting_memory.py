@@ -61,7 +61,9 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
         if await proc.wait() != 0:
             raise SystemExit("could not create the tasks")
 
-        s = fw.settings(url, concurrency=args.tasks, shutdown_grace=0.0)
+        # a long lease: a loaded machine's stalls must not fence the runs (and
+        # release them) while they are measured
+        s = fw.settings(url, concurrency=args.tasks, shutdown_grace=0.0, stale_timeout=600.0)
         broker = await open_broker(s)
         worker = TaskWorker(broker, fw.executor(s), fw.worker_options(s))
         before = _rss()
@@ -79,7 +81,10 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
                 raise SystemExit(f"only {worker.running} runs started")
             await asyncio.sleep(0.2)
         await asyncio.sleep(args.settle)  # every run reaches its sleep; the batcher flushes
+        alive = worker.running
         waiting = _rss()
+        if alive != args.tasks or worker.running != args.tasks:
+            raise SystemExit(f"{alive} runs alive at the measure, not {args.tasks}")
         result: dict[str, Any] = {
             "db": args.db,
             "tasks": args.tasks,

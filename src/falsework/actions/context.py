@@ -116,8 +116,74 @@ class Workspace:
         return self.path
 
 
+class Signal:
+    """Set when a step is cancelled or times out: ``asyncio.Event``'s
+    ``is_set`` / ``set`` / ``clear`` / ``wait``, for the loop's thread (``is_set``
+    may be read from any). Unlike an ``asyncio.Event`` it makes no queue until
+    someone waits (an empty one costs 728 bytes, and every running step has a
+    signal that almost no action waits on)."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[bool]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        if self._set:
+            return
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for fut in waiters or ():
+            if not fut.done():
+                fut.set_result(True)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        """Return True once set (at once when it is)."""
+        if self._set:
+            return True
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(fut)
+        try:
+            return await fut
+        finally:
+            if self._waiters is not None and fut in self._waiters:
+                self._waiters.remove(fut)
+
+
 class ActionContext(Generic[InputT]):
     """The context of one action run."""
+
+    # one per running step: no instance dict
+    __slots__ = (
+        "_checkpoints",
+        "_idempotency",
+        "_output",
+        "_temp_dirs",
+        "_temp_root",
+        "_workspace",
+        "input",
+        "is_dry_run",
+        "logger",
+        "recording",
+        "renderer",
+        "secrets",
+        "signal",
+        "step_id",
+        "task_id",
+        "template_context",
+        "template_dir",
+        "template_ref",
+        "user",
+    )
 
     def __init__(
         self,
@@ -134,7 +200,7 @@ class ActionContext(Generic[InputT]):
         output: Callable[[str, Any], None],
         is_dry_run: bool = False,
         template_dir: Path | None = None,
-        signal: asyncio.Event | None = None,
+        signal: Signal | asyncio.Event | None = None,
         temp_root: Path | None = None,
         template_context: Mapping[str, Any] | None = None,
         recording: Recording | None = None,
@@ -150,7 +216,7 @@ class ActionContext(Generic[InputT]):
         self.step_id = step_id
         self.is_dry_run = is_dry_run
         self.template_dir = template_dir
-        self.signal = signal if signal is not None else asyncio.Event()
+        self.signal: Signal | asyncio.Event = signal if signal is not None else Signal()
         self.renderer = renderer
         self._checkpoints = checkpoints
         self._output = output

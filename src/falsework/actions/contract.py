@@ -93,15 +93,15 @@ class Action(Generic[InputT]):
         if self.settings_type is not None and self.settings is None:
             object.__setattr__(self, "settings", self.settings_type())
 
-    async def run(self, ctx: ActionContext[InputT]) -> None:
+    def run(self, ctx: ActionContext[InputT]) -> Awaitable[None]:
         """Run the handler for one step (with its family's settings, if any), or
-        its recorder in a rehearsal."""
+        its recorder in a rehearsal: the handler's own awaitable, so a waiting
+        step holds no frame of this method."""
         if self.recorder is not None and ctx.recording is not None:
-            await self.recorder(ctx)
-        elif self.settings_type is None:
-            await self.handler(ctx)
-        else:
-            await self.handler(ctx, self.settings)
+            return self.recorder(ctx)
+        if self.settings_type is None:
+            return self.handler(ctx)
+        return self.handler(ctx, self.settings)
 
     def configured(self, settings: object) -> Action[InputT]:
         """This action with its family's ``settings`` (of ``settings_type``)."""

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from falsework.engine.cluster import ClusterMetrics
-from falsework.engine.codec import dumps
+from falsework.engine.codec import dumps, shared
 from falsework.engine.creates import CreateBatcher
 from falsework.engine.crypto import SecretBox
 from falsework.engine.factory import open_store
@@ -379,7 +379,8 @@ class Broker:
         return [
             ClaimedTask(
                 id=c.id,
-                spec=c.spec,
+                # held for the whole run: its repeated text shared between tasks
+                spec=shared(c.spec),
                 secrets=self.box.open(c.sealed_secrets),
                 created_by=c.created_by,
                 attempt=c.attempt,

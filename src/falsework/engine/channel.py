@@ -21,6 +21,8 @@ _RUN_EVENT_TYPES = frozenset(EVENT_TYPES) - {"completion"}
 
 
 class TaskChannel:
+    __slots__ = ("_batcher", "_checkpoints", "_gate", "_id", "_token")
+
     def __init__(
         self,
         batcher: Batcher,

@@ -29,7 +29,7 @@ class StopReason(enum.Enum):
     SHUTDOWN = "shutdown"  # this worker is stopping: the task is released, not ended
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Run:
     task: ClaimedTask
     state: RunState = RunState.RUNNING

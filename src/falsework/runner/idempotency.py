@@ -29,6 +29,8 @@ CHECKPOINT = "falsework.idempotency:"
 class StepKeys:
     """The keys of one run of one task."""
 
+    __slots__ = ("_attempt", "_store", "_task_id")
+
     def __init__(self, store: CheckpointStore, task_id: str, attempt: int) -> None:
         self._store = store
         self._task_id = task_id

@@ -24,7 +24,7 @@ import re
 import shutil
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import ValidationError
 
 from falsework.actions import Action, ActionContext, ActionRegistry, Workspace, example_output
+from falsework.actions.context import Signal
 from falsework.errors import (
     ActionSkipped,
     FalseworkError,
@@ -88,6 +89,7 @@ DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 # How long a thread's log lines may wait in the inbox before the loop takes them
 # (while lines keep coming; a line after a quiet spell wakes the loop at once).
 _LOG_WINDOW = 0.01
+_INBOX_LOCK = threading.Lock()
 
 
 class _Emitter:
@@ -104,6 +106,23 @@ class _Emitter:
     action log lines of a task stop at ``max_task_log`` characters (one line
     says so, the rest are dropped)."""
 
+    # A run waiting in a step holds one of these: no instance dict, and its two
+    # queues made on first use (an empty deque costs 728 bytes; most steps log
+    # nothing from a thread, many log nothing at all).
+    __slots__ = (
+        "_drainer",
+        "_failure",
+        "_inbox",
+        "_io",
+        "_limits",
+        "_log_left",
+        "_loop",
+        "_pending",
+        "_redactor",
+        "_thread",
+        "_woken",
+    )
+
     def __init__(self, io: TaskIO, redactor: Redactor, limits: RunLimits) -> None:
         self._io = io
         self._redactor = redactor
@@ -111,8 +130,9 @@ class _Emitter:
         self._log_left = limits.max_task_log
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        self._pending: deque[JSONObject] = deque()
-        self._inbox: deque[JSONObject] = deque()  # logged by other threads
+        self._pending: deque[JSONObject] | None = None  # lines the drainer writes
+        # lines logged by other threads (made by the first, never replaced)
+        self._inbox: deque[JSONObject] | None = None
         self._woken = False  # a _take is scheduled on the loop
         self._drainer: asyncio.Task[None] | None = None
         self._failure: Exception | None = None  # what the drain could not write
@@ -147,7 +167,13 @@ class _Emitter:
                 return
             # appended before the flag is read, and _settle clears the flag before
             # it reads the inbox: a line is always taken after it is appended
-            self._inbox.append(body)
+            inbox = self._inbox
+            if inbox is None:
+                with _INBOX_LOCK:  # two threads logging their task's first lines
+                    if self._inbox is None:
+                        self._inbox = deque()
+                    inbox = self._inbox
+            inbox.append(body)
             if not self._woken:
                 self._woken = True
                 self._loop.call_soon_threadsafe(self._take)
@@ -181,18 +207,20 @@ class _Emitter:
             }
         else:
             self._log_left -= size
+        if self._pending is None:
+            self._pending = deque()
         self._pending.append(body)
         if self._drainer is None:
-            self._drainer = self._loop.create_task(self._drain())
+            self._drainer = self._loop.create_task(self._drain(self._pending))
 
-    async def _drain(self) -> None:
+    async def _drain(self, pending: deque[JSONObject]) -> None:
         try:
-            while self._pending:
-                await self._io.emit(self._pending.popleft(), "log")
+            while pending:
+                await self._io.emit(pending.popleft(), "log")
         except Exception as exc:
             # kept for the run's next emit or flush (which raise it), never left
             # in the task for asyncio to report as unretrieved
-            self._pending.clear()
+            pending.clear()
             self._failure = exc
         finally:
             self._drainer = None
@@ -247,8 +275,8 @@ class WorkflowRunner:
         self.keep_workspace_on_failure = keep_workspace_on_failure
         self.limits = limits or RunLimits()
 
-    async def __call__(self, task: TaskInput, io: TaskIO) -> JSONObject:
-        return await self.run(task, io)
+    def __call__(self, task: TaskInput, io: TaskIO) -> Coroutine[Any, Any, JSONObject]:
+        return self.run(task, io)
 
     async def dry_run(
         self,
@@ -275,7 +303,7 @@ class WorkflowRunner:
             rehearsal=rehearsal,
         )
 
-    async def run(
+    def run(
         self,
         task: TaskInput,
         io: TaskIO,
@@ -283,8 +311,9 @@ class WorkflowRunner:
         workspace: Path | None = None,
         dry_run: bool = False,
         rehearsal: Rehearsal | None = None,
-    ) -> JSONObject:
-        """Run ``task``; return its rendered ``spec.output``.
+    ) -> Coroutine[Any, Any, JSONObject]:
+        """Run ``task``; return its rendered ``spec.output`` (a coroutine: one
+        frame for the whole run, however many a waiting task holds).
 
         ``workspace``: use this folder and never remove it (``falsework run``,
         dry runs); by default ``work_dir/<task id>`` (``<task id>.<attempt>`` from
@@ -294,20 +323,7 @@ class WorkflowRunner:
         (with ``dry_run``): recorders stand in for side-effecting actions and
         record what they would do (``falsework.actions.rehearsal``).
         """
-        run = _TaskRun(self, task, io, workspace, dry_run, rehearsal if dry_run else None)
-        if workspace is None and task.attempt > 1 and not self.keep_workspace_on_failure:
-            # what earlier attempts left on this host (a crashed worker removes nothing)
-            await asyncio.to_thread(self._remove_earlier_workspaces, task.id, task.attempt)
-        try:
-            return await run.execute()
-        except asyncio.CancelledError:
-            run.cancelled = True
-            raise
-        finally:
-            if workspace is None and run.ws.created:
-                keep = run.failed and not run.cancelled and self.keep_workspace_on_failure
-                if not keep:
-                    await asyncio.shield(asyncio.to_thread(shutil.rmtree, run.ws.path, True))
+        return _TaskRun.execute(self, task, io, workspace, dry_run, rehearsal if dry_run else None)
 
     def _remove_earlier_workspaces(self, task_id: str, attempt: int) -> None:
         for earlier in range(1, attempt):
@@ -398,6 +414,23 @@ def workspace_name(task_id: str, attempt: int) -> str:
 class _TaskRun:
     """The state of one run of one task: its context, events and workspace."""
 
+    __slots__ = (
+        "cancelled",
+        "context",
+        "dry_run",
+        "emitter",
+        "failed",
+        "io",
+        "kept_workspace",
+        "keys",
+        "redactor",
+        "rehearsal",
+        "runner",
+        "task",
+        "template_dir",
+        "ws",
+    )
+
     def __init__(
         self,
         runner: WorkflowRunner,
@@ -439,28 +472,51 @@ class _TaskRun:
         self.failed = False
         self.cancelled = False
 
-    async def execute(self) -> JSONObject:
-        spec = self.task.spec
-        steps: list[JSONObject] = list(spec.get("steps") or [])
-        first_failure: _StepFailed | None = None
-        await self.emitter.emit({"message": f"Starting up task with {len(steps)} steps"})
-        for index, step in enumerate(steps):
-            step_id = str(step.get("id") or f"step-{index + 1}")
-            try:
-                await self.step(step, step_id)
-            except _StepFailed as exc:
-                first_failure = first_failure or exc
-                self.failed = True
-                self.context["__status"] = "failed"
-        if first_failure is not None:
-            raise TaskFailedError(first_failure.message, first_failure.name)
+    @classmethod
+    async def execute(
+        cls,
+        runner: WorkflowRunner,
+        task: TaskInput,
+        io: TaskIO,
+        workspace: Path | None,
+        dry_run: bool,
+        rehearsal: Rehearsal | None,
+    ) -> JSONObject:
+        """``WorkflowRunner.run``: the run's whole life in one coroutine."""
+        run = cls(runner, task, io, workspace, dry_run, rehearsal)
+        if workspace is None and task.attempt > 1 and not runner.keep_workspace_on_failure:
+            # what earlier attempts left on this host (a crashed worker removes nothing)
+            await asyncio.to_thread(runner._remove_earlier_workspaces, task.id, task.attempt)
         try:
-            output = await self.runner._output(spec.get("output") or {}, self.context)
-        except FalseworkError as exc:
-            message = self.redactor.text(exc.message)
-            raise TaskFailedError(f"spec.output: {message}", exc.name) from None
-        await self.emitter.flush()
-        return self.redactor.deep(output)  # type: ignore[no-any-return]
+            spec = task.spec
+            steps: list[JSONObject] = list(spec.get("steps") or [])
+            first_failure: _StepFailed | None = None
+            await run.emitter.emit({"message": f"Starting up task with {len(steps)} steps"})
+            for index, step in enumerate(steps):
+                step_id = str(step.get("id") or f"step-{index + 1}")
+                try:
+                    await run.step(step, step_id)
+                except _StepFailed as exc:
+                    first_failure = first_failure or exc
+                    run.failed = True
+                    run.context["__status"] = "failed"
+            if first_failure is not None:
+                raise TaskFailedError(first_failure.message, first_failure.name)
+            try:
+                output = await runner._output(spec.get("output") or {}, run.context)
+            except FalseworkError as exc:
+                message = run.redactor.text(exc.message)
+                raise TaskFailedError(f"spec.output: {message}", exc.name) from None
+            await run.emitter.flush()
+            return run.redactor.deep(output)  # type: ignore[no-any-return]
+        except asyncio.CancelledError:
+            run.cancelled = True
+            raise
+        finally:
+            if workspace is None and run.ws.created:
+                keep = run.failed and not run.cancelled and runner.keep_workspace_on_failure
+                if not keep:
+                    await asyncio.shield(asyncio.to_thread(shutil.rmtree, run.ws.path, True))
 
     def _rebuilds_workspace(self, step: JSONObject) -> bool:
         """Whether a step completed by an earlier attempt runs again (see the
@@ -519,7 +575,7 @@ class _TaskRun:
         await emitter.emit(
             {"message": f"Beginning step {name}", "stepId": step_id, "status": "processing"}
         )
-        signal = asyncio.Event()
+        signal = Signal()
         completed = False
         try:
             # With `each`, as in Backstage, `if` is tested for each item (with `each`
@@ -662,7 +718,7 @@ class _TaskRun:
         step_id: str,
         action: Action[Any],
         output: dict[str, Any],
-        signal: asyncio.Event,
+        signal: Signal,
     ) -> None:
         runner, task, context = self.runner, self.task, self.context
         log = self.emitter.sink(step_id)

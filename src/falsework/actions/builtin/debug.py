@@ -151,5 +151,17 @@ async def debug_wait(ctx: ActionContext[WaitInput]) -> None:
     total = _wait_seconds(ctx.input)
     if total <= 0:
         return
-    # A bare sleep: the cheapest wait there is; the runner cancels it on cancel.
-    await asyncio.sleep(total)
+    # A future and a timer: the cheapest wait there is (asyncio.sleep would add a
+    # coroutine of its own to each waiting task); the runner cancels it on cancel.
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    timer = loop.call_later(total, _wake, done)
+    try:
+        await done
+    finally:
+        timer.cancel()
+
+
+def _wake(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
