@@ -274,6 +274,12 @@ class WorkflowRunner:
         self.work_dir = Path(os.path.abspath(work_dir))
         self.keep_workspace_on_failure = keep_workspace_on_failure
         self.limits = limits or RunLimits()
+        # ``environment`` in every run's context, the same for all of them (the
+        # sandbox cannot change a value it is shown): one copy, not one a task
+        self._environment_context = {
+            "parameters": dict(self.environment.parameters),
+            "secrets": {},
+        }
 
     def __call__(self, task: TaskInput, io: TaskIO) -> Coroutine[Any, Any, JSONObject]:
         return self.run(task, io)
@@ -464,7 +470,7 @@ class _TaskRun:
             "steps": {},
             "user": {"entity": user.get("entity"), "ref": user.get("ref")},
             "context": {"task": {"id": task.id, "attempt": task.attempt}},
-            "environment": {"parameters": dict(environment.parameters), "secrets": {}},
+            "environment": runner._environment_context,
             "__status": "ok",
         }
         self.template_dir = _template_dir(spec)
@@ -722,18 +728,23 @@ class _TaskRun:
     ) -> None:
         runner, task, context = self.runner, self.task, self.context
         log = self.emitter.sink(step_id)
-        secret_context = self._secret_context()
         wants_key = _mentions_step_key(step.get("input"))
-        for position, each in enumerate(await self._each(step, step_id, secret_context)):
+        items = await self._each(step, step_id, self._secret_context())
+        for position, each in enumerate(items):
             scope = step_id if each is None else f"{step_id}[{position}]"
-            render_context = secret_context if each is None else {**secret_context, "each": each}
+            # made again for each item, and let go before the action runs: a
+            # waiting action holds no copy of the context with the secrets
+            render_context = self._secret_context()
+            if each is not None:
+                render_context["each"] = each
             if wants_key:
                 # ${{ context.step.idempotencyKey }}: issued (and stored) only for
                 # the steps whose input asks for it
                 key = (await self.keys.key(step_id, scope)).value
-                step_context = {"id": scope, "idempotencyKey": key}
-                ctx_value = {**context["context"], "step": step_context}
-                render_context = {**render_context, "context": ctx_value}
+                render_context["context"] = {
+                    **context["context"],
+                    "step": {"id": scope, "idempotencyKey": key},
+                }
             if each is not None:
                 shown = _each_shown(each)
                 if "if" in step and not await runner._condition(step["if"], render_context):
@@ -748,6 +759,7 @@ class _TaskRun:
                     output[key] = value
 
             validated = await runner._input(action, step, step_id, render_context)
+            del render_context
             records = self.rehearsal is not None and action.recorder is not None
             public_context = {**context, "each": each} if each is not None else context
             ctx: ActionContext[Any] = ActionContext(
