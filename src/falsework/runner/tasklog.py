@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from falsework.errors import LeaseLostError
@@ -34,7 +34,9 @@ def bind_context(executor: Executor, worker_id: Callable[[], str | None]) -> Exe
     """``executor`` with the task's fields (id, attempt, template, user, the worker's
     id, the running step) bound for every log line of its run."""
 
-    async def run(task: TaskInput, io: TaskIO) -> Outcome:
+    def run(task: TaskInput, io: TaskIO) -> Awaitable[Outcome]:
+        # no coroutine of its own: called inside the run's asyncio task, it binds
+        # the fields in that task's context and hands back the inner run
         bind_task(
             task.id,
             attempt=task.attempt,
@@ -42,7 +44,7 @@ def bind_context(executor: Executor, worker_id: Callable[[], str | None]) -> Exe
             user=task.created_by,
             worker_id=worker_id(),
         )
-        return await executor(task, _StepIO(io))
+        return executor(task, _StepIO(io))
 
     return run
 
@@ -51,6 +53,8 @@ class _StepIO:
     """A TaskIO that binds the step whose 'processing' event goes out, and unbinds
     it when the step ends; once a step failed, it is bound between steps instead of
     none (so the line saying the task failed names it)."""
+
+    __slots__ = ("_failed", "_inner")
 
     def __init__(self, inner: TaskIO) -> None:
         self._inner = inner

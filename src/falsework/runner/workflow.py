@@ -44,6 +44,7 @@ from falsework.errors import (
     TaskFailedError,
     TemplateSecurityError,
 )
+from falsework.runner.deadlines import deadlines
 from falsework.runner.idempotency import StepKeys
 from falsework.runner.limits import RunLimits
 from falsework.runner.redaction import Redactor
@@ -602,9 +603,16 @@ class _TaskRun:
                     step_id, message, {"status": "skipped", "output": self.redactor.deep(output)}
                 )
                 return
+            # the step's timeout on its loop's one timer (runner/deadlines.py)
+            scope = asyncio.timeout(None)
             try:
-                async with asyncio.timeout(timeout) as scope:
-                    await self._iterations(step, step_id, action, output, signal)
+                async with scope:
+                    clock = deadlines()
+                    deadline = clock.add(timeout, scope)
+                    try:
+                        await self._iterations(step, step_id, action, output, signal)
+                    finally:
+                        clock.discard(deadline)
             except TimeoutError:
                 if scope.expired():
                     signal.set()

@@ -1,0 +1,113 @@
+"""Step timeouts on one timer per event loop.
+
+Each step runs under an ``asyncio.timeout``. With a timer per step, 10,000
+waiting tasks held 10,000 loop timers (a timer handle, its copy of the context,
+uvloop's own timer: about 700 bytes each) beside their actions' own. Here a
+step's timeout is entered with no deadline and its deadline kept in one heap per
+loop; one timer waits for the earliest, and when a deadline passes its scope is
+handed back to asyncio (``Timeout.reschedule`` to now), which cancels the step
+and raises ``TimeoutError`` exactly as ``asyncio.timeout(delay)`` would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import weakref
+from typing import Any
+
+# Deadlines this close are due (uvloop's clock counts milliseconds, and asyncio
+# runs a timer that early too): re-arming for them would spin.
+_DUE = 0.001
+# A heap this large, of which over half are steps that ended, is rebuilt.
+_COMPACT_FROM = 64
+
+
+class Deadlines:
+    """The steps' deadlines of one event loop. Use only on its thread."""
+
+    __slots__ = ("_dead", "_heap", "_order", "_timer", "_timer_at")
+
+    def __init__(self) -> None:
+        # [when, order, scope]; scope None once its step ended or it fired
+        self._heap: list[list[Any]] = []
+        self._order = itertools.count()
+        self._dead = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+
+    def __len__(self) -> int:
+        return len(self._heap) - self._dead
+
+    def add(self, delay: float, scope: asyncio.Timeout) -> list[Any]:
+        """Time ``scope`` (entered, with no deadline of its own) out after
+        ``delay`` seconds; give the entry back to :meth:`discard`."""
+        when = asyncio.get_running_loop().time() + delay
+        entry = [when, next(self._order), scope]
+        heapq.heappush(self._heap, entry)
+        if self._heap[0] is entry:
+            self._arm()
+        return entry
+
+    def discard(self, entry: list[Any]) -> None:
+        """The step ended (before leaving its scope): its deadline no longer counts."""
+        if entry[2] is None:
+            return  # already fired
+        entry[2] = None
+        self._dead += 1
+        heap = self._heap
+        if len(heap) >= _COMPACT_FROM and self._dead * 2 > len(heap):
+            self._heap = [e for e in heap if e[2] is not None]
+            heapq.heapify(self._heap)
+            self._dead = 0
+        self._arm()
+
+    def _arm(self) -> None:
+        heap = self._heap
+        while heap and heap[0][2] is None:
+            heapq.heappop(heap)
+            self._dead -= 1
+        if not heap:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        when = heap[0][0]
+        if self._timer is not None:
+            if self._timer_at == when:
+                return
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_at(when, self._fire)
+        self._timer_at = when
+
+    def _fire(self) -> None:
+        self._timer = None
+        now = asyncio.get_running_loop().time()
+        heap = self._heap
+        while heap and (heap[0][2] is None or heap[0][0] <= now + _DUE):
+            entry = heapq.heappop(heap)
+            scope: asyncio.Timeout | None = entry[2]
+            if scope is None:
+                self._dead -= 1
+                continue
+            entry[2] = None
+            try:
+                scope.reschedule(now)  # asyncio's own expiry: cancel, TimeoutError
+            except RuntimeError:
+                pass  # the scope is already leaving
+        self._arm()
+
+
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def deadlines() -> Deadlines:
+    """The running loop's deadlines."""
+    loop = asyncio.get_running_loop()
+    found = _by_loop.get(loop)
+    if found is None:
+        found = _by_loop[loop] = Deadlines()
+    return found

@@ -1,0 +1,69 @@
+"""runner/deadlines.py: the steps' timeouts on one timer per loop behave as
+``asyncio.timeout(delay)`` does, and a step that ended leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+
+from falsework.runner.deadlines import Deadlines, deadlines
+
+
+async def _step(delay: float, work: float) -> str:
+    clock = deadlines()
+    scope = asyncio.timeout(None)
+    try:
+        async with scope:
+            entry = clock.add(delay, scope)
+            try:
+                await asyncio.sleep(work)
+            finally:
+                clock.discard(entry)
+    except TimeoutError:
+        return "timed out" if scope.expired() else "error"
+    return "done"
+
+
+def test_each_step_times_out_at_its_own_deadline_on_one_timer() -> None:
+    async def main() -> tuple[list[str], int, bool]:
+        steps = [_step(0.05, 30), _step(0.3, 0.1), _step(0.15, 30), _step(60, 0.2)]
+        results = await asyncio.wait_for(asyncio.gather(*steps), 20)
+        clock = deadlines()
+        return list(results), len(clock), clock._timer is None
+
+    assert asyncio.run(main()) == (["timed out", "done", "timed out", "done"], 0, True)
+
+
+def test_a_cancel_from_outside_is_not_a_timeout() -> None:
+    async def main() -> bool:
+        task = asyncio.create_task(_step(30, 30))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return len(deadlines()) == 0
+        return False
+
+    assert asyncio.run(main()) is True
+
+
+def test_ended_steps_are_dropped_from_the_heap() -> None:
+    async def main() -> tuple[int, int]:
+        clock = Deadlines()
+        scopes = [asyncio.timeout(None) for _ in range(200)]
+        entries = []
+        for scope in scopes:
+            await scope.__aenter__()
+            entries.append(clock.add(3600, scope))
+        for entry in entries[:150]:
+            clock.discard(entry)
+        size = len(clock._heap)
+        for entry in entries[150:]:
+            clock.discard(entry)
+        for scope in scopes:
+            await scope.__aexit__(None, None, None)
+        return len(clock), size
+
+    alive, heap = asyncio.run(main())
+    assert alive == 0
+    assert heap < 100  # rebuilt once most of it had ended, not kept for an hour
