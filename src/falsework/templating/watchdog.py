@@ -10,6 +10,17 @@ regular-expression match has its own time limit: it runs in an
 :meth:`Watchdog.uninterruptible` section, so that its own timeout, not the
 render's, decides what the error says (an exception raised into the thread
 could only arrive after the C call anyway).
+
+An exception raised into a thread may still be pending when its render ends.
+:meth:`Watchdog.stop` then swaps in a marker exception and takes it at once
+(:func:`_defuse`) rather than clearing it with ``SetAsyncExc(id, NULL)``: up to
+CPython 3.12 that call sets the interpreter-wide "async exception pending" flag
+with nothing to deliver, and only a delivered exception clears it. With the flag
+stuck, every thread runs the interpreter's slow path at each call and loop, and
+a thread under a tracer (coverage, a debugger, a profiler) spins forever on its
+next call: the traced path re-checks the flag before the call and never gets
+past it (the second timed-out render of a thread hung the tests under
+``--cov``). The marker, once delivered, leaves the flag down.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from types import TracebackType
 
 _POLL = 0.05  # how late a deadline may be noticed
 _IDLE_EXIT = 5.0  # the thread ends after this long with nothing to watch
+_DEFUSE_CALLS = 1000  # calls that must take the marker (CPython takes it on the first)
 
 
 class RenderTimeout(BaseException):
@@ -36,6 +48,30 @@ def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc is not None else None
     )
+
+
+class _Defused(BaseException):
+    """The marker :func:`_defuse` raises into its own thread and catches."""
+
+
+def _checkpoint() -> None:
+    """An empty call: entering a function is where the interpreter delivers a
+    pending asynchronous exception."""
+
+
+def _defuse() -> None:
+    """Cancels an exception the watchdog may have raised into this thread that
+    has not arrived yet, leaving nothing pending and the interpreter's flag down."""
+    thread_id = threading.get_ident()
+    try:
+        _raise_in(thread_id, _Defused)  # replaces a pending RenderTimeout, if any
+        for _ in range(_DEFUSE_CALLS):
+            _checkpoint()
+    except _Defused:
+        return
+    # Not delivered (an interpreter that checks elsewhere): at least nothing may
+    # surface later in unrelated code.
+    _raise_in(thread_id, None)
 
 
 class Watchdog:
@@ -62,17 +98,22 @@ class Watchdog:
         return token
 
     def stop(self, token: int) -> None:
-        try:
-            with self._lock:
-                _, thread_id = self._active.pop(token)
-                if token in self._fired:
-                    self._fired.discard(token)
-                    # The exception may still be pending: cancel it so it cannot
-                    # surface later in unrelated code.
-                    _raise_in(thread_id, None)
-        except RenderTimeout:
-            # Delivered between the render's end and the lock: the render finished.
-            pass
+        """Ends the watch of ``token``; called in the thread that rendered."""
+        while True:
+            try:
+                with self._lock:
+                    self._active.pop(token, None)
+                    if token in self._fired:
+                        # The exception may still be pending: cancel it so it
+                        # cannot surface later in unrelated code. Under the lock,
+                        # so that no other deadline of this thread fires meanwhile.
+                        _defuse()
+                        self._fired.discard(token)
+                return
+            except RenderTimeout:
+                # Delivered between the render's end and here: the render
+                # finished, and the exception is taken. Once more, to tidy up.
+                continue
 
     def uninterruptible(self) -> _Section:
         """A section (``with``) the watchdog does not interrupt; leaving it past a
