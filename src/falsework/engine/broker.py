@@ -405,9 +405,14 @@ class Broker:
         await self.store.worker_delete(worker_id)
 
     async def heartbeat(
-        self, worker_id: str, task_ids: Sequence[str], new_limit: int | None
+        self,
+        worker_id: str,
+        task_ids: Sequence[str],
+        new_limit: int | None,
+        *,
+        running: int | None = None,
     ) -> Heartbeat:
-        return await self.store.worker_heartbeat(worker_id, task_ids, new_limit)
+        return await self.store.worker_heartbeat(worker_id, task_ids, new_limit, running=running)
 
     async def queue_empty(self) -> bool:
         return await self.store.tasks_count_claimable() == 0

@@ -80,6 +80,9 @@ class RetentionOptions:
 class WorkerOptions:
     concurrency: int = 100
     heartbeat_interval: float = 2.0
+    # the leases of one heartbeat statement: a beat of more running tasks is sent
+    # in parts, each within the statement timeout (worker.beat)
+    heartbeat_batch: int = 1_000
     stale_timeout: float = 15.0
     poll_interval: float = 1.0
     max_poll_interval: float = 5.0
@@ -108,6 +111,8 @@ class WorkerOptions:
                 f"({self.lease} s) + its margin ({self.lease_margin} s): otherwise a task "
                 "could be recovered while its first worker still runs it"
             )
+        if self.heartbeat_batch < 1:
+            raise InputError(f"The heartbeat batch ({self.heartbeat_batch}) must be at least 1")
         if not self.lease - self.lease_margin > self.heartbeat_interval:
             raise InputError(
                 f"The lease ({self.lease} s) minus its margin ({self.lease_margin} s) must "

@@ -659,13 +659,18 @@ class PostgresStore:
         await self._db.fetch("worker_insert", id=worker_id, host=host, pid=pid, limit=limit)
 
     async def worker_heartbeat(
-        self, worker_id: str, task_ids: Sequence[str], new_limit: int | None
+        self,
+        worker_id: str,
+        task_ids: Sequence[str],
+        new_limit: int | None,
+        *,
+        running: int | None = None,
     ) -> Heartbeat:
         rows = await self._db.fetch(
             "heartbeat",
             worker=worker_id,
             ids=sorted(task_ids),
-            running=len(task_ids),
+            running=len(task_ids) if running is None else running,
             new_limit=new_limit,
         )
         owned = {r[0]: Lease(r[1], r[2]) for r in rows if r[0] is not None}

@@ -526,7 +526,12 @@ class SqliteStore:
         await self._db.write("worker_insert", id=worker_id, host=host, pid=pid, limit=limit)
 
     async def worker_heartbeat(
-        self, worker_id: str, task_ids: Sequence[str], new_limit: int | None
+        self,
+        worker_id: str,
+        task_ids: Sequence[str],
+        new_limit: int | None,
+        *,
+        running: int | None = None,
     ) -> Heartbeat:
         async with self._db.transaction() as tx:
             owned: dict[str, Lease] = {}
@@ -536,7 +541,10 @@ class SqliteStore:
                 )
                 owned = {r[0]: Lease(r[1], bool(r[2])) for r in rows}
             me = await tx.fetch(
-                "worker_heartbeat", id=worker_id, running=len(task_ids), new_limit=new_limit
+                "worker_heartbeat",
+                id=worker_id,
+                running=len(task_ids) if running is None else running,
+                new_limit=new_limit,
             )
         return Heartbeat(owned, me[0][0] if me else None)
 

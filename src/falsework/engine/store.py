@@ -180,10 +180,17 @@ class Store(Protocol):
     async def worker_register(self, worker_id: str, host: str, pid: int, limit: int) -> None: ...
 
     async def worker_heartbeat(
-        self, worker_id: str, task_ids: Sequence[str], new_limit: int | None
+        self,
+        worker_id: str,
+        task_ids: Sequence[str],
+        new_limit: int | None,
+        *,
+        running: int | None = None,
     ) -> Heartbeat:
         """Refresh the lease of every task in ``task_ids`` still this worker's,
-        and its own row (storing ``new_limit`` when given)."""
+        and its own row (storing ``new_limit`` when given, and ``running``: the
+        worker's whole count when ``task_ids`` is one part of its beat; by default
+        ``len(task_ids)``)."""
         ...
 
     async def worker_list(self) -> list[WorkerInfo]: ...

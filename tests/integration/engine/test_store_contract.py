@@ -471,6 +471,10 @@ async def test_worker_heartbeat_returns_leases_and_limit(store: Store) -> None:
     (info,) = await store.worker_list()
     assert (info.id, info.host, info.limit, info.running, info.pid) == ("w", "host", 9, 0, 1)
     assert info.started_at.tzinfo is not None and 0 <= info.heartbeat_age < 60
+    # one part of a beat sent in parts: the worker's row gets its whole count
+    beat = await store.worker_heartbeat("w", ids[1:2], None, running=3)
+    assert set(beat.owned) == {ids[1]}
+    assert [w.running for w in await store.worker_list()] == [3]
     await store.worker_register("w", "host", 1, 5)  # registering again keeps the row
     assert [w.limit for w in await store.worker_list()] == [9]
     await store.worker_delete("w")

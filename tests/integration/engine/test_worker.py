@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -13,10 +14,12 @@ import pytest
 from falsework.config import Settings
 from falsework.engine import Broker, ClaimedTask, TaskChannel, TaskWorker
 from falsework.engine.codec import dumps
-from falsework.engine.models import Finish, WriteBatch
+from falsework.engine.models import Finish, Heartbeat, WriteBatch
 from falsework.engine.runs import Run, RunState
 from falsework.errors import ConflictError, InputError, LeaseLostError, NotFoundError
+from falsework.runner import as_executor
 from falsework.taskio import TaskIO
+from falsework.wiring import worker_options
 from support.engine import make_worker, open_broker, wait_final, wait_for
 from support.engine_executors import steps
 
@@ -499,3 +502,36 @@ async def test_a_heartbeat_crossing_a_final_write_is_no_lost_lease(
     with caplog.at_level(logging.WARNING, logger="falsework.engine"):
         await worker.beat()
     assert f"task {task2.id}: lease lost" in caplog.text
+
+
+async def test_a_heartbeat_goes_in_parts_each_confirming_its_runs(
+    broker: Broker, settings: Settings
+) -> None:
+    # 10,000 leases in one statement outlasted the statement timeout under load,
+    # and the worker fenced all its runs: a beat is sent in parts of at most
+    # heartbeat_batch tasks, in id order, each part's runs confirmed by it.
+    options = dataclasses.replace(worker_options(settings), heartbeat_batch=2)
+    worker = TaskWorker(broker, as_executor(steps), options)
+    await broker.register_worker(worker.worker_id, "host", 1, 10)
+    for _ in range(5):
+        await broker.create(spec({"id": "a"}))
+    claimed = await broker.claim(worker.worker_id, 5)
+    runs = [Run(task, valid_until=0.0) for task in claimed]
+    for run in runs:
+        worker._runs.start(run)
+    parts: list[list[str]] = []
+    real = broker.heartbeat
+
+    async def recorded(
+        worker_id: str, task_ids: Sequence[str], new_limit: int | None, **kw: Any
+    ) -> Heartbeat:
+        parts.append(list(task_ids))
+        return await real(worker_id, task_ids, new_limit, **kw)
+
+    broker.heartbeat = recorded  # type: ignore[method-assign]
+    await worker.beat()
+    ids = sorted(t.id for t in claimed)
+    assert parts == [ids[0:2], ids[2:4], ids[4:5]]
+    assert all(run.valid_until > 0.0 and run.stop is None for run in runs)
+    (me,) = [w for w in await broker.workers() if w.id == worker.worker_id]
+    assert me.running == 5  # the whole count, not the last part's
