@@ -261,7 +261,8 @@ class TaskWorker:
 
         async def gate() -> None:
             # a step starts only while this run's lease is sure (engine/fence.py)
-            await self._fence.wait_open(lambda: run.valid_until)
+            if not self._fence.open(run.valid_until):
+                await self._fence.wait_open(lambda: run.valid_until)
 
         try:
             try:

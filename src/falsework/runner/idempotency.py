@@ -15,6 +15,7 @@ instead of replaying the earlier answer. See docs/actions.md.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from falsework.actions.context import CheckpointStore, StepKey, derive
@@ -29,12 +30,24 @@ CHECKPOINT = "falsework.idempotency:"
 class StepKeys:
     """The keys of one run of one task."""
 
-    __slots__ = ("_attempt", "_store", "_task_id")
+    __slots__ = ("_attempt", "_held", "_store", "_task_id")
 
-    def __init__(self, store: CheckpointStore, task_id: str, attempt: int) -> None:
+    def __init__(
+        self,
+        store: CheckpointStore,
+        task_id: str,
+        attempt: int,
+        stored: Iterable[str] | None = None,
+    ) -> None:
         self._store = store
         self._task_id = task_id
         self._attempt = attempt
+        # The steps that may hold keys: those the task had when claimed (the names
+        # of its checkpoints, ``stored``) and those this run issued; only this
+        # module writes such checkpoints. None: not known, the store is asked.
+        self._held: set[str] | None = (
+            None if stored is None else {k for k in stored if k.startswith(CHECKPOINT)}
+        )
 
     async def key(self, step_id: str, scope: str) -> StepKey:
         """The key of ``scope`` (a step, or one item of a step's ``each``);
@@ -47,11 +60,15 @@ class StepKeys:
             return StepKey(key, earlier=key != derive(self._task_id, scope, self._attempt))
         key = keys[scope] = derive(self._task_id, scope, self._attempt)
         await self._store.checkpoint_set(name, keys)
+        if self._held is not None:
+            self._held.add(name)
         return StepKey(key, earlier=False)
 
     async def spend(self, step_id: str) -> None:
         """The step ended (completed or failed): a later run of it gets new keys."""
         name = CHECKPOINT + step_id
+        if self._held is not None and name not in self._held:
+            return  # no key was ever stored for it
         found, stored = await self._store.checkpoint_get(name)
         if found and stored:
             await self._store.checkpoint_set(name, {})

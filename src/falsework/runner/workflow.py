@@ -149,7 +149,8 @@ class _Emitter:
         return redacted
 
     async def emit(self, body: JSONObject, type: str = "log") -> None:
-        self._take_inbox()  # a thread's lines come before what follows them
+        if self._inbox:
+            self._take_inbox()  # a thread's lines come before what follows them
         if self._drainer is not None or self._failure is not None:
             await self.flush()
         await self._io.emit(self._bound(body), type)
@@ -163,7 +164,8 @@ class _Emitter:
                 }
             )
             if threading.get_ident() == self._thread:
-                self._take_inbox()  # a thread's earlier lines first
+                if self._inbox:
+                    self._take_inbox()  # a thread's earlier lines first
                 self._push(body)
                 return
             # appended before the flag is read, and _settle clears the flag before
@@ -227,7 +229,8 @@ class _Emitter:
             self._drainer = None
 
     async def flush(self) -> None:
-        self._take_inbox()
+        if self._inbox:
+            self._take_inbox()
         while self._drainer is not None:
             await asyncio.shield(self._drainer)
         if self._failure is not None:
@@ -475,7 +478,8 @@ class _TaskRun:
             "__status": "ok",
         }
         self.template_dir = _template_dir(spec)
-        self.keys = StepKeys(io, task.id, task.attempt)
+        self.template_ref = _template_ref(spec)
+        self.keys = StepKeys(io, task.id, task.attempt, task.checkpoints)
         self.failed = False
         self.cancelled = False
 
@@ -737,7 +741,9 @@ class _TaskRun:
         runner, task, context = self.runner, self.task, self.context
         log = self.emitter.sink(step_id)
         wants_key = _mentions_step_key(step.get("input"))
-        items = await self._each(step, step_id, self._secret_context())
+        items = (
+            await self._each(step, step_id, self._secret_context()) if "each" in step else [None]
+        )
         for position, each in enumerate(items):
             scope = step_id if each is None else f"{step_id}[{position}]"
             # made again for each item, and let go before the action runs: a
@@ -785,7 +791,7 @@ class _TaskRun:
                 template_dir=self.template_dir,
                 signal=signal,
                 template_context=public_context,
-                template_ref=_template_ref(task.spec),
+                template_ref=self.template_ref,
                 recording=(
                     self.rehearsal.record(scope, action.id, self._shown(validated))
                     if self.rehearsal is not None and records

@@ -63,6 +63,8 @@ async def debug_log(ctx: ActionContext[LogInput]) -> None:
 
 
 _SCALAR = (str, int, float, bool)
+# one encoder for every step (json.dumps with an option builds a new one per call)
+_SCALAR_JSON = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _indented(value: dict[str, Any]) -> str:
@@ -75,9 +77,7 @@ def _indented(value: dict[str, Any]) -> str:
     if not all(isinstance(k, str) and type(v) in _SCALAR for k, v in value.items()):
         return json.dumps(value, indent=2, ensure_ascii=False)
 
-    def dump(item: Any) -> str:
-        return json.dumps(item, ensure_ascii=False)
-
+    dump = _SCALAR_JSON
     return "{\n" + ",\n".join(f"  {dump(k)}: {dump(v)}" for k, v in value.items()) + "\n}"
 
 
