@@ -53,12 +53,13 @@ tasks = sa.Table(
         postgresql_where=sa.text("status = 'open'"),
         sqlite_where=sa.text("status = 'open'"),
     ),
-    # the janitor's scan for stale leases: the running tasks, in the order it locks
-    # them. Not keyed on heartbeat_at: a heartbeat then changes no indexed column
-    # and writes no index entry (on Postgres, a heap-only update; migration 0012).
+    # the janitor's scan for stale leases: the running tasks. Not keyed on
+    # heartbeat_at: a heartbeat then changes no indexed column and writes no index
+    # entry (on Postgres, a heap-only update; migration 0012). Keyed on seq, which
+    # claims follow, so a claim appends at the index's end (a random id would not).
     sa.Index(
         "ix_tasks_processing",
-        "id",
+        "seq",
         postgresql_where=sa.text("status = 'processing'"),
         sqlite_where=sa.text("status = 'processing'"),
     ),
