@@ -39,6 +39,8 @@ log = logging.getLogger("falsework.engine")
 _TICK = 0.1
 # How soon a heartbeat is tried again after the database was away.
 _BEAT_RETRY = 0.25
+# The most tasks one claim takes (a worker with more free slots claims again at once).
+_CLAIM_BATCH = 500
 
 
 def _settled(fut: asyncio.Future[None]) -> None:
@@ -148,10 +150,15 @@ class TaskWorker:
                     return
                 await self._sleep(self._poll_timeout())
                 continue
-            claimed = await self._claim(free)
+            # At most _CLAIM_BATCH at a time: the runs one claim spawns take their
+            # first steps in one turn of the loop, and 10,000 at once held it long
+            # enough to look like a stall (every step then waits for a heartbeat)
+            # and to let the leases run out before one came back.
+            want = min(free, _CLAIM_BATCH)
+            claimed = await self._claim(want)
             for task, sent in claimed:
                 self._spawn(task, sent)
-            if len(claimed) == free:
+            if len(claimed) == want:
                 continue
             if burst and not claimed:
                 if not self._runs and await self._queue_empty():
