@@ -437,6 +437,7 @@ class _TaskRun:
         "rehearsal",
         "runner",
         "task",
+        "template_ref",
         "template_dir",
         "ws",
     )
