@@ -437,8 +437,8 @@ class _TaskRun:
         "rehearsal",
         "runner",
         "task",
-        "template_ref",
         "template_dir",
+        "template_ref",
         "ws",
     )
 
