@@ -34,8 +34,10 @@ typecheck: setup
 
 # The tests come in three tiers by cost (tests/unit, tests/integration, tests/acceptance;
 # README's "Tests"). `make test` runs them all on JOBS workers (pytest-xdist, one file per
-# worker at a time).
+# worker at a time, the longest files first: tests/support/durations.py; xdist's own
+# reordering, by number of tests, would undo that).
 JOBS ?= 2
+DIST ?= --dist loadfile --no-loadscope-reorder
 PYTEST := $(BIN)/pytest -q -p no:cacheprovider
 # Coverage of src/falsework over the whole suite, workers and `falsework serve` / CLI
 # children combined ([tool.coverage.*] in pyproject.toml): the floor fails the run, the
@@ -47,7 +49,7 @@ pytest: setup
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-chromium.sh
 	./scripts/ensure-forges.sh
-	$(PYTEST) -n $(JOBS) --dist loadfile $(COV)
+	$(PYTEST) -n $(JOBS) $(DIST) $(COV)
 
 # No I/O: seconds, nothing to start.
 test-unit: setup
@@ -57,14 +59,14 @@ test-unit: setup
 test-integration: setup
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-forges.sh
-	$(PYTEST) -n $(JOBS) --dist loadfile tests/integration
+	$(PYTEST) -n $(JOBS) $(DIST) tests/integration
 
 # Real `falsework serve` processes, the CLI, Chromium, faults.
 test-acceptance: setup
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-chromium.sh
 	./scripts/ensure-forges.sh
-	$(PYTEST) -n $(JOBS) --dist loadfile tests/acceptance
+	$(PYTEST) -n $(JOBS) $(DIST) tests/acceptance
 
 test: lint typecheck pytest
 

@@ -5,17 +5,33 @@ database (a copy of a migrated template made once per session, dropped after
 the test), so every engine test runs on both.
 Postgres databases come from tests/support/postgres.py (FALSEWORK_TEST_DATABASE_URL;
 unreachable is a failure, never a skip).
+The files run longest first (tests/support/durations.py), and
+FALSEWORK_TEST_DURATIONS=<file> records each file's time.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from support import durations
 from support.postgres import create_database, drop_database, fresh_database, url_of
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    recorded = os.environ.get(durations.RECORD)
+    if recorded:
+        config.pluginmanager.register(durations.Recorder(Path(recorded)), "falsework-durations")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The longest files first (tests/support/durations.py: the two workers of
+    `make test` then finish together)."""
+    items[:] = durations.longest_first(items, durations.read())
 
 
 def _migrate(url: str) -> None:
