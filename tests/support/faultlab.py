@@ -130,7 +130,12 @@ class Recorder:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 size = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(size) or b"{}")
+                raw = self.rfile.read(size)
+                if len(raw) < size:
+                    # the client went away mid-body (its run was stopped while
+                    # sending): a request never received whole is no side effect
+                    return
+                body = json.loads(raw or b"{}")
                 line = json.dumps({"t": time.time(), "step": self.path.strip("/"), **body})
                 with lock:
                     out.write(line + "\n")
