@@ -30,6 +30,8 @@ from falsework.templates import (
     validate_values,
 )
 from falsework.templates.catalog import candidate_files
+from falsework.templates.syntax import load_value
+from falsework.templates.values import MAX_VALUE_DEPTH
 from falsework.types import JSONObject
 
 if TYPE_CHECKING:
@@ -192,7 +194,7 @@ def _pair(text: str, option: str) -> tuple[str, str]:
 def _values(tpl: Template, values_file: Path | None, sets: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if values_file is not None:
-        loaded = yaml.safe_load(values_file.read_text(encoding="utf-8")) or {}
+        loaded = _yaml(values_file.read_text(encoding="utf-8"), str(values_file)) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{values_file}: expected a YAML mapping of values")
         values.update(loaded)
@@ -200,13 +202,26 @@ def _values(tpl: Template, values_file: Path | None, sets: list[str]) -> dict[st
     for item in sets:
         key, raw = _pair(item, "--set")
         # A string parameter keeps the text as typed ("007" stays "007").
-        value: Any = raw if types.get(key) == "string" else yaml.safe_load(raw) if raw else ""
+        value: Any = raw
+        if types.get(key) != "string":
+            value = _yaml(raw, f"--set {key}") if raw else ""
         target = values
         *parents, last = key.split(".")
         for part in parents:
             target = target.setdefault(part, {})
         target[last] = value
     return values
+
+
+def _yaml(text: str, where: str) -> Any:
+    """The value ``text`` gives, its nesting bounded as the values' is (validate_values'
+    check_shape says where a value is too deep; this only stops a parse that would
+    recurse beyond Python's limit first)."""
+    try:
+        return load_value(text, max_depth=MAX_VALUE_DEPTH)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ValueError(f"{where}: {problem}") from None
 
 
 def _property_types(tpl: Template) -> dict[str, str]:

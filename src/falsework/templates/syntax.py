@@ -143,7 +143,47 @@ def key_line(node: yaml.Node, tokens: tuple[str | int, ...]) -> int | None:
     return line
 
 
-class CoreLoader(yaml.SafeLoader):
+MAX_YAML_DEPTH = 200
+"""The deepest nesting of mappings and lists a YAML text read here may have."""
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader refusing nesting deeper than ``max_depth`` with a
+    ``ComposerError`` (a YAML error like any other): PyYAML composes recursively,
+    so a 10,000-deep ``[[[...]]]`` would otherwise end in a RecursionError."""
+
+    max_depth = MAX_YAML_DEPTH
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        opens = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        if opens:
+            if self._depth >= self.max_depth:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested deeper than the limit of {self.max_depth} levels",
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                )
+            self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[arg-type]
+        finally:
+            if opens:
+                self._depth -= 1
+
+
+def load_value(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> object:
+    """``yaml.safe_load(text)``, refusing nesting deeper than ``max_depth``."""
+    loader = BoundedLoader(text)
+    loader.max_depth = max_depth
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+class CoreLoader(BoundedLoader):
     """PyYAML reading plain scalars as YAML 1.2's core schema does, as Backstage's
     parser (the ``yaml`` package) reads a template: ``yes``, ``no``, ``on``,
     ``off`` and ``y`` are text, not booleans; dates are text, not ``date``s; and
