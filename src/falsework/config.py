@@ -14,7 +14,15 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_settings import (
     BaseSettings,
@@ -795,5 +803,41 @@ class Settings(BaseSettings):
         return not self.auth.tokens and self.host in ("127.0.0.1", "localhost", "::1")
 
 
+class SettingsError(ValueError):
+    """Settings that cannot be read, said in one line: each bad setting, what is
+    wrong with it and (unless it may hold a secret) the value given."""
+
+
+# settings whose value is never repeated in an error: they may hold a password or key
+_SECRET_SETTINGS = frozenset(
+    {"database_url", "secret_key", "auth", "integrations", "backstage", "scaffolder", "webhooks"}
+)
+
+
+def describe(exc: ValidationError) -> str:
+    """``exc`` (pydantic's, many lines with links) as one line."""
+    parts = []
+    for error in exc.errors():
+        loc = error["loc"]
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "not a setting"
+        elif message.startswith("Input "):
+            message = "i" + message[1:]
+        given = error.get("input")
+        if loc and loc[0] not in _SECRET_SETTINGS and isinstance(given, str | int | float):
+            message += f" (given {str(given)[:40]!r})"
+        # our own validators name the section already
+        named = bool(loc) and message.startswith(str(loc[0]))
+        parts.append(message if named or not where else f"{where}: {message}")
+    return "invalid settings: " + "; ".join(parts)
+
+
 def load_settings(**overrides: Any) -> Settings:
-    return Settings(**overrides)
+    """The settings (see the module's docstring); SettingsError says in one line
+    which are wrong."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from None

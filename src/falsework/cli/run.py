@@ -84,7 +84,11 @@ def run(
     """
     console = new_console()
     err = new_console(stderr=True)
-    settings = _settings()
+    try:
+        settings = _settings()
+    except (OSError, ValueError) as exc:  # a bad FALSEWORK_* value, config file
+        err.print(Text("Error: ", style="red") + Text(str(exc)))
+        raise typer.Exit(2) from None
     with contextlib.ExitStack() as cleanup:
         try:
             tpl = _find(template, settings, cleanup, err)
