@@ -53,6 +53,7 @@ def store_options(settings: Settings) -> StoreOptions:
         statement_timeout=settings.db_statement_timeout or settings.stale_timeout / 3,
         connect_timeout=settings.db_connect_timeout,
         keepalive=settings.db_keepalive,
+        announce_finishes=bool(settings.webhooks),
     )
 
 

@@ -30,6 +30,11 @@ class StoreOptions:
     # many idle seconds, then every half of it, 3 unanswered ones end the
     # connection; unacknowledged data ends it after 3 × this (TCP_USER_TIMEOUT).
     keepalive: int = 2
+    # Whether a task that ends enters the webhooks' outbox (tasks.hooked_at):
+    # False when no webhook is configured, so a finish is marked announced as it
+    # is written (no outbox index entry, no second write by the dispatcher), and
+    # webhooks configured later announce only the tasks that end after.
+    announce_finishes: bool = True
 
     def __post_init__(self) -> None:
         for name in ("statement_timeout", "connect_timeout", "keepalive"):

@@ -392,6 +392,7 @@ class PostgresStore:
         self._pool = pool
         self._dsn = dsn
         self._options = options or StoreOptions()
+        self._announce = self._options.announce_finishes
         self._db = _Executor(pool, shown)
         self.key = shown
 
@@ -512,7 +513,7 @@ class PostgresStore:
             rows = await tx.fetch("task_lock", id=task_id)
             status: str | None = rows[0]["status"] if rows else None
             if status == "open":
-                await tx.fetch("task_cancel_open", id=task_id)
+                await tx.fetch("task_cancel_open", id=task_id, announce=self._announce)
                 event = (task_id, outcome.event_type, dumps(outcome.body))
                 await tx.fetch("events_insert", **_events([event]))
                 await tx.fetch("task_notify", channel=CHANNEL_EVENTS, payload=task_id)
@@ -580,6 +581,7 @@ class PostgresStore:
                 cp_keys=[r[1] for r in plan.checkpoints],
                 cp_values=[r[2] for r in plan.checkpoints],
                 **_ends(ends),
+                announce=self._announce,
             )
             if rows[-1]["written"]:
                 return set(plan.refused)
@@ -610,7 +612,7 @@ class PostgresStore:
             finals = {"failed": wording.abandoned(), "cancelled": wording.cancelled()}
             ends = [(tid, finals[o].status, True) for tid, o in outcome if o != "recovered"]
             if ends:
-                await tx.fetch("tasks_end", **_ends(ends))
+                await tx.fetch("tasks_end", **_ends(ends), announce=self._announce)
             await tx.fetch("events_insert", **_events(_stale_events(outcome, finals, wording)))
             if reopen:
                 await tx.fetch("task_notify", channel=CHANNEL_TASKS, payload="")

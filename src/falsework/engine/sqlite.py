@@ -276,8 +276,11 @@ def _task_rows(rows: Sequence[TaskRow]) -> str:
 class SqliteStore:
     """The store contract (``engine/store.py``) on SQLite."""
 
-    def __init__(self, db: _Executor, path: str, shown: str) -> None:
+    def __init__(
+        self, db: _Executor, path: str, shown: str, options: StoreOptions | None = None
+    ) -> None:
         self._db = db
+        self._announce = (options or StoreOptions()).announce_finishes
         self._path = path
         self.key = str(Path(path).resolve())
         self._shown = shown
@@ -291,7 +294,7 @@ class SqliteStore:
             raise DatabaseUnavailableError(
                 f"Cannot reach the database at {shown}: {_one_line(exc)}"
             ) from exc
-        return cls(_Executor(path, shown, writer, options.readers), path, shown)
+        return cls(_Executor(path, shown, writer, options.readers), path, shown, options)
 
     def listener(self, hub: Hub) -> Listener | None:
         return None  # writers in other processes cannot signal this one: it polls
@@ -382,7 +385,7 @@ class SqliteStore:
             rows = await tx.fetch("task_lock", id=task_id)
             status: str | None = rows[0]["status"] if rows else None
             if status == "open":
-                await tx.fetch("task_cancel_open", id=task_id)
+                await tx.fetch("task_cancel_open", id=task_id, announce=self._announce)
                 event = [task_id, outcome.event_type, dumps(outcome.body)]
                 await tx.fetch("events_insert", rows=dumps([event]))
             elif status == "processing":
@@ -444,7 +447,7 @@ class SqliteStore:
                 await tx.fetch("tasks_write_state", rows=dumps(merged))
             ends = [list(f) for f in plan.finishes] + [[tid, "open", True] for tid in plan.releases]
             if ends:
-                await tx.fetch("tasks_end", rows=dumps(ends))
+                await tx.fetch("tasks_end", rows=dumps(ends), announce=self._announce)
         return set(plan.refused)
 
     async def tasks_recover_stale(
@@ -463,7 +466,7 @@ class SqliteStore:
             finals = {"failed": wording.abandoned(), "cancelled": wording.cancelled()}
             ends = [[tid, finals[o].status, True] for tid, o in outcome if o != "recovered"]
             if ends:
-                await tx.fetch("tasks_end", rows=dumps(ends))
+                await tx.fetch("tasks_end", rows=dumps(ends), announce=self._announce)
             bodies = {o: [final.event_type, dumps(final.body)] for o, final in finals.items()}
             bodies["recovered"] = ["recovered", dumps(wording.recovered())]
             events = [[tid, *bodies[o]] for tid, o in outcome]

@@ -41,6 +41,7 @@ from falsework.engine.models import (
     WriteBatch,
 )
 from falsework.engine.notify import Hub
+from falsework.engine.options import StoreOptions
 from falsework.engine.store import Store
 from falsework.errors import DatabaseError, DatabaseUnavailableError, InputError
 from falsework.runner import BACKSTAGE
@@ -872,6 +873,35 @@ async def test_the_outbox_holds_each_finish_until_it_is_marked(store: Store) -> 
     await store.tasks_mark_hooked([(b.id, again.task.finished_at)])
     assert await store.tasks_unhooked(10) == []
     await store.tasks_mark_hooked([])
+
+
+async def test_without_webhooks_a_finish_is_marked_announced_as_it_is_written(
+    database_url: str, store: Store
+) -> None:
+    """``announce_finishes=False`` (no webhook configured): every way a task ends
+    (its worker, a cancel while open, the janitor) leaves it out of the outbox, so
+    webhooks configured later announce only the tasks that end after."""
+    quiet = await open_store(database_url, StoreOptions(announce_finishes=False))
+    try:
+        done, cancelled, abandoned = row(), row(), row(recovery="none")
+        await insert(quiet, done, abandoned)
+        claims = {c.id: c for c in await quiet.task_claim("w", 2, per_user_cap=None)}
+        await insert(quiet, cancelled)
+        batch = batch_of(claims[done.id])
+        batch.finishes.append(finish(claims[done.id]))
+        assert await quiet.batch_apply(batch) == set()
+        assert await quiet.task_cancel(cancelled.id, WORDING.cancelled()) == "open"
+        assert dict(await quiet.tasks_recover_stale(-60.0, WORDING)) == {abandoned.id: "failed"}
+        statuses = await quiet.tasks_status([done.id, cancelled.id, abandoned.id])
+        assert statuses == {done.id: "completed", cancelled.id: "cancelled", abandoned.id: "failed"}
+        assert await quiet.tasks_unhooked(10) == []
+        assert await store.tasks_unhooked(10) == []  # whichever store reads it
+        # a release is no finish; a retry ended by a node with webhooks is announced
+        await quiet.task_retry(cancelled.id, open_cap=None)
+        await store.task_cancel(cancelled.id, WORDING.cancelled())
+        assert [f.task.id for f in await quiet.tasks_unhooked(10)] == [cancelled.id]
+    finally:
+        await quiet.close()
 
 
 async def test_an_event_is_appended_to_a_finished_task(store: Store) -> None:

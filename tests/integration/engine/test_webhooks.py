@@ -324,3 +324,32 @@ def test_backoff_doubles_up_to_its_ceiling(hook_settings: Callable[..., Settings
     settings = hook_settings([], webhook_retry_base=10, webhook_retry_max=60)
     _, deliveries = webhook_services(settings, None)  # type: ignore[arg-type]
     assert [deliveries.backoff(n) for n in range(1, 6)] == [10, 20, 40, 60, 60]
+
+
+async def test_webhooks_configured_later_announce_only_later_finishes(
+    database_url: str,
+    receiver: Receiver,
+    hook_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A task that ended while no webhook was configured (here cancelled on a node
+    without a worker, so no dispatcher ran) is not announced when webhooks are
+    configured later; one that ends after is."""
+    before = await open_broker(database_url, make_settings())
+    try:
+        old = await before.create(_spec(), run_after=_later())
+        await before.cancel(old.id)
+    finally:
+        await before.close()
+    settings = hook_settings([_hook(receiver.url)])
+    broker = await open_broker(database_url, settings)
+    try:
+        async with running(broker, settings):
+            new = await broker.create(_spec())
+            await wait_final(broker, new.id)
+            await wait_for(lambda: len(receiver.received) >= 1)
+            await asyncio.sleep(0.5)  # nothing more arrives
+        assert [r.json["data"]["taskId"] for r in receiver.received] == [new.id]
+        assert await _hook_events(broker, old.id) == []
+    finally:
+        await broker.close()

@@ -121,7 +121,9 @@ WHERE status = 'open' AND (run_after IS NULL OR run_after <= now());
 SELECT status, created_by FROM tasks WHERE id = :id FOR UPDATE;
 
 -- name: task_cancel_open
-UPDATE tasks SET status = 'cancelled', finished_at = now(), cancel_requested = false
+-- :announce false (no webhook configured): the finish is marked announced now
+UPDATE tasks SET status = 'cancelled', finished_at = now(), cancel_requested = false,
+    hooked_at = CASE WHEN CAST(:announce AS boolean) THEN tasks.hooked_at ELSE now() END
 WHERE id = :id AND status = 'open';
 
 -- name: task_request_cancel
@@ -297,6 +299,9 @@ WITH expected AS (
         status = coalesce(ends.status, tasks.status),
         finished_at = CASE WHEN ends.status IN ('completed', 'failed', 'cancelled')
                            THEN now() ELSE tasks.finished_at END,
+        hooked_at = CASE WHEN ends.status IN ('completed', 'failed', 'cancelled')
+                              AND NOT CAST(:announce AS boolean)
+                         THEN now() ELSE tasks.hooked_at END,
         heartbeat_at = CASE WHEN ends.status IS NULL THEN tasks.heartbeat_at
                             WHEN ends.status = 'open' THEN NULL ELSE now() END,
         claim_token = CASE WHEN ends.status IS NULL THEN tasks.claim_token END,
@@ -338,6 +343,8 @@ ORDER BY e.ord;
 UPDATE tasks
 SET status = f.status,
     finished_at = CASE WHEN f.status = 'open' THEN NULL ELSE now() END,
+    hooked_at = CASE WHEN f.status = 'open' OR CAST(:announce AS boolean)
+                     THEN tasks.hooked_at ELSE now() END,
     heartbeat_at = CASE WHEN f.status = 'open' THEN NULL ELSE now() END,
     claim_token = NULL,
     claimed_by = CASE WHEN f.status = 'open' THEN NULL ELSE tasks.claimed_by END,

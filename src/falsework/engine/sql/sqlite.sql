@@ -98,8 +98,12 @@ WHERE status = 'open'
 SELECT status, created_by FROM tasks WHERE id = :id;
 
 -- name: task_cancel_open
+-- :announce false (no webhook configured): the finish is marked announced now
+-- ('now' is the same instant throughout one statement)
 UPDATE tasks SET status = 'cancelled', finished_at = strftime('%Y-%m-%d %H:%M:%f', 'now'),
-    cancel_requested = 0
+    cancel_requested = 0,
+    hooked_at = CASE WHEN :announce THEN tasks.hooked_at
+                     ELSE strftime('%Y-%m-%d %H:%M:%f', 'now') END
 WHERE id = :id AND status = 'open';
 
 -- name: task_request_cancel
@@ -222,6 +226,8 @@ UPDATE tasks
 SET status = x.value ->> 1,
     finished_at = CASE WHEN x.value ->> 1 = 'open' THEN NULL
                        ELSE strftime('%Y-%m-%d %H:%M:%f', 'now') END,
+    hooked_at = CASE WHEN x.value ->> 1 = 'open' OR :announce THEN tasks.hooked_at
+                     ELSE strftime('%Y-%m-%d %H:%M:%f', 'now') END,
     heartbeat_at = CASE WHEN x.value ->> 1 = 'open' THEN NULL
                         ELSE strftime('%Y-%m-%d %H:%M:%f', 'now') END,
     claim_token = NULL,
