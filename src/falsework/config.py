@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -40,15 +41,15 @@ from falsework.actions.policies import (
     SourcePolicy,
     UpdatePolicy,
 )
+from falsework.localconfig import EXAMPLES_DIR as EXAMPLES_DIR  # where it was
 from falsework.localconfig import (
-    DEFAULT_DATA_DIR,
     config_file,
     local_policies,
     paths,
     template_dirs_of,
     work_dir_of,
 )
-from falsework.localconfig import EXAMPLES_DIR as EXAMPLES_DIR  # where it was
+from falsework.settingtable import ANNOTATIONS, SCALARS, Scalar, Scalars
 
 
 class _Section(BaseModel):
@@ -389,208 +390,43 @@ class _YamlSource(PydanticBaseSettingsSource):
         return dict(self._data)
 
 
-class Settings(BaseSettings):
-    """Every setting of Falsework, with its default. docs/operations.md lists them."""
+def _field(scalar: Scalar) -> Any:
+    return Field(
+        default=scalar.default,
+        description=scalar.description,
+        ge=scalar.ge,
+        gt=scalar.gt,
+        le=scalar.le,
+    )
+
+
+if TYPE_CHECKING:
+
+    class _ScalarSettings(Scalars, BaseSettings):
+        """(The type checker's view: each scalar setting with its type.)"""
+
+else:
+    # the scalar fields, made of the one table both readers use (falsework.settingtable)
+    _ScalarSettings = create_model(
+        "_ScalarSettings",
+        __base__=BaseSettings,
+        **{name: (ANNOTATIONS[name], _field(scalar)) for name, scalar in SCALARS.items()},
+    )
+
+
+class Settings(_ScalarSettings):
+    """Every setting of Falsework, with its default. docs/operations.md lists them:
+    the scalars of ``falsework.settingtable``, and here the file and the sections."""
 
     model_config = SettingsConfigDict(env_prefix="FALSEWORK_", extra="forbid")
 
-    # where things live
-    database_url: str = Field(
-        default="",
-        description="sqlite:///path or postgresql://user:password@host/db (asyncpg); "
-        "empty means SQLite at DATA_DIR/falsework.db.",
-    )
-    data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Local state (SQLite, key).")
-    work_dir: Path = Field(default=Path(""), description="Task workspaces; default DATA_DIR/work.")
-    templates: str = Field(
-        default="",
-        description="Template folders separated by ':'; default ./templates plus the examples.",
-    )
     config: Path | None = Field(default=None, description="YAML config file (FALSEWORK_CONFIG).")
-    publish_roots: str = Field(
-        default="",
-        description="Folders separated by ':' where publish:git may create or push to "
-        "repositories on this machine, besides DATA_DIR/remotes.",
-    )
-
-    # outbound connections of actions
-    git_timeout: float = Field(
-        default=120.0, gt=0, description="Seconds one git command may run before it is killed."
-    )
-    git_allow_http: bool = Field(
-        default=False, description="Allow git over plain http:// (https and ssh always are)."
-    )
     egress: EgressConfig = Field(default_factory=EgressConfig)
-    update_parallel: int = Field(
-        default=2,
-        ge=1,
-        le=64,
-        description="Template updates one process computes at once; the other update "
-        "tasks it runs wait for their turn (a coroutine each, no CPU).",
-    )
-    update_host_interval: float = Field(
-        default=1.0,
-        ge=0,
-        description="Seconds between the starts of template updates of repositories on one "
-        "host, when many are started at once (POST /api/falsework/v1/scaffolds/updates).",
-    )
-
-    # the worker
-    concurrency: int = Field(default=100, ge=0, le=10_000)
-    heartbeat_interval: float = Field(default=2.0, gt=0)
-    stale_timeout: float = Field(default=15.0, gt=0)
-    lease: float | None = Field(
-        default=None,
-        gt=0,
-        description="Self-fencing: seconds a worker trusts a heartbeat (default 2/3 of the "
-        "stale timeout).",
-    )
-    lease_margin: float | None = Field(
-        default=None,
-        gt=0,
-        description="Safety margin on both sides of the lease (default 2/15 of the stale timeout).",
-    )
-    db_statement_timeout: float | None = Field(
-        default=None,
-        gt=0,
-        description="Postgres statement_timeout and idle_in_transaction_session_timeout "
-        "(default a third of the stale timeout).",
-    )
-    db_connect_timeout: float = Field(default=5.0, gt=0)
-    db_keepalive: int = Field(
-        default=2, ge=1, description="TCP keepalive idle seconds on Postgres connections."
-    )
-    poll_interval: float = Field(default=1.0, gt=0, description="Idle poll when empty.")
-    max_poll_interval: float = Field(default=5.0, gt=0, description="Poll when full.")
-    max_claim_delay: float = Field(
-        default=0.05, ge=0, description="Delay of a full node's claim after a notify."
-    )
-    janitor_interval: float = Field(default=2.0, gt=0)
-    shutdown_grace: float = Field(default=30.0, ge=0)
-    max_running_per_user: int | None = Field(default=None, ge=1)
-    max_rss_mb: int | None = Field(default=None, ge=1)
-    secret_key: str | None = Field(default=None, description="Fernet key; generated if unset.")
-    secret_retention: float = Field(default=86_400.0, ge=0)
-
-    # retention (docs/operations.md, "Retention"): seconds; 0 keeps forever
-    retention_completed: float = Field(
-        default=30 * 86_400.0, ge=0, description="Keep completed tasks and their events (30 d)."
-    )
-    retention_failed: float = Field(
-        default=90 * 86_400.0, ge=0, description="Keep failed tasks and their events (90 d)."
-    )
-    retention_cancelled: float = Field(
-        default=7 * 86_400.0, ge=0, description="Keep cancelled tasks and their events (7 d)."
-    )
-    retention_audit: float = Field(
-        default=365 * 86_400.0, ge=0, description="Keep audit_events rows (365 d)."
-    )
-    retention_interval: float = Field(
-        default=60.0, gt=0, description="Seconds between retention passes (one node each)."
-    )
-    retention_batch: int = Field(
-        default=500, ge=1, le=100_000, description="Tasks deleted per retention transaction."
-    )
-
-    # the runner
-    step_timeout: float = Field(default=3600.0, gt=0)
-    keep_workspace_on_failure: bool = False
-    render_timeout: float = Field(default=2.0, gt=0)
-    render_max_output: int = Field(default=10_000_000, gt=0)
-    render_threads: int = Field(
-        default=2, ge=1, le=64, description="Threads rendering expressions off the event loop."
-    )
-    max_each: int = Field(default=1_000, ge=1, description="Iterations of one step's each.")
-    max_log_line: int = Field(
-        default=65_536, ge=80, description="Characters of one log line or event; longer is cut."
-    )
-    max_task_log: int = Field(
-        default=10_000_000,
-        ge=1_000,
-        description="Characters of one task's action log lines; later lines are dropped.",
-    )
-    dry_run_max_files: int = Field(default=1_000, ge=0, description="Files a dry run returns.")
-    dry_run_max_bytes: int = Field(
-        default=7_000_000,
-        ge=0,
-        description="Bytes of the files a dry run returns (base64 fits dry_run_max_result).",
-    )
-
-    # the service
-    log_format: Literal["text", "json"] = Field(
-        default="text",
-        description="Log lines as text or as one JSON object per line (serve, worker; "
-        "--log-format). JSON lines about a task carry task_id, step_id, attempt, worker_id, "
-        "template and user.",
-    )
-    task_log: bool = Field(
-        default=True,
-        description="Log one line at info level when a task starts and when it ends "
-        "(id, template, user, outcome, duration) on the falsework.tasks logger.",
-    )
-    cluster_metrics_interval: float = Field(
-        default=15.0,
-        gt=0,
-        description="Seconds between computations of the cluster metrics from the database "
-        "(by one node at a time; /metrics of every node serves the latest).",
-    )
-    cluster_metrics_lag: float = Field(
-        default=30.0,
-        ge=0,
-        description="Seconds the cluster metrics stay behind the clock when reading ended runs "
-        "and steps, so no event committing late is missed (at least twice the longest "
-        "transaction).",
-    )
-    host: str = "127.0.0.1"
-    port: int = 7007
-    max_open_tasks_per_user: int | None = Field(default=None, ge=1)
-    long_poll_timeout: float = Field(
-        default=30.0, gt=0, description="How long GET .../events waits for a new event."
-    )
-    sse_keepalive: float = Field(
-        default=15.0, gt=0, description="Seconds between keep-alive comments on idle SSE."
-    )
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Host names (no port) the server answers to besides 127.0.0.1, "
         "localhost and ::1. Local mode always checks the Host header; with tokens it is "
         "checked only when this list is set.",
-    )
-    header_timeout: float = Field(
-        default=10.0, gt=0, description="Seconds a client has to send a request's headers."
-    )
-    body_timeout: float = Field(
-        default=60.0, gt=0, description="Seconds a client has to send a request's body."
-    )
-    max_json_depth: int = Field(
-        default=64,
-        ge=4,
-        le=200,
-        description="Deepest nesting of objects and arrays a JSON request body may have.",
-    )
-    max_streams_per_user: int = Field(
-        default=20, ge=1, description="Event streams and long polls one user holds per process."
-    )
-    dry_run_workers: int = Field(
-        default=2, ge=1, le=64, description="Child processes that run dry-runs."
-    )
-    dry_run_queue: int = Field(
-        default=8, ge=0, description="Dry-runs waiting for a child before 429."
-    )
-    dry_run_timeout: float = Field(
-        default=60.0, gt=0, description="Seconds one dry-run may take before it is killed."
-    )
-    dry_run_memory_mb: int = Field(
-        default=1024, ge=64, description="Address space of a dry-run child, in MiB."
-    )
-    dry_run_max_result: int = Field(
-        default=10_000_000, gt=0, description="Largest dry-run result (JSON bytes)."
-    )
-    dry_runs_per_user: int = Field(
-        default=2, ge=1, description="Dry-runs one user runs at once (per process)."
-    )
-    dry_runs_per_minute: int = Field(
-        default=30, ge=1, description="Dry-runs one user may start per minute (per process)."
     )
     auth: AuthConfig = Field(default_factory=AuthConfig)
     integrations: IntegrationsConfig = Field(default_factory=IntegrationsConfig)
@@ -604,16 +440,6 @@ class Settings(BaseSettings):
     webhooks: list[WebhookConfig] = Field(
         default_factory=list,
         description="Receivers told when tasks end: url, events, secret_env, templates, name.",
-    )
-    webhook_timeout: float = Field(default=10.0, gt=0, description="One delivery's HTTP timeout.")
-    webhook_max_tries: int = Field(
-        default=12, ge=1, description="Tries of one delivery before it is given up."
-    )
-    webhook_retry_base: float = Field(
-        default=10.0, gt=0, description="Wait before the second try; doubled for each next one."
-    )
-    webhook_retry_max: float = Field(
-        default=3600.0, gt=0, description="The longest wait between two tries."
     )
 
     @model_validator(mode="after")

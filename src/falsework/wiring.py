@@ -9,8 +9,7 @@ Neither the engine nor the runner reads the configuration; this module is where
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, TypeAlias
 
 from falsework.actions import ActionRegistry
 from falsework.actions.policies import PublishPolicy, UpdatePolicy
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from falsework.config import Settings
     from falsework.engine import Broker, BrokerOptions, StoreOptions, WorkerOptions
     from falsework.engine.options import RetentionOptions
+    from falsework.localconfig import LocalSettings
 
 
 def broker_options(settings: Settings) -> BrokerOptions:
@@ -97,34 +97,11 @@ async def open_broker(settings: Settings) -> Broker:
     return await Broker.open(settings.resolved_database_url, broker_options(settings))
 
 
-class RunnerSettings(Protocol):
-    """What the runner reads of the settings: ``Settings``, or for ``falsework
-    run`` the ``LocalSettings`` read without pydantic (``falsework.localconfig``)."""
-
-    @property
-    def step_timeout(self) -> float: ...
-    @property
-    def keep_workspace_on_failure(self) -> bool: ...
-    @property
-    def render_timeout(self) -> float: ...
-    @property
-    def render_max_output(self) -> int: ...
-    @property
-    def render_threads(self) -> int: ...
-    @property
-    def max_each(self) -> int: ...
-    @property
-    def max_log_line(self) -> int: ...
-    @property
-    def max_task_log(self) -> int: ...
-    @property
-    def dry_run_max_files(self) -> int: ...
-    @property
-    def dry_run_max_bytes(self) -> int: ...
-    @property
-    def resolved_work_dir(self) -> Path: ...
-    def default_environment(self) -> tuple[dict[str, str], dict[str, str]]: ...
-    def action_policies(self, *, local: bool = False) -> tuple[object, ...]: ...
+# What the runner reads of the settings: ``Settings``, or for ``falsework run`` the
+# ``LocalSettings`` read without pydantic; both hold every scalar setting
+# (falsework.settingtable) and give resolved_work_dir, default_environment() and
+# action_policies().
+RunnerSettings: TypeAlias = "Settings | LocalSettings"
 
 
 def run_limits(settings: RunnerSettings) -> RunLimits:

@@ -31,6 +31,7 @@ RANK = {
     "actions": 3,
     "config": 3,  # the settings know the actions' policy types
     "localconfig": 3,  # the settings of `falsework run`, read without pydantic
+    "settingtable": 3,  # the scalar settings declared once, for both readers
     "runner": 4,
     "updates": 4,  # template updates: render a version through the runner, merge with git
     "engine": 5,
@@ -46,7 +47,8 @@ RANK_OF_FILE = {
     "updates/fleet.py": 6,  # records scaffolds through the broker: wraps the executor
 }
 # the edges: where Settings may be read and turned into plain values
-READS_CONFIG = {"config", "localconfig", "wiring", "api", "cli", "testing"}
+READS_CONFIG = {"config", "localconfig", "settingtable", "wiring", "api", "cli", "testing"}
+CONFIG_MODULES = ("falsework.config", "falsework.localconfig", "falsework.settingtable")
 
 
 def _top(path: Path) -> str:
@@ -108,7 +110,7 @@ def test_only_the_edges_read_the_configuration() -> None:
         wrong += [
             f"{path.relative_to(SRC)} imports {m}"
             for m in _imports(path)
-            if m == "falsework.config" or m.startswith("falsework.config.")
+            if m in CONFIG_MODULES or m.startswith("falsework.config.")
         ]
     assert not wrong, "\n".join(wrong) + "\n(pass plain values built in falsework.wiring)"
 

@@ -1,6 +1,7 @@
-"""falsework.localconfig: the settings ``falsework run`` reads without pydantic
-mean the same as ``Settings``: every ``FALSEWORK_*`` variable it takes gives the
-value ``Settings`` gives, and whatever it is not sure of goes to ``Settings``."""
+"""The two readers of the settings agree: ``falsework.localconfig`` (``falsework
+run``, without pydantic) and ``Settings`` both take the scalar settings from
+``falsework.settingtable``, every ``FALSEWORK_*`` variable the first takes gives
+the value ``Settings`` gives, and whatever it is not sure of goes to ``Settings``."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from pydantic import ValidationError
 
 from falsework import localconfig
 from falsework.config import Settings
-from falsework.localconfig import FIELDS, LocalSettings, read_local
-from falsework.wiring import RunnerSettings, run_limits
+from falsework.localconfig import LocalSettings, read_local
+from falsework.settingtable import ANNOTATIONS, SCALARS, Scalars
+from falsework.wiring import run_limits
+
+FIELDS = SCALARS
 
 SECTIONS = {
     "config",
@@ -47,7 +51,7 @@ PROBES = {
     ],
     "str": ["", "x", "sqlite:///a.db", " spaced ", "null", "None", "a:b::c"],
     "path": ["", ".", "a/b", "/abs", "~/x", "null", " x "],
-    "log_format": ["text", "json", "TEXT", "xml", ""],
+    "choice": ["text", "json", "TEXT", "xml", ""],
 }
 
 
@@ -75,16 +79,19 @@ def _kind(annotation: Any) -> tuple[str, bool]:
         inner = [a for a in args if a is not type(None)]
         return KINDS[inner[0]], True
     if typing.get_origin(annotation) is typing.Literal:
-        return "log_format", False
+        return "choice", False
     return KINDS[annotation], False
 
 
-def test_the_fields_are_every_scalar_setting_with_its_default_and_bounds() -> None:
+def test_settings_makes_its_scalar_fields_of_the_table() -> None:
     full = Settings()
     assert set(FIELDS) | SECTIONS == set(Settings.model_fields)
     assert not set(FIELDS) & SECTIONS
+    assert issubclass(LocalSettings, Scalars)
     for name, field in FIELDS.items():
         declared = Settings.model_fields[name]
+        assert declared.annotation == ANNOTATIONS[name], name
+        assert declared.description == field.description, name
         assert (field.kind, field.optional) == _kind(declared.annotation), name
         assert field.default == getattr(full, name), name
         bounds = {
@@ -128,9 +135,9 @@ def test_each_variable_means_what_it_means_to_settings(
 
 
 def _same_runner_settings(fast: LocalSettings, full: Settings) -> None:
-    for name in dir(RunnerSettings):
-        if not name.startswith("_") and isinstance(getattr(RunnerSettings, name), property):
-            assert getattr(fast, name) == getattr(full, name), name
+    for name in FIELDS:
+        assert getattr(fast, name) == getattr(full, name), name
+    assert fast.resolved_work_dir == full.resolved_work_dir
     assert fast.template_dirs == full.template_dirs
     assert fast.default_environment() == full.default_environment()
     assert run_limits(fast) == run_limits(full)
