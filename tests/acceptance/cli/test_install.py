@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from support.paths import REPO
 from support.serve import clean_env, free_port, stop_process, wait_healthy
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = REPO
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 

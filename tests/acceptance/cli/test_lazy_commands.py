@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from falsework.cli import main as cli_main
+from support.paths import EXAMPLES
 
 CLI = Path(cli_main.__file__).parent
 HEAVY = ("fastapi", "sqlalchemy", "asyncpg", "aiosqlite", "jinja2", "httpx", "uvicorn")
@@ -87,7 +88,7 @@ def test_run_help_prints_brackets_as_text() -> None:
 
 
 def test_run_of_a_debug_template_imports_no_forge_client_nor_server(tmp_path: Path) -> None:
-    hello = Path(__file__).resolve().parents[3] / "examples" / "templates" / "hello-world"
+    hello = EXAMPLES / "hello-world"
     out = tmp_path / "out"
     probe = (
         "import json, sys\n"

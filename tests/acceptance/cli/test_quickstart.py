@@ -11,11 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from support.paths import DOCS
 from support.serve import clean_env, free_port, stop_process, wait_healthy
 from support.servers import wait_for_status
 
 FALSEWORK = str(Path(sys.executable).with_name("falsework"))
-DOCS = Path(__file__).resolve().parents[3] / "docs" / "quickstart.md"
+QUICKSTART = DOCS / "quickstart.md"
 FILES = [
     ".git",
     ".github",
@@ -66,7 +67,7 @@ def test_the_page_walk_publishes_a_repository(tmp_path: Path) -> None:
         assert stop_process(process, 30) == 0
     assert cloned(tmp_path / ".falsework" / "remotes" / "billing.git", tmp_path / "b") == FILES
     # the quickstart names that folder and those files
-    text = DOCS.read_text(encoding="utf-8")
+    text = QUICKSTART.read_text(encoding="utf-8")
     assert "git clone .falsework/remotes/billing.git billing" in text
     assert "ls -A billing    # " + "  ".join(FILES[1:]) in text
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import httpx
 
+from support.paths import REPO
 from support.serve import clean_env, free_port, wait_healthy
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = REPO
 BIN = Path(sys.executable).parent
 
 

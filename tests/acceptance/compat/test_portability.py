@@ -16,6 +16,7 @@ import yaml
 from falsework.errors import FalseworkError
 from falsework.templating import Renderer
 from support.compat.oracle_cases import HERE, RECORDED
+from support.paths import REPO
 
 DOC = yaml.safe_load((HERE / "constructs.yaml").read_text())
 ANSWERS: dict[str, dict[str, str]] = json.loads((RECORDED / "constructs.json").read_text())[
@@ -71,7 +72,7 @@ def test_the_cli_warns_about_expressions_and_skeleton_files(tmp_path: Path) -> N
         "# ${{ values.name }}\n{% if True %}x{% endif %}\n"
     )
     (folder / "template.yaml").write_text(TEMPLATE)
-    falsework = str(Path(__file__).resolve().parents[3] / ".venv" / "bin" / "falsework")
+    falsework = str(REPO / ".venv" / "bin" / "falsework")
 
     def validate(*args: str) -> Any:
         return subprocess.run(

@@ -16,8 +16,6 @@ Egress is about the network, not the database: these servers run on SQLite.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,13 +25,14 @@ import httpx
 import psutil
 import pytest
 
-import falsework
 from support.githttp import git
+from support.paths import REPO
 from support.servers import TEMPLATES, Server, ServerFactory, auth_config, wait_for_status
+from support.silent import Silent, silent_server
 
 API = "/api/scaffolder"
 SECURITY_TEMPLATES = Path(__file__).resolve().parent / "templates"
-SOURCE_TREE = Path(falsework.__file__).resolve().parents[2]
+SOURCE_TREE = REPO  # the server's own source tree
 
 
 def config(**extra: Any) -> dict[str, Any]:
@@ -200,41 +199,10 @@ def test_other_transports_are_refused(patient: Server, url: str) -> None:
 # ------------------------------------------------------------ time limits
 
 
-class Silent:
-    """A git "server" on loopback that accepts connections and never answers."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = int(self.sock.getsockname()[1])
-        self.connected = threading.Event()
-        self.accepted: list[socket.socket] = []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            self.accepted.append(conn)
-            self.connected.set()
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join()
-        for conn in self.accepted:
-            conn.close()
-        self.sock.close()
-
-
 @pytest.fixture
 def silent() -> Iterator[Silent]:
-    server = Silent()
-    yield server
-    server.close()
+    with silent_server() as server:
+        yield server
 
 
 def test_a_git_server_that_never_answers_fails_at_the_time_limit(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -17,9 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import yaml
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -30,10 +27,11 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from support.serve import clean_env, free_port, loopback_client, stop_process, wait_healthy
+from support import servers
+from support.paths import REPO
+from support.servers import Server
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]  # tests/acceptance/web -> the repository
 TEMPLATES = HERE / "templates"
 # The README's screenshots are rewritten only when asked (`make screenshots`); a plain
 # test run still takes every screenshot (a page that cannot render fails) into a
@@ -60,59 +58,27 @@ TIMEOUT_MS = 20_000
 expect.set_options(timeout=TIMEOUT_MS)
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    extra_templates: Path
-    token: str | None = None
-    clients: list[httpx.Client] = field(default_factory=list)
-
-    def client(self) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        client = loopback_client(base_url=self.url, headers=headers, timeout=30.0)
-        self.clients.append(client)
-        return client
-
-    def stop(self) -> None:
-        for client in self.clients:
-            client.close()
-        stop_process(self.process, 30)
+# The page's tests: heartbeats and drains short (the API's timings are its own).
+WEB_ENV = {"FALSEWORK_HEARTBEAT_INTERVAL": "0.5", "FALSEWORK_SHUTDOWN_GRACE": "2"}
 
 
 def start_server(
     workdir: Path, *, config: dict[str, Any] | None = None, templates: Path = TEMPLATES
 ) -> Server:
-    """`falsework serve` with ``templates`` (tests/acceptance/web/templates by default) and the
-    folder ``workdir/templates`` tests may write to."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    """`falsework serve` (support.servers) with ``templates`` (tests/acceptance/web/templates
+    by default) and the folder ``workdir/templates`` tests may write to."""
     extra = workdir / "templates"
-    extra.mkdir(exist_ok=True)
-    config_file = workdir / "falsework.yaml"
-    config_file.write_text(yaml.safe_dump(config or {}), encoding="utf-8")
-    port = free_port()
-    env = clean_env()
-    env.update(
-        {
-            "FALSEWORK_DATA_DIR": str(workdir / "data"),
-            "FALSEWORK_TEMPLATES": f"{templates}:{extra}",
-            "FALSEWORK_CONFIG": str(config_file),
-            "FALSEWORK_HEARTBEAT_INTERVAL": "0.5",
-            "FALSEWORK_SHUTDOWN_GRACE": "2",
-        }
+    extra.mkdir(parents=True, exist_ok=True)
+    server = servers.start_server(
+        None,
+        workdir,
+        config=config,
+        templates=f"{templates}:{extra}",
+        base_env=WEB_ENV,
+        concurrency=None,
+        log_level=None,
     )
-    log = workdir / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(FALSEWORK), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", process, log, extra)
-    wait_healthy(server.url, process, log, stop=server.stop)
+    server.extra_templates = extra
     return server
 
 

@@ -25,6 +25,7 @@ from falsework.actions.git import GitCredential, GitPolicy, open_remote, remote_
 from falsework.actions.policies import PublishPolicy, SourcePolicy
 from falsework.errors import ActionError
 from support.githttp import GitHost, bare_repository, serve_git
+from support.silent import Silent, silent_server
 
 # ------------------------------------------------------------------ the table
 
@@ -346,41 +347,10 @@ def git_children() -> list[psutil.Process]:
     return found
 
 
-class Silent:
-    """A TCP server that accepts connections and never answers."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.accepted: list[socket.socket] = []
-        self.connected = threading.Event()
-        self._stop = threading.Event()
-        self.sock.settimeout(0.1)
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            self.accepted.append(conn)
-            self.connected.set()
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join()
-        for conn in self.accepted:
-            conn.close()
-        self.sock.close()
-
-
 @pytest.fixture
 def silent() -> Iterator[Silent]:
-    server = Silent()
-    yield server
-    server.close()
+    with silent_server() as server:
+        yield server
 
 
 async def test_git_stops_at_its_time_limit_with_its_whole_group(

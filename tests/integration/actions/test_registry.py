@@ -20,6 +20,7 @@ from falsework.actions import docs as action_docs
 from falsework.actions.contract import Action
 from falsework.actions.policies import SourcePolicy
 from falsework.errors import ConflictError, NotFoundError
+from support.paths import DOCS
 
 BACKSTAGE_IDS = {
     "catalog:write",
@@ -142,7 +143,7 @@ async def test_custom_action_runs_in_a_task(harness: Any) -> None:
 
 
 def test_docs_match_the_generator() -> None:
-    committed = Path(__file__).parents[3] / "docs" / "actions.md"
+    committed = DOCS / "actions.md"
     assert committed.read_text(encoding="utf-8") == action_docs.render(), (
         "docs/actions.md is stale: run `python -m falsework.actions.docs > docs/actions.md`"
     )

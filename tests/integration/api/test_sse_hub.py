@@ -14,8 +14,9 @@ from falsework.engine.models import Finish, WriteBatch
 from falsework.runner import as_executor
 from falsework.templates import TemplateCatalog
 from falsework.wiring import open_broker, worker_options, workflow_runner
+from support.paths import TESTS
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "support" / "api_templates"
+TEMPLATES = TESTS / "support" / "api_templates"
 
 
 async def test_watchers_share_one_channel_and_see_every_event(

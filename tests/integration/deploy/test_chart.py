@@ -21,8 +21,9 @@ import yaml
 
 from falsework.config import Settings
 from support.helmlite import Renderer, TemplateError, render_chart
+from support.paths import DEPLOY
 
-CHART = Path(__file__).resolve().parents[3] / "deploy" / "helm" / "falsework"
+CHART = DEPLOY / "helm" / "falsework"
 K8S_VERSIONS = ("1.29.0", "1.33.0")
 REQUIRED = {"databaseUrl": "postgresql://falsework:pw@db:5432/falsework", "secretKey": "k" * 44}
 TOKEN = hashlib.sha256(b"a-token").hexdigest()

@@ -12,10 +12,11 @@ from typing import Any
 
 import yaml
 
+from support.paths import REPO
 from support.template_runs import run_cli
 from support.templates_test import junit_schema
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = REPO
 
 
 def write(path: Path, text: str, mode: int | None = None) -> None:

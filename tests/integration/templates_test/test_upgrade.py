@@ -17,6 +17,7 @@ import yaml
 
 from falsework.config import EXAMPLES_DIR
 from falsework.testing.cases import Expect
+from support.paths import DOCS
 from support.template_runs import run_cli, run_pytest
 from support.templates_test import junit_schema
 from support.updates import APP, V1, V2, git, template, write_files
@@ -335,7 +336,7 @@ def test_the_pytest_fixture_runs_upgrades(tmp_path: Path) -> None:
 
 def test_the_documented_expect_yaml_is_accepted() -> None:
     """docs/templates.md's example of an upgrade case's expect.yaml reads as one."""
-    doc = (Path(__file__).resolve().parents[3] / "docs" / "templates.md").read_text()
+    doc = (DOCS / "templates.md").read_text()
     section = doc[doc.index("### Upgrade cases") :]
     block = section[
         section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml"))

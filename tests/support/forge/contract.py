@@ -32,7 +32,9 @@ from openapi_core import Config, OpenAPI
 from openapi_core.templating.paths.finders import APICallPathFinder
 from openapi_core.testing import MockRequest, MockResponse
 
-ROOT = Path(__file__).resolve().parents[3]
+from support.paths import REPO
+
+ROOT = REPO
 CACHE = Path(os.environ.get("FALSEWORK_TEST_CACHE", Path.home() / ".cache" / "falsework-tests"))
 SPEC_FILES = {
     # npm @octokit/openapi 23.0.2 (pinned in scripts/ensure-forges.sh)

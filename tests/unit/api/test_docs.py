@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from falsework.api.apidoc import current
 from falsework.config import Settings
-
-DOCS = Path(__file__).resolve().parents[3] / "docs"
+from support.paths import DOCS
 
 
 def test_api_md_is_generated_from_the_openapi_document() -> None:

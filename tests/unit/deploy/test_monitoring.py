@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import promql_parser
@@ -16,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from falsework.api.metrics import Metrics
 from falsework.engine.cluster import empty_body, observe
 from falsework.engine.models import Mark, Snapshot
+from support.paths import DEPLOY
 
-DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 RULES = DEPLOY / "prometheus" / "falsework-rules.yaml"
 DASHBOARD = DEPLOY / "grafana" / "falsework-dashboard.json"
 NAME = re.compile(r"\bfalsework_[a-z_]+\b")

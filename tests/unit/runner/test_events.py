@@ -10,9 +10,11 @@ from typing import Any
 
 import yaml
 
+from support.paths import REPO
+
 # shared/ lies beside the repository (CI clones it elsewhere with a copy of shared/
 # beside it); the developers' machine keeps it at /work/shared.
-_BESIDE = Path(__file__).resolve().parents[4] / "shared" / "reference" / "backstage-api"
+_BESIDE = REPO.parent / "shared" / "reference" / "backstage-api"
 REFERENCE = _BESIDE if _BESIDE.is_dir() else Path("/work/shared/reference/backstage-api")
 
 
