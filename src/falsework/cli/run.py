@@ -30,7 +30,7 @@ from falsework.templates import (
     validate_values,
 )
 from falsework.templates.catalog import candidate_files
-from falsework.templates.syntax import load_value
+from falsework.templates.syntax import read_value
 from falsework.templates.values import MAX_VALUE_DEPTH
 from falsework.types import JSONObject
 
@@ -198,7 +198,7 @@ def _pair(text: str, option: str) -> tuple[str, str]:
 def _values(tpl: Template, values_file: Path | None, sets: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if values_file is not None:
-        loaded = _yaml(values_file.read_text(encoding="utf-8"), str(values_file)) or {}
+        loaded = _value(values_file.read_text(encoding="utf-8"), str(values_file)) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{values_file}: expected a YAML mapping of values")
         values.update(loaded)
@@ -208,7 +208,7 @@ def _values(tpl: Template, values_file: Path | None, sets: list[str]) -> dict[st
         # A string parameter keeps the text as typed ("007" stays "007").
         value: Any = raw
         if types.get(key) != "string":
-            value = _yaml(raw, f"--set {key}") if raw else ""
+            value = _value(raw, f"--set {key}") if raw else ""
         target = values
         *parents, last = key.split(".")
         for part in parents:
@@ -217,15 +217,10 @@ def _values(tpl: Template, values_file: Path | None, sets: list[str]) -> dict[st
     return values
 
 
-def _yaml(text: str, where: str) -> Any:
-    """The value ``text`` gives, its nesting bounded as the values' is (validate_values'
-    check_shape says where a value is too deep; this only stops a parse that would
-    recurse beyond Python's limit first)."""
-    try:
-        return load_value(text, max_depth=MAX_VALUE_DEPTH)
-    except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ValueError(f"{where}: {problem}") from None
+def _value(text: str, where: str) -> Any:
+    # nesting bounded as the values' is: validate_values' check_shape says where a
+    # value is too deep; this stops a parse that would recurse past Python's limit
+    return read_value(text, where, max_depth=MAX_VALUE_DEPTH)
 
 
 def _property_types(tpl: Template) -> dict[str, str]:

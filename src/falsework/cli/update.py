@@ -12,13 +12,14 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-import yaml
 from rich.text import Text
 
 from falsework.actions.git import GitPolicy
 from falsework.cli.output import console as new_console
 from falsework.config import load_settings
 from falsework.errors import FalseworkError
+from falsework.templates.syntax import read_value
+from falsework.templates.values import MAX_VALUE_DEPTH
 from falsework.updates import (
     PRISTINE_BRANCH,
     STATE_PATH,
@@ -51,8 +52,15 @@ def _overrides(sets: list[str], answers: dict[str, Any]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise typer.BadParameter(f"--set {item!r}: expected key=value")
         key = key.strip()
-        # as typed for a string answer ("007" stays "007"), else read as YAML
-        values[key] = raw if isinstance(answers.get(key), str) else yaml.safe_load(raw or "''")
+        # as typed for a string answer ("007" stays "007"), else read as YAML, its
+        # nesting bounded as the values' is (10,000 '[' are an error, not a RecursionError)
+        if isinstance(answers.get(key), str):
+            values[key] = raw
+            continue
+        try:
+            values[key] = read_value(raw or "''", f"--set {key}", max_depth=MAX_VALUE_DEPTH)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
     return values
 
 

@@ -183,6 +183,16 @@ def load_value(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> object:
         loader.dispose()
 
 
+def read_value(text: str, where: str, *, max_depth: int = MAX_YAML_DEPTH) -> object:
+    """``load_value``, with a YAML error (nesting too deep among them) as one
+    line: a ValueError naming ``where`` (``--set name``, a file)."""
+    try:
+        return load_value(text, max_depth=max_depth)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ValueError(f"{where}: {problem}") from None
+
+
 class CoreLoader(BoundedLoader):
     """PyYAML reading plain scalars as YAML 1.2's core schema does, as Backstage's
     parser (the ``yaml`` package) reads a template: ``yes``, ``no``, ``on``,

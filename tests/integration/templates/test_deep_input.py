@@ -100,3 +100,16 @@ def test_load_value_bounds_the_nesting_it_composes() -> None:
     assert load_value("{a: {b: [1, {c: yes}]}}") == {"a": {"b": [1, {"c": True}]}}
     with pytest.raises(yaml.YAMLError, match="deeper than the limit"):
         load_value("a: " + "[" * DEEP + "]" * DEEP)
+
+
+def test_update_set_bounds_a_value_10000_deep_too() -> None:
+    """`falsework update --set` reads its values as run's --set does."""
+    import typer
+
+    from falsework.cli.update import _overrides
+
+    assert _overrides(["a=[1, {b: 2}]", "s=007"], {"s": "x"}) == {"a": [1, {"b": 2}], "s": "007"}
+    with pytest.raises(
+        typer.BadParameter, match=f"--set v: nested deeper than the limit of {MAX_VALUE_DEPTH}"
+    ):
+        _overrides(["v=" + "[" * DEEP + "]" * DEEP], {})
