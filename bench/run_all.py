@@ -69,6 +69,8 @@ BENCHES: list[Bench] = [
     Bench("retention", "bench.retention", timeout=900),
     # issue 16: how fast the completion webhooks' outbox drains
     Bench("webhooks", "bench.webhooks", timeout=600),
+    # issue 9 follow-up: the outbox's writes per task with no webhook configured
+    Bench("hook_writes", "bench.hook_writes", timeout=300),
     # issue 15: an update of a 1,000-file repository; a fleet update of 200 on one node
     Bench("updates", "bench.updates", timeout=1200),
 ]
