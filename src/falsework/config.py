@@ -41,6 +41,7 @@ from falsework.actions.policies import (
     SourcePolicy,
     UpdatePolicy,
 )
+from falsework.errors import SettingsError as SettingsError
 from falsework.localconfig import EXAMPLES_DIR as EXAMPLES_DIR  # where it was
 from falsework.localconfig import (
     config_file,
@@ -627,11 +628,6 @@ class Settings(_ScalarSettings):
     def local_mode(self) -> bool:
         """No tokens configured and bound to loopback: unauthenticated access allowed."""
         return not self.auth.tokens and self.host in ("127.0.0.1", "localhost", "::1")
-
-
-class SettingsError(ValueError):
-    """Settings that cannot be read, said in one line: each bad setting, what is
-    wrong with it and (unless it may hold a secret) the value given."""
 
 
 # settings whose value is never repeated in an error: they may hold a password or key

@@ -147,3 +147,9 @@ class UnreachableError(ActionError):
 class ActionSkipped(FalseworkError):
     """The action had nothing to do here; the step ends ``skipped`` with this message as a
     warning (catalog:register with no Backstage configured)."""
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be read, said in one line (``falsework.config``
+    builds it): each bad setting, what is wrong with it and, unless it may hold a
+    secret, the value given. Every command prints it as one line and exits 2."""

@@ -6,6 +6,7 @@ wrong and the value given; no traceback, no pydantic links, exit 2."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,20 @@ def test_a_secret_setting_is_not_repeated() -> None:
         "error: invalid settings: integrations.git host 'h': give token_env or token "
         "(http/https) or ssh_key_file (ssh)"
     ]
+
+
+@pytest.mark.parametrize("args", [["templates", "ls"], ["workers", "ls"], ["db", "upgrade"]])
+def test_every_command_says_it_in_one_line(
+    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A command that reads the settings without its own handling of the error
+    (falsework.cli.main catches it for them)."""
+    from falsework.cli.main import main
+
+    monkeypatch.setenv("FALSEWORK_MAX_EACH", "0")
+    monkeypatch.setattr(sys, "argv", ["falsework", *args])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: invalid settings: {CASES['FALSEWORK_MAX_EACH=0']}"]

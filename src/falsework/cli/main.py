@@ -14,6 +14,8 @@ from typing import Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from falsework.errors import SettingsError
+
 # command -> (module whose register() adds it, its one-line help), in listing order
 COMMANDS: dict[str, tuple[str, str]] = {
     "worker": (
@@ -97,7 +99,11 @@ def _root() -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SettingsError as exc:  # a command that reads the settings without catching
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
