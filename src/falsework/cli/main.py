@@ -4,17 +4,17 @@ A module is imported only when its command runs (or its own ``--help`` is asked
 for): ``falsework --help`` lists the commands from the table below, so it starts
 without the server stack, the engine or the actions. A test keeps the table's
 help texts equal to the commands' own.
+
+``falsework run`` with no terminal anywhere (a script, CI) does not need Typer,
+Click or Rich at all: ``main`` hands it to ``cli/quickrun.py`` first, which runs
+it or, for anything it does not read exactly as Typer would, declines.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
-
-import typer
-from typer.core import TyperCommand, TyperGroup
-
-from falsework.errors import SettingsError
 
 # command -> (module whose register() adds it, its one-line help), in listing order
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -45,6 +45,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def load(name: str) -> Any:
     """The real command ``name`` (a Typer command or group): its module imported
     and registered."""
+    import typer
+    from typer.core import TyperGroup
+
     module = importlib.import_module(COMMANDS[name][0])
     # help text is plain text: "gh:OWNER/REPO[/PATH]" is not Rich markup
     holder = typer.Typer(rich_markup_mode=None)
@@ -59,50 +62,74 @@ def _nothing() -> None:
     pass
 
 
-class _LazyGroup(TyperGroup):
-    """Lists the commands from ``COMMANDS``; imports one only to run it."""
+def _build() -> Any:
+    """The Typer application (Typer imported only now)."""
+    import typer
+    from typer.core import TyperCommand, TyperGroup
 
-    _listing = False
+    class _LazyGroup(TyperGroup):
+        """Lists the commands from ``COMMANDS``; imports one only to run it."""
 
-    def list_commands(self, ctx: Any) -> list[str]:
-        return list(COMMANDS)
+        _listing = False
 
-    def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        if cmd_name not in COMMANDS:
-            return None
-        if self._listing:
-            short = COMMANDS[cmd_name][1]
-            return TyperCommand(cmd_name, help=short, short_help=short)
-        return load(cmd_name)
+        def list_commands(self, ctx: Any) -> list[str]:
+            return list(COMMANDS)
 
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        self._listing = True
-        try:
-            super().format_help(ctx, formatter)
-        finally:
-            self._listing = False
+        def get_command(self, ctx: Any, cmd_name: str) -> Any:
+            if cmd_name not in COMMANDS:
+                return None
+            if self._listing:
+                short = COMMANDS[cmd_name][1]
+                return TyperCommand(cmd_name, help=short, short_help=short)
+            return load(cmd_name)
+
+        def format_help(self, ctx: Any, formatter: Any) -> None:
+            self._listing = True
+            try:
+                super().format_help(ctx, formatter)
+            finally:
+                self._listing = False
+
+    app = typer.Typer(
+        name="falsework",
+        cls=_LazyGroup,
+        help="Backstage-compatible Software Templates on a durable task engine.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+
+    @app.callback()
+    def _root() -> None:
+        """Backstage-compatible Software Templates on a durable task engine."""
+
+    return app
 
 
-app = typer.Typer(
-    name="falsework",
-    cls=_LazyGroup,
-    help="Backstage-compatible Software Templates on a durable task engine.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+_app: Any = None
 
 
-@app.callback()
-def _root() -> None:
-    """Backstage-compatible Software Templates on a durable task engine."""
+def __getattr__(name: str) -> Any:
+    # ``app``, the Typer application, built on first use
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = _build()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
+    from falsework.errors import SettingsError
+
     try:
-        app()
+        if sys.argv[1:2] == ["run"]:
+            from falsework.cli import quickrun
+
+            quickrun.attempt(sys.argv[2:])  # exits when it ran the command
+        __getattr__("app")()
     except SettingsError as exc:  # a command that reads the settings without catching
-        typer.echo(f"error: {exc}", err=True)
+        print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

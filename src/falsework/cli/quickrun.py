@@ -1,0 +1,188 @@
+"""`falsework run` without Typer, Click or Rich, for the scripted case (issue 17).
+
+Typer, Click, Rich and the pydantic Typer brings took half the start of a local
+run. When no terminal is involved (stdin, stdout and stderr all pipes or files,
+nothing forcing colour), Rich prints plain lines and nothing is asked, so this
+front door reads the command line itself and prints those lines itself; the run
+is ``runlocal.run_local``, the same code as the Typer command's.
+
+It reads only what it can read exactly as Click would: one template argument and
+``--set``/``--secret`` (repeatable), ``--values``, ``--output``/``-o``,
+``--dry-run`` and ``--defaults``, each value in the next word or after ``=``
+(``-oDIR`` too). Anything else (``--help``, an unknown or incomplete option, a
+value that starts with ``-``, two templates, a terminal, shell completion) and
+``attempt`` returns, leaving the command to Typer, whose messages and exit codes
+are then the ones given. A test holds both front doors' output equal.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, NamedTuple, TextIO
+
+# options taking a value: their names -> the field they fill
+_VALUED = {
+    "--set": "sets",
+    "--secret": "secrets",
+    "--values": "values_file",
+    "--output": "output",
+    "-o": "output",
+}
+_FLAGS = {"--dry-run": "dry_run", "--defaults": "defaults"}
+_REPEATED = {"sets", "secrets"}
+# Rich treats the streams as a terminal when one of these is set
+_TERMINAL_ENV = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+
+
+class Args(NamedTuple):
+    template: str
+    sets: list[str]
+    secrets: list[str]
+    values_file: Path | None
+    output: Path | None
+    dry_run: bool
+
+
+def parse(argv: list[str]) -> Args | None:
+    """The arguments of ``falsework run`` (the words after ``run``), or None when
+    they are not all plainly ones this front door reads as Click would."""
+    found: dict[str, Any] = {"sets": [], "secrets": []}
+    templates: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if not word.startswith("-"):
+            templates.append(word)
+            continue
+        name, eq, value = word.partition("=")
+        if name in _FLAGS and not eq:
+            found[_FLAGS[name]] = True
+            continue
+        if name.startswith("--"):
+            if name not in _VALUED:
+                return None
+            if not eq:
+                value = next(words, "")
+        elif word.startswith("-o"):
+            name, value = "-o", word[2:] or next(words, "")
+        else:
+            return None
+        if not value or value.startswith("-"):
+            return None
+        field = _VALUED[name]
+        if field in _REPEATED:
+            found[field].append(value)
+        else:
+            found[field] = Path(value)
+    if len(templates) != 1:
+        return None
+    return Args(
+        template=templates[0],
+        sets=found["sets"],
+        secrets=found["secrets"],
+        values_file=found.get("values_file"),
+        output=found.get("output"),
+        dry_run=found.get("dry_run", False),
+    )
+
+
+def _no_terminal() -> bool:
+    """Whether Rich would print plain text on both streams and nothing is asked."""
+    if any(name in os.environ for name in _TERMINAL_ENV):
+        return False
+    if any(name.endswith("_COMPLETE") for name in os.environ):
+        return False  # Click's shell completion
+    streams = (sys.stdin, sys.stdout, sys.stderr)
+    return all(s is not None and not s.isatty() for s in streams)
+
+
+class PlainPrinter:
+    """Prints lines as Rich prints them off a terminal (no colour, no wrapping):
+    text of printable characters and line breaks as it is, an ANSI piece
+    without its colour escapes; any other text (other escapes, tabs, control
+    characters) through Rich."""
+
+    def __init__(self, stream: TextIO, stderr: bool) -> None:
+        self.stream = stream
+        self.stderr = stderr
+        self.rich: Any = None
+
+    def line(self, *pieces: tuple[str, str]) -> None:
+        from falsework.cli.runlocal import ANSI
+
+        if not all(_plain(_SGR.sub("", p) if s == ANSI else p) for p, s in pieces):
+            self._through_rich(pieces)
+            return
+        text = "".join(_SGR.sub("", piece) if style == ANSI else piece for piece, style in pieces)
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def _through_rich(self, pieces: tuple[tuple[str, str], ...]) -> None:
+        if self.rich is None:
+            from falsework.cli.output import console
+            from falsework.cli.runlocal import RichPrinter
+
+            self.rich = RichPrinter(console(stderr=self.stderr))
+        self.rich.line(*pieces)
+
+
+# colours and text styles: what Rich reads from an ANSI piece and, off a
+# terminal, leaves out (any other escape goes through Rich)
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _plain(text: str) -> bool:
+    # printable characters and line breaks only, and short of Rich's width
+    return len(text) < 50_000 and all(line.isprintable() for line in text.split("\n"))
+
+
+def attempt(argv: list[str]) -> None:
+    """Run ``falsework run ARGV`` and exit, or return when Typer should."""
+    args = parse(argv)
+    if args is None or not _no_terminal():
+        return
+    from falsework.cli.runlocal import run_local
+
+    try:
+        code = run_local(
+            args.template,
+            values_file=args.values_file,
+            sets=args.sets,
+            secrets=args.secrets,
+            output=args.output,
+            dry_run=args.dry_run,
+            out=PlainPrinter(sys.stdout, stderr=False),
+            err=PlainPrinter(sys.stderr, stderr=True),
+        )
+    except (EOFError, KeyboardInterrupt):
+        # as Click's standalone mode
+        sys.stderr.write("\nAborted!\n")
+        sys.stderr.flush()
+        code = 1
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        sys.stdout = _Quiet(sys.stdout)
+        sys.stderr = _Quiet(sys.stderr)
+        code = 1
+    raise SystemExit(code)
+
+
+class _Quiet:
+    """A stream whose flush ignores a closed pipe (as Click's on EPIPE)."""
+
+    def __init__(self, wrapped: TextIO) -> None:
+        self.wrapped = wrapped
+
+    def flush(self) -> None:
+        try:
+            self.wrapped.flush()
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
