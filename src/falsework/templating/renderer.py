@@ -12,6 +12,7 @@ from cachetools import FIFOCache
 from jinja2 import Template, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError as JinjaSecurityError
 from jinja2.exceptions import TemplateSyntaxError as JinjaSyntaxError
+from jinja2.lexer import Token, TokenStream
 
 from falsework.errors import (
     TemplateError,
@@ -22,7 +23,7 @@ from falsework.errors import (
 from falsework.templating import portability
 from falsework.templating.environment import SandboxEnvironment
 from falsework.templating.jsvalue import to_plain
-from falsework.templating.syntax import check_ast, is_quick, to_jinja
+from falsework.templating.syntax import NunjucksParser, check_ast, is_quick, to_jinja
 from falsework.templating.watchdog import WATCHDOG, RenderTimeout
 
 T = TypeVar("T")
@@ -42,6 +43,12 @@ _CACHE_ITEM = 64 * 2**10
 _BASE_WEIGHT, _TAG_WEIGHT, _TEXT_WEIGHT = 4096, 16, 2
 _SNIPPET = 120
 _RESULT = "__falsework_value"  # where a lone expression leaves its value
+
+# Compiled shapes (see _Compiler.shape): how many each compiler keeps, first in,
+# first out, and the variable that holds a file's plain text in its shape's
+# code (a source that names it compiles on its own).
+_SHAPES = 1024
+_TEXT = "falsework_text"
 
 
 class _Missing:
@@ -65,6 +72,8 @@ class _Compiled:
     lone: bool  # the whole string is one ``${{ expr }}``: evaluate, keep the type
     quick: bool = False  # linear in what it reads (syntax.is_quick)
     weight: int = 0  # in the compile cache (see _CACHE_BUDGET)
+    # A shape's template (see _Compiler.shape): the source's plain text, in order
+    text: tuple[str, ...] | None = None
 
 
 def _snippet(source: str) -> str:
@@ -116,6 +125,7 @@ class _Compiler:
         self.variable_start = variable_start
         self._tags = re.compile(re.escape(variable_start) + r".*?}}|{%.*?%}|{#.*?#}", re.S)
         self._cache = _Entries()
+        self._shapes: dict[tuple[tuple[str, Any], ...], _Compiled] = {}
         self._lock = threading.Lock()
         self._hits = self._misses = 0  # counted without a lock: approximate under threads
 
@@ -130,10 +140,13 @@ class _Compiler:
             self._hits += 1
             return found
         self._misses += 1
-        compiled = self._compile(source, allow_lone)
+        # a file (a lone expression keeps its type: compiled on its own)
+        compiled = None if allow_lone else self.shape(source)
+        if compiled is None:
+            compiled = self._compile(source, allow_lone)
         if len(source) <= _CACHE_ITEM:
             weighed = _Compiled(
-                compiled.template, compiled.lone, compiled.quick, self.weight(source)
+                compiled.template, compiled.lone, compiled.quick, self.weight(source), compiled.text
             )
             with self._lock:
                 if key not in self._cache:
@@ -144,6 +157,77 @@ class _Compiler:
         """What ``source`` compiled counts for in the cache (see _CACHE_BUDGET)."""
         tagged = sum(m.end() - m.start() for m in self._tags.finditer(source))
         return _BASE_WEIGHT + _TAG_WEIGHT * tagged + _TEXT_WEIGHT * (len(source) - tagged)
+
+    def shape(self, source: str) -> _Compiled | None:
+        """``source`` as its shape's template and its plain text, or None when it
+        must compile on its own.
+
+        Files of a skeleton often differ only in their plain text: the same tags
+        around other lines. Each piece of text between tags (as Jinja's lexer
+        gives it, whitespace control applied) becomes ``falsework_text[i]``: the
+        tags alone are the key, so such files share one compiled template and
+        each renders with its own text. A piece of text printed as an expression
+        comes out as the constant would: as it is (``finalize`` leaves strings
+        alone, nothing is escaped). The tags are parsed and checked as the whole
+        source would be; anything unusual (a lexer or parser error, the name
+        ``falsework_text`` in the source, an extension) compiles on its own,
+        which gives the usual messages."""
+        env = self.environment
+        if env.extensions:
+            return None
+        try:
+            tokens = list(env._tokenize(to_jinja(source, self.variable_start), None))
+        except JinjaSyntaxError:
+            return None
+        text: list[str] = []
+        key: list[tuple[str, Any]] = []
+        for token in tokens:
+            if token.type == "data":
+                key.append(("data", bool(token.value)))
+                if token.value:
+                    text.append(token.value)
+            elif token.type == "name" and token.value == _TEXT:
+                return None
+            else:
+                key.append((token.type, token.value))
+        shape = tuple(key)
+        found = self._shapes.get(shape)
+        if found is None:
+            found = self._compile_shape(tokens)
+            if found is None:
+                return None
+            with self._lock:
+                if len(self._shapes) >= _SHAPES:
+                    del self._shapes[next(iter(self._shapes))]
+                self._shapes[shape] = found
+        return _Compiled(found.template, False, found.quick, text=tuple(text))
+
+    def _compile_shape(self, tokens: list[Token]) -> _Compiled | None:
+        env = self.environment
+        shaped: list[Token] = []
+        index = 0
+        for token in tokens:
+            if token.type != "data" or not token.value:
+                shaped.append(token)
+                continue
+            line = token.lineno
+            shaped += [
+                Token(line, "variable_begin", ""),
+                Token(line, "name", _TEXT),
+                Token(line, "lbracket", "["),
+                Token(line, "integer", index),  # type: ignore[arg-type]
+                Token(line, "rbracket", "]"),
+                Token(line, "variable_end", ""),
+            ]
+            index += 1
+        parser = NunjucksParser(env, "", None, None)
+        parser.stream = TokenStream(iter(shaped), None, None)
+        try:
+            tree = parser.parse()
+            check_ast(tree)
+            return _Compiled(env.from_string(tree), False, is_quick(tree))
+        except (JinjaSyntaxError, TemplateError):
+            return None
 
     def cached(self, source: str, allow_lone: bool) -> _Compiled | None:
         return self._cache.index.get((source, allow_lone))
@@ -270,7 +354,10 @@ class Renderer:
 
         def run() -> str:
             compiled = compiler.compile(source, False)
-            return self._run_text(compiled.template, self._vars(context), source)
+            variables = self._vars(context)
+            if compiled.text is not None:
+                variables[_TEXT] = compiled.text
+            return self._run_text(compiled.template, variables, source)
 
         return self._guarded(run)
 

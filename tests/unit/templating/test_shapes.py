@@ -1,0 +1,131 @@
+"""Files that differ only in their plain text share one compiled template (the
+Renderer's shapes): each renders exactly as if compiled on its own, errors
+included, and a changed tag compiles anew."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from falsework.errors import TemplateError
+from falsework.templating import Renderer
+from falsework.templating.renderer import _Compiler
+
+CTX: dict[str, Any] = {
+    "values": {"name": "svc", "port": 8080, "on": True, "off": False, "tags": ["a", "b"]},
+}
+
+# (source, a second source of the same tags with other text), in Falsework's
+# syntax; the second of each pair is rendered through the first's shape
+PAIRS = [
+    ("# ${{ values.name }}\nline\n", "// ${{ values.name }}\nother line\n\n"),
+    ("a ${{ values.port }} b ${{ values.name }} c", "x ${{ values.port }} y ${{ values.name }} z"),
+    (
+        "{% if values.on %}yes\n{% else %}no\n{% endif %}tail",
+        "{% if values.on %}oui\n{% else %}non\n{% endif %}fin",
+    ),
+    (
+        "{% for t in values.tags %}  - ${{ t }}\n{% else %}none{% endfor %}\nend\n",
+        "{% for t in values.tags %}\t* ${{ t }};\n{% else %}rien{% endfor %}\nfin\n\n",
+    ),
+    (
+        "a  {%- if values.on -%}  b  {%- endif -%}  c",
+        "x  {%- if values.on -%}  y  {%- endif -%}  z",
+    ),
+    ("{# note #}text{# more #}", "{# note #}other{# more #}"),
+    ("{% raw %}${{ kept }} {{ too }}{% endraw %}!", "{% raw %}${{ other }}{% endraw %}?"),
+    (
+        "{% macro m(x) %}<${{ x }}>{% endmacro %}${{ m(values.name) }} and ${{ m('y') }}",
+        "{% macro m(x) %}[${{ x }}]{% endmacro %}${{ m(values.name) }} or ${{ m('y') }}",
+    ),
+    (
+        "{% set block %}in ${{ values.name }} set{% endset %}${{ block | upper }}",
+        "{% set block %}dans ${{ values.name }} ens{% endset %}${{ block | upper }}",
+    ),
+    (
+        "{% filter upper %}text ${{ values.name }}{% endfilter %} after",
+        "{% filter upper %}mots ${{ values.name }}{% endfilter %} apres",
+    ),
+    ("{{ not ours }} ${{ values.name }} {{ also text }}", "{{ x }} ${{ values.name }} {{ y }}"),
+    ("${{ values.name }}", "${{ values.name }}"),
+    ("only text {% if values.off %}hidden{% endif %}", "other {% if values.off %}gone{% endif %}"),
+]
+
+
+def _alone(renderer: Renderer, source: str, trim: bool = False, lstrip: bool = False) -> str:
+    """``source`` rendered by a renderer that compiles every file on its own."""
+    alone = Renderer()
+    for key in ((False, False), (True, False), (False, True), (True, True)):
+        alone._compiler(*key).shape = lambda source: None  # type: ignore[method-assign]
+    return alone.render_string(source, CTX, trim_blocks=trim, lstrip_blocks=lstrip)
+
+
+@pytest.mark.parametrize(("first", "second"), PAIRS)
+@pytest.mark.parametrize(("trim", "lstrip"), [(False, False), (True, True)])
+def test_files_of_one_shape_render_as_each_alone(
+    first: str, second: str, trim: bool, lstrip: bool
+) -> None:
+    renderer = Renderer()
+    compiler = renderer._compiler(trim, lstrip)
+    for source in (first, second):
+        got = renderer.render_string(source, CTX, trim_blocks=trim, lstrip_blocks=lstrip)
+        assert got == _alone(renderer, source, trim, lstrip)
+    # the second found the first's compiled template
+    assert len(compiler._shapes) == 1
+    shaped = compiler.shape(second)
+    assert shaped is not None and shaped.text is not None
+
+
+def test_a_changed_tag_compiles_anew_and_changed_text_does_not() -> None:
+    renderer = Renderer()
+    compiler = renderer._main
+    assert renderer.render_string("a ${{ values.name }}\n", CTX) == "a svc\n"
+    assert renderer.render_string("b ${{ values.name }}\n", CTX) == "b svc\n"
+    assert len(compiler._shapes) == 1
+    assert renderer.render_string("a ${{ values.port }}\n", CTX) == "a 8080\n"
+    assert len(compiler._shapes) == 2
+    # the same file again: the compile cache, by content
+    hits = compiler.cache_info().hits
+    assert renderer.render_string("a ${{ values.port }}\n", CTX) == "a 8080\n"
+    assert compiler.cache_info().hits == hits + 1
+
+
+def test_the_text_variable_is_not_reachable_from_a_template() -> None:
+    renderer = Renderer()
+    # a template naming it compiles on its own, where it is undefined
+    assert renderer._main.shape("x ${{ falsework_text }} y") is None
+    assert renderer.render_string("x ${{ falsework_text }} y", CTX) == "x  y"
+    assert renderer.render_string("x ${{ falsework_text | length }}", CTX) == "x 0"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "a ${{ values.name \n",  # unclosed
+        "{% if values.on %}never closed",
+        "{% include 'x' %}",  # refused by the checks
+        "${{ values.__class__ }}",
+        "line\n{% for %}\n",
+    ],
+)
+def test_errors_are_the_ones_of_a_file_compiled_alone(source: str) -> None:
+    renderer = Renderer()
+    with pytest.raises(TemplateError) as shaped:
+        renderer.render_string("first text\n" + source, CTX)
+    with pytest.raises(TemplateError) as alone:
+        _alone(renderer, "first text\n" + source)
+    assert type(shaped.value) is type(alone.value)
+    assert shaped.value.message == alone.value.message
+
+
+def test_the_shapes_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("falsework.templating.renderer._SHAPES", 3)
+    renderer = Renderer()
+    for n in range(6):
+        source = f"${{{{ values.name }}}} {n} {{% if values.on %}}x{n}{{% endif %}}" + (
+            "${{ values.port }}" * n
+        )
+        assert renderer.render_string(source, CTX).startswith(f"svc {n} x{n}")
+    compiler: _Compiler = renderer._main
+    assert len(compiler._shapes) == 3
