@@ -20,10 +20,15 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from falsework.actions import policies
-from falsework.actions.integrations import Integrations
 from falsework.settingtable import SCALARS, Scalar, Scalars
+
+if TYPE_CHECKING:
+    # imported where the policies are built: a local run whose actions take no
+    # settings never builds them (``wiring.workflow_runner``)
+    from falsework.actions import policies
+    from falsework.actions.integrations import Integrations
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -104,6 +109,8 @@ def local_policies(
     """The action families' settings for ``falsework run``: the user's own machine,
     where fetch:* reads and publish:git writes any folder the user can, and no
     egress policy applies (git uses the user's own configuration)."""
+    from falsework.actions import policies
+
     remotes = Path(os.path.abspath(data_dir / "remotes"))
     egress = policies.EgressPolicy.unrestricted()
     git = policies.GitPolicy.local(timeout=git_timeout, credentials=credentials)
@@ -116,6 +123,8 @@ def local_policies(
 
 
 def _no_forges(egress: policies.EgressPolicy, git: policies.GitPolicy) -> Integrations:
+    from falsework.actions.integrations import Integrations
+
     return Integrations(egress=egress, git=git)
 
 

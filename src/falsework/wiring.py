@@ -9,14 +9,12 @@ Neither the engine nor the runner reads the configuration; this module is where
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from falsework.actions import ActionRegistry
-from falsework.actions.policies import PublishPolicy, UpdatePolicy
 from falsework.runner import BACKSTAGE, DefaultEnvironment, WorkflowRunner
 from falsework.runner.limits import RunLimits
 from falsework.templating import Renderer
-from falsework.updates.service import ScaffoldUpdates
 
 if TYPE_CHECKING:
     # imported where they are built: `falsework run` needs the runner, not the
@@ -119,6 +117,9 @@ def action_policies(settings: RunnerSettings, *, local: bool = False) -> tuple[o
     """The action families' settings (``Settings.action_policies``), the scaffold
     actions' given the scaffold service of template updates (which render through
     the runner, above the actions: so it is handed over here, not imported)."""
+    from falsework.actions.policies import PublishPolicy, UpdatePolicy
+    from falsework.updates.service import ScaffoldUpdates
+
     scaffolds = ScaffoldUpdates()
     return tuple(
         dataclasses.replace(policy, scaffolds=scaffolds)
@@ -133,9 +134,17 @@ def workflow_runner(
 ) -> WorkflowRunner:
     """The runner of a server (or, with ``local``, of ``falsework run``): the
     default registry, its action families configured from ``settings``
-    (``action_policies``) unless a ``registry`` is given."""
+    (``action_policies``) unless a ``registry`` is given. The settings of a
+    plain local run (``LocalSettings``) build those only when an action that
+    takes them is first used: building them reads nothing and cannot fail."""
+    from falsework.localconfig import LocalSettings
+
+    if isinstance(settings, LocalSettings):
+        policies: Any = lambda: action_policies(settings, local=local)  # noqa: E731
+    else:
+        policies = action_policies(settings, local=local)
     return WorkflowRunner(
-        registry or ActionRegistry.default(action_policies(settings, local=local)),
+        registry or ActionRegistry.default(policies),
         Renderer(timeout=settings.render_timeout, max_output=settings.render_max_output),
         step_timeout=settings.step_timeout,
         work_dir=settings.resolved_work_dir,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -20,7 +20,10 @@ class ActionRegistry:
     ``settings`` are the action families' frozen settings (``SourcePolicy``,
     ``PublishPolicy``, ``EgressPolicy``…): every action registered here whose
     family declares one of their types gets it (see ``Action.settings_type``);
-    the others keep their type's safe defaults.
+    the others keep their type's safe defaults. ``settings`` may also be a
+    function giving them, called when the first action with settings is
+    registered (``falsework run`` of a template whose actions take none builds
+    no policy, nor imports their modules).
 
     ``lazy`` maps action ids to the module that defines each (the built-ins'
     ``falsework.actions.builtin.MODULES``): such an action's module is imported
@@ -31,24 +34,29 @@ class ActionRegistry:
         self,
         actions: Iterable[Action[Any]] = (),
         *,
-        settings: Iterable[object] = (),
+        settings: Iterable[object] | Callable[[], Iterable[object]] = (),
         lazy: Mapping[str, str] | None = None,
     ) -> None:
         self._actions: dict[str, Action[Any]] = {}
-        self._settings: dict[type[Any], object] = {type(s): s for s in settings}
+        self._given = settings
+        self._by_type: dict[type[Any], object] | None = None
         self._lazy: dict[str, str] = dict(lazy or {})
         self._loading = threading.Lock()
         for item in actions:
             self.register(item)
 
     @classmethod
-    def builtin(cls, settings: Iterable[object] = ()) -> ActionRegistry:
+    def builtin(
+        cls, settings: Iterable[object] | Callable[[], Iterable[object]] = ()
+    ) -> ActionRegistry:
         from falsework.actions.builtin import MODULES
 
         return cls(settings=settings, lazy=MODULES)
 
     @classmethod
-    def default(cls, settings: Iterable[object] = ()) -> ActionRegistry:
+    def default(
+        cls, settings: Iterable[object] | Callable[[], Iterable[object]] = ()
+    ) -> ActionRegistry:
         """Built-ins, then every action published under the entry-point group.
 
         An entry point may name one ``Action`` or an iterable of them.
@@ -67,6 +75,13 @@ class ActionRegistry:
         if item.id in self._actions or item.id in self._lazy:
             raise ConflictError(f"Action {item.id!r} is already registered")
         self._add(item)
+
+    @property
+    def _settings(self) -> dict[type[Any], object]:
+        if self._by_type is None:
+            given = self._given() if callable(self._given) else self._given
+            self._by_type = {type(s): s for s in given}
+        return self._by_type
 
     def _add(self, item: Action[Any]) -> None:
         if item.settings_type is not None and item.settings_type in self._settings:

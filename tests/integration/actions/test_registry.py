@@ -110,6 +110,22 @@ def test_a_lazy_builtin_gets_its_family_settings_and_keeps_its_id() -> None:
         registry.register(dataclasses.replace(shout, id="publish:gitlab"))
 
 
+def test_settings_given_as_a_function_are_built_when_first_needed() -> None:
+    policy = SourcePolicy(roots=(Path("/srv/templates"),))
+    calls: list[int] = []
+
+    def settings() -> tuple[object, ...]:
+        calls.append(1)
+        return (policy,)
+
+    registry = ActionRegistry.builtin(settings=settings)
+    assert registry.get("debug:log").settings is None
+    assert calls == []  # no action with settings yet
+    assert registry.get("fetch:template").settings is policy
+    assert registry.get("fetch:plain").settings is policy
+    assert calls == [1]
+
+
 class ShoutInput(ActionInput):
     text: str = Field(description="What to shout.")
 

@@ -180,3 +180,20 @@ def test_the_scaffold_actions_get_the_scaffold_service(tmp_path: Path, local: bo
     plain = policy(settings, PublishPolicy, local=local)
     assert publish.remotes_dir == plain.remotes_dir and publish.roots == plain.roots
     assert plain.scaffolds is None
+
+
+def test_a_plain_local_run_builds_the_same_policies_on_first_use(tmp_path: Path) -> None:
+    from falsework.localconfig import read_local
+
+    env = {"FALSEWORK_DATA_DIR": str(tmp_path / "data"), "FALSEWORK_GIT_TIMEOUT": "7"}
+    local = read_local(env)
+    assert local is not None
+    runner = workflow_runner(local, local=True)
+    full = workflow_runner(Settings(data_dir=tmp_path / "data", git_timeout=7), local=True)
+    for action_id in ("fetch:template", "publish:git", "scaffold:update"):
+        lazy, built = configured(runner, action_id), configured(full, action_id)
+        assert type(lazy) is type(built)
+    git = configured(runner, "fetch:template").git
+    assert git.timeout == 7 and not git.isolated and not git.egress.enforced
+    assert configured(runner, "publish:git").remotes_dir == (tmp_path / "data" / "remotes")
+    assert isinstance(configured(runner, "publish:git").scaffolds, ScaffoldUpdates)
