@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
@@ -111,6 +110,8 @@ class ActionRegistry:
         if module_name is not None:
             self._load(module_name)
             return self._actions[action_id]
+        import difflib  # only for this message
+
         hint = difflib.get_close_matches(action_id, self.ids(), n=1)
         more = f" (did you mean {hint[0]}?)" if hint else ""
         raise NotFoundError(f"Unknown action {action_id!r}{more}")

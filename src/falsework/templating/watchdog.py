@@ -25,7 +25,6 @@ past it (the second timed-out render of a thread hung the tests under
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import threading
 import time
@@ -45,6 +44,8 @@ class RenderTimeout(BaseException):
 
 
 def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
+    import ctypes  # here: most processes never stop a render (ctypes costs their start)
+
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc is not None else None
     )
