@@ -23,7 +23,6 @@ import yaml
 from falsework.errors import FalseworkError
 from falsework.localconfig import LocalSettings, read_local
 from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError, WorkflowRunner
-from falsework.runner.dry_run import read_files, write_files
 from falsework.templates import (
     ParameterValidationError,
     Template,
@@ -295,6 +294,8 @@ async def _dry_run(
     output: Path | None,
     out: Printer,
 ) -> int:
+    from falsework.runner.dry_run import read_files, write_files
+
     files = read_files(tpl.directory, skip_dirs=frozenset({".git"}))
     result = await runner.dry_run(tpl, values, secrets, files)
     for entry in result["log"]:

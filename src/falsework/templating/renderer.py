@@ -20,7 +20,6 @@ from falsework.errors import (
     TemplateSecurityError,
     TemplateSyntaxError,
 )
-from falsework.templating import portability
 from falsework.templating.environment import SandboxEnvironment
 from falsework.templating.jsvalue import to_plain
 from falsework.templating.syntax import NunjucksParser, check_ast, is_quick, to_jinja
@@ -377,6 +376,8 @@ class Renderer:
         """What ``text`` does differently on Backstage (``templating.portability``):
         one message per construct, with its line when ``text`` has several; none
         when it does not parse (``check`` reports that)."""
+        from falsework.templating import portability  # `templates validate` only
+
         if not self.is_template(text):
             return []
         env = self._main.environment
