@@ -174,24 +174,31 @@ class _Compiler:
         env = self.environment
         if env.extensions:
             return None
+        lexer = env.lexer
         try:
-            tokens = list(env._tokenize(to_jinja(source, self.variable_start), None))
+            # the lexer's raw tokens (``wrap`` converts them for the parser, which
+            # only a new shape needs): the key is the tags' text as written
+            raw = list(lexer.tokeniter(to_jinja(source, self.variable_start), None))
         except JinjaSyntaxError:
             return None
         text: list[str] = []
         key: list[tuple[str, Any]] = []
-        for token in tokens:
-            if token.type == "data":
-                key.append(("data", bool(token.value)))
-                if token.value:
-                    text.append(token.value)
-            elif token.type == "name" and token.value == _TEXT:
+        for _, kind, value in raw:
+            if kind == "data":
+                key.append(("data", bool(value)))
+                if value:
+                    text.append(lexer._normalize_newlines(value))
+            elif kind == "name" and value == _TEXT:
                 return None
             else:
-                key.append((token.type, token.value))
+                key.append((kind, value))
         shape = tuple(key)
         found = self._shapes.get(shape)
         if found is None:
+            try:
+                tokens = list(lexer.wrap(iter(raw)))
+            except JinjaSyntaxError:
+                return None
             found = self._compile_shape(tokens)
             if found is None:
                 return None

@@ -49,6 +49,7 @@ PAIRS = [
     ),
     ("{{ not ours }} ${{ values.name }} {{ also text }}", "{{ x }} ${{ values.name }} {{ y }}"),
     ("${{ values.name }}", "${{ values.name }}"),
+    ("a\r\nb ${{ values.name }}\r\n", "c\r\n${{ values.name }}\rd"),
     ("only text {% if values.off %}hidden{% endif %}", "other {% if values.off %}gone{% endif %}"),
 ]
 
