@@ -47,6 +47,7 @@ _RESULT = "__falsework_value"  # where a lone expression leaves its value
 # first out, and the variable that holds a file's plain text in its shape's
 # code (a source that names it compiles on its own).
 _SHAPES = 1024
+_PLAIN_SHAPES = 8  # tried in turn before the lexer (see _Compiler._match)
 _TEXT = "falsework_text"
 
 
@@ -125,6 +126,19 @@ class _Compiler:
         self._tags = re.compile(re.escape(variable_start) + r".*?}}|{%.*?%}|{#.*?#}", re.S)
         self._cache = _Entries()
         self._shapes: dict[tuple[tuple[str, Any], ...], _Compiled] = {}
+        # the latest shapes without whitespace control, as their tags' text and
+        # None for each piece of text between (see _match)
+        self._plain_shapes: list[tuple[tuple[str | None, ...], _Compiled]] = []
+        env = environment
+        self._plain_ok = not (
+            env.trim_blocks
+            or env.lstrip_blocks
+            or env.line_statement_prefix
+            or env.line_comment_prefix
+            or env.extensions
+        )
+        self._starts = (variable_start, "{%", "{#")
+        self._next_start = re.compile("|".join(re.escape(start) for start in self._starts))
         self._lock = threading.Lock()
         self._hits = self._misses = 0  # counted without a lock: approximate under threads
 
@@ -175,10 +189,16 @@ class _Compiler:
         if env.extensions:
             return None
         lexer = env.lexer
+        jinja_source = to_jinja(source, self.variable_start)
+        for segments, compiled in tuple(self._plain_shapes):
+            pieces = self._match(jinja_source, segments)
+            if pieces is not None:
+                texts = tuple(lexer._normalize_newlines(piece) for piece in pieces)
+                return _Compiled(compiled.template, False, compiled.quick, text=texts)
         try:
             # the lexer's raw tokens (``wrap`` converts them for the parser, which
             # only a new shape needs): the key is the tags' text as written
-            raw = list(lexer.tokeniter(to_jinja(source, self.variable_start), None))
+            raw = list(lexer.tokeniter(jinja_source, None))
         except JinjaSyntaxError:
             return None
         text: list[str] = []
@@ -206,7 +226,65 @@ class _Compiler:
                 if len(self._shapes) >= _SHAPES:
                     del self._shapes[next(iter(self._shapes))]
                 self._shapes[shape] = found
+        self._remember_plain(raw, jinja_source, found)
         return _Compiled(found.template, False, found.quick, text=tuple(text))
+
+    def _remember_plain(
+        self, raw: list[tuple[int, str, str]], source: str, found: _Compiled
+    ) -> None:
+        """Keep the shape of ``raw`` for :meth:`_match` when nothing in it strips
+        or moves text (no ``-``/``+`` on a tag, no raw block, no trimming): then
+        the text between two tags is exactly what the lexer gives."""
+        if not self._plain_ok:
+            return
+        segments: list[str | None] = []
+        tag: list[str] = []
+        for _, kind, value in raw:
+            if kind == "data":
+                segments.append(None)
+            elif kind in ("variable_begin", "block_begin", "comment_begin"):
+                if value not in self._starts:
+                    return  # whitespace control
+                tag = [value]
+            elif kind in ("variable_end", "block_end", "comment_end"):
+                if value not in ("}}", "%}", "#}"):
+                    return
+                tag.append(value)
+                segments.append("".join(tag))
+                tag = []
+            elif kind in ("raw_begin", "raw_end", "linestatement_begin", "linecomment_begin"):
+                return
+            else:
+                tag.append(value)
+        # every character is in a token, in order: else keep nothing
+        if tag or "".join(v for _, _, v in raw) != source:
+            return
+        entry = (tuple(segments), found)
+        with self._lock:
+            if entry[0] not in (s for s, _ in self._plain_shapes):
+                self._plain_shapes.insert(0, entry)
+                del self._plain_shapes[_PLAIN_SHAPES:]
+
+    def _match(self, source: str, segments: tuple[str | None, ...]) -> list[str] | None:
+        """The pieces of text of ``source`` when it has exactly the tags of
+        ``segments`` (a plain shape), else None. The lexer starts a tag at the
+        first tag start in the text; a tag's text, the same as the shape's, lexes
+        the same; a piece of text is never empty (the lexer gives none)."""
+        pos, end = 0, len(source)
+        pieces: list[str] = []
+        for segment in segments:
+            if segment is None:
+                found = self._next_start.search(source, pos)
+                stop = end if found is None else found.start()
+                if stop == pos:
+                    return None
+                pieces.append(source[pos:stop])
+                pos = stop
+            elif source.startswith(segment, pos):
+                pos += len(segment)
+            else:
+                return None
+        return pieces if pos == end else None
 
     def _compile_shape(self, tokens: list[Token]) -> _Compiled | None:
         env = self.environment

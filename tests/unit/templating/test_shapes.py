@@ -130,3 +130,68 @@ def test_the_shapes_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         assert renderer.render_string(source, CTX).startswith(f"svc {n} x{n}")
     compiler: _Compiler = renderer._main
     assert len(compiler._shapes) == 3
+
+
+# One renderer, these in turn: each renders (or fails) as if compiled alone,
+# whichever shape it meets first (the plain shapes are tried before the lexer).
+SEQUENCE = [
+    "a ${{ values.name }} b",
+    "c ${{ values.name }} d",
+    "a ${{ values.name }} b ${{ values.port }}",
+    "a ${{ values.name }} b {{ not a tag }} {% if values.on %}y{% endif %}",
+    "e ${{ values.name }} f",
+    "e ${{ values.name }}",
+    "${{ values.name }} f",
+    "${{ values.name }}${{ values.port }}",
+    "g ${{- values.name }} h",
+    "g ${{ values.name -}} h",
+    "i ${{ values.name }} {% raw %}${{ kept }}{% endraw %}",
+    "j ${{ values.name }} {%- if values.on %} k{% endif %}",
+    "q ${{ '}}' }} r ${{ values.name }}",
+    "q ${{ '}}' }} r ${{ values.name }}${{ values.name }}",
+    's ${{ "${{" }} t',
+    's ${{ "${{" }} ${{ values.port }}',
+    "u\r\n${{ values.name }}\r\nv",
+    "w {# a comment #} x ${{ values.name }}",
+    "w {# other words #} x ${{ values.name }}",
+    "{% if values.on %}open",
+    "y {% if values.on %}${{ values.nope.deeper }}{% endif %}",
+    "z ${{ values.name }} z",
+]
+
+
+@pytest.mark.parametrize(("trim", "lstrip"), [(False, False), (True, True)])
+def test_a_renderer_gives_each_file_what_it_alone_gives(trim: bool, lstrip: bool) -> None:
+    renderer = Renderer()
+    for source in SEQUENCE * 2:
+        try:
+            got: Any = renderer.render_string(source, CTX, trim_blocks=trim, lstrip_blocks=lstrip)
+        except TemplateError as exc:
+            got = (type(exc), exc.message)
+        try:
+            alone: Any = _alone(renderer, source, trim, lstrip)
+        except TemplateError as exc:
+            alone = (type(exc), exc.message)
+        assert got == alone, source
+
+
+def test_plain_shapes_are_tried_before_the_lexer() -> None:
+    renderer = Renderer()
+    compiler = renderer._main
+    renderer.render_string("a ${{ values.name }} b\n", CTX)
+    assert len(compiler._plain_shapes) == 1
+    lexed: list[str] = []
+    lexer = compiler.environment.lexer
+    original = lexer.tokeniter
+
+    def counting(source: str, *args: Any, **kwargs: Any) -> Any:
+        lexed.append(source)
+        return original(source, *args, **kwargs)
+
+    lexer.tokeniter = counting  # type: ignore[method-assign]
+    assert renderer.render_string("other ${{ values.name }} text\n", CTX) == "other svc text\n"
+    assert lexed == []
+    # whitespace control is never matched as plain text: the lexer decides
+    assert renderer.render_string("x ${{- values.name }} y", CTX) == "xsvc y"
+    assert renderer.render_string("z ${{- values.name }} w", CTX) == "zsvc w"
+    assert [t for t in lexed if t] == ["x ${{- values.name }} y", "z ${{- values.name }} w"]
