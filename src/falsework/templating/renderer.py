@@ -183,7 +183,8 @@ class _Compiler:
         comes out as the constant would: as it is (``finalize`` leaves strings
         alone, nothing is escaped). The tags are parsed and checked as the whole
         source would be; anything unusual (a lexer or parser error, the name
-        ``falsework_text`` in the source, an extension) compiles on its own,
+        ``falsework_text`` or ``autoescape`` in the source, an extension) compiles
+        on its own,
         which gives the usual messages."""
         env = self.environment
         if env.extensions:
@@ -208,7 +209,9 @@ class _Compiler:
                 key.append(("data", bool(value)))
                 if value:
                     text.append(lexer._normalize_newlines(value))
-            elif kind == "name" and value == _TEXT:
+            elif kind == "name" and value in (_TEXT, "autoescape"):
+                # (text inside {% autoescape %} prints as it is, an expression
+                # escaped: such a file compiles alone)
                 return None
             else:
                 key.append((kind, value))

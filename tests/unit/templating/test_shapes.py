@@ -92,6 +92,13 @@ def test_a_changed_tag_compiles_anew_and_changed_text_does_not() -> None:
     assert compiler.cache_info().hits == hits + 1
 
 
+def test_text_inside_autoescape_is_never_shaped() -> None:
+    renderer = Renderer()
+    source = "{% autoescape true %}<b>${{ values.name }}</b>{% endautoescape %}"
+    assert renderer._main.shape(source) is None
+    assert renderer.render_string(source, CTX) == "<b>svc</b>"
+
+
 def test_the_text_variable_is_not_reachable_from_a_template() -> None:
     renderer = Renderer()
     # a template naming it compiles on its own, where it is undefined
@@ -157,6 +164,9 @@ SEQUENCE = [
     "{% if values.on %}open",
     "y {% if values.on %}${{ values.nope.deeper }}{% endif %}",
     "z ${{ values.name }} z",
+    "{% autoescape true %}<b>${{ values.name }}</b>{% endautoescape %}",
+    "{% autoescape true %}<i>${{ values.name }}</i>{% endautoescape %}",
+    "<b>${{ values.name }}</b>",
 ]
 
 
