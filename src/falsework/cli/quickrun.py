@@ -103,7 +103,8 @@ class PlainPrinter:
     """Prints lines as Rich prints them off a terminal (no colour, no wrapping):
     text of printable characters and line breaks as it is, an ANSI piece
     without its colour escapes; any other text (other escapes, tabs, control
-    characters) through Rich."""
+    characters, an ANSI piece ending in a line break, which Rich before 15
+    drops and 15 keeps) through Rich."""
 
     def __init__(self, stream: TextIO, stderr: bool) -> None:
         self.stream = stream
@@ -113,7 +114,11 @@ class PlainPrinter:
     def line(self, *pieces: tuple[str, str]) -> None:
         from falsework.cli.runlocal import ANSI
 
-        if not all(_plain(_SGR.sub("", p) if s == ANSI else p) for p, s in pieces):
+        # (an ANSI piece's last line break: Rich before 15 drops it, 15 keeps it)
+        if not all(
+            _plain(p) if s != ANSI else _plain(_SGR.sub("", p)) and not p.endswith("\n")
+            for p, s in pieces
+        ):
             self._through_rich(pieces)
             return
         text = "".join(_SGR.sub("", piece) if style == ANSI else piece for piece, style in pieces)
