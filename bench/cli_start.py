@@ -8,7 +8,9 @@ Side by side, alternating run by run (A B A B ...), each a fresh process:
 
 Medians of ``--rounds`` runs each, with the spread (min-max); the ratio is
 Falsework's median over the peer's (target: <= 1.0). Run in ``.venv-bench``,
-where the peers are installed (``make bench``).
+where the peers are installed (``make bench``). Neither command has a terminal
+(stdin from /dev/null, output captured): ``falsework run`` then takes its
+front door without Typer or Rich (``cli/quickrun.py``), as in a script or CI.
 
 The peers are installed from wheels, so pip compiled their bytecode; Falsework is
 installed editable, and with ``PYTHONDONTWRITEBYTECODE`` set (as on the
@@ -62,7 +64,11 @@ def _cookiecutter_template(root: Path) -> Path:
 
 def _timed(argv: list[str], cwd: Path) -> float:
     started = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120)
+    # no terminal for either (as in CI or a script): the same whether `make bench`
+    # runs in a terminal or not (on one, `falsework run` would offer to ask)
+    done = subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
     took = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
