@@ -17,8 +17,9 @@ import yaml
 
 from falsework.cli import main as cli_main
 from falsework.cli.quickrun import Args, parse
+from support.paths import EXAMPLES
 
-HELLO = Path(__file__).resolve().parents[3] / "examples" / "templates" / "hello-world"
+HELLO = EXAMPLES / "hello-world"
 HEAVY = ("typer", "click", "rich", "pydantic_settings")
 
 # Run the command through one front door; the modules imported go to MODULES_TO.
