@@ -2,12 +2,13 @@
 traffic, a network namespace whose link can be pulled, and a pair of Postgres
 clusters (primary + streaming standby) that can fail over.
 
-Everything here is real: kernel sockets, ``ip netns`` + veth, ``initdb``,
+Everything here is real: kernel sockets, ``ip netns`` + veth, ``initdb`` (once, then copies),
 ``pg_basebackup`` and ``pg_ctl promote``. Nothing stands in for the database.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import os
@@ -16,6 +17,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -349,31 +351,56 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def private_postgres(root: Path, name: str = "pg") -> PgNode:
-    """A Postgres cluster of our own (initdb, replication allowed, fsync off),
-    started, in ``root``: faults that restart or stop the server touch nobody
-    else's database."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.chown(root, "postgres", "postgres")
-    node = PgNode(root / name, _free_port(), root / f"{name}.log")
+# A configured cluster made by initdb once per process and never started: each
+# private cluster is a copy (initdb takes seconds on a busy machine, copying its
+# 40 MB about a second). The copies share a system identifier, which matters only
+# to replication between them, and none replicates from another (a standby is a
+# pg_basebackup of its primary, whose identifier it shares anyway).
+_cluster: Path | None = None
+
+
+def _initdb(data: Path) -> None:
     done = _as_postgres(
-        [str(_pg_bin() / "initdb"), "-D", str(node.data), "-U", "postgres",
+        [str(_pg_bin() / "initdb"), "-D", str(data), "-U", "postgres",
          "--auth=trust", "-E", "UTF8", "--no-sync"],
         timeout=120,
     )  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"initdb: {done.stderr}")
-    conf = node.data / "postgresql.conf"
+    conf = data / "postgresql.conf"
     with conf.open("a") as fh:
         fh.write(
             "\nlisten_addresses = '127.0.0.1'\nwal_level = replica\nmax_wal_senders = 5\n"
             "hot_standby = on\nfsync = off\nsynchronous_commit = on\n"
             "shared_buffers = 32MB\nmax_connections = 200\n"
         )
-    with (node.data / "pg_hba.conf").open("a") as fh:
+    with (data / "pg_hba.conf").open("a") as fh:
         fh.write("host replication all 127.0.0.1/32 trust\n")
-    for path in (conf, node.data / "pg_hba.conf"):
+    for path in (conf, data / "pg_hba.conf"):
         shutil.chown(path, "postgres", "postgres")
+
+
+def _new_cluster(data: Path) -> None:
+    """``data`` as a new, configured cluster (replication allowed, fsync off)."""
+    global _cluster
+    if _cluster is None:
+        root = Path(tempfile.mkdtemp(prefix="fw-pg-initdb-"))
+        root.chmod(0o755)  # the postgres user walks into it
+        shutil.chown(root, "postgres", "postgres")
+        _initdb(root / "data")
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _cluster = root / "data"
+    # cp -a keeps the postgres user's ownership and the 0700 of the data directory
+    subprocess.run(["cp", "-a", str(_cluster), str(data)], check=True, timeout=120)
+
+
+def private_postgres(root: Path, name: str = "pg") -> PgNode:
+    """A Postgres cluster of our own (replication allowed, fsync off), started, in
+    ``root``: faults that restart or stop the server touch nobody else's database."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.chown(root, "postgres", "postgres")
+    node = PgNode(root / name, _free_port(), root / f"{name}.log")
+    _new_cluster(node.data)
     log_owner(node.log)
     node.start()
     return node
