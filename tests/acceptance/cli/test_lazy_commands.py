@@ -13,6 +13,7 @@ import pytest
 
 from falsework.cli import main as cli_main
 from support.paths import EXAMPLES
+from support.serve import clean_env
 
 CLI = Path(cli_main.__file__).parent
 HEAVY = ("fastapi", "sqlalchemy", "asyncpg", "aiosqlite", "jinja2", "httpx", "uvicorn")
@@ -105,6 +106,9 @@ def test_run_of_a_debug_template_imports_no_forge_client_nor_server(tmp_path: Pa
         check=True,
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
+        # no FALSEWORK_* of this run's own (FALSEWORK_TEST_DURATIONS…): with one that is
+        # no setting, `run` rightly falls back to the full Settings
+        env=clean_env(),
     )
     code, modules = json.loads(done.stdout.rstrip().rpartition("\n")[2])
     assert code == 0, done.stderr
