@@ -36,10 +36,15 @@ def tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert built.returncode == 0, built.stderr
     (wheel,) = dist.glob("falsework-*.whl")
     env_dir = tmp_path_factory.mktemp("tool") / "venv"
-    venv.create(env_dir, with_pip=True)
+    # no pip of its own (ensurepip costs seconds): this pip installs into it, as pipx's
+    # shared pip does; no byte-compiling of every dependency (uv's default): a module
+    # is compiled when the command first imports it
+    venv.create(env_dir, with_pip=False)
     installed = _run(
-        [str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)], timeout=800
-    )
+        [sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python"),
+         "install", "-q", "--no-compile", str(wheel)],
+        timeout=800,
+    )  # fmt: skip
     assert installed.returncode == 0, installed.stderr
     return env_dir / "bin" / "falsework"
 
