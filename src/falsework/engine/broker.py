@@ -21,6 +21,7 @@ from falsework.engine.codec import dumps, shared
 from falsework.engine.creates import CreateBatcher
 from falsework.engine.crypto import SecretBox
 from falsework.engine.factory import open_store
+from falsework.engine.feed import Feed
 from falsework.engine.models import (
     FINAL_STATUSES,
     AuditEntry,
@@ -70,6 +71,9 @@ class Broker:
         self.listener: Listener | None = None
         # subscribers woken together read their events in one statement
         self.reads = EventReads(store)
+        # one reader of events for every subscription of this broker (feed.py)
+        self.feed = Feed(store, self.event_poll_interval)
+        hub.add_feed(self.feed)
         # concurrent creates share one statement
         self._creates = CreateBatcher(self._insert)
         self._cluster = ClusterMetrics(store)
@@ -105,6 +109,8 @@ class Broker:
     async def close(self) -> None:
         await self._creates.close()
         await self._supervisor.stop()
+        self.hub.remove_feed(self.feed)
+        await self.feed.close()
         await self.reads.close()
         await self.store.close()
 
@@ -274,48 +280,47 @@ class Broker:
         return o.poll_interval
 
     async def subscribe(self, task_id: str, after: int | None = None) -> AsyncIterator[Event]:
-        """Every event after ``after`` in id order, pushed; ends after the final one."""
+        """Every event after ``after`` in id order, pushed; ends after the final one.
+
+        The subscription is fed by the broker's one reader (``feed.py``): events
+        a notification carries arrive without a read, the rest with one read for
+        every subscription woken together.
+        """
         await self.get(task_id)
-        cursor = after or 0
-        waiter = asyncio.Event()
-        self.hub.watch_events(task_id, waiter)
-        # An empty page asks for the task's status only on the first read and
-        # after a safety-net poll: a notification that found nothing new (its
-        # events came with an earlier read) cannot have ended the task, and
-        # under a burst such reads are many (one status query each, queued for
-        # the pool ahead of the reads that carry events).
+        sub = self.feed.join(task_id, after or 0)
+        # An empty answer asks for the task's status only on the first read and
+        # after a safety-net poll: a notification that found nothing new cannot
+        # have ended the task, and under a burst such checks would be many.
         idle_check = True
         try:
             while True:
-                waiter.clear()
-                page = await self.reads.read(task_id, cursor)
+                page = await sub.take(self.event_poll_interval())
+                if page is None:  # nothing within the poll interval
+                    idle_check, page = True, []
                 for event in page:
-                    cursor = event.id
                     yield event
-                if len(page) >= 1000:
-                    continue
+                if sub.over:  # a notification said the task ended with these
+                    return
                 # The final event commits with the final status: once the status
                 # is final, one more read has everything. Only a page holding a
                 # possible final event, or an empty one (see above), needs that check.
                 maybe_final = (not page and idle_check) or any(
                     e.type in ("completion", "cancelled") for e in page
                 )
+                idle_check = False
                 if maybe_final and await self.reads.status(task_id) in FINAL_STATUSES:
                     while True:
-                        page = await self.reads.read(task_id, cursor)
-                        for event in page:
-                            cursor = event.id
+                        cursor = sub.cursor
+                        last = await self.reads.read(task_id, cursor)
+                        sub.apply(last)
+                        for event in sub.drain():
                             yield event
-                        if len(page) < 1000:
+                        if sub.behind:  # overflowed meanwhile: from what was taken
+                            sub.behind = False
+                        elif len(last) < 1000:
                             return
-                try:
-                    async with asyncio.timeout(self.event_poll_interval()):
-                        await waiter.wait()
-                    idle_check = False
-                except TimeoutError:
-                    idle_check = True
         finally:
-            self.hub.unwatch_events(task_id, waiter)
+            self.feed.leave(sub)
 
     # `timeout` is the contract's name (docs/internals.md)
     async def wait_events(

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from falsework.engine.feed import Feed, Pushed
 
 
 class Hub:
@@ -21,6 +24,7 @@ class Hub:
         self._task_waiters: set[Callable[[], None]] = set()
         self._cancel_handlers: set[Callable[[str], None]] = set()
         self._event_waiters: dict[str, set[asyncio.Event]] = {}
+        self._feeds: set[Feed] = set()
 
     # new tasks -------------------------------------------------------------
     def watch_tasks(self, callback: Callable[[], None]) -> None:
@@ -55,16 +59,35 @@ class Hub:
             if not waiters:
                 del self._event_waiters[task_id]
 
+    def add_feed(self, feed: Feed) -> None:
+        self._feeds.add(feed)
+
+    def remove_feed(self, feed: Feed) -> None:
+        self._feeds.discard(feed)
+
     def events(self, task_ids: list[str] | set[str]) -> None:
+        """New events of ``task_ids`` (to be read)."""
         for task_id in task_ids:
             for waiter in self._event_waiters.get(task_id, ()):
                 waiter.set()
+        for feed in self._feeds:
+            feed.notified(task_ids)
+
+    def pushed(self, items: list[Pushed]) -> None:
+        """New events carried whole by a notification (``feed.Pushed``)."""
+        for item in items:
+            for waiter in self._event_waiters.get(item.task_id, ()):
+                waiter.set()
+        for feed in self._feeds:
+            feed.pushed(items)
 
     def wake_all(self) -> None:
         self.new_tasks()
         for waiters in self._event_waiters.values():
             for waiter in waiters:
                 waiter.set()
+        for feed in self._feeds:
+            feed.wake_all()
 
 
 _SHARED: dict[str, Hub] = {}

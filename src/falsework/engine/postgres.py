@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
 import asyncpg
 
 from falsework.engine.codec import dumps, loads, utc
+from falsework.engine.feed import Pushed
 from falsework.engine.lease import plan_writes, stale_outcome
 from falsework.engine.migrate import outdated
 from falsework.engine.models import (
@@ -859,6 +861,42 @@ def _stale_events(
     return [(tid, *bodies[o]) for tid, o in outcome]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def carried_events(payload: str) -> tuple[list[Pushed], list[str]]:
+    """A flush's NOTIFY payload (``batch_write``): the events it carries whole,
+    and the ids of the tasks whose events it does not carry."""
+    pushed: list[Pushed] = []
+    ids: list[str] = []
+    for part in json.loads(payload):
+        if len(part) == 1:
+            ids.append(part[0])
+            continue
+        task_id, prev, status, recovery, micros, events = part
+        created_at = _EPOCH + timedelta(microseconds=micros)
+        recoverable = recovery != "none"
+        pushed.append(
+            Pushed(
+                task_id,
+                prev,
+                status,
+                [
+                    Event(
+                        id=event_id,
+                        task_id=task_id,
+                        type=event_type,
+                        body=body,
+                        created_at=created_at,
+                        is_task_recoverable=recoverable,
+                    )
+                    for event_id, event_type, body in events
+                ],
+            )
+        )
+    return pushed, ids
+
+
 class PgListener:
     """A dedicated asyncpg connection LISTENing on the engine's channels.
 
@@ -890,7 +928,14 @@ class PgListener:
         elif channel == CHANNEL_CANCEL:
             self._hub.cancel(payload)
         elif channel == CHANNEL_EVENTS:
-            self._hub.events(payload.split(","))
+            if payload.startswith("["):
+                pushed, ids = carried_events(payload)
+                if pushed:
+                    self._hub.pushed(pushed)
+                if ids:
+                    self._hub.events(ids)
+            else:
+                self._hub.events(payload.split(","))
 
     async def run(self) -> None:
         try:

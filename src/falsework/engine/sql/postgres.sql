@@ -255,9 +255,9 @@ WITH expected AS (
     SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:tokens AS text[]),
                          CAST(:statuses AS text[])) AS x(id, claim_token, status)
 ), locked AS (
-    SELECT t.id, t.claim_token, t.status
+    SELECT t.id, t.claim_token, t.status, t.recovery
     FROM unnest(CAST(:ids AS text[])) AS x(id)
-    CROSS JOIN LATERAL (SELECT id, claim_token, status FROM tasks
+    CROSS JOIN LATERAL (SELECT id, claim_token, status, recovery FROM tasks
                         WHERE tasks.id = x.id FOR UPDATE) AS t
 ), same AS (
     -- an aggregate over the whole join: every row is locked before the verdict
@@ -276,7 +276,7 @@ WITH expected AS (
                 CAST(:event_bodies AS text[])) WITH ORDINALITY AS e(task_id, type, body, ord)
     WHERE EXISTS (SELECT 1 FROM flush)
     ORDER BY e.ord
-    RETURNING task_id
+    RETURNING id, task_id, type, body
 ), steps AS (
     SELECT s.task_id, jsonb_object_agg(s.key, CAST(s.value AS jsonb)) AS value
     FROM unnest(CAST(:step_tasks AS text[]), CAST(:step_keys AS text[]),
@@ -317,10 +317,35 @@ WITH expected AS (
     LEFT JOIN ends ON ends.task_id = touched.task_id
     WHERE tasks.id = touched.task_id AND EXISTS (SELECT 1 FROM flush)
     RETURNING tasks.id, tasks.status
+), carried AS (
+    -- each task's new events whole, for the processes streaming them
+    -- (engine/feed.py): [task id, the id of its event before these (the
+    -- statement's snapshot has none of this flush's), its status now, its
+    -- recovery, created_at in µs since the epoch, [[id, type, body], ...]];
+    -- only [task id] when that is too long to carry (the stream reads it)
+    SELECT i.task_id, json_build_array(
+               i.task_id,
+               coalesce((SELECT max(te.id) FROM task_events te
+                         WHERE te.task_id = i.task_id), 0),
+               coalesce(max(u.status), max(l.status)),
+               max(l.recovery),
+               CAST(round(extract(epoch FROM now()) * 1000000) AS bigint),
+               json_agg(json_build_array(i.id, i.type, i.body) ORDER BY i.id)
+           )::text AS whole
+    FROM ins i
+    JOIN locked l ON l.id = i.task_id
+    LEFT JOIN upd u ON u.id = i.task_id
+    GROUP BY i.task_id
+), parts AS (
+    SELECT task_id, CASE WHEN octet_length(whole) <= 3000 THEN whole
+                         ELSE json_build_array(task_id)::text END AS part
+    FROM carried
 ), note_events AS (
-    SELECT pg_notify('falsework_events', string_agg(task_id, ',')) AS n
-    FROM (SELECT task_id, row_number() OVER () / 150 AS chunk
-          FROM (SELECT DISTINCT task_id FROM ins) AS d) AS c
+    -- payloads under Postgres' 8,000 bytes: a chunk is at most 4,500 bytes
+    -- plus one part of at most 3,000
+    SELECT pg_notify('falsework_events', '[' || string_agg(part, ',') || ']') AS n
+    FROM (SELECT part, sum(octet_length(part) + 1) OVER (ORDER BY task_id) / 4500 AS chunk
+          FROM parts) AS c
     GROUP BY chunk
 ), note_tasks AS (
     SELECT pg_notify('falsework_tasks', '') AS n FROM upd WHERE status = 'open' LIMIT 1

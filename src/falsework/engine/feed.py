@@ -1,0 +1,289 @@
+"""One reader of events per process: every subscription fed from it, in memory.
+
+A subscription (``Broker.subscribe``) is a cursor and a buffer. It never reads
+the database itself: the process's ``Feed`` does, for all of them at once.
+
+- A notification that carries a task's new events whole (Postgres: a worker's
+  flush puts small events inside the NOTIFY payload, with the id of the task's
+  event before them, ``Pushed.prev``) is appended to each subscription of that
+  task whose cursor is exactly ``prev``: no read at all.
+- Anything else (a notification with ids only, a payload that does not follow a
+  subscription's cursor, a subscription that just joined, the safety-net poll,
+  the listener lost or back) marks the subscription *stale*; the stale ones are
+  read together, one statement per 500 (task, cursor) pairs
+  (``Store.events_after_many``), on the next turn of the event loop.
+
+Each subscription keeps its own cursor, so it stays exact: a read returns a
+task's events after the cursor in id order (one task's events commit in id
+order: its writers hold the task's row lock), and only events after the cursor
+are appended. A pushed payload reaching a subscription while it is stale (a read
+asked for or in flight) is not appended; it asks for one more read instead. A
+subscription whose consumer falls behind (more than ``MAX_BUFFER`` events
+waiting) drops its buffer, goes back to what the consumer has taken, and reads
+again when the consumer asks: memory per subscription is bounded and a slow one
+holds nobody else up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from falsework.engine.models import FINAL_STATUSES, Event
+from falsework.engine.store import Store
+
+log = logging.getLogger("falsework.engine")
+
+# Pairs per statement, and statements of one read in flight at once (as reads.py).
+MAX_PAIRS = 500
+MAX_PARALLEL = 4
+# Events one read returns per task (Store.events_after_many's default limit).
+PAGE = 1000
+# Events a subscription holds for a consumer that has not taken them.
+MAX_BUFFER = 5000
+
+
+@dataclass(slots=True)
+class Pushed:
+    """A task's new events from one write, as its notification carried them."""
+
+    task_id: str
+    prev: int  # the id of the task's event before ``events[0]`` (0: none)
+    status: str  # the task's status once the write committed
+    events: list[Event]
+
+
+class Subscription:
+    """A task's events after a cursor, buffered for one consumer."""
+
+    def __init__(self, feed: Feed, task_id: str, after: int) -> None:
+        self.feed = feed
+        self.task_id = task_id
+        self.cursor = after  # the last event buffered (or taken)
+        self.taken = after  # the last event the consumer took
+        self.buffer: list[Event] = []
+        # The id of the task's final event, once a payload said the write that
+        # carried it ended the task; None while unknown.
+        self.final_at: int | None = None
+        self.stale = False  # a read is wanted
+        self.reading = False  # a read is in flight
+        self.behind = False  # the buffer overflowed: read again when taken
+        self.first_read = False  # the read made on joining has answered
+        self.error: Exception | None = None
+        self.changed = asyncio.Event()
+
+    def apply(self, events: Iterable[Event]) -> None:
+        """Append what follows the cursor of ``events`` (a task's events in id
+        order with none missing after some point at or before the cursor)."""
+        added = False
+        for event in events:
+            if event.id > self.cursor:
+                self.buffer.append(event)
+                self.cursor = event.id
+                added = True
+        if len(self.buffer) > MAX_BUFFER:
+            self.buffer.clear()
+            self.cursor = self.taken
+            self.behind = True
+        if added:
+            self.changed.set()
+
+    def drain(self) -> list[Event]:
+        out, self.buffer = self.buffer, []
+        if out:
+            self.taken = out[-1].id
+        return out
+
+    @property
+    def over(self) -> bool:
+        """Everything up to the task's final event has been taken."""
+        return self.final_at is not None and self.taken >= self.final_at and not self.buffer
+
+    async def take(self, within: float) -> list[Event] | None:
+        """The buffered events (at once if any); else wait up to ``within``
+        seconds for some, or for the first read's answer (``[]``); ``None`` when
+        the wait ran out. A failed read raises here."""
+        while True:
+            if self.error is not None:
+                error, self.error = self.error, None
+                raise error
+            if self.buffer:
+                return self.drain()
+            if self.behind:
+                self.behind = False
+                self.feed.mark(self)
+            if self.first_read:
+                self.first_read = False
+                return []
+            if self.over:
+                return []
+            self.changed.clear()
+            try:
+                async with asyncio.timeout(within):
+                    await self.changed.wait()
+            except TimeoutError:
+                return None
+
+
+class Feed:
+    """The process's one reader for every subscription of a broker."""
+
+    def __init__(self, store: Store, poll_interval: Callable[[], float]) -> None:
+        self._store = store
+        self._poll_interval = poll_interval
+        self._subs: dict[str, set[Subscription]] = {}
+        self._stale: set[Subscription] = set()
+        self._scheduled = False
+        self._slots = asyncio.Semaphore(MAX_PARALLEL)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._poller: asyncio.Task[None] | None = None
+        # joined and not yet answered: their first read's answer wakes them even
+        # when it is empty (the consumer then asks whether the task is over)
+        self._first: set[Subscription] = set()
+        self.reads = 0  # statements sent (for tests and metrics)
+
+    # subscriptions ----------------------------------------------------------
+    def join(self, task_id: str, after: int) -> Subscription:
+        sub = Subscription(self, task_id, after)
+        self._subs.setdefault(task_id, set()).add(sub)
+        self.mark(sub, first=True)
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll(), name="falsework-feed-poll")
+        return sub
+
+    def leave(self, sub: Subscription) -> None:
+        subs = self._subs.get(sub.task_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.task_id]
+        self._stale.discard(sub)
+        self._first.discard(sub)
+
+    @property
+    def subscriptions(self) -> int:
+        return sum(len(s) for s in self._subs.values())
+
+    # what the hub tells -------------------------------------------------------
+    def notified(self, task_ids: Iterable[str]) -> None:
+        """New events of ``task_ids``, not carried: their subscriptions read."""
+        for task_id in task_ids:
+            for sub in self._subs.get(task_id, ()):
+                self.mark(sub)
+
+    def pushed(self, items: Iterable[Pushed]) -> None:
+        """New events carried whole: appended where they follow the cursor."""
+        for item in items:
+            subs = self._subs.get(item.task_id)
+            if not subs or not item.events:
+                continue
+            last = item.events[-1].id
+            final = item.status in FINAL_STATUSES
+            for sub in subs:
+                if final:
+                    sub.final_at = last
+                if sub.stale or sub.reading or sub.behind:
+                    # a read is coming, or under way with a snapshot that may
+                    # predate this write: one more read after it
+                    self.mark(sub)
+                elif sub.cursor == item.prev:
+                    sub.apply(item.events)
+                elif sub.cursor >= last:
+                    if final:
+                        sub.changed.set()  # may be over now
+                else:
+                    self.mark(sub)  # a gap: a notification lost or not carried
+
+    def wake_all(self) -> None:
+        """Notifications may have been missed: every subscription reads."""
+        for subs in self._subs.values():
+            for sub in subs:
+                self.mark(sub)
+
+    # reads ---------------------------------------------------------------------
+    def mark(self, sub: Subscription, *, first: bool = False) -> None:
+        if sub.behind:
+            return  # reads again once its consumer catches up (Subscription.take)
+        sub.stale = True
+        if first:
+            sub.first_read = False
+            self._first.add(sub)
+        self._stale.add(sub)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_read)
+
+    def _start_read(self) -> None:
+        self._scheduled = False
+        subs = [s for s in self._stale if not s.reading and not s.behind]
+        self._stale = {s for s in self._stale if s.reading}  # asked again meanwhile
+        if not subs:
+            return
+        for sub in subs:
+            sub.stale = False
+            sub.reading = True
+        task = asyncio.create_task(self._read(subs), name="falsework-feed-read")
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _read(self, subs: list[Subscription]) -> None:
+        cursors = [(sub, sub.cursor) for sub in subs]
+        # subscriptions of one task at one cursor share their pair
+        pairs = list(dict.fromkeys((sub.task_id, cursor) for sub, cursor in cursors))
+        chunks = [pairs[i : i + MAX_PAIRS] for i in range(0, len(pairs), MAX_PAIRS)]
+        answers: dict[tuple[str, int], list[Event] | Exception] = {}
+
+        async def one(chunk: list[tuple[str, int]]) -> None:
+            try:
+                async with self._slots:
+                    self.reads += 1
+                    pages = await self._store.events_after_many(chunk)
+            except Exception as exc:
+                for pair in chunk:
+                    answers[pair] = exc
+                return
+            for pair, page in zip(chunk, pages, strict=True):
+                answers[pair] = page
+
+        try:
+            await asyncio.gather(*(one(c) for c in chunks))
+        finally:
+            for sub, cursor in cursors:
+                sub.reading = False
+                answer = answers.get((sub.task_id, cursor))
+                if sub.stale and sub not in self._stale:
+                    self._stale.add(sub)
+                if isinstance(answer, Exception):
+                    sub.error = answer
+                    sub.changed.set()
+                elif answer is not None:
+                    sub.apply(answer)
+                    if len(answer) >= PAGE:
+                        sub.stale = True
+                        self._stale.add(sub)
+                    if sub in self._first:
+                        self._first.discard(sub)
+                        sub.first_read = True
+                        sub.changed.set()
+            if self._stale and not self._scheduled:
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self._start_read)
+
+    async def _poll(self) -> None:
+        """The safety net: every subscription reads once per poll interval."""
+        while self._subs:
+            await asyncio.sleep(self._poll_interval())
+            self.wake_all()
+
+    async def close(self) -> None:
+        tasks = list(self._inflight)
+        if self._poller is not None:
+            tasks.append(self._poller)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
