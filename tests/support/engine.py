@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,25 @@ def make_worker(broker: Broker, run: RunFunction, settings: Settings) -> TaskWor
     """A worker running ``run`` (output or raise, like the workflow runner) with
     the runner's words for its outcome."""
     return TaskWorker(broker, as_executor(run), worker_options(settings))
+
+
+@pytest.fixture
+async def pg_pair(
+    postgres_url: str, make_settings: Callable[..., Settings]
+) -> AsyncIterator[tuple[Broker, Broker]]:
+    """A broker that streams and another that writes, on one Postgres database:
+    the streaming one's safety-net poll is slow (600 s) while its listener is
+    up, so what reaches it within a test came by NOTIFY."""
+    settings = make_settings(poll_interval=0.05, max_poll_interval=600.0)
+    node = await open_broker(postgres_url, settings)
+    writer = await open_broker(postgres_url, settings)
+    try:
+        assert node.listener is not None
+        await asyncio.wait_for(node.listener.connected.wait(), 10)
+        yield node, writer
+    finally:
+        await writer.close()
+        await node.close()
 
 
 @pytest.fixture

@@ -78,13 +78,14 @@ class Subscription:
     def apply(self, events: Iterable[Event]) -> None:
         """Append what follows the cursor of ``events`` (a task's events in id
         order with none missing after some point at or before the cursor)."""
-        added = False
+        held = len(self.buffer)
         for event in events:
             if event.id > self.cursor:
                 self.buffer.append(event)
                 self.cursor = event.id
-                added = True
-        if len(self.buffer) > MAX_BUFFER:
+        added = len(self.buffer) > held
+        # an empty buffer takes one answer whole (a read's page, a payload)
+        if held and len(self.buffer) > MAX_BUFFER:
             self.buffer.clear()
             self.cursor = self.taken
             self.behind = True

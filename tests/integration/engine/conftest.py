@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from support.engine import broker, make_settings, settings, store
+from support.engine import broker, make_settings, pg_pair, settings, store
 
-__all__ = ["broker", "make_settings", "settings", "store"]  # fixtures
+__all__ = ["broker", "make_settings", "pg_pair", "settings", "store"]  # fixtures

@@ -59,22 +59,6 @@ def count_event_reads(broker: Broker) -> list[int]:
     return reads
 
 
-@pytest.fixture
-async def pg_pair(
-    postgres_url: str, make_settings: Callable[..., Settings]
-) -> AsyncIterator[tuple[Broker, Broker]]:
-    settings = make_settings(poll_interval=FAST, max_poll_interval=SLOW)
-    node = await open_broker(postgres_url, settings)
-    writer = await open_broker(postgres_url, settings)
-    try:
-        assert node.listener is not None
-        await asyncio.wait_for(node.listener.connected.wait(), 10)
-        yield node, writer
-    finally:
-        await writer.close()
-        await node.close()
-
-
 async def write_event(broker: Broker, task_id: str, token: str, message: str) -> None:
     """One log event written the way a worker's flush writes it (with its NOTIFY)."""
     batch = WriteBatch(tokens={task_id: token})
