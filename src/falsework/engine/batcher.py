@@ -21,6 +21,11 @@ log = logging.getLogger("falsework.engine")
 
 # Above this many buffered events, emit() waits for a flush (back-pressure).
 HIGH_WATER = 20_000
+# The events one flush carries at most: under a burst the buffer goes out as
+# several statements one after the other, so the first tasks' events reach the
+# streams while the next statement is written (docs/engine.md, "Where a pushed
+# event's delay goes"). Whole tasks only: a task's writes never straddle two.
+MAX_FLUSH_EVENTS = 1000
 # Before a refused write is tried once more on a fresh connection.
 RETRY_PAUSE = 0.05
 # The longest wait between two tries of a flush while the database is away.
@@ -135,8 +140,7 @@ class Batcher:
             if not self.pending():
                 self._flushed.set()
                 continue
-            batch, futures = self._batch, self._futures
-            self._batch, self._futures = WriteBatch(), []
+            batch, futures = self._take()
             failed: dict[str, Exception] = {}
             try:
                 refused = await self._apply(batch)
@@ -172,6 +176,33 @@ class Batcher:
             if failed and self._on_failed is not None:
                 self._on_failed(set(failed))
             self._flushed.set()
+
+    def _take(self) -> tuple[WriteBatch, list[tuple[str, asyncio.Future[None]]]]:
+        """The next flush's writes: all that is buffered, or under a burst the
+        whole tasks of its first ``MAX_FLUSH_EVENTS`` events (the rest stays
+        buffered, ahead of whatever is written meanwhile, for the next flush)."""
+        batch, futures = self._batch, self._futures
+        if len(batch.events) <= MAX_FLUSH_EVENTS:
+            self._batch, self._futures = WriteBatch(), []
+            return batch, futures
+        parts = batch.split()
+        now, later = WriteBatch(), WriteBatch()
+        events = 0
+        # tasks in the order of their first event; those without events go now
+        order = list(dict.fromkeys(e[0] for e in batch.events))
+        with_events = set(order)
+        order += [tid for tid in parts if tid not in with_events]
+        for tid in order:
+            part = parts[tid]
+            if events < MAX_FLUSH_EVENTS or not part.events:
+                now.merge(part)
+                events += len(part.events)
+            else:
+                later.merge(part)
+        self._batch = later
+        self._futures = [(tid, f) for tid, f in futures if tid in later.tokens]
+        self._wake.set()  # the rest goes out next
+        return now, [(tid, f) for tid, f in futures if tid not in later.tokens]
 
     async def _isolate(
         self, batch: WriteBatch, exc: Exception

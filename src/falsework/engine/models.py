@@ -373,6 +373,16 @@ class WriteBatch:
             {e[0] for e in self.events} | {f.task_id for f in self.finishes} | set(self.superseded)
         )
 
+    def merge(self, other: WriteBatch) -> None:
+        """Add ``other``'s writes (of other tasks) after this batch's."""
+        self.events.extend(other.events)
+        self.steps.update(other.steps)
+        self.checkpoints.update(other.checkpoints)
+        self.finishes.extend(other.finishes)
+        self.releases.extend(other.releases)
+        self.tokens.update(other.tokens)
+        self.superseded.update(other.superseded)
+
     def split(self) -> dict[str, WriteBatch]:
         """One batch per task, each task's writes in their order."""
         parts = {tid: WriteBatch(tokens={tid: token}) for tid, token in self.tokens.items()}
