@@ -166,7 +166,8 @@ class Feed:
 
     @property
     def subscriptions(self) -> int:
-        return sum(len(s) for s in self._subs.values())
+        """The tasks with a subscription (0: nobody to feed)."""
+        return len(self._subs)
 
     # what the hub tells -------------------------------------------------------
     def notified(self, task_ids: Iterable[str]) -> None:

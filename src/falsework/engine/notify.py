@@ -65,6 +65,11 @@ class Hub:
     def remove_feed(self, feed: Feed) -> None:
         self._feeds.discard(feed)
 
+    def watching(self) -> bool:
+        """Whether anyone in this process waits for events (a worker process
+        streams nothing: it need not even parse what a notification carries)."""
+        return bool(self._event_waiters) or any(feed.subscriptions for feed in self._feeds)
+
     def events(self, task_ids: list[str] | set[str]) -> None:
         """New events of ``task_ids`` (to be read)."""
         for task_id in task_ids:

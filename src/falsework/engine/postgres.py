@@ -928,6 +928,8 @@ class PgListener:
         elif channel == CHANNEL_CANCEL:
             self._hub.cancel(payload)
         elif channel == CHANNEL_EVENTS:
+            if not self._hub.watching():
+                return
             if payload.startswith("["):
                 pushed, ids = carried_events(payload)
                 if pushed:
