@@ -294,8 +294,8 @@ class Broker:
         idle_check = True
         try:
             while True:
-                page = await sub.take(self.event_poll_interval())
-                if page is None:  # nothing within the poll interval
+                page = await sub.take()
+                if page is None:  # the safety-net poll
                     idle_check, page = True, []
                 for event in page:
                     yield event

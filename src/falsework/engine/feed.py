@@ -72,6 +72,7 @@ class Subscription:
         self.reading = False  # a read is in flight
         self.behind = False  # the buffer overflowed: read again when taken
         self.first_read = False  # the read made on joining has answered
+        self.ticked = False  # the safety-net poll came by
         self.error: Exception | None = None
         self.changed = asyncio.Event()
 
@@ -103,10 +104,11 @@ class Subscription:
         """Everything up to the task's final event has been taken."""
         return self.final_at is not None and self.taken >= self.final_at and not self.buffer
 
-    async def take(self, within: float) -> list[Event] | None:
-        """The buffered events (at once if any); else wait up to ``within``
-        seconds for some, or for the first read's answer (``[]``); ``None`` when
-        the wait ran out. A failed read raises here."""
+    async def take(self) -> list[Event] | None:
+        """The buffered events (at once if any); else wait for some, or for the
+        first read's answer (``[]``); ``None`` at the feed's safety-net poll (no
+        timer of its own: one per wait per stream cost more than the poll).
+        A failed read raises here."""
         while True:
             if self.error is not None:
                 error, self.error = self.error, None
@@ -121,12 +123,11 @@ class Subscription:
                 return []
             if self.over:
                 return []
-            self.changed.clear()
-            try:
-                async with asyncio.timeout(within):
-                    await self.changed.wait()
-            except TimeoutError:
+            if self.ticked:
+                self.ticked = False
                 return None
+            self.changed.clear()
+            await self.changed.wait()
 
 
 class Feed:
@@ -200,7 +201,15 @@ class Feed:
                     self.mark(sub)  # a gap: a notification lost or not carried
 
     def wake_all(self) -> None:
-        """Notifications may have been missed: every subscription reads."""
+        """Notifications may have been missed (the listener lost, or back):
+        every subscription reads, and the poll starts over at the interval
+        that holds now (fast while the listener is away)."""
+        self._read_all()
+        if self._poller is not None and not self._poller.done():
+            self._poller.cancel()
+            self._poller = asyncio.create_task(self._poll(), name="falsework-feed-poll")
+
+    def _read_all(self) -> None:
         for subs in self._subs.values():
             for sub in subs:
                 self.mark(sub)
@@ -278,7 +287,11 @@ class Feed:
         """The safety net: every subscription reads once per poll interval."""
         while self._subs:
             await asyncio.sleep(self._poll_interval())
-            self.wake_all()
+            self._read_all()
+            for subs in self._subs.values():
+                for sub in subs:
+                    sub.ticked = True
+                    sub.changed.set()
 
     async def close(self) -> None:
         tasks = list(self._inflight)
