@@ -67,6 +67,7 @@ class _Channel:
         self.done = False
         self.watchers = 0
         self.changed = asyncio.Event()
+        self.waking = False
         self.pump = asyncio.create_task(self._pump(), name=f"sse-channel-{task_id}")
 
     async def _pump(self) -> None:
@@ -94,7 +95,15 @@ class _Channel:
             self.events.append(event)
             self.frames.append(frame(event))
             self.ids.append(int(event.id))
-            self._wake()
+            # the events one read or notification brought wake the watchers
+            # once, on the next turn (they run no sooner anyway)
+            if not self.waking:
+                self.waking = True
+                asyncio.get_running_loop().call_soon(self._wake_soon)
+
+    def _wake_soon(self) -> None:
+        self.waking = False
+        self._wake()
 
     def _wake(self) -> None:
         # Each wake-up replaces the Event, so a watcher that grabbed the old one

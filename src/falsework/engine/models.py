@@ -25,15 +25,26 @@ FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 EVENT_TYPES = ("log", "completion", "cancelled", "recovered")
 
 
+# The last timestamp formatted, and its text: the events one flush wrote share
+# one ``created_at`` object when a notification carried them (the reference
+# held here keeps that object, so ``is`` cannot match a new one at its address).
+_LAST_ISO: tuple[datetime | None, str] = (None, "")
+
+
 def iso(ts: datetime | None) -> str | None:
     """Backstage's timestamp shape: ``2026-11-28T19:04:24.000Z``."""
+    global _LAST_ISO
     if ts is None:
         return None
-    if ts.tzinfo is not UTC:
-        ts = ts.astimezone(UTC)
+    last, text = _LAST_ISO
+    if ts is last:
+        return text
+    utc_ts = ts if ts.tzinfo is UTC else ts.astimezone(UTC)
     # isoformat truncates to milliseconds like the strftime it replaces, at a
     # third of its cost (every event of every stream goes through here)
-    return ts.isoformat(timespec="milliseconds")[:23] + "Z"
+    text = utc_ts.isoformat(timespec="milliseconds")[:23] + "Z"
+    _LAST_ISO = (ts, text)
+    return text
 
 
 @dataclass(frozen=True)

@@ -75,3 +75,16 @@ def test_iso_is_backstages_shape_in_utc_truncated_to_milliseconds() -> None:
     assert iso(AT.replace(microsecond=0)) == "2026-12-06T21:00:00.000Z"
     india = timezone(timedelta(hours=5, minutes=30))
     assert iso(datetime(2026, 12, 7, 2, 30, 0, 5_000, tzinfo=india)) == "2026-12-06T21:00:00.005Z"
+
+
+def test_iso_of_the_same_timestamp_again_and_of_another_after_it() -> None:
+    # the last text is kept for the same object (the events of one flush share
+    # theirs); any other timestamp, equal in value or not, is formatted anew
+    first = datetime(2026, 12, 7, 3, 0, 0, 1_000, tzinfo=UTC)
+    assert iso(first) == iso(first) == "2026-12-07T03:00:00.001Z"
+    india = timezone(timedelta(hours=5, minutes=30))
+    same_instant = first.astimezone(india)
+    assert iso(same_instant) == "2026-12-07T03:00:00.001Z"
+    later = first + timedelta(milliseconds=1)
+    assert iso(later) == "2026-12-07T03:00:00.002Z"
+    assert iso(first) == "2026-12-07T03:00:00.001Z"
