@@ -46,7 +46,7 @@ class Deadlines:
         when = asyncio.get_running_loop().time() + delay
         entry = [when, next(self._order), scope]
         heapq.heappush(self._heap, entry)
-        if self._heap[0] is entry:
+        if self._heap[0] is entry and (self._timer is None or when < self._timer_at):
             self._arm()
         return entry
 
@@ -58,10 +58,19 @@ class Deadlines:
         self._dead += 1
         heap = self._heap
         if len(heap) >= _COMPACT_FROM and self._dead * 2 > len(heap):
-            self._heap = [e for e in heap if e[2] is not None]
-            heapq.heapify(self._heap)
+            heap = self._heap = [e for e in heap if e[2] is not None]
+            heapq.heapify(heap)
             self._dead = 0
-        self._arm()
+        while heap and heap[0][2] is None:
+            heapq.heappop(heap)
+            self._dead -= 1
+        if not heap and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        # Otherwise the timer stays set for the deadline that ended, which is no
+        # later than the earliest left: when it fires it finds nothing due and is
+        # set for the next one. Steps end mostly in the order they began, so
+        # re-arming here would cancel and make a loop timer at nearly every step.
 
     def _arm(self) -> None:
         heap = self._heap

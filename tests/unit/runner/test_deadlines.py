@@ -67,3 +67,59 @@ def test_ended_steps_are_dropped_from_the_heap() -> None:
     alive, heap = asyncio.run(main())
     assert alive == 0
     assert heap < 100  # rebuilt once most of it had ended, not kept for an hour
+
+
+def test_a_step_ending_first_keeps_the_timer_and_the_next_deadline_still_fires() -> None:
+    """Steps end mostly in the order they began: the one ending first leaves the
+    timer set for its own (earlier) deadline rather than making a new one, and
+    the next step still times out at its deadline, not before, not never."""
+
+    async def main() -> tuple[bool, bool, bool, str, int]:
+        clock = Deadlines()
+        loop = asyncio.get_running_loop()
+        first, second = asyncio.timeout(None), asyncio.timeout(None)
+        await first.__aenter__()
+        early = clock.add(0.05, first)
+        timer = clock._timer
+        await second.__aenter__()
+        late = clock.add(0.2, second)
+        due = late[0]
+        clock.discard(early)  # the first step ended
+        await first.__aexit__(None, None, None)
+        kept = clock._timer is timer
+        fired_at = 0.0
+        try:
+            await asyncio.sleep(30)
+            outcome = "not cancelled"
+        except asyncio.CancelledError:
+            fired_at = loop.time()
+            try:
+                await second.__aexit__(asyncio.CancelledError, asyncio.CancelledError(), None)
+                outcome = "cancelled, no timeout"
+            except TimeoutError:
+                outcome = "timed out"
+        clock.discard(late)
+        return kept, second.expired(), fired_at >= due - 0.002, outcome, len(clock)
+
+    kept, expired, not_early, outcome, alive = asyncio.run(main())
+    assert kept
+    assert (expired, not_early, outcome, alive) == (True, True, "timed out", 0)
+
+
+def test_the_last_step_ending_leaves_no_timer() -> None:
+    async def main() -> tuple[bool, bool]:
+        clock = Deadlines()
+        scopes = [asyncio.timeout(None) for _ in range(3)]
+        entries = []
+        for scope in scopes:
+            await scope.__aenter__()
+            entries.append(clock.add(3600, scope))
+        for entry in entries[:2]:
+            clock.discard(entry)
+        still = clock._timer is not None
+        clock.discard(entries[2])
+        for scope in scopes:
+            await scope.__aexit__(None, None, None)
+        return still, clock._timer is None
+
+    assert asyncio.run(main()) == (True, True)
