@@ -70,13 +70,42 @@ def shared(value: Any) -> Any:
     user). A parse shares nothing with the one before it, so 10,000 claimed
     tasks of one template held 10,000 copies of each key and each short value of
     its spec (about 1.5 KB a task): a worker keeps each spec for the whole run."""
-    if isinstance(value, dict):
-        return {intern(k): shared(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shared(v) for v in value]
-    if isinstance(value, str) and len(value) <= SHARED_TEXT:
+    if type(value) is dict:
+        return _shared_dict(value)
+    if type(value) is list:
+        return _shared_list(value)
+    if type(value) is str and len(value) <= SHARED_TEXT:
         return intern(value)
     return value
+
+
+# One call per object or array, not per value: a claimed spec has several
+# times more scalars than containers, and this runs for every claimed task
+# (the two loops are alike on purpose: a shared helper is a call per value).
+def _shared_dict(value: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in value.items():
+        kind = type(v)
+        if kind is str and len(v) <= SHARED_TEXT:
+            out[intern(k)] = intern(v)
+        elif kind is dict:
+            out[intern(k)] = _shared_dict(v)
+        else:
+            out[intern(k)] = _shared_list(v) if kind is list else v
+    return out
+
+
+def _shared_list(value: list[Any]) -> list[Any]:
+    return [
+        intern(v)
+        if type(v) is str and len(v) <= SHARED_TEXT
+        else _shared_dict(v)
+        if type(v) is dict
+        else _shared_list(v)
+        if type(v) is list
+        else v
+        for v in value
+    ]
 
 
 def utc(value: datetime) -> datetime:

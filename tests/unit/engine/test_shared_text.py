@@ -37,3 +37,13 @@ def test_long_strings_are_left_alone() -> None:
     second = shared(json.loads(_spec("a")))
     assert first["parameters"]["long"] == second["parameters"]["long"]
     assert first["parameters"]["long"] is not second["parameters"]["long"]
+
+
+def test_strings_and_objects_inside_arrays_are_shared_too() -> None:
+    text = json.dumps({"tags": ["team-a", ["nested", {"key": "value"}], 3, None]})
+    first, second = shared(json.loads(text)), shared(json.loads(text))
+    assert first == json.loads(text)
+    assert first["tags"][0] is second["tags"][0]
+    assert first["tags"][1][0] is second["tags"][1][0]
+    assert first["tags"][1][1]["key"] is second["tags"][1][1]["key"]
+    assert next(iter(first["tags"][1][1])) is next(iter(second["tags"][1][1]))
