@@ -83,7 +83,7 @@ def shared(value: Any) -> Any:
 # times more scalars than containers, and this runs for every claimed task
 # (the two loops are alike on purpose: a shared helper is a call per value).
 def _shared_dict(value: dict[str, Any]) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in value.items():
         kind = type(v)
         if kind is str and len(v) <= SHARED_TEXT:
