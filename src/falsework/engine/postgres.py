@@ -571,18 +571,12 @@ class PostgresStore:
             rows = await self._db.fetch(
                 "batch_write",
                 flush=batch.flush_id,
-                ids=ids,
-                tokens=[current[tid][0] if tid in current else None for tid in ids],
-                statuses=[current[tid][1] if tid in current else None for tid in ids],
+                expected=dumps([(tid, *current.get(tid, (None, None))) for tid in ids]),
                 refused=dumps(sorted(plan.refused)),
-                **_events(plan.events),
-                step_tasks=[r[0] for r in plan.steps],
-                step_keys=[r[1] for r in plan.steps],
-                step_values=[r[2] for r in plan.steps],
-                cp_tasks=[r[0] for r in plan.checkpoints],
-                cp_keys=[r[1] for r in plan.checkpoints],
-                cp_values=[r[2] for r in plan.checkpoints],
-                **_ends(ends),
+                events=dumps(plan.events),
+                steps=dumps(plan.steps),
+                checkpoints=dumps(plan.checkpoints),
+                ends=dumps(ends),
                 announce=self._announce,
             )
             if rows[-1]["written"]:

@@ -319,6 +319,33 @@ async def test_batch_writes_in_order_and_is_fenced(store: Store) -> None:
     assert await store.batch_apply(late) == {r.id}
 
 
+async def test_a_batch_keeps_awkward_text_exactly(store: Store) -> None:
+    # what the store encodes on its way to the database (each list one JSON
+    # parameter on Postgres) comes back exactly: quotes, backslashes, escapes
+    # written as text, newlines, non-ASCII, keys with quotes
+    r = row()
+    await insert(store, r)
+    claim = await claim_one(store)
+    awkward = 'a "quoted" \\ back\\slash, \\u0000 as text, tab\t, line\n, é 漢 🙂, {"x": [1]}'
+    batch = batch_of(claim)
+    batch.events.append((r.id, claim.claim_token, "log", dumps({"message": awkward})))
+    batch.events.append((r.id, claim.claim_token, "log", dumps({"message": "with \x00 NUL"})))
+    batch.steps[r.id] = {'st"ep\\': dumps({"status": "completed", "output": {awkward: awkward}})}
+    batch.checkpoints[r.id] = {awkward: dumps([awkward, None, True, 1.5])}
+    batch.releases.append(r.id)
+    assert await store.batch_apply(batch) == set()
+    again = await claim_one(store)
+    assert again.step_state == {'st"ep\\': {"status": "completed", "output": {awkward: awkward}}}
+    assert again.checkpoints == {awkward: [awkward, None, True, 1.5]}
+    done = batch_of(again)
+    done.finishes.append(finish(again, "completed", {"message": awkward}))
+    assert await store.batch_apply(done) == set()
+    events = await store.events_after(r.id, 0)
+    assert [e.body.get("message") for e in events] == [awkward, "with \ufffd NUL", awkward]
+    task = await store.task_get(r.id)
+    assert task is not None and task.status == "completed"
+
+
 async def test_a_completed_task_loses_its_secrets(store: Store) -> None:
     r = row(sealed_secrets="sealed")
     await insert(store, r)

@@ -240,8 +240,8 @@ SELECT count(*) FROM gone;
 
 -- name: batch_write
 -- A worker's flush in one autocommit statement (one round trip): what
--- lease.plan_writes allowed of a batch *given* :ids' (claim_token, status) as
--- :tokens and :statuses (nulls: no such task), written only if that is what the
+-- lease.plan_writes allowed of a batch *given* its tasks' (claim_token, status)
+-- as :expected (nulls: no such task), written only if that is what the
 -- batch's tasks hold now. The tasks are locked in id order (the ids come sorted)
 -- through primary-key lookups before anything is written, and compared with what
 -- the plan assumed; on any difference nothing is written (not even the flush's
@@ -251,12 +251,15 @@ SELECT count(*) FROM gone;
 -- order, step state and checkpoints merged, final statuses and releases (status
 -- 'open'), and the NOTIFYs. Returns the locked (id, claim_token, status) rows
 -- and a last row of nulls whose ``written`` says whether the plan went in.
+-- Each list comes as one JSON array of rows (``[id, token, status]``,
+-- ``[task, type, body]``, ...): the driver encodes a text[] parameter element by
+-- element through Python's abstract-type checks, several per task per flush.
 WITH expected AS (
-    SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:tokens AS text[]),
-                         CAST(:statuses AS text[])) AS x(id, claim_token, status)
+    SELECT x ->> 0 AS id, x ->> 1 AS claim_token, x ->> 2 AS status, ord
+    FROM json_array_elements(CAST(:expected AS json)) WITH ORDINALITY AS a(x, ord)
 ), locked AS (
     SELECT t.id, t.claim_token, t.status, t.recovery
-    FROM unnest(CAST(:ids AS text[])) AS x(id)
+    FROM (SELECT id FROM expected ORDER BY ord) AS x
     CROSS JOIN LATERAL (SELECT id, claim_token, status, recovery FROM tasks
                         WHERE tasks.id = x.id FOR UPDATE) AS t
 ), same AS (
@@ -271,25 +274,22 @@ WITH expected AS (
     RETURNING id
 ), ins AS (
     INSERT INTO task_events (task_id, type, body, created_at)
-    SELECT e.task_id, e.type, CAST(e.body AS json), now()
-    FROM unnest(CAST(:event_tasks AS text[]), CAST(:event_types AS text[]),
-                CAST(:event_bodies AS text[])) WITH ORDINALITY AS e(task_id, type, body, ord)
+    SELECT e ->> 0, e ->> 1, CAST(e ->> 2 AS json), now()
+    FROM json_array_elements(CAST(:events AS json)) WITH ORDINALITY AS a(e, ord)
     WHERE EXISTS (SELECT 1 FROM flush)
-    ORDER BY e.ord
+    ORDER BY a.ord
     RETURNING id, task_id, type, body
 ), steps AS (
-    SELECT s.task_id, jsonb_object_agg(s.key, CAST(s.value AS jsonb)) AS value
-    FROM unnest(CAST(:step_tasks AS text[]), CAST(:step_keys AS text[]),
-                CAST(:step_values AS text[])) AS s(task_id, key, value)
-    GROUP BY s.task_id
+    SELECT s ->> 0 AS task_id, jsonb_object_agg(s ->> 1, CAST(s ->> 2 AS jsonb)) AS value
+    FROM json_array_elements(CAST(:steps AS json)) AS a(s)
+    GROUP BY s ->> 0
 ), cps AS (
-    SELECT c.task_id, jsonb_object_agg(c.key, CAST(c.value AS jsonb)) AS value
-    FROM unnest(CAST(:cp_tasks AS text[]), CAST(:cp_keys AS text[]),
-                CAST(:cp_values AS text[])) AS c(task_id, key, value)
-    GROUP BY c.task_id
+    SELECT c ->> 0 AS task_id, jsonb_object_agg(c ->> 1, CAST(c ->> 2 AS jsonb)) AS value
+    FROM json_array_elements(CAST(:checkpoints AS json)) AS a(c)
+    GROUP BY c ->> 0
 ), ends AS (
-    SELECT * FROM unnest(CAST(:end_tasks AS text[]), CAST(:end_statuses AS text[]),
-                         CAST(:end_keep AS boolean[])) AS f(task_id, status, keep_secrets)
+    SELECT f ->> 0 AS task_id, f ->> 1 AS status, CAST(f ->> 2 AS boolean) AS keep_secrets
+    FROM json_array_elements(CAST(:ends AS json)) AS a(f)
 ), touched AS (
     SELECT task_id FROM steps UNION SELECT task_id FROM cps UNION SELECT task_id FROM ends
 ), upd AS (
