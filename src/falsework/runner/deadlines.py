@@ -27,7 +27,7 @@ _COMPACT_FROM = 64
 class Deadlines:
     """The steps' deadlines of one event loop. Use only on its thread."""
 
-    __slots__ = ("_dead", "_heap", "_order", "_timer", "_timer_at")
+    __slots__ = ("_arming", "_dead", "_heap", "_order", "_timer", "_timer_at")
 
     def __init__(self) -> None:
         # [when, order, scope]; scope None once its step ended or it fired
@@ -36,6 +36,7 @@ class Deadlines:
         self._dead = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._arming = False  # a turn of the loop will set the timer
 
     def __len__(self) -> int:
         return len(self._heap) - self._dead
@@ -43,12 +44,26 @@ class Deadlines:
     def add(self, delay: float, scope: asyncio.Timeout) -> list[Any]:
         """Time ``scope`` (entered, with no deadline of its own) out after
         ``delay`` seconds; give the entry back to :meth:`discard`."""
-        when = asyncio.get_running_loop().time() + delay
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
         entry = [when, next(self._order), scope]
         heapq.heappush(self._heap, entry)
-        if self._heap[0] is entry and (self._timer is None or when < self._timer_at):
-            self._arm()
+        if (
+            not self._arming
+            and self._heap[0] is entry
+            and (self._timer is None or when < self._timer_at)
+        ):
+            # The timer is set at the loop's next turn, for the earliest deadline
+            # then: a step that ends before it (one that never waits, such as a
+            # log step) costs no loop timer, and all the steps that start in one
+            # turn cost one callback. Deadlines are absolute: none fires late.
+            self._arming = True
+            loop.call_soon(self._arm_soon)
         return entry
+
+    def _arm_soon(self) -> None:
+        self._arming = False
+        self._arm()
 
     def discard(self, entry: list[Any]) -> None:
         """The step ended (before leaving its scope): its deadline no longer counts."""
@@ -84,8 +99,8 @@ class Deadlines:
             return
         when = heap[0][0]
         if self._timer is not None:
-            if self._timer_at == when:
-                return
+            if self._timer_at <= when:
+                return  # set for a deadline that ended: it fires, then sets the next
             self._timer.cancel()
         self._timer = asyncio.get_running_loop().call_at(when, self._fire)
         self._timer_at = when

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from falsework.runner.deadlines import Deadlines, deadlines
 
@@ -80,7 +81,9 @@ def test_a_step_ending_first_keeps_the_timer_and_the_next_deadline_still_fires()
         first, second = asyncio.timeout(None), asyncio.timeout(None)
         await first.__aenter__()
         early = clock.add(0.05, first)
+        await asyncio.sleep(0)  # the timer is set at the loop's next turn
         timer = clock._timer
+        assert timer is not None
         await second.__aenter__()
         late = clock.add(0.2, second)
         due = late[0]
@@ -114,6 +117,7 @@ def test_the_last_step_ending_leaves_no_timer() -> None:
         for scope in scopes:
             await scope.__aenter__()
             entries.append(clock.add(3600, scope))
+        await asyncio.sleep(0)  # the timer is set at the loop's next turn
         for entry in entries[:2]:
             clock.discard(entry)
         still = clock._timer is not None
@@ -123,3 +127,33 @@ def test_the_last_step_ending_leaves_no_timer() -> None:
         return still, clock._timer is None
 
     assert asyncio.run(main()) == (True, True)
+
+
+def test_a_step_that_ends_before_the_loop_turns_makes_no_timer() -> None:
+    """A step that never waits (a log step) starts and ends in one turn of the
+    loop: its deadline costs no loop timer; a step that waits still gets one."""
+
+    async def main() -> tuple[bool, bool, bool]:
+        clock = Deadlines()
+        loop = asyncio.get_running_loop()
+        made: list[float] = []
+        call_at = loop.call_at
+
+        def counting(when: float, callback: Any, *args: Any, **kw: Any) -> asyncio.TimerHandle:
+            made.append(when)
+            return call_at(when, callback, *args, **kw)
+
+        loop.call_at = counting  # type: ignore[method-assign]
+        for _ in range(100):
+            scope = asyncio.timeout(None)
+            await scope.__aenter__()
+            clock.discard(clock.add(3600, scope))
+            await scope.__aexit__(None, None, None)
+        await asyncio.sleep(0)
+        quick = (made == [], clock._timer is None)
+        waited = await _step(3600, 0.01)  # a step that waits: one timer for it
+        # (asyncio.sleep's own timer aside)
+        for_deadlines = [when for when in made if when > loop.time() + 3000]
+        return quick[0], quick[1], waited == "done" and len(for_deadlines) == 1
+
+    assert asyncio.run(main()) == (True, True, True)
