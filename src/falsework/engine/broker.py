@@ -374,8 +374,12 @@ class Broker:
         raise NotFoundError(f"No worker with id '{worker_id}' found")
 
     # -- for workers --------------------------------------------------------------
-    async def claim(self, worker_id: str, n: int) -> builtins.list[ClaimedTask]:
-        """Claim up to ``n`` tasks for this worker, secrets decrypted for it alone."""
+    async def claim(
+        self, worker_id: str, n: int, *, share_text: bool = True
+    ) -> builtins.list[ClaimedTask]:
+        """Claim up to ``n`` tasks for this worker, secrets decrypted for it alone.
+        ``share_text``: each spec's keys and short strings are the process's one
+        copy (``codec.shared``), for a worker that holds many tasks at once."""
         if n <= 0:
             return []
         claims = await self.store.task_claim(
@@ -385,7 +389,7 @@ class Broker:
             ClaimedTask(
                 id=c.id,
                 # held for the whole run: its repeated text shared between tasks
-                spec=shared(c.spec),
+                spec=shared(c.spec) if share_text else c.spec,
                 secrets=self.box.open(c.sealed_secrets),
                 created_by=c.created_by,
                 attempt=c.attempt,

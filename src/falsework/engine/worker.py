@@ -35,6 +35,11 @@ from falsework.taskio import Executor, Outcome
 
 log = logging.getLogger("falsework.engine")
 
+# A worker that may hold this many runs shares the text of their specs
+# (codec.shared: ~1.5 KB a one-step task's spec, 15 MB at 10,000 waiting runs);
+# below it the copies weigh little (at most ~1.5 MB) and sharing would cost
+# every claimed task a walk of its spec.
+SHARE_TEXT_FROM = 1_000
 # How often the worker checks its runs' lease deadlines and its own clock.
 _TICK = 0.1
 # How soon a heartbeat is tried again after the database was away.
@@ -224,7 +229,9 @@ class TaskWorker:
     async def _claim(self, n: int) -> list[tuple[ClaimedTask, float]]:
         sent = clock()
         try:
-            claimed = await self.broker.claim(self.worker_id, n)
+            claimed = await self.broker.claim(
+                self.worker_id, n, share_text=self._limit >= SHARE_TEXT_FROM
+            )
         except DatabaseUnavailableError as exc:
             log.warning("database unavailable while claiming (%s); retrying", exc)
             await asyncio.sleep(min(self.options.poll_interval, 1.0))

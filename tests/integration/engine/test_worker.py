@@ -16,6 +16,7 @@ from falsework.engine import Broker, ClaimedTask, TaskChannel, TaskWorker
 from falsework.engine.codec import dumps
 from falsework.engine.models import Finish, Heartbeat, WriteBatch
 from falsework.engine.runs import Run, RunState
+from falsework.engine.worker import SHARE_TEXT_FROM
 from falsework.errors import ConflictError, InputError, LeaseLostError, NotFoundError
 from falsework.runner import as_executor
 from falsework.taskio import TaskIO
@@ -535,3 +536,31 @@ async def test_a_heartbeat_goes_in_parts_each_confirming_its_runs(
     assert all(run.valid_until > 0.0 and run.stop is None for run in runs)
     (me,) = [w for w in await broker.workers() if w.id == worker.worker_id]
     assert me.running == 5  # the whole count, not the last part's
+
+
+async def test_claimed_specs_share_their_text_when_asked(broker: Broker) -> None:
+    for _ in range(4):
+        await broker.create(spec({"id": "a", "action": "debug:log"}))
+    one, two = await broker.claim("w", 2, share_text=True)
+    assert one.spec == two.spec
+    assert one.spec["steps"][0]["action"] is two.spec["steps"][0]["action"]
+    three, four = await broker.claim("w", 2, share_text=False)
+    assert three.spec == four.spec == one.spec
+    assert three.spec["steps"][0]["action"] is not four.spec["steps"][0]["action"]
+
+
+async def test_only_a_worker_that_may_hold_many_runs_shares_spec_text(
+    broker: Broker, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[bool] = []
+    real = broker.claim
+
+    async def recorded(worker_id: str, n: int, **kw: Any) -> list[ClaimedTask]:
+        asked.append(kw["share_text"])
+        return await real(worker_id, n, **kw)
+
+    monkeypatch.setattr(broker, "claim", recorded)
+    for limit in (SHARE_TEXT_FROM, SHARE_TEXT_FROM - 1):
+        options = dataclasses.replace(worker_options(settings), concurrency=limit)
+        await TaskWorker(broker, as_executor(steps), options)._claim(1)
+    assert asked == [True, False]
