@@ -346,6 +346,37 @@ async def test_a_batch_keeps_awkward_text_exactly(store: Store) -> None:
     assert task is not None and task.status == "completed"
 
 
+async def test_one_batch_applies_each_tasks_own_changes(store: Store) -> None:
+    # tasks of one flush touched differently (step state only, a checkpoint only,
+    # a final write only, a release): each gets its own changes and no other's
+    rows = [row(sealed_secrets="sealed") for _ in range(4)]
+    await insert(store, *rows)
+    claims = {c.id: c for c in await store.task_claim("w", 4, per_user_cap=None)}
+    a, b, c, d = (claims[r.id] for r in rows)
+    batch = WriteBatch(tokens={x.id: x.claim_token for x in (a, b, c, d)})
+    batch.steps[a.id] = {"s": dumps({"status": "completed", "output": {"who": "a"}})}
+    batch.checkpoints[b.id] = {"k": dumps("b")}
+    batch.finishes.append(finish(c, "completed", {"who": "c"}))
+    batch.releases.append(d.id)
+    assert await store.batch_apply(batch) == set()
+    done = await store.task_get(c.id)
+    assert done is not None and done.status == "completed" and done.step_state == {}
+    assert await store.task_secrets(c.id) is None
+    assert await store.task_status(d.id) == "open"
+    assert await store.task_secrets(d.id) == "sealed"
+    task_a, task_b = await store.task_get(a.id), await store.task_get(b.id)
+    assert task_a is not None and task_a.status == "processing"
+    assert task_a.step_state == {"s": {"status": "completed", "output": {"who": "a"}}}
+    assert task_b is not None and task_b.status == "processing" and task_b.step_state == {}
+    (again,) = await store.task_claim("w", 1, per_user_cap=None)  # d, released
+    assert again.id == d.id and again.checkpoints == {} and again.step_state == {}
+    later = WriteBatch(tokens={b.id: b.claim_token})
+    later.releases.append(b.id)
+    assert await store.batch_apply(later) == set()
+    (b_again,) = await store.task_claim("w", 1, per_user_cap=None)
+    assert b_again.id == b.id and b_again.checkpoints == {"k": "b"}
+
+
 async def test_a_completed_task_loses_its_secrets(store: Store) -> None:
     r = row(sealed_secrets="sealed")
     await insert(store, r)

@@ -291,31 +291,37 @@ WITH expected AS (
     SELECT f ->> 0 AS task_id, f ->> 1 AS status, CAST(f ->> 2 AS boolean) AS keep_secrets
     FROM json_array_elements(CAST(:ends AS json)) AS a(f)
 ), touched AS (
-    SELECT task_id FROM steps UNION SELECT task_id FROM cps UNION SELECT task_id FROM ends
+    -- each touched task's changes in one row (hash joins of the small lists)
+    SELECT t.task_id, steps.value AS step_value, cps.value AS cp_value, ends.status,
+           ends.keep_secrets
+    FROM (SELECT task_id FROM steps UNION SELECT task_id FROM cps
+          UNION SELECT task_id FROM ends) AS t
+    LEFT JOIN steps ON steps.task_id = t.task_id
+    LEFT JOIN cps ON cps.task_id = t.task_id
+    LEFT JOIN ends ON ends.task_id = t.task_id
 ), upd AS (
     UPDATE tasks
-    SET step_state = tasks.step_state || coalesce(steps.value, '{}'),
-        checkpoints = tasks.checkpoints || coalesce(cps.value, '{}'),
-        status = coalesce(ends.status, tasks.status),
-        finished_at = CASE WHEN ends.status IN ('completed', 'failed', 'cancelled')
+    SET step_state = tasks.step_state || coalesce(c.step_value, '{}'),
+        checkpoints = tasks.checkpoints || coalesce(c.cp_value, '{}'),
+        status = coalesce(c.status, tasks.status),
+        finished_at = CASE WHEN c.status IN ('completed', 'failed', 'cancelled')
                            THEN now() ELSE tasks.finished_at END,
-        hooked_at = CASE WHEN ends.status IN ('completed', 'failed', 'cancelled')
+        hooked_at = CASE WHEN c.status IN ('completed', 'failed', 'cancelled')
                               AND NOT CAST(:announce AS boolean)
                          THEN now() ELSE tasks.hooked_at END,
-        heartbeat_at = CASE WHEN ends.status IS NULL THEN tasks.heartbeat_at
-                            WHEN ends.status = 'open' THEN NULL ELSE now() END,
-        claim_token = CASE WHEN ends.status IS NULL THEN tasks.claim_token END,
-        claimed_by = CASE WHEN ends.status = 'open' THEN NULL ELSE tasks.claimed_by END,
+        heartbeat_at = CASE WHEN c.status IS NULL THEN tasks.heartbeat_at
+                            WHEN c.status = 'open' THEN NULL ELSE now() END,
+        claim_token = CASE WHEN c.status IS NULL THEN tasks.claim_token END,
+        claimed_by = CASE WHEN c.status = 'open' THEN NULL ELSE tasks.claimed_by END,
         -- a release keeps a pending cancel request: the next claimer honours it
-        cancel_requested = CASE WHEN ends.status IS NULL OR ends.status = 'open'
+        cancel_requested = CASE WHEN c.status IS NULL OR c.status = 'open'
                                 THEN tasks.cancel_requested ELSE false END,
-        secrets = CASE WHEN ends.status IS NULL OR ends.keep_secrets
-                       THEN tasks.secrets END
-    FROM touched
-    LEFT JOIN steps ON steps.task_id = touched.task_id
-    LEFT JOIN cps ON cps.task_id = touched.task_id
-    LEFT JOIN ends ON ends.task_id = touched.task_id
-    WHERE tasks.id = touched.task_id AND EXISTS (SELECT 1 FROM flush)
+        secrets = CASE WHEN c.status IS NULL OR c.keep_secrets THEN tasks.secrets END
+    FROM touched AS c
+    -- the ANY drives primary-key lookups: joined on touched alone, whose size the
+    -- planner guesses (100 rows a JSON array), it read the whole table instead
+    WHERE tasks.id = c.task_id AND tasks.id = ANY(ARRAY(SELECT task_id FROM touched))
+      AND EXISTS (SELECT 1 FROM flush)
     RETURNING tasks.id, tasks.status
 ), carried AS (
     -- each task's new events whole, for the processes streaming them
