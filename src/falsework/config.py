@@ -641,7 +641,7 @@ def describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         loc = error["loc"]
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        where = ".".join(str(p) for p in loc)
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "not a setting"
