@@ -29,7 +29,7 @@ from falsework.api.models import (
 from falsework.engine import NewTask, Task
 from falsework.engine.models import iso
 from falsework.errors import InputError, NotAllowedError
-from falsework.templates import validate_values
+from falsework.templates import quick_values, validate_values
 from falsework.types import JSONObject
 
 router = APIRouter(tags=["tasks"])
@@ -98,8 +98,11 @@ async def create_task(
     with svc.tracing.request(
         "POST /v2/tasks", request.headers, **{"falsework.template": template.ref}
     ) as span:
-        # A schema check may take long (a pattern, a big value): never on the event loop.
-        values = await anyio.to_thread.run_sync(validate_values, template, body.values)
+        # A schema check may take long (a pattern, a big value): never on the event
+        # loop, unless it is sure to take microseconds (small values, a plain schema)
+        values = quick_values(template, body.values)
+        if values is None:
+            values = await anyio.to_thread.run_sync(validate_values, template, body.values)
         spec = template.task_spec(values, caller.user_context())
         carrier = span.carrier()
         if carrier:  # the worker's spans of this task continue this request's trace

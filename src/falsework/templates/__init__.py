@@ -10,6 +10,7 @@ from falsework.templates.template import API_VERSION, Template, load_templates
 from falsework.templates.values import (
     ParameterValidationError,
     apply_defaults,
+    quick_values,
     validate_values,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "apply_defaults",
     "load_templates",
     "parse_ref",
+    "quick_values",
     "validate_template_file",
     "validate_values",
 ]
