@@ -5,7 +5,8 @@ Every audited act is one line on the ``falsework.audit`` logger (with
 its own) and one row of ``audit_events``, written with whatever other acts arrive
 meanwhile (group commit: a burst of creates shares a statement). A row that cannot
 be written (the database is away) is logged as an error; the act itself stands and
-its log line is there.
+its log line is there. A create's row goes with its task: the broker's group commit
+of creates writes it right after the task (``entry``, ``NewTask.audit``).
 
 Acts (``action``):
 
@@ -95,6 +96,12 @@ class AuditTrail:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(asyncio.shield(self._writer), timeout=10)
             self._writer.cancel()
+
+
+def entry(actor: str, action: str, **detail: Any) -> AuditEntry:
+    """The row of an act that another write carries (a create's, with its task's
+    insert, which sets the target); its line is the caller's to ``say``."""
+    return AuditEntry(actor, action, None, dumps(detail))
 
 
 def say(actor: str, action: str, target: str | None, detail: dict[str, Any]) -> None:

@@ -107,7 +107,8 @@ async def create_task(
         carrier = span.carrier()
         if carrier:  # the worker's spans of this task continue this request's trace
             spec[tracing.SPEC_KEY] = carrier
-        # the broker refuses (429) a creator at max_open_tasks_per_user, in the insert
+        # the broker refuses (429) a creator at max_open_tasks_per_user, in the insert;
+        # the audit row goes in the same group commit, right after the task's
         created = await svc.broker.submit(
             NewTask(
                 spec,
@@ -115,11 +116,12 @@ async def create_task(
                 secrets=body.secrets or None,
                 idempotency_key=f"{caller.ref} {idempotency_key}" if idempotency_key else None,
                 recovery=template.recovery,
+                audit=audit.entry(caller.ref, audit.TASK_CREATE, template=template.ref),
             )
         )
         span.set(**{"falsework.task.id": created})
     svc.metrics.tasks_created.inc()
-    await svc.audit.record(caller.ref, audit.TASK_CREATE, created, template=template.ref)
+    audit.say(caller.ref, audit.TASK_CREATE, created, {"template": template.ref})
     return {"id": created}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import dataclasses
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -54,6 +55,8 @@ from falsework.engine.supervisor import Supervisor
 from falsework.errors import ConflictError, InputError, NotFoundError, TooManyRequestsError
 from falsework.taskio import Recovery
 from falsework.types import JSONObject
+
+log = logging.getLogger("falsework.engine")
 
 MAX_LIMIT = 10_000
 # the cluster flag that stops every worker from claiming (engine/sql: task_claim)
@@ -139,10 +142,28 @@ class Broker:
             idempotency_key=item.idempotency_key,
         )
 
-    async def _insert(self, rows: list[TaskRow]) -> list[Inserted]:
+    async def _insert(self, items: list[tuple[TaskRow, AuditEntry | None]]) -> list[Inserted]:
+        rows = [row for row, _ in items]
         results = await self.store.tasks_insert(rows, open_cap=self.options.max_open_per_user)
         if any(r.outcome == "new" for r in results):
             self.hub.new_tasks()
+        # the creates' acts, in the same flush: a create waits for one group
+        # commit, not for its task's and then for its audit row's (issue 17)
+        acts = [
+            dataclasses.replace(act, target=r.id)
+            for (_, act), r in zip(items, results, strict=True)
+            if act is not None and r.id is not None
+        ]
+        if acts:
+            try:
+                await self.store.audit_insert(acts)
+            except Exception as exc:  # the tasks stand, and the acts' lines are logged
+                log.error(
+                    "could not write %d audit entr%s (%s); they are in this log",
+                    len(acts),
+                    "y" if len(acts) == 1 else "ies",
+                    exc,
+                )
         return results
 
     async def submit(self, item: NewTask) -> str:
@@ -184,7 +205,9 @@ class Broker:
         """``submit`` every item (they share statements); ids in the items' order.
         Raises for the first item refused, once every item has been written."""
         rows = [self._row(item) for item in items]
-        results = await self._creates.submit(rows)
+        results = await self._creates.submit(
+            [(row, item.audit) for row, item in zip(rows, items, strict=True)]
+        )
         return [
             r.id if r.id is not None else self._refused(row)
             for row, r in zip(rows, results, strict=True)

@@ -13,20 +13,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
-from falsework.engine.models import Inserted, TaskRow
+from falsework.engine.models import Inserted
 
-Write = Callable[[list[TaskRow]], Awaitable[list[Inserted]]]
+Row = TypeVar("Row")
 
 
-class CreateBatcher:
-    def __init__(self, write: Write, *, max_batch: int = 5000) -> None:
+class CreateBatcher(Generic[Row]):
+    """``write`` takes what was submitted meanwhile (rows, or rows with what goes
+    with them) and answers what became of each row."""
+
+    def __init__(
+        self, write: Callable[[list[Row]], Awaitable[list[Inserted]]], *, max_batch: int = 5000
+    ) -> None:
         self._write = write
         self._max_batch = max_batch
-        self._pending: list[tuple[TaskRow, asyncio.Future[Inserted]]] = []
+        self._pending: list[tuple[Row, asyncio.Future[Inserted]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def submit(self, rows: list[TaskRow]) -> list[Inserted]:
+    async def submit(self, rows: list[Row]) -> list[Inserted]:
         """What became of each row, in order, once written with whatever else is
         waiting (a bulk create costs a future per row, no task)."""
         loop = asyncio.get_running_loop()

@@ -179,6 +179,11 @@ class NewTask:
     # the task's id when the caller derives it (a webhook delivery's id is its
     # idempotency key's UUID); None: a fresh random one
     id: str | None = None
+    # an act to record with the task (the API's task.create): its row is written
+    # by the same group commit, right after the task's, with the task's id as
+    # its target (the id of the task that had the idempotency key, if another
+    # did); none when the creator is refused
+    audit: AuditEntry | None = None
 
 
 @dataclass

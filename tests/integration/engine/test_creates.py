@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from falsework.config import Settings
 from falsework.engine import Broker, NewTask
 from falsework.engine.creates import CreateBatcher
-from falsework.engine.models import Inserted, TaskRow
-from falsework.errors import TooManyRequestsError
+from falsework.engine.models import AuditEntry, AuditQuery, Inserted, TaskRow
+from falsework.errors import DatabaseUnavailableError, TooManyRequestsError
 from support.engine import open_broker
 
 SPEC = {"apiVersion": "scaffolder.backstage.io/v1beta3", "steps": [], "output": {}}
@@ -39,7 +39,7 @@ async def test_concurrent_creates_share_statements(broker: Broker) -> None:
 
 async def test_closing_cancels_creates_not_yet_written(broker: Broker) -> None:
     batcher = CreateBatcher(broker._insert)
-    waiting = asyncio.create_task(batcher.submit([broker._row(NewTask(SPEC))]))
+    waiting = asyncio.create_task(batcher.submit([(broker._row(NewTask(SPEC)), None)]))
     await asyncio.sleep(0)
     await batcher.close()
     with pytest.raises(asyncio.CancelledError):
@@ -78,3 +78,47 @@ async def test_the_open_task_cap_holds_under_concurrent_creates(
     finally:
         await two.close()
         await one.close()
+
+
+async def test_a_creates_act_is_written_by_its_group_commit(
+    database_url: str, make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    broker = await open_broker(database_url, make_settings(max_open_tasks_per_user=2))
+    try:
+        acts: list[int] = []
+        write = broker.store.audit_insert
+
+        async def counted(entries: Sequence[AuditEntry]) -> None:
+            acts.append(len(entries))
+            await write(entries)
+
+        broker.store.audit_insert = counted  # type: ignore[method-assign]
+
+        def create(key: str | None = None, by: str = "user:default/ann") -> NewTask:
+            act = AuditEntry(by, "task.create", None, '{"template": "t"}')
+            return NewTask(SPEC, created_by=by, idempotency_key=key, audit=act)
+
+        ids = await asyncio.gather(*(broker.submit(create(f"k{i % 2}")) for i in range(6)))
+        # written when the creates return, with the task's id (the keyed task's id
+        # for a create whose key was taken), and in fewer statements than creates
+        rows = await broker.audit_list(AuditQuery(action="task.create"))
+        assert sorted(r.target or "" for r in rows) == sorted(ids)
+        assert len(set(ids)) == 2 and sum(acts) == 6 and len(acts) < 6
+        assert {r.actor for r in rows} == {"user:default/ann"}
+        assert all(r.detail == {"template": "t"} for r in rows)
+        # a refused create (the creator at the cap) records nothing; others do
+        with pytest.raises(TooManyRequestsError):
+            await broker.submit(create())
+        await broker.submit(NewTask(SPEC))  # no act: no row
+        assert len(await broker.audit_list(AuditQuery(action="task.create"))) == 6
+
+        # an audit row that cannot be written: the task stands, the error is logged
+        async def broken(entries: Sequence[AuditEntry]) -> None:
+            raise DatabaseUnavailableError("away")
+
+        broker.store.audit_insert = broken  # type: ignore[method-assign]
+        created = await broker.submit(create(by="user:default/bob"))
+        assert (await broker.get(created)).status == "open"
+        assert "could not write 1 audit entry (away)" in caplog.text
+    finally:
+        await broker.close()
