@@ -270,7 +270,12 @@ async def measure(args: argparse.Namespace) -> None:
         except backstage.OracleUnavailable as exc:
             oracle_note = str(exc)
             log(f"backstage skipped: {oracle_note}")
+    # what the caller's shell would have changed in the server, kept from it (fw.env_for)
+    dropped = sorted(k for k in os.environ if fw.costly(k))
+    if dropped:
+        log(f"not passed to the server: {', '.join(dropped)}")
     for kind in args.db:
+        load_before = round(os.getloadavg()[0], 1)
         r = await one_run(kind, args.tasks, args.clients, args.concurrency)
         log(f"{kind}: falsework {r}")
         b: dict[str, Any] | None = None
@@ -320,6 +325,8 @@ async def measure(args: argparse.Namespace) -> None:
             client_cpu_ms_per_task=round(r["client_cpu_s"] * 1000 / per_task, 2),
             idle_rss_mb=r["idle_rss_mb"],
             load_avg=round(os.getloadavg()[0], 1),
+            load_avg_before=load_before,
+            server_env_dropped=dropped,
             backstage_note=oracle_note,
             target_times_backstage=FACTOR,
             **extra,

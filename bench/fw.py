@@ -149,9 +149,30 @@ def ts(value: Any) -> float:
     return moment.timestamp()
 
 
+# Variables of the caller's shell that change what a server costs, dropped from its
+# children: a run measures the default configuration whatever shell started it
+# (OTEL_* turns tracing on, COVERAGE_PROCESS_* starts coverage in every child of a
+# venv with coverage's .pth, the others slow the interpreter or asyncio down).
+COSTLY_ENV = ("OTEL_", "COVERAGE_", "COV_CORE_")
+COSTLY_PYTHON = (
+    "PYTHONASYNCIODEBUG",
+    "PYTHONDEVMODE",
+    "PYTHONMALLOC",
+    "PYTHONPROFILEIMPORTTIME",
+    "PYTHONTRACEMALLOC",
+    "PYTHONWARNINGS",
+)
+
+
+def costly(name: str) -> bool:
+    """Whether ``name`` is a variable ``env_for`` keeps from a child (see COSTLY_ENV)."""
+    return name.startswith(COSTLY_ENV) or name in COSTLY_PYTHON
+
+
 def env_for(url: str, **extra: str) -> dict[str, str]:
-    """The environment of a child process on ``url`` (FALSEWORK_* of ours not inherited)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FALSEWORK_")}
+    """The environment of a child process on ``url``: FALSEWORK_* of ours and the
+    variables that change what it costs (``costly``) not inherited."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FALSEWORK_") and not costly(k)}
     env.update(
         {
             "FALSEWORK_DATABASE_URL": url,
