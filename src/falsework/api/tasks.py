@@ -103,7 +103,8 @@ async def create_task(
         values = quick_values(template, body.values)
         if values is None:
             values = await anyio.to_thread.run_sync(validate_values, template, body.values)
-        spec = template.task_spec(values, caller.user_context())
+        # serialized by the broker at once, changed only at its top level (the trace)
+        spec = template.task_spec(values, caller.user_context(), shared=True)
         carrier = span.carrier()
         if carrier:  # the worker's spans of this task continue this request's trace
             spec[tracing.SPEC_KEY] = carrier

@@ -190,6 +190,12 @@ def test_task_spec_has_backstage_shape(write_template: WriteTemplate) -> None:
     assert "EXPERIMENTAL_recovery" not in load_templates(write_template("plain"))[0].task_spec(
         {}, {}
     )
+    # shared (the API's create, which serializes it at once): the same spec, made
+    # of the template's own parts rather than copies of them
+    shared = template.task_spec({"name": "svc"}, user, shared=True)
+    assert shared == template.task_spec({"name": "svc"}, user)
+    assert shared["steps"] is template.steps and shared["output"] is template.output
+    assert shared["user"] is user
 
 
 def test_summary(write_template: WriteTemplate) -> None:
