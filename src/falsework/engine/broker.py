@@ -140,30 +140,14 @@ class Broker:
             run_after=item.run_after,
             recovery=item.recovery,
             idempotency_key=item.idempotency_key,
+            # the create's act goes in with its task: one round trip, not two
+            act=item.audit,
         )
 
-    async def _insert(self, items: list[tuple[TaskRow, AuditEntry | None]]) -> list[Inserted]:
-        rows = [row for row, _ in items]
+    async def _insert(self, rows: list[TaskRow]) -> list[Inserted]:
         results = await self.store.tasks_insert(rows, open_cap=self.options.max_open_per_user)
         if any(r.outcome == "new" for r in results):
             self.hub.new_tasks()
-        # the creates' acts, in the same flush: a create waits for one group
-        # commit, not for its task's and then for its audit row's (issue 17)
-        acts = [
-            dataclasses.replace(act, target=r.id)
-            for (_, act), r in zip(items, results, strict=True)
-            if act is not None and r.id is not None
-        ]
-        if acts:
-            try:
-                await self.store.audit_insert(acts)
-            except Exception as exc:  # the tasks stand, and the acts' lines are logged
-                log.error(
-                    "could not write %d audit entr%s (%s); they are in this log",
-                    len(acts),
-                    "y" if len(acts) == 1 else "ies",
-                    exc,
-                )
         return results
 
     async def submit(self, item: NewTask) -> str:
@@ -205,9 +189,7 @@ class Broker:
         """``submit`` every item (they share statements); ids in the items' order.
         Raises for the first item refused, once every item has been written."""
         rows = [self._row(item) for item in items]
-        results = await self._creates.submit(
-            [(row, item.audit) for row, item in zip(rows, items, strict=True)]
-        )
+        results = await self._creates.submit(rows)
         return [
             r.id if r.id is not None else self._refused(row)
             for row, r in zip(rows, results, strict=True)

@@ -180,9 +180,10 @@ class NewTask:
     # idempotency key's UUID); None: a fresh random one
     id: str | None = None
     # an act to record with the task (the API's task.create): its row is written
-    # by the same group commit, right after the task's, with the task's id as
+    # in the task's own insert (one statement on Postgres), with the task's id as
     # its target (the id of the task that had the idempotency key, if another
-    # did); none when the creator is refused
+    # did); none when the creator is refused. The task and its act are one: an
+    # act the database refuses fails the create
     audit: AuditEntry | None = None
 
 
@@ -239,6 +240,8 @@ class TaskRow:
     run_after: datetime | None
     recovery: Recovery
     idempotency_key: str | None
+    # the act recorded with this create (its target: the task's id), or None
+    act: AuditEntry | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -352,17 +353,28 @@ def _claim(r: Row) -> Claim:
     )
 
 
-def _rows(rows: Sequence[TaskRow]) -> dict[str, list[Any]]:
-    return {
-        "ids": [r.id for r in rows],
-        "specs": [r.spec for r in rows],
-        "secrets": [r.sealed_secrets for r in rows],
-        "creators": [r.created_by for r in rows],
-        "priorities": [r.priority for r in rows],
-        "run_afters": [utc(r.run_after) if r.run_after else None for r in rows],
-        "recoveries": [r.recovery for r in rows],
-        "keys": [r.idempotency_key for r in rows],
-    }
+def _rows(rows: Sequence[TaskRow]) -> str:
+    """``tasks_insert``'s rows as one JSON array (see the query)."""
+    return dumps(
+        [
+            [
+                r.id,
+                r.spec,
+                r.sealed_secrets,
+                r.created_by,
+                r.priority,
+                utc(r.run_after).isoformat() if r.run_after else None,
+                r.recovery,
+                r.idempotency_key,
+                *((r.act.actor, r.act.action, r.act.detail) if r.act else (None, None, None)),
+            ]
+            for r in rows
+        ]
+    )
+
+
+def _acts(entries: Sequence[AuditEntry]) -> str:
+    return dumps([[e.actor, e.action, e.target, e.detail] for e in entries])
 
 
 def _events(rows: Sequence[tuple[str, str, str]]) -> dict[str, list[str]]:
@@ -465,19 +477,29 @@ class PostgresStore:
     ) -> list[Inserted]:
         params = _rows(rows)
         if open_cap is None:
-            found = await self._db.fetch("tasks_insert", **params)
+            found = await self._db.fetch("tasks_insert", rows=params)
         else:
             creators = sorted({r.created_by for r in rows if r.created_by is not None})
             async with self._db.transaction() as tx:
                 if creators:
                     await tx.fetch("creators_lock", creators=creators)
-                found = await tx.fetch("tasks_insert_capped", cap=open_cap, **params)
+                found = await tx.fetch("tasks_insert_capped", cap=open_cap, rows=params)
         inserted = {r["id"] for r in found}
         keys = [r.idempotency_key for r in rows if r.id not in inserted and r.idempotency_key]
         existing: dict[str, str] = {}
         if keys:
             existing = {r[0]: r[1] for r in await self._db.read("task_ids_by_keys", keys=keys)}
-        return [_inserted(r, inserted, existing) for r in rows]
+        results = [_inserted(r, inserted, existing) for r in rows]
+        # the acts of the new tasks went in with them; those of creates whose key
+        # was taken name the keyed task (a rare second statement)
+        late = [
+            dataclasses.replace(r.act, target=done.id)
+            for r, done in zip(rows, results, strict=True)
+            if r.act is not None and done.outcome == "existing"
+        ]
+        if late:
+            await self.audit_insert(late)
+        return results
 
     async def task_get(self, task_id: str) -> Task | None:
         rows = await self._db.read("task_get", id=task_id)
@@ -749,13 +771,7 @@ class PostgresStore:
     # -- the audit trail -----------------------------------------------------------
     async def audit_insert(self, entries: Sequence[AuditEntry]) -> None:
         if entries:
-            await self._db.fetch(
-                "audit_insert",
-                actors=[e.actor for e in entries],
-                actions=[e.action for e in entries],
-                targets=[e.target for e in entries],
-                details=[e.detail for e in entries],
-            )
+            await self._db.fetch("audit_insert", rows=_acts(entries))
 
     async def scaffold_upsert(self, record: ScaffoldRecord) -> None:
         await self._db.fetch(

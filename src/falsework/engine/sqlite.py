@@ -328,25 +328,34 @@ class SqliteStore:
     async def tasks_insert(
         self, rows: Sequence[TaskRow], *, open_cap: int | None
     ) -> list[Inserted]:
-        if open_cap is None:
-            found = await self._db.write("tasks_insert", rows=_task_rows(rows))
-        else:
-            found = await self._db.write("tasks_insert_capped", rows=_task_rows(rows), cap=open_cap)
-        inserted = {r["id"] for r in found}
-        keys = [r.idempotency_key for r in rows if r.id not in inserted and r.idempotency_key]
-        existing: dict[str, str] = {}
-        if keys:
-            existing = {
-                r[0]: r[1] for r in await self._db.read("task_ids_by_keys", keys=dumps(keys))
-            }
-        out = []
-        for r in rows:
-            if r.id in inserted:
-                out.append(Inserted("new", r.id))
-            elif (found_id := existing.get(r.idempotency_key or "")) is not None:
-                out.append(Inserted("existing", found_id))
+        # the rows, the lookup of taken keys and the acts: one transaction, one commit
+        async with self._db.transaction() as tx:
+            if open_cap is None:
+                found = await tx.fetch("tasks_insert", rows=_task_rows(rows))
             else:
-                out.append(Inserted("refused", None))
+                found = await tx.fetch("tasks_insert_capped", rows=_task_rows(rows), cap=open_cap)
+            inserted = {r["id"] for r in found}
+            keys = [r.idempotency_key for r in rows if r.id not in inserted and r.idempotency_key]
+            existing: dict[str, str] = {}
+            if keys:
+                existing = {
+                    r[0]: r[1] for r in await tx.fetch("task_ids_by_keys", keys=dumps(keys))
+                }
+            out = []
+            for r in rows:
+                if r.id in inserted:
+                    out.append(Inserted("new", r.id))
+                elif (found_id := existing.get(r.idempotency_key or "")) is not None:
+                    out.append(Inserted("existing", found_id))
+                else:
+                    out.append(Inserted("refused", None))
+            acts = [
+                [r.act.actor, r.act.action, done.id, r.act.detail]
+                for r, done in zip(rows, out, strict=True)
+                if r.act is not None and done.id is not None
+            ]
+            if acts:
+                await tx.fetch("audit_insert", rows=dumps(acts))
         return out
 
     async def task_get(self, task_id: str) -> Task | None:

@@ -83,7 +83,9 @@ class Store(Protocol):
         key exists is not inserted (``existing`` with that task's id). With
         ``open_cap``, a creator's rows that would take their open and running
         tasks beyond it are ``refused``, atomically with the insert (rows without a
-        creator are not capped)."""
+        creator are not capped). A row's ``act`` is recorded with it, its target
+        the new task's id (or the keyed task's, for an ``existing`` row), in the
+        same transaction; a refused row records nothing."""
         ...
 
     async def task_get(self, task_id: str) -> Task | None: ...

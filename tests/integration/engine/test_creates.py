@@ -11,7 +11,7 @@ from falsework.config import Settings
 from falsework.engine import Broker, NewTask
 from falsework.engine.creates import CreateBatcher
 from falsework.engine.models import AuditEntry, AuditQuery, Inserted, TaskRow
-from falsework.errors import DatabaseUnavailableError, TooManyRequestsError
+from falsework.errors import DatabaseError, TooManyRequestsError
 from support.engine import open_broker
 
 SPEC = {"apiVersion": "scaffolder.backstage.io/v1beta3", "steps": [], "output": {}}
@@ -81,18 +81,25 @@ async def test_the_open_task_cap_holds_under_concurrent_creates(
 
 
 async def test_a_creates_act_is_written_by_its_group_commit(
-    database_url: str, make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+    database_url: str, make_settings: Callable[..., Settings]
 ) -> None:
     broker = await open_broker(database_url, make_settings(max_open_tasks_per_user=2))
     try:
-        acts: list[int] = []
-        write = broker.store.audit_insert
+        statements: list[int] = []
+        insert = broker.store.tasks_insert
+        audit_write = broker.store.audit_insert
+        audits: list[int] = []
 
-        async def counted(entries: Sequence[AuditEntry]) -> None:
-            acts.append(len(entries))
-            await write(entries)
+        async def counted(rows: Sequence[TaskRow], *, open_cap: int | None) -> list[Inserted]:
+            statements.append(len(rows))
+            return await insert(rows, open_cap=open_cap)
 
-        broker.store.audit_insert = counted  # type: ignore[method-assign]
+        async def counted_audit(entries: Sequence[AuditEntry]) -> None:
+            audits.append(len(entries))
+            await audit_write(entries)
+
+        broker.store.tasks_insert = counted  # type: ignore[method-assign]
+        broker.store.audit_insert = counted_audit  # type: ignore[method-assign]
 
         def create(key: str | None = None, by: str = "user:default/ann") -> NewTask:
             act = AuditEntry(by, "task.create", None, '{"template": "t"}')
@@ -100,25 +107,34 @@ async def test_a_creates_act_is_written_by_its_group_commit(
 
         ids = await asyncio.gather(*(broker.submit(create(f"k{i % 2}")) for i in range(6)))
         # written when the creates return, with the task's id (the keyed task's id
-        # for a create whose key was taken), and in fewer statements than creates
+        # for a create whose key was taken), by the creates' own group commit
         rows = await broker.audit_list(AuditQuery(action="task.create"))
         assert sorted(r.target or "" for r in rows) == sorted(ids)
-        assert len(set(ids)) == 2 and sum(acts) == 6 and len(acts) < 6
+        assert len(set(ids)) == 2 and sum(statements) == 6 and len(statements) < 6
         assert {r.actor for r in rows} == {"user:default/ann"}
         assert all(r.detail == {"template": "t"} for r in rows)
+        # a create whose task is new records its act with it: no statement of its own
+        audits.clear()
+        fresh = await broker.submit(create(by="user:default/ned"))
+        assert audits == []
+        assert fresh in {
+            r.target for r in await broker.audit_list(AuditQuery(action="task.create"))
+        }
         # a refused create (the creator at the cap) records nothing; others do
         with pytest.raises(TooManyRequestsError):
             await broker.submit(create())
         await broker.submit(NewTask(SPEC))  # no act: no row
-        assert len(await broker.audit_list(AuditQuery(action="task.create"))) == 6
+        assert len(await broker.audit_list(AuditQuery(action="task.create"))) == 7
 
-        # an audit row that cannot be written: the task stands, the error is logged
-        async def broken(entries: Sequence[AuditEntry]) -> None:
-            raise DatabaseUnavailableError("away")
-
-        broker.store.audit_insert = broken  # type: ignore[method-assign]
-        created = await broker.submit(create(by="user:default/bob"))
-        assert (await broker.get(created)).status == "open"
-        assert "could not write 1 audit entry (away)" in caplog.text
+        # the task and its act are one: an act the database refuses leaves no task
+        bad = NewTask(
+            SPEC,
+            created_by="user:default/bob",
+            audit=AuditEntry("user:default/bob", "task.create", None, "not json"),
+        )
+        with pytest.raises(DatabaseError):
+            await broker.submit(bad)
+        bobs, total = await broker.list(created_by="user:default/bob")
+        assert (bobs, total) == ([], 0)
     finally:
         await broker.close()

@@ -11,21 +11,32 @@ SELECT 1;
 SELECT version_num FROM alembic_version;
 
 -- name: tasks_insert
--- Bulk insert and its NOTIFY in one statement (one round trip).
-WITH ins AS (
+-- Bulk insert, its creates' audit rows and its NOTIFY in one statement (one round
+-- trip). :rows is one JSON array of [id, spec as JSON text, secrets, created_by,
+-- priority, run_after, recovery, key, act actor, act action, act detail]: the
+-- driver encodes a text[] parameter element by element through Python's
+-- abstract-type checks, eight arrays per create.
+WITH r AS (
+    SELECT x ->> 0 AS id, x ->> 1 AS spec, x ->> 2 AS secrets, x ->> 3 AS created_by,
+           CAST(x ->> 4 AS integer) AS priority, CAST(x ->> 5 AS timestamptz) AS run_after,
+           x ->> 6 AS recovery, x ->> 7 AS idempotency_key, x ->> 8 AS actor,
+           x ->> 9 AS action, x ->> 10 AS detail, ord
+    FROM json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS a(x, ord)
+), ins AS (
     INSERT INTO tasks (id, status, spec, secrets, created_by, priority, run_after, recovery,
                        step_state, checkpoints, idempotency_key, created_at)
     SELECT r.id, 'open', CAST(r.spec AS json), r.secrets, r.created_by, r.priority, r.run_after,
            r.recovery, '{}', '{}', r.idempotency_key, now()
-    FROM unnest(CAST(:ids AS text[]), CAST(:specs AS text[]), CAST(:secrets AS text[]),
-                CAST(:creators AS text[]), CAST(:priorities AS integer[]),
-                CAST(:run_afters AS timestamptz[]), CAST(:recoveries AS text[]),
-                CAST(:keys AS text[]))
-         WITH ORDINALITY AS r(id, spec, secrets, created_by, priority, run_after, recovery,
-                              idempotency_key, ord)
+    FROM r
     ORDER BY r.ord
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id
+), acts AS (
+    INSERT INTO audit_events (at, actor, action, target, detail)
+    SELECT now(), r.actor, r.action, r.id, CAST(r.detail AS json)
+    FROM r JOIN ins ON ins.id = r.id
+    WHERE r.actor IS NOT NULL
+    ORDER BY r.ord
 ), note AS (
     SELECT pg_notify('falsework_tasks', '') AS n FROM ins LIMIT 1
 )
@@ -43,13 +54,11 @@ FROM (SELECT DISTINCT u FROM unnest(CAST(:creators AS text[])) AS x(u) ORDER BY 
 -- As tasks_insert, but a creator's rows beyond :cap open or running tasks are
 -- left out, in their order (rows whose idempotency key is taken use no room).
 WITH r AS (
-    SELECT *
-    FROM unnest(CAST(:ids AS text[]), CAST(:specs AS text[]), CAST(:secrets AS text[]),
-                CAST(:creators AS text[]), CAST(:priorities AS integer[]),
-                CAST(:run_afters AS timestamptz[]), CAST(:recoveries AS text[]),
-                CAST(:keys AS text[]))
-         WITH ORDINALITY AS r(id, spec, secrets, created_by, priority, run_after, recovery,
-                              idempotency_key, ord)
+    SELECT x ->> 0 AS id, x ->> 1 AS spec, x ->> 2 AS secrets, x ->> 3 AS created_by,
+           CAST(x ->> 4 AS integer) AS priority, CAST(x ->> 5 AS timestamptz) AS run_after,
+           x ->> 6 AS recovery, x ->> 7 AS idempotency_key, x ->> 8 AS actor,
+           x ->> 9 AS action, x ->> 10 AS detail, ord
+    FROM json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS a(x, ord)
 ), fresh AS (
     SELECT r.*, row_number() OVER (PARTITION BY r.created_by ORDER BY r.ord) AS rank
     FROM r
@@ -70,6 +79,12 @@ WITH r AS (
     ORDER BY a.ord
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id
+), acts AS (
+    INSERT INTO audit_events (at, actor, action, target, detail)
+    SELECT now(), r.actor, r.action, r.id, CAST(r.detail AS json)
+    FROM r JOIN ins ON ins.id = r.id
+    WHERE r.actor IS NOT NULL
+    ORDER BY r.ord
 ), note AS (
     SELECT pg_notify('falsework_tasks', '') AS n FROM ins LIMIT 1
 )
@@ -570,10 +585,10 @@ RETURNING name;
 
 -- name: audit_insert
 -- One row per entry, stamped by the database's clock, in the entries' order.
+-- :rows = [[actor, action, target, detail as JSON text], ...]
 INSERT INTO audit_events (at, actor, action, target, detail)
-SELECT now(), a.actor, a.action, a.target, CAST(a.detail AS json)
-FROM unnest(CAST(:actors AS text[]), CAST(:actions AS text[]), CAST(:targets AS text[]),
-            CAST(:details AS text[])) WITH ORDINALITY AS a(actor, action, target, detail, ord)
+SELECT now(), x ->> 0, x ->> 1, x ->> 2, CAST(x ->> 3 AS json)
+FROM json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS a(x, ord)
 ORDER BY a.ord;
 
 -- name: scaffold_upsert
