@@ -86,6 +86,26 @@ def finish(claim: Claim, status: str = "completed", body: Any = None) -> Finish:
 
 
 # -- tasks --------------------------------------------------------------------------
+async def test_awkward_text_survives_an_insert_and_its_act(store: Store) -> None:
+    # Postgres sends a batch of creates as one JSON array (every field a JSON
+    # string inside it): text that JSON escapes must come back as it went in
+    odd = 'q"uote \\back\\slash \\u0000 as text, \\n, {"k": 1}, \u00e9\u00df \u2603 \U0001f680'
+    spec = {"steps": [{"id": "a", "input": {"message": odd}}], odd: [odd]}
+    when = datetime(2031, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
+    act = AuditEntry(odd, "task.create", None, dumps({"template": odd}))
+    r = row(spec, created_by=odd, sealed_secrets=odd, idempotency_key=odd, run_after=when, act=act)
+    assert await store.tasks_insert([r], open_cap=None) == [Inserted("new", r.id)]
+    task = await store.task_get(r.id)
+    assert task is not None
+    assert task.spec == spec and task.created_by == odd and task.run_after == when
+    assert await store.task_secrets(r.id) == odd
+    twin = row(idempotency_key=odd, created_by=odd, act=act)
+    assert await store.tasks_insert([twin], open_cap=1) == [Inserted("existing", r.id)]
+    (first, again) = await store.audit_list(AuditQuery(action="task.create"))
+    for entry in (first, again):
+        assert (entry.actor, entry.target, entry.detail) == (odd, r.id, {"template": odd})
+
+
 async def test_insert_and_get_return_records(store: Store) -> None:
     spec = {"apiVersion": "v1", "steps": [{"id": "a"}], "z": 1, "a": {"b": None}}
     r = row(spec, created_by="alice", priority=3, recovery="startOver", sealed_secrets="sealed")
