@@ -483,6 +483,42 @@ def redact_urls(text: str) -> str:
     return _USERINFO.sub(r"\1***@", text)
 
 
+# -- committing a folder ------------------------------------------------------------
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+async def commit_folder(
+    policy: GitPolicy,
+    git_dir: Path,
+    source: Path,
+    *,
+    branch: str,
+    message: str,
+    env: Mapping[str, str],
+) -> str:
+    """Commit ``source`` (what ``git add -A`` takes of it) as the first commit of
+    ``branch`` in a new repository ``git_dir`` kept outside it; the commit's id.
+
+    Three git processes: ``init``, ``add``, ``commit``. The repository is thrown
+    away with the task's temp folder, so its ``init`` copies no template files
+    (sample hooks, which never ran: hooks are off) and its ``commit`` starts no
+    background maintenance; the commit's id is read from the branch's ref file git
+    has just written (``rev-parse`` only when the branch is not a loose ref there,
+    as in a reftable repository)."""
+    git = [f"--git-dir={git_dir}", f"--work-tree={source}"]
+    await run_git(policy, [*git, "init", "-q", "--template=", "-b", branch], cwd=source, env=env)
+    await run_git(policy, [*git, "add", "-A"], cwd=source, env=env)
+    commit = [*git, "-c", "maintenance.auto=false", "commit", "-q", "--allow-empty"]
+    await run_git(policy, [*commit, "-m", message], cwd=source, env=env)
+    try:
+        written = (git_dir / "refs" / "heads" / branch).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        written = ""
+    if _OBJECT_ID.fullmatch(written):
+        return written
+    return (await run_git(policy, [*git, "rev-parse", "HEAD"], cwd=source, env=env)).strip()
+
+
 # -- finding again what an earlier run of a step pushed ---------------------------
 # Commits a step pushes carry its idempotency key as a trailer, so a run of the
 # step after an interrupted one (the push landed, its record did not) finds its

@@ -20,6 +20,7 @@ from falsework.actions.builtin.publish import _rejection, published_folder
 from falsework.actions.context import ActionContext
 from falsework.actions.git import (
     GitPolicy,
+    commit_folder,
     failure,
     git_result,
     keyed_message,
@@ -82,11 +83,8 @@ async def push_folder(
     key = await ctx.step_key()
     repo = ctx.create_temp_dir() / "repo.git"
     git = [f"--git-dir={repo}", f"--work-tree={source}"]
-    await run_git(policy, [*git, "init", "-q", "-b", branch], cwd=source, env=env)
-    await run_git(policy, [*git, "add", "-A"], cwd=source, env=env)
-    commit_args = [*git, "commit", "-q", "--allow-empty", "-m", keyed_message(message, key.value)]
-    await run_git(policy, commit_args, cwd=source, env=env)
-    commit = (await run_git(policy, [*git, "rev-parse", "HEAD"], cwd=source, env=env)).strip()
+    keyed = keyed_message(message, key.value)
+    commit = await commit_folder(policy, repo, source, branch=branch, message=keyed, env=env)
     ctx.logger.info(f"Committed {commit} as {author.name} <{author.email}>")
     target = await open_remote(policy, remote, token=token, username=username, bearer=bearer)
     push = [*git, "push", "--porcelain", "--", target.url, f"HEAD:refs/heads/{branch}"]

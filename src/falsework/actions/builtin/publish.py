@@ -27,6 +27,7 @@ from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
 from falsework.actions.git import (
     Remote,
+    commit_folder,
     failure,
     git_result,
     host_port,
@@ -169,16 +170,9 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
         key = await ctx.step_key()
         message = keyed_message(inp.git_commit_message, key.value)
         ctx.logger.info(f"Initialising git repository for {inp.source_path}")
-        await run_git(git_policy, [*git, "init", "-q", "-b", inp.branch], cwd=source, env=env)
-        await run_git(git_policy, [*git, "add", "-A"], cwd=source, env=env)
-        await run_git(
-            git_policy,
-            [*git, "commit", "-q", "--allow-empty", "-m", message],
-            cwd=source,
-            env=env,
+        commit = await commit_folder(
+            git_policy, repo, source, branch=inp.branch, message=message, env=env
         )
-        head = await run_git(git_policy, [*git, "rev-parse", "HEAD"], cwd=source, env=env)
-        commit = head.strip()
         ctx.logger.info(f"Committed {commit} as {inp.git_author_name} <{inp.git_author_email}>")
         refspecs = [f"{commit}:refs/heads/{inp.branch}"]
         scaffold: dict[str, Any] | None = None
