@@ -207,6 +207,91 @@ async def test_second_push_of_unrelated_history_fails_clearly(
     assert git("rev-list", "--count", "main", cwd=repo).strip() == "1"
 
 
+def repository_shape(repo: Path) -> dict[str, Any]:
+    """What a pushed repository holds, but for the commit's dates: its files, refs,
+    HEAD, the tree and message of its branch, its objects, and git's own check."""
+    subprocess.run(["git", "fsck", "--strict", "--no-dangling"], cwd=repo, check=True)
+    return {
+        "files": sorted(
+            str(p.relative_to(repo)) for p in repo.rglob("*") if "objects" not in p.parts
+        ),
+        "refs": git("for-each-ref", "--format=%(refname)", cwd=repo),
+        "head": git("symbolic-ref", "HEAD", cwd=repo),
+        "tree": git("rev-parse", "main^{tree}", cwd=repo),
+        "commit": git("log", "-1", "--format=%an <%ae>|%cn <%ce>|%P|%s", "main", cwd=repo),
+        # the commit's id differs (its dates, the step's key): its objects do not
+        "objects": sorted(
+            line
+            for line in git("cat-file", "--batch-all-objects", "--batch-check", cwd=repo).split(
+                "\n"
+            )
+            if " commit " not in line
+        ),
+        "loose": git("count-objects", cwd=repo).split(",")[0],
+    }
+
+
+async def test_a_new_repository_holds_what_a_push_into_an_empty_one_leaves(
+    harness: Any, remotes: Path, one_step: Any
+) -> None:
+    # A new local remote gets the commit written into it (no push); an existing
+    # empty one is pushed to. Both end the same, but for the commit's dates.
+    (harness.workspace / "src").mkdir()
+    (harness.workspace / "src" / "app.py").write_text("print('hi')\n")
+    (harness.workspace / "run.sh").write_text("#!/bin/sh\n")
+    (harness.workspace / "run.sh").chmod(0o755)
+    (harness.workspace / "link").symlink_to("src/app.py")
+    (harness.workspace / ".gitignore").write_text("*.log\n")
+    (harness.workspace / "debug.log").write_text("not published")
+    pushed_to = remotes / "pushed.git"
+    git("init", "-q", "--bare", "-b", "main", str(pushed_to), cwd=harness.workspace)
+    author = {"gitAuthorName": "Ada", "gitAuthorEmail": "ada@example.com"}
+    for url in ("made.git", "pushed.git"):
+        result = await harness.run([one_step("publish:git", remoteUrl=url, **author)])
+        assert result.error is None, result.error
+        repo = remotes / url
+        assert (
+            git("rev-parse", "main", cwd=repo).strip() == result.steps["s"]["output"]["commitHash"]
+        )
+    made = repository_shape(remotes / "made.git")
+    assert made == repository_shape(pushed_to)
+    assert made["head"] == "refs/heads/main\n" and made["refs"] == "refs/heads/main\n"
+    assert git("ls-tree", "-r", "--name-only", "main", cwd=remotes / "made.git").split() == [
+        ".gitignore",
+        "link",
+        "run.sh",
+        "src/app.py",
+    ]
+    assert made["commit"].startswith("Ada <ada@example.com>|Ada <ada@example.com>||initial commit")
+
+
+async def test_a_branch_made_meanwhile_in_a_new_repository_is_not_overwritten(
+    harness: Any, remotes: Path, one_step: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another task creates the same new repository and its branch while this one
+    # commits: this one's branch is not set over it; the push says what happened.
+    from falsework.actions.builtin import publish
+
+    other = harness.workspace.parent / "other"
+    other.mkdir()
+    (other / "a.txt").write_text("the other task's")
+    real = publish.commit_folder
+
+    async def racing(policy: Any, git_dir: Path, source: Path, **kw: Any) -> str:
+        git("init", "-q", "-b", "main", cwd=other)
+        git("add", "-A", cwd=other)
+        git("-c", "user.name=o", "-c", "user.email=o@x", "commit", "-qm", "other", cwd=other)
+        git("push", "-q", str(remotes / "svc.git"), "main", cwd=other)
+        return await real(policy, git_dir, source, **kw)
+
+    monkeypatch.setattr(publish, "commit_folder", racing)
+    (harness.workspace / "a.txt").write_text("this task's")
+    result = await harness.run([one_step("publish:git", remoteUrl="svc.git")])
+    assert result.error is not None and result.error.name == "ActionError"
+    assert result.error.message.startswith(f"Branch 'main' of {remotes / 'svc.git'} already has")
+    assert git("show", "main:a.txt", cwd=remotes / "svc.git") == "the other task's"
+
+
 async def test_another_branch_of_an_existing_repository(
     harness: Any, remotes: Path, one_step: Any
 ) -> None:

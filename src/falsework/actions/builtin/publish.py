@@ -26,6 +26,7 @@ from pydantic import Field
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
 from falsework.actions.git import (
+    GitPolicy,
     Remote,
     commit_folder,
     failure,
@@ -169,6 +170,16 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
         git = [f"--git-dir={repo}", f"--work-tree={source}"]
         key = await ctx.step_key()
         message = keyed_message(inp.git_commit_message, key.value)
+        # A local remote that does not exist yet is made first and the commit's
+        # objects are written straight into it, its branch then set by update-ref:
+        # no push, which would start six more processes (a shell, receive-pack,
+        # pack-objects, unpack-objects, rev-list, gc) to copy them there. Its
+        # content is what a push leaves (same objects, branch and HEAD, no reflog).
+        fresh = local is not None and not inp.scaffold and not local.exists()
+        if fresh:
+            assert local is not None
+            await _create_bare(ctx, git_policy, local, inp.branch)
+            env["GIT_OBJECT_DIRECTORY"] = str(local / "objects")
         ctx.logger.info(f"Initialising git repository for {inp.source_path}")
         commit = await commit_folder(
             git_policy, repo, source, branch=inp.branch, message=message, env=env
@@ -185,9 +196,7 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
         remote: Remote
         if local is not None:
             if not local.exists():
-                ctx.logger.info(f"Creating bare repository {local}")
-                init = ["init", "-q", "--bare", "-b", inp.branch, str(local)]
-                await run_git(git_policy, init)
+                await _create_bare(ctx, git_policy, local, inp.branch)
             elif not _is_repository(local):
                 raise ActionError(
                     f"remoteUrl {inp.remote_url!r} is an existing {_kind(local)} that is not "
@@ -224,6 +233,14 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
                     "earlier run of this step: not pushing again"
                 )
             return found
+
+        if fresh:
+            branch = ["update-ref", f"refs/heads/{inp.branch}", commit, ""]  # "": a new one
+            made = await git_result(git_policy, [f"--git-dir={local}", *branch])
+            if made.code == 0:
+                ctx.logger.info(f"Pushed branch {inp.branch} to {remote.shown}")
+                return outputs(commit)
+            # another task made the branch meanwhile: the push says what to do
 
         # a force-push would replace it: look first
         if inp.force and (found := await earlier()) is not None:
@@ -276,6 +293,13 @@ async def _record_scaffold(
         author_email=inp.git_author_email,
     )
     return await policy.scaffolds.record(git_dir, policy.git, what)
+
+
+async def _create_bare(
+    ctx: ActionContext[PublishGitInput], policy: GitPolicy, local: Path, branch: str
+) -> None:
+    ctx.logger.info(f"Creating bare repository {local}")
+    await run_git(policy, ["init", "-q", "--bare", "-b", branch, str(local)])
 
 
 def published_folder(workspace: Path, source_path: str) -> Path:
