@@ -8,6 +8,8 @@ without pydantic) reads the ``FALSEWORK_*`` variables by them.
 either reader; at run time its attributes are ``Scalar`` records, gathered with
 the type of each in ``SCALARS``. The sections (``auth``, ``integrations``,
 ``webhooks``...), the lists and the config file's own field stay in ``Settings``.
+``options_of`` makes the engine's and the runner's option objects of either reader
+by the same names (``falsework.wiring``), so a setting is declared here only.
 This module imports no pydantic and nothing of falsework.
 """
 
@@ -15,9 +17,12 @@ This module imports no pydantic and nothing of falsework.
 
 import types
 import typing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 DEFAULT_DATA_DIR = Path(".falsework")
 DAY = 86_400.0
@@ -274,3 +279,19 @@ SCALARS: dict[str, Scalar] = {
     name: _typed(getattr(Scalars, name), annotation) for name, annotation in ANNOTATIONS.items()
 }
 """Every scalar setting by name, in the order ``Scalars`` declares them."""
+
+
+Options = TypeVar("Options", bound="DataclassInstance")
+
+
+def options_of(kind: type[Options], settings: object, prefix: str = "", **given: Any) -> Options:
+    """An option object ``kind`` (a dataclass) of ``settings`` (``Settings`` or
+    ``LocalSettings``): each field that has a scalar setting named ``prefix`` + its
+    name takes that setting's value; ``given`` holds the fields whose value is
+    another setting's or derived from some; any other field keeps its default."""
+    values = {
+        item.name: getattr(settings, prefix + item.name)
+        for item in fields(kind)
+        if item.init and prefix + item.name in SCALARS
+    }
+    return kind(**{**values, **given})

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from falsework.actions import ActionRegistry
 from falsework.runner import BACKSTAGE, DefaultEnvironment, WorkflowRunner
 from falsework.runner.limits import RunLimits
+from falsework.settingtable import options_of
 from falsework.templating import Renderer
 
 if TYPE_CHECKING:
@@ -27,17 +28,17 @@ if TYPE_CHECKING:
     from falsework.localconfig import LocalSettings
 
 
+# Each option object takes the settings of its fields' names (settingtable.options_of);
+# given here: the fields named otherwise, derived, or not settings at all.
 def broker_options(settings: Settings) -> BrokerOptions:
     from falsework.engine import BrokerOptions
     from falsework.engine.crypto import KEY_FILE
 
-    return BrokerOptions(
+    return options_of(
+        BrokerOptions,
+        settings,
         wording=BACKSTAGE,
-        secret_key=settings.secret_key,
         key_file=settings.data_dir / KEY_FILE,
-        poll_interval=settings.poll_interval,
-        max_poll_interval=settings.max_poll_interval,
-        max_running_per_user=settings.max_running_per_user,
         max_open_per_user=settings.max_open_tasks_per_user,
         worker_stale_after=settings.stale_timeout,
         store=store_options(settings),
@@ -47,10 +48,11 @@ def broker_options(settings: Settings) -> BrokerOptions:
 def store_options(settings: Settings) -> StoreOptions:
     from falsework.engine import StoreOptions
 
-    return StoreOptions(
+    return options_of(
+        StoreOptions,
+        settings,
+        "db_",
         statement_timeout=settings.db_statement_timeout or settings.stale_timeout / 3,
-        connect_timeout=settings.db_connect_timeout,
-        keepalive=settings.db_keepalive,
         announce_finishes=bool(settings.webhooks),
     )
 
@@ -58,17 +60,9 @@ def store_options(settings: Settings) -> StoreOptions:
 def worker_options(settings: Settings) -> WorkerOptions:
     from falsework.engine import WorkerOptions
 
-    return WorkerOptions(
-        concurrency=settings.concurrency,
-        heartbeat_interval=settings.heartbeat_interval,
-        stale_timeout=settings.stale_timeout,
-        poll_interval=settings.poll_interval,
-        max_poll_interval=settings.max_poll_interval,
-        max_claim_delay=settings.max_claim_delay,
-        janitor_interval=settings.janitor_interval,
-        shutdown_grace=settings.shutdown_grace,
-        max_rss_mb=settings.max_rss_mb,
-        secret_retention=settings.secret_retention,
+    return options_of(
+        WorkerOptions,
+        settings,
         lease=settings.lease or settings.stale_timeout * 2 / 3,
         lease_margin=settings.lease_margin or settings.stale_timeout * 2 / 15,
         retention=retention_options(settings),
@@ -78,14 +72,7 @@ def worker_options(settings: Settings) -> WorkerOptions:
 def retention_options(settings: Settings) -> RetentionOptions:
     from falsework.engine.options import RetentionOptions
 
-    return RetentionOptions(
-        completed=settings.retention_completed,
-        failed=settings.retention_failed,
-        cancelled=settings.retention_cancelled,
-        audit=settings.retention_audit,
-        interval=settings.retention_interval,
-        batch=settings.retention_batch,
-    )
+    return options_of(RetentionOptions, settings, "retention_")
 
 
 async def open_broker(settings: Settings) -> Broker:
@@ -103,14 +90,7 @@ RunnerSettings: TypeAlias = "Settings | LocalSettings"
 
 
 def run_limits(settings: RunnerSettings) -> RunLimits:
-    return RunLimits(
-        max_each=settings.max_each,
-        max_log_line=settings.max_log_line,
-        max_task_log=settings.max_task_log,
-        dry_run_max_files=settings.dry_run_max_files,
-        dry_run_max_bytes=settings.dry_run_max_bytes,
-        render_threads=settings.render_threads,
-    )
+    return options_of(RunLimits, settings)
 
 
 def action_policies(settings: RunnerSettings, *, local: bool = False) -> tuple[object, ...]:
