@@ -80,8 +80,13 @@ async def open_broker(url: str, **overrides: Any) -> Any:
 
 
 def worker_options(s: Any) -> Any:
+    """The worker's options; and the GC tuned as `falsework serve` and `falsework
+    worker` tune it at their start (engine/heap.py), so an in-process worker here
+    costs what theirs does."""
+    from falsework.engine.heap import freeze_startup_heap
     from falsework.wiring import worker_options as options_of
 
+    freeze_startup_heap()
     return options_of(s)
 
 

@@ -15,13 +15,14 @@ from typing import Any
 
 import asyncpg
 
+from bench import fw
 from bench.common import emit, fresh_database, run
 from falsework.config import Settings
 from falsework.engine import Broker, TaskWorker
 from falsework.engine.models import NewTask
 from falsework.runner import as_executor
 from falsework.taskio import TaskInput, TaskIO
-from falsework.wiring import broker_options, webhook_services, worker_options
+from falsework.wiring import broker_options, webhook_services
 
 SPEC = {
     "apiVersion": "scaffolder.backstage.io/v1beta3",
@@ -43,7 +44,7 @@ async def measure(tasks: int) -> None:
             await broker.create_many([NewTask(spec=SPEC) for _ in range(tasks)])
             dispatcher, deliveries = webhook_services(settings, broker)
             executor = deliveries.wrap(as_executor(_nothing))
-            worker = TaskWorker(broker, executor, worker_options(settings))
+            worker = TaskWorker(broker, executor, fw.worker_options(settings))
             dispatching = asyncio.create_task(dispatcher.run())
             await worker.run(burst=True)
             while await dispatcher.dispatch():

@@ -53,6 +53,7 @@ def serve(
     import uvicorn
 
     from falsework.api.app import create_app
+    from falsework.engine.heap import freeze_startup_heap
 
     overrides: dict[str, Any] = {}
     if host is not None:
@@ -112,6 +113,9 @@ def serve(
     # shutdown is a clean exit, so the re-raised signal must not kill us.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    # Start-up done (the app built, the database checked): the GC's tuning for a
+    # process that runs a worker and serves (engine/heap.py).
+    freeze_startup_heap()
     try:
         listener.listen(2048)
     except OSError as exc:  # another process bound it meanwhile and listens first

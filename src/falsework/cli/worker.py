@@ -17,6 +17,7 @@ from falsework.errors import FalseworkError
 
 async def _work(settings: Settings, burst: bool) -> None:
     from falsework.engine import TaskWorker
+    from falsework.engine.heap import freeze_startup_heap
     from falsework.runner import as_executor
     from falsework.runner.tasklog import bind_context, log_tasks
     from falsework.tracing import Tracing
@@ -43,6 +44,7 @@ async def _work(settings: Settings, burst: bool) -> None:
             "worker %s: limit %d%s", worker.worker_id, worker.limit, " (burst)" if burst else ""
         )
         dispatching = asyncio.create_task(dispatcher.run(), name="falsework-webhooks")
+        freeze_startup_heap()  # start-up done: the GC's tuning for a worker (engine/heap.py)
         try:
             await worker.run(burst=burst)
         finally:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from falsework.engine.cluster import ClusterMetrics
-from falsework.engine.codec import dumps, shared
+from falsework.engine.codec import SHARE_FROM_RUNS, dumps, shared
 from falsework.engine.creates import CreateBatcher
 from falsework.engine.crypto import SecretBox
 from falsework.engine.factory import open_store
@@ -379,14 +379,14 @@ class Broker:
         raise NotFoundError(f"No worker with id '{worker_id}' found")
 
     # -- for workers --------------------------------------------------------------
-    async def claim(
-        self, worker_id: str, n: int, *, share_text: bool = True
-    ) -> builtins.list[ClaimedTask]:
+    async def claim(self, worker_id: str, n: int, *, holds: int = 1) -> builtins.list[ClaimedTask]:
         """Claim up to ``n`` tasks for this worker, secrets decrypted for it alone.
-        ``share_text``: each spec's keys and short strings are the process's one
-        copy (``codec.shared``), for a worker that holds many tasks at once."""
+        ``holds``: the most runs the worker may hold at once (its limit); from
+        ``codec.SHARE_FROM_RUNS`` on, each spec's keys and short strings are the
+        process's one copy (``codec.shared``)."""
         if n <= 0:
             return []
+        share_text = holds >= SHARE_FROM_RUNS
         claims = await self.store.task_claim(
             worker_id, n, per_user_cap=self.options.max_running_per_user
         )

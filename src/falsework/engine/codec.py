@@ -62,6 +62,12 @@ def loads(text: str | bytes) -> Any:
 
 # Strings up to this long are shared between decoded values (see ``shared``).
 SHARED_TEXT = 64
+# The one rule for when claimed specs are shared (``Broker.claim``): by a worker
+# that may hold this many runs at once. A one-step spec repeats ~1.5 KB of keys
+# and short strings, so from here on its copies could weigh 1.5 MB and more (15 MB
+# at 10,000 waiting runs); below, less than that, and the walk (a few µs a spec)
+# would cost every claim for little.
+SHARE_FROM_RUNS = 1_000
 
 
 def shared(value: Any) -> Any:

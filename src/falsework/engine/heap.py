@@ -1,5 +1,8 @@
 """Keeps the start-up heap, and the worker's own churn, out of the cyclic
-garbage collector's way."""
+garbage collector's way: a choice the commands that run a worker make at their
+start (``falsework serve``, ``falsework worker``), never the engine itself, so a
+process that embeds a worker (a test, a benchmark, another application) keeps
+its collector as it set it."""
 
 from __future__ import annotations
 
@@ -19,8 +22,8 @@ _frozen = False
 
 
 def freeze_startup_heap() -> None:
-    """Once per process, when the first worker starts: move everything alive now
-    (modules, options, the engine's pools) out of the cyclic GC's reach. A full
+    """Once per process, when its start-up is done: move everything alive now
+    (modules, options, the app, the engine's pools) out of the cyclic GC's reach. A full
     collection would otherwise walk that whole heap again and again while tasks
     churn through short-lived objects (a third of the worker's CPU at 20,000
     small tasks). The youngest generation is collected less often

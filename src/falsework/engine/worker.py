@@ -22,7 +22,6 @@ from falsework.engine.broker import MAX_LIMIT, Broker
 from falsework.engine.channel import TaskChannel
 from falsework.engine.codec import dumps
 from falsework.engine.fence import Fence, clock
-from falsework.engine.heap import freeze_startup_heap
 from falsework.engine.janitor import Janitor
 from falsework.engine.models import ClaimedTask, Finish, Lease
 from falsework.engine.options import WorkerOptions
@@ -35,11 +34,6 @@ from falsework.taskio import Executor, Outcome
 
 log = logging.getLogger("falsework.engine")
 
-# A worker that may hold this many runs shares the text of their specs
-# (codec.shared: ~1.5 KB a one-step task's spec, 15 MB at 10,000 waiting runs);
-# below it the copies weigh little (at most ~1.5 MB) and sharing would cost
-# every claimed task a walk of its spec.
-SHARE_TEXT_FROM = 1_000
 # How often the worker checks its runs' lease deadlines and its own clock.
 _TICK = 0.1
 # How soon a heartbeat is tried again after the database was away.
@@ -124,7 +118,6 @@ class TaskWorker:
     async def run(self, *, burst: bool = False) -> None:
         """Work until stopped (or, in burst mode, until the queue is empty)."""
         self._running_loop = True
-        freeze_startup_heap()
         await self._register()
         hub = self.broker.hub
         hub.watch_tasks(self._on_new_tasks)
@@ -229,9 +222,7 @@ class TaskWorker:
     async def _claim(self, n: int) -> list[tuple[ClaimedTask, float]]:
         sent = clock()
         try:
-            claimed = await self.broker.claim(
-                self.worker_id, n, share_text=self._limit >= SHARE_TEXT_FROM
-            )
+            claimed = await self.broker.claim(self.worker_id, n, holds=self._limit)
         except DatabaseUnavailableError as exc:
             log.warning("database unavailable while claiming (%s); retrying", exc)
             await asyncio.sleep(min(self.options.poll_interval, 1.0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -12,11 +13,10 @@ from typing import Any
 import pytest
 
 from falsework.config import Settings
-from falsework.engine import Broker, ClaimedTask, TaskChannel, TaskWorker
-from falsework.engine.codec import dumps
+from falsework.engine import Broker, ClaimedTask, TaskChannel, TaskWorker, heap
+from falsework.engine.codec import SHARE_FROM_RUNS, dumps
 from falsework.engine.models import Finish, Heartbeat, WriteBatch
 from falsework.engine.runs import Run, RunState
-from falsework.engine.worker import SHARE_TEXT_FROM
 from falsework.errors import ConflictError, InputError, LeaseLostError, NotFoundError
 from falsework.runner import as_executor
 from falsework.taskio import TaskIO
@@ -260,6 +260,20 @@ async def test_burst_mode_drains_the_queue(broker: Broker, settings: Settings) -
     assert [(await broker.get(i)).status for i in ids] == ["completed"] * 30
     assert worker.claimed_total == 30
     assert await broker.workers() == []
+
+
+async def test_a_worker_leaves_the_collector_as_its_process_set_it(
+    broker: Broker, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The GC's tuning is the serve and worker commands' start-up choice, not the engine's.
+    monkeypatch.setattr(heap, "_frozen", False)  # as in a process that never tuned it
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    threshold = gc.get_threshold()
+    for _ in range(3):
+        await broker.create(spec({"id": "a"}))
+    await asyncio.wait_for(make_worker(broker, steps, settings).run(burst=True), 30)
+    assert frozen == [] and gc.get_threshold() == threshold
 
 
 async def test_burst_worker_with_limit_zero_exits_and_leaves_the_queue(
@@ -538,29 +552,29 @@ async def test_a_heartbeat_goes_in_parts_each_confirming_its_runs(
     assert me.running == 5  # the whole count, not the last part's
 
 
-async def test_claimed_specs_share_their_text_when_asked(broker: Broker) -> None:
+async def test_claimed_specs_share_their_text_in_a_worker_that_holds_many(broker: Broker) -> None:
     for _ in range(4):
         await broker.create(spec({"id": "a", "action": "debug:log"}))
-    one, two = await broker.claim("w", 2, share_text=True)
+    one, two = await broker.claim("w", 2, holds=SHARE_FROM_RUNS)
     assert one.spec == two.spec
     assert one.spec["steps"][0]["action"] is two.spec["steps"][0]["action"]
-    three, four = await broker.claim("w", 2, share_text=False)
+    three, four = await broker.claim("w", 2, holds=SHARE_FROM_RUNS - 1)
     assert three.spec == four.spec == one.spec
     assert three.spec["steps"][0]["action"] is not four.spec["steps"][0]["action"]
 
 
-async def test_only_a_worker_that_may_hold_many_runs_shares_spec_text(
+async def test_a_worker_claims_as_one_that_holds_its_limit(
     broker: Broker, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    asked: list[bool] = []
+    asked: list[int] = []
     real = broker.claim
 
     async def recorded(worker_id: str, n: int, **kw: Any) -> list[ClaimedTask]:
-        asked.append(kw["share_text"])
+        asked.append(kw["holds"])
         return await real(worker_id, n, **kw)
 
     monkeypatch.setattr(broker, "claim", recorded)
-    for limit in (SHARE_TEXT_FROM, SHARE_TEXT_FROM - 1):
+    for limit in (SHARE_FROM_RUNS, 7):
         options = dataclasses.replace(worker_options(settings), concurrency=limit)
         await TaskWorker(broker, as_executor(steps), options)._claim(1)
-    assert asked == [True, False]
+    assert asked == [SHARE_FROM_RUNS, 7]

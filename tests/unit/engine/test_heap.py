@@ -1,6 +1,7 @@
-"""engine/heap.py: the first worker of a process freezes the start-up heap and
-collects the youngest generation less often; cyclic garbage is still collected
-without anyone asking."""
+"""engine/heap.py: the start of `falsework serve` and `falsework worker` freezes
+the start-up heap and collects the youngest generation less often; cyclic garbage
+is still collected without anyone asking. (The engine itself never touches the
+collector: tests/integration/engine/test_worker.py.)"""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def fresh_gc(monkeypatch: pytest.MonkeyPatch) -> object:
 
 
 @pytest.mark.usefixtures("fresh_gc")
-def test_the_first_worker_collects_the_youngest_generation_less_often() -> None:
+def test_the_youngest_generation_is_collected_less_often_once_per_process() -> None:
     heap.freeze_startup_heap()
     assert gc.get_threshold() == (heap.YOUNG_THRESHOLD, 10, 10)
     gc.set_threshold(123, 10, 10)
