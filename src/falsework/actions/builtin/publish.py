@@ -172,9 +172,9 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
         message = keyed_message(inp.git_commit_message, key.value)
         # A local remote that does not exist yet is made first and the commit's
         # objects are written straight into it, its branch then set by update-ref:
-        # no push, which would start six more processes (a shell, receive-pack,
-        # pack-objects, unpack-objects, rev-list, gc) to copy them there. Its
-        # content is what a push leaves (same objects, branch and HEAD, no reflog).
+        # no push, which starts seven more processes (a shell, receive-pack,
+        # pack-objects, unpack-objects, rev-list, for-each-ref, gc) to copy them
+        # there. Its content is what a push leaves (objects, branch, HEAD, no reflog).
         fresh = local is not None and not inp.scaffold and not local.exists()
         if fresh:
             assert local is not None
@@ -235,8 +235,8 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
             return found
 
         if fresh:
-            branch = ["update-ref", f"refs/heads/{inp.branch}", commit, ""]  # "": a new one
-            made = await git_result(git_policy, [f"--git-dir={local}", *branch])
+            create = ["update-ref", f"refs/heads/{inp.branch}", commit, ""]  # "": must be new
+            made = await git_result(git_policy, [f"--git-dir={local}", *create])
             if made.code == 0:
                 ctx.logger.info(f"Pushed branch {inp.branch} to {remote.shown}")
                 return outputs(commit)
