@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from falsework.engine.models import FINAL_STATUSES, Event
+from falsework.engine.notify import Hub
 from falsework.engine.store import Store
 
 log = logging.getLogger("falsework.engine")
@@ -54,6 +57,82 @@ class Pushed:
     prev: int  # the id of the task's event before ``events[0]`` (0: none)
     status: str  # the task's status once the write committed
     events: list[Event]
+
+
+# The wire format of the ``falsework_events`` channel (Postgres). The writers are
+# SQL (``sql/postgres.sql``: ``batch_write``'s ``carried``/``note_events`` for a
+# worker's flush, ``event_append``) and ``PostgresStore`` (``task_notify`` after a
+# cancel or a recovery); this module is the one reader. A payload is either
+# - task ids joined by ``,``: those tasks have new events, read them; or
+# - a JSON array whose items are ``[task id]`` (new events too long to carry:
+#   read them) or ``[task id, prev, status, recovery, created_at, events]``: the
+#   task's new events whole, ``prev`` the id of its event before them (0: none),
+#   ``status`` the task's status once the write committed, ``recovery`` its
+#   template's recovery (``"none"``: not recoverable), ``created_at`` the events'
+#   ``created_at`` in µs since the epoch, ``events`` ``[[id, type, body], ...]``
+#   in id order.
+# Anything else (a payload cut short, or from a sender that is not ours) cannot
+# say whose events are new: every subscription reads.
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def carried_events(payload: str) -> tuple[list[Pushed], list[str]]:
+    """A JSON payload of ``falsework_events``: the events it carries whole, and
+    the ids of the tasks whose new events it does not carry. ``ValueError`` when
+    it does not follow the format."""
+    pushed: list[Pushed] = []
+    ids: list[str] = []
+    try:
+        for part in json.loads(payload):
+            if len(part) == 1:
+                if not isinstance(part[0], str):
+                    raise TypeError("a task id is text")
+                ids.append(part[0])
+                continue
+            task_id, prev, status, recovery, micros, events = part
+            created_at = _EPOCH + timedelta(microseconds=micros)
+            recoverable = recovery != "none"
+            carried = [
+                Event(
+                    id=event_id,
+                    task_id=task_id,
+                    type=event_type,
+                    body=body,
+                    created_at=created_at,
+                    is_task_recoverable=recoverable,
+                )
+                for event_id, event_type, body in events
+            ]
+            # what the feed compares and looks up must be what it expects
+            if not isinstance(task_id, str) or not isinstance(status, str):
+                raise TypeError("a task id and a status are text")
+            if not all(isinstance(n, int) for n in (prev, *(e.id for e in carried))):
+                raise TypeError("event ids are integers")
+            pushed.append(Pushed(task_id, prev, status, carried))
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError) as exc:
+        raise ValueError(f"not a falsework_events payload: {exc}") from exc
+    return pushed, ids
+
+
+def deliver(hub: Hub, payload: str) -> None:
+    """Hand one ``falsework_events`` payload to ``hub`` (called by the listener,
+    inside the driver's callback: it must not raise)."""
+    if not hub.watching():
+        return  # nobody streams in this process (a worker): not even decoded
+    if not payload.startswith("["):
+        hub.events(payload.split(","))
+        return
+    try:
+        pushed, ids = carried_events(payload)
+    except ValueError as exc:
+        log.warning("%s; every stream reads", exc)
+        hub.any_events()
+        return
+    if pushed:
+        hub.pushed(pushed)
+    if ids:
+        hub.events(ids)
 
 
 class Subscription:
@@ -204,12 +283,13 @@ class Feed:
         """Notifications may have been missed (the listener lost, or back):
         every subscription reads, and the poll starts over at the interval
         that holds now (fast while the listener is away)."""
-        self._read_all()
+        self.read_all()
         if self._poller is not None and not self._poller.done():
             self._poller.cancel()
             self._poller = asyncio.create_task(self._poll(), name="falsework-feed-poll")
 
-    def _read_all(self) -> None:
+    def read_all(self) -> None:
+        """Every subscription reads (its task may have new events)."""
         for subs in self._subs.values():
             for sub in subs:
                 self.mark(sub)
@@ -287,7 +367,7 @@ class Feed:
         """The safety net: every subscription reads once per poll interval."""
         while self._subs:
             await asyncio.sleep(self._poll_interval())
-            self._read_all()
+            self.read_all()
             for subs in self._subs.values():
                 for sub in subs:
                     sub.ticked = True

@@ -86,6 +86,15 @@ class Hub:
         for feed in self._feeds:
             feed.pushed(items)
 
+    def any_events(self) -> None:
+        """New events of tasks not named (a notification that could not be
+        decoded): every waiter and subscription reads."""
+        for waiters in self._event_waiters.values():
+            for waiter in waiters:
+                waiter.set()
+        for feed in self._feeds:
+            feed.read_all()
+
     def wake_all(self) -> None:
         self.new_tasks()
         for waiters in self._event_waiters.values():

@@ -11,19 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import re
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
 
 from falsework.engine.codec import dumps, loads, utc
-from falsework.engine.feed import Pushed
+from falsework.engine.feed import deliver
 from falsework.engine.lease import plan_writes, stale_outcome
 from falsework.engine.migrate import outdated
 from falsework.engine.models import (
@@ -871,42 +870,6 @@ def _stale_events(
     return [(tid, *bodies[o]) for tid, o in outcome]
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def carried_events(payload: str) -> tuple[list[Pushed], list[str]]:
-    """A flush's NOTIFY payload (``batch_write``): the events it carries whole,
-    and the ids of the tasks whose events it does not carry."""
-    pushed: list[Pushed] = []
-    ids: list[str] = []
-    for part in json.loads(payload):
-        if len(part) == 1:
-            ids.append(part[0])
-            continue
-        task_id, prev, status, recovery, micros, events = part
-        created_at = _EPOCH + timedelta(microseconds=micros)
-        recoverable = recovery != "none"
-        pushed.append(
-            Pushed(
-                task_id,
-                prev,
-                status,
-                [
-                    Event(
-                        id=event_id,
-                        task_id=task_id,
-                        type=event_type,
-                        body=body,
-                        created_at=created_at,
-                        is_task_recoverable=recoverable,
-                    )
-                    for event_id, event_type, body in events
-                ],
-            )
-        )
-    return pushed, ids
-
-
 class PgListener:
     """A dedicated asyncpg connection LISTENing on the engine's channels.
 
@@ -938,16 +901,7 @@ class PgListener:
         elif channel == CHANNEL_CANCEL:
             self._hub.cancel(payload)
         elif channel == CHANNEL_EVENTS:
-            if not self._hub.watching():
-                return
-            if payload.startswith("["):
-                pushed, ids = carried_events(payload)
-                if pushed:
-                    self._hub.pushed(pushed)
-                if ids:
-                    self._hub.events(ids)
-            else:
-                self._hub.events(payload.split(","))
+            deliver(self._hub, payload)
 
     async def run(self) -> None:
         try:

@@ -21,8 +21,8 @@ from falsework.config import Settings
 from falsework.engine import Broker, Event
 from falsework.engine import feed as feed_module
 from falsework.engine.codec import dumps
+from falsework.engine.feed import carried_events
 from falsework.engine.models import Finish, WriteBatch
-from falsework.engine.postgres import carried_events
 from support.engine import open_broker, wait_for
 
 FAST, SLOW = 0.05, 600.0
@@ -292,3 +292,78 @@ async def test_a_consumer_that_falls_behind_holds_a_bounded_buffer_and_stays_exa
         got.extend([e async for e in stream])
     assert [e.body.get("n") for e in got] == [*range(31), None]
     assert stored(got) == stored(await node.events(tid))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "[1",  # cut short
+        "[5]",  # an array, not of parts
+        '[{"a": 1}, [1, 2]]',  # parts of the wrong shape
+        '[["t", "0", "processing", "none", 0, []]]',  # prev as text
+        '[["t", 0, "processing", "none", 0, [["1", "log", {}]]]]',  # an event id as text
+    ],
+)
+async def test_an_undecodable_notification_makes_every_stream_read(
+    pg_pair: tuple[Broker, Broker], postgres_url: str, payload: str
+) -> None:
+    node, writer = pg_pair
+    claims = await claimed(writer, 2)
+    async with contextlib.AsyncExitStack() as stack:
+        streams = {t: (await stack.enter_async_context(following(node, t)))[0] for t in claims}
+        await wait_for(settled(node, len(claims)))
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            # events with no NOTIFY of their own: the safety-net poll is 600 s
+            # away, so only a read the bad notification asks for delivers them
+            conn.cursor().executemany(
+                "INSERT INTO task_events (task_id, type, body, created_at) "
+                "VALUES (%s, 'log', %s, now())",
+                [(t, json.dumps({"m": "silent"})) for t in claims],
+            )
+            conn.execute("SELECT pg_notify('falsework_events', %s)", (payload,))
+        await wait_for(lambda: all(len(s) == 1 for s in streams.values()), within=10)
+        # the listener is still there, and carried events still arrive
+        await flush(writer, claims, {"m": "after"})
+        await wait_for(lambda: all(len(s) == 2 for s in streams.values()), within=10)
+        for tid, received in streams.items():
+            assert [e.body["m"] for e in received] == ["silent", "after"]
+            assert stored(received) == stored(await node.events(tid))
+    assert node.listener is not None and node.listener.connects == 1
+
+
+@pytest.mark.postgres
+async def test_streams_stay_exact_when_the_listener_is_terminated_mid_burst(
+    pg_pair: tuple[Broker, Broker], postgres_url: str
+) -> None:
+    node, writer = pg_pair
+    listener = node.listener
+    assert listener is not None
+    claims = await claimed(writer, 40)
+    rounds = 40
+    halfway = asyncio.Event()
+
+    async def burst() -> None:
+        for n in range(rounds):
+            await flush(writer, claims, {"n": n}, {"n": n, "second": True})
+            if n == rounds // 4:
+                halfway.set()
+            await asyncio.sleep(0.01)  # the burst goes on while the listener is away
+        await finish(writer, claims)
+
+    async with contextlib.AsyncExitStack() as stack:
+        followers = [await stack.enter_async_context(following(node, t)) for t in claims]
+        await wait_for(settled(node, len(claims)))
+        writing = asyncio.create_task(burst())
+        await halfway.wait()
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+            await conn.execute("SELECT pg_terminate_backend(%s)", (listener.backend_pid,))
+        await asyncio.wait_for(writing, 30)
+        await asyncio.wait_for(asyncio.gather(*(r for _, r in followers)), 30)
+        await wait_for(lambda: listener.connects >= 2, within=20)
+        for tid, (received, _) in zip(claims, followers, strict=True):
+            assert stored(received) == stored(await node.events(tid))
+            assert [e.body.get("n") for e in received] == [
+                *(n for n in range(rounds) for _ in (0, 1)),
+                None,
+            ]

@@ -339,8 +339,8 @@ WITH expected AS (
       AND EXISTS (SELECT 1 FROM flush)
     RETURNING tasks.id, tasks.status
 ), carried AS (
-    -- each task's new events whole, for the processes streaming them
-    -- (engine/feed.py): [task id, the id of its event before these (the
+    -- each task's new events whole, for the processes streaming them (read
+    -- by engine/feed.py, where the channel's wire format is written down): [task id, the id of its event before these (the
     -- statement's snapshot has none of this flush's), its status now, its
     -- recovery, created_at in µs since the epoch, [[id, type, body], ...]];
     -- only [task id] when that is too long to carry (the stream reads it)
