@@ -76,6 +76,28 @@ class _Compiled:
     text: tuple[str, ...] | None = None
 
 
+_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _breaks(source: str) -> list[str] | None:
+    """The line breaks of ``source`` in order, when one is not a plain LF (None:
+    all are). Jinja's lexer makes every break an LF; the text between tags gets
+    the source's own back (:func:`_with_breaks`), as Nunjucks keeps them."""
+    return _BREAK.findall(source) if "\r" in source else None
+
+
+def _with_breaks(text: str, lineno: int, breaks: list[str]) -> str:
+    """``text``, a piece of plain text as Jinja's lexer gives it (LF breaks)
+    starting on line ``lineno``, with the breaks the source has there."""
+    if "\n" not in text:
+        return text
+    lines = text.split("\n")
+    out = [lines[0]]
+    for index, line in enumerate(lines[1:], start=lineno - 1):
+        out += (breaks[index] if index < len(breaks) else "\n", line)
+    return "".join(out)
+
+
 def _snippet(source: str) -> str:
     text = source if len(source) <= _SNIPPET else source[: _SNIPPET - 3] + "..."
     return repr(text)
@@ -194,21 +216,22 @@ class _Compiler:
         for segments, compiled in tuple(self._plain_shapes):
             pieces = self._match(jinja_source, segments)
             if pieces is not None:
-                texts = tuple(lexer._normalize_newlines(piece) for piece in pieces)
-                return _Compiled(compiled.template, False, compiled.quick, text=texts)
+                # (the source's own text: its line breaks as written)
+                return _Compiled(compiled.template, False, compiled.quick, text=tuple(pieces))
         try:
             # the lexer's raw tokens (``wrap`` converts them for the parser, which
             # only a new shape needs): the key is the tags' text as written
             raw = list(lexer.tokeniter(jinja_source, None))
         except JinjaSyntaxError:
             return None
+        breaks = _breaks(jinja_source)
         text: list[str] = []
         key: list[tuple[str, Any]] = []
-        for _, kind, value in raw:
+        for lineno, kind, value in raw:
             if kind == "data":
                 key.append(("data", bool(value)))
                 if value:
-                    text.append(lexer._normalize_newlines(value))
+                    text.append(value if breaks is None else _with_breaks(value, lineno, breaks))
             elif kind == "name" and value in (_TEXT, "autoescape"):
                 # (text inside {% autoescape %} prints as it is, an expression
                 # escaped: such a file compiles alone)
@@ -321,9 +344,14 @@ class _Compiler:
 
     def _compile(self, source: str, allow_lone: bool) -> _Compiled:
         env = self.environment
+        jinja_source = to_jinja(source, self.variable_start)
         try:
-            tree = env.parse(to_jinja(source, self.variable_start))
+            tree = env.parse(jinja_source)
             check_ast(tree)
+            breaks = _breaks(jinja_source)
+            if breaks is not None:
+                for data in tree.find_all(nodes.TemplateData):
+                    data.data = _with_breaks(data.data, data.lineno, breaks)
             quick = is_quick(tree)
             body = tree.body
             if (
@@ -434,7 +462,8 @@ class Renderer:
         trim_blocks: bool = False,
         lstrip_blocks: bool = False,
     ) -> str:
-        """A whole file (fetch:template): always a string, trailing newlines kept."""
+        """A whole file (fetch:template): always a string, its text between tags
+        as written (line breaks, CRLF included, and trailing newlines kept)."""
         if not self.is_template(source):
             return source
         compiler = self._compiler(trim_blocks, lstrip_blocks)

@@ -143,3 +143,53 @@ async def test_copy_without_templating_and_render_globs_are_kept_on_a_warm_cache
     kept = fresh.workspace / "three/raw/${{ values.name }}.txt"
     assert kept.read_text() == "${{ values.name }}\n"
     assert (fresh.workspace / "three/keep/a.txt").read_text() == "svc\n"
+
+
+# A templated file's bytes are kept but where a tag is: CRLF, a lone CR, a
+# missing or doubled trailing newline (Backstage renders with Nunjucks, which
+# keeps them all). Two files of one shape, LF and CRLF, each keep their own.
+TEMPLATED_BREAKS = {
+    "win.txt": (b"one\r\nname: ${{ values.name }}\r\n", b"one\r\nname: svc\r\n"),
+    "unix.txt": (b"one\nname: ${{ values.name }}\n", b"one\nname: svc\n"),
+    "mixed.txt": (b"lf\ncrlf\r\ncr\r${{ values.name }}", b"lf\ncrlf\r\ncr\rsvc"),
+    "doubled.txt": (b"${{ values.name }}\r\n\r\n", b"svc\r\n\r\n"),
+    "value.txt": (b"m: ${{ values.multi }}\r\n", b"m: x\ny\r\n"),
+    "block.txt": (
+        b"{% if values.on %}\r\n  on: ${{ values.name }}\r\n{% endif %}\r\n",
+        b"\r\n  on: svc\r\n\r\n",
+    ),
+    "plain-crlf.txt": (b"no tags\r\nhere\r\n", b"no tags\r\nhere\r\n"),
+}
+
+
+@pytest.mark.parametrize("warm", [False, True])
+async def test_templated_files_keep_their_line_breaks(
+    fresh: Any, one_step: Any, warm: bool
+) -> None:
+    skeleton = fresh.template_dir / "skeleton"
+    skeleton.mkdir()
+    for name, (source, _) in TEMPLATED_BREAKS.items():
+        (skeleton / name).write_bytes(source)
+    values = {"name": "svc", "multi": "x\ny", "on": True}
+    step = one_step("fetch:template", url="./skeleton", values=values, replace=True)
+    for _ in range(2 if warm else 1):  # the second task: every file from the cache
+        result = await fresh.run([step])
+        assert result.error is None, result.error
+        for name, (_, expected) in TEMPLATED_BREAKS.items():
+            assert (fresh.workspace / name).read_bytes() == expected, name
+    trimmed = one_step(
+        "fetch:template",
+        url="./skeleton",
+        values=values,
+        targetPath="trimmed",
+        trimBlocks=True,
+        lstripBlocks=True,
+    )
+    assert (await fresh.run([trimmed])).error is None
+    # trimBlocks removes a CRLF after a block tag, as Nunjucks does
+    assert (fresh.workspace / "trimmed/block.txt").read_bytes() == b"  on: svc\r\n"
+    one = one_step(
+        "fetch:template:file", url="./skeleton/win.txt", targetPath="one.txt", values=values
+    )
+    assert (await fresh.run([one])).error is None
+    assert (fresh.workspace / "one.txt").read_bytes() == b"one\r\nname: svc\r\n"

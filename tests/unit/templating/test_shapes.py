@@ -205,3 +205,53 @@ def test_plain_shapes_are_tried_before_the_lexer() -> None:
     assert renderer.render_string("x ${{- values.name }} y", CTX) == "xsvc y"
     assert renderer.render_string("z ${{- values.name }} w", CTX) == "zsvc w"
     assert [t for t in lexed if t] == ["x ${{- values.name }} y", "z ${{- values.name }} w"]
+
+
+# (source, what it renders to without and with trimBlocks + lstripBlocks): the
+# text between tags keeps its line breaks as written, as Nunjucks keeps them
+# (Jinja's lexer alone makes every one an LF); a value keeps its own.
+LINE_BREAKS = [
+    ("a\r\nname: ${{ values.name }}\r\n", "a\r\nname: svc\r\n", "a\r\nname: svc\r\n"),
+    ("lf\ncrlf\r\ncr\r${{ values.name }}", "lf\ncrlf\r\ncr\rsvc", "lf\ncrlf\r\ncr\rsvc"),
+    ("${{ values.name }}\r\n\r\n", "svc\r\n\r\n", "svc\r\n\r\n"),
+    ("no newline at the end ${{ values.name }}", "no newline at the end svc", None),
+    (
+        "x\r\n  {% if values.on %}\r\n  on ${{ values.name }}\r\n  {% endif %}\r\nend\r\n",
+        "x\r\n  \r\n  on svc\r\n  \r\nend\r\n",
+        "x\r\n  on svc\r\nend\r\n",
+    ),
+    (
+        "{% for t in values.tags %}\r\n- ${{ t }}\r\n{% endfor %}\r\n",
+        "\r\n- a\r\n\r\n- b\r\n\r\n",
+        "- a\r\n- b\r\n",
+    ),
+    ("k:  {%- if values.on %}\r\n v\r\n{%- endif %}\r\n", "k:\r\n v\r\n", "k: v"),
+    ("{# a\r\n note #}\r\nA\r\n${{ values.name }}", "\r\nA\r\nsvc", "A\r\nsvc"),
+    (
+        "{% raw %}${{ x }}\r\n{% endraw %}\r\n${{ values.name }}",
+        "${{ x }}\r\n\r\nsvc",
+        "${{ x }}\r\nsvc",
+    ),
+    ("t: ${{ values.name\r\n }}\r\n${{ values.multi }}\r\n", "t: svc\r\nx\ny\r\n", None),
+    # compiled on its own (it names the text variable): the same
+    ("${{ falsework_text }}a\r\n${{ values.name }}\r\n", "a\r\nsvc\r\n", None),
+]
+
+
+@pytest.mark.parametrize(("source", "plain", "trimmed"), LINE_BREAKS)
+def test_line_breaks_between_tags_are_kept_as_written(
+    source: str, plain: str, trimmed: str | None
+) -> None:
+    ctx = {"values": {**CTX["values"], "multi": "x\ny"}}
+    for trim, expected in ((False, plain), (True, trimmed if trimmed is not None else plain)):
+        renderer = Renderer()
+        alone = Renderer()
+        alone._compiler(trim, trim).shape = lambda source: None  # type: ignore[method-assign]
+        for which in (renderer, renderer, alone):  # a shape, the compile cache, alone
+            got = which.render_string(source, ctx, trim_blocks=trim, lstrip_blocks=trim)
+            assert got == expected, (trim, which is alone)
+        if not trim and "\r" in source:
+            # another file of the same tags, through the plain shape: its own breaks
+            other = source.replace("\r\n", "\n").replace("\r", "\n")
+            want = plain.replace("\r\n", "\n").replace("\r", "\n")
+            assert renderer.render_string(other, ctx) == want
