@@ -212,22 +212,22 @@ class Tree:
         Leaving the tree raises ``UnsafePathError``; a missing folder on the way
         ``FileNotFoundError``.
         """
-        todo = list(reversed(names))
+        # ("" and "." are no names: dropped here and from link targets, so the
+        # last name is the one that leaves ``todo`` empty)
+        todo = [n for n in reversed(names) if n not in ("", ".")]
         parts = list(start)
         hops = 0
         via = ""  # the last link followed, for the error message
         missing = False
         while todo:
             name = todo.pop()
-            if name in ("", "."):
-                continue
             if name == "..":
                 if not parts:
                     through = f" through the symbolic link {via}" if via else ""
                     raise UnsafePathError(f"Path {shown!r} leads outside {self.where}{through}")
                 parts.pop()
                 continue
-            last = not any(n not in ("", ".") for n in todo)
+            last = not todo
             if last and not follow:
                 return tuple(parts), name
             if missing:
@@ -261,7 +261,7 @@ class Tree:
                     raise UnsafePathError(
                         f"Path {shown!r} leads outside {self.where} through the symbolic link {via}"
                     )
-                todo.extend(reversed(target.split("/")))
+                todo.extend(n for n in reversed(target.split("/")) if n not in ("", "."))
                 continue
             if last:
                 return tuple(parts), name
@@ -397,15 +397,23 @@ class Tree:
     def open_read(self, rel: str) -> BinaryIO:
         """The regular file ``rel``, opened for reading (never through a link)."""
         with self._errors(rel):
-            parts, name = self._locate(rel)
-            if not name:
-                raise ActionError(f"{self.show(rel)} is a folder, not a file")
-            fd = os.open(name, _READ_FLAGS, dir_fd=self._dir(parts))
-            return _regular(fd, self.show(rel), "rb")
+            return _regular(self._open_read(rel), self.show(rel), "rb")
 
     def read_bytes(self, rel: str) -> bytes:
-        with self.open_read(rel) as handle:
-            return handle.read()
+        """The content of the regular file ``rel`` (never through a link)."""
+        with self._errors(rel):
+            fd = self._open_read(rel)
+            try:
+                # (O_NONBLOCK means nothing to a regular file: read as it is)
+                return _read_all(fd, _regular_stat(fd, self.show(rel)).st_size)
+            finally:
+                os.close(fd)
+
+    def _open_read(self, rel: str) -> int:
+        parts, name = self._locate(rel)
+        if not name:
+            raise ActionError(f"{self.show(rel)} is a folder, not a file")
+        return os.open(name, _READ_FLAGS, dir_fd=self._dir(parts))
 
     # ---------------------------------------------------------------- writes
     def open_write(
@@ -415,38 +423,61 @@ class Tree:
         when something is there and not ``replace``. A link there is replaced by
         the file, never written through; so is a file with other hard links."""
         with self._errors(rel):
-            parts, name = self._locate(rel, create=True)
-            if not name:
-                raise ActionError(f"{self.show(rel)} is a folder; a file cannot be written there")
-            fd = self._dir(parts)
+            out = self._create(rel, mode, replace)
+            return None if out is None else _regular(out, self.show(rel), "wb")
+
+    def _create(self, rel: str, mode: int | None, replace: bool) -> int | None:
+        """The descriptor of ``rel`` opened for writing (see :meth:`open_write`),
+        a regular file with ``mode`` when given; None when kept."""
+        parts, name = self._locate(rel, create=True)
+        if not name:
+            raise ActionError(f"{self.show(rel)} is a folder; a file cannot be written there")
+        fd = self._dir(parts)
+        flags = _WRITE_FLAGS
+        if not replace:
+            flags |= os.O_EXCL  # anything there, a link or a folder too, is kept
+        else:
             try:
                 st: os.stat_result | None = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
                 st = None
             if st is not None:
-                if not replace:
-                    return None
                 if stat.S_ISDIR(st.st_mode):
                     raise ActionError(
                         f"{self.show(rel)} is a folder; a file cannot be written there"
                     )
                 if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
                     os.unlink(name, dir_fd=fd)
-            out = os.open(name, _WRITE_FLAGS, 0o666, dir_fd=fd)
-            handle = _regular(out, self.show(rel), "wb")
-            if mode is not None:
+        # A new file gets ``mode`` from open (less the umask); fchmod only when
+        # that, or the mode of a file replaced, is not ``mode`` already.
+        try:
+            out = os.open(name, flags, 0o666 if mode is None else mode, dir_fd=fd)
+        except FileExistsError:
+            return None
+        try:
+            made = _regular_stat(out, self.show(rel))
+            if mode is not None and stat.S_IMODE(made.st_mode) != mode:
                 os.fchmod(out, mode)
-            return handle
+        except BaseException:
+            os.close(out)
+            raise
+        return out
 
     def write_bytes(
         self, rel: str, data: bytes, *, mode: int | None = None, replace: bool = True
     ) -> bool:
         """Write ``data`` to ``rel`` (see :meth:`open_write`); False when kept."""
-        handle = self.open_write(rel, mode=mode, replace=replace)
-        if handle is None:
-            return False
-        with handle, self._errors(rel):
-            handle.write(data)
+        with self._errors(rel):
+            out = self._create(rel, mode, replace)
+            if out is None:
+                return False
+            try:
+                # (O_NONBLOCK means nothing to a regular file: written as it is)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(out, view) :]
+            finally:
+                os.close(out)
         return True
 
     def mkdir(self, rel: str) -> None:
@@ -545,16 +576,36 @@ class Tree:
                     self.check_link(entry.path)
 
 
+def _regular_stat(fd: int, shown: str) -> os.stat_result:
+    """The ``stat`` of ``fd`` when it is a regular file, else refused (left open)."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise ActionError(f"{shown} is not a regular file (a device, socket or pipe)")
+    return st
+
+
 def _regular(fd: int, shown: str, mode: Literal["rb", "wb"]) -> BinaryIO:
     """``fd`` as a file object when it is a regular file, else closed and refused."""
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ActionError(f"{shown} is not a regular file (a device, socket or pipe)")
+        _regular_stat(fd, shown)
         os.set_blocking(fd, True)
         return os.fdopen(fd, mode)
     except BaseException:
         os.close(fd)
         raise
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """Everything in ``fd`` (a regular file of ``size`` bytes when opened): one
+    read when it gives exactly that (asked for one byte more), else read on to
+    the end (a file that changed meanwhile, a short read)."""
+    first = os.read(fd, size + 1)
+    if len(first) == size:
+        return first
+    chunks = [first]
+    while chunk := os.read(fd, max(size, 1 << 16)):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def walk(

@@ -187,3 +187,48 @@ def test_deleting_a_folder_never_follows_links_in_it(root: Path, canary: Path) -
         with pytest.raises(ActionError, match="workspace itself"):
             tree.remove("")
     assert untouched(canary) and os.listdir(root) == []
+
+
+def test_a_write_without_replace_keeps_whatever_is_there(root: Path, canary: Path) -> None:
+    (root / "out").symlink_to(canary / "secret.txt")
+    (root / "dangling").symlink_to("nowhere")
+    (root / "folder").mkdir()
+    (root / "file").write_bytes(b"old")
+    with Tree(root) as tree:
+        for name in ("out", "dangling", "folder", "file"):
+            assert not tree.write_bytes(name, b"mine", replace=False), name
+        assert tree.write_bytes("new", b"mine", replace=False)
+    assert (root / "out").is_symlink() and (root / "dangling").is_symlink()
+    assert (root / "file").read_bytes() == b"old" and (root / "new").read_bytes() == b"mine"
+    assert not (root / "nowhere").exists() and untouched(canary)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o666, 0o750, 0o600, 0o000])
+def test_a_written_file_has_exactly_the_mode_asked_for(root: Path, mode: int) -> None:
+    (root / "replaced").write_bytes(b"old")
+    os.chmod(root / "replaced", 0o640)
+    previous = os.umask(0o022)  # 0o666 made by open would be 0o644
+    try:
+        with Tree(root) as tree:
+            assert tree.write_bytes("new", b"data", mode=mode)
+            assert tree.write_bytes("replaced", b"data", mode=mode)
+    finally:
+        os.umask(previous)
+    for name in ("new", "replaced"):
+        assert (root / name).stat().st_mode & 0o7777 == mode, name
+
+
+@pytest.mark.parametrize("size", [0, 1, 65_536, 300_001])
+def test_read_bytes_reads_a_file_whole(root: Path, size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    (root / "f").write_bytes(data)
+    with Tree(root) as tree:
+        assert tree.read_bytes("f") == data
+    # a file that changed size since it was looked at is read to its end
+    from falsework.confine import _read_all
+
+    fd = os.open(root / "f", os.O_RDONLY)
+    try:
+        assert _read_all(fd, max(size - 7, 0)) == data
+    finally:
+        os.close(fd)

@@ -335,14 +335,15 @@ def _skipped(path: str) -> bool:
     return path == "" or path.startswith("/") or "//" in path
 
 
-def _is_binary(data: bytes) -> bool:
+def _text(data: bytes) -> str | None:
+    """``data`` as text, or None when it is binary (a NUL byte near the start,
+    or not UTF-8)."""
     if b"\x00" in data[:8192]:
-        return True
+        return None
     try:
-        data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
-        return True
-    return False
+        return None
 
 
 @dataclass
@@ -410,7 +411,7 @@ class _SkeletonJob:
         # A rendered name stays inside targetPath (`..` in a value is refused).
         name = relative(out, f"targetPath {self.target or '.'!r}")
         dest = f"{self.target}/{name}" if self.target else name
-        if ws.lstat(dest) is not None and not self.replace:
+        if not self.replace and ws.lstat(dest) is not None:
             return
         if not render_contents and not self.extension and kind != "dir":
             # (Backstage says it of each file under a folder pattern, not the folder)
@@ -427,14 +428,14 @@ class _SkeletonJob:
             return
         mode = entry.stat.st_mode
         data = src.read_bytes(rel)
-        if _is_binary(data):
+        text = _text(data)
+        if text is None:
             self.log(
                 f"Copying file binary or symbolic link at {location}, to template output path."
             )
         else:
             self.log(f"Writing file {location} to template output path with mode {mode}.")
             if render_contents:
-                text = data.decode("utf-8")
                 if _has_tags(text):
                     try:
                         data = self.render(text, self.context).encode("utf-8")
@@ -442,7 +443,8 @@ class _SkeletonJob:
                         # a file that does not render is a render error, as in
                         # Backstage, and names the file
                         raise TemplateRenderError(f"{location}: {exc.message}") from None
-        ws.write_bytes(dest, data, mode=stat.S_IMODE(mode))
+        # (without replace: nothing was there, and anything there now is kept)
+        ws.write_bytes(dest, data, mode=stat.S_IMODE(mode), replace=self.replace)
 
 
 # --------------------------------------------------------- fetch:template:file
@@ -513,8 +515,7 @@ def _render_file(
         if ws.lstat(target) is not None and not replace:
             return False
         data, st = read_regular(source, url)
-        if not _is_binary(data):
-            text = data.decode("utf-8")
-            if _has_tags(text):
-                data = render(text, context).encode("utf-8")
+        text = _text(data)
+        if text is not None and _has_tags(text):
+            data = render(text, context).encode("utf-8")
         return ws.write_bytes(target, data, mode=stat.S_IMODE(st.st_mode))
