@@ -43,8 +43,15 @@ class RenderTimeout(BaseException):
     """
 
 
+def _load() -> None:
+    """Imports ctypes, which raising into a thread needs: late, because most
+    processes never stop a render (ctypes costs their start), but before a
+    deadline (see Watchdog._run), never while the watchdog's lock is held."""
+    import ctypes  # noqa: F401
+
+
 def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
-    import ctypes  # here: most processes never stop a render (ctypes costs their start)
+    import ctypes  # loaded by then (_load): a lookup
 
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc is not None else None
@@ -143,9 +150,20 @@ class Watchdog:
 
     def _run(self) -> None:
         idle_since = time.monotonic()
+        loaded = False
         while True:
             time.sleep(_POLL)
             now = time.monotonic()
+            if not loaded:
+                with self._lock:
+                    first = min((d for d, _ in self._active.values()), default=None)
+                if first is not None and first - now <= 2 * _POLL:
+                    # A render may soon overrun: import ctypes now, outside the
+                    # lock (under load an import takes a while, and every render
+                    # that starts or ends waits for this lock).
+                    _load()
+                    loaded = True
+                    now = time.monotonic()
             with self._lock:
                 if not self._active:
                     if now - idle_since > _IDLE_EXIT:
