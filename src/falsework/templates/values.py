@@ -20,14 +20,20 @@ import ast
 import copy
 import functools
 import json
-import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from falsework.errors import InputError, TemplateError
-from falsework.templates.plainschema import plain_schema, plainly_valid
+from falsework.templates.plainschema import (
+    error_object,
+    js,
+    message,
+    plain_errors,
+    plain_schema,
+    required,
+)
 from falsework.templates.template import Template
 from falsework.templating import regex as rx
 from falsework.templating.watchdog import WATCHDOG, RenderTimeout
@@ -101,11 +107,11 @@ def validate_values(
 
 
 def quick_values(template: Template, values: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """What ``validate_values`` returns, when that is sure to take microseconds:
-    small values (at most ``QUICK_VALUES_SIZE`` characters, nested no deeper than
-    the limit) that pass pages of the plain kind (``plainschema``: no pattern, no
-    ``$ref``, no condition). None in every other case, a failing value included:
-    the caller then runs ``validate_values`` (off its event loop), which reports.
+    """What ``validate_values`` returns or raises, when that is sure to take
+    microseconds: small values (at most ``QUICK_VALUES_SIZE`` characters, nested no
+    deeper than the limit) against pages of the plain kind (``plainschema``: no
+    pattern, no ``$ref``, no condition). None in every other case: the caller then
+    runs ``validate_values`` (off its event loop).
 
     The API's create takes this on its event loop: handing the check to a thread
     and back cost more than the check of a typical create (issue 17, target 3)."""
@@ -116,24 +122,35 @@ def quick_values(template: Template, values: Mapping[str, Any] | None) -> dict[s
     pages = template.parameters
     if not all(plain_schema(page) for page in pages):
         return None
-    result: dict[str, Any] = copy.deepcopy(dict(values or {}))
+    result = _with_defaults(template, values)
+    errors: list[dict[str, Any]] = []
     for page in pages:
+        found = plain_errors(page, result)
+        if found is None:
+            return None
+        errors.extend(found)
+    if errors:
+        raise ParameterValidationError(errors)
+    return result
+
+
+def _with_defaults(template: Template, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    result: dict[str, Any] = copy.deepcopy(dict(values or {}))
+    for page in template.parameters:
         result = apply_defaults(page, result, page)
-    if all(plainly_valid(page, result) for page in pages):
-        return result
-    return None
+    return result
 
 
 def _validate(template: Template, values: Mapping[str, Any] | None) -> dict[str, Any]:
     # (A Template's patterns were size-checked when it was loaded, and each is
     # checked again by the regex cache before it compiles.)
-    result: dict[str, Any] = copy.deepcopy(dict(values or {}))
-    for page in template.parameters:
-        result = apply_defaults(page, result, page)
+    result = _with_defaults(template, values)
     errors: list[dict[str, Any]] = []
     for index, page in enumerate(template.parameters):
-        if plainly_valid(page, result):
-            continue  # jsonschema would find nothing either
+        found = plain_errors(page, result)
+        if found is not None:  # jsonschema would find the very same
+            errors.extend(found)
+            continue
         import jsonschema
         from jsonschema.exceptions import UnknownType
         from referencing.exceptions import Unresolvable
@@ -417,26 +434,6 @@ def _as_schema(condition: Mapping[str, Any] | bool) -> Mapping[str, Any]:
 
 # -- Backstage's error shape ------------------------------------------------
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
-
-
-def _property(path: list[Any]) -> str:
-    out = "instance"
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _IDENTIFIER.match(str(part)):
-            out += f".{part}"
-        else:
-            out += f"[{json.dumps(str(part))}]"
-    return out
-
-
-def _js(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"))
-
 
 def _required_name(error: ValidationError) -> str:
     suffix = " is a required property"
@@ -454,28 +451,23 @@ def _extra_properties(error: ValidationError) -> list[str]:
     return _extras(instance, schema)
 
 
+# the keywords whose messages plainschema makes, for both paths
+_SHARED = frozenset(
+    {"type", "enum", "minLength", "minItems", "maxLength", "maxItems", "minimum", "maximum"}
+)
+
+
 def _message(name: str, arg: Any, error: ValidationError) -> tuple[str, Any]:
-    if name == "type":
-        types = arg if isinstance(arg, list) else [arg]
-        return f"is not of a type(s) {','.join(map(str, types))}", types
-    if name == "enum":
-        return f"is not one of enum values: {','.join(_js(v) for v in arg)}", arg
+    if name in _SHARED:
+        return message(name, arg)
     if name == "const":
-        return f"does not exactly match expected constant: {_js(arg)}", arg
+        return f"does not exactly match expected constant: {js(arg)}", arg
     if name == "pattern":
         if isinstance(error.cause, TimeoutError):
             return f"could not be checked against pattern {json.dumps(arg)} in time", arg
         return f"does not match pattern {json.dumps(arg)}", arg
     if name == "format":
         return f'does not conform to the "{arg}" format', arg
-    if name in ("minLength", "minItems"):
-        return f"does not meet minimum length of {arg}", arg
-    if name in ("maxLength", "maxItems"):
-        return f"does not meet maximum length of {arg}", arg
-    if name == "minimum":
-        return f"must be greater than or equal to {arg}", arg
-    if name == "maximum":
-        return f"must be less than or equal to {arg}", arg
     if name == "exclusiveMinimum":
         return f"must be greater than {arg}", arg
     if name == "exclusiveMaximum":
@@ -502,12 +494,11 @@ def backstage_errors(error: ValidationError) -> list[dict[str, Any]]:
     """One python-jsonschema error as Backstage's error objects (an
     ``additionalProperties`` error becomes one per extra property)."""
     path = list(error.absolute_path)
-    prop = _property(path)
     name = str(error.validator)
     found: list[tuple[str, Any]] = []
     if name == "required":
         missing = _required_name(error)
-        found.append((f'requires property "{missing}"', missing))
+        found.append((required(missing), missing))
     elif name == "additionalProperties" and error.validator_value is False:
         for extra in _extra_properties(error) or [""]:
             found.append((f'is not allowed to have the additional property "{extra}"', extra))
@@ -516,15 +507,6 @@ def backstage_errors(error: ValidationError) -> list[dict[str, Any]]:
     else:
         found.append(_message(name, error.validator_value, error))
     return [
-        {
-            "path": path,
-            "property": prop,
-            "message": message,
-            "schema": error.schema,
-            "instance": error.instance,
-            "name": name,
-            "argument": argument,
-            "stack": f"{prop} {message}",
-        }
-        for message, argument in found
+        error_object(path, name, text, argument, error.schema, error.instance)
+        for text, argument in found
     ]
