@@ -91,6 +91,8 @@ def _redact_url(match: re.Match[str]) -> str:
 def redact(text: str) -> str:
     """``text`` with every URL's user information and query values as ``***``:
     ``https://u:t@host/p?token=t&a=1`` → ``https://***@host/p?token=***&a=***``."""
+    if "://" not in text:
+        return text  # no URL (the common line): no regular expression run
     return _URL.sub(_redact_url, text)
 
 
