@@ -8,7 +8,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from falsework import web
 from falsework.actions import ActionRegistry
@@ -157,14 +157,13 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> FastAPI
         lifespan=lifespan,
     )
     errors.install(app)
-    api = APIRouter(prefix=PREFIX)
+    # Each router included straight into the app's: FastAPI matches an included
+    # router's routes through one more layer per level of nesting, a cost every
+    # request paid (issue 17, target 3).
     for module in (templates, tasks, actions, workers, dryrun):
-        api.include_router(module.router)
-    app.include_router(api)
-    own = APIRouter(prefix=OWN_PREFIX)
+        app.include_router(module.router, prefix=PREFIX)
     for module in (authoring, entities, audit, admin, scaffolds):
-        own.include_router(module.router)
-    app.include_router(own)
+        app.include_router(module.router, prefix=OWN_PREFIX)
     app.include_router(health.router)
     app.include_router(web.router)  # the page: /, /create/..., /static/...
     app.add_middleware(

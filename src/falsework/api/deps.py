@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from falsework.actions import ActionRegistry
 from falsework.api.auth import Authenticator, Identity
@@ -58,19 +58,23 @@ async def get_services(request: Request) -> Services:
     return services
 
 
-# Declared for the OpenAPI document (a bearer security scheme); the header itself
-# is read below so a wrong scheme gets the same 401 as a missing one.
-_bearer = HTTPBearer(auto_error=False, description="A token from auth.tokens")
+class _Bearer(HTTPBearer):
+    """The caller's identity, from the ``Authorization`` header. A bearer security
+    scheme, so the OpenAPI document declares it on every route that needs it; read
+    here, not by HTTPBearer, so a wrong scheme gets the same 401 as a missing one.
+    One dependency, not a scheme beneath an identity: one solve of FastAPI's
+    dependency tree fewer on every request (issue 17, target 3)."""
+
+    async def __call__(self, request: Request) -> Identity:  # type: ignore[override]
+        services: Services = request.app.state.services
+        identity = services.auth.identify(request.headers.get("authorization"))
+        request.state.identity = identity  # for the audit line of a refusal (api/errors.py)
+        return identity
 
 
-async def get_identity(
-    request: Request,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Identity:
-    services: Services = request.app.state.services
-    identity = services.auth.identify(request.headers.get("authorization"))
-    request.state.identity = identity  # for the audit line of a refusal (api/errors.py)
-    return identity
+get_identity = _Bearer(
+    auto_error=False, scheme_name="HTTPBearer", description="A token from auth.tokens"
+)
 
 
 Svc = Annotated[Services, Depends(get_services)]

@@ -63,3 +63,16 @@ def test_idempotency_key_returns_the_same_task(local: Server) -> None:
     again = client.post(f"{API}/v2/tasks", json=body, headers=headers)
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
+    # a key past 200 characters is malformed input, like any other (422)
+    long = client.post(f"{API}/v2/tasks", json=body, headers={"Idempotency-Key": "k" * 201})
+    assert long.status_code == 422
+    assert long.json()["error"] == {
+        "name": "InputError",
+        "message": "header.idempotency-key: String should have at most 200 characters",
+    }
+    assert (
+        client.post(
+            f"{API}/v2/tasks", json=body, headers={"Idempotency-Key": "k" * 200}
+        ).status_code
+        == 201
+    )
