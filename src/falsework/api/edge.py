@@ -146,7 +146,8 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.lower(): v for k, v in scope.get("headers") or []}
+        # ASGI servers give the names in lower case (Starlette's Headers relies on it too)
+        headers = dict(scope.get("headers") or [])
         body_size = 0
         try:
             self._check_host(scope, headers)
@@ -217,6 +218,9 @@ class Edge:
             ) from None
 
     async def _too_deep(self, body: bytes) -> bool:
+        if body.count(b"{") + body.count(b"[") <= self.max_depth:
+            # each level opens one: this body cannot nest deeper, nothing to parse
+            return False
         if len(body) <= _INLINE_PARSE:
             return _too_deep(body, self.max_depth)
         # A big body's walk runs in a thread: it is pure Python, so the event loop
