@@ -42,7 +42,12 @@ def server() -> Iterator[str]:
 def configured() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    # what configure() stops gathering for every record, put back for later tests
+    flags = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
+    saved = {name: getattr(logging, name) for name in flags}
     yield
+    for name, value in saved.items():
+        setattr(logging, name, value)
     for handler in list(root.handlers):
         root.removeHandler(handler)
     for handler in handlers:
