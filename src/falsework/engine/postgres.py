@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import re
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -352,28 +352,30 @@ def _claim(r: Row) -> Claim:
     )
 
 
-def _rows(rows: Sequence[TaskRow]) -> str:
-    """``tasks_insert``'s rows as one JSON array (see the query)."""
-    return dumps(
+def _json_rows(rows: Iterable[Sequence[Any]]) -> str:
+    """Rows as one JSON array of arrays, the query reading them back with
+    ``json_array_elements`` (``x ->> 0``, ``x ->> 1``, ...): one text parameter
+    whatever the number of rows, where asyncpg encodes a ``text[]`` element by
+    element through Python's abstract-type checks."""
+    return dumps(rows if isinstance(rows, list) else list(rows))
+
+
+def _task_rows(rows: Sequence[TaskRow]) -> str:
+    """``tasks_insert``'s rows (see the query)."""
+    return _json_rows(
         [
-            [
-                r.id,
-                r.spec,
-                r.sealed_secrets,
-                r.created_by,
-                r.priority,
-                utc(r.run_after).isoformat() if r.run_after else None,
-                r.recovery,
-                r.idempotency_key,
-                *((r.act.actor, r.act.action, r.act.detail) if r.act else (None, None, None)),
-            ]
-            for r in rows
+            r.id,
+            r.spec,
+            r.sealed_secrets,
+            r.created_by,
+            r.priority,
+            utc(r.run_after).isoformat() if r.run_after else None,
+            r.recovery,
+            r.idempotency_key,
+            *((r.act.actor, r.act.action, r.act.detail) if r.act else (None, None, None)),
         ]
+        for r in rows
     )
-
-
-def _acts(entries: Sequence[AuditEntry]) -> str:
-    return dumps([[e.actor, e.action, e.target, e.detail] for e in entries])
 
 
 def _events(rows: Sequence[tuple[str, str, str]]) -> dict[str, list[str]]:
@@ -474,15 +476,15 @@ class PostgresStore:
     async def tasks_insert(
         self, rows: Sequence[TaskRow], *, open_cap: int | None
     ) -> list[Inserted]:
-        params = _rows(rows)
+        params = _task_rows(rows)
         if open_cap is None:
-            found = await self._db.fetch("tasks_insert", rows=params)
+            found = await self._db.fetch("tasks_insert", rows=params, cap=None)
         else:
             creators = sorted({r.created_by for r in rows if r.created_by is not None})
             async with self._db.transaction() as tx:
                 if creators:
                     await tx.fetch("creators_lock", creators=creators)
-                found = await tx.fetch("tasks_insert_capped", cap=open_cap, rows=params)
+                found = await tx.fetch("tasks_insert", rows=params, cap=open_cap)
         inserted = {r["id"] for r in found}
         keys = [r.idempotency_key for r in rows if r.id not in inserted and r.idempotency_key]
         existing: dict[str, str] = {}
@@ -592,12 +594,12 @@ class PostgresStore:
             rows = await self._db.fetch(
                 "batch_write",
                 flush=batch.flush_id,
-                expected=dumps([(tid, *current.get(tid, (None, None))) for tid in ids]),
+                expected=_json_rows((tid, *current.get(tid, (None, None))) for tid in ids),
                 refused=dumps(sorted(plan.refused)),
-                events=dumps(plan.events),
-                steps=dumps(plan.steps),
-                checkpoints=dumps(plan.checkpoints),
-                ends=dumps(ends),
+                events=_json_rows(plan.events),
+                steps=_json_rows(plan.steps),
+                checkpoints=_json_rows(plan.checkpoints),
+                ends=_json_rows(ends),
                 announce=self._announce,
             )
             if rows[-1]["written"]:
@@ -641,10 +643,14 @@ class PostgresStore:
         return len(await self._db.fetch("tasks_erase_secrets", older_than=float(older_than)))
 
     async def tasks_expire(self, status: str, older_than: float, limit: int) -> Expired:
-        (row,) = await self._db.fetch(
-            "tasks_expire", status=status, older_than=float(older_than), limit=limit
-        )
-        return Expired(int(row["tasks"]), int(row["events"]))
+        async with self._db.transaction() as tx:
+            gone = await tx.fetch(
+                "tasks_expire", status=status, older_than=float(older_than), limit=limit
+            )
+            if not gone:
+                return Expired(0, 0)
+            (events,) = await tx.fetch("events_delete_of_tasks", ids=[r[0] for r in gone])
+        return Expired(len(gone), int(events[0]))
 
     async def task_keep(self, task_id: str, keep: bool) -> bool:
         return bool(await self._db.fetch("task_keep", id=task_id, keep=keep))
@@ -770,7 +776,10 @@ class PostgresStore:
     # -- the audit trail -----------------------------------------------------------
     async def audit_insert(self, entries: Sequence[AuditEntry]) -> None:
         if entries:
-            await self._db.fetch("audit_insert", rows=_acts(entries))
+            await self._db.fetch(
+                "audit_insert",
+                rows=_json_rows((e.actor, e.action, e.target, e.detail) for e in entries),
+            )
 
     async def scaffold_upsert(self, record: ScaffoldRecord) -> None:
         await self._db.fetch(

@@ -89,9 +89,9 @@ task_events = sa.Table(
     "task_events",
     metadata,
     sa.Column("id", BIGINT, primary_key=True, autoincrement=True),
-    sa.Column(
-        "task_id", sa.String(36), sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False
-    ),
+    # no foreign key (migration 0013): every writer holds its task locked, and
+    # retention deletes a task's events with it
+    sa.Column("task_id", sa.String(36), nullable=False),
     sa.Column("type", sa.String(16), nullable=False),
     sa.Column("body", sa.JSON(), nullable=False),
     sa.Column("created_at", TIMESTAMP, nullable=False),

@@ -330,10 +330,7 @@ class SqliteStore:
     ) -> list[Inserted]:
         # the rows, the lookup of taken keys and the acts: one transaction, one commit
         async with self._db.transaction() as tx:
-            if open_cap is None:
-                found = await tx.fetch("tasks_insert", rows=_task_rows(rows))
-            else:
-                found = await tx.fetch("tasks_insert_capped", rows=_task_rows(rows), cap=open_cap)
+            found = await tx.fetch("tasks_insert", rows=_task_rows(rows), cap=open_cap)
             inserted = {r["id"] for r in found}
             keys = [r.idempotency_key for r in rows if r.id not in inserted and r.idempotency_key]
             existing: dict[str, str] = {}

@@ -58,6 +58,9 @@ async def test_a_pass_deletes_what_is_due_in_batches_and_spares_kept_tasks(
     remaining, total = await broker.list()
     assert total == 2 and {t.id for t in remaining} == {kept, open_task.id}
     assert len(await broker.events(kept)) == 5
+    # task_events has no foreign key (migration 0013): the pass deleted them itself
+    for tid in ids[1:]:
+        assert await broker.store.events_after(tid, 0) == []
 
 
 async def test_one_node_at_a_time(database_url: str, broker: Broker, settings: Settings) -> None:
@@ -150,3 +153,45 @@ async def test_sqlite_gives_the_pages_back(sqlite_url: str, settings: Settings) 
         await broker.close()
     after = await asyncio.to_thread(os.path.getsize, path)
     assert after < before / 2, (before, after)
+
+
+async def test_an_event_appended_while_its_task_is_deleted_is_not_left_behind(
+    postgres_url: str, settings: Settings
+) -> None:
+    """task_events has no foreign key (migration 0013): an event appended while a
+    retention batch holds its task waits for the batch and then finds the task
+    gone, instead of leaving an event no task owns (Postgres: statements of
+    different connections interleave; SQLite has one writer)."""
+    import asyncpg
+
+    from falsework.engine.postgres import positional
+    from falsework.engine.queries import load
+
+    broker = await open_broker(postgres_url, settings)
+    dsn = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn, watch = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        tid = (await broker.create({"steps": []})).id
+        await conn.execute(
+            "UPDATE tasks SET status = 'completed', finished_at = now() - interval '1 hour'"
+            " WHERE id = $1",
+            tid,
+        )
+        expire, names = positional(load("postgres")["tasks_expire"])
+        params = {"status": "completed", "older_than": 60.0, "limit": 10}
+        events_gone, _ = positional(load("postgres")["events_delete_of_tasks"])
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        async with conn.transaction():
+            assert [r[0] for r in await conn.fetch(expire, *(params[n] for n in names))] == [tid]
+            append = asyncio.create_task(broker.store.event_append(tid, "log", "{}"))
+            await wait_for(lambda: watch.fetchval(waiting))
+            await conn.fetch(events_gone, [tid])
+        assert await append is False
+        assert await conn.fetchval("SELECT count(*) FROM task_events WHERE task_id = $1", tid) == 0
+    finally:
+        await watch.close()
+        await conn.close()
+        await broker.close()

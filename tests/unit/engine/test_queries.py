@@ -11,9 +11,9 @@ from falsework.engine.models import ListOrder
 
 ENGINE = Path(queries.__file__).parent
 
-# Postgres alone: NOTIFY, advisory locks (SQLite has one writer at a time), and
-# a whole batch, heartbeat or retention batch in one statement (SQLite has no
-# data-modifying CTEs).
+# Postgres alone: NOTIFY, advisory locks (SQLite has one writer at a time), a
+# whole batch or heartbeat in one statement and a retention batch's tasks in one
+# (SQLite has no data-modifying CTEs).
 POSTGRES_ONLY = {
     "task_notify",
     "claim_lock",
@@ -24,7 +24,7 @@ POSTGRES_ONLY = {
 }
 # SQLite alone: the read-merge-write of step state (no top-level JSON merge), the
 # heartbeat's two statements in one transaction (no network to wait on), a
-# retention batch in three statements, the incremental vacuum (Postgres's
+# retention batch's tasks in two statements, the incremental vacuum (Postgres's
 # autovacuum needs no help), and a flush's read of its tasks, its id's insert and
 # its refused-only record, statements of one transaction (Postgres does a whole
 # flush in batch_write, one statement).
@@ -34,7 +34,6 @@ SQLITE_ONLY = {
     "task_heartbeat",
     "worker_heartbeat",
     "tasks_select_expired",
-    "events_delete_of_tasks",
     "tasks_delete",
     "space_free_pages",
     "space_auto_vacuum",

@@ -1,8 +1,10 @@
 -- Named queries of the Postgres store. Each block starts with "-- name: NAME".
--- Lists arrive as typed array parameters (asyncpg encodes them), JSON values as
--- text made by codec.dumps, so every batch is one statement whatever its size
--- and the statement text never changes (asyncpg's prepared-statement cache keeps
--- working). Multi-row writers lock rows in id order, so they never deadlock.
+-- Lists of ids arrive as typed array parameters (asyncpg encodes them), lists of
+-- rows as one JSON array of arrays read with json_array_elements (postgres.py's
+-- _json_rows), JSON values as text made by codec.dumps, so every batch is one
+-- statement whatever its size and the statement text never changes (asyncpg's
+-- prepared-statement cache keeps working). Multi-row writers lock rows in id
+-- order, so they never deadlock.
 
 -- name: ping
 SELECT 1;
@@ -15,44 +17,10 @@ SELECT version_num FROM alembic_version;
 -- trip). :rows is one JSON array of [id, spec as JSON text, secrets, created_by,
 -- priority, run_after, recovery, key, act actor, act action, act detail]: the
 -- driver encodes a text[] parameter element by element through Python's
--- abstract-type checks, eight arrays per create.
-WITH r AS (
-    SELECT x ->> 0 AS id, x ->> 1 AS spec, x ->> 2 AS secrets, x ->> 3 AS created_by,
-           CAST(x ->> 4 AS integer) AS priority, CAST(x ->> 5 AS timestamptz) AS run_after,
-           x ->> 6 AS recovery, x ->> 7 AS idempotency_key, x ->> 8 AS actor,
-           x ->> 9 AS action, x ->> 10 AS detail, ord
-    FROM json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS a(x, ord)
-), ins AS (
-    INSERT INTO tasks (id, status, spec, secrets, created_by, priority, run_after, recovery,
-                       step_state, checkpoints, idempotency_key, created_at)
-    SELECT r.id, 'open', CAST(r.spec AS json), r.secrets, r.created_by, r.priority, r.run_after,
-           r.recovery, '{}', '{}', r.idempotency_key, now()
-    FROM r
-    ORDER BY r.ord
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id
-), acts AS (
-    INSERT INTO audit_events (at, actor, action, target, detail)
-    SELECT now(), r.actor, r.action, r.id, CAST(r.detail AS json)
-    FROM r JOIN ins ON ins.id = r.id
-    WHERE r.actor IS NOT NULL
-    ORDER BY r.ord
-), note AS (
-    SELECT pg_notify('falsework_tasks', '') AS n FROM ins LIMIT 1
-)
-SELECT id, (SELECT count(*) FROM note) AS notes FROM ins;
-
--- name: creators_lock
--- Serialises the capped creates and retries of the same creators across
--- connections and nodes (a transaction-level lock per creator, taken in a sorted
--- order). The capped statement that follows takes its snapshot after the lock,
--- so it counts what the previous holder committed.
-SELECT count(pg_advisory_xact_lock(727340002, hashtext(u)))
-FROM (SELECT DISTINCT u FROM unnest(CAST(:creators AS text[])) AS x(u) ORDER BY u) AS s;
-
--- name: tasks_insert_capped
--- As tasks_insert, but a creator's rows beyond :cap open or running tasks are
--- left out, in their order (rows whose idempotency key is taken use no room).
+-- abstract-type checks, eight arrays per create. With a :cap (NULL: none), a
+-- creator's rows beyond :cap open or running tasks are left out, in their order
+-- (rows whose idempotency key is taken use no room; under creators_lock, in the
+-- same transaction).
 WITH r AS (
     SELECT x ->> 0 AS id, x ->> 1 AS spec, x ->> 2 AS secrets, x ->> 3 AS created_by,
            CAST(x ->> 4 AS integer) AS priority, CAST(x ->> 5 AS timestamptz) AS run_after,
@@ -62,11 +30,11 @@ WITH r AS (
 ), fresh AS (
     SELECT r.*, row_number() OVER (PARTITION BY r.created_by ORDER BY r.ord) AS rank
     FROM r
-    WHERE r.idempotency_key IS NULL
+    WHERE CAST(:cap AS integer) IS NULL OR r.idempotency_key IS NULL
        OR NOT EXISTS (SELECT 1 FROM tasks t WHERE t.idempotency_key = r.idempotency_key)
 ), allowed AS (
     SELECT f.* FROM fresh AS f
-    WHERE f.created_by IS NULL
+    WHERE CAST(:cap AS integer) IS NULL OR f.created_by IS NULL
        OR f.rank + (SELECT count(*) FROM tasks t
                     WHERE t.created_by = f.created_by AND t.status IN ('open', 'processing'))
           <= CAST(:cap AS integer)
@@ -89,6 +57,14 @@ WITH r AS (
     SELECT pg_notify('falsework_tasks', '') AS n FROM ins LIMIT 1
 )
 SELECT id, (SELECT count(*) FROM note) AS notes FROM ins;
+
+-- name: creators_lock
+-- Serialises the capped creates and retries of the same creators across
+-- connections and nodes (a transaction-level lock per creator, taken in a sorted
+-- order). The capped statement that follows takes its snapshot after the lock,
+-- so it counts what the previous holder committed.
+SELECT count(pg_advisory_xact_lock(727340002, hashtext(u)))
+FROM (SELECT DISTINCT u FROM unnest(CAST(:creators AS text[])) AS x(u) ORDER BY u) AS s;
 
 -- name: task_ids_by_keys
 SELECT idempotency_key, id FROM tasks WHERE idempotency_key = ANY(CAST(:keys AS text[]));
@@ -424,10 +400,12 @@ WHERE secrets IS NOT NULL AND status IN ('failed', 'cancelled')
 RETURNING id;
 
 -- name: tasks_expire
--- One retention batch in one statement: the oldest tasks of :status finished more
--- than :older_than seconds ago and not kept (ix_tasks_expiry), skipping those
--- another janitor holds, deleted with their events. The foreign key's cascade
--- finds the events already gone.
+-- One retention batch: the oldest tasks of :status finished more than
+-- :older_than seconds ago and not kept (ix_tasks_expiry), skipping those another
+-- janitor holds, deleted; their events go in the next statement of the same
+-- transaction (events_delete_of_tasks), whose snapshot is taken once these rows
+-- are locked: an event a writer committed just before (every writer of events
+-- locks the task's row, and task_events has no foreign key) is gone with them.
 WITH doomed AS (
     SELECT id FROM tasks
     WHERE status = :status AND finished_at IS NOT NULL AND NOT keep
@@ -435,12 +413,15 @@ WITH doomed AS (
     ORDER BY finished_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
-), gone_events AS (
-    DELETE FROM task_events e USING doomed WHERE e.task_id = doomed.id RETURNING 1
-), gone_tasks AS (
-    DELETE FROM tasks t USING doomed WHERE t.id = doomed.id RETURNING 1
 )
-SELECT (SELECT count(*) FROM gone_tasks) AS tasks, (SELECT count(*) FROM gone_events) AS events;
+DELETE FROM tasks t USING doomed WHERE t.id = doomed.id
+RETURNING t.id;
+
+-- name: events_delete_of_tasks
+WITH gone AS (
+    DELETE FROM task_events WHERE task_id = ANY(CAST(:ids AS text[])) RETURNING 1
+)
+SELECT count(*) FROM gone;
 
 -- name: task_keep
 UPDATE tasks SET keep = :keep WHERE id = :id RETURNING id;
@@ -648,10 +629,13 @@ WHERE tasks.id = m.id AND tasks.finished_at = m.finished_at;
 
 -- name: event_append
 -- One event on a task whatever its status (unfenced: webhook deliveries report on
--- the task they announce), and its NOTIFY; nothing when the task is gone.
+-- the task they announce), and its NOTIFY; nothing when the task is gone. The
+-- key-share lock waits for a retention delete of the task under way and then
+-- finds it gone, so no event outlives its task (task_events has no foreign key).
 WITH ins AS (
     INSERT INTO task_events (task_id, type, body, created_at)
     SELECT t.id, :type, CAST(:body AS json), now() FROM tasks t WHERE t.id = :task_id
+    FOR KEY SHARE
     RETURNING task_id
 )
 SELECT pg_notify('falsework_events', task_id) FROM ins;

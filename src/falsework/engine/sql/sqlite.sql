@@ -13,20 +13,8 @@ SELECT version_num FROM alembic_version;
 
 -- name: tasks_insert
 -- :rows = [[id, spec as JSON text, secrets, created_by, priority, run_after, recovery, key], ...]
-INSERT INTO tasks (id, seq, status, spec, secrets, created_by, priority, run_after, recovery,
-                   step_state, checkpoints, idempotency_key, created_at)
-SELECT value ->> 0, (SELECT coalesce(max(seq), 0) FROM tasks) + key + 1, 'open',
-       json(value ->> 1), value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, '{}', '{}',
-       value ->> 7, strftime('%Y-%m-%d %H:%M:%f', 'now')
-FROM json_each(:rows)
-WHERE true
-ORDER BY key
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id;
-
--- name: tasks_insert_capped
--- As tasks_insert, but a creator's rows beyond :cap open or running tasks are
--- left out, in their order (rows whose idempotency key is taken use no room).
+-- With a :cap (NULL: none), a creator's rows beyond :cap open or running tasks
+-- are left out, in their order (rows whose idempotency key is taken use no room).
 INSERT INTO tasks (id, seq, status, spec, secrets, created_by, priority, run_after, recovery,
                    step_state, checkpoints, idempotency_key, created_at)
 SELECT a.id, (SELECT coalesce(max(seq), 0) FROM tasks) + a.ord + 1, 'open', a.spec, a.secrets,
@@ -40,10 +28,10 @@ FROM (
                      value ->> 5 AS run_after, value ->> 6 AS recovery,
                      value ->> 7 AS idempotency_key
               FROM json_each(:rows)) AS r
-        WHERE r.idempotency_key IS NULL
+        WHERE :cap IS NULL OR r.idempotency_key IS NULL
            OR NOT EXISTS (SELECT 1 FROM tasks t WHERE t.idempotency_key = r.idempotency_key)
     ) AS f
-    WHERE f.created_by IS NULL
+    WHERE :cap IS NULL OR f.created_by IS NULL
        OR f.rank + (SELECT count(*) FROM tasks t
                     WHERE t.created_by = f.created_by AND t.status IN ('open', 'processing'))
           <= :cap
