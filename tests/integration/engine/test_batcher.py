@@ -104,3 +104,51 @@ async def test_a_burst_goes_out_in_flushes_of_whole_tasks(
         assert (await broker.get(tid)).status == "completed"
         events = await broker.events(tid)
         assert [e.body.get("n") for e in events] == [0, 1, 2, None]
+
+
+async def test_flushes_overlap_on_other_tasks_and_a_tasks_writes_stay_in_order(
+    broker: Broker,
+) -> None:
+    a_id, b_id = await broker.create_many([NewTask(SPEC), NewTask(SPEC)])
+    claimed = {t.id: t for t in await broker.claim("worker-1", 2)}
+    a, b = claimed[a_id], claimed[b_id]
+    flushes: list[set[str]] = []
+    started, gate, second = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    write = broker.write
+
+    async def held(batch: WriteBatch) -> set[str]:
+        flushes.append(set(batch.tokens))
+        if len(flushes) == 1:
+            started.set()
+            await gate.wait()  # A's first flush stays in flight
+        else:
+            second.set()
+        return await write(batch)
+
+    batcher = Batcher(held, broker.hub, lambda _ids: None)
+    flusher = asyncio.create_task(batcher.run())
+    try:
+        first = batcher.checkpoint(a.id, a.claim_token, "k", '"1"')
+        batcher.event(a.id, a.claim_token, "log", '{"message": "a1"}')
+        await asyncio.wait_for(started.wait(), 10)
+        batcher.event(a.id, a.claim_token, "log", '{"message": "a2"}')
+        a_done = batcher.finish(
+            Finish(a.id, a.claim_token, "completed", "completion", '{"message": "a"}', False)
+        )
+        b_done = batcher.finish(
+            Finish(b.id, b.claim_token, "completed", "completion", '{"message": "b"}', False)
+        )
+        # B goes out beside A's flush in flight; A's next writes wait for it
+        await asyncio.wait_for(b_done, 10)
+        assert flushes == [{a.id}, {b.id}] and not first.done() and not a_done.done()
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(first, a_done), 10)
+        await asyncio.wait_for(batcher.flushed(), 10)
+    finally:
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+    assert flushes == [{a.id}, {b.id}, {a.id}] and second.is_set()
+    assert [e.body.get("message") for e in await broker.events(a.id)] == ["a1", "a2", "a"]
+    assert (await broker.get(a.id)).status == "completed"
+    assert (await broker.get(b.id)).status == "completed"
