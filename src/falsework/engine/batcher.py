@@ -161,9 +161,12 @@ class Batcher:
                     self._flights.add(flight)
                 if not self.pending():
                     self._flushed.set()
-        finally:
+        except asyncio.CancelledError:
+            # stopped: the flushes in flight stop with it (after a crash they go on,
+            # and the flusher started again waits for them)
             for flight in self._flights:
                 flight.cancel()
+            raise
 
     async def _flush(
         self, batch: WriteBatch, futures: list[tuple[str, asyncio.Future[None]]]
