@@ -81,6 +81,56 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _process_cpu_s(pid: int) -> float | None:
+    """utime + stime of a process of this host (None: no such process here)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuProbe:
+    """CPU seconds spent on a run by this process and by the Postgres backends of
+    its database: on a machine shared with other work, time per task swings with
+    the load, CPU per task much less. The backends are read from ``/proc``
+    (Postgres on this host, Linux); elsewhere the database side is None."""
+
+    def __init__(self) -> None:
+        self._start = time.process_time()
+        self.process_s = 0.0
+        self.database_s: float | None = None
+
+    def start(self) -> None:
+        self._start = time.process_time()
+
+    async def stop(self, dsn: str) -> None:
+        """Call while the run's connections are still open (a backend's CPU goes
+        with it when it closes)."""
+        self.process_s = time.process_time() - self._start
+        conn = await asyncpg.connect(dsn.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            pids = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ]
+        finally:
+            await conn.close()
+        spent = [_process_cpu_s(pid) for pid in pids]
+        if all(s is not None for s in spent):  # else: not on this host
+            self.database_s = sum(s for s in spent if s is not None)
+
+    def per_task_ms(self, n: int) -> dict[str, float | None]:
+        db = self.database_s
+        return {
+            "process_cpu_ms_per_task": round(1000 * self.process_s / n, 4),
+            "db_cpu_ms_per_task": round(1000 * db / n, 4) if db is not None else None,
+        }
+
+
 def use_uvloop() -> bool:
     """Install uvloop's event loop policy when available (fair game for every system)."""
     try:

@@ -29,6 +29,7 @@ from typing import Any
 import asyncpg
 
 from bench.common import (
+    CpuProbe,
     emit,
     fresh_database,
     latency_summary,
@@ -41,7 +42,9 @@ BATCH = 1_000  # jobs per enqueue call when pre-creating
 
 
 # --------------------------------------------------------------------- PgQueuer
-async def pgqueuer_throughput(dsn: str, jobs: int, concurrency: int) -> float:
+async def pgqueuer_throughput(
+    dsn: str, jobs: int, concurrency: int, cpu: CpuProbe | None = None
+) -> float:
     from pgqueuer import AsyncpgDriver, QueueManager
     from pgqueuer.models import Job
     from pgqueuer.queries import Queries
@@ -65,6 +68,8 @@ async def pgqueuer_throughput(dsn: str, jobs: int, concurrency: int) -> float:
         done += 1
 
     t0 = time.perf_counter()
+    if cpu is not None:
+        cpu.start()
     await asyncio.wait_for(
         qm.run(
             dequeue_timeout=timedelta(seconds=1),
@@ -75,6 +80,8 @@ async def pgqueuer_throughput(dsn: str, jobs: int, concurrency: int) -> float:
         timeout=max(120.0, jobs / 20),
     )
     elapsed = time.perf_counter() - t0
+    if cpu is not None:
+        await cpu.stop(dsn)
     await conn.close()
     if done != jobs:
         raise RuntimeError(f"pgqueuer ran {done} of {jobs} jobs")

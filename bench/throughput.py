@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from bench import fw
-from bench.common import emit, log, median, run
+from bench.common import CpuProbe, emit, log, median, run
 
 FLOOR = 1_500.0  # tasks/s on Postgres (issue 2)
 
@@ -44,6 +44,7 @@ async def one_run(
         worker = TaskWorker(broker, fw.executor(s), fw.worker_options(s))
         budget = max(60.0, tasks / 100.0)
         t0 = time.perf_counter()
+        cpu = CpuProbe()
         timed_out = False
         try:
             await asyncio.wait_for(worker.run(burst=True), timeout=budget)
@@ -52,6 +53,8 @@ async def one_run(
         elapsed = time.perf_counter() - t0
         if timed_out:
             await worker.stop()
+        if kind == "postgres":
+            await cpu.stop(url)
         await broker.close()
 
         counts = dict(await fw.sql(url, "SELECT status, count(*) FROM tasks GROUP BY status"))
@@ -65,6 +68,7 @@ async def one_run(
             "events_per_task": round(int(events) / max(1, tasks), 2),
             "create_per_s": tasks / create_s,
             "timed_out": timed_out,
+            **(cpu.per_task_ms(tasks) if kind == "postgres" else {}),
         }
 
 

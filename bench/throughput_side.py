@@ -19,22 +19,38 @@ import os
 from collections.abc import Awaitable, Callable
 
 from bench import peers
-from bench.common import emit, fresh_database, log, median, run
+from bench.common import CpuProbe, emit, fresh_database, log, median, run
 from bench.throughput import one_run
 
 TARGET = 1.5  # Falsework's tasks/s over PgQueuer's jobs/s (issue 17)
+
+
+# CPU per task of each run (this process, the database's backends): the
+# machine's load moves time per task far more than CPU per task
+CPU: dict[str, list[dict[str, float | None]]] = {"falsework": [], "pgqueuer": []}
 
 
 async def _falsework(tasks: int, concurrency: int) -> float:
     result = await one_run("postgres", tasks, concurrency)
     if result["completed"] != tasks:
         raise RuntimeError(f"falsework completed {result['completed']} of {tasks} tasks")
+    CPU["falsework"].append(
+        {k: result.get(k) for k in ("process_cpu_ms_per_task", "db_cpu_ms_per_task")}
+    )
     return float(result["tasks_per_s"])
 
 
 async def _pgqueuer(tasks: int, concurrency: int) -> float:
+    cpu = CpuProbe()
     async with fresh_database("pgqueuer_tps") as dsn:
-        return await peers.pgqueuer_throughput(dsn, tasks, concurrency)
+        rate = await peers.pgqueuer_throughput(dsn, tasks, concurrency, cpu)
+    CPU["pgqueuer"].append(cpu.per_task_ms(tasks))
+    return rate
+
+
+def _cpu_median(name: str, key: str) -> float | None:
+    values = [v for v in (c[key] for c in CPU[name]) if v is not None]
+    return round(median(values), 4) if values else None
 
 
 SYSTEMS: dict[str, Callable[[int, int], Awaitable[float]]] = {
@@ -75,6 +91,11 @@ async def measure(args: argparse.Namespace) -> None:
         pgqueuer_spread=_spread(theirs),
         pgqueuer_version=peers._version("pgqueuer"),
         round_ratios=per_round,
+        **{
+            f"{name}_{key}": _cpu_median(name, key)
+            for name in names
+            for key in ("process_cpu_ms_per_task", "db_cpu_ms_per_task")
+        },
         load_avg=round(os.getloadavg()[0], 2),
         target=TARGET,
         ok=ratio >= TARGET,
