@@ -1,12 +1,10 @@
 """The write-behind buffer: every worker write, across tasks, in few statements.
 
-Writers append to the pending batch and (except ``event``) await its flush. Up
-to ``PIPELINE`` flushes run at a time, each on tasks no other running flush
-carries (a task's writes go out in order, one flush after the other); whatever
-arrives meanwhile goes into the next one, so under load a flush carries the
-writes of many tasks (group commit) and an idle worker still flushes at once.
-Every write is fenced by the writer's claim token: a refused task gets
-``LeaseLostError`` now and on every later write.
+Writers append to the pending batch and (except ``event``) await its flush. One
+flush runs at a time; whatever arrives meanwhile goes into the next one, so under
+load a flush carries the writes of many tasks (group commit) and an idle worker
+still flushes at once. Every write is fenced by the writer's claim token: a
+refused task gets ``LeaseLostError`` now and on every later write.
 """
 
 from __future__ import annotations
@@ -28,9 +26,6 @@ HIGH_WATER = 20_000
 # streams while the next statement is written (docs/engine.md, "Where a pushed
 # event's delay goes"). Whole tasks only: a task's writes never straddle two.
 MAX_FLUSH_EVENTS = 1000
-# Flushes in flight at once, on disjoint tasks: while one statement commits (its
-# WAL flushed, its reply on the way), the next is already being executed.
-PIPELINE = 2
 # Before a refused write is tried once more on a fresh connection.
 RETRY_PAUSE = 0.05
 # The longest wait between two tries of a flush while the database is away.
@@ -59,11 +54,6 @@ class Batcher:
         self._broken: dict[tuple[str, str], TaskWriteError] = {}
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
-        # the tasks of the flushes in flight, and those flushes
-        self._busy: set[str] = set()
-        self._flights: set[asyncio.Task[None]] = set()
-        # a flight's unexpected error, raised by run() (as one flush at a time did)
-        self._crash: Exception | None = None
 
     def _check(self, task_id: str, token: str, *, final: bool = False) -> None:
         if (task_id, token) in self._lost:
@@ -133,7 +123,7 @@ class Batcher:
         self._wake.set()
 
     def pending(self) -> bool:
-        return bool(self._batch) or bool(self._futures) or bool(self._flights)
+        return bool(self._batch) or bool(self._futures)
 
     async def flushed(self) -> None:
         """Wait until everything buffered so far is written."""
@@ -144,90 +134,55 @@ class Batcher:
 
     # the flusher side task ---------------------------------------------------
     async def run(self) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                if self._crash is not None:
-                    crash, self._crash = self._crash, None
-                    raise crash  # the supervisor logs it and starts the flusher again
-                while len(self._flights) < PIPELINE:
-                    taken = self._take()
-                    if taken is None:
-                        break
-                    batch, futures = taken
-                    self._busy.update(batch.tokens)
-                    flight = asyncio.create_task(self._flush(batch, futures))
-                    self._flights.add(flight)
-                if not self.pending():
-                    self._flushed.set()
-        except asyncio.CancelledError:
-            # stopped: the flushes in flight stop with it (after a crash they go on,
-            # and the flusher started again waits for them)
-            for flight in self._flights:
-                flight.cancel()
-            raise
-
-    async def _flush(
-        self, batch: WriteBatch, futures: list[tuple[str, asyncio.Future[None]]]
-    ) -> None:
-        try:
-            await self._write_batch(batch, futures)
-        except Exception as exc:
-            self._crash = exc
-        finally:
-            self._busy.difference_update(batch.tokens)
-            task = asyncio.current_task()
-            if task is not None:
-                self._flights.discard(task)
-            self._wake.set()  # what waited for these tasks goes out now
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self.pending():
+                self._flushed.set()
+                continue
+            batch, futures = self._take()
+            failed: dict[str, Exception] = {}
+            try:
+                refused = await self._apply(batch)
+            except Exception as exc:
+                # The database refused the batch (not the connection): something
+                # in it is at fault.
+                refused, failed = await self._isolate(batch, exc)
+            for tid in refused - batch.superseded.keys():
+                self._lost.add((tid, batch.tokens[tid]))
+            for tid, error in failed.items():
+                self._broken[(tid, batch.tokens[tid])] = TaskWriteError(
+                    f"The database refused this task's writes: {error}"
+                )
+            for tid, fut in futures:
+                if fut.done():
+                    continue
+                if tid in failed:
+                    fut.set_exception(self._broken[(tid, batch.tokens[tid])])
+                elif tid in refused:
+                    fut.set_exception(
+                        LeaseLostError(f"Task {tid} is no longer owned by this worker")
+                    )
+                else:
+                    fut.set_result(None)
+            # in-process subscribers learn at once; other nodes through NOTIFY
+            self._hub.events(
+                (batch.event_task_ids() - refused - failed.keys()) | set(batch.superseded)
+            )
+            if batch.releases or batch.superseded:
+                self._hub.new_tasks()
+            if refused:
+                self._on_refused(refused)
+            if failed and self._on_failed is not None:
+                self._on_failed(set(failed))
             self._flushed.set()
 
-    async def _write_batch(
-        self, batch: WriteBatch, futures: list[tuple[str, asyncio.Future[None]]]
-    ) -> None:
-        failed: dict[str, Exception] = {}
-        try:
-            refused = await self._apply(batch)
-        except Exception as exc:
-            # The database refused the batch (not the connection): something
-            # in it is at fault.
-            refused, failed = await self._isolate(batch, exc)
-        for tid in refused - batch.superseded.keys():
-            self._lost.add((tid, batch.tokens[tid]))
-        for tid, error in failed.items():
-            self._broken[(tid, batch.tokens[tid])] = TaskWriteError(
-                f"The database refused this task's writes: {error}"
-            )
-        for tid, fut in futures:
-            if fut.done():
-                continue
-            if tid in failed:
-                fut.set_exception(self._broken[(tid, batch.tokens[tid])])
-            elif tid in refused:
-                fut.set_exception(LeaseLostError(f"Task {tid} is no longer owned by this worker"))
-            else:
-                fut.set_result(None)
-        # in-process subscribers learn at once; other nodes through NOTIFY
-        self._hub.events((batch.event_task_ids() - refused - failed.keys()) | set(batch.superseded))
-        if batch.releases or batch.superseded:
-            self._hub.new_tasks()
-        if refused:
-            self._on_refused(refused)
-        if failed and self._on_failed is not None:
-            self._on_failed(set(failed))
-
-    def _take(self) -> tuple[WriteBatch, list[tuple[str, asyncio.Future[None]]]] | None:
+    def _take(self) -> tuple[WriteBatch, list[tuple[str, asyncio.Future[None]]]]:
         """The next flush's writes: all that is buffered, or under a burst the
         whole tasks of its first ``MAX_FLUSH_EVENTS`` events (the rest stays
-        buffered, ahead of whatever is written meanwhile, for the next flush);
-        never a task a flush in flight carries (its writes wait for it). None
-        when nothing may go now."""
+        buffered, ahead of whatever is written meanwhile, for the next flush)."""
         batch, futures = self._batch, self._futures
-        if not batch and not futures:
-            return None
-        busy = self._busy
-        if len(batch.events) <= MAX_FLUSH_EVENTS and busy.isdisjoint(batch.tokens):
+        if len(batch.events) <= MAX_FLUSH_EVENTS:
             self._batch, self._futures = WriteBatch(), []
             return batch, futures
         parts = batch.split()
@@ -239,17 +194,14 @@ class Batcher:
         order += [tid for tid in parts if tid not in with_events]
         for tid in order:
             part = parts[tid]
-            if tid not in busy and (events < MAX_FLUSH_EVENTS or not part.events):
+            if events < MAX_FLUSH_EVENTS or not part.events:
                 now.merge(part)
                 events += len(part.events)
             else:
                 later.merge(part)
-        if not now.tokens:
-            return None  # every buffered task waits for a flush in flight
         self._batch = later
         self._futures = [(tid, f) for tid, f in futures if tid in later.tokens]
-        if later.tokens.keys() - busy:
-            self._wake.set()  # the rest goes out next
+        self._wake.set()  # the rest goes out next
         return now, [(tid, f) for tid, f in futures if tid not in later.tokens]
 
     async def _isolate(
