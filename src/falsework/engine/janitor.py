@@ -110,10 +110,21 @@ class Janitor:
             await self._broker.prune_flushes(self.flush_ids_kept)
         return outcome
 
+    def _pause(self) -> float:
+        """How long to sleep before the next sweep: an interval, or less when the
+        window of trust ends sooner (the sweep that may recover comes at once)."""
+        if self._seen_since is None or self.trusted:
+            return self._interval
+        due = self._seen_since + self._stale - clock()
+        return min(self._interval, max(0.0, due) + 0.01)
+
     async def run(self) -> None:
+        # The first sweep at once: the window of trust opens when this node starts,
+        # not an interval later (a node started beside a dying one recovers its
+        # tasks as soon as their heartbeats are stale and its own window is full).
         while True:
-            await asyncio.sleep(self._interval)
             try:
                 await self.sweep()
             except DatabaseUnavailableError as exc:
                 log.warning("database unavailable for the janitor (%s); retrying", exc)
+            await asyncio.sleep(self._pause())

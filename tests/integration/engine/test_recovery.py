@@ -36,6 +36,30 @@ async def test_a_janitor_recovers_only_after_a_full_window_of_seeing_the_databas
     assert recovered == [(task.id, "recovered")]
 
 
+async def test_a_janitor_started_beside_a_dead_worker_recovers_when_its_window_is_full(
+    broker: Broker,
+) -> None:
+    """Its first look is at once and its last waits no interval: with sweeps a
+    minute apart, the task is recovered as soon as the janitor has watched for a
+    stale window (not a minute, nor a window and an interval, later)."""
+    task = await broker.create({"steps": []})
+    await broker.claim("dead-worker", 1)
+    stale = 0.6
+    await asyncio.sleep(stale + 0.1)
+    janitor = Janitor(broker, interval=60, stale_timeout=stale, secret_retention=86_400)
+    running = asyncio.create_task(janitor.run())
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                if (await broker.get(task.id)).status == "open":
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert janitor.trusted
+
+
 async def test_a_gap_in_the_janitors_view_starts_its_window_again(broker: Broker) -> None:
     janitor = Janitor(broker, interval=0.01, stale_timeout=0.3, secret_retention=86_400)
     await janitor.sweep()
