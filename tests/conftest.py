@@ -1,8 +1,8 @@
 """Fixtures shared by every test module.
 
 ``database_url`` is parametrised over a fresh SQLite file and a fresh PostgreSQL
-database (a copy of a migrated template made once per session, dropped after
-the test), so every engine test runs on both.
+database (each a copy of a migrated template made once per session; the Postgres
+one dropped after the test), so every engine test runs on both.
 Postgres databases come from tests/support/postgres.py (FALSEWORK_TEST_DATABASE_URL;
 unreachable is a failure, never a skip).
 The files run longest first (tests/support/durations.py), and
@@ -20,6 +20,7 @@ import pytest
 
 from support import durations
 from support.postgres import create_database, drop_database, fresh_database, url_of
+from support.sqlite import copy_database
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -63,6 +64,14 @@ def postgres_template() -> Iterator[str]:
         drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per test session; each test's file is a copy."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "falsework.db"
+    _migrate(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
 def postgres_url(postgres_template: str) -> Iterator[str]:
     """A new PostgreSQL database for this test, already migrated: a copy of the
@@ -72,9 +81,10 @@ def postgres_url(postgres_template: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    """A new SQLite database file for this test."""
-    return f"sqlite:///{tmp_path / 'falsework.db'}"
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A new SQLite database file for this test, already migrated: a copy of the
+    session's template, not a migration per test."""
+    return copy_database(sqlite_template, tmp_path / "falsework.db")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

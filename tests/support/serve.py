@@ -50,7 +50,7 @@ def wait_healthy(
             if time.monotonic() > deadline:
                 stop()
                 raise RuntimeError(f"falsework serve did not start:\n{log.read_text()}")
-            time.sleep(0.1)
+            time.sleep(0.02)  # a refused connection costs next to nothing
 
 
 def clean_env(*, keep: tuple[str, ...] = ()) -> dict[str, str]:

@@ -23,6 +23,7 @@ import yaml
 from support.paths import TESTS
 from support.postgres import fresh_database
 from support.serve import clean_env, free_port, loopback_client, stop_process, wait_healthy
+from support.sqlite import copy_database
 
 TEMPLATES = TESTS / "support" / "api_templates"
 FALSEWORK = Path(sys.executable).with_name("falsework")
@@ -132,19 +133,24 @@ def start_server(
 
 
 @pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    """A fresh, empty Postgres database for one test module (the server migrates it)."""
-    with fresh_database("fw_api") as url:
+def pg_database(postgres_template: str) -> Iterator[str]:
+    """A fresh Postgres database for one test module, already migrated (a copy of
+    the session's template: the servers find nothing to migrate)."""
+    with fresh_database("fw_api", template=postgres_template) as url:
         yield url
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def module_database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: Path,
 ) -> str:
-    """A fresh database of each dialect for one test module."""
+    """A fresh database of each dialect for one test module, already migrated
+    (copies of the session's templates; `falsework serve` migrating a new database
+    is tests/acceptance/engine/test_lazy_migrations.py's and the CLI tests' part)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'falsework.db'}"
+        return copy_database(sqlite_template, tmp_path_factory.mktemp("db") / "falsework.db")
     return str(request.getfixturevalue("pg_database"))
 
 

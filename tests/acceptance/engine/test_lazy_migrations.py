@@ -7,6 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.postgres import fresh_database
 
 PROBE = """
 import asyncio, json, sys
@@ -35,12 +41,22 @@ def _open(url: str) -> dict[str, object]:
     return result
 
 
-def test_a_migrated_database_opens_without_sqlalchemy(database_url: str) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of each dialect never migrated (the shared fixtures' are copies
+    of migrated templates)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'falsework.db'}"
+    else:
+        with fresh_database("fw_lazy") as url:
+            yield url
+
+
+def test_a_migrated_database_opens_without_sqlalchemy(new_database: str) -> None:
     from falsework.engine.migrate import head
 
-    first = _open(database_url)  # SQLite: a new file, migrated here; Postgres: migrated
-    second = _open(database_url)
+    first = _open(new_database)  # a new database, migrated here
+    second = _open(new_database)
     assert first["revision"] == second["revision"] == head()
+    assert first["heavy"] == ["alembic", "sqlalchemy"]
     assert second["heavy"] == []
-    if database_url.startswith("sqlite"):
-        assert first["heavy"] == ["alembic", "sqlalchemy"]
