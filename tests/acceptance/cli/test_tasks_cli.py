@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.serve import clean_env
+from support.recorder import recording
+from support.serve import clean_env, loopback_client
 from support.servers import Server, auth_config, start_server, token_of, wait_for_status
 
 FALSEWORK = Path(sys.executable).with_name("falsework")
@@ -101,39 +103,76 @@ def test_ls_show_cancel_retry(server: Server) -> None:
     alice.post(f"{API}/v2/tasks/{task_id}/cancel")
 
 
-def test_logs_follow_resumes_across_a_server_restart(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'falsework.db'}"
-    first = start_server(url, tmp_path / "a", config=auth_config())
-    port = int(first.url.rsplit(":", 1)[1])
-    # long enough to be running still once the follower (a fresh CLI process, slow to
-    # start on a loaded machine) is connected
-    task_id = create(first.client("alice"), "wait", {"seconds": 10})
-    wait_for_status(first.client("alice"), task_id, ("processing",))
-    env = clean_env()
-    env["FALSEWORK_TOKEN"] = token_of("alice")
-    follower = subprocess.Popen(
-        [str(FALSEWORK), "tasks", "logs", task_id, "-f", "--server", first.url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while "falsework_eventstream_clients 1.0" not in first.client().get("/metrics").text:
-            assert follower.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        assert first.stop() == 0  # drains: the task finishes during shutdown
-        second = start_server(url, tmp_path / "b", config=auth_config(), port=port)
-        out, err = follower.communicate(timeout=60)
-        assert follower.returncode == 0, out + err
-        assert f"task {task_id}: completed" in out
-        assert out.count("Beginning step Before") == 1  # resumed, not replayed
-        assert second.stop() == 0
-    finally:
-        if follower.poll() is None:
-            follower.kill()
-            follower.wait()
+# Logs, then a request the test's recorder holds until released, then logs: the
+# task is running for exactly as long as the test needs.
+GATE = """\
+apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata: {name: gate, title: Gate}
+spec:
+  owner: group:default/team-a
+  type: service
+  parameters: [{required: [url], properties: {url: {type: string}}}]
+  steps:
+    - {id: before, name: Before, action: debug:log, input: {message: starting}}
+    - id: gate
+      name: Gate
+      action: http:request
+      input: {method: GET, url: "${{ parameters.url }}/hold"}
+    - {id: after, name: After, action: debug:log, input: {message: done}}
+"""
+
+
+def test_logs_follow_resumes_across_a_server_restart(sqlite_url: str, tmp_path: Path) -> None:
+    url = sqlite_url
+    templates = tmp_path / "templates"
+    (templates / "gate").mkdir(parents=True)
+    (templates / "gate" / "template.yaml").write_text(GATE, encoding="utf-8")
+    config = {**auth_config(), "egress": {"allow": ["127.0.0.0/8"]}}
+    with recording() as gate:
+        first = start_server(url, tmp_path / "a", config=config, templates=templates)
+        port = int(first.url.rsplit(":", 1)[1])
+        task_id = create(first.client("alice"), "gate", {"url": gate.url})
+        gate.wait_for(1)  # running, held in its request until released
+        env = clean_env()
+        env["FALSEWORK_TOKEN"] = token_of("alice")
+        follower = subprocess.Popen(
+            [str(FALSEWORK), "tasks", "logs", task_id, "-f", "--server", first.url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while "falsework_eventstream_clients 1.0" not in first.client().get("/metrics").text:
+                assert follower.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            # shutting down (it listens no more) with the task in flight: the drain
+            # lets it finish once its request is answered
+            first.process.send_signal(signal.SIGTERM)
+            with loopback_client(timeout=1.0) as probe:
+                while True:
+                    try:
+                        probe.get(f"{first.url}/healthz")
+                    except httpx.ConnectError:
+                        break
+                    assert time.monotonic() < deadline, "the server kept listening"
+                    time.sleep(0.02)
+            gate.release()
+            assert first.stop() == 0
+            second = start_server(
+                url, tmp_path / "b", config=config, templates=templates, port=port
+            )
+            out, err = follower.communicate(timeout=60)
+            assert follower.returncode == 0, out + err
+            assert f"task {task_id}: completed" in out
+            assert out.count("Beginning step Before") == 1  # resumed, not replayed
+            assert second.stop() == 0
+        finally:
+            if follower.poll() is None:
+                follower.kill()
+                follower.wait()
 
 
 def test_errors_exit_4_with_the_server_message(server: Server) -> None:
