@@ -27,6 +27,20 @@ def pytest_configure(config: pytest.Config) -> None:
     recorded = os.environ.get(durations.RECORD)
     if recorded:
         config.pluginmanager.register(durations.Recorder(Path(recorded)), "falsework-durations")
+    if not hasattr(config, "workerinput"):  # once, in the process that starts the others
+        _byte_compile()
+
+
+def _byte_compile() -> None:
+    """Compile falsework's modules to byte code once, for every process the tests
+    start (`falsework serve`, the CLI, xdist's workers): with PYTHONDONTWRITEBYTECODE
+    set no process writes what it compiled, so each compiled every module it imports
+    again (0.1-0.2 s of CPU per process). Reading .pyc files is not affected."""
+    import compileall
+
+    import falsework
+
+    compileall.compile_dir(Path(falsework.__file__).parent, quiet=2)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
