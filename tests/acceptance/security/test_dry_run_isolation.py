@@ -7,6 +7,9 @@ Through a real `falsework serve` (SQLite: no dry-run touches the database)."""
 from __future__ import annotations
 
 import base64
+import json
+import select
+import socket
 import threading
 import time
 from typing import Any
@@ -15,7 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from support.servers import Server, ServerFactory, auth_config
+from support.servers import Server, ServerFactory, auth_config, token_of
 
 API = "/api/scaffolder"
 TIMEOUT = 6
@@ -166,21 +169,29 @@ WAITING = {"templateRef": "template:default/wait", "values": {"seconds": 300}}
 HELLO = {"templateRef": "template:default/hello", "values": {"name": "h"}}
 
 
-def _wait_then_leave(server: Server, who: str, outcomes: list[str]) -> None:
-    """A dry-run that waits, whose client gives up after 8 s (httpx then closes the
-    connection); retried while the server is full, so it surely gets in."""
-    client = server.client(who)
+def _wait_then_leave(server: Server, who: str, leave: threading.Event, outcomes: list[str]) -> None:
+    """A dry-run that waits, whose client gives up once ``leave`` is set (it closes
+    the connection, unanswered); retried while the server is full, so it surely gets in."""
+    host, port = server.url.removeprefix("http://").split(":")
+    body = json.dumps(WAITING).encode()
+    request = (
+        f"POST {API}/v2/dry-run HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {token_of(who)}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        try:
-            answer = client.post(
-                f"{API}/v2/dry-run", json=WAITING, timeout=httpx.Timeout(30, read=8)
-            )
-        except httpx.ReadTimeout:
-            outcomes.append("left")
-            return
-        if answer.status_code != 429:
-            outcomes.append(f"answered {answer.status_code}")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(request)
+            while not leave.is_set():
+                if select.select([sock], [], [], 0.05)[0]:
+                    status = sock.recv(65536).split(b" ", 2)[1:2]
+                    break
+            else:
+                outcomes.append("left")
+                return
+        if status != [b"429"]:
+            outcomes.append(f"answered {status}")
             return
         time.sleep(0.05)
     outcomes.append("never got in")
@@ -203,14 +214,16 @@ def test_a_dry_run_is_killed_when_its_client_goes_away(patient: Server) -> None:
     children = _pool_children(patient)
     assert len(children) >= 3  # the fork server and the pool's two children
     outcomes: list[str] = []
+    leave = threading.Event()
     leavers = [
-        threading.Thread(target=_wait_then_leave, args=(patient, "alice", outcomes))
+        threading.Thread(target=_wait_then_leave, args=(patient, "alice", leave, outcomes))
         for _ in range(2)
     ]
     for thread in leavers:
         thread.start()
     # two at once per user: a third is refused while both run
     refused = _refused(alice, HELLO)
+    leave.set()
     assert refused is not None, "a third dry-run of alice's was not refused"
     assert "dry-runs open on this server (the limit is 2 per user)" in refused.text
     assert int(refused.headers["Retry-After"]) >= 1
@@ -227,13 +240,15 @@ def test_a_dry_run_is_killed_when_its_client_goes_away(patient: Server) -> None:
 
 def test_the_pool_takes_a_bounded_number_of_dry_runs(patient: Server) -> None:
     outcomes: list[str] = []
+    leave = threading.Event()
     leavers = [
-        threading.Thread(target=_wait_then_leave, args=(patient, who, outcomes))
+        threading.Thread(target=_wait_then_leave, args=(patient, who, leave, outcomes))
         for who in ("alice", "bob")
     ]
     for thread in leavers:
         thread.start()
     refused = _refused(patient.client("admin"), HELLO)
+    leave.set()
     assert refused is not None, "the pool took a third dry-run with two children and no queue"
     assert "dry_run_workers + dry_run_queue" in refused.json()["error"]["message"]
     assert int(refused.headers["Retry-After"]) >= 1
