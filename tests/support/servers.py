@@ -158,12 +158,19 @@ ServerFactory = Callable[..., Server]
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
-    """Start servers for a module; all stop at its end, and each must exit 0."""
+def servers(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> Iterator[ServerFactory]:
+    """Start servers for a module; all stop at its end, and each must exit 0. One
+    given no database URL has SQLite in its data folder, already migrated (a copy
+    of the session's template)."""
     started: list[Server] = []
 
-    def start(database_url: str, **kwargs: Any) -> Server:
-        server = start_server(database_url, tmp_path_factory.mktemp("server"), **kwargs)
+    def start(database_url: str | None, **kwargs: Any) -> Server:
+        workdir = tmp_path_factory.mktemp("server")
+        if database_url is None:
+            copy_database(sqlite_template, workdir / "data" / "falsework.db")
+        server = start_server(database_url, workdir, **kwargs)
         started.append(server)
         return server
 

@@ -70,9 +70,8 @@ def test_skeleton_publish_register_through_the_api(
         # the forge and the catalog are on loopback, refused unless allowed
         "egress": {"allow": ["127.0.0.1"]},
     }
-    database = f"sqlite:///{tmp_path_factory.mktemp('db') / 'falsework.db'}"
     server = servers(
-        database,
+        None,
         config=config,
         env={
             "FALSEWORK_TEMPLATES": str(TEMPLATES),

@@ -59,9 +59,8 @@ def test_skeleton_publish_merge_request_through_the_api(
         },
         "egress": {"allow": ["127.0.0.1"]},
     }
-    database = f"sqlite:///{tmp_path_factory.mktemp('db') / 'falsework.db'}"
     server = servers(
-        database,
+        None,
         config=config,
         env={
             "FALSEWORK_TEMPLATES": str(TEMPLATES),

@@ -18,9 +18,8 @@ API = "/api/scaffolder"
 pytestmark = pytest.mark.slow
 
 
-def test_sigterm_ends_streams_drains_the_task_and_exits_0(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'falsework.db'}"
-    server = start_server(url, tmp_path / "a")
+def test_sigterm_ends_streams_drains_the_task_and_exits_0(sqlite_url: str, tmp_path: Path) -> None:
+    server = start_server(sqlite_url, tmp_path / "a")
     client = server.client()
     task_id = client.post(
         f"{API}/v2/tasks", json={"templateRef": "template:default/wait", "values": {"seconds": 2}}
@@ -46,7 +45,7 @@ def test_sigterm_ends_streams_drains_the_task_and_exits_0(tmp_path: Path) -> Non
     assert server.process.wait(timeout=60) == 0
     assert ended.wait(10), "the event stream outlived the server"
     # the task ran to its end during the drain: a new server on the same file says so
-    again = start_server(url, tmp_path / "b")
+    again = start_server(sqlite_url, tmp_path / "b")
     try:
         assert (
             wait_for_status(again.client(), task_id, ("completed", "failed", "cancelled"))["status"]

@@ -17,6 +17,7 @@ import pytest
 from support.recorder import recording
 from support.serve import clean_env, loopback_client
 from support.servers import Server, auth_config, start_server, token_of, wait_for_status
+from support.sqlite import copy_database
 
 FALSEWORK = Path(sys.executable).with_name("falsework")
 API = "/api/scaffolder"
@@ -24,11 +25,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    db = tmp_path_factory.mktemp("db") / "falsework.db"
-    started = start_server(
-        f"sqlite:///{db}", tmp_path_factory.mktemp("server"), config=auth_config()
-    )
+def server(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Server]:
+    db = copy_database(sqlite_template, tmp_path_factory.mktemp("db") / "falsework.db")
+    started = start_server(db, tmp_path_factory.mktemp("server"), config=auth_config())
     yield started
     assert started.stop() == 0
 
@@ -270,8 +269,8 @@ def test_logs_to_a_file_have_no_escape_codes(server: Server, tmp_path: Path) -> 
     assert f"task {task_id}: completed" in text
 
 
-def test_workers_ls_json(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'falsework.db'}"
+def test_workers_ls_json(sqlite_url: str, tmp_path: Path) -> None:
+    url = sqlite_url
     started = start_server(url, tmp_path / "w", config=auth_config(), concurrency=7)
     try:
         env = {**clean_env(), "FALSEWORK_DATABASE_URL": url, "FALSEWORK_DATA_DIR": str(tmp_path)}

@@ -31,13 +31,12 @@ def server(servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> 
     # the oracle's scaffolder.defaultEnvironment, so the environment case compares;
     # and every case as a catalog template, for real runs
     config = {**auth_config(), **yaml.safe_load((HERE / "oracle-config.yaml").read_text())}
-    database = f"sqlite:///{tmp_path_factory.mktemp('db') / 'falsework.db'}"
     templates = tmp_path_factory.mktemp("templates")
     for name in case_names():
         case = Case.load(name)
         write_files(templates / name, case.directory_contents())
         (templates / name / "template.yaml").write_text(yaml.safe_dump(case.template))
-    return servers(database, config=config, env={"FALSEWORK_TEMPLATES": str(templates)})
+    return servers(None, config=config, env={"FALSEWORK_TEMPLATES": str(templates)})
 
 
 @pytest.mark.parametrize("name", case_names())

@@ -26,10 +26,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, servers: ServerFactory) -> Server:
-    database = f"sqlite:///{tmp_path_factory.mktemp('db') / 'falsework.db'}"
+def server(servers: ServerFactory) -> Server:
     return servers(
-        database,
+        None,
         config={
             **auth_config(),
             "dry_run_timeout": TIMEOUT,
@@ -152,9 +151,8 @@ def test_a_dry_run_result_over_its_size_limit_is_refused(server: Server) -> None
 
 
 @pytest.fixture(scope="module")
-def patient(tmp_path_factory: pytest.TempPathFactory, servers: ServerFactory) -> Server:
+def patient(servers: ServerFactory) -> Server:
     """Dry-runs wait as long as their clients do: two children, no queue."""
-    database = f"sqlite:///{tmp_path_factory.mktemp('db') / 'falsework.db'}"
     config = {
         **auth_config(),
         "dry_run_timeout": 600,
@@ -162,7 +160,7 @@ def patient(tmp_path_factory: pytest.TempPathFactory, servers: ServerFactory) ->
         "dry_run_queue": 0,
         "dry_runs_per_minute": 1000,  # the rate has its own test (test_permissions)
     }
-    return servers(database, config=config)
+    return servers(None, config=config)
 
 
 WAITING = {"templateRef": "template:default/wait", "values": {"seconds": 300}}

@@ -36,12 +36,9 @@ TOKEN = "server-token-7c1e"
 BASIC = "Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
 
 
-def start(
-    servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory, config: dict[str, Any]
-) -> Server:
-    database = f"sqlite:///{tmp_path_factory.mktemp('db') / 'falsework.db'}"
+def start(servers: ServerFactory, config: dict[str, Any]) -> Server:
     env = {"FALSEWORK_TEMPLATES": f"{TEMPLATES}:{SECURITY_TEMPLATES}"}
-    return servers(database, env=env, config={**auth_config(), **config})
+    return servers(None, env=env, config={**auth_config(), **config})
 
 
 class Recorder(ThreadingHTTPServer):
@@ -123,10 +120,10 @@ def masked(message: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def default(servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Server:
+def default(servers: ServerFactory) -> Server:
     """A server as installed: no egress section, plain http allowed for git only
     so that git's refusal comes from the egress policy."""
-    return start(servers, tmp_path_factory, {"git_allow_http": True})
+    return start(servers, {"git_allow_http": True})
 
 
 LOOPBACK = ["127.0.0.1", "127.1", "0x7f000001", "2130706433", "[::1]", "[::ffff:127.0.0.1]"]
@@ -197,11 +194,10 @@ def test_git_refuses_loopback_and_does_not_tell_open_from_closed(
 
 
 @pytest.fixture(scope="module")
-def open_loopback(servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Server:
+def open_loopback(servers: ServerFactory) -> Server:
     """An operator allowed 127.0.0.1 (and only it)."""
     return start(
         servers,
-        tmp_path_factory,
         {"egress": {"allow": ["127.0.0.1"]}, "git_allow_http": True, "git_timeout": 5},
     )
 
@@ -291,14 +287,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHost]:
 
 
 @pytest.fixture(scope="module")
-def scoped(
-    servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory, site: GitHost
-) -> Server:
+def scoped(servers: ServerFactory, site: GitHost) -> Server:
     """The server's git token for this host is scoped to the owner acme."""
     credential = {"host": site.netloc, "token": TOKEN, "allowedOwners": ["acme"]}
     return start(
         servers,
-        tmp_path_factory,
         {
             "egress": {"allow": ["127.0.0.1"]},
             "git_allow_http": True,

@@ -39,22 +39,21 @@ def config(**extra: Any) -> dict[str, Any]:
     return {**auth_config(), "egress": {"allow": ["127.0.0.1"]}, "git_allow_http": True, **extra}
 
 
-def start(servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory, **kw: Any) -> Server:
-    database = f"sqlite:///{tmp_path_factory.mktemp('db') / 'falsework.db'}"
+def start(servers: ServerFactory, **kw: Any) -> Server:
     env = {"FALSEWORK_TEMPLATES": f"{TEMPLATES}:{SECURITY_TEMPLATES}"}
-    return servers(database, env=env, **kw)
+    return servers(None, env=env, **kw)
 
 
 @pytest.fixture(scope="module")
-def short(servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Server:
+def short(servers: ServerFactory) -> Server:
     """A server whose git commands may run 3 seconds."""
-    return start(servers, tmp_path_factory, config=config(git_timeout=3))
+    return start(servers, config=config(git_timeout=3))
 
 
 @pytest.fixture(scope="module")
-def patient(servers: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Server:
+def patient(servers: ServerFactory) -> Server:
     """A server with the default git time limit (120 s)."""
-    return start(servers, tmp_path_factory, config=config())
+    return start(servers, config=config())
 
 
 def run(client: httpx.Client, template: str, values: dict[str, Any]) -> str:
