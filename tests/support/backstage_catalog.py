@@ -110,6 +110,6 @@ def start_catalog(workdir: Path, github_hosts: list[dict[str, str]]) -> Catalog:
                     return catalog
             except httpx.HTTPError:
                 pass
-            time.sleep(0.5)
+            time.sleep(0.1)
     catalog.stop()
     raise RuntimeError(f"Backstage did not become ready: {json.dumps(log.read_text()[-3000:])}")
