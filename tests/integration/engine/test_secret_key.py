@@ -16,10 +16,12 @@ from falsework.wiring import broker_options
 
 
 async def test_a_bad_secret_key_fails_before_the_database_is_opened(
-    database_url: str, make_settings: Callable[..., Settings]
+    database_url: str, make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     # An open SQLite store's thread once kept the failing process (falsework
     # worker with a mistyped FALSEWORK_SECRET_KEY) alive after the traceback.
+    if database_url.startswith("sqlite"):  # a file not there yet, which no open may make
+        database_url = f"sqlite:///{tmp_path / 'never.db'}"
     threads = threading.active_count()
     settings = make_settings(database_url=database_url, secret_key="not-a-key")
     with pytest.raises(InputError, match="not a Fernet key"):
