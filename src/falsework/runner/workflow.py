@@ -91,12 +91,17 @@ DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 # (while lines keep coming; a line after a quiet spell wakes the loop at once).
 _LOG_WINDOW = 0.01
 _INBOX_LOCK = threading.Lock()
+# the redactor of every task without secrets (a no-op, holding nothing of a task)
+_NO_SECRETS = Redactor({})
 
 
 class _Emitter:
     """Writes a task's events in order. Log lines may come from any thread (file
     rendering runs in one); they are queued on the loop and drained by one task,
-    so they stay in order and never block the action that logged them. A thread's
+    so they stay in order and never block the action that logged them. That task
+    is started at the loop's next turn, and only if the lines are still there: a
+    step that logs and ends within one turn (a log step) has them written by its
+    own flush, without a task. A thread's
     lines wait in an inbox: its first line wakes the loop, which takes the inbox
     whole and again at the end of a short window (``_LOG_WINDOW``) during which
     more lines wake nothing; any event the task emits first takes it too. A thread
@@ -114,12 +119,15 @@ class _Emitter:
         "_drainer",
         "_failure",
         "_inbox",
+        "_inline",
         "_io",
         "_limits",
         "_log_left",
         "_loop",
         "_pending",
         "_redactor",
+        "_redacts",
+        "_starting",
         "_thread",
         "_woken",
     )
@@ -127,6 +135,7 @@ class _Emitter:
     def __init__(self, io: TaskIO, redactor: Redactor, limits: RunLimits) -> None:
         self._io = io
         self._redactor = redactor
+        self._redacts = redactor.active  # a task without secrets skips the walk
         self._limits = limits
         self._log_left = limits.max_task_log
         self._loop = asyncio.get_running_loop()
@@ -136,14 +145,17 @@ class _Emitter:
         self._inbox: deque[JSONObject] | None = None
         self._woken = False  # a _take is scheduled on the loop
         self._drainer: asyncio.Task[None] | None = None
+        self._starting = False  # a _start_drainer is scheduled on the loop
+        self._inline = False  # flush is writing the pending lines itself
         self._failure: Exception | None = None  # what the drain could not write
 
     def _bound(self, body: JSONObject) -> JSONObject:
         # redacted before it is cut: a cut secret would no longer be recognised
-        redacted: JSONObject = self._redactor.deep(body)
+        redacted: JSONObject = self._redactor.deep(body) if self._redacts else body
         limit = self._limits.max_log_line
         for value in redacted.values():
-            if isinstance(value, str) and len(value) > limit:
+            # the type test first: an event's values are nearly all plain strings
+            if (type(value) is str or isinstance(value, str)) and len(value) > limit:
                 clip = self._limits.clip
                 return {k: clip(v) if isinstance(v, str) else v for k, v in redacted.items()}
         return redacted
@@ -151,7 +163,7 @@ class _Emitter:
     async def emit(self, body: JSONObject, type: str = "log") -> None:
         if self._inbox:
             self._take_inbox()  # a thread's lines come before what follows them
-        if self._drainer is not None or self._failure is not None:
+        if self._pending or self._drainer is not None or self._failure is not None:
             await self.flush()
         await self._io.emit(self._bound(body), type)
 
@@ -213,8 +225,15 @@ class _Emitter:
         if self._pending is None:
             self._pending = deque()
         self._pending.append(body)
-        if self._drainer is None:
-            self._drainer = self._loop.create_task(self._drain(self._pending))
+        if self._drainer is None and not self._starting:
+            self._starting = True
+            self._loop.call_soon(self._start_drainer)
+
+    def _start_drainer(self) -> None:
+        self._starting = False
+        pending = self._pending
+        if pending and self._drainer is None and not self._inline:
+            self._drainer = self._loop.create_task(self._drain(pending))
 
     async def _drain(self, pending: deque[JSONObject]) -> None:
         try:
@@ -233,6 +252,16 @@ class _Emitter:
             self._take_inbox()
         while self._drainer is not None:
             await asyncio.shield(self._drainer)
+        pending = self._pending
+        if pending and not self._inline:
+            # lines no drainer took yet: written here, in order (a drainer
+            # scheduled meanwhile finds them gone, or sees _inline and leaves
+            # the ones pushed during these writes to this loop)
+            self._inline = True
+            try:
+                await self._drain(pending)
+            finally:
+                self._inline = False
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise failure
@@ -457,9 +486,12 @@ class _TaskRun:
         self.dry_run = dry_run
         self.rehearsal = rehearsal
         environment = runner.environment
-        self.redactor = Redactor(
-            {**{f"environment.{k}": v for k, v in environment.secrets.items()}, **task.secrets}
-        )
+        if environment.secrets or task.secrets:
+            self.redactor = Redactor(
+                {**{f"environment.{k}": v for k, v in environment.secrets.items()}, **task.secrets}
+            )
+        else:
+            self.redactor = _NO_SECRETS
         self.emitter = _Emitter(io, self.redactor, runner.limits)
         # a caller's own folder (falsework run, dry runs) outlives the attempt
         self.kept_workspace = workspace is not None
@@ -478,8 +510,9 @@ class _TaskRun:
             "environment": runner._environment_context,
             "__status": "ok",
         }
-        self.template_dir = _template_dir(spec)
-        self.template_ref = _template_ref(spec)
+        info = spec.get("templateInfo")
+        self.template_dir = _template_dir(info) if info else None
+        self.template_ref = _template_ref(info) if info else None
         self.keys = StepKeys(io, task.id, task.attempt, task.checkpoints)
         self.failed = False
         self.cancelled = False
@@ -514,8 +547,10 @@ class _TaskRun:
                     run.context["__status"] = "failed"
             if first_failure is not None:
                 raise TaskFailedError(first_failure.message, first_failure.name)
+            spec_output = spec.get("output")
             try:
-                output = await runner._output(spec.get("output") or {}, run.context)
+                # most templates have no output: nothing to render, nothing to size
+                output = await runner._output(spec_output, run.context) if spec_output else {}
             except FalseworkError as exc:
                 message = run.redactor.text(exc.message)
                 raise TaskFailedError(f"spec.output: {message}", exc.name) from None
@@ -818,12 +853,13 @@ def _mentions_step_key(value: Any) -> bool:
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
+        kind = type(item)  # exact types first: a spec is decoded JSON
+        if kind is str or (kind is not dict and kind is not list and isinstance(item, str)):
             if "context.step" in item:
                 return True
-        elif isinstance(item, dict):
+        elif kind is dict or isinstance(item, dict):
             stack.extend(item.values())
-        elif isinstance(item, list):
+        elif kind is list or isinstance(item, list):
             stack.extend(item)
     return False
 
@@ -900,13 +936,15 @@ def _timeout(value: Any, default: float, step_id: str) -> float:
     )
 
 
-def _template_ref(spec: JSONObject) -> str | None:
-    ref = (spec.get("templateInfo") or {}).get("entityRef")
+def _template_ref(info: JSONObject) -> str | None:
+    """``spec.templateInfo.entityRef``, when it is a non-empty string."""
+    ref = info.get("entityRef")
     return ref if isinstance(ref, str) and ref else None
 
 
-def _template_dir(spec: JSONObject) -> Path | None:
-    base = (spec.get("templateInfo") or {}).get("baseUrl")
+def _template_dir(info: JSONObject) -> Path | None:
+    """The template's folder, from a ``file:`` ``spec.templateInfo.baseUrl``."""
+    base = info.get("baseUrl")
     if not isinstance(base, str) or not base.startswith("file:"):
         return None
     return _template_dir_of(base)
