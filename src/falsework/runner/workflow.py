@@ -49,7 +49,7 @@ from falsework.runner.idempotency import StepKeys
 from falsework.runner.limits import RunLimits
 from falsework.runner.redaction import Redactor
 from falsework.taskio import TaskInput, TaskIO
-from falsework.templating import MISSING, Renderer, is_truthy
+from falsework.templating import MISSING, PLAIN, QUICK, Renderer, is_truthy
 from falsework.templating.jsvalue import js_json, js_str
 from falsework.types import JSONObject
 
@@ -374,9 +374,13 @@ class WorkflowRunner:
         linear filters), in the render threads otherwise (loops, calls, regular
         expressions, a first compile), so the event loop never waits on a render
         that could run to its time limit."""
-        if self.renderer.renders_quickly(value):
-            return self.renderer.render(value, context)
-        return await self._off_loop(self.renderer.render, value, context)
+        renderer = self.renderer
+        quickness = renderer.quickness(value)  # one walk, not two
+        if quickness == PLAIN:
+            return renderer.render(value, context, plain=True)
+        if quickness == QUICK:
+            return renderer.render(value, context)
+        return await self._off_loop(renderer.render, value, context)
 
     async def _off_loop(self, call: Callable[..., Any], *args: Any) -> Any:
         pool = _pool(self.limits.render_threads)

@@ -65,6 +65,9 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
+# Renderer.quickness: nothing to render, renders quickly (inline), or slowly
+PLAIN, QUICK, SLOW = 0, 1, 2
+
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
@@ -420,25 +423,42 @@ class Renderer:
         every template string in ``value`` is already compiled (a first compile
         may be slow) and uses only lookups, operators, ``if`` and linear filters.
         The runner renders such values inline and the rest in its threads."""
-        if isinstance(value, str):
-            if not self.is_template(value):
-                return True
+        return self.quickness(value) != SLOW
+
+    def quickness(self, value: Any) -> int:
+        """``renders_quickly`` and ``has_template`` in one walk: ``PLAIN`` (no
+        string to render: ``render(value, ..., plain=True)`` copies it),
+        ``QUICK`` (renders quickly) or ``SLOW``."""
+        kind = type(value)  # exact types first: most values are decoded JSON
+        if kind is str or (kind is not dict and kind is not list and isinstance(value, str)):
+            start, block, comment = self._markers
+            if start not in value and block not in value and comment not in value:
+                return PLAIN
             compiled = self._main.cached(value, True)
-            return compiled is not None and compiled.quick
-        if isinstance(value, dict | list):
+            return QUICK if compiled is not None and compiled.quick else SLOW
+        if kind is dict or kind is list or isinstance(value, dict | list):
+            found = PLAIN
             for item in value.values() if isinstance(value, dict) else value:
-                if not self.renders_quickly(item):
-                    return False
-        return True
+                quickness = self.quickness(item)
+                if quickness == SLOW:
+                    return SLOW
+                found = found or quickness
+            return found
+        return PLAIN
 
     # -- public API -----------------------------------------------------------
 
-    def render(self, value: Any, context: Mapping[str, Any], *, missing: Any = None) -> Any:
+    def render(
+        self, value: Any, context: Mapping[str, Any], *, missing: Any = None, plain: bool = False
+    ) -> Any:
         """Deep render: every string in dicts/lists is rendered. A string that is
         one lone ``${{ expr }}`` keeps the expression's type; one that gives
         nothing (an undefined value, or text rendering to "") is left out of the
         object holding it and is None in a list, as in Backstage. ``value``
-        itself giving nothing returns ``missing``."""
+        itself giving nothing returns ``missing``. ``plain``: the caller knows
+        ``value`` holds nothing to render (``quickness`` said ``PLAIN``)."""
+        if plain:
+            return self._render_value(value, {}) if isinstance(value, dict | list) else value
         if isinstance(value, str) and not self.is_template(value):
             return value
         if not isinstance(value, str | dict | list):
