@@ -392,8 +392,9 @@ class WorkflowRunner:
         raw = step.get("input") or {}
         if not isinstance(raw, dict):
             raise InputError(f"Step {step_id}: input must be an object, not {type(raw).__name__}")
-        kept = {k: v for k, v in raw.items() if k in action.raw_input}
-        todo = {k: v for k, v in raw.items() if k not in action.raw_input} if kept else raw
+        verbatim = action.raw_input
+        kept = {k: v for k, v in raw.items() if k in verbatim} if verbatim else {}
+        todo = {k: v for k, v in raw.items() if k not in verbatim} if kept else raw
         rendered = await self.render(todo, context) if todo else {}
         # An expression that rendered to nothing means "not given" (Backstage drops
         # undefined values), so defaults apply.
@@ -648,7 +649,7 @@ class _TaskRun:
                 )
                 return
             # the step's timeout on its loop's one timer (runner/deadlines.py)
-            scope = asyncio.timeout(None)
+            scope = asyncio.Timeout(None)  # = asyncio.timeout(None), one call less
             try:
                 async with scope:
                     clock = deadlines()
