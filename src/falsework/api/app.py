@@ -29,6 +29,7 @@ from falsework.api import (
 from falsework.api.auth import Authenticator
 from falsework.api.deps import Services
 from falsework.api.edge import Edge, allowed_host_names, keep_large_buffers_apart
+from falsework.api.hotpath import HotPath
 from falsework.api.metrics import Metrics
 from falsework.api.quota import UserRate, UserSlots
 from falsework.api.sse import EventHub
@@ -166,6 +167,9 @@ def create_app(settings: Settings, *, tracing: Tracing | None = None) -> FastAPI
         app.include_router(module.router, prefix=OWN_PREFIX)
     app.include_router(health.router)
     app.include_router(web.router)  # the page: /, /create/..., /static/...
+    # inside the edge (added first): a well-formed create answered without FastAPI's
+    # router and dependency solving, the same answer (issue 17, target 3)
+    app.add_middleware(HotPath, path=f"{PREFIX}/v2/tasks")
     app.add_middleware(
         Edge,
         hosts=allowed_host_names(settings.local_mode, settings.allowed_hosts),

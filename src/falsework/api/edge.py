@@ -167,7 +167,7 @@ class Edge:
                         f"The JSON body is nested more than {self.max_depth} levels deep "
                         "(objects and arrays), the server's limit (max_json_depth).",
                     )
-                receive = _replay(body, receive)
+                receive = replay(body, receive)
         except _Refused as refused:
             await self._refuse(scope, send, refused)
             return
@@ -253,7 +253,7 @@ class Edge:
         await send({"type": "http.response.body", "body": data})
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
     """``receive`` that hands over the body read already, then the client's messages
     (a route waiting for the disconnect still sees it)."""
     pending = True
