@@ -66,6 +66,8 @@ class Authenticator:
         }
         self._holders = {role: frozenset(refs) for role, refs in settings.auth.roles.items()}
         self._identities: dict[str, Identity] = {}
+        # frozen: one for every request of local mode
+        self._guest = Identity(GUEST, (), True, frozenset(ROLES))
 
     def malformed(self) -> list[str]:
         """Users whose configured sha256 is not 64 hex digits (so never matches)."""
@@ -81,7 +83,7 @@ class Authenticator:
 
     def identify(self, authorization: str | None) -> Identity:
         if self.local_mode:
-            return Identity(GUEST, (), True, frozenset(ROLES))
+            return self._guest
         if not authorization:
             raise AuthenticationError("Missing credentials: send 'Authorization: Bearer <token>'.")
         scheme, _, token = authorization.partition(" ")

@@ -25,7 +25,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import anyio
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from falsework.api import errors
@@ -38,6 +37,7 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _INLINE_PARSE = 256 * 1024
 _API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 _TRIM_AFTER = 1024 * 1024
+_DEFAULT_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"content-security-policy", _API_CSP))
 
 
 def _trim_heap() -> None:
@@ -271,9 +271,11 @@ def replay(body: bytes, receive: Receive) -> Receive:
 def _with_headers(send: Send) -> Send:
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = MutableHeaders(scope=message)
-            headers.setdefault("x-content-type-options", "nosniff")
-            headers.setdefault("content-security-policy", _API_CSP.decode())
+            # as MutableHeaders.setdefault would (names as given), without building one
+            headers = list(message.get("headers", ()))
+            names = {name for name, _ in headers}
+            headers.extend(item for item in _DEFAULT_HEADERS if item[0] not in names)
+            message["headers"] = headers
         await send(message)
 
     return sending
