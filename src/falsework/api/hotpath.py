@@ -10,7 +10,9 @@ app's own exception handlers. Every other request — another route, another
 content type, a body that is not JSON or fails validation — goes on to FastAPI
 unchanged, its body handed over as it came, so its answer (a 422's wording, the
 order of its checks) is FastAPI's by construction. The route stays declared
-there: the OpenAPI document does not change.
+there: the OpenAPI document does not change. When FastAPI's own OpenTelemetry
+instrumentation is on (a global provider configured), every request goes to FastAPI,
+whose spans and metrics name the route its router matched.
 
 What a create sees in both paths, in FastAPI's order: the JSON body parsed, the
 caller identified (401 before any complaint about the body's fields), the body
@@ -49,6 +51,9 @@ class HotPath:
             or scope["path"] != self.path
             or scope["method"] != "POST"
             or scope.get("root_path")
+            # FastAPI's own OpenTelemetry instrumentation is on (a global provider):
+            # its spans name the route FastAPI's router matched
+            or "fastapi.telemetry" in scope
         ):
             await self.app(scope, receive, send)
             return
