@@ -21,8 +21,9 @@ import pytest
 
 from falsework.api.app import create_app
 from falsework.config import Settings
+from support import paths
 
-TEMPLATES = Path(__file__).resolve().parents[3] / "bench" / "templates"
+TEMPLATES = paths.REPO / "bench" / "templates"
 REF = "template:default/bench-log"
 LEAN = "application/json"
 FASTAPI = "application/json; charset=utf-8"
