@@ -478,7 +478,7 @@ class PostgresStore:
     ) -> list[Inserted]:
         params = _task_rows(rows)
         if open_cap is None:
-            found = await self._db.fetch("tasks_insert", rows=params, cap=None)
+            found = await self._db.fetch("tasks_insert_uncapped", rows=params)
         else:
             creators = sorted({r.created_by for r in rows if r.created_by is not None})
             async with self._db.transaction() as tx:

@@ -11,13 +11,15 @@ from falsework.engine.models import ListOrder
 
 ENGINE = Path(queries.__file__).parent
 
-# Postgres alone: NOTIFY, advisory locks (SQLite has one writer at a time), a
+# Postgres alone: NOTIFY, advisory locks (SQLite has one writer at a time), an
+# uncapped insert apart from the capped one (its generic plan), a
 # whole batch or heartbeat in one statement and a retention batch's tasks in one
 # (SQLite has no data-modifying CTEs).
 POSTGRES_ONLY = {
     "task_notify",
     "claim_lock",
     "creators_lock",
+    "tasks_insert_uncapped",
     "batch_write",
     "heartbeat",
     "tasks_expire",
