@@ -250,7 +250,7 @@ async def render(
     """Rehearse ``template`` with ``answers`` in ``workspace``; the tree (in
     ``target``) of the folder its publish step (``step``, or the only push)
     would have pushed, as ``git add -A`` takes it."""
-    from falsework.actions.builtin.publish import published_folder
+    from falsework.actions.builtin.gitpush import published_folder
     from falsework.runner import LocalTask, MemoryTaskIO, TaskFailedError
 
     rehearsal = Rehearsal(seed=SEED)

@@ -167,6 +167,76 @@ async def test_symlink_out_of_the_remotes_folder_is_refused(
     assert listing(outside) == []
 
 
+@pytest.mark.parametrize("scaffold", [False, True])
+async def test_a_link_to_nothing_is_refused_and_never_followed(
+    harness: Any, tmp_path: Path, remotes: Path, one_step: Any, scaffold: bool
+) -> None:
+    # A link to nothing where the new repository would be, or on the way to it:
+    # git init would make the repository at the link's target. Refused, naming the
+    # link; nothing is made, neither outside the remotes folder nor inside it.
+    outside = make_dirs(tmp_path / "outside", remotes)[0]
+    (remotes / "out.git").symlink_to(outside / "new.git")
+    (remotes / "in.git").symlink_to("elsewhere.git")
+    (remotes / "team").symlink_to(outside / "team")
+    (harness.workspace / "a.txt").write_text("a")
+    for url, link in (
+        ("out.git", "out.git"),
+        ("in.git", "in.git"),
+        ("team/svc.git", "team"),
+        (str(remotes / "out.git"), "out.git"),
+    ):
+        result = await harness.run([one_step("publish:git", remoteUrl=url, scaffold=scaffold)])
+        assert result.error is not None and result.error.name == "UnsafePathError", url
+        assert result.error.message == (
+            f"remoteUrl {url!r}: {remotes / link} is a symbolic link to nothing; publish:git "
+            "never makes a repository through a link: remove the link or give another path"
+        )
+    assert listing(outside) == []
+    assert listing(remotes) == ["in.git", "out.git", "team"]
+
+
+async def test_a_link_to_nothing_put_there_after_the_check_is_refused(
+    harness: Any, tmp_path: Path, remotes: Path, one_step: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The link appears between the check of remoteUrl and the making of the
+    # repository (another process): the repository is not made through it.
+    from falsework.actions.builtin import publish
+
+    outside = make_dirs(tmp_path / "outside", remotes)[0]
+    real = publish.allowed_local_remote
+
+    def then_link(policy: Any, url: str) -> Path | None:
+        path = real(policy, url)
+        (remotes / "svc.git").symlink_to(outside / "svc.git")
+        return path
+
+    monkeypatch.setattr(publish, "allowed_local_remote", then_link)
+    (harness.workspace / "a.txt").write_text("a")
+    result = await harness.run([one_step("publish:git", remoteUrl="svc.git")])
+    assert result.error is not None and result.error.name == "UnsafePathError"
+    assert f"{remotes / 'svc.git'} is a symbolic link to nothing" in result.error.message
+    assert listing(outside) == []
+
+
+@pytest.mark.parametrize("scaffold", [False, True])
+async def test_a_new_repository_is_removed_when_the_commit_fails(
+    harness: Any, remotes: Path, one_step: Any, scaffold: bool
+) -> None:
+    # git refuses an author name made only of '<' and '>': the commit fails after
+    # the new repository was made, and the empty repository goes with it.
+    (harness.workspace / "a.txt").write_text("a")
+    step = one_step("publish:git", remoteUrl="team/svc.git", gitAuthorName="<>", scaffold=scaffold)
+    result = await harness.run([step])
+    assert result.error is not None and result.error.name == "ActionError"
+    assert "git commit failed" in result.error.message
+    assert listing(remotes / "team") == []
+    # an existing repository is never removed
+    git("init", "-q", "--bare", "-b", "main", str(remotes / "kept.git"), cwd=harness.workspace)
+    result = await harness.run([{**step, "input": {**step["input"], "remoteUrl": "kept.git"}}])
+    assert result.error is not None and "git commit failed" in result.error.message
+    assert git("rev-parse", "--is-bare-repository", cwd=remotes / "kept.git") == "true\n"
+
+
 async def test_the_remotes_folder_itself_is_not_a_repository(
     harness: Any, remotes: Path, one_step: Any
 ) -> None:
@@ -270,12 +340,12 @@ async def test_a_branch_made_meanwhile_in_a_new_repository_is_not_overwritten(
 ) -> None:
     # Another task creates the same new repository and its branch while this one
     # commits: this one's branch is not set over it; the push says what happened.
-    from falsework.actions.builtin import publish
+    from falsework.actions.builtin import gitpush
 
     other = harness.workspace.parent / "other"
     other.mkdir()
     (other / "a.txt").write_text("the other task's")
-    real = publish.commit_folder
+    real = gitpush.commit_folder
 
     async def racing(policy: Any, git_dir: Path, source: Path, **kw: Any) -> str:
         git("init", "-q", "-b", "main", cwd=other)
@@ -284,7 +354,7 @@ async def test_a_branch_made_meanwhile_in_a_new_repository_is_not_overwritten(
         git("push", "-q", str(remotes / "svc.git"), "main", cwd=other)
         return await real(policy, git_dir, source, **kw)
 
-    monkeypatch.setattr(publish, "commit_folder", racing)
+    monkeypatch.setattr(gitpush, "commit_folder", racing)
     (harness.workspace / "a.txt").write_text("this task's")
     result = await harness.run([one_step("publish:git", remoteUrl="svc.git")])
     assert result.error is not None and result.error.name == "ActionError"
@@ -370,7 +440,7 @@ async def test_existing_folder_that_is_not_a_repository(
     result = await harness.run([one_step("publish:git", remoteUrl="notes")])
     assert result.error is not None and result.error.name == "ActionError"
     assert result.error.message.startswith(
-        "remoteUrl 'notes' is an existing folder that is not a git repository"
+        f"remoteUrl {remotes / 'notes'} is an existing folder that is not a git repository"
     )
     assert listing(remotes / "notes") == ["keep.txt"]
 

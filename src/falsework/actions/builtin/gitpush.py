@@ -11,25 +11,28 @@ pushes the result to another branch (the commit behind a pull request).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from falsework.actions.builtin.publish import _rejection, published_folder
 from falsework.actions.context import ActionContext
 from falsework.actions.git import (
     GitPolicy,
+    GitResult,
+    Remote,
     commit_folder,
     failure,
     git_result,
     keyed_message,
+    local_remote,
     open_remote,
     pushed_before,
+    redact_urls,
     run_git,
 )
 from falsework.confine import Tree, relative
-from falsework.errors import ActionError, UnsafePathError
+from falsework.errors import ActionError, FalseworkError, UnsafePathError
 
 DEFAULT_AUTHOR_EMAIL = "scaffolder@falsework.invalid"
 
@@ -73,34 +76,215 @@ async def push_folder(
     username: str = "x-access-token",
     bearer: bool = False,
 ) -> str:
-    """Commit ``source`` as one commit on ``branch`` and push it; the commit's id.
-    The commit carries the step's key: when the push is refused because an
-    interrupted earlier run of the step already pushed, that commit is the answer.
-    ``username`` goes with ``token`` in git's Basic authorization (GitHub and GitLab
-    take any name, Bitbucket and Gitea the account's); ``bearer`` sends the token as a
-    bearer token instead (Bitbucket Server's HTTP access tokens)."""
+    """Commit ``source`` as one commit on ``branch`` of the network remote ``remote``
+    and push it (:func:`publish_folder`); the commit's id. ``username`` goes with
+    ``token`` in git's Basic authorization (GitHub and GitLab take any name, Bitbucket
+    and Gitea the account's); ``bearer`` sends the token as a bearer token instead
+    (Bitbucket Server's HTTP access tokens)."""
+    target = await open_remote(policy, remote, token=token, username=username, bearer=bearer)
+    return await publish_folder(
+        ctx, policy, source=source, remote=target, branch=branch, message=message, author=author
+    )
+
+
+# What ``publish_folder`` may add to the commit before it is published (publish:git's
+# scaffold record): given the temp repository and the commit, the commit the branch
+# gets and other branches to push with it (name -> commit).
+Amend = Callable[[Path, str], Awaitable[tuple[str, dict[str, str]]]]
+
+
+async def publish_folder(
+    ctx: ActionContext[Any],
+    policy: GitPolicy,
+    *,
+    source: Path,
+    remote: Remote | Path,
+    branch: str,
+    message: str,
+    author: Author,
+    force: bool = False,
+    amend: Amend | None = None,
+) -> str:
+    """Commit ``source`` as the first commit of ``branch`` and publish it to
+    ``remote``: a network remote opened by the caller, or a repository on this
+    machine (a ``Path`` the caller checked against its roots), made as a bare
+    repository when it does not exist. The commit's id, or the one an interrupted
+    earlier run of the step published (found by the step's key in its message).
+
+    The repository the commit is made in lives in a fresh temp folder, never in the
+    workspace: a ``.git`` a skeleton or an earlier step left there could otherwise
+    configure git (core.fsmonitor, hooks, filters run commands).
+
+    A repository made here gets the commit's objects written straight into it and
+    its branch set by ``update-ref`` (no push, which starts seven more processes: a
+    shell, receive-pack, pack-objects, unpack-objects, rev-list, for-each-ref, gc);
+    its content is what a push leaves (objects, branch, HEAD, no reflog). When
+    anything fails before a branch lands in it, it is removed again."""
     env = author.env()
     key = await ctx.step_key()
     repo = ctx.create_temp_dir() / "repo.git"
     git = [f"--git-dir={repo}", f"--work-tree={source}"]
-    keyed = keyed_message(message, key.value)
-    commit = await commit_folder(policy, repo, source, branch=branch, message=keyed, env=env)
-    ctx.logger.info(f"Committed {commit} as {author.name} <{author.email}>")
-    target = await open_remote(policy, remote, token=token, username=username, bearer=bearer)
-    push = [*git, "push", "--porcelain", "--", target.url, f"HEAD:refs/heads/{branch}"]
-    result = await git_result(policy, push, cwd=source, env=env, remote=target)
-    if result.code != 0 and key.earlier:
-        found = await pushed_before(policy, git, target, branch, key.value, cwd=source, env=env)
-        if found is not None:
-            ctx.logger.info(_reused(found, branch, target.shown))
+    made: Path | None = None
+    if isinstance(remote, Path):
+        made = await _open_local(ctx, policy, remote, branch)
+        remote = local_remote(remote)
+    try:
+        # the objects go straight into a new repository, unless amend adds a commit
+        direct = made is not None and amend is None
+        if direct:
+            env["GIT_OBJECT_DIRECTORY"] = str(remote.url) + "/objects"
+        keyed = keyed_message(message, key.value)
+        commit = await commit_folder(policy, repo, source, branch=branch, message=keyed, env=env)
+        ctx.logger.info(f"Committed {commit} as {author.name} <{author.email}>")
+        others: dict[str, str] = {}
+        if amend is not None:
+            commit, others = await amend(repo, commit)
+        if direct:
+            set_ref = ["update-ref", f"refs/heads/{branch}", commit, ""]  # "": must be new
+            if (await git_result(policy, [f"--git-dir={remote.url}", *set_ref])).code == 0:
+                ctx.logger.info(f"Pushed branch {branch} to {remote.shown}")
+                return commit
+            # another task made the branch meanwhile: the push says what to do
+
+        async def earlier() -> str | None:
+            # the commit an interrupted earlier run of this step pushed, if any
+            if not key.earlier:
+                return None
+            found = await pushed_before(policy, git, remote, branch, key.value, cwd=source, env=env)
+            if found is not None:
+                ctx.logger.info(_reused(found, branch, remote.shown))
             return found
-    if result.code != 0:
-        rejected = _rejection(result.out, target.shown, branch)
-        if rejected is not None:
-            raise ActionError(rejected)
-        raise failure(push, result, target)
-    ctx.logger.info(f"Pushed branch {branch} to {target.shown}")
-    return commit
+
+        # a force-push would replace it: look first
+        if force and (found := await earlier()) is not None:
+            return found
+        refspecs = [f"{c}:refs/heads/{b}" for b, c in {branch: commit, **others}.items()]
+        push = [*git, "push", "--porcelain", *(["--force"] if force else [])]
+        push += ["--", remote.url, *refspecs]
+        result = await git_result(policy, push, cwd=source, env=env, remote=remote)
+        if result.code != 0 and (found := await earlier()) is not None:
+            return found
+        if result.code != 0:
+            raise refused(push, result, remote, branch)
+        ctx.logger.info(f"Pushed branch {branch} to {remote.shown}")
+        return commit
+    except BaseException:
+        if made is not None:
+            # (not in a thread: this also runs when the step is cancelled, and a
+            # repository with no branch is a few files)
+            _remove_unused(made)
+        raise
+
+
+async def _open_local(
+    ctx: ActionContext[Any], policy: GitPolicy, path: Path, branch: str
+) -> Path | None:
+    """Make ``path`` a new bare repository whose HEAD is ``branch`` and return it;
+    None when a repository is there already. The folder is made by ``mkdir``, which
+    never follows a link at its name (a link put there is refused, naming it), so
+    the repository is made where the caller checked, or not at all."""
+
+    def make() -> bool:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if path.is_symlink() and not path.exists():
+                raise dangling_link(str(path), path) from None
+            if not path.is_dir() or not is_repository(path):
+                kind = "folder" if path.is_dir() else "file"
+                raise ActionError(
+                    f"remoteUrl {path} is an existing {kind} that is not a git "
+                    "repository, so nothing was pushed; give a new path (it is created "
+                    "as a bare repository) or an existing repository"
+                ) from None
+            return False
+        return True
+
+    if not await ctx.in_thread(make):
+        return None
+    ctx.logger.info(f"Creating bare repository {path}")
+    try:
+        await run_git(policy, ["init", "-q", "--bare", "-b", branch, str(path)])
+    except BaseException:
+        _remove_unused(path)
+        raise
+    return path
+
+
+def dangling_link(url: str, path: Path) -> UnsafePathError:
+    """A local remote with a link to nothing on its path (``path``): refused, never
+    followed (its target may lie anywhere)."""
+    return UnsafePathError(
+        f"remoteUrl {url!r}: {path} is a symbolic link to nothing; publish:git never "
+        "makes a repository through a link: remove the link or give another path"
+    )
+
+
+def is_repository(path: Path) -> bool:
+    bare = (path / "HEAD").is_file() and (path / "objects").is_dir()
+    return bare or (path / ".git").exists()
+
+
+def _remove_unused(repo: Path) -> None:
+    """Remove the repository made at ``repo`` unless a branch landed in it (another
+    task may have pushed into it meanwhile)."""
+    heads = repo / "refs" / "heads"
+    try:
+        if (repo / "packed-refs").exists() or (heads.is_dir() and any(heads.iterdir())):
+            return
+        shutil.rmtree(repo)
+    except OSError:
+        pass
+
+
+def published_folder(workspace: Path, source_path: str) -> Path:
+    """The real folder ``sourcePath`` names (links inside the workspace on its way
+    replaced by their targets), refused when a link in it points outside it:
+    git commits a link as a link, and one to ``/etc/passwd`` or ``../../..`` in
+    a published repository points into the machine of whoever checks it out."""
+    with Tree(workspace) as ws:
+        if not ws.is_dir(source_path):
+            raise ActionError(f"sourcePath {source_path or '.'!r} is not a folder in the workspace")
+        folder = ws.canonical(source_path)
+    prefix = f"{source_path}/" if source_path else ""
+    with Tree(workspace / folder, where="the published folder", prefix=prefix) as published:
+        for entry in published.walk(skip=(".git",)):  # git never publishes a .git
+            if entry.kind == "link":
+                published.check_link(entry.path)
+    return workspace / folder
+
+
+def refused(push: list[str], result: GitResult, remote: Remote, branch: str) -> FalseworkError:
+    """The error of a failed push: the remote's rejection in words, else git's."""
+    rejected = _rejection(result.out, remote.shown, branch)
+    return ActionError(rejected) if rejected is not None else failure(push, result, remote)
+
+
+def _rejection(out: str, remote: str, branch: str) -> str | None:
+    """A push the remote rejected, in words: what happened and what to do
+    (never git's dump); None when the porcelain output shows no rejection."""
+    for line in out.splitlines():
+        fields = line.split("\t")
+        if len(fields) < 3 or fields[0] != "!":
+            continue
+        summary = fields[2]
+        if summary.startswith("[rejected]") and (
+            "fetch first" in summary or "non-fast-forward" in summary
+        ):
+            return (
+                f"Branch {branch!r} of {remote} already has commits that are not part of "
+                "this push (often: an earlier run published to the same repository), so "
+                "nothing was pushed. Choose another remoteUrl or branch, remove the "
+                "existing repository, or set force: true to replace the branch's history."
+            )
+        if summary.startswith("[remote rejected]"):
+            reason = summary.removeprefix("[remote rejected]").strip(" ()")
+            return (
+                f"{remote} refused the push to branch {branch!r}: {redact_urls(reason)}. "
+                "Nothing was pushed."
+            )
+    return None
 
 
 def _reused(commit: str, branch: str, remote: str) -> str:
@@ -185,10 +369,7 @@ async def push_changes(
     push = [*git, "push", "--porcelain", "--", target.url, f"HEAD:refs/heads/{branch}"]
     result = await git_result(policy, push, env=env, remote=target)
     if result.code != 0:
-        rejected = _rejection(result.out, target.shown, branch)
-        if rejected is not None:
-            raise ActionError(rejected)
-        raise failure(push, result, target)
+        raise refused(push, result, target, branch)
     ctx.logger.info(f"Pushed {commit or base} to branch {branch} of {target.shown}")
     return commit, base
 

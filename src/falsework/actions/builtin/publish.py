@@ -10,8 +10,11 @@ A local remote (a path or a ``file://`` URL) must lie in the remotes folder
 publish root (``FALSEWORK_PUBLISH_ROOTS``; ``/`` for ``falsework run``); a relative
 path is taken from the remotes folder, never from the process's working folder.
 Anything else raises ``UnsafePathError`` naming ``remoteUrl`` and the path, before
-any git runs. A network remote goes through the git policy (transports, egress,
-scoped credentials: ``falsework.actions.git``).
+any git runs; so does a link to nothing on the path (git would make the repository
+at its target), which is never followed. The commit and the push are
+``gitpush.publish_folder``, shared with the forges' actions. A network remote goes
+through the git policy (transports, egress, scoped credentials:
+``falsework.actions.git``).
 """
 
 from __future__ import annotations
@@ -23,28 +26,20 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field
 
+from falsework.actions.builtin.gitpush import (
+    Author,
+    dangling_link,
+    publish_folder,
+    published_folder,
+)
 from falsework.actions.context import ActionContext
 from falsework.actions.contract import ActionInput, action
-from falsework.actions.git import (
-    GitPolicy,
-    Remote,
-    commit_folder,
-    failure,
-    git_result,
-    host_port,
-    keyed_message,
-    local_remote,
-    open_remote,
-    pushed_before,
-    redact_urls,
-    remote_kind,
-    run_git,
-)
+from falsework.actions.git import Remote, host_port, open_remote, redact_urls, remote_kind
 from falsework.actions.paths import is_within
 from falsework.actions.policies import PublishPolicy
 from falsework.actions.rehearsal import PLACEHOLDER_COMMIT
 from falsework.actions.scaffolding import PRISTINE_BRANCH, ScaffoldRecord, scaffold_key, unavailable
-from falsework.confine import Tree, relative
+from falsework.confine import relative
 from falsework.errors import ActionError, UnsafePathError
 
 
@@ -56,7 +51,9 @@ class PublishGitInput(ActionInput):
         "`.falsework/remotes/`). A local remote must lie in the remotes folder or a folder "
         "listed in `FALSEWORK_PUBLISH_ROOTS` (`falsework run` allows any path); one that "
         "does not exist yet is "
-        "created there as a bare repository. Any other local path is refused."
+        "created there as a bare repository (and removed again when the step fails before "
+        "its branch is set). Any other local path, and one with a symbolic link to nothing "
+        "on it, is refused."
     )
     branch: str = Field("main", description="The branch to push (created if missing).")
     source_path: str = Field("./", description="Workspace folder to publish.")
@@ -154,113 +151,49 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
     local = allowed_local_remote(policy, inp.remote_url)
     git_policy = policy.git
     # A relative local path is reported as the folder it became (cloneable anywhere).
-    remote_out = str(local) if local is not None and not _is_absolute(inp.remote_url) else None
+    url = str(local) if local is not None and not _is_absolute(inp.remote_url) else inp.remote_url
+    author = Author(inp.git_author_name, inp.git_author_email)
 
     async def publish() -> dict[str, Any]:
-        env = {
-            "GIT_AUTHOR_NAME": inp.git_author_name,
-            "GIT_AUTHOR_EMAIL": inp.git_author_email,
-            "GIT_COMMITTER_NAME": inp.git_author_name,
-            "GIT_COMMITTER_EMAIL": inp.git_author_email,
-        }
-        # The repository's own files live in a fresh temp folder, never in the
-        # workspace: a `.git` a skeleton or an earlier step left there could
-        # otherwise configure git (core.fsmonitor, hooks, filters run commands).
-        repo = ctx.create_temp_dir() / "repo.git"
-        git = [f"--git-dir={repo}", f"--work-tree={source}"]
-        key = await ctx.step_key()
-        message = keyed_message(inp.git_commit_message, key.value)
-        # A local remote that does not exist yet is made first and the commit's
-        # objects are written straight into it, its branch then set by update-ref:
-        # no push, which starts seven more processes (a shell, receive-pack,
-        # pack-objects, unpack-objects, rev-list, for-each-ref, gc) to copy them
-        # there. Its content is what a push leaves (objects, branch, HEAD, no reflog).
-        fresh = local is not None and not inp.scaffold and not local.exists()
-        if fresh:
-            assert local is not None
-            await _create_bare(ctx, git_policy, local, inp.branch)
-            env["GIT_OBJECT_DIRECTORY"] = str(local / "objects")
-        ctx.logger.info(f"Initialising git repository for {inp.source_path}")
-        commit = await commit_folder(
-            git_policy, repo, source, branch=inp.branch, message=message, env=env
-        )
-        ctx.logger.info(f"Committed {commit} as {inp.git_author_name} <{inp.git_author_email}>")
-        refspecs = [f"{commit}:refs/heads/{inp.branch}"]
         scaffold: dict[str, Any] | None = None
-        if inp.scaffold:
-            pristine = commit
-            commit, scaffold = await _record_scaffold(ctx, policy, repo, commit)
-            refspecs.append(f"{pristine}:refs/heads/{PRISTINE_BRANCH}")
-            refspecs[0] = f"{commit}:refs/heads/{inp.branch}"
+
+        async def record(repo: Path, pristine: str) -> tuple[str, dict[str, str]]:
+            nonlocal scaffold
+            commit, scaffold = await _record_scaffold(ctx, policy, repo, pristine)
             ctx.logger.info(f"Recorded the scaffold in {commit} (pristine: {pristine})")
-        remote: Remote
+            return commit, {PRISTINE_BRANCH: pristine}
+
+        remote: Remote | Path
         if local is not None:
-            if not local.exists():
-                await _create_bare(ctx, git_policy, local, inp.branch)
-            elif not _is_repository(local):
-                raise ActionError(
-                    f"remoteUrl {inp.remote_url!r} is an existing {_kind(local)} that is not "
-                    "a git repository, so nothing was pushed; give a new path (it is created "
-                    "as a bare repository) or an existing repository"
-                )
-            remote = local_remote(local)
+            remote = local
         else:
             remote = await open_remote(
                 git_policy, inp.remote_url, token=inp.token, username=inp.username
             )
-        url = remote_out or inp.remote_url
-
-        def outputs(pushed: str) -> dict[str, Any]:
-            published: dict[str, Any] = {
-                "remoteUrl": url,
-                "commitHash": pushed,
-                "repoContentsUrl": _contents_url(url, inp.branch),
-            }
-            if scaffold is not None:
-                published["scaffold"] = {"repository": scaffold_key(url, inp.branch), **scaffold}
-            return published
-
-        async def earlier() -> str | None:
-            # the commit an interrupted earlier run of this step pushed, if any
-            if not key.earlier:
-                return None
-            found = await pushed_before(
-                git_policy, git, remote, inp.branch, key.value, cwd=source, env=env
-            )
-            if found is not None:
-                ctx.logger.info(
-                    f"Branch {inp.branch} of {remote.shown} already has {found}, pushed by an "
-                    "earlier run of this step: not pushing again"
-                )
-            return found
-
-        if fresh:
-            create = ["update-ref", f"refs/heads/{inp.branch}", commit, ""]  # "": must be new
-            made = await git_result(git_policy, [f"--git-dir={local}", *create])
-            if made.code == 0:
-                ctx.logger.info(f"Pushed branch {inp.branch} to {remote.shown}")
-                return outputs(commit)
-            # another task made the branch meanwhile: the push says what to do
-
-        # a force-push would replace it: look first
-        if inp.force and (found := await earlier()) is not None:
-            return outputs(found)
-        push = [*git, "push", "--porcelain", *(["--force"] if inp.force else [])]
-        push += ["--", remote.url, *refspecs]
-        result = await git_result(git_policy, push, cwd=source, env=env, remote=remote)
-        if result.code != 0 and (found := await earlier()) is not None:
-            return outputs(found)
-        if result.code != 0:
-            rejected = _rejection(result.out, remote.shown, inp.branch)
-            if rejected is not None:
-                raise ActionError(rejected)
-            raise failure(push, result, remote)
-        ctx.logger.info(f"Pushed branch {inp.branch} to {remote.shown}")
-        return outputs(commit)
+        ctx.logger.info(f"Initialising git repository for {inp.source_path}")
+        commit = await publish_folder(
+            ctx,
+            git_policy,
+            source=source,
+            remote=remote,
+            branch=inp.branch,
+            message=inp.git_commit_message,
+            author=author,
+            force=inp.force,
+            amend=record if inp.scaffold else None,
+        )
+        published: dict[str, Any] = {
+            "remoteUrl": url,
+            "commitHash": commit,
+            "repoContentsUrl": _contents_url(url, inp.branch),
+        }
+        if scaffold is not None:
+            published["scaffold"] = {"repository": scaffold_key(url, inp.branch), **scaffold}
+        return published
 
     # Checkpointed: a retried task reports the earlier push instead of pushing again;
     # a push whose checkpoint was lost (the run was interrupted) is found again by
-    # the step's key in its commit (above).
+    # the step's key in its commit (publish_folder).
     result: dict[str, Any] = await ctx.checkpoint("push", publish)
     for name, value in result.items():
         ctx.output(name, value)
@@ -293,30 +226,6 @@ async def _record_scaffold(
         author_email=inp.git_author_email,
     )
     return await policy.scaffolds.record(git_dir, policy.git, what)
-
-
-async def _create_bare(
-    ctx: ActionContext[PublishGitInput], policy: GitPolicy, local: Path, branch: str
-) -> None:
-    ctx.logger.info(f"Creating bare repository {local}")
-    await run_git(policy, ["init", "-q", "--bare", "-b", branch, str(local)])
-
-
-def published_folder(workspace: Path, source_path: str) -> Path:
-    """The real folder ``sourcePath`` names (links inside the workspace on its way
-    replaced by their targets), refused when a link in it points outside it:
-    git commits a link as a link, and one to ``/etc/passwd`` or ``../../..`` in
-    a published repository points into the machine of whoever checks it out."""
-    with Tree(workspace) as ws:
-        if not ws.is_dir(source_path):
-            raise ActionError(f"sourcePath {source_path or '.'!r} is not a folder in the workspace")
-        folder = ws.canonical(source_path)
-    prefix = f"{source_path}/" if source_path else ""
-    with Tree(workspace / folder, where="the published folder", prefix=prefix) as published:
-        for entry in published.walk(skip=(".git",)):  # git never publishes a .git
-            if entry.kind == "link":
-                published.check_link(entry.path)
-    return workspace / folder
 
 
 def _is_absolute(url: str) -> bool:
@@ -355,6 +264,11 @@ def allowed_local_remote(policy: PublishPolicy, url: str) -> Path | None:
             f"remoteUrl {url!r} is a relative path, but no remotes folder is configured "
             "to take it from; give a URL or an absolute path"
         )
+    # A link to nothing on the way is refused before anything is made: git init
+    # would make the repository at the link's target, wherever that is.
+    for step in (path, *path.parents):
+        if os.path.islink(step) and not os.path.exists(step):
+            raise dangling_link(url, step)
     roots = [*policy.roots, *([policy.remotes_dir] if policy.remotes_dir else [])]
     if not any(is_within(root, path) for root in roots):
         raise UnsafePathError(
@@ -368,41 +282,6 @@ def allowed_local_remote(policy: PublishPolicy, url: str) -> Path | None:
             "inside it; give a path such as 'my-service.git'"
         )
     return path
-
-
-def _is_repository(path: Path) -> bool:
-    bare = (path / "HEAD").is_file() and (path / "objects").is_dir()
-    return bare or (path / ".git").exists()
-
-
-def _kind(path: Path) -> str:
-    return "folder" if path.is_dir() else "file"
-
-
-def _rejection(out: str, remote: str, branch: str) -> str | None:
-    """A push the remote rejected, in words: what happened and what to do
-    (never git's dump); None when the porcelain output shows no rejection."""
-    for line in out.splitlines():
-        fields = line.split("\t")
-        if len(fields) < 3 or fields[0] != "!":
-            continue
-        summary = fields[2]
-        if summary.startswith("[rejected]") and (
-            "fetch first" in summary or "non-fast-forward" in summary
-        ):
-            return (
-                f"Branch {branch!r} of {remote} already has commits that are not part of "
-                "this push (often: an earlier run published to the same repository), so "
-                "nothing was pushed. Choose another remoteUrl or branch, remove the "
-                "existing repository, or set force: true to replace the branch's history."
-            )
-        if summary.startswith("[remote rejected]"):
-            reason = summary.removeprefix("[remote rejected]").strip(" ()")
-            return (
-                f"{remote} refused the push to branch {branch!r}: {redact_urls(reason)}. "
-                "Nothing was pushed."
-            )
-    return None
 
 
 def _contents_url(remote: str, branch: str) -> str:
