@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -115,6 +116,32 @@ def carried_events(payload: str) -> tuple[list[Pushed], list[str]]:
     return pushed, ids
 
 
+class Throttle:
+    """Lets one log line through per ``every`` seconds; :meth:`allow` answers how
+    many it held back since the last one let through, or None to hold this one."""
+
+    def __init__(self, every: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self.next_at = float("-inf")
+        self.held = 0
+
+    def allow(self) -> int | None:
+        now = self.clock()
+        if now < self.next_at:
+            self.held += 1
+            return None
+        self.next_at = now + self.every
+        held, self.held = self.held, 0
+        return held
+
+
+# Anyone who may NOTIFY on the database can send the channel what is not a payload
+# (a broken or hostile peer, thousands a second): each still makes every stream
+# read, but the log gets one warning a minute, saying how many it left out.
+_bad_payloads = Throttle(60.0)
+
+
 def deliver(hub: Hub, payload: str) -> None:
     """Hand one ``falsework_events`` payload to ``hub`` (called by the listener,
     inside the driver's callback: it must not raise)."""
@@ -126,7 +153,10 @@ def deliver(hub: Hub, payload: str) -> None:
     try:
         pushed, ids = carried_events(payload)
     except ValueError as exc:
-        log.warning("%s; every stream reads", exc)
+        held = _bad_payloads.allow()
+        if held is not None:
+            more = f" ({held} more since the last warning)" if held else ""
+            log.warning("%s; every stream reads%s", exc, more)
         hub.any_events()
         return
     if pushed:

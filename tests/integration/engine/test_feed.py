@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
 import psycopg
 import pytest
@@ -96,6 +98,14 @@ def settled(broker: Broker, subscriptions: int) -> Callable[[], bool]:
         )
 
     return check
+
+
+def insert_silently(conn: psycopg.Connection[Any], task_ids: Iterable[str]) -> None:
+    """An event for each task, with no NOTIFY of its own."""
+    conn.cursor().executemany(
+        "INSERT INTO task_events (task_id, type, body, created_at) VALUES (%s, 'log', %s, now())",
+        [(t, json.dumps({"m": "silent"})) for t in task_ids],
+    )
 
 
 def stored(events: list[Event]) -> list[object]:
@@ -305,23 +315,35 @@ async def test_a_consumer_that_falls_behind_holds_a_bounded_buffer_and_stays_exa
         '[["t", 0, "processing", "none", 0, [["1", "log", {}]]]]',  # an event id as text
     ],
 )
-async def test_an_undecodable_notification_makes_every_stream_read(
-    pg_pair: tuple[Broker, Broker], postgres_url: str, payload: str
+@pytest.mark.parametrize("copies", [1, 500])
+async def test_undecodable_notifications_make_every_stream_read_and_log_one_line(
+    pg_pair: tuple[Broker, Broker],
+    postgres_url: str,
+    payload: str,
+    copies: int,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # A broken or hostile peer may flood the channel: each notification still
+    # makes every stream read, the log gets one warning a minute.
     node, writer = pg_pair
+    monkeypatch.setattr(feed_module, "_bad_payloads", feed_module.Throttle(60.0))
+    caplog.set_level(logging.WARNING, logger="falsework.engine")
     claims = await claimed(writer, 2)
     async with contextlib.AsyncExitStack() as stack:
         streams = {t: (await stack.enter_async_context(following(node, t)))[0] for t in claims}
         await wait_for(settled(node, len(claims)))
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             # events with no NOTIFY of their own: the safety-net poll is 600 s
-            # away, so only a read the bad notification asks for delivers them
-            conn.cursor().executemany(
-                "INSERT INTO task_events (task_id, type, body, created_at) "
-                "VALUES (%s, 'log', %s, now())",
-                [(t, json.dumps({"m": "silent"})) for t in claims],
+            # away, so only a read the bad notifications ask for delivers them
+            insert_silently(conn, claims)
+            # (JSON allows trailing blanks: `copies` distinct notifications, the
+            # same to the decoder; Postgres would fold identical ones into one)
+            conn.execute(
+                "SELECT pg_notify('falsework_events', %s || repeat(' ', n)) "
+                "FROM generate_series(0, %s - 1) n",
+                (payload, copies),
             )
-            conn.execute("SELECT pg_notify('falsework_events', %s)", (payload,))
         await wait_for(lambda: all(len(s) == 1 for s in streams.values()), within=10)
         # the listener is still there, and carried events still arrive
         await flush(writer, claims, {"m": "after"})
@@ -330,6 +352,9 @@ async def test_an_undecodable_notification_makes_every_stream_read(
             assert [e.body["m"] for e in received] == ["silent", "after"]
             assert stored(received) == stored(await node.events(tid))
     assert node.listener is not None and node.listener.connects == 1
+    # (notifications arrive in commit order: the flush's came after all of them)
+    warned = [r for r in caplog.records if "not a falsework_events payload" in r.getMessage()]
+    assert len(warned) == 1, [r.getMessage() for r in warned]
 
 
 @pytest.mark.postgres
