@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateIndex
 
+from falsework.engine import Broker
 from falsework.engine.factory import parse_url
 from falsework.engine.migrate import head, latest
 from falsework.engine.schema import metadata
@@ -153,3 +155,37 @@ async def test_a_database_behind_the_newest_revision_is_upgraded(
     assert await store.schema_revision() == previous
     await store.migrate()
     assert await store.schema_revision() == head()
+
+
+async def test_downgrading_0013_drops_orphan_events_and_restores_the_key(
+    database_url: str, broker: Broker
+) -> None:
+    # Without the key an event may outlive its task (nothing the engine does
+    # today, but a hand-made delete or a future path can): 0013's downgrade
+    # restores the key, so it removes those first instead of failing.
+    from alembic import command
+
+    from falsework.engine.migrate import alembic_config
+
+    task = await broker.create({"steps": []})
+    assert await broker.store.event_append(task.id, "log", '{"m": "kept"}')
+    orphan = str(uuid.uuid4())
+    insert = sa.text(
+        "INSERT INTO task_events (task_id, type, body, created_at) "
+        "VALUES (:task, 'log', '{\"m\": \"orphan\"}', CURRENT_TIMESTAMP)"
+    )
+    events = sa.text("SELECT task_id FROM task_events ORDER BY id")
+    async with schema_connection(database_url) as conn:
+        await conn.execute(insert, {"task": orphan})
+        await conn.commit()
+        assert [r[0] for r in (await conn.execute(events)).all()] == [task.id, orphan]
+        await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0012"))
+        await conn.commit()
+        assert [r[0] for r in (await conn.execute(events)).all()] == [task.id]
+        keys = await conn.run_sync(lambda c: sa.inspect(c).get_foreign_keys("task_events"))
+        assert [(k["referred_table"], k["constrained_columns"]) for k in keys] == [
+            ("tasks", ["task_id"])
+        ]
+        await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "head"))
+        await conn.commit()
+    assert await broker.store.schema_revision() == head()

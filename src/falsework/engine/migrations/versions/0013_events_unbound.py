@@ -61,8 +61,21 @@ def upgrade() -> None:
         batch.drop_constraint(_KEY, type_="foreignkey")
 
 
+# Events whose task is gone: none of the engine's paths leaves one, but without the
+# key nothing forbids it (a delete by hand, a path to come), and the key cannot
+# come back over them. They are dropped, as the key's ON DELETE CASCADE would have.
+_ORPHANS = sa.text(
+    "DELETE FROM task_events WHERE NOT EXISTS "
+    "(SELECT 1 FROM tasks WHERE tasks.id = task_events.task_id)"
+)
+
+
 def downgrade() -> None:
     bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        # no event may lose its task between the delete and the key's check
+        op.execute("LOCK TABLE tasks, task_events IN SHARE ROW EXCLUSIVE MODE")
+    op.execute(_ORPHANS)
     if bind.dialect.name == "postgresql":
         op.create_foreign_key(
             "task_events_task_id_fkey",
