@@ -186,7 +186,16 @@ class Tree:
             self._dirs.move_to_end(parts)
             return fd
         parent = self._dir(parts[:-1])
-        fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
+        try:
+            fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
+        except NotADirectoryError:
+            # O_DIRECTORY | O_NOFOLLOW answers ENOTDIR for a link: one put here
+            # since the walk looked (another process swapped the folder) is
+            # refused as the link in the way it is, not as "not a directory"
+            st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), parts[-1]) from None
+            raise
         self._dirs[parts] = fd
         if len(self._dirs) > _OPEN_DIRS:
             os.close(self._dirs.popitem(last=False)[1])

@@ -6,10 +6,13 @@ Every attack leaves a canary folder beside the tree, which must stay as it was.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from falsework import confine
 from falsework.confine import Tree, relative, walk
 from falsework.errors import ActionError, UnsafePathError
 
@@ -232,3 +235,72 @@ def test_read_bytes_reads_a_file_whole(root: Path, size: int) -> None:
         assert _read_all(fd, max(size - 7, 0)) == data
     finally:
         os.close(fd)
+
+
+class SwapAfterCheck:
+    """confine's ``os``, but right after a check looks at ``name`` (its ``stat``),
+    ``swap`` runs: another process putting a link there between the check and the
+    use. Only the module's own name ``os`` is replaced."""
+
+    def __init__(self, name: str, swap: Callable[[], None]) -> None:
+        self.name = name
+        self.swap = swap
+        self.swapped = False
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(os, attr)
+
+    def stat(self, path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        result = os.stat(path, *args, **kwargs)
+        if path == self.name and not self.swapped:
+            self.swapped = True
+            self.swap()
+        return result
+
+
+def swap_for_link(path: Path, target: Path) -> Callable[[], None]:
+    def swap() -> None:
+        path.rename(path.with_name(path.name + ".moved"))
+        path.symlink_to(target)
+
+    return swap
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        pytest.param(lambda tree: tree.write_bytes("sub/secret.txt", b"x"), id="write"),
+        pytest.param(lambda tree: tree.open_write("sub/secret.txt"), id="open_write"),
+        pytest.param(lambda tree: tree.read_bytes("sub/secret.txt"), id="read"),
+        pytest.param(lambda tree: tree.mkdir("sub/planted"), id="mkdir"),
+        pytest.param(lambda tree: tree.symlink("sub/planted", "x"), id="symlink"),
+    ],
+)
+def test_a_folder_swapped_for_a_link_after_the_check_is_never_followed(
+    root: Path, canary: Path, monkeypatch: pytest.MonkeyPatch, operation: Any
+) -> None:
+    # `sub` is a real folder when the walk looks at it, a link to the canary
+    # when the folder is opened: O_NOFOLLOW refuses it, nothing outside changes.
+    (root / "sub").mkdir()
+    (root / "sub" / "secret.txt").write_text("mine")
+    monkeypatch.setattr(confine, "os", SwapAfterCheck("sub", swap_for_link(root / "sub", canary)))
+    with Tree(root) as tree, pytest.raises(UnsafePathError, match="symbolic link is in the way"):
+        operation(tree)
+    assert confine.os.swapped  # type: ignore[attr-defined]
+    assert untouched(canary)
+
+
+def test_a_file_swapped_for_a_link_after_the_check_is_never_written_through(
+    root: Path, canary: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A write looks at what is there (to replace a link, a folder, a hard link);
+    # a link put there after that look is refused by O_NOFOLLOW, not written through.
+    (root / "out.txt").write_text("mine")
+    target = canary / "secret.txt"
+    monkeypatch.setattr(
+        confine, "os", SwapAfterCheck("out.txt", swap_for_link(root / "out.txt", target))
+    )
+    with Tree(root) as tree, pytest.raises(UnsafePathError, match="symbolic link is in the way"):
+        tree.write_bytes("out.txt", b"planted")
+    assert confine.os.swapped  # type: ignore[attr-defined]
+    assert untouched(canary)
