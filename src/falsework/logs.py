@@ -145,6 +145,13 @@ def configure(level: str, log_format: LogFormat) -> None:
     # What no line of ours shows is not gathered for every record (the logging
     # HOWTO's "Optimization"): the caller's file and line, the thread, the process.
     # A server logs three lines per task (issue 17, target 3).
+    # ``_srcfile`` is private, but setting it to None is the HOWTO's documented
+    # way to skip the caller's frame walk, and the only one that reaches every
+    # logger: a Logger subclass with a cheap findCaller (``setLoggerClass``) is as
+    # fast (13.2 against 12.7 µs a line, 7 alternating rounds of 20,000 lines)
+    # but only reaches loggers made after it, not the root nor those made at
+    # import (ours, uvicorn's, httpx's), whose lines would still walk the stack.
+    # Were it gone from a later Python, this line would set a name nothing reads.
     logging._srcfile = None  # type: ignore[attr-defined]
     logging.logThreads = False
     logging.logProcesses = False

@@ -78,3 +78,28 @@ def test_redact_keeps_what_is_not_a_credential() -> None:
         == "GET https://h.example/a/b?x=***;y=***#top and ssh git@h.example:a/b.git"
     )
     assert logs.redact("no url here") == "no url here"
+
+
+def test_configured_lines_gather_no_caller_thread_or_process(configured: None) -> None:
+    # what no line shows is not gathered for any logger, one made before
+    # configure() (as every module's is, at import) and the root included
+    early = logging.getLogger("falsework.test.early")
+    logs.configure("info", "text")
+    records: list[logging.LogRecord] = []
+    catch = logging.Handler()
+    catch.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger().addHandler(catch)
+    try:
+        early.info("one")
+        logging.getLogger().info("two")
+        logging.getLogger("falsework.test.late").info("three")
+    finally:
+        logging.getLogger().removeHandler(catch)
+    assert [r.getMessage() for r in records] == ["one", "two", "three"]
+    for record in records:
+        assert (record.pathname, record.lineno, record.funcName) == (
+            "(unknown file)",
+            0,
+            "(unknown function)",
+        )
+        assert (record.thread, record.process, record.processName) == (None, None, None)
