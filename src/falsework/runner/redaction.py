@@ -42,24 +42,39 @@ class Redactor:
     regular expression with IGNORECASE costs ten times more), and masking the
     same places in the original; a text whose length changes when lower-cased
     (a few non-ASCII letters) takes the IGNORECASE pattern instead.
+
+    Immutable: one instance without secrets is shared by every run that has none
+    (``workflow._NO_SECRETS``), so a change to it would reach them all (a pattern
+    set on it would mask one task's secrets in every other's events, or hide
+    nothing). Setting or deleting an attribute raises ``AttributeError``; the one
+    write after ``__init__`` is the IGNORECASE pattern, compiled from the same
+    forms on first need, and never on an instance without secrets.
     """
 
     __slots__ = ("_pattern", "_slow")
+    _pattern: re.Pattern[str] | None
+    _slow: re.Pattern[str] | None
 
     def __init__(self, secrets: Mapping[str, Any]) -> None:
-        if not secrets:
-            self._pattern: re.Pattern[str] | None = None
-            return
+        pattern: re.Pattern[str] | None = None
         forms: set[str] = set()
         for value in secrets.values():
             if isinstance(value, str) and value:
                 forms |= _forms(value)
             elif value is not None and not isinstance(value, str) and str(value):
                 forms |= _forms(json.dumps(value) if isinstance(value, dict | list) else str(value))
-        # Longest first, so a secret that contains another is masked whole.
-        ordered = sorted({f.lower() for f in forms}, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-        self._slow: re.Pattern[str] | None = None
+        if forms:
+            # Longest first, so a secret that contains another is masked whole.
+            ordered = sorted({f.lower() for f in forms}, key=len, reverse=True)
+            pattern = re.compile("|".join(map(re.escape, ordered)))
+        object.__setattr__(self, "_pattern", pattern)
+        object.__setattr__(self, "_slow", None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a Redactor cannot be changed (tried to set {name})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a Redactor cannot be changed (tried to delete {name})")
 
     @property
     def active(self) -> bool:
@@ -70,9 +85,11 @@ class Redactor:
             return value
         lowered = value.lower()
         if len(lowered) != len(value):
-            if self._slow is None:
-                self._slow = re.compile(self._pattern.pattern, re.IGNORECASE)
-            return self._slow.sub(MASK, value)
+            slow = self._slow
+            if slow is None:
+                slow = re.compile(self._pattern.pattern, re.IGNORECASE)
+                object.__setattr__(self, "_slow", slow)  # a cache of _pattern's own
+            return slow.sub(MASK, value)
         pieces: list[str] = []
         last = 0
         for match in self._pattern.finditer(lowered):
