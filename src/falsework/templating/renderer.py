@@ -149,6 +149,20 @@ class _Compiler:
         self.environment = environment
         self.variable_start = variable_start
         self._tags = re.compile(re.escape(variable_start) + r".*?}}|{%.*?%}|{#.*?#}", re.S)
+        # Three lookups, each answering its own question at its own cost, so not
+        # one cache:
+        # - _cache: this very source compiled? One dict read keyed by the text.
+        # - _shapes: a source not seen before, once lexed: is its shape (its tags,
+        #   the text between them left out) compiled? Keyed by the lexer's tokens,
+        #   so asking costs a lexing of the source.
+        # - _plain_shapes: the latest few shapes without whitespace control, as
+        #   their tags' text: tried in turn *before* the lexer, by plain string
+        #   matching (_match), so a new file of a recent shape costs one scan, not
+        #   a lexing. A match is not a key: it cannot be a dict lookup, and the
+        #   dict of shapes cannot be scanned in turn without costing every file a
+        #   pass over up to 1,024 shapes. Its entries are the compiled templates
+        #   of _shapes (it compiles nothing), so the two never disagree; one
+        #   dropped from _shapes may live on here, at most _PLAIN_SHAPES of them.
         self._cache = _Entries()
         self._shapes: dict[tuple[tuple[str, Any], ...], _Compiled] = {}
         # the latest shapes without whitespace control, as their tags' text and
