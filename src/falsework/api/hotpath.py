@@ -37,6 +37,13 @@ from falsework.api.models import CreateTask
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
+# What FastAPI's route (``tasks.create_task``) would solve before running the create,
+# resolved here by hand: its dependencies in FastAPI's order, and its body. A unit
+# test compares them with the route's own (tests/unit/api/test_hotpath_route.py),
+# so a dependency added to the route cannot be skipped here unnoticed.
+DEPENDENCIES = (get_identity,)
+BODY = CreateTask
+
 
 class HotPath:
     """ASGI middleware answering a well-formed create itself (module docstring)."""
@@ -69,7 +76,7 @@ class HotPath:
         try:
             caller = await get_identity(request)
             try:
-                fields = CreateTask.model_validate(data)
+                fields = BODY.model_validate(data)
             except ValidationError:
                 fields = None
             response = None if fields is None else await tasks.create(request, fields, caller)
