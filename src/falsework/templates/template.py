@@ -12,6 +12,7 @@ import yaml
 
 from falsework.errors import TemplateError
 from falsework.taskio import Recovery
+from falsework.templates.plainschema import plain_schema
 from falsework.templating.regex import pattern_problem
 
 API_VERSION = "scaffolder.backstage.io/v1beta3"
@@ -36,6 +37,20 @@ class Template:
     steps: list[dict[str, Any]] = field(default_factory=list)
     output: dict[str, Any] = field(default_factory=dict)
     secrets_schema: dict[str, Any] | None = None
+    # plain_pages's answer and the page list it was found for
+    _plain: tuple[list[dict[str, Any]], bool] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    @property
+    def plain_pages(self) -> bool:
+        """Whether every parameter page is plain (``plainschema.plain_schema``), found
+        once for a page list rather than on every create (issue 17, target 3): a
+        loaded template's pages are not changed in place (another list is seen)."""
+        found = self._plain
+        if found is None or found[0] is not self.parameters:
+            found = self._plain = (self.parameters, all(map(plain_schema, self.parameters)))
+        return found[1]
 
     @classmethod
     def from_document(cls, document: dict[str, Any], path: Path) -> Template:

@@ -31,7 +31,6 @@ from falsework.templates.plainschema import (
     js,
     message,
     plain_errors,
-    plain_schema,
     required,
 )
 from falsework.templates.template import Template
@@ -119,9 +118,9 @@ def quick_values(template: Template, values: Mapping[str, Any] | None) -> dict[s
         check_shape(values or {}, max_depth=MAX_VALUE_DEPTH, max_size=QUICK_VALUES_SIZE)
     except InputError:
         return None
-    pages = template.parameters
-    if not all(plain_schema(page) for page in pages):
+    if not template.plain_pages:
         return None
+    pages = template.parameters
     result = _with_defaults(template, values)
     errors: list[dict[str, Any]] = []
     for page in pages:
@@ -135,7 +134,7 @@ def quick_values(template: Template, values: Mapping[str, Any] | None) -> dict[s
 
 
 def _with_defaults(template: Template, values: Mapping[str, Any] | None) -> dict[str, Any]:
-    result: dict[str, Any] = copy.deepcopy(dict(values or {}))
+    result: dict[str, Any] = {k: json_copy(v) for k, v in (values or {}).items()}
     for page in template.parameters:
         result = apply_defaults(page, result, page)
     return result
@@ -164,6 +163,21 @@ def _validate(template: Template, values: Mapping[str, Any] | None) -> dict[str,
     if errors:
         raise ParameterValidationError(errors)
     return result
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of ``value``: JSON's kinds (a dict, a list, a scalar: what a
+    request body parses to) copied without ``copy.deepcopy``'s memo and dispatch,
+    which cost a create more than the rest of its values' check; anything else (a
+    subclass, a tuple) by ``copy.deepcopy``."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
+    if kind is dict:
+        return {k: json_copy(v) for k, v in value.items()}
+    if kind is list:
+        return [json_copy(v) for v in value]
+    return copy.deepcopy(value)
 
 
 def check_shape(values: Any, *, max_depth: int, max_size: int) -> None:
@@ -387,7 +401,7 @@ def apply_defaults(schema: Any, value: Any, root: Mapping[str, Any]) -> Any:
                     continue
                 if name not in value:
                     if "default" in sub:
-                        value[name] = copy.deepcopy(sub["default"])
+                        value[name] = json_copy(sub["default"])
                     elif isinstance(sub.get("properties"), Mapping):
                         nested = apply_defaults(sub, {}, root)
                         if nested:

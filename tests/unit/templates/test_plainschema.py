@@ -249,3 +249,17 @@ def test_quick_values_passes_up_what_could_take_long() -> None:
     # the hello-world example's pages are plain: its creates are checked quickly
     hello = TemplateCatalog([EXAMPLES_DIR]).get("hello-world")
     assert quick_values(hello, {"name": "x"}) == validate_values(hello, {"name": "x"})
+
+
+def test_a_templates_plainness_follows_its_pages() -> None:
+    # found once per page list (the create asks it every time): another list is
+    # looked at again, whichever way it goes
+    template = _template([{"properties": {"name": {"type": "string"}}}])
+    assert template.plain_pages
+    assert quick_values(template, {"name": "aaa"}) == {"name": "aaa"}
+    template.parameters = [{"properties": {"name": {"type": "string", "pattern": "^a+$"}}}]
+    assert not template.plain_pages
+    assert quick_values(template, {"name": "aaa"}) is None
+    template.parameters = [{"properties": {"name": {"type": "string"}}}]
+    assert template.plain_pages
+    assert _template([]).plain_pages

@@ -178,6 +178,32 @@ def test_defaults_are_applied_without_touching_the_input() -> None:
     assert validate_values(template, {})["db"] == {"engine": "postgres", "port": 5432}
 
 
+def test_the_values_come_back_as_a_copy_as_deep_as_they_go() -> None:
+    class Tagged(dict[str, Any]):
+        pass
+
+    template = make([{"properties": {"extra": {"type": "object", "default": {"k": [1]}}}}])
+    values: dict[str, Any] = {
+        "deep": {"list": [{"a": 1}, [2, 3]], "text": "t", "n": None, "f": 1.5, "b": True},
+        "pair": (1, [2]),
+        "tagged": Tagged(x=[1]),
+    }
+    result = validate_values(template, values)
+    assert result == {**values, "extra": {"k": [1]}}
+    result["deep"]["list"][0]["a"] = 2
+    result["deep"]["list"][1].append(4)
+    result["pair"][1].append(3)
+    result["tagged"]["x"].append(2)
+    result["extra"]["k"].append(2)
+    assert values["deep"]["list"] == [{"a": 1}, [2, 3]]
+    assert values["pair"] == (1, [2])
+    assert values["tagged"] == {"x": [1]}
+    # what is not JSON's own kind keeps its type (copied as copy.deepcopy copies it)
+    assert type(result["pair"]) is tuple
+    assert type(result["tagged"]) is Tagged
+    assert validate_values(template, {})["extra"] == {"k": [1]}
+
+
 def test_required_fields_with_defaults_are_satisfied() -> None:
     template = make([FETCH_TEMPLATE_PAGE | {"required": ["name", "description"]}])
     assert validate_values(template, {"name": "x"}) == {
