@@ -1,0 +1,119 @@
+"""The SQLite store's hot writes (a create's insert, a claim, a worker's flush) run
+whole in the writer's thread, one hand-off each (``_Executor.atomic``), and keep
+what a transaction promises: all of it or nothing, rolled back when its caller is
+cancelled before its end, the writer free for the next one."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from falsework.engine.codec import dumps
+from falsework.engine.factory import open_store
+from falsework.engine.models import Finish, TaskRow, WriteBatch
+from falsework.engine.sqlite import SqliteStore
+from falsework.errors import DatabaseError
+
+
+def _row() -> TaskRow:
+    return TaskRow(str(uuid.uuid4()), dumps({"steps": []}), None, "user:a", 0, None, "resume", None)
+
+
+@pytest.fixture
+async def sqlite(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = await open_store(f"sqlite:///{tmp_path / 'fw.db'}")
+    await store.migrate()
+    assert isinstance(store, SqliteStore)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _count_handoffs(store: SqliteStore) -> list[int]:
+    writer = store._db._writer
+    calls = [0]
+    inner = writer._execute
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return await inner(fn, *args, **kwargs)
+
+    writer._execute = counted  # type: ignore[method-assign]
+    return calls
+
+
+async def test_the_hot_writes_take_one_handoff_each(sqlite: SqliteStore) -> None:
+    calls = _count_handoffs(sqlite)
+    rows = [_row() for _ in range(3)]
+    assert [r.outcome for r in await sqlite.tasks_insert(rows, open_cap=None)] == ["new"] * 3
+    assert calls[0] == 1
+    claimed = await sqlite.task_claim("w", 3, per_user_cap=None)
+    assert len(claimed) == 3
+    assert calls[0] == 2
+    batch = WriteBatch(tokens={c.id: c.claim_token for c in claimed})
+    for c in claimed:
+        batch.events.append((c.id, c.claim_token, "log", dumps({"message": "hi"})))
+        batch.steps[c.id] = {"s": dumps({"status": "completed"})}
+        batch.finishes.append(Finish(c.id, c.claim_token, "completed", "completion", "{}", False))
+    assert await sqlite.batch_apply(batch) == set()
+    assert calls[0] == 3
+    for c in claimed:
+        task = await sqlite.task_get(c.id)
+        assert task is not None and task.status == "completed"
+        assert task.step_state == {"s": {"status": "completed"}}
+        (event, final) = await sqlite.events_after(c.id, 0, 10)
+        assert (event.type, event.body) == ("log", {"message": "hi"})
+        assert final.type == "completion"
+
+
+async def test_a_body_that_fails_writes_nothing(sqlite: SqliteStore) -> None:
+    first = _row()
+
+    def fails(tx: Any) -> None:
+        tx.fetch("tasks_insert", rows=_rows_json([first]), cap=None)
+        tx.fetch("tasks_insert", rows="not json", cap=None)
+
+    with pytest.raises(DatabaseError):
+        await sqlite._db.atomic(fails)
+    assert await sqlite.task_get(first.id) is None
+    # the writer goes on: the next transaction commits
+    second = _row()
+    assert [r.outcome for r in await sqlite.tasks_insert([second], open_cap=None)] == ["new"]
+
+
+async def test_a_caller_cancelled_before_the_end_gets_its_writes_rolled_back(
+    sqlite: SqliteStore,
+) -> None:
+    inside = threading.Event()
+    go_on = threading.Event()
+    first = _row()
+
+    def slow(tx: Any) -> None:
+        tx.fetch("tasks_insert", rows=_rows_json([first]), cap=None)
+        inside.set()
+        go_on.wait(10)
+
+    writing = asyncio.ensure_future(sqlite._db.atomic(slow))
+    assert await asyncio.to_thread(inside.wait, 10)
+    writing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writing
+    go_on.set()
+    # the next writer runs after the abandoned body, which did not commit
+    second = _row()
+    assert [r.outcome for r in await sqlite.tasks_insert([second], open_cap=None)] == ["new"]
+    assert await sqlite.task_get(first.id) is None
+    assert await sqlite.task_get(second.id) is not None
+
+
+def _rows_json(rows: list[TaskRow]) -> str:
+    from falsework.engine.sqlite import _task_rows
+
+    return _task_rows(rows)
