@@ -160,7 +160,7 @@ class _Executor:
             try:
                 result = body(_SyncTx(conn, self._sql))
                 if abandoned.is_set():
-                    raise asyncio.CancelledError
+                    raise _Abandoned  # not CancelledError: a Future refuses that one
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(Exception):
@@ -200,6 +200,10 @@ class _Executor:
         for conn in [*self._open, self._writer]:
             with contextlib.suppress(Exception):
                 await conn.close()
+
+
+class _Abandoned(Exception):
+    """The caller of an ``atomic`` body went away before its end: roll it back."""
 
 
 class _SyncTx:
