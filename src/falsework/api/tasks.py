@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -311,7 +312,13 @@ async def task_eventstream(
 
 class _HeldStream(StreamingResponse):
     """A stream holding one of its user's stream slots until it ends, however it
-    ends (a generator that never started would never run its ``finally``)."""
+    ends (a generator that never started would never run its ``finally``).
+
+    The request's own task writes the stream; a second, plain asyncio task waits
+    for the client to leave and then cancels the writing. Starlette runs the two
+    under an anyio task group (for servers before ASGI 2.4, uvicorn's included),
+    whose objects every open stream held and whose cancellation at every stream's
+    end cost the API process more than the last events it sent (issue 17)."""
 
     def __init__(
         self, content: AsyncIterator[bytes], release: Callable[[], None], **kwargs: object
@@ -321,9 +328,35 @@ class _HeldStream(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await self._write_until_gone(receive, send)
         finally:
             self._release()
+
+    async def _write_until_gone(self, receive: Receive, send: Send) -> None:
+        writer = asyncio.current_task()
+        assert writer is not None
+        writing, gone = True, False
+
+        async def listen() -> None:
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            # the writer waits inside stream_response whenever this runs
+            if writing:
+                gone = True
+                writer.cancel()
+
+        listener = asyncio.create_task(listen(), name="falsework-stream-listener")
+        try:
+            await self.stream_response(send)
+        except asyncio.CancelledError:
+            # the client left: the stream ends as it would have ended (any other
+            # cancel, a shutdown's, goes on up)
+            if not gone or writer.uncancel() > 0:
+                raise
+        finally:
+            writing = False
+            listener.cancel()
 
 
 async def _stream(svc: Services, task: str, after: int | None) -> AsyncIterator[bytes]:
