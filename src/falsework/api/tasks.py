@@ -317,8 +317,8 @@ class _HeldStream(StreamingResponse):
     The request's own task writes the stream; a second, plain asyncio task waits
     for the client to leave and then cancels the writing. Starlette runs the two
     under an anyio task group (for servers before ASGI 2.4, uvicorn's included),
-    whose objects every open stream held and whose cancellation at every stream's
-    end cost the API process more than the last events it sent (issue 17)."""
+    whose objects every open stream held (about 6 MiB for 1,000 streams) and
+    whose cancellation ran at every stream's end (issue 17)."""
 
     def __init__(
         self, content: AsyncIterator[bytes], release: Callable[[], None], **kwargs: object
