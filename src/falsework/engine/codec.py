@@ -14,8 +14,8 @@ from sys import intern
 from typing import Any
 
 # json.dumps with these options would build a JSONEncoder per call; the C encoder
-# it ends up in is called directly (same output, same errors, a fresh circular
-# reference check per call). The stdlib encoder where the C one is missing.
+# it ends up in is called directly (same output, same errors). The stdlib encoder
+# where the C one is missing.
 _DEFAULT = json.JSONEncoder().default
 _C_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
 _ENCODE_STR: Callable[[str], str] = json.encoder.encode_basestring
@@ -23,20 +23,38 @@ _ENCODE_SLOW = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow
 _ENCODE_NAN = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def _encode(value: Any) -> str:
-    if _C_ENCODER is None:  # pragma: no cover
-        return _ENCODE_SLOW(value)
-    if isinstance(value, str):
-        return _ENCODE_STR(value)
-    encode = _C_ENCODER({}, _DEFAULT, _ENCODE_STR, None, ":", ",", False, False, False)
-    return "".join(encode(value, 0))
+def _c_encoder() -> tuple[dict[int, Any], Any]:
+    markers: dict[int, Any] = {}
+    return markers, _C_ENCODER(markers, _DEFAULT, _ENCODE_STR, None, ":", ",", False, False, False)
+
+
+# One C encoder for every call (building one was a third of a small body's
+# encoding, and the engine encodes ~7 values per task). Its circular-reference
+# markers empty themselves as each container is finished, so a call finds none
+# left; one that does (another thread is in the middle of it) takes a fresh
+# encoder, and a call that raised (which may leave markers behind) replaces it.
+_SHARED: tuple[dict[int, Any], Any] | None = _c_encoder() if _C_ENCODER is not None else None
 
 
 def dumps(value: Any) -> str:
     """Compact JSON the database accepts: no NaN/Infinity (ValueError here, in the
     writer, rather than a failed flush), and NUL characters, which Postgres jsonb
     refuses, replaced by U+FFFD."""
-    text = _encode(value)
+    global _SHARED
+    if type(value) is str:
+        text = _ENCODE_STR(value)
+    elif _SHARED is None:  # pragma: no cover
+        text = _ENCODE_SLOW(value)
+    else:
+        markers, encode = _SHARED
+        if markers:
+            markers, encode = _c_encoder()
+        try:
+            text = "".join(encode(value, 0))
+        except BaseException:
+            if encode is _SHARED[1]:
+                _SHARED = _c_encoder()
+            raise
     if "\\u0000" in text:
         text = _ENCODE_NAN(_without_nul(value))
     return text
