@@ -354,8 +354,11 @@ WITH expected AS (
     -- only [task id] when that is too long to carry (the stream reads it)
     SELECT i.task_id, json_build_array(
                i.task_id,
+               -- below this flush's first event of the task: the index scan
+               -- starts past the rows just inserted (not in the statement's
+               -- snapshot, each one a heap visit to find that out)
                coalesce((SELECT max(te.id) FROM task_events te
-                         WHERE te.task_id = i.task_id), 0),
+                         WHERE te.task_id = i.task_id AND te.id < min(i.id)), 0),
                coalesce(max(u.status), max(l.status)),
                max(l.recovery),
                CAST(round(extract(epoch FROM now()) * 1000000) AS bigint),
