@@ -1,10 +1,12 @@
 """The write-behind buffer: every worker write, across tasks, in few statements.
 
-Writers append to the pending batch and (except ``event``) await its flush. One
-flush runs at a time; whatever arrives meanwhile goes into the next one, so under
-load a flush carries the writes of many tasks (group commit) and an idle worker
-still flushes at once. Every write is fenced by the writer's claim token: a
-refused task gets ``LeaseLostError`` now and on every later write.
+Writers append to the pending batch and (except ``event``) await its flush. Up to
+``parallel`` flushes run at a time, of disjoint tasks (a task's writes wait for
+its flush in flight, so they land in order); whatever arrives meanwhile goes into
+the next one, so under load a flush carries the writes of many tasks (group
+commit) and an idle worker still flushes at once. Every write is fenced by the
+writer's claim token: a refused task gets ``LeaseLostError`` now and on every
+later write.
 """
 
 from __future__ import annotations
@@ -43,8 +45,11 @@ class Batcher:
         hub: Hub,
         on_refused: Callable[[set[str]], None],
         on_failed: Callable[[set[str]], None] | None = None,
+        *,
+        parallel: int = 1,
     ) -> None:
         self._write = write
+        self._parallel = max(1, parallel)
         self._hub = hub
         self._on_refused = on_refused
         self._on_failed = on_failed
@@ -54,15 +59,20 @@ class Batcher:
         self._broken: dict[tuple[str, str], TaskWriteError] = {}
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
+        # the tasks of the flushes in flight (each task in one at most)
+        self._flying: set[str] = set()
+        self._flights: set[asyncio.Task[None]] = set()
+        self._crashed: BaseException | None = None
 
     def _check(self, task_id: str, token: str, *, final: bool = False) -> None:
-        if (task_id, token) in self._lost:
+        if self._lost and (task_id, token) in self._lost:
             raise LeaseLostError(f"Task {task_id} is no longer owned by this worker")
         # A task whose writes the database refused fails at its next write; its
         # final write (the failure, with this error) is still let through.
-        broken = self._broken.get((task_id, token))
-        if broken is not None and not final:
-            raise broken
+        if self._broken and not final:
+            broken = self._broken.get((task_id, token))
+            if broken is not None:
+                raise broken
         self._batch.tokens[task_id] = token
         self._wake.set()
 
@@ -80,23 +90,29 @@ class Batcher:
         self._broken.pop((task_id, token), None)
 
     # writes ------------------------------------------------------------------
-    def event(self, task_id: str, token: str, type: str, body: str) -> None:
-        self._check(task_id, token)
-        self._batch.events.append((task_id, token, type, body))
-
-    def over_high_water(self) -> bool:
-        """Whether a writer must wait in :meth:`backpressure` (checked first, so
-        the common case costs no coroutine)."""
-        return len(self._batch.events) > HIGH_WATER
+    def event(self, task_id: str, token: str, type: str, body: str) -> bool:
+        """Buffer an event; True when the buffer is past its high water, and the
+        writer must wait in :meth:`backpressure` (said here, so the common case
+        costs no coroutine and no second call: this runs for every event)."""
+        if self._lost or self._broken:
+            self._check(task_id, token)
+        batch = self._batch
+        batch.tokens[task_id] = token
+        events = batch.events
+        events.append((task_id, token, type, body))
+        self._wake.set()
+        return len(events) > HIGH_WATER
 
     async def backpressure(self) -> None:
         while len(self._batch.events) > HIGH_WATER:
             self._flushed.clear()
             await self._flushed.wait()
 
-    def step(self, task_id: str, token: str, step_id: str, state: str) -> None:
+    def step(self, task_id: str, token: str, step_id: str, state: str) -> bool:
+        """Buffer a step's state; True past the high water (as :meth:`event`)."""
         self._check(task_id, token)
         self._batch.steps.setdefault(task_id, {})[step_id] = state
+        return len(self._batch.events) > HIGH_WATER
 
     def checkpoint(self, task_id: str, token: str, key: str, value: str) -> asyncio.Future[None]:
         self._check(task_id, token)
@@ -123,7 +139,7 @@ class Batcher:
         self._wake.set()
 
     def pending(self) -> bool:
-        return bool(self._batch) or bool(self._futures)
+        return bool(self._batch) or bool(self._futures) or bool(self._flights)
 
     async def flushed(self) -> None:
         """Wait until everything buffered so far is written."""
@@ -134,55 +150,99 @@ class Batcher:
 
     # the flusher side task ---------------------------------------------------
     async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not self.pending():
-                self._flushed.set()
-                continue
-            batch, futures = self._take()
-            failed: dict[str, Exception] = {}
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._crashed is not None:
+                    crashed, self._crashed = self._crashed, None
+                    raise crashed
+                while self._batch and self._room():
+                    taken = self._take()
+                    if taken is None:
+                        break  # all that is buffered waits for its tasks' flights
+                    self._fly(*taken)
+                if not self.pending():
+                    self._flushed.set()
+        finally:
+            # stopped (or dying): the flushes in flight end with it, as a single
+            # flush awaited here would
+            flights = list(self._flights)
+            for flight in flights:
+                flight.cancel()
+            await asyncio.gather(*flights, return_exceptions=True)
+
+    def _room(self) -> bool:
+        """Whether a flush may start now: when none is in flight, or, beside
+        those in flight, for a whole flush's worth of events (a backlog): a few
+        buffered writes wait for the flush in flight and go out with whatever
+        joins them meanwhile, as big a group commit as one flush at a time makes."""
+        flights = len(self._flights)
+        if not flights:
+            return True
+        return flights < self._parallel and len(self._batch.events) >= MAX_FLUSH_EVENTS
+
+    def _fly(self, batch: WriteBatch, futures: list[tuple[str, asyncio.Future[None]]]) -> None:
+        self._flying.update(batch.tokens)
+        flight = asyncio.create_task(self._flush(batch, futures), name="falsework-flush")
+        self._flights.add(flight)
+        flight.add_done_callback(self._landed)
+
+    def _landed(self, flight: asyncio.Task[None]) -> None:
+        self._flights.discard(flight)
+        if not flight.cancelled() and flight.exception() is not None:
+            # a bug, not the database (``_flush`` answers those): run() raises
+            # it, so the supervisor logs it and starts the flusher again
+            self._crashed = flight.exception()
+        self._wake.set()
+
+    async def _flush(
+        self, batch: WriteBatch, futures: list[tuple[str, asyncio.Future[None]]]
+    ) -> None:
+        failed: dict[str, Exception] = {}
+        try:
             try:
                 refused = await self._apply(batch)
             except Exception as exc:
                 # The database refused the batch (not the connection): something
                 # in it is at fault.
                 refused, failed = await self._isolate(batch, exc)
-            for tid in refused - batch.superseded.keys():
-                self._lost.add((tid, batch.tokens[tid]))
-            for tid, error in failed.items():
-                self._broken[(tid, batch.tokens[tid])] = TaskWriteError(
-                    f"The database refused this task's writes: {error}"
-                )
-            for tid, fut in futures:
-                if fut.done():
-                    continue
-                if tid in failed:
-                    fut.set_exception(self._broken[(tid, batch.tokens[tid])])
-                elif tid in refused:
-                    fut.set_exception(
-                        LeaseLostError(f"Task {tid} is no longer owned by this worker")
-                    )
-                else:
-                    fut.set_result(None)
-            # in-process subscribers learn at once; other nodes through NOTIFY
-            self._hub.events(
-                (batch.event_task_ids() - refused - failed.keys()) | set(batch.superseded)
+        finally:
+            self._flying.difference_update(batch.tokens)
+        for tid in refused - batch.superseded.keys():
+            self._lost.add((tid, batch.tokens[tid]))
+        for tid, error in failed.items():
+            self._broken[(tid, batch.tokens[tid])] = TaskWriteError(
+                f"The database refused this task's writes: {error}"
             )
-            if batch.releases or batch.superseded:
-                self._hub.new_tasks()
-            if refused:
-                self._on_refused(refused)
-            if failed and self._on_failed is not None:
-                self._on_failed(set(failed))
-            self._flushed.set()
+        for tid, fut in futures:
+            if fut.done():
+                continue
+            if tid in failed:
+                fut.set_exception(self._broken[(tid, batch.tokens[tid])])
+            elif tid in refused:
+                fut.set_exception(LeaseLostError(f"Task {tid} is no longer owned by this worker"))
+            else:
+                fut.set_result(None)
+        # in-process subscribers learn at once; other nodes through NOTIFY
+        self._hub.events((batch.event_task_ids() - refused - failed.keys()) | set(batch.superseded))
+        if batch.releases or batch.superseded:
+            self._hub.new_tasks()
+        if refused:
+            self._on_refused(refused)
+        if failed and self._on_failed is not None:
+            self._on_failed(set(failed))
+        self._flushed.set()
 
-    def _take(self) -> tuple[WriteBatch, list[tuple[str, asyncio.Future[None]]]]:
+    def _take(self) -> tuple[WriteBatch, list[tuple[str, asyncio.Future[None]]]] | None:
         """The next flush's writes: all that is buffered, or under a burst the
         whole tasks of its first ``MAX_FLUSH_EVENTS`` events (the rest stays
-        buffered, ahead of whatever is written meanwhile, for the next flush)."""
+        buffered, ahead of whatever is written meanwhile, for the next flush).
+        The writes of a task in a flush in flight stay buffered until it lands
+        (None: all of them do)."""
         batch, futures = self._batch, self._futures
-        if len(batch.events) <= MAX_FLUSH_EVENTS:
+        flying = self._flying and not self._flying.isdisjoint(batch.tokens)
+        if len(batch.events) <= MAX_FLUSH_EVENTS and not flying:
             self._batch, self._futures = WriteBatch(), []
             return batch, futures
         parts = batch.split()
@@ -194,11 +254,13 @@ class Batcher:
         order += [tid for tid in parts if tid not in with_events]
         for tid in order:
             part = parts[tid]
-            if events < MAX_FLUSH_EVENTS or not part.events:
+            if tid not in self._flying and (events < MAX_FLUSH_EVENTS or not part.events):
                 now.merge(part)
                 events += len(part.events)
             else:
                 later.merge(part)
+        if not now:
+            return None  # nothing was moved: the buffer is left as it was
         self._batch = later
         self._futures = [(tid, f) for tid, f in futures if tid in later.tokens]
         self._wake.set()  # the rest goes out next

@@ -412,6 +412,11 @@ class Broker:
         """Write a worker's batch, fenced by its claim tokens; the refused ids."""
         return await self.store.batch_apply(batch)
 
+    @property
+    def parallel_writes(self) -> int:
+        """How many ``write`` calls (of disjoint tasks) may run at a time."""
+        return self.store.parallel_writes
+
     async def register_worker(self, worker_id: str, host: str, pid: int, limit: int) -> None:
         await self.store.worker_register(worker_id, host, pid, limit)
 

@@ -43,16 +43,14 @@ class TaskChannel:
             # its action runs: the self-fencing gate (engine/fence.py) holds it
             # while this worker cannot be sure the task is still its own.
             await self._gate()
-        self._batcher.event(self._id, self._token, type, dumps(body))
-        if self._batcher.over_high_water():
+        if self._batcher.event(self._id, self._token, type, dumps(body)):
             await self._batcher.backpressure()
 
     async def save_step(self, step_id: str, state: JSONObject) -> None:
         # Buffered like emit: it reaches the database with the next flush, before
         # the task's final write. A crash in between re-runs the step on recovery
         # (actions make that safe with checkpoints, which do wait).
-        self._batcher.step(self._id, self._token, step_id, dumps(state))
-        if self._batcher.over_high_water():
+        if self._batcher.step(self._id, self._token, step_id, dumps(state)):
             await self._batcher.backpressure()
 
     async def checkpoint_get(self, key: str) -> tuple[bool, Any]:

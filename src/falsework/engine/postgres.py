@@ -401,6 +401,12 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
 class PostgresStore:
     """The store contract (``engine/store.py``) on PostgreSQL."""
 
+    # A worker's flushes of disjoint tasks run side by side on two connections:
+    # one flush is a statement that keeps a backend busy, and one backend at a
+    # time held the worker to the speed of one core (docs/engine.md, "The
+    # write-behind buffer").
+    parallel_writes = 2
+
     def __init__(
         self, pool: asyncpg.Pool, dsn: str, shown: str, options: StoreOptions | None = None
     ) -> None:

@@ -334,6 +334,9 @@ def _task_rows(rows: Sequence[TaskRow]) -> str:
 class SqliteStore:
     """The store contract (``engine/store.py``) on SQLite."""
 
+    # one writer connection: a second flush would only queue behind the first
+    parallel_writes = 1
+
     def __init__(
         self, db: _Executor, path: str, shown: str, options: StoreOptions | None = None
     ) -> None:

@@ -59,6 +59,11 @@ class Store(Protocol):
     """Names the database (password hidden): brokers of one process on the same
     key and without a listener share their wake-ups."""
 
+    parallel_writes: int
+    """How many ``batch_apply`` calls of one worker may run at a time (of
+    disjoint tasks): more than one where the database writes them side by side
+    (Postgres, on as many backends), one where it has a single writer (SQLite)."""
+
     def listener(self, hub: Hub) -> Listener | None:
         """A connection that feeds ``hub`` with other processes' wake-ups (Postgres
         LISTEN), or None where there is none (SQLite: then only brokers of this

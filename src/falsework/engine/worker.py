@@ -62,7 +62,13 @@ class TaskWorker:
         self._stopping = asyncio.Event()
         self._stopped = asyncio.Event()
         self._supervisor = Supervisor()
-        self._batcher = Batcher(broker.write, broker.hub, self._on_refused, self._on_failed)
+        self._batcher = Batcher(
+            broker.write,
+            broker.hub,
+            self._on_refused,
+            self._on_failed,
+            parallel=broker.parallel_writes,
+        )
         self._janitor = Janitor(
             broker,
             interval=options.janitor_interval,
