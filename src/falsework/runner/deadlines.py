@@ -128,10 +128,21 @@ _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = (
 )
 
 
+# The loop asked for last and its deadlines: nearly every call is from the same
+# loop, and a weak reference's call is cheaper than the weak dictionary's lookup
+# (a Python method and a new reference object, once per step).
+_last: tuple[weakref.ref[asyncio.AbstractEventLoop], Deadlines] | None = None
+
+
 def deadlines() -> Deadlines:
     """The running loop's deadlines."""
+    global _last
     loop = asyncio.get_running_loop()
+    last = _last
+    if last is not None and last[0]() is loop:
+        return last[1]
     found = _by_loop.get(loop)
     if found is None:
         found = _by_loop[loop] = Deadlines()
+    _last = (weakref.ref(loop), found)
     return found

@@ -157,3 +157,27 @@ def test_a_step_that_ends_before_the_loop_turns_makes_no_timer() -> None:
         return quick[0], quick[1], waited == "done" and len(for_deadlines) == 1
 
     assert asyncio.run(main()) == (True, True, True)
+
+
+def test_each_loop_has_its_own_deadlines_whichever_asked_last() -> None:
+    async def mine() -> Deadlines:
+        return deadlines()
+
+    one, two = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        first = one.run_until_complete(mine())
+        assert one.run_until_complete(mine()) is first
+        second = two.run_until_complete(mine())
+        assert second is not first
+        assert one.run_until_complete(mine()) is first
+        assert two.run_until_complete(mine()) is second
+    finally:
+        one.close()
+        two.close()
+    # a loop that replaced a collected one (same id, maybe) starts afresh
+    del one
+    three = asyncio.new_event_loop()
+    try:
+        assert three.run_until_complete(mine()) not in (first, second)
+    finally:
+        three.close()
