@@ -58,6 +58,9 @@ class Batcher:
         self._lost: set[tuple[str, str]] = set()
         self._broken: dict[tuple[str, str], TaskWriteError] = {}
         self._wake = asyncio.Event()
+        # set with _wake by the writers, cleared with it by the flusher: a write
+        # skips Event.set (a Python call) while the flusher is already woken
+        self._woken = False
         self._flushed = asyncio.Event()
         # the tasks of the flushes in flight (each task in one at most)
         self._flying: set[str] = set()
@@ -74,7 +77,9 @@ class Batcher:
             if broken is not None:
                 raise broken
         self._batch.tokens[task_id] = token
-        self._wake.set()
+        if not self._woken:
+            self._woken = True
+            self._wake.set()
 
     def _future(self, task_id: str) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -100,7 +105,9 @@ class Batcher:
         batch.tokens[task_id] = token
         events = batch.events
         events.append((task_id, token, type, body))
-        self._wake.set()
+        if not self._woken:
+            self._woken = True
+            self._wake.set()
         return len(events) > HIGH_WATER
 
     async def backpressure(self) -> None:
@@ -154,6 +161,7 @@ class Batcher:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                self._woken = False
                 if self._crashed is not None:
                     crashed, self._crashed = self._crashed, None
                     raise crashed
