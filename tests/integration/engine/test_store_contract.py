@@ -902,6 +902,36 @@ async def test_scaffolds_are_upserted_and_listed_by_template(store: Store) -> No
     assert await store.scaffold_get("/r/b.git#other") is None
 
 
+async def test_parallel_writes_of_disjoint_tasks_all_land_in_order(store: Store) -> None:
+    # a worker runs up to parallel_writes flushes at once, never two of one task
+    # (engine/batcher.py): each must land whole, with its tasks' events in order
+    assert store.parallel_writes >= 1
+    n = 3 * max(store.parallel_writes, 2)
+    await insert(store, *(row() for _ in range(n)))
+    claimed = await store.task_claim("w", n, per_user_cap=None)
+    assert len(claimed) == n
+    batches = []
+    for part in (claimed[i::3] for i in range(3)):
+        batch = WriteBatch(tokens={c.id: c.claim_token for c in part})
+        for c in part:
+            for k in range(3):
+                batch.events.append((c.id, c.claim_token, "log", dumps({"message": f"{k}"})))
+            batch.steps[c.id] = {"s": dumps({"status": "completed"})}
+            batch.finishes.append(finish(c))
+        batches.append(batch)
+    at_once = max(store.parallel_writes, 1)
+    for start in range(0, len(batches), at_once):
+        chunk = batches[start : start + at_once]
+        assert await asyncio.gather(*(store.batch_apply(b) for b in chunk)) == [set()] * len(chunk)
+    for c in claimed:
+        task = await store.task_get(c.id)
+        assert task is not None and task.status == "completed"
+        assert task.step_state == {"s": {"status": "completed"}}
+        events = await store.events_after(c.id, 0)
+        assert [e.body.get("message") for e in events] == ["0", "1", "2", None]
+        assert [e.id for e in events] == sorted(e.id for e in events)
+
+
 def test_every_contract_method_is_exercised() -> None:
     methods = {
         name
