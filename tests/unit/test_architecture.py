@@ -26,6 +26,7 @@ RANK = {
     "logs": 0,
     "taskio": 0,
     "tracing": 0,
+    "yamlstart": 0,  # seeds PyYAML's slow pattern before it is imported (falsework/__init__)
     "templating": 1,
     "templates": 2,
     "actions": 3,
