@@ -126,11 +126,30 @@ def main() -> None:
         if sys.argv[1:2] == ["run"]:
             from falsework.cli import quickrun
 
-            quickrun.attempt(sys.argv[2:])  # exits when it ran the command
+            # exits when it ran the command
+            quickrun.attempt(sys.argv[2:], last=_is_entry())
         __getattr__("app")()
     except SettingsError as exc:  # a command that reads the settings without catching
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _is_entry() -> bool:
+    """Whether ``main`` is the process's entry and after it comes only the
+    interpreter's exit: ``__main__`` is a script holding this very function whose
+    last line is ``sys.exit(main())``, as the ``falsework`` script pip or uv
+    writes. Not when other code calls it (a test, ``python -c``, a program
+    embedding the command), which may go on after it exits."""
+    script = sys.modules.get("__main__")
+    path = getattr(script, "__file__", None)
+    if getattr(script, "main", None) is not main or not isinstance(path, str):
+        return False
+    try:
+        with open(path, encoding="utf-8") as file:
+            source = file.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return source.rstrip().endswith("sys.exit(main())")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,111 @@
+"""`falsework run` through the quick door as the process's entry (a script whose
+last line is ``sys.exit(main())``, as the ``falsework`` script) leaves without the
+interpreter's teardown (``quickrun._leave``), and keeps everything else of its
+exit: the exit code, every line on stdout and stderr, the threads it waits for,
+the ``atexit`` functions. Called by other code (a script that goes on after it,
+``python -c``), ``main`` exits as always: that code may go on after it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support.paths import EXAMPLES
+
+HELLO = EXAMPLES / "hello-world"
+
+# The process as the `falsework` script starts it (its __main__ holds `main`),
+# with an atexit function, a thread still running when the command ends, and an
+# object destroyed only by the interpreter's teardown, each leaving a mark.
+ENTRY = """
+import atexit, os, sys, threading, time
+from falsework.cli.main import main
+
+marks = os.environ['MARKS']
+
+def mark(name):
+    with open(os.path.join(marks, name), 'w') as f:
+        f.write('x')
+
+class Torn:
+    path = os.path.join(marks, 'teardown')
+
+    def __del__(self, open=open):  # what it needs, kept past the modules' teardown
+        with open(self.path, 'w') as f:
+            f.write('x')
+
+kept = Torn()
+atexit.register(mark, 'atexit')
+
+def late():
+    time.sleep(0.3)
+    mark('thread')
+
+threading.Thread(target=late).start()
+sys.argv = ['falsework', *sys.argv[1:]]
+sys.exit(main())
+"""
+# the same, called by code that goes on after it
+EMBEDDED = ENTRY.replace(
+    "sys.exit(main())",
+    "try:\n    main()\nexcept SystemExit as exc:\n    print('went on', exc.code)\n"
+    "    sys.exit(exc.code)",
+)
+
+
+def _run(code: str, argv: list[str], tmp_path: Path) -> tuple[int, str, str, set[str]]:
+    marks = tmp_path / "marks"
+    marks.mkdir(parents=True)
+    env = {**os.environ, "MARKS": str(marks), "FALSEWORK_DATA_DIR": str(tmp_path / ".fw")}
+    for name in ("FALSEWORK_CONFIG", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        env.pop(name, None)
+    script = tmp_path / "falsework-script"
+    script.write_text(code)
+    done = subprocess.run(
+        [sys.executable, str(script), *argv],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    return done.returncode, done.stdout, done.stderr, {p.name for p in marks.iterdir()}
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["run", str(HELLO), "--set", "name=x", "-o", "out"], 0),
+        (["run", str(HELLO), "--set", "name=x", "--dry-run"], 0),
+        (["run", "template:default/nope"], 2),
+    ],
+)
+def test_the_entry_exits_as_embedded_code_does_but_for_the_teardown(
+    tmp_path: Path, argv: list[str], code: int
+) -> None:
+    entry = _run(ENTRY, argv, tmp_path / "entry")
+    embedded = _run(EMBEDDED, argv, tmp_path / "embedded")
+    assert entry[0] == embedded[0] == code
+    assert entry[1] + f"went on {code}\n" == embedded[1]
+    assert entry[2] == embedded[2]
+    assert embedded[3] == {"atexit", "thread", "teardown"}
+    # the thread was waited for, the atexit function ran; nothing was torn down
+    assert entry[3] == {"atexit", "thread"}
+
+
+def test_a_failed_step_exits_1_with_its_message(tmp_path: Path) -> None:
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "template.yaml").write_text(
+        "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\n"
+        "metadata: {name: t}\nspec:\n  steps:\n"
+        "    - {id: f, name: F, action: fetch:plain, input: {url: ./nowhere}}\n"
+    )
+    code, _, err, marks = _run(ENTRY, ["run", str(folder)], tmp_path)
+    assert code == 1 and "Failed:" in err
+    assert marks == {"atexit", "thread"}
