@@ -109,3 +109,20 @@ def test_a_failed_step_exits_1_with_its_message(tmp_path: Path) -> None:
     code, _, err, marks = _run(ENTRY, ["run", str(folder)], tmp_path)
     assert code == 1 and "Failed:" in err
     assert marks == {"atexit", "thread"}
+
+
+def test_the_collector_runs_again_after_the_imports(tmp_path: Path) -> None:
+    # the quick door collects nothing while it imports, then leaves the collector
+    # on; it sets what it imported apart (frozen) only as the process's entry
+    report = "print('gc', gc.isenabled(), gc.get_freeze_count() > 1000, flush=True)"
+    entry = ENTRY.replace("import atexit,", "import gc, atexit,")
+    entry = entry.replace("atexit.register(mark, 'atexit')", f"atexit.register(lambda: {report})")
+    embedded = EMBEDDED.replace("import atexit,", "import gc, atexit,")
+    embedded = embedded.replace("    print('went on', exc.code)", f"    {report}")
+    argv = ["run", str(HELLO), "--set", "name=x", "-o", "out"]
+    code, out, err, _ = _run(entry, argv, tmp_path / "entry")
+    assert code == 0, err
+    assert "gc True True" in out.splitlines()
+    code, out, err, _ = _run(embedded, argv, tmp_path / "embedded")
+    assert code == 0, err
+    assert "gc True False" in out.splitlines()
