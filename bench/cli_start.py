@@ -7,7 +7,10 @@ Side by side, alternating run by run (A B A B ...), each a fresh process:
 - ``falsework --help`` against ``copier --help``.
 
 Medians of ``--rounds`` runs each, with the spread (min-max); the ratio is
-Falsework's median over the peer's (target: <= 1.0). Run in ``.venv-bench``,
+Falsework's median wall time over the peer's (target: <= 1.0). Beside it, each
+side's CPU time (user + system of the process, from ``os.wait4``) and its ratio:
+on a shared machine the wall time mostly says how long a process waited for a
+CPU, the CPU time what it asked of one. Run in ``.venv-bench``,
 where the peers are installed (``make bench``). Neither command has a terminal
 (stdin from /dev/null, output captured): ``falsework run`` then takes its
 front door without Typer or Rich (``cli/quickrun.py``), as in a script or CI.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -62,24 +66,30 @@ def _cookiecutter_template(root: Path) -> Path:
     return template
 
 
-def _timed(argv: list[str], cwd: Path) -> float:
+def _timed(argv: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall s, CPU s) of one run of ``argv``."""
     started = time.perf_counter()
     # no terminal for either (as in CI or a script): the same whether `make bench`
     # runs in a terminal or not (on one, `falsework run` would offer to ask)
-    done = subprocess.run(
-        argv, cwd=cwd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
-    )
-    took = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{argv[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return took
+    with tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(
+            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        took = time.perf_counter() - started
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            err.seek(0)
+            text = err.read().decode(errors="replace")
+            raise SystemExit(f"{argv[0]} failed ({code}): {text[-2000:]}")
+    return took, usage.ru_utime + usage.ru_stime
 
 
 def _pair(
     name: str, ours: list[str], peer_name: str, peer: list[str], rounds: int, work: Path
 ) -> None:
-    mine: list[float] = []
-    theirs: list[float] = []
+    mine: list[tuple[float, float]] = []
+    theirs: list[tuple[float, float]] = []
     _timed(ours, work)  # warm the file system cache for both
     _timed(peer, work)
     for i in range(rounds):
@@ -89,19 +99,27 @@ def _pair(
         mine.append(a if first is ours else b)
         theirs.append(b if first is ours else a)
         shutil.rmtree(work / "out", ignore_errors=True)
-    ours_s, peer_s = statistics.median(mine), statistics.median(theirs)
+    ours_s, peer_s = (statistics.median(w for w, _ in side) for side in (mine, theirs))
+    ours_cpu, peer_cpu = (statistics.median(c for _, c in side) for side in (mine, theirs))
     ratio = ours_s / peer_s
-    log(f"{name}: falsework {ours_s:.3f} s, {peer_name} {peer_s:.3f} s, ratio {ratio:.2f}")
+    log(
+        f"{name}: falsework {ours_s:.3f} s, {peer_name} {peer_s:.3f} s, ratio {ratio:.2f}; "
+        f"CPU {ours_cpu:.3f} vs {peer_cpu:.3f} s, ratio {ours_cpu / peer_cpu:.2f}"
+    )
     emit(
         "cli_start",
         "falsework",
         name,
         round(ratio, 2),
         falsework_s=round(ours_s, 3),
-        falsework_spread=[round(min(mine), 3), round(max(mine), 3)],
+        falsework_spread=[round(min(w for w, _ in mine), 3), round(max(w for w, _ in mine), 3)],
         peer=peer_name,
         peer_s=round(peer_s, 3),
-        peer_spread=[round(min(theirs), 3), round(max(theirs), 3)],
+        peer_spread=[round(min(w for w, _ in theirs), 3), round(max(w for w, _ in theirs), 3)],
+        falsework_cpu_s=round(ours_cpu, 3),
+        peer_cpu_s=round(peer_cpu, 3),
+        cpu_ratio=round(ours_cpu / peer_cpu, 2),
+        load_avg=round(os.getloadavg()[0], 2),
         rounds=rounds,
         ok=ratio <= 1.0,
     )

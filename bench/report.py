@@ -269,7 +269,9 @@ cli_start = _simple(
         ("peer", "peer"),
         ("peer s", "peer_s"),
         ("× the peer (≤ 1 is the target)", "value"),
+        ("CPU × the peer", "cpu_ratio"),
         ("rounds", "rounds"),
+        ("load", "load_avg"),
     ],
 )
 security = _simple(
