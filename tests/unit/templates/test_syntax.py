@@ -11,8 +11,7 @@ import yaml
 
 from falsework.templates import syntax
 from falsework.templates.syntax import MAX_YAML_DEPTH, CoreLoader, load_all
-
-ROOT = Path(__file__).resolve().parents[3]
+from support.paths import REPO as ROOT
 
 
 def _pure(text: str) -> list[object]:
