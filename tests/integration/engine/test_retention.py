@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from falsework.config import Settings
-from falsework.engine import Broker
+from falsework.engine import Broker, TaskWorker
 from falsework.engine.factory import parse_url
 from falsework.engine.models import AuditEntry, AuditQuery
 from falsework.engine.options import RetentionOptions
 from falsework.engine.retention import Retention
+from falsework.runner import as_executor
 from falsework.taskio import TaskInput, TaskIO
+from falsework.wiring import worker_options
 from support.engine import make_worker, open_broker, wait_for
 
 # negative ages: every finished task is already past them (no test waits)
@@ -34,8 +37,13 @@ async def chatty(task: TaskInput, io: TaskIO) -> dict[str, Any]:
 
 async def run_tasks(broker: Broker, settings: Settings, specs: list[dict[str, Any]]) -> list[str]:
     ids = [(await broker.create(spec)).id for spec in specs]
-    worker = make_worker(broker, chatty, settings)
-    await worker.run(burst=True)
+    # A worker without retention of its own: its passes (the first one
+    # `retention_interval` after it starts) would race the test's. A burst that
+    # outlasts it (a loaded machine) had it delete tasks before they are checked
+    # below, or stop inside a pass and leave the turn taken for LEASE_TTL (60 s),
+    # longer than test_the_worker_runs_retention waits for another worker's pass.
+    options = replace(worker_options(settings), retention=None)
+    await TaskWorker(broker, as_executor(chatty), options).run(burst=True)
     for tid in ids:
         assert (await broker.get(tid)).is_final
     return ids
