@@ -36,9 +36,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import httpx
-from standardwebhooks import Webhook
-
 from falsework.actions.integrations import Integrations
 from falsework.actions.policies import EgressPolicy
 from falsework.engine import Broker
@@ -239,6 +236,8 @@ class Deliveries:
             return await self._given_up(
                 w, f"the receiver {w['receiver']!r} is no longer configured"
             )
+        import httpx  # imported by the first delivery: a server without webhooks needs none
+
         try:
             status = await self._post(hook, w)
         except FalseworkError as exc:
@@ -266,6 +265,9 @@ class Deliveries:
         return _failed(problem)
 
     async def _post(self, hook: WebhookConfig, w: dict[str, Any]) -> int:
+        import httpx
+        from standardwebhooks import Webhook
+
         # several secrets, separated by spaces, while one replaces another: each signs
         secrets = (os.environ.get(hook.secret_env) or "").split()
         if not secrets:

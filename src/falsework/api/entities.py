@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-import httpx
 import yaml
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -221,6 +220,10 @@ class EntitySource:
     async def list(self, wanted: Wanted) -> tuple[list[JSONObject], list[str]]:
         found, problems = await anyio.to_thread.run_sync(self.from_files)
         if "backstage" in self.names:
+            # httpx (and the rich its package imports) only where a catalog is asked:
+            # a tenth of a server's start
+            import httpx
+
             try:
                 found += await self.from_backstage(wanted)
             except (FalseworkError, httpx.HTTPError, ValueError) as exc:
