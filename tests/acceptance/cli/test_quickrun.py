@@ -5,7 +5,6 @@ same files as the Typer command, which reads anything the quick door declines.""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import yaml
 from falsework.cli import main as cli_main
 from falsework.cli.quickrun import Args, parse
 from support.paths import EXAMPLES
+from support.serve import clean_env
 
 HELLO = EXAMPLES / "hello-world"
 HEAVY = ("typer", "click", "rich", "pydantic_settings")
@@ -92,7 +92,10 @@ def _both(argv: list[str], cwd: Path) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for door in ("quick", "typer"):
         shutil.rmtree(cwd / "out", ignore_errors=True)
-        env = {**os.environ, "ARGV": json.dumps(argv), "DOOR": door}
+        # no FALSEWORK_* of the test run's own (FALSEWORK_TEST_DURATIONS when the
+        # durations are recorded): with one that is no setting, `run` rightly reads
+        # the full Settings, and the quick door's imports are not what is compared
+        env = {**clean_env(), "ARGV": json.dumps(argv), "DOOR": door}
         env["MODULES_TO"] = str(cwd / f"modules-{door}.json")
         env["FALSEWORK_DATA_DIR"] = str(cwd / ".fw")
         for name in ("FALSEWORK_CONFIG", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
