@@ -10,6 +10,7 @@ store (``engine/postgres.py``).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -130,3 +131,27 @@ class Listener(Protocol):
     def backend_pid(self) -> int | None: ...
 
     async def run(self) -> None: ...
+
+
+class Silence:
+    """When a listener must ask the server whether its link still works.
+
+    A link that drops silently (a partition, a frozen peer) never ends the
+    connection by itself, so a listener asks (``SELECT 1``) once it has heard
+    nothing for ``keepalive`` seconds. Anything the server sent counts as word
+    from it: while notifications flow, the link is shown to work without a
+    question, and a busy listener sends none (each one was a round trip, and a
+    backend woken, every ``keepalive`` seconds in every process)."""
+
+    def __init__(self, keepalive: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.keepalive = keepalive
+        self._clock = clock
+        self._heard = clock()
+
+    def heard(self) -> None:
+        """The server said something (a notification, an answer)."""
+        self._heard = self._clock()
+
+    def left(self) -> float:
+        """Seconds until a question is due (0 or less: ask now)."""
+        return self._heard + self.keepalive - self._clock()

@@ -54,7 +54,7 @@ from falsework.engine.models import (
     WriteBatch,
     record_of,
 )
-from falsework.engine.notify import Hub
+from falsework.engine.notify import Hub, Silence
 from falsework.engine.options import StoreOptions
 from falsework.engine.queries import load as load_queries
 from falsework.errors import DatabaseError, DatabaseUnavailableError, FalseworkError
@@ -909,8 +909,11 @@ class PgListener:
         self.connected = asyncio.Event()
         self.backend_pid: int | None = None
         self.connects = 0
+        self._silence = Silence(keepalive)
+        self.pings = 0  # questions asked after a silence (Silence)
 
     def _dispatch(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
+        self._silence.heard()
         if channel == CHANNEL_TASKS:
             self._hub.new_tasks()
         elif channel == CHANNEL_CANCEL:
@@ -948,12 +951,19 @@ class PgListener:
             if self.connects > 1:
                 log.info("listener reconnected")
             self._hub.wake_all()
+            silence = self._silence
+            silence.heard()
             while not lost.is_set():
-                try:
-                    await asyncio.wait_for(lost.wait(), timeout=self._keepalive)
-                except TimeoutError:
-                    # A silent network drop never fires the termination listener.
-                    await asyncio.wait_for(conn.execute("SELECT 1"), timeout=self._keepalive)
+                left = silence.left()
+                if left > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), timeout=left)
+                    continue
+                # A silent network drop never fires the termination listener:
+                # nothing heard for a keepalive, so ask (engine/notify.py, Silence).
+                await asyncio.wait_for(conn.execute("SELECT 1"), timeout=self._keepalive)
+                self.pings += 1
+                silence.heard()
             raise ConnectionError("listener connection lost")
         finally:
             self.connected.clear()

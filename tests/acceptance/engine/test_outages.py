@@ -16,7 +16,8 @@ import pytest
 from falsework.config import Settings
 from falsework.engine import Broker, ClaimedTask, NewTask, StoreOptions
 from falsework.engine.factory import open_store
-from falsework.engine.postgres import bound_socket, session_settings
+from falsework.engine.notify import Hub
+from falsework.engine.postgres import CHANNEL_TASKS, PgListener, bound_socket, session_settings
 from falsework.errors import DatabaseUnavailableError
 from falsework.taskio import TaskIO
 from support.chaos import TcpProxy
@@ -149,6 +150,34 @@ async def test_a_statement_into_a_dead_link_fails_within_the_command_timeout(
         await store.task_status("x")  # a fresh connection serves the next call
     finally:
         await store.close()
+        proxy.close()
+
+
+async def test_a_listener_behind_a_frozen_link_gives_up_after_a_silence(
+    postgres_url: str,
+) -> None:
+    """Notifications show the link works, so the listener asks nothing; once the
+    link freezes (nothing passes, nothing is closed, so no error and no TCP reset)
+    it hears nothing, asks after a keepalive, gets no answer and gives up (the
+    broker's supervisor connects it again)."""
+    parts = urlsplit(postgres_url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    listener = PgListener(_through(proxy, postgres_url), Hub(), keepalive=1.0)
+    running = asyncio.create_task(listener.run())
+    sender = await asyncpg.connect(postgres_url)
+    try:
+        await asyncio.wait_for(listener.connected.wait(), 10)
+        for _ in range(40):  # two keepalives
+            await sender.execute(f"NOTIFY {CHANNEL_TASKS}")
+            await asyncio.sleep(0.05)
+        assert listener.pings == 0
+        proxy.freeze()
+        with pytest.raises(DatabaseUnavailableError):
+            await asyncio.wait_for(running, 10)
+        assert listener.pings == 0 and not listener.connected.is_set()
+    finally:
+        running.cancel()
+        await sender.close()
         proxy.close()
 
 
