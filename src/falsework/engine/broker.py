@@ -48,8 +48,9 @@ from falsework.engine.models import (
     WriteBatch,
 )
 from falsework.engine.notify import Hub, Listener, shared_hub
-from falsework.engine.options import BrokerOptions
+from falsework.engine.options import BrokerOptions, RetentionOptions
 from falsework.engine.reads import EventReads
+from falsework.engine.retention import Retention
 from falsework.engine.store import Store
 from falsework.engine.supervisor import Supervisor
 from falsework.errors import ConflictError, InputError, NotFoundError, TooManyRequestsError
@@ -411,6 +412,11 @@ class Broker:
     async def write(self, batch: WriteBatch) -> set[str]:
         """Write a worker's batch, fenced by its claim tokens; the refused ids."""
         return await self.store.batch_apply(batch)
+
+    def retention(self, options: RetentionOptions, holder: str) -> Retention:
+        """The retention pass a worker runs on this broker's store (so the worker
+        talks to the broker alone, never to its store)."""
+        return Retention(self.store, options, holder)
 
     @property
     def parallel_writes(self) -> int:

@@ -25,7 +25,6 @@ from falsework.engine.fence import Fence, clock
 from falsework.engine.janitor import Janitor
 from falsework.engine.models import ClaimedTask, Finish, Lease
 from falsework.engine.options import WorkerOptions
-from falsework.engine.retention import Retention
 from falsework.engine.runs import Run, Runs, RunState, StopReason
 from falsework.engine.supervisor import Supervisor
 from falsework.engine.wake import Wake
@@ -79,7 +78,7 @@ class TaskWorker:
         self._beat_now = asyncio.Event()
         self._beat_failed = False
         self._retention = (
-            Retention(broker.store, options.retention, self.worker_id)
+            broker.retention(options.retention, self.worker_id)
             if options.retention is not None
             else None
         )

@@ -77,3 +77,15 @@ def test_engine_modules_import_each_other_without_a_cycle() -> None:
         if module not in seen:
             visit(module, [])
     assert "store" in graph and graph["store"] <= {"models", "notify"}  # the contract
+
+
+def test_the_worker_reaches_the_database_only_through_the_broker() -> None:
+    # issue 9: the worker talks to one facade; `<anything>.store` in worker.py would
+    # be the worker reaching past the broker into its store
+    tree = ast.parse((SRC / "engine" / "worker.py").read_text(encoding="utf-8"))
+    reached = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in ("store", "_store")
+    ]
+    assert reached == [], f"engine/worker.py reaches a store at lines {reached}"
