@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from falsework.api.outage import OUTAGES
+from falsework.engine.codec import compact_encoder
 from falsework.engine.models import Event, iso
 from falsework.errors import DatabaseUnavailableError
 from falsework.types import JSONObject
@@ -49,12 +50,7 @@ _QUOTE = json.encoder.encode_basestring  # a str as _ENCODE writes it (ensure_as
 # No circular check (an event body is parsed JSON, never circular), so it keeps
 # no state between calls. None where the C accelerator is missing: every event
 # then takes the general path.
-_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-_BODY = (
-    _make_encoder(None, _ENCODER.default, _QUOTE, None, ":", ",", False, False, _ENCODER.allow_nan)
-    if _make_encoder is not None
-    else None
-)
+_BODY = compact_encoder(None, allow_nan=_ENCODER.allow_nan)
 
 
 def frame(event: EventLike) -> bytes:

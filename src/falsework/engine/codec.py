@@ -8,6 +8,7 @@ made here, never assembled by hand.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from sys import intern
@@ -23,38 +24,49 @@ _ENCODE_SLOW = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow
 _ENCODE_NAN = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def _c_encoder() -> tuple[dict[int, Any], Any]:
+def compact_encoder(markers: dict[int, Any] | None, *, allow_nan: bool) -> Any:
+    """json's C encoder with compact separators and ``ensure_ascii`` off (call it
+    as ``"".join(encode(value, 0))``), or None where the C accelerator is missing.
+    ``markers`` None skips the circular check: such an encoder keeps no state
+    between calls and any thread may share it; one with markers belongs to one
+    thread at a time."""
+    if _C_ENCODER is None:  # pragma: no cover
+        return None
+    return _C_ENCODER(markers, _DEFAULT, _ENCODE_STR, None, ":", ",", False, False, allow_nan)
+
+
+# One C encoder per thread for every call (building one was a third of a small
+# body's encoding, and the engine encodes ~7 values per task). Its circular-
+# reference markers empty themselves as each container is finished; a call that
+# raised may leave some behind, and then the thread takes a fresh encoder. Per
+# thread, because the event loop and SQLite's writer thread both encode, and two
+# calls sharing one set of markers could take each other's containers for a circle.
+_LOCAL = threading.local()
+
+
+def _fresh() -> tuple[dict[int, Any], Any]:
     markers: dict[int, Any] = {}
-    return markers, _C_ENCODER(markers, _DEFAULT, _ENCODE_STR, None, ":", ",", False, False, False)
-
-
-# One C encoder for every call (building one was a third of a small body's
-# encoding, and the engine encodes ~7 values per task). Its circular-reference
-# markers empty themselves as each container is finished, so a call finds none
-# left; one that does (another thread is in the middle of it) takes a fresh
-# encoder, and a call that raised (which may leave markers behind) replaces it.
-_SHARED: tuple[dict[int, Any], Any] | None = _c_encoder() if _C_ENCODER is not None else None
+    pair = (markers, compact_encoder(markers, allow_nan=False))
+    _LOCAL.pair = pair
+    return pair
 
 
 def dumps(value: Any) -> str:
     """Compact JSON the database accepts: no NaN/Infinity (ValueError here, in the
     writer, rather than a failed flush), and NUL characters, which Postgres jsonb
     refuses, replaced by U+FFFD."""
-    global _SHARED
     if type(value) is str:
         text = _ENCODE_STR(value)
-    elif _SHARED is None:  # pragma: no cover
+    elif _C_ENCODER is None:  # pragma: no cover
         text = _ENCODE_SLOW(value)
     else:
-        markers, encode = _SHARED
-        if markers:
-            markers, encode = _c_encoder()
         try:
-            text = "".join(encode(value, 0))
-        except BaseException:
-            if encode is _SHARED[1]:
-                _SHARED = _c_encoder()
-            raise
+            markers, encode = _LOCAL.pair
+        except AttributeError:
+            markers, encode = _fresh()
+        if markers:
+            markers, encode = _fresh()
+        text = "".join(encode(value, 0))
     if "\\u0000" in text:
         text = _ENCODE_NAN(_without_nul(value))
     return text

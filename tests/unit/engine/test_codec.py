@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
+import time
 
 import pytest
 
@@ -19,10 +21,11 @@ def test_a_failed_encoding_leaves_no_marker_for_the_next_call() -> None:
     outer = [inner, {"y": [inner]}]
     with pytest.raises(TypeError):
         dumps(outer)
-    # the shared encoder was replaced: later calls do not pay for a new one each
-    assert codec._SHARED is not None and codec._SHARED[0] == {}
     inner["x"] = 1
     assert dumps(outer) == '[{"x":1},{"y":[{"x":1}]}]'
+    # the thread's encoder was replaced once: later calls do not pay for a new one each
+    pair = codec._LOCAL.pair
+    assert pair[0] == {} and dumps({"z": 1}) == '{"z":1}' and codec._LOCAL.pair is pair
     loop: list[object] = []
     loop.append(loop)
     with pytest.raises(ValueError, match="Circular"):
@@ -57,3 +60,45 @@ def test_threads_encoding_at_once_get_their_own_text() -> None:
                 {"n": n, "items": [{"i": i, "n": n} for i in range(50)]}, separators=(",", ":")
             )
         }
+
+
+class _Slow(dict[str, object]):
+    """A dict subclass: the C encoder asks for its items() in Python, where this
+    one lets the other thread run in the middle of an encoding."""
+
+    def items(self):  # type: ignore[override]
+        time.sleep(0.0005)
+        return super().items()
+
+
+def test_two_threads_inside_an_encoding_at_once_see_no_circle() -> None:
+    # both threads hold the same containers inside the C encoder at the same
+    # time: one set of markers shared between them took the other thread's
+    # containers for a circular reference (the API's loop and SQLite's writer
+    # thread both encode)
+    shared = _Slow(k=[_Slow(i=i) for i in range(20)])
+    errors: list[BaseException] = []
+    texts: set[str] = set()
+    start = threading.Barrier(2)
+
+    def encode() -> None:
+        start.wait()
+        for _ in range(30):
+            try:
+                texts.add(dumps({"a": shared, "b": [shared]}))
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=encode) for _ in range(2)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads every few bytecodes
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    plain = {"k": [{"i": i} for i in range(20)]}
+    assert texts == {json.dumps({"a": plain, "b": [plain]}, separators=(",", ":"))}
