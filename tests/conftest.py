@@ -43,6 +43,34 @@ def _byte_compile() -> None:
     compileall.compile_dir(Path(falsework.__file__).parent, quiet=2)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Under xdist, a failure's report as soon as it arrives (the summary comes
+    only at the end, and a run stopped before its end, as by CI's time limit,
+    would print none): the test and the last lines of its report."""
+    if not report.failed or _TERMINAL is None:
+        return
+    lines = str(report.longrepr).splitlines()[-_SHOWN_LINES:]
+    _TERMINAL.write_line("")
+    _TERMINAL.write_sep("!", f"FAILED ({report.when}) {report.nodeid}", red=True)
+    for line in lines:
+        _TERMINAL.write_line(line)
+    _TERMINAL.write_sep("!", red=True)
+
+
+_SHOWN_LINES = 40
+_TERMINAL: pytest.TerminalReporter | None = None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Failures are shown at once in the process that starts xdist's workers."""
+    global _TERMINAL
+    config = session.config
+    if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("dsession"):
+        _TERMINAL = config.pluginmanager.get_plugin("terminalreporter")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The longest files first (tests/support/durations.py: the two workers of
     `make test` then finish together)."""
