@@ -44,12 +44,17 @@ PYTEST := $(BIN)/pytest -q -p no:cacheprovider
 # report is printed (files under 100 %) and written to .falsework/coverage/index.html.
 # `make pytest COV=` runs without it.
 COV ?= --cov --cov-report=term --cov-report=html --cov-fail-under=85
+# A test that fails, or whose worker dies (the 120 s timeout ends it), runs once more
+# (pytest-rerunfailures): each rerun prints R, is shown at once with its first failure
+# (tests/conftest.py) and named in the summary (-rR); one that fails twice fails the run.
+# `make pytest RERUNS=` runs each test once.
+RERUNS ?= --reruns 1 -rfER
 
 pytest: setup
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-chromium.sh
 	./scripts/ensure-forges.sh
-	$(PYTEST) -n $(JOBS) $(DIST) $(COV)
+	$(PYTEST) -n $(JOBS) $(DIST) $(RERUNS) $(COV)
 
 # No I/O: seconds, nothing to start.
 test-unit: setup
@@ -59,14 +64,14 @@ test-unit: setup
 test-integration: setup
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-forges.sh
-	$(PYTEST) -n $(JOBS) $(DIST) tests/integration
+	$(PYTEST) -n $(JOBS) $(DIST) $(RERUNS) tests/integration
 
 # Real `falsework serve` processes, the CLI, Chromium, faults.
 test-acceptance: setup
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-chromium.sh
 	./scripts/ensure-forges.sh
-	$(PYTEST) -n $(JOBS) $(DIST) tests/acceptance
+	$(PYTEST) -n $(JOBS) $(DIST) $(RERUNS) tests/acceptance
 
 test: lint typecheck pytest
 

@@ -47,12 +47,14 @@ def _byte_compile() -> None:
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Under xdist, a failure's report as soon as it arrives (the summary comes
     only at the end, and a run stopped before its end, as by CI's time limit,
-    would print none): the test and the last lines of its report."""
-    if not report.failed or _TERMINAL is None:
+    would print none): the test and the last lines of its report; a failure
+    that is run again (the Makefile's RERUNS) too, which the summary names only."""
+    if _TERMINAL is None or not (report.failed or report.outcome == "rerun"):
         return
     lines = str(report.longrepr).splitlines()[-_SHOWN_LINES:]
+    kind = "FAILED" if report.failed else "FAILED, TO RUN AGAIN"
     _TERMINAL.write_line("")
-    _TERMINAL.write_sep("!", f"FAILED ({report.when}) {report.nodeid}", red=True)
+    _TERMINAL.write_sep("!", f"{kind} ({report.when}) {report.nodeid}", red=True)
     for line in lines:
         _TERMINAL.write_line(line)
     _TERMINAL.write_sep("!", red=True)
