@@ -218,6 +218,65 @@ async def test_a_link_to_nothing_put_there_after_the_check_is_refused(
     assert listing(outside) == []
 
 
+@pytest.mark.parametrize(
+    ("url", "link"),
+    [("team/svc.git", "team"), ("team/sub/svc.git", "team"), ("svc.git", "svc.git")],
+)
+async def test_a_link_put_on_the_way_after_the_check_is_refused(
+    harness: Any,
+    tmp_path: Path,
+    remotes: Path,
+    one_step: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    link: str,
+) -> None:
+    # Between the check of remoteUrl and the making of the repository another
+    # process swaps a folder on the way (or the repository's own name) for a link
+    # to a real folder elsewhere, here one holding a repository: neither a folder
+    # nor a repository is made or pushed to through it; the error names the link.
+    from falsework.actions.builtin import publish
+
+    outside = make_dirs(tmp_path / "outside", remotes / "team")[0]
+    for repo in ("svc.git", "sub/svc.git"):
+        git("init", "-q", "--bare", "-b", "main", str(outside / repo), cwd=tmp_path)
+    real = publish.allowed_local_remote
+
+    def then_link(policy: Any, url: str) -> Path | None:
+        path = real(policy, url)
+        (remotes / "team").rmdir()
+        (remotes / link).symlink_to(outside)
+        return path
+
+    monkeypatch.setattr(publish, "allowed_local_remote", then_link)
+    (harness.workspace / "a.txt").write_text("a")
+    result = await harness.run([one_step("publish:git", remoteUrl=url)])
+    assert result.error is not None and result.error.name == "UnsafePathError"
+    assert result.error.message == (
+        f"remoteUrl {str(remotes / url)!r}: {remotes / link} is a symbolic link; publish:git "
+        "never makes or pushes to a repository on this machine through a link (it may have "
+        f"been put there after the path was checked): give a path with no link below {remotes}"
+    )
+    assert listing(outside) == ["sub", "svc.git"]
+    for repo in ("svc.git", "sub/svc.git"):
+        assert git("for-each-ref", cwd=outside / repo) == ""
+
+
+async def test_a_path_into_the_remotes_folder_through_a_link_is_refused(
+    harness: Any, tmp_path: Path, remotes: Path, one_step: Any
+) -> None:
+    # remoteUrl names a folder inside the remotes folder only through a link
+    # (another way in): refused, as a link on the way would be
+    make_dirs(remotes)
+    (tmp_path / "door").symlink_to(remotes)
+    (harness.workspace / "a.txt").write_text("a")
+    url = str(tmp_path / "door" / "svc.git")
+    result = await harness.run([one_step("publish:git", remoteUrl=url)])
+    assert result.error is not None and result.error.name == "UnsafePathError"
+    assert "only through a symbolic link" in result.error.message
+    assert listing(remotes) == []
+
+
 @pytest.mark.parametrize("scaffold", [False, True])
 async def test_a_new_repository_is_removed_when_the_commit_fails(
     harness: Any, remotes: Path, one_step: Any, scaffold: bool
@@ -229,7 +288,14 @@ async def test_a_new_repository_is_removed_when_the_commit_fails(
     result = await harness.run([step])
     assert result.error is not None and result.error.name == "ActionError"
     assert "git commit failed" in result.error.message
-    assert listing(remotes / "team") == []
+    # and so do the folders it made for it (not the remotes folder, the server's)
+    assert listing(remotes) == []
+    # only those: a folder that was there stays
+    make_dirs(remotes / "team")
+    deeper = {**step["input"], "remoteUrl": "team/sub/deeper/svc.git"}
+    result = await harness.run([{**step, "input": deeper}])
+    assert result.error is not None and "git commit failed" in result.error.message
+    assert listing(remotes) == ["team"] and listing(remotes / "team") == []
     # an existing repository is never removed
     git("init", "-q", "--bare", "-b", "main", str(remotes / "kept.git"), cwd=harness.workspace)
     result = await harness.run([{**step, "input": {**step["input"], "remoteUrl": "kept.git"}}])

@@ -10,7 +10,10 @@ pushes the result to another branch (the commit behind a pull request).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +101,7 @@ async def publish_folder(
     policy: GitPolicy,
     *,
     source: Path,
-    remote: Remote | Path,
+    remote: Remote | LocalRepository,
     branch: str,
     message: str,
     author: Author,
@@ -107,7 +110,7 @@ async def publish_folder(
 ) -> str:
     """Commit ``source`` as the first commit of ``branch`` and publish it to
     ``remote``: a network remote opened by the caller, or a repository on this
-    machine (a ``Path`` the caller checked against its roots), made as a bare
+    machine (below a folder the caller checked it against), made as a bare
     repository when it does not exist. The commit's id, or the one an interrupted
     earlier run of the step published (found by the step's key in its message).
 
@@ -124,10 +127,10 @@ async def publish_folder(
     key = await ctx.step_key()
     repo = ctx.create_temp_dir() / "repo.git"
     git = [f"--git-dir={repo}", f"--work-tree={source}"]
-    made: Path | None = None
-    if isinstance(remote, Path):
+    made: _Made | None = None
+    if isinstance(remote, LocalRepository):
         made = await _open_local(ctx, policy, remote, branch)
-        remote = local_remote(remote)
+        remote = local_remote(remote.path)
     try:
         # the objects go straight into a new repository, unless amend adds a commit
         direct = made is not None and amend is None
@@ -176,40 +179,129 @@ async def publish_folder(
         raise
 
 
-async def _open_local(
-    ctx: ActionContext[Any], policy: GitPolicy, path: Path, branch: str
-) -> Path | None:
-    """Make ``path`` a new bare repository whose HEAD is ``branch`` and return it;
-    None when a repository is there already. The folder is made by ``mkdir``, which
-    never follows a link at its name (a link put there is refused, naming it), so
-    the repository is made where the caller checked, or not at all."""
+@dataclass(frozen=True)
+class LocalRepository:
+    """A repository on this machine: ``names`` below ``root``, a folder the caller
+    allows (its own path is the server's choice, followed as configured). Below
+    it, no name may be a symbolic link: the path is made and opened one name at a
+    time (:func:`_make_below`)."""
 
-    def make() -> bool:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            path.mkdir()
-        except FileExistsError:
-            if path.is_symlink() and not path.exists():
-                raise dangling_link(str(path), path) from None
-            if not path.is_dir() or not is_repository(path):
-                kind = "folder" if path.is_dir() else "file"
+    root: Path
+    names: tuple[str, ...]
+
+    @property
+    def path(self) -> Path:
+        return self.root.joinpath(*self.names)
+
+
+@dataclass(frozen=True)
+class _Made:
+    """What :func:`_open_local` made: the repository and, outermost first, the
+    folders above it that did not exist before."""
+
+    repo: Path
+    folders: tuple[Path, ...]
+
+
+async def _open_local(
+    ctx: ActionContext[Any], policy: GitPolicy, local: LocalRepository, branch: str
+) -> _Made | None:
+    """Make ``local`` a new bare repository whose HEAD is ``branch`` and return
+    what was made; None when a repository is there already. Its folder and the
+    missing ones above it are made one name at a time from the opened folder
+    above (``mkdir`` relative to a descriptor opened with ``O_NOFOLLOW``), so a
+    link found, or put, at any name below the root is refused naming it, never
+    followed: the repository is made where the caller checked, or not at all."""
+    path = local.path
+
+    def make() -> _Made | None:
+        made, folder = _make_below(local)
+        if made is None:
+            if not is_repository(folder):
                 raise ActionError(
-                    f"remoteUrl {path} is an existing {kind} that is not a git "
+                    f"remoteUrl {path} is an existing folder that is not a git "
                     "repository, so nothing was pushed; give a new path (it is created "
                     "as a bare repository) or an existing repository"
-                ) from None
-            return False
-        return True
+                )
+            return None
+        return made
 
-    if not await ctx.in_thread(make):
+    made = await ctx.in_thread(make)
+    if made is None:
         return None
     ctx.logger.info(f"Creating bare repository {path}")
     try:
         await run_git(policy, ["init", "-q", "--bare", "-b", branch, str(path)])
     except BaseException:
-        _remove_unused(path)
+        _remove_unused(made)
         raise
-    return path
+    return made
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _make_below(local: LocalRepository) -> tuple[_Made | None, Path]:
+    """Walk ``local.names`` from its root, each name opened with ``O_NOFOLLOW``
+    relative to the folder above and made there when missing. Returns what was
+    made (None when the last folder existed) and that folder. A link at any
+    name raises ``UnsafePathError`` naming it; the root is made when missing
+    (it is the server's), and what this call made goes again when it fails."""
+    os.makedirs(local.root, exist_ok=True)
+    fd = os.open(local.root, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    made: list[Path] = []
+    here = local.root
+    try:
+        for name in local.names:
+            here = here / name
+            try:
+                os.mkdir(name, 0o777, dir_fd=fd)
+            except FileExistsError:
+                pass
+            else:
+                made.append(here)
+            try:
+                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                raise _not_a_folder(local, here, name, fd) from exc
+            os.close(fd)
+            fd = child
+    except BaseException:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        raise
+    finally:
+        os.close(fd)
+    if not made or made[-1] != here:
+        return None, here
+    return _Made(here, tuple(made[:-1])), here
+
+
+def _not_a_folder(local: LocalRepository, at: Path, name: str, fd: int) -> FalseworkError:
+    """Why the name ``name`` (at ``at``) on the way to a local repository could not
+    be opened as a folder: a link (refused, naming it), a file, or the system's
+    reason."""
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except OSError as exc:
+        return ActionError(f"remoteUrl {local.path}: {at}: {exc.strerror or exc}")
+    if stat.S_ISLNK(st.st_mode):
+        if not os.path.exists(at):
+            return dangling_link(str(local.path), at)
+        return UnsafePathError(
+            f"remoteUrl {str(local.path)!r}: {at} is a symbolic link; publish:git never "
+            "makes or pushes to a repository on this machine through a link (it may have "
+            "been put there after the path was checked): give a path with no link below "
+            f"{local.root}"
+        )
+    if at == local.path:
+        return ActionError(
+            f"remoteUrl {at} is an existing file that is not a git repository, so nothing "
+            "was pushed; give a new path (it is created as a bare repository) or an "
+            "existing repository"
+        )
+    return ActionError(f"remoteUrl {local.path}: {at} is a file, not a folder")
 
 
 def dangling_link(url: str, path: Path) -> UnsafePathError:
@@ -226,14 +318,18 @@ def is_repository(path: Path) -> bool:
     return bare or (path / ".git").exists()
 
 
-def _remove_unused(repo: Path) -> None:
-    """Remove the repository made at ``repo`` unless a branch landed in it (another
-    task may have pushed into it meanwhile)."""
+def _remove_unused(made: _Made) -> None:
+    """Remove the repository made at ``made.repo`` unless a branch landed in it
+    (another task may have pushed into it meanwhile), then the folders made above
+    it that are still empty (another task may have put something there)."""
+    repo = made.repo
     heads = repo / "refs" / "heads"
     try:
         if (repo / "packed-refs").exists() or (heads.is_dir() and any(heads.iterdir())):
             return
         shutil.rmtree(repo)
+        for folder in reversed(made.folders):
+            os.rmdir(folder)
     except OSError:
         pass
 

@@ -11,7 +11,10 @@ publish root (``FALSEWORK_PUBLISH_ROOTS``; ``/`` for ``falsework run``); a relat
 path is taken from the remotes folder, never from the process's working folder.
 Anything else raises ``UnsafePathError`` naming ``remoteUrl`` and the path, before
 any git runs; so does a link to nothing on the path (git would make the repository
-at its target), which is never followed. The commit and the push are
+at its target). Below the allowed folder, the repository's folder and the missing
+ones above it are made one name at a time from the opened folder above, so a link
+there, even one put there after the check, is refused naming it, never followed
+(``gitpush.LocalRepository``). The commit and the push are
 ``gitpush.publish_folder``, shared with the forges' actions. A network remote goes
 through the git policy (transports, egress, scoped credentials:
 ``falsework.actions.git``).
@@ -28,6 +31,7 @@ from pydantic import Field
 
 from falsework.actions.builtin.gitpush import (
     Author,
+    LocalRepository,
     dangling_link,
     publish_folder,
     published_folder,
@@ -51,9 +55,9 @@ class PublishGitInput(ActionInput):
         "`.falsework/remotes/`). A local remote must lie in the remotes folder or a folder "
         "listed in `FALSEWORK_PUBLISH_ROOTS` (`falsework run` allows any path); one that "
         "does not exist yet is "
-        "created there as a bare repository (and removed again when the step fails before "
-        "its branch is set). Any other local path, and one with a symbolic link to nothing "
-        "on it, is refused."
+        "created there as a bare repository (and removed again, with the folders made for "
+        "it, when the step fails before its branch is set). Any other local path, and one "
+        "with a symbolic link on it below the allowed folder, is refused."
     )
     branch: str = Field("main", description="The branch to push (created if missing).")
     source_path: str = Field("./", description="Workspace folder to publish.")
@@ -163,9 +167,9 @@ async def publish_git(ctx: ActionContext[PublishGitInput], policy: PublishPolicy
             ctx.logger.info(f"Recorded the scaffold in {commit} (pristine: {pristine})")
             return commit, {PRISTINE_BRANCH: pristine}
 
-        remote: Remote | Path
+        remote: Remote | LocalRepository
         if local is not None:
-            remote = local
+            remote = below_root(policy, inp.remote_url, local)
         else:
             remote = await open_remote(
                 git_policy, inp.remote_url, token=inp.token, username=inp.username
@@ -282,6 +286,28 @@ def allowed_local_remote(policy: PublishPolicy, url: str) -> Path | None:
             "inside it; give a path such as 'my-service.git'"
         )
     return path
+
+
+def below_root(policy: PublishPolicy, url: str, path: Path) -> LocalRepository:
+    """The checked local remote ``path`` as the names below the allowed folder it
+    lies in (the innermost, as configured or as its real path), which
+    ``publish_folder`` walks without following a link. A path that reaches an
+    allowed folder only through a link is refused here."""
+    found: LocalRepository | None = None
+    roots = [*policy.roots, *([policy.remotes_dir] if policy.remotes_dir else [])]
+    for root in roots:
+        for base in (Path(os.path.abspath(root)), Path(os.path.realpath(root))):
+            if path != base and path.is_relative_to(base):
+                names = path.relative_to(base).parts
+                if found is None or len(names) < len(found.names):
+                    found = LocalRepository(base, names)
+    if found is None:
+        raise UnsafePathError(
+            f"remoteUrl {url!r}: {path} reaches the folders publish:git may write to only "
+            "through a symbolic link; publish:git never makes or pushes to a repository "
+            "through a link: give its real path"
+        )
+    return found
 
 
 def _contents_url(remote: str, branch: str) -> str:
