@@ -56,6 +56,39 @@ EMBEDDED = ENTRY.replace(
     "    sys.exit(exc.code)",
 )
 
+# the entry with logs written through FileHandlers while the command runs (a
+# thread) and at its exit (an atexit function): one handler that writes each
+# record as it comes, one behind a MemoryHandler that holds them all until
+# logging's own atexit function closes it
+LINES = 3000
+LOGGED = ENTRY.replace(
+    "sys.argv = ",
+    f"""import logging, logging.handlers
+
+def to_file(name, buffered):
+    handler = logging.FileHandler(os.path.join(marks, name + '.log'))
+    if buffered:
+        handler = logging.handlers.MemoryHandler(10 ** 6, target=handler)
+    log = logging.getLogger(name)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return log
+
+logs = [to_file('direct', False), to_file('buffered', True)]
+
+def chatter():
+    for n in range({LINES}):
+        for log in logs:
+            log.info('line %d', n)
+        if n % 100 == 0:
+            time.sleep(0.01)
+
+threading.Thread(target=chatter).start()
+atexit.register(lambda: [log.info('last') for log in logs])
+sys.argv = """,
+)
+
 
 def _run(code: str, argv: list[str], tmp_path: Path) -> tuple[int, str, str, set[str]]:
     marks = tmp_path / "marks"
@@ -126,3 +159,16 @@ def test_the_collector_runs_again_after_the_imports(tmp_path: Path) -> None:
     code, out, err, _ = _run(embedded, argv, tmp_path / "embedded")
     assert code == 0, err
     assert "gc True False" in out.splitlines()
+
+
+def test_logs_written_through_file_handlers_are_complete_after_the_exit(tmp_path: Path) -> None:
+    # what a thread logged during the run and an atexit function at its end is in
+    # the files, in order, also what a MemoryHandler held until logging shut down
+    code, _, err, marks = _run(
+        LOGGED, ["run", str(HELLO), "--set", "name=x", "-o", "out"], tmp_path
+    )
+    assert code == 0, err
+    lines = [f"line {n}" for n in range(LINES)] + ["last"]
+    for name in ("direct", "buffered"):
+        assert (tmp_path / "marks" / f"{name}.log").read_text().splitlines() == lines, name
+    assert marks == {"atexit", "thread", "direct.log", "buffered.log"}
