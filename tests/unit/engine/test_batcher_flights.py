@@ -49,6 +49,22 @@ class HeldWriter:
             await self.started.wait()
 
 
+@pytest.fixture
+def writer() -> HeldWriter:
+    return HeldWriter()
+
+
+@pytest.fixture
+def batcher(writer: HeldWriter, request: pytest.FixtureRequest) -> Batcher:
+    """The buffer over ``writer``: one flush at a time, or as many as
+    :data:`TWO_AT_ONCE` asks."""
+    parallel: int = getattr(request, "param", 1)
+    return Batcher(writer, Hub(), lambda _ids: None, parallel=parallel)
+
+
+TWO_AT_ONCE = pytest.mark.parametrize("batcher", [2], indirect=True, ids=["parallel=2"])
+
+
 @contextlib.asynccontextmanager
 async def running(batcher: Batcher):  # type: ignore[no-untyped-def]
     flusher = asyncio.create_task(batcher.run())
@@ -60,20 +76,23 @@ async def running(batcher: Batcher):  # type: ignore[no-untyped-def]
             await flusher
 
 
+async def first_flight(batcher: Batcher, writer: HeldWriter) -> None:
+    """A first flush in flight, holding task a (its one event, ``"a1"``)."""
+    batcher.event("a", "ta", "log", '"a1"')
+    await asyncio.wait_for(writer.flushes_started(1), 5)
+
+
 def _events(batch: WriteBatch, task_id: str) -> list[str]:
     return [body for tid, _token, _type, body in batch.events if tid == task_id]
 
 
+@TWO_AT_ONCE
 async def test_a_backlog_goes_out_on_two_flushes_of_disjoint_tasks(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, writer: HeldWriter, batcher: Batcher
 ) -> None:
     monkeypatch.setattr(batcher_module, "MAX_FLUSH_EVENTS", 4)
-    writer = HeldWriter()
-    batcher = Batcher(writer, Hub(), lambda _ids: None, parallel=2)
     async with running(batcher):
-        # a first flush in flight, holding task a
-        batcher.event("a", "ta", "log", '"a1"')
-        await asyncio.wait_for(writer.flushes_started(1), 5)
+        await first_flight(batcher, writer)
         # meanwhile: a's next write, and a backlog of b..e (two events each)
         batcher.event("a", "ta", "log", '"a2"')
         for tid in "bcde":
@@ -109,15 +128,15 @@ async def test_a_backlog_goes_out_on_two_flushes_of_disjoint_tasks(
         ]
 
 
-async def test_a_few_writes_wait_for_the_flush_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+@TWO_AT_ONCE
+async def test_a_few_writes_wait_for_the_flush_in_flight(
+    monkeypatch: pytest.MonkeyPatch, writer: HeldWriter, batcher: Batcher
+) -> None:
     # below a flush's worth of events the second flush does not start: the
     # writes wait and go out together (as big a group commit as before)
     monkeypatch.setattr(batcher_module, "MAX_FLUSH_EVENTS", 100)
-    writer = HeldWriter()
-    batcher = Batcher(writer, Hub(), lambda _ids: None, parallel=2)
     async with running(batcher):
-        batcher.event("a", "ta", "log", '"a1"')
-        await asyncio.wait_for(writer.flushes_started(1), 5)
+        await first_flight(batcher, writer)
         done = [
             batcher.finish(Finish(tid, "t" + tid, "completed", "completion", "{}", False))
             for tid in "bcd"
@@ -134,10 +153,10 @@ async def test_a_few_writes_wait_for_the_flush_in_flight(monkeypatch: pytest.Mon
         await asyncio.wait_for(batcher.flushed(), 5)
 
 
-async def test_one_flush_at_a_time_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_one_flush_at_a_time_by_default(
+    monkeypatch: pytest.MonkeyPatch, writer: HeldWriter, batcher: Batcher
+) -> None:
     monkeypatch.setattr(batcher_module, "MAX_FLUSH_EVENTS", 2)
-    writer = HeldWriter()
-    batcher = Batcher(writer, Hub(), lambda _ids: None)
     async with running(batcher):
         for tid in "abcdef":
             batcher.event(tid, "t" + tid, "log", f'"{tid}"')
@@ -152,10 +171,12 @@ async def test_one_flush_at_a_time_by_default(monkeypatch: pytest.MonkeyPatch) -
     assert writer.most_at_once == 1
 
 
-async def test_a_bug_in_a_flush_reaches_the_flusher(monkeypatch: pytest.MonkeyPatch) -> None:
+@TWO_AT_ONCE
+async def test_a_bug_in_a_flush_reaches_the_flusher(
+    monkeypatch: pytest.MonkeyPatch, batcher: Batcher
+) -> None:
     # the supervisor restarts a flusher that raised: a flush's own bug must
     # surface in run(), not die unseen in its task
-    batcher = Batcher(HeldWriter(), Hub(), lambda _ids: None, parallel=2)
 
     async def broken(*_args: object) -> None:
         raise RuntimeError("a bug")
@@ -167,11 +188,9 @@ async def test_a_bug_in_a_flush_reaches_the_flusher(monkeypatch: pytest.MonkeyPa
 
 
 async def test_past_the_high_water_a_writer_waits_for_a_flush(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, writer: HeldWriter, batcher: Batcher
 ) -> None:
     monkeypatch.setattr(batcher_module, "HIGH_WATER", 3)
-    writer = HeldWriter()
-    batcher = Batcher(writer, Hub(), lambda _ids: None)
     # the write says whether its writer must wait (no second call per event)
     assert [batcher.event("a", "ta", "log", f'"{n}"') for n in range(4)] == [
         False,
