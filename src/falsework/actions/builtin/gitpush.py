@@ -238,7 +238,9 @@ async def _open_local(
     return made
 
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_PATH (Linux): a folder the process may pass through but not list (mode 711, as
+# a home folder) opens as well as by path
+_DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _make_below(local: LocalRepository) -> tuple[_Made | None, Path]:
