@@ -231,7 +231,7 @@ async def test_a_link_put_on_the_way_after_the_check_is_refused(
     url: str,
     link: str,
 ) -> None:
-    # Between the check of remoteUrl and the making of the repository another
+    # Between the last check of remoteUrl and the making of the repository another
     # process swaps a folder on the way (or the repository's own name) for a link
     # to a real folder elsewhere, here one holding a repository: neither a folder
     # nor a repository is made or pushed to through it; the error names the link.
@@ -240,15 +240,15 @@ async def test_a_link_put_on_the_way_after_the_check_is_refused(
     outside = make_dirs(tmp_path / "outside", remotes / "team")[0]
     for repo in ("svc.git", "sub/svc.git"):
         git("init", "-q", "--bare", "-b", "main", str(outside / repo), cwd=tmp_path)
-    real = publish.allowed_local_remote
+    real = publish.below_root
 
-    def then_link(policy: Any, url: str) -> Path | None:
-        path = real(policy, url)
+    def then_link(policy: Any, url: str, path: Path) -> Any:
+        found = real(policy, url, path)
         (remotes / "team").rmdir()
         (remotes / link).symlink_to(outside)
-        return path
+        return found
 
-    monkeypatch.setattr(publish, "allowed_local_remote", then_link)
+    monkeypatch.setattr(publish, "below_root", then_link)
     (harness.workspace / "a.txt").write_text("a")
     result = await harness.run([one_step("publish:git", remoteUrl=url)])
     assert result.error is not None and result.error.name == "UnsafePathError"
@@ -262,19 +262,26 @@ async def test_a_link_put_on_the_way_after_the_check_is_refused(
         assert git("for-each-ref", cwd=outside / repo) == ""
 
 
-async def test_a_path_into_the_remotes_folder_through_a_link_is_refused(
+async def test_a_path_into_the_remotes_folder_through_a_link_is_taken_as_its_real_path(
     harness: Any, tmp_path: Path, remotes: Path, one_step: Any
 ) -> None:
-    # remoteUrl names a folder inside the remotes folder only through a link
-    # (another way in): refused, as a link on the way would be
+    # remoteUrl names a folder inside the remotes folder through a link that is
+    # there when the step starts (a linked home or temporary folder): the link is
+    # followed once, and the repository made at its real path, inside
     make_dirs(remotes)
     (tmp_path / "door").symlink_to(remotes)
     (harness.workspace / "a.txt").write_text("a")
     url = str(tmp_path / "door" / "svc.git")
     result = await harness.run([one_step("publish:git", remoteUrl=url)])
+    assert result.error is None
+    assert listing(remotes) == ["svc.git"]
+    assert git("ls-tree", "--name-only", "main", cwd=remotes / "svc.git").strip() == "a.txt"
+    # one that leads outside every allowed folder stays refused
+    outside = make_dirs(tmp_path / "outside")[0]
+    (remotes / "away").symlink_to(outside)
+    result = await harness.run([one_step("publish:git", remoteUrl="away/svc.git")])
     assert result.error is not None and result.error.name == "UnsafePathError"
-    assert "only through a symbolic link" in result.error.message
-    assert listing(remotes) == []
+    assert listing(outside) == []
 
 
 @pytest.mark.parametrize("scaffold", [False, True])

@@ -11,10 +11,11 @@ publish root (``FALSEWORK_PUBLISH_ROOTS``; ``/`` for ``falsework run``); a relat
 path is taken from the remotes folder, never from the process's working folder.
 Anything else raises ``UnsafePathError`` naming ``remoteUrl`` and the path, before
 any git runs; so does a link to nothing on the path (git would make the repository
-at its target). Below the allowed folder, the repository's folder and the missing
-ones above it are made one name at a time from the opened folder above, so a link
-there, even one put there after the check, is refused naming it, never followed
-(``gitpush.LocalRepository``). The commit and the push are
+at its target). The path is then taken as its real path (links on it are followed
+once, as the check followed them), and below the allowed folder the repository's
+folder and the missing ones above it are made one name at a time from the opened
+folder above, so a link put on the way after the check is refused naming it,
+never followed (``gitpush.LocalRepository``). The commit and the push are
 ``gitpush.publish_folder``, shared with the forges' actions. A network remote goes
 through the git policy (transports, egress, scoped credentials:
 ``falsework.actions.git``).
@@ -56,8 +57,8 @@ class PublishGitInput(ActionInput):
         "listed in `FALSEWORK_PUBLISH_ROOTS` (`falsework run` allows any path); one that "
         "does not exist yet is "
         "created there as a bare repository (and removed again, with the folders made for "
-        "it, when the step fails before its branch is set). Any other local path, and one "
-        "with a symbolic link on it below the allowed folder, is refused."
+        "it, when the step fails before its branch is set). Any other local path is refused, "
+        "and so is a symbolic link put on the way while the step runs."
     )
     branch: str = Field("main", description="The branch to push (created if missing).")
     source_path: str = Field("./", description="Workspace folder to publish.")
@@ -268,11 +269,7 @@ def allowed_local_remote(policy: PublishPolicy, url: str) -> Path | None:
             f"remoteUrl {url!r} is a relative path, but no remotes folder is configured "
             "to take it from; give a URL or an absolute path"
         )
-    # A link to nothing on the way is refused before anything is made: git init
-    # would make the repository at the link's target, wherever that is.
-    for step in (path, *path.parents):
-        if os.path.islink(step) and not os.path.exists(step):
-            raise dangling_link(url, step)
+    _refuse_dangling(url, path)
     roots = [*policy.roots, *([policy.remotes_dir] if policy.remotes_dir else [])]
     if not any(is_within(root, path) for root in roots):
         raise UnsafePathError(
@@ -288,24 +285,34 @@ def allowed_local_remote(policy: PublishPolicy, url: str) -> Path | None:
     return path
 
 
+def _refuse_dangling(url: str, path: Path) -> None:
+    """A link to nothing on the way is refused before anything is made: git init
+    would make the repository at the link's target, wherever that is."""
+    for step in (path, *path.parents):
+        if os.path.islink(step) and not os.path.exists(step):
+            raise dangling_link(url, step)
+
+
 def below_root(policy: PublishPolicy, url: str, path: Path) -> LocalRepository:
-    """The checked local remote ``path`` as the names below the allowed folder it
-    lies in (the innermost, as configured or as its real path), which
-    ``publish_folder`` walks without following a link. A path that reaches an
-    allowed folder only through a link is refused here."""
+    """The checked local remote ``path`` as the names below the innermost allowed
+    folder its real path lies in, which ``publish_folder`` walks without following
+    a link. Links on the path now (a linked home or temporary folder) are followed
+    here, once, as the check did; one put on the way after this is refused by the
+    walk."""
+    _refuse_dangling(url, path)
+    real = Path(os.path.realpath(path))
     found: LocalRepository | None = None
     roots = [*policy.roots, *([policy.remotes_dir] if policy.remotes_dir else [])]
     for root in roots:
-        for base in (Path(os.path.abspath(root)), Path(os.path.realpath(root))):
-            if path != base and path.is_relative_to(base):
-                names = path.relative_to(base).parts
-                if found is None or len(names) < len(found.names):
-                    found = LocalRepository(base, names)
-    if found is None:
+        base = Path(os.path.realpath(root))
+        if real.is_relative_to(base):
+            names = real.relative_to(base).parts
+            if found is None or len(names) < len(found.names):
+                found = LocalRepository(base, names)
+    if found is None:  # a link on the way changed since the check
         raise UnsafePathError(
-            f"remoteUrl {url!r}: {path} reaches the folders publish:git may write to only "
-            "through a symbolic link; publish:git never makes or pushes to a repository "
-            "through a link: give its real path"
+            f"remoteUrl {url!r}: {path} now leads to {real}, outside the folders "
+            "publish:git may write to (a link on the way changed after the check)"
         )
     return found
 
