@@ -69,6 +69,21 @@ MISSING: Any = _Missing()
 PLAIN, QUICK, SLOW = 0, 1, 2
 
 
+# A string whose every expression is a plain lookup (``${{ parameters.a.b }}``): its
+# pieces in order, each its plain text (a str) or a lookup's path (the names).
+_Plan = tuple[str | tuple[str, ...], ...]
+
+
+class _Slow:
+    """What the lookup path (``Renderer._looked_up``) answers when a value needs
+    Jinja after all."""
+
+    __slots__ = ()
+
+
+_SLOW: Any = _Slow()
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     template: Template
@@ -77,6 +92,8 @@ class _Compiled:
     weight: int = 0  # in the compile cache (see _CACHE_BUDGET)
     # A shape's template (see _Compiler.shape): the source's plain text, in order
     text: tuple[str, ...] | None = None
+    # A string of plain lookups (see _lookups): its text and paths, in order
+    plan: _Plan | None = None
 
 
 _BREAK = re.compile(r"\r\n|\r|\n")
@@ -198,7 +215,12 @@ class _Compiler:
             compiled = self._compile(source, allow_lone)
         if len(source) <= _CACHE_ITEM:
             weighed = _Compiled(
-                compiled.template, compiled.lone, compiled.quick, self.weight(source), compiled.text
+                compiled.template,
+                compiled.lone,
+                compiled.quick,
+                self.weight(source),
+                compiled.text,
+                compiled.plan,
             )
             with self._lock:
                 if key not in self._cache:
@@ -379,9 +401,12 @@ class _Compiler:
                 and not isinstance(body[0].nodes[0], nodes.TemplateData)
             ):
                 expr = body[0].nodes[0]
+                plan = _lookups(body)  # (read from the tree as parsed)
                 assign = nodes.Assign(nodes.Name(_RESULT, "store"), expr, lineno=expr.lineno)
-                return _Compiled(env.from_string(nodes.Template([assign], lineno=1)), True, quick)
-            return _Compiled(env.from_string(tree), False, quick)
+                template = env.from_string(nodes.Template([assign], lineno=1))
+                return _Compiled(template, True, quick, plan=plan)
+            plan = _lookups(body) if allow_lone else None
+            return _Compiled(env.from_string(tree), False, quick, plan=plan)
         except JinjaSyntaxError as exc:
             where = f" (line {exc.lineno})" if exc.lineno and "\n" in source else ""
             raise TemplateSyntaxError(
@@ -477,6 +502,10 @@ class Renderer:
             return value
         if not isinstance(value, str | dict | list):
             return value
+        if type(context) is dict and self._lookups_only(value):
+            fast = self._looked_up(value, context)
+            if fast is not _SLOW:
+                return missing if fast is MISSING else fast
         if not isinstance(value, str) and not self._has_template(value):
             # Nothing to render: the same fresh copy, without the context merge
             # and the watchdog.
@@ -598,6 +627,68 @@ class Renderer:
             return any(self._has_template(v) for v in value)
         return False
 
+    def _lookups_only(self, value: Any) -> bool:
+        """Whether every template string in ``value`` is compiled to a plan of
+        plain lookups (asked first: a value that mixes them with anything else
+        goes to Jinja without a lookup done in vain)."""
+        if isinstance(value, str):
+            if not self.is_template(value):
+                return True
+            compiled = self._main.cached(value, True)
+            return compiled is not None and compiled.plan is not None
+        if isinstance(value, dict | list):
+            for item in value.values() if isinstance(value, dict) else value:
+                if not self._lookups_only(item):
+                    return False
+        return True
+
+    def _looked_up(self, value: Any, context: dict[str, Any]) -> Any:
+        """``_render_value`` without Jinja for a value whose every template string
+        is compiled and made of plain lookups that find plain values (see
+        ``_lookups``), else ``_SLOW``: the same result, by dict reads. Bounded by
+        the data it reads, so neither the watchdog nor the context merge."""
+        if isinstance(value, str):
+            if not self.is_template(value):
+                return MISSING if value == "" else value
+            compiled = self._main.cached(value, True)
+            if compiled is None or compiled.plan is None:
+                return _SLOW
+            if compiled.lone:
+                (path,) = compiled.plan
+                found = _look_up(path, context) if isinstance(path, tuple) else _SLOW
+                return _SLOW if found is _SLOW else to_plain(found, self.max_output)
+            pieces: list[str] = []
+            for piece in compiled.plan:
+                if isinstance(piece, str):
+                    pieces.append(piece)
+                    continue
+                found = _look_up(piece, context)
+                if type(found) is not str:  # (how anything else prints: Jinja's finalize)
+                    return _SLOW
+                pieces.append(found)
+            text = "".join(pieces)
+            if len(text) > self.max_output:
+                return _SLOW  # (the full path says so)
+            return MISSING if text == "" else text
+        if isinstance(value, dict):
+            rendered: dict[Any, Any] = {}
+            for key, item in value.items():
+                done = self._looked_up(item, context)
+                if done is _SLOW:
+                    return _SLOW
+                if done is not MISSING:
+                    rendered[key] = done
+            return rendered
+        if isinstance(value, list):
+            items: list[Any] = []
+            for item in value:
+                done = self._looked_up(item, context)
+                if done is _SLOW:
+                    return _SLOW
+                items.append(None if done is MISSING else done)
+            return items
+        return value
+
     def _render_value(self, value: Any, variables: dict[str, Any]) -> Any:
         if isinstance(value, str):
             if not self.is_template(value):
@@ -650,6 +741,42 @@ class Renderer:
         except Exception as exc:
             raise _runtime_error(source, exc) from None
         return "".join(chunks)
+
+
+def _lookups(body: list[nodes.Node]) -> _Plan | None:
+    """The plan of a parsed string whose every expression is a plain lookup (a
+    name and one or more ``.attribute``: ``${{ parameters.name }}``,
+    ``${{ parameters.repo.owner }}``), between any text; None for anything else
+    (a filter, an operator, ``[...]``, a call, a block, a bare name, a constant)."""
+    if len(body) != 1 or not isinstance(body[0], nodes.Output):
+        return None
+    plan: list[str | tuple[str, ...]] = []
+    for node in body[0].nodes:
+        if isinstance(node, nodes.TemplateData):
+            plan.append(node.data)
+            continue
+        names: list[str] = []
+        while isinstance(node, nodes.Getattr):
+            names.append(node.attr)
+            node = node.node
+        if not names or not isinstance(node, nodes.Name) or node.ctx != "load":
+            return None
+        names.append(node.name)
+        plan.append(tuple(reversed(names)))
+    return tuple(plan)
+
+
+def _look_up(path: tuple[str, ...], context: dict[str, Any]) -> Any:
+    """What Jinja's lookup of ``path`` gives when every step is a key of a plain
+    dict (the sandbox's ``getattr`` reads an object's keys first); ``_SLOW`` for
+    anything else: a missing key (undefined, or a method of the object), a name
+    only the environment's globals have, a value of another type."""
+    found = context.get(path[0], _SLOW)
+    for name in path[1:]:
+        if type(found) is not dict:
+            return _SLOW
+        found = found.get(name, _SLOW)
+    return found
 
 
 def _runtime_error(source: str, exc: Exception) -> TemplateError:
