@@ -64,14 +64,19 @@ def task_fields() -> dict[str, Any]:
     return dict(_fields.get() or {})
 
 
+_UNBOUND: dict[str, Any] = {}
+
+
 class TaskFields(logging.Filter):
     """Puts the bound task's fields on every record (None where there is none)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        bound = _fields.get() or {}
+        bound = _fields.get() or _UNBOUND
+        # (a record's attributes are its __dict__: no class attribute has these names)
+        fields = record.__dict__
         for name in TASK_FIELDS:
-            if getattr(record, name, None) is None:
-                setattr(record, name, bound.get(name))
+            if fields.get(name) is None:
+                fields[name] = bound.get(name)
         return True
 
 
@@ -120,6 +125,36 @@ class _Json(JsonFormatter):
                 log_data.pop(name, None)
 
 
+class _Text(logging.Formatter):
+    """``TEXT_FORMAT``, a line without a traceback or a stack made in one step:
+    the same text as ``logging.Formatter(TEXT_FORMAT)`` gives."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        record.message = record.getMessage()
+        return "%s %s: %s" % (record.levelname, record.name, record.message)  # noqa: UP031
+
+
+class _Lines(logging.StreamHandler):  # type: ignore[type-arg]
+    """``StreamHandler`` writing and flushing each line under the one hold of its
+    lock that ``handle`` takes (its ``flush`` takes the lock a second time)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            stream = self.stream
+            stream.write(line)
+            stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
 def formatter(log_format: LogFormat) -> logging.Formatter:
     if log_format == "json":
         return _Json(
@@ -128,12 +163,12 @@ def formatter(log_format: LogFormat) -> logging.Formatter:
             timestamp="time",  # ISO 8601, UTC
             json_ensure_ascii=False,
         )
-    return logging.Formatter(TEXT_FORMAT)
+    return _Text()
 
 
 def configure(level: str, log_format: LogFormat) -> None:
     """One handler on stderr for the whole process (uvicorn's loggers included)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Lines(sys.stderr)
     handler.setFormatter(formatter(log_format))
     handler.addFilter(TaskFields())
     handler.addFilter(RedactUrls())

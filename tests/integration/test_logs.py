@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from falsework import logs
+from support.logconfig import kept_logging
 
 TOKEN = "tok-3f9a1c"
 
@@ -40,19 +41,8 @@ def server() -> Iterator[str]:
 
 @pytest.fixture
 def configured() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    # what configure() stops gathering for every record, put back for later tests
-    flags = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing")
-    saved = {name: getattr(logging, name) for name in flags}
-    yield
-    for name, value in saved.items():
-        setattr(logging, name, value)
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
+    with kept_logging():
+        yield
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
