@@ -224,3 +224,14 @@ def test_a_plain_lookup_skips_jinja_once_compiled(
     for other in ("${{ parameters.missing }}", "${{ parameters.name | upper }}"):
         with pytest.raises(AssertionError, match="rendered with Jinja"):
             renderer.render(other, shapes)
+
+
+@pytest.mark.parametrize(
+    "name", ["self", "loop", "varargs", "kwargs", "caller", "super", "range", "undefined"]
+)
+def test_names_jinja_binds_itself(name: str) -> None:
+    # a key of the context named like something Jinja or its globals provide
+    context = {name: {"a": "from the context"}}
+    for source in (f"${{{{ {name}.a }}}}", f"x ${{{{ {name}.a }}}}"):
+        fast, slow = _both(Renderer(), source, context)
+        assert fast == slow
