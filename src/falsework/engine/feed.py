@@ -31,6 +31,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -163,6 +164,49 @@ def deliver(hub: Hub, payload: str) -> None:
         hub.pushed(pushed)
     if ids:
         hub.events(ids)
+
+
+class Inbox:
+    """The listener's ``falsework_events`` payloads, handed to the hub one per turn
+    of the event loop.
+
+    A worker's flush commits its notifications together (about 40 events each), so
+    they reach the listener in one read, and the driver calls back for each of
+    them in one turn. Delivered there and then, every notification was decoded
+    before the first stream's events were framed, and every stream framed before
+    the first was written: each event waited for about half of the whole flush's
+    work. One per turn, each notification's streams go out while the next ones
+    are still waiting: the callbacks its delivery schedules (the subscriptions'
+    consumers, the watchers they wake) are queued ahead of the next delivery, and
+    the oldest notification's writes come first in every turn (issue 17).
+    The order of the notifications is kept; what one does to the feed is as
+    before (``deliver``)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._payloads: deque[str] = deque()
+        self._scheduled = False
+
+    def put(self, payload: str) -> None:
+        """One payload, in the order the listener heard them."""
+        if not self._hub.watching():
+            return  # nobody streams in this process (a worker): not even kept
+        self._payloads.append(payload)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._next)
+
+    def __len__(self) -> int:
+        return len(self._payloads)
+
+    def _next(self) -> None:
+        try:
+            deliver(self._hub, self._payloads.popleft())
+        finally:
+            if self._payloads:
+                asyncio.get_running_loop().call_soon(self._next)
+            else:
+                self._scheduled = False
 
 
 class Subscription:

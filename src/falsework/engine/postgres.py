@@ -22,7 +22,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from falsework.engine.codec import dumps, loads, utc
-from falsework.engine.feed import deliver
+from falsework.engine.feed import Inbox
 from falsework.engine.lease import plan_writes, stale_outcome
 from falsework.engine.migrate import outdated
 from falsework.engine.models import (
@@ -904,6 +904,7 @@ class PgListener:
     ) -> None:
         self._dsn = dsn
         self._hub = hub
+        self._inbox = Inbox(hub)
         self._keepalive = keepalive
         self._options = options or StoreOptions()
         self.connected = asyncio.Event()
@@ -919,7 +920,7 @@ class PgListener:
         elif channel == CHANNEL_CANCEL:
             self._hub.cancel(payload)
         elif channel == CHANNEL_EVENTS:
-            deliver(self._hub, payload)
+            self._inbox.put(payload)
 
     async def run(self) -> None:
         try:
