@@ -16,8 +16,9 @@ the database itself: the process's ``Feed`` does, for all of them at once.
 Each subscription keeps its own cursor, so it stays exact: a read returns a
 task's events after the cursor in id order (one task's events commit in id
 order: its writers hold the task's row lock), and only events after the cursor
-are appended. A pushed payload reaching a subscription while it is stale (a read
-asked for or in flight) is not appended; it asks for one more read instead. A
+are appended. A pushed payload that follows a subscription's cursor is appended
+even while a read is asked for or in flight (the read then appends only what
+comes after it); one that does not asks for one more read. A
 subscription whose consumer falls behind (more than ``MAX_BUFFER`` events
 waiting) drops its buffer, goes back to what the consumer has taken, and reads
 again when the consumer asks: memory per subscription is bounded and a slow one
@@ -226,6 +227,7 @@ class Subscription:
         self.behind = False  # the buffer overflowed: read again when taken
         self.first_read = False  # the read made on joining has answered
         self.ticked = False  # the safety-net poll came by
+        self.heard = False  # events were appended since the poll came by
         self.error: Exception | None = None
         self.changed = asyncio.Event()
 
@@ -244,6 +246,7 @@ class Subscription:
             self.cursor = self.taken
             self.behind = True
         if added:
+            self.heard = True
             self.changed.set()
 
     def drain(self) -> list[Event]:
@@ -341,17 +344,21 @@ class Feed:
             for sub in subs:
                 if final:
                     sub.final_at = last
-                if sub.stale or sub.reading or sub.behind:
-                    # a read is coming, or under way with a snapshot that may
-                    # predate this write: one more read after it
-                    self.mark(sub)
-                elif sub.cursor == item.prev:
+                if sub.behind:
+                    continue  # reads again once its consumer catches up
+                if sub.cursor == item.prev:
+                    # They follow the cursor, so they go in even with a read
+                    # asked for or under way (the safety-net poll marks every
+                    # subscription): the read's answer appends only what is
+                    # after the cursor then, a run of the same events.
                     sub.apply(item.events)
                 elif sub.cursor >= last:
                     if final:
                         sub.changed.set()  # may be over now
                 else:
-                    self.mark(sub)  # a gap: a notification lost or not carried
+                    # a gap (a notification lost or not carried), or events a
+                    # read under way is still to bring: one more read after it
+                    self.mark(sub)
 
     def wake_all(self) -> None:
         """Notifications may have been missed (the listener lost, or back):
@@ -438,14 +445,26 @@ class Feed:
                 asyncio.get_running_loop().call_soon(self._start_read)
 
     async def _poll(self) -> None:
-        """The safety net: every subscription reads once per poll interval."""
+        """The safety net: one ``poll`` per poll interval."""
         while self._subs:
             await asyncio.sleep(self._poll_interval())
-            self.read_all()
-            for subs in self._subs.values():
-                for sub in subs:
-                    sub.ticked = True
-                    sub.changed.set()
+            self.poll()
+
+    def poll(self) -> None:
+        """Every subscription reads, and the consumer of one that heard nothing
+        since the last poll is told (``take`` answers None: it asks whether the
+        task is over). One that did hear is not: its task was alive then, and a
+        final write ends its stream by itself; under a burst that question held
+        every consumer, and the events arriving meanwhile, for a read of every
+        stream's status (issue 17)."""
+        self.read_all()
+        for subs in self._subs.values():
+            for sub in subs:
+                if sub.heard:
+                    sub.heard = False
+                    continue
+                sub.ticked = True
+                sub.changed.set()
 
     async def close(self) -> None:
         tasks = list(self._inflight)

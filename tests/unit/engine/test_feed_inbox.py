@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from falsework.engine.feed import Feed, Pushed, Subscription
@@ -134,3 +135,123 @@ async def test_a_process_where_nobody_streams_keeps_no_payload() -> None:
     await turns()
     assert log == []
     assert len(listener._inbox) == 0
+
+
+class HeldReads:
+    """A store whose reads wait until the test lets them answer (a read in flight)."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, list[Event]] = {}
+        self.gate = asyncio.Event()
+        self.asked: list[list[tuple[str, int]]] = []
+
+    async def events_after_many(self, pairs: list[tuple[str, int]]) -> list[list[Event]]:
+        self.asked.append(pairs)
+        await self.gate.wait()
+        return [[e for e in self.answers.get(task, []) if e.id > after] for task, after in pairs]
+
+
+CREATED = datetime(2026, 12, 7, tzinfo=UTC)
+
+
+def stored(task: str, ids: Iterable[int]) -> list[Event]:
+    return [Event(id=i, task_id=task, type="log", body={"n": i}, created_at=CREATED) for i in ids]
+
+
+async def joined_with_held_reads(
+    log: list[tuple[Any, ...]],
+) -> tuple[HeldReads, Feed, Subscription, asyncio.Task[None]]:
+    """A subscription of task "a" whose joining read has answered; later reads wait."""
+    store = HeldReads()
+    store.gate.set()
+    feed = Feed(cast(Store, store), poll_interval=lambda: 3600.0)
+    sub = feed.join("a", 0)
+    consumer = asyncio.create_task(consume(sub, log))
+    await turns()
+    store.gate.clear()
+    return store, feed, sub, consumer
+
+
+async def test_carried_events_that_follow_the_cursor_go_in_while_a_read_is_under_way() -> None:
+    # The safety-net poll marks every subscription; under a burst its read is in
+    # flight while the next notifications come: they still reach the consumer at
+    # once, and the read's answer adds only what follows them.
+    log: list[tuple[Any, ...]] = []
+    store, feed, sub, consumer = await joined_with_held_reads(log)
+    try:
+        feed.read_all()  # as the poll does
+        await turns()
+        assert sub.reading and len(store.asked) == 2
+        # the read's snapshot: events 1-2 (committed before it), not yet answered
+        store.answers["a"] = stored("a", [1, 2])
+        feed.pushed([Pushed("a", 0, "processing", stored("a", [1, 2]))])
+        await turns()
+        assert log == [("took", "a", 1, 2)]
+        feed.pushed([Pushed("a", 2, "processing", stored("a", [3]))])
+        await turns()
+        assert [e for e in log if e[0] == "took"] == [("took", "a", 1, 2), ("took", "a", 3)]
+        store.gate.set()  # the read answers with its older snapshot: nothing twice
+        await turns()
+        store.answers["a"] = stored("a", [1, 2, 3, 4])
+        feed.pushed([Pushed("a", 3, "processing", stored("a", [4]))])
+        await turns()
+        assert [e for e in log if e[0] == "took"] == [
+            ("took", "a", 1, 2),
+            ("took", "a", 3),
+            ("took", "a", 4),
+        ]
+        assert not sub.stale and not sub.reading
+        assert len(store.asked) == 2  # no read more than the join's and the poll's
+    finally:
+        await stop(feed, [consumer])
+
+
+async def test_carried_events_after_a_gap_wait_for_the_read_and_stay_exact() -> None:
+    log: list[tuple[Any, ...]] = []
+    store, feed, sub, consumer = await joined_with_held_reads(log)
+    try:
+        # events 1-2 were notified by id only (not carried): a read; 3 comes carried
+        feed.notified(["a"])
+        await turns()
+        assert sub.reading
+        store.answers["a"] = stored("a", [1, 2, 3])
+        feed.pushed([Pushed("a", 2, "processing", stored("a", [3]))])
+        await turns()
+        assert [e for e in log if e[0] == "took"] == []  # 3 does not follow 0
+        store.gate.set()
+        await turns()
+        took = [i for e in log if e[0] == "took" for i in e[2:]]
+        assert took == [1, 2, 3]
+    finally:
+        await stop(feed, [consumer])
+
+
+async def test_the_poll_asks_whether_the_task_is_over_only_of_streams_that_heard_nothing() -> None:
+    # Under a burst the poll's question held every consumer for a read of every
+    # stream's status; one that just heard events does not need to ask.
+    answers: dict[str, list[str]] = {"a": [], "b": []}
+    feed = Feed(cast(Store, NoEvents()), poll_interval=lambda: 3600.0)
+    subs = {task: feed.join(task, 0) for task in answers}
+
+    async def consume_all(sub: Subscription) -> None:
+        while True:
+            page = await sub.take()
+            answers[sub.task_id].append("poll" if page is None else f"{len(page)} events")
+
+    consumers = [asyncio.create_task(consume_all(sub)) for sub in subs.values()]
+    try:
+        await turns()
+        assert answers == {"a": ["0 events"], "b": ["0 events"]}  # the joining reads
+        feed.pushed([Pushed("a", 0, "processing", stored("a", [1, 2]))])
+        await turns()
+        feed.poll()
+        await turns()
+        assert answers == {"a": ["0 events", "2 events"], "b": ["0 events", "poll"]}
+        feed.poll()  # a heard nothing since the last poll: now it asks
+        await turns()
+        assert answers == {
+            "a": ["0 events", "2 events", "poll"],
+            "b": ["0 events", "poll", "poll"],
+        }
+    finally:
+        await stop(feed, consumers)
