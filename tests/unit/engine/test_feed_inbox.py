@@ -127,6 +127,25 @@ async def test_a_tasks_events_stay_exact_and_in_order_across_queued_notification
         await stop(feed, consumers)
 
 
+async def test_a_consumer_that_takes_nothing_holds_up_no_other_stream() -> None:
+    # "slow" never takes what its notifications bring; the inbox goes on delivering
+    log: list[tuple[Any, ...]] = []
+    listener, feed, consumers = await setup(["a"], log)
+    slow = feed.join("slow", 0)
+    try:
+        await turns()
+        for n in range(1, 50, 2):
+            listener._dispatch(None, 0, CHANNEL_EVENTS, payload(("slow", max(0, n - 2), [n])))
+            listener._dispatch(None, 0, CHANNEL_EVENTS, payload(("a", n - 1, [n + 1])))
+        await turns(120)
+        assert len(listener._inbox) == 0
+        took = [i for e in log if e[0] == "took" for i in e[2:]]
+        assert took == list(range(2, 51, 2))
+        assert [e.id for e in slow.buffer] == list(range(1, 50, 2))  # kept, in order
+    finally:
+        await stop(feed, consumers)
+
+
 async def test_a_process_where_nobody_streams_keeps_no_payload() -> None:
     log: list[tuple[Any, ...]] = []
     hub = LoggingHub(log)
