@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import ChainableUndefined, Undefined, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -173,7 +174,42 @@ def _js_list_member(
     return None
 
 
+# The variable that holds a file's plain text in its shape's code (see
+# renderer._Compiler.shape): a tuple of strings, one per piece of text. Piece
+# ``i`` becomes ``falsework_text[i]`` marked with PIECE as the lookup's context
+# (the parser only makes "load" ones) and is written as a plain index: a piece is
+# a str, which the finalize leaves alone and nothing escapes, so the sandbox's
+# item lookup, the undefined check and the finalize call are left out (most of a
+# skeleton file's generated code: it compiles and renders for less).
+TEXT = "falsework_text"
+PIECE = "falsework_piece"
+
+
+def _is_piece(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Getitem) and node.ctx == PIECE
+
+
+class _CodeGenerator(CodeGenerator):
+    # (Jinja's hooks around each child of an Output node: ``str(finalize(``)
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if not _is_piece(node):
+            super()._output_child_pre(node, frame, finalize)
+
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if not _is_piece(node):
+            super()._output_child_post(node, frame, finalize)
+
+    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
+        if node.ctx != PIECE:
+            super().visit_Getitem(node, frame)
+            return
+        assert isinstance(node.node, nodes.Name) and isinstance(node.arg, nodes.Const)
+        # (the name is a symbol of every frame that reads it: a local variable)
+        self.write(f"{frame.symbols.ref(node.node.name)}[{node.arg.value:d}]")
+
+
 class SandboxEnvironment(ImmutableSandboxedEnvironment):
+    code_generator_class = _CodeGenerator
     intercepted_binops = frozenset({"+", "*", "**", "%", "/", "//"})
 
     def __init__(

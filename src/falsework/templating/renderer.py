@@ -20,7 +20,7 @@ from falsework.errors import (
     TemplateSecurityError,
     TemplateSyntaxError,
 )
-from falsework.templating.environment import SandboxEnvironment
+from falsework.templating.environment import PIECE, TEXT, SandboxEnvironment
 from falsework.templating.jsvalue import to_plain
 from falsework.templating.syntax import NunjucksParser, check_ast, is_quick, to_jinja
 from falsework.templating.watchdog import WATCHDOG, RenderTimeout
@@ -44,11 +44,11 @@ _SNIPPET = 120
 _RESULT = "__falsework_value"  # where a lone expression leaves its value
 
 # Compiled shapes (see _Compiler.shape): how many each compiler keeps, first in,
-# first out, and the variable that holds a file's plain text in its shape's
-# code (a source that names it compiles on its own).
+# first out; the variable that holds a file's plain text in its shape's code is
+# environment.TEXT (a source that names it compiles on its own).
 _SHAPES = 1024
 _PLAIN_SHAPES = 8  # tried in turn before the lexer (see _Compiler._match)
-_TEXT = "falsework_text"
+_TEXT = TEXT
 
 
 class _Missing:
@@ -353,27 +353,22 @@ class _Compiler:
 
     def _compile_shape(self, tokens: list[Token]) -> _Compiled | None:
         env = self.environment
+        # Each piece of text is parsed as plain data holding its number (cheaper
+        # than parsing a lookup for it), then becomes ``falsework_text[i]``.
         shaped: list[Token] = []
         index = 0
         for token in tokens:
             if token.type != "data" or not token.value:
                 shaped.append(token)
                 continue
-            line = token.lineno
-            shaped += [
-                Token(line, "variable_begin", ""),
-                Token(line, "name", _TEXT),
-                Token(line, "lbracket", "["),
-                Token(line, "integer", index),  # type: ignore[arg-type]
-                Token(line, "rbracket", "]"),
-                Token(line, "variable_end", ""),
-            ]
+            shaped.append(Token(token.lineno, "data", str(index)))
             index += 1
         parser = NunjucksParser(env, "", None, None)
         parser.stream = TokenStream(iter(shaped), None, None)
         try:
             tree = parser.parse()
             check_ast(tree)
+            _place_text(tree)
             return _Compiled(env.from_string(tree), False, is_quick(tree))
         except (JinjaSyntaxError, TemplateError):
             return None
@@ -741,6 +736,23 @@ class Renderer:
         except Exception as exc:
             raise _runtime_error(source, exc) from None
         return "".join(chunks)
+
+
+def _place_text(tree: nodes.Template) -> None:
+    """In a shape's checked tree, each piece of plain data (its text is the
+    piece's number: ``_compile_shape``) becomes ``falsework_text[i]``, marked as a
+    piece (environment.PIECE: written without the sandbox). Data is only ever an
+    Output's child."""
+    for output in tree.find_all(nodes.Output):
+        for place, child in enumerate(output.nodes):
+            if isinstance(child, nodes.TemplateData):
+                line = child.lineno
+                output.nodes[place] = nodes.Getitem(
+                    nodes.Name(_TEXT, "load", lineno=line),
+                    nodes.Const(int(child.data), lineno=line),
+                    PIECE,
+                    lineno=line,
+                )
 
 
 def _lookups(body: list[nodes.Node]) -> _Plan | None:

@@ -51,6 +51,18 @@ PAIRS = [
     ("${{ values.name }}", "${{ values.name }}"),
     ("a\r\nb ${{ values.name }}\r\n", "c\r\n${{ values.name }}\rd"),
     ("only text {% if values.off %}hidden{% endif %}", "other {% if values.off %}gone{% endif %}"),
+    (
+        "{% macro m() %}<${{ caller() }}>{% endmacro %}"
+        "{% call m() %}in ${{ values.name }}{% endcall %}",
+        "{% macro m() %}[${{ caller() }}]{% endmacro %}"
+        "{% call m() %}im ${{ values.name }}{% endcall %}",
+    ),
+    (
+        "{% for t in values.tags %}{% for u in values.tags %}"
+        "${{ t }}-${{ u }} {% endfor %}|{% endfor %}",
+        "{% for t in values.tags %}{% for u in values.tags %}"
+        "${{ t }}+${{ u }};{% endfor %}/{% endfor %}",
+    ),
 ]
 
 
@@ -105,6 +117,27 @@ def test_the_text_variable_is_not_reachable_from_a_template() -> None:
     assert renderer._main.shape("x ${{ falsework_text }} y") is None
     assert renderer.render_string("x ${{ falsework_text }} y", CTX) == "x  y"
     assert renderer.render_string("x ${{ falsework_text | length }}", CTX) == "x 0"
+
+
+@pytest.mark.parametrize(("first", "second"), PAIRS)
+def test_a_shapes_text_is_written_without_the_sandbox(first: str, second: str) -> None:
+    # Its pieces are plain strings: written as they are, not looked up through the
+    # sandbox's getitem nor passed to the finalize (what a template's own
+    # expressions still are).
+    renderer = Renderer()
+    env = renderer._main.environment
+    calls: list[Any] = []
+    getitem, finalize = env.getitem, env.finalize
+    env.getitem = lambda obj, arg: calls.append(arg) or getitem(obj, arg)  # type: ignore[method-assign]
+    # (a plain function: the generated code then calls it with the value alone)
+    env.finalize = lambda value: calls.append(value) or finalize(env, value)
+    for source in (first, second):
+        calls.clear()
+        got = renderer.render_string(source, CTX)
+        assert got == _alone(renderer, source)
+        shaped = renderer._main.shape(source)
+        if shaped is not None and shaped.text:
+            assert not any(piece in calls for piece in shaped.text if piece.strip()), calls
 
 
 @pytest.mark.parametrize(
