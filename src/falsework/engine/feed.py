@@ -188,10 +188,20 @@ class Inbox:
         self._payloads: deque[str] = deque()
         self._scheduled = False
 
+    # Payloads kept at most. Anyone who may NOTIFY on the database can send faster
+    # than one a turn; past this the kept ones are dropped and every stream reads
+    # from its own cursor instead (exact, as after a lost notification), so memory
+    # stays bounded whatever arrives.
+    LIMIT = 10_000
+
     def put(self, payload: str) -> None:
         """One payload, in the order the listener heard them."""
         if not self._hub.watching():
             return  # nobody streams in this process (a worker): not even kept
+        if len(self._payloads) >= self.LIMIT:
+            self._payloads.clear()
+            self._hub.any_events()
+            return
         self._payloads.append(payload)
         if not self._scheduled:
             self._scheduled = True

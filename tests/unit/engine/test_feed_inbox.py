@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from falsework.engine.feed import Feed, Pushed, Subscription
+from falsework.engine.feed import Feed, Inbox, Pushed, Subscription
 from falsework.engine.models import Event
 from falsework.engine.notify import Hub
 from falsework.engine.postgres import CHANNEL_EVENTS, PgListener
@@ -272,5 +272,24 @@ async def test_the_poll_asks_whether_the_task_is_over_only_of_streams_that_heard
             "a": ["0 events", "2 events", "poll"],
             "b": ["0 events", "poll", "poll"],
         }
+    finally:
+        await stop(feed, consumers)
+
+
+async def test_a_flood_of_notifications_is_bounded_and_every_stream_reads_instead(
+    monkeypatch: Any,
+) -> None:
+    # anyone who may NOTIFY can send faster than one a turn: past the limit the
+    # kept payloads are dropped and every stream reads from its cursor (exact)
+    monkeypatch.setattr(Inbox, "LIMIT", 5)
+    log: list[tuple[Any, ...]] = []
+    listener, feed, consumers = await setup(["a"], log)
+    try:
+        for n in range(6):  # one more than the limit, in one turn of the loop
+            listener._dispatch(None, 0, CHANNEL_EVENTS, payload(("a", n, [n + 1])))
+        assert len(listener._inbox) == 0  # dropped, not kept
+        await turns()
+        assert feed.reads == 2  # the joining read, and the one the flood asked for
+        assert not any(entry[0] == "delivered" for entry in log)
     finally:
         await stop(feed, consumers)
