@@ -294,6 +294,7 @@ class Broker:
         """
         await self.get(task_id)
         sub = self.feed.join(task_id, after or 0)
+        self.hub.watch_started()
         # An empty answer asks for the task's status only on the first read and
         # after a safety-net poll: a notification that found nothing new cannot
         # have ended the task, and under a burst such checks would be many.

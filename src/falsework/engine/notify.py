@@ -26,6 +26,7 @@ class Hub:
         self._cancel_handlers: set[Callable[[str], None]] = set()
         self._event_waiters: dict[str, set[asyncio.Event]] = {}
         self._feeds: set[Feed] = set()
+        self._watch_hooks: set[Callable[[], None]] = set()
 
     # new tasks -------------------------------------------------------------
     def watch_tasks(self, callback: Callable[[], None]) -> None:
@@ -52,6 +53,19 @@ class Hub:
     # events ------------------------------------------------------------------
     def watch_events(self, task_id: str, waiter: asyncio.Event) -> None:
         self._event_waiters.setdefault(task_id, set()).add(waiter)
+        self.watch_started()
+
+    def on_watch(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` whenever someone here starts waiting for events (the
+        Postgres listener then makes sure writers carry events whole)."""
+        self._watch_hooks.add(hook)
+
+    def off_watch(self, hook: Callable[[], None]) -> None:
+        self._watch_hooks.discard(hook)
+
+    def watch_started(self) -> None:
+        for hook in list(self._watch_hooks):
+            hook()
 
     def unwatch_events(self, task_id: str, waiter: asyncio.Event) -> None:
         waiters = self._event_waiters.get(task_id)
@@ -129,6 +143,11 @@ class Listener(Protocol):
 
     @property
     def backend_pid(self) -> int | None: ...
+
+    @property
+    def streaming(self) -> asyncio.Event:
+        """Set while writers know this process streams (they carry events whole)."""
+        ...
 
     async def run(self) -> None: ...
 

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import re
 import socket
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -68,6 +69,13 @@ CHANNEL_EVENTS = "falsework_events"
 
 # Any constant shared by every Falsework process; only migrations take it.
 _MIGRATION_LOCK = 727340000
+# A listener whose process streams holds a share of each of these 16 advisory
+# locks; a worker's flush that can take one of them (``batch_write``'s ``quiet``)
+# knows nobody streams and carries no events whole (docs/engine.md, "Live events").
+_STREAMING = "SELECT count(pg_advisory_lock_shared(727340003, k)) FROM generate_series(0, 15) AS k"
+_NOT_STREAMING = (
+    "SELECT count(pg_advisory_unlock_shared(727340003, k)) FROM generate_series(0, 15) AS k"
+)
 # How often a flush plans again because its tasks changed between its plan and
 # its write (each time one of them was claimed, finished or recovered meanwhile).
 MAX_REPLANS = 20
@@ -893,6 +901,9 @@ class PgListener:
     """
 
     CHANNELS = (CHANNEL_TASKS, CHANNEL_CANCEL, CHANNEL_EVENTS)
+    # how long the listener keeps saying "this process streams" after its last
+    # stream ended (so a page that reconnects does not flap it)
+    LINGER = 30.0
 
     def __init__(
         self,
@@ -912,6 +923,8 @@ class PgListener:
         self.connects = 0
         self._silence = Silence(keepalive)
         self.pings = 0  # questions asked after a silence (Silence)
+        # set while this connection holds the streaming presence (_STREAMING)
+        self.streaming = asyncio.Event()
 
     def _dispatch(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
         self._silence.heard()
@@ -941,9 +954,16 @@ class PgListener:
         )
         bound_socket(conn, options)
         lost = asyncio.Event()
+        nudge = asyncio.Event()  # lost, or someone here started waiting for events
+
+        def on_lost(_conn: Any) -> None:
+            lost.set()
+            nudge.set()
+
+        self._hub.on_watch(nudge.set)
         try:
             await apply_session(conn, options)
-            conn.add_termination_listener(lambda _c: lost.set())
+            conn.add_termination_listener(on_lost)
             for channel in self.CHANNELS:
                 await conn.add_listener(channel, self._dispatch)
             self.backend_pid = conn.get_server_pid()
@@ -954,11 +974,31 @@ class PgListener:
             self._hub.wake_all()
             silence = self._silence
             silence.heard()
+            quiet_since: float | None = None
             while not lost.is_set():
                 left = silence.left()
+                if self._hub.watching():
+                    quiet_since = None
+                    if not self.streaming.is_set():
+                        await asyncio.wait_for(conn.execute(_STREAMING), timeout=self._keepalive)
+                        self.streaming.set()
+                        silence.heard()
+                        continue
+                elif self.streaming.is_set():
+                    now = time.monotonic()
+                    quiet_since = now if quiet_since is None else quiet_since
+                    if now - quiet_since >= self.LINGER:
+                        await asyncio.wait_for(
+                            conn.execute(_NOT_STREAMING), timeout=self._keepalive
+                        )
+                        self.streaming.clear()
+                        silence.heard()
+                        continue
+                    left = min(left, quiet_since + self.LINGER - now)
                 if left > 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), timeout=left)
+                        await asyncio.wait_for(nudge.wait(), timeout=left)
+                    nudge.clear()
                     continue
                 # A silent network drop never fires the termination listener:
                 # nothing heard for a keepalive, so ask (engine/notify.py, Silence).
@@ -967,7 +1007,9 @@ class PgListener:
                 silence.heard()
             raise ConnectionError("listener connection lost")
         finally:
+            self._hub.off_watch(nudge.set)
             self.connected.clear()
+            self.streaming.clear()
             if not conn.is_closed():
                 conn.terminate()
             # Waiters sleeping on the slow poll of a healthy listener re-read now

@@ -90,8 +90,11 @@ def settled(broker: Broker, subscriptions: int) -> Callable[[], bool]:
 
     def check() -> bool:
         subs = [sub for group in feed._subs.values() for sub in group]
+        # on Postgres, writers carry events whole once the listener said so
+        present = broker.listener is None or broker.listener.streaming.is_set()
         return (
-            len(subs) == subscriptions
+            present
+            and len(subs) == subscriptions
             and not feed._stale
             and not feed._inflight
             and not any(sub.stale or sub.reading for sub in subs)
@@ -197,6 +200,9 @@ async def test_payloads_carry_what_the_table_holds_and_stay_under_8000_bytes(
     secret = "s3cret-value-never-sent"
     claims = await claimed(writer, 60, secrets={"token": secret})
     payloads: list[str] = []
+    node.hub.watch_events("someone-streams", asyncio.Event())
+    assert node.listener is not None
+    await asyncio.wait_for(node.listener.streaming.wait(), 10)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("LISTEN falsework_events")
         # about 2,100 bytes a task carried: a flush of 60 needs many payloads
@@ -212,6 +218,79 @@ async def test_payloads_carry_what_the_table_holds_and_stay_under_8000_bytes(
         in_table = await node.events(item.task_id)
         assert stored(item.events) == stored(in_table)
         assert item.prev == 0 and item.status == "processing"
+
+
+def heard(conn: psycopg.Connection[Any]) -> tuple[list[str], list[str]]:
+    """The tasks the ``falsework_events`` notifications so far carried whole, and
+    those they only named."""
+    whole: list[str] = []
+    named: list[str] = []
+    for note in conn.notifies(timeout=1):
+        pushed, ids = carried_events(note.payload)
+        whole += [item.task_id for item in pushed]
+        named += ids
+    return sorted(whole), sorted(named)
+
+
+@pytest.mark.postgres
+async def test_a_flush_nobody_streams_only_names_its_tasks_and_a_stream_started_then_is_exact(
+    pg_pair: tuple[Broker, Broker], postgres_url: str
+) -> None:
+    node, writer = pg_pair
+    assert node.listener is not None
+    claims = await claimed(writer, 5)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("LISTEN falsework_events")
+        await flush(writer, claims, {"m": "before anyone streams"})
+        assert heard(conn) == ([], sorted(claims))
+        assert not node.listener.streaming.is_set()
+        async with contextlib.AsyncExitStack() as stack:
+            streams = {
+                tid: (await stack.enter_async_context(following(node, tid)))[0] for tid in claims
+            }
+            await asyncio.wait_for(node.listener.streaming.wait(), 10)
+            await flush(writer, claims, {"m": "while streaming"})
+            assert heard(conn) == (sorted(claims), [])
+            await finish(writer, claims)
+            await wait_for(lambda: all(len(s) == 3 for s in streams.values()), within=10)
+            for tid, received in streams.items():
+                assert stored(received) == stored(await node.events(tid))
+
+
+@pytest.mark.postgres
+async def test_the_streaming_presence_is_shared_and_ends_a_linger_after_the_last_stream(
+    postgres_url: str, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from falsework.engine.postgres import PgListener
+
+    monkeypatch.setattr(PgListener, "LINGER", 0.3)
+    settings = make_settings(poll_interval=FAST, max_poll_interval=SLOW)
+    nodes = [await open_broker(postgres_url, settings) for _ in range(2)]
+    writer = await open_broker(postgres_url, settings)
+    try:
+        listeners = [n.listener for n in nodes]
+        claims = await claimed(writer, 2)
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("LISTEN falsework_events")
+            async with contextlib.AsyncExitStack() as stack:
+                for node, tid in zip(nodes, claims, strict=True):
+                    await stack.enter_async_context(following(node, tid))
+                for listener in listeners:  # two processes hold it at once
+                    assert listener is not None
+                    await asyncio.wait_for(listener.streaming.wait(), 10)
+                await flush(writer, claims, {"m": 1})
+                assert heard(conn) == (sorted(claims), [])
+            # the streams ended: each listener lets go once its linger is over
+            await wait_for(
+                lambda: not any(x is not None and x.streaming.is_set() for x in listeners),
+                within=10,
+            )
+            await flush(writer, claims, {"m": 2})
+            assert heard(conn) == ([], sorted(claims))
+    finally:
+        await writer.close()
+        for node in nodes:
+            await node.close()
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
