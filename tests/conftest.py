@@ -73,6 +73,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         _TERMINAL = config.pluginmanager.get_plugin("terminalreporter")
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """`make test`'s ``--dist loadfile``, made to survive a worker that dies
+    (tests/support/xdist_crash.py)."""
+    from support.xdist_crash import make_scheduler
+
+    return make_scheduler(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The longest files first (tests/support/durations.py: the two workers of
     `make test` then finish together)."""

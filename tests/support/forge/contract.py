@@ -19,6 +19,7 @@ committed.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import subprocess
@@ -67,10 +68,14 @@ def contract_for(name: str) -> Contract:
         return _LOADED[name]
 
 
+@functools.cache
 def ensure_installed() -> None:
-    """Run the setup script when the cache lacks a spec (it is idempotent)."""
-    if not all((CACHE / path).is_file() for path in SPEC_FILES.values()):
-        subprocess.run([str(ROOT / "scripts" / "ensure-forges.sh")], check=True)
+    """Run the setup script once per process (it is idempotent, 0.4 s when all is
+    there). Not only when a file is missing: while another test process installs,
+    the files appear before npm has finished (a catalog started then had no
+    better-sqlite3 binding yet, and answered 503 until its test timed out); the
+    script waits for that install's lock and checks its stamp."""
+    subprocess.run([str(ROOT / "scripts" / "ensure-forges.sh")], check=True, capture_output=True)
 
 
 @dataclass(frozen=True)
