@@ -71,7 +71,7 @@ CHANNEL_EVENTS = "falsework_events"
 _MIGRATION_LOCK = 727340000
 # A listener whose process streams holds a share of each of these 16 advisory
 # locks; a worker's flush that can take one of them (``batch_write``'s ``quiet``)
-# knows nobody streams and carries no events whole (docs/engine.md, "Live events").
+# knows nobody streams and carries no events whole (docs/engine.md, "Wake-up").
 _STREAMING = "SELECT count(pg_advisory_lock_shared(727340003, k)) FROM generate_series(0, 15) AS k"
 _NOT_STREAMING = (
     "SELECT count(pg_advisory_unlock_shared(727340003, k)) FROM generate_series(0, 15) AS k"
