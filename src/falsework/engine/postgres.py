@@ -72,7 +72,12 @@ _MIGRATION_LOCK = 727340000
 # A listener whose process streams holds a share of each of these 16 advisory
 # locks; a worker's flush that can take one of them (``batch_write``'s ``quiet``)
 # knows nobody streams and carries no events whole (docs/engine.md, "Wake-up").
-_STREAMING = "SELECT count(pg_advisory_lock_shared(727340003, k)) FROM generate_series(0, 15) AS k"
+# Each key is taken without waiting (a flush holds its key to its commit) and those
+# not taken are asked for again shortly: the listener never blocks behind a flush.
+_STREAMING = (
+    "SELECT k FROM unnest(CAST($1 AS integer[])) AS k "
+    "WHERE NOT pg_try_advisory_lock_shared(727340003, k)"
+)
 _NOT_STREAMING = (
     "SELECT count(pg_advisory_unlock_shared(727340003, k)) FROM generate_series(0, 15) AS k"
 )
@@ -945,6 +950,17 @@ class PgListener:
                 f"The listener lost the database: {_one_line(exc)}"
             ) from exc
 
+    async def _announce_streaming(self, conn: Any) -> None:
+        """Hold a share of every streaming key (each flush after this carries
+        events whole); a key a flush holds right now is asked for again shortly."""
+        keys = list(range(16))
+        while True:
+            keys = [row[0] for row in await conn.fetch(_STREAMING, keys)]
+            if not keys:
+                break
+            await asyncio.sleep(0.005)
+        self.streaming.set()
+
     async def _listen(self) -> None:
         options = self._options
         conn = await asyncpg.connect(
@@ -980,17 +996,14 @@ class PgListener:
                 if self._hub.watching():
                     quiet_since = None
                     if not self.streaming.is_set():
-                        await asyncio.wait_for(conn.execute(_STREAMING), timeout=self._keepalive)
-                        self.streaming.set()
+                        await self._announce_streaming(conn)
                         silence.heard()
                         continue
                 elif self.streaming.is_set():
                     now = time.monotonic()
                     quiet_since = now if quiet_since is None else quiet_since
                     if now - quiet_since >= self.LINGER:
-                        await asyncio.wait_for(
-                            conn.execute(_NOT_STREAMING), timeout=self._keepalive
-                        )
+                        await conn.execute(_NOT_STREAMING)  # never waits
                         self.streaming.clear()
                         silence.heard()
                         continue

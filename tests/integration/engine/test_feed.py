@@ -471,3 +471,28 @@ async def test_streams_stay_exact_when_the_listener_is_terminated_mid_burst(
                 *(n for n in range(rounds) for _ in (0, 1)),
                 None,
             ]
+
+
+@pytest.mark.postgres
+async def test_a_flush_holding_a_streaming_key_delays_the_presence_and_breaks_nothing(
+    pg_pair: tuple[Broker, Broker], postgres_url: str
+) -> None:
+    node, writer = pg_pair
+    listener = node.listener
+    assert listener is not None
+    claims = await claimed(writer, 1)
+    (tid,) = claims
+    with psycopg.connect(postgres_url) as quiet:
+        # what a flush that found nobody streaming holds until its commit
+        quiet.execute("SELECT pg_try_advisory_xact_lock(727340003, 7)")
+        async with following(node, tid) as (received, _):
+            await asyncio.sleep(0.5)
+            assert not listener.streaming.is_set()  # it waits for that commit
+            await flush(writer, claims, {"m": "while the key is held"})
+            await wait_for(lambda: len(received) == 1, within=10)
+            quiet.commit()
+            await asyncio.wait_for(listener.streaming.wait(), 10)
+            await flush(writer, claims, {"m": "after"})
+            await wait_for(lambda: len(received) == 2, within=10)
+        assert listener.connects == 1  # never stuck behind the lock, never reconnected
+        assert stored(received) == stored(await node.events(tid))
