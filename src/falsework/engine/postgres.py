@@ -954,11 +954,15 @@ class PgListener:
         """Hold a share of every streaming key (each flush after this carries
         events whole); a key a flush holds right now is asked for again shortly."""
         keys = list(range(16))
+        pause = 0.005
         while True:
             keys = [row[0] for row in await conn.fetch(_STREAMING, keys)]
             if not keys:
                 break
-            await asyncio.sleep(0.005)
+            # a flush holds its key for milliseconds; anything holding one longer
+            # (another session's lock) is asked at most ten times a second
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
         self.streaming.set()
 
     async def _listen(self) -> None:
