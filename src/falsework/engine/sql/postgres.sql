@@ -351,7 +351,7 @@ WITH expected AS (
     -- (PgListener's presence; one of 16 keys, so flushes of other connections
     -- seldom try the same one). A quiet flush names its tasks and carries no
     -- events: a stream that starts meanwhile reads them, exactly as it reads a
-    -- part too long to carry; the listener's share waits for this commit.
+    -- part too long to carry; the listener asks for this key again after it.
     SELECT pg_try_advisory_xact_lock(727340003, pg_backend_pid() % 16) AS yes
 ), carried AS (
     -- each task's new events whole, for the processes streaming them (read
