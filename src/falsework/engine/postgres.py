@@ -74,12 +74,16 @@ _MIGRATION_LOCK = 727340000
 # knows nobody streams and carries no events whole (docs/engine.md, "Wake-up").
 # Each key is taken without waiting (a flush holds its key to its commit) and those
 # not taken are asked for again shortly: the listener never blocks behind a flush.
+# sql/postgres.sql's batch_write spells the lock and the key count too (test_feed
+# holds them equal).
+STREAMING_LOCK, STREAMING_KEYS = 727340003, 16
 _STREAMING = (
     "SELECT k FROM unnest(CAST($1 AS integer[])) AS k "
-    "WHERE NOT pg_try_advisory_lock_shared(727340003, k)"
+    f"WHERE NOT pg_try_advisory_lock_shared({STREAMING_LOCK}, k)"
 )
 _NOT_STREAMING = (
-    "SELECT count(pg_advisory_unlock_shared(727340003, k)) FROM generate_series(0, 15) AS k"
+    f"SELECT count(pg_advisory_unlock_shared({STREAMING_LOCK}, k)) "
+    "FROM unnest(CAST($1 AS integer[])) AS k"
 )
 # How often a flush plans again because its tasks changed between its plan and
 # its write (each time one of them was claimed, finished or recovered meanwhile).
@@ -953,10 +957,12 @@ class PgListener:
     async def _announce_streaming(self, conn: Any) -> None:
         """Hold a share of every streaming key (each flush after this carries
         events whole); a key a flush holds right now is asked for again shortly."""
-        keys = list(range(16))
+        keys = list(range(STREAMING_KEYS))
         pause = 0.005
         while True:
-            keys = [row[0] for row in await conn.fetch(_STREAMING, keys)]
+            # a try never waits: no answer within a keepalive is a link gone
+            rows = await asyncio.wait_for(conn.fetch(_STREAMING, keys), timeout=self._keepalive)
+            keys = [row[0] for row in rows]
             if not keys:
                 break
             # a flush holds its key for milliseconds; anything holding one longer
@@ -1007,7 +1013,10 @@ class PgListener:
                     now = time.monotonic()
                     quiet_since = now if quiet_since is None else quiet_since
                     if now - quiet_since >= self.LINGER:
-                        await conn.execute(_NOT_STREAMING)  # never waits
+                        await asyncio.wait_for(  # an unlock never waits
+                            conn.execute(_NOT_STREAMING, list(range(STREAMING_KEYS))),
+                            timeout=self._keepalive,
+                        )
                         self.streaming.clear()
                         silence.heard()
                         continue

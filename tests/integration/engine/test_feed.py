@@ -25,6 +25,8 @@ from falsework.engine import feed as feed_module
 from falsework.engine.codec import dumps
 from falsework.engine.feed import carried_events
 from falsework.engine.models import Finish, WriteBatch
+from falsework.engine.postgres import STREAMING_KEYS, STREAMING_LOCK
+from falsework.engine.queries import load
 from support.engine import open_broker, wait_for
 
 FAST, SLOW = 0.05, 600.0
@@ -484,7 +486,7 @@ async def test_a_flush_holding_a_streaming_key_delays_the_presence_and_breaks_no
     (tid,) = claims
     with psycopg.connect(postgres_url) as quiet:
         # what a flush that found nobody streaming holds until its commit
-        quiet.execute("SELECT pg_try_advisory_xact_lock(727340003, 7)")
+        quiet.execute("SELECT pg_try_advisory_xact_lock(%s, 7)", (STREAMING_LOCK,))
         async with following(node, tid) as (received, _):
             await asyncio.sleep(0.5)
             assert not listener.streaming.is_set()  # it waits for that commit
@@ -496,3 +498,36 @@ async def test_a_flush_holding_a_streaming_key_delays_the_presence_and_breaks_no
             await wait_for(lambda: len(received) == 2, within=10)
         assert listener.connects == 1  # never stuck behind the lock, never reconnected
         assert stored(received) == stored(await node.events(tid))
+
+
+def test_the_flush_tries_the_keys_the_listener_holds() -> None:
+    flush_sql = load("postgres")["batch_write"]
+    assert (
+        f"pg_try_advisory_xact_lock({STREAMING_LOCK}, pg_backend_pid() % {STREAMING_KEYS})"
+        in flush_sql
+    )
+
+
+@pytest.mark.postgres
+async def test_a_listener_that_lost_its_connection_takes_the_presence_again(
+    pg_pair: tuple[Broker, Broker], postgres_url: str
+) -> None:
+    node, writer = pg_pair
+    listener = node.listener
+    assert listener is not None
+    claims = await claimed(writer, 3)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("LISTEN falsework_events")
+        async with contextlib.AsyncExitStack() as stack:
+            streams = [(await stack.enter_async_context(following(node, t)))[0] for t in claims]
+            await asyncio.wait_for(listener.streaming.wait(), 10)
+            conn.execute("SELECT pg_terminate_backend(%s)", (listener.backend_pid,))
+            # the server let go of the dead session's locks: nobody streams now
+            await wait_for(lambda: not listener.streaming.is_set(), within=10)
+            await wait_for(lambda: listener.connects >= 2 and listener.streaming.is_set(), 20)
+            heard(conn)  # what the gap sent, whatever it was
+            await flush(writer, claims, {"m": "after the reconnect"})
+            assert heard(conn) == (sorted(claims), [])  # carried whole again
+            await wait_for(lambda: all(len(s) == 1 for s in streams), within=10)
+            for tid, received in zip(claims, streams, strict=True):
+                assert stored(received) == stored(await node.events(tid))
