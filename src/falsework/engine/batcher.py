@@ -28,6 +28,10 @@ HIGH_WATER = 20_000
 # streams while the next statement is written (docs/engine.md, "Where a pushed
 # event's delay goes"). Whole tasks only: a task's writes never straddle two.
 MAX_FLUSH_EVENTS = 1000
+# The turns of the event loop that runs finishing together take to land (their
+# final writes, then their slots): the worker waits this long before it claims
+# the freed slots in one batch (see ``Batcher``'s ``hold``).
+SETTLE_TURNS = 3
 # Before a refused write is tried once more on a fresh connection.
 RETRY_PAUSE = 0.05
 # The longest wait between two tries of a flush while the database is away.
@@ -47,8 +51,16 @@ class Batcher:
         on_failed: Callable[[set[str]], None] | None = None,
         *,
         parallel: int = 1,
+        hold: Callable[[], bool] | None = None,
     ) -> None:
+        """``hold``: while it answers true (the worker is about to claim), a
+        flush waits a turn of the loop at a time, at most ``SETTLE_TURNS`` + 1,
+        before it encodes its statement: the claim is then on its way first and
+        the encoding overlaps its round trip instead of delaying it. The claim
+        and the runs it starts are the worker's critical path; a flush of final
+        writes is not, since a finishing run holds no slot."""
         self._write = write
+        self._hold = hold
         self._parallel = max(1, parallel)
         self._hub = hub
         self._on_refused = on_refused
@@ -209,6 +221,11 @@ class Batcher:
     ) -> None:
         failed: dict[str, Exception] = {}
         try:
+            if self._hold is not None:
+                for _ in range(SETTLE_TURNS + 1):
+                    if not self._hold():
+                        break
+                    await asyncio.sleep(0)
             try:
                 refused = await self._apply(batch)
             except Exception as exc:

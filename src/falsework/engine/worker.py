@@ -17,7 +17,7 @@ import uuid
 
 import psutil
 
-from falsework.engine.batcher import Batcher
+from falsework.engine.batcher import SETTLE_TURNS, Batcher
 from falsework.engine.broker import MAX_LIMIT, Broker
 from falsework.engine.channel import TaskChannel
 from falsework.engine.codec import dumps
@@ -67,7 +67,9 @@ class TaskWorker:
             self._on_refused,
             self._on_failed,
             parallel=broker.parallel_writes,
+            hold=self._settling_is_set,
         )
+        self._settling = False  # woken with runs: about to claim their slots
         self._janitor = Janitor(
             broker,
             interval=options.janitor_interval,
@@ -218,11 +220,19 @@ class TaskWorker:
         if self._runs:
             # Runs finishing in one flush wake us one after the other: let them
             # all land so the next claim takes the freed slots in one batch. (An
-            # idle worker has nothing to wait for: it claims at once.)
-            for _ in range(3):
-                await asyncio.sleep(0)
+            # idle worker has nothing to wait for: it claims at once.) The flush
+            # of their final writes waits for the claim (Batcher's hold).
+            self._settling = True
+            try:
+                for _ in range(SETTLE_TURNS):
+                    await asyncio.sleep(0)
+            finally:
+                self._settling = False
         notified, self._notified = self._notified, False
         return notified
+
+    def _settling_is_set(self) -> bool:
+        return self._settling
 
     async def _claim(self, n: int) -> list[tuple[ClaimedTask, float]]:
         sent = clock()

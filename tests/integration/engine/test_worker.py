@@ -578,3 +578,37 @@ async def test_a_worker_claims_as_one_that_holds_its_limit(
         options = dataclasses.replace(worker_options(settings), concurrency=limit)
         await TaskWorker(broker, as_executor(steps), options)._claim(1)
     assert asked == [SHARE_FROM_RUNS, 7]
+
+
+async def test_the_next_claim_goes_out_before_the_flush_of_the_final_writes(
+    database_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    """Runs that end together free their slots: the worker's claim of them is
+    sent before the flush of their final writes is (Batcher's ``hold``), so the
+    flush's encoding overlaps the claim's round trip (docs/engine.md, "Claiming")."""
+    settings = make_settings(concurrency=4)
+    broker = await open_broker(database_url, settings)
+    order: list[tuple[str, int]] = []
+    claim, write = broker.claim, broker.write
+
+    async def claim_logged(worker_id: str, n: int, *, holds: int = 1) -> list[ClaimedTask]:
+        order.append(("claim", n))
+        return await claim(worker_id, n, holds=holds)
+
+    async def write_logged(batch: WriteBatch) -> set[str]:
+        order.append(("write", len(batch.finishes)))
+        return await write(batch)
+
+    try:
+        ids = [(await broker.create(spec({"id": "a"}))).id for _ in range(12)]
+        broker.claim = claim_logged  # type: ignore[method-assign]
+        broker.write = write_logged  # type: ignore[method-assign]
+        worker = make_worker(broker, steps, settings)
+        await asyncio.wait_for(worker.run(burst=True), 30)
+        assert [(await broker.get(i)).status for i in ids] == ["completed"] * 12
+    finally:
+        await broker.close()
+    first_write = next(i for i, (kind, _) in enumerate(order) if kind == "write")
+    # the first four runs' final writes go out after the claim of their slots
+    assert order[:first_write] == [("claim", 4), ("claim", 4)], order
+    assert sum(n for kind, n in order if kind == "write") == 12

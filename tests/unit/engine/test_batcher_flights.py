@@ -213,3 +213,47 @@ async def test_past_the_high_water_a_writer_waits_for_a_flush(
         await asyncio.wait_for(writer.flushes_started(2), 5)
         writer.gates[1].set()
         await asyncio.wait_for(batcher.flushed(), 5)
+
+
+async def test_a_flush_waits_while_the_worker_is_about_to_claim(writer: HeldWriter) -> None:
+    """``hold`` true: the flush encodes nothing until it answers false (the
+    worker's claim went first), each turn of the loop asking again."""
+    holding = [True]
+    asked: list[int] = []
+
+    def hold() -> bool:
+        asked.append(len(writer.flushes))
+        return holding[0]
+
+    batcher = Batcher(writer, Hub(), lambda _ids: None, hold=hold)
+    async with running(batcher):
+        batcher.event("a", "ta", "log", '"a1"')
+        for _ in range(batcher_module.SETTLE_TURNS):
+            await asyncio.sleep(0)
+        assert asked, "the flush never asked whether to wait"
+        assert writer.flushes == [], "the flush went out while the worker was settling"
+        holding[0] = False
+        await writer.flushes_started(1)
+        assert asked[-1] == 0  # the last answer (false) came before the write
+        writer.gates[0].set()
+        await batcher.flushed()
+    assert [e[3] for e in writer.flushes[0].events] == ['"a1"']
+
+
+async def test_a_hold_that_never_ends_delays_a_flush_a_few_turns_only(
+    writer: HeldWriter,
+) -> None:
+    asked = 0
+
+    def hold() -> bool:
+        nonlocal asked
+        asked += 1
+        return True
+
+    batcher = Batcher(writer, Hub(), lambda _ids: None, hold=hold)
+    async with running(batcher):
+        batcher.event("a", "ta", "log", '"a1"')
+        await writer.flushes_started(1)
+        writer.gates[0].set()
+        await batcher.flushed()
+    assert asked == batcher_module.SETTLE_TURNS + 1
