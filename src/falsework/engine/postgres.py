@@ -970,6 +970,10 @@ class PgListener:
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.1)
         self.streaming.set()
+        # A flush that found a key free before this sent no notification (a
+        # quiet flush, batch_write); it committed before the key was ours, so a
+        # read from now on sees it: every stream and waiter here reads once.
+        self._hub.any_events()
 
     async def _listen(self) -> None:
         options = self._options

@@ -349,16 +349,18 @@ WITH expected AS (
 ), quiet AS (
     -- true when no process streams: no listener holds its share of this lock
     -- (PgListener's presence; one of 16 keys, so flushes of other connections
-    -- seldom try the same one). A quiet flush names its tasks and carries no
-    -- events: a stream that starts meanwhile reads them, exactly as it reads a
-    -- part too long to carry; the listener asks for this key again after it.
+    -- seldom try the same one). A quiet flush sends no notification at all:
+    -- the listener takes this key only after the flush commits, and once it
+    -- holds every key its streams read (Hub.any_events), so a stream that
+    -- started meanwhile reads what the flush wrote.
     SELECT pg_try_advisory_xact_lock(727340003, pg_backend_pid() % 16) AS yes
 ), carried AS (
     -- each task's new events whole, for the processes streaming them (read
     -- by engine/feed.py, where the channel's wire format is written down): [task id, the id of its event before these (the
     -- statement's snapshot has none of this flush's), its status now, its
     -- recovery, created_at in µs since the epoch, [[id, type, body], ...]];
-    -- only [task id] when that is too long to carry or nobody streams (quiet)
+    -- only [task id] when that is too long to carry; nothing when nobody
+    -- streams (quiet)
     SELECT i.task_id, json_build_array(
                i.task_id,
                -- below this flush's first event of the task: the index scan
@@ -380,11 +382,6 @@ WITH expected AS (
                          ELSE json_build_array(task_id)::text END AS part
     FROM carried
     WHERE NOT (SELECT yes FROM quiet)  -- a one-time filter: not built when quiet
-    UNION ALL
-    SELECT task_id, json_build_array(task_id)::text
-    FROM ins
-    WHERE (SELECT yes FROM quiet)
-    GROUP BY task_id
 ), note_events AS (
     -- payloads under Postgres' 8,000 bytes: a chunk is at most 4,500 bytes
     -- plus one part of at most 3,000
