@@ -67,8 +67,9 @@ class Pushed:
 # worker's flush, ``event_append``) and ``PostgresStore`` (``task_notify`` after a
 # cancel or a recovery); this module is the one reader. A payload is either
 # - task ids joined by ``,``: those tasks have new events, read them; or
-# - a JSON array whose items are ``[task id]`` (new events too long to carry, or
-#   written while no process streamed: read them) or
+# - a JSON array whose items are ``[task id]`` (new events too long to carry, or,
+#   from a writer older than this reader, written while no process streamed:
+#   read them) or
 #   ``[task id, prev, status, recovery, created_at, events]``: the task's new
 #   events whole, ``prev`` the id of its event before them (0: none),
 #   ``status`` the task's status once the write committed, ``recovery`` its

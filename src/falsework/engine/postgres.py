@@ -71,7 +71,7 @@ CHANNEL_EVENTS = "falsework_events"
 _MIGRATION_LOCK = 727340000
 # A listener whose process streams holds a share of each of these 16 advisory
 # locks; a worker's flush that can take one of them (``batch_write``'s ``quiet``)
-# knows nobody streams and carries no events whole (docs/engine.md, "Wake-up").
+# knows nobody streams and sends no notification (docs/engine.md, "Wake-up").
 # Each key is taken without waiting (a flush holds its key to its commit) and those
 # not taken are asked for again shortly: the listener never blocks behind a flush.
 # sql/postgres.sql's batch_write spells the lock and the key count too (test_feed
