@@ -585,7 +585,7 @@ async def test_the_next_claim_goes_out_before_the_flush_of_the_final_writes(
 ) -> None:
     """Runs that end together free their slots: the worker's claim of them is
     sent before the flush of their final writes is (Batcher's ``hold``), so the
-    flush's encoding overlaps the claim's round trip (docs/engine.md, "Claiming")."""
+    flush's encoding overlaps the claim's round trip (docs/engine.md, "The write-behind buffer")."""
     settings = make_settings(concurrency=4)
     broker = await open_broker(database_url, settings)
     order: list[tuple[str, int]] = []
