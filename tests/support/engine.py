@@ -12,6 +12,7 @@ import pytest
 from falsework.config import Settings
 from falsework.engine import Broker, TaskWorker
 from falsework.engine.factory import open_store
+from falsework.engine.models import TaskRow
 from falsework.engine.store import Store
 from falsework.runner import as_executor
 from falsework.taskio import TaskInput, TaskIO
@@ -122,3 +123,21 @@ async def wait_for(predicate: Callable[[], Any], within: float = 10.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+def task_rows(numbers: range) -> list[TaskRow]:
+    """Open tasks as ``Store.tasks_insert`` takes them, numbered in their ids
+    (so sorting the ids sorts the numbers) and specs."""
+    return [
+        TaskRow(
+            id=f"00000000-0000-4000-8000-{i:012d}",
+            spec=f'{{"n": {i}}}',
+            sealed_secrets=None,
+            created_by=None,
+            priority=0,
+            run_after=None,
+            recovery="resume",
+            idempotency_key=None,
+        )
+        for i in numbers
+    ]

@@ -6,24 +6,12 @@ import asyncio
 import random
 
 from falsework.engine.factory import open_store
-from falsework.engine.models import TaskRow
 from falsework.engine.store import Store
+from support.engine import task_rows
 
 
 async def test_eight_claimers_claim_each_task_once(database_url: str, store: Store) -> None:
-    rows = [
-        TaskRow(
-            id=f"00000000-0000-4000-8000-{i:012d}",
-            spec=f'{{"n": {i}}}',
-            sealed_secrets=None,
-            created_by=None,
-            priority=0,
-            run_after=None,
-            recovery="resume",
-            idempotency_key=None,
-        )
-        for i in range(2000)
-    ]
+    rows = task_rows(range(2000))
     inserted = await store.tasks_insert(rows, open_cap=None)
     assert [r.outcome for r in inserted] == ["new"] * 2000
     claimers = [await open_store(database_url) for _ in range(8)]

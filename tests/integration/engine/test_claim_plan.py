@@ -9,25 +9,9 @@ from typing import Any
 import pytest
 
 from falsework.engine.factory import open_store
-from falsework.engine.models import TaskRow
 from falsework.engine.postgres import PostgresStore, positional
 from falsework.engine.queries import load
-
-
-def _rows(n: int, start: int = 0) -> list[TaskRow]:
-    return [
-        TaskRow(
-            id=f"00000000-0000-4000-8000-{i:012d}",
-            spec='{"steps": []}',
-            sealed_secrets=None,
-            created_by=None,
-            priority=0,
-            run_after=None,
-            recovery="resume",
-            idempotency_key=None,
-        )
-        for i in range(start, start + n)
-    ]
+from support.engine import task_rows
 
 
 @pytest.mark.postgres
@@ -39,7 +23,7 @@ async def test_a_claim_walks_the_open_index_whatever_the_statistics_say(postgres
         # burst after a quiet spell): the statistics know nothing of it
         async with store._pool.acquire() as conn:
             await conn.execute("ALTER TABLE tasks SET (autovacuum_enabled = false)")
-        await store.tasks_insert(_rows(5000), open_cap=None)
+        await store.tasks_insert(task_rows(range(5000)), open_cap=None)
         sql, names = positional(load("postgres")["task_claim"])
         args = {"worker": "w", "n": 100}
 
@@ -61,6 +45,6 @@ async def test_a_claim_walks_the_open_index_whatever_the_statistics_say(postgres
         assert "Index Scan using ix_tasks_claim" in ours, ours
         assert "Bitmap" not in ours and "Sort" not in ours, ours
         claimed = await store.task_claim("w", 100, per_user_cap=None)
-        assert [c.id for c in claimed] == [r.id for r in _rows(100)]  # queue order
+        assert [c.id for c in claimed] == [r.id for r in task_rows(range(100))]  # queue order
     finally:
         await store.close()
