@@ -270,14 +270,14 @@ def session_settings(options: StoreOptions, application: str) -> dict[str, str]:
     and drops one that stops acknowledging.
 
     Bitmap scans are off. The engine's tables are queues whose make-up changes
-    faster than autovacuum's statistics: after a quiet spell they say almost no
-    task is open, and for a claim (``ORDER BY priority DESC, seq LIMIT n`` over
-    the partial index of open tasks) the planner then took a bitmap scan of
-    every open task and a sort, where walking the index in order stops after
-    ``n``: a claim of 100 read all 10,000 tasks of a fresh backlog (7.1 against
-    2.1 ms), and its cost grew with the backlog. The janitor's, the webhooks'
-    and retention's scans have the same shape. No query of ours needs a bitmap
-    scan to use an index."""
+    faster than autovacuum's statistics: with statistics that know nothing of a
+    backlog (a new database, a burst autovacuum has not looked at yet) the
+    planner took, for a claim (``ORDER BY priority DESC, seq LIMIT n`` over the
+    partial index of open tasks), a bitmap scan of every open task and a sort,
+    where walking the index in order stops after ``n``: a claim of 100 read all
+    10,000 tasks of a fresh backlog (7.1 against 2.1 ms), and its cost grew
+    with the backlog. The task list's filters never took a bitmap scan (they
+    test their parameters for NULL, which no index condition can use)."""
     ms = str(int(options.statement_timeout * 1000))
     keepalive = options.keepalive
     return {
