@@ -70,6 +70,9 @@ class TaskWorker:
             hold=self._settling_is_set,
         )
         self._settling = False  # woken with runs: about to claim their slots
+        # the last claim took all it asked for: the queue likely holds more, so
+        # the next claim is worth going out ahead of a flush (Batcher's hold)
+        self._claims_full = False
         self._janitor = Janitor(
             broker,
             interval=options.janitor_interval,
@@ -163,6 +166,7 @@ class TaskWorker:
             claimed = await self._claim(want)
             for task, sent in claimed:
                 self._spawn(task, sent)
+            self._claims_full = len(claimed) == want
             if len(claimed) == want:
                 continue
             if burst and not claimed:
@@ -221,8 +225,10 @@ class TaskWorker:
             # Runs finishing in one flush wake us one after the other: let them
             # all land so the next claim takes the freed slots in one batch. (An
             # idle worker has nothing to wait for: it claims at once.) The flush
-            # of their final writes waits for the claim (Batcher's hold).
-            self._settling = True
+            # of their final writes waits for the claim (Batcher's hold) when the
+            # queue likely has work; otherwise it goes at once, as the claim is
+            # likely to find nothing.
+            self._settling = self._claims_full
             try:
                 for _ in range(SETTLE_TURNS):
                     await asyncio.sleep(0)

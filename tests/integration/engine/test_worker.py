@@ -580,12 +580,27 @@ async def test_a_worker_claims_as_one_that_holds_its_limit(
     assert asked == [SHARE_FROM_RUNS, 7]
 
 
+@pytest.mark.parametrize(
+    ("queued", "before_first_write"),
+    [
+        # full claims: the queue has more, so the claim of the freed slots goes first
+        (12, [("claim", 4), ("claim", 4)]),
+        # the first claim came back short: the flush goes at once, before a
+        # claim that would likely find nothing
+        (2, [("claim", 4)]),
+    ],
+    ids=["queue-has-more", "queue-drained"],
+)
 async def test_the_next_claim_goes_out_before_the_flush_of_the_final_writes(
-    database_url: str, make_settings: Callable[..., Settings]
+    database_url: str,
+    make_settings: Callable[..., Settings],
+    queued: int,
+    before_first_write: list[tuple[str, int]],
 ) -> None:
-    """Runs that end together free their slots: the worker's claim of them is
-    sent before the flush of their final writes is (Batcher's ``hold``), so the
-    flush's encoding overlaps the claim's round trip (docs/engine.md, "The write-behind buffer")."""
+    """Runs that end together free their slots: while the queue likely has more
+    (the last claim was full), the worker's claim of them is sent before the
+    flush of their final writes is (Batcher's ``hold``), so the flush overlaps
+    the claim's round trip (docs/engine.md, "The write-behind buffer")."""
     settings = make_settings(concurrency=4)
     broker = await open_broker(database_url, settings)
     order: list[tuple[str, int]] = []
@@ -600,15 +615,14 @@ async def test_the_next_claim_goes_out_before_the_flush_of_the_final_writes(
         return await write(batch)
 
     try:
-        ids = [(await broker.create(spec({"id": "a"}))).id for _ in range(12)]
+        ids = [(await broker.create(spec({"id": "a"}))).id for _ in range(queued)]
         broker.claim = claim_logged  # type: ignore[method-assign]
         broker.write = write_logged  # type: ignore[method-assign]
         worker = make_worker(broker, steps, settings)
         await asyncio.wait_for(worker.run(burst=True), 30)
-        assert [(await broker.get(i)).status for i in ids] == ["completed"] * 12
+        assert [(await broker.get(i)).status for i in ids] == ["completed"] * queued
     finally:
         await broker.close()
     first_write = next(i for i, (kind, _) in enumerate(order) if kind == "write")
-    # the first four runs' final writes go out after the claim of their slots
-    assert order[:first_write] == [("claim", 4), ("claim", 4)], order
-    assert sum(n for kind, n in order if kind == "write") == 12
+    assert order[:first_write] == before_first_write, order
+    assert sum(n for kind, n in order if kind == "write") == queued
