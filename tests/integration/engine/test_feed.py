@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import psycopg
@@ -25,6 +25,7 @@ from falsework.engine import feed as feed_module
 from falsework.engine.codec import dumps
 from falsework.engine.feed import carried_events
 from falsework.engine.models import Finish, WriteBatch
+from falsework.engine.notify import Listener
 from falsework.engine.postgres import STREAMING_KEYS, STREAMING_LOCK
 from falsework.engine.queries import load
 from support.engine import open_broker, wait_for
@@ -111,6 +112,22 @@ def insert_silently(conn: psycopg.Connection[Any], task_ids: Iterable[str]) -> N
         "INSERT INTO task_events (task_id, type, body, created_at) VALUES (%s, 'log', %s, now())",
         [(t, json.dumps({"m": "silent"})) for t in task_ids],
     )
+
+
+def listener_of(node: Broker) -> Listener:
+    """The node's listener (every Postgres broker has one)."""
+    assert node.listener is not None
+    return node.listener
+
+
+@contextlib.contextmanager
+def holding_keys(postgres_url: str, keys: Iterable[int]) -> Iterator[psycopg.Connection[Any]]:
+    """An outside session holding streaming keys as a flush that found nobody
+    streaming holds its key: until it commits (the caller's ``commit()``)."""
+    with psycopg.connect(postgres_url) as conn:
+        for key in keys:
+            conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (STREAMING_LOCK, key))
+        yield conn
 
 
 def stored(events: list[Event]) -> list[object]:
@@ -203,8 +220,7 @@ async def test_payloads_carry_what_the_table_holds_and_stay_under_8000_bytes(
     claims = await claimed(writer, 60, secrets={"token": secret})
     payloads: list[str] = []
     node.hub.watch_events("someone-streams", asyncio.Event())
-    assert node.listener is not None
-    await asyncio.wait_for(node.listener.streaming.wait(), 10)
+    await asyncio.wait_for(listener_of(node).streaming.wait(), 10)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("LISTEN falsework_events")
         # about 2,100 bytes a task carried: a flush of 60 needs many payloads
@@ -239,18 +255,18 @@ async def test_a_flush_nobody_streams_notifies_nothing_and_a_stream_started_then
     pg_pair: tuple[Broker, Broker], postgres_url: str
 ) -> None:
     node, writer = pg_pair
-    assert node.listener is not None
+    listener = listener_of(node)
     claims = await claimed(writer, 5)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("LISTEN falsework_events")
         await flush(writer, claims, {"m": "before anyone streams"})
         assert heard(conn) == ([], [])  # not even the tasks' names
-        assert not node.listener.streaming.is_set()
+        assert not listener.streaming.is_set()
         async with contextlib.AsyncExitStack() as stack:
             streams = {
                 tid: (await stack.enter_async_context(following(node, tid)))[0] for tid in claims
             }
-            await asyncio.wait_for(node.listener.streaming.wait(), 10)
+            await asyncio.wait_for(listener.streaming.wait(), 10)
             await flush(writer, claims, {"m": "while streaming"})
             assert heard(conn) == (sorted(claims), [])
             await finish(writer, claims)
@@ -443,8 +459,7 @@ async def test_streams_stay_exact_when_the_listener_is_terminated_mid_burst(
     pg_pair: tuple[Broker, Broker], postgres_url: str
 ) -> None:
     node, writer = pg_pair
-    listener = node.listener
-    assert listener is not None
+    listener = listener_of(node)
     claims = await claimed(writer, 40)
     rounds = 40
     halfway = asyncio.Event()
@@ -480,13 +495,10 @@ async def test_a_flush_holding_a_streaming_key_delays_the_presence_and_breaks_no
     pg_pair: tuple[Broker, Broker], postgres_url: str
 ) -> None:
     node, writer = pg_pair
-    listener = node.listener
-    assert listener is not None
+    listener = listener_of(node)
     claims = await claimed(writer, 1)
     (tid,) = claims
-    with psycopg.connect(postgres_url) as quiet:
-        # what a flush that found nobody streaming holds until its commit
-        quiet.execute("SELECT pg_try_advisory_xact_lock(%s, 7)", (STREAMING_LOCK,))
+    with holding_keys(postgres_url, [7]) as quiet:
         async with following(node, tid) as (received, _):
             await asyncio.sleep(0.5)
             assert not listener.streaming.is_set()  # it waits for that commit
@@ -509,14 +521,10 @@ async def test_a_quiet_write_that_commits_while_the_presence_is_taken_reaches_th
     before that commit) gets those events once the presence is taken: the
     listener then has every stream read (the pair's poll is 600 s away)."""
     node, writer = pg_pair
-    listener = node.listener
-    assert listener is not None
+    listener = listener_of(node)
     claims = await claimed(writer, 1)
     (tid,) = claims
-    with psycopg.connect(postgres_url) as quiet:
-        # what quiet flushes hold until their commit, here every key at once
-        for key in range(STREAMING_KEYS):
-            quiet.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (STREAMING_LOCK, key))
+    with holding_keys(postgres_url, range(STREAMING_KEYS)) as quiet:  # every key at once
         insert_silently(quiet, [tid])
         async with following(node, tid) as (received, _):
             await asyncio.sleep(0.5)
@@ -541,8 +549,7 @@ async def test_a_listener_that_lost_its_connection_takes_the_presence_again(
     pg_pair: tuple[Broker, Broker], postgres_url: str
 ) -> None:
     node, writer = pg_pair
-    listener = node.listener
-    assert listener is not None
+    listener = listener_of(node)
     claims = await claimed(writer, 3)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("LISTEN falsework_events")
