@@ -1,11 +1,18 @@
-"""codec.dumps: one shared C encoder, and what a failed call must not leave behind."""
+"""codec.dumps and codec.loads: orjson where it answers as json would, json's C
+encoder (one per thread) where not, and what a failed call must not leave behind."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import enum
 import json
+import math
 import sys
 import threading
 import time
+import uuid
+from typing import Any
 
 import pytest
 
@@ -16,16 +23,16 @@ from falsework.engine.codec import dumps
 def test_a_failed_encoding_leaves_no_marker_for_the_next_call() -> None:
     # the C encoder marks each container it is inside of; one that raised
     # midway leaves them marked, and the same containers encoded again would be
-    # taken for a circular reference
+    # taken for a circular reference (a None sends a value to the C encoder)
     inner: dict[str, object] = {"x": object()}
     outer = [inner, {"y": [inner]}]
     with pytest.raises(TypeError):
         dumps(outer)
-    inner["x"] = 1
-    assert dumps(outer) == '[{"x":1},{"y":[{"x":1}]}]'
+    inner["x"] = None
+    assert dumps(outer) == '[{"x":null},{"y":[{"x":null}]}]'
     # the thread's encoder was replaced once: later calls do not pay for a new one each
     pair = codec._LOCAL.pair
-    assert pair[0] == {} and dumps({"z": 1}) == '{"z":1}' and codec._LOCAL.pair is pair
+    assert pair[0] == {} and dumps({"z": None}) == '{"z":null}' and codec._LOCAL.pair is pair
     loop: list[object] = []
     loop.append(loop)
     with pytest.raises(ValueError, match="Circular"):
@@ -102,3 +109,144 @@ def test_two_threads_inside_an_encoding_at_once_see_no_circle() -> None:
     assert errors == []
     plain = {"k": [{"i": i} for i in range(20)]}
     assert texts == {json.dumps({"a": plain, "b": [plain]}, separators=(",", ":"))}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+class _Color(enum.Enum):
+    RED = "red"
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+class _Text(str):
+    pass
+
+
+class _Hiding(dict[str, Any]):
+    """A mapping that shows json less than it holds: json asks a dict subclass
+    for its items(); orjson would read the dict itself."""
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return [(k, v) for k, v in super().items() if not k.startswith("_")]
+
+
+@dataclasses.dataclass
+class _Point:
+    x: int
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1, "b": [True, False], "c": 'é \u2028 \n \t \x1f "q" \\'},
+        {"n": None, "deep": [[[{"k": None}]]]},
+        [0.1 + 0.2, -0.0, 1.5, 2**63, -(2**63), 2**64 - 1],
+        {"big": 2**64, "small": -(2**63) - 1, "huge": 10**40},
+        {"1": "string key"},
+        {7: "int key", 2.5: "float key", True: "bool key", None: "none key"},
+        ("a", ("tuple", 1)),
+        {"level": _Level.HIGH},
+        {"text": _Text("a str subclass"), _Text("key"): 1},
+        {"surrogate": "\ud800"},
+        {"shown": _Hiding(a=1, _secret="s")},
+    ],
+)
+def test_dumps_writes_what_json_writes(value: Any) -> None:
+    # the same text wherever json writes an integer or a string; the same
+    # value read back wherever orjson may spell a float its own way
+    text = dumps(value)
+    assert json.loads(text) == json.loads(_json(value))
+    if not any(isinstance(x, float) for x in _leaves(value)):
+        assert text == _json(value)
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [x for k, v in value.items() for x in [k, *_leaves(v)]]
+    if isinstance(value, list | tuple):
+        return [x for v in value for x in _leaves(v)]
+    return [value]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_dumps_refuses_nan_and_infinity_anywhere(bad: float) -> None:
+    # orjson would write each as null
+    for value in (bad, [bad], {"a": {"b": [1, bad]}}, {"a": None, "b": bad}):
+        with pytest.raises(ValueError, match="Out of range float"):
+            dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime.datetime(2026, 1, 2, 3, 4, 5),
+        datetime.date(2026, 1, 2),
+        datetime.time(3, 4),
+        _Point(1),
+        b"bytes",
+        {1, 2},
+        object(),
+    ],
+)
+def test_dumps_refuses_what_json_refuses_with_jsons_message(value: Any) -> None:
+    with pytest.raises(TypeError) as ours:
+        dumps({"v": [value]})
+    with pytest.raises(TypeError) as theirs:
+        _json({"v": [value]})
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_dumps_writes_a_uuid_and_an_enum_member_as_their_text() -> None:
+    # the two types orjson writes and json refuses (the module's docstring)
+    key = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    assert dumps({"id": key, "c": _Color.RED}) == (
+        '{"id":"12345678-1234-5678-1234-567812345678","c":"red"}'
+    )
+
+
+def test_dumps_of_a_deep_value_is_jsons() -> None:
+    # orjson stops at 254 levels; json goes on
+    value: Any = 1
+    for _ in range(400):
+        value = [value]
+    assert dumps(value) == "[" * 400 + "1" + "]" * 400
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a":[1,2.5,null,true,"\\u00e9"]}',
+        "123456789012345678901234567890",
+        "-9223372036854775809",
+        '{"n":18446744073709551616,"m":[-12345678901234567890123]}',
+        '{"id":"00000000000000000000000000"}',
+        "9223372036854775807",
+        '{"a":1,"a":2}',
+        "NaN",
+        "[Infinity,-Infinity]",
+        "1e400",
+        '"\\ud800"',
+    ],
+)
+def test_loads_reads_what_json_reads(text: str) -> None:
+    ours = codec.loads(text)
+    theirs = json.loads(text)
+    assert repr(ours) == repr(theirs)  # repr: nan == nan is false, and 1 == 1.0 is true
+    assert repr(codec.loads(text.encode())) == repr(theirs)
+
+
+@pytest.mark.parametrize("text", ["", "{", "[1,]", "nul", '{"a" 1}'])
+def test_loads_refuses_what_json_refuses(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        codec.loads(text)
+
+
+def test_an_integer_beyond_64_bits_comes_back_as_the_same_integer() -> None:
+    value = {"id": 2**70 + 1, "neg": -(2**70), "list": [10**25]}
+    assert codec.loads(dumps(value)) == value
+    assert type(codec.loads(dumps(value))["id"]) is int
