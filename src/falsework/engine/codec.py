@@ -14,7 +14,7 @@ each sent back to ``json``:
   raises: a text with ``null`` in it is encoded again by ``json``;
 * it refuses integers beyond 64 bits when encoding, and *reads* them as floats:
   an encoding error goes to ``json``, and so does a text with a run of 19 or
-  more digits when decoding;
+  more digits when decoding (a number or not);
 * it writes datetimes, dataclasses and subclasses of str, int, dict and list in
   its own way: they go to ``json``, which writes the subclasses as it always
   did and refuses the rest with its own message;
@@ -30,7 +30,6 @@ hands it either), and a float may be spelled differently (``1e-7`` for
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -135,9 +134,12 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-# an integer orjson would read as a float (beyond 64 bits) has 19 digits or more
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+# An integer orjson would read as a float (beyond 64 bits) is a run of 19 digits
+# or more: the text's bytes with each digit made "1" and anything else "0" show
+# one as a run of "1"s (0.4 µs for a 330-byte spec, where a regular expression
+# took 2.6 µs, as long as json's whole parse).
+_DIGITS = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
+_LONG_RUN = b"1" * 19
 
 
 def loads(text: str | bytes) -> Any:
@@ -146,10 +148,11 @@ def loads(text: str | bytes) -> Any:
     json would (see the module's docstring)."""
     if text == "{}":
         return {}
-    digits = _LONG_DIGITS if isinstance(text, str) else _LONG_DIGITS_BYTES
-    if digits.search(text) is None:  # type: ignore[arg-type]
+    # surrogatepass: a lone surrogate makes bytes orjson refuses, and json reads
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if data.translate(_DIGITS).find(_LONG_RUN) < 0:
         try:
-            return orjson.loads(text)
+            return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass
     return json.loads(text)

@@ -246,6 +246,11 @@ def test_loads_refuses_what_json_refuses(text: str) -> None:
         codec.loads(text)
 
 
+def test_loads_reads_a_lone_surrogate_in_the_text_itself() -> None:
+    # not an escape: the character, as a str may hold it
+    assert codec.loads('["a\ud800b"]') == ["a\ud800b"]
+
+
 def test_an_integer_beyond_64_bits_comes_back_as_the_same_integer() -> None:
     value = {"id": 2**70 + 1, "neg": -(2**70), "list": [10**25]}
     assert codec.loads(dumps(value)) == value
