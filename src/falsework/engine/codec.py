@@ -124,6 +124,23 @@ def dumps(value: Any) -> str:
     return text
 
 
+def dumps_rows(rows: list[Any]) -> str:
+    """``dumps`` of the rows a statement reads with ``json_array_elements`` (or
+    SQLite's ``json_each``), whose cells the engine built: text (JSON values are
+    already ``dumps``'s text there), integers, booleans and None; never a float,
+    so never a NaN that orjson would write as ``null``. ``dumps`` sends any text
+    with a ``null`` to json, and a row's NULL cells are common (a task without an
+    idempotency key, a claim token not found): here they stay on orjson. What
+    orjson refuses (an integer beyond 64 bits, a lone surrogate) goes to json."""
+    try:
+        text = orjson.dumps(rows, default=_to_json, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return dumps(rows)
+    if "\\u0000" in text:
+        text = _ENCODE_NAN(_without_nul(rows))
+    return text
+
+
 def _without_nul(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")

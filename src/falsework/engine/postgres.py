@@ -22,7 +22,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from falsework.engine.codec import dumps, loads, utc
+from falsework.engine.codec import dumps, dumps_rows, loads, utc
 from falsework.engine.feed import Inbox
 from falsework.engine.lease import plan_writes, stale_outcome
 from falsework.engine.migrate import outdated
@@ -384,8 +384,9 @@ def _json_rows(rows: Iterable[Sequence[Any]]) -> str:
     """Rows as one JSON array of arrays, the query reading them back with
     ``json_array_elements`` (``x ->> 0``, ``x ->> 1``, ...): one text parameter
     whatever the number of rows, where asyncpg encodes a ``text[]`` element by
-    element through Python's abstract-type checks."""
-    return dumps(rows if isinstance(rows, list) else list(rows))
+    element through Python's abstract-type checks. Each cell is text, an
+    integer, a boolean or None (``codec.dumps_rows``)."""
+    return dumps_rows(rows if isinstance(rows, list) else list(rows))
 
 
 def _task_rows(rows: Sequence[TaskRow]) -> str:

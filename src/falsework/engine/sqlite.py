@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from falsework.engine.codec import dumps, format_ts, loads, parse_ts
+from falsework.engine.codec import dumps, dumps_rows, format_ts, loads, parse_ts
 from falsework.engine.lease import plan_writes, stale_outcome
 from falsework.engine.migrate import outdated
 from falsework.engine.models import (
@@ -314,7 +314,7 @@ def _claim(r: Row) -> Claim:
 
 
 def _task_rows(rows: Sequence[TaskRow]) -> str:
-    return dumps(
+    return dumps_rows(
         [
             [
                 r.id,
@@ -496,7 +496,7 @@ class SqliteStore:
                 refused = dumps(sorted(plan.refused))
                 tx.fetch("flush_refused", flush=batch.flush_id, refused=refused)
             if plan.events:
-                tx.fetch("events_insert", rows=dumps([list(e) for e in plan.events]))
+                tx.fetch("events_insert", rows=dumps_rows([list(e) for e in plan.events]))
             ids = plan.state_task_ids
             if ids:
                 # read, merge, write: SQLite has no top-level JSON merge (json_patch
@@ -516,7 +516,7 @@ class SqliteStore:
                 tx.fetch("tasks_write_state", rows=dumps(merged))
             ends = [list(f) for f in plan.finishes] + [[tid, "open", True] for tid in plan.releases]
             if ends:
-                tx.fetch("tasks_end", rows=dumps(ends), announce=self._announce)
+                tx.fetch("tasks_end", rows=dumps_rows(ends), announce=self._announce)
             return set(plan.refused)
 
         return await self._db.atomic(apply)

@@ -255,3 +255,35 @@ def test_an_integer_beyond_64_bits_comes_back_as_the_same_integer() -> None:
     value = {"id": 2**70 + 1, "neg": -(2**70), "list": [10**25]}
     assert codec.loads(dumps(value)) == value
     assert type(codec.loads(dumps(value))["id"]) is int
+
+
+def test_dumps_rows_keeps_null_cells_on_orjson_and_writes_jsons_text() -> None:
+    rows: list[Any] = [
+        ["id-1", '{"a":1}', None, "user:default/x", 0, None, "none", None, None, None, None],
+        ["id-2", "{}", "sealed", None, -3, "2026-12-07T00:00:00+00:00", "retry", "key", True],
+        ["big", 2**70, "surrogate \ud800", "nul \x00 here", False],
+    ]
+    for value in (rows[:2], rows):
+        assert codec.dumps_rows(value) == _json(value).replace("\\u0000", "\ufffd")
+    assert codec.dumps_rows([]) == "[]"
+
+
+def test_dumps_rows_of_the_engines_task_rows_is_jsons() -> None:
+    from falsework.engine.models import TaskRow
+    from falsework.engine.postgres import _task_rows
+
+    row = TaskRow(
+        id="t1",
+        spec='{"steps":[]}',
+        sealed_secrets=None,
+        created_by=None,
+        priority=0,
+        run_after=None,
+        recovery="none",
+        idempotency_key=None,
+        act=None,
+    )
+    text = _task_rows([row])
+    assert json.loads(text) == [
+        ["t1", '{"steps":[]}', None, None, 0, None, "none", None] + [None] * 3
+    ]
