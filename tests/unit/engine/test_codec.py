@@ -269,21 +269,15 @@ def test_dumps_rows_keeps_null_cells_on_orjson_and_writes_jsons_text() -> None:
 
 
 def test_dumps_rows_of_the_engines_task_rows_is_jsons() -> None:
-    from falsework.engine.models import TaskRow
+    from support.engine import task_rows
+
     from falsework.engine.postgres import _task_rows
 
-    row = TaskRow(
-        id="t1",
-        spec='{"steps":[]}',
-        sealed_secrets=None,
-        created_by=None,
-        priority=0,
-        run_after=None,
-        recovery="none",
-        idempotency_key=None,
-        act=None,
+    text = _task_rows(task_rows(range(2)))
+    assert text == _json(
+        [
+            [f"00000000-0000-4000-8000-{i:012d}", f'{{"n": {i}}}', None, None, 0, None, "resume"]
+            + [None] * 4
+            for i in range(2)
+        ]
     )
-    text = _task_rows([row])
-    assert json.loads(text) == [
-        ["t1", '{"steps":[]}', None, None, 0, None, "none", None] + [None] * 3
-    ]
