@@ -269,9 +269,8 @@ def test_dumps_rows_keeps_null_cells_on_orjson_and_writes_jsons_text() -> None:
 
 
 def test_dumps_rows_of_the_engines_task_rows_is_jsons() -> None:
-    from support.engine import task_rows
-
     from falsework.engine.postgres import _task_rows
+    from support.engine import task_rows
 
     text = _task_rows(task_rows(range(2)))
     assert text == _json(
