@@ -269,14 +269,14 @@ def test_dumps_rows_keeps_null_cells_on_orjson_and_writes_jsons_text() -> None:
 
 
 def test_dumps_rows_of_the_engines_task_rows_is_jsons() -> None:
+    from falsework.engine.models import TaskRow
     from falsework.engine.postgres import _task_rows
-    from support.engine import task_rows
 
-    text = _task_rows(task_rows(range(2)))
-    assert text == _json(
+    keyed = TaskRow("t1", "{}", "sealed", "user:default/a", 2, None, "none", "k-1")
+    bare = dataclasses.replace(keyed, id="t2", sealed_secrets=None, idempotency_key=None)
+    assert _task_rows([keyed, bare]) == _json(
         [
-            [f"00000000-0000-4000-8000-{i:012d}", f'{{"n": {i}}}', None, None, 0, None, "resume"]
-            + [None] * 4
-            for i in range(2)
+            ["t1", "{}", "sealed", "user:default/a", 2, None, "none", "k-1", None, None, None],
+            ["t2", "{}", None, "user:default/a", 2, None, "none", None, None, None, None],
         ]
     )
