@@ -485,6 +485,34 @@ async def test_awkward_json_is_stored_or_refused_cleanly(
     assert done.step_state == {"a": {"status": "completed", "output": {"v": "x\ufffd"}}}
 
 
+async def test_integers_beyond_64_bits_come_back_as_the_same_integers(
+    broker: Broker, settings: Settings
+) -> None:
+    # orjson would read each of these as a float (engine/codec.py sends them to json)
+    big = 2**70 + 1
+    seen: dict[str, Any] = {}
+
+    async def echo(task: ClaimedTask, io: TaskIO) -> dict[str, Any]:
+        seen.update(task.spec["values"])
+        await io.emit({"message": "big", "value": -big})
+        await io.save_step("a", {"status": "completed", "output": {"v": big}})
+        return {"out": big}
+
+    values = {"n": big, "id": "1234567890123456789012345", "neg": -(10**30)}
+    task = await broker.create(spec(values=values))
+    async with running(broker, settings, echo):
+        done = await wait_final(broker, task.id)
+    assert done.status == "completed"
+    assert seen == values and type(seen["n"]) is int
+    events = await broker.events(task.id)
+    assert [e.body for e in events if e.body.get("message") == "big"] == [
+        {"message": "big", "value": -big}
+    ]
+    assert events[-1].body["output"] == {"out": big}
+    assert done.step_state == {"a": {"status": "completed", "output": {"v": big}}}
+    assert type(done.step_state["a"]["output"]["v"]) is int
+
+
 async def test_a_heartbeat_crossing_a_final_write_is_no_lost_lease(
     broker: Broker, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
