@@ -5,9 +5,10 @@ a database (a spec, an event body, a step's state, a list parameter) is text
 made here, never assembled by hand.
 
 Both directions go through orjson first and the standard library where orjson
-would answer differently. orjson encodes a typical value five to ten times
-faster, and the engine encodes eight values and decodes three per task
-(docs/benchmarks.md). It differs from ``json`` in four ways that matter here,
+would answer differently. ``dumps`` of a 330-byte spec takes 0.9 µs where
+json's took 4.9, of an event body 0.6 where it took 1.35; ``loads`` of the spec
+1.8 µs where it took 3.4; and the engine encodes eight values and decodes three
+per task (docs/benchmarks.md). It differs from ``json`` in four ways that matter here,
 each sent back to ``json``:
 
 * it writes NaN and Infinity as ``null`` where ``json`` (``allow_nan=False``)
@@ -83,12 +84,10 @@ _ORJSON_OPTIONS = (
 )
 
 
-class _ToJson(TypeError):
-    """Raised inside orjson for a value json is to encode instead."""
-
-
 def _to_json(_value: Any) -> Any:
-    raise _ToJson
+    """orjson's ``default``: what reaches it goes to json (orjson raises it as
+    its own ``JSONEncodeError``, a TypeError)."""
+    raise TypeError
 
 
 def _standard(value: Any) -> str:
@@ -119,9 +118,7 @@ def dumps(value: Any) -> str:
         else:
             # a NaN or an Infinity would be a null here: json decides
             text = _standard(value) if b"null" in raw else raw.decode()
-    if "\\u0000" in text:
-        text = _ENCODE_NAN(_without_nul(value))
-    return text
+    return _nul_replaced(text, value)
 
 
 def dumps_rows(rows: list[Any]) -> str:
@@ -135,9 +132,15 @@ def dumps_rows(rows: list[Any]) -> str:
     try:
         text = orjson.dumps(rows, default=_to_json, option=_ORJSON_OPTIONS).decode()
     except TypeError:
-        return dumps(rows)
+        return _nul_replaced(_standard(rows), rows)
+    return _nul_replaced(text, rows)
+
+
+def _nul_replaced(text: str, value: Any) -> str:
+    """``text`` (``value`` encoded), or, where it holds a NUL, ``value`` encoded
+    again with each NUL replaced by U+FFFD."""
     if "\\u0000" in text:
-        text = _ENCODE_NAN(_without_nul(rows))
+        return _ENCODE_NAN(_without_nul(value))
     return text
 
 

@@ -167,7 +167,7 @@ class TaskWorker:
             for task, sent in claimed:
                 self._spawn(task, sent)
             self._claims_full = len(claimed) == want
-            if len(claimed) == want:
+            if self._claims_full:
                 continue
             if burst and not claimed:
                 if not self._runs and await self._queue_empty():
