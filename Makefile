@@ -42,8 +42,11 @@ PYTEST := $(BIN)/pytest -q -p no:cacheprovider
 # Coverage of src/falsework over the whole suite, workers and `falsework serve` / CLI
 # children combined ([tool.coverage.*] in pyproject.toml): the floor fails the run, the
 # report is printed (files under 100 %) and written to .falsework/coverage/index.html.
-# `make pytest COV=` runs without it.
-COV ?= --cov --cov-report=term --cov-report=html --cov-fail-under=85
+# `make pytest COV=` runs without it. --cov-append, with the data erased before the run:
+# pytest-cov erases every data file when a process starts, so the worker that replaces
+# a dead one erased what the others and the children had written; workers write their
+# data as they go (tests/support/cov_save.py), so a dead one keeps what it measured.
+COV ?= --cov --cov-append --cov-report=term --cov-report=html --cov-fail-under=85
 # A test that fails, or whose worker dies (the 120 s timeout ends it), runs once more
 # (pytest-rerunfailures): each rerun prints R, is shown at once with its first failure
 # (tests/conftest.py) and named in the summary (-rR); one that fails twice fails the run.
@@ -54,6 +57,7 @@ pytest: setup
 	./scripts/ensure-postgres.sh
 	./scripts/ensure-chromium.sh
 	./scripts/ensure-forges.sh
+	$(BIN)/coverage erase
 	$(PYTEST) -n $(JOBS) $(DIST) $(RERUNS) $(COV)
 
 # No I/O: seconds, nothing to start.

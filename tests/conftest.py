@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from support import durations
+from support import cov_save, durations
 from support.postgres import create_database, drop_database, fresh_database, url_of
 from support.sqlite import copy_database
 
@@ -27,6 +27,7 @@ def pytest_configure(config: pytest.Config) -> None:
     recorded = os.environ.get(durations.RECORD)
     if recorded:
         config.pluginmanager.register(durations.Recorder(Path(recorded)), "falsework-durations")
+    cov_save.register(config)  # a worker that dies keeps its coverage (tests/support/cov_save.py)
     if not hasattr(config, "workerinput"):  # once, in the process that starts the others
         _byte_compile()
 
