@@ -16,6 +16,7 @@ import contextlib
 import re
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -87,6 +88,61 @@ def _one_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:200]
 
 
+class WriterTurns:
+    """Whose write transaction runs next on SQLite's one writer: in the order asked,
+    except that an *urgent* one (a create's insert, which someone waits on for an
+    answer) goes ahead of the others (the worker's claims and flushes, the janitor's
+    passes), at most one such pass in a row while others wait, so neither kind waits
+    for long. An ``asyncio.Lock`` in all but the order; a caller cancelled while it
+    waits leaves the line, one cancelled as its turn came hands the turn on."""
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._other: deque[asyncio.Future[None]] = deque()
+        self._passed = False  # the last turn went to an urgent one ahead of others
+
+    @asynccontextmanager
+    async def turn(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        await self._acquire(urgent)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, urgent: bool) -> None:
+        if not self._busy:  # nobody holds it, so nobody waits for it either
+            self._busy = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        line = self._urgent if urgent else self._other
+        line.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # the turn came with the cancel: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    line.remove(waiter)
+            raise
+
+    def _release(self) -> None:
+        while True:
+            if self._urgent and not (self._passed and self._other):
+                self._passed = bool(self._other)
+                waiter = self._urgent.popleft()
+            elif self._other:
+                self._passed = False
+                waiter = self._other.popleft()
+            else:
+                self._busy = False
+                return
+            if not waiter.done():
+                waiter.set_result(None)  # the turn is handed over: still busy
+                return
+
+
 class _Executor:
     """Runs the named queries of ``sql/sqlite.sql``: writes on the writer inside
     ``BEGIN IMMEDIATE``, reads on the readers; wraps the driver's errors in ours
@@ -96,7 +152,7 @@ class _Executor:
         self._path = path
         self._shown = shown
         self._writer = writer
-        self._lock = asyncio.Lock()
+        self._turns = WriterTurns()
         self._sql = load_queries("sqlite")
         self._idle: list[aiosqlite.Connection] = []
         self._open: list[aiosqlite.Connection] = []
@@ -141,7 +197,7 @@ class _Executor:
     async def write(self, name: str, **params: Any) -> list[Row]:
         return await self.atomic(lambda tx: tx.fetch(name, **params))
 
-    async def atomic(self, body: Callable[[_SyncTx], T]) -> T:
+    async def atomic(self, body: Callable[[_SyncTx], T], *, urgent: bool = False) -> T:
         """``body``'s statements in one ``BEGIN IMMEDIATE`` ... ``COMMIT``, the whole
         of it run in the writer's thread as one call. Each hand-off to that thread and
         back cost the event loop ~16 us of CPU and the transaction its latency; a
@@ -150,7 +206,8 @@ class _Executor:
         computes (it runs outside the event loop and must not touch it). A caller
         cancelled before the body's end gets its transaction rolled back, as in
         ``transaction``; one cancelled later finds it committed (so does a caller of
-        ``transaction`` cancelled while its COMMIT runs)."""
+        ``transaction`` cancelled while its COMMIT runs). ``urgent``: someone waits
+        on it for an answer (``WriterTurns``)."""
         self._check_open()
         abandoned = threading.Event()
 
@@ -168,7 +225,7 @@ class _Executor:
                 raise
             return result
 
-        async with self._lock:
+        async with self._turns.turn(urgent=urgent):
             try:
                 result: T = await self._writer._execute(run)  # type: ignore[no-untyped-call]
                 return result
@@ -181,7 +238,7 @@ class _Executor:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Tx]:
         self._check_open()
-        async with self._lock:
+        async with self._turns.turn():
             try:
                 await self._writer.execute("BEGIN IMMEDIATE")
                 yield _Tx(self._writer, self)
@@ -416,7 +473,7 @@ class SqliteStore:
                 tx.fetch("audit_insert", rows=dumps(acts))
             return out
 
-        return await self._db.atomic(insert)
+        return await self._db.atomic(insert, urgent=True)  # an answer waits on it
 
     async def task_get(self, task_id: str) -> Task | None:
         rows = await self._db.read("task_get", id=task_id)
