@@ -15,7 +15,8 @@ import coverage
 from support.paths import TESTS
 
 MODULE = "def a():\n    return 1\ndef b():\n    return 2\ndef c():\n    return 3\n"
-A_BODY, B_BODY, C_BODY = 2, 4, 6  # the line of each function's return
+DEFS = {1, 3, 5}  # measured by every worker that imports mod (its tests' collection)
+A_BODY, C_BODY = 2, 6  # the return lines of a() and c(); b()'s (4) is never run
 
 CONFTEST = f"""
 import sys
@@ -75,12 +76,11 @@ def test_a_dead_workers_lines_are_in_the_total(tmp_path: Path) -> None:
     """test_c's worker wrote its file before the replacement started, test_a's
     before it died: both are combined."""
     lines = covered_lines(tmp_path, saver=True)
-    assert A_BODY in lines and C_BODY in lines
-    assert B_BODY not in lines
+    assert DEFS | {A_BODY, C_BODY} == lines
 
 
 def test_without_the_saver_a_dead_worker_loses_its_lines(tmp_path: Path) -> None:
     """The case the saver is for: pytest-cov alone drops the dead worker's data."""
     lines = covered_lines(tmp_path, saver=False)
-    assert C_BODY in lines or not lines  # test_c may have run on the worker that died
+    assert DEFS <= lines  # the live workers' data is there (test_c may have died with A)
     assert A_BODY not in lines

@@ -6,6 +6,7 @@ cancelled before its end, the writer free for the next one."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -117,3 +118,30 @@ def _rows_json(rows: list[TaskRow]) -> str:
     from falsework.engine.sqlite import _task_rows
 
     return _task_rows(rows)
+
+
+async def test_a_create_waiting_for_the_writer_goes_ahead_of_a_waiting_claim(
+    sqlite: SqliteStore, tmp_path: Path
+) -> None:
+    """Another connection holds the database's write lock, so the writer's first
+    transaction (a claim) blocks in its thread; a second claim, then a create's
+    insert, queue for the writer. The insert goes first (``WriterTurns``): the
+    second claim finds the created task, where in the order asked it found none."""
+    other = sqlite3.connect(tmp_path / "fw.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        first = asyncio.create_task(sqlite.task_claim("w1", 5, per_user_cap=None))
+        await asyncio.sleep(0.2)  # its BEGIN IMMEDIATE waits on the lock (busy_timeout)
+        second = asyncio.create_task(sqlite.task_claim("w2", 5, per_user_cap=None))
+        await asyncio.sleep(0.05)
+        row = _row()
+        create = asyncio.create_task(sqlite.tasks_insert([row], open_cap=None))
+        await asyncio.sleep(0.05)
+        assert not (first.done() or second.done() or create.done())
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    async with asyncio.timeout(10):
+        assert await first == []
+        assert [r.outcome for r in await create] == ["new"]
+        assert [c.id for c in await second] == [row.id]

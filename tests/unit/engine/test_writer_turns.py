@@ -76,39 +76,37 @@ async def test_the_turn_is_free_again_after_an_error() -> None:
         pass
 
 
-async def test_a_waiter_cancelled_in_line_leaves_it() -> None:
-    turns = WriterTurns()
-    order: list[str] = []
-    release = asyncio.Event()
-    first = asyncio.create_task(holder(turns, release, []))
-    await asyncio.sleep(0)
-    gone = asyncio.create_task(one(turns, order, "gone", urgent=True))
-    stays = asyncio.create_task(one(turns, order, "stays"))
-    await asyncio.sleep(0)
-    gone.cancel()
-    await asyncio.sleep(0)
-    release.set()
-    async with asyncio.timeout(1):
-        await asyncio.gather(first, stays)
-    assert gone.cancelled()
-    assert order == ["stays"]
-    async with asyncio.timeout(1), turns.turn():
-        pass
-
-
-async def test_a_waiter_cancelled_as_its_turn_came_hands_it_on() -> None:
+async def cancel_one(*, as_its_turn_comes: bool) -> None:
+    """An urgent waiter, then another, queue behind a holder; the first is
+    cancelled while in line, or just as the holder hands it the turn. The other
+    runs alone, and the turn is free after."""
     turns = WriterTurns()
     order: list[str] = []
     release = asyncio.Event()
     handed: list[asyncio.Task[None]] = []
     first = asyncio.create_task(holder(turns, release, handed))
     await asyncio.sleep(0)
-    handed.append(asyncio.create_task(one(turns, order, "handed")))
-    after = asyncio.create_task(one(turns, order, "after"))
+    victim = asyncio.create_task(one(turns, order, "victim", urgent=True))
+    survivor = asyncio.create_task(one(turns, order, "survivor"))
     await asyncio.sleep(0)
+    if as_its_turn_comes:
+        handed.append(victim)  # the holder cancels it right after handing it the turn
+    else:
+        victim.cancel()
+        await asyncio.sleep(0)
     release.set()
     async with asyncio.timeout(1):
-        await asyncio.gather(first, after)
+        await asyncio.gather(first, survivor)
     await asyncio.sleep(0)
-    assert handed[0].cancelled()
-    assert order == ["after"]
+    assert victim.cancelled()
+    assert order == ["survivor"]
+    async with asyncio.timeout(1), turns.turn():
+        pass
+
+
+async def test_a_waiter_cancelled_in_line_leaves_it() -> None:
+    await cancel_one(as_its_turn_comes=False)
+
+
+async def test_a_waiter_cancelled_as_its_turn_came_hands_it_on() -> None:
+    await cancel_one(as_its_turn_comes=True)
