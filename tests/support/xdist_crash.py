@@ -66,6 +66,11 @@ class CrashSafeLoadFile(LoadFileScheduling):
         self.workqueue.move_to_end(scope, last=False)
 
     def _reschedule(self, node: WorkerController) -> None:
+        if node not in self.registered_collections:
+            # a replacement still collecting (xdist 3.8 asked it for work and died
+            # on a KeyError when another worker's collection or death came first):
+            # its own collection's arrival schedules it
+            return
         super()._reschedule(node)
         # A worker runs a test once it holds the next one (or is told to finish):
         # one holding a single test, as a replacement given a one-test file is,
