@@ -24,6 +24,15 @@ in-memory TaskIO (its log events included). Two figures per round:
   that has run it before (its compile cache keyed by each file's content; a
   changed file compiles anew). cookiecutter and copier keep nothing between runs.
 
+Deleting: every output folder stays on disk until all the cases have run. On
+ext4 (this machine's root) a new file's inode is searched for past every inode
+of its group freed in the last few seconds (the kernel's ``recently_deleted``
+check, one inode-table lookup each): deleting each run's output before the next
+run made every later file creation slower, by up to ~0.4 ms a file in a
+perf-profiled probe, the same absolute cost for each tool, so it decided the
+50-file case's ratios (docs/benchmarks.md, "fetch:template and ext4's recently
+deleted inodes").
+
     python -m bench.fetch_template [--quick] [--case 1000|50|both]
 """
 
@@ -262,19 +271,40 @@ def _round(case: str, sources: dict[str, Path], work: Path, n: int) -> dict[str,
                 run_falsework(sources[system], out, warm)
             )
             assert check_output(warm) == files, ("warm", check_output(warm))
-            shutil.rmtree(warm)
         elif system == "cookiecutter":
             took[system] = run_cookiecutter(sources[system], out)
         else:
             took[system] = run_copier(sources[system], out)
         written = check_output(out)
         assert written == files, (system, written)
-        shutil.rmtree(out)
+        # Kept until every case has run (see the module's docstring, "Deleting").
     return took
+
+
+def create_cost(folder: Path, files: int = 200) -> float:
+    """Microseconds to create and write one small file in a new folder, the
+    median of ``files``: the file system's own part of every tool's figure,
+    emitted beside them (on ext4 it rises after many recent deletions)."""
+    folder.mkdir()
+    took = []
+    for n in range(files):
+        started = time.perf_counter()
+        (folder / f"f{n}").write_bytes(b"x" * 2048)
+        took.append(time.perf_counter() - started)
+    return statistics.median(took) * 1e6
 
 
 def bench_case(case: str, runs: int, work: Path) -> None:
     writer, files = CASES[case]
+    emit(
+        "fetch_template",
+        "filesystem",
+        "create_us_per_file",
+        round(create_cost(work / f"probe-{case}"), 1),
+        case=case,
+        folder=str(work.parent),
+        **machine(),
+    )
     sources = {
         "falsework": falsework_tree(work / f"src-{case}-falsework", writer),
         "cookiecutter": cookiecutter_tree(work / f"src-{case}-cookiecutter", writer),
