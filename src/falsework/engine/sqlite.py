@@ -313,6 +313,14 @@ async def connect(path: str, *, reader: bool = False) -> aiosqlite.Connection:
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute("PRAGMA busy_timeout=30000")
+        # The writer's statements keep their temporary data in memory: a claim's
+        # returned rows and a flush's sorted events, bounded by the batch caps (a
+        # fair claim's ranking, ~60 bytes per open task). On disk, SQLite made and
+        # deleted a file in the temporary folder for about one statement in 25
+        # under load (docs/benchmarks.md, "SQLite's temporary files"). The reader
+        # keeps the default: a listing sorted by an unindexed column at a large
+        # offset may sort many rows, and spills those to disk.
+        await conn.execute("PRAGMA temp_store=MEMORY")
     return conn
 
 

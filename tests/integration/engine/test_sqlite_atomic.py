@@ -145,3 +145,49 @@ async def test_a_create_waiting_for_the_writer_goes_ahead_of_a_waiting_claim(
         assert await first == []
         assert [r.outcome for r in await create] == ["new"]
         assert [c.id for c in await second] == [row.id]
+
+
+def _temp_files_seen(stop: threading.Event, seen: set[str]) -> None:
+    # SQLite's temporary files are made, unlinked and kept open while a statement
+    # runs: they show among the process's descriptors as ".../etilqs_* (deleted)"
+    while not stop.is_set():
+        for fd in Path("/proc/self/fd").iterdir():
+            try:
+                target = str(fd.readlink())
+            except OSError:
+                continue
+            if "etilqs_" in target:
+                seen.add(target)
+
+
+async def test_the_writer_keeps_a_large_claims_temporary_data_in_memory(
+    sqlite: SqliteStore,
+) -> None:
+    # 200 tasks of ~40 KB specs: the claim's returned rows are ~8 MB, which SQLite
+    # by default spills to a temporary file (made and deleted on every claim)
+    big = dumps({"steps": [], "blob": "x" * 40_000})
+    rows = [
+        TaskRow(str(uuid.uuid4()), big, None, "user:a", 0, None, "resume", None) for _ in range(200)
+    ]
+    await sqlite.tasks_insert(rows, open_cap=None)
+    stop, seen = threading.Event(), set[str]()
+    watcher = threading.Thread(target=_temp_files_seen, args=(stop, seen), daemon=True)
+    watcher.start()
+    try:
+        claimed = await sqlite.task_claim("w", 200, per_user_cap=None)
+    finally:
+        stop.set()
+        watcher.join()
+    assert len(claimed) == 200
+    assert seen == set()
+
+
+async def test_a_reader_keeps_the_default_temporary_store(sqlite: SqliteStore) -> None:
+    # a listing sorted by an unindexed column at a large offset may sort many rows:
+    # a reader spills them to disk (the default), not into the server's memory
+    assert await sqlite.task_status(str(uuid.uuid4())) is None  # a reader is open now
+    (reader,) = sqlite._db._open
+    writer_store = await sqlite._db._writer.execute_fetchall("PRAGMA temp_store")
+    reader_store = await reader.execute_fetchall("PRAGMA temp_store")
+    assert [tuple(r) for r in writer_store] == [(2,)]  # MEMORY
+    assert [tuple(r) for r in reader_store] == [(0,)]  # DEFAULT: files past the cache
