@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from falsework.engine import sqlite as sqlite_module
 from falsework.engine.codec import dumps
 from falsework.engine.factory import open_store
 from falsework.engine.models import Finish, TaskRow, WriteBatch
-from falsework.engine.sqlite import SqliteStore
+from falsework.engine.sqlite import INLINE_ROWS, SqliteStore
 from falsework.errors import DatabaseError
 
 
@@ -50,21 +51,30 @@ def _count_handoffs(store: SqliteStore) -> list[int]:
     return calls
 
 
-async def test_the_hot_writes_take_one_handoff_each(sqlite: SqliteStore) -> None:
-    calls = _count_handoffs(sqlite)
-    rows = [_row() for _ in range(3)]
-    assert [r.outcome for r in await sqlite.tasks_insert(rows, open_cap=None)] == ["new"] * 3
-    assert calls[0] == 1
-    claimed = await sqlite.task_claim("w", 3, per_user_cap=None)
-    assert len(claimed) == 3
-    assert calls[0] == 2
+def _finishing(claimed: list[Any]) -> WriteBatch:
     batch = WriteBatch(tokens={c.id: c.claim_token for c in claimed})
     for c in claimed:
         batch.events.append((c.id, c.claim_token, "log", dumps({"message": "hi"})))
         batch.steps[c.id] = {"s": dumps({"status": "completed"})}
         batch.finishes.append(Finish(c.id, c.claim_token, "completed", "completion", "{}", False))
-    assert await sqlite.batch_apply(batch) == set()
-    assert calls[0] == 3
+    return batch
+
+
+@pytest.mark.parametrize("size", [3, INLINE_ROWS + 1])
+async def test_the_hot_writes_run_whole_inline_when_small_else_in_one_handoff(
+    sqlite: SqliteStore, size: int
+) -> None:
+    # small: on the event loop's thread, no hand-off; larger: one hand-off each
+    handoffs = 0 if size <= INLINE_ROWS else 1
+    calls = _count_handoffs(sqlite)
+    rows = [_row() for _ in range(size)]
+    assert [r.outcome for r in await sqlite.tasks_insert(rows, open_cap=None)] == ["new"] * size
+    assert calls[0] == handoffs
+    claimed = await sqlite.task_claim("w", size, per_user_cap=None)
+    assert len(claimed) == size
+    assert calls[0] == 2 * handoffs
+    assert await sqlite.batch_apply(_finishing(claimed)) == set()
+    assert calls[0] == 3 * handoffs
     for c in claimed:
         task = await sqlite.task_get(c.id)
         assert task is not None and task.status == "completed"
@@ -72,6 +82,52 @@ async def test_the_hot_writes_take_one_handoff_each(sqlite: SqliteStore) -> None
         (event, final) = await sqlite.events_after(c.id, 0, 10)
         assert (event.type, event.body) == ("log", {"message": "hi"})
         assert final.type == "completion"
+
+
+async def test_a_small_write_waits_for_another_process_lock_off_the_event_loop(
+    sqlite: SqliteStore, tmp_path: Path
+) -> None:
+    """Another process holds the write lock: a small create does not wait for it on
+    the event loop's thread (which would stall every request), but in the writer's
+    thread, and goes in once the lock is free."""
+    calls = _count_handoffs(sqlite)
+    other = sqlite3.connect(tmp_path / "fw.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    row = _row()
+    try:
+        create = asyncio.create_task(sqlite.tasks_insert([row], open_cap=None))
+        ticks = 0
+        for _ in range(20):  # the loop goes on meanwhile
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and not create.done()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    async with asyncio.timeout(10):
+        assert [r.outcome for r in await create] == ["new"]
+    assert calls[0] == 1
+    assert await sqlite.task_get(row.id) is not None
+
+
+async def test_the_writer_checkpoints_the_wal_itself(
+    sqlite: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer's automatic checkpoint is off (it would run inside a commit, on
+    the event loop's thread for an inline one); every CHECKPOINT_EVERY commits
+    the writer checkpoints in its own thread, so the WAL is reused, not grown."""
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 20)
+    wal = tmp_path / "fw.db-wal"
+    sizes = []
+    for n in range(200):
+        await sqlite.tasks_insert([_row()], open_cap=None)
+        await asyncio.sleep(0)  # as the server's loop does between requests
+        if n in (39, 199):
+            sizes.append(wal.stat().st_size)
+    # 200 commits without a checkpoint write five times the frames of 40
+    assert sizes[1] <= 2 * sizes[0], sizes
+    autocheckpoint = await sqlite._db._writer.execute_fetchall("PRAGMA wal_autocheckpoint")
+    assert [tuple(r) for r in autocheckpoint] == [(0,)]
 
 
 async def test_a_body_that_fails_writes_nothing(sqlite: SqliteStore) -> None:
