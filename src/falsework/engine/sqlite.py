@@ -81,7 +81,7 @@ INLINE_ROWS = 64
 # statement's fault.
 _UNAVAILABLE = re.compile(
     r"locked|busy|unable to open|disk i/o|disk is full|readonly|no active connection"
-    r"|connection closed",
+    r"|connection closed|closed database",
     re.IGNORECASE,
 )
 
@@ -95,7 +95,8 @@ CHECKPOINT_EVERY = 256
 
 
 def is_lost(exc: BaseException) -> bool:
-    if isinstance(exc, sqlite3.OperationalError | ValueError | OSError):
+    # (ProgrammingError: the writer's own connection, used inline, closed meanwhile)
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.ProgrammingError | ValueError | OSError):
         return bool(_UNAVAILABLE.search(str(exc))) or isinstance(exc, OSError)
     return False
 

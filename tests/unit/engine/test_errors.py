@@ -69,6 +69,8 @@ def test_postgres_refused(exc: Exception) -> None:
         (sqlite3.OperationalError("unable to open database file"), True),
         (sqlite3.OperationalError("disk I/O error"), True),
         (ValueError("no active connection"), True),
+        (sqlite3.ProgrammingError("Cannot operate on a closed database."), True),
+        (sqlite3.ProgrammingError("Incorrect number of bindings supplied."), False),
         (sqlite3.OperationalError("malformed JSON"), False),
         (sqlite3.OperationalError("no such table: tasks"), False),
         (sqlite3.IntegrityError("UNIQUE constraint failed"), False),
