@@ -646,12 +646,21 @@ class SqliteStore:
         return Retried(status)
 
     async def task_claim(self, worker_id: str, n: int, *, per_user_cap: int | None) -> list[Claim]:
-        def claim(tx: _SyncTx) -> list[Row]:
-            if per_user_cap is None:
-                return tx.fetch("task_claim", worker=worker_id, n=n)
-            return tx.fetch("task_claim_fair", worker=worker_id, n=n, cap=per_user_cap)
+        def claim(count: int) -> Callable[[_SyncTx], list[Row]]:
+            def body(tx: _SyncTx) -> list[Row]:
+                if per_user_cap is None:
+                    return tx.fetch("task_claim", worker=worker_id, n=count)
+                return tx.fetch("task_claim_fair", worker=worker_id, n=count, cap=per_user_cap)
 
-        rows = await self._db.atomic(claim, inline=n <= INLINE_ROWS)
+            return body
+
+        # A worker asks for all its free slots (up to 500) and mostly finds a few
+        # tasks: the first INLINE_ROWS are claimed inline (``atomic``), the rest, when
+        # the queue had that many, in a second transaction in the writer's thread.
+        first = min(n, INLINE_ROWS)
+        rows = await self._db.atomic(claim(first), inline=True)
+        if len(rows) == first < n:
+            rows += await self._db.atomic(claim(n - first))
         # RETURNING gives no order: hand tasks out in queue order
         rows.sort(key=lambda r: (-r["priority"], r["seq"]))
         return [_claim(r) for r in rows]

@@ -64,7 +64,8 @@ def _finishing(claimed: list[Any]) -> WriteBatch:
 async def test_the_hot_writes_run_whole_inline_when_small_else_in_one_handoff(
     sqlite: SqliteStore, size: int
 ) -> None:
-    # small: on the event loop's thread, no hand-off; larger: one hand-off each
+    # small: on the event loop's thread, no hand-off; larger: one hand-off each (a
+    # claim of more than INLINE_ROWS: its first INLINE_ROWS inline, the rest handed)
     handoffs = 0 if size <= INLINE_ROWS else 1
     calls = _count_handoffs(sqlite)
     rows = [_row() for _ in range(size)]
@@ -82,6 +83,25 @@ async def test_the_hot_writes_run_whole_inline_when_small_else_in_one_handoff(
         (event, final) = await sqlite.events_after(c.id, 0, 10)
         assert (event.type, event.body) == ("log", {"message": "hi"})
         assert final.type == "completion"
+
+
+async def test_a_claim_past_the_inline_rows_takes_the_queues_best_in_order(
+    sqlite: SqliteStore,
+) -> None:
+    rows = [
+        TaskRow(
+            str(uuid.uuid4()), dumps({"steps": []}), None, "user:a", i % 3, None, "resume", None
+        )
+        for i in range(INLINE_ROWS + 40)
+    ]
+    await sqlite.tasks_insert(rows[:INLINE_ROWS], open_cap=None)
+    await sqlite.tasks_insert(rows[INLINE_ROWS:], open_cap=None)
+    queue = sorted(range(len(rows)), key=lambda i: (-rows[i].priority, i))  # priority, then age
+    want = INLINE_ROWS + 20
+    claimed = await sqlite.task_claim("w", want, per_user_cap=None)
+    assert [c.id for c in claimed] == [rows[i].id for i in queue[:want]]
+    rest = await sqlite.task_claim("w", want, per_user_cap=None)
+    assert [c.id for c in rest] == [rows[i].id for i in queue[want:]]
 
 
 async def test_a_small_write_waits_for_another_process_lock_off_the_event_loop(
