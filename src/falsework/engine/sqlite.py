@@ -71,9 +71,12 @@ T = TypeVar("T")
 log = logging.getLogger("falsework.engine")
 
 # A hot write runs on the event loop's thread (``_Executor.atomic``'s ``inline``)
-# when it touches at most this many tasks (and four times as many events): a few
-# milliseconds at most, against a hand-off's 0.2-1.4 ms under load.
+# when it touches at most this many tasks (and four times as many events) and
+# sends at most INLINE_BYTES of text (a create's specs, a flush's events and step
+# state: a caller's values may be megabytes): a few milliseconds at most, against a
+# hand-off's 0.2-1.4 ms under load.
 INLINE_ROWS = 64
+INLINE_BYTES = 1024 * 1024
 
 # What sqlite3 says when the file cannot be used right now (another process holds
 # the lock past busy_timeout, the disk is gone or full, the file is missing):
@@ -345,6 +348,14 @@ class _Executor:
                 await conn.close()
 
 
+def _text_size(batch: WriteBatch) -> int:
+    """The characters of JSON a flush writes: its events, step state and checkpoints."""
+    size = sum(len(event[3]) for event in batch.events)
+    for values in (*batch.steps.values(), *batch.checkpoints.values()):
+        size += sum(len(value) for value in values.values())
+    return size
+
+
 def _begin_at_once(conn: sqlite3.Connection) -> bool:
     """``BEGIN IMMEDIATE`` without waiting for the write lock: False when another
     process holds it (nothing begun then)."""
@@ -585,8 +596,8 @@ class SqliteStore:
                 tx.fetch("audit_insert", rows=dumps(acts))
             return out
 
-        # an answer waits on it
-        return await self._db.atomic(insert, urgent=True, inline=len(rows) <= INLINE_ROWS)
+        small = len(rows) <= INLINE_ROWS and len(encoded) <= INLINE_BYTES
+        return await self._db.atomic(insert, urgent=True, inline=small)  # an answer waits
 
     async def task_get(self, task_id: str) -> Task | None:
         rows = await self._db.read("task_get", id=task_id)
@@ -700,7 +711,11 @@ class SqliteStore:
                 tx.fetch("tasks_end", rows=dumps_rows(ends), announce=self._announce)
             return set(plan.refused)
 
-        small = len(batch.tokens) <= INLINE_ROWS and len(batch.events) <= 4 * INLINE_ROWS
+        small = (
+            len(batch.tokens) <= INLINE_ROWS
+            and len(batch.events) <= 4 * INLINE_ROWS
+            and _text_size(batch) <= INLINE_BYTES
+        )
         return await self._db.atomic(apply, inline=small)
 
     async def tasks_recover_stale(

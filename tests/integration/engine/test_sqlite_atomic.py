@@ -19,7 +19,7 @@ from falsework.engine import sqlite as sqlite_module
 from falsework.engine.codec import dumps
 from falsework.engine.factory import open_store
 from falsework.engine.models import Finish, TaskRow, WriteBatch
-from falsework.engine.sqlite import INLINE_ROWS, SqliteStore
+from falsework.engine.sqlite import INLINE_BYTES, INLINE_ROWS, SqliteStore
 from falsework.errors import DatabaseError
 
 
@@ -83,6 +83,25 @@ async def test_the_hot_writes_run_whole_inline_when_small_else_in_one_handoff(
         (event, final) = await sqlite.events_after(c.id, 0, 10)
         assert (event.type, event.body) == ("log", {"message": "hi"})
         assert final.type == "completion"
+
+
+async def test_a_few_large_writes_take_their_handoff(sqlite: SqliteStore) -> None:
+    # a caller's values may be megabytes: a create or a flush of few rows but over
+    # INLINE_BYTES of text is not run on the event loop's thread
+    big = dumps({"steps": [], "values": {"blob": "x" * INLINE_BYTES}})
+    calls = _count_handoffs(sqlite)
+    row = TaskRow(str(uuid.uuid4()), big, None, "user:a", 0, None, "resume", None)
+    assert [r.outcome for r in await sqlite.tasks_insert([row], open_cap=None)] == ["new"]
+    assert calls[0] == 1
+    (claimed,) = await sqlite.task_claim("w", 1, per_user_cap=None)
+    assert calls[0] == 1  # a claim of one task: inline
+    batch = _finishing([claimed])
+    batch.events.append((claimed.id, claimed.claim_token, "log", dumps({"m": "y" * INLINE_BYTES})))
+    assert await sqlite.batch_apply(batch) == set()
+    assert calls[0] == 2
+    task = await sqlite.task_get(claimed.id)
+    assert task is not None and task.status == "completed"
+    assert len(await sqlite.events_after(claimed.id, 0, 10)) == 3
 
 
 async def test_a_claim_past_the_inline_rows_takes_the_queues_best_in_order(
