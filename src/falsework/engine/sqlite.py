@@ -327,7 +327,7 @@ class _Executor:
                 await self._writer.execute("BEGIN IMMEDIATE")
                 yield _Tx(self._writer, self)
                 await self._writer.execute("COMMIT")
-                self._commits += 1
+                self._committed()
             except BaseException as exc:
                 # also after a cancel: the statements queued before it still run,
                 # so the transaction is closed before the next writer begins
@@ -987,7 +987,7 @@ def copy_database(source: Path, target: Path) -> None:
             contextlib.closing(sqlite3.connect(f"file:{source}?mode=rw", uri=True)) as src,
             contextlib.closing(sqlite3.connect(partial)) as dst,
         ):
-            src.execute("PRAGMA busy_timeout=30000")
+            src.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             src.backup(dst, pages=1024)  # steps of 1024 pages: writers get their turns
         partial.replace(target)
     except sqlite3.Error as exc:
@@ -1007,7 +1007,7 @@ def compact_database(path: Path) -> tuple[int, int, bool]:
         with contextlib.closing(
             sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
         ) as conn:
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             was_off = conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2
             conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("VACUUM")
