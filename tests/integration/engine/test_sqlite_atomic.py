@@ -169,7 +169,9 @@ async def test_the_writer_checkpoints_the_wal_itself(
     assert [tuple(r) for r in autocheckpoint] == [(0,)]
 
 
-async def test_a_body_that_fails_writes_nothing(sqlite: SqliteStore) -> None:
+@pytest.mark.parametrize("inline", [False, True])
+async def test_a_body_that_fails_writes_nothing(sqlite: SqliteStore, inline: bool) -> None:
+    # in the writer's thread or on the event loop's: rolled back either way
     first = _row()
 
     def fails(tx: Any) -> None:
@@ -177,7 +179,7 @@ async def test_a_body_that_fails_writes_nothing(sqlite: SqliteStore) -> None:
         tx.fetch("tasks_insert", rows="not json", cap=None)
 
     with pytest.raises(DatabaseError):
-        await sqlite._db.atomic(fails)
+        await sqlite._db.atomic(fails, inline=inline)
     assert await sqlite.task_get(first.id) is None
     # the writer goes on: the next transaction commits
     second = _row()
