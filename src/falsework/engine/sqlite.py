@@ -665,13 +665,19 @@ class SqliteStore:
 
             return body
 
-        # A worker asks for all its free slots (up to 500) and mostly finds a few
-        # tasks: the first INLINE_ROWS are claimed inline (``atomic``), the rest, when
-        # the queue had that many, in a second transaction in the writer's thread.
-        first = min(n, INLINE_ROWS)
-        rows = await self._db.atomic(claim(first), inline=True)
-        if len(rows) == first < n:
-            rows += await self._db.atomic(claim(n - first))
+        if per_user_cap is not None:
+            # A fair claim ranks every open task: its cost grows with the queue (a
+            # flood by one user included), so never on the event loop's thread.
+            rows = await self._db.atomic(claim(n))
+        else:
+            # A worker asks for all its free slots (up to 500) and mostly finds a few
+            # tasks: the first INLINE_ROWS are claimed inline (``atomic``), the rest,
+            # when the queue had that many, in a second transaction in the writer's
+            # thread.
+            first = min(n, INLINE_ROWS)
+            rows = await self._db.atomic(claim(first), inline=True)
+            if len(rows) == first < n:
+                rows += await self._db.atomic(claim(n - first))
         # RETURNING gives no order: hand tasks out in queue order
         rows.sort(key=lambda r: (-r["priority"], r["seq"]))
         return [_claim(r) for r in rows]

@@ -104,6 +104,15 @@ async def test_a_few_large_writes_take_their_handoff(sqlite: SqliteStore) -> Non
     assert len(await sqlite.events_after(claimed.id, 0, 10)) == 3
 
 
+async def test_a_fair_claim_takes_its_handoff(sqlite: SqliteStore) -> None:
+    # it ranks every open task, so its cost grows with a flood: not on the loop
+    await sqlite.tasks_insert([_row() for _ in range(5)], open_cap=None)
+    calls = _count_handoffs(sqlite)
+    claimed = await sqlite.task_claim("w", 5, per_user_cap=2)
+    assert len(claimed) == 2  # all five are user:a's
+    assert calls[0] == 1
+
+
 async def test_a_claim_past_the_inline_rows_takes_the_queues_best_in_order(
     sqlite: SqliteStore,
 ) -> None:
